@@ -1,0 +1,5 @@
+//! Command line, with HAProxy's flags.
+
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,13 @@
+//! rhaproxy: a drop-in replacement for HAProxy 2.6 whose headline is transparent proxying.
+//!
+//! Pipeline: config text -> [`config::lexer`] -> keyword tables ([`config::keywords`]) -> IR
+//! ([`config::ir`]) -> validity pass ([`config::validate`]) -> runtime ([`runtime`]).
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod http1;
+pub mod lb;
+pub mod log;
+pub mod runtime;
+pub mod tproxy;
