@@ -4,6 +4,7 @@
 //! ([`config::ir`]) -> validity pass ([`config::validate`]) -> runtime ([`runtime`]).
 
 pub mod cli;
+pub mod compat_doc;
 pub mod config;
 pub mod diag;
 pub mod http1;

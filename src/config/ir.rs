@@ -1,0 +1,509 @@
+//! The configuration as plain data: no sockets, no threads, every item with its file:line.
+//! The runtime is built from this and nothing else.
+//!
+//! Inheritance follows HAProxy: a proxy starts as a copy of its `defaults` section (the last one
+//! above it, or the one named by `from`), then its own lines override. Values that came from a
+//! defaults section keep the defaults' file:line, which is how diagnostics name "both places".
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A place in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Loc {
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A value and the line that set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub loc: Loc,
+}
+
+impl<T> Located<T> {
+    pub fn new(value: T, loc: Loc) -> Self {
+        Located { value, loc }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub global: Global,
+    /// All `defaults` sections in declaration order.
+    pub defaults: Vec<Proxy>,
+    /// Frontends, backends and listens in declaration order (proxy ids follow this order).
+    pub proxies: Vec<Proxy>,
+    /// Sections recognised but not proxies: userlist, peers, resolvers, mailers, ...
+    pub other_sections: Vec<OtherSection>,
+    pub files: Vec<String>,
+}
+
+impl Config {
+    pub fn proxy(&self, name: &str, cap: Cap) -> Option<&Proxy> {
+        self.proxies
+            .iter()
+            .find(|p| p.name == name && p.cap().contains(cap))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherSection {
+    pub kind: &'static str,
+    pub name: Option<String>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    pub daemon: Option<Loc>,
+    pub master_worker: Option<Loc>,
+    pub maxconn: Option<Located<u32>>,
+    pub nbthread: Option<Located<u32>>,
+    pub user: Option<Located<String>>,
+    pub group: Option<Located<String>>,
+    pub uid: Option<Located<u32>>,
+    pub gid: Option<Located<u32>>,
+    pub chroot: Option<Located<String>>,
+    pub pidfile: Option<Located<String>>,
+    /// rhaproxy accepts HAProxy 2.9's `setcap` to keep capabilities across the uid change.
+    pub setcap: Option<Located<Vec<String>>>,
+    /// Raw `log` lines (the words after `log`), parsed by the logging module.
+    pub log: Vec<Located<Vec<String>>>,
+    pub log_tag: Option<Located<String>>,
+    /// `log-send-hostname [NAME]`: `Some(None)` means "use the host name".
+    pub log_send_hostname: Option<Located<Option<String>>>,
+    pub hostname: Option<Located<String>>,
+    pub zero_warning: bool,
+    pub quiet: bool,
+    pub hard_stop_after: Option<Located<u64>>,
+    pub grace: Option<Located<u64>>,
+    pub bufsize: Option<Located<u32>>,
+    pub stats_timeout: Option<Located<u64>>,
+    /// Raw `stats socket` words.
+    pub stats_sockets: Vec<Located<Vec<String>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Defaults,
+    Frontend,
+    Backend,
+    Listen,
+}
+
+impl ProxyKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ProxyKind::Defaults => "defaults",
+            ProxyKind::Frontend => "frontend",
+            ProxyKind::Backend => "backend",
+            ProxyKind::Listen => "listen",
+        }
+    }
+    pub fn cap(self) -> Cap {
+        match self {
+            ProxyKind::Frontend => Cap::FE,
+            ProxyKind::Backend => Cap::BE,
+            ProxyKind::Listen | ProxyKind::Defaults => Cap::FE_BE,
+        }
+    }
+}
+
+/// Proxy capabilities: can it accept connections (FE), can it hold servers (BE)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap(u8);
+
+impl Cap {
+    pub const FE: Cap = Cap(1);
+    pub const BE: Cap = Cap(2);
+    pub const FE_BE: Cap = Cap(3);
+    pub fn contains(self, o: Cap) -> bool {
+        self.0 & o.0 == o.0
+    }
+    pub fn intersects(self, o: Cap) -> bool {
+        self.0 & o.0 != 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Tcp,
+    Http,
+}
+
+/// HTTP connection modes; HAProxy applies the more restrictive of frontend and backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnMode {
+    KeepAlive,
+    ServerClose,
+    Close,
+}
+
+impl ConnMode {
+    pub fn option_name(self) -> &'static str {
+        match self {
+            ConnMode::KeepAlive => "http-keep-alive",
+            ConnMode::ServerClose => "http-server-close",
+            ConnMode::Close => "httpclose",
+        }
+    }
+}
+
+/// Every timeout in milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct Timeouts {
+    pub client: Option<Located<u64>>,
+    pub client_fin: Option<Located<u64>>,
+    pub server: Option<Located<u64>>,
+    pub server_fin: Option<Located<u64>>,
+    pub connect: Option<Located<u64>>,
+    pub queue: Option<Located<u64>>,
+    pub tunnel: Option<Located<u64>>,
+    pub tarpit: Option<Located<u64>>,
+    pub check: Option<Located<u64>>,
+    pub http_request: Option<Located<u64>>,
+    pub http_keep_alive: Option<Located<u64>>,
+}
+
+/// `source ADDR[:PORT[-PORT]] [usesrc ...] [interface NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub addr: std::net::IpAddr,
+    pub port_low: u16,
+    pub port_high: u16,
+    pub usesrc: Option<UseSrc>,
+    pub interface: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseSrc {
+    /// The client's address and port.
+    Client,
+    /// The client's address, port chosen by the kernel.
+    ClientIp,
+    /// A fixed address (and optional port).
+    Addr(std::net::IpAddr, u16),
+    /// The last (or `occ`-th) address found in an HTTP header.
+    HdrIp { header: String, occ: i32 },
+}
+
+/// One address of a `bind` line, as written and as resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub text: String,
+    /// First and last port (equal when no range).
+    pub addr: SocketAddr,
+    pub port_high: u16,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Bind {
+    pub loc: Loc,
+    pub addrs: Vec<ListenSpec>,
+    pub transparent: bool,
+    pub maxconn: Option<u32>,
+    pub backlog: Option<u32>,
+    pub v4v6: bool,
+    pub v6only: bool,
+    pub name: Option<String>,
+    pub interface: Option<String>,
+    pub id: Option<u32>,
+    pub accept_proxy: bool,
+    pub defer_accept: bool,
+}
+
+/// The server options that `default-server` can also set.
+#[derive(Debug, Clone)]
+pub struct ServerParams {
+    pub weight: u32,
+    pub backup: bool,
+    pub disabled: bool,
+    pub maxconn: Option<u32>,
+    pub maxqueue: Option<u32>,
+    pub check: bool,
+    pub inter: u64,
+    pub fastinter: Option<u64>,
+    pub downinter: Option<u64>,
+    pub rise: u32,
+    pub fall: u32,
+    pub check_port: Option<u16>,
+    pub check_addr: Option<std::net::IpAddr>,
+    pub source: Option<Located<Source>>,
+    pub send_proxy: bool,
+    pub on_marked_down_shutdown: bool,
+}
+
+impl Default for ServerParams {
+    fn default() -> Self {
+        ServerParams {
+            weight: 1,
+            backup: false,
+            disabled: false,
+            maxconn: None,
+            maxqueue: None,
+            check: false,
+            inter: 2000,
+            fastinter: None,
+            downinter: None,
+            rise: 2,
+            fall: 3,
+            check_port: None,
+            check_addr: None,
+            source: None,
+            send_proxy: false,
+            on_marked_down_shutdown: false,
+        }
+    }
+}
+
+/// Where a server lives. `Intercept` is `0.0.0.0` / no address: connect to the original
+/// destination of the accepted connection (TPROXY interception).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerTarget {
+    Addr(SocketAddr),
+    /// Address fixed, port taken from the accepted connection (optionally with an offset).
+    AddrPortFromClient(std::net::IpAddr, i32),
+    Intercept {
+        port: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    pub loc: Loc,
+    pub addr_text: String,
+    pub target: ServerTarget,
+    /// Explicit `id N`.
+    pub id: Option<u32>,
+    /// The id HAProxy would assign (explicit or automatic; see `assign_puids`).
+    pub puid: u32,
+    pub params: ServerParams,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseBackend {
+    pub backend: String,
+    /// The condition words after `if`/`unless`, `None` when unconditional.
+    pub cond: Option<Vec<String>>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwardfor {
+    pub except: Option<String>,
+    pub header: String,
+    pub if_none: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpChk {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub header: String,
+    pub len: usize,
+}
+
+/// A frontend, backend, listen or defaults section after inheritance.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    pub name: String,
+    pub loc: Loc,
+    /// The defaults section this proxy was built from (its name, possibly empty) and its line.
+    pub defaults_from: Option<Located<String>>,
+    /// Set when this defaults section is referenced by `from` somewhere.
+    pub referenced_by_from: bool,
+    pub id: Option<Located<u32>>,
+    pub disabled: bool,
+    pub mode: Located<Mode>,
+    pub binds: Vec<Bind>,
+    pub servers: Vec<Server>,
+    pub default_server: ServerParams,
+    /// Raw `balance` words; parsed by the load-balancing module.
+    pub balance: Option<Located<Vec<String>>>,
+    /// Raw `hash-type` words.
+    pub hash_type: Option<Located<Vec<String>>>,
+    pub hash_balance_factor: Option<u32>,
+    pub timeouts: Timeouts,
+    /// Generic on/off options (`option NAME` / `no option NAME`), with where they were set.
+    pub options: BTreeMap<String, Located<bool>>,
+    pub conn_mode: Option<Located<ConnMode>>,
+    pub source: Option<Located<Source>>,
+    pub default_backend: Option<Located<String>>,
+    pub use_backends: Vec<UseBackend>,
+    pub maxconn: Option<Located<u32>>,
+    pub fullconn: Option<u32>,
+    pub backlog: Option<u32>,
+    pub retries: Option<Located<u32>>,
+    pub redispatch: Option<Located<bool>>,
+    pub forwardfor: Option<Located<Forwardfor>>,
+    pub httpchk: Option<Located<HttpChk>>,
+    pub http_check_expect_status: Option<Located<Vec<u16>>>,
+    /// `option httplog [clf]` / `option tcplog` / `log-format`.
+    pub log_format: Option<Located<LogFormatChoice>>,
+    pub log_format_sd: Option<Located<String>>,
+    /// `log` lines after inheritance (`no log` empties it). `log global` is a line with one word.
+    pub log: Vec<Located<Vec<String>>>,
+    pub log_tag: Option<Located<String>>,
+    pub capture_request: Vec<Capture>,
+    pub capture_response: Vec<Capture>,
+    /// `errorfile STATUS PATH`.
+    pub errorfiles: Vec<Located<(u16, String)>>,
+    pub description: Option<String>,
+    pub transparent_option: Option<Loc>,
+    pub monitor_uri: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFormatChoice {
+    TcpLog,
+    HttpLog,
+    HttpLogClf,
+    Custom(String),
+}
+
+impl Proxy {
+    pub fn new(kind: ProxyKind, name: String, loc: Loc) -> Self {
+        Proxy {
+            kind,
+            name,
+            loc: loc.clone(),
+            defaults_from: None,
+            referenced_by_from: false,
+            id: None,
+            disabled: false,
+            mode: Located::new(Mode::Tcp, loc),
+            binds: Vec::new(),
+            servers: Vec::new(),
+            default_server: ServerParams::default(),
+            balance: None,
+            hash_type: None,
+            hash_balance_factor: None,
+            timeouts: Timeouts::default(),
+            options: BTreeMap::new(),
+            conn_mode: None,
+            source: None,
+            default_backend: None,
+            use_backends: Vec::new(),
+            maxconn: None,
+            fullconn: None,
+            backlog: None,
+            retries: None,
+            redispatch: None,
+            forwardfor: None,
+            httpchk: None,
+            http_check_expect_status: None,
+            log_format: None,
+            log_format_sd: None,
+            log: Vec::new(),
+            log_tag: None,
+            capture_request: Vec::new(),
+            capture_response: Vec::new(),
+            errorfiles: Vec::new(),
+            description: None,
+            transparent_option: None,
+            monitor_uri: None,
+        }
+    }
+
+    /// A new proxy inheriting what HAProxy copies from a defaults section.
+    pub fn from_defaults(kind: ProxyKind, name: String, loc: Loc, def: &Proxy) -> Self {
+        let mut p = def.clone();
+        p.kind = kind;
+        p.name = name;
+        p.loc = loc;
+        p.defaults_from = Some(Located::new(def.name.clone(), def.loc.clone()));
+        p.referenced_by_from = false;
+        // Never inherited: identity, listeners, servers, routing.
+        p.id = None;
+        p.binds.clear();
+        p.servers.clear();
+        p.use_backends.clear();
+        p.description = None;
+        p.monitor_uri = None;
+        p
+    }
+
+    pub fn cap(&self) -> Cap {
+        self.kind.cap()
+    }
+
+    pub fn option(&self, name: &str) -> bool {
+        self.options.get(name).is_some_and(|o| o.value)
+    }
+
+    /// The effective transparent source for a server: its own, else the proxy's.
+    pub fn effective_source<'a>(&'a self, srv: &'a Server) -> Option<&'a Located<Source>> {
+        srv.params.source.as_ref().or(self.source.as_ref())
+    }
+
+    /// Does any server of this proxy (or the proxy itself) spoof the client address?
+    pub fn uses_usesrc(&self) -> Option<&Located<Source>> {
+        if let Some(s) = &self.source {
+            if s.value.usesrc.is_some() {
+                return Some(s);
+            }
+        }
+        self.servers.iter().find_map(|s| {
+            s.params
+                .source
+                .as_ref()
+                .filter(|src| src.value.usesrc.is_some())
+        })
+    }
+}
+
+/// Assigns server ids the way HAProxy 2.6 does: explicit ids are kept; each server without one
+/// takes the smallest unused id at or above a counter that advances after *every* server,
+/// explicit ones included (`a`, `b id 1`, `c` gives a=2, b=1, c=4).
+pub fn assign_puids(explicit: &[Option<u32>]) -> Vec<u32> {
+    let used: std::collections::BTreeSet<u32> = explicit.iter().flatten().copied().collect();
+    let mut taken = used;
+    let mut next = 1u32;
+    explicit
+        .iter()
+        .map(|e| match e {
+            Some(id) => {
+                next += 1;
+                *id
+            }
+            None => {
+                let mut c = next;
+                while taken.contains(&c) {
+                    c += 1;
+                }
+                taken.insert(c);
+                next = c + 1;
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn puid_quirk() {
+        assert_eq!(assign_puids(&[None, Some(1), None]), vec![2, 1, 4]);
+        assert_eq!(assign_puids(&[None, None, None]), vec![1, 2, 3]);
+        assert_eq!(assign_puids(&[Some(3), None, None]), vec![3, 2, 4]);
+    }
+}

@@ -1,0 +1,431 @@
+//! Keywords of the `global` section.
+
+use super::{DocRow, LineCtx, Status};
+use crate::config::ir::{Global, Located};
+use crate::config::values::{parse_time_ms, parse_uint};
+
+pub type GlobalParse = fn(&mut LineCtx, &mut Global, &[String]);
+
+use Status::{Implemented as I, NoEffect as N, Unsupported as U};
+
+const TUNING: &str = "a tuning knob; rhaproxy sizes this itself";
+const SSL: &str = "rhaproxy has no TLS yet; SSL defaults only matter to `ssl` binds and servers, which are refused";
+
+/// `(name, status, parser)`; names ending in `.` match any keyword with that prefix (`tune.`).
+pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
+    ("51degrees-", U, None),
+    ("ca-base", N(SSL), None),
+    ("chroot", I, Some(g_chroot)),
+    (
+        "cluster-secret",
+        N("only used by features rhaproxy lacks (QUIC)"),
+        None,
+    ),
+    (
+        "cpu-map",
+        N("rhaproxy lets the kernel place its threads"),
+        None,
+    ),
+    ("crt-base", N(SSL), None),
+    ("daemon", I, Some(g_daemon)),
+    ("default-path", U, None),
+    (
+        "description",
+        N("shown only on the stats page, which rhaproxy lacks"),
+        None,
+    ),
+    ("deviceatlas-", U, None),
+    (
+        "expose-experimental-directives",
+        N("no experimental directives in rhaproxy"),
+        None,
+    ),
+    ("external-check", U, None),
+    ("gid", I, Some(g_gid)),
+    ("grace", I, Some(g_grace)),
+    ("group", I, Some(g_group)),
+    ("h1-case-adjust", U, None),
+    ("h1-case-adjust-file", U, None),
+    (
+        "h2-workaround-bogus-websocket-clients",
+        N("rhaproxy speaks HTTP/1 only"),
+        None,
+    ),
+    ("hard-stop-after", I, Some(g_hard_stop_after)),
+    ("hash-balance-factor", U, None),
+    (
+        "insecure-fork-wanted",
+        N("rhaproxy never forks helpers"),
+        None,
+    ),
+    (
+        "insecure-setuid-wanted",
+        N("rhaproxy never forks helpers"),
+        None,
+    ),
+    ("issuers-chain-path", N(SSL), None),
+    ("localpeer", U, None),
+    ("log", I, Some(g_log)),
+    ("log-send-hostname", I, Some(g_log_send_hostname)),
+    ("log-tag", I, Some(g_log_tag)),
+    ("hostname", I, Some(g_hostname)),
+    ("lua-load", U, None),
+    ("lua-load-per-thread", U, None),
+    ("lua-prepend-path", U, None),
+    ("master-worker", U, None),
+    ("max-spread-checks", N(TUNING), None),
+    ("maxcompcpuusage", N(TUNING), None),
+    ("maxcomprate", N(TUNING), None),
+    ("maxconn", I, Some(g_maxconn)),
+    ("maxconnrate", U, None),
+    ("maxpipes", N(TUNING), None),
+    ("maxsessrate", U, None),
+    ("maxsslconn", N(SSL), None),
+    ("maxsslrate", N(SSL), None),
+    ("maxzlibmem", N(TUNING), None),
+    ("mworker-max-reloads", U, None),
+    ("nbproc", U, Some(g_nbproc)),
+    ("nbthread", I, Some(g_nbthread)),
+    (
+        "node",
+        N("shown only on the stats page, which rhaproxy lacks"),
+        None,
+    ),
+    (
+        "numa-cpu-mapping",
+        N("rhaproxy lets the kernel place its threads"),
+        None,
+    ),
+    ("pidfile", U, None),
+    ("pp2-never-send-local", U, None),
+    ("presetenv", I, Some(g_env)),
+    ("quiet", I, Some(g_quiet)),
+    ("resetenv", I, Some(g_env)),
+    ("server-state-base", U, None),
+    ("server-state-file", U, None),
+    (
+        "set-dumpable",
+        N("core dump policy is left to the system"),
+        None,
+    ),
+    ("set-var", U, None),
+    ("setenv", I, Some(g_env)),
+    ("setcap", U, None),
+    (
+        "spread-checks",
+        N("health checks are already spread over the interval"),
+        None,
+    ),
+    ("ssl-default-bind-ciphers", N(SSL), None),
+    ("ssl-default-bind-ciphersuites", N(SSL), None),
+    ("ssl-default-bind-curves", N(SSL), None),
+    ("ssl-default-bind-options", N(SSL), None),
+    ("ssl-default-server-ciphers", N(SSL), None),
+    ("ssl-default-server-ciphersuites", N(SSL), None),
+    ("ssl-default-server-options", N(SSL), None),
+    ("ssl-dh-param-file", N(SSL), None),
+    ("ssl-engine", N(SSL), None),
+    ("ssl-mode-async", N(SSL), None),
+    ("ssl-load-extra-files", N(SSL), None),
+    ("ssl-load-extra-del-ext", N(SSL), None),
+    ("ssl-server-verify", N(SSL), None),
+    ("ssl-skip-self-issued-ca", N(SSL), None),
+    ("stats", U, Some(g_stats)),
+    (
+        "strict-limits",
+        N("rhaproxy always fails when it cannot raise its limits"),
+        None,
+    ),
+    (
+        "thread-group",
+        N("rhaproxy lets the kernel place its threads"),
+        None,
+    ),
+    (
+        "thread-groups",
+        N("rhaproxy lets the kernel place its threads"),
+        None,
+    ),
+    ("trace", U, None),
+    ("tune.", N(TUNING), Some(g_tune)),
+    ("uid", I, Some(g_uid)),
+    (
+        "ulimit-n",
+        N("rhaproxy raises RLIMIT_NOFILE to the hard limit itself"),
+        None,
+    ),
+    ("unix-bind", U, None),
+    ("unsetenv", I, Some(g_env)),
+    ("user", I, Some(g_user)),
+    ("wurfl-", U, None),
+    ("zero-warning", I, Some(g_zero_warning)),
+    ("busy-polling", N(TUNING), None),
+    ("noepoll", N(TUNING), None),
+    ("nogetaddrinfo", N(TUNING), None),
+    ("nokqueue", N(TUNING), None),
+    ("noevports", N(TUNING), None),
+    ("nopoll", N(TUNING), None),
+    ("noreuseport", N(TUNING), None),
+    ("nosplice", N(TUNING), None),
+    ("profiling.", N("rhaproxy has no built-in profiler"), None),
+    ("debug", N("deprecated, no effect"), None),
+    (
+        "anonkey",
+        N("used by the stats socket dump commands rhaproxy lacks"),
+        None,
+    ),
+    ("fd-hard-limit", N(TUNING), None),
+    (
+        "httpclient.",
+        N("rhaproxy has no internal HTTP client"),
+        None,
+    ),
+];
+
+pub fn lookup(word: &str) -> Option<&'static (&'static str, Status, Option<GlobalParse>)> {
+    GLOBAL_KEYWORDS.iter().find(|(n, _, _)| {
+        *n == word
+            || ((n.ends_with('.') || n.ends_with('-'))
+                && word.starts_with(n)
+                && word.len() > n.len())
+    })
+}
+
+fn int_arg(ctx: &mut LineCtx, a: &[String], kw: &str) -> Option<u32> {
+    match a.get(1).filter(|s| !s.is_empty()) {
+        None => {
+            ctx.alert(format!("'{kw}' expects an integer argument."));
+            None
+        }
+        Some(v) => {
+            if let Some(x) = a.get(2) {
+                ctx.alert(format!("'{kw}' cannot handle unexpected argument '{x}'."));
+                return None;
+            }
+            Some(v.bytes().take_while(u8::is_ascii_digit).fold(0u32, |a, b| {
+                a.saturating_mul(10).saturating_add((b - b'0') as u32)
+            }))
+        }
+    }
+}
+
+fn g_maxconn(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = int_arg(ctx, a, "maxconn") {
+        g.maxconn = Some(Located::new(v, ctx.loc.clone()));
+    }
+}
+
+fn g_nbthread(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    match a.get(1).and_then(|s| parse_uint(s)) {
+        Some(v) if (1..=64).contains(&v) => {
+            g.nbthread = Some(Located::new(v as u32, ctx.loc.clone()))
+        }
+        _ => ctx.alert(format!(
+            "'nbthread' expects an integer argument between 1 and 64, got '{}'.",
+            a.get(1).map(String::as_str).unwrap_or("")
+        )),
+    }
+}
+
+fn g_nbproc(ctx: &mut LineCtx, _g: &mut Global, _a: &[String]) {
+    ctx.alert("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.");
+}
+
+fn g_daemon(ctx: &mut LineCtx, g: &mut Global, _a: &[String]) {
+    g.daemon = Some(ctx.loc.clone());
+}
+
+fn g_quiet(_ctx: &mut LineCtx, g: &mut Global, _a: &[String]) {
+    g.quiet = true;
+}
+
+fn g_zero_warning(_ctx: &mut LineCtx, g: &mut Global, _a: &[String]) {
+    g.zero_warning = true;
+}
+
+fn one_word<'a>(ctx: &mut LineCtx, a: &'a [String], kw: &str, what: &str) -> Option<&'a String> {
+    match a.get(1).filter(|s| !s.is_empty()) {
+        Some(v) => Some(v),
+        None => {
+            ctx.alert(format!("'{kw}' expects {what} as argument."));
+            None
+        }
+    }
+}
+
+fn g_user(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if g.uid.is_some() || g.user.is_some() {
+        ctx.warning("user/uid already specified. Continuing.");
+    }
+    if let Some(v) = one_word(ctx, a, "user", "a user name") {
+        // HAProxy resolves the name at parse time.
+        match nix::unistd::User::from_name(v) {
+            Ok(Some(_)) => g.user = Some(Located::new(v.clone(), ctx.loc.clone())),
+            _ => ctx.alert(format!("cannot find user id for '{v}' (0:Success)")),
+        }
+    }
+}
+
+fn g_group(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if g.gid.is_some() || g.group.is_some() {
+        ctx.warning("group/gid already specified. Continuing.");
+    }
+    if let Some(v) = one_word(ctx, a, "group", "a group name") {
+        match nix::unistd::Group::from_name(v) {
+            Ok(Some(_)) => g.group = Some(Located::new(v.clone(), ctx.loc.clone())),
+            _ => ctx.alert(format!("cannot find group id for '{v}' (0:Success)")),
+        }
+    }
+}
+
+fn g_uid(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    match a.get(1).and_then(|s| parse_uint(s)) {
+        Some(v) => g.uid = Some(Located::new(v as u32, ctx.loc.clone())),
+        None => ctx.alert("'uid' expects an integer argument."),
+    }
+}
+
+fn g_gid(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    match a.get(1).and_then(|s| parse_uint(s)) {
+        Some(v) => g.gid = Some(Located::new(v as u32, ctx.loc.clone())),
+        None => ctx.alert("'gid' expects an integer argument."),
+    }
+}
+
+fn g_chroot(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = one_word(ctx, a, "chroot", "a directory") {
+        g.chroot = Some(Located::new(v.clone(), ctx.loc.clone()));
+    }
+}
+
+fn time_arg(ctx: &mut LineCtx, a: &[String], kw: &str) -> Option<u64> {
+    let Some(v) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert(format!("'{kw}' expects <time> as argument."));
+        return None;
+    };
+    match parse_time_ms(v) {
+        Ok(ms) => Some(ms),
+        Err(c) => {
+            ctx.alert(format!("unexpected character '{c}' in argument to <{kw}>."));
+            None
+        }
+    }
+}
+
+fn g_hard_stop_after(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = time_arg(ctx, a, "hard-stop-after") {
+        g.hard_stop_after = Some(Located::new(v, ctx.loc.clone()));
+    }
+}
+
+fn g_grace(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = time_arg(ctx, a, "grace") {
+        g.grace = Some(Located::new(v, ctx.loc.clone()));
+    }
+}
+
+fn g_log(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if ctx.negated {
+        g.log.clear();
+        return;
+    }
+    match a.get(1).map(String::as_str) {
+        None => ctx.alert(
+            "'log' expects either <address[:port]> and <facility> or 'global' as arguments.",
+        ),
+        Some("global") => ctx.alert("'global' is not supported for a global syslog server."),
+        Some(_) => g.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone())),
+    }
+}
+
+fn g_log_tag(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = one_word(ctx, a, "log-tag", "a tag") {
+        g.log_tag = Some(Located::new(v.clone(), ctx.loc.clone()));
+    }
+}
+
+fn g_log_send_hostname(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    g.log_send_hostname = Some(Located::new(a.get(1).cloned(), ctx.loc.clone()));
+}
+
+fn g_hostname(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = one_word(ctx, a, "hostname", "a string") {
+        g.hostname = Some(Located::new(v.clone(), ctx.loc.clone()));
+    }
+}
+
+fn g_stats(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    match a.get(1).map(String::as_str) {
+        Some("timeout") => match a.get(2).map(|s| parse_time_ms(s)) {
+            Some(Ok(v)) => g.stats_timeout = Some(Located::new(v, ctx.loc.clone())),
+            _ => ctx.alert("'stats timeout' expects a timeout in milliseconds."),
+        },
+        Some("maxconn") => {}
+        Some("socket") => ctx.unsupported("stats socket", "global"),
+        Some("bind-process") => {}
+        _ => ctx.alert(
+            "'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' (got '')."
+                .replace(
+                    "(got '')",
+                    &format!("(got '{}')", a.get(1).map(String::as_str).unwrap_or("")),
+                ),
+        ),
+    }
+}
+
+fn g_tune(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if a[0] == "tune.bufsize" {
+        match a.get(1).and_then(|s| parse_uint(s)) {
+            Some(v) if v >= 1024 => g.bufsize = Some(Located::new(v as u32, ctx.loc.clone())),
+            _ => ctx.alert("'tune.bufsize' expects a positive integer argument."),
+        }
+    }
+}
+
+fn g_env(ctx: &mut LineCtx, _g: &mut Global, a: &[String]) {
+    // These change the environment during parsing, so later lines see the change.
+    match a[0].as_str() {
+        "setenv" | "presetenv" => {
+            if a.len() != 3 {
+                ctx.alert(format!("'{}' expects exactly 2 arguments.", a[0]));
+                return;
+            }
+            if a[0] == "presetenv" && std::env::var_os(&a[1]).is_some() {
+                return;
+            }
+            // SAFETY: configuration parsing runs on the main thread before any other starts.
+            unsafe { std::env::set_var(&a[1], &a[2]) };
+        }
+        "unsetenv" => {
+            for v in &a[1..] {
+                // SAFETY: as above, single-threaded parsing.
+                unsafe { std::env::remove_var(v) };
+            }
+        }
+        _ => {
+            let keep: Vec<&String> = a[1..].iter().collect();
+            for (k, _) in std::env::vars_os() {
+                if !keep.iter().any(|x| std::ffi::OsStr::new(x.as_str()) == k) {
+                    // SAFETY: as above, single-threaded parsing.
+                    unsafe { std::env::remove_var(&k) };
+                }
+            }
+        }
+    }
+}
+
+pub fn doc_rows() -> Vec<DocRow> {
+    GLOBAL_KEYWORDS
+        .iter()
+        .map(|(n, s, _)| DocRow {
+            section: "global",
+            keyword: if n.ends_with('.') || n.ends_with('-') {
+                format!("{n}*")
+            } else {
+                n.to_string()
+            },
+            where_: "global".into(),
+            status: *s,
+        })
+        .collect()
+}

@@ -1,0 +1,1166 @@
+//! Keywords of `defaults`, `frontend`, `backend` and `listen` (HAProxy 2.6 matrix, doc §4.1),
+//! the `option` names and the `timeout` names.
+
+use super::{DocRow, LineCtx, Status};
+use crate::config::ir::*;
+use crate::config::values::{AddrError, PortSpec, parse_addr, parse_time_ms, parse_uint};
+
+pub type ProxyParse = fn(&mut LineCtx, &mut Proxy, &[String]);
+
+/// Where a proxy keyword may appear: `D` defaults, `d` named defaults only, `F` frontend,
+/// `L` listen, `B` backend.
+pub struct ProxyKw {
+    pub name: &'static str,
+    pub allowed: &'static str,
+    pub status: Status,
+    pub parse: Option<ProxyParse>,
+    /// What happens in a proxy lacking the capability.
+    pub miss: Miss,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// `'KW' ignored because frontend 'f' has no backend capability.` (warning)
+    Warn,
+    /// Same text with "Maybe you want 'X' instead ?"
+    WarnHint(&'static str),
+    /// `'KW' will be ignored because ...` (warning, timeouts and a few tunables)
+    WarnWill,
+    /// `'KW' not allowed because frontend 'f' has no backend capability.` (fatal)
+    Fatal,
+    /// A fatal error with this exact text.
+    FatalText(&'static str),
+}
+
+const fn kw(
+    name: &'static str,
+    allowed: &'static str,
+    status: Status,
+    parse: Option<ProxyParse>,
+) -> ProxyKw {
+    ProxyKw {
+        name,
+        allowed,
+        status,
+        parse,
+        miss: Miss::Warn,
+    }
+}
+
+const fn kwm(
+    name: &'static str,
+    allowed: &'static str,
+    status: Status,
+    parse: Option<ProxyParse>,
+    miss: Miss,
+) -> ProxyKw {
+    ProxyKw {
+        name,
+        allowed,
+        status,
+        parse,
+        miss,
+    }
+}
+
+use Status::{Implemented as I, NoEffect as N, Unsupported as U};
+
+const TUNING: &str = "a kernel or tuning knob with no behavioural effect here";
+
+/// The proxy keyword table. Multi-word entries are matched before single-word ones.
+pub static PROXY_KEYWORDS: &[ProxyKw] = &[
+    kw("acl", "dFLB", U, None),
+    kw("backlog", "DFL", I, Some(p_backlog)),
+    kw("balance", "DLB", I, Some(p_balance)),
+    kw("bind", "FL", I, Some(p_bind)),
+    kw(
+        "bind-process",
+        "DFLB",
+        N("deprecated, no effect in HAProxy 2.6 either"),
+        None,
+    ),
+    kw("capture cookie", "FL", U, None),
+    kw("capture request", "FL", I, Some(p_capture)),
+    kw("capture response", "FL", I, Some(p_capture)),
+    kw("clitcpka-cnt", "DFL", N(TUNING), None),
+    kw("clitcpka-idle", "DFL", N(TUNING), None),
+    kw("clitcpka-intvl", "DFL", N(TUNING), None),
+    kw("compression", "DFLB", U, None),
+    kw("cookie", "DLB", U, None),
+    kw("declare", "FL", U, None),
+    kwm(
+        "default-server",
+        "DLB",
+        I,
+        Some(super::server::p_default_server),
+        Miss::Fatal,
+    ),
+    kw("default_backend", "DFL", I, Some(p_default_backend)),
+    kw("description", "FLB", I, Some(p_description)),
+    kw("disabled", "DFLB", I, Some(p_disabled)),
+    kw("enabled", "DFLB", I, Some(p_enabled)),
+    kw("dispatch", "LB", U, None),
+    kw("email-alert", "DFLB", U, None),
+    kw("errorfile", "DFLB", I, Some(p_errorfile)),
+    kw("errorfiles", "DFLB", U, None),
+    kw("errorloc", "DFLB", U, None),
+    kw("errorloc302", "DFLB", U, None),
+    kw("errorloc303", "DFLB", U, None),
+    kw("error-log-format", "DFL", U, None),
+    kw("force-persist", "LB", U, None),
+    kw("filter", "FLB", U, None),
+    kwm(
+        "fullconn",
+        "DLB",
+        I,
+        Some(p_fullconn),
+        Miss::WarnHint("maxconn"),
+    ),
+    kw("hash-type", "DLB", I, Some(p_hash_type)),
+    kw("hash-balance-factor", "DLB", I, Some(p_hash_balance_factor)),
+    kw("http-after-response", "dFLB", U, None),
+    kw("http-request", "dFLB", U, None),
+    kw("http-response", "dFLB", U, None),
+    kw("http-check expect", "DLB", I, Some(p_http_check_expect)),
+    kw("http-check", "DLB", U, None),
+    kw("http-error", "DFLB", U, None),
+    kw(
+        "http-reuse",
+        "DLB",
+        N("rhaproxy reuses idle server connections per client session only"),
+        None,
+    ),
+    kw("http-send-name-header", "LB", U, None),
+    kw("id", "FLB", I, Some(p_id)),
+    kw("ignore-persist", "LB", U, None),
+    kw("load-server-state-from-file", "DLB", U, None),
+    kw("log", "DFLB", I, Some(p_log)),
+    kw("log-format", "DFL", I, Some(p_log_format)),
+    kw("log-format-sd", "DFL", I, Some(p_log_format_sd)),
+    kw("log-tag", "DFLB", I, Some(p_log_tag)),
+    kwm(
+        "max-keep-alive-queue",
+        "DLB",
+        N(TUNING),
+        None,
+        Miss::WarnWill,
+    ),
+    kwm(
+        "maxconn",
+        "DFL",
+        I,
+        Some(p_maxconn),
+        Miss::WarnHint("fullconn"),
+    ),
+    kw("mode", "DFLB", I, Some(p_mode)),
+    kw("monitor", "FL", U, None),
+    kw("monitor-uri", "DFL", U, None),
+    kw("persist", "DLB", U, None),
+    kwm("rate-limit", "DFL", U, None, Miss::WarnWill),
+    kw("redirect", "FLB", U, None),
+    kw("retries", "DLB", I, Some(p_retries)),
+    kwm(
+        "retry-on",
+        "DLB",
+        U,
+        None,
+        Miss::FatalText("'retry-on' only available in backend or listen section"),
+    ),
+    kwm(
+        "server",
+        "LB",
+        I,
+        Some(super::server::p_server),
+        Miss::Fatal,
+    ),
+    kwm("server-template", "LB", U, None, Miss::Fatal),
+    kw("server-state-file-name", "DLB", U, None),
+    kw("source", "DLB", I, Some(p_source)),
+    kwm("srvtcpka-cnt", "DLB", N(TUNING), None, Miss::WarnWill),
+    kwm("srvtcpka-idle", "DLB", N(TUNING), None, Miss::WarnWill),
+    kwm("srvtcpka-intvl", "DLB", N(TUNING), None, Miss::WarnWill),
+    kw("stats", "DFLB", U, None),
+    kw("stick", "LB", U, None),
+    kw("stick-table", "FLB", U, None),
+    kw("tcp-check", "DLB", U, None),
+    kw("tcp-request", "dFLB", U, None),
+    kw("tcp-response", "dLB", U, None),
+    kw("timeout", "DFLB", I, Some(p_timeout)),
+    kw("transparent", "DLB", U, None),
+    kw("unique-id-format", "DFL", U, None),
+    kw("unique-id-header", "DFL", U, None),
+    kw("use_backend", "FL", I, Some(p_use_backend)),
+    kwm(
+        "use-fcgi-app",
+        "LB",
+        U,
+        None,
+        Miss::FatalText("'use-fcgi-app' only available in backend or listen section"),
+    ),
+    kw("use-server", "LB", U, None),
+    kw("external-check", "DLB", U, None),
+    kw("option", "DFLB", I, Some(p_option)),
+];
+
+/// Keywords removed from HAProxy, with the exact message 2.6 prints (fatal).
+pub fn removed_keyword(w: &str) -> Option<String> {
+    let m = match w {
+        "contimeout" | "clitimeout" | "srvtimeout" => format!(
+            "the '{w}' directive is not supported anymore since HAProxy 2.1. Use 'timeout {}'.",
+            match w {
+                "contimeout" => "connect",
+                "clitimeout" => "client",
+                _ => "server",
+            }
+        ),
+        "reqadd" | "reqdel" | "reqrep" | "reqidel" | "reqirep" | "reqdeny" | "reqideny" | "reqallow"
+        | "reqiallow" | "reqpass" | "reqipass" | "reqtarpit" | "reqitarpit" | "rspadd" | "rspdel"
+        | "rsprep" | "rspidel" | "rspirep" | "rspdeny" | "rspideny" | "reqsetbe" | "reqisetbe" => {
+            let (dir, act) = if w.starts_with("req") {
+                ("request", "http-request")
+            } else {
+                ("response", "http-response")
+            };
+            let _ = dir;
+            format!(
+                "The '{w}' directive is not supported anymore since HAProxy 2.1. Use '{act} {}' instead.",
+                match w.trim_start_matches("req").trim_start_matches("rsp").trim_start_matches('i') {
+                    "add" => "add-header",
+                    "del" => "del-header",
+                    "rep" => "replace-header",
+                    "deny" => "deny",
+                    "allow" => "allow",
+                    "tarpit" => "tarpit",
+                    "setbe" => "use_backend",
+                    _ => "...",
+                }
+            )
+        }
+        "block" => "The 'block' directive is not supported anymore since HAProxy 2.1. Use 'http-request deny' which uses the exact same syntax.".into(),
+        "monitor-net" => "'monitor-net' doesn't exist anymore. Please use 'http-request return status 200 if { src 10.0.0.0/8 }' instead.".into(),
+        _ => return None,
+    };
+    Some(m)
+}
+
+pub fn lookup(words: &[String]) -> Option<&'static ProxyKw> {
+    if words.len() >= 2 {
+        let two = format!("{} {}", words[0], words[1]);
+        if let Some(k) = PROXY_KEYWORDS.iter().find(|k| k.name == two) {
+            return Some(k);
+        }
+    }
+    PROXY_KEYWORDS.iter().find(|k| k.name == words[0])
+}
+
+pub fn allowed_in(k: &ProxyKw, kind: ProxyKind, named_defaults: bool) -> bool {
+    let c = match kind {
+        ProxyKind::Defaults => {
+            if k.allowed.contains('D') || (named_defaults && k.allowed.contains('d')) {
+                return true;
+            }
+            return false;
+        }
+        ProxyKind::Frontend => 'F',
+        ProxyKind::Backend => 'B',
+        ProxyKind::Listen => 'L',
+    };
+    k.allowed.contains(c)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsers
+
+fn no_extra(ctx: &mut LineCtx, args: &[String], max: usize, kw: &str) -> bool {
+    if let Some(extra) = args.get(max + 1).filter(|a| !a.is_empty()) {
+        ctx.alert(format!(
+            "'{kw}' cannot handle unexpected argument '{extra}'."
+        ));
+        return false;
+    }
+    true
+}
+
+fn p_mode(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let m = match a.get(1).map(String::as_str) {
+        Some("http") => Mode::Http,
+        Some("tcp") => Mode::Tcp,
+        Some("health") => {
+            ctx.alert("'mode health' doesn't exist anymore. Please use 'http-request return' or 'tcp-request connection reject' instead.");
+            return;
+        }
+        Some(m) => {
+            ctx.alert(format!("unknown proxy mode '{m}'."));
+            return;
+        }
+        None => {
+            ctx.alert("'mode' expects one argument.");
+            return;
+        }
+    };
+    if !no_extra(ctx, a, 1, "mode") {
+        return;
+    }
+    p.mode = Located::new(m, ctx.loc.clone());
+}
+
+fn p_maxconn(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(1).is_none_or(|s| s.is_empty()) {
+        ctx.alert("'maxconn' expects an integer argument.");
+        return;
+    }
+    if !no_extra(ctx, a, 1, "maxconn") {
+        return;
+    }
+    // HAProxy reads it with atol(): garbage means 0 (no limit).
+    let v = leading_int(&a[1]);
+    p.maxconn = Some(Located::new(v, ctx.loc.clone()));
+}
+
+fn leading_int(s: &str) -> u32 {
+    s.bytes()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0u32, |acc, b| {
+            acc.saturating_mul(10).saturating_add((b - b'0') as u32)
+        })
+}
+
+fn p_fullconn(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(1).is_none_or(|s| s.is_empty()) {
+        ctx.alert("'fullconn' expects an integer argument.");
+        return;
+    }
+    p.fullconn = Some(leading_int(&a[1]));
+}
+
+fn p_backlog(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(1).is_none_or(|s| s.is_empty()) {
+        ctx.alert("'backlog' expects an integer argument.");
+        return;
+    }
+    p.backlog = Some(leading_int(&a[1]));
+}
+
+fn p_retries(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(1).is_none_or(|s| s.is_empty()) {
+        ctx.alert("'retries' expects an integer argument.");
+        return;
+    }
+    p.retries = Some(Located::new(leading_int(&a[1]), ctx.loc.clone()));
+}
+
+fn p_id(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1).and_then(|s| parse_uint(s)) {
+        Some(v) if v > 0 && v <= i32::MAX as u64 => {
+            p.id = Some(Located::new(v as u32, ctx.loc.clone()))
+        }
+        _ => ctx.alert_tight("custom id has to be > 0."),
+    }
+}
+
+fn p_description(_ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    p.description = Some(a[1..].join(" "));
+}
+
+fn p_disabled(_ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
+    p.disabled = true;
+}
+
+fn p_enabled(_ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
+    p.disabled = false;
+}
+
+fn p_balance(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    const MSG: &str = "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.";
+    let Some(algo) = a.get(1) else {
+        ctx.alert(MSG);
+        return;
+    };
+    let name = algo.split('(').next().unwrap_or("");
+    match name {
+        "roundrobin" | "static-rr" | "leastconn" | "first" | "source" | "uri" | "url_param"
+        | "hdr" | "random" => {}
+        "rdp-cookie" | "hash" => {
+            ctx.unsupported_arg("balance", name);
+            return;
+        }
+        _ => {
+            ctx.alert(MSG);
+            return;
+        }
+    }
+    if name == "url_param" && a.get(2).is_none() {
+        ctx.alert("'balance url_param' requires an URL parameter name.");
+        return;
+    }
+    p.balance = Some(Located::new(a[1..].to_vec(), ctx.loc.clone()));
+}
+
+fn p_hash_type(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1).map(String::as_str) {
+        Some("consistent") | Some("map-based") => {}
+        Some("avalanche") => {
+            ctx.alert("experimental feature 'hash-type avalanche' has been removed, please use 'hash-type map-based sdbm avalanche' instead");
+            return;
+        }
+        _ => {
+            ctx.alert("'hash-type' only supports 'consistent' and 'map-based'.");
+            return;
+        }
+    }
+    if let Some(f) = a.get(2) {
+        if !matches!(f.as_str(), "sdbm" | "djb2" | "wt6" | "crc32") {
+            ctx.alert(
+                "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions.",
+            );
+            return;
+        }
+        if let Some(m) = a.get(3) {
+            if m != "avalanche" {
+                ctx.alert(
+                    "'hash-type' only supports 'avalanche' as a modifier for hash functions.",
+                );
+                return;
+            }
+        }
+    }
+    p.hash_type = Some(Located::new(a[1..].to_vec(), ctx.loc.clone()));
+}
+
+fn p_hash_balance_factor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1).and_then(|s| parse_uint(s)) {
+        Some(v) if v == 0 || v > 100 => p.hash_balance_factor = Some(v as u32),
+        _ => ctx.alert("'hash-balance-factor' must be 0 or greater than 100."),
+    }
+}
+
+fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1).filter(|s| !s.is_empty()) {
+        Some(b) => {
+            if no_extra(ctx, a, 1, "default_backend") {
+                p.default_backend = Some(Located::new(b.clone(), ctx.loc.clone()));
+            }
+        }
+        None => ctx.alert("'default_backend' expects a backend name."),
+    }
+}
+
+fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(b) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'use_backend' expects a backend name.");
+        return;
+    };
+    let cond = match a.get(2).map(String::as_str) {
+        None => None,
+        Some("if") | Some("unless") => {
+            ctx.unsupported_arg("use_backend", "if/unless conditions (ACLs)");
+            return;
+        }
+        Some(_) => {
+            ctx.alert("error detected while parsing switching rule : missing condition or unexpected keyword.");
+            return;
+        }
+    };
+    if b.contains("%[") {
+        ctx.unsupported_arg("use_backend", "dynamic backend names");
+        return;
+    }
+    p.use_backends.push(UseBackend {
+        backend: b.clone(),
+        cond,
+        loc: ctx.loc.clone(),
+    });
+}
+
+fn p_timeout(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let name = a.get(1).map(String::as_str).unwrap_or("");
+    let t = &mut p.timeouts;
+    let slot = match name {
+        "client" => &mut t.client,
+        "client-fin" => &mut t.client_fin,
+        "server" => &mut t.server,
+        "server-fin" => &mut t.server_fin,
+        "connect" => &mut t.connect,
+        "queue" => &mut t.queue,
+        "tunnel" => &mut t.tunnel,
+        "tarpit" => &mut t.tarpit,
+        "check" => &mut t.check,
+        "http-request" => &mut t.http_request,
+        "http-keep-alive" => &mut t.http_keep_alive,
+        _ => {
+            ctx.alert(format!("'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin' (got '{name}')"));
+            return;
+        }
+    };
+    let Some(v) = a.get(2).filter(|s| !s.is_empty()) else {
+        ctx.alert(format!(
+            "'timeout {name}' expects an integer value (in milliseconds)"
+        ));
+        return;
+    };
+    match parse_time_ms(v) {
+        Ok(ms) => {
+            if let Some(x) = a.get(3) {
+                ctx.alert(format!(
+                    "'timeout {name}' cannot handle unexpected argument '{x}'."
+                ));
+                return;
+            }
+            *slot = Some(Located::new(ms, ctx.loc.clone()));
+        }
+        Err(c) => ctx.alert(format!("unexpected character '{c}' in 'timeout {name}'")),
+    }
+}
+
+/// Which `timeout` names need which capability (for the "will be ignored" warning).
+pub fn timeout_cap(name: &str) -> Option<Cap> {
+    Some(match name {
+        "client" | "client-fin" => Cap::FE,
+        "server" | "server-fin" | "connect" | "queue" | "tunnel" | "check" => Cap::BE,
+        "tarpit" | "http-request" | "http-keep-alive" => Cap::FE_BE,
+        _ => return None,
+    })
+}
+
+fn p_bind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if let Some(b) = super::bind::parse_bind(ctx, &p.kind, &a[1..]) {
+        p.binds.push(b);
+    }
+}
+
+fn p_capture(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    // capture request|response header NAME len N
+    let dir = a[1].as_str();
+    if a.get(2).map(String::as_str) != Some("header") || a.len() < 6 || a[4] != "len" {
+        ctx.alert(format!(
+            "'capture {dir} header' expects <header name> 'len' <len>."
+        ));
+        return;
+    }
+    let len = match parse_uint(&a[5]) {
+        Some(l) if l > 0 => l as usize,
+        _ => {
+            ctx.alert(format!("'capture {dir} header' expects a positive length."));
+            return;
+        }
+    };
+    let c = Capture {
+        header: a[3].clone(),
+        len,
+    };
+    if dir == "request" {
+        p.capture_request.push(c);
+    } else {
+        p.capture_response.push(c);
+    }
+}
+
+fn p_errorfile(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.len() < 3 {
+        ctx.alert("errorfile : <errorfile> expects <status_code> and <file> as arguments.");
+        return;
+    }
+    let Some(code) = parse_uint(&a[1]).filter(|c| *c < 1000) else {
+        ctx.alert(format!("errorfile : status code '{}' not handled.", a[1]));
+        return;
+    };
+    let path = &a[2];
+    // HAProxy reads and validates the file at parse time; so do we.
+    match std::fs::read(path) {
+        Err(_) => ctx.alert(format!("errorfile : error opening file '{path}'.")),
+        Ok(bytes) => {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut r = httparse::Response::new(&mut headers);
+            match r.parse(&bytes) {
+                Ok(httparse::Status::Complete(_)) => p
+                    .errorfiles
+                    .push(Located::new((code as u16, path.clone()), ctx.loc.clone())),
+                _ => ctx.alert(format!(
+                    "errorfile : '{path}': unable to parse headers (error offset: {})",
+                    bytes.iter().position(|b| *b == b'\n').unwrap_or(0)
+                )),
+            }
+        }
+    }
+}
+
+fn p_log(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if ctx.negated {
+        p.log.clear();
+        return;
+    }
+    if a.len() < 2 {
+        ctx.alert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.");
+        return;
+    }
+    p.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone()));
+}
+
+fn p_log_format(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.len() < 2 {
+        ctx.alert("'log-format' expects a format string.");
+        return;
+    }
+    if a.len() > 2 {
+        ctx.alert(
+            "'log-format' expects only one argument, you have many. Please use quotes around the format string, or escape spaces with '\\ '.",
+        );
+        return;
+    }
+    p.log_format = Some(Located::new(
+        LogFormatChoice::Custom(a[1].clone()),
+        ctx.loc.clone(),
+    ));
+}
+
+fn p_log_format_sd(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.len() != 2 {
+        ctx.alert("'log-format-sd' expects a single format string.");
+        return;
+    }
+    p.log_format_sd = Some(Located::new(a[1].clone(), ctx.loc.clone()));
+}
+
+fn p_log_tag(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1) {
+        Some(t) => p.log_tag = Some(Located::new(t.clone(), ctx.loc.clone())),
+        None => ctx.alert("'log-tag' expects a tag for use in syslog."),
+    }
+}
+
+fn p_http_check_expect(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    // Only `http-check expect [!]status CODE[,CODE]` is implemented.
+    match (a.get(2).map(String::as_str), a.get(3)) {
+        (Some("status"), Some(codes)) => {
+            let parsed: Option<Vec<u16>> =
+                codes.split(',').map(|c| c.parse::<u16>().ok()).collect();
+            match parsed {
+                Some(v) => p.http_check_expect_status = Some(Located::new(v, ctx.loc.clone())),
+                None => ctx.unsupported_arg("http-check expect status", codes),
+            }
+        }
+        (Some(m), _) => ctx.unsupported_arg("http-check expect", m),
+        (None, _) => ctx.alert("'http-check expect' : expects a matching method."),
+    }
+}
+
+/// `source ADDR[:PORT] [usesrc ...] [interface NAME]`, shared with the server option.
+pub fn parse_source(ctx: &mut LineCtx, a: &[String], server_level: bool) -> Option<Source> {
+    let Some(addr_text) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'source' expects <addr>[:<port>] as argument.");
+        return None;
+    };
+    let parsed = match parse_addr(addr_text, true) {
+        Ok(p) => p,
+        Err(e) => {
+            addr_error(ctx, &format!("'source {addr_text}'"), addr_text, e);
+            return None;
+        }
+    };
+    if parsed.ip.is_none() {
+        ctx.alert(format!(
+            "'source {addr_text}' : invalid address: '{}' in '{addr_text}'",
+            addr_text.trim_end_matches(':').trim_end_matches(':')
+        ));
+        return None;
+    }
+    let (lo, hi) = match parsed.port {
+        None => (0, 0),
+        Some(PortSpec::Range(l, h)) => {
+            if l != h && !server_level {
+                ctx.alert(format!(
+                    "'source {addr_text}' : port range not permitted here in '{addr_text}'"
+                ));
+                return None;
+            }
+            (l, h)
+        }
+        Some(PortSpec::Offset(_)) => {
+            ctx.alert(format!("'source {addr_text}' : invalid port '{addr_text}'"));
+            return None;
+        }
+    };
+    let mut src = Source {
+        addr: parsed.ip.unwrap(),
+        port_low: lo,
+        port_high: hi,
+        usesrc: None,
+        interface: None,
+    };
+    let mut i = 2;
+    while i < a.len() {
+        match a[i].as_str() {
+            "usesrc" => {
+                let Some(v) = a.get(i + 1) else {
+                    ctx.alert(
+                        "'usesrc' expects <addr>[:<port>], 'client', or 'clientip' as argument.",
+                    );
+                    return None;
+                };
+                src.usesrc = Some(match v.as_str() {
+                    "client" => UseSrc::Client,
+                    "clientip" => UseSrc::ClientIp,
+                    h if h.starts_with("hdr_ip(") => {
+                        let inner = h.trim_start_matches("hdr_ip(");
+                        let Some(inner) = inner.strip_suffix(')') else {
+                            ctx.alert("invalid header name in 'usesrc hdr_ip' (missing ')').");
+                            return None;
+                        };
+                        let (name, occ) = match inner.split_once(',') {
+                            Some((n, o)) => (n, o.trim().parse::<i32>().unwrap_or(-1)),
+                            None => (inner, -1),
+                        };
+                        UseSrc::HdrIp {
+                            header: name.to_string(),
+                            occ,
+                        }
+                    }
+                    other => match parse_addr(other, true) {
+                        Ok(ap) if ap.ip.is_some() => {
+                            let port = match ap.port {
+                                Some(PortSpec::Range(p, _)) => p,
+                                _ => 0,
+                            };
+                            UseSrc::Addr(ap.ip.unwrap(), port)
+                        }
+                        Ok(_) => {
+                            ctx.alert(format!(
+                                "'usesrc {other}' : invalid address: '{other}' in '{other}'"
+                            ));
+                            return None;
+                        }
+                        Err(e) => {
+                            addr_error(ctx, &format!("'usesrc {other}'"), other, e);
+                            return None;
+                        }
+                    },
+                });
+                i += 2;
+            }
+            "interface" => {
+                let Some(v) = a.get(i + 1).filter(|s| !s.is_empty()) else {
+                    ctx.alert("'source' : missing interface name.");
+                    return None;
+                };
+                src.interface = Some(v.clone());
+                i += 2;
+            }
+            other => {
+                ctx.alert(format!("'source' only supports optional keywords 'usesrc' and 'interface', got '{other}'."));
+                return None;
+            }
+        }
+    }
+    Some(src)
+}
+
+pub fn addr_error(ctx: &mut LineCtx, prefix: &str, text: &str, e: AddrError) {
+    match e {
+        AddrError::Invalid(h) => ctx.alert(format!("{prefix} : invalid address: '{h}' in '{text}'")),
+        AddrError::Port(p) => ctx.alert(format!("{prefix} : invalid port '{p}'")),
+        AddrError::MissingPort => ctx.alert(format!("{prefix} : missing port specification in '{text}'")),
+        AddrError::Unsupported(what) => ctx.unsupported_arg(prefix.trim_matches('\''), &what),
+        AddrError::Hostname(h) => ctx.alert(format!(
+            "{prefix} : host name '{h}' in '{text}': rhaproxy only accepts IP addresses here (host names are not supported by rhaproxy yet)."
+        )),
+    }
+}
+
+fn p_source(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if let Some(s) = parse_source(ctx, a, false) {
+        p.source = Some(Located::new(s, ctx.loc.clone()));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+pub struct OptionKw {
+    pub name: &'static str,
+    pub cap: Cap,
+    pub http_only: bool,
+    pub status: Status,
+    /// Options with arguments have their own parser; plain ones are stored as on/off.
+    pub parse: Option<ProxyParse>,
+}
+
+const fn opt(name: &'static str, cap: Cap, status: Status) -> OptionKw {
+    OptionKw {
+        name,
+        cap,
+        http_only: false,
+        status,
+        parse: None,
+    }
+}
+
+const fn opth(name: &'static str, cap: Cap, status: Status) -> OptionKw {
+    OptionKw {
+        name,
+        cap,
+        http_only: true,
+        status,
+        parse: None,
+    }
+}
+
+const fn optp(name: &'static str, cap: Cap, status: Status, parse: ProxyParse) -> OptionKw {
+    OptionKw {
+        name,
+        cap,
+        http_only: false,
+        status,
+        parse: Some(parse),
+    }
+}
+
+const FE: Cap = Cap::FE;
+const BE: Cap = Cap::BE;
+const FB: Cap = Cap::FE_BE;
+
+pub static OPTIONS: &[OptionKw] = &[
+    opt("abortonclose", BE, U),
+    opth("accept-invalid-http-request", FE, U),
+    opth("accept-invalid-http-response", BE, U),
+    opt("allbackups", BE, I),
+    opth("checkcache", BE, U),
+    opt("clitcpka", FE, I),
+    opt(
+        "contstats",
+        FE,
+        N("statistics are always updated continuously"),
+    ),
+    opth(
+        "disable-h2-upgrade",
+        FE,
+        N("rhaproxy speaks HTTP/1 only, there is no upgrade to refuse"),
+    ),
+    opt("dontlog-normal", FE, I),
+    opt("dontlognull", FE, I),
+    opth("h1-case-adjust-bogus-client", FE, U),
+    opth("h1-case-adjust-bogus-server", BE, U),
+    opth("http-buffer-request", FB, U),
+    opth("http-ignore-probes", FE, U),
+    opth(
+        "http-no-delay",
+        FB,
+        N("rhaproxy never delays HTTP data (TCP_NODELAY is always set)"),
+    ),
+    opth("http-pretend-keepalive", BE, U),
+    opth("http-use-proxy-header", FE, U),
+    opth("idle-close-on-response", FE, U),
+    opt("independent-streams", FB, U),
+    opt("log-health-checks", BE, I),
+    opt("log-separate-errors", FE, I),
+    opt("logasap", FE, I),
+    opt("nolinger", FB, I),
+    opt("persist", BE, U),
+    opth("prefer-last-server", BE, U),
+    opt(
+        "socket-stats",
+        FE,
+        N("rhaproxy keeps no per-listener statistics"),
+    ),
+    opt(
+        "splice-auto",
+        FB,
+        N("a kernel data-path optimisation; rhaproxy decides splicing itself"),
+    ),
+    opt(
+        "splice-request",
+        FB,
+        N("a kernel data-path optimisation; rhaproxy decides splicing itself"),
+    ),
+    opt(
+        "splice-response",
+        FB,
+        N("a kernel data-path optimisation; rhaproxy decides splicing itself"),
+    ),
+    opt("srvtcpka", BE, I),
+    opt("tcp-smart-accept", FE, N(TUNING)),
+    opt("tcp-smart-connect", BE, N(TUNING)),
+    opt("transparent", BE, U),
+    optp("httpclose", FB, I, o_conn_mode),
+    optp("http-server-close", FB, I, o_conn_mode),
+    optp("http-keep-alive", FB, I, o_conn_mode),
+    optp("redispatch", BE, I, o_redispatch),
+    optp("httplog", FE, I, o_httplog),
+    optp("httpslog", FE, U, o_unsupported),
+    optp("tcplog", FE, I, o_tcplog),
+    optp("tcpka", FB, I, o_plain),
+    optp("httpchk", BE, I, o_httpchk),
+    optp("ssl-hello-chk", BE, U, o_unsupported),
+    optp("smtpchk", BE, U, o_unsupported),
+    optp("pgsql-check", BE, U, o_unsupported),
+    optp("redis-check", BE, U, o_unsupported),
+    optp("mysql-check", BE, U, o_unsupported),
+    optp("ldap-check", BE, U, o_unsupported),
+    optp("spop-check", BE, U, o_unsupported),
+    optp("tcp-check", BE, U, o_unsupported),
+    optp("external-check", BE, U, o_unsupported),
+    optp("forwardfor", FB, I, o_forwardfor),
+    optp("originalto", FB, U, o_unsupported),
+    optp("http-restrict-req-hdr-names", FB, U, o_unsupported),
+];
+
+fn o_unsupported(ctx: &mut LineCtx, _p: &mut Proxy, a: &[String]) {
+    ctx.unsupported(&format!("option {}", a[1]), "proxy");
+}
+
+fn o_plain(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    p.options
+        .insert(a[1].clone(), Located::new(!ctx.negated, ctx.loc.clone()));
+}
+
+fn o_conn_mode(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let m = match a[1].as_str() {
+        "httpclose" => ConnMode::Close,
+        "http-server-close" => ConnMode::ServerClose,
+        _ => ConnMode::KeepAlive,
+    };
+    if ctx.negated {
+        // `no option X` clears X only if X is the mode in effect.
+        if p.conn_mode.as_ref().is_some_and(|c| c.value == m) {
+            p.conn_mode = None;
+        }
+    } else {
+        p.conn_mode = Some(Located::new(m, ctx.loc.clone()));
+    }
+}
+
+fn o_redispatch(ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
+    p.redispatch = Some(Located::new(!ctx.negated, ctx.loc.clone()));
+}
+
+fn o_httplog(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if ctx.negated {
+        p.log_format = None;
+        return;
+    }
+    let choice = match a.get(2).map(String::as_str) {
+        None => LogFormatChoice::HttpLog,
+        Some("clf") => LogFormatChoice::HttpLogClf,
+        Some(x) => {
+            ctx.alert(format!(
+                "'option httplog' only supports the 'clf' argument, got '{x}'."
+            ));
+            return;
+        }
+    };
+    p.log_format = Some(Located::new(choice, ctx.loc.clone()));
+}
+
+fn o_tcplog(ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
+    if ctx.negated {
+        p.log_format = None;
+        return;
+    }
+    p.log_format = Some(Located::new(LogFormatChoice::TcpLog, ctx.loc.clone()));
+}
+
+fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if ctx.negated {
+        p.httpchk = None;
+        return;
+    }
+    if let Some(x) = a.get(5) {
+        ctx.alert(format!(
+            "'option httpchk' cannot handle unexpected argument '{x}'."
+        ));
+        return;
+    }
+    let (method, uri, version) = match a.len() {
+        2 => ("OPTIONS", "/", "HTTP/1.0"),
+        3 => ("OPTIONS", a[2].as_str(), "HTTP/1.0"),
+        4 => (a[2].as_str(), a[3].as_str(), "HTTP/1.0"),
+        _ => (a[2].as_str(), a[3].as_str(), a[4].as_str()),
+    };
+    p.httpchk = Some(Located::new(
+        HttpChk {
+            method: method.into(),
+            uri: uri.into(),
+            version: version.into(),
+        },
+        ctx.loc.clone(),
+    ));
+}
+
+fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if ctx.negated {
+        p.forwardfor = None;
+        return;
+    }
+    let mut ff = Forwardfor {
+        except: None,
+        header: "X-Forwarded-For".into(),
+        if_none: false,
+    };
+    let mut i = 2;
+    while i < a.len() {
+        match a[i].as_str() {
+            "except" if i + 1 < a.len() => {
+                ff.except = Some(a[i + 1].clone());
+                i += 2;
+            }
+            "header" if i + 1 < a.len() => {
+                ff.header = a[i + 1].clone();
+                i += 2;
+            }
+            "if-none" => {
+                ff.if_none = true;
+                i += 1;
+            }
+            x => {
+                ctx.alert(format!("'option forwardfor' only supports optional values: 'header', 'if-none' and 'except'. Got '{x}'."));
+                return;
+            }
+        }
+    }
+    p.forwardfor = Some(Located::new(ff, ctx.loc.clone()));
+}
+
+fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(name) = a.get(1) else {
+        ctx.alert("'option' expects an option name.");
+        return;
+    };
+    let removed = match name.as_str() {
+        "forceclose" => Some(
+            "option 'forceclose' is not supported any more since HAProxy 2.0, please just remove it, or use 'option httpclose' if absolutely needed.",
+        ),
+        "http-tunnel" => Some(
+            "option 'http-tunnel' is not supported any more since HAProxy 2.1, please just remove it, it shouldn't be needed.",
+        ),
+        "http_proxy" => Some(
+            "option 'http_proxy' is no longer supported since HAProxy 2.5, please use 'http-request set-dst' instead.",
+        ),
+        _ => None,
+    };
+    if let Some(m) = removed {
+        ctx.alert_tight(m);
+        return;
+    }
+    let Some(o) = OPTIONS.iter().find(|o| o.name == name) else {
+        ctx.alert(format!("unknown option '{name}'."));
+        return;
+    };
+    // Defaults sections accept every option; proxies without the capability ignore it.
+    if p.kind != ProxyKind::Defaults && !p.cap().intersects(o.cap) {
+        ctx.warning(format!(
+            "'{}' ignored because {} '{}' has no {} capability.",
+            o.name,
+            p.kind.keyword(),
+            p.name,
+            if o.cap == Cap::FE {
+                "frontend"
+            } else {
+                "backend"
+            }
+        ));
+        return;
+    }
+    if matches!(o.name, "httplog" | "tcplog") && p.kind == ProxyKind::Backend {
+        ctx.warning(format!(
+            "backend '{}' : 'option {}' directive is ignored in backends.",
+            p.name, o.name
+        ));
+        return;
+    }
+    match o.status {
+        Status::Unsupported if !ctx.negated => {
+            ctx.unsupported(&format!("option {}", o.name), p.kind.keyword());
+            return;
+        }
+        _ => {}
+    }
+    match o.parse {
+        Some(f) => f(ctx, p, a),
+        None => {
+            if let Some(x) = a.get(2) {
+                ctx.alert_tight(format!(
+                    "'option {}' cannot handle unexpected argument '{x}'.",
+                    o.name
+                ));
+                return;
+            }
+            o_plain(ctx, p, a)
+        }
+    }
+}
+
+pub fn doc_rows() -> Vec<DocRow> {
+    let mut rows: Vec<DocRow> = PROXY_KEYWORDS
+        .iter()
+        .filter(|k| k.name != "option")
+        .map(|k| DocRow {
+            section: "proxies",
+            keyword: k.name.to_string(),
+            where_: where_letters(k.allowed),
+            status: k.status,
+        })
+        .collect();
+    for t in [
+        "client",
+        "client-fin",
+        "server",
+        "server-fin",
+        "connect",
+        "queue",
+        "tunnel",
+        "tarpit",
+        "check",
+        "http-request",
+        "http-keep-alive",
+    ] {
+        rows.push(DocRow {
+            section: "proxies",
+            keyword: format!("timeout {t}"),
+            where_: match timeout_cap(t) {
+                Some(Cap::FE) => "defaults, frontend, listen".into(),
+                Some(Cap::BE) => "defaults, backend, listen".into(),
+                _ => "defaults, frontend, backend, listen".into(),
+            },
+            status: if matches!(t, "tarpit" | "check") {
+                Status::NoEffect("no tarpit or separate check timeout yet: accepted so configs load; checks use `inter`")
+            } else {
+                Status::Implemented
+            },
+        });
+    }
+    for o in OPTIONS {
+        rows.push(DocRow {
+            section: "proxies",
+            keyword: format!("option {}", o.name),
+            where_: format!(
+                "defaults, {}{}",
+                match o.cap {
+                    Cap::FE => "frontend, listen",
+                    Cap::BE => "backend, listen",
+                    _ => "frontend, backend, listen",
+                },
+                if o.http_only { " (HTTP)" } else { "" }
+            ),
+            status: o.status,
+        });
+    }
+    rows
+}
+
+fn where_letters(s: &str) -> String {
+    let mut v = Vec::new();
+    if s.contains('D') {
+        v.push("defaults");
+    } else if s.contains('d') {
+        v.push("named defaults");
+    }
+    if s.contains('F') {
+        v.push("frontend");
+    }
+    if s.contains('B') {
+        v.push("backend");
+    }
+    if s.contains('L') {
+        v.push("listen");
+    }
+    v.join(", ")
+}

@@ -1,0 +1,193 @@
+//! The validity pass run after all files are parsed, with HAProxy 2.6's post-parse messages,
+//! followed by rhaproxy's own transparency rules.
+
+use crate::config::ir::*;
+use crate::diag::Diags;
+
+/// What `-c` concludes besides errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// At least one enabled proxy has a listener.
+    pub has_listener: bool,
+}
+
+const MISSING_TIMEOUTS: &str = "   | While not properly invalid, you will certainly encounter various problems\n   | with such a configuration. To fix this, please ensure that all following\n   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.";
+
+fn proxy_type(p: &Proxy) -> &'static str {
+    match p.kind {
+        ProxyKind::Frontend => "frontend",
+        ProxyKind::Backend => "backend",
+        _ => "proxy",
+    }
+}
+
+fn is_l7_balance(p: &Proxy) -> bool {
+    p.balance.as_ref().is_some_and(|b| {
+        let n = b.value[0].split('(').next().unwrap_or("");
+        matches!(n, "uri" | "url_param" | "hdr")
+    })
+}
+
+pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
+    let mode_of = |cfg: &Config, name: &str| -> Option<(Mode, Loc)> {
+        cfg.proxy(name, Cap::BE)
+            .map(|b| (b.mode.value, b.loc.clone()))
+    };
+    let n = cfg.proxies.len();
+    for i in 0..n {
+        let p = &cfg.proxies[i];
+        if p.disabled {
+            continue;
+        }
+        let is_fe = p.cap().contains(Cap::FE);
+        let is_be = p.cap().contains(Cap::BE);
+        if is_fe {
+            if let Some(db) = &p.default_backend {
+                match mode_of(cfg, &db.value) {
+                    None => diags.alert(
+                        None,
+                        format!("Proxy '{}': unable to find required default_backend: '{}'.", p.name, db.value),
+                    ),
+                    Some((m, bloc)) if m != p.mode.value => diags.alert(
+                        None,
+                        format!(
+                            "{} frontend '{}' ({}) tries to use incompatible {} backend '{}' ({}) as its default backend (see 'mode').",
+                            mode_word(p.mode.value),
+                            p.name,
+                            p.loc,
+                            mode_word(m),
+                            db.value,
+                            bloc
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            for ub in &p.use_backends {
+                match mode_of(cfg, &ub.backend) {
+                    None => diags.alert(
+                        None,
+                        format!("Proxy '{}': unable to find required use_backend: '{}'.", p.name, ub.backend),
+                    ),
+                    Some((m, bloc)) if m != p.mode.value => diags.alert(
+                        None,
+                        format!(
+                            "{} frontend '{}' ({}) tries to use incompatible {} backend '{}' ({}) in a 'use_backend' rule (see 'mode').",
+                            mode_word(p.mode.value),
+                            p.name,
+                            p.loc,
+                            mode_word(m),
+                            ub.backend,
+                            bloc
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            if p.binds.is_empty() && p.kind == ProxyKind::Frontend {
+                diags.warning(
+                    None,
+                    format!(
+                        "frontend '{}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+                        p.name
+                    ),
+                );
+            }
+        }
+        let t = &p.timeouts;
+        let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
+        let missing = (is_fe && t.client.is_none())
+            || (is_be
+                && !p.servers.is_empty()
+                && (t.connect.is_none() || (t.server.is_none() && !tcp_tunnel)));
+        if missing {
+            diags.warning(
+                None,
+                format!(
+                    "missing timeouts for {} '{}'.\n{MISSING_TIMEOUTS}",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        if is_fe {
+            if let Some(lf) = &p.log_format {
+                if p.log.is_empty() {
+                    diags.warning(
+                        None,
+                        format!(
+                            "log format ignored for {} '{}' since it has no log address.",
+                            proxy_type(p),
+                            p.name
+                        ),
+                    );
+                } else if lf.value == LogFormatChoice::HttpLog && p.mode.value != Mode::Http {
+                    diags.warning(
+                        None,
+                        format!(
+                            "parsing [{}] : 'option httplog' not usable with {} '{}' (needs 'mode http'). Falling back to 'option tcplog'.",
+                            lf.loc,
+                            proxy_type(p),
+                            p.name
+                        ),
+                    );
+                }
+            }
+        }
+        if is_be {
+            if is_l7_balance(p) && p.mode.value != Mode::Http {
+                diags.warning(
+                    None,
+                    format!(
+                        "Layer 7 hash not possible for {} '{}' (needs 'mode http'). Falling back to round robin.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if p.forwardfor.is_some() && p.mode.value != Mode::Http {
+                diags.warning(
+                    None,
+                    format!(
+                        "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+        }
+    }
+    for p in cfg.proxies.iter_mut() {
+        // Duplicate server names are found after parsing, as in HAProxy.
+        for j in 0..p.servers.len() {
+            if let Some(prev) = p.servers[..j].iter().find(|s| s.name == p.servers[j].name) {
+                let s = &p.servers[j];
+                diags.alert(
+                    None,
+                    format!(
+                        "parsing [{}] : proxy '{}', another server named '{}' was already defined at line {}, please use distinct names.",
+                        s.loc, p.name, s.name, prev.loc.line
+                    ),
+                );
+            }
+        }
+        let ids: Vec<Option<u32>> = p.servers.iter().map(|s| s.id).collect();
+        for (s, puid) in p.servers.iter_mut().zip(assign_puids(&ids)) {
+            s.puid = puid;
+        }
+    }
+    crate::config::transparency::check(cfg, diags);
+    Verdict {
+        has_listener: cfg
+            .proxies
+            .iter()
+            .any(|p| !p.disabled && !p.binds.is_empty() && p.cap().contains(Cap::FE)),
+    }
+}
+
+fn mode_word(m: Mode) -> &'static str {
+    match m {
+        Mode::Http => "http",
+        Mode::Tcp => "tcp",
+    }
+}
