@@ -1,1 +1,932 @@
-//! placeholder, filled by its own work item
+//! Server selection, exactly as HAProxy 2.6 does it.
+//!
+//! This module is pure (no I/O). The runtime builds one [`Balancer`] per
+//! backend and calls [`Balancer::pick`] for every request (or connection in
+//! TCP mode), then [`Balancer::conn_start`] / [`Balancer::conn_end`] (or the
+//! RAII [`ConnGuard`]) around the time the stream is attached to the server.
+//!
+//! # Concurrency design
+//!
+//! * Everything derived from the *usable set* (map table, consistent-hash
+//!   ring, round-robin schedule, id order) lives in an immutable
+//!   [`Snapshot`] behind an `Arc`. It is rebuilt by [`Balancer::set_usable`]
+//!   (rare: health checks, admin actions) and published with a generation
+//!   number.
+//! * Each worker thread keeps a thread-local copy of the `Arc` for each
+//!   balancer; the request path only does an atomic load of the generation
+//!   and, when it changed, a short read-lock to refresh the copy. There is no
+//!   lock on the steady-state request path.
+//! * Mutable per-request state is atomics in the `Balancer` itself: the
+//!   round-robin position counters, and per-server active-connection counts
+//!   (`served`, used by `leastconn`, `first`, `random`, `maxconn` and
+//!   `hash-balance-factor`).
+//!
+//! # What matches HAProxy exactly, and what does not
+//!
+//! * Hash algorithms (`source`, `uri`, `url_param`, `hdr`, `rdp-cookie`,
+//!   `hash`) with `map-based` and `consistent`: exact, including the
+//!   single-server "key 0" rule, the first-backup rule and its map-table
+//!   quirk, GCD reduction, ring tie rule and the redispatch walk.
+//! * `roundrobin`: HAProxy's FWRR order is precomputed for the current set
+//!   ([`fwrr`]); exact from start-up while no server is saturated or
+//!   avoided. After a usable-set change the schedule restarts from its
+//!   initial state (HAProxy continues its running state instead).
+//! * `static-rr` and the missing-key fallbacks walk the map/ring with an
+//!   atomic counter: exact for sequential requests; under saturation or
+//!   redispatch the position advances by one pick instead of jumping to the
+//!   chosen entry.
+//! * `leastconn`: HAProxy's tree order (lowest load key, then least recently
+//!   repositioned) is reproduced with a per-server sequence stamp.
+//! * `random`: power-of-`draws` choices on the consistent ring with a
+//!   thread-local xorshift generator (not reproducible, by nature).
+//! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn,
+//!   slowstart and runtime weight changes, `url_param ... check_post`
+//!   (POST body hashing).
+//!
+//! When every usable server is saturated (`maxconn` reached) the
+//! non-hashing algorithms return `None`; HAProxy then queues the request in
+//! the backend.
+
+pub mod algo;
+pub mod fwrr;
+pub mod hash;
+pub mod key;
+
+pub use algo::{Algorithm, HashMethod, HashType, assign_puids, parse_balance, parse_hash_type};
+pub use hash::{HashFn, full_hash};
+
+use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Effective-weight scale (HAProxy's BE_WEIGHT_SCALE).
+const WEIGHT_SCALE: u32 = 16;
+/// Largest effective weight (256 * 16).
+const EWGHT_MAX: u32 = 4096;
+
+/// One server as the load balancer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbServer {
+    /// Server id (`id N` or automatic, see [`assign_puids`]).
+    pub puid: u32,
+    /// User weight (`weight`, default 1, 0..=256).
+    pub weight: u32,
+    /// `backup` server.
+    pub backup: bool,
+    /// `maxconn` (None or 0 = unlimited).
+    pub maxconn: Option<u32>,
+}
+
+impl LbServer {
+    pub fn new(puid: u32, weight: u32) -> LbServer {
+        LbServer {
+            puid,
+            weight,
+            backup: false,
+            maxconn: None,
+        }
+    }
+}
+
+/// HTTP request headers for `balance hdr(...)`.
+#[derive(Clone, Copy, Default)]
+pub enum Headers<'a> {
+    /// No HTTP headers (TCP mode).
+    #[default]
+    None,
+    /// `(name, value)` pairs in request order; names compared
+    /// case-insensitively, first occurrence wins.
+    List(&'a [(&'a [u8], &'a [u8])]),
+    /// A lookup returning the first occurrence's raw value for a name.
+    Lookup(&'a dyn Fn(&[u8]) -> Option<&'a [u8]>),
+}
+
+/// What a request offers as hashing input.
+#[derive(Clone, Copy, Default)]
+pub struct RequestKey<'a> {
+    /// Client address as seen by the stream (after PROXY protocol /
+    /// `set-src`). `None` for UNIX-socket clients.
+    pub src: Option<IpAddr>,
+    /// Request-line URI as sent (after `http-request` rewrites). `None` in
+    /// TCP mode.
+    pub uri: Option<&'a [u8]>,
+    /// Request headers.
+    pub headers: Headers<'a>,
+    /// Pre-extracted input for `rdp-cookie` (cookie value) and `hash EXPR`
+    /// (expression result as bytes). `None` = not found.
+    pub sample: Option<&'a [u8]>,
+}
+
+impl<'a> RequestKey<'a> {
+    /// A TCP-level key (client address only).
+    pub fn tcp(src: IpAddr) -> Self {
+        RequestKey {
+            src: Some(src),
+            ..Default::default()
+        }
+    }
+
+    /// An HTTP key.
+    pub fn http(src: Option<IpAddr>, uri: &'a [u8], headers: Headers<'a>) -> Self {
+        RequestKey {
+            src,
+            uri: Some(uri),
+            headers,
+            sample: None,
+        }
+    }
+
+    /// Raw value of the first occurrence of header `name`.
+    pub fn header(&self, name: &[u8]) -> Option<&'a [u8]> {
+        match self.headers {
+            Headers::None => None,
+            Headers::List(list) => list
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v),
+            Headers::Lookup(f) => f(name),
+        }
+    }
+}
+
+/// Immutable lookup structures for one usable set.
+#[derive(Debug)]
+pub struct Snapshot {
+    generation: u64,
+    /// No usable server at all.
+    empty: bool,
+    /// First usable backup when it alone takes the traffic (no usable
+    /// active server and no `option allbackups`).
+    fbck: Option<usize>,
+    /// Servers of the group in use, declaration order: usable active
+    /// servers, or else all usable backups.
+    set: Vec<usize>,
+    /// HAProxy's `tot_used`.
+    tot_used: usize,
+    /// map-based table (`map-based` hashing and `static-rr`).
+    map: Vec<u32>,
+    /// Consistent-hash ring: (point key, server), sorted by key.
+    ring: Vec<(u32, u32)>,
+    /// Total effective weight of the group (bounded load).
+    tot_eweight: u32,
+    /// Cumulative effective weight of the preceding servers of the same
+    /// class (bounded load), per server.
+    cumulative: Vec<u32>,
+    /// Round-robin schedule, entries are server indexes.
+    rr: Option<fwrr::Schedule>,
+    /// Group sorted by id (`first`).
+    by_id: Vec<usize>,
+}
+
+impl Snapshot {
+    /// The map table (server indexes), for inspection and tests.
+    pub fn map_table(&self) -> &[u32] {
+        &self.map
+    }
+    /// The consistent-hash ring (key, server index), sorted.
+    pub fn ring(&self) -> &[(u32, u32)] {
+        &self.ring
+    }
+}
+
+static NEXT_BALANCER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static SNAP_CACHE: RefCell<Vec<(u64, Arc<Snapshot>)>> = const { RefCell::new(Vec::new()) };
+    static RNG: Cell<u64> = Cell::new({
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x9e37_79b9_7f4a_7c15);
+        h.finish() | 1
+    });
+}
+
+fn random_u32() -> u32 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    })
+}
+
+/// A backend's load balancer. Share it (e.g. in an `Arc`) between workers.
+pub struct Balancer {
+    id: u64,
+    servers: Vec<LbServer>,
+    algo: Algorithm,
+    hash_type: HashType,
+    allbackups: bool,
+    hash_balance_factor: u32,
+    /// Map weights after GCD reduction.
+    map_weight: Vec<u32>,
+    usable: Mutex<Vec<bool>>,
+    generation: AtomicU64,
+    current: RwLock<Arc<Snapshot>>,
+    served: Vec<AtomicU32>,
+    total_served: AtomicU32,
+    /// leastconn: last reposition stamp per server.
+    lc_stamp: Vec<AtomicU64>,
+    lc_clock: AtomicU64,
+    /// Round-robin position (roundrobin, static-rr, map fallback).
+    rr_pos: AtomicU64,
+    /// Ring walk position (consistent-hash fallback).
+    ring_pos: AtomicU64,
+}
+
+impl std::fmt::Debug for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balancer")
+            .field("servers", &self.servers)
+            .field("algo", &self.algo)
+            .field("hash_type", &self.hash_type)
+            .field("allbackups", &self.allbackups)
+            .finish()
+    }
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+impl Balancer {
+    /// Create a balancer; all servers start usable (call
+    /// [`Balancer::set_usable_all`] for servers that start disabled).
+    /// `hash_balance_factor` is `hash-balance-factor` (0 = off).
+    pub fn new(
+        servers: Vec<LbServer>,
+        algo: Algorithm,
+        hash_type: HashType,
+        allbackups: bool,
+        hash_balance_factor: u32,
+    ) -> Balancer {
+        let n = servers.len();
+        let g = servers
+            .iter()
+            .map(|s| s.weight)
+            .filter(|&w| w > 0)
+            .fold(0, gcd)
+            .max(1);
+        let map_weight = servers.iter().map(|s| s.weight.div_ceil(g)).collect();
+        let mut b = Balancer {
+            id: NEXT_BALANCER_ID.fetch_add(1, Ordering::Relaxed),
+            servers,
+            algo,
+            hash_type,
+            allbackups,
+            hash_balance_factor,
+            map_weight,
+            usable: Mutex::new(vec![true; n]),
+            generation: AtomicU64::new(0),
+            current: RwLock::new(Arc::new(Snapshot {
+                generation: 0,
+                empty: true,
+                fbck: None,
+                set: vec![],
+                tot_used: 0,
+                map: vec![],
+                ring: vec![],
+                tot_eweight: 0,
+                cumulative: vec![],
+                rr: None,
+                by_id: vec![],
+            })),
+            served: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            total_served: AtomicU32::new(0),
+            lc_stamp: (0..n).map(|i| AtomicU64::new(i as u64)).collect(),
+            lc_clock: AtomicU64::new(n as u64),
+            rr_pos: AtomicU64::new(0),
+            ring_pos: AtomicU64::new(0),
+        };
+        let snap = b.build(&vec![true; n], 1);
+        *b.current.get_mut().unwrap() = Arc::new(snap);
+        b.generation = AtomicU64::new(1);
+        b
+    }
+
+    pub fn servers(&self) -> &[LbServer] {
+        &self.servers
+    }
+    pub fn algorithm(&self) -> &Algorithm {
+        &self.algo
+    }
+    pub fn hash_type(&self) -> HashType {
+        self.hash_type
+    }
+
+    /// Mark server `i` up (running, not in maintenance/drain) or down.
+    pub fn set_usable(&self, i: usize, up: bool) {
+        let mut u = self.usable.lock().unwrap_or_else(|e| e.into_inner());
+        if u[i] == up {
+            return;
+        }
+        u[i] = up;
+        if up {
+            self.lc_stamp[i].store(
+                self.lc_clock.fetch_add(1, Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
+        self.publish(&u);
+    }
+
+    /// Set the usable flag of every server at once.
+    pub fn set_usable_all(&self, up: &[bool]) {
+        let mut u = self.usable.lock().unwrap_or_else(|e| e.into_inner());
+        if u.as_slice() == up {
+            return;
+        }
+        u.copy_from_slice(up);
+        self.publish(&u);
+    }
+
+    /// Current usable flags.
+    pub fn usable(&self) -> Vec<bool> {
+        self.usable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, u: &[bool]) {
+        let generation = self.generation.load(Ordering::Relaxed) + 1;
+        let snap = Arc::new(self.build(u, generation));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    /// The current snapshot (for inspection; `pick` does not need it).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn build(&self, usable: &[bool], generation: u64) -> Snapshot {
+        let n = self.servers.len();
+        let ok = |i: usize| usable[i] && self.servers[i].weight > 0;
+        let act: Vec<usize> = (0..n)
+            .filter(|&i| ok(i) && !self.servers[i].backup)
+            .collect();
+        let bck: Vec<usize> = (0..n)
+            .filter(|&i| ok(i) && self.servers[i].backup)
+            .collect();
+        let mut cumulative = vec![0u32; n];
+        let (mut ca, mut cb) = (0u32, 0u32);
+        for i in 0..n {
+            if !ok(i) {
+                continue;
+            }
+            let ew = self.servers[i].weight * WEIGHT_SCALE;
+            if self.servers[i].backup {
+                cumulative[i] = cb;
+                cb += ew;
+            } else {
+                cumulative[i] = ca;
+                ca += ew;
+            }
+        }
+        let (set, fbck) = if !act.is_empty() {
+            (act, None)
+        } else if !bck.is_empty() && !self.allbackups {
+            let f = bck[0];
+            (bck, Some(f))
+        } else {
+            (bck, None)
+        };
+        let empty = set.is_empty();
+        let tot_used = if fbck.is_some() { 1 } else { set.len() };
+        let tot_eweight = match fbck {
+            Some(f) => self.servers[f].weight * WEIGHT_SCALE,
+            None => set
+                .iter()
+                .map(|&i| self.servers[i].weight * WEIGHT_SCALE)
+                .sum(),
+        };
+
+        let uses_map = matches!(self.algo, Algorithm::StaticRr)
+            || (self.algo.is_hash() && self.hash_type.method == HashMethod::MapBased);
+        let uses_ring = matches!(self.algo, Algorithm::Random { .. })
+            || (self.algo.is_hash() && self.hash_type.method == HashMethod::Consistent);
+
+        let map = if uses_map && !empty {
+            let tot = match fbck {
+                Some(f) => self.map_weight[f],
+                None => set.iter().map(|&i| self.map_weight[i]).sum(),
+            };
+            self.build_map(&set, tot)
+        } else {
+            vec![]
+        };
+
+        let ring = if uses_ring && fbck.is_none() {
+            let mut ring = Vec::new();
+            for &i in &set {
+                let pts = (self.servers[i].weight * WEIGHT_SCALE).min(EWGHT_MAX);
+                let base = self.servers[i].puid.wrapping_mul(EWGHT_MAX);
+                for j in 0..pts {
+                    ring.push((full_hash(base.wrapping_add(j)), i as u32));
+                }
+            }
+            ring.sort_unstable();
+            ring
+        } else {
+            vec![]
+        };
+
+        let rr = if matches!(self.algo, Algorithm::RoundRobin) && fbck.is_none() && !empty {
+            let ews: Vec<u32> = set
+                .iter()
+                .map(|&i| self.servers[i].weight * WEIGHT_SCALE)
+                .collect();
+            fwrr::sequence(&ews).map(|mut s| {
+                for x in s.seq.iter_mut() {
+                    *x = set[*x as usize] as u32;
+                }
+                s
+            })
+        } else {
+            None
+        };
+
+        let mut by_id = set.clone();
+        by_id.sort_by_key(|&i| self.servers[i].puid);
+
+        Snapshot {
+            generation,
+            empty,
+            fbck,
+            set,
+            tot_used,
+            map,
+            ring,
+            tot_eweight,
+            cumulative,
+            rr,
+            by_id,
+        }
+    }
+
+    /// Smooth weighted table of `tot` slots over `set` (declaration order,
+    /// first server wins ties).
+    fn build_map(&self, set: &[usize], tot: u32) -> Vec<u32> {
+        let mut table = Vec::with_capacity(tot as usize);
+        if tot == 1 {
+            table.push(set[0] as u32);
+            return table;
+        }
+        let mut score = vec![0i64; set.len()];
+        let tot64 = tot as i64;
+        for _ in 0..tot {
+            let mut best: Option<usize> = None;
+            let mut max = 0i64;
+            for (k, &i) in set.iter().enumerate() {
+                score[k] += self.map_weight[i] as i64;
+                let v = (score[k] + tot64) / tot64;
+                if best.is_none() || v > max {
+                    max = v;
+                    best = Some(k);
+                }
+            }
+            let b = best.expect("non-empty set");
+            table.push(set[b] as u32);
+            score[b] -= tot64;
+        }
+        table
+    }
+
+    fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let r = SNAP_CACHE
+            .try_with(|c| {
+                let Ok(mut c) = c.try_borrow_mut() else {
+                    return None;
+                };
+                let pos = c.iter().position(|(id, _)| *id == self.id);
+                let idx = match pos {
+                    Some(p) => {
+                        if c[p].1.generation != generation {
+                            c[p].1 = self.snapshot();
+                        }
+                        p
+                    }
+                    None => {
+                        if c.len() >= 64 {
+                            c.remove(0);
+                        }
+                        c.push((self.id, self.snapshot()));
+                        c.len() - 1
+                    }
+                };
+                let f = f.take()?;
+                Some(f(&c[idx].1))
+            })
+            .ok()
+            .flatten();
+        match r {
+            Some(r) => r,
+            None => (f.take().expect("closure not consumed"))(&self.snapshot()),
+        }
+    }
+
+    fn saturated(&self, i: usize) -> bool {
+        match self.servers[i].maxconn {
+            Some(m) if m > 0 => self.served[i].load(Ordering::Relaxed) >= m,
+            _ => false,
+        }
+    }
+
+    /// Current active connections of server `i`.
+    pub fn served(&self, i: usize) -> u32 {
+        self.served[i].load(Ordering::Relaxed)
+    }
+
+    fn lc_key(&self, i: usize, served: u32) -> u32 {
+        if served == 0 {
+            return 0;
+        }
+        let ew = (self.servers[i].weight * WEIGHT_SCALE).max(1);
+        ((served as u64 + 1) * EWGHT_MAX as u64 / ew as u64) as u32
+    }
+
+    /// A connection/stream to server `i` starts (the server "takes" it).
+    pub fn conn_start(&self, i: usize) {
+        let old = self.served[i].fetch_add(1, Ordering::AcqRel);
+        self.total_served.fetch_add(1, Ordering::AcqRel);
+        if self.lc_key(i, old) != self.lc_key(i, old + 1) {
+            self.lc_stamp[i].store(
+                self.lc_clock.fetch_add(1, Ordering::AcqRel),
+                Ordering::Release,
+            );
+        }
+    }
+
+    /// A connection/stream to server `i` ends.
+    pub fn conn_end(&self, i: usize) {
+        let old = self.served[i]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1))
+            .unwrap_or(0);
+        if old == 0 {
+            return;
+        }
+        let _ = self
+            .total_served
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1));
+        if self.lc_key(i, old) != self.lc_key(i, old - 1) {
+            self.lc_stamp[i].store(
+                self.lc_clock.fetch_add(1, Ordering::AcqRel),
+                Ordering::Release,
+            );
+        }
+    }
+
+    /// [`Balancer::conn_start`] returning a guard that calls
+    /// [`Balancer::conn_end`] on drop.
+    pub fn conn_guard(self: &Arc<Self>, i: usize) -> ConnGuard {
+        self.conn_start(i);
+        ConnGuard {
+            balancer: Arc::clone(self),
+            server: i,
+        }
+    }
+
+    /// Choose a server for a request. `avoid` is the server to avoid when
+    /// redispatching (only honoured where HAProxy honours it: not by
+    /// map-based hashing). Returns the server index, or `None` when no
+    /// server is usable (or, for non-hashing algorithms, all are saturated;
+    /// for `source`, when the client is not an IP client).
+    pub fn pick(&self, key: &RequestKey<'_>, avoid: Option<usize>) -> Option<usize> {
+        self.with_snapshot(|s| self.pick_in(s, key, avoid))
+    }
+
+    fn pick_in(&self, s: &Snapshot, key: &RequestKey<'_>, avoid: Option<usize>) -> Option<usize> {
+        if s.empty {
+            return None;
+        }
+        match &self.algo {
+            Algorithm::RoundRobin => self.pick_fwrr(s, avoid),
+            Algorithm::StaticRr => self.map_rr(s, avoid),
+            Algorithm::LeastConn => self.pick_leastconn(s, avoid),
+            Algorithm::First => self.pick_first(s, avoid),
+            Algorithm::Random { draws } => self.pick_random(s, *draws, avoid),
+            _ => {
+                if matches!(self.algo, Algorithm::Source) && key.src.is_none() {
+                    return None;
+                }
+                match self.hash_of(s, key) {
+                    Some(h) => self.lookup_hash(s, h, avoid),
+                    None => match self.hash_type.method {
+                        HashMethod::MapBased => self.map_rr(s, avoid),
+                        HashMethod::Consistent => self.chash_next(s, avoid),
+                    },
+                }
+            }
+        }
+    }
+
+    /// The hash key this request yields with the current usable set
+    /// (`None` = input missing, round-robin fallback).
+    pub fn request_hash(&self, key: &RequestKey<'_>) -> Option<u32> {
+        self.with_snapshot(|s| self.hash_of(s, key))
+    }
+
+    fn hash_of(&self, s: &Snapshot, key: &RequestKey<'_>) -> Option<u32> {
+        let ht = &self.hash_type;
+        match &self.algo {
+            Algorithm::Source => {
+                let src = key.src?;
+                if s.tot_used == 1 {
+                    return Some(0);
+                }
+                let k = key::source_key(src);
+                Some(if ht.avalanche { full_hash(k) } else { k })
+            }
+            Algorithm::Uri {
+                whole,
+                len,
+                depth,
+                path_only,
+            } => {
+                let uri = key.uri?;
+                if s.tot_used == 1 {
+                    return Some(0);
+                }
+                let uri = if *path_only { key::uri_path(uri) } else { uri };
+                Some(ht.hash_bytes(key::uri_hash_input(uri, *whole, *len, *depth)))
+            }
+            Algorithm::UrlParam { name, .. } => {
+                let uri = key.uri?;
+                let v = key::url_param_value(uri, name.as_bytes())?;
+                if s.tot_used == 1 {
+                    return Some(0);
+                }
+                Some(ht.hash_bytes(v))
+            }
+            Algorithm::Hdr {
+                name,
+                use_domain_only,
+            } => {
+                key.uri?;
+                if s.tot_used == 1 {
+                    return Some(0);
+                }
+                let raw = key.header(name.as_bytes())?;
+                let v = key::first_header_value(raw);
+                let v = if *use_domain_only {
+                    key::domain_only(v)
+                } else {
+                    v
+                };
+                Some(ht.hash_bytes(v))
+            }
+            Algorithm::RdpCookie { .. } | Algorithm::Hash { .. } => {
+                let v = key.sample?;
+                if s.tot_used == 1 {
+                    return Some(0);
+                }
+                Some(ht.hash_bytes(v))
+            }
+            _ => None,
+        }
+    }
+
+    fn lookup_hash(&self, s: &Snapshot, h: u32, avoid: Option<usize>) -> Option<usize> {
+        match self.hash_type.method {
+            HashMethod::MapBased => {
+                if s.map.is_empty() {
+                    return None;
+                }
+                Some(s.map[(h % s.map.len() as u32) as usize] as usize)
+            }
+            HashMethod::Consistent => self.chash_lookup(s, h, avoid),
+        }
+    }
+
+    fn eligible(&self, s: &Snapshot, i: usize) -> bool {
+        let f = self.hash_balance_factor as u64;
+        let tot = s.tot_eweight as u64;
+        if tot == 0 {
+            return true;
+        }
+        let served_all = self.total_served.load(Ordering::Relaxed) as u64;
+        let tot_slots = ((served_all + 1) * f).div_ceil(100);
+        let per_weight = tot_slots / tot;
+        let rem = tot_slots % tot;
+        let ew = (self.servers[i].weight * WEIGHT_SCALE) as u64;
+        let cum = s.cumulative[i] as u64;
+        let mut slots = ew * per_weight;
+        slots += ((cum + ew) * rem) / tot - (cum * rem) / tot;
+        if slots == 0 {
+            slots = 1;
+        }
+        (self.served[i].load(Ordering::Relaxed) as u64) < slots
+    }
+
+    fn chash_lookup(&self, s: &Snapshot, h: u32, avoid: Option<usize>) -> Option<usize> {
+        if let Some(f) = s.fbck {
+            return Some(f);
+        }
+        let ring = &s.ring;
+        if ring.is_empty() {
+            return None;
+        }
+        let len = ring.len();
+        let next = ring.partition_point(|&(k, _)| k < h);
+        let next = if next == len { 0 } else { next };
+        let prev = if next == 0 { len - 1 } else { next - 1 };
+        let dp = h.wrapping_sub(ring[prev].0);
+        let dn = ring[next].0.wrapping_sub(h);
+        let mut pos = if dp <= dn { prev } else { next };
+        let mut srv = ring[pos].1 as usize;
+        let mut wraps = 0;
+        while Some(srv) == avoid || (self.hash_balance_factor != 0 && !self.eligible(s, srv)) {
+            pos += 1;
+            if pos == len {
+                pos = 0;
+                wraps += 1;
+                if wraps > 1 {
+                    break;
+                }
+            }
+            srv = ring[pos].1 as usize;
+        }
+        Some(srv)
+    }
+
+    /// Round-robin walk of the map (static-rr, map-based fallback).
+    fn map_rr(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
+        let tot = s.map.len();
+        if tot == 0 {
+            return None;
+        }
+        let start = (self.rr_pos.fetch_add(1, Ordering::Relaxed) % tot as u64) as usize;
+        let mut avoided = None;
+        for k in 0..tot {
+            let i = s.map[(start + k) % tot] as usize;
+            if self.saturated(i) {
+                continue;
+            }
+            if Some(i) != avoid {
+                return Some(i);
+            }
+            avoided = Some(i);
+        }
+        avoided
+    }
+
+    /// Round-robin walk of the ring (consistent-hash fallback).
+    fn chash_next(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
+        if let Some(f) = s.fbck {
+            return Some(f);
+        }
+        let len = s.ring.len();
+        if len == 0 {
+            return None;
+        }
+        let start = (self.ring_pos.fetch_add(1, Ordering::Relaxed) % len as u64) as usize;
+        let mut avoided = None;
+        for k in 0..len {
+            let i = s.ring[(start + k) % len].1 as usize;
+            if self.saturated(i) {
+                continue;
+            }
+            if Some(i) != avoid {
+                return Some(i);
+            }
+            avoided = Some(i);
+        }
+        avoided
+    }
+
+    fn pick_fwrr(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
+        if let Some(f) = s.fbck {
+            return Some(f);
+        }
+        let sched = s.rr.as_ref()?;
+        let n = self.rr_pos.fetch_add(1, Ordering::Relaxed);
+        let mut idx = sched.index(n);
+        let cycle = sched.seq.len() - sched.prefix;
+        let mut avoided = None;
+        for _ in 0..sched.seq.len().max(1) {
+            let i = sched.seq[idx] as usize;
+            if !self.saturated(i) {
+                if Some(i) != avoid {
+                    return Some(i);
+                }
+                avoided = Some(i);
+            }
+            idx += 1;
+            if idx == sched.seq.len() {
+                if cycle == 0 {
+                    break;
+                }
+                idx = sched.prefix;
+            }
+        }
+        avoided
+    }
+
+    fn pick_leastconn(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
+        if let Some(f) = s.fbck {
+            return Some(f);
+        }
+        let mut best: Option<(u32, u64, usize)> = None;
+        let mut avoided = None;
+        for &i in &s.set {
+            let served = self.served[i].load(Ordering::Relaxed);
+            if self.saturated(i) {
+                continue;
+            }
+            if Some(i) == avoid {
+                avoided = Some(i);
+                continue;
+            }
+            let cand = (
+                self.lc_key(i, served),
+                self.lc_stamp[i].load(Ordering::Relaxed),
+                i,
+            );
+            if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
+                best = Some(cand);
+            }
+        }
+        best.map(|b| b.2).or(avoided)
+    }
+
+    fn pick_first(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
+        if let Some(f) = s.fbck {
+            return Some(f);
+        }
+        let mut avoided = None;
+        for &i in &s.by_id {
+            if self.saturated(i) {
+                continue;
+            }
+            if Some(i) != avoid {
+                return Some(i);
+            }
+            avoided = Some(i);
+        }
+        avoided
+    }
+
+    fn pick_random(&self, s: &Snapshot, draws: u32, avoid: Option<usize>) -> Option<usize> {
+        let draws = draws.clamp(1, 64);
+        let mut curr: Option<usize> = None;
+        for _ in 0..draws {
+            let prev = curr;
+            let Some(mut c) = self.chash_lookup(s, random_u32(), avoid) else {
+                curr = None;
+                break;
+            };
+            if let Some(p) = prev
+                && p != c
+            {
+                let sc = self.served[c].load(Ordering::Relaxed) as u64;
+                let sp = self.served[p].load(Ordering::Relaxed) as u64;
+                let wc = self.servers[c].weight as u64;
+                let wp = self.servers[p].weight as u64;
+                if sc * wp > sp * wc {
+                    c = p;
+                }
+            }
+            curr = Some(c);
+        }
+        match curr {
+            Some(c) if self.saturated(c) => None,
+            other => other,
+        }
+    }
+}
+
+/// Keeps a server's active-connection count incremented while alive.
+#[derive(Debug)]
+pub struct ConnGuard {
+    balancer: Arc<Balancer>,
+    server: usize,
+}
+
+impl ConnGuard {
+    pub fn server(&self) -> usize {
+        self.server
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.balancer.conn_end(self.server);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,335 @@
+//! `balance roundrobin`: a model of HAProxy's "fast weighted round robin"
+//! (FWRR) scheduler, used to precompute the exact order in which HAProxy
+//! hands out servers of one group (active or backup) when no server is
+//! saturated.
+//!
+//! Model (each server has an effective weight `ew = weight * 16`; the group
+//! has `curr_pos`, `curr_weight`, `next_weight`, all starting at the sum of
+//! `ew`): servers sit in one of three ordered trees — `curr` (keyed by next
+//! position), `init` and `next` (keyed by `4096 - ew`); equal keys keep
+//! insertion order. A pick takes the head of `curr` if its position has been
+//! reached, else the head of `init` (position reset), else the head of
+//! `curr` anyway; when nothing is left, `init` and `next` swap, and the
+//! window restarts at `curr_pos = curr_weight = next_weight`. The picked
+//! server's position advances by `next_weight / ew` (plus carried
+//! remainder), `curr_pos` advances by one, and the server is requeued in
+//! `curr` or, if beyond the window, in `next`.
+//!
+//! The schedule is periodic once the per-window state repeats; [`sequence`]
+//! simulates until that happens and returns a prefix plus a cycle, so the
+//! request path only needs an atomic counter.
+
+use std::collections::{BTreeSet, HashMap};
+
+const EWGHT_MAX: u32 = 256 * 16;
+const UWGHT_RANGE: u32 = 256;
+const SCALE: u32 = 16;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Tree {
+    None,
+    Curr,
+    T0,
+    T1,
+}
+
+#[derive(Clone, Copy)]
+struct Srv {
+    ew: u32,
+    npos: u32,
+    rweight: u32,
+    tree: Tree,
+    key: u32,
+    ins: u64,
+}
+
+struct Group {
+    srv: Vec<Srv>,
+    curr: BTreeSet<(u32, u64, usize)>,
+    t0: BTreeSet<(u32, u64, usize)>,
+    t1: BTreeSet<(u32, u64, usize)>,
+    init_is_t0: bool,
+    curr_pos: u32,
+    curr_weight: u32,
+    next_weight: u32,
+    ins: u64,
+}
+
+impl Group {
+    fn new(ews: &[u32]) -> Group {
+        let tot: u32 = ews.iter().sum();
+        let mut g = Group {
+            srv: ews
+                .iter()
+                .map(|&ew| Srv {
+                    ew,
+                    npos: 0,
+                    rweight: 0,
+                    tree: Tree::None,
+                    key: 0,
+                    ins: 0,
+                })
+                .collect(),
+            curr: BTreeSet::new(),
+            t0: BTreeSet::new(),
+            t1: BTreeSet::new(),
+            init_is_t0: true,
+            curr_pos: tot,
+            curr_weight: tot,
+            next_weight: tot,
+            ins: 0,
+        };
+        for i in 0..ews.len() {
+            if ews[i] > 0 {
+                let init = g.init_tree();
+                g.queue_by_weight(init, i);
+            }
+        }
+        g
+    }
+
+    fn init_tree(&self) -> Tree {
+        if self.init_is_t0 { Tree::T0 } else { Tree::T1 }
+    }
+    fn next_tree(&self) -> Tree {
+        if self.init_is_t0 { Tree::T1 } else { Tree::T0 }
+    }
+
+    fn tree_mut(&mut self, t: Tree) -> &mut BTreeSet<(u32, u64, usize)> {
+        match t {
+            Tree::Curr => &mut self.curr,
+            Tree::T0 => &mut self.t0,
+            Tree::T1 => &mut self.t1,
+            Tree::None => unreachable!(),
+        }
+    }
+
+    fn insert(&mut self, t: Tree, i: usize, key: u32) {
+        self.ins += 1;
+        let ins = self.ins;
+        let s = &mut self.srv[i];
+        s.tree = t;
+        s.key = key;
+        s.ins = ins;
+        self.tree_mut(t).insert((key, ins, i));
+    }
+
+    fn dequeue(&mut self, i: usize) {
+        let s = self.srv[i];
+        if s.tree != Tree::None {
+            self.tree_mut(s.tree).remove(&(s.key, s.ins, i));
+            self.srv[i].tree = Tree::None;
+        }
+    }
+
+    fn queue_by_weight(&mut self, t: Tree, i: usize) {
+        let key = EWGHT_MAX - self.srv[i].ew;
+        self.insert(t, i, key);
+    }
+
+    fn queue_srv(&mut self, i: usize) {
+        let s = self.srv[i];
+        if s.ew == 0
+            || s.npos >= 2 * self.curr_weight
+            || s.npos >= self.curr_weight + self.next_weight
+        {
+            self.srv[i].npos = s.npos.wrapping_sub(self.curr_weight);
+            let next = self.next_tree();
+            self.queue_by_weight(next, i);
+        } else {
+            let key = UWGHT_RANGE
+                .wrapping_mul(s.npos)
+                .wrapping_add((EWGHT_MAX + s.rweight - s.ew) / SCALE);
+            self.insert(Tree::Curr, i, key);
+        }
+    }
+
+    fn from_group(&mut self) -> Option<usize> {
+        let s1 = self.curr.first().map(|&(_, _, i)| i);
+        if let Some(i) = s1 {
+            let s = self.srv[i];
+            if s.ew > 0 && s.npos <= self.curr_pos {
+                return Some(i);
+            }
+        }
+        let init = if self.init_is_t0 { &self.t0 } else { &self.t1 };
+        if let Some(&(_, _, i)) = init.first()
+            && self.srv[i].ew > 0
+        {
+            self.srv[i].npos = 0;
+            self.srv[i].rweight = 0;
+            return Some(i);
+        }
+        s1
+    }
+
+    fn update_position(&mut self, i: usize) {
+        let nw = self.next_weight;
+        let cp = self.curr_pos;
+        let s = &mut self.srv[i];
+        if s.ew == 0 {
+            return;
+        }
+        if s.npos == 0 {
+            s.npos = cp;
+        }
+        s.npos = s.npos.wrapping_add(nw / s.ew);
+        s.rweight += nw % s.ew;
+        if s.rweight >= s.ew {
+            s.rweight -= s.ew;
+            s.npos = s.npos.wrapping_add(1);
+        }
+    }
+
+    fn switch_trees(&mut self) {
+        self.init_is_t0 = !self.init_is_t0;
+        self.curr_weight = self.next_weight;
+        self.curr_pos = self.curr_weight;
+    }
+
+    /// One pick; `on_switch` is called right after a tree switch.
+    fn next(&mut self, mut on_switch: impl FnMut(&Group)) -> Option<usize> {
+        if self.curr_weight == 0 {
+            self.curr_pos = self.next_weight;
+            self.curr_weight = self.next_weight;
+        }
+        let mut switched = false;
+        let i = loop {
+            if let Some(i) = self.from_group() {
+                break i;
+            }
+            if switched {
+                return None;
+            }
+            switched = true;
+            self.switch_trees();
+            on_switch(self);
+        };
+        self.update_position(i);
+        self.dequeue(i);
+        self.curr_pos = self.curr_pos.wrapping_add(1);
+        self.queue_srv(i);
+        Some(i)
+    }
+
+    /// A hashable image of the scheduling state (tree order, not insertion
+    /// stamps).
+    fn state(&self) -> Vec<u32> {
+        let mut v = vec![
+            self.curr_pos,
+            self.curr_weight,
+            self.next_weight,
+            self.init_is_t0 as u32,
+        ];
+        for t in [&self.curr, &self.t0, &self.t1] {
+            v.push(u32::MAX);
+            for &(k, _, i) in t {
+                v.push(k);
+                v.push(i as u32);
+            }
+        }
+        for s in &self.srv {
+            v.push(s.npos);
+            v.push(s.rweight);
+        }
+        v
+    }
+}
+
+/// The FWRR schedule of one group: `seq[..prefix]` happens once, then
+/// `seq[prefix..]` repeats forever. Entries are indexes into `ews`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub prefix: usize,
+    pub seq: Vec<u32>,
+}
+
+impl Schedule {
+    /// The server handed out by the n-th pick (n starts at 0).
+    pub fn at(&self, n: u64) -> u32 {
+        let n = n as usize;
+        if n < self.prefix || self.seq.len() == self.prefix {
+            return self.seq[n.min(self.seq.len() - 1)];
+        }
+        let cyc = self.seq.len() - self.prefix;
+        self.seq[self.prefix + (n - self.prefix) % cyc]
+    }
+
+    /// Index in `seq` of the n-th pick.
+    pub fn index(&self, n: u64) -> usize {
+        let n = n as usize;
+        if n < self.prefix {
+            return n;
+        }
+        let cyc = self.seq.len() - self.prefix;
+        self.prefix + (n - self.prefix) % cyc.max(1)
+    }
+}
+
+/// Upper bound on simulated picks; beyond it the simulated part is used as a
+/// plain cycle (only reachable with thousands of heavy servers).
+const MAX_PICKS: usize = 1 << 22;
+
+/// Compute the FWRR schedule for servers with effective weights `ews`
+/// (`weight * 16`, 0 for unusable servers), in declaration order.
+/// Returns `None` when no server has a weight.
+pub fn sequence(ews: &[u32]) -> Option<Schedule> {
+    if ews.iter().all(|&w| w == 0) {
+        return None;
+    }
+    let mut g = Group::new(ews);
+    let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
+    let mut seq: Vec<u32> = Vec::new();
+    loop {
+        let mut hit = None;
+        let picked = seq.len();
+        let pick = g.next(|g| {
+            let st = g.state();
+            if let Some(&j) = seen.get(&st) {
+                hit = Some(j);
+            } else {
+                seen.insert(st, picked);
+            }
+        });
+        if let Some(j) = hit {
+            return Some(Schedule { prefix: j, seq });
+        }
+        let i = pick?;
+        seq.push(i as u32);
+        if seq.len() >= MAX_PICKS {
+            return Some(Schedule { prefix: 0, seq });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(ews: &[u32], n: usize) -> String {
+        let s = sequence(ews).unwrap();
+        (0..n as u64)
+            .map(|k| char::from(b'a' + s.at(k) as u8))
+            .collect()
+    }
+
+    #[test]
+    fn lb_fwrr_equal_weights_rotate() {
+        assert_eq!(names(&[16, 16, 16], 9), "abcabcabc");
+    }
+
+    #[test]
+    fn lb_fwrr_schedule_is_periodic() {
+        for ews in [&[16u32, 32, 48][..], &[48, 16, 32, 112, 16], &[16, 0, 16]] {
+            let s = sequence(ews).unwrap();
+            let tot: u32 = ews.iter().sum::<u32>() / 16;
+            let cyc = &s.seq[s.prefix..];
+            assert!(!cyc.is_empty());
+            // over a cycle every server gets a share proportional to weight
+            for (i, &ew) in ews.iter().enumerate() {
+                let c = cyc.iter().filter(|&&x| x as usize == i).count() as u32;
+                assert_eq!(c * tot, (ew / 16) * cyc.len() as u32, "{ews:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Extraction of the hash input for each hashing algorithm, exactly as
+//! HAProxy 2.6 computes it.
+
+use std::net::IpAddr;
+
+/// `balance source` key: IPv4 = the address as a big-endian u32; IPv6 = XOR
+/// of its four big-endian 32-bit words. IPv4-mapped IPv6 addresses are *not*
+/// canonicalised (`::ffff:a.b.c.d` hashes as IPv6: `0x0000ffff ^ ipv4`),
+/// as HAProxy does on a dual-stack listener.
+pub fn source_key(addr: IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => u32::from_be_bytes(a.octets()),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            (0..4).fold(0u32, |h, i| {
+                h ^ u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+            })
+        }
+    }
+}
+
+/// The path part of a request-line URI as HAProxy's path parser sees it:
+/// origin form is returned as is; absolute form (`scheme://authority/...`)
+/// loses scheme and authority; `*` and authority form have no path (empty).
+/// The query string is kept.
+pub fn uri_path(uri: &[u8]) -> &[u8] {
+    if uri.first() == Some(&b'/') {
+        return uri;
+    }
+    if uri == b"*" {
+        return &[];
+    }
+    // absolute form: look for "://"
+    if let Some(pos) = find(uri, b"://") {
+        let after = &uri[pos + 3..];
+        return match after.iter().position(|&c| c == b'/') {
+            Some(p) => &after[p..],
+            None => &[],
+        };
+    }
+    &[]
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The bytes `balance uri` hashes: the URI truncated to `len` bytes, ending
+/// before the first `?` (unless `whole`) and, with `depth N`, before the
+/// (N+1)-th `/`.
+pub fn uri_hash_input(uri: &[u8], whole: bool, len: Option<u32>, depth: Option<u32>) -> &[u8] {
+    let mut uri = uri;
+    if let Some(l) = len
+        && (l as usize) < uri.len()
+    {
+        uri = &uri[..l as usize];
+    }
+    let stop_at_slash = depth.map(|d| d as u64 + 1);
+    let mut slashes = 0u64;
+    let mut end = 0;
+    while end < uri.len() {
+        let c = uri[end];
+        if c == b'/' {
+            slashes += 1;
+            if Some(slashes) == stop_at_slash {
+                break;
+            }
+        } else if c == b'?' && !whole {
+            break;
+        }
+        end += 1;
+    }
+    &uri[..end]
+}
+
+/// The value `balance url_param NAME` hashes: scans the `&`-separated pairs
+/// after the first `?` for `NAME=` (exact, case-sensitive) and returns the
+/// value up to the next `&`. `None` when absent (round-robin fallback).
+pub fn url_param_value<'a>(uri: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let q = uri.iter().position(|&c| c == b'?')?;
+    let mut params = &uri[q + 1..];
+    let plen = name.len();
+    while params.len() > plen {
+        if params[plen] == b'=' && &params[..plen] == name {
+            let val = &params[plen + 1..];
+            let end = val.iter().position(|&c| c == b'&').unwrap_or(val.len());
+            return Some(&val[..end]);
+        }
+        let amp = params.iter().position(|&c| c == b'&')?;
+        params = &params[amp + 1..];
+    }
+    None
+}
+
+/// First value of a header as HAProxy's header lookup returns it: the first
+/// comma-separated element of the first occurrence, with surrounding blanks
+/// removed.
+pub fn first_header_value(raw: &[u8]) -> &[u8] {
+    let end = raw.iter().position(|&c| c == b',').unwrap_or(raw.len());
+    trim_lws(&raw[..end])
+}
+
+fn trim_lws(v: &[u8]) -> &[u8] {
+    let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
+    let start = v.iter().position(|c| !is_ws(c)).unwrap_or(v.len());
+    let end = v.iter().rposition(|c| !is_ws(c)).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+/// `use_domain_only`: hash only the label before the last dot
+/// (`www.example.com` -> `example`); a value without dots is used whole.
+/// Mirrors HAProxy's backward scan, including its handling of odd inputs.
+pub fn domain_only(v: &[u8]) -> &[u8] {
+    let len = v.len();
+    let mut end = len;
+    let mut dohash = false;
+    let mut i = len;
+    while i > 0 {
+        if dohash {
+            if v[i - 1] == b'.' {
+                break;
+            }
+        } else if i < len && v[i] == b'.' {
+            end = i;
+            dohash = true;
+        }
+        i -= 1;
+    }
+    &v[i..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lb_source_keys() {
+        let k = |s: &str| source_key(s.parse().unwrap());
+        assert_eq!(k("10.0.0.1"), 0x0a00_0001);
+        assert_eq!(k("2001:db8::1"), 0x2001_0db9);
+        assert_eq!(k("::ffff:10.0.0.1"), 0x0a00_fffe);
+    }
+
+    #[test]
+    fn lb_uri_inputs() {
+        let u = b"/a/b/c?x=1/2";
+        assert_eq!(uri_hash_input(u, false, None, None), b"/a/b/c");
+        assert_eq!(uri_hash_input(u, true, None, None), b"/a/b/c?x=1/2");
+        assert_eq!(uri_hash_input(u, false, Some(5), None), b"/a/b/");
+        assert_eq!(uri_hash_input(u, false, None, Some(2)), b"/a/b");
+        assert_eq!(uri_hash_input(u, false, None, Some(1)), b"/a");
+        assert_eq!(uri_path(b"http://h:80/p?q"), b"/p?q");
+        assert_eq!(uri_path(b"http://h"), b"");
+        assert_eq!(uri_path(b"*"), b"");
+        assert_eq!(uri_path(b"/x"), b"/x");
+    }
+
+    #[test]
+    fn lb_url_param() {
+        assert_eq!(
+            url_param_value(b"/p?a=1&userid=42&b", b"userid"),
+            Some(&b"42"[..])
+        );
+        assert_eq!(url_param_value(b"/p?userid=", b"userid"), Some(&b""[..]));
+        assert_eq!(url_param_value(b"/p?userid", b"userid"), None);
+        assert_eq!(url_param_value(b"/p?userid=&x", b"userid"), Some(&b""[..]));
+        assert_eq!(url_param_value(b"/p?xuserid=1", b"userid"), None);
+        assert_eq!(url_param_value(b"/p", b"userid"), None);
+    }
+
+    #[test]
+    fn lb_domain_only() {
+        assert_eq!(domain_only(b"www.example.com"), b"example");
+        assert_eq!(domain_only(b"example.com"), b"example");
+        assert_eq!(domain_only(b"localhost"), b"localhost");
+        assert_eq!(domain_only(b"a.b.c.d"), b"c");
+        assert_eq!(domain_only(b"example.com:8080"), b"example");
+        assert_eq!(first_header_value(b"  a , b"), b"a");
+    }
+}
