@@ -1,1 +1,15 @@
-//! placeholder, filled by its own work item
+//! Transparent proxying (Linux TPROXY), checked before it runs.
+//!
+//! * [`addr`]: `ClientAddr` / `ServerAddr` / `ListenAddr` / `OrigDstAddr` newtypes.
+//! * [`sockopt`]: transparent listeners, spoofing outgoing sockets, original destination.
+//! * [`privs`]: chroot, uid/gid change keeping CAP_NET_ADMIN / CAP_NET_RAW / CAP_NET_BIND_SERVICE.
+//! * [`hostcheck`]: reads the host (sysctls, policy routing, nftables/iptables, capabilities)
+//!   and names every missing piece with the command that fixes it.
+
+pub mod addr;
+
+pub mod privs;
+pub mod sockopt;
+
+#[cfg(test)]
+pub(crate) mod testutil;
