@@ -100,6 +100,8 @@ enum Current {
     Other(&'static keywords::other::SectionKw),
     /// A section whose header failed; its lines are skipped.
     Broken,
+    /// After the pre-1.5 `listen NAME ADDR` form HAProxy rejects every line of the section.
+    BrokenListen,
 }
 
 /// One `.if` level: whether some branch already ran, whether this branch runs, `.else` seen.
@@ -468,6 +470,7 @@ impl Parser<'_> {
                 ctx.alert_tight(format!("unknown keyword '{}' out of section.", words[0]));
             }
             Current::Broken => {}
+            Current::BrokenListen => ctx.alert("'listen' or 'defaults' expected."),
             Current::Global => global_line(&mut ctx, &mut self.cfg.global, &words),
             Current::Proxy(p) => proxy_line(&mut ctx, p, &words),
             Current::Other(s) => {
@@ -557,7 +560,7 @@ impl Parser<'_> {
                         "parsing [{loc}] : please use the 'bind' keyword for listening addresses."
                     ),
                 );
-                self.cur = Current::Broken;
+                self.cur = Current::BrokenListen;
                 return false;
             }
             (Some(x), _) => {
@@ -603,8 +606,7 @@ impl Parser<'_> {
                         l,
                         format!("parsing [{loc}] : defaults section '{d}' not found for {kw} '{name}'."),
                     );
-                        self.cur = Current::Broken;
-                        return false;
+                        return true;
                     }
                 }
             }
