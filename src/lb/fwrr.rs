@@ -79,8 +79,8 @@ impl Group {
             next_weight: tot,
             ins: 0,
         };
-        for i in 0..ews.len() {
-            if ews[i] > 0 {
+        for (i, &ew) in ews.iter().enumerate() {
+            if ew > 0 {
                 let init = g.init_tree();
                 g.queue_by_weight(init, i);
             }
@@ -144,7 +144,7 @@ impl Group {
         }
     }
 
-    fn from_group(&mut self) -> Option<usize> {
+    fn take_candidate(&mut self) -> Option<usize> {
         let s1 = self.curr.first().map(|&(_, _, i)| i);
         if let Some(i) = s1 {
             let s = self.srv[i];
@@ -195,7 +195,7 @@ impl Group {
         }
         let mut switched = false;
         let i = loop {
-            if let Some(i) = self.from_group() {
+            if let Some(i) = self.take_candidate() {
                 break i;
             }
             if switched {
@@ -316,6 +316,17 @@ mod tests {
     #[test]
     fn lb_fwrr_equal_weights_rotate() {
         assert_eq!(names(&[16, 16, 16], 9), "abcabcabc");
+    }
+
+    /// Orders observed from the real HAProxy 2.6.12 (sequential requests
+    /// right after start-up).
+    #[test]
+    fn lb_fwrr_matches_measured_orders() {
+        assert_eq!(names(&[16, 32, 48], 24), "cbcacbcbcacbcbcacbcbcacb");
+        assert_eq!(
+            names(&[48, 16, 32, 112, 16], 28),
+            "dadcdadbdedcaddadcdadbdedcad"
+        );
     }
 
     #[test]

@@ -382,16 +382,16 @@ impl Balancer {
             .collect();
         let mut cumulative = vec![0u32; n];
         let (mut ca, mut cb) = (0u32, 0u32);
-        for i in 0..n {
+        for (i, cum) in cumulative.iter_mut().enumerate() {
             if !ok(i) {
                 continue;
             }
             let ew = self.servers[i].weight * WEIGHT_SCALE;
             if self.servers[i].backup {
-                cumulative[i] = cb;
+                *cum = cb;
                 cb += ew;
             } else {
-                cumulative[i] = ca;
+                *cum = ca;
                 ca += ew;
             }
         }
@@ -681,7 +681,7 @@ impl Balancer {
                     return Some(0);
                 }
                 let raw = key.header(name.as_bytes())?;
-                let v = key::first_header_value(raw);
+                let v = key::first_header_value(raw)?;
                 let v = if *use_domain_only {
                     key::domain_only(v)
                 } else {

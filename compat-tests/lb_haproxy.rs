@@ -1,0 +1,611 @@
+//! Differential test: rhaproxy's `lb::Balancer` must predict exactly the
+//! server the real HAProxy picks.
+//!
+//! One haproxy process runs a frontend that routes on `x-be` to one backend
+//! per variant (after `http-request set-src hdr(x-src)`), and "responder"
+//! `listen` sections that answer `200` with `x-srv: <index>`. Every variant
+//! is also modelled with `Balancer`, and each request's answer is compared
+//! with the model's pick. Skipped (with a message) when haproxy is missing.
+
+#[path = "support/haproxy.rs"]
+mod support;
+
+use rhaproxy::lb::{
+    Balancer, HashType, Headers, LbServer, RequestKey, assign_puids, parse_balance, parse_hash_type,
+};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use support::{Haproxy, HttpClient, free_ports, haproxy_binary};
+
+#[derive(Clone)]
+struct Srv {
+    weight: u32,
+    id: Option<u32>,
+    backup: bool,
+    disabled: bool,
+}
+
+fn w(weight: u32) -> Srv {
+    Srv {
+        weight,
+        id: None,
+        backup: false,
+        disabled: false,
+    }
+}
+fn id(mut s: Srv, id: u32) -> Srv {
+    s.id = Some(id);
+    s
+}
+fn bk(mut s: Srv) -> Srv {
+    s.backup = true;
+    s
+}
+fn off(mut s: Srv) -> Srv {
+    s.disabled = true;
+    s
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Source,
+    Uri,
+    UrlParam,
+    Hdr,
+    Host,
+    /// no key: sequential order (roundrobin, static-rr, leastconn, first)
+    Order,
+}
+
+struct Variant {
+    name: String,
+    balance: String,
+    hash_type: Option<String>,
+    servers: Vec<Srv>,
+    allbackups: bool,
+    kind: Kind,
+    requests: usize,
+}
+
+fn layouts() -> Vec<(&'static str, Vec<Srv>, bool)> {
+    vec![
+        ("w111", vec![w(1), w(1), w(1)], false),
+        ("w123", vec![w(1), w(2), w(3)], false),
+        ("w10-20-30", vec![w(10), w(20), w(30)], false),
+        ("w31271", vec![w(3), w(1), w(2), w(7), w(1)], false),
+        (
+            "explicit-ids",
+            vec![id(w(1), 7), id(w(2), 3), id(w(1), 12), id(w(3), 5)],
+            false,
+        ),
+        ("id-gap-quirk", vec![w(1), id(w(1), 1), w(1), w(2)], false),
+        ("weight0", vec![w(1), w(0), w(2), w(1)], false),
+        ("disabled", vec![w(1), off(w(1)), w(1), w(2)], false),
+        (
+            "backups-first",
+            vec![off(w(1)), bk(w(1)), bk(w(2)), bk(w(1))],
+            false,
+        ),
+        (
+            "backups-all",
+            vec![off(w(1)), bk(w(1)), bk(w(2)), bk(w(1))],
+            true,
+        ),
+        (
+            "backup-map-quirk",
+            vec![off(w(1)), bk(w(2)), bk(w(4)), bk(w(1))],
+            false,
+        ),
+        (
+            "active-with-backup",
+            vec![id(w(2), 20), w(5), bk(w(3)), w(1), w(3)],
+            true,
+        ),
+        ("single", vec![w(3)], false),
+    ]
+}
+
+fn variants() -> Vec<Variant> {
+    let mut v = Vec::new();
+    let mut add = |name: String,
+                   balance: &str,
+                   ht: Option<&str>,
+                   servers: Vec<Srv>,
+                   allb: bool,
+                   kind: Kind,
+                   requests: usize| {
+        v.push(Variant {
+            name,
+            balance: balance.to_string(),
+            hash_type: ht.map(str::to_string),
+            servers,
+            allbackups: allb,
+            kind,
+            requests,
+        })
+    };
+    const N: usize = 500;
+    // balance source: every layout, map-based and consistent.
+    for (lname, servers, allb) in layouts() {
+        for ht in ["map-based", "consistent"] {
+            add(
+                format!("source/{ht}/{lname}"),
+                "source",
+                Some(ht),
+                servers.clone(),
+                allb,
+                Kind::Source,
+                N,
+            );
+        }
+    }
+    // balance source: other hash-type forms (function ignored, avalanche kept)
+    for ht in [
+        "map-based sdbm avalanche",
+        "map-based crc32",
+        "consistent sdbm",
+        "consistent djb2 avalanche",
+        "consistent wt6",
+    ] {
+        for (lname, servers) in [
+            ("w123", vec![w(1), w(2), w(3)]),
+            (
+                "explicit-ids",
+                vec![id(w(1), 7), id(w(2), 3), id(w(1), 12), id(w(3), 5)],
+            ),
+        ] {
+            add(
+                format!("source/{ht}/{lname}"),
+                "source",
+                Some(ht),
+                servers,
+                false,
+                Kind::Source,
+                N,
+            );
+        }
+    }
+    // Every hash function, with and without avalanche, map and consistent:
+    // balance uri and url_param on a 5-server weighted layout.
+    let five = vec![w(3), w(1), w(2), w(7), w(1)];
+    for method in ["map-based", "consistent"] {
+        for f in ["sdbm", "djb2", "wt6", "crc32"] {
+            for aval in ["", " avalanche"] {
+                let ht = format!("{method} {f}{aval}");
+                add(
+                    format!("uri/{ht}"),
+                    "uri",
+                    Some(&ht),
+                    five.clone(),
+                    false,
+                    Kind::Uri,
+                    N,
+                );
+                add(
+                    format!("url_param/{ht}"),
+                    "url_param userid",
+                    Some(&ht),
+                    five.clone(),
+                    false,
+                    Kind::UrlParam,
+                    N,
+                );
+            }
+        }
+    }
+    // uri options
+    for opts in [
+        "uri whole",
+        "uri len 5",
+        "uri depth 2",
+        "uri depth 1",
+        "uri path-only",
+        "uri whole path-only",
+        "uri len 9 depth 3 whole",
+    ] {
+        for ht in ["map-based", "consistent"] {
+            add(
+                format!("{opts}/{ht}"),
+                opts,
+                Some(ht),
+                vec![w(1), w(2), w(3)],
+                false,
+                Kind::Uri,
+                N,
+            );
+        }
+    }
+    // uri on every layout (consistent: ids matter)
+    for (lname, servers, allb) in layouts() {
+        add(
+            format!("uri/consistent/{lname}"),
+            "uri",
+            Some("consistent"),
+            servers,
+            allb,
+            Kind::Uri,
+            N,
+        );
+    }
+    // headers
+    for ht in [
+        "map-based",
+        "consistent",
+        "map-based djb2",
+        "consistent wt6 avalanche",
+        "map-based crc32 avalanche",
+    ] {
+        add(
+            format!("hdr(x-key)/{ht}"),
+            "hdr(x-key)",
+            Some(ht),
+            five.clone(),
+            false,
+            Kind::Hdr,
+            N,
+        );
+        add(
+            format!("hdr(host) use_domain_only/{ht}"),
+            "hdr(host) use_domain_only",
+            Some(ht),
+            five.clone(),
+            false,
+            Kind::Host,
+            N,
+        );
+    }
+    add(
+        "hdr(host)/consistent".into(),
+        "hdr(host)",
+        Some("consistent"),
+        five.clone(),
+        false,
+        Kind::Host,
+        N,
+    );
+    // sequential orders
+    let mut order_layouts: Vec<(&str, Vec<Srv>, bool)> = layouts();
+    order_layouts.push(("w531", vec![w(5), w(3), w(1)], false));
+    order_layouts.push(("w256-1", vec![w(256), w(1)], false));
+    order_layouts.push(("w2-3-5-7", vec![w(2), w(3), w(5), w(7)], false));
+    for (lname, servers, allb) in order_layouts {
+        for algo in ["roundrobin", "static-rr", "leastconn", "first"] {
+            add(
+                format!("{algo}/{lname}"),
+                algo,
+                None,
+                servers.clone(),
+                allb,
+                Kind::Order,
+                300,
+            );
+        }
+    }
+    v
+}
+
+/// Small deterministic generator.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+    fn below(&mut self, n: u32) -> u32 {
+        self.next() % n
+    }
+    fn word(&mut self, max: u32) -> String {
+        const A: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-_.~ABCDEFXYZ";
+        let len = 1 + self.below(max);
+        (0..len)
+            .map(|_| A[self.below(A.len() as u32) as usize] as char)
+            .collect()
+    }
+}
+
+/// One generated request: x-src, uri, extra headers.
+struct Req {
+    src: Option<String>,
+    uri: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
+    let mut r = Req {
+        src: None,
+        uri: b"/".to_vec(),
+        headers: vec![],
+    };
+    match kind {
+        Kind::Source => {
+            let ip: IpAddr = match (n, n % 10) {
+                (0, _) => "0.0.0.0".parse().unwrap(),
+                (1, _) => "255.255.255.255".parse().unwrap(),
+                (2, _) => "10.0.0.1".parse().unwrap(),
+                (3, _) => "2001:db8::1".parse().unwrap(),
+                (4, _) => "::ffff:10.0.0.1".parse().unwrap(),
+                (_, 0..=6) => IpAddr::V4(rng.next().to_be_bytes().into()),
+                (_, 7 | 8) => {
+                    let mut o = [0u8; 16];
+                    for c in o.chunks_mut(4) {
+                        c.copy_from_slice(&rng.next().to_be_bytes());
+                    }
+                    if rng.below(2) == 0 {
+                        o[0] = 0x20;
+                        o[1] = 0x01;
+                    }
+                    IpAddr::V6(o.into())
+                }
+                _ => IpAddr::V6(std::net::Ipv4Addr::from(rng.next()).to_ipv6_mapped()),
+            };
+            r.src = Some(ip.to_string());
+        }
+        Kind::Uri => {
+            let mut u = String::new();
+            if n % 13 == 5 {
+                // absolute form; HAProxy requires a matching Host header
+                let mut auth = format!("h{}.example.com", rng.below(100));
+                if n % 26 == 5 {
+                    auth.push_str(":8080");
+                }
+                write!(u, "http://{auth}").unwrap();
+                r.headers.push(("host".into(), auth.into_bytes()));
+            }
+            let depth = rng.below(5);
+            for _ in 0..depth {
+                write!(u, "/{}", rng.word(8)).unwrap();
+            }
+            if depth == 0 || rng.below(4) == 0 {
+                u.push('/');
+            }
+            if rng.below(2) == 0 {
+                write!(u, "?{}={}", rng.word(4), rng.word(6)).unwrap();
+                if rng.below(3) == 0 {
+                    write!(u, "/{}&a=%2F{}", rng.word(3), rng.word(3)).unwrap();
+                }
+            }
+            r.uri = u.into_bytes();
+        }
+        Kind::UrlParam => {
+            let val = match n % 11 {
+                0 => String::new(),
+                _ => rng.word(10),
+            };
+            let u = match rng.below(8) {
+                0 => format!("/p/{}", rng.word(5)),
+                1 => format!("/p?xuserid={val}&a=1"),
+                2 => format!("/p?userid={val}"),
+                3 => format!("/p?a={}&userid={val}", rng.word(4)),
+                4 => format!("/p?a={}&userid={val}&b={}", rng.word(4), rng.word(4)),
+                5 => "/p?userid".to_string(),
+                6 => format!("/p?USERID={val}&userid={}", rng.word(3)),
+                _ => format!("/{}?userid={val}&userid=zz", rng.word(4)),
+            };
+            r.uri = u.into_bytes();
+        }
+        Kind::Hdr => match n % 12 {
+            0 => {}
+            1 => r.headers.push(("x-key".into(), vec![])),
+            2 => r.headers.push((
+                "x-key".into(),
+                format!("{}, {}", rng.word(6), rng.word(6)).into_bytes(),
+            )),
+            3 => r.headers.push((
+                "x-key".into(),
+                format!("\"{},{}\"", rng.word(4), rng.word(4)).into_bytes(),
+            )),
+            4 => {
+                r.headers.push(("X-Key".into(), rng.word(5).into_bytes()));
+                r.headers.push(("x-key".into(), rng.word(5).into_bytes()));
+            }
+            5 => {
+                let mut v = rng.word(5).into_bytes();
+                v.push(0xe9);
+                v.push(0x80 + rng.below(0x7f) as u8);
+                r.headers.push(("x-key".into(), v));
+            }
+            _ => r.headers.push(("x-key".into(), rng.word(12).into_bytes())),
+        },
+        Kind::Host => {
+            let h = match n % 8 {
+                0 => format!("www.{}.com", rng.word(8)),
+                1 => format!("{}.org", rng.word(8)),
+                2 => format!("a.b.{}.net", rng.word(6)),
+                3 => format!("localhost{}", rng.below(1000)),
+                4 => format!("{}.example.com:8{}", rng.word(5), rng.below(1000)),
+                5 => format!(
+                    "10.{}.{}.{}",
+                    rng.below(256),
+                    rng.below(256),
+                    rng.below(256)
+                ),
+                6 => format!("{}.{}", rng.word(6), rng.word(3)),
+                _ => format!("{}.co.uk", rng.word(7)),
+            };
+            r.headers.push(("host".into(), h.into_bytes()));
+            // HAProxy 2.6's use_domain_only scan reads the byte right after
+            // the value; with stale buffer data there ('.') it hashes the TLD.
+            // A following header keeps that byte deterministic.
+            r.headers.push(("x-after".into(), b"1".to_vec()));
+        }
+        Kind::Order => {}
+    }
+    r
+}
+
+fn config(vs: &[Variant], fe_port: u16, resp_ports: &[u16]) -> String {
+    let mut c = String::new();
+    c.push_str(
+        "global\n  nbthread 1\n  maxconn 2000\n\ndefaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n\n",
+    );
+    writeln!(
+        c,
+        "frontend fe\n  bind 127.0.0.1:{fe_port}\n  http-request set-src hdr(x-src) if {{ req.hdr(x-src) -m found }}\n  use_backend %[req.hdr(x-be)]\n"
+    )
+    .unwrap();
+    for (i, v) in vs.iter().enumerate() {
+        writeln!(c, "backend v{i}\n  # {}\n  balance {}", v.name, v.balance).unwrap();
+        if let Some(ht) = &v.hash_type {
+            writeln!(c, "  hash-type {ht}").unwrap();
+        }
+        if v.allbackups {
+            c.push_str("  option allbackups\n");
+        }
+        for (k, s) in v.servers.iter().enumerate() {
+            write!(
+                c,
+                "  server s{k} 127.0.0.1:{} weight {}",
+                resp_ports[k], s.weight
+            )
+            .unwrap();
+            if let Some(id) = s.id {
+                write!(c, " id {id}").unwrap();
+            }
+            if s.backup {
+                c.push_str(" backup");
+            }
+            if s.disabled {
+                c.push_str(" disabled");
+            }
+            c.push('\n');
+        }
+        c.push('\n');
+    }
+    for (k, p) in resp_ports.iter().enumerate() {
+        writeln!(
+            c,
+            "listen r{k}\n  bind 127.0.0.1:{p}\n  http-request return status 200 hdr x-srv {k}\n"
+        )
+        .unwrap();
+    }
+    c
+}
+
+fn model(v: &Variant) -> Balancer {
+    let puids = assign_puids(&v.servers.iter().map(|s| s.id).collect::<Vec<_>>());
+    let servers = v
+        .servers
+        .iter()
+        .zip(puids)
+        .map(|(s, puid)| LbServer {
+            puid,
+            weight: s.weight,
+            backup: s.backup,
+            maxconn: None,
+        })
+        .collect();
+    let words: Vec<&str> = v.balance.split_whitespace().collect();
+    let algo = parse_balance(&words).expect("balance");
+    let ht = match &v.hash_type {
+        Some(h) => parse_hash_type(&h.split_whitespace().collect::<Vec<_>>()).expect("hash-type"),
+        None => HashType::MAP_BASED,
+    };
+    let b = Balancer::new(servers, algo, ht, v.allbackups, 0);
+    b.set_usable_all(&v.servers.iter().map(|s| !s.disabled).collect::<Vec<_>>());
+    b
+}
+
+#[test]
+fn lb_matches_haproxy() {
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy differential test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    let vs = variants();
+    let nresp = vs.iter().map(|v| v.servers.len()).max().unwrap();
+    let ports = free_ports(nresp + 1);
+    let (fe, resp) = (ports[0], &ports[1..]);
+    let cfg = config(&vs, fe, resp);
+    let mut wait = vec![fe];
+    wait.extend_from_slice(resp);
+    let hap = Haproxy::start(&bin, &cfg, &wait).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("haproxy pid {} started, {} variants", hap.pid(), vs.len());
+
+    let mut client = HttpClient::new(fe);
+    let mut total = 0usize;
+    let mut total_bad = 0usize;
+    let mut failures = String::new();
+    let mut report = String::new();
+    for (i, v) in vs.iter().enumerate() {
+        let b = model(v);
+        let mut rng = Lcg(0x5eed_0000 + i as u64);
+        let mut counts = vec![0usize; v.servers.len()];
+        let mut fallback = 0usize;
+        let mut bad = 0usize;
+        let be = format!("v{i}");
+        for n in 0..v.requests {
+            let r = gen_request(v.kind, n, &mut rng);
+            let mut hdrs: Vec<(&str, &[u8])> = vec![("x-be", be.as_bytes())];
+            if let Some(s) = &r.src {
+                hdrs.push(("x-src", s.as_bytes()));
+            }
+            for (n, val) in &r.headers {
+                hdrs.push((n.as_str(), val.as_slice()));
+            }
+            let resp = client
+                .request("GET", &r.uri, &hdrs)
+                .unwrap_or_else(|e| panic!("request failed: {e}\n{}", hap.log()));
+            let got: Option<usize> = resp.header_str("x-srv").and_then(|s| s.parse().ok());
+            // model
+            let src: IpAddr = r.src.as_deref().unwrap_or("127.0.0.1").parse().unwrap();
+            let hlist: Vec<(&[u8], &[u8])> = r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_slice()))
+                .collect();
+            let key = RequestKey::http(Some(src), &r.uri, Headers::List(&hlist));
+            if v.kind != Kind::Order && v.kind != Kind::Source && b.request_hash(&key).is_none() {
+                fallback += 1;
+            }
+            let want = b.pick(&key, None);
+            if let Some(s) = want {
+                b.conn_start(s);
+                b.conn_end(s);
+            }
+            if let Some(g) = got {
+                counts[g] += 1;
+            }
+            if got != want {
+                bad += 1;
+                if bad <= 3 {
+                    writeln!(
+                        failures,
+                        "  {} #{n}: uri={:?} src={:?} hdrs={:?}: haproxy {:?} (status {}), model {:?}",
+                        v.name,
+                        String::from_utf8_lossy(&r.uri),
+                        r.src,
+                        r.headers
+                            .iter()
+                            .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v)))
+                            .collect::<Vec<_>>(),
+                        got,
+                        resp.status,
+                        want
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        total += v.requests;
+        total_bad += bad;
+        writeln!(
+            report,
+            "{:<48} {:>4} requests {:>4} mismatches  fallback {:>3}  per-server {:?}",
+            v.name, v.requests, bad, fallback, counts
+        )
+        .unwrap();
+    }
+    eprintln!("{report}");
+    eprintln!(
+        "lb_haproxy: {} variants, {total} requests compared, {total_bad} mismatches",
+        vs.len()
+    );
+    drop(hap);
+    assert!(total_bad == 0, "mismatches:\n{failures}");
+}
