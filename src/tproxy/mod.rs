@@ -7,6 +7,8 @@
 //!   and names every missing piece with the command that fixes it.
 
 pub mod addr;
+pub mod hostcheck;
+pub mod json;
 
 pub mod privs;
 pub mod sockopt;
