@@ -491,6 +491,14 @@ impl Parser<'_> {
         let l = Some((&*loc.file, loc.line));
         let kind = match kw {
             "global" => {
+                if let Some(x) = words.get(1) {
+                    self.diags.alert(
+                        l,
+                        format!(
+                            "parsing [{loc}] : 'global' cannot handle unexpected argument '{x}'."
+                        ),
+                    );
+                }
                 self.cur = Current::Global;
                 return false;
             }
@@ -563,14 +571,8 @@ impl Parser<'_> {
                 self.cur = Current::BrokenListen;
                 return false;
             }
-            (Some(x), _) => {
-                self.diags.alert(
-                    l,
-                    format!("parsing [{loc}] : '{kw}' cannot handle unexpected argument '{x}'."),
-                );
-                self.cur = Current::Broken;
-                return false;
-            }
+            // HAProxy 2.6 ignores extra words after a defaults section's name.
+            (Some(_), _) => {}
         }
         if kind != ProxyKind::Defaults {
             let cap = kind.cap();

@@ -48,7 +48,9 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                         None,
                         format!("Proxy '{}': unable to find required default_backend: '{}'.", p.name, db.value),
                     ),
-                    Some((m, bloc)) if m != p.mode.value => diags.alert(
+                    // A TCP frontend may hand over to an HTTP backend (HAProxy upgrades the
+                    // stream); only HTTP to TCP is refused.
+                    Some((m, bloc)) if m == Mode::Tcp && p.mode.value == Mode::Http => diags.alert(
                         None,
                         format!(
                             "{} frontend '{}' ({}) tries to use incompatible {} backend '{}' ({}) as its default backend (see 'mode').",
@@ -69,7 +71,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                         None,
                         format!("Proxy '{}': unable to find required use_backend: '{}'.", p.name, ub.backend),
                     ),
-                    Some((m, bloc)) if m != p.mode.value => diags.alert(
+                    Some((m, bloc)) if m == Mode::Tcp && p.mode.value == Mode::Http => diags.alert(
                         None,
                         format!(
                             "{} frontend '{}' ({}) tries to use incompatible {} backend '{}' ({}) in a 'use_backend' rule (see 'mode').",

@@ -597,7 +597,11 @@ fn p_log(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         ctx.alert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.");
         return;
     }
-    p.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone()));
+    let words: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+    match crate::log::target::parse_log_args(&words) {
+        Ok(_) => p.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone())),
+        Err(e) => ctx.alert(e),
+    }
 }
 
 fn p_log_format(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {

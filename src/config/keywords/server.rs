@@ -173,6 +173,11 @@ pub fn p_default_server(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
 }
 
 fn server_target(text: &str) -> Result<ServerTarget, AddrError> {
+    // `ADDR:` with an empty port means "the client's destination port", as without a port.
+    let text = text
+        .strip_suffix(':')
+        .filter(|t| !t.ends_with(':'))
+        .unwrap_or(text);
     match parse_addr(text, true) {
         Ok(ap) => {
             let ip = ap.ip;
