@@ -113,6 +113,28 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             );
         }
         if is_fe {
+            // Formats are compiled once, here, as HAProxy does after parsing.
+            let http = p.mode.value == Mode::Http;
+            if let Some(Located {
+                value: LogFormatChoice::Custom(f),
+                loc,
+            }) = &p.log_format
+            {
+                if let Err(e) = crate::log::format::compile(f, http) {
+                    diags.alert(
+                        Some((&loc.file, loc.line)),
+                        e.alert("log-format", &loc.file, loc.line),
+                    );
+                }
+            }
+            if let Some(sd) = &p.log_format_sd {
+                if let Err(e) = crate::log::format::compile(&sd.value, http) {
+                    diags.alert(
+                        Some((&sd.loc.file, sd.loc.line)),
+                        e.alert("log-format-sd", &sd.loc.file, sd.loc.line),
+                    );
+                }
+            }
             if let Some(lf) = &p.log_format {
                 if p.log.is_empty() {
                     diags.warning(
