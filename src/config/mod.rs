@@ -116,8 +116,8 @@ pub struct Parser<'d> {
     pub diags: &'d mut Diags,
     pub cfg: Config,
     cur: Current,
-    /// Proxy names already declared, for the duplicate check: (name, kind, loc).
-    declared: Vec<(String, ProxyKind, Loc)>,
+    /// Proxy names already declared, for the duplicate check.
+    declared: std::collections::HashMap<String, Vec<(ProxyKind, Loc)>>,
 }
 
 /// Parsing stopped at once (HAProxy's ERR_ABORT): no further checks run.
@@ -130,7 +130,7 @@ pub fn parse_files(files: &[String], diags: &mut Diags) -> Result<Config, Aborte
         diags,
         cfg: Config::default(),
         cur: Current::None,
-        declared: Vec::new(),
+        declared: Default::default(),
     };
     for f in files {
         let data = match std::fs::read(f) {
@@ -168,7 +168,7 @@ pub fn parse_str(name: &str, text: &str, diags: &mut Diags) -> Result<Config, Ab
         diags,
         cfg: Config::default(),
         cur: Current::None,
-        declared: Vec::new(),
+        declared: Default::default(),
     };
     p.cfg.files.push(name.to_string());
     let aborted = p.parse_file(name, text.as_bytes());
@@ -576,10 +576,10 @@ impl Parser<'_> {
         }
         if kind != ProxyKind::Defaults {
             let cap = kind.cap();
-            if let Some((_, pk, ploc)) = self
+            if let Some((pk, ploc)) = self
                 .declared
-                .iter()
-                .find(|(n, k, _)| *n == name && k.cap().intersects(cap))
+                .get(&name)
+                .and_then(|v| v.iter().find(|(k, _)| k.cap().intersects(cap)))
             {
                 self.diags.alert(
                     l,
@@ -593,7 +593,10 @@ impl Parser<'_> {
                     ),
                 );
             }
-            self.declared.push((name.clone(), kind, loc.clone()));
+            self.declared
+                .entry(name.clone())
+                .or_default()
+                .push((kind, loc.clone()));
         }
         // Find the defaults to inherit from.
         let base: Option<usize> = match &from {
