@@ -29,10 +29,15 @@ fn is_l7_balance(p: &Proxy) -> bool {
 }
 
 pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
-    let mode_of = |cfg: &Config, name: &str| -> Option<(Mode, Loc)> {
-        cfg.proxy(name, Cap::BE)
-            .map(|b| (b.mode.value, b.loc.clone()))
-    };
+    // Backends by name, built once: a lookup per routing rule must not scan every proxy.
+    let mut backends: std::collections::HashMap<String, (Mode, Loc)> = Default::default();
+    for b in cfg.proxies.iter().filter(|b| b.cap().contains(Cap::BE)) {
+        backends
+            .entry(b.name.clone())
+            .or_insert_with(|| (b.mode.value, b.loc.clone()));
+    }
+    let mode_of =
+        |_cfg: &Config, name: &str| -> Option<(Mode, Loc)> { backends.get(name).cloned() };
     let n = cfg.proxies.len();
     for i in 0..n {
         let p = &cfg.proxies[i];
