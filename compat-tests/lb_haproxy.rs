@@ -23,6 +23,8 @@ struct Srv {
     id: Option<u32>,
     backup: bool,
     disabled: bool,
+    /// points to a closed port: connections are refused (redispatch tests)
+    dead: bool,
 }
 
 fn w(weight: u32) -> Srv {
@@ -31,6 +33,7 @@ fn w(weight: u32) -> Srv {
         id: None,
         backup: false,
         disabled: false,
+        dead: false,
     }
 }
 fn id(mut s: Srv, id: u32) -> Srv {
@@ -43,6 +46,10 @@ fn bk(mut s: Srv) -> Srv {
 }
 fn off(mut s: Srv) -> Srv {
     s.disabled = true;
+    s
+}
+fn dead(mut s: Srv) -> Srv {
+    s.dead = true;
     s
 }
 
@@ -65,6 +72,8 @@ struct Variant {
     allbackups: bool,
     kind: Kind,
     requests: usize,
+    /// `retries 1` + `option redispatch` (dead servers are avoided once)
+    redispatch: bool,
 }
 
 fn layouts() -> Vec<(&'static str, Vec<Srv>, bool)> {
@@ -114,6 +123,7 @@ fn variants() -> Vec<Variant> {
                    allb: bool,
                    kind: Kind,
                    requests: usize| {
+        let servers_have_dead = servers.iter().any(|s| s.dead);
         v.push(Variant {
             name,
             balance: balance.to_string(),
@@ -122,6 +132,7 @@ fn variants() -> Vec<Variant> {
             allbackups: allb,
             kind,
             requests,
+            redispatch: servers_have_dead,
         })
     };
     const N: usize = 500;
@@ -263,6 +274,27 @@ fn variants() -> Vec<Variant> {
         Kind::Host,
         N,
     );
+    // redispatch: a refused connection is retried once on another server
+    // chosen with the failed one to avoid (consistent: walk the ring;
+    // map-based: avoid is ignored, so the same dead server => 503).
+    for ht in ["consistent", "map-based", "consistent djb2"] {
+        for (lname, servers) in [
+            ("one-dead", vec![w(1), dead(w(2)), w(1), w(1)]),
+            ("two-dead", vec![dead(w(1)), w(1), dead(w(1)), id(w(3), 9)]),
+        ] {
+            for (balance, kind) in [("source", Kind::Source), ("uri", Kind::Uri)] {
+                add(
+                    format!("redispatch/{balance}/{ht}/{lname}"),
+                    balance,
+                    Some(ht),
+                    servers.clone(),
+                    false,
+                    kind,
+                    120,
+                );
+            }
+        }
+    }
     // sequential orders
     let mut order_layouts: Vec<(&str, Vec<Srv>, bool)> = layouts();
     order_layouts.push(("w531", vec![w(5), w(3), w(1)], false));
@@ -436,7 +468,7 @@ fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
     r
 }
 
-fn config(vs: &[Variant], fe_port: u16, resp_ports: &[u16]) -> String {
+fn config(vs: &[Variant], fe_port: u16, resp_ports: &[u16], dead_port: u16) -> String {
     let mut c = String::new();
     c.push_str(
         "global\n  nbthread 1\n  maxconn 2000\n\ndefaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n\n",
@@ -454,13 +486,12 @@ fn config(vs: &[Variant], fe_port: u16, resp_ports: &[u16]) -> String {
         if v.allbackups {
             c.push_str("  option allbackups\n");
         }
+        if v.redispatch {
+            c.push_str("  retries 1\n  option redispatch\n  timeout connect 20ms\n");
+        }
         for (k, s) in v.servers.iter().enumerate() {
-            write!(
-                c,
-                "  server s{k} 127.0.0.1:{} weight {}",
-                resp_ports[k], s.weight
-            )
-            .unwrap();
+            let port = if s.dead { dead_port } else { resp_ports[k] };
+            write!(c, "  server s{k} 127.0.0.1:{port} weight {}", s.weight).unwrap();
             if let Some(id) = s.id {
                 write!(c, " id {id}").unwrap();
             }
@@ -519,9 +550,10 @@ fn lb_matches_haproxy() {
     };
     let vs = variants();
     let nresp = vs.iter().map(|v| v.servers.len()).max().unwrap();
-    let ports = free_ports(nresp + 1);
-    let (fe, resp) = (ports[0], &ports[1..]);
-    let cfg = config(&vs, fe, resp);
+    // the last port stays closed: servers pointing there are refused
+    let ports = free_ports(nresp + 2);
+    let (fe, resp, dead_port) = (ports[0], &ports[1..=nresp], ports[nresp + 1]);
+    let cfg = config(&vs, fe, resp, dead_port);
     let mut wait = vec![fe];
     wait.extend_from_slice(resp);
     let hap = Haproxy::start(&bin, &cfg, &wait).unwrap_or_else(|e| panic!("{e}"));
@@ -537,6 +569,7 @@ fn lb_matches_haproxy() {
         let mut rng = Lcg(0x5eed_0000 + i as u64);
         let mut counts = vec![0usize; v.servers.len()];
         let mut fallback = 0usize;
+        let mut redispatched = 0usize;
         let mut bad = 0usize;
         let be = format!("v{i}");
         for n in 0..v.requests {
@@ -563,7 +596,13 @@ fn lb_matches_haproxy() {
             if v.kind != Kind::Order && v.kind != Kind::Source && b.request_hash(&key).is_none() {
                 fallback += 1;
             }
-            let want = b.pick(&key, None);
+            let mut want = b.pick(&key, None);
+            if let Some(s) = want
+                && v.servers[s].dead
+            {
+                redispatched += 1;
+                want = b.pick(&key, Some(s)).filter(|&s2| !v.servers[s2].dead);
+            }
             if let Some(s) = want {
                 b.conn_start(s);
                 b.conn_end(s);
@@ -596,8 +635,8 @@ fn lb_matches_haproxy() {
         total_bad += bad;
         writeln!(
             report,
-            "{:<48} {:>4} requests {:>4} mismatches  fallback {:>3}  per-server {:?}",
-            v.name, v.requests, bad, fallback, counts
+            "{:<48} {:>4} requests {:>4} mismatches  fallback {:>3}  redispatched {:>3}  per-server {:?}",
+            v.name, v.requests, bad, fallback, redispatched, counts
         )
         .unwrap();
     }
