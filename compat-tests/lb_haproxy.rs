@@ -526,6 +526,7 @@ fn model(v: &Variant) -> Balancer {
             weight: s.weight,
             backup: s.backup,
             maxconn: None,
+            disabled: s.disabled,
         })
         .collect();
     let words: Vec<&str> = v.balance.split_whitespace().collect();
@@ -534,9 +535,7 @@ fn model(v: &Variant) -> Balancer {
         Some(h) => parse_hash_type(&h.split_whitespace().collect::<Vec<_>>()).expect("hash-type"),
         None => HashType::MAP_BASED,
     };
-    let b = Balancer::new(servers, algo, ht, v.allbackups, 0);
-    b.set_usable_all(&v.servers.iter().map(|s| !s.disabled).collect::<Vec<_>>());
-    b
+    Balancer::new(servers, algo, ht, v.allbackups, 0)
 }
 
 #[test]
@@ -560,20 +559,88 @@ fn lb_matches_haproxy() {
     eprintln!("haproxy pid {} started, {} variants", hap.pid(), vs.len());
 
     let mut client = HttpClient::new(fe);
-    let mut total = 0usize;
-    let mut total_bad = 0usize;
-    let mut failures = String::new();
-    let mut report = String::new();
+    let mut stats = Stats::default();
     for (i, v) in vs.iter().enumerate() {
-        let b = model(v);
-        let mut rng = Lcg(0x5eed_0000 + i as u64);
-        let mut counts = vec![0usize; v.servers.len()];
-        let mut fallback = 0usize;
-        let mut redispatched = 0usize;
-        let mut bad = 0usize;
-        let be = format!("v{i}");
-        for n in 0..v.requests {
+        let script = [Step::Req(v.requests)];
+        run_variant(&hap, &mut client, i, v, &script, &mut stats);
+    }
+    drop(hap);
+    stats.finish("lb_haproxy", vs.len());
+}
+
+#[derive(Default)]
+struct Stats {
+    total: usize,
+    bad: usize,
+    failures: String,
+    report: String,
+}
+
+impl Stats {
+    fn finish(&self, what: &str, variants: usize) {
+        eprintln!("{}", self.report);
+        eprintln!(
+            "{what}: {variants} variants, {} requests compared, {} mismatches",
+            self.total, self.bad
+        );
+        assert!(self.bad == 0, "mismatches:\n{}", self.failures);
+    }
+}
+
+/// One step of a variant's script.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// send this many requests
+    Req(usize),
+    /// `set server <be>/s<k> state maint`
+    Down(usize),
+    /// `set server <be>/s<k> state ready`
+    Up(usize),
+}
+
+/// Send one command to haproxy's admin socket and return the answer.
+fn admin(hap: &Haproxy, cmd: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(hap.dir.join("admin.sock"))
+        .unwrap_or_else(|e| panic!("admin socket: {e}"));
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn run_variant(
+    hap: &Haproxy,
+    client: &mut HttpClient,
+    i: usize,
+    v: &Variant,
+    script: &[Step],
+    stats: &mut Stats,
+) {
+    let b = model(v);
+    let mut rng = Lcg(0x5eed_0000 + i as u64);
+    let mut counts = vec![0usize; v.servers.len()];
+    let mut fallback = 0usize;
+    let mut redispatched = 0usize;
+    let mut bad = 0usize;
+    let mut n = 0usize;
+    let mut requests = 0usize;
+    let be = format!("v{i}");
+    for step in script {
+        let count = match *step {
+            Step::Req(c) => c,
+            Step::Down(k) | Step::Up(k) => {
+                let up = matches!(step, Step::Up(_));
+                let state = if up { "ready" } else { "maint" };
+                let out = admin(hap, &format!("set server {be}/s{k} state {state}"));
+                assert!(out.trim().is_empty(), "admin command answered {out:?}");
+                b.set_usable(k, up);
+                continue;
+            }
+        };
+        for _ in 0..count {
             let r = gen_request(v.kind, n, &mut rng);
+            n += 1;
             let mut hdrs: Vec<(&str, &[u8])> = vec![("x-be", be.as_bytes())];
             if let Some(s) = &r.src {
                 hdrs.push(("x-src", s.as_bytes()));
@@ -610,13 +677,15 @@ fn lb_matches_haproxy() {
             if let Some(g) = got {
                 counts[g] += 1;
             }
+            requests += 1;
             if got != want {
                 bad += 1;
                 if bad <= 3 {
                     writeln!(
-                        failures,
-                        "  {} #{n}: uri={:?} src={:?} hdrs={:?}: haproxy {:?} (status {}), model {:?}",
+                        stats.failures,
+                        "  {} #{n} (after {:?}): uri={:?} src={:?} hdrs={:?}: haproxy {:?} (status {}), model {:?}",
                         v.name,
+                        &script[..script.iter().position(|s| std::ptr::eq(s, step)).unwrap()],
                         String::from_utf8_lossy(&r.uri),
                         r.src,
                         r.headers
@@ -631,20 +700,111 @@ fn lb_matches_haproxy() {
                 }
             }
         }
-        total += v.requests;
-        total_bad += bad;
-        writeln!(
-            report,
-            "{:<48} {:>4} requests {:>4} mismatches  fallback {:>3}  redispatched {:>3}  per-server {:?}",
-            v.name, v.requests, bad, fallback, redispatched, counts
-        )
-        .unwrap();
     }
-    eprintln!("{report}");
-    eprintln!(
-        "lb_haproxy: {} variants, {total} requests compared, {total_bad} mismatches",
-        vs.len()
+    stats.total += requests;
+    stats.bad += bad;
+    writeln!(
+        stats.report,
+        "{:<48} {:>4} requests {:>4} mismatches  fallback {:>3}  redispatched {:>3}  per-server {:?}",
+        v.name, requests, bad, fallback, redispatched, counts
+    )
+    .unwrap();
+}
+
+/// Servers going to maintenance and back through the admin socket: the
+/// model follows with `set_usable` and must keep predicting every pick
+/// (tables/rings rebuilt, round-robin state carried over like HAProxy's).
+#[test]
+fn lb_state_changes_match_haproxy() {
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy state-change test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    let mut vs = Vec::new();
+    let mut scripts = Vec::new();
+    for (lname, servers, allb) in layouts() {
+        if servers.len() < 2 {
+            continue;
+        }
+        let act: Vec<usize> = (0..servers.len())
+            .filter(|&k| !servers[k].backup && !servers[k].disabled && servers[k].weight > 0)
+            .collect();
+        let disabled: Vec<usize> = (0..servers.len())
+            .filter(|&k| servers[k].disabled)
+            .collect();
+        let has_backup = servers.iter().any(|s| s.backup);
+        let mut script = vec![Step::Req(37)];
+        if act.len() >= 2 {
+            let (a, c) = (act[1], act[0]);
+            script.extend([
+                Step::Down(a),
+                Step::Req(23),
+                Step::Down(c),
+                Step::Req(29),
+                Step::Up(a),
+                Step::Req(31),
+                Step::Up(c),
+                Step::Req(40),
+            ]);
+        }
+        for &d in &disabled {
+            script.extend([Step::Up(d), Step::Req(33), Step::Down(d), Step::Req(17)]);
+        }
+        if has_backup {
+            script.extend(act.iter().map(|&k| Step::Down(k)));
+            script.push(Step::Req(25));
+            let bk: Vec<usize> = (0..servers.len()).filter(|&k| servers[k].backup).collect();
+            script.extend([
+                Step::Down(bk[0]),
+                Step::Req(21),
+                Step::Up(bk[0]),
+                Step::Req(22),
+            ]);
+            script.extend(act.iter().map(|&k| Step::Up(k)));
+            script.push(Step::Req(19));
+        }
+        for (balance, ht, kind) in [
+            ("roundrobin", None, Kind::Order),
+            ("static-rr", None, Kind::Order),
+            ("leastconn", None, Kind::Order),
+            ("first", None, Kind::Order),
+            ("source", Some("map-based"), Kind::Source),
+            ("source", Some("consistent"), Kind::Source),
+            ("hdr(x-key)", Some("map-based"), Kind::Hdr),
+            ("hdr(x-key)", Some("consistent"), Kind::Hdr),
+        ] {
+            vs.push(Variant {
+                name: format!("state/{balance}/{}/{lname}", ht.unwrap_or("-")),
+                balance: balance.to_string(),
+                hash_type: ht.map(str::to_string),
+                servers: servers.clone(),
+                allbackups: allb,
+                kind,
+                requests: 0,
+                redispatch: false,
+            });
+            scripts.push(script.clone());
+        }
+    }
+    let nresp = vs.iter().map(|v| v.servers.len()).max().unwrap();
+    let ports = free_ports(nresp + 2);
+    let (fe, resp, dead_port) = (ports[0], &ports[1..=nresp], ports[nresp + 1]);
+    let cfg = config(&vs, fe, resp, dead_port).replacen(
+        "global\n",
+        "global\n  stats socket @TMPDIR@/admin.sock level admin\n",
+        1,
     );
+    let mut wait = vec![fe];
+    wait.extend_from_slice(resp);
+    let hap = Haproxy::start(&bin, &cfg, &wait).unwrap_or_else(|e| panic!("{e}"));
+    let mut client = HttpClient::new(fe);
+    let mut stats = Stats::default();
+    for (i, v) in vs.iter().enumerate() {
+        run_variant(&hap, &mut client, i, v, &scripts[i], &mut stats);
+    }
     drop(hap);
-    assert!(total_bad == 0, "mismatches:\n{failures}");
+    stats.finish("lb_haproxy state changes", vs.len());
 }
