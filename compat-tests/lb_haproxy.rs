@@ -25,6 +25,7 @@ struct Srv {
     disabled: bool,
     /// points to a closed port: connections are refused (redispatch tests)
     dead: bool,
+    maxconn: Option<u32>,
 }
 
 fn w(weight: u32) -> Srv {
@@ -34,6 +35,7 @@ fn w(weight: u32) -> Srv {
         backup: false,
         disabled: false,
         dead: false,
+        maxconn: None,
     }
 }
 fn id(mut s: Srv, id: u32) -> Srv {
@@ -74,6 +76,8 @@ struct Variant {
     requests: usize,
     /// `retries 1` + `option redispatch` (dead servers are avoided once)
     redispatch: bool,
+    /// `hash-balance-factor` (0 = none)
+    hbf: u32,
 }
 
 fn layouts() -> Vec<(&'static str, Vec<Srv>, bool)> {
@@ -133,6 +137,7 @@ fn variants() -> Vec<Variant> {
             kind,
             requests,
             redispatch: servers_have_dead,
+            hbf: 0,
         })
     };
     const N: usize = 500;
@@ -282,7 +287,13 @@ fn variants() -> Vec<Variant> {
             ("one-dead", vec![w(1), dead(w(2)), w(1), w(1)]),
             ("two-dead", vec![dead(w(1)), w(1), dead(w(1)), id(w(3), 9)]),
         ] {
-            for (balance, kind) in [("source", Kind::Source), ("uri", Kind::Uri)] {
+            for (balance, kind) in [
+                ("source", Kind::Source),
+                ("uri", Kind::Uri),
+                ("roundrobin", Kind::Order),
+                ("leastconn", Kind::Order),
+                ("static-rr", Kind::Order),
+            ] {
                 add(
                     format!("redispatch/{balance}/{ht}/{lname}"),
                     balance,
@@ -469,6 +480,18 @@ fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
 }
 
 fn config(vs: &[Variant], fe_port: u16, resp_ports: &[u16], dead_port: u16) -> String {
+    config_with(vs, fe_port, resp_ports, dead_port, true)
+}
+
+/// `responders`: add the `listen` sections answering on `resp_ports`
+/// (false when the test runs its own servers there).
+fn config_with(
+    vs: &[Variant],
+    fe_port: u16,
+    resp_ports: &[u16],
+    dead_port: u16,
+    responders: bool,
+) -> String {
     let mut c = String::new();
     c.push_str(
         "global\n  nbthread 1\n  maxconn 2000\n\ndefaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n\n",
@@ -489,6 +512,12 @@ fn config(vs: &[Variant], fe_port: u16, resp_ports: &[u16], dead_port: u16) -> S
         if v.redispatch {
             c.push_str("  retries 1\n  option redispatch\n  timeout connect 20ms\n");
         }
+        if v.hbf > 0 {
+            writeln!(c, "  hash-balance-factor {}", v.hbf).unwrap();
+        }
+        if !responders {
+            c.push_str("  http-reuse never\n");
+        }
         for (k, s) in v.servers.iter().enumerate() {
             let port = if s.dead { dead_port } else { resp_ports[k] };
             write!(c, "  server s{k} 127.0.0.1:{port} weight {}", s.weight).unwrap();
@@ -501,11 +530,14 @@ fn config(vs: &[Variant], fe_port: u16, resp_ports: &[u16], dead_port: u16) -> S
             if s.disabled {
                 c.push_str(" disabled");
             }
+            if let Some(m) = s.maxconn {
+                write!(c, " maxconn {m}").unwrap();
+            }
             c.push('\n');
         }
         c.push('\n');
     }
-    for (k, p) in resp_ports.iter().enumerate() {
+    for (k, p) in resp_ports.iter().enumerate().filter(|_| responders) {
         writeln!(
             c,
             "listen r{k}\n  bind 127.0.0.1:{p}\n  http-request return status 200 hdr x-srv {k}\n"
@@ -525,7 +557,7 @@ fn model(v: &Variant) -> Balancer {
             puid,
             weight: s.weight,
             backup: s.backup,
-            maxconn: None,
+            maxconn: s.maxconn,
             disabled: s.disabled,
         })
         .collect();
@@ -535,7 +567,7 @@ fn model(v: &Variant) -> Balancer {
         Some(h) => parse_hash_type(&h.split_whitespace().collect::<Vec<_>>()).expect("hash-type"),
         None => HashType::MAP_BASED,
     };
-    Balancer::new(servers, algo, ht, v.allbackups, 0)
+    Balancer::new(servers, algo, ht, v.allbackups, v.hbf)
 }
 
 #[test]
@@ -667,8 +699,18 @@ fn run_variant(
             if let Some(s) = want
                 && v.servers[s].dead
             {
+                // the failed attempt was counted on the server, then dropped
+                b.conn_start(s);
+                b.conn_end(s);
                 redispatched += 1;
-                want = b.pick(&key, Some(s)).filter(|&s2| !v.servers[s2].dead);
+                want = b.pick(&key, Some(s));
+                if let Some(s2) = want
+                    && v.servers[s2].dead
+                {
+                    b.conn_start(s2);
+                    b.conn_end(s2);
+                    want = None;
+                }
             }
             if let Some(s) = want {
                 b.conn_start(s);
@@ -785,6 +827,7 @@ fn lb_state_changes_match_haproxy() {
                 kind,
                 requests: 0,
                 redispatch: false,
+                hbf: 0,
             });
             scripts.push(script.clone());
         }
@@ -807,4 +850,342 @@ fn lb_state_changes_match_haproxy() {
     }
     drop(hap);
     stats.finish("lb_haproxy state changes", vs.len());
+}
+
+/// Test-owned servers that hold every request until released, so that
+/// many streams stay attached to servers at once (connection counts matter
+/// for leastconn, first, maxconn and hash-balance-factor).
+struct HoldServers {
+    ports: Vec<u16>,
+    events: std::sync::mpsc::Receiver<(usize, u64)>,
+    released: std::sync::Arc<(
+        std::sync::Mutex<std::collections::HashSet<u64>>,
+        std::sync::Condvar,
+    )>,
+}
+
+impl HoldServers {
+    fn start(n: usize) -> HoldServers {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::{Arc, Condvar, Mutex};
+        let (tx, rx) = std::sync::mpsc::channel();
+        let released = Arc::new((Mutex::new(std::collections::HashSet::new()), Condvar::new()));
+        let mut ports = Vec::new();
+        for k in 0..n {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            ports.push(l.local_addr().unwrap().port());
+            let tx = tx.clone();
+            let released = Arc::clone(&released);
+            std::thread::spawn(move || {
+                for conn in l.incoming() {
+                    let Ok(mut conn) = conn else { continue };
+                    let tx = tx.clone();
+                    let released = Arc::clone(&released);
+                    std::thread::spawn(move || {
+                        let mut rd = BufReader::new(conn.try_clone().unwrap());
+                        let mut id = None;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.trim_end();
+                            if l.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = l.strip_prefix("x-id: ") {
+                                id = v.parse::<u64>().ok();
+                            }
+                        }
+                        let Some(id) = id else { return };
+                        let _ = tx.send((k, id));
+                        let (set, cv) = &*released;
+                        let mut g = set.lock().unwrap();
+                        while !g.contains(&id) {
+                            g = cv.wait(g).unwrap();
+                        }
+                        drop(g);
+                        let _ = conn.write_all(
+                            format!("HTTP/1.1 200 OK\r\nx-srv: {k}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .as_bytes(),
+                        );
+                    });
+                }
+            });
+        }
+        HoldServers {
+            ports,
+            events: rx,
+            released,
+        }
+    }
+
+    fn release(&self, id: u64) {
+        let (set, cv) = &*self.released;
+        set.lock().unwrap().insert(id);
+        cv.notify_all();
+    }
+}
+
+/// Requests kept open at the servers: leastconn order with loaded servers,
+/// `first` and round-robin/static-rr with `maxconn`, bounded-load
+/// consistent hashing (`hash-balance-factor`).
+#[test]
+fn lb_concurrent_load_matches_haproxy() {
+    use std::io::{Read, Write};
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy concurrency test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    let mc = |mut s: Srv, m: u32| {
+        s.maxconn = Some(m);
+        s
+    };
+    let mut vs: Vec<Variant> = Vec::new();
+    let mut push =
+        |name: &str, balance: &str, ht: Option<&str>, servers: Vec<Srv>, hbf: u32, kind: Kind| {
+            vs.push(Variant {
+                name: name.to_string(),
+                balance: balance.into(),
+                hash_type: ht.map(str::to_string),
+                servers,
+                allbackups: false,
+                kind,
+                requests: 0,
+                redispatch: false,
+                hbf,
+            })
+        };
+    push(
+        "leastconn/w111",
+        "leastconn",
+        None,
+        vec![w(1), w(1), w(1)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "leastconn/w123",
+        "leastconn",
+        None,
+        vec![w(1), w(2), w(3)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "leastconn/w31271",
+        "leastconn",
+        None,
+        vec![w(3), w(1), w(2), w(7), w(1)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "leastconn/ids-weight0",
+        "leastconn",
+        None,
+        vec![id(w(2), 9), w(0), id(w(5), 2), w(1)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "first/maxconn",
+        "first",
+        None,
+        vec![
+            mc(id(w(1), 5), 2),
+            mc(id(w(1), 2), 3),
+            mc(w(1), 2),
+            mc(id(w(1), 1), 1),
+        ],
+        0,
+        Kind::Order,
+    );
+    push(
+        "roundrobin/maxconn",
+        "roundrobin",
+        None,
+        vec![mc(w(1), 2), mc(w(2), 3), mc(w(3), 4)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "roundrobin/maxconn-equal",
+        "roundrobin",
+        None,
+        vec![
+            mc(w(1), 1),
+            mc(w(1), 2),
+            mc(w(1), 1),
+            mc(w(1), 2),
+            mc(w(1), 1),
+        ],
+        0,
+        Kind::Order,
+    );
+    push(
+        "roundrobin/maxconn-w2222",
+        "roundrobin",
+        None,
+        vec![mc(w(2), 1), mc(w(2), 1), mc(w(2), 1), mc(w(2), 1)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "roundrobin/maxconn-mixed",
+        "roundrobin",
+        None,
+        vec![mc(w(5), 3), w(1), mc(w(3), 1), mc(w(7), 2)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "static-rr/maxconn",
+        "static-rr",
+        None,
+        vec![mc(w(1), 2), mc(w(2), 3), mc(w(3), 4)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "source/consistent/hbf150",
+        "source",
+        Some("consistent"),
+        vec![w(1), w(1), w(2), w(1)],
+        150,
+        Kind::Source,
+    );
+    push(
+        "uri/consistent/hbf125",
+        "uri",
+        Some("consistent"),
+        vec![w(1), w(3), w(1)],
+        125,
+        Kind::Uri,
+    );
+    push(
+        "source/consistent djb2/hbf110",
+        "source",
+        Some("consistent djb2"),
+        vec![w(1), w(1), w(1), w(1), w(1)],
+        110,
+        Kind::Source,
+    );
+    let nsrv = vs.iter().map(|v| v.servers.len()).max().unwrap();
+    let hold = HoldServers::start(nsrv);
+    let fe = free_ports(1)[0];
+    let cfg = config_with(&vs, fe, &hold.ports, 1, false);
+    let hap = Haproxy::start(&bin, &cfg, &[fe]).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut stats = Stats::default();
+    let mut next_id = 0u64;
+    for (vi, v) in vs.iter().enumerate() {
+        let b = model(v);
+        let capacity: u32 = v
+            .servers
+            .iter()
+            .filter(|s| s.weight > 0 && !s.backup)
+            .map(|s| s.maxconn.unwrap_or(1000))
+            .sum();
+        let mut rng = Lcg(0xc0c0 + vi as u64);
+        let mut open: Vec<(u64, usize, std::net::TcpStream)> = Vec::new();
+        let mut counts = vec![0usize; v.servers.len()];
+        let (mut requests, mut bad) = (0usize, 0usize);
+        let mut n = 0usize;
+        for _step in 0..160 {
+            let send = open.is_empty() || (open.len() < capacity as usize && rng.below(10) < 6);
+            if send {
+                let r = gen_request(v.kind, n, &mut rng);
+                n += 1;
+                next_id += 1;
+                let idn = next_id;
+                let mut req = format!(
+                    "GET {} HTTP/1.1\r\nx-be: v{vi}\r\nx-id: {idn}\r\nconnection: close\r\n",
+                    String::from_utf8_lossy(&r.uri)
+                );
+                if !r.headers.iter().any(|(h, _)| h == "host") {
+                    req.push_str("host: t\r\n");
+                }
+                for (h, val) in &r.headers {
+                    req.push_str(&format!("{h}: {}\r\n", String::from_utf8_lossy(val)));
+                }
+                if let Some(src) = &r.src {
+                    req.push_str(&format!("x-src: {src}\r\n"));
+                }
+                req.push_str("\r\n");
+                let mut cs = std::net::TcpStream::connect(("127.0.0.1", fe)).unwrap();
+                cs.write_all(req.as_bytes()).unwrap();
+                let (k, got_id) = hold
+                    .events
+                    .recv_timeout(std::time::Duration::from_secs(5))
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "{}: request {idn} never reached a server\n{}",
+                            v.name,
+                            hap.log()
+                        )
+                    });
+                assert_eq!(got_id, idn);
+                let src: IpAddr = r.src.as_deref().unwrap_or("127.0.0.1").parse().unwrap();
+                let key = RequestKey::http(Some(src), &r.uri, Headers::None);
+                let want = b.pick(&key, None);
+                if let Some(s) = want {
+                    b.conn_start(s);
+                }
+                counts[k] += 1;
+                requests += 1;
+                if want != Some(k) {
+                    bad += 1;
+                    if bad <= 3 {
+                        writeln!(
+                            stats.failures,
+                            "  {} request {} with open {:?}: haproxy {k}, model {want:?}",
+                            v.name,
+                            requests,
+                            open.iter().map(|o| o.1).collect::<Vec<_>>()
+                        )
+                        .unwrap();
+                    }
+                }
+                // keep the model in step with what really happened
+                if want != Some(k) {
+                    if let Some(s) = want {
+                        b.conn_end(s);
+                    }
+                    b.conn_start(k);
+                }
+                open.push((idn, k, cs));
+            } else {
+                let (idn, k, mut cs) = open.remove(rng.below(open.len() as u32) as usize);
+                hold.release(idn);
+                let mut resp = Vec::new();
+                cs.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                cs.read_to_end(&mut resp).unwrap();
+                assert!(String::from_utf8_lossy(&resp).contains(&format!("x-srv: {k}")));
+                // let haproxy release the stream before the next request
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                b.conn_end(k);
+            }
+        }
+        for (idn, _, mut cs) in open.drain(..) {
+            hold.release(idn);
+            let mut resp = Vec::new();
+            let _ = cs.read_to_end(&mut resp);
+        }
+        stats.total += requests;
+        stats.bad += bad;
+        writeln!(
+            stats.report,
+            "{:<48} {:>4} requests {:>4} mismatches  per-server {:?}",
+            v.name, requests, bad, counts
+        )
+        .unwrap();
+    }
+    drop(hap);
+    stats.finish("lb_haproxy concurrency", vs.len());
 }

@@ -263,6 +263,65 @@ impl Group {
         Some(i)
     }
 
+    /// One pick with HAProxy's handling of saturated servers (`full(i)`)
+    /// and of the server to avoid: such servers are taken out (their
+    /// position still advances), then put back after the choice (in the
+    /// next window when the window switched meanwhile). `None` when every
+    /// server is full (the request would be queued).
+    pub fn next_live(
+        &mut self,
+        full: impl Fn(usize) -> bool,
+        avoid: Option<usize>,
+    ) -> Option<usize> {
+        let mut switched = false;
+        let mut avoided: Option<usize> = None;
+        let mut fullsrv: Vec<usize> = Vec::new();
+        let chosen = 'outer: loop {
+            if self.curr_weight == 0 {
+                self.curr_pos = self.next_weight;
+                self.curr_weight = self.next_weight;
+            }
+            let i = loop {
+                if let Some(i) = self.take_candidate() {
+                    break i;
+                }
+                if switched {
+                    break 'outer avoided;
+                }
+                switched = true;
+                self.switch_trees();
+            };
+            self.update_position(i);
+            self.dequeue(i);
+            self.curr_pos = self.curr_pos.wrapping_add(1);
+            if !full(i) {
+                if Some(i) != avoid || avoided.is_some() {
+                    break Some(i);
+                }
+                avoided = Some(i);
+            }
+            fullsrv.push(i);
+        };
+        if let Some(i) = chosen {
+            self.queue_srv(i);
+        }
+        // Put the extracted servers back, most recently extracted first:
+        // into `init` by weight when the window switched (their place is
+        // lost), else as if they had been consumed.
+        for &i in fullsrv.iter().rev() {
+            if Some(i) == chosen {
+                continue;
+            }
+            if switched {
+                let init = self.init_tree();
+                self.queue_by_weight(init, i);
+            } else {
+                self.queue_srv(i);
+            }
+        }
+        chosen
+    }
+
     /// A hashable image of the scheduling state (tree order, not insertion
     /// stamps).
     fn state(&self) -> Vec<u32> {

@@ -38,7 +38,8 @@
 //! * Mutable per-request state is atomics in the `Balancer` itself: the
 //!   round-robin position counters, and per-server active-connection counts
 //!   (`served`, used by `leastconn`, `first`, `random`, `maxconn` and
-//!   `hash-balance-factor`).
+//!   `hash-balance-factor`). The one exception is `roundrobin` with
+//!   `maxconn` servers or after a redispatch (see below).
 //!
 //! # What matches HAProxy exactly, and what does not
 //!
@@ -56,11 +57,15 @@
 //!   the last point handed out (one pointer for the active and backup
 //!   rings, moved to the next surviving point when its server goes away).
 //!   Exact for sequential requests.
-//! * Under saturation (`maxconn`) or redispatch (`avoid`), round-robin
-//!   walks the precomputed order instead of HAProxy's requeueing; the
-//!   chosen server can differ from HAProxy's in those cases.
-//! * `leastconn`: HAProxy's tree order (lowest load key, then least recently
-//!   repositioned) is reproduced with a per-server sequence stamp.
+//!   With `maxconn` on a server, or from the first redispatch (`avoid`)
+//!   on, the FWRR state runs live under the backend's writer lock (as
+//!   HAProxy does under its LB lock), reproducing HAProxy's extraction and
+//!   requeueing of saturated/avoided servers.
+//! * `leastconn`: HAProxy's tree order (load key `(served+1)*4096/(w*16)`,
+//!   0 when idle; ties: least recently repositioned) is reproduced with a
+//!   per-server sequence stamp. `first`, `maxconn` and
+//!   `hash-balance-factor` use the `served` counters fed by
+//!   [`Balancer::conn_start`]/[`Balancer::conn_end`].
 //! * `random`: power-of-`draws` choices on the consistent ring with a
 //!   thread-local xorshift generator (not reproducible, by nature).
 //! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn,
@@ -81,7 +86,7 @@ pub use hash::{HashFn, full_hash};
 
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Effective-weight scale (HAProxy's BE_WEIGHT_SCALE).
@@ -269,6 +274,11 @@ pub struct Balancer {
     lc_clock: AtomicU64,
     /// Picks made from the current snapshot's round-robin schedule.
     rr_pos: AtomicU64,
+    /// roundrobin with `maxconn` servers, or once a redispatch asked to
+    /// avoid a server: the FWRR state is run live under the writer lock
+    /// (saturation and avoidance change HAProxy's order), like HAProxy's
+    /// own lock.
+    rr_live: AtomicBool,
     /// Map walk index (static-rr and map-based fallback), HAProxy's rr_idx.
     map_idx: AtomicU64,
     /// Key of the last ring point handed out by the consistent-hash
@@ -360,9 +370,14 @@ impl Balancer {
             lc_clock: AtomicU64::new(n as u64),
             rr_pos: AtomicU64::new(0),
             map_idx: AtomicU64::new(0),
+            rr_live: AtomicBool::new(false),
             ring_last: AtomicU64::new(NO_POINT),
         };
         let usable: Vec<bool> = b.servers.iter().map(|s| !s.disabled).collect();
+        b.rr_live = AtomicBool::new(
+            matches!(b.algo, Algorithm::RoundRobin)
+                && b.servers.iter().any(|s| s.maxconn.is_some_and(|m| m > 0)),
+        );
         let fwrr = matches!(b.algo, Algorithm::RoundRobin).then(|| {
             [false, true].map(|backup| {
                 let members: Vec<usize> =
@@ -409,7 +424,12 @@ impl Balancer {
         }
         // Bring the round-robin state to the current position.
         let cur = self.snapshot();
-        if let (Some(fw), Some(g), Some(sched)) = (w.fwrr.as_mut(), cur.rr_group, cur.rr.as_ref()) {
+        if let (false, Some(fw), Some(g), Some(sched)) = (
+            self.rr_live.load(Ordering::Acquire),
+            w.fwrr.as_mut(),
+            cur.rr_group,
+            cur.rr.as_ref(),
+        ) {
             let n = self.rr_pos.swap(0, Ordering::AcqRel);
             fw[g].0.advance(sched.index(n));
         }
@@ -554,15 +574,17 @@ impl Balancer {
             (Some(_), None, false) => Some(self.servers[set[0]].backup as usize),
             _ => None,
         };
-        let rr = rr_group.and_then(|g| {
-            let (group, members) = &w.fwrr.as_ref().expect("fwrr state")[g];
-            group.schedule().map(|mut s| {
-                for x in s.seq.iter_mut() {
-                    *x = members[*x as usize] as u32;
-                }
-                s
-            })
-        });
+        let rr = rr_group
+            .filter(|_| !self.rr_live.load(Ordering::Acquire))
+            .and_then(|g| {
+                let (group, members) = &w.fwrr.as_ref().expect("fwrr state")[g];
+                group.schedule().map(|mut s| {
+                    for x in s.seq.iter_mut() {
+                        *x = members[*x as usize] as u32;
+                    }
+                    s
+                })
+            });
 
         let mut by_id = set.clone();
         by_id.sort_by_key(|&i| self.servers[i].puid);
@@ -978,6 +1000,25 @@ impl Balancer {
     fn pick_fwrr(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
         if let Some(f) = s.fbck {
             return Some(f);
+        }
+        if avoid.is_some() || self.rr_live.load(Ordering::Acquire) {
+            let g = s.rr_group?;
+            let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.rr_live.load(Ordering::Acquire) {
+                // leave the precomputed order: bring the state to the
+                // current position and run it live from now on
+                if let (Some(fw), Some(sched)) = (w.fwrr.as_mut(), s.rr.as_ref()) {
+                    let n = self.rr_pos.swap(0, Ordering::AcqRel);
+                    fw[g].0.advance(sched.index(n));
+                }
+                self.rr_live.store(true, Ordering::Release);
+            }
+            let (group, members) = &mut w.fwrr.as_mut()?[g];
+            let members: &[usize] = members;
+            let local_avoid = avoid.and_then(|a| members.iter().position(|&x| x == a));
+            return group
+                .next_live(|l| self.saturated(members[l]), local_avoid)
+                .map(|l| members[l]);
         }
         let sched = s.rr.as_ref()?;
         let n = self.rr_pos.fetch_add(1, Ordering::Relaxed);
