@@ -81,7 +81,10 @@ pub mod fwrr;
 pub mod hash;
 pub mod key;
 
-pub use algo::{Algorithm, HashMethod, HashType, assign_puids, parse_balance, parse_hash_type};
+pub use algo::{
+    Algorithm, HashMethod, HashType, assign_puids, l7_hash_tcp_warning, parse_balance,
+    parse_hash_balance_factor, parse_hash_type,
+};
 pub use hash::{HashFn, full_hash};
 
 use std::cell::{Cell, RefCell};
