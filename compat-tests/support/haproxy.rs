@@ -44,6 +44,8 @@ pub struct Haproxy {
 impl Haproxy {
     /// Write `config` to a fresh temporary directory and start haproxy on it;
     /// wait until every port of `wait_ports` accepts connections.
+    /// `@TMPDIR@` in `config` is replaced by that directory's path (for
+    /// UNIX sockets such as `stats socket @TMPDIR@/admin.sock`).
     pub fn start(bin: &PathBuf, config: &str, wait_ports: &[u16]) -> Result<Haproxy, String> {
         let dir = std::env::temp_dir().join(format!(
             "rhaproxy-test-{}-{}",
@@ -52,6 +54,7 @@ impl Haproxy {
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let cfg = dir.join("haproxy.cfg");
+        let config = config.replace("@TMPDIR@", &dir.to_string_lossy());
         std::fs::write(&cfg, config).map_err(|e| format!("write config: {e}"))?;
         let out = std::fs::File::create(dir.join("haproxy.log")).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
