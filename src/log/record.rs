@@ -25,11 +25,13 @@ pub struct LogRecord {
     /// Unique id from `unique-id-format` (`%ID`), `None` prints `-`.
     pub unique_id: Option<String>,
 
-    /// HTTP status (`%ST`); 0 for TCP sessions.
+    /// HTTP status (`%ST`); -1 when there is none (TCP sessions print `-1`).
     pub status: i32,
-    /// Bytes sent to the client (`%B`).
+    /// Bytes sent to the client (`%B`). In HTTP mode HAProxy 2.6 counts its internal (HTX)
+    /// size, which drops the `": "` and CRLF of every header line: wire bytes minus 4 per
+    /// header line (measured). TCP: wire bytes.
     pub bytes_out: u64,
-    /// Bytes received from the client (`%U`).
+    /// Bytes received from the client (`%U`), counted like `bytes_out`.
     pub bytes_in: u64,
     /// `option logasap`: the line is emitted before the end; `%B %Tt %Tu %Ta` get a `+`.
     pub logasap: bool,
@@ -128,7 +130,7 @@ impl Default for LogRecord {
             hostname: Arc::from(""),
             pid: 0,
             unique_id: None,
-            status: 0,
+            status: -1,
             bytes_out: 0,
             bytes_in: 0,
             logasap: false,
