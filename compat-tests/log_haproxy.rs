@@ -1072,3 +1072,150 @@ fn live_haproxy_lines_match_our_renderer() {
         failures.join("\n")
     );
 }
+
+/// `log-send-hostname` (default format becomes rfc3164, rfc5424 gets the host), global and
+/// per-proxy `log-tag`, `log-format-sd` with flags and a capture, and local time with a
+/// non-zero UTC offset (HAProxy runs with `TZ=Asia/Kolkata`, +05:30).
+#[test]
+fn live_send_hostname_tag_sd_and_timezone() {
+    if !haproxy_available("live_send_hostname_tag_sd_and_timezone") {
+        return;
+    }
+    let dir = TempDir::new("host");
+    let formats = [
+        (SyslogFormat::Rfc3164, "local0"),
+        (SyslogFormat::Rfc5424, "format rfc5424 local1"),
+        (SyslogFormat::Local, "format local local2"),
+    ];
+    let socks: Vec<UdpSocket> = formats
+        .iter()
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        })
+        .collect();
+    let (p1, p2, pans, probe) = (free_port(), free_port(), free_port(), free_port());
+    let sd_fmt = "%{+Q,+E}o[x@1 fe=%f srv=%s h=%[capture.req.hdr(0)]]";
+    let mut cfg = String::from("global\n");
+    for (s, (_, opts)) in socks.iter().zip(&formats) {
+        cfg.push_str(&format!(
+            "    log 127.0.0.1:{} {opts}\n",
+            s.local_addr().unwrap().port()
+        ));
+    }
+    cfg.push_str(&format!(
+        "    log-send-hostname
+    log-tag gtag
+defaults
+    mode http
+    log global
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+frontend f1
+    bind 127.0.0.1:{p1}
+    log-tag ptag
+    log-format \"%ci sd\"
+    log-format-sd {sd}
+    capture request header Host len 20
+    default_backend bk
+frontend f2
+    bind 127.0.0.1:{p2}
+    log-format \"%ci nosd\"
+    default_backend bk
+backend bk
+    server s1 127.0.0.1:{pans}
+listen ans
+    bind 127.0.0.1:{pans}
+    no log
+    http-request return status 200 content-type text/plain string \"hello\"
+listen probe
+    mode tcp
+    no log
+    bind 127.0.0.1:{probe}
+",
+        sd = cfg_quote(sd_fmt)
+    ));
+    let path = dir.file("host.cfg", &cfg);
+    let child = Command::new(HAPROXY)
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .env("TZ", "Asia/Kolkata")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    let guard = HaproxyGuard(child);
+    let pid = guard.0.id();
+    wait_listening(probe);
+    let host = hostname();
+    let ist = chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+    let now = Utc::now().with_timezone(&ist);
+    let msg_f1 = compile("%ci sd", true).unwrap();
+    let msg_f2 = compile("%ci nosd", true).unwrap();
+    let sd = compile(sd_fmt, true).unwrap();
+    let mut failures = Vec::new();
+    let mut framed = 0;
+    for (fe, port, tag) in [("f1", p1, "ptag"), ("f2", p2, "gtag")] {
+        let req = b"GET /x HTTP/1.1\r\nHost: a\"b]\r\nConnection: close\r\n\r\n";
+        let (me, _) = exchange(port, req);
+        let r = LogRecord {
+            frontend: Arc::from(fe),
+            backend: Some(Arc::from("bk")),
+            server: Some(Arc::from("s1")),
+            client: Some(me),
+            req_captures: Some(if fe == "f1" {
+                vec![Some("a\"b]".into())]
+            } else {
+                vec![]
+            }),
+            request_line: Some("GET /x HTTP/1.1".into()),
+            ..LogRecord::default()
+        };
+        let msg = if fe == "f1" { &msg_f1 } else { &msg_f2 };
+        let msg = msg.render_to_string(&r);
+        let sd_text = if fe == "f1" {
+            sd.render_to_string(&r)
+        } else {
+            "- ".to_string()
+        };
+        for (k, (fmt, opts)) in formats.iter().enumerate() {
+            let theirs = recv(&socks[k]);
+            let facility =
+                syslog::facility_from_name(opts.split(' ').next_back().unwrap()).unwrap();
+            let h = Header {
+                format: *fmt,
+                facility,
+                level: 6,
+                tag,
+                pid,
+                hostname: Some(host.as_str()),
+                max_len: 1024,
+            };
+            let mut ours = Vec::new();
+            syslog::frame(&mut ours, &h, &now, sd_text.as_bytes(), msg.as_bytes());
+            framed += 1;
+            // mask the clock but keep the ISO offset (+05:30)
+            let mask = |d: &[u8]| {
+                let mut m = mask_ts(*fmt, d);
+                if *fmt == SyslogFormat::Rfc5424 {
+                    let off = 3 + d.iter().position(|&c| c == b'>').unwrap() + 26;
+                    m[off..off + 6].copy_from_slice(&d[off..off + 6]);
+                }
+                m
+            };
+            if mask(&theirs) != mask(&ours) {
+                failures.push(format!(
+                    "{fe} {opts}:\n   haproxy: {:?}\n  rhaproxy: {:?}",
+                    String::from_utf8_lossy(&theirs),
+                    String::from_utf8_lossy(&ours)
+                ));
+            }
+        }
+    }
+    drop(guard);
+    println!("{framed} datagrams with hostname/tag/SD/offset re-framed");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
