@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
 
+use super::format::LogFormat;
+use super::record::LogRecord;
 use super::syslog::{self, Header, SyslogFormat};
 use super::target::{LogAddr, LogTarget};
 
@@ -289,6 +291,43 @@ impl OpenTarget {
     }
 }
 
+thread_local! {
+    /// Per-thread render buffers for [`emit_record`]: (message, structured data).
+    static RENDER_BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        std::cell::RefCell::new((Vec::with_capacity(1024), Vec::with_capacity(128)));
+}
+
+/// Render `record` with `format` (and `sd`, the proxy's `log-format-sd`, default `- `) once
+/// and queue it to every target. `id` carries the proxy's effective `log-tag`. Returns the
+/// number of lines queued. Never blocks.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_record(
+    sender: &LogSender,
+    id: &LogIdentity,
+    targets: &[OpenTarget],
+    format: &LogFormat,
+    sd: Option<&LogFormat>,
+    record: &LogRecord,
+    level: u8,
+    now: &DateTime<FixedOffset>,
+) -> usize {
+    RENDER_BUFS.with(|b| {
+        let mut b = b.borrow_mut();
+        let (msg, sdbuf) = &mut *b;
+        msg.clear();
+        sdbuf.clear();
+        format.render(record, msg);
+        match sd {
+            Some(f) => f.render(record, sdbuf),
+            None => sdbuf.extend_from_slice(b"- "),
+        }
+        targets
+            .iter()
+            .filter(|t| t.emit(sender, id, level, now, sdbuf, msg))
+            .count()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +438,42 @@ mod tests {
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"<30>via unix\n");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn emit_record_renders_once_for_all_targets() {
+        let rx1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for r in [&rx1, &rx2] {
+            r.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let a1 = format!("127.0.0.1:{}", rx1.local_addr().unwrap().port());
+        let a2 = format!("127.0.0.1:{}", rx2.local_addr().unwrap().port());
+        let targets = vec![
+            OpenTarget::open(parse_global_log_args(&[&a1, "format", "raw", "local0"]).unwrap())
+                .unwrap(),
+            OpenTarget::open(parse_global_log_args(&[&a2, "format", "rfc5424", "local0"]).unwrap())
+                .unwrap(),
+        ];
+        let f = crate::log::format::compile("%f %ST", true).unwrap();
+        let sd = crate::log::format::compile("[a b=%{+Q}f]", true).unwrap();
+        let r = LogRecord {
+            frontend: "fe".into(),
+            status: 200,
+            ..LogRecord::default()
+        };
+        let s = LogSender::start(8);
+        let now = syslog::now_local();
+        assert_eq!(
+            emit_record(&s, &ident(), &targets, &f, Some(&sd), &r, 6, &now),
+            2
+        );
+        let mut buf = [0u8; 256];
+        let n = rx1.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"fe 200\n");
+        let n = rx2.recv(&mut buf).unwrap();
+        let d = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(d.ends_with(" - hap 42 - [a b=\"fe\"] fe 200\n"), "{d}");
     }
 
     #[test]
