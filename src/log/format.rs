@@ -680,7 +680,7 @@ fn split_request_line(l: &str) -> (&str, &str, &str) {
     (m, u, v)
 }
 
-/// Path without scheme and authority (`%HPO`).
+/// Path without scheme and authority (`%HPO`): empty for `*` and authority-only forms.
 fn path_only(uri: &str) -> &str {
     let p = uri.split('?').next().unwrap_or("");
     if p.starts_with('/') {
@@ -693,7 +693,7 @@ fn path_only(uri: &str) -> &str {
             None => "",
         };
     }
-    p
+    ""
 }
 
 fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {

@@ -418,6 +418,45 @@ fn misc_variables() {
     assert_eq!(render("%{+Q}ft %{+Q}ts", &r), "\"fe~\" --");
 }
 
+/// Request-line parts, captured from HAProxy 2.6.12.
+#[test]
+fn request_line_parts() {
+    let f = "%HM|%HP|%HPO|%HQ|%HU|%HV|%r|%{+Q}HPO|%{+Q}HV";
+    let cases = [
+        (
+            "GET http://h:8/a/b?c HTTP/1.1",
+            r#"GET|http://h:8/a/b|/a/b|?c|http://h:8/a/b?c|HTTP/1.1|GET http://h:8/a/b?c HTTP/1.1|"/a/b"|"HTTP/1.1""#,
+        ),
+        (
+            "GET http://h:8 HTTP/1.1",
+            r#"GET|http://h:8|||http://h:8|HTTP/1.1|GET http://h:8 HTTP/1.1|""|"HTTP/1.1""#,
+        ),
+        (
+            "OPTIONS * HTTP/1.1",
+            r#"OPTIONS|*|||*|HTTP/1.1|OPTIONS * HTTP/1.1|""|"HTTP/1.1""#,
+        ),
+        (
+            "GET /x HTTP/1.0",
+            r#"GET|/x|/x||/x|HTTP/1.0|GET /x HTTP/1.0|"/x"|"HTTP/1.0""#,
+        ),
+        (
+            "GET //a/b?c HTTP/1.1",
+            r#"GET|//a/b|//a/b|?c|//a/b?c|HTTP/1.1|GET //a/b?c HTTP/1.1|"//a/b"|"HTTP/1.1""#,
+        ),
+        (
+            "GET /a??b HTTP/1.1",
+            r#"GET|/a|/a|??b|/a??b|HTTP/1.1|GET /a??b HTTP/1.1|"/a"|"HTTP/1.1""#,
+        ),
+    ];
+    for (line, want) in cases {
+        let r = LogRecord {
+            request_line: Some(line.into()),
+            ..zeros()
+        };
+        assert_eq!(render(f, &r), want, "{line}");
+    }
+}
+
 #[test]
 fn derive_timers() {
     let mut r = LogRecord {
