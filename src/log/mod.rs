@@ -5,6 +5,20 @@
 //! * [`syslog`]: datagram framing per `format` (local, rfc3164, rfc5424, ...), `len` truncation.
 //! * [`target`]: the `log` directive parser ([`parse_log_args`]).
 //! * [`sender`]: the non-blocking sender thread.
+//!
+//! Typical wiring:
+//! ```no_run
+//! use rhaproxy::log::{format, sender, syslog, target};
+//! // configuration time
+//! let fmt = format::compile(format::HTTPLOG_FORMAT, true).map_err(|e| e.alert("log-format", "x.cfg", 3)).unwrap();
+//! let t = target::parse_global_log_args(&["127.0.0.1:514", "local0"]).unwrap();
+//! let targets = vec![sender::OpenTarget::open(t).unwrap()];
+//! let id = sender::LogIdentity { tag: "haproxy".into(), pid: std::process::id(), send_hostname: None };
+//! let s = sender::LogSender::start(sender::DEFAULT_QUEUE);
+//! // per session / request
+//! let rec = rhaproxy::log::LogRecord::default();
+//! sender::emit_record(&s, &id, &targets, &fmt, None, &rec, syslog::LEVEL_INFO, &syslog::now_local());
+//! ```
 
 pub mod format;
 mod haproxy_names;

@@ -25,7 +25,9 @@ pub struct LogRecord {
     /// Unique id from `unique-id-format` (`%ID`), `None` prints `-`.
     pub unique_id: Option<String>,
 
-    /// HTTP status (`%ST`); -1 when there is none (TCP sessions print `-1`).
+    /// HTTP status (`%ST`); -1 when there is none. For TCP frontends HAProxy 2.6.12 was
+    /// measured printing `-1` (frontend `mode tcp` under `defaults mode http`) and `0`
+    /// (under `defaults mode tcp`): the runtime decides.
     pub status: i32,
     /// Bytes sent to the client (`%B`). In HTTP mode HAProxy 2.6 counts its internal (HTX)
     /// size, which drops the `": "` and CRLF of every header line: wire bytes minus 4 per
