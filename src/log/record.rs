@@ -25,9 +25,9 @@ pub struct LogRecord {
     /// Unique id from `unique-id-format` (`%ID`), `None` prints `-`.
     pub unique_id: Option<String>,
 
-    /// HTTP status (`%ST`); -1 when there is none. For TCP frontends HAProxy 2.6.12 was
-    /// measured printing `-1` (frontend `mode tcp` under `defaults mode http`) and `0`
-    /// (under `defaults mode tcp`): the runtime decides.
+    /// HTTP status (`%ST`). TCP sessions print 0, except that HAProxy 2.6.12 prints -1 when
+    /// the session got an HTTP transaction without status (measured: a TCP frontend whose
+    /// format uses `%[capture.req.hdr(N)]`).
     pub status: i32,
     /// Bytes sent to the client (`%B`). In HTTP mode HAProxy 2.6 counts its internal (HTX)
     /// size, which drops the `": "` and CRLF of every header line: wire bytes minus 4 per
@@ -132,7 +132,7 @@ impl Default for LogRecord {
             hostname: Arc::from(""),
             pid: 0,
             unique_id: None,
-            status: -1,
+            status: 0,
             bytes_out: 0,
             bytes_in: 0,
             logasap: false,
