@@ -21,6 +21,8 @@ pub const TCPLOG_FORMAT: &str =
 pub const HTTPLOG_FORMAT: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";
 /// `option httplog clf`.
 pub const CLF_HTTPLOG_FORMAT: &str = "%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta %tsc %ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl";
+/// `option httpslog`.
+pub const HTTPSLOG_FORMAT: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r %[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_fc_is_resumed] %[ssl_fc_sni]/%sslv/%sslc";
 /// Default `log-format-sd`.
 pub const DEFAULT_SD_FORMAT: &str = "- ";
 
@@ -213,6 +215,18 @@ pub enum Fetch {
     SrvName,
     CaptureReqHdr(usize),
     CaptureResHdr(usize),
+    /// `fc_err`: front connection error code (0 = none).
+    FcErr,
+    /// `ssl_fc`: 1 when the front connection is SSL.
+    SslFc,
+    /// `ssl_fc_err`, `ssl_c_err`, `ssl_c_ca_err`: absent on non-SSL connections.
+    SslFcErr,
+    SslCErr,
+    SslCCaErr,
+    /// `ssl_fc_is_resumed`: 0 on non-SSL connections.
+    SslFcIsResumed,
+    /// `ssl_fc_sni`: absent on non-SSL connections or without SNI.
+    SslFcSni,
 }
 
 /// Converters rhaproxy applies.
@@ -220,6 +234,8 @@ pub enum Fetch {
 pub enum Conv {
     Lower,
     Upper,
+    /// Bytes as uppercase hex; integers as their 8-byte big-endian form.
+    Hex,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,6 +425,13 @@ fn compile_sample(fmt: &str, pos: usize) -> Result<(SampleExpr, usize), FormatEr
         "fe_name" => Some(Fetch::FeName),
         "be_name" => Some(Fetch::BeName),
         "srv_name" => Some(Fetch::SrvName),
+        "fc_err" => Some(Fetch::FcErr),
+        "ssl_fc" => Some(Fetch::SslFc),
+        "ssl_fc_err" => Some(Fetch::SslFcErr),
+        "ssl_c_err" => Some(Fetch::SslCErr),
+        "ssl_c_ca_err" => Some(Fetch::SslCCaErr),
+        "ssl_fc_is_resumed" => Some(Fetch::SslFcIsResumed),
+        "ssl_fc_sni" => Some(Fetch::SslFcSni),
         "capture.req.hdr" | "capture.res.hdr" => None,
         _ => {
             if let Ok(k) = FETCH_NEEDS.binary_search_by(|e| e.0.cmp(name)) {
@@ -484,6 +507,7 @@ fn compile_sample(fmt: &str, pos: usize) -> Result<(SampleExpr, usize), FormatEr
         let conv = match cname {
             "lower" => Conv::Lower,
             "upper" => Conv::Upper,
+            "hex" => Conv::Hex,
             _ => {
                 return Err(FormatError(format!(
                     "converter '{cname}' (in <{rest}>) is not supported by rhaproxy in log formats."
@@ -887,6 +911,116 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
     true
 }
 
+/// A fetched sample before output: an integer, or text already written to the buffer.
+enum Val {
+    Absent,
+    Int(i64),
+    Written,
+}
+
+/// Hex-encode `out[from..]` in place (each byte becomes two uppercase hex digits).
+fn hex_in_place(out: &mut Vec<u8>, from: usize) {
+    let n = out.len() - from;
+    out.resize(from + 2 * n, 0);
+    for i in (0..n).rev() {
+        let b = out[from + i];
+        out[from + 2 * i] = HEX[(b >> 4) as usize];
+        out[from + 2 * i + 1] = HEX[(b & 15) as usize];
+    }
+}
+
+/// Backslash-escape `"` `\` `]` in `out[from..]` in place (E flag).
+fn escape_in_place(out: &mut Vec<u8>, from: usize) {
+    let is_special = |c: u8| matches!(c, b'"' | b'\\' | b']');
+    let extra = out[from..].iter().filter(|&&c| is_special(c)).count();
+    if extra == 0 {
+        return;
+    }
+    let n = out.len() - from;
+    out.resize(from + n + extra, 0);
+    let mut w = from + n + extra;
+    for i in (0..n).rev() {
+        let c = out[from + i];
+        w -= 1;
+        out[w] = c;
+        if is_special(c) {
+            w -= 1;
+            out[w] = b'\\';
+        }
+    }
+}
+
+fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
+    let text = |out: &mut Vec<u8>, v: Option<&str>| match v {
+        Some(v) => {
+            out.extend_from_slice(v.as_bytes());
+            Val::Written
+        }
+        None => Val::Absent,
+    };
+    let ssl = r.ssl_version.is_some();
+    match f {
+        Fetch::Src | Fetch::Dst => {
+            let a = if f == Fetch::Src {
+                r.client
+            } else {
+                r.frontend_addr
+            };
+            match a {
+                Some(a) => {
+                    let _ = write!(out, "{}", a.ip());
+                    Val::Written
+                }
+                None => Val::Absent,
+            }
+        }
+        Fetch::SrcPort | Fetch::DstPort => {
+            let a = if f == Fetch::SrcPort {
+                r.client
+            } else {
+                r.frontend_addr
+            };
+            a.map_or(Val::Absent, |a| Val::Int(a.port() as i64))
+        }
+        Fetch::FeName => text(out, Some(&r.frontend)),
+        Fetch::BeName => text(out, r.backend.as_deref()),
+        Fetch::SrvName => text(out, r.server.as_deref()),
+        Fetch::CaptureReqHdr(n) | Fetch::CaptureResHdr(n) => {
+            let caps = if matches!(f, Fetch::CaptureReqHdr(_)) {
+                &r.req_captures
+            } else {
+                &r.res_captures
+            };
+            let v = caps
+                .as_ref()
+                .and_then(|c| c.get(n))
+                .and_then(|c| c.as_deref());
+            text(out, v)
+        }
+        Fetch::FcErr => Val::Int(r.fc_err as i64),
+        Fetch::SslFc => Val::Int(ssl as i64),
+        Fetch::SslFcIsResumed => Val::Int((ssl && r.ssl_resumed) as i64),
+        Fetch::SslFcErr | Fetch::SslCErr | Fetch::SslCCaErr => {
+            let v = match f {
+                Fetch::SslFcErr => r.ssl_fc_err,
+                Fetch::SslCErr => r.ssl_c_err,
+                _ => r.ssl_c_ca_err,
+            };
+            match v {
+                Some(v) if ssl => Val::Int(v as i64),
+                _ => Val::Absent,
+            }
+        }
+        Fetch::SslFcSni => {
+            if ssl {
+                text(out, r.ssl_sni.as_deref())
+            } else {
+                Val::Absent
+            }
+        }
+    }
+}
+
 fn render_sample(out: &mut Vec<u8>, e: &SampleExpr, flags: u8, r: &LogRecord) {
     let start = out.len();
     let q = flags & FLAG_QUOTE != 0;
@@ -894,76 +1028,43 @@ fn render_sample(out: &mut Vec<u8>, e: &SampleExpr, flags: u8, r: &LogRecord) {
         out.push(b'"');
     }
     let vstart = out.len();
-    let present = match e.fetch {
-        Fetch::Src | Fetch::Dst => {
-            let a = if e.fetch == Fetch::Src {
-                r.client
-            } else {
-                r.frontend_addr
-            };
-            a.map(|a| {
-                let _ = write!(out, "{}", a.ip());
-            })
-            .is_some()
-        }
-        Fetch::SrcPort | Fetch::DstPort => {
-            let a = if e.fetch == Fetch::SrcPort {
-                r.client
-            } else {
-                r.frontend_addr
-            };
-            a.map(|a| {
-                let _ = write!(out, "{}", a.port());
-            })
-            .is_some()
-        }
-        Fetch::FeName => {
-            out.extend_from_slice(r.frontend.as_bytes());
-            true
-        }
-        Fetch::BeName | Fetch::SrvName => {
-            let v = if e.fetch == Fetch::BeName {
-                &r.backend
-            } else {
-                &r.server
-            };
-            match v {
-                Some(v) => {
-                    put_encoded(out, v.as_bytes(), None, flags);
-                    true
-                }
-                None => false,
+    let mut val = fetch(out, e.fetch, r);
+    for c in &e.convs {
+        val = match (val, c) {
+            (Val::Absent, _) => Val::Absent,
+            (Val::Int(i), Conv::Hex) => {
+                let _ = write!(out, "{:016X}", i as u64);
+                Val::Written
             }
-        }
-        Fetch::CaptureReqHdr(n) | Fetch::CaptureResHdr(n) => {
-            let caps = if matches!(e.fetch, Fetch::CaptureReqHdr(_)) {
-                &r.req_captures
-            } else {
-                &r.res_captures
-            };
-            match caps
-                .as_ref()
-                .and_then(|c| c.get(n))
-                .and_then(|c| c.as_ref())
-            {
-                Some(v) => {
-                    put_encoded(out, v.as_bytes(), None, flags);
-                    true
-                }
-                None => false,
+            (Val::Int(i), Conv::Lower | Conv::Upper) => {
+                let _ = write!(out, "{i}");
+                Val::Written
             }
-        }
-    };
-    if !present || out.len() == vstart {
+            (Val::Written, Conv::Lower) => {
+                out[vstart..].make_ascii_lowercase();
+                Val::Written
+            }
+            (Val::Written, Conv::Upper) => {
+                out[vstart..].make_ascii_uppercase();
+                Val::Written
+            }
+            (Val::Written, Conv::Hex) => {
+                hex_in_place(out, vstart);
+                Val::Written
+            }
+        };
+    }
+    if let Val::Int(i) = val {
+        let _ = write!(out, "{i}");
+        val = Val::Written;
+    }
+    if matches!(val, Val::Absent) || out.len() == vstart {
         out.truncate(start);
         out.extend_from_slice(if q { b"\"\"" } else { b"-" });
         return;
     }
-    for c in &e.convs {
-        match c {
-            Conv::Lower => out[vstart..].make_ascii_lowercase(),
-            Conv::Upper => out[vstart..].make_ascii_uppercase(),
-        }
+    if flags & FLAG_ESCAPE != 0 {
+        escape_in_place(out, vstart);
     }
     if q {
         out.push(b'"');

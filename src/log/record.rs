@@ -115,9 +115,20 @@ pub struct LogRecord {
     /// Raw request line `METHOD URI VERSION`; `None` = `<BADREQ>` (`%r %HM %HU %HP %HPO %HQ %HV`).
     pub request_line: Option<String>,
 
-    /// SSL cipher (`%sslc`) / version (`%sslv`).
+    /// SSL cipher (`%sslc`) / version (`%sslv`). `ssl_version` being set marks the front
+    /// connection as SSL for the `ssl_fc*` sample fetches.
     pub ssl_cipher: Option<String>,
     pub ssl_version: Option<String>,
+    /// SNI sent by the client (`%[ssl_fc_sni]`).
+    pub ssl_sni: Option<String>,
+    /// The SSL session was resumed (`%[ssl_fc_is_resumed]`).
+    pub ssl_resumed: bool,
+    /// SSL error codes (`%[ssl_fc_err]`, `%[ssl_c_err]`, `%[ssl_c_ca_err]`).
+    pub ssl_fc_err: Option<u64>,
+    pub ssl_c_err: Option<u64>,
+    pub ssl_c_ca_err: Option<u64>,
+    /// Front connection error code (`%[fc_err]`), 0 when none.
+    pub fc_err: u32,
 
     /// Termination state: cause, phase, cookie from client, cookie action (`%ts` = 2 first, `%tsc` = 4).
     pub term_state: [u8; 4],
@@ -172,6 +183,12 @@ impl Default for LogRecord {
             request_line: None,
             ssl_cipher: None,
             ssl_version: None,
+            ssl_sni: None,
+            ssl_resumed: false,
+            ssl_fc_err: None,
+            ssl_c_err: None,
+            ssl_c_ca_err: None,
+            fc_err: 0,
             term_state: *b"----",
         }
     }

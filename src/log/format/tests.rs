@@ -385,6 +385,67 @@ fn default_formats_match_facts_samples() {
 }
 
 #[test]
+fn httpslog_on_plain_connections() {
+    // Captured: `option httpslog` on a non-SSL bind.
+    let r = LogRecord {
+        accept_date: at(1795713403, 131),
+        request_date: at(1795713403, 131),
+        client: sa("127.0.0.1:33806"),
+        frontend: Arc::from("f1"),
+        backend: Some(Arc::from("bk")),
+        server: Some(Arc::from("s1")),
+        status: 200,
+        bytes_out: 76,
+        actconn: 2,
+        feconn: 1,
+        request_line: Some("GET /x HTTP/1.1".into()),
+        ..zeros()
+    };
+    assert_eq!(
+        render(HTTPSLOG_FORMAT, &r),
+        "127.0.0.1:33806 [26/Nov/2026:17:16:43.131] f1 bk/s1 0/0/0/0/0 200 76 - - ---- 2/1/0/0/0 0/0 \"GET /x HTTP/1.1\" 0/-/-/-/0 -/-/-"
+    );
+    assert_eq!(
+        render(
+            "%[fc_err]|%[ssl_fc_err,hex]|%[ssl_c_err]|%[ssl_c_ca_err]|%[ssl_fc_is_resumed]|%[ssl_fc_sni]|%sslv|%sslc|%[ssl_fc]",
+            &r
+        ),
+        "0|-|-|-|0|-|-|-|0"
+    );
+    // SSL connection (values from the record; hex of an integer is its 8-byte form)
+    let r = LogRecord {
+        ssl_version: Some("TLSv1.3".into()),
+        ssl_sni: Some("Example.COM".into()),
+        ssl_resumed: true,
+        ssl_fc_err: Some(0),
+        ssl_c_err: Some(20),
+        ..r
+    };
+    assert_eq!(
+        render(
+            "%[ssl_fc_err,hex]|%[ssl_c_err]|%[ssl_c_ca_err]|%[ssl_fc_is_resumed]|%[ssl_fc_sni,lower]|%[ssl_fc_sni,hex]|%[ssl_fc]",
+            &r
+        ),
+        "0000000000000000|20|-|1|example.com|4578616D706C652E434F4D|1"
+    );
+}
+
+#[test]
+fn escape_and_convert_samples() {
+    let r = LogRecord {
+        req_captures: Some(vec![Some("a\"b]c\\".into())]),
+        ..zeros()
+    };
+    assert_eq!(
+        render(
+            "%{+E}[capture.req.hdr(0)] %{+E}[capture.req.hdr(0),upper] %{+Q,+E}[capture.req.hdr(0),hex]",
+            &r
+        ),
+        r#"a\"b\]c\\ A\"B\]C\\ "6122625D635C""#
+    );
+}
+
+#[test]
 fn misc_variables() {
     let r = LogRecord {
         frontend: Arc::from("fe"),
@@ -676,7 +737,7 @@ fn accepted_formats() {
 
 #[test]
 fn unsupported_is_clear() {
-    for f in ["%[hostname]", "%[src,hex]", "%[ssl_fc_sni]", "%[str(x)]"] {
+    for f in ["%[hostname]", "%[src,sha1]", "%[fc_err_str]", "%[str(x)]"] {
         let e = compile(f, true).unwrap_err().0;
         assert!(e.contains("not supported by rhaproxy"), "{f}: {e}");
     }
