@@ -601,7 +601,7 @@ const TCP_VARS: &str = "%o^%B^%U^%H^%ID^%ST^%T^%Tl^%Ts^%t^%ms^%Th^%Tw^%Tc^%Td^%T
 fn all_http_vars() -> String {
     // '^' separates fields: captures contain '|'.
     let mut s = EVERY_VAR.replace('|', "^");
-    s.push_str("^%[src]^%[dst]^%[src_port]^%[dst_port]^%[fe_name,upper]^%[be_name]^%[srv_name,lower]^%[capture.req.hdr(0)]^%[capture.req.hdr(1)]^%[capture.req.hdr(7)]^%[capture.res.hdr(0)]");
+    s.push_str("^%[src]^%[dst]^%[src_port]^%[dst_port]^%[fe_name,upper]^%[be_name]^%[srv_name,lower]^%[capture.req.hdr(0)]^%[capture.req.hdr(1)]^%[capture.req.hdr(7)]^%[capture.res.hdr(0)]^%[src,hex]^%[dst_port,hex]^%[fe_name,hex]^%[src,upper,hex,lower]^%[ssl_fc]^%[fc_err]^%[ssl_fc_sni]^%[capture.req.hdr(1),hex]");
     s
 }
 

@@ -234,7 +234,8 @@ pub enum Fetch {
 pub enum Conv {
     Lower,
     Upper,
-    /// Bytes as uppercase hex; integers as their 8-byte big-endian form.
+    /// Bytes as uppercase hex; integers as their 8-byte big-endian form, addresses as their
+    /// 4 or 16 bytes (measured).
     Hex,
 }
 
@@ -915,6 +916,7 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
 enum Val {
     Absent,
     Int(i64),
+    Ip(IpAddr),
     Written,
 }
 
@@ -966,13 +968,7 @@ fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
             } else {
                 r.frontend_addr
             };
-            match a {
-                Some(a) => {
-                    let _ = write!(out, "{}", a.ip());
-                    Val::Written
-                }
-                None => Val::Absent,
-            }
+            a.map_or(Val::Absent, |a| Val::Ip(a.ip()))
         }
         Fetch::SrcPort | Fetch::DstPort => {
             let a = if f == Fetch::SrcPort {
@@ -1040,6 +1036,18 @@ fn render_sample(out: &mut Vec<u8>, e: &SampleExpr, flags: u8, r: &LogRecord) {
                 let _ = write!(out, "{i}");
                 Val::Written
             }
+            (Val::Ip(ip), Conv::Hex) => {
+                match ip {
+                    IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+                    IpAddr::V6(v6) => out.extend_from_slice(&v6.octets()),
+                }
+                hex_in_place(out, vstart);
+                Val::Written
+            }
+            (Val::Ip(ip), Conv::Lower | Conv::Upper) => {
+                let _ = write!(out, "{ip}");
+                Val::Written
+            }
             (Val::Written, Conv::Lower) => {
                 out[vstart..].make_ascii_lowercase();
                 Val::Written
@@ -1054,9 +1062,16 @@ fn render_sample(out: &mut Vec<u8>, e: &SampleExpr, flags: u8, r: &LogRecord) {
             }
         };
     }
-    if let Val::Int(i) = val {
-        let _ = write!(out, "{i}");
-        val = Val::Written;
+    match val {
+        Val::Int(i) => {
+            let _ = write!(out, "{i}");
+            val = Val::Written;
+        }
+        Val::Ip(ip) => {
+            let _ = write!(out, "{ip}");
+            val = Val::Written;
+        }
+        _ => {}
     }
     if matches!(val, Val::Absent) || out.len() == vstart {
         out.truncate(start);

@@ -431,6 +431,32 @@ fn httpslog_on_plain_connections() {
 }
 
 #[test]
+fn converters_follow_sample_types() {
+    // Captured from HAProxy 2.6.12 (client 127.0.0.1, frontend f1 on port 18493).
+    let r = LogRecord {
+        client: sa("127.0.0.1:40000"),
+        frontend_addr: sa("127.0.0.1:18493"),
+        frontend: Arc::from("f1"),
+        ..zeros()
+    };
+    assert_eq!(
+        render(
+            "%[fc_err,hex] %[dst_port,hex] %[src,hex] %[fe_name,hex] %[dst_port,upper] %[ssl_fc,hex] %{+Q}[ssl_fc] %[src,upper,hex,lower]",
+            &r
+        ),
+        "0000000000000000 000000000000483D 7F000001 6631 18493 0000000000000000 \"0\" 3132372e302e302e31"
+    );
+    let r = LogRecord {
+        client: sa("[::1]:1"),
+        ..zeros()
+    };
+    assert_eq!(
+        render("%[src,hex] %[src]", &r),
+        "00000000000000000000000000000001 ::1"
+    );
+}
+
+#[test]
 fn escape_and_convert_samples() {
     let r = LogRecord {
         req_captures: Some(vec![Some("a\"b]c\\".into())]),
