@@ -677,7 +677,7 @@ fn put_clf_date<Tz: TimeZone>(out: &mut Vec<u8>, d: &DateTime<Tz>) {
 /// `dd/Mon/yyyy:HH:MM:SS.mmm` (GMT).
 fn put_date_ms(out: &mut Vec<u8>, d: &DateTime<Utc>) {
     put_clf_date(out, d);
-    let _ = write!(out, ".{:03}", d.timestamp_subsec_millis());
+    let _ = write!(out, ".{:03}", d.timestamp_subsec_millis().min(999));
 }
 
 /// `dd/Mon/yyyy:HH:MM:SS +0000`.
@@ -820,7 +820,7 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
         Var::trg => put_date_gmt(out, &r.request_date),
         Var::trl => put_date_local(out, &r.request_date),
         Var::ms => {
-            let ms = r.accept_date.timestamp_subsec_millis();
+            let ms = r.accept_date.timestamp_subsec_millis().min(999);
             if flags & FLAG_HEX != 0 {
                 let _ = write!(out, "{ms:02X}");
             } else {

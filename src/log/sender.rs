@@ -332,6 +332,7 @@ pub fn emit_record(
 mod tests {
     use super::*;
     use crate::log::target::parse_global_log_args;
+    use std::io::Read;
 
     fn ident() -> LogIdentity {
         LogIdentity {
@@ -474,6 +475,28 @@ mod tests {
         let n = rx2.recv(&mut buf).unwrap();
         let d = String::from_utf8_lossy(&buf[..n]).into_owned();
         assert!(d.ends_with(" - hap 42 - [a b=\"fe\"] fe 200\n"), "{d}");
+    }
+
+    #[test]
+    fn fd_target_writes_whole_lines() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        use std::os::fd::AsRawFd;
+        let t = LogTarget {
+            addr: LogAddr::Fd(w.as_raw_fd()),
+            ..parse_global_log_args(&["stdout", "format", "raw", "daemon"]).unwrap()
+        };
+        let ot = OpenTarget::open(t).unwrap();
+        let s = LogSender::start(4);
+        ot.emit(&s, &ident(), 6, &syslog::now_local(), b"", b"line one");
+        ot.emit(&s, &ident(), 6, &syslog::now_local(), b"", b"line two\n");
+        assert!(s.flush(Duration::from_secs(5)));
+        drop(s);
+        drop(ot);
+        drop(w);
+        let mut f = std::fs::File::from(r);
+        let mut got = String::new();
+        f.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "line one\nline two\n");
     }
 
     #[test]
