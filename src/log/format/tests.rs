@@ -762,6 +762,20 @@ fn accepted_formats() {
 }
 
 #[test]
+fn o_sets_defaults_and_tabs_are_literal() {
+    // Captured from HAProxy 2.6.12.
+    let r = LogRecord {
+        client: sa("127.0.0.1:40440"),
+        ..zeros()
+    };
+    assert_eq!(
+        render("%{+Q}o %ci %{-Q}o %ci %{+Q}o %o %ci %{+X}o %ci %{+Q}ci", &r),
+        "\"127.0.0.1\" 127.0.0.1 \"127.0.0.1\" 7F000001 7F000001"
+    );
+    assert_eq!(render("a\tb\tc %ci\t%cp", &r), "a\tb\tc 127.0.0.1\t40440");
+}
+
+#[test]
 fn unsupported_is_clear() {
     for f in ["%[hostname]", "%[src,sha1]", "%[fc_err_str]", "%[str(x)]"] {
         let e = compile(f, true).unwrap_err().0;
