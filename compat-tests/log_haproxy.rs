@@ -721,7 +721,11 @@ fn echo_server() -> (u16, std::sync::mpsc::Receiver<SocketAddr>) {
 /// Send bytes, optionally half-close, read the whole answer. Returns (client address,
 /// bytes received).
 fn exchange_opt(port: u16, req: &[u8], half_close: bool) -> (SocketAddr, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    exchange_to(SocketAddr::from(([127, 0, 0, 1], port)), req, half_close)
+}
+
+fn exchange_to(to: SocketAddr, req: &[u8], half_close: bool) -> (SocketAddr, Vec<u8>) {
+    let mut s = TcpStream::connect(to).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let me = s.local_addr().unwrap();
     s.write_all(req).unwrap();
@@ -820,7 +824,20 @@ fn live_haproxy_lines_match_our_renderer() {
         ans: free_port(),
         probe: free_port(),
     };
-    let cfg = dir.file("live.cfg", &live_config(&p, &udp, echo_port));
+    let v6 = TcpListener::bind("[::1]:0").is_ok();
+    if !v6 {
+        println!("note: no IPv6 loopback, IPv6 requests skipped");
+    }
+    let mut cfg_text = live_config(&p, &udp, echo_port);
+    if v6 {
+        for port in [p.http, p.clf, p.https, p.all, p.allq, p.allx, p.allqe] {
+            cfg_text = cfg_text.replace(
+                &format!("    bind 127.0.0.1:{port}\n"),
+                &format!("    bind 127.0.0.1:{port}\n    bind [::1]:{port}\n"),
+            );
+        }
+    }
+    let cfg = dir.file("live.cfg", &cfg_text);
     let check = haproxy_check(&cfg);
     assert!(
         !check.contains("ALERT"),
@@ -934,18 +951,26 @@ fn live_haproxy_lines_match_our_renderer() {
             full_caps: true,
         },
     ];
-    let requests: [(&str, &str, &str); 3] = [
-        ("GET /foo?bar=1 HTTP/1.1", "example.com", "curl/8"),
-        ("GET /a/b HTTP/1.1", "h\"o]s\\t", "x\"y]z\\w|{}#"),
-        ("POST /p%20q?x=\"]\\&y HTTP/1.1", "host:80", "ua"),
+    let mut requests: Vec<(&str, &str, &str, bool)> = vec![
+        ("GET /foo?bar=1 HTTP/1.1", "example.com", "curl/8", false),
+        ("GET /a/b HTTP/1.1", "h\"o]s\\t", "x\"y]z\\w|{}#", false),
+        ("POST /p%20q?x=\"]\\&y HTTP/1.1", "host:80", "ua", false),
     ];
+    if v6 {
+        requests.push(("HEAD /v6 HTTP/1.1", "[::1]", "six", true));
+    }
     for h in &https {
         let f = compile(&h.fmt, true).unwrap();
-        for (lc, (rl, hosthdr, ua)) in requests.iter().enumerate() {
+        for (lc, (rl, hosthdr, ua, over_v6)) in requests.iter().enumerate() {
             let req = format!(
                 "{rl}\r\nHost: {hosthdr}\r\nUser-Agent: {ua}\r\nCookie: SESS=fromcli\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             );
-            let (me, resp) = exchange(h.port, req.as_bytes());
+            let fe_addr: SocketAddr = if *over_v6 {
+                format!("[::1]:{}", h.port).parse().unwrap()
+            } else {
+                format!("127.0.0.1:{}", h.port).parse().unwrap()
+            };
+            let (me, resp) = exchange_to(fe_addr, req.as_bytes(), true);
             let (theirs, bsrc) = next_line(true, &mut messages);
             let ua_cap: String = ua.chars().take(12).collect();
             let mut r = LogRecord {
@@ -955,7 +980,7 @@ fn live_haproxy_lines_match_our_renderer() {
                 backend: Some(Arc::from("be_http")),
                 server: Some(Arc::from("s1")),
                 client: Some(me),
-                frontend_addr: sa(&format!("127.0.0.1:{}", h.port)),
+                frontend_addr: Some(fe_addr),
                 backend_src: bsrc,
                 server_addr: sa(&format!("127.0.0.1:{}", p.ans)),
                 req_captures: Some(if h.full_caps {
