@@ -460,6 +460,12 @@ fn split_local(d: &[u8]) -> (u32, String, u32, String) {
     (pri, tag, pid, msg)
 }
 
+/// The raw message bytes of a `local`-format datagram.
+fn raw_msg(d: &[u8]) -> Vec<u8> {
+    let p = d.windows(3).position(|w| w == b"]: ").unwrap() + 3;
+    d[p..d.len() - 1].to_vec()
+}
+
 /// Blank the timestamp of a framed datagram.
 fn mask_ts(fmt: SyslogFormat, d: &[u8]) -> Vec<u8> {
     let mut d = d.to_vec();
@@ -857,20 +863,20 @@ fn live_haproxy_lines_match_our_renderer() {
 
     let host = hostname();
     let main = &socks[0];
-    let mut messages: Vec<String> = Vec::new(); // every message, in order, for framing checks
+    let mut messages: Vec<Vec<u8>> = Vec::new(); // every raw message, for framing checks
     let mut checked = 0;
     let mut failures: Vec<String> = Vec::new();
 
     // Receive one traffic line, checking and skipping the `Connect from` line of `ans`.
     // Returns (message, backend source address seen by ans).
     let next_line =
-        |expect_connect: bool, messages: &mut Vec<String>| -> (String, Option<SocketAddr>) {
+        |expect_connect: bool, messages: &mut Vec<Vec<u8>>| -> (String, Option<SocketAddr>) {
             let mut bsrc = None;
             loop {
                 let d = recv(main);
                 let (pri, tag, dpid, msg) = split_local(&d);
                 assert_eq!((pri, tag.as_str(), dpid), (134, "haproxy", pid), "{msg}");
-                messages.push(msg.clone());
+                messages.push(raw_msg(&d));
                 if let Some(rest) = msg.strip_prefix("Connect from ") {
                     assert!(expect_connect, "unexpected {msg}");
                     let from: SocketAddr = rest.split(' ').next().unwrap().parse().unwrap();
@@ -954,7 +960,8 @@ fn live_haproxy_lines_match_our_renderer() {
     let mut requests: Vec<(&str, &str, &str, bool)> = vec![
         ("GET /foo?bar=1 HTTP/1.1", "example.com", "curl/8", false),
         ("GET /a/b HTTP/1.1", "h\"o]s\\t", "x\"y]z\\w|{}#", false),
-        ("POST /p%20q?x=\"]\\&y HTTP/1.1", "host:80", "ua", false),
+        // '~' stands for the obs-text byte 0x80 (logged as #80 in %hr)
+        ("POST /p%20q?x=\"]\\&y HTTP/1.1", "host:80", "u~a", false),
     ];
     if v6 {
         requests.push(("HEAD /v6 HTTP/1.1", "[::1]", "six", true));
@@ -970,13 +977,19 @@ fn live_haproxy_lines_match_our_renderer() {
             } else {
                 format!("127.0.0.1:{}", h.port).parse().unwrap()
             };
-            let (me, resp) = exchange_to(fe_addr, req.as_bytes(), true);
+            let obs = |s: &str| -> Vec<u8> {
+                s.bytes()
+                    .map(|b| if b == b'~' { 0x80 } else { b })
+                    .collect()
+            };
+            let req = obs(&req);
+            let (me, resp) = exchange_to(fe_addr, &req, true);
             let (theirs, bsrc) = next_line(true, &mut messages);
-            let ua_cap: String = ua.chars().take(12).collect();
+            let ua_cap: Vec<u8> = obs(ua).into_iter().take(12).collect();
             let mut r = LogRecord {
                 status: 200,
                 bytes_out: htx_bytes(&resp),
-                bytes_in: htx_bytes(req.as_bytes()),
+                bytes_in: htx_bytes(&req),
                 backend: Some(Arc::from("be_http")),
                 server: Some(Arc::from("s1")),
                 client: Some(me),
@@ -984,9 +997,9 @@ fn live_haproxy_lines_match_our_renderer() {
                 backend_src: bsrc,
                 server_addr: sa(&format!("127.0.0.1:{}", p.ans)),
                 req_captures: Some(if h.full_caps {
-                    vec![Some(hosthdr.to_string()), Some(ua_cap)]
+                    vec![Some(hosthdr.as_bytes().to_vec()), Some(ua_cap)]
                 } else if h.fe == "fe_http" {
-                    vec![Some(hosthdr.to_string())]
+                    vec![Some(hosthdr.as_bytes().to_vec())]
                 } else {
                     vec![]
                 }),
@@ -997,7 +1010,7 @@ fn live_haproxy_lines_match_our_renderer() {
                 }),
                 cookie_req: h.full_caps.then(|| "SESS=fromcli".into()),
                 cookie_res: h.full_caps.then(|| "SESS=fromsrv".into()),
-                request_line: Some(rl.to_string()),
+                request_line: Some(rl.as_bytes().to_vec()),
                 log_counter: lc as u64,
                 ..base(h.fe)
             };
@@ -1107,7 +1120,7 @@ fn live_haproxy_lines_match_our_renderer() {
             .iter()
             .map(|msg| {
                 let mut d = Vec::new();
-                syslog::frame(&mut d, &h, &now, b"- ", msg.as_bytes());
+                syslog::frame(&mut d, &h, &now, b"- ", msg);
                 mask_ts(*fmt, &d)
             })
             .collect();

@@ -697,31 +697,43 @@ fn put_date_local(out: &mut Vec<u8>, d: &DateTime<Utc>) {
 }
 
 /// Split a request line into (method, uri, version).
-fn split_request_line(l: &str) -> (&str, &str, &str) {
-    let mut it = l.splitn(3, ' ');
-    let m = it.next().unwrap_or("");
-    let u = it.next().unwrap_or("");
-    let v = it.next().unwrap_or("");
+fn split_request_line(l: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    let mut it = l.splitn(3, |&c| c == b' ');
+    let m = it.next().unwrap_or(b"");
+    let u = it.next().unwrap_or(b"");
+    let v = it.next().unwrap_or(b"");
     (m, u, v)
 }
 
-/// Path without scheme and authority (`%HPO`): empty for `*` and authority-only forms.
-fn path_only(uri: &str) -> &str {
-    let p = uri.split('?').next().unwrap_or("");
-    if p.starts_with('/') {
-        return p;
-    }
-    if let Some(pos) = p.find("://") {
-        let after = &p[pos + 3..];
-        return match after.find('/') {
-            Some(sl) => &after[sl..],
-            None => "",
-        };
-    }
-    ""
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
+/// URI up to the query string (`%HP`).
+fn without_query(uri: &[u8]) -> &[u8] {
+    match uri.iter().position(|&c| c == b'?') {
+        Some(p) => &uri[..p],
+        None => uri,
+    }
+}
+
+/// Path without scheme and authority (`%HPO`): empty for `*` and authority-only forms.
+fn path_only(uri: &[u8]) -> &[u8] {
+    let p = without_query(uri);
+    if p.starts_with(b"/") {
+        return p;
+    }
+    if let Some(pos) = find(p, b"://") {
+        let after = &p[pos + 3..];
+        return match after.iter().position(|&c| c == b'/') {
+            Some(sl) => &after[sl..],
+            None => b"",
+        };
+    }
+    b""
+}
+
+fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<Vec<u8>>], flags: u8) {
     let q = flags & FLAG_QUOTE != 0;
     if q {
         out.push(b'"');
@@ -732,7 +744,7 @@ fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
             out.push(b'|');
         }
         if let Some(c) = c {
-            put_encoded(out, c.as_bytes(), Some(hdr_needs_encoding), flags);
+            put_encoded(out, c, Some(hdr_needs_encoding), flags);
         }
     }
     out.push(b'}');
@@ -741,7 +753,7 @@ fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
     }
 }
 
-fn put_captures_clf(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
+fn put_captures_clf(out: &mut Vec<u8>, caps: &[Option<Vec<u8>>], flags: u8) {
     let q = flags & FLAG_QUOTE != 0;
     for (k, c) in caps.iter().enumerate() {
         if k > 0 {
@@ -751,7 +763,7 @@ fn put_captures_clf(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
             out.push(b'"');
         }
         match c {
-            Some(c) => put_encoded(out, c.as_bytes(), Some(hdr_needs_encoding), flags),
+            Some(c) => put_encoded(out, c, Some(hdr_needs_encoding), flags),
             None if !q => out.push(b'-'),
             None => {}
         }
@@ -776,8 +788,8 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
         Var::U => {
             let _ = write!(out, "{}", r.bytes_in);
         }
-        Var::CC => put_text(out, r.cookie_req.as_deref().map(str::as_bytes), flags, None),
-        Var::CS => put_text(out, r.cookie_res.as_deref().map(str::as_bytes), flags, None),
+        Var::CC => put_text(out, r.cookie_req.as_deref(), flags, None),
+        Var::CS => put_text(out, r.cookie_res.as_deref(), flags, None),
         Var::H => put_text(out, Some(r.hostname.as_bytes()), flags, None),
         Var::HM | Var::HP | Var::HPO | Var::HQ | Var::HU | Var::HV | Var::r => {
             let Some(line) = r.request_line.as_deref() else {
@@ -788,9 +800,12 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
             let part = match var {
                 Var::HM => m,
                 Var::HU => u,
-                Var::HP => u.split('?').next().unwrap_or(""),
+                Var::HP => without_query(u),
                 Var::HPO => path_only(u),
-                Var::HQ => u.find('?').map(|p| &u[p..]).unwrap_or(""),
+                Var::HQ => u
+                    .iter()
+                    .position(|&c| c == b'?')
+                    .map_or(&b""[..], |p| &u[p..]),
                 Var::HV => v,
                 _ => line,
             };
@@ -798,7 +813,7 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
             if q {
                 out.push(b'"');
             }
-            put_encoded(out, part.as_bytes(), Some(url_needs_encoding), flags);
+            put_encoded(out, part, Some(url_needs_encoding), flags);
             if q {
                 out.push(b'"');
             }
@@ -953,9 +968,9 @@ fn escape_in_place(out: &mut Vec<u8>, from: usize) {
 }
 
 fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
-    let text = |out: &mut Vec<u8>, v: Option<&str>| match v {
+    let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
         Some(v) => {
-            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(v);
             Val::Written
         }
         None => Val::Absent,
@@ -978,9 +993,9 @@ fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
             };
             a.map_or(Val::Absent, |a| Val::Int(a.port() as i64))
         }
-        Fetch::FeName => text(out, Some(&r.frontend)),
-        Fetch::BeName => text(out, r.backend.as_deref()),
-        Fetch::SrvName => text(out, r.server.as_deref()),
+        Fetch::FeName => text(out, Some(r.frontend.as_bytes())),
+        Fetch::BeName => text(out, r.backend.as_deref().map(str::as_bytes)),
+        Fetch::SrvName => text(out, r.server.as_deref().map(str::as_bytes)),
         Fetch::CaptureReqHdr(n) | Fetch::CaptureResHdr(n) => {
             let caps = if matches!(f, Fetch::CaptureReqHdr(_)) {
                 &r.req_captures
@@ -1009,7 +1024,7 @@ fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
         }
         Fetch::SslFcSni => {
             if ssl {
-                text(out, r.ssl_sni.as_deref())
+                text(out, r.ssl_sni.as_deref().map(str::as_bytes))
             } else {
                 Val::Absent
             }

@@ -104,16 +104,17 @@ pub struct LogRecord {
     /// Captured request headers (`%hr %hrl %[capture.req.hdr(N)]`), one slot per
     /// `capture request header`; `None` when the stream has no capture area (no capture
     /// configured, or the request could not be parsed): `%hr`/`%hrl` then print nothing.
-    pub req_captures: Option<Vec<Option<String>>>,
+    /// Raw bytes: HAProxy prints bytes outside 0x20..0x7e (and `" # { | }`) as `#XX`.
+    pub req_captures: Option<Vec<Option<Vec<u8>>>>,
     /// Captured response headers (`%hs %hsl %[capture.res.hdr(N)]`).
-    pub res_captures: Option<Vec<Option<String>>>,
+    pub res_captures: Option<Vec<Option<Vec<u8>>>>,
     /// Captured request cookie `name=value` (`%CC`).
-    pub cookie_req: Option<String>,
+    pub cookie_req: Option<Vec<u8>>,
     /// Captured response cookie (`%CS`).
-    pub cookie_res: Option<String>,
+    pub cookie_res: Option<Vec<u8>>,
 
     /// Raw request line `METHOD URI VERSION`; `None` = `<BADREQ>` (`%r %HM %HU %HP %HPO %HQ %HV`).
-    pub request_line: Option<String>,
+    pub request_line: Option<Vec<u8>>,
 
     /// SSL cipher (`%sslc`) / version (`%sslv`). `ssl_version` being set marks the front
     /// connection as SSL for the `ssl_fc*` sample fetches.

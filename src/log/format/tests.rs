@@ -230,7 +230,7 @@ fn spaces_collapse_and_empty_capture_lists() {
         "S a b x y z w "
     );
     let mut r = zeros();
-    r.req_captures = Some(vec![Some("x".into()), Some(String::new()), None]);
+    r.req_captures = Some(vec![Some("x".into()), Some(Vec::new()), None]);
     let f = "S2 %hr %hrl %{+Q}hrl [%[capture.req.hdr(1)]] [%[capture.req.hdr(2)]] [%{+Q}[capture.req.hdr(1)]]";
     assert_eq!(render(f, &r), r#"S2 {x||} x  - "x" "" "" [-] [-] [""]"#);
     r.req_captures = Some(vec![Some("x\tz\u{1}".into()), None, None]);
@@ -242,6 +242,12 @@ fn spaces_collapse_and_empty_capture_lists() {
     assert_eq!(
         render(f, &r),
         r##"S2 {#23#7B#7C#7D%~`^||} #23#7B#7C#7D%~`^ - - "#23#7B#7C#7D%~`^" "" "" [-] [-] [""]"##
+    );
+    // obs-text bytes (captured: Host `x\x80\xff`)
+    r.req_captures = Some(vec![Some(b"x\x80\xff".to_vec()), None, None]);
+    assert_eq!(
+        render(f, &r),
+        r##"S2 {x#80#FF||} x#80#FF - - "x#80#FF" "" "" [-] [-] [""]"##
     );
     r.req_captures = None;
     assert_eq!(render(f, &r), r#"S2 [-] [-] [""]"#);
