@@ -6,6 +6,20 @@
 //! * [`target`]: the `log` directive parser ([`parse_log_args`]).
 //! * [`sender`]: the non-blocking sender thread.
 //!
+//! Behaviours measured on HAProxy 2.6.12 that the runtime must feed into [`LogRecord`]:
+//! * HTTP `%B`/`%U` are HTX sizes: wire bytes minus 4 per header line (`": "` and CRLF).
+//! * `%ST` is 0 for TCP sessions, -1 when a TCP session got an HTTP transaction without
+//!   status (e.g. its format uses `%[capture.req.hdr(N)]`); bad requests log 400.
+//! * A request that fails to parse has no capture area (`req_captures: None`: `%hr` prints
+//!   nothing), no backend (`%b` = frontend name, `%[be_name]` = `-`), `<BADREQ>`, TR/Tw/Tc/Tr
+//!   absent; an empty connection is `CR--`, garbage `PR--`.
+//! * `%fc %bc %sc %ac` are gauges read at log time (a connection that just closed may still
+//!   count).
+//! * A proxy without any log format logs `Connect from IP:PORT to IP:PORT (NAME/MODE)` at
+//!   accept time ([`format::render_connect_line`]).
+//! * HAProxy threads send a line to each target in turn: two targets may see lines in a
+//!   different order.
+//!
 //! Typical wiring:
 //! ```no_run
 //! use rhaproxy::log::{format, sender, syslog, target};
