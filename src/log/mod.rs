@@ -1,6 +1,6 @@
 //! Logging: HAProxy 2.6 log lines byte for byte.
 //!
-//! * [`format`]: `log-format` compiler and renderer, default formats.
+//! * [`format`](mod@format): `log-format` compiler and renderer, default formats.
 //! * [`record`]: [`LogRecord`], the plain data a line is rendered from.
 //! * [`syslog`]: datagram framing per `format` (local, rfc3164, rfc5424, ...), `len` truncation.
 //! * [`target`]: the `log` directive parser ([`parse_log_args`]).
