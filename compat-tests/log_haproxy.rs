@@ -830,11 +830,30 @@ fn live_haproxy_lines_match_our_renderer() {
         ans: free_port(),
         probe: free_port(),
     };
+    // a tcp@ stream target: collect everything until haproxy exits
+    let stream_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream_port = stream_l.local_addr().unwrap().port();
+    let stream_buf = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sb = stream_buf.clone();
+    let stream_rx = std::thread::spawn(move || {
+        let (mut c, _) = stream_l.accept().unwrap();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = c.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sb.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
     let v6 = TcpListener::bind("[::1]:0").is_ok();
     if !v6 {
         println!("note: no IPv6 loopback, IPv6 requests skipped");
     }
-    let mut cfg_text = live_config(&p, &udp, echo_port);
+    let mut cfg_text = live_config(&p, &udp, echo_port).replacen(
+        "global\n",
+        &format!("global\n    log tcp@127.0.0.1:{stream_port} format rfc5424 local0\n"),
+        1,
+    );
     if v6 {
         for port in [p.http, p.clf, p.https, p.all, p.allq, p.allx, p.allqe] {
             cfg_text = cfg_text.replace(
@@ -1137,9 +1156,61 @@ fn live_haproxy_lines_match_our_renderer() {
             }
         }
     }
+    // the tcp@ stream carries the same framed lines, LF-terminated; HAProxy forwards them
+    // from a ring, so wait for them before stopping it
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && stream_buf
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count()
+            < messages.len()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(guard);
+    stream_rx.join().unwrap();
+    let stream = std::mem::take(&mut *stream_buf.lock().unwrap());
+    let h = Header {
+        format: SyslogFormat::Rfc5424,
+        facility: 16,
+        level: 6,
+        tag: "haproxy",
+        pid,
+        hostname: None,
+        max_len: 1024,
+    };
+    let mut theirs: Vec<Vec<u8>> = stream
+        .split_inclusive(|&c| c == b'\n')
+        .map(|l| mask_ts(SyslogFormat::Rfc5424, l))
+        .collect();
+    let mut ours: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|msg| {
+            let mut d = Vec::new();
+            syslog::frame(&mut d, &h, &now, b"- ", msg);
+            mask_ts(SyslogFormat::Rfc5424, &d)
+        })
+        .collect();
+    theirs.sort();
+    ours.sort();
+    if theirs != ours {
+        failures.push(format!(
+            "tcp@ stream: {} lines vs {} expected; first differing: {:?}",
+            theirs.len(),
+            ours.len(),
+            theirs
+                .iter()
+                .zip(&ours)
+                .find(|(a, b)| a != b)
+                .map(|(a, b)| (String::from_utf8_lossy(a), String::from_utf8_lossy(b)))
+        ));
+    }
+    framed += theirs.len();
     println!(
-        "{checked} HAProxy log lines re-rendered, {framed} datagrams re-framed ({} formats)",
+        "{checked} HAProxy log lines re-rendered, {framed} datagrams/stream lines re-framed ({} UDP formats + tcp@)",
         formats.len()
     );
     assert!(

@@ -8,13 +8,13 @@
 //! producers never write to stderr themselves.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,14 +32,40 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// An opened output.
 #[derive(Debug)]
 pub enum Destination {
-    Udp { sock: UdpSocket, addr: SocketAddr },
-    Unix { sock: UnixDatagram, path: PathBuf },
-    Abns { sock: UnixDatagram, name: String },
+    Udp {
+        sock: UdpSocket,
+        addr: SocketAddr,
+    },
+    Unix {
+        sock: UnixDatagram,
+        path: PathBuf,
+    },
+    Abns {
+        sock: UnixDatagram,
+        name: String,
+    },
     Fd(RawFd),
+    /// `tcp@host:port`: HAProxy 2.6 writes the same framed lines (each ending with LF) on a
+    /// TCP connection (measured). Connected lazily by the sender thread; while the server is
+    /// unreachable, lines are dropped and reconnection is retried at most once per second.
+    Stream {
+        addr: SocketAddr,
+        state: Mutex<StreamState>,
+    },
 }
 
+/// Connection state of a [`Destination::Stream`].
+#[derive(Debug, Default)]
+pub struct StreamState {
+    conn: Option<TcpStream>,
+    last_attempt: Option<Instant>,
+}
+
+const STREAM_TIMEOUT: Duration = Duration::from_millis(500);
+const STREAM_RETRY: Duration = Duration::from_secs(1);
+
 impl Destination {
-    /// Open the socket for a target address. `ring@` and stream targets are not supported
+    /// Open the socket for a target address. `ring@` targets are not supported
     /// (`ErrorKind::Unsupported`); `log global` must be resolved by the caller.
     pub fn open(addr: &LogAddr) -> io::Result<Arc<Destination>> {
         let d = match addr {
@@ -70,10 +96,14 @@ impl Destination {
                 }
             }
             LogAddr::Fd(fd) => Destination::Fd(*fd),
-            LogAddr::Global | LogAddr::Ring(_) | LogAddr::Stream(_) => {
+            LogAddr::Stream(addr) => Destination::Stream {
+                addr: *addr,
+                state: Mutex::new(StreamState::default()),
+            },
+            LogAddr::Global | LogAddr::Ring(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    "ring and stream log targets are not supported by rhaproxy",
+                    "ring log targets are not supported by rhaproxy",
                 ));
             }
         };
@@ -95,6 +125,27 @@ impl Destination {
                     <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(*fd)
                 });
                 f.write_all(data)
+            }
+            Destination::Stream { addr, state } => {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.conn.is_none() {
+                    if st.last_attempt.is_some_and(|t| t.elapsed() < STREAM_RETRY) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotConnected,
+                            "log server unreachable",
+                        ));
+                    }
+                    st.last_attempt = Some(Instant::now());
+                    let c = TcpStream::connect_timeout(addr, STREAM_TIMEOUT)?;
+                    c.set_write_timeout(Some(STREAM_TIMEOUT))?;
+                    let _ = c.set_nodelay(true);
+                    st.conn = Some(c);
+                }
+                let res = st.conn.as_mut().map_or(Ok(()), |c| c.write_all(data));
+                if res.is_err() {
+                    st.conn = None;
+                }
+                res
             }
         }
     }
@@ -497,6 +548,39 @@ mod tests {
         let mut got = String::new();
         f.read_to_string(&mut got).unwrap();
         assert_eq!(got, "line one\nline two\n");
+    }
+
+    #[test]
+    fn tcp_stream_target_and_unreachable_server() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = format!("tcp@{}", l.local_addr().unwrap());
+        let ot = OpenTarget::open(parse_global_log_args(&[&a, "local0"]).unwrap()).unwrap();
+        let s = LogSender::start(8);
+        let now = syslog::now_local();
+        ot.emit(&s, &ident(), 6, &now, b"", b"one");
+        ot.emit(&s, &ident(), 6, &now, b"", b"two");
+        let (mut c, _) = l.accept().unwrap();
+        assert!(s.flush(Duration::from_secs(5)));
+        drop(s);
+        drop(ot);
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.len(), 2, "{got:?}");
+        assert!(lines[0].ends_with(" hap[42]: one") && lines[1].ends_with(" hap[42]: two"));
+        // nobody listens: lines are dropped quickly, without stalling
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = format!("tcp@{}", free.local_addr().unwrap());
+        drop(free);
+        let ot = OpenTarget::open(parse_global_log_args(&[&a, "local0"]).unwrap()).unwrap();
+        let s = LogSender::start(64);
+        let t0 = Instant::now();
+        for _ in 0..50 {
+            ot.emit(&s, &ident(), 6, &now, b"", b"lost");
+        }
+        assert!(s.flush(Duration::from_secs(5)));
+        assert!(t0.elapsed() < Duration::from_secs(3));
+        assert_eq!(s.dropped(), 50);
     }
 
     #[test]
