@@ -2,7 +2,7 @@
 //!
 //! Producers hand complete datagrams to a bounded queue with a non-blocking `try_send`; one
 //! dedicated thread drains it and writes to UDP / unix datagram / fd targets through
-//! non-blocking sockets. A line is dropped (and counted) when the queue is full or the target
+//! non-blocking sockets, and to `tcp@` stream targets with short timeouts. A line is dropped (and counted) when the queue is full or the target
 //! fails (unreachable server, missing unix socket, full socket buffer). The thread prints an
 //! occasional warning on stderr when lines were dropped (at most one every 10 seconds), so
 //! producers never write to stderr themselves.

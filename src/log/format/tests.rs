@@ -804,3 +804,47 @@ fn render_reuses_buffer_and_appends() {
     assert_eq!(buf, b"10.0.0.1:99 <NOSRV>");
     assert_eq!(buf.capacity(), cap);
 }
+
+#[test]
+fn compile_and_render_never_panic() {
+    // xorshift: deterministic pseudo-random formats over a hostile alphabet
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let alphabet: Vec<char> = "%{}[](),+-QXE oTtrsciphHB0129é€_.^\"\\".chars().collect();
+    let words = [
+        "%ci",
+        "%[src",
+        "capture.req.hdr(",
+        "%{+Q}",
+        "%[",
+        "]",
+        "lower",
+        "%%",
+        "%{",
+        "hex",
+    ];
+    let r = LogRecord {
+        client: sa("[::1]:80"),
+        request_line: Some(b"GET /\xff HTTP/1.1".to_vec()),
+        req_captures: Some(vec![Some(b"\x00]\"".to_vec())]),
+        ..zeros()
+    };
+    for _ in 0..20_000 {
+        let mut f = String::new();
+        for _ in 0..(x % 12) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(3) {
+                f.push_str(words[(x as usize / 3) % words.len()]);
+            } else {
+                f.push(alphabet[(x as usize / 7) % alphabet.len()]);
+            }
+        }
+        for http in [true, false] {
+            if let Ok(c) = compile(&f, http) {
+                let mut out = Vec::new();
+                c.render(&r, &mut out);
+            }
+        }
+    }
+}
