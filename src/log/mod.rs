@@ -5,6 +5,7 @@
 //! * [`syslog`]: datagram framing per `format` (local, rfc3164, rfc5424, ...), `len` truncation.
 //! * [`target`]: the `log` directive parser ([`parse_log_args`]).
 //! * [`sender`]: the non-blocking sender thread.
+//! * [`policy`]: `dontlognull` / `dontlog-normal` / `log-separate-errors` decisions.
 //!
 //! Behaviours measured on HAProxy 2.6.12 that the runtime must feed into [`LogRecord`]:
 //! * HTTP `%B`/`%U` are HTX sizes: wire bytes minus 4 per header line (`": "` and CRLF).
@@ -36,6 +37,7 @@
 
 pub mod format;
 mod haproxy_names;
+pub mod policy;
 pub mod record;
 pub mod sender;
 pub mod syslog;
