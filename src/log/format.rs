@@ -21,6 +21,8 @@ pub const TCPLOG_FORMAT: &str =
 pub const HTTPLOG_FORMAT: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";
 /// `option httplog clf`.
 pub const CLF_HTTPLOG_FORMAT: &str = "%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta %tsc %ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl";
+/// `option httpslog`.
+pub const HTTPSLOG_FORMAT: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r %[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_fc_is_resumed] %[ssl_fc_sni]/%sslv/%sslc";
 /// Default `log-format-sd`.
 pub const DEFAULT_SD_FORMAT: &str = "- ";
 
@@ -213,6 +215,18 @@ pub enum Fetch {
     SrvName,
     CaptureReqHdr(usize),
     CaptureResHdr(usize),
+    /// `fc_err`: front connection error code (0 = none).
+    FcErr,
+    /// `ssl_fc`: 1 when the front connection is SSL.
+    SslFc,
+    /// `ssl_fc_err`, `ssl_c_err`, `ssl_c_ca_err`: absent on non-SSL connections.
+    SslFcErr,
+    SslCErr,
+    SslCCaErr,
+    /// `ssl_fc_is_resumed`: 0 on non-SSL connections.
+    SslFcIsResumed,
+    /// `ssl_fc_sni`: absent on non-SSL connections or without SNI.
+    SslFcSni,
 }
 
 /// Converters rhaproxy applies.
@@ -220,6 +234,9 @@ pub enum Fetch {
 pub enum Conv {
     Lower,
     Upper,
+    /// Bytes as uppercase hex; integers as their 8-byte big-endian form, addresses as their
+    /// 4 or 16 bytes (measured).
+    Hex,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,6 +426,13 @@ fn compile_sample(fmt: &str, pos: usize) -> Result<(SampleExpr, usize), FormatEr
         "fe_name" => Some(Fetch::FeName),
         "be_name" => Some(Fetch::BeName),
         "srv_name" => Some(Fetch::SrvName),
+        "fc_err" => Some(Fetch::FcErr),
+        "ssl_fc" => Some(Fetch::SslFc),
+        "ssl_fc_err" => Some(Fetch::SslFcErr),
+        "ssl_c_err" => Some(Fetch::SslCErr),
+        "ssl_c_ca_err" => Some(Fetch::SslCCaErr),
+        "ssl_fc_is_resumed" => Some(Fetch::SslFcIsResumed),
+        "ssl_fc_sni" => Some(Fetch::SslFcSni),
         "capture.req.hdr" | "capture.res.hdr" => None,
         _ => {
             if let Ok(k) = FETCH_NEEDS.binary_search_by(|e| e.0.cmp(name)) {
@@ -484,6 +508,7 @@ fn compile_sample(fmt: &str, pos: usize) -> Result<(SampleExpr, usize), FormatEr
         let conv = match cname {
             "lower" => Conv::Lower,
             "upper" => Conv::Upper,
+            "hex" => Conv::Hex,
             _ => {
                 return Err(FormatError(format!(
                     "converter '{cname}' (in <{rest}>) is not supported by rhaproxy in log formats."
@@ -652,7 +677,7 @@ fn put_clf_date<Tz: TimeZone>(out: &mut Vec<u8>, d: &DateTime<Tz>) {
 /// `dd/Mon/yyyy:HH:MM:SS.mmm` (GMT).
 fn put_date_ms(out: &mut Vec<u8>, d: &DateTime<Utc>) {
     put_clf_date(out, d);
-    let _ = write!(out, ".{:03}", d.timestamp_subsec_millis());
+    let _ = write!(out, ".{:03}", d.timestamp_subsec_millis().min(999));
 }
 
 /// `dd/Mon/yyyy:HH:MM:SS +0000`.
@@ -672,31 +697,43 @@ fn put_date_local(out: &mut Vec<u8>, d: &DateTime<Utc>) {
 }
 
 /// Split a request line into (method, uri, version).
-fn split_request_line(l: &str) -> (&str, &str, &str) {
-    let mut it = l.splitn(3, ' ');
-    let m = it.next().unwrap_or("");
-    let u = it.next().unwrap_or("");
-    let v = it.next().unwrap_or("");
+fn split_request_line(l: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    let mut it = l.splitn(3, |&c| c == b' ');
+    let m = it.next().unwrap_or(b"");
+    let u = it.next().unwrap_or(b"");
+    let v = it.next().unwrap_or(b"");
     (m, u, v)
 }
 
-/// Path without scheme and authority (`%HPO`).
-fn path_only(uri: &str) -> &str {
-    let p = uri.split('?').next().unwrap_or("");
-    if p.starts_with('/') {
-        return p;
-    }
-    if let Some(pos) = p.find("://") {
-        let after = &p[pos + 3..];
-        return match after.find('/') {
-            Some(sl) => &after[sl..],
-            None => "",
-        };
-    }
-    p
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
+/// URI up to the query string (`%HP`).
+fn without_query(uri: &[u8]) -> &[u8] {
+    match uri.iter().position(|&c| c == b'?') {
+        Some(p) => &uri[..p],
+        None => uri,
+    }
+}
+
+/// Path without scheme and authority (`%HPO`): empty for `*` and authority-only forms.
+fn path_only(uri: &[u8]) -> &[u8] {
+    let p = without_query(uri);
+    if p.starts_with(b"/") {
+        return p;
+    }
+    if let Some(pos) = find(p, b"://") {
+        let after = &p[pos + 3..];
+        return match after.iter().position(|&c| c == b'/') {
+            Some(sl) => &after[sl..],
+            None => b"",
+        };
+    }
+    b""
+}
+
+fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<Vec<u8>>], flags: u8) {
     let q = flags & FLAG_QUOTE != 0;
     if q {
         out.push(b'"');
@@ -707,7 +744,7 @@ fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
             out.push(b'|');
         }
         if let Some(c) = c {
-            put_encoded(out, c.as_bytes(), Some(hdr_needs_encoding), flags);
+            put_encoded(out, c, Some(hdr_needs_encoding), flags);
         }
     }
     out.push(b'}');
@@ -716,7 +753,7 @@ fn put_captures_braced(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
     }
 }
 
-fn put_captures_clf(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
+fn put_captures_clf(out: &mut Vec<u8>, caps: &[Option<Vec<u8>>], flags: u8) {
     let q = flags & FLAG_QUOTE != 0;
     for (k, c) in caps.iter().enumerate() {
         if k > 0 {
@@ -726,7 +763,7 @@ fn put_captures_clf(out: &mut Vec<u8>, caps: &[Option<String>], flags: u8) {
             out.push(b'"');
         }
         match c {
-            Some(c) => put_encoded(out, c.as_bytes(), Some(hdr_needs_encoding), flags),
+            Some(c) => put_encoded(out, c, Some(hdr_needs_encoding), flags),
             None if !q => out.push(b'-'),
             None => {}
         }
@@ -751,8 +788,8 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
         Var::U => {
             let _ = write!(out, "{}", r.bytes_in);
         }
-        Var::CC => put_text(out, r.cookie_req.as_deref().map(str::as_bytes), flags, None),
-        Var::CS => put_text(out, r.cookie_res.as_deref().map(str::as_bytes), flags, None),
+        Var::CC => put_text(out, r.cookie_req.as_deref(), flags, None),
+        Var::CS => put_text(out, r.cookie_res.as_deref(), flags, None),
         Var::H => put_text(out, Some(r.hostname.as_bytes()), flags, None),
         Var::HM | Var::HP | Var::HPO | Var::HQ | Var::HU | Var::HV | Var::r => {
             let Some(line) = r.request_line.as_deref() else {
@@ -763,9 +800,12 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
             let part = match var {
                 Var::HM => m,
                 Var::HU => u,
-                Var::HP => u.split('?').next().unwrap_or(""),
+                Var::HP => without_query(u),
                 Var::HPO => path_only(u),
-                Var::HQ => u.find('?').map(|p| &u[p..]).unwrap_or(""),
+                Var::HQ => u
+                    .iter()
+                    .position(|&c| c == b'?')
+                    .map_or(&b""[..], |p| &u[p..]),
                 Var::HV => v,
                 _ => line,
             };
@@ -773,7 +813,7 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
             if q {
                 out.push(b'"');
             }
-            put_encoded(out, part.as_bytes(), Some(url_needs_encoding), flags);
+            put_encoded(out, part, Some(url_needs_encoding), flags);
             if q {
                 out.push(b'"');
             }
@@ -795,7 +835,7 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
         Var::trg => put_date_gmt(out, &r.request_date),
         Var::trl => put_date_local(out, &r.request_date),
         Var::ms => {
-            let ms = r.accept_date.timestamp_subsec_millis();
+            let ms = r.accept_date.timestamp_subsec_millis().min(999);
             if flags & FLAG_HEX != 0 {
                 let _ = write!(out, "{ms:02X}");
             } else {
@@ -887,6 +927,111 @@ fn render_var(out: &mut Vec<u8>, var: Var, flags: u8, r: &LogRecord) -> bool {
     true
 }
 
+/// A fetched sample before output: an integer, or text already written to the buffer.
+enum Val {
+    Absent,
+    Int(i64),
+    Ip(IpAddr),
+    Written,
+}
+
+/// Hex-encode `out[from..]` in place (each byte becomes two uppercase hex digits).
+fn hex_in_place(out: &mut Vec<u8>, from: usize) {
+    let n = out.len() - from;
+    out.resize(from + 2 * n, 0);
+    for i in (0..n).rev() {
+        let b = out[from + i];
+        out[from + 2 * i] = HEX[(b >> 4) as usize];
+        out[from + 2 * i + 1] = HEX[(b & 15) as usize];
+    }
+}
+
+/// Backslash-escape `"` `\` `]` in `out[from..]` in place (E flag).
+fn escape_in_place(out: &mut Vec<u8>, from: usize) {
+    let is_special = |c: u8| matches!(c, b'"' | b'\\' | b']');
+    let extra = out[from..].iter().filter(|&&c| is_special(c)).count();
+    if extra == 0 {
+        return;
+    }
+    let n = out.len() - from;
+    out.resize(from + n + extra, 0);
+    let mut w = from + n + extra;
+    for i in (0..n).rev() {
+        let c = out[from + i];
+        w -= 1;
+        out[w] = c;
+        if is_special(c) {
+            w -= 1;
+            out[w] = b'\\';
+        }
+    }
+}
+
+fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
+    let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
+        Some(v) => {
+            out.extend_from_slice(v);
+            Val::Written
+        }
+        None => Val::Absent,
+    };
+    let ssl = r.ssl_version.is_some();
+    match f {
+        Fetch::Src | Fetch::Dst => {
+            let a = if f == Fetch::Src {
+                r.client
+            } else {
+                r.frontend_addr
+            };
+            a.map_or(Val::Absent, |a| Val::Ip(a.ip()))
+        }
+        Fetch::SrcPort | Fetch::DstPort => {
+            let a = if f == Fetch::SrcPort {
+                r.client
+            } else {
+                r.frontend_addr
+            };
+            a.map_or(Val::Absent, |a| Val::Int(a.port() as i64))
+        }
+        Fetch::FeName => text(out, Some(r.frontend.as_bytes())),
+        Fetch::BeName => text(out, r.backend.as_deref().map(str::as_bytes)),
+        Fetch::SrvName => text(out, r.server.as_deref().map(str::as_bytes)),
+        Fetch::CaptureReqHdr(n) | Fetch::CaptureResHdr(n) => {
+            let caps = if matches!(f, Fetch::CaptureReqHdr(_)) {
+                &r.req_captures
+            } else {
+                &r.res_captures
+            };
+            let v = caps
+                .as_ref()
+                .and_then(|c| c.get(n))
+                .and_then(|c| c.as_deref());
+            text(out, v)
+        }
+        Fetch::FcErr => Val::Int(r.fc_err as i64),
+        Fetch::SslFc => Val::Int(ssl as i64),
+        Fetch::SslFcIsResumed => Val::Int((ssl && r.ssl_resumed) as i64),
+        Fetch::SslFcErr | Fetch::SslCErr | Fetch::SslCCaErr => {
+            let v = match f {
+                Fetch::SslFcErr => r.ssl_fc_err,
+                Fetch::SslCErr => r.ssl_c_err,
+                _ => r.ssl_c_ca_err,
+            };
+            match v {
+                Some(v) if ssl => Val::Int(v as i64),
+                _ => Val::Absent,
+            }
+        }
+        Fetch::SslFcSni => {
+            if ssl {
+                text(out, r.ssl_sni.as_deref().map(str::as_bytes))
+            } else {
+                Val::Absent
+            }
+        }
+    }
+}
+
 fn render_sample(out: &mut Vec<u8>, e: &SampleExpr, flags: u8, r: &LogRecord) {
     let start = out.len();
     let q = flags & FLAG_QUOTE != 0;
@@ -894,76 +1039,62 @@ fn render_sample(out: &mut Vec<u8>, e: &SampleExpr, flags: u8, r: &LogRecord) {
         out.push(b'"');
     }
     let vstart = out.len();
-    let present = match e.fetch {
-        Fetch::Src | Fetch::Dst => {
-            let a = if e.fetch == Fetch::Src {
-                r.client
-            } else {
-                r.frontend_addr
-            };
-            a.map(|a| {
-                let _ = write!(out, "{}", a.ip());
-            })
-            .is_some()
-        }
-        Fetch::SrcPort | Fetch::DstPort => {
-            let a = if e.fetch == Fetch::SrcPort {
-                r.client
-            } else {
-                r.frontend_addr
-            };
-            a.map(|a| {
-                let _ = write!(out, "{}", a.port());
-            })
-            .is_some()
-        }
-        Fetch::FeName => {
-            out.extend_from_slice(r.frontend.as_bytes());
-            true
-        }
-        Fetch::BeName | Fetch::SrvName => {
-            let v = if e.fetch == Fetch::BeName {
-                &r.backend
-            } else {
-                &r.server
-            };
-            match v {
-                Some(v) => {
-                    put_encoded(out, v.as_bytes(), None, flags);
-                    true
-                }
-                None => false,
+    let mut val = fetch(out, e.fetch, r);
+    for c in &e.convs {
+        val = match (val, c) {
+            (Val::Absent, _) => Val::Absent,
+            (Val::Int(i), Conv::Hex) => {
+                let _ = write!(out, "{:016X}", i as u64);
+                Val::Written
             }
-        }
-        Fetch::CaptureReqHdr(n) | Fetch::CaptureResHdr(n) => {
-            let caps = if matches!(e.fetch, Fetch::CaptureReqHdr(_)) {
-                &r.req_captures
-            } else {
-                &r.res_captures
-            };
-            match caps
-                .as_ref()
-                .and_then(|c| c.get(n))
-                .and_then(|c| c.as_ref())
-            {
-                Some(v) => {
-                    put_encoded(out, v.as_bytes(), None, flags);
-                    true
-                }
-                None => false,
+            (Val::Int(i), Conv::Lower | Conv::Upper) => {
+                let _ = write!(out, "{i}");
+                Val::Written
             }
+            (Val::Ip(ip), Conv::Hex) => {
+                match ip {
+                    IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+                    IpAddr::V6(v6) => out.extend_from_slice(&v6.octets()),
+                }
+                hex_in_place(out, vstart);
+                Val::Written
+            }
+            (Val::Ip(ip), Conv::Lower | Conv::Upper) => {
+                let _ = write!(out, "{ip}");
+                Val::Written
+            }
+            (Val::Written, Conv::Lower) => {
+                out[vstart..].make_ascii_lowercase();
+                Val::Written
+            }
+            (Val::Written, Conv::Upper) => {
+                out[vstart..].make_ascii_uppercase();
+                Val::Written
+            }
+            (Val::Written, Conv::Hex) => {
+                hex_in_place(out, vstart);
+                Val::Written
+            }
+        };
+    }
+    match val {
+        Val::Int(i) => {
+            let _ = write!(out, "{i}");
+            val = Val::Written;
         }
-    };
-    if !present || out.len() == vstart {
+        Val::Ip(ip) => {
+            let _ = write!(out, "{ip}");
+            val = Val::Written;
+        }
+        _ => {}
+    }
+    if matches!(val, Val::Absent) || out.len() == vstart {
         out.truncate(start);
         out.extend_from_slice(if q { b"\"\"" } else { b"-" });
         return;
     }
-    for c in &e.convs {
-        match c {
-            Conv::Lower => out[vstart..].make_ascii_lowercase(),
-            Conv::Upper => out[vstart..].make_ascii_uppercase(),
-        }
+    if flags & FLAG_ESCAPE != 0 {
+        escape_in_place(out, vstart);
     }
     if q {
         out.push(b'"');

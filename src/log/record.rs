@@ -25,11 +25,15 @@ pub struct LogRecord {
     /// Unique id from `unique-id-format` (`%ID`), `None` prints `-`.
     pub unique_id: Option<String>,
 
-    /// HTTP status (`%ST`); 0 for TCP sessions.
+    /// HTTP status (`%ST`). TCP sessions print 0, except that HAProxy 2.6.12 prints -1 when
+    /// the session got an HTTP transaction without status (measured: a TCP frontend whose
+    /// format uses `%[capture.req.hdr(N)]`).
     pub status: i32,
-    /// Bytes sent to the client (`%B`).
+    /// Bytes sent to the client (`%B`). In HTTP mode HAProxy 2.6 counts its internal (HTX)
+    /// size, which drops the `": "` and CRLF of every header line: wire bytes minus 4 per
+    /// header line (measured). TCP: wire bytes.
     pub bytes_out: u64,
-    /// Bytes received from the client (`%U`).
+    /// Bytes received from the client (`%U`), counted like `bytes_out`.
     pub bytes_in: u64,
     /// `option logasap`: the line is emitted before the end; `%B %Tt %Tu %Ta` get a `+`.
     pub logasap: bool,
@@ -100,20 +104,32 @@ pub struct LogRecord {
     /// Captured request headers (`%hr %hrl %[capture.req.hdr(N)]`), one slot per
     /// `capture request header`; `None` when the stream has no capture area (no capture
     /// configured, or the request could not be parsed): `%hr`/`%hrl` then print nothing.
-    pub req_captures: Option<Vec<Option<String>>>,
+    /// Raw bytes: HAProxy prints bytes outside 0x20..0x7e (and `" # { | }`) as `#XX`.
+    pub req_captures: Option<Vec<Option<Vec<u8>>>>,
     /// Captured response headers (`%hs %hsl %[capture.res.hdr(N)]`).
-    pub res_captures: Option<Vec<Option<String>>>,
+    pub res_captures: Option<Vec<Option<Vec<u8>>>>,
     /// Captured request cookie `name=value` (`%CC`).
-    pub cookie_req: Option<String>,
+    pub cookie_req: Option<Vec<u8>>,
     /// Captured response cookie (`%CS`).
-    pub cookie_res: Option<String>,
+    pub cookie_res: Option<Vec<u8>>,
 
     /// Raw request line `METHOD URI VERSION`; `None` = `<BADREQ>` (`%r %HM %HU %HP %HPO %HQ %HV`).
-    pub request_line: Option<String>,
+    pub request_line: Option<Vec<u8>>,
 
-    /// SSL cipher (`%sslc`) / version (`%sslv`).
+    /// SSL cipher (`%sslc`) / version (`%sslv`). `ssl_version` being set marks the front
+    /// connection as SSL for the `ssl_fc*` sample fetches.
     pub ssl_cipher: Option<String>,
     pub ssl_version: Option<String>,
+    /// SNI sent by the client (`%[ssl_fc_sni]`).
+    pub ssl_sni: Option<String>,
+    /// The SSL session was resumed (`%[ssl_fc_is_resumed]`).
+    pub ssl_resumed: bool,
+    /// SSL error codes (`%[ssl_fc_err]`, `%[ssl_c_err]`, `%[ssl_c_ca_err]`).
+    pub ssl_fc_err: Option<u64>,
+    pub ssl_c_err: Option<u64>,
+    pub ssl_c_ca_err: Option<u64>,
+    /// Front connection error code (`%[fc_err]`), 0 when none.
+    pub fc_err: u32,
 
     /// Termination state: cause, phase, cookie from client, cookie action (`%ts` = 2 first, `%tsc` = 4).
     pub term_state: [u8; 4],
@@ -168,6 +184,12 @@ impl Default for LogRecord {
             request_line: None,
             ssl_cipher: None,
             ssl_version: None,
+            ssl_sni: None,
+            ssl_resumed: false,
+            ssl_fc_err: None,
+            ssl_c_err: None,
+            ssl_c_ca_err: None,
+            fc_err: 0,
             term_state: *b"----",
         }
     }

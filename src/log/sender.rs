@@ -2,24 +2,26 @@
 //!
 //! Producers hand complete datagrams to a bounded queue with a non-blocking `try_send`; one
 //! dedicated thread drains it and writes to UDP / unix datagram / fd targets through
-//! non-blocking sockets. A line is dropped (and counted) when the queue is full or the target
+//! non-blocking sockets, and to `tcp@` stream targets with short timeouts. A line is dropped (and counted) when the queue is full or the target
 //! fails (unreachable server, missing unix socket, full socket buffer). The thread prints an
 //! occasional warning on stderr when lines were dropped (at most one every 10 seconds), so
 //! producers never write to stderr themselves.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
 
+use super::format::LogFormat;
+use super::record::LogRecord;
 use super::syslog::{self, Header, SyslogFormat};
 use super::target::{LogAddr, LogTarget};
 
@@ -30,14 +32,40 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// An opened output.
 #[derive(Debug)]
 pub enum Destination {
-    Udp { sock: UdpSocket, addr: SocketAddr },
-    Unix { sock: UnixDatagram, path: PathBuf },
-    Abns { sock: UnixDatagram, name: String },
+    Udp {
+        sock: UdpSocket,
+        addr: SocketAddr,
+    },
+    Unix {
+        sock: UnixDatagram,
+        path: PathBuf,
+    },
+    Abns {
+        sock: UnixDatagram,
+        name: String,
+    },
     Fd(RawFd),
+    /// `tcp@host:port`: HAProxy 2.6 writes the same framed lines (each ending with LF) on a
+    /// TCP connection (measured). Connected lazily by the sender thread; while the server is
+    /// unreachable, lines are dropped and reconnection is retried at most once per second.
+    Stream {
+        addr: SocketAddr,
+        state: Mutex<StreamState>,
+    },
 }
 
+/// Connection state of a [`Destination::Stream`].
+#[derive(Debug, Default)]
+pub struct StreamState {
+    conn: Option<TcpStream>,
+    last_attempt: Option<Instant>,
+}
+
+const STREAM_TIMEOUT: Duration = Duration::from_millis(500);
+const STREAM_RETRY: Duration = Duration::from_secs(1);
+
 impl Destination {
-    /// Open the socket for a target address. `ring@` and stream targets are not supported
+    /// Open the socket for a target address. `ring@` targets are not supported
     /// (`ErrorKind::Unsupported`); `log global` must be resolved by the caller.
     pub fn open(addr: &LogAddr) -> io::Result<Arc<Destination>> {
         let d = match addr {
@@ -68,10 +96,14 @@ impl Destination {
                 }
             }
             LogAddr::Fd(fd) => Destination::Fd(*fd),
-            LogAddr::Global | LogAddr::Ring(_) | LogAddr::Stream(_) => {
+            LogAddr::Stream(addr) => Destination::Stream {
+                addr: *addr,
+                state: Mutex::new(StreamState::default()),
+            },
+            LogAddr::Global | LogAddr::Ring(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    "ring and stream log targets are not supported by rhaproxy",
+                    "ring log targets are not supported by rhaproxy",
                 ));
             }
         };
@@ -93,6 +125,27 @@ impl Destination {
                     <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(*fd)
                 });
                 f.write_all(data)
+            }
+            Destination::Stream { addr, state } => {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.conn.is_none() {
+                    if st.last_attempt.is_some_and(|t| t.elapsed() < STREAM_RETRY) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotConnected,
+                            "log server unreachable",
+                        ));
+                    }
+                    st.last_attempt = Some(Instant::now());
+                    let c = TcpStream::connect_timeout(addr, STREAM_TIMEOUT)?;
+                    c.set_write_timeout(Some(STREAM_TIMEOUT))?;
+                    let _ = c.set_nodelay(true);
+                    st.conn = Some(c);
+                }
+                let res = st.conn.as_mut().map_or(Ok(()), |c| c.write_all(data));
+                if res.is_err() {
+                    st.conn = None;
+                }
+                res
             }
         }
     }
@@ -289,10 +342,48 @@ impl OpenTarget {
     }
 }
 
+thread_local! {
+    /// Per-thread render buffers for [`emit_record`]: (message, structured data).
+    static RENDER_BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        std::cell::RefCell::new((Vec::with_capacity(1024), Vec::with_capacity(128)));
+}
+
+/// Render `record` with `format` (and `sd`, the proxy's `log-format-sd`, default `- `) once
+/// and queue it to every target. `id` carries the proxy's effective `log-tag`. Returns the
+/// number of lines queued. Never blocks.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_record(
+    sender: &LogSender,
+    id: &LogIdentity,
+    targets: &[OpenTarget],
+    format: &LogFormat,
+    sd: Option<&LogFormat>,
+    record: &LogRecord,
+    level: u8,
+    now: &DateTime<FixedOffset>,
+) -> usize {
+    RENDER_BUFS.with(|b| {
+        let mut b = b.borrow_mut();
+        let (msg, sdbuf) = &mut *b;
+        msg.clear();
+        sdbuf.clear();
+        format.render(record, msg);
+        match sd {
+            Some(f) => f.render(record, sdbuf),
+            None => sdbuf.extend_from_slice(b"- "),
+        }
+        targets
+            .iter()
+            .filter(|t| t.emit(sender, id, level, now, sdbuf, msg))
+            .count()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::target::parse_global_log_args;
+    use std::io::Read;
 
     fn ident() -> LogIdentity {
         LogIdentity {
@@ -399,6 +490,97 @@ mod tests {
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"<30>via unix\n");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn emit_record_renders_once_for_all_targets() {
+        let rx1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for r in [&rx1, &rx2] {
+            r.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let a1 = format!("127.0.0.1:{}", rx1.local_addr().unwrap().port());
+        let a2 = format!("127.0.0.1:{}", rx2.local_addr().unwrap().port());
+        let targets = vec![
+            OpenTarget::open(parse_global_log_args(&[&a1, "format", "raw", "local0"]).unwrap())
+                .unwrap(),
+            OpenTarget::open(parse_global_log_args(&[&a2, "format", "rfc5424", "local0"]).unwrap())
+                .unwrap(),
+        ];
+        let f = crate::log::format::compile("%f %ST", true).unwrap();
+        let sd = crate::log::format::compile("[a b=%{+Q}f]", true).unwrap();
+        let r = LogRecord {
+            frontend: "fe".into(),
+            status: 200,
+            ..LogRecord::default()
+        };
+        let s = LogSender::start(8);
+        let now = syslog::now_local();
+        assert_eq!(
+            emit_record(&s, &ident(), &targets, &f, Some(&sd), &r, 6, &now),
+            2
+        );
+        let mut buf = [0u8; 256];
+        let n = rx1.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"fe 200\n");
+        let n = rx2.recv(&mut buf).unwrap();
+        let d = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(d.ends_with(" - hap 42 - [a b=\"fe\"] fe 200\n"), "{d}");
+    }
+
+    #[test]
+    fn fd_target_writes_whole_lines() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        use std::os::fd::AsRawFd;
+        let t = LogTarget {
+            addr: LogAddr::Fd(w.as_raw_fd()),
+            ..parse_global_log_args(&["stdout", "format", "raw", "daemon"]).unwrap()
+        };
+        let ot = OpenTarget::open(t).unwrap();
+        let s = LogSender::start(4);
+        ot.emit(&s, &ident(), 6, &syslog::now_local(), b"", b"line one");
+        ot.emit(&s, &ident(), 6, &syslog::now_local(), b"", b"line two\n");
+        assert!(s.flush(Duration::from_secs(5)));
+        drop(s);
+        drop(ot);
+        drop(w);
+        let mut f = std::fs::File::from(r);
+        let mut got = String::new();
+        f.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "line one\nline two\n");
+    }
+
+    #[test]
+    fn tcp_stream_target_and_unreachable_server() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = format!("tcp@{}", l.local_addr().unwrap());
+        let ot = OpenTarget::open(parse_global_log_args(&[&a, "local0"]).unwrap()).unwrap();
+        let s = LogSender::start(8);
+        let now = syslog::now_local();
+        ot.emit(&s, &ident(), 6, &now, b"", b"one");
+        ot.emit(&s, &ident(), 6, &now, b"", b"two");
+        let (mut c, _) = l.accept().unwrap();
+        assert!(s.flush(Duration::from_secs(5)));
+        drop(s);
+        drop(ot);
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.len(), 2, "{got:?}");
+        assert!(lines[0].ends_with(" hap[42]: one") && lines[1].ends_with(" hap[42]: two"));
+        // nobody listens: lines are dropped quickly, without stalling
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = format!("tcp@{}", free.local_addr().unwrap());
+        drop(free);
+        let ot = OpenTarget::open(parse_global_log_args(&[&a, "local0"]).unwrap()).unwrap();
+        let s = LogSender::start(64);
+        let t0 = Instant::now();
+        for _ in 0..50 {
+            ot.emit(&s, &ident(), 6, &now, b"", b"lost");
+        }
+        assert!(s.flush(Duration::from_secs(5)));
+        assert!(t0.elapsed() < Duration::from_secs(3));
+        assert_eq!(s.dropped(), 50);
     }
 
     #[test]

@@ -214,6 +214,15 @@ pub fn frame(out: &mut Vec<u8>, h: &Header, now: &DateTime<FixedOffset>, sd: &[u
     out.push(b'\n');
 }
 
+/// The system host name, as `log-send-hostname` without argument and `%H` use it.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 /// Local time now, as used by [`frame`].
 pub fn now_local() -> DateTime<FixedOffset> {
     chrono::Local::now().fixed_offset()

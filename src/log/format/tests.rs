@@ -230,7 +230,7 @@ fn spaces_collapse_and_empty_capture_lists() {
         "S a b x y z w "
     );
     let mut r = zeros();
-    r.req_captures = Some(vec![Some("x".into()), Some(String::new()), None]);
+    r.req_captures = Some(vec![Some("x".into()), Some(Vec::new()), None]);
     let f = "S2 %hr %hrl %{+Q}hrl [%[capture.req.hdr(1)]] [%[capture.req.hdr(2)]] [%{+Q}[capture.req.hdr(1)]]";
     assert_eq!(render(f, &r), r#"S2 {x||} x  - "x" "" "" [-] [-] [""]"#);
     r.req_captures = Some(vec![Some("x\tz\u{1}".into()), None, None]);
@@ -242,6 +242,12 @@ fn spaces_collapse_and_empty_capture_lists() {
     assert_eq!(
         render(f, &r),
         r##"S2 {#23#7B#7C#7D%~`^||} #23#7B#7C#7D%~`^ - - "#23#7B#7C#7D%~`^" "" "" [-] [-] [""]"##
+    );
+    // obs-text bytes (captured: Host `x\x80\xff`)
+    r.req_captures = Some(vec![Some(b"x\x80\xff".to_vec()), None, None]);
+    assert_eq!(
+        render(f, &r),
+        r##"S2 {x#80#FF||} x#80#FF - - "x#80#FF" "" "" [-] [-] [""]"##
     );
     r.req_captures = None;
     assert_eq!(render(f, &r), r#"S2 [-] [-] [""]"#);
@@ -385,6 +391,93 @@ fn default_formats_match_facts_samples() {
 }
 
 #[test]
+fn httpslog_on_plain_connections() {
+    // Captured: `option httpslog` on a non-SSL bind.
+    let r = LogRecord {
+        accept_date: at(1795713403, 131),
+        request_date: at(1795713403, 131),
+        client: sa("127.0.0.1:33806"),
+        frontend: Arc::from("f1"),
+        backend: Some(Arc::from("bk")),
+        server: Some(Arc::from("s1")),
+        status: 200,
+        bytes_out: 76,
+        actconn: 2,
+        feconn: 1,
+        request_line: Some("GET /x HTTP/1.1".into()),
+        ..zeros()
+    };
+    assert_eq!(
+        render(HTTPSLOG_FORMAT, &r),
+        "127.0.0.1:33806 [26/Nov/2026:17:16:43.131] f1 bk/s1 0/0/0/0/0 200 76 - - ---- 2/1/0/0/0 0/0 \"GET /x HTTP/1.1\" 0/-/-/-/0 -/-/-"
+    );
+    assert_eq!(
+        render(
+            "%[fc_err]|%[ssl_fc_err,hex]|%[ssl_c_err]|%[ssl_c_ca_err]|%[ssl_fc_is_resumed]|%[ssl_fc_sni]|%sslv|%sslc|%[ssl_fc]",
+            &r
+        ),
+        "0|-|-|-|0|-|-|-|0"
+    );
+    // SSL connection (values from the record; hex of an integer is its 8-byte form)
+    let r = LogRecord {
+        ssl_version: Some("TLSv1.3".into()),
+        ssl_sni: Some("Example.COM".into()),
+        ssl_resumed: true,
+        ssl_fc_err: Some(0),
+        ssl_c_err: Some(20),
+        ..r
+    };
+    assert_eq!(
+        render(
+            "%[ssl_fc_err,hex]|%[ssl_c_err]|%[ssl_c_ca_err]|%[ssl_fc_is_resumed]|%[ssl_fc_sni,lower]|%[ssl_fc_sni,hex]|%[ssl_fc]",
+            &r
+        ),
+        "0000000000000000|20|-|1|example.com|4578616D706C652E434F4D|1"
+    );
+}
+
+#[test]
+fn converters_follow_sample_types() {
+    // Captured from HAProxy 2.6.12 (client 127.0.0.1, frontend f1 on port 18493).
+    let r = LogRecord {
+        client: sa("127.0.0.1:40000"),
+        frontend_addr: sa("127.0.0.1:18493"),
+        frontend: Arc::from("f1"),
+        ..zeros()
+    };
+    assert_eq!(
+        render(
+            "%[fc_err,hex] %[dst_port,hex] %[src,hex] %[fe_name,hex] %[dst_port,upper] %[ssl_fc,hex] %{+Q}[ssl_fc] %[src,upper,hex,lower]",
+            &r
+        ),
+        "0000000000000000 000000000000483D 7F000001 6631 18493 0000000000000000 \"0\" 3132372e302e302e31"
+    );
+    let r = LogRecord {
+        client: sa("[::1]:1"),
+        ..zeros()
+    };
+    assert_eq!(
+        render("%[src,hex] %[src]", &r),
+        "00000000000000000000000000000001 ::1"
+    );
+}
+
+#[test]
+fn escape_and_convert_samples() {
+    let r = LogRecord {
+        req_captures: Some(vec![Some("a\"b]c\\".into())]),
+        ..zeros()
+    };
+    assert_eq!(
+        render(
+            "%{+E}[capture.req.hdr(0)] %{+E}[capture.req.hdr(0),upper] %{+Q,+E}[capture.req.hdr(0),hex]",
+            &r
+        ),
+        r#"a\"b\]c\\ A\"B\]C\\ "6122625D635C""#
+    );
+}
+
+#[test]
 fn misc_variables() {
     let r = LogRecord {
         frontend: Arc::from("fe"),
@@ -416,6 +509,45 @@ fn misc_variables() {
         "0050"
     );
     assert_eq!(render("%{+Q}ft %{+Q}ts", &r), "\"fe~\" --");
+}
+
+/// Request-line parts, captured from HAProxy 2.6.12.
+#[test]
+fn request_line_parts() {
+    let f = "%HM|%HP|%HPO|%HQ|%HU|%HV|%r|%{+Q}HPO|%{+Q}HV";
+    let cases = [
+        (
+            "GET http://h:8/a/b?c HTTP/1.1",
+            r#"GET|http://h:8/a/b|/a/b|?c|http://h:8/a/b?c|HTTP/1.1|GET http://h:8/a/b?c HTTP/1.1|"/a/b"|"HTTP/1.1""#,
+        ),
+        (
+            "GET http://h:8 HTTP/1.1",
+            r#"GET|http://h:8|||http://h:8|HTTP/1.1|GET http://h:8 HTTP/1.1|""|"HTTP/1.1""#,
+        ),
+        (
+            "OPTIONS * HTTP/1.1",
+            r#"OPTIONS|*|||*|HTTP/1.1|OPTIONS * HTTP/1.1|""|"HTTP/1.1""#,
+        ),
+        (
+            "GET /x HTTP/1.0",
+            r#"GET|/x|/x||/x|HTTP/1.0|GET /x HTTP/1.0|"/x"|"HTTP/1.0""#,
+        ),
+        (
+            "GET //a/b?c HTTP/1.1",
+            r#"GET|//a/b|//a/b|?c|//a/b?c|HTTP/1.1|GET //a/b?c HTTP/1.1|"//a/b"|"HTTP/1.1""#,
+        ),
+        (
+            "GET /a??b HTTP/1.1",
+            r#"GET|/a|/a|??b|/a??b|HTTP/1.1|GET /a??b HTTP/1.1|"/a"|"HTTP/1.1""#,
+        ),
+    ];
+    for (line, want) in cases {
+        let r = LogRecord {
+            request_line: Some(line.into()),
+            ..zeros()
+        };
+        assert_eq!(render(f, &r), want, "{line}");
+    }
 }
 
 #[test]
@@ -636,8 +768,22 @@ fn accepted_formats() {
 }
 
 #[test]
+fn o_sets_defaults_and_tabs_are_literal() {
+    // Captured from HAProxy 2.6.12.
+    let r = LogRecord {
+        client: sa("127.0.0.1:40440"),
+        ..zeros()
+    };
+    assert_eq!(
+        render("%{+Q}o %ci %{-Q}o %ci %{+Q}o %o %ci %{+X}o %ci %{+Q}ci", &r),
+        "\"127.0.0.1\" 127.0.0.1 \"127.0.0.1\" 7F000001 7F000001"
+    );
+    assert_eq!(render("a\tb\tc %ci\t%cp", &r), "a\tb\tc 127.0.0.1\t40440");
+}
+
+#[test]
 fn unsupported_is_clear() {
-    for f in ["%[hostname]", "%[src,hex]", "%[ssl_fc_sni]", "%[str(x)]"] {
+    for f in ["%[hostname]", "%[src,sha1]", "%[fc_err_str]", "%[str(x)]"] {
         let e = compile(f, true).unwrap_err().0;
         assert!(e.contains("not supported by rhaproxy"), "{f}: {e}");
     }
@@ -657,4 +803,48 @@ fn render_reuses_buffer_and_appends() {
     f.render(&r, &mut buf);
     assert_eq!(buf, b"10.0.0.1:99 <NOSRV>");
     assert_eq!(buf.capacity(), cap);
+}
+
+#[test]
+fn compile_and_render_never_panic() {
+    // xorshift: deterministic pseudo-random formats over a hostile alphabet
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let alphabet: Vec<char> = "%{}[](),+-QXE oTtrsciphHB0129é€_.^\"\\".chars().collect();
+    let words = [
+        "%ci",
+        "%[src",
+        "capture.req.hdr(",
+        "%{+Q}",
+        "%[",
+        "]",
+        "lower",
+        "%%",
+        "%{",
+        "hex",
+    ];
+    let r = LogRecord {
+        client: sa("[::1]:80"),
+        request_line: Some(b"GET /\xff HTTP/1.1".to_vec()),
+        req_captures: Some(vec![Some(b"\x00]\"".to_vec())]),
+        ..zeros()
+    };
+    for _ in 0..20_000 {
+        let mut f = String::new();
+        for _ in 0..(x % 12) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(3) {
+                f.push_str(words[(x as usize / 3) % words.len()]);
+            } else {
+                f.push(alphabet[(x as usize / 7) % alphabet.len()]);
+            }
+        }
+        for http in [true, false] {
+            if let Ok(c) = compile(&f, http) {
+                let mut out = Vec::new();
+                c.render(&r, &mut out);
+            }
+        }
+    }
 }
