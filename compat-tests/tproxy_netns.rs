@@ -202,3 +202,480 @@ fn haproxy_paths_iptables_legacy() {
     }
     run_haproxy_paths(Firewall::IptablesLegacy, "haproxy_paths_iptables_legacy");
 }
+
+// ------------------------------------------------------------------ host check in the lab
+
+use rhaproxy::tproxy::addr::{Family, ListenAddr, ServerAddr};
+use rhaproxy::tproxy::hostcheck::{self, Origin, Report, TransparencyNeeds, UsesrcBackend};
+
+/// `file:line` of the first config line containing `needle`.
+fn origin(cfg: &str, needle: &str) -> Origin {
+    let line = cfg
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in config"));
+    Origin::new("lab.cfg", line as u32 + 1)
+}
+
+/// What the configuration layer would derive from `full_config()`.
+fn full_needs(cfg: &str) -> TransparencyNeeds {
+    let la = |s: &str| ListenAddr(s.parse().unwrap());
+    let srv = |s: &str| ServerAddr(s.parse().unwrap());
+    let mut n = TransparencyNeeds::default();
+    for b in [
+        "10.10.1.1:80",
+        "10.10.9.9:80",
+        "0.0.0.0:8080",
+        "0.0.0.0:8081",
+        "[fd00:1::1]:80",
+    ] {
+        n.transparent_binds
+            .push((la(b), origin(cfg, &format!("bind {b} transparent"))));
+    }
+    for b in ["10.10.1.1:81", "10.10.1.1:82"] {
+        n.plain_binds
+            .push((la(b), origin(cfg, &format!("bind {b}"))));
+    }
+    let be = |name: &str, family, servers: &[&str], usesrc: &str| UsesrcBackend {
+        name: name.into(),
+        family,
+        origin: origin(cfg, usesrc),
+        servers: servers.iter().map(|s| srv(s)).collect(),
+    };
+    n.usesrc_backends = vec![
+        be(
+            "bk_web",
+            Family::V4,
+            &["10.10.2.2:80", "10.10.2.3:80"],
+            "usesrc clientip",
+        ),
+        be("bk_client", Family::V4, &["10.10.2.3:80"], "usesrc client"),
+        be("bk_orig", Family::V4, &["0.0.0.0:0"], "usesrc clientip"),
+        be(
+            "bk_v6",
+            Family::V6,
+            &["[fd00:2::2]:80"],
+            "source [::] usesrc clientip",
+        ),
+    ];
+    n
+}
+
+fn host_check(lab: &Lab, needs: &TransparencyNeeds) -> Report {
+    let needs = needs.clone();
+    lab.in_ns(Role::Lb, move || hostcheck::run(&needs))
+}
+
+fn fails(lab: &Lab, from: Role, dst: &str) -> bool {
+    match lab.http_get(from, None, sa(dst), "/", T) {
+        Ok(r) => r.status != 200,
+        Err(_) => true,
+    }
+}
+
+/// Assert the report names `id` (as a missing piece) with exactly `fix`, and nothing else missing.
+fn expect_missing(r: &Report, id: &str, fix: &[&str]) {
+    let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+    assert_eq!(errs, vec![id], "{r}");
+    let f = r.find(id).unwrap();
+    assert_eq!(f.fix, fix, "{r}");
+    assert_eq!(r.exit_status(), 1);
+}
+
+/// Apply a finding's fix commands in the proxy namespace.
+fn apply(lab: &Lab, r: &Report, id: &str, subst: &[(&str, &str)]) {
+    let mut script = r.find(id).unwrap().fix.join("\n");
+    for (a, b) in subst {
+        script = script.replace(a, b);
+    }
+    lab.sh(Role::Lb, &script)
+        .unwrap_or_else(|e| panic!("fix for {id} failed: {e}"));
+}
+
+fn ready(lab: &Lab, needs: &TransparencyNeeds) {
+    let r = host_check(lab, needs);
+    assert!(r.ready(), "{r}");
+    assert_eq!(r.exit_status(), 0);
+}
+
+#[test]
+fn hostcheck_each_piece_iptables() {
+    let test = "hostcheck_each_piece_iptables";
+    if !haproxy_available(test) {
+        return;
+    }
+    let cfg = full_config();
+    let needs = full_needs(&cfg);
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Iptables, true, true).unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(HAPROXY, "haproxy", &cfg, FULL_PORTS)
+        .unwrap();
+    let r = host_check(&lab, &needs);
+    println!("{r}");
+    assert!(r.ready(), "{r}");
+    assert!(r.find("same-subnet-clients").is_some(), "{r}");
+    get(&lab, Role::Client, None, "10.10.1.1:80");
+
+    // T11a: the socket-match rule
+    lab.sh(
+        Role::Lb,
+        "iptables -t mangle -D PREROUTING -p tcp -m socket -j DIVERT",
+    )
+    .unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.1.1:80"), "T11a must fail");
+    let r = host_check(&lab, &needs);
+    expect_missing(
+        &r,
+        "ipv4-socket-rule",
+        &["iptables -t mangle -I PREROUTING -p tcp -m socket --transparent -j DIVERT"],
+    );
+    assert!(
+        r.find("ipv4-socket-rule")
+            .unwrap()
+            .needed_by
+            .iter()
+            .any(|n| n.contains("bk_web")),
+        "{r}"
+    );
+    apply(&lab, &r, "ipv4-socket-rule", &[]);
+    get(&lab, Role::Client, None, "10.10.1.1:80");
+    ready(&lab, &needs);
+
+    // T11c: the fwmark policy rule
+    lab.sh(Role::Lb, "ip rule del fwmark 111 lookup 100")
+        .unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.1.1:80"), "T11c must fail");
+    let r = host_check(&lab, &needs);
+    expect_missing(
+        &r,
+        "ipv4-fwmark-rule",
+        &["ip rule add fwmark 111 lookup 100"],
+    );
+    apply(&lab, &r, "ipv4-fwmark-rule", &[]);
+    get(&lab, Role::Client, None, "10.10.1.1:80");
+    ready(&lab, &needs);
+
+    // T11b: the local route table
+    lab.sh(Role::Lb, "ip route del local 0.0.0.0/0 dev lo table 100")
+        .unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.1.1:80"), "T11b must fail");
+    let r = host_check(&lab, &needs);
+    expect_missing(
+        &r,
+        "ipv4-local-route",
+        &["ip route add local 0.0.0.0/0 dev lo table 100"],
+    );
+    apply(&lab, &r, "ipv4-local-route", &[]);
+    get(&lab, Role::Client, None, "10.10.1.1:80");
+    ready(&lab, &needs);
+
+    // IPv6 twins
+    lab.sh(Role::Lb, "ip -6 rule del fwmark 111 lookup 100")
+        .unwrap();
+    assert!(
+        fails(&lab, Role::Client, "[fd00:1::1]:80"),
+        "IPv6 without rule must fail"
+    );
+    let r = host_check(&lab, &needs);
+    expect_missing(
+        &r,
+        "ipv6-fwmark-rule",
+        &["ip -6 rule add fwmark 111 lookup 100"],
+    );
+    apply(&lab, &r, "ipv6-fwmark-rule", &[]);
+    get(&lab, Role::Client, None, "[fd00:1::1]:80");
+    lab.sh(
+        Role::Lb,
+        "ip6tables -t mangle -D PREROUTING -p tcp -m socket -j DIVERT",
+    )
+    .unwrap();
+    assert!(fails(&lab, Role::Client, "[fd00:1::1]:80"));
+    let r = host_check(&lab, &needs);
+    expect_missing(
+        &r,
+        "ipv6-socket-rule",
+        &["ip6tables -t mangle -I PREROUTING -p tcp -m socket --transparent -j DIVERT"],
+    );
+    apply(&lab, &r, "ipv6-socket-rule", &[]);
+    get(&lab, Role::Client, None, "[fd00:1::1]:80");
+    ready(&lab, &needs);
+
+    // ip_forward: the proxied paths work without it, but interception is configured
+    lab.sysctl(Role::Lb, "net.ipv4.ip_forward", "0").unwrap();
+    get(&lab, Role::Client, None, "10.10.1.1:80");
+    let r = host_check(&lab, &needs);
+    expect_missing(&r, "ipv4-forwarding", &["sysctl -w net.ipv4.ip_forward=1"]);
+    apply(&lab, &r, "ipv4-forwarding", &[]);
+    ready(&lab, &needs);
+
+    // capability: the check run by a thread without CAP_NET_ADMIN/CAP_NET_RAW
+    let n2 = needs.clone();
+    let r = lab.in_ns(Role::Lb, move || {
+        use rhaproxy::tproxy::privs::{Cap, CapState, set_thread_caps, thread_caps};
+        let st = thread_caps().unwrap();
+        let keep = !(Cap::NetAdmin.bit() | Cap::NetRaw.bit());
+        set_thread_caps(&CapState {
+            effective: st.effective & keep,
+            permitted: st.permitted & keep,
+            inheritable: 0,
+        })
+        .unwrap();
+        hostcheck::run(&n2)
+    });
+    let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+    assert_eq!(errs, vec!["capability"], "{r}");
+
+    // the TPROXY target of the intercepting listener 0.0.0.0:8080
+    lab.sh(
+        Role::Lb,
+        "iptables -t mangle -D PREROUTING -i lb-c -d 10.10.7.0/24 -p tcp -m tcp --dport 80 -j TPROXY --on-port 8080 --tproxy-mark 0x6f/0xffffffff",
+    )
+    .unwrap();
+    assert!(
+        fails(&lab, Role::Client, "10.10.7.7:80"),
+        "no TPROXY target must fail"
+    );
+    let r = host_check(&lab, &needs);
+    expect_missing(
+        &r,
+        "ipv4-tproxy-port-8080",
+        &[
+            "iptables -t mangle -A PREROUTING -p tcp --dport <port-to-intercept> -j TPROXY --on-port 8080 --tproxy-mark 111",
+        ],
+    );
+    apply(
+        &lab,
+        &r,
+        "ipv4-tproxy-port-8080",
+        &[("<port-to-intercept>", "80 -d 10.10.7.0/24")],
+    );
+    let e = get(&lab, Role::Client, None, "10.10.7.7:80");
+    assert_eq!(
+        (e.peer.ip(), e.xod.as_str()),
+        (ip("10.10.1.2"), "10.10.7.7:80")
+    );
+    ready(&lab, &needs);
+    check_transparent_paths(&lab, Firewall::Iptables);
+}
+
+#[test]
+fn hostcheck_nft_fixes_applied() {
+    let test = "hostcheck_nft_fixes_applied";
+    if !haproxy_available(test) {
+        return;
+    }
+    let cfg = full_config();
+    let needs = full_needs(&cfg);
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(HAPROXY, "haproxy", &cfg, FULL_PORTS)
+        .unwrap();
+    ready(&lab, &needs);
+
+    // no socket rule at all (IPv4 and IPv6): one inet rule fixes both
+    lab.firewall(Firewall::Nft, false, true).unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.1.1:80"));
+    let r = host_check(&lab, &needs);
+    let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+    assert_eq!(errs, vec!["ipv4-socket-rule", "ipv6-socket-rule"], "{r}");
+    let fix = &r.find("ipv4-socket-rule").unwrap().fix;
+    assert_eq!(
+        fix.last().unwrap(),
+        "nft add rule inet rhaproxy prerouting meta l4proto tcp socket transparent 1 meta mark set 111 accept"
+    );
+    apply(&lab, &r, "ipv4-socket-rule", &[]);
+    ready(&lab, &needs);
+    get(&lab, Role::Client, None, "10.10.1.1:80");
+    get(&lab, Role::Client, None, "[fd00:1::1]:80");
+
+    // no TPROXY rules: both intercepting ports named
+    lab.firewall(Firewall::Nft, true, false).unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.7.7:80"));
+    let r = host_check(&lab, &needs);
+    let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+    assert_eq!(
+        errs,
+        vec!["ipv4-tproxy-port-8080", "ipv4-tproxy-port-8081"],
+        "{r}"
+    );
+    assert_eq!(
+        r.find("ipv4-tproxy-port-8081").unwrap().fix.last().unwrap(),
+        "nft add rule inet rhaproxy prerouting meta nfproto ipv4 tcp dport <port-to-intercept> tproxy ip to :8081 meta mark set 111 accept"
+    );
+    apply(
+        &lab,
+        &r,
+        "ipv4-tproxy-port-8080",
+        &[(
+            "tcp dport <port-to-intercept>",
+            "ip daddr 10.10.7.0/24 tcp dport 80",
+        )],
+    );
+    apply(
+        &lab,
+        &r,
+        "ipv4-tproxy-port-8081",
+        &[("<port-to-intercept>", "8000")],
+    );
+    ready(&lab, &needs);
+    check_transparent_paths(&lab, Firewall::Nft);
+}
+
+/// T7 / T7b: a client inside the servers' subnet fails; the check's backend fix repairs it.
+#[test]
+fn same_subnet_client_and_backend_fix() {
+    let test = "same_subnet_client_and_backend_fix";
+    if !haproxy_available(test) {
+        return;
+    }
+    let cfg = full_config();
+    let needs = full_needs(&cfg);
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Iptables, true, true).unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(HAPROXY, "haproxy", &cfg, FULL_PORTS)
+        .unwrap();
+    assert!(fails(&lab, Role::Client2, "10.10.1.1:80"), "T7 must fail");
+    let r = host_check(&lab, &needs);
+    let w = r
+        .findings
+        .iter()
+        .find(|f| f.id == "same-subnet-clients" && f.needed_by[0].contains("bk_web"))
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(w.message.contains("10.10.2.0/24"), "{}", w.message);
+    assert_eq!(
+        w.fix,
+        vec![
+            "ip route add default via 10.10.2.1 table 200",
+            "ip rule add ipproto tcp sport 80 lookup 200 priority 100"
+        ]
+    );
+    for srv in [Role::Srv1, Role::Srv2] {
+        lab.sh(srv, &w.fix.join("\n")).unwrap();
+    }
+    let e = get(&lab, Role::Client2, None, "10.10.1.1:80");
+    assert_eq!(e.peer.ip(), ip("10.10.2.50"), "T7b: {e:?}");
+    let e = get(&lab, Role::Client, None, "10.10.1.1:80");
+    assert_eq!(e.peer.ip(), ip("10.10.1.2"), "T7b normal client: {e:?}");
+}
+
+/// T3b / T3c / T8a: VIP without `transparent`, hidden by ip_nonlocal_bind=1; `user` without caps.
+#[test]
+fn nonlocal_bind_and_user() {
+    let test = "nonlocal_bind_and_user";
+    if !haproxy_available(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Iptables, true, false).unwrap();
+    lab.start_echo_servers().unwrap();
+    let cfg = |bind: &str, global: &str| {
+        format!(
+            "global\n    log stdout format raw local0 info\n{global}\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    retries 1\n\
+             frontend ft_vip\n    bind {bind}\n    default_backend bk_web\n\
+             backend bk_web\n    source 0.0.0.0 usesrc clientip\n    server srv1 10.10.2.2:80\n"
+        )
+    };
+    let plain = cfg("10.10.9.9:80", "");
+    let needs = TransparencyNeeds {
+        plain_binds: vec![(
+            ListenAddr(sa("10.10.9.9:80")),
+            origin(&plain, "bind 10.10.9.9:80"),
+        )],
+        usesrc_backends: vec![UsesrcBackend {
+            name: "bk_web".into(),
+            family: Family::V4,
+            origin: origin(&plain, "usesrc clientip"),
+            servers: vec![ServerAddr(sa("10.10.2.2:80"))],
+        }],
+        ..Default::default()
+    };
+    // T3b: HAProxy refuses to start
+    let (rc, _, err) = lab.run_proxy(HAPROXY, "t3b", &plain, &["-db"], Duration::from_secs(5));
+    assert_eq!(rc, Some(1), "{err}");
+    assert!(err.contains("Cannot assign requested address"), "{err}");
+    let r = host_check(&lab, &needs);
+    let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+    assert_eq!(errs, vec!["nonlocal-bind-without-transparent"], "{r}");
+
+    // T3c: with ip_nonlocal_bind=1 it starts, and connections hang
+    lab.sysctl(Role::Lb, "net.ipv4.ip_nonlocal_bind", "1")
+        .unwrap();
+    let id = lab.start_proxy(HAPROXY, "t3c", &plain, &[80]).unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.9.9:80"), "T3c must hang");
+    let r = host_check(&lab, &needs);
+    let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+    assert_eq!(errs, vec!["nonlocal-bind-hides-missing-transparent"], "{r}");
+    let line = origin(&plain, "bind 10.10.9.9:80");
+    assert_eq!(
+        r.find("nonlocal-bind-hides-missing-transparent")
+            .unwrap()
+            .fix[0],
+        format!("add `transparent` to the bind line at {line}")
+    );
+    lab.stop(id);
+    // applying the fix: add `transparent`
+    let fixed = cfg("10.10.9.9:80 transparent", "");
+    lab.start_proxy(HAPROXY, "t3-fixed", &fixed, &[80]).unwrap();
+    let e = get(&lab, Role::Client, None, "10.10.9.9:80");
+    assert_eq!(e.peer.ip(), ip("10.10.1.2"));
+
+    // T8a: `user nobody` + usesrc: HAProxy refuses to start; the check names it
+    let with_user = cfg(
+        "10.10.9.9:81 transparent",
+        "    user nobody\n    group nogroup",
+    );
+    let (rc, _, err) = lab.run_proxy(HAPROXY, "t8a", &with_user, &["-db"], Duration::from_secs(5));
+    assert_eq!(rc, Some(1), "{err}");
+    assert!(err.contains("global.uid cannot be changed"), "{err}");
+    let mut needs_user = needs.clone();
+    needs_user.plain_binds.clear();
+    needs_user.transparent_binds = vec![(
+        ListenAddr(sa("10.10.9.9:81")),
+        origin(&with_user, "bind 10.10.9.9:81"),
+    )];
+    needs_user.runs_as_user = Some("nobody".into());
+    let r = host_check(&lab, &needs_user);
+    let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+    assert_eq!(errs, vec!["user-drops-capability"], "{r}");
+    needs_user.keeps_caps = true;
+    assert!(host_check(&lab, &needs_user).ready());
+}
+
+/// The guard removes namespaces and processes also when the test panics.
+#[test]
+fn lab_cleans_up_on_panic() {
+    let test = "lab_cleans_up_on_panic";
+    if !netns::can_run(test) {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let res = std::panic::catch_unwind(move || {
+        let mut lab = Lab::up(test).expect("lab up");
+        lab.start_echo_servers().unwrap();
+        let pids: Vec<u32> = (0..4)
+            .map(|i| lab.proc(netns::ProcId::nth(i)).pid)
+            .collect();
+        tx.send((lab.prefix.clone(), pids, lab.dir.clone()))
+            .unwrap();
+        panic!("deliberate panic inside a lab");
+    });
+    assert!(res.is_err());
+    let (prefix, pids, dir) = rx.recv().unwrap();
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(!list.contains(&prefix), "namespaces left behind: {list}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} left behind"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

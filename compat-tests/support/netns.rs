@@ -804,3 +804,10 @@ impl Lab {
         (st.and_then(|s| s.code()), out, err)
     }
 }
+
+impl ProcId {
+    /// The n-th process started in a lab.
+    pub fn nth(n: usize) -> ProcId {
+        ProcId(n)
+    }
+}

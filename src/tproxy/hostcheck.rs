@@ -151,7 +151,17 @@ pub const DEFAULT_MARK: u32 = 1;
 
 fn run_tool(args: &[&str], unavailable: &mut Vec<String>) -> Option<String> {
     match Command::new(args[0]).args(&args[1..]).output() {
-        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) if o.status.success() => {
+            let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
+            // iptables-save prints "# Warning: iptables-legacy tables present" on stderr
+            for l in String::from_utf8_lossy(&o.stderr).lines() {
+                if l.starts_with("# Warning") {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            Some(out)
+        }
         Ok(o) => {
             unavailable.push(format!(
                 "`{}` failed: {}",
@@ -240,11 +250,12 @@ impl HostSnapshot {
         if tool_exists("nft") {
             s.nft = run_tool(&["nft", "-j", "list", "ruleset"], u);
         }
+        // Without `-t mangle`: with the legacy backend, naming a table creates it.
         if tool_exists("iptables-save") {
-            s.iptables_v4 = run_tool(&["iptables-save", "-t", "mangle"], u);
+            s.iptables_v4 = run_tool(&["iptables-save"], u);
         }
         if tool_exists("ip6tables-save") {
-            s.iptables_v6 = run_tool(&["ip6tables-save", "-t", "mangle"], u);
+            s.iptables_v6 = run_tool(&["ip6tables-save"], u);
         }
         let nft_backend = s.iptables_v4.is_some()
             && Command::new("iptables-save")
@@ -255,12 +266,10 @@ impl HostSnapshot {
         if nft_backend {
             let mut ignore = Vec::new();
             if tool_exists("iptables-legacy-save") {
-                s.iptables_legacy_v4 =
-                    run_tool(&["iptables-legacy-save", "-t", "mangle"], &mut ignore);
+                s.iptables_legacy_v4 = run_tool(&["iptables-legacy-save"], &mut ignore);
             }
             if tool_exists("ip6tables-legacy-save") {
-                s.iptables_legacy_v6 =
-                    run_tool(&["ip6tables-legacy-save", "-t", "mangle"], &mut ignore);
+                s.iptables_legacy_v6 = run_tool(&["ip6tables-legacy-save"], &mut ignore);
             }
         }
         if s.nft.is_none() && s.iptables_v4.is_none() {
