@@ -28,7 +28,7 @@ fn haproxy_available(test: &str) -> bool {
         return false;
     }
     if !netns::which(HAPROXY) {
-        println!("SKIPPED (needs haproxy): {test}");
+        netns::skipped(&format!("SKIPPED (needs haproxy): {test}"));
         return false;
     }
     true
@@ -73,6 +73,19 @@ frontend ft_orig
 frontend ft_v6
     bind [fd00:1::1]:80 transparent
     default_backend bk_v6
+frontend ft_hsc
+    bind 10.10.1.1:84
+    option http-server-close
+    default_backend bk_web
+frontend ft_fixed
+    bind 10.10.1.1:85
+    default_backend bk_fixed
+listen ls_tcp
+    mode tcp
+    option tcplog
+    bind 10.10.1.1:83
+    source 0.0.0.0 usesrc clientip
+    server srv1 10.10.2.2:80
 backend bk_web
     balance source
     hash-type consistent
@@ -92,11 +105,14 @@ backend bk_orig
 backend bk_v6
     source [::] usesrc clientip
     server srv1 [fd00:2::2]:80
+backend bk_fixed
+    source 0.0.0.0 usesrc 10.10.1.200
+    server srv2 10.10.2.3:80
 "
     )
 }
 
-const FULL_PORTS: &[u16] = &[80, 81, 82, 8080, 8081];
+const FULL_PORTS: &[u16] = &[80, 81, 82, 83, 84, 85, 8080, 8081];
 
 fn get(lab: &Lab, from: Role, src: Option<&str>, dst: &str) -> netns::Echo {
     let r = lab
@@ -166,22 +182,84 @@ fn check_transparent_paths(lab: &Lab, fw: Firewall) {
         assert_eq!(e.peer, src, "T6b {fw:?}: {e:?}");
     }
 
+    // T5: mode tcp.
+    let e = get(lab, Role::Client, Some("10.10.1.3"), "10.10.1.1:83");
+    assert_eq!(
+        (e.peer.ip(), e.name.as_str()),
+        (ip("10.10.1.3"), "srv1"),
+        "T5 {fw:?}: {e:?}"
+    );
+
+    // T6a: http-server-close + usesrc clientip, 3 requests on one client connection.
+    let rs = lab
+        .http_keepalive(
+            Role::Client,
+            Some(sa("10.10.1.5:0")),
+            sa("10.10.1.1:84"),
+            3,
+            T,
+        )
+        .expect("T6a keep-alive");
+    assert_eq!(rs.len(), 3);
+    for r in &rs {
+        assert_eq!(
+            r.echo().expect("T6a echo").peer.ip(),
+            ip("10.10.1.5"),
+            "T6a {fw:?}"
+        );
+    }
+
+    // usesrc ADDR: a fixed, non-local source address.
+    let e = get(lab, Role::Client, None, "10.10.1.1:85");
+    assert_eq!(e.peer.ip(), ip("10.10.1.200"), "usesrc ADDR {fw:?}: {e:?}");
+
     // T9: IPv6.
     let e = get(lab, Role::Client, None, "[fd00:1::1]:80");
     assert_eq!(e.peer.ip(), ip("fd00:1::2"), "T9 {fw:?}: {e:?}");
     assert_eq!(e.local, sa("[fd00:2::2]:80"), "T9 {fw:?}: {e:?}");
 }
 
-fn run_haproxy_paths(fw: Firewall, test: &str) {
-    if !haproxy_available(test) {
-        return;
-    }
+/// Start `proxy` (HAProxy, or rhaproxy via `env!("CARGO_BIN_EXE_rhaproxy")`) with
+/// `full_config()` in a fresh lab with firewall `fw`, and check every transparent path.
+fn run_paths(proxy: &str, fw: Firewall, test: &str) {
     let mut lab = Lab::up(test).expect("lab up");
     lab.firewall(fw, true, true).expect("firewall");
     lab.start_echo_servers().expect("echo servers");
-    lab.start_proxy(HAPROXY, "haproxy", &full_config(), FULL_PORTS)
-        .expect("haproxy start");
+    lab.start_proxy(proxy, "proxy", &full_config(), FULL_PORTS)
+        .unwrap_or_else(|e| panic!("{proxy} start: {e}"));
     check_transparent_paths(&lab, fw);
+}
+
+fn run_haproxy_paths(fw: Firewall, test: &str) {
+    if haproxy_available(test) {
+        run_paths(HAPROXY, fw, test);
+    }
+}
+
+/// The same paths through rhaproxy, for the runtime team: remove the `ignore` once
+/// `rhaproxy -db -f cfg` proxies.
+#[test]
+#[ignore = "rhaproxy runtime not implemented yet"]
+fn rhaproxy_paths_nft() {
+    if netns::can_run("rhaproxy_paths_nft") {
+        run_paths(
+            env!("CARGO_BIN_EXE_rhaproxy"),
+            Firewall::Nft,
+            "rhaproxy_paths_nft",
+        );
+    }
+}
+
+#[test]
+#[ignore = "rhaproxy runtime not implemented yet"]
+fn rhaproxy_paths_iptables() {
+    if netns::can_run("rhaproxy_paths_iptables") {
+        run_paths(
+            env!("CARGO_BIN_EXE_rhaproxy"),
+            Firewall::Iptables,
+            "rhaproxy_paths_iptables",
+        );
+    }
 }
 
 #[test]
@@ -197,7 +275,7 @@ fn haproxy_paths_nft() {
 #[test]
 fn haproxy_paths_iptables_legacy() {
     if !netns::which("iptables-legacy-restore") {
-        println!("SKIPPED (needs iptables-legacy): haproxy_paths_iptables_legacy");
+        netns::skipped("SKIPPED (needs iptables-legacy): haproxy_paths_iptables_legacy");
         return;
     }
     run_haproxy_paths(Firewall::IptablesLegacy, "haproxy_paths_iptables_legacy");
@@ -232,7 +310,13 @@ fn full_needs(cfg: &str) -> TransparencyNeeds {
         n.transparent_binds
             .push((la(b), origin(cfg, &format!("bind {b} transparent"))));
     }
-    for b in ["10.10.1.1:81", "10.10.1.1:82"] {
+    for b in [
+        "10.10.1.1:81",
+        "10.10.1.1:82",
+        "10.10.1.1:83",
+        "10.10.1.1:84",
+        "10.10.1.1:85",
+    ] {
         n.plain_binds
             .push((la(b), origin(cfg, &format!("bind {b}"))));
     }

@@ -38,11 +38,17 @@ pub fn can_run(test: &str) -> bool {
     let root = nix::unistd::geteuid().is_root();
     let tools = ["ip", "socat"].iter().all(|t| which(t));
     if !root || !tools {
-        println!("SKIPPED (needs root and network namespaces): {test}");
-        eprintln!("SKIPPED (needs root and network namespaces): {test}");
+        skipped(&format!(
+            "SKIPPED (needs root and network namespaces): {test}"
+        ));
         return false;
     }
     true
+}
+
+/// Print a SKIPPED line straight to stderr, so libtest's output capture does not hide it.
+pub fn skipped(line: &str) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 pub fn which(tool: &str) -> bool {

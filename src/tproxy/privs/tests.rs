@@ -1,7 +1,7 @@
 use super::*;
 use crate::tproxy::addr::ListenAddr;
 use crate::tproxy::sockopt::{ListenOpts, missing_capability, transparent_listener};
-use crate::tproxy::testutil::is_root;
+use crate::tproxy::testutil::{is_root, skipped};
 use std::process::Command;
 
 const CHILD_ENV: &str = "RHX_PRIVS_CHILD";
@@ -138,7 +138,7 @@ fn child_entry() {
 #[test]
 fn drop_to_nobody_keeping_net_admin() {
     if !is_root() {
-        eprintln!("SKIPPED (needs root): drop privileges keeping capabilities");
+        skipped("SKIPPED (needs root): drop privileges keeping capabilities");
         return;
     }
     run_child("keep", &[]);
@@ -147,7 +147,7 @@ fn drop_to_nobody_keeping_net_admin() {
 #[test]
 fn drop_to_nobody_without_caps_refuses_transparency() {
     if !is_root() {
-        eprintln!("SKIPPED (needs root): drop privileges without capabilities");
+        skipped("SKIPPED (needs root): drop privileges without capabilities");
         return;
     }
     run_child("nocaps", &[]);
@@ -157,7 +157,7 @@ fn drop_to_nobody_without_caps_refuses_transparency() {
 #[test]
 fn chroot_then_drop() {
     if !is_root() {
-        eprintln!("SKIPPED (needs root): chroot");
+        skipped("SKIPPED (needs root): chroot");
         return;
     }
     let dir = std::env::temp_dir().join(format!("rhx-chroot-{}", std::process::id()));
