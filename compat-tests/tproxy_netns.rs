@@ -763,3 +763,141 @@ fn lab_cleans_up_on_panic() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// ------------------------------------------------------------------ rhaproxy's socket layer
+
+/// A minimal transparent relay built only from `rhaproxy::tproxy::sockopt`, run in the proxy
+/// namespace: proves the listener, original-destination and spoofing sockets on real TPROXY
+/// plumbing (not just loopback) before the runtime uses them.
+#[test]
+fn sockopt_relay_in_lab() {
+    use rhaproxy::tproxy::addr::{ClientAddr, OrigDstAddr};
+    use rhaproxy::tproxy::sockopt::{
+        ListenOpts, SourceBind, original_destination, transparent_connect_socket,
+        transparent_listener,
+    };
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let test = "sockopt_relay_in_lab";
+    if !netns::can_run(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.start_echo_servers().unwrap();
+
+    #[derive(Clone, Copy)]
+    enum Route {
+        To(&'static str, bool),
+        OrigDst,
+    }
+    // listen address -> (where to, usesrc client (true) or clientip (false))
+    let plan: Vec<(&str, Route)> = vec![
+        ("10.10.9.9:80", Route::To("10.10.2.2:80", false)), // VIP on no interface
+        ("10.10.1.1:82", Route::To("10.10.2.3:80", true)),  // usesrc client
+        ("0.0.0.0:8081", Route::OrigDst),                   // intercept, server = original dst
+        ("[fd00:1::1]:80", Route::To("[fd00:2::2]:80", false)),
+    ];
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stop2 = stop.clone();
+    let ns = format!("/run/netns/{}", lab.ns(Role::Lb));
+    let relay = std::thread::spawn(move || {
+        let f = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let opts = ListenOpts {
+            transparent: true,
+            ..Default::default()
+        };
+        let ls: Vec<(std::net::TcpListener, Route)> = plan
+            .iter()
+            .map(|(a, r)| {
+                let s = transparent_listener(ListenAddr(sa(a)), &opts).unwrap();
+                (std::net::TcpListener::from(s), *r)
+            })
+            .collect();
+        ready_tx.send(()).unwrap();
+        while !stop2.load(Ordering::Relaxed) {
+            for (l, route) in &ls {
+                let Ok((mut c, peer)) = l.accept() else {
+                    continue;
+                };
+                c.set_nonblocking(false).unwrap();
+                let OrigDstAddr(orig) = original_destination(&c).unwrap();
+                let (server, client_port) = match route {
+                    Route::To(s, cp) => (ServerAddr(sa(s)), *cp),
+                    Route::OrigDst => (ServerAddr(orig), false),
+                };
+                let client = ClientAddr(peer);
+                let bind = if client_port {
+                    SourceBind::client(client)
+                } else {
+                    SourceBind::client_ip(client)
+                };
+                let sock = transparent_connect_socket(server, &bind).unwrap();
+                sock.set_nonblocking(false).unwrap();
+                sock.connect(&server.sock_addr().into()).unwrap();
+                let mut s: std::net::TcpStream = sock.into();
+                let mut req = Vec::new();
+                let mut b = [0u8; 2048];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = c.read(&mut b).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&b[..n]);
+                }
+                let hdr = format!("X-Orig-Dst: {orig}\r\n\r\n");
+                let end = req.len() - 2;
+                req.splice(end.., hdr.into_bytes());
+                s.write_all(&req).unwrap();
+                std::io::copy(&mut s, &mut c).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let e = get(&lab, Role::Client, None, "10.10.9.9:80");
+        assert_eq!(
+            (e.peer.ip(), e.name.as_str()),
+            (ip("10.10.1.2"), "srv1"),
+            "{e:?}"
+        );
+        assert_eq!(e.xod, "10.10.9.9:80");
+        let rs = lab
+            .http_keepalive(
+                Role::Client,
+                Some(sa("10.10.1.6:46001")),
+                sa("10.10.1.1:82"),
+                1,
+                T,
+            )
+            .unwrap();
+        assert_eq!(
+            rs[0].echo().unwrap().peer,
+            sa("10.10.1.6:46001"),
+            "usesrc client"
+        );
+        let e = get(&lab, Role::Client, Some("10.10.1.7"), "10.10.2.3:8000");
+        assert_eq!(
+            (e.peer.ip(), e.local),
+            (ip("10.10.1.7"), sa("10.10.2.3:8000")),
+            "{e:?}"
+        );
+        assert_eq!(e.xod, "10.10.2.3:8000", "original destination");
+        let e = get(&lab, Role::Client, None, "[fd00:1::1]:80");
+        assert_eq!(
+            (e.peer.ip(), e.local),
+            (ip("fd00:1::2"), sa("[fd00:2::2]:80")),
+            "{e:?}"
+        );
+    }));
+    stop.store(true, Ordering::Relaxed);
+    relay.join().unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

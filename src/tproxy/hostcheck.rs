@@ -663,7 +663,6 @@ impl Ctx<'_> {
             .fw
             .socket_rules
             .iter()
-            .chain(std::iter::empty())
             .filter(|r| r.fams.has(f))
             .filter_map(|r| r.mark)
             .chain(
