@@ -341,8 +341,57 @@ fn full_needs(cfg: &str) -> TransparencyNeeds {
             &["[fd00:2::2]:80"],
             "source [::] usesrc clientip",
         ),
+        be("ls_tcp", Family::V4, &["10.10.2.2:80"], "usesrc clientip"),
+        be(
+            "bk_fixed",
+            Family::V4,
+            &["10.10.2.3:80"],
+            "usesrc 10.10.1.200",
+        ),
     ];
     n
+}
+
+/// The same, derived by rhaproxy's own config parser and `tproxy::from_ir`.
+fn ir_needs(cfg: &str) -> TransparencyNeeds {
+    // `http-request` (only used to expose %[dst] to the echo server) is not parsed by rhaproxy
+    // yet; blank it out, keeping the line numbers.
+    let cfg: String = cfg
+        .lines()
+        .map(|l| if l.contains("http-request") { "" } else { l })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut d = rhaproxy::diag::Diags::captured();
+    let parsed = rhaproxy::config::parse_str("lab.cfg", &cfg, &mut d).expect("config parses");
+    assert!(!d.fatal, "{:?}", d.messages);
+    rhaproxy::tproxy::from_ir::needs(&parsed)
+}
+
+#[test]
+fn ir_needs_match_hand_written() {
+    let cfg = full_config();
+    let (a, b) = (full_needs(&cfg), ir_needs(&cfg));
+    let sorted = |v: &[(ListenAddr, Origin)]| {
+        let mut v = v.to_vec();
+        v.sort_by_key(|(_, o)| o.line);
+        v
+    };
+    assert_eq!(sorted(&a.transparent_binds), sorted(&b.transparent_binds));
+    assert_eq!(sorted(&a.plain_binds), sorted(&b.plain_binds));
+    let key = |n: &TransparencyNeeds| {
+        let mut v: Vec<(String, Family, Vec<ServerAddr>)> = n
+            .usesrc_backends
+            .iter()
+            .map(|b| (b.name.clone(), b.family, b.servers.clone()))
+            .collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    let mut hand = key(&a);
+    for h in &mut hand {
+        h.2.retain(|s| !s.ip().is_unspecified());
+    }
+    assert_eq!(hand, key(&b));
 }
 
 fn host_check(lab: &Lab, needs: &TransparencyNeeds) -> Report {
@@ -550,7 +599,7 @@ fn hostcheck_nft_fixes_applied() {
         return;
     }
     let cfg = full_config();
-    let needs = full_needs(&cfg);
+    let needs = ir_needs(&cfg);
     let mut lab = Lab::up(test).expect("lab up");
     lab.firewall(Firewall::Nft, true, true).unwrap();
     lab.start_echo_servers().unwrap();

@@ -7,6 +7,7 @@
 //!   and names every missing piece with the command that fixes it.
 
 pub mod addr;
+pub mod from_ir;
 pub mod hostcheck;
 pub mod json;
 
