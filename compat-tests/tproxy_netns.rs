@@ -950,3 +950,49 @@ fn sockopt_relay_in_lab() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// T12: with conntrack forced on and `ct state invalid drop` everywhere, every transparent mode
+/// still works (the spoofed server connections are not seen as invalid).
+#[test]
+fn haproxy_paths_with_conntrack_invalid_drop() {
+    let test = "haproxy_paths_with_conntrack_invalid_drop";
+    if !haproxy_available(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.feed(
+        Role::Lb,
+        &["nft", "-f", "-"],
+        "table inet rhxct {
+  chain input { type filter hook input priority filter; policy accept; ct state invalid counter drop; }
+  chain forward { type filter hook forward priority filter; policy accept; ct state invalid counter drop; }
+  chain output { type filter hook output priority filter; policy accept; ct state invalid counter drop; }
+}
+",
+    )
+    .unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(HAPROXY, "haproxy", &full_config(), FULL_PORTS)
+        .unwrap();
+    check_transparent_paths(&lab, Firewall::Nft);
+    // conntrack did see the connections
+    let tracked = lab
+        .sh(
+            Role::Lb,
+            "if [ -r /proc/net/nf_conntrack ]; then grep -c 'dport=80' /proc/net/nf_conntrack || true; else echo -; fi",
+        )
+        .unwrap();
+    println!("conntrack entries with dport=80: {}", tracked.trim());
+    if let Ok(n) = tracked.trim().parse::<u32>() {
+        assert!(n > 0, "conntrack saw no connection");
+    }
+    let counters = lab.sh(Role::Lb, "nft list table inet rhxct").unwrap();
+    assert!(
+        counters
+            .lines()
+            .filter(|l| l.contains("counter"))
+            .all(|l| l.contains("packets 0 ")),
+        "packets dropped as invalid:\n{counters}"
+    );
+}
