@@ -4,6 +4,7 @@
 use crate::config::ir::{self, Cap as ProxyCap, Config, ServerTarget};
 use crate::tproxy::addr::{Family, ListenAddr, ServerAddr};
 use crate::tproxy::hostcheck::{Origin, TransparencyNeeds, UsesrcBackend};
+use crate::tproxy::privs::{Cap, PrivDrop, resolve_group, resolve_user};
 use crate::tproxy::sockopt::{PortSpec, SourcePolicy, UseSrc};
 use std::net::{IpAddr, SocketAddr};
 
@@ -120,12 +121,8 @@ pub fn needs(cfg: &Config) -> TransparencyNeeds {
     };
     n.keeps_caps = g.setcap.as_ref().is_some_and(|c| {
         c.value.iter().any(|w| {
-            w.split(',').any(|c| {
-                matches!(
-                    crate::tproxy::privs::Cap::parse(c.trim()),
-                    Some(crate::tproxy::privs::Cap::NetAdmin | crate::tproxy::privs::Cap::NetRaw)
-                )
-            })
+            w.split(',')
+                .any(|c| matches!(Cap::parse(c.trim()), Some(Cap::NetAdmin | Cap::NetRaw)))
         })
     });
     n
@@ -134,6 +131,56 @@ pub fn needs(cfg: &Config) -> TransparencyNeeds {
 /// `ip` normalised for comparisons with kernel output (IPv4-mapped IPv6 to IPv4).
 pub fn plain_ip(ip: IpAddr) -> IpAddr {
     crate::tproxy::addr::unmap(ip)
+}
+
+/// Read the host and check it against what `cfg` needs (the `--check-host` style entry point:
+/// print the report, exit with [`Report::exit_status`]).
+pub fn check_host(cfg: &Config) -> crate::tproxy::hostcheck::Report {
+    crate::tproxy::hostcheck::run(&needs(cfg))
+}
+
+/// The privilege drop of the global section: `chroot`, `user`/`uid`, `group`/`gid` (names
+/// resolved now, before any chroot) and the capabilities kept by `setcap`. `user NAME` also
+/// gives NAME's primary group unless `group`/`gid` is set.
+pub fn priv_drop(cfg: &Config) -> std::io::Result<PrivDrop> {
+    let g = &cfg.global;
+    let mut d = PrivDrop::default();
+    if let Some(u) = &g.user {
+        let (uid, gid) = resolve_user(&u.value)?;
+        d.uid = Some(uid);
+        d.gid = Some(gid);
+    }
+    if let Some(uid) = &g.uid {
+        d.uid = Some(uid.value);
+    }
+    if let Some(gr) = &g.group {
+        d.gid = Some(resolve_group(&gr.value)?);
+    }
+    if let Some(gid) = &g.gid {
+        d.gid = Some(gid.value);
+    }
+    d.chroot = g.chroot.as_ref().map(|c| c.value.clone().into());
+    if let Some(c) = &g.setcap {
+        for w in c.value.iter().flat_map(|w| w.split(',')) {
+            let w = w.trim();
+            if w.is_empty() {
+                continue;
+            }
+            match Cap::parse(w) {
+                Some(cap) if !d.keep.contains(&cap) => d.keep.push(cap),
+                Some(_) => {}
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "setcap: unsupported capability '{w}' (supported: cap_net_admin, cap_net_raw, cap_net_bind_service)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -230,6 +277,31 @@ backend bk_fixed
         );
         assert_eq!(n.runs_as_user.as_deref(), Some("nobody"));
         assert!(n.keeps_caps);
+    }
+
+    #[test]
+    fn privilege_drop_from_global() {
+        let mut cfg = parsed();
+        let d = priv_drop(&cfg).unwrap();
+        let (uid, gid) = resolve_user("nobody").unwrap();
+        assert_eq!(
+            (d.uid, d.gid, d.chroot.clone()),
+            (Some(uid), Some(gid), None)
+        );
+        assert!(d.keep.is_empty());
+        let loc = cfg.global.user.as_ref().unwrap().loc.clone();
+        cfg.global.setcap = Some(ir::Located::new(
+            vec!["cap_net_admin,cap_net_bind_service".into()],
+            loc.clone(),
+        ));
+        cfg.global.gid = Some(ir::Located::new(4242, loc.clone()));
+        cfg.global.chroot = Some(ir::Located::new("/var/empty".into(), loc.clone()));
+        let d = priv_drop(&cfg).unwrap();
+        assert_eq!(d.keep, vec![Cap::NetAdmin, Cap::NetBindService]);
+        assert_eq!(d.gid, Some(4242));
+        assert_eq!(d.chroot, Some("/var/empty".into()));
+        cfg.global.setcap = Some(ir::Located::new(vec!["cap_sys_admin".into()], loc));
+        assert!(priv_drop(&cfg).is_err());
     }
 
     #[test]
