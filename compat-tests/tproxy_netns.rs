@@ -117,8 +117,13 @@ const FULL_PORTS: &[u16] = &[80, 81, 82, 83, 84, 85, 8080, 8081];
 fn get(lab: &Lab, from: Role, src: Option<&str>, dst: &str) -> netns::Echo {
     let r = lab
         .http_get(from, src.map(ip), sa(dst), "/", T)
-        .unwrap_or_else(|e| panic!("GET {dst} from {src:?}: {e}"));
-    assert_eq!(r.status, 200, "GET {dst} from {src:?}: {r:?}");
+        .unwrap_or_else(|e| panic!("GET {dst} from {src:?}: {e}\n{}", lab.proxy_logs(8)));
+    assert_eq!(
+        r.status,
+        200,
+        "GET {dst} from {src:?}: {r:?}\n{}",
+        lab.proxy_logs(8)
+    );
     r.echo()
         .unwrap_or_else(|| panic!("no peer-echo body: {r:?}"))
 }
