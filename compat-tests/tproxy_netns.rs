@@ -1001,3 +1001,39 @@ fn haproxy_paths_with_conntrack_invalid_drop() {
         "packets dropped as invalid:\n{counters}"
     );
 }
+
+/// Rules loaded with iptables-legacy (read through iptables-legacy-save): the fix uses it too.
+#[test]
+fn hostcheck_iptables_legacy() {
+    let test = "hostcheck_iptables_legacy";
+    if !haproxy_available(test) {
+        return;
+    }
+    if !netns::which("iptables-legacy-restore") {
+        netns::skipped("SKIPPED (needs iptables-legacy): hostcheck_iptables_legacy");
+        return;
+    }
+    let cfg = full_config();
+    let needs = full_needs(&cfg);
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::IptablesLegacy, true, true).unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(HAPROXY, "haproxy", &cfg, FULL_PORTS)
+        .unwrap();
+    ready(&lab, &needs);
+    lab.sh(
+        Role::Lb,
+        "iptables-legacy -t mangle -D PREROUTING -p tcp -m socket -j DIVERT",
+    )
+    .unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.1.1:80"));
+    let r = host_check(&lab, &needs);
+    expect_missing(
+        &r,
+        "ipv4-socket-rule",
+        &["iptables-legacy -t mangle -I PREROUTING -p tcp -m socket --transparent -j DIVERT"],
+    );
+    apply(&lab, &r, "ipv4-socket-rule", &[]);
+    get(&lab, Role::Client, None, "10.10.1.1:80");
+    ready(&lab, &needs);
+}

@@ -412,13 +412,6 @@ fn fam_tag(f: Family) -> &'static str {
     }
 }
 
-fn ipt(f: Family) -> &'static str {
-    match f {
-        Family::V4 => "iptables",
-        Family::V6 => "ip6tables",
-    }
-}
-
 fn ip_cmd(f: Family) -> &'static str {
     match f {
         Family::V4 => "ip",
@@ -504,6 +497,25 @@ impl Ctx<'_> {
             .unwrap_or(DEFAULT_MARK)
     }
 
+    /// The iptables flavour whose rules are loaded: the legacy one only when its rules are the
+    /// only iptables rules (with `iptables` = iptables-nft, both run side by side).
+    fn ipt_source(&self) -> FwSource {
+        if self.fw.legacy_rules_seen && !self.fw.iptables_rules_seen {
+            FwSource::IptablesLegacy
+        } else {
+            FwSource::Iptables
+        }
+    }
+
+    fn ipt(&self, f: Family) -> &'static str {
+        match (self.ipt_source(), f) {
+            (FwSource::IptablesLegacy, Family::V4) => "iptables-legacy",
+            (FwSource::IptablesLegacy, Family::V6) => "ip6tables-legacy",
+            (_, Family::V4) => "iptables",
+            (_, Family::V6) => "ip6tables",
+        }
+    }
+
     fn socket_rule_fix(&self, f: Family, mark: u32) -> Vec<String> {
         match self.style {
             Style::Nft => vec![
@@ -512,10 +524,13 @@ impl Ctx<'_> {
                 format!("nft add rule inet rhaproxy prerouting meta l4proto tcp socket transparent 1 meta mark set {mark} accept"),
             ],
             Style::Iptables => {
-                let t = ipt(f);
-                let existing = self.fw.divert_chains.iter().find(|(src, fams, _, m)| {
-                    *src != FwSource::Nft && fams.has(f) && m.is_some()
-                });
+                let t = self.ipt(f);
+                let src = self.ipt_source();
+                let existing = self
+                    .fw
+                    .divert_chains
+                    .iter()
+                    .find(|(s, fams, _, m)| *s == src && fams.has(f) && m.is_some());
                 match existing {
                     Some((_, _, chain, _)) => vec![format!(
                         "{t} -t mangle -I PREROUTING -p tcp -m socket --transparent -j {chain}"
@@ -544,7 +559,7 @@ impl Ctx<'_> {
             }
             Style::Iptables => vec![format!(
                 "{} -t mangle -A PREROUTING -p tcp --dport <port-to-intercept> -j TPROXY --on-port {port} --tproxy-mark {mark}",
-                ipt(f)
+                self.ipt(f)
             )],
         }
     }
@@ -689,10 +704,20 @@ impl Ctx<'_> {
             return;
         };
         for m in marks {
+            let mut via = String::new();
             let table = match routing::table_for_mark(&rules, m) {
                 Some(r) => {
+                    let sel = match (r.fwmark, r.fwmask) {
+                        (Some(v), u32::MAX) => format!("fwmark {v:#x}"),
+                        (Some(v), k) => format!("fwmark {v:#x}/{k:#x}"),
+                        (None, _) => "?".into(),
+                    };
+                    via = format!(
+                        " (chosen by rule priority {}: {sel} lookup {})",
+                        r.priority, r.table
+                    );
                     self.report.ok.push(format!(
-                        "{tag} policy rule: fwmark {m} lookup {} (priority {})",
+                        "{tag} policy rule: mark {m} -> table {} (priority {}: {sel})",
                         r.table, r.priority
                     ));
                     r.table.clone()
@@ -722,7 +747,7 @@ impl Ctx<'_> {
                     format!("{tag}-local-route"),
                     Severity::Error,
                     format!(
-                        "{f} routing table {table} has no `local default dev lo` route: packets with mark {m} \
+                        "{f} routing table {table}{via} has no `local default dev lo` route: packets with mark {m} \
                          are not delivered to the local socket"
                     ),
                     users.clone(),
@@ -995,7 +1020,7 @@ pub fn check(needs: &TransparencyNeeds, snap: &HostSnapshot) -> Report {
     }
     let style = if !fw.native_nft_tables.is_empty() {
         Style::Nft
-    } else if fw.iptables_rules_seen || snap.nft.is_none() {
+    } else if fw.iptables_rules_seen || fw.legacy_rules_seen || snap.nft.is_none() {
         Style::Iptables
     } else {
         Style::Nft
