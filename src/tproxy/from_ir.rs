@@ -134,7 +134,7 @@ pub fn plain_ip(ip: IpAddr) -> IpAddr {
 }
 
 /// Read the host and check it against what `cfg` needs (the `--check-host` style entry point:
-/// print the report, exit with [`Report::exit_status`]).
+/// print the report, exit with [`crate::tproxy::hostcheck::Report::exit_status`]).
 pub fn check_host(cfg: &Config) -> crate::tproxy::hostcheck::Report {
     crate::tproxy::hostcheck::run(&needs(cfg))
 }

@@ -151,7 +151,7 @@ pub fn set_thread_caps(st: &CapState) -> io::Result<()> {
     Ok(())
 }
 
-/// Parse a `CapEff:`-style line value from /proc/<pid>/status text.
+/// Parse a `CapEff:`-style line value from `/proc/<pid>/status` text.
 pub fn caps_from_status(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|l| {
         let rest = l.strip_prefix(field)?.strip_prefix(':')?;
