@@ -40,7 +40,7 @@ defaults
     mode http
     log global
     option httplog
-    timeout connect 1s
+    timeout connect 2s
     timeout client 5s
     timeout server 5s
     retries 1
