@@ -144,7 +144,10 @@ pub fn check_host(cfg: &Config) -> crate::tproxy::hostcheck::Report {
 /// gives NAME's primary group unless `group`/`gid` is set.
 pub fn priv_drop(cfg: &Config) -> std::io::Result<PrivDrop> {
     let g = &cfg.global;
-    let mut d = PrivDrop::default();
+    let mut d = PrivDrop {
+        drop_bounding: true,
+        ..Default::default()
+    };
     if let Some(u) = &g.user {
         let (uid, gid) = resolve_user(&u.value)?;
         d.uid = Some(uid);

@@ -64,6 +64,7 @@ fn child_entry() {
                 uid: Some(uid),
                 gid: Some(gid),
                 keep: vec![Cap::NetAdmin, Cap::NetBindService],
+                drop_bounding: true,
                 ..Default::default()
             })
             .unwrap();
@@ -74,6 +75,7 @@ fn child_entry() {
             let st = status();
             assert_eq!(caps_from_status(&st, "CapEff"), Some(0x1400), "{st}");
             assert_eq!(caps_from_status(&st, "CapPrm"), Some(0x1400), "{st}");
+            assert_eq!(caps_from_status(&st, "CapBnd"), Some(0x1400), "{st}");
             assert!(!nix::sys::prctl::get_keepcaps().unwrap());
             // CAP_NET_ADMIN kept: IP_TRANSPARENT and a non-local bind work; NET_BIND_SERVICE: :80.
             transparent_listener(ListenAddr("192.0.2.10:80".parse().unwrap()), &opts)
@@ -104,6 +106,7 @@ fn child_entry() {
                 uid: Some(uid),
                 gid: Some(gid),
                 keep: vec![Cap::NetRaw],
+                drop_bounding: false,
             })
             .unwrap();
             assert!(std::path::Path::new("/marker").exists());
