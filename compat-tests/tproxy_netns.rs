@@ -1037,3 +1037,147 @@ fn hostcheck_iptables_legacy() {
     get(&lab, Role::Client, None, "10.10.1.1:80");
     ready(&lab, &needs);
 }
+
+// ------------------------------------------------------------------ user + TPROXY (T8 fixed)
+
+const RELAY_CHILD_ENV: &str = "RHX_RELAY_CHILD";
+
+/// Body of the re-executed test binary (a no-op in a normal run): runs in the proxy namespace,
+/// binds a transparent VIP listener as root, drops to `nobody` keeping CAP_NET_ADMIN (or
+/// nothing), then relays one connection with `usesrc clientip` from a socket created *after*
+/// the drop.
+#[test]
+fn relay_child() {
+    use rhaproxy::tproxy::addr::ClientAddr;
+    use rhaproxy::tproxy::privs::{Cap, PrivDrop, caps_from_status, drop_privileges, resolve_user};
+    use rhaproxy::tproxy::sockopt::{
+        ListenOpts, SourceBind, missing_capability, transparent_connect_socket,
+        transparent_listener,
+    };
+    use std::io::{Read, Write};
+    let Ok(mode) = std::env::var(RELAY_CHILD_ENV) else {
+        return;
+    };
+    let l = transparent_listener(
+        ListenAddr(sa("10.10.9.9:90")),
+        &ListenOpts {
+            transparent: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (uid, gid) = resolve_user("nobody").unwrap();
+    drop_privileges(&PrivDrop {
+        uid: Some(uid),
+        gid: Some(gid),
+        keep: if mode == "keep" {
+            vec![Cap::NetAdmin]
+        } else {
+            vec![]
+        },
+        drop_bounding: true,
+        chroot: None,
+    })
+    .unwrap();
+    let st = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    println!(
+        "uid={} CapEff={:#x}",
+        nix::unistd::getuid(),
+        caps_from_status(&st, "CapEff").unwrap()
+    );
+    let l = std::net::TcpListener::from(l);
+    l.set_nonblocking(false).unwrap();
+    let (mut c, peer) = l.accept().unwrap();
+    let server = ServerAddr(sa("10.10.2.2:80"));
+    match transparent_connect_socket(server, &SourceBind::client_ip(ClientAddr(peer))) {
+        Ok(sock) => {
+            sock.set_nonblocking(false).unwrap();
+            sock.connect(&server.sock_addr().into()).unwrap();
+            let mut s: std::net::TcpStream = sock.into();
+            let mut req = Vec::new();
+            let mut b = [0u8; 2048];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut b).unwrap();
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&b[..n]);
+            }
+            s.write_all(&req).unwrap();
+            std::io::copy(&mut s, &mut c).unwrap();
+            println!("RELAYED");
+        }
+        Err(e) => {
+            assert!(missing_capability(&e).is_some(), "{e}");
+            println!("REFUSED: {e}");
+        }
+    }
+}
+
+fn spawn_relay_child(lab: &mut Lab, mode: &str) -> netns::ProcId {
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.to_str().unwrap().to_string();
+    let env = format!("{RELAY_CHILD_ENV}={mode}");
+    let id = lab
+        .spawn(
+            Role::Lb,
+            &format!("relay-{mode}"),
+            &[
+                "env",
+                &env,
+                &exe,
+                "--exact",
+                "relay_child",
+                "--nocapture",
+                "--test-threads=1",
+            ],
+        )
+        .unwrap();
+    lab.wait_listen(Role::Lb, id, &[90]).unwrap();
+    id
+}
+
+fn wait_exit(lab: &mut Lab, id: netns::ProcId) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lab.exited(id).is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = format!(
+        "{}{}",
+        lab.proc(id).stdout_text(),
+        lab.proc(id).stderr_text()
+    );
+    lab.stop(id);
+    out
+}
+
+/// HAProxy 2.6 refuses `user` with usesrc (T8a) and silently breaks without privileges (T8b);
+/// rhaproxy's privilege drop keeps CAP_NET_ADMIN, so a process running as nobody still spoofs,
+/// and without the capability the failure is a named error, not a hang.
+#[test]
+fn usesrc_as_nobody_keeping_cap_net_admin() {
+    let test = "usesrc_as_nobody_keeping_cap_net_admin";
+    if !netns::can_run(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Iptables, true, false).unwrap();
+    lab.start_echo_servers().unwrap();
+
+    let id = spawn_relay_child(&mut lab, "keep");
+    let e = get(&lab, Role::Client, Some("10.10.1.8"), "10.10.9.9:90");
+    assert_eq!(e.peer.ip(), ip("10.10.1.8"), "{e:?}");
+    let out = wait_exit(&mut lab, id);
+    assert!(out.contains("uid=65534 CapEff=0x1000"), "{out}");
+    assert!(out.contains("RELAYED"), "{out}");
+
+    let id = spawn_relay_child(&mut lab, "nokeep");
+    assert!(fails(&lab, Role::Client, "10.10.9.9:90"));
+    let out = wait_exit(&mut lab, id);
+    assert!(out.contains("uid=65534 CapEff=0x0"), "{out}");
+    assert!(
+        out.contains("REFUSED: cannot set IP_TRANSPARENT on the outgoing socket for [10.10.1.2:0]")
+            && out.contains("CAP_NET_ADMIN"),
+        "{out}"
+    );
+}
