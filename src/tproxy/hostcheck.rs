@@ -632,6 +632,16 @@ impl Ctx<'_> {
         let tag = fam_tag(f);
         let mark = self.chosen_mark(f);
         // 1. socket-match rule
+        if !self.fw_read {
+            self.push(
+                format!("{tag}-firewall-unknown"),
+                Severity::Warning,
+                "the firewall could not be read (nft / iptables-save missing or not permitted; run \
+                 the check as root): the socket-match and TPROXY rules were not checked",
+                users.clone(),
+                vec![],
+            );
+        }
         if self.fw_read {
             let socket_rules: Vec<_> = self
                 .fw

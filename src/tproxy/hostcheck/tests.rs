@@ -526,3 +526,22 @@ fn legacy_only_rules_get_legacy_commands() {
         vec!["iptables-legacy -t mangle -I PREROUTING -p tcp -m socket --transparent -j DIVERT"]
     );
 }
+
+#[test]
+fn unreadable_firewall_is_a_warning() {
+    let mut s = good_snapshot();
+    s.nft = None;
+    s.unavailable
+        .push("`nft -j list ruleset` failed: Operation not permitted".into());
+    let r = check(&needs_v4(), &s);
+    assert!(r.ready(), "{r}");
+    assert_eq!(
+        r.find("ipv4-firewall-unknown").unwrap().severity,
+        Severity::Warning
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.id == "host-read" && f.message.contains("nft"))
+    );
+}
