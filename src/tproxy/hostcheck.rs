@@ -151,7 +151,17 @@ pub const DEFAULT_MARK: u32 = 1;
 
 fn run_tool(args: &[&str], unavailable: &mut Vec<String>) -> Option<String> {
     match Command::new(args[0]).args(&args[1..]).output() {
-        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) if o.status.success() => {
+            let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
+            // iptables-save prints "# Warning: iptables-legacy tables present" on stderr
+            for l in String::from_utf8_lossy(&o.stderr).lines() {
+                if l.starts_with("# Warning") {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            Some(out)
+        }
         Ok(o) => {
             unavailable.push(format!(
                 "`{}` failed: {}",
@@ -240,11 +250,12 @@ impl HostSnapshot {
         if tool_exists("nft") {
             s.nft = run_tool(&["nft", "-j", "list", "ruleset"], u);
         }
+        // Without `-t mangle`: with the legacy backend, naming a table creates it.
         if tool_exists("iptables-save") {
-            s.iptables_v4 = run_tool(&["iptables-save", "-t", "mangle"], u);
+            s.iptables_v4 = run_tool(&["iptables-save"], u);
         }
         if tool_exists("ip6tables-save") {
-            s.iptables_v6 = run_tool(&["ip6tables-save", "-t", "mangle"], u);
+            s.iptables_v6 = run_tool(&["ip6tables-save"], u);
         }
         let nft_backend = s.iptables_v4.is_some()
             && Command::new("iptables-save")
@@ -255,12 +266,10 @@ impl HostSnapshot {
         if nft_backend {
             let mut ignore = Vec::new();
             if tool_exists("iptables-legacy-save") {
-                s.iptables_legacy_v4 =
-                    run_tool(&["iptables-legacy-save", "-t", "mangle"], &mut ignore);
+                s.iptables_legacy_v4 = run_tool(&["iptables-legacy-save"], &mut ignore);
             }
             if tool_exists("ip6tables-legacy-save") {
-                s.iptables_legacy_v6 =
-                    run_tool(&["ip6tables-legacy-save", "-t", "mangle"], &mut ignore);
+                s.iptables_legacy_v6 = run_tool(&["ip6tables-legacy-save"], &mut ignore);
             }
         }
         if s.nft.is_none() && s.iptables_v4.is_none() {
@@ -403,13 +412,6 @@ fn fam_tag(f: Family) -> &'static str {
     }
 }
 
-fn ipt(f: Family) -> &'static str {
-    match f {
-        Family::V4 => "iptables",
-        Family::V6 => "ip6tables",
-    }
-}
-
 fn ip_cmd(f: Family) -> &'static str {
     match f {
         Family::V4 => "ip",
@@ -495,6 +497,25 @@ impl Ctx<'_> {
             .unwrap_or(DEFAULT_MARK)
     }
 
+    /// The iptables flavour whose rules are loaded: the legacy one only when its rules are the
+    /// only iptables rules (with `iptables` = iptables-nft, both run side by side).
+    fn ipt_source(&self) -> FwSource {
+        if self.fw.legacy_rules_seen && !self.fw.iptables_rules_seen {
+            FwSource::IptablesLegacy
+        } else {
+            FwSource::Iptables
+        }
+    }
+
+    fn ipt(&self, f: Family) -> &'static str {
+        match (self.ipt_source(), f) {
+            (FwSource::IptablesLegacy, Family::V4) => "iptables-legacy",
+            (FwSource::IptablesLegacy, Family::V6) => "ip6tables-legacy",
+            (_, Family::V4) => "iptables",
+            (_, Family::V6) => "ip6tables",
+        }
+    }
+
     fn socket_rule_fix(&self, f: Family, mark: u32) -> Vec<String> {
         match self.style {
             Style::Nft => vec![
@@ -503,10 +524,13 @@ impl Ctx<'_> {
                 format!("nft add rule inet rhaproxy prerouting meta l4proto tcp socket transparent 1 meta mark set {mark} accept"),
             ],
             Style::Iptables => {
-                let t = ipt(f);
-                let existing = self.fw.divert_chains.iter().find(|(src, fams, _, m)| {
-                    *src != FwSource::Nft && fams.has(f) && m.is_some()
-                });
+                let t = self.ipt(f);
+                let src = self.ipt_source();
+                let existing = self
+                    .fw
+                    .divert_chains
+                    .iter()
+                    .find(|(s, fams, _, m)| *s == src && fams.has(f) && m.is_some());
                 match existing {
                     Some((_, _, chain, _)) => vec![format!(
                         "{t} -t mangle -I PREROUTING -p tcp -m socket --transparent -j {chain}"
@@ -535,7 +559,7 @@ impl Ctx<'_> {
             }
             Style::Iptables => vec![format!(
                 "{} -t mangle -A PREROUTING -p tcp --dport <port-to-intercept> -j TPROXY --on-port {port} --tproxy-mark {mark}",
-                ipt(f)
+                self.ipt(f)
             )],
         }
     }
@@ -608,6 +632,16 @@ impl Ctx<'_> {
         let tag = fam_tag(f);
         let mark = self.chosen_mark(f);
         // 1. socket-match rule
+        if !self.fw_read {
+            self.push(
+                format!("{tag}-firewall-unknown"),
+                Severity::Warning,
+                "the firewall could not be read (nft / iptables-save missing or not permitted; run \
+                 the check as root): the socket-match and TPROXY rules were not checked",
+                users.clone(),
+                vec![],
+            );
+        }
         if self.fw_read {
             let socket_rules: Vec<_> = self
                 .fw
@@ -654,7 +688,6 @@ impl Ctx<'_> {
             .fw
             .socket_rules
             .iter()
-            .chain(std::iter::empty())
             .filter(|r| r.fams.has(f))
             .filter_map(|r| r.mark)
             .chain(
@@ -681,10 +714,20 @@ impl Ctx<'_> {
             return;
         };
         for m in marks {
+            let mut via = String::new();
             let table = match routing::table_for_mark(&rules, m) {
                 Some(r) => {
+                    let sel = match (r.fwmark, r.fwmask) {
+                        (Some(v), u32::MAX) => format!("fwmark {v:#x}"),
+                        (Some(v), k) => format!("fwmark {v:#x}/{k:#x}"),
+                        (None, _) => "?".into(),
+                    };
+                    via = format!(
+                        " (chosen by rule priority {}: {sel} lookup {})",
+                        r.priority, r.table
+                    );
                     self.report.ok.push(format!(
-                        "{tag} policy rule: fwmark {m} lookup {} (priority {})",
+                        "{tag} policy rule: mark {m} -> table {} (priority {}: {sel})",
                         r.table, r.priority
                     ));
                     r.table.clone()
@@ -714,7 +757,7 @@ impl Ctx<'_> {
                     format!("{tag}-local-route"),
                     Severity::Error,
                     format!(
-                        "{f} routing table {table} has no `local default dev lo` route: packets with mark {m} \
+                        "{f} routing table {table}{via} has no `local default dev lo` route: packets with mark {m} \
                          are not delivered to the local socket"
                     ),
                     users.clone(),
@@ -987,7 +1030,7 @@ pub fn check(needs: &TransparencyNeeds, snap: &HostSnapshot) -> Report {
     }
     let style = if !fw.native_nft_tables.is_empty() {
         Style::Nft
-    } else if fw.iptables_rules_seen || snap.nft.is_none() {
+    } else if fw.iptables_rules_seen || fw.legacy_rules_seen || snap.nft.is_none() {
         Style::Iptables
     } else {
         Style::Nft

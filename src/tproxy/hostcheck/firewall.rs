@@ -102,8 +102,10 @@ pub struct FwModel {
     pub legacy_tables_present: bool,
     /// User chains of the mangle table per family source, with the mark their MARK rule sets.
     pub divert_chains: Vec<(FwSource, Fams, String, Option<u32>)>,
-    /// Whether any iptables (either backend) rule was seen at all.
+    /// Whether any rule was seen in `iptables-save`/`ip6tables-save` output (default backend).
     pub iptables_rules_seen: bool,
+    /// Whether any rule was seen in `iptables-legacy-save`/`ip6tables-legacy-save` output.
+    pub legacy_rules_seen: bool,
 }
 
 impl FwModel {
@@ -115,6 +117,7 @@ impl FwModel {
         self.legacy_tables_present |= o.legacy_tables_present;
         self.divert_chains.extend(o.divert_chains);
         self.iptables_rules_seen |= o.iptables_rules_seen;
+        self.legacy_rules_seen |= o.legacy_rules_seen;
     }
 }
 
@@ -429,7 +432,12 @@ pub fn parse_iptables_save(text: &str, v6: bool, source: FwSource) -> FwModel {
                 rules.push(r);
             }
         }
-        model.iptables_rules_seen |= line.starts_with("-A ");
+        if line.starts_with("-A ") {
+            match source {
+                FwSource::IptablesLegacy => model.legacy_rules_seen = true,
+                _ => model.iptables_rules_seen = true,
+            }
+        }
     }
     let chain_mark = |c: &str| -> Option<u32> {
         rules

@@ -120,6 +120,7 @@ fn iptables_legacy_save_and_warning() {
     let s = &m.socket_rules[0];
     assert_eq!((s.mark, s.transparent_only), (Some(1), true));
     assert_eq!(s.location, "mangle PREROUTING");
+    assert!(m.legacy_rules_seen && !m.iptables_rules_seen);
     let t = &m.tproxy_rules[0];
     assert_eq!((t.on_port, t.mark), (50080, Some(1)));
     assert_eq!(t.on_ip, Some("127.0.0.1".parse().unwrap()));
@@ -506,5 +507,41 @@ fn no_firewall_at_all_suggests_nft_when_available() {
     assert!(
         r.find("ipv4-tproxy-port-8080").unwrap().fix[2]
             .contains("tproxy ip to :8080 meta mark set 111")
+    );
+}
+
+#[test]
+fn legacy_only_rules_get_legacy_commands() {
+    let mut s = good_snapshot();
+    s.nft = Some(r#"{"nftables": [{"metainfo": {"json_schema_version": 1}}]}"#.into());
+    s.iptables_v4 = Some(String::new());
+    // the lab's iptables rules, loaded with iptables-legacy-restore, minus the socket rule
+    s.iptables_legacy_v4 = Some(
+        fx!("iptables-nft-save.txt").replace("-A PREROUTING -p tcp -m socket -j DIVERT\n", ""),
+    );
+    let r = check(&needs_v4(), &s);
+    assert_eq!(errors(&r), vec!["ipv4-socket-rule"], "{r}");
+    assert_eq!(
+        r.find("ipv4-socket-rule").unwrap().fix,
+        vec!["iptables-legacy -t mangle -I PREROUTING -p tcp -m socket --transparent -j DIVERT"]
+    );
+}
+
+#[test]
+fn unreadable_firewall_is_a_warning() {
+    let mut s = good_snapshot();
+    s.nft = None;
+    s.unavailable
+        .push("`nft -j list ruleset` failed: Operation not permitted".into());
+    let r = check(&needs_v4(), &s);
+    assert!(r.ready(), "{r}");
+    assert_eq!(
+        r.find("ipv4-firewall-unknown").unwrap().severity,
+        Severity::Warning
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.id == "host-read" && f.message.contains("nft"))
     );
 }
