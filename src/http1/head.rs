@@ -11,7 +11,7 @@
 //! * NUL/CTL/DEL bytes inside header values, DEL inside the URI,
 //! * a status line without reason phrase,
 //!
-//! and on inputs HAProxy *rejects* (8-bit bytes and `#` in the URI). Pre-processing the buffer
+//! and on inputs HAProxy *rejects* (`#` in the URI). Pre-processing the buffer
 //! into something httparse would accept would require a copy plus a second scan, so the head is
 //! tokenized here by a small hand-written line scanner whose byte classes follow HAProxy's
 //! measured verdicts. httparse is still used as a differential oracle in unit tests and in the
