@@ -356,7 +356,9 @@ pub fn scan_head(buf: &[u8], is_request: bool, limits: &Limits) -> Result<Scan, 
                 headers,
                 len: next,
             };
-            if head.htx_size() > limits.max_head_size() {
+            // The raw head must fit in the input buffer too (leading empty lines and blanks
+            // around values take buffer room without counting in the HTX size).
+            if head.htx_size() > limits.max_head_size() || next > limits.bufsize {
                 return Err(SyntaxError::HeadTooLarge);
             }
             return Ok(Scan::Complete(head));

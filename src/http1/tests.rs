@@ -955,3 +955,25 @@ fn errorfile_validation_messages() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn identical_content_lengths_are_merged() {
+    let r = req(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nA: 1\r\nContent-Length: 5\r\n\r\n");
+    assert_eq!(
+        r.headers,
+        vec![
+            Header::new(b"Content-Length", b"5"),
+            Header::new(b"A", b"1")
+        ]
+    );
+    let r = req(b"POST / HTTP/1.1\r\nContent-Length: 5, 05\r\n\r\n");
+    assert_eq!(hv(&r.headers, "content-length"), vec![b"5".as_slice()]);
+    let r = req(b"POST / HTTP/1.1\r\nContent-Length: 007\r\n\r\n");
+    assert_eq!(hv(&r.headers, "content-length"), vec![b"007".as_slice()]);
+    let r = resp(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+        RequestInfo::default(),
+    )
+    .unwrap();
+    assert_eq!(hv(&r.headers, "content-length"), vec![b"2".as_slice()]);
+}
