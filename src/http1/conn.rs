@@ -182,3 +182,43 @@ pub fn rewrite_response_for_client(resp: &mut Response, req_version_11: bool, pl
         resp.headers.push(Header::new(b"connection", b"keep-alive"));
     }
 }
+
+/// Timeouts that govern waiting for a request head (facts §7): `timeout http-request`
+/// (falls back to `timeout client`), `timeout http-keep-alive` (falls back to http-request,
+/// then client).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadTimeouts {
+    pub client: Option<std::time::Duration>,
+    pub http_request: Option<std::time::Duration>,
+    pub http_keep_alive: Option<std::time::Duration>,
+}
+
+/// What to do when the head wait expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnHeadTimeout {
+    /// Send the built-in 408 (mux flavour) and close.
+    Send408,
+    /// Close without a word.
+    CloseSilently,
+}
+
+/// Which timer to arm while waiting for a request head, and what to do when it fires.
+/// Measured (http-request 700ms, http-keep-alive 300ms): on the first request of a
+/// connection the 408 is sent even if nothing at all was received; between keep-alive
+/// requests an idle connection is closed silently after http-keep-alive, but as soon as
+/// any byte of the next request arrived (even an empty line) it is the http-request timer
+/// and a 408. `None` duration = wait forever.
+pub fn head_wait(
+    first_request: bool,
+    pending_bytes: usize,
+    t: &HeadTimeouts,
+) -> (Option<std::time::Duration>, OnHeadTimeout) {
+    if first_request || pending_bytes > 0 {
+        (t.http_request.or(t.client), OnHeadTimeout::Send408)
+    } else {
+        (
+            t.http_keep_alive.or(t.http_request).or(t.client),
+            OnHeadTimeout::CloseSilently,
+        )
+    }
+}

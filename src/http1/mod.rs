@@ -26,8 +26,9 @@ mod tests;
 
 pub use body::{BodyFramer, Direction, Step};
 pub use conn::{
-    ConnPlan, ForwardFor, HttpMode, effective_mode, finish_client_plan, plan_request,
-    rewrite_request_for_server, rewrite_response_for_client,
+    ConnPlan, ForwardFor, HeadTimeouts, HttpMode, OnHeadTimeout, effective_mode,
+    finish_client_plan, head_wait, plan_request, rewrite_request_for_server,
+    rewrite_response_for_client,
 };
 
 pub use errors::{ErrorFlavor, builtin_error, load_errorfile, load_errorfile_with};

@@ -977,3 +977,38 @@ fn identical_content_lengths_are_merged() {
     .unwrap();
     assert_eq!(hv(&r.headers, "content-length"), vec![b"2".as_slice()]);
 }
+
+#[test]
+fn head_wait_timers() {
+    use std::time::Duration;
+    let ms = Duration::from_millis;
+    let t = HeadTimeouts {
+        client: Some(ms(5000)),
+        http_request: Some(ms(700)),
+        http_keep_alive: Some(ms(300)),
+    };
+    assert_eq!(
+        head_wait(true, 0, &t),
+        (Some(ms(700)), OnHeadTimeout::Send408)
+    );
+    assert_eq!(
+        head_wait(false, 2, &t),
+        (Some(ms(700)), OnHeadTimeout::Send408)
+    );
+    assert_eq!(
+        head_wait(false, 0, &t),
+        (Some(ms(300)), OnHeadTimeout::CloseSilently)
+    );
+    let only_client = HeadTimeouts {
+        client: Some(ms(5000)),
+        ..HeadTimeouts::default()
+    };
+    assert_eq!(head_wait(false, 0, &only_client).0, Some(ms(5000)));
+    assert_eq!(head_wait(true, 0, &only_client).0, Some(ms(5000)));
+    let no_ka = HeadTimeouts {
+        http_keep_alive: None,
+        ..t
+    };
+    assert_eq!(head_wait(false, 0, &no_ka).0, Some(ms(700)));
+    assert_eq!(head_wait(true, 0, &HeadTimeouts::default()).0, None);
+}
