@@ -421,3 +421,201 @@ fn errorfiles_match_haproxy() {
     }
     eprintln!("errorfiles: {compared} cases compared");
 }
+
+// ------------------------------------------------------------------ response side
+
+use rhaproxy::http1::body::{BodyFramer, Direction};
+use rhaproxy::http1::conn::{
+    HttpMode, finish_client_plan, plan_request, rewrite_response_for_client,
+};
+use rhaproxy::http1::message::{Parsed, parse_request, parse_response};
+use rhaproxy::http1::serialize::{WriteOpts, write_response_head};
+
+/// (name, server response, deviation note). The expected result is whatever HAProxy does.
+fn response_vectors() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
+    let v = |n, b: &[u8]| (n, b.to_vec(), None);
+    vec![
+        v("ok", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("cl_and_te", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGARBAGE"),
+        v("te_chunked_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhi"),
+        v("te_chunked_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_gzip_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_vtab", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \x0bchunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_http10", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("cl_conflict", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi"),
+        v("cl_twice", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi"),
+        v("cl_plus", b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nhi"),
+        v("no_reason", b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nhi"),
+        v("lowercase_version", b"http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("version_2_0", b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("reason_ctl", b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nhi"),
+        v("reason_8bit", b"HTTP/1.1 200 \xe9\r\nContent-Length: 2\r\n\r\nhi"),
+        v("space_before_colon", b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 2\r\n\r\nhi"),
+        v("obs_fold", b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nhi"),
+        v("bare_lf", b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi"),
+        v("close_delimited", b"HTTP/1.1 200 OK\r\n\r\nhello"),
+        v("close_delimited_10", b"HTTP/1.0 200 OK\r\n\r\nhello"),
+        v("204_with_cl", b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
+        v("304_with_cl", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"),
+        v("100_then_200", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("103_then_200", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("101_without_upgrade", b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nhi"),
+        v("chunk_size_2p52", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000\r\nhi"),
+        v("chunk_size_non_hex", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi"),
+        v("chunk_trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\n"),
+        v("garbage", b"garbage\r\n\r\n"),
+        v("empty", b""),
+        v("keep_alive", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi"),
+        v("server_close", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"),
+        v("empty_header_name", b"HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 2\r\n\r\nhi"),
+        v("bare_cr_in_value", b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nhi"),
+        (
+            "status_4_digits",
+            b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+            Some("HAProxy forwards status 2000; rhaproxy requires 3 digits (502)"),
+        ),
+        (
+            "status_2_digits",
+            b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+            Some("HAProxy forwards status 20 without its Content-Length; rhaproxy: 502"),
+        ),
+        (
+            "status_099",
+            b"HTTP/1.1 099 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+            Some("HAProxy forwards status 099 without its Content-Length; rhaproxy: 502"),
+        ),
+    ]
+}
+
+/// Our view of a response: the status the client gets and the head we would send.
+fn our_response(resp_bytes: &[u8], req_bytes: &[u8]) -> (u16, Vec<u8>) {
+    let limits = Limits::default();
+    let Ok(Parsed::Complete(req)) = parse_request(req_bytes, &limits) else {
+        panic!("request")
+    };
+    let mut at = 0;
+    let mut out = Vec::new();
+    loop {
+        match parse_response(&resp_bytes[at..], req.info(), &limits) {
+            Ok(Parsed::Complete(mut r)) => {
+                let mut body = BodyFramer::new(r.body, Direction::Response);
+                let step = body.advance(&resp_bytes[at + r.head_len..]);
+                if let Err(e) = step {
+                    return (e.status, Vec::new());
+                }
+                let plan = finish_client_plan(
+                    plan_request(&req, HttpMode::KeepAlive, HttpMode::KeepAlive),
+                    &r,
+                );
+                rewrite_response_for_client(&mut r, req.version.is_11(), plan);
+                write_response_head(&mut out, &r, WriteOpts::default());
+                if r.interim {
+                    at += r.head_len;
+                    continue;
+                }
+                return (r.status, out);
+            }
+            // Server closed before a complete head.
+            Ok(_) => return (502, Vec::new()),
+            Err(e) => return (e.status, Vec::new()),
+        }
+    }
+}
+
+#[test]
+fn response_verdicts_match_haproxy() {
+    require_haproxy!();
+    let vectors = response_vectors();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let srv_port = listener.local_addr().unwrap().port();
+    let table: Vec<(String, Vec<u8>)> = vectors
+        .iter()
+        .map(|(n, b, _)| (n.to_string(), b.clone()))
+        .collect();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let table = table.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while head_end(&got).is_none() {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&got);
+                let path = line
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                if let Some((_, resp)) = table.iter().find(|(n, _)| n == path) {
+                    let _ = c.write_all(resp);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            });
+        }
+    });
+    let (_h, ports) = start("responses", 1, |p, _| {
+        format!(
+            "defaults\n  mode http\n  timeout client 3s\n  timeout server 2s\n  timeout connect 2s\n  \
+             timeout http-request 2s\n  timeout http-keep-alive 200ms\n\
+             frontend fe\n  bind 127.0.0.1:{}\n  default_backend be\nbackend be\n  server s 127.0.0.1:{srv_port}\n",
+            p[0]
+        )
+    });
+    let mut matched = 0;
+    let mut mismatches = Vec::new();
+    let mut deviations = 0;
+    for (name, bytes, deviation) in &vectors {
+        let req = format!("GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n");
+        // Read until HAProxy closes (keep-alive timeout 200ms, or close after the response).
+        let mut s = TcpStream::connect(("127.0.0.1", ports[0])).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let (ours_status, ours_head) = our_response(bytes, req.as_bytes());
+        // HAProxy's final response: skip interim 1xx heads.
+        let mut at = 0;
+        let mut their_heads = Vec::new();
+        while let Some(end) = head_end(&got[at..]) {
+            their_heads.extend_from_slice(&got[at..at + end]);
+            let st = status(&got[at..]);
+            if !(100..200).contains(&st) {
+                break;
+            }
+            at += end;
+        }
+        let their_status = status(&got[at..]);
+        if let Some(why) = deviation {
+            deviations += 1;
+            eprintln!("deviation {name}: haproxy {their_status}, rhaproxy {ours_status} ({why})");
+            assert_eq!(ours_status, 502);
+            continue;
+        }
+        let heads_match =
+            their_status != ours_status || ours_status == 502 || their_heads == ours_head;
+        if their_status == ours_status && heads_match {
+            matched += 1;
+        } else {
+            mismatches.push(format!(
+                "{name}: haproxy {their_status} {:?}\n   rhaproxy {ours_status} {:?}",
+                String::from_utf8_lossy(&their_heads),
+                String::from_utf8_lossy(&ours_head)
+            ));
+        }
+    }
+    eprintln!(
+        "response vectors: {matched}/{} matched HAProxy (status and forwarded head), {deviations} documented deviation(s)",
+        vectors.len() - deviations
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}

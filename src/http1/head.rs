@@ -11,7 +11,7 @@
 //! * NUL/CTL/DEL bytes inside header values, DEL inside the URI,
 //! * a status line without reason phrase,
 //!
-//! and on inputs HAProxy *rejects* (8-bit bytes and `#` in the URI). Pre-processing the buffer
+//! and on inputs HAProxy *rejects* (`#` in the URI). Pre-processing the buffer
 //! into something httparse would accept would require a copy plus a second scan, so the head is
 //! tokenized here by a small hand-written line scanner whose byte classes follow HAProxy's
 //! measured verdicts. httparse is still used as a differential oracle in unit tests and in the
@@ -356,7 +356,9 @@ pub fn scan_head(buf: &[u8], is_request: bool, limits: &Limits) -> Result<Scan, 
                 headers,
                 len: next,
             };
-            if head.htx_size() > limits.max_head_size() {
+            // The raw head must fit in the input buffer too (leading empty lines and blanks
+            // around values take buffer room without counting in the HTX size).
+            if head.htx_size() > limits.max_head_size() || next > limits.bufsize {
                 return Err(SyntaxError::HeadTooLarge);
             }
             return Ok(Scan::Complete(head));

@@ -204,6 +204,32 @@ fn content_length(headers: &[Header]) -> Result<Option<u64>, &'static str> {
     Ok(cl)
 }
 
+/// Several identical Content-Length values (`5` + `5`, `5, 5`) are merged into one
+/// `Content-Length` field at the place of the first one (measured on responses: HAProxy
+/// forwards a single `content-length: 2` for two `Content-Length: 2` fields).
+fn merge_content_length(headers: &mut Vec<Header>, cl: u64) {
+    let elems: usize = headers
+        .iter()
+        .filter(|h| h.is("content-length"))
+        .map(|h| list_elements(&h.value).count())
+        .sum();
+    if elems <= 1 {
+        return;
+    }
+    let mut first = true;
+    headers.retain_mut(|h| {
+        if !h.is("content-length") {
+            return true;
+        }
+        if first {
+            first = false;
+            h.value = cl.to_string().into_bytes();
+            return true;
+        }
+        false
+    });
+}
+
 /// Verdict on the Transfer-Encoding list (all TE headers concatenated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TeVerdict {
@@ -359,7 +385,10 @@ fn request_rules(head: RawHead) -> Result<Request, HttpError> {
             BodyKind::Chunked
         }
         TeVerdict::Absent => match cl {
-            Some(n) => BodyKind::Length(n),
+            Some(n) => {
+                merge_content_length(&mut headers, n);
+                BodyKind::Length(n)
+            }
             None => BodyKind::None,
         },
     };
@@ -475,7 +504,11 @@ fn response_rules(head: RawHead, req: RequestInfo) -> Result<Response, HttpError
                 force_close = true;
             }
         }
-        TeVerdict::Absent => {}
+        TeVerdict::Absent => {
+            if let Some(n) = cl {
+                merge_content_length(&mut headers, n);
+            }
+        }
     }
     let mut interim = false;
     let body = if status == 101 {

@@ -18,10 +18,18 @@ pub mod serialize;
 pub mod vectors;
 pub mod verdict;
 
+pub use serialize::{WriteOpts, write_request_head, write_response_head};
+pub use verdict::{RequestVerdict, request_verdict};
+
 #[cfg(test)]
 mod tests;
 
 pub use body::{BodyFramer, Direction, Step};
+pub use conn::{
+    ConnPlan, ForwardFor, HeadTimeouts, HttpMode, OnHeadTimeout, effective_mode,
+    finish_client_plan, head_wait, plan_request, rewrite_request_for_server,
+    rewrite_response_for_client,
+};
 
 pub use errors::{ErrorFlavor, builtin_error, load_errorfile, load_errorfile_with};
 pub use head::{Header, Limits, Version};
