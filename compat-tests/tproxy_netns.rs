@@ -824,7 +824,16 @@ fn lab_cleans_up_on_panic() {
 /// namespace: proves the listener, original-destination and spoofing sockets on real TPROXY
 /// plumbing (not just loopback) before the runtime uses them.
 #[test]
-fn sockopt_relay_in_lab() {
+fn sockopt_relay_in_lab_nft() {
+    sockopt_relay_in_lab(Firewall::Nft, "sockopt_relay_in_lab_nft");
+}
+
+#[test]
+fn sockopt_relay_in_lab_iptables() {
+    sockopt_relay_in_lab(Firewall::Iptables, "sockopt_relay_in_lab_iptables");
+}
+
+fn sockopt_relay_in_lab(fw: Firewall, test: &str) {
     use rhaproxy::tproxy::addr::{ClientAddr, OrigDstAddr};
     use rhaproxy::tproxy::sockopt::{
         ListenOpts, SourceBind, original_destination, transparent_connect_socket,
@@ -834,12 +843,11 @@ fn sockopt_relay_in_lab() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let test = "sockopt_relay_in_lab";
     if !netns::can_run(test) {
         return;
     }
     let mut lab = Lab::up(test).expect("lab up");
-    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.firewall(fw, true, true).unwrap();
     lab.start_echo_servers().unwrap();
 
     #[derive(Clone, Copy)]
@@ -853,6 +861,7 @@ fn sockopt_relay_in_lab() {
         ("10.10.1.1:82", Route::To("10.10.2.3:80", true)),  // usesrc client
         ("0.0.0.0:8081", Route::OrigDst),                   // intercept, server = original dst
         ("[fd00:1::1]:80", Route::To("[fd00:2::2]:80", false)),
+        ("[::]:8082", Route::OrigDst), // IPv6 intercept
     ];
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -948,6 +957,13 @@ fn sockopt_relay_in_lab() {
             (ip("fd00:1::2"), sa("[fd00:2::2]:80")),
             "{e:?}"
         );
+        let e = get(&lab, Role::Client, None, "[fd00:2::3]:8000");
+        assert_eq!(
+            (e.peer.ip(), e.local),
+            (ip("fd00:1::2"), sa("[fd00:2::3]:8000")),
+            "{e:?}"
+        );
+        assert_eq!(e.xod, "[fd00:2::3]:8000", "IPv6 original destination");
     }));
     stop.store(true, Ordering::Relaxed);
     relay.join().unwrap();
