@@ -433,6 +433,15 @@ impl Lab {
 
     /// Load the firewall rules in the proxy namespace (replacing any loaded before).
     pub fn firewall(&self, fw: Firewall, divert: bool, intercept: bool) -> io::Result<()> {
+        self.load_firewall(fw, divert, intercept).map_err(|e| {
+            io::Error::other(format!(
+                "loading {fw:?} TPROXY rules failed (does the kernel have TPROXY and socket-match \
+                 support: nft_tproxy/nft_socket or xt_TPROXY/xt_socket?): {e}"
+            ))
+        })
+    }
+
+    fn load_firewall(&self, fw: Firewall, divert: bool, intercept: bool) -> io::Result<()> {
         self.firewall_flush()?;
         let (v4, v6) = Self::firewall_rules(fw, divert, intercept);
         match fw {
