@@ -964,6 +964,51 @@ fn sockopt_relay_in_lab(fw: Firewall, test: &str) {
             "{e:?}"
         );
         assert_eq!(e.xod, "[fd00:2::3]:8000", "IPv6 original destination");
+
+        // the host check sees the IPv6 TPROXY rule of the [::]:8082 listener, and misses it
+        let o = Origin::new("relay", 1);
+        let needs = TransparencyNeeds {
+            transparent_binds: [
+                "10.10.9.9:80",
+                "0.0.0.0:8081",
+                "[fd00:1::1]:80",
+                "[::]:8082",
+            ]
+            .iter()
+            .map(|a| (ListenAddr(sa(a)), o.clone()))
+            .collect(),
+            plain_binds: vec![(ListenAddr(sa("10.10.1.1:82")), o.clone())],
+            usesrc_backends: vec![
+                UsesrcBackend {
+                    name: "v4".into(),
+                    family: Family::V4,
+                    origin: o.clone(),
+                    servers: vec![ServerAddr(sa("10.10.2.2:80"))],
+                },
+                UsesrcBackend {
+                    name: "v6".into(),
+                    family: Family::V6,
+                    origin: o.clone(),
+                    servers: vec![ServerAddr(sa("[fd00:2::2]:80"))],
+                },
+            ],
+            ..Default::default()
+        };
+        let r = host_check(&lab, &needs);
+        assert!(r.ready(), "{r}");
+        assert!(
+            r.ok.iter()
+                .any(|l| l.starts_with("ipv6 TPROXY to port 8082")),
+            "{r}"
+        );
+        lab.firewall(fw, true, false).unwrap();
+        let r = host_check(&lab, &needs);
+        let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            errs,
+            vec!["ipv4-tproxy-port-8081", "ipv6-tproxy-port-8082"],
+            "{r}"
+        );
     }));
     stop.store(true, Ordering::Relaxed);
     relay.join().unwrap();
