@@ -1242,3 +1242,53 @@ fn usesrc_as_nobody_keeping_cap_net_admin() {
         "{out}"
     );
 }
+
+/// `rhaproxy -ct -f cfg` in the proxy namespace: exit 0 and READY on the lab, exit 1 naming the
+/// missing piece and its fix once a piece is removed.
+#[test]
+fn rhaproxy_ct_in_lab() {
+    let test = "rhaproxy_ct_in_lab";
+    if !netns::can_run(test) {
+        return;
+    }
+    let cfg = "global
+    log stdout format raw local0 info
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend ft_vip
+    bind 10.10.9.9:80 transparent
+    bind 0.0.0.0:8080 transparent
+    default_backend bk_web
+backend bk_web
+    source 0.0.0.0 usesrc clientip
+    server srv1 10.10.2.2:80
+    server srv2 10.10.2.3:80
+";
+    let bin = env!("CARGO_BIN_EXE_rhaproxy");
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Iptables, true, true).unwrap();
+    let (rc, out, err) = lab.run_proxy(bin, "ct-ready", cfg, &["-ct"], Duration::from_secs(10));
+    assert_eq!(rc, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("transparent proxying host check: READY"),
+        "{out}"
+    );
+    assert!(out.contains("[WARNING] same-subnet-clients"), "{out}");
+
+    lab.sh(Role::Lb, "ip rule del fwmark 111 lookup 100")
+        .unwrap();
+    let (rc, out, err) = lab.run_proxy(bin, "ct-norule", cfg, &["-ct"], Duration::from_secs(10));
+    assert_eq!(rc, Some(1), "{out}{err}");
+    assert!(out.contains("[MISSING] ipv4-fwmark-rule"), "{out}");
+    assert!(
+        out.contains("    fix: ip rule add fwmark 111 lookup 100\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ct-norule.cfg:9"),
+        "the VIP bind line is named: {out}"
+    );
+}
