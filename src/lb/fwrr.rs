@@ -79,6 +79,7 @@ impl Group {
             next_weight: tot,
             ins: 0,
         };
+        #[allow(clippy::needless_range_loop)]
         for i in 0..ews.len() {
             if ews[i] > 0 {
                 let init = g.init_tree();
@@ -144,6 +145,7 @@ impl Group {
         }
     }
 
+    #[allow(clippy::wrong_self_convention)]
     fn from_group(&mut self) -> Option<usize> {
         let s1 = self.curr.first().map(|&(_, _, i)| i);
         if let Some(i) = s1 {

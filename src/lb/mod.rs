@@ -99,7 +99,7 @@ pub enum Headers<'a> {
     /// case-insensitively, first occurrence wins.
     List(&'a [(&'a [u8], &'a [u8])]),
     /// A lookup returning the first occurrence's raw value for a name.
-    Lookup(&'a dyn Fn(&[u8]) -> Option<&'a [u8]>),
+    Lookup(&'a (dyn Fn(&[u8]) -> Option<&'a [u8]> + Sync)),
 }
 
 /// What a request offers as hashing input.
@@ -382,6 +382,7 @@ impl Balancer {
             .collect();
         let mut cumulative = vec![0u32; n];
         let (mut ca, mut cb) = (0u32, 0u32);
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             if !ok(i) {
                 continue;
