@@ -38,11 +38,17 @@ pub fn can_run(test: &str) -> bool {
     let root = nix::unistd::geteuid().is_root();
     let tools = ["ip", "socat"].iter().all(|t| which(t));
     if !root || !tools {
-        println!("SKIPPED (needs root and network namespaces): {test}");
-        eprintln!("SKIPPED (needs root and network namespaces): {test}");
+        skipped(&format!(
+            "SKIPPED (needs root and network namespaces): {test}"
+        ));
         return false;
     }
     true
+}
+
+/// Print a SKIPPED line straight to stderr, so libtest's output capture does not hide it.
+pub fn skipped(line: &str) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 pub fn which(tool: &str) -> bool {
@@ -221,6 +227,12 @@ impl Lab {
             let name = lab.ns(r);
             run_ok(Command::new("ip").args(["netns", "add", &name]))?;
             lab.namespaces.push(name);
+            // No duplicate address detection, also for link-local addresses: links are usable
+            // (neighbour discovery included) as soon as they are up.
+            lab.sh(
+                r,
+                "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+            )?;
         }
         let (c, lb, sw) = (lab.ns(Role::Client), lab.ns(Role::Lb), lab.ns(Role::Sw));
         run_ok(Command::new("ip").args([
@@ -473,6 +485,24 @@ impl Lab {
         Ok(ProcId(self.procs.len() - 1))
     }
 
+    /// The last `n` lines of every started proxy's stdout and stderr (for failure messages).
+    pub fn proxy_logs(&self, n: usize) -> String {
+        let mut out = String::new();
+        for p in self.procs.iter().flatten().filter(|p| p.role == Role::Lb) {
+            for (what, text) in [("stdout", p.stdout_text()), ("stderr", p.stderr_text())] {
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(n)..];
+                if !tail.is_empty() {
+                    let _ = writeln!(out, "--- {} {what} (last {} lines)", p.name, tail.len());
+                    for l in tail {
+                        let _ = writeln!(out, "{l}");
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn proc(&self, id: ProcId) -> &Proc {
         self.procs[id.0].as_ref().expect("process already stopped")
     }
@@ -531,6 +561,20 @@ impl Lab {
                 )?;
                 self.wait_listen(r, id, &[port]).map_err(io::Error::other)?;
             }
+        }
+        // Warm the neighbour caches (ARP/ND) of the proxy and the servers, so the first spoofed
+        // connection does not wait for address resolution.
+        for dst in [
+            "10.10.2.2:80",
+            "10.10.2.3:80",
+            "[fd00:2::2]:80",
+            "[fd00:2::3]:80",
+        ] {
+            let dst: SocketAddr = dst.parse().unwrap();
+            self.in_ns(Role::Lb, move || {
+                http_get_here(None, dst, "/", Duration::from_secs(3), 1)
+            })
+            .map_err(|e| io::Error::other(format!("warm-up {dst}: {e}")))?;
         }
         Ok(())
     }
@@ -802,5 +846,12 @@ impl Lab {
         let (out, err) = (self.proc(id).stdout_text(), self.proc(id).stderr_text());
         self.stop(id);
         (st.and_then(|s| s.code()), out, err)
+    }
+}
+
+impl ProcId {
+    /// The n-th process started in a lab.
+    pub fn nth(n: usize) -> ProcId {
+        ProcId(n)
     }
 }

@@ -100,6 +100,8 @@ enum Current {
     Other(&'static keywords::other::SectionKw),
     /// A section whose header failed; its lines are skipped.
     Broken,
+    /// After the pre-1.5 `listen NAME ADDR` form HAProxy rejects every line of the section.
+    BrokenListen,
 }
 
 /// One `.if` level: whether some branch already ran, whether this branch runs, `.else` seen.
@@ -114,8 +116,8 @@ pub struct Parser<'d> {
     pub diags: &'d mut Diags,
     pub cfg: Config,
     cur: Current,
-    /// Proxy names already declared, for the duplicate check: (name, kind, loc).
-    declared: Vec<(String, ProxyKind, Loc)>,
+    /// Proxy names already declared, for the duplicate check.
+    declared: std::collections::HashMap<String, Vec<(ProxyKind, Loc)>>,
 }
 
 /// Parsing stopped at once (HAProxy's ERR_ABORT): no further checks run.
@@ -128,7 +130,7 @@ pub fn parse_files(files: &[String], diags: &mut Diags) -> Result<Config, Aborte
         diags,
         cfg: Config::default(),
         cur: Current::None,
-        declared: Vec::new(),
+        declared: Default::default(),
     };
     for f in files {
         let data = match std::fs::read(f) {
@@ -166,7 +168,7 @@ pub fn parse_str(name: &str, text: &str, diags: &mut Diags) -> Result<Config, Ab
         diags,
         cfg: Config::default(),
         cur: Current::None,
-        declared: Vec::new(),
+        declared: Default::default(),
     };
     p.cfg.files.push(name.to_string());
     let aborted = p.parse_file(name, text.as_bytes());
@@ -468,6 +470,7 @@ impl Parser<'_> {
                 ctx.alert_tight(format!("unknown keyword '{}' out of section.", words[0]));
             }
             Current::Broken => {}
+            Current::BrokenListen => ctx.alert("'listen' or 'defaults' expected."),
             Current::Global => global_line(&mut ctx, &mut self.cfg.global, &words),
             Current::Proxy(p) => proxy_line(&mut ctx, p, &words),
             Current::Other(s) => {
@@ -488,6 +491,14 @@ impl Parser<'_> {
         let l = Some((&*loc.file, loc.line));
         let kind = match kw {
             "global" => {
+                if let Some(x) = words.get(1) {
+                    self.diags.alert(
+                        l,
+                        format!(
+                            "parsing [{loc}] : 'global' cannot handle unexpected argument '{x}'."
+                        ),
+                    );
+                }
                 self.cur = Current::Global;
                 return false;
             }
@@ -557,24 +568,18 @@ impl Parser<'_> {
                         "parsing [{loc}] : please use the 'bind' keyword for listening addresses."
                     ),
                 );
-                self.cur = Current::Broken;
+                self.cur = Current::BrokenListen;
                 return false;
             }
-            (Some(x), _) => {
-                self.diags.alert(
-                    l,
-                    format!("parsing [{loc}] : '{kw}' cannot handle unexpected argument '{x}'."),
-                );
-                self.cur = Current::Broken;
-                return false;
-            }
+            // HAProxy 2.6 ignores extra words after a defaults section's name.
+            (Some(_), _) => {}
         }
         if kind != ProxyKind::Defaults {
             let cap = kind.cap();
-            if let Some((_, pk, ploc)) = self
+            if let Some((pk, ploc)) = self
                 .declared
-                .iter()
-                .find(|(n, k, _)| *n == name && k.cap().intersects(cap))
+                .get(&name)
+                .and_then(|v| v.iter().find(|(k, _)| k.cap().intersects(cap)))
             {
                 self.diags.alert(
                     l,
@@ -588,7 +593,10 @@ impl Parser<'_> {
                     ),
                 );
             }
-            self.declared.push((name.clone(), kind, loc.clone()));
+            self.declared
+                .entry(name.clone())
+                .or_default()
+                .push((kind, loc.clone()));
         }
         // Find the defaults to inherit from.
         let base: Option<usize> = match &from {
@@ -603,8 +611,7 @@ impl Parser<'_> {
                         l,
                         format!("parsing [{loc}] : defaults section '{d}' not found for {kw} '{name}'."),
                     );
-                        self.cur = Current::Broken;
-                        return false;
+                        return true;
                     }
                 }
             }

@@ -225,7 +225,7 @@ fn check_families(cfg: &Config, diags: &mut Diags) {
                 let fix = if sip.is_ipv4() {
                     "source 0.0.0.0 usesrc clientip"
                 } else {
-                    "source ipv6@:: usesrc clientip"
+                    "source [::] usesrc clientip"
                 };
                 diags.alert(
                     Some((&s.loc.file, s.loc.line)),

@@ -29,10 +29,15 @@ fn is_l7_balance(p: &Proxy) -> bool {
 }
 
 pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
-    let mode_of = |cfg: &Config, name: &str| -> Option<(Mode, Loc)> {
-        cfg.proxy(name, Cap::BE)
-            .map(|b| (b.mode.value, b.loc.clone()))
-    };
+    // Backends by name, built once: a lookup per routing rule must not scan every proxy.
+    let mut backends: std::collections::HashMap<String, (Mode, Loc)> = Default::default();
+    for b in cfg.proxies.iter().filter(|b| b.cap().contains(Cap::BE)) {
+        backends
+            .entry(b.name.clone())
+            .or_insert_with(|| (b.mode.value, b.loc.clone()));
+    }
+    let mode_of =
+        |_cfg: &Config, name: &str| -> Option<(Mode, Loc)> { backends.get(name).cloned() };
     let n = cfg.proxies.len();
     for i in 0..n {
         let p = &cfg.proxies[i];
@@ -48,7 +53,9 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                         None,
                         format!("Proxy '{}': unable to find required default_backend: '{}'.", p.name, db.value),
                     ),
-                    Some((m, bloc)) if m != p.mode.value => diags.alert(
+                    // A TCP frontend may hand over to an HTTP backend (HAProxy upgrades the
+                    // stream); only HTTP to TCP is refused.
+                    Some((m, bloc)) if m == Mode::Tcp && p.mode.value == Mode::Http => diags.alert(
                         None,
                         format!(
                             "{} frontend '{}' ({}) tries to use incompatible {} backend '{}' ({}) as its default backend (see 'mode').",
@@ -69,7 +76,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                         None,
                         format!("Proxy '{}': unable to find required use_backend: '{}'.", p.name, ub.backend),
                     ),
-                    Some((m, bloc)) if m != p.mode.value => diags.alert(
+                    Some((m, bloc)) if m == Mode::Tcp && p.mode.value == Mode::Http => diags.alert(
                         None,
                         format!(
                             "{} frontend '{}' ({}) tries to use incompatible {} backend '{}' ({}) in a 'use_backend' rule (see 'mode').",
@@ -111,6 +118,28 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             );
         }
         if is_fe {
+            // Formats are compiled once, here, as HAProxy does after parsing.
+            let http = p.mode.value == Mode::Http;
+            if let Some(Located {
+                value: LogFormatChoice::Custom(f),
+                loc,
+            }) = &p.log_format
+            {
+                if let Err(e) = crate::log::format::compile(f, http) {
+                    diags.alert(
+                        Some((&loc.file, loc.line)),
+                        e.alert("log-format", &loc.file, loc.line),
+                    );
+                }
+            }
+            if let Some(sd) = &p.log_format_sd {
+                if let Err(e) = crate::log::format::compile(&sd.value, http) {
+                    diags.alert(
+                        Some((&sd.loc.file, sd.loc.line)),
+                        e.alert("log-format-sd", &sd.loc.file, sd.loc.line),
+                    );
+                }
+            }
             if let Some(lf) = &p.log_format {
                 if p.log.is_empty() {
                     diags.warning(

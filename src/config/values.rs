@@ -10,6 +10,29 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// Parses HAProxy durations (`10`, `10ms`, `5s`, `1m`, `2h`, `1d`, `100us`) into milliseconds.
 /// On error returns the offending character, for `unexpected character 'x' in 'timeout client'`.
 pub fn parse_time_ms(s: &str) -> Result<u64, char> {
+    parse_time_ms_lenient(s).map(|(v, _)| v)
+}
+
+/// Like [`parse_time_ms`], but reports HAProxy 2.6's leniency: a valid unit followed by more
+/// letters (`10sec`) is accepted with a warning. Returns the value and whether to warn.
+pub fn parse_time_ms_lenient(s: &str) -> Result<(u64, bool), char> {
+    match parse_time_strict(s) {
+        Ok(v) => Ok((v, false)),
+        Err(c) => {
+            for unit in ["ms", "us", "s", "m", "h", "d"] {
+                let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+                if digits > 0 && s[digits..].starts_with(unit) && s.len() > digits + unit.len() {
+                    if let Ok(v) = parse_time_strict(&s[..digits + unit.len()]) {
+                        return Ok((v, true));
+                    }
+                }
+            }
+            Err(c)
+        }
+    }
+}
+
+fn parse_time_strict(s: &str) -> Result<u64, char> {
     fn num_unit(i: &str) -> IResult<&str, (u64, &str)> {
         (map_res(digit1, str::parse::<u64>), alpha0).parse(i)
     }
@@ -158,20 +181,10 @@ fn split_host_port(s: &str) -> (&str, Option<&str>) {
         }
         return (s, None);
     }
-    let colons = s.matches(':').count();
-    if colons == 1 {
-        let (h, p) = s.split_once(':').unwrap();
-        return (h, Some(p));
-    }
-    if colons > 1 {
-        // Bare IPv6: `:::80` is `::` port 80; `::1` alone has no port.
-        if let Some(idx) = s.rfind(':') {
-            let (h, p) = (&s[..idx], &s[idx + 1..]);
-            if h.parse::<Ipv6Addr>().is_ok() && (s.parse::<Ipv6Addr>().is_err() || h.ends_with(':'))
-            {
-                return (h, Some(p));
-            }
-        }
+    // HAProxy always takes the last colon of an unbracketed address as the port separator:
+    // `:::80` is `::` port 80, and `::1` is the invalid address `:` with port 1.
+    if let Some(idx) = s.rfind(':') {
+        return (&s[..idx], Some(&s[idx + 1..]));
     }
     (s, None)
 }
@@ -232,7 +245,9 @@ mod tests {
         assert_eq!(parse_time_ms("1d"), Ok(86_400_000));
         assert_eq!(parse_time_ms("1500us"), Ok(2));
         assert_eq!(parse_time_ms("5x"), Err('x'));
-        assert_eq!(parse_time_ms("5sec"), Err('s'));
+        assert_eq!(parse_time_ms("5sec"), Ok(5000));
+        assert_eq!(parse_time_ms_lenient("5sec"), Ok((5000, true)));
+        assert_eq!(parse_time_ms("5q"), Err('q'));
     }
 
     #[test]
@@ -246,8 +261,12 @@ mod tests {
         assert_eq!(a.port, Some(PortSpec::Range(8080, 8080)));
         let a = parse_addr("[::1]:80", true).unwrap();
         assert_eq!(a.ip, Some("::1".parse().unwrap()));
-        let a = parse_addr("ipv6@::1", true).unwrap();
-        assert_eq!((a.ip, a.port), (Some("::1".parse().unwrap()), None));
+        let a = parse_addr("ipv6@::1:80", true).unwrap();
+        assert_eq!(a.ip, Some("::1".parse().unwrap()));
+        assert_eq!(parse_addr("::1", true), Err(AddrError::Invalid(":".into())));
+        assert_eq!(parse_addr("::", true), Err(AddrError::Invalid(":".into())));
+        let a = parse_addr("[::]", true).unwrap();
+        assert_eq!((a.ip, a.port), (Some("::".parse().unwrap()), None));
         let a = parse_addr("10.0.0.1:+1", true).unwrap();
         assert_eq!(a.port, Some(PortSpec::Offset(1)));
         assert_eq!(

@@ -346,6 +346,40 @@ pub fn parse_hash_type(args: &[&str]) -> Result<HashType, String> {
     })
 }
 
+/// Parse the words following `hash-balance-factor` (0 = off, else > 100).
+/// Error strings are HAProxy 2.6's. Like HAProxy, a non-numeric word reads
+/// as 0.
+pub fn parse_hash_balance_factor(args: &[&str]) -> Result<u32, String> {
+    let a = args.first().copied().unwrap_or("");
+    if a.is_empty() {
+        return Err("'hash-balance-factor' expects an integer argument.".into());
+    }
+    let v = atoi(a) as i32;
+    if v != 0 && v <= 100 {
+        return Err("'hash-balance-factor' must be 0 or greater than 100.".into());
+    }
+    Ok(v as u32)
+}
+
+impl Algorithm {
+    /// The algorithm a backend really uses: L7 hashes in a TCP backend fall
+    /// back to `roundrobin` (with [`l7_hash_tcp_warning`]).
+    pub fn effective(&self, http_mode: bool) -> Algorithm {
+        if self.is_l7() && !http_mode {
+            Algorithm::RoundRobin
+        } else {
+            self.clone()
+        }
+    }
+}
+
+/// HAProxy 2.6's warning for an L7 `balance` in a TCP backend.
+pub fn l7_hash_tcp_warning(backend: &str) -> String {
+    format!(
+        "Layer 7 hash not possible for backend '{backend}' (needs 'mode http'). Falling back to round robin."
+    )
+}
+
 /// Assign server ids (`puid`) the way HAProxy 2.6 does.
 ///
 /// `explicit[i]` is the `id N` of the i-th server in declaration order, if
@@ -507,6 +541,26 @@ mod tests {
             assert_eq!(e(&[w]), "balance rdp-cookie : missing cookie name.");
         }
         assert_eq!(e(&["hash"]), "balance hash requires a sample expression.");
+    }
+
+    #[test]
+    fn lb_parse_hash_balance_factor() {
+        assert_eq!(parse_hash_balance_factor(&["0"]), Ok(0));
+        assert_eq!(parse_hash_balance_factor(&["150", "x"]), Ok(150));
+        assert_eq!(parse_hash_balance_factor(&["x"]), Ok(0));
+        for bad in ["50", "100", "-1"] {
+            assert_eq!(
+                parse_hash_balance_factor(&[bad]),
+                Err("'hash-balance-factor' must be 0 or greater than 100.".into())
+            );
+        }
+        assert_eq!(
+            parse_hash_balance_factor(&[]),
+            Err("'hash-balance-factor' expects an integer argument.".into())
+        );
+        let uri = parse_balance(&["uri"]).unwrap();
+        assert_eq!(uri.effective(false), Algorithm::RoundRobin);
+        assert_eq!(uri.effective(true), uri);
     }
 
     #[test]

@@ -33,7 +33,7 @@ enum Tree {
     T1,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Srv {
     ew: u32,
     npos: u32,
@@ -43,7 +43,9 @@ struct Srv {
     ins: u64,
 }
 
-struct Group {
+/// The running FWRR state of one server group (active or backup).
+#[derive(Clone, Debug)]
+pub struct Group {
     srv: Vec<Srv>,
     curr: BTreeSet<(u32, u64, usize)>,
     t0: BTreeSet<(u32, u64, usize)>,
@@ -56,8 +58,11 @@ struct Group {
 }
 
 impl Group {
-    fn new(ews: &[u32]) -> Group {
-        let tot: u32 = ews.iter().sum();
+    /// Initial state for servers with effective weights `ews` (`weight *
+    /// 16`) of which those with `up[i]` are usable, in declaration order.
+    pub fn new(ews: &[u32], up: &[bool]) -> Group {
+        let ok = |i: usize| up[i] && ews[i] > 0;
+        let tot: u32 = (0..ews.len()).filter(|&i| ok(i)).map(|i| ews[i]).sum();
         let mut g = Group {
             srv: ews
                 .iter()
@@ -79,14 +84,59 @@ impl Group {
             next_weight: tot,
             ins: 0,
         };
-        #[allow(clippy::needless_range_loop)]
         for i in 0..ews.len() {
-            if ews[i] > 0 {
+            if ok(i) {
                 let init = g.init_tree();
                 g.queue_by_weight(init, i);
             }
         }
         g
+    }
+
+    /// True when server `i` is in the scheduler (usable).
+    pub fn is_up(&self, i: usize) -> bool {
+        self.srv[i].tree != Tree::None
+    }
+
+    /// Server `i` goes down (maintenance, failed checks).
+    pub fn set_down(&mut self, i: usize) {
+        if !self.is_up(i) {
+            return;
+        }
+        self.next_weight -= self.srv[i].ew;
+        self.dequeue(i);
+    }
+
+    /// Server `i` comes back up: it is placed a fraction of a window ahead
+    /// of the current position.
+    pub fn set_up(&mut self, i: usize) {
+        let ew = self.srv[i].ew;
+        if self.is_up(i) || ew == 0 {
+            return;
+        }
+        self.next_weight += ew;
+        let s = &mut self.srv[i];
+        s.npos = self.curr_pos.wrapping_add(
+            self.next_weight
+                .wrapping_add(self.curr_weight)
+                .wrapping_sub(self.curr_pos)
+                / ew,
+        );
+        self.queue_srv(i);
+    }
+
+    /// Perform `n` picks (state only).
+    pub fn advance(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.next(|_| {}).is_none() {
+                break;
+            }
+        }
+    }
+
+    /// The schedule from this state on (`None` when no server is up).
+    pub fn schedule(&self) -> Option<Schedule> {
+        schedule_from(self.clone())
     }
 
     fn init_tree(&self) -> Tree {
@@ -145,8 +195,7 @@ impl Group {
         }
     }
 
-    #[allow(clippy::wrong_self_convention)]
-    fn from_group(&mut self) -> Option<usize> {
+    fn take_candidate(&mut self) -> Option<usize> {
         let s1 = self.curr.first().map(|&(_, _, i)| i);
         if let Some(i) = s1 {
             let s = self.srv[i];
@@ -190,14 +239,14 @@ impl Group {
     }
 
     /// One pick; `on_switch` is called right after a tree switch.
-    fn next(&mut self, mut on_switch: impl FnMut(&Group)) -> Option<usize> {
+    pub fn next(&mut self, mut on_switch: impl FnMut(&Group)) -> Option<usize> {
         if self.curr_weight == 0 {
             self.curr_pos = self.next_weight;
             self.curr_weight = self.next_weight;
         }
         let mut switched = false;
         let i = loop {
-            if let Some(i) = self.from_group() {
+            if let Some(i) = self.take_candidate() {
                 break i;
             }
             if switched {
@@ -212,6 +261,65 @@ impl Group {
         self.curr_pos = self.curr_pos.wrapping_add(1);
         self.queue_srv(i);
         Some(i)
+    }
+
+    /// One pick with HAProxy's handling of saturated servers (`full(i)`)
+    /// and of the server to avoid: such servers are taken out (their
+    /// position still advances), then put back after the choice (in the
+    /// next window when the window switched meanwhile). `None` when every
+    /// server is full (the request would be queued).
+    pub fn next_live(
+        &mut self,
+        full: impl Fn(usize) -> bool,
+        avoid: Option<usize>,
+    ) -> Option<usize> {
+        let mut switched = false;
+        let mut avoided: Option<usize> = None;
+        let mut fullsrv: Vec<usize> = Vec::new();
+        let chosen = 'outer: loop {
+            if self.curr_weight == 0 {
+                self.curr_pos = self.next_weight;
+                self.curr_weight = self.next_weight;
+            }
+            let i = loop {
+                if let Some(i) = self.take_candidate() {
+                    break i;
+                }
+                if switched {
+                    break 'outer avoided;
+                }
+                switched = true;
+                self.switch_trees();
+            };
+            self.update_position(i);
+            self.dequeue(i);
+            self.curr_pos = self.curr_pos.wrapping_add(1);
+            if !full(i) {
+                if Some(i) != avoid || avoided.is_some() {
+                    break Some(i);
+                }
+                avoided = Some(i);
+            }
+            fullsrv.push(i);
+        };
+        if let Some(i) = chosen {
+            self.queue_srv(i);
+        }
+        // Put the extracted servers back, most recently extracted first:
+        // into `init` by weight when the window switched (their place is
+        // lost), else as if they had been consumed.
+        for &i in fullsrv.iter().rev() {
+            if Some(i) == chosen {
+                continue;
+            }
+            if switched {
+                let init = self.init_tree();
+                self.queue_by_weight(init, i);
+            } else {
+                self.queue_srv(i);
+            }
+        }
+        chosen
     }
 
     /// A hashable image of the scheduling state (tree order, not insertion
@@ -273,30 +381,32 @@ impl Schedule {
 const MAX_PICKS: usize = 1 << 22;
 
 /// Compute the FWRR schedule for servers with effective weights `ews`
-/// (`weight * 16`, 0 for unusable servers), in declaration order.
-/// Returns `None` when no server has a weight.
+/// (`weight * 16`, 0 for unusable servers), in declaration order, from the
+/// initial state. Returns `None` when no server has a weight.
 pub fn sequence(ews: &[u32]) -> Option<Schedule> {
-    if ews.iter().all(|&w| w == 0) {
+    Group::new(ews, &vec![true; ews.len()]).schedule()
+}
+
+/// Simulate from `g` until the state at the start of a pick that follows a
+/// window switch repeats; the state at the start of pick `n` then equals the
+/// state at the start of pick `Schedule::index(n)`.
+fn schedule_from(mut g: Group) -> Option<Schedule> {
+    if g.next_weight == 0 && g.curr.is_empty() {
         return None;
     }
-    let mut g = Group::new(ews);
     let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut seq: Vec<u32> = Vec::new();
+    let mut switched = false;
     loop {
-        let mut hit = None;
-        let picked = seq.len();
-        let pick = g.next(|g| {
+        if switched {
             let st = g.state();
             if let Some(&j) = seen.get(&st) {
-                hit = Some(j);
-            } else {
-                seen.insert(st, picked);
+                return Some(Schedule { prefix: j, seq });
             }
-        });
-        if let Some(j) = hit {
-            return Some(Schedule { prefix: j, seq });
+            seen.insert(st, seq.len());
         }
-        let i = pick?;
+        switched = false;
+        let i = g.next(|_| switched = true)?;
         seq.push(i as u32);
         if seq.len() >= MAX_PICKS {
             return Some(Schedule { prefix: 0, seq });
@@ -318,6 +428,17 @@ mod tests {
     #[test]
     fn lb_fwrr_equal_weights_rotate() {
         assert_eq!(names(&[16, 16, 16], 9), "abcabcabc");
+    }
+
+    /// Orders observed from the real HAProxy 2.6.12 (sequential requests
+    /// right after start-up).
+    #[test]
+    fn lb_fwrr_matches_measured_orders() {
+        assert_eq!(names(&[16, 32, 48], 24), "cbcacbcbcacbcbcacbcbcacb");
+        assert_eq!(
+            names(&[48, 16, 32, 112, 16], 28),
+            "dadcdadbdedcaddadcdadbdedcad"
+        );
     }
 
     #[test]

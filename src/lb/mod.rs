@@ -5,6 +5,25 @@
 //! TCP mode), then [`Balancer::conn_start`] / [`Balancer::conn_end`] (or the
 //! RAII [`ConnGuard`]) around the time the stream is attached to the server.
 //!
+//! # Usage
+//!
+//! ```
+//! use rhaproxy::lb::*;
+//! use std::sync::Arc;
+//! // backend: balance uri / hash-type consistent / server a, b id 1, c weight 3
+//! let puids = assign_puids(&[None, Some(1), None]);
+//! let weights = [1, 1, 3];
+//! let servers = puids.iter().zip(weights).map(|(&p, w)| LbServer::new(p, w)).collect();
+//! let algo = parse_balance(&["uri"]).unwrap();
+//! let ht = parse_hash_type(&["consistent"]).unwrap();
+//! let lb = Arc::new(Balancer::new(servers, algo, ht, false, 0));
+//! let key = RequestKey::http(Some("10.0.0.1".parse().unwrap()), b"/img/a.png", Headers::None);
+//! let srv = lb.pick(&key, None).unwrap();
+//! let _guard = lb.conn_guard(srv); // counts the active connection until dropped
+//! lb.set_usable(srv, false); // health check failed: tables are rebuilt
+//! assert_ne!(lb.pick(&key, None), Some(srv));
+//! ```
+//!
 //! # Concurrency design
 //!
 //! * Everything derived from the *usable set* (map table, consistent-hash
@@ -19,7 +38,8 @@
 //! * Mutable per-request state is atomics in the `Balancer` itself: the
 //!   round-robin position counters, and per-server active-connection counts
 //!   (`served`, used by `leastconn`, `first`, `random`, `maxconn` and
-//!   `hash-balance-factor`).
+//!   `hash-balance-factor`). The one exception is `roundrobin` with
+//!   `maxconn` servers or after a redispatch (see below).
 //!
 //! # What matches HAProxy exactly, and what does not
 //!
@@ -27,16 +47,25 @@
 //!   `hash`) with `map-based` and `consistent`: exact, including the
 //!   single-server "key 0" rule, the first-backup rule and its map-table
 //!   quirk, GCD reduction, ring tie rule and the redispatch walk.
-//! * `roundrobin`: HAProxy's FWRR order is precomputed for the current set
-//!   ([`fwrr`]); exact from start-up while no server is saturated or
-//!   avoided. After a usable-set change the schedule restarts from its
-//!   initial state (HAProxy continues its running state instead).
-//! * `static-rr` and the missing-key fallbacks walk the map/ring with an
-//!   atomic counter: exact for sequential requests; under saturation or
-//!   redispatch the position advances by one pick instead of jumping to the
-//!   chosen entry.
-//! * `leastconn`: HAProxy's tree order (lowest load key, then least recently
-//!   repositioned) is reproduced with a per-server sequence stamp.
+//! * `roundrobin`: HAProxy's FWRR scheduler is modelled ([`fwrr`]); its
+//!   order is precomputed per usable set (prefix + cycle) and, on a state
+//!   change, the scheduler state is advanced to the current position and
+//!   the server is removed/re-inserted the way HAProxy does. Exact for
+//!   sequential requests, including across servers going down and up.
+//! * `static-rr` and the map-based missing-key fallback share HAProxy's
+//!   persistent map index; the consistent-hash fallback walks the ring from
+//!   the last point handed out (one pointer for the active and backup
+//!   rings, moved to the next surviving point when its server goes away).
+//!   Exact for sequential requests.
+//!   With `maxconn` on a server, or from the first redispatch (`avoid`)
+//!   on, the FWRR state runs live under the backend's writer lock (as
+//!   HAProxy does under its LB lock), reproducing HAProxy's extraction and
+//!   requeueing of saturated/avoided servers.
+//! * `leastconn`: HAProxy's tree order (load key `(served+1)*4096/(w*16)`,
+//!   0 when idle; ties: least recently repositioned) is reproduced with a
+//!   per-server sequence stamp. `first`, `maxconn` and
+//!   `hash-balance-factor` use the `served` counters fed by
+//!   [`Balancer::conn_start`]/[`Balancer::conn_end`].
 //! * `random`: power-of-`draws` choices on the consistent ring with a
 //!   thread-local xorshift generator (not reproducible, by nature).
 //! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn,
@@ -52,12 +81,15 @@ pub mod fwrr;
 pub mod hash;
 pub mod key;
 
-pub use algo::{Algorithm, HashMethod, HashType, assign_puids, parse_balance, parse_hash_type};
+pub use algo::{
+    Algorithm, HashMethod, HashType, assign_puids, l7_hash_tcp_warning, parse_balance,
+    parse_hash_balance_factor, parse_hash_type,
+};
 pub use hash::{HashFn, full_hash};
 
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Effective-weight scale (HAProxy's BE_WEIGHT_SCALE).
@@ -76,6 +108,9 @@ pub struct LbServer {
     pub backup: bool,
     /// `maxconn` (None or 0 = unlimited).
     pub maxconn: Option<u32>,
+    /// Starts in maintenance (`disabled`): not usable until
+    /// [`Balancer::set_usable`]`(i, true)`.
+    pub disabled: bool,
 }
 
 impl LbServer {
@@ -85,6 +120,7 @@ impl LbServer {
             weight,
             backup: false,
             maxconn: None,
+            disabled: false,
         }
     }
 }
@@ -166,8 +202,11 @@ pub struct Snapshot {
     tot_used: usize,
     /// map-based table (`map-based` hashing and `static-rr`).
     map: Vec<u32>,
-    /// Consistent-hash ring: (point key, server), sorted by key.
-    ring: Vec<(u32, u32)>,
+    /// Consistent-hash rings of the usable active (0) and backup (1)
+    /// servers: (point key, server), sorted by key.
+    rings: [Vec<(u32, u32)>; 2],
+    /// The ring in use (None: no ring, or the first backup alone).
+    ring_cls: Option<usize>,
     /// Total effective weight of the group (bounded load).
     tot_eweight: u32,
     /// Cumulative effective weight of the preceding servers of the same
@@ -175,6 +214,8 @@ pub struct Snapshot {
     cumulative: Vec<u32>,
     /// Round-robin schedule, entries are server indexes.
     rr: Option<fwrr::Schedule>,
+    /// Which FWRR group `rr` belongs to (0 active, 1 backup).
+    rr_group: Option<usize>,
     /// Group sorted by id (`first`).
     by_id: Vec<usize>,
 }
@@ -184,9 +225,12 @@ impl Snapshot {
     pub fn map_table(&self) -> &[u32] {
         &self.map
     }
-    /// The consistent-hash ring (key, server index), sorted.
+    /// The consistent-hash ring in use (key, server index), sorted.
     pub fn ring(&self) -> &[(u32, u32)] {
-        &self.ring
+        match self.ring_cls {
+            Some(c) => &self.rings[c],
+            None => &[],
+        }
     }
 }
 
@@ -223,7 +267,7 @@ pub struct Balancer {
     hash_balance_factor: u32,
     /// Map weights after GCD reduction.
     map_weight: Vec<u32>,
-    usable: Mutex<Vec<bool>>,
+    writer: Mutex<Writer>,
     generation: AtomicU64,
     current: RwLock<Arc<Snapshot>>,
     served: Vec<AtomicU32>,
@@ -231,10 +275,29 @@ pub struct Balancer {
     /// leastconn: last reposition stamp per server.
     lc_stamp: Vec<AtomicU64>,
     lc_clock: AtomicU64,
-    /// Round-robin position (roundrobin, static-rr, map fallback).
+    /// Picks made from the current snapshot's round-robin schedule.
     rr_pos: AtomicU64,
-    /// Ring walk position (consistent-hash fallback).
-    ring_pos: AtomicU64,
+    /// roundrobin with `maxconn` servers, or once a redispatch asked to
+    /// avoid a server: the FWRR state is run live under the writer lock
+    /// (saturation and avoidance change HAProxy's order), like HAProxy's
+    /// own lock.
+    rr_live: AtomicBool,
+    /// Map walk index (static-rr and map-based fallback), HAProxy's rr_idx.
+    map_idx: AtomicU64,
+    /// Key of the last ring point handed out by the consistent-hash
+    /// fallback walk (`NO_POINT` = none).
+    ring_last: AtomicU64,
+}
+
+const NO_POINT: u64 = u64::MAX;
+
+/// State owned by the (rare) writers.
+struct Writer {
+    usable: Vec<bool>,
+    /// roundrobin only: FWRR state of the active (0) and backup (1) groups
+    /// at the start of the current snapshot's schedule, with the server
+    /// index of each group member.
+    fwrr: Option<[(fwrr::Group, Vec<usize>); 2]>,
 }
 
 impl std::fmt::Debug for Balancer {
@@ -258,9 +321,9 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 }
 
 impl Balancer {
-    /// Create a balancer; all servers start usable (call
-    /// [`Balancer::set_usable_all`] for servers that start disabled).
-    /// `hash_balance_factor` is `hash-balance-factor` (0 = off).
+    /// Create a balancer. Servers start usable unless
+    /// [`LbServer::disabled`]. `hash_balance_factor` is
+    /// `hash-balance-factor` (0 = off).
     pub fn new(
         servers: Vec<LbServer>,
         algo: Algorithm,
@@ -284,7 +347,10 @@ impl Balancer {
             allbackups,
             hash_balance_factor,
             map_weight,
-            usable: Mutex::new(vec![true; n]),
+            writer: Mutex::new(Writer {
+                usable: vec![],
+                fwrr: None,
+            }),
             generation: AtomicU64::new(0),
             current: RwLock::new(Arc::new(Snapshot {
                 generation: 0,
@@ -293,10 +359,12 @@ impl Balancer {
                 set: vec![],
                 tot_used: 0,
                 map: vec![],
-                ring: vec![],
+                rings: [vec![], vec![]],
+                ring_cls: None,
                 tot_eweight: 0,
                 cumulative: vec![],
                 rr: None,
+                rr_group: None,
                 by_id: vec![],
             })),
             served: (0..n).map(|_| AtomicU32::new(0)).collect(),
@@ -304,10 +372,31 @@ impl Balancer {
             lc_stamp: (0..n).map(|i| AtomicU64::new(i as u64)).collect(),
             lc_clock: AtomicU64::new(n as u64),
             rr_pos: AtomicU64::new(0),
-            ring_pos: AtomicU64::new(0),
+            map_idx: AtomicU64::new(0),
+            rr_live: AtomicBool::new(false),
+            ring_last: AtomicU64::new(NO_POINT),
         };
-        let snap = b.build(&vec![true; n], 1);
+        let usable: Vec<bool> = b.servers.iter().map(|s| !s.disabled).collect();
+        b.rr_live = AtomicBool::new(
+            matches!(b.algo, Algorithm::RoundRobin)
+                && b.servers.iter().any(|s| s.maxconn.is_some_and(|m| m > 0)),
+        );
+        let fwrr = matches!(b.algo, Algorithm::RoundRobin).then(|| {
+            [false, true].map(|backup| {
+                let members: Vec<usize> =
+                    (0..n).filter(|&i| b.servers[i].backup == backup).collect();
+                let ews: Vec<u32> = members
+                    .iter()
+                    .map(|&i| b.servers[i].weight * WEIGHT_SCALE)
+                    .collect();
+                let up: Vec<bool> = members.iter().map(|&i| usable[i]).collect();
+                (fwrr::Group::new(&ews, &up), members)
+            })
+        });
+        let mut w = Writer { usable, fwrr };
+        let snap = b.build(&mut w, 1);
         *b.current.get_mut().unwrap() = Arc::new(snap);
+        *b.writer.get_mut().unwrap() = w;
         b.generation = AtomicU64::new(1);
         b
     }
@@ -324,43 +413,79 @@ impl Balancer {
 
     /// Mark server `i` up (running, not in maintenance/drain) or down.
     pub fn set_usable(&self, i: usize, up: bool) {
-        let mut u = self.usable.lock().unwrap_or_else(|e| e.into_inner());
-        if u[i] == up {
-            return;
-        }
-        u[i] = up;
-        if up {
-            self.lc_stamp[i].store(
-                self.lc_clock.fetch_add(1, Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
-        }
-        self.publish(&u);
+        let mut up_all = self.usable();
+        up_all[i] = up;
+        self.set_usable_all(&up_all);
     }
 
-    /// Set the usable flag of every server at once.
+    /// Set the usable flag of every server at once (changes are applied in
+    /// server order).
     pub fn set_usable_all(&self, up: &[bool]) {
-        let mut u = self.usable.lock().unwrap_or_else(|e| e.into_inner());
-        if u.as_slice() == up {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if w.usable.as_slice() == up {
             return;
         }
-        u.copy_from_slice(up);
-        self.publish(&u);
+        // Bring the round-robin state to the current position.
+        let cur = self.snapshot();
+        if let (false, Some(fw), Some(g), Some(sched)) = (
+            self.rr_live.load(Ordering::Acquire),
+            w.fwrr.as_mut(),
+            cur.rr_group,
+            cur.rr.as_ref(),
+        ) {
+            let n = self.rr_pos.swap(0, Ordering::AcqRel);
+            fw[g].0.advance(sched.index(n));
+        }
+        for (i, &now_up) in up.iter().enumerate() {
+            if w.usable[i] == now_up {
+                continue;
+            }
+            w.usable[i] = now_up;
+            if now_up {
+                self.lc_stamp[i].store(
+                    self.lc_clock.fetch_add(1, Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
+            }
+            if let Some(fw) = w.fwrr.as_mut() {
+                let g = self.servers[i].backup as usize;
+                let local = fw[g].1.iter().position(|&x| x == i).expect("member");
+                if now_up {
+                    fw[g].0.set_up(local);
+                } else {
+                    fw[g].0.set_down(local);
+                }
+            }
+        }
+        let generation = self.generation.load(Ordering::Relaxed) + 1;
+        let snap = Arc::new(self.build(&mut w, generation));
+        // When the consistent-hash walk's last point is removed, HAProxy
+        // goes on from the next surviving point of that ring (none after
+        // it: from the start).
+        let last = self.ring_last.load(Ordering::Relaxed);
+        if last != NO_POINT {
+            let has = |r: &[(u32, u32)]| r.binary_search_by_key(&(last as u32), |p| p.0).is_ok();
+            if let Some(c) = (0..2).find(|&c| has(&cur.rings[c]))
+                && !has(&snap.rings[c])
+            {
+                let r = &snap.rings[c];
+                let p = r.partition_point(|&(k, _)| (k as u64) < last);
+                let next = r.get(p).map_or(NO_POINT, |&(k, _)| k as u64);
+                self.ring_last.store(next, Ordering::Relaxed);
+            }
+        }
+        self.rr_pos.store(0, Ordering::Release);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        self.generation.store(generation, Ordering::Release);
     }
 
     /// Current usable flags.
     pub fn usable(&self) -> Vec<bool> {
-        self.usable
+        self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .usable
             .clone()
-    }
-
-    fn publish(&self, u: &[bool]) {
-        let generation = self.generation.load(Ordering::Relaxed) + 1;
-        let snap = Arc::new(self.build(u, generation));
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
-        self.generation.store(generation, Ordering::Release);
     }
 
     /// The current snapshot (for inspection; `pick` does not need it).
@@ -371,7 +496,8 @@ impl Balancer {
             .clone()
     }
 
-    fn build(&self, usable: &[bool], generation: u64) -> Snapshot {
+    fn build(&self, w: &mut Writer, generation: u64) -> Snapshot {
+        let usable = &w.usable;
         let n = self.servers.len();
         let ok = |i: usize| usable[i] && self.servers[i].weight > 0;
         let act: Vec<usize> = (0..n)
@@ -382,17 +508,16 @@ impl Balancer {
             .collect();
         let mut cumulative = vec![0u32; n];
         let (mut ca, mut cb) = (0u32, 0u32);
-        #[allow(clippy::needless_range_loop)]
-        for i in 0..n {
+        for (i, cum) in cumulative.iter_mut().enumerate() {
             if !ok(i) {
                 continue;
             }
             let ew = self.servers[i].weight * WEIGHT_SCALE;
             if self.servers[i].backup {
-                cumulative[i] = cb;
+                *cum = cb;
                 cb += ew;
             } else {
-                cumulative[i] = ca;
+                *cum = ca;
                 ca += ew;
             }
         }
@@ -429,35 +554,40 @@ impl Balancer {
             vec![]
         };
 
-        let ring = if uses_ring && fbck.is_none() {
-            let mut ring = Vec::new();
-            for &i in &set {
-                let pts = (self.servers[i].weight * WEIGHT_SCALE).min(EWGHT_MAX);
-                let base = self.servers[i].puid.wrapping_mul(EWGHT_MAX);
-                for j in 0..pts {
-                    ring.push((full_hash(base.wrapping_add(j)), i as u32));
+        let rings = if uses_ring {
+            [false, true].map(|backup| {
+                let mut ring = Vec::new();
+                for i in (0..n).filter(|&i| ok(i) && self.servers[i].backup == backup) {
+                    let pts = (self.servers[i].weight * WEIGHT_SCALE).min(EWGHT_MAX);
+                    let base = self.servers[i].puid.wrapping_mul(EWGHT_MAX);
+                    for j in 0..pts {
+                        ring.push((full_hash(base.wrapping_add(j)), i as u32));
+                    }
                 }
-            }
-            ring.sort_unstable();
-            ring
-        } else {
-            vec![]
-        };
-
-        let rr = if matches!(self.algo, Algorithm::RoundRobin) && fbck.is_none() && !empty {
-            let ews: Vec<u32> = set
-                .iter()
-                .map(|&i| self.servers[i].weight * WEIGHT_SCALE)
-                .collect();
-            fwrr::sequence(&ews).map(|mut s| {
-                for x in s.seq.iter_mut() {
-                    *x = set[*x as usize] as u32;
-                }
-                s
+                ring.sort_unstable();
+                ring
             })
         } else {
-            None
+            [vec![], vec![]]
         };
+        let ring_cls =
+            (uses_ring && fbck.is_none() && !empty).then(|| self.servers[set[0]].backup as usize);
+
+        let rr_group = match (&w.fwrr, fbck, empty) {
+            (Some(_), None, false) => Some(self.servers[set[0]].backup as usize),
+            _ => None,
+        };
+        let rr = rr_group
+            .filter(|_| !self.rr_live.load(Ordering::Acquire))
+            .and_then(|g| {
+                let (group, members) = &w.fwrr.as_ref().expect("fwrr state")[g];
+                group.schedule().map(|mut s| {
+                    for x in s.seq.iter_mut() {
+                        *x = members[*x as usize] as u32;
+                    }
+                    s
+                })
+            });
 
         let mut by_id = set.clone();
         by_id.sort_by_key(|&i| self.servers[i].puid);
@@ -469,10 +599,12 @@ impl Balancer {
             set,
             tot_used,
             map,
-            ring,
+            rings,
+            ring_cls,
             tot_eweight,
             cumulative,
             rr,
+            rr_group,
             by_id,
         }
     }
@@ -682,7 +814,7 @@ impl Balancer {
                     return Some(0);
                 }
                 let raw = key.header(name.as_bytes())?;
-                let v = key::first_header_value(raw);
+                let v = key::first_header_value(raw)?;
                 let v = if *use_domain_only {
                     key::domain_only(v)
                 } else {
@@ -737,7 +869,7 @@ impl Balancer {
         if let Some(f) = s.fbck {
             return Some(f);
         }
-        let ring = &s.ring;
+        let ring = s.ring();
         if ring.is_empty() {
             return None;
         }
@@ -764,54 +896,132 @@ impl Balancer {
         Some(srv)
     }
 
-    /// Round-robin walk of the map (static-rr, map-based fallback).
+    /// Round-robin walk of the map (static-rr, map-based fallback), with
+    /// HAProxy's persistent index (reset to 0 when beyond the table).
     fn map_rr(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
-        let tot = s.map.len();
+        let tot = s.map.len() as u64;
         if tot == 0 {
             return None;
         }
-        let start = (self.rr_pos.fetch_add(1, Ordering::Relaxed) % tot as u64) as usize;
-        let mut avoided = None;
-        for k in 0..tot {
-            let i = s.map[(start + k) % tot] as usize;
-            if self.saturated(i) {
-                continue;
+        loop {
+            let prev = self.map_idx.load(Ordering::Acquire);
+            let start = if prev >= tot { 0 } else { prev };
+            let mut avoided = None;
+            let mut chosen = None;
+            for k in 0..tot {
+                let pos = (start + k) % tot;
+                let i = s.map[pos as usize] as usize;
+                if self.saturated(i) {
+                    continue;
+                }
+                if Some(i) != avoid {
+                    chosen = Some((i, pos + 1));
+                    break;
+                }
+                avoided = Some((i, pos + 1));
             }
-            if Some(i) != avoid {
+            let (i, next) = chosen.or(avoided)?;
+            if self
+                .map_idx
+                .compare_exchange(prev, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 return Some(i);
             }
-            avoided = Some(i);
         }
-        avoided
     }
 
-    /// Round-robin walk of the ring (consistent-hash fallback).
+    /// Round-robin walk of the ring (consistent-hash fallback): the point
+    /// after the last one handed out.
     fn chash_next(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
         if let Some(f) = s.fbck {
             return Some(f);
         }
-        let len = s.ring.len();
+        let ring = s.ring();
+        let len = ring.len();
         if len == 0 {
             return None;
         }
-        let start = (self.ring_pos.fetch_add(1, Ordering::Relaxed) % len as u64) as usize;
-        let mut avoided = None;
-        for k in 0..len {
-            let i = s.ring[(start + k) % len].1 as usize;
-            if self.saturated(i) {
-                continue;
+        loop {
+            let last = self.ring_last.load(Ordering::Acquire);
+            let mut start = 0;
+            if last != NO_POINT {
+                let p = ring.partition_point(|&(k, _)| (k as u64) <= last);
+                if p > 0 && ring[p - 1].0 as u64 == last {
+                    start = if p == len { 0 } else { p };
+                } else if let Some(c) = s.ring_cls {
+                    // HAProxy keeps one pointer for both rings: when it
+                    // is in the other ring, the walk goes on there until
+                    // that ring's end.
+                    let other = &s.rings[1 - c];
+                    let q = other.partition_point(|&(k, _)| (k as u64) <= last);
+                    if q > 0
+                        && other[q - 1].0 as u64 == last
+                        && let Some(&(k, i)) = other.get(q)
+                    {
+                        if self
+                            .ring_last
+                            .compare_exchange(last, k as u64, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok()
+                        {
+                            return Some(i as usize);
+                        }
+                        continue;
+                    }
+                }
             }
-            if Some(i) != avoid {
+            let mut avoided = None;
+            let mut chosen = None;
+            for k in 0..len {
+                let pos = (start + k) % len;
+                let i = ring[pos].1 as usize;
+                if self.saturated(i) {
+                    continue;
+                }
+                if Some(i) != avoid {
+                    chosen = Some((i, pos));
+                    break;
+                }
+                avoided = Some((i, pos));
+            }
+            let (i, pos) = chosen.or(avoided)?;
+            if self
+                .ring_last
+                .compare_exchange(
+                    last,
+                    ring[pos].0 as u64,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
                 return Some(i);
             }
-            avoided = Some(i);
         }
-        avoided
     }
 
     fn pick_fwrr(&self, s: &Snapshot, avoid: Option<usize>) -> Option<usize> {
         if let Some(f) = s.fbck {
             return Some(f);
+        }
+        if avoid.is_some() || self.rr_live.load(Ordering::Acquire) {
+            let g = s.rr_group?;
+            let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.rr_live.load(Ordering::Acquire) {
+                // leave the precomputed order: bring the state to the
+                // current position and run it live from now on
+                if let (Some(fw), Some(sched)) = (w.fwrr.as_mut(), s.rr.as_ref()) {
+                    let n = self.rr_pos.swap(0, Ordering::AcqRel);
+                    fw[g].0.advance(sched.index(n));
+                }
+                self.rr_live.store(true, Ordering::Release);
+            }
+            let (group, members) = &mut w.fwrr.as_mut()?[g];
+            let members: &[usize] = members;
+            let local_avoid = avoid.and_then(|a| members.iter().position(|&x| x == a));
+            return group
+                .next_live(|l| self.saturated(members[l]), local_avoid)
+                .map(|l| members[l]);
         }
         let sched = s.rr.as_ref()?;
         let n = self.rr_pos.fetch_add(1, Ordering::Relaxed);

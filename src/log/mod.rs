@@ -1,1 +1,48 @@
-//! placeholder, filled by its own work item
+//! Logging: HAProxy 2.6 log lines byte for byte.
+//!
+//! * [`format`](mod@format): `log-format` compiler and renderer, default formats.
+//! * [`record`]: [`LogRecord`], the plain data a line is rendered from.
+//! * [`syslog`]: datagram framing per `format` (local, rfc3164, rfc5424, ...), `len` truncation.
+//! * [`target`]: the `log` directive parser ([`parse_log_args`]).
+//! * [`sender`]: the non-blocking sender thread.
+//! * [`policy`]: `dontlognull` / `dontlog-normal` / `log-separate-errors` decisions.
+//!
+//! Behaviours measured on HAProxy 2.6.12 that the runtime must feed into [`LogRecord`]:
+//! * HTTP `%B`/`%U` are HTX sizes: wire bytes minus 4 per header line (`": "` and CRLF).
+//! * `%ST` is 0 for TCP sessions, -1 when a TCP session got an HTTP transaction without
+//!   status (e.g. its format uses `%[capture.req.hdr(N)]`); bad requests log 400.
+//! * A request that fails to parse has no capture area (`req_captures: None`: `%hr` prints
+//!   nothing), no backend (`%b` = frontend name, `%[be_name]` = `-`), `<BADREQ>`, TR/Tw/Tc/Tr
+//!   absent; an empty connection is `CR--`, garbage `PR--`.
+//! * `%fc %bc %sc %ac` are gauges read at log time (a connection that just closed may still
+//!   count).
+//! * A proxy without any log format logs `Connect from IP:PORT to IP:PORT (NAME/MODE)` at
+//!   accept time ([`format::render_connect_line`]).
+//! * HAProxy threads send a line to each target in turn: two targets may see lines in a
+//!   different order.
+//!
+//! Typical wiring:
+//! ```no_run
+//! use rhaproxy::log::{format, sender, syslog, target};
+//! // configuration time
+//! let fmt = format::compile(format::HTTPLOG_FORMAT, true).map_err(|e| e.alert("log-format", "x.cfg", 3)).unwrap();
+//! let t = target::parse_global_log_args(&["127.0.0.1:514", "local0"]).unwrap();
+//! let targets = vec![sender::OpenTarget::open(t).unwrap()];
+//! let id = sender::LogIdentity { tag: "haproxy".into(), pid: std::process::id(), send_hostname: None };
+//! let s = sender::LogSender::start(sender::DEFAULT_QUEUE);
+//! // per session / request
+//! let rec = rhaproxy::log::LogRecord::default();
+//! sender::emit_record(&s, &id, &targets, &fmt, None, &rec, syslog::LEVEL_INFO, &syslog::now_local());
+//! ```
+
+pub mod format;
+mod haproxy_names;
+pub mod policy;
+pub mod record;
+pub mod sender;
+pub mod syslog;
+pub mod target;
+
+pub use format::{LogFormat, compile};
+pub use record::LogRecord;
+pub use target::{LogTarget, parse_log_args};

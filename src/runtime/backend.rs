@@ -217,6 +217,7 @@ impl Backend {
                 weight: s.params.weight,
                 backup: s.params.backup,
                 maxconn: s.params.maxconn.filter(|&m| m > 0),
+                disabled: s.params.disabled,
             })
             .collect();
         let hashing = algo.is_hash();
@@ -290,8 +291,6 @@ impl Backend {
                 }
             })
             .collect();
-        let usable: Vec<bool> = servers.iter().map(|s| !s.disabled).collect();
-        lb.set_usable_all(&usable);
         let active_up = servers.iter().filter(|s| !s.disabled && !s.backup).count() as u32;
         let backup_up = servers.iter().filter(|s| !s.disabled && s.backup).count() as u32;
         let httpchk = p.httpchk.as_ref().map(|h| HttpCheck {

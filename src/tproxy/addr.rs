@@ -99,6 +99,85 @@ pub fn unmap(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An IP network (`10.10.2.0/24`, `fd00:2::/64`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn new(addr: IpAddr, prefix: u8) -> IpNet {
+        IpNet { addr, prefix }
+    }
+    pub fn family(&self) -> Family {
+        Family::of(&self.addr)
+    }
+    /// Whether `ip` lies in this network (same family only).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let p = u32::from(self.prefix.min(32));
+                let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                u32::from(n) & m == u32::from(a) & m
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let p = u32::from(self.prefix.min(128));
+                let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+                u128::from(n) & m == u128::from(a) & m
+            }
+            _ => false,
+        }
+    }
+    /// The network with host bits cleared.
+    pub fn network(&self) -> IpNet {
+        let addr = match self.addr {
+            IpAddr::V4(a) => {
+                let p = u32::from(self.prefix.min(32));
+                let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                IpAddr::V4((u32::from(a) & m).into())
+            }
+            IpAddr::V6(a) => {
+                let p = u32::from(self.prefix.min(128));
+                let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+                IpAddr::V6((u128::from(a) & m).into())
+            }
+        };
+        IpNet {
+            addr,
+            prefix: self.prefix,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    /// `ADDR/LEN`, or a bare address (host route), or `default`-less forms only.
+    fn from_str(s: &str) -> Result<IpNet, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| format!("invalid address '{a}'"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("invalid prefix length '{p}'"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +188,20 @@ mod tests {
         assert_eq!(unmap(ip), "10.10.1.2".parse::<IpAddr>().unwrap());
         let ip6: IpAddr = "fd00:1::2".parse().unwrap();
         assert_eq!(unmap(ip6), ip6);
+    }
+
+    #[test]
+    fn ipnet_contains() {
+        let n: IpNet = "10.10.2.0/24".parse().unwrap();
+        assert!(n.contains("10.10.2.77".parse().unwrap()));
+        assert!(!n.contains("10.10.3.1".parse().unwrap()));
+        assert!(!n.contains("fd00:2::1".parse().unwrap()));
+        let n6: IpNet = "fd00:2::1/64".parse().unwrap();
+        assert!(n6.contains("fd00:2::50".parse().unwrap()));
+        assert_eq!(n6.network().to_string(), "fd00:2::/64");
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
     }
 
     #[test]

@@ -151,12 +151,35 @@ pub fn set_thread_caps(st: &CapState) -> io::Result<()> {
     Ok(())
 }
 
-/// Parse a `CapEff:`-style line value from /proc/<pid>/status text.
+/// Parse a `CapEff:`-style line value from `/proc/<pid>/status` text.
 pub fn caps_from_status(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|l| {
         let rest = l.strip_prefix(field)?.strip_prefix(':')?;
         u64::from_str_radix(rest.trim(), 16).ok()
     })
+}
+
+/// Remove every capability not in `keep` from the bounding set (PR_CAPBSET_DROP).
+pub fn drop_bounding_set(keep: u64) -> io::Result<()> {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    for cap in 0..=last.min(63) {
+        if keep & (1u64 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break; // beyond the kernel's last capability
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// What to drop. Names must be resolved (with [`resolve_user`]/[`resolve_group`]) *before*
@@ -168,6 +191,9 @@ pub struct PrivDrop {
     pub gid: Option<u32>,
     /// Capabilities kept (effective + permitted) after the uid change.
     pub keep: Vec<Cap>,
+    /// Also drop every other capability from the bounding set (needs CAP_SETPCAP, so only
+    /// when starting as root), so nothing can be regained later, e.g. by an exec.
+    pub drop_bounding: bool,
 }
 
 /// An error of one step of [`drop_privileges`].
@@ -251,6 +277,12 @@ pub fn drop_privileges(p: &PrivDrop) -> Result<(), PrivError> {
         });
     }
     let changes_uid = p.uid.is_some_and(|u| u != Uid::current().as_raw());
+    if p.drop_bounding && changes_uid {
+        drop_bounding_set(keep).map_err(|e| PrivError {
+            step: "cannot drop capabilities from the bounding set".into(),
+            source: e,
+        })?;
+    }
     if changes_uid && keep != 0 {
         step(nix::sys::prctl::set_keepcaps(true), || {
             "cannot set PR_SET_KEEPCAPS".into()

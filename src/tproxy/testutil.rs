@@ -13,7 +13,9 @@ pub(crate) fn in_new_netns<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     if !is_root() {
-        eprintln!("SKIPPED (needs root and network namespaces): {what}");
+        skipped(&format!(
+            "SKIPPED (needs root and network namespaces): {what}"
+        ));
         return None;
     }
     let h = std::thread::spawn(move || {
@@ -26,4 +28,10 @@ pub(crate) fn in_new_netns<T: Send + 'static>(
         f()
     });
     Some(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+}
+
+/// Print straight to stderr (libtest's capture would hide an `eprintln!` of a passing test).
+pub(crate) fn skipped(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -182,7 +182,69 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ),
 ];
 
+/// The `tune.*` keywords HAProxy 2.6 knows (the registered ones from `haproxy -dKcfg` and the
+/// ones its global parser handles itself). Anything else under `tune.` is unknown, as in HAProxy.
+pub static TUNE_KEYWORDS: &[&str] = &[
+    "tune.buffers.limit",
+    "tune.buffers.reserve",
+    "tune.bufsize",
+    "tune.comp.maxlevel",
+    "tune.fail-alloc",
+    "tune.fd.edge-triggered",
+    "tune.h2.header-table-size",
+    "tune.h2.initial-window-size",
+    "tune.h2.max-concurrent-streams",
+    "tune.h2.max-frame-size",
+    "tune.http.cookielen",
+    "tune.http.logurilen",
+    "tune.http.maxhdr",
+    "tune.idle-pool.shared",
+    "tune.idletimer",
+    "tune.listener.multi-queue",
+    "tune.lua.forced-yield",
+    "tune.lua.maxmem",
+    "tune.lua.service-timeout",
+    "tune.lua.session-timeout",
+    "tune.lua.task-timeout",
+    "tune.maxaccept",
+    "tune.maxpollevents",
+    "tune.maxrewrite",
+    "tune.pattern.cache-size",
+    "tune.peers.max-updates-at-once",
+    "tune.pipesize",
+    "tune.pool-high-fd-ratio",
+    "tune.pool-low-fd-ratio",
+    "tune.rcvbuf.client",
+    "tune.rcvbuf.server",
+    "tune.recv_enough",
+    "tune.runqueue-depth",
+    "tune.sched.low-latency",
+    "tune.sndbuf.client",
+    "tune.sndbuf.server",
+    "tune.ssl.cachesize",
+    "tune.ssl.capture-buffer-size",
+    "tune.ssl.capture-cipherlist-size",
+    "tune.ssl.default-dh-param",
+    "tune.ssl.force-private-cache",
+    "tune.ssl.hard-maxrecord",
+    "tune.ssl.keylog",
+    "tune.ssl.lifetime",
+    "tune.ssl.maxrecord",
+    "tune.ssl.ssl-ctx-cache-size",
+    "tune.vars.check-max-size",
+    "tune.vars.global-max-size",
+    "tune.vars.proc-max-size",
+    "tune.vars.reqres-max-size",
+    "tune.vars.sess-max-size",
+    "tune.vars.txn-max-size",
+    "tune.zlib.memlevel",
+    "tune.zlib.windowsize",
+];
+
 pub fn lookup(word: &str) -> Option<&'static (&'static str, Status, Option<GlobalParse>)> {
+    if word.starts_with("tune.") && !TUNE_KEYWORDS.contains(&word) {
+        return None;
+    }
     GLOBAL_KEYWORDS.iter().find(|(n, _, _)| {
         *n == word
             || ((n.ends_with('.') || n.ends_with('-'))
@@ -334,7 +396,13 @@ fn g_log(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
             "'log' expects either <address[:port]> and <facility> or 'global' as arguments.",
         ),
         Some("global") => ctx.alert("'global' is not supported for a global syslog server."),
-        Some(_) => g.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone())),
+        Some(_) => {
+            let words: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+            match crate::log::target::parse_global_log_args(&words) {
+                Ok(_) => g.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone())),
+                Err(e) => ctx.alert(e),
+            }
+        }
     }
 }
 

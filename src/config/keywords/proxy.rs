@@ -3,7 +3,7 @@
 
 use super::{DocRow, LineCtx, Status};
 use crate::config::ir::*;
-use crate::config::values::{AddrError, PortSpec, parse_addr, parse_time_ms, parse_uint};
+use crate::config::values::{AddrError, PortSpec, parse_addr, parse_uint};
 
 pub type ProxyParse = fn(&mut LineCtx, &mut Proxy, &[String]);
 
@@ -198,6 +198,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::FatalText("'use-fcgi-app' only available in backend or listen section"),
     ),
     kw("use-server", "LB", U, None),
+    kw("usesrc", "DLB", I, Some(p_usesrc_alone)),
     kw("external-check", "DLB", U, None),
     kw("option", "DFLB", I, Some(p_option)),
 ];
@@ -498,8 +499,11 @@ fn p_timeout(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         ));
         return;
     };
-    match parse_time_ms(v) {
-        Ok(ms) => {
+    match crate::config::values::parse_time_ms_lenient(v) {
+        Ok((ms, lenient)) => {
+            if lenient {
+                ctx.diags.warning(None, format!("unexpected character '{}' after the timer value '{v}', only (us=microseconds,ms=milliseconds,s=seconds,m=minutes,h=hours,d=days) are supported. This will be reported as an error in next versions.", v.trim_start_matches(|c: char| c.is_ascii_digit()).chars().nth(1).unwrap_or('?')));
+            }
             if let Some(x) = a.get(3) {
                 ctx.alert(format!(
                     "'timeout {name}' cannot handle unexpected argument '{x}'."
@@ -593,7 +597,11 @@ fn p_log(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         ctx.alert("'log' expects either <address[:port]> and <facility> or 'global' as arguments.");
         return;
     }
-    p.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone()));
+    let words: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+    match crate::log::target::parse_log_args(&words) {
+        Ok(_) => p.log.push(Located::new(a[1..].to_vec(), ctx.loc.clone())),
+        Err(e) => ctx.alert(e),
+    }
 }
 
 fn p_log_format(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -756,14 +764,25 @@ pub fn parse_source(ctx: &mut LineCtx, a: &[String], server_level: bool) -> Opti
 
 pub fn addr_error(ctx: &mut LineCtx, prefix: &str, text: &str, e: AddrError) {
     match e {
+        // HAProxy ends the source/usesrc variant with an empty line.
+        AddrError::Invalid(h) if prefix.starts_with("'source") || prefix.starts_with("'usesrc") => {
+            ctx.alert(format!("{prefix} : invalid address: '{h}' in '{text}'\n"))
+        }
         AddrError::Invalid(h) => ctx.alert(format!("{prefix} : invalid address: '{h}' in '{text}'")),
         AddrError::Port(p) => ctx.alert(format!("{prefix} : invalid port '{p}'")),
         AddrError::MissingPort => ctx.alert(format!("{prefix} : missing port specification in '{text}'")),
         AddrError::Unsupported(what) => ctx.unsupported_arg(prefix.trim_matches('\''), &what),
+        AddrError::Hostname(h) if prefix.starts_with("'source") || prefix.starts_with("'usesrc") => {
+            ctx.alert(format!("{prefix} : invalid address: '{h}' in '{text}'\n"))
+        }
         AddrError::Hostname(h) => ctx.alert(format!(
             "{prefix} : host name '{h}' in '{text}': rhaproxy only accepts IP addresses here (host names are not supported by rhaproxy yet)."
         )),
     }
+}
+
+fn p_usesrc_alone(ctx: &mut LineCtx, _p: &mut Proxy, _a: &[String]) {
+    ctx.alert("'usesrc' only allowed after a 'source' statement.");
 }
 
 fn p_source(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -1077,7 +1096,7 @@ fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         Some(f) => f(ctx, p, a),
         None => {
             if let Some(x) = a.get(2) {
-                ctx.alert_tight(format!(
+                ctx.alert(format!(
                     "'option {}' cannot handle unexpected argument '{x}'.",
                     o.name
                 ));

@@ -173,6 +173,11 @@ pub fn p_default_server(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
 }
 
 fn server_target(text: &str) -> Result<ServerTarget, AddrError> {
+    // `ADDR:` with an empty port means "the client's destination port", as without a port.
+    let text = text
+        .strip_suffix(':')
+        .filter(|t| !t.ends_with(':'))
+        .unwrap_or(text);
     match parse_addr(text, true) {
         Ok(ap) => {
             let ip = ap.ip;
@@ -235,7 +240,11 @@ fn apply_options(
         };
         let arg = a.get(i + 1).map(String::as_str).unwrap_or("");
         if nargs >= 1 && arg.is_empty() {
-            ctx.alert_bare(format!("{who} : '{name}' expects an argument."));
+            if matches!(name, "inter" | "fastinter" | "downinter") {
+                ctx.alert_bare(format!("{who} : '{name}' expects a delay as argument.."));
+            } else {
+                ctx.alert_bare(format!("{who} : '{name}' expects an argument."));
+            }
             return false;
         }
         if *status == Status::Unsupported && !negated {
@@ -328,7 +337,22 @@ fn apply_options(
             },
             "source" => {
                 let words: Vec<String> = a[i..i + 1 + nargs].to_vec();
-                match super::proxy::parse_source(ctx, &words, true) {
+                // HAProxy nests the source parser's message under the server's, indented.
+                let mut inner = crate::diag::Diags::captured();
+                let mut ictx = LineCtx {
+                    diags: &mut inner,
+                    loc: ctx.loc.clone(),
+                    negated: false,
+                    defaulted: false,
+                };
+                let parsed = super::proxy::parse_source(&mut ictx, &words, true);
+                let prefix = format!("parsing [{}] : ", ctx.loc);
+                for m in &inner.messages {
+                    let msg = m.text.strip_prefix(&prefix).unwrap_or(&m.text);
+                    let body: Vec<String> = msg.split('\n').map(|l| format!("  {l}")).collect();
+                    ctx.alert_bare(format!("{who} : \n{}\n.", body.join("\n")));
+                }
+                match parsed {
                     Some(s) => sp.source = Some(Located::new(s, ctx.loc.clone())),
                     None => return false,
                 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::tproxy::addr::ListenAddr;
 use crate::tproxy::sockopt::{ListenOpts, missing_capability, transparent_listener};
-use crate::tproxy::testutil::is_root;
+use crate::tproxy::testutil::{is_root, skipped};
 use std::process::Command;
 
 const CHILD_ENV: &str = "RHX_PRIVS_CHILD";
@@ -64,6 +64,7 @@ fn child_entry() {
                 uid: Some(uid),
                 gid: Some(gid),
                 keep: vec![Cap::NetAdmin, Cap::NetBindService],
+                drop_bounding: true,
                 ..Default::default()
             })
             .unwrap();
@@ -74,6 +75,7 @@ fn child_entry() {
             let st = status();
             assert_eq!(caps_from_status(&st, "CapEff"), Some(0x1400), "{st}");
             assert_eq!(caps_from_status(&st, "CapPrm"), Some(0x1400), "{st}");
+            assert_eq!(caps_from_status(&st, "CapBnd"), Some(0x1400), "{st}");
             assert!(!nix::sys::prctl::get_keepcaps().unwrap());
             // CAP_NET_ADMIN kept: IP_TRANSPARENT and a non-local bind work; NET_BIND_SERVICE: :80.
             transparent_listener(ListenAddr("192.0.2.10:80".parse().unwrap()), &opts)
@@ -104,6 +106,7 @@ fn child_entry() {
                 uid: Some(uid),
                 gid: Some(gid),
                 keep: vec![Cap::NetRaw],
+                drop_bounding: false,
             })
             .unwrap();
             assert!(std::path::Path::new("/marker").exists());
@@ -138,7 +141,7 @@ fn child_entry() {
 #[test]
 fn drop_to_nobody_keeping_net_admin() {
     if !is_root() {
-        eprintln!("SKIPPED (needs root): drop privileges keeping capabilities");
+        skipped("SKIPPED (needs root): drop privileges keeping capabilities");
         return;
     }
     run_child("keep", &[]);
@@ -147,7 +150,7 @@ fn drop_to_nobody_keeping_net_admin() {
 #[test]
 fn drop_to_nobody_without_caps_refuses_transparency() {
     if !is_root() {
-        eprintln!("SKIPPED (needs root): drop privileges without capabilities");
+        skipped("SKIPPED (needs root): drop privileges without capabilities");
         return;
     }
     run_child("nocaps", &[]);
@@ -157,7 +160,7 @@ fn drop_to_nobody_without_caps_refuses_transparency() {
 #[test]
 fn chroot_then_drop() {
     if !is_root() {
-        eprintln!("SKIPPED (needs root): chroot");
+        skipped("SKIPPED (needs root): chroot");
         return;
     }
     let dir = std::env::temp_dir().join(format!("rhx-chroot-{}", std::process::id()));

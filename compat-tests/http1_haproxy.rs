@@ -1,0 +1,621 @@
+//! Compatibility test: replays the HTTP/1 request vectors (rhaproxy::http1::vectors) against
+//! the real `haproxy` binary and checks that our parser gives the same verdict (status and
+//! whether the connection is closed), then compares built-in error responses and errorfile
+//! handling byte for byte. Skips (with a message) when `haproxy` is not installed.
+
+use rhaproxy::http1::errors::{ErrorFlavor, builtin_error, errorfile_wire, load_errorfile_with};
+use rhaproxy::http1::head::Limits;
+use rhaproxy::http1::vectors::request_vectors;
+use rhaproxy::http1::verdict::request_verdict;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn haproxy_available() -> bool {
+    Command::new("haproxy")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+macro_rules! require_haproxy {
+    () => {
+        if !haproxy_available() {
+            eprintln!(
+                "SKIPPED: `haproxy` is not installed (not found in PATH or `haproxy -v` \
+                 failed); the HTTP/1 compatibility vectors need the real binary"
+            );
+            return;
+        }
+    };
+}
+
+/// Temp dir removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let p = std::env::temp_dir().join(format!(
+            "rhaproxy-http1-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The haproxy we started; killed by PID on drop.
+struct Haproxy {
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `haproxy -db -f <cfg>` where `cfg` is produced from the ports; waits until the
+/// first port accepts connections.
+fn start(
+    tag: &str,
+    nports: usize,
+    cfg: impl Fn(&[u16], &std::path::Path) -> String,
+) -> (Haproxy, Vec<u16>) {
+    let dir = TempDir::new(tag);
+    let ports: Vec<u16> = (0..nports).map(|_| free_port()).collect();
+    let text = cfg(&ports, &dir.0);
+    let path = dir.0.join("haproxy.cfg");
+    std::fs::write(&path, text).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn haproxy");
+    let h = Haproxy { child, _dir: dir };
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", ports[0])).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "haproxy did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (h, ports)
+}
+
+/// Sends `req` on a fresh connection and reads one response: until the head and its
+/// Content-Length body are in, EOF, or the timeout.
+fn exchange(port: u16, req: &[u8], timeout: Duration) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let _ = s.write_all(req);
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    let mut buf = [0u8; 65536];
+    while t0.elapsed() < timeout {
+        if response_complete(&out) {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+fn head_end(r: &[u8]) -> Option<usize> {
+    r.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+fn header<'a>(r: &'a [u8], name: &str) -> Option<&'a str> {
+    let end = head_end(r)?;
+    let head = std::str::from_utf8(&r[..end]).ok()?;
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn response_complete(r: &[u8]) -> bool {
+    let Some(end) = head_end(r) else { return false };
+    let cl: usize = header(r, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    r.len() >= end + cl
+}
+
+fn status(r: &[u8]) -> u16 {
+    if r.len() >= 12 && r.starts_with(b"HTTP/1.") {
+        std::str::from_utf8(&r[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+fn verdict_cfg(ports: &[u16], _: &std::path::Path) -> String {
+    format!(
+        "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\n  \
+         timeout http-request 1s\nfrontend fe\n  bind 127.0.0.1:{}\n  http-request return status 200\n",
+        ports[0]
+    )
+}
+
+#[test]
+fn request_verdicts_match_haproxy() {
+    require_haproxy!();
+    let (_h, ports) = start("verdicts", 1, verdict_cfg);
+    let limits = Limits::default();
+    let vectors = request_vectors();
+    let mut mismatches = Vec::new();
+    let mut matched = 0;
+    let mut deviations = 0;
+    for v in &vectors {
+        let resp = exchange(ports[0], &v.bytes, Duration::from_secs(3));
+        let hst = status(&resp);
+        // HAProxy closes after every error; on a 200 it says `connection: close` when it does.
+        let hclose = hst != 200
+            || header(&resp, "connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        let ours = request_verdict(&v.bytes, &limits);
+        if let Some(why) = v.deviation {
+            deviations += 1;
+            eprintln!(
+                "deviation {}: haproxy {hst} close={hclose}, rhaproxy {} close={} ({why})",
+                v.name, ours.status, ours.close
+            );
+            assert_eq!((ours.status, ours.close), (v.status, v.close), "{}", v.name);
+            continue;
+        }
+        if (hst, hclose) == (ours.status, ours.close) && (hst, hclose) == (v.status, v.close) {
+            matched += 1;
+        } else {
+            mismatches.push(format!(
+                "{}: haproxy {hst} close={hclose}; rhaproxy {} close={}; table {} close={}",
+                v.name, ours.status, ours.close, v.status, v.close
+            ));
+        }
+    }
+    eprintln!(
+        "http1 vectors: {matched}/{} matched HAProxy, {deviations} documented deviation(s)",
+        vectors.len() - deviations
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+fn error_cfg(ports: &[u16], _: &std::path::Path) -> String {
+    let mut c = String::from(
+        "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\n  \
+         timeout http-request 300ms\n",
+    );
+    c.push_str(&format!("frontend deny\n  bind 127.0.0.1:{}\n", ports[0]));
+    for st in [
+        200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503,
+        504,
+    ] {
+        c.push_str(&format!(
+            "  http-request deny deny_status {st} if {{ path /{st} }}\n"
+        ));
+    }
+    c.push_str(&format!(
+        "frontend nobackend\n  bind 127.0.0.1:{}\n",
+        ports[1]
+    ));
+    c.push_str(&format!(
+        "frontend deadserver\n  bind 127.0.0.1:{}\n  default_backend dead\nbackend dead\n  server s 127.0.0.1:{}\n",
+        ports[2], ports[3]
+    ));
+    c
+}
+
+/// Response bytes of the built-in errors, against the binary: the stream flavour through
+/// `http-request deny deny_status N` and the no-backend 503, the mux flavour through bad
+/// requests (400, 413, 422) and `timeout http-request` (408).
+#[test]
+fn builtin_error_bytes_match_haproxy() {
+    require_haproxy!();
+    let (_h, ports) = start("errors", 4, error_cfg);
+    let mut checked = 0;
+    for st in [
+        200u16, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502,
+        503, 504,
+    ] {
+        let req = format!("GET /{st} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let got = exchange(ports[0], req.as_bytes(), Duration::from_secs(3));
+        let want = builtin_error(st, ErrorFlavor::Stream { close: false }).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "deny {st}"
+        );
+        checked += 1;
+    }
+    let got = exchange(
+        ports[1],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(3),
+    );
+    let want = builtin_error(503, ErrorFlavor::Stream { close: false }).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want),
+        "no backend 503"
+    );
+    // Server refusing connections: 503 after the connect retries.
+    let got = exchange(
+        ports[2],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(8),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want),
+        "dead server 503"
+    );
+    checked += 2;
+    for (st, req) in [
+        (400u16, &b"GET / HTTP/1.1\r\nX-A : b\r\n\r\n"[..]),
+        (413, b"GET / HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello"),
+        (
+            422,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (408, b"GET / HTTP/1.1\r\n"),
+    ] {
+        let got = exchange(ports[0], req, Duration::from_secs(3));
+        let want = builtin_error(st, ErrorFlavor::Mux).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "mux {st}"
+        );
+        checked += 1;
+    }
+    eprintln!("builtin error responses: {checked} compared byte for byte");
+}
+
+/// `haproxy -c` verdicts on errorfiles against `load_errorfile_with`, and the bytes sent.
+#[test]
+fn errorfiles_match_haproxy() {
+    require_haproxy!();
+    let dir = TempDir::new("errorfiles");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("good", b"HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html>custom</html>\n".to_vec()),
+        ("empty", Vec::new()),
+        ("garbage", b"hello world\n".to_vec()),
+        ("badhdr", b"HTTP/1.1 503 X\r\nX-A : b\r\n\r\n".to_vec()),
+        ("nohdrend", b"HTTP/1.1 503 X\r\nContent-Length: 5\r\n".to_vec()),
+        ("lf", b"HTTP/1.1 503 X\nContent-Length: 5\n\nhello".to_vec()),
+        ("shortbody", b"HTTP/1.1 503 X\r\nContent-Length: 10\r\n\r\nhello".to_vec()),
+        ("longbody", b"HTTP/1.1 503 X\r\nContent-Length: 2\r\n\r\nhello".to_vec()),
+        ("chunked", b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec()),
+        ("other_status", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        ("big", [b"HTTP/1.1 503 X\r\nContent-Length: 20000\r\n\r\n".as_slice(), &[b'a'; 20000]].concat()),
+        ("big_ok", [b"HTTP/1.1 503 X\r\nContent-Length: 15200\r\n\r\n".as_slice(), &[b'a'; 15200]].concat()),
+    ];
+    for (name, content) in &files {
+        std::fs::write(dir.0.join(format!("{name}.http")), content).unwrap();
+    }
+    std::fs::create_dir_all(dir.0.join("dir.http")).unwrap();
+    let mut names: Vec<&str> = files.iter().map(|f| f.0).collect();
+    names.extend(["dir", "missing"]);
+    let mut compared = 0;
+    for name in names {
+        let path = dir.0.join(format!("{name}.http"));
+        let cfg = dir.0.join(format!("{name}.cfg"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+                 frontend f\n  bind 127.0.0.1:{}\n  errorfile 503 {}\n",
+                free_port(),
+                path.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let ours = load_errorfile_with(&path, 16384);
+        match &ours {
+            Ok((_, warn)) => {
+                assert!(out.status.success(), "{name}: haproxy rejected: {text}");
+                if let Some(w) = warn {
+                    assert!(
+                        text.contains(w.as_str()),
+                        "{name}: warning {w:?} not in {text}"
+                    );
+                }
+            }
+            Err(msg) => {
+                assert!(
+                    !out.status.success(),
+                    "{name}: haproxy accepted, we said {msg}"
+                );
+                let line = format!("errorfile : {msg}");
+                assert!(text.contains(&line), "{name}: {line:?} not in:\n{text}");
+            }
+        }
+        compared += 1;
+    }
+    // Bytes on the wire for accepted files.
+    let (_h, ports) = start("errorfile-wire", 3, |p, _| {
+        format!(
+            "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+             frontend a\n  bind 127.0.0.1:{}\n  errorfile 503 {}\n\
+             frontend b\n  bind 127.0.0.1:{}\n  errorfile 503 {}\n\
+             frontend c\n  bind 127.0.0.1:{}\n  errorfile 503 {}\n",
+            p[0],
+            dir.0.join("good.http").display(),
+            p[1],
+            dir.0.join("lf.http").display(),
+            p[2],
+            dir.0.join("empty.http").display()
+        )
+    });
+    for (port, name) in [(ports[0], "good"), (ports[1], "lf"), (ports[2], "empty")] {
+        let got = exchange(
+            port,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(3),
+        );
+        let content = load_errorfile_with(dir.0.join(format!("{name}.http")), 16384)
+            .unwrap()
+            .0;
+        let want = if content.is_empty() {
+            Vec::new()
+        } else {
+            errorfile_wire(&content, false)
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{name}"
+        );
+        compared += 1;
+    }
+    eprintln!("errorfiles: {compared} cases compared");
+}
+
+// ------------------------------------------------------------------ response side
+
+use rhaproxy::http1::body::{BodyFramer, Direction};
+use rhaproxy::http1::conn::{
+    HttpMode, finish_client_plan, plan_request, rewrite_response_for_client,
+};
+use rhaproxy::http1::message::{Parsed, parse_request, parse_response};
+use rhaproxy::http1::serialize::{WriteOpts, write_response_head};
+
+/// (name, server response, deviation note). The expected result is whatever HAProxy does.
+fn response_vectors() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
+    let v = |n, b: &[u8]| (n, b.to_vec(), None);
+    vec![
+        v("ok", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("cl_and_te", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGARBAGE"),
+        v("te_chunked_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhi"),
+        v("te_chunked_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_gzip_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_vtab", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \x0bchunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("te_http10", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
+        v("cl_conflict", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi"),
+        v("cl_twice", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi"),
+        v("cl_plus", b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nhi"),
+        v("no_reason", b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nhi"),
+        v("lowercase_version", b"http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("version_2_0", b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("reason_ctl", b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nhi"),
+        v("reason_8bit", b"HTTP/1.1 200 \xe9\r\nContent-Length: 2\r\n\r\nhi"),
+        v("space_before_colon", b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 2\r\n\r\nhi"),
+        v("obs_fold", b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nhi"),
+        v("bare_lf", b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi"),
+        v("close_delimited", b"HTTP/1.1 200 OK\r\n\r\nhello"),
+        v("close_delimited_10", b"HTTP/1.0 200 OK\r\n\r\nhello"),
+        v("204_with_cl", b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
+        v("304_with_cl", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"),
+        v("100_then_200", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("103_then_200", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        v("101_without_upgrade", b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nhi"),
+        v("chunk_size_2p52", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000\r\nhi"),
+        v("chunk_size_non_hex", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi"),
+        v("chunk_trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\n"),
+        v("garbage", b"garbage\r\n\r\n"),
+        v("empty", b""),
+        v("keep_alive", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi"),
+        v("server_close", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"),
+        v("empty_header_name", b"HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 2\r\n\r\nhi"),
+        v("bare_cr_in_value", b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nhi"),
+        (
+            "status_4_digits",
+            b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+            Some("HAProxy forwards status 2000; rhaproxy requires 3 digits (502)"),
+        ),
+        (
+            "status_2_digits",
+            b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+            Some("HAProxy forwards status 20 without its Content-Length; rhaproxy: 502"),
+        ),
+        (
+            "status_099",
+            b"HTTP/1.1 099 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+            Some("HAProxy forwards status 099 without its Content-Length; rhaproxy: 502"),
+        ),
+    ]
+}
+
+/// Our view of a response: the status the client gets and the head we would send.
+fn our_response(resp_bytes: &[u8], req_bytes: &[u8]) -> (u16, Vec<u8>) {
+    let limits = Limits::default();
+    let Ok(Parsed::Complete(req)) = parse_request(req_bytes, &limits) else {
+        panic!("request")
+    };
+    let mut at = 0;
+    let mut out = Vec::new();
+    loop {
+        match parse_response(&resp_bytes[at..], req.info(), &limits) {
+            Ok(Parsed::Complete(mut r)) => {
+                let mut body = BodyFramer::new(r.body, Direction::Response);
+                let step = body.advance(&resp_bytes[at + r.head_len..]);
+                if let Err(e) = step {
+                    return (e.status, Vec::new());
+                }
+                let plan = finish_client_plan(
+                    plan_request(&req, HttpMode::KeepAlive, HttpMode::KeepAlive),
+                    &r,
+                );
+                rewrite_response_for_client(&mut r, req.version.is_11(), plan);
+                write_response_head(&mut out, &r, WriteOpts::default());
+                if r.interim {
+                    at += r.head_len;
+                    continue;
+                }
+                return (r.status, out);
+            }
+            // Server closed before a complete head.
+            Ok(_) => return (502, Vec::new()),
+            Err(e) => return (e.status, Vec::new()),
+        }
+    }
+}
+
+#[test]
+fn response_verdicts_match_haproxy() {
+    require_haproxy!();
+    let vectors = response_vectors();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let srv_port = listener.local_addr().unwrap().port();
+    let table: Vec<(String, Vec<u8>)> = vectors
+        .iter()
+        .map(|(n, b, _)| (n.to_string(), b.clone()))
+        .collect();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let table = table.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while head_end(&got).is_none() {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&got);
+                let path = line
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                if let Some((_, resp)) = table.iter().find(|(n, _)| n == path) {
+                    let _ = c.write_all(resp);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            });
+        }
+    });
+    let (_h, ports) = start("responses", 1, |p, _| {
+        format!(
+            "defaults\n  mode http\n  timeout client 3s\n  timeout server 2s\n  timeout connect 2s\n  \
+             timeout http-request 2s\n  timeout http-keep-alive 200ms\n\
+             frontend fe\n  bind 127.0.0.1:{}\n  default_backend be\nbackend be\n  server s 127.0.0.1:{srv_port}\n",
+            p[0]
+        )
+    });
+    let mut matched = 0;
+    let mut mismatches = Vec::new();
+    let mut deviations = 0;
+    for (name, bytes, deviation) in &vectors {
+        let req = format!("GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n");
+        // Read until HAProxy closes (keep-alive timeout 200ms, or close after the response).
+        let mut s = TcpStream::connect(("127.0.0.1", ports[0])).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let (ours_status, ours_head) = our_response(bytes, req.as_bytes());
+        // HAProxy's final response: skip interim 1xx heads.
+        let mut at = 0;
+        let mut their_heads = Vec::new();
+        while let Some(end) = head_end(&got[at..]) {
+            their_heads.extend_from_slice(&got[at..at + end]);
+            let st = status(&got[at..]);
+            if !(100..200).contains(&st) {
+                break;
+            }
+            at += end;
+        }
+        let their_status = status(&got[at..]);
+        if let Some(why) = deviation {
+            deviations += 1;
+            eprintln!("deviation {name}: haproxy {their_status}, rhaproxy {ours_status} ({why})");
+            assert_eq!(ours_status, 502);
+            continue;
+        }
+        let heads_match =
+            their_status != ours_status || ours_status == 502 || their_heads == ours_head;
+        if their_status == ours_status && heads_match {
+            matched += 1;
+        } else {
+            mismatches.push(format!(
+                "{name}: haproxy {their_status} {:?}\n   rhaproxy {ours_status} {:?}",
+                String::from_utf8_lossy(&their_heads),
+                String::from_utf8_lossy(&ours_head)
+            ));
+        }
+    }
+    eprintln!(
+        "response vectors: {matched}/{} matched HAProxy (status and forwarded head), {deviations} documented deviation(s)",
+        vectors.len() - deviations
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}
