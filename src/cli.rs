@@ -268,7 +268,12 @@ pub fn run(argv: Vec<String>) -> i32 {
         );
         return 1;
     }
-    crate::runtime::run(cfg, &mut diags)
+    let opts = crate::runtime::RunOpts {
+        maxconn: args.maxconn,
+        proxy_maxconn: args.proxy_maxconn,
+        pidfile: args.pidfile.clone(),
+    };
+    crate::runtime::run_with(cfg, &mut diags, &opts)
 }
 
 /// Parses and checks the configuration; `None` when it has fatal errors (already reported).

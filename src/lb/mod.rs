@@ -135,7 +135,7 @@ pub enum Headers<'a> {
     /// case-insensitively, first occurrence wins.
     List(&'a [(&'a [u8], &'a [u8])]),
     /// A lookup returning the first occurrence's raw value for a name.
-    Lookup(&'a dyn Fn(&[u8]) -> Option<&'a [u8]>),
+    Lookup(&'a (dyn Fn(&[u8]) -> Option<&'a [u8]> + Sync)),
 }
 
 /// What a request offers as hashing input.

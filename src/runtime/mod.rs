@@ -1,13 +1,491 @@
 //! The proxy runtime, built from the checked IR.
+//!
+//! * [`listen`]: listening sockets for every `bind` form (ranges, v4v6/v6only, backlog,
+//!   interface, `transparent` through [`crate::tproxy::sockopt::transparent_listener`]).
+//! * [`backend`]: servers, slots and queues, the connect procedure (retries, redispatch,
+//!   `source`/`usesrc`, interception servers).
+//! * [`forward`]: full-duplex forwarding with HAProxy's timeouts and half-close.
+//! * [`tcp`]: `mode tcp` sessions.
+//! * [`check`]: health checks and server state changes.
+//!
+//! Threads: one tokio multi-thread runtime with `nbthread` workers (default: one per CPU).
+//! Shared state is immutable `Arc`s plus atomics; nothing on the request path takes a global
+//! lock.
 
-use crate::config::ir::Config;
+pub mod backend;
+pub mod check;
+pub mod forward;
+pub mod listen;
+pub mod tcp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::config::ir::{Cap, Config, Mode, Proxy, ProxyKind};
 use crate::diag::{Diags, Severity};
+use crate::tproxy::addr::{ClientAddr, OrigDstAddr};
+use backend::{Backend, ms};
+
+/// Command-line settings that affect the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct RunOpts {
+    /// `-n`: global maxconn override.
+    pub maxconn: Option<u32>,
+    /// `-N`: default per-proxy maxconn.
+    pub proxy_maxconn: Option<u32>,
+    /// `-p`: pid file.
+    pub pidfile: Option<String>,
+}
+
+/// One frontend (a `frontend` or the frontend half of a `listen`).
+pub struct Frontend {
+    pub name: String,
+    pub mode: Mode,
+    pub proxy: Arc<Proxy>,
+    /// Where connections go (first unconditional `use_backend`, `default_backend`, or the
+    /// `listen` itself).
+    pub backend: Option<Arc<Backend>>,
+    pub client_timeout: Option<Duration>,
+    pub client_fin_timeout: Option<Duration>,
+    pub http_request_timeout: Option<Duration>,
+    pub http_keep_alive_timeout: Option<Duration>,
+    maxconn: Arc<Semaphore>,
+    pub cum_conns: AtomicU64,
+}
+
+/// Process-wide state shared by every worker.
+pub struct Shared {
+    pub frontends: Vec<Arc<Frontend>>,
+    pub backends: Vec<Arc<Backend>>,
+    global_maxconn: Arc<Semaphore>,
+    /// Sessions in progress (soft stop waits for zero).
+    active: AtomicUsize,
+    idle: Notify,
+    /// `true` once a soft stop began.
+    pub stopping: watch::Sender<bool>,
+}
+
+/// Held by a session for its whole life: connection-limit permits and the active count.
+pub struct SessionGuard {
+    shared: Arc<Shared>,
+    _permits: [OwnedSemaphorePermit; 3],
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.idle.notify_waiters();
+        }
+    }
+}
+
+/// What a session knows about its connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepted {
+    pub client: ClientAddr,
+    pub orig_dst: Option<OrigDstAddr>,
+}
 
 /// Runs the configuration in the foreground; returns the process exit status.
-pub fn run(_cfg: Config, diags: &mut Diags) -> i32 {
-    diags.startup(
-        Severity::Alert,
-        "[rhaproxy.main()] The proxy runtime is not built yet in this version: only `-c` works.",
-    );
-    1
+pub fn run(cfg: Config, diags: &mut Diags) -> i32 {
+    run_with(cfg, diags, &RunOpts::default())
+}
+
+fn warn_line(text: &str) {
+    eprintln!("[WARNING]  ({}) : {}", std::process::id(), text);
+}
+
+fn alert_line(text: &str) {
+    eprintln!("[ALERT]    ({}) : {}", std::process::id(), text);
+}
+
+/// Raises RLIMIT_NOFILE's soft limit to the hard limit, as HAProxy sizes it for maxconn.
+fn raise_nofile() -> u64 {
+    use nix::libc;
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 1024;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: rl.rlim_max,
+                rlim_max: rl.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+    }
+    rl.rlim_cur
+}
+
+/// Runs with command-line settings.
+pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
+    let nofile = raise_nofile();
+    let global_maxconn = opts
+        .maxconn
+        .or(cfg.global.maxconn.as_ref().map(|m| m.value))
+        .unwrap_or_else(|| (nofile.saturating_sub(100) / 2).clamp(100, 1_000_000) as u32)
+        .max(1);
+
+    // Backends first, frontends refer to them.
+    let mut startup_warnings = Vec::new();
+    let mut backends: Vec<Arc<Backend>> = Vec::new();
+    let mut be_by_name: HashMap<String, Arc<Backend>> = HashMap::new();
+    let proxies: Vec<Arc<Proxy>> = cfg.proxies.iter().cloned().map(Arc::new).collect();
+    for p in &proxies {
+        if p.disabled || !p.cap().contains(Cap::BE) {
+            continue;
+        }
+        let be = Arc::new(Backend::build(p, &mut |w| startup_warnings.push(w)));
+        be_by_name.insert(p.name.clone(), Arc::clone(&be));
+        backends.push(be);
+    }
+    let mut frontends = Vec::new();
+    let mut fe_proxies = Vec::new();
+    for p in &proxies {
+        if p.disabled || !p.cap().contains(Cap::FE) || p.binds.is_empty() {
+            continue;
+        }
+        let mut target = None;
+        for ub in &p.use_backends {
+            if ub.cond.is_none() {
+                target = be_by_name.get(&ub.backend).cloned();
+                break;
+            }
+            startup_warnings.push(format!(
+                "parsing [{}] : 'use_backend' conditions are not evaluated by this version; the rule is ignored.",
+                ub.loc
+            ));
+        }
+        if target.is_none() {
+            if let Some(db) = &p.default_backend {
+                target = be_by_name.get(&db.value).cloned();
+            }
+        }
+        if target.is_none() && p.kind == ProxyKind::Listen {
+            target = be_by_name.get(&p.name).cloned();
+        }
+        let fe_maxconn = p
+            .maxconn
+            .as_ref()
+            .map(|m| m.value)
+            .or(opts.proxy_maxconn)
+            .unwrap_or(global_maxconn)
+            .max(1);
+        frontends.push(Arc::new(Frontend {
+            name: p.name.clone(),
+            mode: p.mode.value,
+            proxy: Arc::clone(p),
+            backend: target,
+            client_timeout: ms(&p.timeouts.client),
+            client_fin_timeout: ms(&p.timeouts.client_fin),
+            http_request_timeout: ms(&p.timeouts.http_request),
+            http_keep_alive_timeout: ms(&p.timeouts.http_keep_alive),
+            maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
+            cum_conns: AtomicU64::new(0),
+        }));
+        fe_proxies.push(fe_maxconn);
+    }
+
+    // Bind everything before starting threads (and before dropping privileges).
+    let mut bound: Vec<(usize, listen::Bound, Arc<Semaphore>)> = Vec::new();
+    let mut failed = false;
+    for (fi, fe) in frontends.iter().enumerate() {
+        for (bi, b) in fe.proxy.binds.iter().enumerate() {
+            let bind_max = Arc::new(Semaphore::new(
+                b.maxconn
+                    .filter(|&m| m > 0)
+                    .unwrap_or(fe_proxies[fi])
+                    .max(1) as usize,
+            ));
+            match listen::bind_all(&fe.proxy, b, bi, fe_proxies[fi]) {
+                Ok(list) => {
+                    for l in list {
+                        bound.push((fi, l, Arc::clone(&bind_max)));
+                    }
+                }
+                Err(msg) => {
+                    diags.startup(Severity::Alert, msg);
+                    failed = true;
+                }
+            }
+        }
+    }
+    if failed {
+        diags.startup(
+            Severity::Alert,
+            "[haproxy.main()] Some protocols failed to start their listeners! Exiting.",
+        );
+        return 1;
+    }
+
+    if let Some(code) = drop_privileges(&cfg, diags) {
+        return code;
+    }
+    if let Some(pf) = opts
+        .pidfile
+        .clone()
+        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()))
+    {
+        let _ = std::fs::write(&pf, format!("{}\n", std::process::id()));
+    }
+    for w in &startup_warnings {
+        diags.startup(Severity::Warning, w.clone());
+    }
+
+    let threads = cfg
+        .global
+        .nbthread
+        .as_ref()
+        .map(|n| n.value as usize)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("rhaproxy-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            diags.startup(
+                Severity::Alert,
+                format!("[haproxy.main()] Cannot start the worker threads: {e}"),
+            );
+            return 1;
+        }
+    };
+    let (stop_tx, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        frontends,
+        backends,
+        global_maxconn: Arc::new(Semaphore::new(global_maxconn as usize)),
+        active: AtomicUsize::new(0),
+        idle: Notify::new(),
+        stopping: stop_tx,
+    });
+    rt.block_on(serve(
+        shared,
+        bound,
+        cfg.global.hard_stop_after.as_ref().map(|h| h.value),
+    ))
+}
+
+fn drop_privileges(cfg: &Config, diags: &mut Diags) -> Option<i32> {
+    use crate::tproxy::privs;
+    let g = &cfg.global;
+    if g.user.is_none()
+        && g.uid.is_none()
+        && g.group.is_none()
+        && g.gid.is_none()
+        && g.chroot.is_none()
+    {
+        return None;
+    }
+    let mut pd = privs::PrivDrop::default();
+    if let Some(u) = &g.user {
+        match privs::resolve_user(&u.value) {
+            Ok((uid, gid)) => {
+                pd.uid = Some(uid);
+                pd.gid = Some(gid);
+            }
+            Err(e) => {
+                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
+                return Some(1);
+            }
+        }
+    }
+    if let Some(u) = &g.uid {
+        pd.uid = Some(u.value);
+    }
+    if let Some(gr) = &g.group {
+        match privs::resolve_group(&gr.value) {
+            Ok(gid) => pd.gid = Some(gid),
+            Err(e) => {
+                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
+                return Some(1);
+            }
+        }
+    }
+    if let Some(gid) = &g.gid {
+        pd.gid = Some(gid.value);
+    }
+    pd.chroot = g.chroot.as_ref().map(|c| c.value.clone().into());
+    if let Some(caps) = &g.setcap {
+        pd.keep = caps
+            .value
+            .iter()
+            .flat_map(|w| w.split(','))
+            .filter_map(privs::Cap::parse)
+            .collect();
+    }
+    match privs::drop_privileges(&pd) {
+        Ok(()) => None,
+        Err(e) => {
+            diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
+            Some(1)
+        }
+    }
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    bound: Vec<(usize, listen::Bound, Arc<Semaphore>)>,
+    hard_stop_after: Option<u64>,
+) -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut acceptors = Vec::new();
+    for (fi, b, bind_max) in bound {
+        let listener = match tokio::net::TcpListener::from_std(b.socket) {
+            Ok(l) => l,
+            Err(e) => {
+                alert_line(&format!("cannot register listener {}: {e}", b.addr));
+                return 1;
+            }
+        };
+        let sh = Arc::clone(&shared);
+        acceptors.push(tokio::spawn(accept_loop(sh, fi, listener, bind_max)));
+    }
+    check::start_all(&shared);
+
+    // Signals that would otherwise kill or stop the process; SIGTERM/SIGINT keep their default
+    // disposition (immediate exit, as HAProxy's hard stop).
+    let mut usr1 = signal(SignalKind::user_defined1()).ok();
+    for kind in [
+        SignalKind::hangup(),
+        SignalKind::user_defined2(),
+        SignalKind::from_raw(nix::libc::SIGTTOU),
+        SignalKind::from_raw(nix::libc::SIGTTIN),
+        SignalKind::quit(),
+    ] {
+        if let Ok(mut s) = signal(kind) {
+            let sh = Arc::clone(&shared);
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if kind == SignalKind::hangup() {
+                        check::dump_states(&sh);
+                    }
+                }
+            });
+        }
+    }
+    match usr1.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+    // Soft stop: close the listeners, let sessions finish.
+    let _ = shared.stopping.send(true);
+    for a in &acceptors {
+        a.abort();
+    }
+    for a in acceptors {
+        let _ = a.await;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for fe in &shared.frontends {
+        seen.insert(fe.name.clone());
+        let be = shared.backends.iter().find(|b| b.name == fe.name);
+        warn_line(&format!(
+            "Proxy {} stopped (cumulated conns: FE: {}, BE: {}).",
+            fe.name,
+            fe.cum_conns.load(Ordering::Relaxed),
+            be.map(|b| b.cum_conns.load(Ordering::Relaxed)).unwrap_or(0)
+        ));
+    }
+    for be in &shared.backends {
+        if seen.insert(be.name.clone()) {
+            warn_line(&format!(
+                "Proxy {} stopped (cumulated conns: FE: 0, BE: {}).",
+                be.name,
+                be.cum_conns.load(Ordering::Relaxed)
+            ));
+        }
+    }
+    let wait_idle = async {
+        loop {
+            let n = shared.idle.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if shared.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            n.await;
+        }
+    };
+    match hard_stop_after.filter(|&h| h > 0) {
+        Some(h) => {
+            let _ = tokio::time::timeout(Duration::from_millis(h), wait_idle).await;
+        }
+        None => wait_idle.await,
+    }
+    0
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    fi: usize,
+    listener: tokio::net::TcpListener,
+    bind_max: Arc<Semaphore>,
+) {
+    let fe = Arc::clone(&shared.frontends[fi]);
+    loop {
+        // Connection limits: leave connections in the backlog while a limit is reached.
+        let Ok(p1) = Arc::clone(&shared.global_maxconn).acquire_owned().await else {
+            return;
+        };
+        let Ok(p2) = Arc::clone(&fe.maxconn).acquire_owned().await else {
+            return;
+        };
+        let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off a little instead of spinning.
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        shared.active.fetch_add(1, Ordering::AcqRel);
+        fe.cum_conns.fetch_add(1, Ordering::Relaxed);
+        let guard = SessionGuard {
+            shared: Arc::clone(&shared),
+            _permits: [p1, p2, p3],
+        };
+        let acc = Accepted {
+            client: ClientAddr(peer),
+            orig_dst: crate::tproxy::sockopt::original_destination(&stream).ok(),
+        };
+        let fe = Arc::clone(&fe);
+        tokio::spawn(async move {
+            let _guard = guard;
+            match fe.mode {
+                Mode::Tcp => tcp::session(fe, stream, acc).await,
+                Mode::Http => tcp::session(fe, stream, acc).await,
+            }
+        });
+    }
 }

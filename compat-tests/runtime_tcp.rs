@@ -1,0 +1,582 @@
+//! `mode tcp` end to end: the built rhaproxy binary (and real HAProxy when installed, on the
+//! same config and traffic) in front of std-thread backend servers on loopback.
+
+#[path = "support/rt.rs"]
+mod rt;
+
+use rt::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const DEFAULTS: &str = "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+";
+
+fn strip_pid(s: &str) -> String {
+    // "[ALERT]    (1234) : text" -> "[ALERT] text"
+    s.lines()
+        .filter(|l| !l.starts_with("[NOTICE]"))
+        .map(|l| match (l.find('('), l.find(") : ")) {
+            (Some(a), Some(b)) if a < b => format!("{}{}", l[..a].trim_end(), &l[b + 3..]),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn roundrobin_order_and_weights_match_haproxy() {
+    let mut results = Vec::new();
+    for imp in Impl::all("roundrobin_order_and_weights_match_haproxy") {
+        let dir = TempDir::new("rr");
+        let p = free_ports(5);
+        let _b: Vec<Backend> = (0..3)
+            .map(|i| Backend::start(&format!("s{}", i + 1), p[2 + i], Behavior::Name))
+            .collect();
+        let cfg = format!(
+            "{DEFAULTS}
+listen even
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{}
+    server s3 127.0.0.1:{}
+listen weighted
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{} weight 3
+    server s2 127.0.0.1:{} weight 1
+    server s3 127.0.0.1:{} weight 2
+",
+            p[0], p[2], p[3], p[4], p[1], p[2], p[3], p[4]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let even: Vec<String> = (0..6)
+            .map(|_| tcp_read(p[0], None).unwrap().trim().to_string())
+            .collect();
+        let weighted: Vec<String> = (0..12)
+            .map(|_| tcp_read(p[1], None).unwrap().trim().to_string())
+            .collect();
+        assert_eq!(even, ["s1", "s2", "s3", "s1", "s2", "s3"], "{imp:?}");
+        let count = |n: &str| weighted.iter().filter(|s| *s == n).count();
+        assert_eq!(
+            (count("s1"), count("s2"), count("s3")),
+            (6, 2, 4),
+            "{imp:?} {weighted:?}"
+        );
+        results.push((imp, weighted));
+    }
+    if results.len() == 2 {
+        assert_eq!(
+            results[0].1, results[1].1,
+            "weighted roundrobin order differs from HAProxy"
+        );
+    }
+}
+
+#[test]
+fn half_close_is_forwarded_both_ways() {
+    let dir = TempDir::new("hc");
+    let p = free_ports(2);
+    let _b = Backend::start("s1", p[1], Behavior::EchoAfterEof);
+    let cfg = format!(
+        "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+",
+        p[0], p[1]
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+    let big: String = "x".repeat(200_000);
+    let out = tcp_exchange(p[0], None, big.as_bytes()).unwrap();
+    assert_eq!(out.len(), 3 + big.len());
+    assert!(out.starts_with("s1:xxx"));
+}
+
+#[test]
+fn source_hash_stickiness_matches_haproxy() {
+    let mut maps = Vec::new();
+    for imp in Impl::all("source_hash_stickiness_matches_haproxy") {
+        let dir = TempDir::new("src");
+        let p = free_ports(5);
+        let _b: Vec<Backend> = (0..4)
+            .map(|i| Backend::start(&format!("s{}", i + 1), p[1 + i], Behavior::Name))
+            .collect();
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    balance source
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{} weight 2
+    server s3 127.0.0.1:{}
+    server s4 127.0.0.1:{}
+",
+            p[0], p[1], p[2], p[3], p[4]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let mut map = Vec::new();
+        for k in 0..60u8 {
+            let src = Ipv4Addr::new(127, 1 + k % 3, k, 10 + k);
+            let a = tcp_read(p[0], Some(src)).unwrap().trim().to_string();
+            let b = tcp_read(p[0], Some(src)).unwrap().trim().to_string();
+            assert_eq!(a, b, "{imp:?}: source {src} moved");
+            map.push(a);
+        }
+        let distinct: std::collections::HashSet<_> = map.iter().collect();
+        assert!(distinct.len() >= 3, "{imp:?}: poor spread {map:?}");
+        maps.push(map);
+    }
+    if maps.len() == 2 {
+        assert_eq!(maps[0], maps[1], "balance source differs from HAProxy");
+    }
+}
+
+#[test]
+fn retries_redispatch_and_failure_match_haproxy() {
+    for imp in Impl::all("retries_redispatch_and_failure_match_haproxy") {
+        let dir = TempDir::new("retry");
+        let p = free_ports(5);
+        let dead = p[3];
+        let _alive = Backend::start("alive", p[4], Behavior::Name);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 300ms
+    timeout client 20s
+    timeout server 20s
+listen redisp
+    bind 127.0.0.1:{}
+    retries 2
+    option redispatch
+    server dead 127.0.0.1:{dead}
+    server alive 127.0.0.1:{}
+listen noredisp
+    bind 127.0.0.1:{}
+    retries 1
+    server dead 127.0.0.1:{dead}
+listen noserver
+    bind 127.0.0.1:{}
+    server dead 127.0.0.1:{dead} disabled
+",
+            p[0], p[4], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1], p[2]]);
+        // First connection goes to `dead` (roundrobin); with two active servers and a
+        // non-hash algorithm HAProxy redispatches at once, without the turn-around delay.
+        assert_eq!(tcp_read(p[0], None).unwrap().trim(), "alive", "{imp:?}");
+        assert_eq!(tcp_read(p[0], None).unwrap().trim(), "alive", "{imp:?}");
+        // Without redispatch and no other server: the client connection is closed, empty.
+        let t = Instant::now();
+        assert_eq!(tcp_read(p[1], None).unwrap_or_default(), "", "{imp:?}");
+        assert!(t.elapsed() >= Duration::from_millis(250), "{imp:?}");
+        // No usable server at all.
+        assert_eq!(tcp_read(p[2], None).unwrap_or_default(), "", "{imp:?}");
+    }
+}
+
+#[test]
+fn client_and_server_timeouts() {
+    for imp in Impl::all("client_and_server_timeouts") {
+        let dir = TempDir::new("tmo");
+        let p = free_ports(4);
+        let _silent = Backend::start("silent", p[3], Behavior::Silent);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 2s
+listen cli
+    bind 127.0.0.1:{}
+    timeout client 400ms
+    timeout server 30s
+    server s 127.0.0.1:{}
+listen srv
+    bind 127.0.0.1:{}
+    timeout client 30s
+    timeout server 400ms
+    server s 127.0.0.1:{}
+listen tun
+    bind 127.0.0.1:{}
+    timeout client 400ms
+    timeout server 400ms
+    timeout tunnel 3s
+    server s 127.0.0.1:{}
+",
+            p[0], p[3], p[1], p[3], p[2], p[3]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1], p[2]]);
+        for (port, min, max) in [(p[0], 300, 6000), (p[1], 300, 6000), (p[2], 2500, 12000)] {
+            let t = Instant::now();
+            let out = tcp_read(port, None).unwrap_or_default();
+            let el = t.elapsed().as_millis();
+            assert_eq!(out, "");
+            assert!(
+                el >= min && el <= max,
+                "{imp:?} port {port}: closed after {el}ms, expected {min}..{max}"
+            );
+        }
+    }
+}
+
+#[test]
+fn activity_keeps_connection_alive() {
+    let dir = TempDir::new("alive");
+    let p = free_ports(2);
+    let _b = Backend::start("e", p[1], Behavior::LineEcho);
+    let cfg = format!(
+        "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 600ms
+    timeout server 600ms
+listen li
+    bind 127.0.0.1:{}
+    server e 127.0.0.1:{}
+",
+        p[0], p[1]
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+    let s = connect_from(None, p[0]).unwrap();
+    s.set_read_timeout(Some(SOON)).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "e\n");
+    for i in 0..8 {
+        thread::sleep(Duration::from_millis(200));
+        w.write_all(format!("ping{i}\n").as_bytes()).unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("e:ping{i}\n"));
+    }
+    // Then idle: closed by the client timeout.
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn server_maxconn_queues_then_times_out() {
+    for imp in Impl::all("server_maxconn_queues_then_times_out") {
+        let dir = TempDir::new("queue");
+        let p = free_ports(2);
+        let b = Backend::start("e", p[1], Behavior::LineEcho);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout queue 1500ms
+listen li
+    bind 127.0.0.1:{}
+    server e 127.0.0.1:{} maxconn 1
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let greet = |s: &std::net::TcpStream, to: Duration| -> Option<String> {
+            s.set_read_timeout(Some(to)).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut l = String::new();
+            match r.read_line(&mut l) {
+                Ok(n) if n > 0 => Some(l),
+                _ => None,
+            }
+        };
+        let a = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&a, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        // B waits in the queue while A holds the only slot...
+        let bconn = connect_from(None, p[0]).unwrap();
+        assert_eq!(
+            greet(&bconn, Duration::from_millis(500)),
+            None,
+            "{imp:?}: not queued"
+        );
+        drop(a);
+        // ...and gets the server when A leaves.
+        assert_eq!(greet(&bconn, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        assert_eq!(
+            b.max_concurrent.load(std::sync::atomic::Ordering::Acquire),
+            1
+        );
+        // C waits longer than `timeout queue` and is dropped without reaching the server.
+        let t = Instant::now();
+        let c = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&c, SOON), None, "{imp:?}");
+        let el = t.elapsed();
+        assert!(
+            el >= Duration::from_millis(1200) && el < Duration::from_secs(10),
+            "{imp:?}: queue timeout after {el:?}"
+        );
+        drop(bconn);
+    }
+}
+
+#[test]
+fn health_checks_take_servers_down_and_up() {
+    for imp in Impl::all("health_checks_take_servers_down_and_up") {
+        let dir = TempDir::new("chk");
+        let p = free_ports(3);
+        let s1 = Backend::start("s1", p[1], Behavior::Name);
+        let _s2 = Backend::start("s2", p[2], Behavior::Name);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{} check inter 200 fall 2 rise 2
+    server s2 127.0.0.1:{} check inter 200 fall 2 rise 2
+",
+            p[0], p[1], p[2]
+        );
+        let px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        // Let a few checks pass, then kill s1.
+        thread::sleep(Duration::from_millis(600));
+        drop(s1);
+        let err = px.wait_stderr("Server li/s1 is DOWN", SOON);
+        assert!(
+            err.contains("Server li/s1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\""),
+            "{imp:?}: {err}"
+        );
+        assert!(
+            err.contains("1 active and 0 backup servers left."),
+            "{imp:?}: {err}"
+        );
+        for _ in 0..4 {
+            assert_eq!(tcp_read(p[0], None).unwrap().trim(), "s2", "{imp:?}");
+        }
+        let _s1 = Backend::start("s1", p[1], Behavior::Name);
+        let err = px.wait_stderr("Server li/s1 is UP", SOON);
+        assert!(
+            err.contains("Server li/s1 is UP, reason: Layer4 check passed"),
+            "{imp:?}: {err}"
+        );
+        assert!(
+            err.contains("2 active and 0 backup servers online."),
+            "{imp:?}: {err}"
+        );
+        let got: std::collections::HashSet<String> = (0..4)
+            .map(|_| tcp_read(p[0], None).unwrap().trim().to_string())
+            .collect();
+        assert_eq!(got.len(), 2, "{imp:?}: {got:?}");
+    }
+}
+
+#[test]
+fn bind_failures_match_haproxy_messages() {
+    let mut outs = Vec::new();
+    for imp in Impl::all("bind_failures_match_haproxy_messages") {
+        let dir = TempDir::new("bindfail");
+        let p = free_ports(2);
+        let _busy = std::net::TcpListener::bind(("127.0.0.1", p[0])).unwrap();
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server s 127.0.0.1:{}
+frontend fe
+    bind 192.0.2.11:{}
+    default_backend li
+",
+            p[0], p[1], p[1]
+        );
+        let mut px = ProxyProc::spawn(imp, &dir, &cfg);
+        let code = px.wait_exit(SOON).expect("did not exit");
+        assert_eq!(code, 1, "{imp:?}");
+        let err = strip_pid(&px.stderr());
+        // File names differ between runs; compare from "Binding [" after the file name.
+        let norm: Vec<String> = err
+            .lines()
+            .map(|l| match (l.find("Binding ["), l.find("] for")) {
+                (Some(a), Some(b)) => {
+                    let line_no = l[a..b].rsplit(':').next().unwrap_or("");
+                    format!("{}Binding [cfg:{line_no}{}", &l[..a], &l[b..])
+                }
+                _ => l.to_string(),
+            })
+            .collect();
+        let norm = norm
+            .join("\n")
+            .replace(&p[0].to_string(), "P0")
+            .replace(&p[1].to_string(), "P1");
+        outs.push(norm);
+    }
+    assert_eq!(
+        outs[0],
+        "[ALERT] Binding [cfg:8] for proxy li: cannot bind socket (Address already in use) for [127.0.0.1:P0]
+[ALERT] Binding [cfg:11] for frontend fe: cannot bind socket (Cannot assign requested address) for [192.0.2.11:P1]
+[ALERT] [haproxy.main()] Some protocols failed to start their listeners! Exiting."
+    );
+    if outs.len() == 2 {
+        assert_eq!(outs[0], outs[1]);
+    }
+}
+
+#[test]
+fn transparent_bind_of_foreign_address_works_as_root() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED transparent_bind_of_foreign_address_works_as_root: needs root");
+        return;
+    }
+    let dir = TempDir::new("tbind");
+    let p = free_ports(2);
+    let _b = Backend::start("s", p[1], Behavior::Name);
+    let cfg = format!(
+        "{DEFAULTS}
+listen li
+    bind 192.0.2.11:{} transparent
+    bind 127.0.0.1:{}
+    server s 127.0.0.1:{}
+",
+        p[0], p[0], p[1]
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+    assert_eq!(tcp_read(p[0], None).unwrap().trim(), "s");
+}
+
+#[test]
+fn usesrc_clientip_spoofs_the_source_on_loopback() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED usesrc_clientip_and_client_spoof_the_source_on_loopback: needs root");
+        return;
+    }
+    for imp in Impl::all("usesrc_clientip_and_client_spoof_the_source_on_loopback") {
+        let dir = TempDir::new("usesrc");
+        let p = free_ports(4);
+        let b1 = Backend::start("s1", p[2], Behavior::Name);
+        let b2 = Backend::start("s2", p[3], Behavior::Name);
+        let cfg = format!(
+            "{DEFAULTS}
+listen ip
+    bind 127.0.0.1:{}
+    source 0.0.0.0 usesrc clientip
+    server s1 127.0.0.1:{}
+listen full
+    bind 127.0.0.1:{}
+    server s2 127.0.0.1:{} source 0.0.0.0 usesrc client
+",
+            p[0], p[2], p[1], p[3]
+        );
+        let px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let src = Ipv4Addr::new(127, 0, 0, 77);
+        assert_eq!(tcp_read(p[0], Some(src)).unwrap().trim(), "s1");
+        let peer = *b1.peers.lock().unwrap().last().unwrap();
+        assert_eq!(peer.ip().to_string(), "127.0.0.77", "{imp:?}");
+
+        // `usesrc client` reuses the client's port: impossible when the client is local (its
+        // own socket holds the address), so both refuse, after the retries, with an alert.
+        let out = tcp_read(p[1], Some(Ipv4Addr::new(127, 0, 0, 78))).unwrap_or_default();
+        assert_eq!(out, "", "{imp:?}");
+        let err = px.wait_stderr("Cannot bind to tproxy source address", SOON);
+        assert!(
+            err.contains(
+                "Cannot bind to tproxy source address before connect() for backend full. Aborting."
+            ),
+            "{imp:?}: {err}"
+        );
+        assert_eq!(b2.accepted(), 0);
+    }
+}
+
+#[test]
+fn intercept_server_connects_to_original_destination() {
+    let dir = TempDir::new("icpt");
+    let p = free_ports(2);
+    let _b = Backend::start("orig", p[1], Behavior::Name);
+    let cfg = format!(
+        "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server s 0.0.0.0:{}
+",
+        p[0], p[1]
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+    assert_eq!(tcp_read(p[0], None).unwrap().trim(), "orig");
+}
+
+#[test]
+fn port_range_bind_and_many_parallel_connections() {
+    let dir = TempDir::new("par");
+    // Two consecutive free ports.
+    let base = loop {
+        let p = free_ports(1)[0];
+        if p < 65000 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            break p;
+        }
+    };
+    let bp = free_ports(1)[0];
+    let _b = Backend::start("s", bp, Behavior::EchoAfterEof);
+    let cfg = format!(
+        "global
+    nbthread 2
+    maxconn 500
+{DEFAULTS}
+listen li
+    bind 127.0.0.1:{base}-{}
+    server s 127.0.0.1:{bp}
+",
+        base + 1
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[base, base + 1]);
+    let hs: Vec<_> = (0..100)
+        .map(|i| {
+            let port = base + (i % 2) as u16;
+            thread::spawn(move || tcp_exchange(port, None, format!("m{i}").as_bytes()).unwrap())
+        })
+        .collect();
+    for (i, h) in hs.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), format!("s:m{i}"));
+    }
+}
+
+#[test]
+fn sigusr1_soft_stop_and_sigterm_hard_stop() {
+    for imp in Impl::all("sigusr1_soft_stop_and_sigterm_hard_stop") {
+        let dir = TempDir::new("sig");
+        let p = free_ports(2);
+        let _b = Backend::start("e", p[1], Behavior::LineEcho);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server e 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let mut px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let s = connect_from(None, p[0]).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        px.signal(SIGUSR1);
+        px.wait_stderr("Proxy li stopped", SOON);
+        wait_until("listener closed", SOON, || !is_listening(p[0]));
+        // The established connection still works, and the process waits for it.
+        w.write_all(b"still\n").unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, "e:still\n", "{imp:?}");
+        assert_eq!(
+            px.wait_exit(Duration::from_millis(300)),
+            None,
+            "{imp:?} exited early"
+        );
+        drop(w);
+        drop(r);
+        assert_eq!(px.wait_exit(SOON), Some(0), "{imp:?}");
+
+        let mut px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let _c = connect_from(None, p[0]).unwrap();
+        px.signal(SIGTERM);
+        assert_eq!(px.wait_exit(SOON), Some(128 + SIGTERM), "{imp:?}");
+    }
+}

@@ -1,0 +1,685 @@
+//! Harness for the runtime tests: temp dirs, free loopback ports, proxy processes (rhaproxy or
+//! real HAProxy) killed by PID on drop, small std-thread backend servers that report their name,
+//! and raw TCP/HTTP clients. Everything polls with generous deadlines instead of sleeping.
+
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const RHAPROXY: &str = env!("CARGO_BIN_EXE_rhaproxy");
+
+/// A generous deadline for anything that should happen "soon" on a loaded 2-core machine.
+pub const SOON: Duration = Duration::from_secs(20);
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "rhaproxy-rt-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` distinct free loopback ports (all bound at once, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// True when some socket listens on TCP `port` (read from /proc, so no connection is made and
+/// no backend sees a probe).
+pub fn is_listening(port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let mut it = l.split_whitespace();
+                let local = it.nth(1).unwrap_or("");
+                let state = it.nth(1).unwrap_or("");
+                state == "0A" && local.ends_with(&want)
+            })
+    })
+}
+
+pub fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null 2>&1"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Which proxy implementation a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    Rhaproxy,
+    Haproxy,
+}
+
+impl Impl {
+    pub fn exe(self) -> &'static str {
+        match self {
+            Impl::Rhaproxy => RHAPROXY,
+            Impl::Haproxy => "haproxy",
+        }
+    }
+    /// The implementations to run: rhaproxy always, HAProxy when installed.
+    pub fn all(test: &str) -> Vec<Impl> {
+        if which("haproxy") {
+            vec![Impl::Rhaproxy, Impl::Haproxy]
+        } else {
+            println!("SKIPPED the real-HAProxy half of {test}: haproxy is not installed");
+            vec![Impl::Rhaproxy]
+        }
+    }
+}
+
+/// A running proxy; killed (by its PID) on drop.
+pub struct ProxyProc {
+    pub child: Child,
+    pub stderr_path: PathBuf,
+    pub which: Impl,
+}
+
+impl ProxyProc {
+    /// Starts `exe -db -f cfg` and waits until every port in `ports` accepts connections.
+    pub fn start(which: Impl, dir: &TempDir, cfg: &str, ports: &[u16]) -> ProxyProc {
+        let mut p = Self::spawn(which, dir, cfg);
+        for &port in ports {
+            p.wait_port(port);
+        }
+        p
+    }
+
+    pub fn wait_port(&mut self, port: u16) {
+        let which = self.which;
+        wait_until(&format!("{which:?} listening on {port}"), SOON, || {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "{which:?} exited with {st} before listening; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            is_listening(port)
+        });
+    }
+
+    pub fn spawn(which: Impl, dir: &TempDir, cfg: &str) -> ProxyProc {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let k = N.fetch_add(1, Ordering::Relaxed);
+        let cfg_path = dir.write(&format!("proxy-{k}.cfg"), cfg);
+        let stderr_path = dir.0.join(format!("proxy-{k}.stderr"));
+        let err = std::fs::File::create(&stderr_path).unwrap();
+        let child = Command::new(which.exe())
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", which.exe()));
+        ProxyProc {
+            child,
+            stderr_path,
+            which,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let sig = nix::sys::signal::Signal::try_from(sig).expect("signal number");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
+    }
+
+    /// Waits for the process to exit; returns its status code (or 128+signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                use std::os::unix::process::ExitStatusExt;
+                return Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let mut last = String::new();
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            last = self.stderr();
+            if last.contains(needle) {
+                return last;
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "{:?} stderr never contained {needle:?}; stderr:\n{last}",
+            self.which
+        );
+    }
+}
+
+pub const SIGTERM: i32 = 15;
+pub const SIGUSR1: i32 = 10;
+pub const SIGINT: i32 = 2;
+
+impl Drop for ProxyProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Backend servers
+
+/// How a backend server behaves.
+#[derive(Clone, Debug)]
+pub enum Behavior {
+    /// TCP: write `NAME\n` and close.
+    Name,
+    /// TCP: read until EOF, then write `NAME:` + what was read, then close (half-close test).
+    EchoAfterEof,
+    /// TCP: write `NAME\n`, then echo every line back prefixed with the name, until EOF.
+    LineEcho,
+    /// TCP: accept and never answer (keep the socket open).
+    Silent,
+    /// HTTP/1.1 server answering `200` with body `NAME` (keep-alive honoured). Paths:
+    /// `/slow/MS` waits MS ms before answering; `/cut` sends headers announcing 100 bytes and
+    /// closes after 5; `/status/N` answers status N; `/close` answers with `Connection: close`.
+    Http,
+}
+
+/// A backend server on a loopback port; stopped (listener closed) on drop.
+pub struct Backend {
+    pub name: String,
+    pub port: u16,
+    pub accepted: Arc<AtomicUsize>,
+    pub requests: Arc<AtomicUsize>,
+    pub concurrent: Arc<AtomicUsize>,
+    pub max_concurrent: Arc<AtomicUsize>,
+    /// Request heads seen (HTTP), in order.
+    pub heads: Arc<Mutex<Vec<String>>>,
+    /// Peer addresses of accepted connections.
+    pub peers: Arc<Mutex<Vec<SocketAddr>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    pub fn start(name: &str, port: u16, behavior: Behavior) -> Backend {
+        let l = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("backend {name} cannot bind {port}: {e}"));
+        Self::from_listener(name, l, behavior)
+    }
+
+    pub fn from_listener(name: &str, l: TcpListener, behavior: Behavior) -> Backend {
+        let port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let concurrent = Arc::new(AtomicUsize::new(0));
+        let max_concurrent = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let (st, acc, req, cur, maxc, hd, pe) = (
+            stop.clone(),
+            accepted.clone(),
+            requests.clone(),
+            concurrent.clone(),
+            max_concurrent.clone(),
+            heads.clone(),
+            peers.clone(),
+        );
+        let nm = name.to_string();
+        let handle = thread::spawn(move || {
+            for conn in l.incoming() {
+                if st.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(c) = conn else { continue };
+                acc.fetch_add(1, Ordering::AcqRel);
+                if let Ok(p) = c.peer_addr() {
+                    pe.lock().unwrap().push(p);
+                }
+                let (nm, b, req, cur, maxc, hd, st2) = (
+                    nm.clone(),
+                    behavior.clone(),
+                    req.clone(),
+                    cur.clone(),
+                    maxc.clone(),
+                    hd.clone(),
+                    st.clone(),
+                );
+                thread::spawn(move || {
+                    let now = cur.fetch_add(1, Ordering::AcqRel) + 1;
+                    maxc.fetch_max(now, Ordering::AcqRel);
+                    let _ = serve(c, &nm, &b, &req, &hd, &st2);
+                    cur.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+        });
+        Backend {
+            name: name.to_string(),
+            port,
+            accepted,
+            requests,
+            concurrent,
+            max_concurrent,
+            heads,
+            peers,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn serve(
+    mut c: TcpStream,
+    name: &str,
+    b: &Behavior,
+    requests: &AtomicUsize,
+    heads: &Mutex<Vec<String>>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    c.set_read_timeout(Some(Duration::from_secs(60)))?;
+    match b {
+        Behavior::Name => {
+            requests.fetch_add(1, Ordering::AcqRel);
+            c.write_all(format!("{name}\n").as_bytes())?;
+        }
+        Behavior::EchoAfterEof => {
+            let mut data = Vec::new();
+            c.read_to_end(&mut data)?;
+            requests.fetch_add(1, Ordering::AcqRel);
+            c.write_all(format!("{name}:").as_bytes())?;
+            c.write_all(&data)?;
+        }
+        Behavior::LineEcho => {
+            c.write_all(format!("{name}\n").as_bytes())?;
+            let mut r = BufReader::new(c.try_clone()?);
+            let mut line = String::new();
+            while r.read_line(&mut line)? > 0 {
+                requests.fetch_add(1, Ordering::AcqRel);
+                c.write_all(format!("{name}:{line}").as_bytes())?;
+                line.clear();
+            }
+        }
+        Behavior::Silent => {
+            let mut buf = [0u8; 1024];
+            while !stop.load(Ordering::Acquire) {
+                match c.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        Behavior::Http => serve_http(c, name, requests, heads)?,
+    }
+    Ok(())
+}
+
+fn serve_http(
+    c: TcpStream,
+    name: &str,
+    requests: &AtomicUsize,
+    heads: &Mutex<Vec<String>>,
+) -> io::Result<()> {
+    let mut r = BufReader::new(c.try_clone()?);
+    let mut w = c;
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == "\r\n" || line == "\n";
+            head.push_str(&line);
+            if end {
+                break;
+            }
+        }
+        requests.fetch_add(1, Ordering::AcqRel);
+        heads.lock().unwrap().push(head.clone());
+        let first = head.lines().next().unwrap_or("").to_string();
+        let mut it = first.split(' ');
+        let method = it.next().unwrap_or("").to_string();
+        let path = it.next().unwrap_or("/").to_string();
+        let version = it.next().unwrap_or("HTTP/1.1").to_string();
+        let hdr = |n: &str| -> Option<String> {
+            head.lines().skip(1).find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(n)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        // Request body (Content-Length or chunked).
+        if let Some(cl) = hdr("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            let mut body = vec![0u8; cl];
+            r.read_exact(&mut body)?;
+        } else if hdr("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        {
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l)?;
+                let sz = usize::from_str_radix(l.trim().split(';').next().unwrap_or("0"), 16)
+                    .unwrap_or(0);
+                let mut body = vec![0u8; sz + 2];
+                if sz == 0 {
+                    let mut t = String::new();
+                    loop {
+                        t.clear();
+                        r.read_line(&mut t)?;
+                        if t == "\r\n" || t == "\n" || t.is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                r.read_exact(&mut body)?;
+            }
+        }
+        let client_close = hdr("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+            || (version == "HTTP/1.0"
+                && !hdr("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")));
+        let mut status = 200u16;
+        let mut close = client_close;
+        if let Some(ms) = path.strip_prefix("/slow/") {
+            let ms: u64 = ms.parse().unwrap_or(0);
+            thread::sleep(Duration::from_millis(ms));
+        } else if path == "/cut" {
+            w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabcde")?;
+            w.flush()?;
+            let _ = w.shutdown(Shutdown::Both);
+            return Ok(());
+        } else if let Some(s) = path.strip_prefix("/status/") {
+            status = s.parse().unwrap_or(200);
+        } else if path == "/close" {
+            close = true;
+        }
+        let body = if method == "HEAD" || status == 204 || status == 304 {
+            String::new()
+        } else {
+            name.to_string()
+        };
+        let mut resp = format!(
+            "HTTP/1.1 {status} X\r\nX-Server: {name}\r\nContent-Length: {}\r\n",
+            if method == "HEAD" {
+                name.len()
+            } else {
+                body.len()
+            }
+        );
+        if status == 204 || status == 304 {
+            resp = format!("HTTP/1.1 {status} X\r\nX-Server: {name}\r\n");
+        }
+        if close {
+            resp.push_str("Connection: close\r\n");
+        }
+        resp.push_str("\r\n");
+        resp.push_str(&body);
+        w.write_all(resp.as_bytes())?;
+        w.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Clients
+
+/// Connects from `src` (any 127.0.0.0/8 address) to `port`.
+pub fn connect_from(src: Option<Ipv4Addr>, port: u16) -> io::Result<TcpStream> {
+    match src {
+        None => TcpStream::connect(("127.0.0.1", port)),
+        Some(ip) => {
+            use socket2::{Domain, Socket, Type};
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+            s.bind(&SocketAddr::new(IpAddr::V4(ip), 0).into())?;
+            s.connect(&SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port).into())?;
+            Ok(s.into())
+        }
+    }
+}
+
+/// TCP exchange: connect, send `data`, half-close, read until EOF (or timeout).
+pub fn tcp_exchange(port: u16, src: Option<Ipv4Addr>, data: &[u8]) -> io::Result<String> {
+    let mut s = connect_from(src, port)?;
+    s.set_read_timeout(Some(SOON))?;
+    s.write_all(data)?;
+    s.shutdown(Shutdown::Write)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// TCP: connect and read until EOF without sending anything.
+pub fn tcp_read(port: u16, src: Option<Ipv4Addr>) -> io::Result<String> {
+    let mut s = connect_from(src, port)?;
+    s.set_read_timeout(Some(SOON))?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone, Default)]
+pub struct Resp {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// The server that answered (`X-Server`), or `-` for a proxy-generated response.
+    pub fn server(&self) -> String {
+        self.header("x-server").unwrap_or_else(|| "-".into())
+    }
+}
+
+/// A client connection speaking HTTP/1.x over one TCP connection.
+pub struct HttpConn {
+    pub r: BufReader<TcpStream>,
+    pub w: TcpStream,
+}
+
+impl HttpConn {
+    pub fn connect(port: u16) -> io::Result<HttpConn> {
+        Self::connect_from(None, port)
+    }
+    pub fn connect_from(src: Option<Ipv4Addr>, port: u16) -> io::Result<HttpConn> {
+        let s = connect_from(src, port)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(HttpConn {
+            r: BufReader::new(s.try_clone()?),
+            w: s,
+        })
+    }
+
+    pub fn send(&mut self, raw: &str) -> io::Result<()> {
+        self.w.write_all(raw.as_bytes())
+    }
+
+    /// Sends `raw` and reads one response; `head_req` tells the response has no body.
+    pub fn request(&mut self, raw: &str) -> io::Result<Resp> {
+        self.send(raw)?;
+        self.read_response(raw.starts_with("HEAD "))
+    }
+
+    pub fn get(&mut self, path: &str) -> io::Result<Resp> {
+        self.request(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+    }
+
+    pub fn read_response(&mut self, head_req: bool) -> io::Result<Resp> {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line)? == 0 {
+                if head.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
+                }
+                break;
+            }
+            let end = line == "\r\n" || line == "\n";
+            head.push_str(&line);
+            if end {
+                break;
+            }
+        }
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("bad head {head:?}"))
+            })?;
+        let mut resp = Resp {
+            status,
+            head,
+            body: Vec::new(),
+        };
+        if (100..200).contains(&status) {
+            return Ok(resp);
+        }
+        if head_req || status == 204 || status == 304 {
+            return Ok(resp);
+        }
+        if let Some(cl) = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let mut b = vec![0u8; cl];
+            self.r.read_exact(&mut b)?;
+            resp.body = b;
+        } else if resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        {
+            loop {
+                let mut l = String::new();
+                self.r.read_line(&mut l)?;
+                let sz = usize::from_str_radix(l.trim().split(';').next().unwrap_or("0"), 16)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "chunk size"))?;
+                if sz == 0 {
+                    let mut t = String::new();
+                    loop {
+                        t.clear();
+                        self.r.read_line(&mut t)?;
+                        if t == "\r\n" || t == "\n" || t.is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                let mut b = vec![0u8; sz + 2];
+                self.r.read_exact(&mut b)?;
+                resp.body.extend_from_slice(&b[..sz]);
+            }
+        } else {
+            self.r.read_to_end(&mut resp.body)?;
+        }
+        Ok(resp)
+    }
+
+    /// True when the proxy closed the connection (EOF within `timeout`).
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let _ = self.w.set_read_timeout(Some(timeout));
+        let mut b = [0u8; 1];
+        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// One request on a fresh connection.
+pub fn http_once(port: u16, raw: &str) -> io::Result<Resp> {
+    let mut c = HttpConn::connect(port)?;
+    c.request(raw)
+}
+
+pub fn read_file(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}

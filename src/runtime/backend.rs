@@ -1,0 +1,568 @@
+//! Backends at run time: servers, their state, connection slots with queueing, and the
+//! connect procedure (retries, redispatch, transparent source binding).
+//!
+//! The request path takes no global lock: server choice goes through the lock-free
+//! [`Balancer`] snapshot, slots are per-server semaphores (FIFO, so a server's queue is served in
+//! order) and counters are atomics.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::config::ir::{self, Mode, Proxy, ServerTarget};
+use crate::lb::{Algorithm, Balancer, ConnGuard, HashType, LbServer, RequestKey};
+use crate::tproxy::addr::{ClientAddr, OrigDstAddr, ServerAddr};
+use crate::tproxy::sockopt::{self, PortSpec, SourcePolicy};
+
+/// A duration from a config timeout in milliseconds; 0 and unset mean "no timeout".
+pub fn ms(v: &Option<ir::Located<u64>>) -> Option<Duration> {
+    v.as_ref()
+        .filter(|l| l.value > 0)
+        .map(|l| Duration::from_millis(l.value))
+}
+
+/// Converts the IR `source` statement into the socket layer's policy.
+pub fn source_policy(s: &ir::Source) -> SourcePolicy {
+    let ports = port_spec(s.port_low, s.port_high);
+    let usesrc = s.usesrc.as_ref().map(|u| match u {
+        ir::UseSrc::Client => sockopt::UseSrc::Client,
+        ir::UseSrc::ClientIp => sockopt::UseSrc::ClientIp,
+        ir::UseSrc::Addr(ip, port) => sockopt::UseSrc::Addr {
+            ip: *ip,
+            ports: port_spec(*port, *port),
+        },
+        ir::UseSrc::HdrIp { header, occ } => sockopt::UseSrc::HdrIp {
+            header: header.clone(),
+            occ: *occ,
+        },
+    });
+    SourcePolicy {
+        ip: s.addr,
+        ports,
+        usesrc,
+        interface: s.interface.clone(),
+    }
+}
+
+fn port_spec(low: u16, high: u16) -> PortSpec {
+    if low == 0 {
+        PortSpec::Any
+    } else if high <= low {
+        PortSpec::Fixed(low)
+    } else {
+        PortSpec::Range { low, high }
+    }
+}
+
+/// Health-check parameters of one server.
+#[derive(Debug, Clone)]
+pub struct CheckParams {
+    pub inter: Duration,
+    pub fastinter: Duration,
+    pub downinter: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// Where checks connect.
+    pub addr: SocketAddr,
+}
+
+/// One server at run time.
+pub struct Server {
+    pub name: String,
+    pub idx: usize,
+    pub target: ServerTarget,
+    pub source: Option<SourcePolicy>,
+    pub maxconn: Option<u32>,
+    pub backup: bool,
+    /// `disabled`: in maintenance from the start, never checked, never chosen.
+    pub disabled: bool,
+    /// Connection slots when `maxconn` is set.
+    slots: Option<Arc<Semaphore>>,
+    /// Requests waiting for a slot of this server.
+    pub queued: AtomicUsize,
+    /// Operational state (health checks).
+    pub up: AtomicBool,
+    pub check: Option<CheckParams>,
+    /// Cumulated connections.
+    pub cum_conns: AtomicU64,
+    pub send_proxy: bool,
+}
+
+impl Server {
+    /// The address a connection goes to. `orig_dst` is the accepted socket's local address.
+    pub fn address(&self, orig_dst: Option<OrigDstAddr>) -> Option<SocketAddr> {
+        match &self.target {
+            ServerTarget::Addr(sa) => Some(*sa),
+            ServerTarget::AddrPortFromClient(ip, off) => {
+                let port = orig_dst?.port() as i32 + off;
+                Some(SocketAddr::new(*ip, port.clamp(0, 65535) as u16))
+            }
+            ServerTarget::Intercept { port } => {
+                let od = orig_dst?;
+                Some(SocketAddr::new(od.ip(), port.unwrap_or(od.port())))
+            }
+        }
+    }
+}
+
+/// HTTP-related backend settings.
+#[derive(Debug, Clone, Default)]
+pub struct HttpCheck {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    pub expect_status: Option<Vec<u16>>,
+}
+
+/// One backend (a `backend` or the backend half of a `listen`).
+pub struct Backend {
+    pub name: String,
+    pub mode: Mode,
+    pub servers: Vec<Server>,
+    pub lb: Arc<Balancer>,
+    pub hashing: bool,
+    pub retries: u32,
+    pub redispatch: bool,
+    pub source: Option<SourcePolicy>,
+    /// `option transparent`: with no server, connect to the original destination.
+    pub transparent: bool,
+    pub connect_timeout: Option<Duration>,
+    pub server_timeout: Option<Duration>,
+    pub server_fin_timeout: Option<Duration>,
+    pub queue_timeout: Option<Duration>,
+    pub tunnel_timeout: Option<Duration>,
+    pub check_timeout: Option<Duration>,
+    pub httpchk: Option<HttpCheck>,
+    /// Signalled whenever a server slot is released or a server comes up.
+    freed: Notify,
+    pub cum_conns: AtomicU64,
+    /// Servers currently up (active, backup), for the state messages.
+    pub active_up: AtomicU32,
+    pub backup_up: AtomicU32,
+    pub proxy: Arc<Proxy>,
+}
+
+/// Why no server connection could be made.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// No usable server (all down, or none).
+    NoServer,
+    /// Waited `timeout queue` for a slot.
+    QueueTimeout,
+    /// Every attempt failed (refused, unreachable, or `timeout connect`).
+    ConnectFailed { server: usize, timed_out: bool },
+    /// Local resource problem (source binding refused, ...): HAProxy's `R` cause.
+    Resource(String),
+}
+
+/// A server slot held while a connection (TCP) or a request (HTTP) uses the server.
+pub struct Slot {
+    be: Arc<Backend>,
+    pub srv: usize,
+    permit: Option<OwnedSemaphorePermit>,
+    guard: Option<ConnGuard>,
+}
+
+impl Slot {
+    pub fn server(&self) -> &Server {
+        &self.be.servers[self.srv]
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.permit.take();
+        self.guard.take();
+        self.be.freed.notify_waiters();
+    }
+}
+
+/// The connection context a server choice and a connect need.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnCtx {
+    pub client: ClientAddr,
+    pub orig_dst: Option<OrigDstAddr>,
+}
+
+impl Backend {
+    pub fn build(p: &Arc<Proxy>, warn: &mut dyn FnMut(String)) -> Backend {
+        let mut algo = match &p.balance {
+            Some(b) => {
+                let words: Vec<&str> = b.value.iter().map(|s| s.as_str()).collect();
+                crate::lb::parse_balance(&words).unwrap_or(Algorithm::RoundRobin)
+            }
+            None => Algorithm::RoundRobin,
+        };
+        if p.mode.value == Mode::Tcp && algo.is_l7() {
+            algo = Algorithm::RoundRobin;
+        }
+        let hash_type = match &p.hash_type {
+            Some(h) => {
+                let words: Vec<&str> = h.value.iter().map(|s| s.as_str()).collect();
+                crate::lb::parse_hash_type(&words).unwrap_or(HashType::MAP_BASED)
+            }
+            None => HashType::MAP_BASED,
+        };
+        let connect_timeout = ms(&p.timeouts.connect);
+        let lbs: Vec<LbServer> = p
+            .servers
+            .iter()
+            .map(|s| LbServer {
+                puid: s.puid,
+                weight: s.params.weight,
+                backup: s.params.backup,
+                maxconn: s.params.maxconn.filter(|&m| m > 0),
+                disabled: s.params.disabled,
+            })
+            .collect();
+        let hashing = algo.is_hash();
+        let lb = Arc::new(Balancer::new(
+            lbs,
+            algo,
+            hash_type,
+            p.option("allbackups"),
+            p.hash_balance_factor.unwrap_or(0),
+        ));
+        let servers: Vec<Server> = p
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let sp = &s.params;
+                let check = if sp.check && !sp.disabled {
+                    let base = match &s.target {
+                        ServerTarget::Addr(sa) => Some(*sa),
+                        ServerTarget::AddrPortFromClient(ip, _) => {
+                            sp.check_port.map(|port| SocketAddr::new(*ip, port))
+                        }
+                        ServerTarget::Intercept { .. } => None,
+                    };
+                    match base {
+                        Some(mut a) => {
+                            if let Some(ip) = sp.check_addr {
+                                a.set_ip(ip);
+                            }
+                            if let Some(port) = sp.check_port {
+                                a.set_port(port);
+                            }
+                            let inter = Duration::from_millis(sp.inter.max(1));
+                            Some(CheckParams {
+                                inter,
+                                fastinter: sp.fastinter.map(Duration::from_millis).unwrap_or(inter),
+                                downinter: sp.downinter.map(Duration::from_millis).unwrap_or(inter),
+                                rise: sp.rise.max(1),
+                                fall: sp.fall.max(1),
+                                addr: a,
+                            })
+                        }
+                        None => {
+                            warn(format!(
+                                "Health check for server {}/{} disabled: no address to check (set 'port' and 'addr').",
+                                p.name, s.name
+                            ));
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                Server {
+                    name: s.name.clone(),
+                    idx: i,
+                    target: s.target.clone(),
+                    source: sp.source.as_ref().map(|l| source_policy(&l.value)),
+                    maxconn: sp.maxconn.filter(|&m| m > 0),
+                    backup: sp.backup,
+                    disabled: sp.disabled,
+                    slots: sp
+                        .maxconn
+                        .filter(|&m| m > 0)
+                        .map(|m| Arc::new(Semaphore::new(m as usize))),
+                    queued: AtomicUsize::new(0),
+                    up: AtomicBool::new(!sp.disabled),
+                    check,
+                    cum_conns: AtomicU64::new(0),
+                    send_proxy: sp.send_proxy,
+                }
+            })
+            .collect();
+        let active_up = servers.iter().filter(|s| !s.disabled && !s.backup).count() as u32;
+        let backup_up = servers.iter().filter(|s| !s.disabled && s.backup).count() as u32;
+        let httpchk = p.httpchk.as_ref().map(|h| HttpCheck {
+            method: h.value.method.clone(),
+            uri: h.value.uri.clone(),
+            version: h.value.version.clone(),
+            expect_status: p.http_check_expect_status.as_ref().map(|e| e.value.clone()),
+        });
+        Backend {
+            name: p.name.clone(),
+            mode: p.mode.value,
+            servers,
+            lb,
+            hashing,
+            retries: p.retries.as_ref().map(|r| r.value).unwrap_or(3),
+            redispatch: p.redispatch.as_ref().is_some_and(|r| r.value),
+            source: p.source.as_ref().map(|l| source_policy(&l.value)),
+            transparent: p.transparent_option.is_some() || p.option("transparent"),
+            connect_timeout,
+            server_timeout: ms(&p.timeouts.server),
+            server_fin_timeout: ms(&p.timeouts.server_fin),
+            queue_timeout: ms(&p.timeouts.queue).or(connect_timeout),
+            tunnel_timeout: ms(&p.timeouts.tunnel),
+            check_timeout: ms(&p.timeouts.check),
+            httpchk,
+            freed: Notify::new(),
+            cum_conns: AtomicU64::new(0),
+            active_up: AtomicU32::new(active_up),
+            backup_up: AtomicU32::new(backup_up),
+            proxy: Arc::clone(p),
+        }
+    }
+
+    /// Wakes requests waiting for a slot (a server came up).
+    pub fn wake_queue(&self) {
+        self.freed.notify_waiters();
+    }
+
+    fn any_usable(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| !s.disabled && s.up.load(Ordering::Acquire))
+    }
+
+    /// Takes a slot on server `i` if one is free right now.
+    fn try_slot(self: &Arc<Self>, i: usize) -> Option<Slot> {
+        let srv = &self.servers[i];
+        let permit = match &srv.slots {
+            Some(sem) => Some(Arc::clone(sem).try_acquire_owned().ok()?),
+            None => None,
+        };
+        Some(self.make_slot(i, permit))
+    }
+
+    fn make_slot(self: &Arc<Self>, i: usize, permit: Option<OwnedSemaphorePermit>) -> Slot {
+        let guard = self.lb.conn_guard(i);
+        self.servers[i].cum_conns.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            be: Arc::clone(self),
+            srv: i,
+            permit,
+            guard: Some(guard),
+        }
+    }
+
+    /// Chooses a server and takes a slot on it, queueing (up to `timeout queue`) when the
+    /// chosen server, or every server, is at its `maxconn`.
+    pub async fn assign(
+        self: &Arc<Self>,
+        key: &RequestKey<'_>,
+        avoid: Option<usize>,
+    ) -> Result<Slot, ConnectError> {
+        let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        loop {
+            let notified = self.freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.lb.pick(key, avoid) {
+                Some(i) => {
+                    if let Some(slot) = self.try_slot(i) {
+                        return Ok(slot);
+                    }
+                    if self.hashing {
+                        // A hashed request belongs to its server: wait in that server's queue.
+                        return self.wait_server_slot(i, deadline).await;
+                    }
+                }
+                None => {
+                    if !self.any_usable() {
+                        return Err(ConnectError::NoServer);
+                    }
+                }
+            }
+            // Every candidate is saturated: wait in the backend queue.
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notified).await.is_err() {
+                        return Err(ConnectError::QueueTimeout);
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    async fn wait_server_slot(
+        self: &Arc<Self>,
+        i: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Slot, ConnectError> {
+        let sem = Arc::clone(
+            self.servers[i]
+                .slots
+                .as_ref()
+                .expect("saturated without maxconn"),
+        );
+        self.servers[i].queued.fetch_add(1, Ordering::AcqRel);
+        let r = match deadline {
+            Some(d) => tokio::time::timeout_at(d, sem.acquire_owned()).await.ok(),
+            None => Some(sem.acquire_owned().await),
+        };
+        self.servers[i].queued.fetch_sub(1, Ordering::AcqRel);
+        match r {
+            Some(Ok(p)) => Ok(self.make_slot(i, Some(p))),
+            _ => Err(ConnectError::QueueTimeout),
+        }
+    }
+
+    /// Connects to a server for this connection/request: choice, queue, connect with
+    /// `retries`, `option redispatch` on the last retry, HAProxy's turn-around delay between
+    /// attempts on the same server.
+    pub async fn connect(
+        self: &Arc<Self>,
+        key: &RequestKey<'_>,
+        ctx: ConnCtx,
+        hdr_ip: Option<IpAddr>,
+    ) -> Result<(TcpStream, Option<Slot>), ConnectError> {
+        if self.servers.is_empty() {
+            if self.transparent {
+                if let Some(od) = ctx.orig_dst {
+                    let s = self
+                        .dial(od.sock_addr(), self.source.as_ref(), ctx, hdr_ip)
+                        .await
+                        .map_err(|e| match e {
+                            DialError::Resource(m) => ConnectError::Resource(m),
+                            DialError::Failed(t) => ConnectError::ConnectFailed {
+                                server: usize::MAX,
+                                timed_out: t,
+                            },
+                        })?;
+                    return Ok((s, None));
+                }
+            }
+            return Err(ConnectError::NoServer);
+        }
+        let mut left = self.retries;
+        let mut slot: Option<Slot> = None;
+        let mut avoid = None;
+        loop {
+            let s = match slot.take() {
+                Some(s) => s,
+                None => self.assign(key, avoid).await?,
+            };
+            let srv = s.server();
+            let Some(addr) = srv.address(ctx.orig_dst) else {
+                return Err(ConnectError::Resource(format!(
+                    "server {}/{} has no destination address for this connection",
+                    self.name, srv.name
+                )));
+            };
+            let policy = srv.source.as_ref().or(self.source.as_ref());
+            let (server, timed_out) = match self.dial(addr, policy, ctx, hdr_ip).await {
+                Ok(stream) => return Ok((stream, Some(s))),
+                Err(DialError::Resource(m)) => {
+                    eprintln!("[ALERT]    ({}) : {}", std::process::id(), m);
+                    if left == 0 {
+                        return Err(ConnectError::Resource(m));
+                    }
+                    (s.srv, false)
+                }
+                Err(DialError::Failed(timed_out)) => {
+                    if left == 0 {
+                        return Err(ConnectError::ConnectFailed {
+                            server: s.srv,
+                            timed_out,
+                        });
+                    }
+                    (s.srv, timed_out)
+                }
+            };
+            left -= 1;
+            let done = self.retries - left;
+            // HAProxy redispatches when the server is not running, on the retry chosen by
+            // `option redispatch` (default: the last one), or at every retry when more than
+            // one active server is up and the algorithm is not a hash.
+            let srv_act = self.active_up.load(Ordering::Acquire);
+            let redispatch = self.redispatch
+                && (!self.servers[server].up.load(Ordering::Acquire)
+                    || done.is_multiple_of(self.retries.max(1))
+                    || (srv_act > 1 && !self.hashing));
+            if redispatch {
+                avoid = Some(server);
+                drop(s);
+                if srv_act <= 1 && !timed_out {
+                    self.turnaround().await;
+                }
+            } else {
+                if !timed_out {
+                    self.turnaround().await;
+                }
+                slot = Some(s);
+            }
+        }
+    }
+
+    /// HAProxy waits min(1s, timeout connect) before retrying after a fast connect error.
+    async fn turnaround(&self) {
+        let mut d = Duration::from_secs(1);
+        if let Some(c) = self.connect_timeout {
+            d = d.min(c);
+        }
+        tokio::time::sleep(d).await;
+    }
+
+    async fn dial(
+        &self,
+        addr: SocketAddr,
+        policy: Option<&SourcePolicy>,
+        ctx: ConnCtx,
+        hdr_ip: Option<IpAddr>,
+    ) -> Result<TcpStream, DialError> {
+        let bind = match policy {
+            Some(p) => p
+                .for_connection(Some(ctx.client), hdr_ip)
+                .map_err(|e| DialError::Resource(e.to_string()))?,
+            None => sockopt::SourceBind::kernel(),
+        };
+        let spoof_client = matches!(bind.mode, sockopt::SourceMode::Client(_));
+        let sock = sockopt::transparent_connect_socket(ServerAddr(addr), &bind).map_err(|e| {
+            let what = if bind.is_transparent() {
+                "tproxy source address"
+            } else {
+                "source address"
+            };
+            let _ = e;
+            DialError::Resource(format!(
+                "Cannot bind to {what} before connect() for backend {}. Aborting.",
+                self.name
+            ))
+        })?;
+        let fut = sockopt::connect(sock, ServerAddr(addr));
+        let r = match self.connect_timeout {
+            Some(t) => match tokio::time::timeout(t, fut).await {
+                Ok(r) => r,
+                Err(_) => return Err(DialError::Failed(true)),
+            },
+            None => fut.await,
+        };
+        match r {
+            Ok(s) => {
+                if spoof_client {
+                    let _ = sockopt::set_reset_on_close(&s);
+                }
+                Ok(s)
+            }
+            Err(_) => Err(DialError::Failed(false)),
+        }
+    }
+}
+
+enum DialError {
+    Resource(String),
+    /// `true` when `timeout connect` expired.
+    Failed(bool),
+}

@@ -1,0 +1,287 @@
+//! Health checks: TCP connect checks and `option httpchk` with `http-check expect status`.
+//!
+//! Server health follows HAProxy's counter: it runs from 0 to `rise + fall - 1`, the server is up
+//! while it is at least `rise`. A server starts up with the counter at `rise`, so the first failed
+//! check takes it down; once up after `rise` successes, it takes `fall` failures. The interval is
+//! `inter` when stable, `fastinter` while changing, `downinter` when down.
+//!
+//! State changes update the balancer and print HAProxy's messages on stderr (as warnings, plus
+//! the `has no server available!` alert).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::Shared;
+use super::backend::Backend;
+use crate::tproxy::addr::ServerAddr;
+use crate::tproxy::sockopt;
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    L4Ok,
+    L4Timeout,
+    L4Con(String),
+    L7Ok(u16, String),
+    L7Status(u16, String),
+    L7Timeout,
+    L7Rsp,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        matches!(self, Outcome::L4Ok | Outcome::L7Ok(..))
+    }
+    /// `reason: ...` text as HAProxy prints it (without the duration).
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::L4Ok => "Layer4 check passed".into(),
+            Outcome::L4Timeout => "Layer4 timeout".into(),
+            Outcome::L4Con(info) => format!("Layer4 connection problem, info: \"{info}\""),
+            Outcome::L7Ok(code, info) => {
+                format!("Layer7 check passed, code: {code}, info: \"{info}\"")
+            }
+            Outcome::L7Status(code, info) => {
+                format!("Layer7 wrong status, code: {code}, info: \"{info}\"")
+            }
+            Outcome::L7Timeout => "Layer7 timeout".into(),
+            Outcome::L7Rsp => "Layer7 invalid response".into(),
+        }
+    }
+}
+
+pub fn start_all(shared: &Arc<Shared>) {
+    for be in &shared.backends {
+        let n = be
+            .servers
+            .iter()
+            .filter(|s| s.check.is_some())
+            .count()
+            .max(1) as u32;
+        let mut k = 0u32;
+        for (i, s) in be.servers.iter().enumerate() {
+            if let Some(cp) = &s.check {
+                // Spread the first checks over the interval, as HAProxy does.
+                let first = cp.inter * k / n;
+                k += 1;
+                tokio::spawn(check_loop(Arc::clone(be), i, first));
+            }
+        }
+    }
+}
+
+async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
+    let srv = &be.servers[i];
+    let cp = srv.check.clone().expect("checked server");
+    let full = cp.rise + cp.fall - 1;
+    let mut health = cp.rise;
+    tokio::time::sleep(first).await;
+    loop {
+        let start = Instant::now();
+        let outcome = run_check(&be, i).await;
+        let took = start.elapsed().as_millis();
+        let was_up = srv.up.load(Ordering::Acquire);
+        if outcome.ok() {
+            if health < full {
+                health += 1;
+                if health >= cp.rise {
+                    health = full;
+                }
+            }
+            if !was_up && health >= cp.rise {
+                set_state(&be, i, true, &outcome, took);
+            }
+        } else if health > cp.rise {
+            health -= 1;
+        } else {
+            health = 0;
+            if was_up {
+                set_state(&be, i, false, &outcome, took);
+            }
+        }
+        let wait = if health == 0 {
+            cp.downinter
+        } else if health < full {
+            cp.fastinter
+        } else {
+            cp.inter
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
+    let srv = &be.servers[i];
+    srv.up.store(up, Ordering::Release);
+    be.lb.set_usable(i, up);
+    let counter = if srv.backup {
+        &be.backup_up
+    } else {
+        &be.active_up
+    };
+    if up {
+        counter.fetch_add(1, Ordering::AcqRel);
+    } else {
+        counter.fetch_sub(1, Ordering::AcqRel);
+    }
+    let act = be.active_up.load(Ordering::Acquire);
+    let bck = be.backup_up.load(Ordering::Acquire);
+    let queued: usize = be
+        .servers
+        .iter()
+        .map(|s| s.queued.load(Ordering::Relaxed))
+        .sum();
+    let prefix = if srv.backup {
+        "Backup Server"
+    } else {
+        "Server"
+    };
+    let pid = std::process::id();
+    if up {
+        eprintln!(
+            "[WARNING]  ({pid}) : {prefix} {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.",
+            be.name,
+            srv.name,
+            outcome.reason()
+        );
+        be.wake_queue();
+    } else {
+        eprintln!(
+            "[WARNING]  ({pid}) : {prefix} {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left. {} sessions active, 0 requeued, {} remaining in queue.",
+            be.name,
+            srv.name,
+            outcome.reason(),
+            be.lb.served(i),
+            srv.queued.load(Ordering::Relaxed)
+        );
+        if act == 0 && bck == 0 {
+            eprintln!(
+                "[ALERT]    ({pid}) : backend '{}' has no server available!",
+                be.name
+            );
+        }
+    }
+}
+
+/// SIGHUP: the state of every server, as warnings.
+pub fn dump_states(shared: &Shared) {
+    let pid = std::process::id();
+    for be in &shared.backends {
+        for (i, s) in be.servers.iter().enumerate() {
+            let st = if s.disabled {
+                "DOWN for maintenance"
+            } else if s.up.load(Ordering::Acquire) {
+                "UP"
+            } else {
+                "DOWN"
+            };
+            eprintln!(
+                "[WARNING]  ({pid}) : SIGHUP: Server {}/{} is {st}. Conn: {} act, {} pend, {} tot.",
+                be.name,
+                s.name,
+                be.lb.served(i),
+                s.queued.load(Ordering::Relaxed),
+                s.cum_conns.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+fn errno_text(e: &std::io::Error) -> String {
+    super::listen::os_error_text(e)
+}
+
+async fn run_check(be: &Backend, i: usize) -> Outcome {
+    let srv = &be.servers[i];
+    let cp = srv.check.as_ref().expect("checked server");
+    let bind = srv
+        .source
+        .as_ref()
+        .or(be.source.as_ref())
+        .map(|p| p.for_health_check())
+        .unwrap_or_else(sockopt::SourceBind::kernel);
+    let sock = match sockopt::transparent_connect_socket(ServerAddr(cp.addr), &bind) {
+        Ok(s) => s,
+        Err(e) => return Outcome::L4Con(errno_text(&e)),
+    };
+    // With `timeout check`, connect is bounded by `timeout connect` and the rest by `timeout
+    // check`; without it the whole check must fit in `inter`.
+    let (conn_to, read_to) = match be.check_timeout {
+        Some(tc) => (be.connect_timeout.unwrap_or(cp.inter).min(cp.inter), tc),
+        None => (cp.inter, cp.inter),
+    };
+    let deadline = Instant::now() + conn_to;
+    let mut stream = match tokio::time::timeout_at(
+        deadline,
+        sockopt::connect(sock, ServerAddr(cp.addr)),
+    )
+    .await
+    {
+        Err(_) => return Outcome::L4Timeout,
+        Ok(Err(e)) => return Outcome::L4Con(errno_text(&e)),
+        Ok(Ok(s)) => s,
+    };
+    let Some(hc) = &be.httpchk else {
+        let _ = sockopt::set_reset_on_close(&stream);
+        return Outcome::L4Ok;
+    };
+    let read_deadline = if be.check_timeout.is_some() {
+        Instant::now() + read_to
+    } else {
+        deadline.max(Instant::now() + Duration::from_millis(1))
+    };
+    let mut req = format!("{} {} {}\r\n", hc.method, hc.uri, hc.version);
+    if hc.version.eq_ignore_ascii_case("HTTP/1.1") {
+        req.push_str("Connection: close\r\n");
+    }
+    req.push_str("\r\n");
+    let io = async {
+        stream.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::with_capacity(1024);
+        let mut tmp = [0u8; 1024];
+        loop {
+            if buf.contains(&b'\n') || buf.len() > 8192 {
+                break;
+            }
+            let n = stream.read(&mut tmp).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+        Ok::<_, std::io::Error>(buf)
+    };
+    let buf = match tokio::time::timeout_at(read_deadline, io).await {
+        Err(_) => return Outcome::L7Timeout,
+        Ok(Err(_)) => return Outcome::L7Rsp,
+        Ok(Ok(b)) => b,
+    };
+    let _ = sockopt::set_reset_on_close(&stream);
+    let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
+    let line = String::from_utf8_lossy(&buf[..line_end]);
+    let line = line.trim_end_matches('\r');
+    let mut parts = line.splitn(3, ' ');
+    let (Some(ver), Some(code)) = (parts.next(), parts.next()) else {
+        return Outcome::L7Rsp;
+    };
+    if !ver.starts_with("HTTP/") || code.len() != 3 {
+        return Outcome::L7Rsp;
+    }
+    let Ok(code) = code.parse::<u16>() else {
+        return Outcome::L7Rsp;
+    };
+    let reason = parts.next().unwrap_or("").to_string();
+    let ok = match &hc.expect_status {
+        Some(list) => list.contains(&code),
+        None => (200..400).contains(&code),
+    };
+    if ok {
+        Outcome::L7Ok(code, reason)
+    } else {
+        Outcome::L7Status(code, reason)
+    }
+}

@@ -1,0 +1,192 @@
+//! Full-duplex forwarding between two sockets with HAProxy's inactivity timeouts and half-close.
+//!
+//! Each side (client, server) has an inactivity timeout. As in HAProxy, activity on a side is a
+//! read from it *or* a write to it, so a long one-way transfer keeps both sides alive. When the
+//! proxy has shut its write direction towards a side (the other side sent its FIN), that side's
+//! timeout becomes its `-fin` variant. `timeout tunnel` replaces the client and server timeouts
+//! (the `-fin` ones still apply once half-closed).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// Timeouts of one side.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SideTimeouts {
+    pub normal: Option<Duration>,
+    /// After the proxy shut its write direction towards this side.
+    pub fin: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeouts {
+    pub client: SideTimeouts,
+    pub server: SideTimeouts,
+}
+
+/// How a forwarding ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both directions closed normally.
+    Done,
+    /// A side was inactive for too long (`true` = client side).
+    Timeout { client: bool },
+    /// A read or write error (reset) on a side.
+    Error { client: bool },
+}
+
+struct Side {
+    last: AtomicU64,
+    wshut: AtomicBool,
+    tmo: SideTimeouts,
+}
+
+struct State {
+    base: Instant,
+    sides: [Side; 2],
+}
+
+impl State {
+    fn touch(&self, side: usize) {
+        self.sides[side]
+            .last
+            .store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn deadline(&self, side: usize) -> Option<Instant> {
+        let s = &self.sides[side];
+        let t = if s.wshut.load(Ordering::Relaxed) {
+            s.tmo.fin.or(s.tmo.normal)
+        } else {
+            s.tmo.normal
+        }?;
+        Some(self.base + Duration::from_millis(s.last.load(Ordering::Relaxed)) + t)
+    }
+}
+
+enum PumpErr {
+    Timeout(usize),
+    Io(usize),
+}
+
+const CLIENT: usize = 0;
+const SERVER: usize = 1;
+
+/// Runs `fut` until the inactivity deadline of `side` passes (re-reading the deadline, which
+/// activity elsewhere may push back).
+async fn with_deadline<T>(
+    st: &State,
+    side: usize,
+    fut: impl Future<Output = io::Result<T>>,
+) -> Result<T, PumpErr> {
+    tokio::pin!(fut);
+    loop {
+        match st.deadline(side) {
+            None => return fut.await.map_err(|_| PumpErr::Io(side)),
+            Some(dl) => match tokio::time::timeout_at(dl, &mut fut).await {
+                Ok(r) => return r.map_err(|_| PumpErr::Io(side)),
+                Err(_) => {
+                    if st.deadline(side).is_some_and(|d| d > Instant::now()) {
+                        continue;
+                    }
+                    return Err(PumpErr::Timeout(side));
+                }
+            },
+        }
+    }
+}
+
+async fn pump<R, W>(st: &State, from: usize, mut r: R, mut w: W) -> Result<(), PumpErr>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let to = 1 - from;
+    let mut buf = vec![0u8; 16384];
+    loop {
+        let n = with_deadline(st, from, r.read(&mut buf)).await?;
+        if n == 0 {
+            let _ = w.shutdown().await;
+            st.sides[to].wshut.store(true, Ordering::Relaxed);
+            st.touch(to);
+            return Ok(());
+        }
+        st.touch(from);
+        with_deadline(st, to, w.write_all(&buf[..n])).await?;
+        st.touch(to);
+    }
+}
+
+/// Forwards between `client` and `server` until both directions are closed, a side times out or
+/// fails. `client_pending` is data already read from the client to send first; `server_pending`
+/// data already read from the server for the client.
+pub async fn forward<C, S>(
+    client: C,
+    server: S,
+    tmo: Timeouts,
+    client_pending: &[u8],
+    server_pending: &[u8],
+) -> End
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let st = State {
+        base: Instant::now(),
+        sides: [
+            Side {
+                last: AtomicU64::new(0),
+                wshut: AtomicBool::new(false),
+                tmo: tmo.client,
+            },
+            Side {
+                last: AtomicU64::new(0),
+                wshut: AtomicBool::new(false),
+                tmo: tmo.server,
+            },
+        ],
+    };
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
+    if !client_pending.is_empty() {
+        if let Err(e) = with_deadline(&st, SERVER, sw.write_all(client_pending)).await {
+            return end_of(e);
+        }
+    }
+    if !server_pending.is_empty() {
+        if let Err(e) = with_deadline(&st, CLIENT, cw.write_all(server_pending)).await {
+            return end_of(e);
+        }
+    }
+    let c2s = pump(&st, CLIENT, &mut cr, &mut sw);
+    let s2c = pump(&st, SERVER, &mut sr, &mut cw);
+    tokio::pin!(c2s);
+    tokio::pin!(s2c);
+    let (mut c_done, mut s_done) = (false, false);
+    while !(c_done && s_done) {
+        tokio::select! {
+            r = &mut c2s, if !c_done => match r {
+                Ok(()) => c_done = true,
+                Err(e) => return end_of(e),
+            },
+            r = &mut s2c, if !s_done => match r {
+                Ok(()) => s_done = true,
+                Err(e) => return end_of(e),
+            },
+        }
+    }
+    End::Done
+}
+
+fn end_of(e: PumpErr) -> End {
+    match e {
+        PumpErr::Timeout(s) => End::Timeout {
+            client: s == CLIENT,
+        },
+        PumpErr::Io(s) => End::Error {
+            client: s == CLIENT,
+        },
+    }
+}

@@ -1,0 +1,99 @@
+//! Listening sockets for every `bind` address form.
+
+use std::net::SocketAddr;
+
+use crate::config::ir::{Bind, Proxy, ProxyKind};
+use crate::tproxy::addr::ListenAddr;
+use crate::tproxy::sockopt::{self, ListenOpts};
+
+/// One bound socket, not yet registered with tokio.
+pub struct Bound {
+    pub socket: std::net::TcpListener,
+    pub addr: SocketAddr,
+    /// Index of the bind line in its proxy.
+    pub bind_idx: usize,
+}
+
+/// HAProxy's name for a proxy's kind in startup messages.
+pub fn proxy_type(p: &Proxy) -> &'static str {
+    match p.kind {
+        ProxyKind::Frontend => "frontend",
+        ProxyKind::Backend => "backend",
+        _ => "proxy",
+    }
+}
+
+/// Formats `addr:port` as HAProxy does in `for [...]` (no brackets around IPv6 addresses).
+pub fn addr_port(a: &SocketAddr) -> String {
+    format!("{}:{}", a.ip(), a.port())
+}
+
+/// Binds every address and port of `bind`. Errors are complete alert texts.
+pub fn bind_all(
+    p: &Proxy,
+    bind: &Bind,
+    bind_idx: usize,
+    default_backlog: u32,
+) -> Result<Vec<Bound>, String> {
+    let mut out = Vec::new();
+    for spec in &bind.addrs {
+        let low = spec.addr.port();
+        let high = spec.port_high.max(low);
+        for port in low..=high {
+            let mut sa = spec.addr;
+            sa.set_port(port);
+            let opts = ListenOpts {
+                transparent: bind.transparent,
+                reuse_port: true,
+                interface: bind.interface.clone(),
+                v6only: if bind.v6only {
+                    Some(true)
+                } else if bind.v4v6 {
+                    Some(false)
+                } else {
+                    None
+                },
+                backlog: bind
+                    .backlog
+                    .or(p.backlog)
+                    .unwrap_or(default_backlog)
+                    .clamp(1, i32::MAX as u32) as i32,
+            };
+            let sock = sockopt::transparent_listener(ListenAddr(sa), &opts).map_err(|e| {
+                let why = match sockopt::missing_capability(&e) {
+                    Some(mc) => mc.to_string(),
+                    None => os_error_text(&e),
+                };
+                format!(
+                    "Binding [{}] for {} {}: cannot bind socket ({}) for [{}]",
+                    bind.loc,
+                    proxy_type(p),
+                    p.name,
+                    why,
+                    addr_port(&sa)
+                )
+            })?;
+            let socket: std::net::TcpListener = sock.into();
+            out.push(Bound {
+                socket,
+                addr: sa,
+                bind_idx,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The C library's text of an OS error (`Address already in use`), without Rust's suffix.
+pub fn os_error_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => nix::errno::Errno::from_raw(code).desc().to_string(),
+            }
+        }
+        None => e.to_string(),
+    }
+}
