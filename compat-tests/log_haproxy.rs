@@ -202,6 +202,21 @@ fn format_cases() -> Vec<(bool, String)> {
         HTTPSLOG_FORMAT,
         "%[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_fc_is_resumed]/%[ssl_fc_sni]/%[ssl_fc]",
         "%[ssl_fc_sni,hex,lower]",
+        "%[var(x)]",
+        "%[var()]",
+        "%[var]",
+        "%[var(txn.x)] %[var(txn.x,def)] %[var(txn.a.b)] %[var(proc.x)] %[var(check.x)]",
+        "%[var(foo.x)]",
+        "%[var(txn.)]",
+        "%[var(txn.x-y)]",
+        "%[var(txn.x y)]",
+        "%[var(TXN.x)]",
+        "%[var(txn.x,def,3)]",
+        "%[str()] %[str] %[str(abc)] %[env] %[env()] %[env(HOME)] %[hostname] %[hostname()]",
+        "%[str(a,b)]",
+        "%[env(A,B)]",
+        "%[hostname(1)]",
+        "%[str(a)b]",
         EVERY_VAR,
     ]
     .iter()
@@ -229,9 +244,9 @@ fn format_cases() -> Vec<(bool, String)> {
 /// Formats HAProxy accepts but rhaproxy refuses on purpose (sample fetches/converters it does
 /// not evaluate at log time). Our error must say so.
 const KNOWN_UNSUPPORTED: &[&str] = &[
-    "%[hostname]",
+    "%[uuid]",
     "%[src,sha1]",
-    "%[str(x)]",
+    "%[date]",
     "%[fc_err_str]",
     "%[always_true]",
 ];
@@ -607,7 +622,7 @@ const TCP_VARS: &str = "%o^%B^%U^%H^%ID^%ST^%T^%Tl^%Ts^%t^%ms^%Th^%Tw^%Tc^%Td^%T
 fn all_http_vars() -> String {
     // '^' separates fields: captures contain '|'.
     let mut s = EVERY_VAR.replace('|', "^");
-    s.push_str("^%[src]^%[dst]^%[src_port]^%[dst_port]^%[fe_name,upper]^%[be_name]^%[srv_name,lower]^%[capture.req.hdr(0)]^%[capture.req.hdr(1)]^%[capture.req.hdr(7)]^%[capture.res.hdr(0)]^%[src,hex]^%[dst_port,hex]^%[fe_name,hex]^%[src,upper,hex,lower]^%[ssl_fc]^%[fc_err]^%[ssl_fc_sni]^%[capture.req.hdr(1),hex]");
+    s.push_str("^%[src]^%[dst]^%[src_port]^%[dst_port]^%[fe_name,upper]^%[be_name]^%[srv_name,lower]^%[capture.req.hdr(0)]^%[capture.req.hdr(1)]^%[capture.req.hdr(7)]^%[capture.res.hdr(0)]^%[src,hex]^%[dst_port,hex]^%[fe_name,hex]^%[src,upper,hex,lower]^%[ssl_fc]^%[fc_err]^%[ssl_fc_sni]^%[capture.req.hdr(1),hex]^%[str(lit)]^%[hostname]^%[env(HOME)]^%[var(txn.x)]^%[var(txn.nope,dflt)]^%[var(txn.x),upper]");
     s
 }
 
@@ -617,7 +632,7 @@ fn live_config(p: &Ports, udp: &[(u16, &str)], echo: u16) -> String {
         g.push_str(&format!("    log 127.0.0.1:{port} {opts}\n"));
     }
     let all = all_http_vars();
-    let caps = "    capture request header Host len 32\n    capture request header User-Agent len 12\n    capture response header Content-Type len 32\n    capture cookie SESS len 32\n";
+    let caps = "    capture request header Host len 32\n    capture request header User-Agent len 12\n    capture response header Content-Type len 32\n    capture cookie SESS len 32\n    http-request set-var(txn.x) str(hello)\n";
     format!(
         "{g}defaults
     mode http
@@ -1029,6 +1044,11 @@ fn live_haproxy_lines_match_our_renderer() {
                 }),
                 cookie_req: h.full_caps.then(|| "SESS=fromcli".into()),
                 cookie_res: h.full_caps.then(|| "SESS=fromsrv".into()),
+                vars: if h.full_caps {
+                    vec![("txn.x".into(), b"hello".to_vec())]
+                } else {
+                    vec![]
+                },
                 request_line: Some(rl.as_bytes().to_vec()),
                 log_counter: lc as u64,
                 ..base(h.fe)
@@ -1055,6 +1075,7 @@ fn live_haproxy_lines_match_our_renderer() {
             client: Some(me),
             frontend_addr: sa(&format!("127.0.0.1:{}", h.port)),
             term_state: *b"PR--",
+            session_only: true,
             log_counter: requests.len() as u64,
             ..base(h.fe)
         };
