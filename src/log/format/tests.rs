@@ -922,6 +922,13 @@ fn compile_and_render_never_panic() {
         "%%",
         "%{",
         "hex",
+        "var(txn.",
+        "str(",
+        "env(",
+        "hostname",
+        ",",
+        "(",
+        ")",
     ];
     let r = LogRecord {
         client: sa("[::1]:80"),
