@@ -1060,7 +1060,12 @@ fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         return;
     }
     let Some(o) = OPTIONS.iter().find(|o| o.name == name) else {
-        ctx.alert(format!("unknown option '{name}'."));
+        let dym = super::did_you_mean(name, OPTIONS.iter().map(|o| o.name));
+        if dym.is_empty() {
+            ctx.alert(format!("unknown option '{name}'."));
+        } else {
+            ctx.alert(format!("unknown option '{name}'{dym}"));
+        }
         return;
     };
     // Defaults sections accept every option; proxies without the capability ignore it.
