@@ -47,6 +47,15 @@ pub struct Args {
     /// Daemon mode.
     #[arg(short = 'D')]
     pub daemon: bool,
+    /// Master-worker mode (`-W`).
+    #[arg(short = 'W')]
+    pub master_worker: bool,
+    /// Master-worker mode with systemd notifications (`-Ws`).
+    #[arg(long = "master-systemd", hide = true)]
+    pub master_systemd: bool,
+    /// Fetch the listening sockets from the old process's stats socket (`-x`).
+    #[arg(short = 'x', value_name = "SOCKET")]
+    pub xfer: Option<String>,
     /// Evaluate a `.if` condition (`-cc EXPR`): exit 0 true, 1 false, 2 error.
     #[arg(long = "cc", hide = true, value_name = "EXPR")]
     pub cond: Option<String>,
@@ -107,6 +116,7 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
             "-cc" => "--cc",
             "-ct" => "--check-transparency",
             "-sf" => "--sf",
+            "-Ws" => "--master-systemd",
             "-st" => "--st",
             // Accepted for compatibility; they only select pollers, splicing or reuse options.
             "-de" | "-dp" | "-dk" | "-dv" | "-dS" | "-dR" | "-dG" | "-dV" | "-dr" | "-dL" => {
@@ -128,6 +138,7 @@ const USAGE: &str =
         -dD diagnostic mode : warn about suspicious configuration statements
         -V enters verbose mode (disables quiet mode)
         -D goes daemon ; -C changes to <dir> before loading files.
+        -W master-worker mode ; -Ws master-worker with systemd notify support.
         -q quiet mode : don't display messages
         -c check mode : only check config files and exit
         -cc check condition : evaluate a condition and exit
@@ -136,6 +147,7 @@ const USAGE: &str =
         -N sets the default, per-proxy maximum # of connections
         -p writes pids of all children to this file
         -sf/-st [pid ]* finishes/terminates old pids.
+        -x <unix_socket> get listening sockets from a unix socket
         --dump-compat prints docs/compatibility.md from the keyword tables
 ";
 
@@ -173,6 +185,7 @@ pub fn main() -> i32 {
 }
 
 pub fn run(argv: Vec<String>) -> i32 {
+    let orig_argv = argv.clone();
     let args = match Args::try_parse_from(normalize(argv)) {
         Ok(a) => a,
         Err(e) => {
@@ -268,10 +281,34 @@ pub fn run(argv: Vec<String>) -> i32 {
         );
         return 1;
     }
+    let worker = std::env::var_os("RHAPROXY_WORKER").is_some();
+    if !worker && (args.master_worker || args.master_systemd || cfg.global.master_worker.is_some())
+    {
+        use crate::runtime::ops;
+        return ops::run_master(ops::Master {
+            worker_args: ops::worker_args(&orig_argv),
+            files,
+            systemd: args.master_systemd,
+            daemon: (args.daemon || cfg.global.daemon.is_some()) && !args.master_systemd,
+            pidfile: args
+                .pidfile
+                .clone()
+                .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone())),
+            cfg,
+        });
+    }
     let opts = crate::runtime::RunOpts {
         maxconn: args.maxconn,
         proxy_maxconn: args.proxy_maxconn,
         pidfile: args.pidfile.clone(),
+        ops: crate::runtime::ops::OpsOpts {
+            daemon: args.daemon,
+            soft_stop: args.soft_finish.clone(),
+            hard_stop: args.hard_terminate.clone(),
+            xfer: args.xfer.clone(),
+            worker: false,
+        }
+        .from_env(),
     };
     crate::runtime::run_with(cfg, &mut diags, &opts)
 }

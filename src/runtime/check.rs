@@ -81,9 +81,16 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
     let mut health = cp.rise;
     tokio::time::sleep(first).await;
     loop {
+        if super::admin::check_paused(&be, i, &mut health) {
+            tokio::time::sleep(cp.inter).await;
+            continue;
+        }
         let start = Instant::now();
         let outcome = run_check(&be, i).await;
         let took = start.elapsed().as_millis();
+        if be.servers[i].admin.in_maint() {
+            continue;
+        }
         let was_up = srv.up.load(Ordering::Acquire);
         if outcome.ok() {
             if health < full {
@@ -103,6 +110,7 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
                 set_state(&be, i, false, &outcome, took);
             }
         }
+        super::admin::record_check(&be, i, &outcome, took, health);
         let wait = if health == 0 {
             cp.downinter
         } else if health < full {
@@ -117,7 +125,7 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
 fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     let srv = &be.servers[i];
     srv.up.store(up, Ordering::Release);
-    be.lb.set_usable(i, up);
+    super::admin::state_changed(be, i, up);
     let counter = if srv.backup {
         &be.backup_up
     } else {
@@ -172,7 +180,7 @@ pub fn dump_states(shared: &Shared) {
     let pid = std::process::id();
     for be in &shared.backends {
         for (i, s) in be.servers.iter().enumerate() {
-            let st = if s.disabled {
+            let st = if s.admin.in_maint() {
                 "DOWN for maintenance"
             } else if s.up.load(Ordering::Acquire) {
                 "UP"

@@ -12,10 +12,12 @@
 //! Shared state is immutable `Arc`s plus atomics; nothing on the request path takes a global
 //! lock.
 
+pub mod admin;
 pub mod backend;
 pub mod check;
 pub mod forward;
 pub mod listen;
+pub mod ops;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -39,6 +41,8 @@ pub struct RunOpts {
     pub proxy_maxconn: Option<u32>,
     /// `-p`: pid file.
     pub pidfile: Option<String>,
+    /// Process model: `-D`, `-sf`/`-st`, `-x`, master-worker.
+    pub ops: ops::OpsOpts,
 }
 
 /// One frontend (a `frontend` or the frontend half of a `listen`).
@@ -198,6 +202,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
     }
 
     // Bind everything before starting threads (and before dropping privileges).
+    ops::before_bind(&opts.ops);
     let mut bound: Vec<(usize, listen::Bound, Arc<Semaphore>)> = Vec::new();
     let mut failed = false;
     for (fi, fe) in frontends.iter().enumerate() {
@@ -229,13 +234,26 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         return 1;
     }
 
+    let cli_sockets = match admin::bind_sockets(&cfg) {
+        Ok(v) => v,
+        Err(msg) => {
+            diags.startup(Severity::Alert, msg);
+            return 1;
+        }
+    };
+    admin::drop_unclaimed();
+
     if let Some(code) = drop_privileges(&cfg, diags) {
+        return code;
+    }
+    if let Some(code) = ops::daemonize(&opts.ops, &cfg) {
         return code;
     }
     if let Some(pf) = opts
         .pidfile
         .clone()
         .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()))
+        .filter(|_| !opts.ops.worker)
     {
         let _ = std::fs::write(&pf, format!("{}\n", std::process::id()));
     }
@@ -278,6 +296,8 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         idle: Notify::new(),
         stopping: stop_tx,
     });
+    admin::start(&rt, &shared, &cfg, cli_sockets);
+    ops::started(&opts.ops);
     rt.block_on(serve(
         shared,
         bound,
@@ -350,6 +370,7 @@ async fn serve(
     use tokio::signal::unix::{SignalKind, signal};
     let mut acceptors = Vec::new();
     for (fi, b, bind_max) in bound {
+        admin::register_listener(fi, &b.socket);
         let listener = match tokio::net::TcpListener::from_std(b.socket) {
             Ok(l) => l,
             Err(e) => {
@@ -391,6 +412,7 @@ async fn serve(
     }
     // Soft stop: close the listeners, let sessions finish.
     let _ = shared.stopping.send(true);
+    admin::listeners_closed();
     for a in &acceptors {
         a.abort();
     }
@@ -455,6 +477,7 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
+        admin::wait_resumed().await;
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {

@@ -44,9 +44,13 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
             return;
         }
     };
+    let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
     let _slot = slot;
     let tmo = tunnel_timeouts(&fe, Some(&be));
-    forward::forward(client, server, tmo, &[], &[]).await;
+    tokio::select! {
+        _ = forward::forward(client, server, tmo, &[], &[]) => {}
+        _ = super::admin::killed(kill.as_mut()) => {}
+    }
 }
 
 /// Connect errors are for the log (resource errors were already printed as alerts).
