@@ -305,6 +305,20 @@ pub fn set_paused(p: bool) {
     paused_tx().send_replace(p);
 }
 
+/// Accepts a connection, never while the listeners are paused (SIGTTOU).
+pub async fn accept(
+    l: &tokio::net::TcpListener,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        wait_resumed().await;
+        let mut rx = paused_tx().subscribe();
+        tokio::select! {
+            r = l.accept() => return r,
+            _ = rx.wait_for(|p| *p) => {}
+        }
+    }
+}
+
 /// Accept loops wait here while the listeners are paused.
 pub async fn wait_resumed() {
     let tx = paused_tx();

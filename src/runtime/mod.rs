@@ -477,8 +477,7 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
-        admin::wait_resumed().await;
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match admin::accept(&listener).await {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off a little instead of spinning.

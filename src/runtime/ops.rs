@@ -245,13 +245,17 @@ fn spawn_worker(
     cmd.env("RHAPROXY_WORKER", "1");
     cmd.env("RHAPROXY_READY_FD", wfd.to_string());
     cmd.env_remove("NOTIFY_SOCKET");
-    // SAFETY: only async-signal-safe calls (fcntl) between fork and exec.
+    // SAFETY: only async-signal-safe calls (fcntl, sigprocmask) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             let fl = nix::libc::fcntl(wfd, nix::libc::F_GETFD);
             if fl >= 0 {
                 nix::libc::fcntl(wfd, nix::libc::F_SETFD, fl & !nix::libc::FD_CLOEXEC);
             }
+            // The master blocks the signals it waits for; the worker must not inherit that.
+            let mut set: nix::libc::sigset_t = std::mem::zeroed();
+            nix::libc::sigemptyset(&mut set);
+            nix::libc::sigprocmask(nix::libc::SIG_SETMASK, &set, std::ptr::null_mut());
             Ok(())
         });
     }
