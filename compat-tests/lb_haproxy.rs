@@ -628,6 +628,8 @@ enum Step {
     Down(usize),
     /// `set server <be>/s<k> state ready`
     Up(usize),
+    /// `set server <be>/s<k> weight <w>`
+    Weight(usize, u32),
 }
 
 /// Send one command to haproxy's admin socket and return the answer.
@@ -661,6 +663,12 @@ fn run_variant(
     for step in script {
         let count = match *step {
             Step::Req(c) => c,
+            Step::Weight(k, wt) => {
+                let out = admin(hap, &format!("set server {be}/s{k} weight {wt}"));
+                assert!(out.trim().is_empty(), "admin command answered {out:?}");
+                b.set_weight(k, wt);
+                continue;
+            }
             Step::Down(k) | Step::Up(k) => {
                 let up = matches!(step, Step::Up(_));
                 let state = if up { "ready" } else { "maint" };
@@ -829,7 +837,38 @@ fn lb_state_changes_match_haproxy() {
                 redispatch: false,
                 hbf: 0,
             });
-            scripts.push(script.clone());
+            // run-time weight changes; static algorithms only accept 0 and
+            // the configured weight
+            let mut sc = script.clone();
+            if let (Some(&a), Some(&z)) = (act.first(), act.last()) {
+                let (wa, wz) = (servers[a].weight, servers[z].weight);
+                let dynamic = balance != "static-rr" && ht != Some("map-based");
+                if dynamic {
+                    sc.extend([
+                        Step::Weight(a, 5),
+                        Step::Req(29),
+                        Step::Weight(z, 0),
+                        Step::Req(19),
+                        Step::Weight(a, 1),
+                        Step::Req(23),
+                        Step::Weight(z, 3),
+                        Step::Req(31),
+                        Step::Weight(a, 256),
+                        Step::Req(17),
+                        Step::Weight(a, wa),
+                        Step::Weight(z, wz),
+                        Step::Req(21),
+                    ]);
+                } else {
+                    sc.extend([
+                        Step::Weight(z, 0),
+                        Step::Req(19),
+                        Step::Weight(z, wz),
+                        Step::Req(31),
+                    ]);
+                }
+            }
+            scripts.push(sc);
         }
     }
     let nresp = vs.iter().map(|v| v.servers.len()).max().unwrap();

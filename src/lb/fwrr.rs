@@ -37,6 +37,8 @@ enum Tree {
 struct Srv {
     ew: u32,
     npos: u32,
+    /// position before the last pick (used when the weight changes)
+    lpos: u32,
     rweight: u32,
     tree: Tree,
     key: u32,
@@ -69,6 +71,7 @@ impl Group {
                 .map(|&ew| Srv {
                     ew,
                     npos: 0,
+                    lpos: 0,
                     rweight: 0,
                     tree: Tree::None,
                     key: 0,
@@ -122,6 +125,57 @@ impl Group {
                 .wrapping_sub(self.curr_pos)
                 / ew,
         );
+        self.queue_srv(i);
+    }
+
+    /// Set the effective weight of a server that is not in the scheduler.
+    pub fn set_ew(&mut self, i: usize, ew: u32) {
+        self.srv[i].ew = ew;
+    }
+
+    /// Effective weight change of a usable server (HAProxy's weight update:
+    /// a server going to/from 0 goes down/up; otherwise its next position
+    /// is recomputed from its last one with the new step).
+    pub fn set_weight(&mut self, i: usize, ew: u32) {
+        let old = self.srv[i].ew;
+        let was_up = self.is_up(i);
+        if !was_up && ew == 0 {
+            self.srv[i].ew = ew;
+            return;
+        }
+        if !was_up {
+            self.srv[i].ew = ew;
+            self.set_up(i);
+            return;
+        }
+        if ew == 0 {
+            self.set_down(i);
+            self.srv[i].ew = ew;
+            return;
+        }
+        self.next_weight = self.next_weight.wrapping_sub(old).wrapping_add(ew);
+        self.srv[i].ew = ew;
+        let init = self.init_tree();
+        if self.srv[i].tree == init {
+            self.dequeue(i);
+            self.queue_by_weight(init, i);
+            return;
+        }
+        if self.srv[i].tree == self.next_tree() {
+            self.srv[i].npos = self.srv[i].npos.wrapping_add(self.curr_weight);
+        }
+        let step = self.next_weight / ew;
+        let s = &mut self.srv[i];
+        let prev_next = s.npos;
+        s.npos = s.lpos.wrapping_add(step);
+        s.rweight = 0;
+        if s.npos > prev_next {
+            s.npos = prev_next;
+        }
+        if s.npos < self.curr_pos.wrapping_add(2) {
+            s.npos = self.curr_pos.wrapping_add(step);
+        }
+        self.dequeue(i);
         self.queue_srv(i);
     }
 
@@ -224,6 +278,7 @@ impl Group {
         if s.npos == 0 {
             s.npos = cp;
         }
+        s.lpos = s.npos;
         s.npos = s.npos.wrapping_add(nw / s.ew);
         s.rweight += nw % s.ew;
         if s.rweight >= s.ew {
@@ -340,7 +395,9 @@ impl Group {
         }
         for s in &self.srv {
             v.push(s.npos);
+            v.push(s.lpos);
             v.push(s.rweight);
+            v.push(s.ew);
         }
         v
     }

@@ -68,9 +68,11 @@
 //!   [`Balancer::conn_start`]/[`Balancer::conn_end`].
 //! * `random`: power-of-`draws` choices on the consistent ring with a
 //!   thread-local xorshift generator (not reproducible, by nature).
+//! * Run-time weight changes ([`Balancer::set_weight`], HAProxy's
+//!   `set server <b>/<s> weight`): ring points, FWRR positions and
+//!   leastconn keys are updated the way HAProxy does it.
 //! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn,
-//!   slowstart and runtime weight changes, `url_param ... check_post`
-//!   (POST body hashing).
+//!   slowstart, `url_param ... check_post` (POST body hashing).
 //!
 //! When every usable server is saturated (`maxconn` reached) the
 //! non-hashing algorithms return `None`; HAProxy then queues the request in
@@ -271,6 +273,8 @@ pub struct Balancer {
     generation: AtomicU64,
     current: RwLock<Arc<Snapshot>>,
     served: Vec<AtomicU32>,
+    /// current user weight per server
+    cur_weight: Vec<AtomicU32>,
     total_served: AtomicU32,
     /// leastconn: last reposition stamp per server.
     lc_stamp: Vec<AtomicU64>,
@@ -294,6 +298,10 @@ const NO_POINT: u64 = u64::MAX;
 /// State owned by the (rare) writers.
 struct Writer {
     usable: Vec<bool>,
+    /// current user weights
+    weights: Vec<u32>,
+    /// ring points allocated per server (grows with the largest weight)
+    alloc_points: Vec<u32>,
     /// roundrobin only: FWRR state of the active (0) and backup (1) groups
     /// at the start of the current snapshot's schedule, with the server
     /// index of each group member.
@@ -349,6 +357,8 @@ impl Balancer {
             map_weight,
             writer: Mutex::new(Writer {
                 usable: vec![],
+                weights: vec![],
+                alloc_points: vec![],
                 fwrr: None,
             }),
             generation: AtomicU64::new(0),
@@ -368,6 +378,7 @@ impl Balancer {
                 by_id: vec![],
             })),
             served: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            cur_weight: (0..n).map(|_| AtomicU32::new(0)).collect(),
             total_served: AtomicU32::new(0),
             lc_stamp: (0..n).map(|i| AtomicU64::new(i as u64)).collect(),
             lc_clock: AtomicU64::new(n as u64),
@@ -387,13 +398,23 @@ impl Balancer {
                     (0..n).filter(|&i| b.servers[i].backup == backup).collect();
                 let ews: Vec<u32> = members
                     .iter()
-                    .map(|&i| b.servers[i].weight * WEIGHT_SCALE)
+                    .map(|&i| b.servers[i].weight.min(256) * WEIGHT_SCALE)
                     .collect();
                 let up: Vec<bool> = members.iter().map(|&i| usable[i]).collect();
                 (fwrr::Group::new(&ews, &up), members)
             })
         });
-        let mut w = Writer { usable, fwrr };
+        let weights: Vec<u32> = b.servers.iter().map(|s| s.weight.min(256)).collect();
+        for (i, &wt) in weights.iter().enumerate() {
+            b.cur_weight[i].store(wt, Ordering::Relaxed);
+        }
+        let alloc_points = weights.iter().map(|&wt| wt * WEIGHT_SCALE).collect();
+        let mut w = Writer {
+            usable,
+            weights,
+            alloc_points,
+            fwrr,
+        };
         let snap = b.build(&mut w, 1);
         *b.current.get_mut().unwrap() = Arc::new(snap);
         *b.writer.get_mut().unwrap() = w;
@@ -425,27 +446,15 @@ impl Balancer {
         if w.usable.as_slice() == up {
             return;
         }
-        // Bring the round-robin state to the current position.
         let cur = self.snapshot();
-        if let (false, Some(fw), Some(g), Some(sched)) = (
-            self.rr_live.load(Ordering::Acquire),
-            w.fwrr.as_mut(),
-            cur.rr_group,
-            cur.rr.as_ref(),
-        ) {
-            let n = self.rr_pos.swap(0, Ordering::AcqRel);
-            fw[g].0.advance(sched.index(n));
-        }
+        self.advance_rr(&mut w, &cur);
         for (i, &now_up) in up.iter().enumerate() {
             if w.usable[i] == now_up {
                 continue;
             }
             w.usable[i] = now_up;
             if now_up {
-                self.lc_stamp[i].store(
-                    self.lc_clock.fetch_add(1, Ordering::Relaxed),
-                    Ordering::Relaxed,
-                );
+                self.restamp(i);
             }
             if let Some(fw) = w.fwrr.as_mut() {
                 let g = self.servers[i].backup as usize;
@@ -457,8 +466,92 @@ impl Balancer {
                 }
             }
         }
+        self.publish(&mut w, &cur);
+    }
+
+    /// Change server `i`'s user weight at run time (`set server b/s weight`,
+    /// agent checks). 0 takes the server out like a down state. With the
+    /// static algorithms (`static-rr`, `map-based` hashing) HAProxy only
+    /// accepts 0% and 100%; any non-zero weight restores the configured one.
+    pub fn set_weight(&self, i: usize, weight: u32) {
+        let weight = weight.min(256);
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if w.weights[i] == weight {
+            return;
+        }
+        let cur = self.snapshot();
+        self.advance_rr(&mut w, &cur);
+        let was_up = w.usable[i] && w.weights[i] > 0;
+        if weight * WEIGHT_SCALE > w.alloc_points[i] {
+            // HAProxy reallocates the server's ring points: they all leave
+            // the ring and come back, so a walk pointer on one of them moves
+            // on to the next point of another server.
+            w.alloc_points[i] = weight * WEIGHT_SCALE;
+            let last = self.ring_last.load(Ordering::Relaxed);
+            if last != NO_POINT
+                && let Some(r) = cur
+                    .rings
+                    .iter()
+                    .find(|r| r.binary_search_by_key(&(last as u32), |p| p.0).is_ok())
+                && r.iter()
+                    .any(|&(k, srv)| k as u64 == last && srv as usize == i)
+            {
+                let p = r.partition_point(|&(k, _)| (k as u64) <= last);
+                let next = r[p..]
+                    .iter()
+                    .find(|&&(_, srv)| srv as usize != i)
+                    .map_or(NO_POINT, |&(k, _)| k as u64);
+                self.ring_last.store(next, Ordering::Relaxed);
+            }
+        }
+        w.weights[i] = weight;
+        self.cur_weight[i].store(weight, Ordering::Release);
+        if w.usable[i] {
+            self.restamp(i);
+        }
+        let usable = w.usable[i];
+        if let Some(fw) = w.fwrr.as_mut() {
+            let g = self.servers[i].backup as usize;
+            let local = fw[g].1.iter().position(|&x| x == i).expect("member");
+            let ew = weight * WEIGHT_SCALE;
+            if usable || was_up {
+                fw[g].0.set_weight(local, ew);
+            } else {
+                fw[g].0.set_ew(local, ew);
+            }
+        }
+        self.publish(&mut w, &cur);
+    }
+
+    /// Current user weight of server `i`.
+    pub fn weight(&self, i: usize) -> u32 {
+        self.cur_weight[i].load(Ordering::Relaxed)
+    }
+
+    fn restamp(&self, i: usize) {
+        self.lc_stamp[i].store(
+            self.lc_clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Bring the round-robin state to the current position (schedule mode).
+    fn advance_rr(&self, w: &mut Writer, cur: &Snapshot) {
+        if let (false, Some(fw), Some(g), Some(sched)) = (
+            self.rr_live.load(Ordering::Acquire),
+            w.fwrr.as_mut(),
+            cur.rr_group,
+            cur.rr.as_ref(),
+        ) {
+            let n = self.rr_pos.swap(0, Ordering::AcqRel);
+            fw[g].0.advance(sched.index(n));
+        }
+    }
+
+    /// Rebuild and publish the snapshot after a change.
+    fn publish(&self, w: &mut Writer, cur: &Snapshot) {
         let generation = self.generation.load(Ordering::Relaxed) + 1;
-        let snap = Arc::new(self.build(&mut w, generation));
+        let snap = Arc::new(self.build(w, generation));
         // When the consistent-hash walk's last point is removed, HAProxy
         // goes on from the next surviving point of that ring (none after
         // it: from the start).
@@ -498,8 +591,9 @@ impl Balancer {
 
     fn build(&self, w: &mut Writer, generation: u64) -> Snapshot {
         let usable = &w.usable;
+        let weights = &w.weights;
         let n = self.servers.len();
-        let ok = |i: usize| usable[i] && self.servers[i].weight > 0;
+        let ok = |i: usize| usable[i] && weights[i] > 0;
         let act: Vec<usize> = (0..n)
             .filter(|&i| ok(i) && !self.servers[i].backup)
             .collect();
@@ -512,7 +606,7 @@ impl Balancer {
             if !ok(i) {
                 continue;
             }
-            let ew = self.servers[i].weight * WEIGHT_SCALE;
+            let ew = weights[i] * WEIGHT_SCALE;
             if self.servers[i].backup {
                 *cum = cb;
                 cb += ew;
@@ -532,11 +626,8 @@ impl Balancer {
         let empty = set.is_empty();
         let tot_used = if fbck.is_some() { 1 } else { set.len() };
         let tot_eweight = match fbck {
-            Some(f) => self.servers[f].weight * WEIGHT_SCALE,
-            None => set
-                .iter()
-                .map(|&i| self.servers[i].weight * WEIGHT_SCALE)
-                .sum(),
+            Some(f) => weights[f] * WEIGHT_SCALE,
+            None => set.iter().map(|&i| weights[i] * WEIGHT_SCALE).sum(),
         };
 
         let uses_map = matches!(self.algo, Algorithm::StaticRr)
@@ -558,7 +649,7 @@ impl Balancer {
             [false, true].map(|backup| {
                 let mut ring = Vec::new();
                 for i in (0..n).filter(|&i| ok(i) && self.servers[i].backup == backup) {
-                    let pts = (self.servers[i].weight * WEIGHT_SCALE).min(EWGHT_MAX);
+                    let pts = (weights[i] * WEIGHT_SCALE).min(EWGHT_MAX);
                     let base = self.servers[i].puid.wrapping_mul(EWGHT_MAX);
                     for j in 0..pts {
                         ring.push((full_hash(base.wrapping_add(j)), i as u32));
@@ -688,7 +779,7 @@ impl Balancer {
         if served == 0 {
             return 0;
         }
-        let ew = (self.servers[i].weight * WEIGHT_SCALE).max(1);
+        let ew = (self.weight(i) * WEIGHT_SCALE).max(1);
         ((served as u64 + 1) * EWGHT_MAX as u64 / ew as u64) as u32
     }
 
@@ -855,7 +946,7 @@ impl Balancer {
         let tot_slots = ((served_all + 1) * f).div_ceil(100);
         let per_weight = tot_slots / tot;
         let rem = tot_slots % tot;
-        let ew = (self.servers[i].weight * WEIGHT_SCALE) as u64;
+        let ew = (self.weight(i) * WEIGHT_SCALE) as u64;
         let cum = s.cumulative[i] as u64;
         let mut slots = ew * per_weight;
         slots += ((cum + ew) * rem) / tot - (cum * rem) / tot;
@@ -1105,8 +1196,8 @@ impl Balancer {
             {
                 let sc = self.served[c].load(Ordering::Relaxed) as u64;
                 let sp = self.served[p].load(Ordering::Relaxed) as u64;
-                let wc = self.servers[c].weight as u64;
-                let wp = self.servers[p].weight as u64;
+                let wc = self.weight(c) as u64;
+                let wp = self.weight(p) as u64;
                 if sc * wp > sp * wc {
                     c = p;
                 }

@@ -328,3 +328,45 @@ fn lb_many_threads() {
         .sum();
     assert_eq!(tot, 24000);
 }
+
+#[test]
+fn lb_set_weight() {
+    let b = Balancer::new(
+        servers(&[1, 1]),
+        Algorithm::Source,
+        HashType::CONSISTENT,
+        false,
+        0,
+    );
+    assert_eq!(b.snapshot().ring().len(), 32);
+    b.set_weight(0, 3);
+    assert_eq!(b.weight(0), 3);
+    assert_eq!(b.snapshot().ring().len(), 64);
+    b.set_weight(1, 0);
+    assert_eq!(b.snapshot().ring().len(), 48);
+    assert_eq!(pick_src(&b, "10.9.8.7"), 0);
+    // static algorithms: non-zero weights restore the configured map weight
+    let m = Balancer::new(
+        servers(&[2, 4]),
+        Algorithm::StaticRr,
+        HashType::MAP_BASED,
+        false,
+        0,
+    );
+    m.set_weight(1, 0);
+    assert_eq!(m.snapshot().map_table(), &[0]);
+    m.set_weight(1, 4);
+    assert_eq!(m.snapshot().map_table(), &[0, 1, 1]);
+    // roundrobin follows the new weights
+    let r = Balancer::new(
+        servers(&[1, 1]),
+        Algorithm::RoundRobin,
+        HashType::MAP_BASED,
+        false,
+        0,
+    );
+    r.set_weight(1, 3);
+    let k = RequestKey::default();
+    let c1 = (0..400).filter(|_| r.pick(&k, None) == Some(1)).count();
+    assert_eq!(c1, 300);
+}
