@@ -1228,3 +1228,179 @@ fn lb_concurrent_load_matches_haproxy() {
     drop(hap);
     stats.finish("lb_haproxy concurrency", vs.len());
 }
+
+/// `balance rdp-cookie` in TCP mode: the cookie is taken from the RDP
+/// connection request payload (`tcp-request inspect-delay` +
+/// `tcp-request content accept if RDP_COOKIE`), servers are test-owned
+/// listeners that write their index and close.
+#[test]
+fn lb_rdp_cookie_matches_haproxy() {
+    use rhaproxy::lb::key::{RdpCookie, rdp_cookie};
+    use std::io::{Read, Write};
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy rdp-cookie test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    // identifying servers
+    let nsrv = 5;
+    let mut srv_ports = Vec::new();
+    for k in 0..nsrv {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        srv_ports.push(l.local_addr().unwrap().port());
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let _ = c.write_all(format!("{k}\n").as_bytes());
+            }
+        });
+    }
+    let variants: Vec<(&str, Option<&str>, Vec<Srv>)> = vec![
+        ("rdp-cookie", None, vec![w(1), w(1), w(1)]),
+        ("rdp-cookie", Some("consistent"), vec![w(1), w(2), w(3)]),
+        (
+            "rdp-cookie(user)",
+            Some("map-based djb2"),
+            vec![w(3), w(1), w(2), w(7), w(1)],
+        ),
+        (
+            "rdp-cookie(user)",
+            Some("consistent wt6 avalanche"),
+            vec![w(1), id(w(1), 1), w(2)],
+        ),
+        (
+            "rdp-cookie",
+            Some("map-based crc32 avalanche"),
+            vec![w(2), w(3), w(5), w(1)],
+        ),
+    ];
+    let fe_ports = free_ports(variants.len());
+    let mut cfg = String::from(
+        "global\n  nbthread 1\n\ndefaults\n  mode tcp\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n\n",
+    );
+    for (i, (balance, ht, servers)) in variants.iter().enumerate() {
+        writeln!(
+            cfg,
+            "listen v{i}\n  bind 127.0.0.1:{}\n  tcp-request inspect-delay 100ms\n  tcp-request content accept if RDP_COOKIE\n  balance {balance}",
+            fe_ports[i]
+        )
+        .unwrap();
+        if let Some(ht) = ht {
+            writeln!(cfg, "  hash-type {ht}").unwrap();
+        }
+        for (k, s) in servers.iter().enumerate() {
+            write!(
+                cfg,
+                "  server s{k} 127.0.0.1:{} weight {}",
+                srv_ports[k], s.weight
+            )
+            .unwrap();
+            if let Some(id) = s.id {
+                write!(cfg, " id {id}").unwrap();
+            }
+            cfg.push('\n');
+        }
+        cfg.push('\n');
+    }
+    // Probe readiness on a separate listener: a bare connection to a
+    // tested frontend would take a round-robin fallback pick.
+    let ready = free_ports(1)[0];
+    writeln!(
+        cfg,
+        "frontend ready\n  bind 127.0.0.1:{ready}\n  tcp-request connection reject\n"
+    )
+    .unwrap();
+    let hap = Haproxy::start(&bin, &cfg, &[ready]).unwrap_or_else(|e| panic!("{e}"));
+    let mut stats = Stats::default();
+    for (i, (balance, ht, servers)) in variants.iter().enumerate() {
+        let v = Variant {
+            name: format!("tcp/{balance}/{}", ht.unwrap_or("-")),
+            balance: balance.to_string(),
+            hash_type: ht.map(str::to_string),
+            servers: servers.clone(),
+            allbackups: false,
+            kind: Kind::Order,
+            requests: 0,
+            redispatch: false,
+            hbf: 0,
+        };
+        let b = model(&v);
+        let name: &[u8] = if balance.contains("(user)") {
+            b"user"
+        } else {
+            b"mstshash"
+        };
+        let mut rng = Lcg(0x4d50 + i as u64);
+        let mut counts = vec![0usize; servers.len()];
+        let (mut requests, mut bad, mut fallback) = (0usize, 0usize, 0usize);
+        for n in 0..200 {
+            let mut p = b"\x03\x00\x00\x00\x06\xe0\x00\x00\x00\x00\x00".to_vec();
+            let cname = String::from_utf8_lossy(name).to_string();
+            match n % 40 {
+                // empty value: fallback without waiting
+                7 => p.extend_from_slice(format!("Cookie: {cname}=\r\n").as_bytes()),
+                // another cookie name: waits for inspect-delay then falls back
+                13 => p.extend_from_slice(b"Cookie: other=xyz\r\n"),
+                _ => {
+                    let sp = " ".repeat(rng.below(3) as usize);
+                    let nm = if n % 5 == 0 {
+                        cname.to_uppercase()
+                    } else {
+                        cname.clone()
+                    };
+                    p.extend_from_slice(format!("Cookie:{sp}{nm}={}\r\n", rng.word(12)).as_bytes());
+                }
+            }
+            p.extend_from_slice(b"\x01\x00\x08\x00\x03\x00\x00\x00");
+            let len = p.len() as u16;
+            p[2..4].copy_from_slice(&len.to_be_bytes());
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", fe_ports[i])).unwrap();
+            c.write_all(&p).unwrap();
+            let mut out = String::new();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let _ = c.read_to_string(&mut out);
+            let got: Option<usize> = out.trim().parse().ok();
+            let sample = match rdp_cookie(&p, name) {
+                RdpCookie::Found(v) => Some(v),
+                _ => None,
+            };
+            let key = RequestKey {
+                src: Some("127.0.0.1".parse().unwrap()),
+                sample,
+                ..Default::default()
+            };
+            if b.request_hash(&key).is_none() {
+                fallback += 1;
+            }
+            let want = b.pick(&key, None);
+            if let Some(g) = got {
+                counts[g] += 1;
+            }
+            requests += 1;
+            if got != want {
+                bad += 1;
+                if bad <= 3 {
+                    writeln!(
+                        stats.failures,
+                        "  {} #{n}: payload {:?}: haproxy {got:?}, model {want:?}",
+                        v.name,
+                        String::from_utf8_lossy(&p[11..])
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        stats.total += requests;
+        stats.bad += bad;
+        writeln!(
+            stats.report,
+            "{:<48} {:>4} requests {:>4} mismatches  fallback {:>3}  per-server {:?}",
+            v.name, requests, bad, fallback, counts
+        )
+        .unwrap();
+    }
+    drop(hap);
+    stats.finish("lb_haproxy rdp-cookie", variants.len());
+}

@@ -154,6 +154,71 @@ pub fn domain_only(v: &[u8]) -> &[u8] {
     &v[i..end]
 }
 
+/// Result of looking for the RDP cookie in a TCP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdpCookie<'a> {
+    /// The cookie value (may be empty; `balance rdp-cookie` then falls back
+    /// to round robin).
+    Found(&'a [u8]),
+    /// Not enough data yet: wait for more (within `tcp-request
+    /// inspect-delay`).
+    NeedMore,
+    /// The payload does not carry the cookie.
+    Absent,
+}
+
+/// Extract the RDP routing cookie (`Cookie: <name>=<value>\r\n` right after
+/// the 11 bytes of TPKT + X.224 headers of an RDP connection request), as
+/// `req.rdp_cookie(<name>)` / `balance rdp-cookie(<name>)` do. The `Cookie:`
+/// prefix and `<name>` are matched case-insensitively, spaces after the
+/// colon are skipped; an empty `name` accepts any cookie name.
+pub fn rdp_cookie<'a>(payload: &'a [u8], name: &[u8]) -> RdpCookie<'a> {
+    use RdpCookie::*;
+    if payload.len() <= 11 {
+        return NeedMore;
+    }
+    let mut d = &payload[11..];
+    if d.len() <= 7 {
+        return NeedMore;
+    }
+    if !d[..7].eq_ignore_ascii_case(b"Cookie:") {
+        return Absent;
+    }
+    d = &d[7..];
+    while let Some((b' ', rest)) = d.split_first() {
+        d = rest;
+    }
+    if !name.is_empty() {
+        if d.len() <= name.len() {
+            return NeedMore;
+        }
+        if d[name.len()] != b'=' || !d[..name.len()].eq_ignore_ascii_case(name) {
+            return Absent;
+        }
+        d = &d[name.len() + 1..];
+    } else {
+        let mut i = 0;
+        while i < d.len() && d[i] != b'=' {
+            if d[i] == b'\r' || d[i] == b'\n' {
+                return Absent;
+            }
+            i += 1;
+        }
+        if i == d.len() {
+            return NeedMore;
+        }
+        d = &d[i + 1..];
+    }
+    let end = d.iter().position(|&c| c == b'\r').unwrap_or(d.len());
+    if d.len() - end < 2 {
+        return NeedMore;
+    }
+    if d[end + 1] != b'\n' {
+        return Absent;
+    }
+    Found(&d[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +256,21 @@ mod tests {
         assert_eq!(url_param_value(b"/p?userid=&x", b"userid"), Some(&b""[..]));
         assert_eq!(url_param_value(b"/p?xuserid=1", b"userid"), None);
         assert_eq!(url_param_value(b"/p", b"userid"), None);
+    }
+
+    #[test]
+    fn lb_rdp_cookie() {
+        let mut p = b"\x03\x00\x00\x2c\x27\xe0\x00\x00\x00\x00\x00".to_vec();
+        p.extend_from_slice(b"Cookie: mstshash=alice\r\n\x01\x00\x08\x00");
+        assert_eq!(rdp_cookie(&p, b"mstshash"), RdpCookie::Found(b"alice"));
+        assert_eq!(rdp_cookie(&p, b"MSTSHASH"), RdpCookie::Found(b"alice"));
+        assert_eq!(rdp_cookie(&p, b""), RdpCookie::Found(b"alice"));
+        assert_eq!(rdp_cookie(&p, b"other"), RdpCookie::Absent);
+        assert_eq!(rdp_cookie(&p[..30], b"mstshash"), RdpCookie::NeedMore);
+        assert_eq!(rdp_cookie(&p[..8], b"mstshash"), RdpCookie::NeedMore);
+        let mut q = p[..11].to_vec();
+        q.extend_from_slice(b"Hello: x\r\n");
+        assert_eq!(rdp_cookie(&q, b"mstshash"), RdpCookie::Absent);
     }
 
     #[test]

@@ -913,7 +913,15 @@ impl Balancer {
                 };
                 Some(ht.hash_bytes(v))
             }
-            Algorithm::RdpCookie { .. } | Algorithm::Hash { .. } => {
+            Algorithm::RdpCookie { .. } => {
+                // an empty cookie value means the round-robin fallback
+                let v = key.sample.filter(|v| !v.is_empty())?;
+                if s.tot_used == 1 {
+                    return Some(0);
+                }
+                Some(ht.hash_bytes(v))
+            }
+            Algorithm::Hash { .. } => {
                 let v = key.sample?;
                 if s.tot_used == 1 {
                     return Some(0);

@@ -1,4 +1,5 @@
 use super::*;
+use std::net::IpAddr;
 
 fn servers(weights: &[u32]) -> Vec<LbServer> {
     let puids = assign_puids(&vec![None; weights.len()]);
@@ -369,4 +370,46 @@ fn lb_set_weight() {
     let k = RequestKey::default();
     let c1 = (0..400).filter(|_| r.pick(&k, None) == Some(1)).count();
     assert_eq!(c1, 300);
+}
+
+#[test]
+#[ignore]
+fn lb_bench() {
+    for (name, algo, ht) in [
+        ("rr", Algorithm::RoundRobin, HashType::MAP_BASED),
+        ("source-chash", Algorithm::Source, HashType::CONSISTENT),
+        (
+            "uri-map",
+            parse_balance(&["uri"]).unwrap(),
+            HashType::MAP_BASED,
+        ),
+        ("leastconn", Algorithm::LeastConn, HashType::MAP_BASED),
+    ] {
+        let b = Arc::new(Balancer::new(
+            servers(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            algo,
+            ht,
+            false,
+            0,
+        ));
+        let t = std::time::Instant::now();
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || {
+                    let mut acc = 0usize;
+                    for n in 0..1_000_000u32 {
+                        let ip = IpAddr::V4(n.into());
+                        let k = RequestKey::http(Some(ip), b"/some/path/here?x=1", Headers::None);
+                        acc += b.pick(&k, None).unwrap();
+                    }
+                    acc
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        println!("{name}: {:?} per pick", t.elapsed() / 2_000_000);
+    }
 }
