@@ -64,6 +64,8 @@ enum Kind {
     Host,
     /// no key: sequential order (roundrobin, static-rr, leastconn, first)
     Order,
+    /// url_param in the query or in a POST body (`check_post`)
+    PostParam,
 }
 
 struct Variant {
@@ -209,6 +211,18 @@ fn variants() -> Vec<Variant> {
             }
         }
     }
+    // url_param with check_post: POST bodies
+    for ht in ["map-based", "consistent", "map-based wt6 avalanche"] {
+        add(
+            format!("url_param check_post/{ht}"),
+            "url_param userid check_post",
+            Some(ht),
+            five.clone(),
+            false,
+            Kind::PostParam,
+            N,
+        );
+    }
     // uri options
     for opts in [
         "uri whole",
@@ -349,11 +363,12 @@ impl Lcg {
     }
 }
 
-/// One generated request: x-src, uri, extra headers.
+/// One generated request: x-src, uri, extra headers, POST body.
 struct Req {
     src: Option<String>,
     uri: Vec<u8>,
     headers: Vec<(String, Vec<u8>)>,
+    body: Option<Vec<u8>>,
 }
 
 fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
@@ -361,6 +376,7 @@ fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
         src: None,
         uri: b"/".to_vec(),
         headers: vec![],
+        body: None,
     };
     match kind {
         Kind::Source => {
@@ -473,6 +489,24 @@ fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
             // the value; with stale buffer data there ('.') it hashes the TLD.
             // A following header keeps that byte deterministic.
             r.headers.push(("x-after".into(), b"1".to_vec()));
+        }
+        Kind::PostParam => {
+            let val = rng.word(10);
+            r.uri = match rng.below(5) {
+                0 => format!("/p?userid={}", rng.word(6)).into_bytes(),
+                1 => b"/p?a=1".to_vec(),
+                _ => b"/p".to_vec(),
+            };
+            let body = match n % 9 {
+                0 => None,
+                1 => Some(b"a=1&b=2".to_vec()),
+                2 => Some(format!("userid= {val}").into_bytes()),
+                3 => Some(format!("userid=\x01{val}").into_bytes()),
+                4 => Some(format!("x=1&userid={val}\x02zz&y=2").into_bytes()),
+                5 => Some(b"userid=&x=1".to_vec()),
+                _ => Some(format!("a={}&userid={val}&b=3", rng.word(3)).into_bytes()),
+            };
+            r.body = body;
         }
         Kind::Order => {}
     }
@@ -688,8 +722,9 @@ fn run_variant(
             for (n, val) in &r.headers {
                 hdrs.push((n.as_str(), val.as_slice()));
             }
+            let method = if r.body.is_some() { "POST" } else { "GET" };
             let resp = client
-                .request("GET", &r.uri, &hdrs)
+                .request_with_body(method, &r.uri, &hdrs, r.body.as_deref())
                 .unwrap_or_else(|e| panic!("request failed: {e}\n{}", hap.log()));
             let got: Option<usize> = resp.header_str("x-srv").and_then(|s| s.parse().ok());
             // model
@@ -699,7 +734,8 @@ fn run_variant(
                 .iter()
                 .map(|(n, v)| (n.as_bytes(), v.as_slice()))
                 .collect();
-            let key = RequestKey::http(Some(src), &r.uri, Headers::List(&hlist));
+            let mut key = RequestKey::http(Some(src), &r.uri, Headers::List(&hlist));
+            key.post_body = r.body.as_deref();
             if v.kind != Kind::Order && v.kind != Kind::Source && b.request_hash(&key).is_none() {
                 fallback += 1;
             }

@@ -92,6 +92,41 @@ pub fn url_param_value<'a>(uri: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
+/// `url_param NAME check_post`: the value of `NAME=` in a POST body
+/// (`application/x-www-form-urlencoded` style), used when the query string
+/// does not have it. `body` is the request body buffered so far. As in
+/// HAProxy, the value runs to the next `&` or the end of the data, but only
+/// the value's *first* byte is checked: a blank there gives an empty value,
+/// any other non-token byte means "no parameter" (binary body).
+pub fn url_param_body_value<'a>(body: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let plen = name.len();
+    let mut params = body;
+    while params.len() > plen {
+        if params[plen] == b'=' && &params[..plen] == name {
+            let val = &params[plen + 1..];
+            let end = val.iter().position(|&c| c == b'&').unwrap_or(val.len());
+            if let Some(&first) = val.first()
+                && end > 0
+                && !is_token(first)
+            {
+                if matches!(first, b' ' | b'\t' | b'\r' | b'\n') {
+                    return Some(&val[..0]);
+                }
+                return None;
+            }
+            return Some(&val[..end]);
+        }
+        let amp = params.iter().position(|&c| c == b'&')?;
+        params = &params[amp + 1..];
+    }
+    None
+}
+
+/// RFC 7230 `tchar`.
+fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
 /// First value of a header as HAProxy's header lookup returns it: the first
 /// comma-separated element of the first occurrence (commas inside
 /// double-quoted strings do not separate), with surrounding blanks removed.
@@ -271,6 +306,28 @@ mod tests {
         let mut q = p[..11].to_vec();
         q.extend_from_slice(b"Hello: x\r\n");
         assert_eq!(rdp_cookie(&q, b"mstshash"), RdpCookie::Absent);
+    }
+
+    #[test]
+    fn lb_url_param_body() {
+        assert_eq!(
+            url_param_body_value(b"a=1&userid=42&b=2", b"userid"),
+            Some(&b"42"[..])
+        );
+        assert_eq!(
+            url_param_body_value(b"userid=42", b"userid"),
+            Some(&b"42"[..])
+        );
+        assert_eq!(
+            url_param_body_value(b"userid= 42", b"userid"),
+            Some(&b""[..])
+        );
+        assert_eq!(url_param_body_value(b"userid=\x0142", b"userid"), None);
+        assert_eq!(
+            url_param_body_value(b"userid=4\x012", b"userid"),
+            Some(&b"4\x012"[..])
+        );
+        assert_eq!(url_param_body_value(b"xuserid=1", b"userid"), None);
     }
 
     #[test]

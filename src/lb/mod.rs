@@ -72,7 +72,8 @@
 //!   `set server <b>/<s> weight`): ring points, FWRR positions and
 //!   leastconn keys are updated the way HAProxy does it.
 //! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn,
-//!   slowstart, `url_param ... check_post` (POST body hashing).
+//!   slowstart. `url_param ... check_post` is supported when the runtime
+//!   passes the buffered body of POST requests ([`RequestKey::post_body`]).
 //!
 //! When every usable server is saturated (`maxconn` reached) the
 //! non-hashing algorithms return `None`; HAProxy then queues the request in
@@ -154,6 +155,9 @@ pub struct RequestKey<'a> {
     /// Pre-extracted input for `rdp-cookie` (cookie value) and `hash EXPR`
     /// (expression result as bytes). `None` = not found.
     pub sample: Option<&'a [u8]>,
+    /// For `url_param NAME check_post`: the body buffered so far of a
+    /// `POST` request (leave `None` for other methods).
+    pub post_body: Option<&'a [u8]>,
 }
 
 impl<'a> RequestKey<'a> {
@@ -172,6 +176,7 @@ impl<'a> RequestKey<'a> {
             uri: Some(uri),
             headers,
             sample: None,
+            post_body: None,
         }
     }
 
@@ -888,9 +893,15 @@ impl Balancer {
                 let uri = if *path_only { key::uri_path(uri) } else { uri };
                 Some(ht.hash_bytes(key::uri_hash_input(uri, *whole, *len, *depth)))
             }
-            Algorithm::UrlParam { name, .. } => {
+            Algorithm::UrlParam { name, check_post } => {
                 let uri = key.uri?;
-                let v = key::url_param_value(uri, name.as_bytes())?;
+                let v = match key::url_param_value(uri, name.as_bytes()) {
+                    Some(v) => v,
+                    None if *check_post => {
+                        key::url_param_body_value(key.post_body?, name.as_bytes())?
+                    }
+                    None => return None,
+                };
                 if s.tot_used == 1 {
                     return Some(0);
                 }
