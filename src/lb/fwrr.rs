@@ -409,7 +409,20 @@ impl Group {
 pub struct Schedule {
     pub prefix: usize,
     pub seq: Vec<u32>,
+    /// Scheduler states at the start of picks `k * CHECKPOINT`, so that the
+    /// state at any position can be rebuilt quickly.
+    checkpoints: Vec<Group>,
 }
+
+/// Picks between two saved scheduler states.
+const CHECKPOINT: usize = 1 << 14;
+
+impl PartialEq for Group {
+    fn eq(&self, other: &Self) -> bool {
+        self.state() == other.state()
+    }
+}
+impl Eq for Group {}
 
 impl Schedule {
     /// The server handed out by the n-th pick (n starts at 0).
@@ -420,6 +433,14 @@ impl Schedule {
         }
         let cyc = self.seq.len() - self.prefix;
         self.seq[self.prefix + (n - self.prefix) % cyc]
+    }
+
+    /// The scheduler state at the start of the n-th pick.
+    pub fn state_at(&self, n: u64) -> Group {
+        let idx = self.index(n);
+        let mut g = self.checkpoints[idx / CHECKPOINT].clone();
+        g.advance(idx % CHECKPOINT);
+        g
     }
 
     /// Index in `seq` of the n-th pick.
@@ -453,20 +474,32 @@ fn schedule_from(mut g: Group) -> Option<Schedule> {
     }
     let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut seq: Vec<u32> = Vec::new();
+    let mut checkpoints = Vec::new();
     let mut switched = false;
     loop {
         if switched {
             let st = g.state();
             if let Some(&j) = seen.get(&st) {
-                return Some(Schedule { prefix: j, seq });
+                return Some(Schedule {
+                    prefix: j,
+                    seq,
+                    checkpoints,
+                });
             }
             seen.insert(st, seq.len());
+        }
+        if seq.len().is_multiple_of(CHECKPOINT) {
+            checkpoints.push(g.clone());
         }
         switched = false;
         let i = g.next(|_| switched = true)?;
         seq.push(i as u32);
         if seq.len() >= MAX_PICKS {
-            return Some(Schedule { prefix: 0, seq });
+            return Some(Schedule {
+                prefix: 0,
+                seq,
+                checkpoints,
+            });
         }
     }
 }
@@ -496,6 +529,20 @@ mod tests {
             names(&[48, 16, 32, 112, 16], 28),
             "dadcdadbdedcaddadcdadbdedcad"
         );
+    }
+
+    #[test]
+    fn lb_fwrr_state_at_matches_simulation() {
+        let ews = [48u32, 16, 32, 112, 16];
+        let g0 = Group::new(&ews, &[true; 5]);
+        let s = g0.schedule().unwrap();
+        let mut g = g0.clone();
+        for n in 0..(3 * s.seq.len() as u64 + 7) {
+            if n % 97 == 0 || n as usize == s.prefix {
+                assert_eq!(s.state_at(n).state(), g.state(), "pick {n}");
+            }
+            assert_eq!(g.next(|_| {}), Some(s.at(n) as usize));
+        }
     }
 
     #[test]

@@ -549,7 +549,7 @@ impl Balancer {
             cur.rr.as_ref(),
         ) {
             let n = self.rr_pos.swap(0, Ordering::AcqRel);
-            fw[g].0.advance(sched.index(n));
+            fw[g].0 = sched.state_at(n);
         }
     }
 
@@ -1122,7 +1122,7 @@ impl Balancer {
                 // current position and run it live from now on
                 if let (Some(fw), Some(sched)) = (w.fwrr.as_mut(), s.rr.as_ref()) {
                     let n = self.rr_pos.swap(0, Ordering::AcqRel);
-                    fw[g].0.advance(sched.index(n));
+                    fw[g].0 = sched.state_at(n);
                 }
                 self.rr_live.store(true, Ordering::Release);
             }

@@ -413,3 +413,11 @@ fn lb_bench() {
         println!("{name}: {:?} per pick", t.elapsed() / 2_000_000);
     }
 }
+
+#[test]
+fn lb_balancer_is_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Balancer>();
+    check::<Snapshot>();
+    check::<ConnGuard>();
+}
