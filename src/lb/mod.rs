@@ -71,9 +71,12 @@
 //! * Run-time weight changes ([`Balancer::set_weight`], HAProxy's
 //!   `set server <b>/<s> weight`): ring points, FWRR positions and
 //!   leastconn keys are updated the way HAProxy does it.
-//! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn,
-//!   slowstart. `url_param ... check_post` is supported when the runtime
-//!   passes the buffered body of POST requests ([`RequestKey::post_body`]).
+//! * `slowstart`: the runtime feeds [`slowstart_eweight`] into
+//!   [`Balancer::set_eweight`] as time passes (HAProxy steps once a second).
+//! * `url_param ... check_post` is supported when the runtime passes the
+//!   buffered body of POST requests ([`RequestKey::post_body`]); the RDP
+//!   cookie is extracted with [`key::rdp_cookie`].
+//! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn.
 //!
 //! When every usable server is saturated (`maxconn` reached) the
 //! non-hashing algorithms return `None`; HAProxy then queues the request in
@@ -278,8 +281,11 @@ pub struct Balancer {
     generation: AtomicU64,
     current: RwLock<Arc<Snapshot>>,
     served: Vec<AtomicU32>,
+    /// current effective weight per server (user weight x 16, less during
+    /// slowstart)
+    cur_eweight: Vec<AtomicU32>,
     /// current user weight per server
-    cur_weight: Vec<AtomicU32>,
+    cur_uweight: Vec<AtomicU32>,
     total_served: AtomicU32,
     /// leastconn: last reposition stamp per server.
     lc_stamp: Vec<AtomicU64>,
@@ -303,8 +309,8 @@ const NO_POINT: u64 = u64::MAX;
 /// State owned by the (rare) writers.
 struct Writer {
     usable: Vec<bool>,
-    /// current user weights
-    weights: Vec<u32>,
+    /// current effective weights (user weight x 16)
+    eweights: Vec<u32>,
     /// ring points allocated per server (grows with the largest weight)
     alloc_points: Vec<u32>,
     /// roundrobin only: FWRR state of the active (0) and backup (1) groups
@@ -362,7 +368,7 @@ impl Balancer {
             map_weight,
             writer: Mutex::new(Writer {
                 usable: vec![],
-                weights: vec![],
+                eweights: vec![],
                 alloc_points: vec![],
                 fwrr: None,
             }),
@@ -383,7 +389,8 @@ impl Balancer {
                 by_id: vec![],
             })),
             served: (0..n).map(|_| AtomicU32::new(0)).collect(),
-            cur_weight: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            cur_eweight: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            cur_uweight: (0..n).map(|_| AtomicU32::new(0)).collect(),
             total_served: AtomicU32::new(0),
             lc_stamp: (0..n).map(|i| AtomicU64::new(i as u64)).collect(),
             lc_clock: AtomicU64::new(n as u64),
@@ -409,14 +416,19 @@ impl Balancer {
                 (fwrr::Group::new(&ews, &up), members)
             })
         });
-        let weights: Vec<u32> = b.servers.iter().map(|s| s.weight.min(256)).collect();
-        for (i, &wt) in weights.iter().enumerate() {
-            b.cur_weight[i].store(wt, Ordering::Relaxed);
+        let eweights: Vec<u32> = b
+            .servers
+            .iter()
+            .map(|s| s.weight.min(256) * WEIGHT_SCALE)
+            .collect();
+        for (i, &ew) in eweights.iter().enumerate() {
+            b.cur_eweight[i].store(ew, Ordering::Relaxed);
+            b.cur_uweight[i].store(ew / WEIGHT_SCALE, Ordering::Relaxed);
         }
-        let alloc_points = weights.iter().map(|&wt| wt * WEIGHT_SCALE).collect();
+        let alloc_points = eweights.clone();
         let mut w = Writer {
             usable,
-            weights,
+            eweights,
             alloc_points,
             fwrr,
         };
@@ -480,18 +492,28 @@ impl Balancer {
     /// accepts 0% and 100%; any non-zero weight restores the configured one.
     pub fn set_weight(&self, i: usize, weight: u32) {
         let weight = weight.min(256);
+        self.cur_uweight[i].store(weight, Ordering::Release);
+        self.set_eweight(i, weight * WEIGHT_SCALE);
+    }
+
+    /// Set the *effective* weight of server `i` (user weight x 16), e.g.
+    /// during `slowstart` (see [`slowstart_eweight`]). Before bringing a
+    /// slow-starting server up, set its first-step effective weight, then
+    /// call [`Balancer::set_usable`]; then raise it as time passes.
+    pub fn set_eweight(&self, i: usize, eweight: u32) {
+        let eweight = eweight.min(EWGHT_MAX);
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if w.weights[i] == weight {
+        if w.eweights[i] == eweight {
             return;
         }
         let cur = self.snapshot();
         self.advance_rr(&mut w, &cur);
-        let was_up = w.usable[i] && w.weights[i] > 0;
-        if weight * WEIGHT_SCALE > w.alloc_points[i] {
+        let was_up = w.usable[i] && w.eweights[i] > 0;
+        if eweight > w.alloc_points[i] {
             // HAProxy reallocates the server's ring points: they all leave
             // the ring and come back, so a walk pointer on one of them moves
             // on to the next point of another server.
-            w.alloc_points[i] = weight * WEIGHT_SCALE;
+            w.alloc_points[i] = eweight;
             let last = self.ring_last.load(Ordering::Relaxed);
             if last != NO_POINT
                 && let Some(r) = cur
@@ -509,8 +531,8 @@ impl Balancer {
                 self.ring_last.store(next, Ordering::Relaxed);
             }
         }
-        w.weights[i] = weight;
-        self.cur_weight[i].store(weight, Ordering::Release);
+        w.eweights[i] = eweight;
+        self.cur_eweight[i].store(eweight, Ordering::Release);
         if w.usable[i] {
             self.restamp(i);
         }
@@ -518,11 +540,10 @@ impl Balancer {
         if let Some(fw) = w.fwrr.as_mut() {
             let g = self.servers[i].backup as usize;
             let local = fw[g].1.iter().position(|&x| x == i).expect("member");
-            let ew = weight * WEIGHT_SCALE;
             if usable || was_up {
-                fw[g].0.set_weight(local, ew);
+                fw[g].0.set_weight(local, eweight);
             } else {
-                fw[g].0.set_ew(local, ew);
+                fw[g].0.set_ew(local, eweight);
             }
         }
         self.publish(&mut w, &cur);
@@ -530,7 +551,12 @@ impl Balancer {
 
     /// Current user weight of server `i`.
     pub fn weight(&self, i: usize) -> u32 {
-        self.cur_weight[i].load(Ordering::Relaxed)
+        self.cur_uweight[i].load(Ordering::Relaxed)
+    }
+
+    /// Current effective weight of server `i` (user weight x 16).
+    pub fn eweight(&self, i: usize) -> u32 {
+        self.cur_eweight[i].load(Ordering::Relaxed)
     }
 
     fn restamp(&self, i: usize) {
@@ -596,9 +622,9 @@ impl Balancer {
 
     fn build(&self, w: &mut Writer, generation: u64) -> Snapshot {
         let usable = &w.usable;
-        let weights = &w.weights;
+        let eweights = &w.eweights;
         let n = self.servers.len();
-        let ok = |i: usize| usable[i] && weights[i] > 0;
+        let ok = |i: usize| usable[i] && eweights[i] > 0;
         let act: Vec<usize> = (0..n)
             .filter(|&i| ok(i) && !self.servers[i].backup)
             .collect();
@@ -611,7 +637,7 @@ impl Balancer {
             if !ok(i) {
                 continue;
             }
-            let ew = weights[i] * WEIGHT_SCALE;
+            let ew = eweights[i];
             if self.servers[i].backup {
                 *cum = cb;
                 cb += ew;
@@ -631,8 +657,8 @@ impl Balancer {
         let empty = set.is_empty();
         let tot_used = if fbck.is_some() { 1 } else { set.len() };
         let tot_eweight = match fbck {
-            Some(f) => weights[f] * WEIGHT_SCALE,
-            None => set.iter().map(|&i| weights[i] * WEIGHT_SCALE).sum(),
+            Some(f) => eweights[f],
+            None => set.iter().map(|&i| eweights[i]).sum(),
         };
 
         let uses_map = matches!(self.algo, Algorithm::StaticRr)
@@ -654,7 +680,7 @@ impl Balancer {
             [false, true].map(|backup| {
                 let mut ring = Vec::new();
                 for i in (0..n).filter(|&i| ok(i) && self.servers[i].backup == backup) {
-                    let pts = (weights[i] * WEIGHT_SCALE).min(EWGHT_MAX);
+                    let pts = eweights[i].min(EWGHT_MAX);
                     let base = self.servers[i].puid.wrapping_mul(EWGHT_MAX);
                     for j in 0..pts {
                         ring.push((full_hash(base.wrapping_add(j)), i as u32));
@@ -784,7 +810,7 @@ impl Balancer {
         if served == 0 {
             return 0;
         }
-        let ew = (self.weight(i) * WEIGHT_SCALE).max(1);
+        let ew = self.eweight(i).max(1);
         ((served as u64 + 1) * EWGHT_MAX as u64 / ew as u64) as u32
     }
 
@@ -965,7 +991,7 @@ impl Balancer {
         let tot_slots = ((served_all + 1) * f).div_ceil(100);
         let per_weight = tot_slots / tot;
         let rem = tot_slots % tot;
-        let ew = (self.weight(i) * WEIGHT_SCALE) as u64;
+        let ew = self.eweight(i) as u64;
         let cum = s.cumulative[i] as u64;
         let mut slots = ew * per_weight;
         slots += ((cum + ew) * rem) / tot - (cum * rem) / tot;
@@ -1215,8 +1241,8 @@ impl Balancer {
             {
                 let sc = self.served[c].load(Ordering::Relaxed) as u64;
                 let sp = self.served[p].load(Ordering::Relaxed) as u64;
-                let wc = self.weight(c) as u64;
-                let wp = self.weight(p) as u64;
+                let wc = self.eweight(c) as u64;
+                let wp = self.eweight(p) as u64;
                 if sc * wp > sp * wc {
                     c = p;
                 }
@@ -1228,6 +1254,21 @@ impl Balancer {
             other => other,
         }
     }
+}
+
+/// HAProxy's slow-start effective weight: `uweight * w` where
+/// `w = (16 * elapsed + slowstart) / slowstart` (whole seconds, as HAProxy
+/// counts them; `slowstart` is the server's `slowstart` rounded up to
+/// seconds), full weight (`uweight * 16`) once `elapsed >= slowstart`.
+/// Only dynamic algorithms slow-start; static ones (`static-rr`,
+/// `map-based`) use the full weight.
+pub fn slowstart_eweight(uweight: u32, elapsed_secs: u64, slowstart_secs: u32) -> u32 {
+    if slowstart_secs == 0 || elapsed_secs >= slowstart_secs as u64 {
+        return uweight * WEIGHT_SCALE;
+    }
+    let ss = slowstart_secs as u64;
+    let w = (WEIGHT_SCALE as u64 * elapsed_secs + ss) / ss;
+    (uweight as u64 * w) as u32
 }
 
 /// Keeps a server's active-connection count incremented while alive.

@@ -421,3 +421,28 @@ fn lb_balancer_is_send_sync() {
     check::<Snapshot>();
     check::<ConnGuard>();
 }
+
+#[test]
+fn lb_slowstart_eweight() {
+    // slowstart 10s, weight 2: 1/16 steps of the full 32
+    assert_eq!(slowstart_eweight(2, 0, 10), 2);
+    assert_eq!(slowstart_eweight(2, 1, 10), 2 * ((16 + 10) / 10));
+    assert_eq!(slowstart_eweight(2, 5, 10), 2 * 9);
+    assert_eq!(slowstart_eweight(2, 9, 10), 2 * 15);
+    assert_eq!(slowstart_eweight(2, 10, 10), 32);
+    assert_eq!(slowstart_eweight(3, 0, 0), 48);
+    // a slow-starting server owns fewer ring points
+    let b = Balancer::new(
+        servers(&[1, 1]),
+        Algorithm::Source,
+        HashType::CONSISTENT,
+        false,
+        0,
+    );
+    b.set_usable(1, false);
+    b.set_eweight(1, slowstart_eweight(1, 0, 10));
+    b.set_usable(1, true);
+    assert_eq!(b.snapshot().ring().len(), 17);
+    assert_eq!(b.weight(1), 1);
+    assert_eq!(b.eweight(1), 1);
+}
