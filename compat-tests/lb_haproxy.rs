@@ -232,6 +232,8 @@ fn variants() -> Vec<Variant> {
         "uri path-only",
         "uri whole path-only",
         "uri len 9 depth 3 whole",
+        "uri path-only len 7",
+        "uri path-only depth 1 whole",
     ] {
         for ht in ["map-based", "consistent"] {
             add(

@@ -81,6 +81,37 @@
 //! When every usable server is saturated (`maxconn` reached) the
 //! non-hashing algorithms return `None`; HAProxy then queues the request in
 //! the backend.
+//!
+//! # HAProxy 2.6 behaviours established with the differential test
+//!
+//! Beyond the facts document (`compat-tests/lb_haproxy.rs` checks them all
+//! against the real binary):
+//! * `hdr(name)` hashes the first comma-separated element of the first
+//!   occurrence (commas inside double quotes do not split), trimmed; an
+//!   empty element means the round-robin fallback.
+//! * With one usable server the key is 0 *before* any header/URI lookup, so
+//!   the fallback walk does not move (map index and ring pointer unchanged).
+//! * First backup alone with `map-based`/`static-rr`: the table has the
+//!   first backup's weight as size but is filled by the smooth algorithm
+//!   over *all* usable backups (weights 2 then 4: everything goes to the
+//!   second backup).
+//! * The `static-rr`/map fallback index survives table rebuilds (reset to 0
+//!   only when beyond the new table). The consistent-hash fallback pointer
+//!   is shared by the active and backup rings; when its point is removed it
+//!   moves to the next surviving point (none: restart), and when a server's
+//!   weight grows past its allocated points, all its points leave and come
+//!   back (the pointer moves past them).
+//! * FWRR: saturated/avoided servers are extracted (position advanced) and
+//!   put back after the choice, most recent first; into `init` by weight
+//!   when the window switched meanwhile.
+//! * `leastconn`: idle servers have key 0; ties go to the least recently
+//!   repositioned server (repositioned on every key change and on up/weight
+//!   changes).
+//! * `url_param ... check_post`: only the first byte of the body value is
+//!   checked (blank: empty value; other non-token: no parameter).
+//! * `rdp-cookie`: an empty cookie value falls back to round robin.
+//! * `use_domain_only` reads one byte past the value (see
+//!   [`key::domain_only`]).
 
 pub mod algo;
 pub mod fwrr;
