@@ -1155,8 +1155,22 @@ fn lb_concurrent_load_matches_haproxy() {
     let nsrv = vs.iter().map(|v| v.servers.len()).max().unwrap();
     let hold = HoldServers::start(nsrv);
     let fe = free_ports(1)[0];
-    let cfg = config_with(&vs, fe, &hold.ports, 1, false);
+    let cfg = config_with(&vs, fe, &hold.ports, 1, false).replacen(
+        "global\n",
+        "global\n  stats socket @TMPDIR@/admin.sock level admin\n",
+        1,
+    );
     let hap = Haproxy::start(&bin, &cfg, &[fe]).unwrap_or_else(|e| panic!("{e}"));
+    // current sessions (scur) of backend server `s{k}` of `v{vi}`
+    let scur = |vi: usize, k: usize| -> Option<u32> {
+        let out = admin(&hap, "show stat");
+        out.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() > 4 && f[0] == format!("v{vi}") && f[1] == format!("s{k}"))
+                .then(|| f[4].parse().ok())
+                .flatten()
+        })
+    };
 
     let mut stats = Stats::default();
     let mut next_id = 0u64;
@@ -1244,9 +1258,18 @@ fn lb_concurrent_load_matches_haproxy() {
                     .unwrap();
                 cs.read_to_end(&mut resp).unwrap();
                 assert!(String::from_utf8_lossy(&resp).contains(&format!("x-srv: {k}")));
-                // let haproxy release the stream before the next request
-                std::thread::sleep(std::time::Duration::from_millis(5));
                 b.conn_end(k);
+                // wait until haproxy has released the stream too
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                while scur(vi, k) != Some(b.served(k)) {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{}: s{k} never went down to {} sessions",
+                        v.name,
+                        b.served(k)
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
             }
         }
         for (idn, _, mut cs) in open.drain(..) {
