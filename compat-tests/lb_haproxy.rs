@@ -66,6 +66,8 @@ enum Kind {
     Order,
     /// url_param in the query or in a POST body (`check_post`)
     PostParam,
+    /// `balance hash req.hdr(x-key)`: simple single values, some missing
+    HashHdr,
 }
 
 struct Variant {
@@ -220,6 +222,27 @@ fn variants() -> Vec<Variant> {
             five.clone(),
             false,
             Kind::PostParam,
+            N,
+        );
+    }
+    // balance hash <expr>: the runtime evaluates the expression
+    for ht in ["map-based", "consistent", "map-based djb2 avalanche"] {
+        add(
+            format!("hash req.hdr(x-key)/{ht}"),
+            "hash req.hdr(x-key)",
+            Some(ht),
+            five.clone(),
+            false,
+            Kind::HashHdr,
+            N,
+        );
+        add(
+            format!("hash req.hdr(x-key)/{ht}/backup-map-quirk"),
+            "hash req.hdr(x-key)",
+            Some(ht),
+            vec![off(w(1)), bk(w(2)), bk(w(4)), bk(w(1))],
+            false,
+            Kind::HashHdr,
             N,
         );
     }
@@ -492,6 +515,11 @@ fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
             // A following header keeps that byte deterministic.
             r.headers.push(("x-after".into(), b"1".to_vec()));
         }
+        Kind::HashHdr => {
+            if n % 10 != 3 {
+                r.headers.push(("x-key".into(), rng.word(12).into_bytes()));
+            }
+        }
         Kind::PostParam => {
             let val = rng.word(10);
             r.uri = match rng.below(5) {
@@ -738,6 +766,10 @@ fn run_variant(
                 .collect();
             let mut key = RequestKey::http(Some(src), &r.uri, Headers::List(&hlist));
             key.post_body = r.body.as_deref();
+            if v.kind == Kind::HashHdr {
+                // what the runtime's sample fetch would give
+                key.sample = key.header(b"x-key");
+            }
             if v.kind != Kind::Order && v.kind != Kind::Source && b.request_hash(&key).is_none() {
                 fallback += 1;
             }
