@@ -694,6 +694,8 @@ enum Step {
     Up(usize),
     /// `set server <be>/s<k> weight <w>`
     Weight(usize, u32),
+    /// `set server <be>/s<k> state drain` (no new traffic: like down)
+    Drain(usize),
 }
 
 /// Send one command to haproxy's admin socket and return the answer.
@@ -727,6 +729,12 @@ fn run_variant(
     for step in script {
         let count = match *step {
             Step::Req(c) => c,
+            Step::Drain(k) => {
+                let out = admin(hap, &format!("set server {be}/s{k} state drain"));
+                assert!(out.trim().is_empty(), "admin command answered {out:?}");
+                b.set_usable(k, false);
+                continue;
+            }
             Step::Weight(k, wt) => {
                 let out = admin(hap, &format!("set server {be}/s{k} weight {wt}"));
                 assert!(out.trim().is_empty(), "admin command answered {out:?}");
@@ -913,6 +921,7 @@ fn lb_state_changes_match_haproxy() {
             if let (Some(&a), Some(&z)) = (act.first(), act.last()) {
                 let (wa, wz) = (servers[a].weight, servers[z].weight);
                 let dynamic = balance != "static-rr" && ht != Some("map-based");
+                sc.extend([Step::Drain(a), Step::Req(27), Step::Up(a), Step::Req(18)]);
                 if dynamic {
                     sc.extend([
                         Step::Weight(a, 5),

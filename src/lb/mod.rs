@@ -480,7 +480,10 @@ impl Balancer {
         self.hash_type
     }
 
-    /// Mark server `i` up (running, not in maintenance/drain) or down.
+    /// Mark server `i` usable or not. Not usable: down (checks),
+    /// maintenance, or drain (HAProxy's drain behaves exactly like down
+    /// for load balancing). A usable server with weight 0 still gets no
+    /// traffic.
     pub fn set_usable(&self, i: usize, up: bool) {
         let mut up_all = self.usable();
         up_all[i] = up;
