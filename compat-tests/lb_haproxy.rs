@@ -26,6 +26,7 @@ struct Srv {
     /// points to a closed port: connections are refused (redispatch tests)
     dead: bool,
     maxconn: Option<u32>,
+    minconn: Option<u32>,
 }
 
 fn w(weight: u32) -> Srv {
@@ -36,6 +37,7 @@ fn w(weight: u32) -> Srv {
         disabled: false,
         dead: false,
         maxconn: None,
+        minconn: None,
     }
 }
 fn id(mut s: Srv, id: u32) -> Srv {
@@ -82,6 +84,8 @@ struct Variant {
     redispatch: bool,
     /// `hash-balance-factor` (0 = none)
     hbf: u32,
+    /// backend `fullconn` (0 = none)
+    fullconn: u32,
 }
 
 fn layouts() -> Vec<(&'static str, Vec<Srv>, bool)> {
@@ -142,6 +146,7 @@ fn variants() -> Vec<Variant> {
             requests,
             redispatch: servers_have_dead,
             hbf: 0,
+            fullconn: 0,
         })
     };
     const N: usize = 500;
@@ -579,6 +584,9 @@ fn config_with(
         if v.hbf > 0 {
             writeln!(c, "  hash-balance-factor {}", v.hbf).unwrap();
         }
+        if v.fullconn > 0 {
+            writeln!(c, "  fullconn {}", v.fullconn).unwrap();
+        }
         if !responders {
             c.push_str("  http-reuse never\n");
         }
@@ -596,6 +604,9 @@ fn config_with(
             }
             if let Some(m) = s.maxconn {
                 write!(c, " maxconn {m}").unwrap();
+            }
+            if let Some(m) = s.minconn {
+                write!(c, " minconn {m}").unwrap();
             }
             c.push('\n');
         }
@@ -622,6 +633,7 @@ fn model(v: &Variant) -> Balancer {
             weight: s.weight,
             backup: s.backup,
             maxconn: s.maxconn,
+            minconn: s.minconn,
             disabled: s.disabled,
         })
         .collect();
@@ -631,7 +643,9 @@ fn model(v: &Variant) -> Balancer {
         Some(h) => parse_hash_type(&h.split_whitespace().collect::<Vec<_>>()).expect("hash-type"),
         None => HashType::MAP_BASED,
     };
-    Balancer::new(servers, algo, ht, v.allbackups, v.hbf)
+    let b = Balancer::new(servers, algo, ht, v.allbackups, v.hbf);
+    b.set_fullconn(v.fullconn);
+    b
 }
 
 #[test]
@@ -914,6 +928,7 @@ fn lb_state_changes_match_haproxy() {
                 requests: 0,
                 redispatch: false,
                 hbf: 0,
+                fullconn: 0,
             });
             // run-time weight changes; static algorithms only accept 0 and
             // the configured weight
@@ -1076,6 +1091,7 @@ fn lb_concurrent_load_matches_haproxy() {
                 requests: 0,
                 redispatch: false,
                 hbf,
+                fullconn: if name.contains("minconn") { 10 } else { 0 },
             })
         };
     push(
@@ -1119,6 +1135,43 @@ fn lb_concurrent_load_matches_haproxy() {
             mc(id(w(1), 2), 3),
             mc(w(1), 2),
             mc(id(w(1), 1), 1),
+        ],
+        0,
+        Kind::Order,
+    );
+    let mn = |mut s: Srv, min: u32, max: Option<u32>| {
+        s.minconn = Some(min);
+        s.maxconn = max;
+        s
+    };
+    push(
+        "first/minconn",
+        "first",
+        None,
+        vec![
+            mn(w(1), 1, Some(6)),
+            mn(id(w(1), 1), 2, Some(5)),
+            mn(w(1), 3, None),
+        ],
+        0,
+        Kind::Order,
+    );
+    push(
+        "leastconn/minconn",
+        "leastconn",
+        None,
+        vec![mn(w(1), 1, Some(8)), mn(w(3), 2, Some(4)), w(1)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "roundrobin/minconn",
+        "roundrobin",
+        None,
+        vec![
+            mn(w(2), 1, Some(8)),
+            mn(w(1), 1, Some(3)),
+            mn(w(1), 2, Some(9)),
         ],
         0,
         Kind::Order,
@@ -1229,7 +1282,13 @@ fn lb_concurrent_load_matches_haproxy() {
         let (mut requests, mut bad) = (0usize, 0usize);
         let mut n = 0usize;
         for _step in 0..160 {
-            let send = open.is_empty() || (open.len() < capacity as usize && rng.below(10) < 6);
+            // room left under the (dynamic) limits for one more stream
+            let room = (0..v.servers.len()).any(|k| {
+                let s = &v.servers[k];
+                s.weight > 0 && !s.backup && b.dynamic_maxconn(k).is_none_or(|m| b.served(k) < m)
+            });
+            let send =
+                open.is_empty() || (room && open.len() < capacity as usize && rng.below(10) < 6);
             if send {
                 let r = gen_request(v.kind, n, &mut rng);
                 n += 1;
@@ -1426,6 +1485,7 @@ fn lb_rdp_cookie_matches_haproxy() {
             requests: 0,
             redispatch: false,
             hbf: 0,
+            fullconn: 0,
         };
         let b = model(&v);
         let name: &[u8] = if balance.contains("(user)") {

@@ -76,7 +76,11 @@
 //! * `url_param ... check_post` is supported when the runtime passes the
 //!   buffered body of POST requests ([`RequestKey::post_body`]); the RDP
 //!   cookie is extracted with [`key::rdp_cookie`].
-//! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn.
+//! * `minconn`/`fullconn` dynamic limits: [`Balancer::dynamic_maxconn`]
+//!   (set the backend's `fullconn` with [`Balancer::set_fullconn`]).
+//! * Not modelled: server/backend queues (`maxqueue`): the runtime queues
+//!   when `pick` returns `None` (non-hashing algorithms) or when the hashed
+//!   server is at its limit, and must count queued streams itself.
 //!
 //! When every usable server is saturated (`maxconn` reached) the
 //! non-hashing algorithms return `None`; HAProxy then queues the request in
@@ -145,6 +149,9 @@ pub struct LbServer {
     pub backup: bool,
     /// `maxconn` (None or 0 = unlimited).
     pub maxconn: Option<u32>,
+    /// `minconn`: with the backend's `fullconn`, the connection limit grows
+    /// from `minconn` to `maxconn` with the backend's load.
+    pub minconn: Option<u32>,
     /// Starts in maintenance (`disabled`): not usable until
     /// [`Balancer::set_usable`]`(i, true)`.
     pub disabled: bool,
@@ -157,6 +164,7 @@ impl LbServer {
             weight,
             backup: false,
             maxconn: None,
+            minconn: None,
             disabled: false,
         }
     }
@@ -306,6 +314,8 @@ pub struct Balancer {
     hash_type: HashType,
     allbackups: bool,
     hash_balance_factor: u32,
+    /// backend `fullconn` (0 = none), for `minconn`
+    fullconn: AtomicU32,
     /// Map weights after GCD reduction.
     map_weight: Vec<u32>,
     writer: Mutex<Writer>,
@@ -396,6 +406,7 @@ impl Balancer {
             hash_type,
             allbackups,
             hash_balance_factor,
+            fullconn: AtomicU32::new(0),
             map_weight,
             writer: Mutex::new(Writer {
                 usable: vec![],
@@ -829,10 +840,41 @@ impl Balancer {
     }
 
     fn saturated(&self, i: usize) -> bool {
-        match self.servers[i].maxconn {
-            Some(m) if m > 0 => self.served[i].load(Ordering::Relaxed) >= m,
-            _ => false,
+        match self.dynamic_maxconn(i) {
+            Some(m) => self.served[i].load(Ordering::Relaxed) >= m,
+            None => false,
         }
+    }
+
+    /// Set the backend's `fullconn` (HAProxy's default is 10% of the sum of
+    /// the `maxconn` of the frontends using the backend). Only matters for
+    /// servers with `minconn`.
+    pub fn set_fullconn(&self, fullconn: u32) {
+        self.fullconn.store(fullconn, Ordering::Relaxed);
+    }
+
+    /// Current connection limit of server `i` (None: unlimited): `maxconn`,
+    /// or with `minconn` and a backend below `fullconn`,
+    /// `max(minconn, backend_conns * maxconn / fullconn)` where the backend
+    /// count includes the stream being balanced.
+    pub fn dynamic_maxconn(&self, i: usize) -> Option<u32> {
+        let s = &self.servers[i];
+        let (mut min, mut max) = (s.minconn.unwrap_or(0), s.maxconn.unwrap_or(0));
+        // as HAProxy normalises them at start-up
+        if min > max {
+            max = min;
+        } else if max > 0 && min == 0 {
+            min = max;
+        }
+        if max == 0 {
+            return None;
+        }
+        let full = self.fullconn.load(Ordering::Relaxed) as u64;
+        let beconn = self.total_served.load(Ordering::Relaxed) as u64 + 1;
+        if beconn >= full || min == max {
+            return Some(max);
+        }
+        Some(min.max((beconn * max as u64 / full) as u32))
     }
 
     /// Current active connections of server `i`.
