@@ -633,7 +633,6 @@ fn model(v: &Variant) -> Balancer {
             weight: s.weight,
             backup: s.backup,
             maxconn: s.maxconn,
-            minconn: s.minconn,
             disabled: s.disabled,
         })
         .collect();
@@ -645,6 +644,9 @@ fn model(v: &Variant) -> Balancer {
     };
     let b = Balancer::new(servers, algo, ht, v.allbackups, v.hbf);
     b.set_fullconn(v.fullconn);
+    for (i, s) in v.servers.iter().enumerate() {
+        b.set_minconn(i, s.minconn.unwrap_or(0));
+    }
     b
 }
 

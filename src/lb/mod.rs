@@ -147,11 +147,9 @@ pub struct LbServer {
     pub weight: u32,
     /// `backup` server.
     pub backup: bool,
-    /// `maxconn` (None or 0 = unlimited).
+    /// `maxconn` (None or 0 = unlimited). For `minconn`, see
+    /// [`Balancer::set_minconn`].
     pub maxconn: Option<u32>,
-    /// `minconn`: with the backend's `fullconn`, the connection limit grows
-    /// from `minconn` to `maxconn` with the backend's load.
-    pub minconn: Option<u32>,
     /// Starts in maintenance (`disabled`): not usable until
     /// [`Balancer::set_usable`]`(i, true)`.
     pub disabled: bool,
@@ -164,7 +162,6 @@ impl LbServer {
             weight,
             backup: false,
             maxconn: None,
-            minconn: None,
             disabled: false,
         }
     }
@@ -316,6 +313,8 @@ pub struct Balancer {
     hash_balance_factor: u32,
     /// backend `fullconn` (0 = none), for `minconn`
     fullconn: AtomicU32,
+    /// per-server `minconn` (0 = none)
+    minconn: Vec<AtomicU32>,
     /// Map weights after GCD reduction.
     map_weight: Vec<u32>,
     writer: Mutex<Writer>,
@@ -407,6 +406,7 @@ impl Balancer {
             allbackups,
             hash_balance_factor,
             fullconn: AtomicU32::new(0),
+            minconn: (0..n).map(|_| AtomicU32::new(0)).collect(),
             map_weight,
             writer: Mutex::new(Writer {
                 usable: vec![],
@@ -846,6 +846,13 @@ impl Balancer {
         }
     }
 
+    /// Set server `i`'s `minconn` (0 = none): with the backend's
+    /// `fullconn`, its connection limit grows from `minconn` to `maxconn`
+    /// with the backend's load.
+    pub fn set_minconn(&self, i: usize, minconn: u32) {
+        self.minconn[i].store(minconn, Ordering::Relaxed);
+    }
+
     /// Set the backend's `fullconn` (HAProxy's default is 10% of the sum of
     /// the `maxconn` of the frontends using the backend). Only matters for
     /// servers with `minconn`.
@@ -859,7 +866,10 @@ impl Balancer {
     /// count includes the stream being balanced.
     pub fn dynamic_maxconn(&self, i: usize) -> Option<u32> {
         let s = &self.servers[i];
-        let (mut min, mut max) = (s.minconn.unwrap_or(0), s.maxconn.unwrap_or(0));
+        let (mut min, mut max) = (
+            self.minconn[i].load(Ordering::Relaxed),
+            s.maxconn.unwrap_or(0),
+        );
         // as HAProxy normalises them at start-up
         if min > max {
             max = min;
