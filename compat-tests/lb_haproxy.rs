@@ -1568,3 +1568,145 @@ fn lb_rdp_cookie_matches_haproxy() {
     drop(hap);
     stats.finish("lb_haproxy rdp-cookie", variants.len());
 }
+
+/// `balance source` on the real accept path: clients connect from many
+/// 127.x.y.z addresses to an IPv4 listener and to a dual-stack
+/// `bind :::port v4v6` listener, where HAProxy sees (and hashes) the
+/// IPv4-mapped IPv6 address.
+#[test]
+fn lb_source_accept_path_matches_haproxy() {
+    use std::io::{Read, Write};
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy accept-path test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    // IPv6 must be available for the dual-stack listener
+    if std::net::TcpListener::bind("[::]:0").is_err() {
+        eprintln!("SKIPPED lb_haproxy accept-path test: no IPv6 socket support");
+        return;
+    }
+    let nsrv = 4;
+    let mut srv_ports = Vec::new();
+    for k in 0..nsrv {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        srv_ports.push(l.local_addr().unwrap().port());
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let _ = c.write_all(format!("{k}\n").as_bytes());
+            }
+        });
+    }
+    let ports = free_ports(5);
+    let (v4_map, v6_map, v4_ch, v6_ch, ready) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
+    let mut cfg = String::from(
+        "global\n  nbthread 1\n\ndefaults\n  mode tcp\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n\n",
+    );
+    let servers = [w(1), w(2), id(w(1), 1), w(3)];
+    let mut backend = |name: &str, bind: String, ht: &str| {
+        writeln!(
+            cfg,
+            "listen {name}\n  bind {bind}\n  balance source\n  hash-type {ht}"
+        )
+        .unwrap();
+        for (k, s) in servers.iter().enumerate() {
+            write!(
+                cfg,
+                "  server s{k} 127.0.0.1:{} weight {}",
+                srv_ports[k], s.weight
+            )
+            .unwrap();
+            if let Some(id) = s.id {
+                write!(cfg, " id {id}").unwrap();
+            }
+            cfg.push('\n');
+        }
+        cfg.push('\n');
+    };
+    backend("v4map", format!("127.0.0.1:{v4_map}"), "map-based");
+    backend("v6map", format!(":::{v6_map} v4v6"), "map-based");
+    backend("v4ch", format!("127.0.0.1:{v4_ch}"), "consistent");
+    backend("v6ch", format!(":::{v6_ch} v4v6"), "consistent");
+    writeln!(
+        cfg,
+        "frontend ready\n  bind 127.0.0.1:{ready}\n  tcp-request connection reject\n"
+    )
+    .unwrap();
+    let hap = Haproxy::start(&bin, &cfg, &[ready]).unwrap_or_else(|e| panic!("{e}"));
+    let mut stats = Stats::default();
+    for (name, port, ht) in [
+        ("accept/ipv4-listener/map-based", v4_map, "map-based"),
+        ("accept/dual-stack-listener/map-based", v6_map, "map-based"),
+        ("accept/ipv4-listener/consistent", v4_ch, "consistent"),
+        ("accept/dual-stack-listener/consistent", v6_ch, "consistent"),
+    ] {
+        let v = Variant {
+            name: name.into(),
+            balance: "source".into(),
+            hash_type: Some(ht.into()),
+            servers: servers.to_vec(),
+            allbackups: false,
+            kind: Kind::Source,
+            requests: 0,
+            redispatch: false,
+            hbf: 0,
+            fullconn: 0,
+        };
+        let b = model(&v);
+        let mut rng = Lcg(0xacce + port as u64);
+        let mut counts = vec![0usize; nsrv];
+        let (mut requests, mut bad) = (0usize, 0usize);
+        for _ in 0..150 {
+            let v4 = std::net::Ipv4Addr::new(
+                127,
+                rng.below(256) as u8,
+                rng.below(256) as u8,
+                1 + rng.below(254) as u8,
+            );
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            sock.bind(&std::net::SocketAddr::new(v4.into(), 0).into())
+                .unwrap();
+            sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .unwrap();
+            let mut c: std::net::TcpStream = sock.into();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            let got: Option<usize> = out.trim().parse().ok();
+            // what the listener reports as the client address
+            let seen: IpAddr = if name.contains("dual-stack") {
+                IpAddr::V6(v4.to_ipv6_mapped())
+            } else {
+                IpAddr::V4(v4)
+            };
+            let want = b.pick(&RequestKey::tcp(seen), None);
+            if let Some(g) = got {
+                counts[g] += 1;
+            }
+            requests += 1;
+            if got != want {
+                bad += 1;
+                if bad <= 3 {
+                    writeln!(
+                        stats.failures,
+                        "  {name}: client {v4}: haproxy {got:?}, model {want:?}"
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        stats.total += requests;
+        stats.bad += bad;
+        writeln!(
+            stats.report,
+            "{name:<48} {requests:>4} requests {bad:>4} mismatches  per-server {counts:?}"
+        )
+        .unwrap();
+    }
+    drop(hap);
+    stats.finish("lb_haproxy accept path", 4);
+}
