@@ -1,11 +1,26 @@
-//! Differential test: rhaproxy's `lb::Balancer` must predict exactly the
-//! server the real HAProxy picks.
+//! Differential tests: rhaproxy's `lb::Balancer` must predict exactly the
+//! server the real HAProxy picks, request by request.
 //!
-//! One haproxy process runs a frontend that routes on `x-be` to one backend
-//! per variant (after `http-request set-src hdr(x-src)`), and "responder"
-//! `listen` sections that answer `200` with `x-srv: <index>`. Every variant
-//! is also modelled with `Balancer`, and each request's answer is compared
-//! with the model's pick. Skipped (with a message) when haproxy is missing.
+//! * `lb_matches_haproxy`: one haproxy runs a frontend that routes on `x-be`
+//!   to one backend per variant (after `http-request set-src hdr(x-src)`),
+//!   and "responder" `listen` sections answering `200` with `x-srv: <index>`.
+//!   Every hash function with/without avalanche, map-based and consistent,
+//!   `source` (IPv4, IPv6, IPv4-mapped), `uri` options, `url_param` (query
+//!   and `check_post` bodies), `hdr` (+`use_domain_only`), `hash <expr>`,
+//!   server layouts (ids, id-gap quirk, weight 0, disabled, backups with and
+//!   without `allbackups`), redispatch on refused connections, and the
+//!   sequential order of `roundrobin`, `static-rr`, `leastconn`, `first`.
+//! * `lb_state_changes_match_haproxy`: the same while servers go to
+//!   maintenance/drain and back and weights change (admin socket).
+//! * `lb_concurrent_load_matches_haproxy`: test-owned servers hold requests
+//!   so connection counts matter (leastconn, first, maxconn, minconn,
+//!   hash-balance-factor).
+//! * `lb_rdp_cookie_matches_haproxy`: `balance rdp-cookie` in TCP mode.
+//! * `lb_source_accept_path_matches_haproxy`: `balance source` with real
+//!   client addresses on IPv4 and dual-stack listeners.
+//!
+//! Each test prints its per-variant counts and is skipped (with a message)
+//! when haproxy is missing. `HAPROXY_BIN` overrides the binary.
 
 #[path = "support/haproxy.rs"]
 mod support;
