@@ -941,11 +941,20 @@ impl Balancer {
         }
     }
 
-    /// Choose a server for a request. `avoid` is the server to avoid when
-    /// redispatching (only honoured where HAProxy honours it: not by
-    /// map-based hashing). Returns the server index, or `None` when no
-    /// server is usable (or, for non-hashing algorithms, all are saturated;
-    /// for `source`, when the client is not an IP client).
+    /// Choose a server for a request (one call per load-balancing decision:
+    /// the round-robin state advances).
+    ///
+    /// `avoid` is the server whose connection just failed when
+    /// redispatching (`option redispatch`); it is honoured where HAProxy
+    /// honours it (not by map-based hashing).
+    ///
+    /// Returns the server index, or `None` when no server is usable, when
+    /// every candidate is at its connection limit (non-hashing algorithms:
+    /// queue in the backend and retry when a connection ends), or for
+    /// `source` with a non-IP client. Hashing algorithms return their server
+    /// even when it is at its limit: the request waits in that server's
+    /// queue. Call [`Balancer::conn_start`] (or [`Balancer::conn_guard`])
+    /// when the stream is attached to the chosen server.
     pub fn pick(&self, key: &RequestKey<'_>, avoid: Option<usize>) -> Option<usize> {
         self.with_snapshot(|s| self.pick_in(s, key, avoid))
     }
