@@ -188,7 +188,8 @@ impl Group {
         }
     }
 
-    /// The schedule from this state on (`None` when no server is up).
+    /// The schedule from this state on (`None` when no server is up, or when
+    /// the cycle is too long to precompute).
     pub fn schedule(&self) -> Option<Schedule> {
         schedule_from(self.clone())
     }
@@ -454,8 +455,8 @@ impl Schedule {
     }
 }
 
-/// Upper bound on simulated picks; beyond it the simulated part is used as a
-/// plain cycle (only reachable with thousands of heavy servers).
+/// Upper bound on precomputed picks (only reachable with hundreds of heavy
+/// servers); beyond it [`Group::schedule`] gives up.
 const MAX_PICKS: usize = 1 << 22;
 
 /// Compute the FWRR schedule for servers with effective weights `ews`
@@ -495,11 +496,8 @@ fn schedule_from(mut g: Group) -> Option<Schedule> {
         let i = g.next(|_| switched = true)?;
         seq.push(i as u32);
         if seq.len() >= MAX_PICKS {
-            return Some(Schedule {
-                prefix: 0,
-                seq,
-                checkpoints,
-            });
+            // too long to precompute: the caller runs the scheduler live
+            return None;
         }
     }
 }

@@ -748,12 +748,17 @@ impl Balancer {
             .filter(|_| !self.rr_live.load(Ordering::Acquire))
             .and_then(|g| {
                 let (group, members) = &w.fwrr.as_ref().expect("fwrr state")[g];
-                group.schedule().map(|mut s| {
+                let sched = group.schedule().map(|mut s| {
                     for x in s.seq.iter_mut() {
                         *x = members[*x as usize] as u32;
                     }
                     s
-                })
+                });
+                if sched.is_none() {
+                    // cycle too long to precompute: run the scheduler live
+                    self.rr_live.store(true, Ordering::Release);
+                }
+                sched
             });
 
         let mut by_id = set.clone();
