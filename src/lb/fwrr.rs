@@ -457,7 +457,7 @@ impl Schedule {
 
 /// Upper bound on precomputed picks (only reachable with hundreds of heavy
 /// servers); beyond it [`Group::schedule`] gives up.
-const MAX_PICKS: usize = 1 << 22;
+const MAX_PICKS: usize = 1 << 20;
 
 /// Compute the FWRR schedule for servers with effective weights `ews`
 /// (`weight * 16`, 0 for unusable servers), in declaration order, from the
