@@ -18,6 +18,8 @@
 //! * `lb_rdp_cookie_matches_haproxy`: `balance rdp-cookie` in TCP mode.
 //! * `lb_source_accept_path_matches_haproxy`: `balance source` with real
 //!   client addresses on IPv4 and dual-stack listeners.
+//! * `lb_parsers_match_haproxy_check`: `balance`/`hash-type`/
+//!   `hash-balance-factor` acceptance and messages against `haproxy -c`.
 //!
 //! Each test prints its per-variant counts and is skipped (with a message)
 //! when haproxy is missing. `HAPROXY_BIN` overrides the binary.
@@ -1724,4 +1726,111 @@ fn lb_source_accept_path_matches_haproxy() {
     }
     drop(hap);
     stats.finish("lb_haproxy accept path", 4);
+}
+
+/// `balance`, `hash-type` and `hash-balance-factor` parsers against
+/// `haproxy -c`: same acceptance, same error message.
+#[test]
+fn lb_parsers_match_haproxy_check() {
+    use rhaproxy::lb::parse_hash_balance_factor;
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy parser test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    let cases: &[(&str, &str)] = &[
+        ("balance", "roundrobin"),
+        ("balance", "roundrobinx"),
+        ("balance", "foo"),
+        ("balance", "hdr"),
+        ("balance", "hdr("),
+        ("balance", "hdr()"),
+        ("balance", "hdr(x"),
+        ("balance", "hdr(x)y use_domain_only"),
+        ("balance", "hdr(host) foo"),
+        ("balance", "url_param"),
+        ("balance", "url_param a check_post 10"),
+        ("balance", "url_param a foo"),
+        ("balance", "uri len"),
+        ("balance", "uri len x"),
+        ("balance", "uri len 0"),
+        ("balance", "uri len 3x"),
+        ("balance", "uri depth -1"),
+        ("balance", "uri foo"),
+        ("balance", "uri whole path-only len 2 depth 3"),
+        ("balance", "random"),
+        ("balance", "random(0)"),
+        ("balance", "random(x)"),
+        ("balance", "random(0x)"),
+        ("balance", "random(2"),
+        ("balance", "random()"),
+        ("balance", "random(+3)"),
+        ("balance", "randomfoo(3)"),
+        ("balance", "rdp-cookie"),
+        ("balance", "rdp-cookiex"),
+        ("balance", "rdp-cookie()"),
+        ("balance", "rdp-cookie(a)b"),
+        ("balance", "hash"),
+        ("balance", "first x"),
+        ("balance", "static-rr"),
+        ("balance", "leastconn"),
+        ("balance", "source"),
+        ("hash-type", ""),
+        ("hash-type", "foo"),
+        ("hash-type", "avalanche"),
+        ("hash-type", "map-based"),
+        ("hash-type", "map-basedx"),
+        ("hash-type", "consistent avalanche"),
+        ("hash-type", "consistent sdbm foo"),
+        ("hash-type", "consistent sdbmx"),
+        ("hash-type", "map-based crc32 avalanche x"),
+        ("hash-type", "consistent wt6"),
+        ("hash-balance-factor", ""),
+        ("hash-balance-factor", "0"),
+        ("hash-balance-factor", "50"),
+        ("hash-balance-factor", "100"),
+        ("hash-balance-factor", "101"),
+        ("hash-balance-factor", "x"),
+        ("hash-balance-factor", "-1"),
+    ];
+    let dir = std::env::temp_dir().join(format!("rhaproxy-lbparse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bad = Vec::new();
+    for (kw, args) in cases {
+        let cfg = format!(
+            "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\nbackend b\n  {kw} {args}\n  server s1 127.0.0.1:1\n"
+        );
+        let path = dir.join("c.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let out = std::process::Command::new(&bin)
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        // "... parsing [<file>:8] : <message>"
+        let theirs: Option<String> = text
+            .lines()
+            .find_map(|l| l.find(":8] : ").map(|p| l[p + 6..].trim_end().to_string()));
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let ours: Option<String> = match *kw {
+            "balance" => parse_balance(&words).err(),
+            "hash-type" => parse_hash_type(&words).err(),
+            _ => parse_hash_balance_factor(&words).err(),
+        };
+        if ours != theirs {
+            bad.push(format!("{kw} {args}: haproxy {theirs:?}, ours {ours:?}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "lb_haproxy parsers: {} keyword lines compared with haproxy -c, {} differences",
+        cases.len(),
+        bad.len()
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
