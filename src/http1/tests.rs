@@ -1012,3 +1012,30 @@ fn head_wait_timers() {
     assert_eq!(head_wait(false, 0, &no_ka).0, Some(ms(700)));
     assert_eq!(head_wait(true, 0, &HeadTimeouts::default()).0, None);
 }
+
+#[test]
+fn chunked_normalizer_matches_haproxy_output() {
+    use super::body::ChunkedNormalizer;
+    let body = b"2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+    let mut n = ChunkedNormalizer::new(Direction::Response);
+    let mut out = Vec::new();
+    let s = n.feed(body, &mut out).unwrap();
+    assert_eq!(s.consumed, body.len() - 4);
+    assert!(s.done);
+    assert_eq!(out, b"2\r\nhi\r\n0\r\nx-t: 1\r\n\r\n");
+    // Piecewise, bare LF, no trailers.
+    let body = b"5\nhello\n3;e\r\nabc\r\n0\n\n";
+    let mut n = ChunkedNormalizer::new(Direction::Request);
+    let mut out = Vec::new();
+    for piece in body.chunks(2) {
+        n.feed(piece, &mut out).unwrap();
+    }
+    assert!(n.framer().is_done());
+    let mut f = BodyFramer::new(BodyKind::Chunked, Direction::Request);
+    let mut payload = Vec::new();
+    f.advance_with(&out, |r| payload.extend_from_slice(&out[r]))
+        .unwrap();
+    assert!(f.is_done());
+    assert_eq!(payload, b"helloabc");
+    assert!(out.ends_with(b"0\r\n\r\n"));
+}
