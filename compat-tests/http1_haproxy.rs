@@ -3,7 +3,9 @@
 //! whether the connection is closed), then compares built-in error responses and errorfile
 //! handling byte for byte. Skips (with a message) when `haproxy` is not installed.
 
-use rhaproxy::http1::errors::{ErrorFlavor, builtin_error, errorfile_wire, load_errorfile_with};
+use rhaproxy::http1::errors::{
+    ConnHeader, ErrorFlavor, auth_challenge, builtin_error, errorfile_wire, load_errorfile_with,
+};
 use rhaproxy::http1::head::Limits;
 use rhaproxy::http1::vectors::request_vectors;
 use rhaproxy::http1::verdict::request_verdict;
@@ -237,6 +239,8 @@ fn error_cfg(ports: &[u16], _: &std::path::Path) -> String {
             "  http-request deny deny_status {st} if {{ path /{st} }}\n"
         ));
     }
+    c.push_str("  http-request auth realm \"my realm\" if { path /auth }\n");
+    c.push_str("  http-request auth if { path /auth-default }\n");
     c.push_str(&format!(
         "frontend nobackend\n  bind 127.0.0.1:{}\n",
         ports[1]
@@ -267,6 +271,21 @@ fn builtin_error_bytes_match_haproxy() {
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&want),
             "deny {st}"
+        );
+        checked += 1;
+    }
+    for (path, realm, req_version, conn) in [
+        ("auth", "my realm", "1.1", ConnHeader::None),
+        ("auth-default", "deny", "1.1", ConnHeader::None),
+        ("auth", "my realm", "1.0", ConnHeader::Close),
+    ] {
+        let req = format!("GET /{path} HTTP/{req_version}\r\nHost: x\r\n\r\n");
+        let got = exchange(ports[0], req.as_bytes(), Duration::from_secs(3));
+        let want = auth_challenge(realm, conn);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{path}"
         );
         checked += 1;
     }

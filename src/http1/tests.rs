@@ -1039,3 +1039,21 @@ fn chunked_normalizer_matches_haproxy_output() {
     assert_eq!(payload, b"helloabc");
     assert!(out.ends_with(b"0\r\n\r\n"));
 }
+
+#[test]
+fn auth_challenge_and_stream_errors() {
+    let a = String::from_utf8(auth_challenge("my realm", ConnHeader::None)).unwrap();
+    assert!(a.starts_with(
+        "HTTP/1.1 401 Unauthorized\r\ncontent-length: 112\r\ncache-control: no-cache\r\n\
+         content-type: text/html\r\nwww-authenticate: Basic realm=\"my realm\"\r\n\r\n"
+    ));
+    let k = String::from_utf8(stream_error_with(403, &[], ConnHeader::KeepAlive).unwrap()).unwrap();
+    assert!(k.contains("content-type: text/html\r\nconnection: keep-alive\r\n\r\n"));
+    // 400 always closes.
+    let c = String::from_utf8(stream_error_with(400, &[], ConnHeader::KeepAlive).unwrap()).unwrap();
+    assert!(c.contains("connection: close\r\n\r\n"));
+    assert_eq!(
+        stream_error_with(503, &[], ConnHeader::None),
+        builtin_error(503, ErrorFlavor::Stream { close: false })
+    );
+}
