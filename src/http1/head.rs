@@ -415,3 +415,15 @@ fn incomplete(buf: &[u8], limits: &Limits) -> Result<Scan, SyntaxError> {
         Ok(Scan::Partial)
     }
 }
+
+/// Cheap, resumable check for "a blank line may have arrived": true if `buf` holds LF LF or
+/// LF CR LF starting at or after `from.saturating_sub(2)`. The runtime can call the full
+/// parser only when this says so (or the buffer is full), which keeps slowly arriving heads
+/// O(n) instead of re-scanning the whole head on every read. (A syntax error is then
+/// reported when the head completes instead of as soon as its line arrives; the status is
+/// the same.)
+pub fn may_hold_complete_head(buf: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(2).min(buf.len());
+    let w = &buf[start..];
+    w.windows(2).any(|p| p == b"\n\n") || w.windows(3).any(|p| p == b"\n\r\n")
+}

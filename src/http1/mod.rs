@@ -16,7 +16,8 @@
 //! # How the runtime drives it (one client transaction)
 //! 1. Read into a buffer; [`head_wait`] says which timer to arm and whether its expiry sends
 //!    the 408 ([`errors::builtin_error`]`(408, ErrorFlavor::Mux)`) or closes silently.
-//! 2. [`parse_request`]`(&buf, &limits)`: `Partial` → read more; `Err(e)` → send
+//! 2. When [`head::may_hold_complete_head`] says so (or the buffer is full),
+//!    [`parse_request`]`(&buf, &limits)`: `Partial` → read more; `Err(e)` → send
 //!    `builtin_error(e.status, ErrorFlavor::Mux)` and close; `H2Preface` → not HTTP/1;
 //!    `Complete(req)` → the head is `buf[..req.head_len]`.
 //! 3. [`plan_request`]`(&req, fe_mode, be_mode)`, then

@@ -1057,3 +1057,20 @@ fn auth_challenge_and_stream_errors() {
         builtin_error(503, ErrorFlavor::Stream { close: false })
     );
 }
+
+#[test]
+fn head_completion_hint() {
+    use super::head::may_hold_complete_head as hint;
+    let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut seen = 0;
+    let mut fired_at = None;
+    for n in 1..=full.len() {
+        if hint(&full[..n], seen) && fired_at.is_none() {
+            fired_at = Some(n);
+        }
+        seen = n;
+    }
+    assert_eq!(fired_at, Some(full.len()));
+    assert!(hint(b"GET / HTTP/1.0\n\n", 0));
+    assert!(!hint(b"GET / HTTP/1.0\r\nA: b\r\n", 0));
+}
