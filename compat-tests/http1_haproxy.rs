@@ -638,3 +638,244 @@ fn response_verdicts_match_haproxy() {
         mismatches.join("\n")
     );
 }
+
+// ------------------------------------------------------------------ forwarding rewrites
+
+use rhaproxy::http1::conn::{ForwardFor, rewrite_request_for_server};
+use rhaproxy::http1::serialize::write_request_head;
+
+/// Echo server: answers each request with its head as the body (framing with our parser).
+fn spawn_echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let big = Limits {
+                    bufsize: 1 << 20,
+                    ..Limits::default()
+                };
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 8192];
+                loop {
+                    let req = loop {
+                        match parse_request(&buf, &big) {
+                            Ok(Parsed::Complete(r)) => break r,
+                            Ok(Parsed::Partial) => match c.read(&mut tmp) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                            },
+                            _ => return,
+                        }
+                    };
+                    let head = buf[..req.head_len].to_vec();
+                    buf.drain(..req.head_len);
+                    let mut f = BodyFramer::new(req.body, Direction::Request);
+                    loop {
+                        let s = f.advance(&buf).unwrap();
+                        buf.drain(..s.consumed);
+                        if s.done {
+                            break;
+                        }
+                        match c.read(&mut tmp) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                    }
+                    let mut out =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len())
+                            .into_bytes();
+                    out.extend_from_slice(&head);
+                    if c.write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn our_forwarded_head(raw: &[u8], fe: HttpMode, be: HttpMode, ff: Option<&ForwardFor>) -> Vec<u8> {
+    let Ok(Parsed::Complete(mut req)) = parse_request(raw, &Limits::default()) else {
+        panic!("request {:?}", String::from_utf8_lossy(raw))
+    };
+    let plan = plan_request(&req, fe, be);
+    rewrite_request_for_server(&mut req, plan, "127.0.0.1".parse().unwrap(), ff);
+    let mut out = Vec::new();
+    write_request_head(&mut out, &req, WriteOpts::default());
+    out
+}
+
+/// What the server receives through HAProxy vs our rewrite + serializer, in each
+/// connection mode and with `option forwardfor` variants; and the connection header the
+/// client gets back.
+#[test]
+fn forwarded_heads_match_haproxy() {
+    require_haproxy!();
+    let echo = spawn_echo_server();
+    use HttpMode::*;
+    let except = ForwardFor {
+        except: Some(("127.0.0.0".parse().unwrap(), 8)),
+        ..ForwardFor::default()
+    };
+    let named = ForwardFor {
+        header: "X-Client".into(),
+        ..ForwardFor::default()
+    };
+    let ifnone = ForwardFor {
+        if_none: true,
+        ..ForwardFor::default()
+    };
+    let plain = ForwardFor::default();
+    // (frontend option lines, backend option lines, fe mode, be mode, forwardfor)
+    let setups: Vec<(&str, &str, HttpMode, HttpMode, Option<&ForwardFor>)> = vec![
+        ("", "", KeepAlive, KeepAlive, None),
+        (
+            "  option http-server-close\n",
+            "",
+            ServerClose,
+            KeepAlive,
+            None,
+        ),
+        ("  option httpclose\n", "", Close, KeepAlive, None),
+        ("", "  option httpclose\n", KeepAlive, Close, None),
+        (
+            "",
+            "  option http-server-close\n",
+            KeepAlive,
+            ServerClose,
+            None,
+        ),
+        (
+            "  option forwardfor\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&plain),
+        ),
+        (
+            "  option forwardfor if-none\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&ifnone),
+        ),
+        (
+            "  option forwardfor except 127.0.0.0/8\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&except),
+        ),
+        (
+            "  option forwardfor header X-Client\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&named),
+        ),
+        (
+            "  option http-server-close\n",
+            "  option forwardfor\n",
+            ServerClose,
+            KeepAlive,
+            Some(&plain),
+        ),
+    ];
+    let requests: Vec<&[u8]> = vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.2\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/0.9\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\nX-B: 1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a  \r\n b\r\nX-B:   c   \r\n\r\n",
+        b"GET  /x  HTTP/1.1\r\nhOsT: x\r\n\r\n",
+        b"GET http://x:80/p HTTP/1.1\r\nHost: x:80\r\n\r\n",
+        b"GET https://x:443/p HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    ];
+    let mut compared = 0;
+    let mut mismatches = Vec::new();
+    for (fe_opts, be_opts, fe, be, ff) in &setups {
+        let (_h, ports) = start("forward", 1, |p, _| {
+            format!(
+                "defaults\n  mode http\n  timeout client 3s\n  timeout server 3s\n  timeout connect 3s\n  \
+                 timeout http-request 2s\n  timeout http-keep-alive 200ms\n\
+                 frontend fe\n  bind 127.0.0.1:{}\n{fe_opts}  default_backend be\n\
+                 backend be\n{be_opts}  server s 127.0.0.1:{echo}\n",
+                p[0]
+            )
+        });
+        for raw in &requests {
+            let got = exchange(ports[0], raw, Duration::from_secs(3));
+            let Some(end) = head_end(&got) else {
+                mismatches.push(format!(
+                    "{fe_opts}{be_opts}: no response to {:?}",
+                    String::from_utf8_lossy(raw)
+                ));
+                continue;
+            };
+            let seen_by_server = &got[end..];
+            let ours = our_forwarded_head(raw, *fe, *be, *ff);
+            // Connection header the client got.
+            let their_conn = header(&got, "connection").map(|s| s.to_string());
+            let Ok(Parsed::Complete(req)) = parse_request(raw, &Limits::default()) else {
+                unreachable!()
+            };
+            let resp_head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                seen_by_server.len()
+            );
+            let Ok(Parsed::Complete(mut resp)) =
+                parse_response(resp_head.as_bytes(), req.info(), &Limits::default())
+            else {
+                unreachable!()
+            };
+            let mut body = BodyFramer::new(req.body, Direction::Request);
+            let body_done = body
+                .advance(&raw[req.head_len..])
+                .map(|s| s.done)
+                .unwrap_or(false);
+            let mut plan = finish_client_plan(plan_request(&req, *fe, *be), &resp);
+            plan.client_keep_alive &= body_done;
+            rewrite_response_for_client(&mut resp, req.version.is_11(), plan);
+            let our_conn = resp
+                .headers
+                .iter()
+                .find(|h| h.is("connection"))
+                .map(|h| String::from_utf8_lossy(&h.value).to_string());
+            if seen_by_server != ours.as_slice() || their_conn != our_conn {
+                mismatches.push(format!(
+                    "[{}{}] {:?}\n  haproxy: {:?} client conn {:?}\n  ours:    {:?} client conn {:?}",
+                    fe_opts.trim(),
+                    be_opts.trim(),
+                    String::from_utf8_lossy(raw),
+                    String::from_utf8_lossy(seen_by_server),
+                    their_conn,
+                    String::from_utf8_lossy(&ours),
+                    our_conn
+                ));
+            } else {
+                compared += 1;
+            }
+        }
+    }
+    eprintln!(
+        "forwarding: {compared}/{} (setup, request) pairs matched HAProxy (server-side head and client connection header)",
+        setups.len() * requests.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}

