@@ -65,7 +65,7 @@ pub fn plan_request(req: &Request, frontend: HttpMode, backend: HttpMode) -> Con
         // An HTTP/1.0 chunked request is forwarded without `connection: keep-alive`
         // (measured), i.e. the server side closes; a 1.1 CL+TE request keeps it.
         server_keep_alive: effective_mode(frontend, backend) == HttpMode::KeepAlive
-            && !(!req.version.is_11() && req.body == BodyKind::Chunked),
+            && (req.version.is_11() || req.body != BodyKind::Chunked),
     }
 }
 
