@@ -1173,3 +1173,34 @@ fn forwarded_heads_match_haproxy_normalisation() {
         );
     }
 }
+
+#[test]
+fn response_vectors_match_table() {
+    use super::vectors::response_vectors;
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let rq = req(get);
+    let limits = Limits::default();
+    let vs = response_vectors();
+    assert!(vs.len() >= 38);
+    for v in &vs {
+        let mut at = 0;
+        let got = loop {
+            match parse_response(&v.bytes[at..], rq.info(), &limits) {
+                Ok(Parsed::Complete(r)) => {
+                    let mut f = BodyFramer::new(r.body, Direction::Response);
+                    if let Err(e) = f.advance(&v.bytes[at + r.head_len..]) {
+                        break e.status;
+                    }
+                    if r.interim {
+                        at += r.head_len;
+                        continue;
+                    }
+                    break r.status;
+                }
+                Ok(_) => break 502,
+                Err(e) => break e.status,
+            }
+        };
+        assert_eq!(got, v.status, "{}", v.name);
+    }
+}
