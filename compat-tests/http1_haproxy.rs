@@ -744,6 +744,8 @@ fn forwarded_heads_match_haproxy() {
         b"GET  /x  HTTP/1.1\r\nhOsT: x\r\n\r\n",
         b"GET http://x:80/p HTTP/1.1\r\nHost: x:80\r\n\r\n",
         b"GET https://x:443/p HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://a:80:/p HTTP/1.1\r\nHost: a:80:\r\n\r\n",
+        b"GET http://[::1]:/ HTTP/1.1\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
     ];

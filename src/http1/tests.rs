@@ -1163,6 +1163,27 @@ fn forwarded_heads_match_haproxy_normalisation() {
             b"GET / HTTP/1.1\r\nHost: x\r\nX: \x00\x7f\r\n\r\n",
             "GET / HTTP/1.1\r\nhost: x\r\nx: \x00\x7f\r\n\r\n",
         ),
+        // One port is stripped per pass, exactly like HAProxy (found by the fuzzer).
+        (
+            b"GET http://a:80: HTTP/1.1\r\n\r\n",
+            "GET http://a:80 HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://a:80:/p HTTP/1.1\r\nHost: a:80:\r\n\r\n",
+            "GET http://a:80/p HTTP/1.1\r\nhost: a:80\r\n\r\n",
+        ),
+        (
+            b"GET http://a::80/ HTTP/1.1\r\n\r\n",
+            "GET http://a:/ HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://a:x80/ HTTP/1.1\r\n\r\n",
+            "GET http://a:x80/ HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://[::1]:/ HTTP/1.1\r\n\r\n",
+            "GET http://[::1]/ HTTP/1.1\r\n\r\n",
+        ),
     ];
     for (raw, want) in cases {
         assert_eq!(
