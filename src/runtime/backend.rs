@@ -140,11 +140,14 @@ pub struct Backend {
     pub httpchk: Option<HttpCheck>,
     /// Signalled whenever a server slot is released or a server comes up.
     freed: Notify,
+    /// Requests waiting in the backend queue.
+    waiting: AtomicUsize,
     pub cum_conns: AtomicU64,
     /// Servers currently up (active, backup), for the state messages.
     pub active_up: AtomicU32,
     pub backup_up: AtomicU32,
     pub proxy: Arc<Proxy>,
+    pub http: super::http::HttpSettings,
 }
 
 /// Why no server connection could be made.
@@ -317,16 +320,24 @@ impl Backend {
             check_timeout: ms(&p.timeouts.check),
             httpchk,
             freed: Notify::new(),
+            waiting: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
             active_up: AtomicU32::new(active_up),
             backup_up: AtomicU32::new(backup_up),
             proxy: Arc::clone(p),
+            http: super::http::HttpSettings::build(p, warn),
         }
     }
 
     /// Wakes requests waiting for a slot (a server came up).
     pub fn wake_queue(&self) {
         self.freed.notify_waiters();
+    }
+
+    /// Requests are queued for server `i` (its own queue or the backend's).
+    pub fn has_waiters(&self, i: usize) -> bool {
+        self.servers[i].queued.load(Ordering::Acquire) > 0
+            || (self.servers[i].maxconn.is_some() && self.waiting.load(Ordering::Acquire) > 0)
     }
 
     fn any_usable(&self) -> bool {
@@ -385,13 +396,17 @@ impl Backend {
                 }
             }
             // Every candidate is saturated: wait in the backend queue.
-            match deadline {
-                Some(d) => {
-                    if tokio::time::timeout_at(d, notified).await.is_err() {
-                        return Err(ConnectError::QueueTimeout);
-                    }
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            let timed_out = match deadline {
+                Some(d) => tokio::time::timeout_at(d, notified).await.is_err(),
+                None => {
+                    notified.await;
+                    false
                 }
-                None => notified.await,
+            };
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            if timed_out {
+                return Err(ConnectError::QueueTimeout);
             }
         }
     }
@@ -428,6 +443,17 @@ impl Backend {
         ctx: ConnCtx,
         hdr_ip: Option<IpAddr>,
     ) -> Result<(TcpStream, Option<Slot>), ConnectError> {
+        self.connect_with(key, ctx, hdr_ip, None).await
+    }
+
+    /// [`Backend::connect`] starting with an already assigned slot.
+    pub async fn connect_with(
+        self: &Arc<Self>,
+        key: &RequestKey<'_>,
+        ctx: ConnCtx,
+        hdr_ip: Option<IpAddr>,
+        first: Option<Slot>,
+    ) -> Result<(TcpStream, Option<Slot>), ConnectError> {
         if self.servers.is_empty() {
             if self.transparent {
                 if let Some(od) = ctx.orig_dst {
@@ -447,7 +473,7 @@ impl Backend {
             return Err(ConnectError::NoServer);
         }
         let mut left = self.retries;
-        let mut slot: Option<Slot> = None;
+        let mut slot: Option<Slot> = first;
         let mut avoid = None;
         loop {
             let s = match slot.take() {

@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod check;
 pub mod forward;
+pub mod http;
 pub mod listen;
 pub mod tcp;
 
@@ -55,6 +56,8 @@ pub struct Frontend {
     pub http_keep_alive_timeout: Option<Duration>,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
+    pub http: http::HttpSettings,
+    pub limits: crate::http1::Limits,
 }
 
 /// Process-wide state shared by every worker.
@@ -193,6 +196,16 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             http_keep_alive_timeout: ms(&p.timeouts.http_keep_alive),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
+            http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),
+            limits: crate::http1::Limits {
+                bufsize: cfg
+                    .global
+                    .bufsize
+                    .as_ref()
+                    .map(|b| b.value as usize)
+                    .unwrap_or(16384),
+                ..Default::default()
+            },
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -480,11 +493,15 @@ async fn accept_loop(
             orig_dst: crate::tproxy::sockopt::original_destination(&stream).ok(),
         };
         let fe = Arc::clone(&fe);
+        let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _guard = guard;
             match fe.mode {
                 Mode::Tcp => tcp::session(fe, stream, acc).await,
-                Mode::Http => tcp::session(fe, stream, acc).await,
+                Mode::Http => {
+                    let stop = shared.stopping.subscribe();
+                    http::session(fe, stream, acc, stop).await
+                }
             }
         });
     }
