@@ -580,3 +580,78 @@ listen li
         assert_eq!(px.wait_exit(SOON), Some(128 + SIGTERM), "{imp:?}");
     }
 }
+
+#[test]
+fn tcplog_lines_match_haproxy() {
+    let mut all = Vec::new();
+    for imp in Impl::all("tcplog_lines_match_haproxy") {
+        let dir = TempDir::new("tcplog");
+        let p = free_ports(5);
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let lport = udp.local_addr().unwrap().port();
+        let _b = Backend::start("s1", p[3], Behavior::EchoAfterEof);
+        let cfg = format!(
+            "global
+    log 127.0.0.1:{lport} format raw local0
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 500ms
+    timeout client 20s
+    timeout server 20s
+    retries 0
+listen ok
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+listen refused
+    bind 127.0.0.1:{}
+    server dead 127.0.0.1:{}
+listen idle
+    bind 127.0.0.1:{}
+    timeout client 300ms
+    server s1 127.0.0.1:{}
+",
+            p[0], p[3], p[1], p[4], p[2], p[3]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1], p[2]]);
+        assert_eq!(tcp_exchange(p[0], None, b"hello").unwrap(), "s1:hello");
+        assert_eq!(tcp_read(p[1], None).unwrap_or_default(), "");
+        // Client idle past `timeout client`: cD. Hold the connection open meanwhile.
+        let s = connect_from(None, p[2]).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        let mut sink = Vec::new();
+        let _ = (&s).read_to_end(&mut sink);
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = Instant::now() + SOON;
+        while lines.len() < 3 && Instant::now() < end {
+            if let Ok(k) = udp.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..k]).trim_end().to_string();
+                let mut m: Vec<String> = line.split(' ').map(|s| s.to_string()).collect();
+                m[0] = m[0].split(':').next().unwrap_or("").to_string();
+                m[1] = "[date]".into();
+                m[4] = m[4]
+                    .split('/')
+                    .map(|t| if t.starts_with('-') { "-1" } else { "n" })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if let Some((_, rest)) = m[7].split_once('/') {
+                    m[7] = format!("ac/{rest}");
+                }
+                lines.push(m.join(" "));
+            }
+        }
+        lines.sort();
+        for l in &lines {
+            println!("{imp:?}: {l}");
+        }
+        assert_eq!(lines.len(), 3, "{imp:?}");
+        all.push(lines);
+    }
+    if all.len() == 2 {
+        assert_eq!(all[0], all[1]);
+    }
+}

@@ -18,14 +18,17 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
-use super::backend::{Backend, ConnCtx, ConnectError, Slot};
-use super::{Accepted, Frontend, forward, tcp};
+use tokio::time::Instant;
+
+use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
+use super::{Accepted, Frontend, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
 use crate::http1::{
     self, BodyFramer, BodyKind, Direction, ErrorFlavor, ForwardFor, HttpMode, Limits,
     OnHeadTimeout, Parsed, Request, Response, WriteOpts,
 };
 use crate::lb::{Headers, RequestKey};
+use crate::log::LogRecord;
 use crate::tproxy::addr::unmap;
 use crate::tproxy::sockopt::UseSrc;
 
@@ -181,21 +184,33 @@ async fn send_error<W: AsyncWrite + Unpin>(
     flavor: ErrorFlavor,
     fe: &Frontend,
     be: Option<&Backend>,
-) {
+) -> u64 {
     let close = !matches!(flavor, ErrorFlavor::Stream { close: false });
-    match error_bytes(status, flavor, fe, be) {
+    let n = match error_bytes(status, flavor, fe, be) {
         Some(bytes) => {
             let _ = write_all(w, &bytes, fe.client_timeout).await;
+            let headers = bytes
+                .windows(4)
+                .position(|x| x == b"\r\n\r\n")
+                .map(|end| {
+                    bytes[..end]
+                        .split(|&c| c == b'\n')
+                        .count()
+                        .saturating_sub(1)
+                })
+                .unwrap_or(0);
+            htx_size(bytes.len(), headers)
         }
         // An empty errorfile: HAProxy closes without a word.
         None => {
             let _ = w.shutdown().await;
-            return;
+            return 0;
         }
-    }
+    };
     if close {
         let _ = w.shutdown().await;
     }
+    n
 }
 
 /// The address `usesrc hdr_ip(name[,occ])` names: the occ-th value (negative: from the end)
@@ -216,6 +231,152 @@ fn hdr_ip(req: &Request, name: &str, occ: i32) -> Option<IpAddr> {
         *vals.last()?
     };
     std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// What one transaction did, logged when dropped (if any request byte was seen).
+struct TxnLog {
+    fe: Arc<Frontend>,
+    be: Option<Arc<Backend>>,
+    acc: Accepted,
+    start: Instant,
+    start_utc: chrono::DateTime<chrono::Utc>,
+    first_byte: Option<Instant>,
+    head_done: Option<Instant>,
+    sent: Option<Instant>,
+    resp_head: Option<Instant>,
+    status: i32,
+    bytes_in: u64,
+    bytes_out: u64,
+    request_line: Option<Vec<u8>>,
+    captures: Option<Vec<Option<Vec<u8>>>>,
+    res_captures: Option<Vec<Option<Vec<u8>>>>,
+    cs: ConnStats,
+    term: [u8; 4],
+}
+
+impl TxnLog {
+    fn new(
+        fe: &Arc<Frontend>,
+        acc: &Accepted,
+        start: Instant,
+        start_utc: chrono::DateTime<chrono::Utc>,
+    ) -> TxnLog {
+        TxnLog {
+            fe: Arc::clone(fe),
+            be: None,
+            acc: *acc,
+            start,
+            start_utc,
+            first_byte: None,
+            head_done: None,
+            sent: None,
+            resp_head: None,
+            status: -1,
+            bytes_in: 0,
+            bytes_out: 0,
+            request_line: None,
+            captures: None,
+            res_captures: None,
+            cs: ConnStats {
+                connect_ms: -1,
+                queue_ms: -1,
+                ..Default::default()
+            },
+            term: *b"----",
+        }
+    }
+
+    fn set_term(&mut self, cause: u8, phase: u8) {
+        if self.term == *b"----" {
+            self.term = logging::term(cause, phase);
+        }
+    }
+}
+
+/// HAProxy counts message sizes in its internal form: the wire size minus 4 bytes per
+/// header line (`": "` and CRLF).
+fn htx_size(wire: usize, headers: usize) -> u64 {
+    wire.saturating_sub(4 * headers) as u64
+}
+
+fn capture(
+    headers: &[http1::Header],
+    caps: &[crate::config::ir::Capture],
+) -> Option<Vec<Option<Vec<u8>>>> {
+    if caps.is_empty() {
+        return None;
+    }
+    Some(
+        caps.iter()
+            .map(|c| {
+                headers.iter().find(|h| h.is(&c.header)).map(|h| {
+                    let mut v = h.value.clone();
+                    v.truncate(c.len);
+                    v
+                })
+            })
+            .collect(),
+    )
+}
+
+impl Drop for TxnLog {
+    fn drop(&mut self) {
+        let Some(first) = self.first_byte else {
+            return;
+        };
+        let Some(l) = self.fe.log() else {
+            return;
+        };
+        let end = Instant::now();
+        let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
+        let utc = |t: Instant| self.start_utc + chrono::Duration::milliseconds(ms(self.start, t));
+        let be = self.be.as_deref();
+        let rec = LogRecord {
+            accept_date: self.start_utc,
+            request_date: utc(first),
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            t_handshake: Some(0),
+            t_idle: Some(ms(self.start, first)),
+            t_request: self.head_done.map(|h| ms(first, h)).or(Some(-1)),
+            t_queue: Some(self.cs.queue_ms),
+            t_connect: Some(self.cs.connect_ms),
+            t_response: match (self.sent, self.resp_head) {
+                (Some(a), Some(b)) => Some(ms(a, b)),
+                _ => Some(-1),
+            },
+            t_active: Some(ms(first, end)),
+            t_total: Some(ms(self.start, end)),
+            actconn: super::ACTCONN.load(std::sync::atomic::Ordering::Relaxed) as u32,
+            feconn: self.fe.feconn(),
+            beconn: be
+                .map(|b| b.active.load(std::sync::atomic::Ordering::Relaxed) as u32)
+                .unwrap_or(0),
+            srv_conn: match (be, self.cs.server) {
+                (Some(b), Some(i)) => b.lb.served(i),
+                _ => 0,
+            },
+            retries: self.cs.retries,
+            redispatched: self.cs.redispatched,
+            frontend: Arc::from(self.fe.name.as_str()),
+            backend: be.map(|b| Arc::from(b.name.as_str())),
+            server: match (be, self.cs.server) {
+                (Some(b), Some(i)) => Some(Arc::from(b.servers[i].name.as_str())),
+                _ => None,
+            },
+            client: Some(self.acc.client.sock_addr()),
+            frontend_addr: self.acc.orig_dst.map(|o| o.sock_addr()),
+            backend_src: self.cs.local_addr,
+            server_addr: self.cs.server_addr,
+            req_captures: self.captures.take(),
+            res_captures: self.res_captures.take(),
+            request_line: self.request_line.take(),
+            term_state: self.term,
+            ..Default::default()
+        };
+        l.record(rec);
+    }
 }
 
 /// How the response side of one transaction ended.
@@ -255,17 +416,25 @@ pub async fn session(
     };
     let client_ip = unmap(acc.client.ip());
     let mut first = true;
+    let mut txn_start = acc.accept_at;
+    let mut txn_start_utc = acc.accept_utc;
     if let Some(be) = &fe.backend {
         be.cum_conns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     loop {
+        let mut txn = TxnLog::new(&fe, &acc, txn_start, txn_start_utc);
+        if !cbuf.is_empty() {
+            txn.first_byte = Some(txn_start);
+        }
         // ---- request head
         let mut req = loop {
             match http1::parse_request(&cbuf, &limits) {
                 Ok(Parsed::Complete(r)) => break r,
                 Ok(Parsed::H2Preface) => return,
                 Err(e) => {
+                    txn.status = e.status as i32;
+                    txn.set_term(b'P', b'R');
                     send_error(&mut cw, e.status, ErrorFlavor::Mux, &fe, None).await;
                     return;
                 }
@@ -281,24 +450,50 @@ pub async fn session(
                 _ = stop.changed(), if idle_wait => return,
             };
             match r {
-                Ok(0) => return,
-                Ok(_) => {}
+                Ok(0) | Err(IoEnd::Io) => {
+                    txn.status = 400;
+                    txn.set_term(b'C', b'R');
+                    return;
+                }
+                Ok(_) => {
+                    txn.first_byte.get_or_insert_with(Instant::now);
+                }
                 Err(IoEnd::Timeout) => {
                     if on_to == OnHeadTimeout::Send408 {
+                        txn.first_byte.get_or_insert(txn.start);
+                        txn.status = 408;
+                        txn.set_term(b'c', b'R');
                         send_error(&mut cw, 408, ErrorFlavor::Mux, &fe, None).await;
                     }
                     return;
                 }
-                Err(IoEnd::Io) => return,
             }
         };
         first = false;
+        txn.head_done = Some(Instant::now());
+        txn.bytes_in = htx_size(req.head_len, req.headers.len());
+        txn.request_line = Some(
+            format!(
+                "{} {} HTTP/{}.{}",
+                String::from_utf8_lossy(&req.method),
+                String::from_utf8_lossy(&req.uri),
+                req.version.major,
+                req.version.minor
+            )
+            .into_bytes(),
+        );
+        txn.captures = capture(&req.headers, &fe.proxy.capture_request);
         cbuf.drain(..req.head_len);
 
         let Some(be) = fe.backend.clone() else {
-            send_error(&mut cw, 503, ErrorFlavor::Stream { close: true }, &fe, None).await;
+            txn.status = 503;
+            txn.set_term(b'S', b'C');
+            txn.bytes_out =
+                send_error(&mut cw, 503, ErrorFlavor::Stream { close: true }, &fe, None).await;
             return;
         };
+        txn.be = Some(Arc::clone(&be));
+        let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
         if *stop.borrow() {
             plan.client_keep_alive = false;
@@ -326,14 +521,27 @@ pub async fn session(
                 _ => None,
             });
         let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
-        let slot = match be.assign(&key, None).await {
-            Ok(s) => Some(s),
+        let tq = Instant::now();
+        let assigned = be.assign(&key, None).await;
+        txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
+        let slot = match assigned {
+            Ok(s) => {
+                txn.cs.server = Some(s.srv);
+                Some(s)
+            }
             Err(e) => {
                 if matches!(e, ConnectError::NoServer | ConnectError::QueueTimeout)
                     && !(be.servers.is_empty() && be.transparent)
                 {
                     let keep = plan.client_keep_alive && no_body;
-                    send_error(
+                    txn.status = 503;
+                    if matches!(e, ConnectError::QueueTimeout) {
+                        txn.set_term(b's', b'Q');
+                    } else {
+                        txn.cs.queue_ms = -1;
+                        txn.set_term(b'S', b'C');
+                    }
+                    txn.bytes_out = send_error(
                         &mut cw,
                         503,
                         ErrorFlavor::Stream { close: !keep },
@@ -360,8 +568,13 @@ pub async fn session(
             }
         }
         let conn = match reused {
-            Some(c) => Ok((c, slot, true)),
-            None => match connect_for(&be, &key, ctx, hip, slot).await {
+            Some(c) => {
+                txn.cs.connect_ms = 0;
+                txn.cs.server_addr = c.r.peer_addr().ok();
+                txn.cs.local_addr = c.r.local_addr().ok();
+                Ok((c, slot, true))
+            }
+            None => match connect_for(&be, &key, ctx, hip, slot, &mut txn.cs).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
                     Ok((ServerConn::new(s, srv), sl, false))
@@ -374,7 +587,9 @@ pub async fn session(
             Ok(x) => x,
             Err(status) => {
                 let keep = plan.client_keep_alive && no_body;
-                send_error(
+                txn.status = status as i32;
+                txn.set_term(if status == 500 { b'R' } else { b'S' }, b'C');
+                txn.bytes_out = send_error(
                     &mut cw,
                     status,
                     ErrorFlavor::Stream { close: !keep },
@@ -406,15 +621,19 @@ pub async fn session(
                     cbuf.drain(..step.consumed);
                 }
                 Err(e) => {
-                    send_error(&mut cw, e.status, ErrorFlavor::Mux, &fe, Some(&be)).await;
+                    txn.status = e.status as i32;
+                    txn.set_term(b'P', b'R');
+                    txn.bytes_out =
+                        send_error(&mut cw, e.status, ErrorFlavor::Mux, &fe, Some(&be)).await;
                     return;
                 }
             }
+            txn.sent = Some(Instant::now());
             if write_all(&mut sc.w, &out, be.server_timeout).await.is_err() {
                 if was_reused && no_body {
                     // A reused connection closed under us: try a fresh one.
                     was_reused = false;
-                    match fresh(&be, &req, client_ip, ctx, hip, slot.take()).await {
+                    match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                         Ok((c, sl)) => {
                             sc = c;
                             slot = sl;
@@ -423,16 +642,17 @@ pub async fn session(
                         Err(st) => break RespEnd::Error(st),
                     }
                 }
-                break RespEnd::Error(502);
+                // The server may have answered (and closed) before reading the request:
+                // read what it sent; an empty answer becomes a 502 there.
             }
             let r = exchange(
                 &fe, &be, &mut cr, &mut cw, &mut cbuf, &mut sc, rq_framer, info, req_11, plan,
-                was_reused, &stop,
+                was_reused, &stop, &mut txn,
             )
             .await;
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
-                match fresh(&be, &req, client_ip, ctx, hip, slot.take()).await {
+                match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                     Ok((c, sl)) => {
                         sc = c;
                         slot = sl;
@@ -470,7 +690,9 @@ pub async fn session(
                 let tmo = tcp::tunnel_timeouts(&fe, Some(&be));
                 let client = tokio::io::join(cr, cw);
                 let server = tokio::io::join(sc.r, sc.w);
-                forward::forward(client, server, tmo, &cbuf, &sc.buf).await;
+                let st = forward::forward(client, server, tmo, &cbuf, &sc.buf).await;
+                txn.bytes_out += st.to_client;
+                txn.bytes_in += st.to_server;
                 return;
             }
             RespEnd::Error(_) | RespEnd::RetryableEmpty => {
@@ -481,7 +703,12 @@ pub async fn session(
                 drop(slot);
                 // The request was sent whole: HAProxy keeps the client connection.
                 let keep = plan.client_keep_alive && !*stop.borrow();
-                send_error(
+                txn.status = status as i32;
+                match status {
+                    504 => txn.set_term(b's', b'H'),
+                    _ => txn.set_term(b'S', b'H'),
+                }
+                txn.bytes_out = send_error(
                     &mut cw,
                     status,
                     ErrorFlavor::Stream { close: !keep },
@@ -495,7 +722,12 @@ pub async fn session(
             }
             RespEnd::ErrorClose(status) => {
                 drop(slot);
-                send_error(
+                txn.status = status as i32;
+                match status {
+                    504 => txn.set_term(b's', b'H'),
+                    _ => txn.set_term(b'S', b'H'),
+                }
+                txn.bytes_out = send_error(
                     &mut cw,
                     status,
                     ErrorFlavor::Stream { close: true },
@@ -507,6 +739,10 @@ pub async fn session(
             }
             RespEnd::Abort => return,
         }
+        drop(be_active);
+        drop(txn);
+        txn_start = Instant::now();
+        txn_start_utc = chrono::Utc::now();
     }
 }
 
@@ -523,10 +759,15 @@ async fn connect_for(
     ctx: ConnCtx,
     hip: Option<IpAddr>,
     slot: Option<Slot>,
+    cs: &mut ConnStats,
 ) -> Result<(TcpStream, Option<Slot>), u16> {
-    be.connect_with(key, ctx, hip, slot)
+    let q = cs.queue_ms.max(0);
+    let r = be
+        .connect_with(key, ctx, hip, slot, cs)
         .await
-        .map_err(|e| connect_status(&e))
+        .map_err(|e| connect_status(&e));
+    cs.queue_ms += q;
+    r
 }
 
 /// A fresh connection for a request whose reused connection died.
@@ -537,6 +778,7 @@ async fn fresh(
     ctx: ConnCtx,
     hip: Option<IpAddr>,
     slot: Option<Slot>,
+    cs: &mut ConnStats,
 ) -> Result<(ServerConn, Option<Slot>), u16> {
     let hl: Vec<(&[u8], &[u8])> = req
         .headers
@@ -544,7 +786,7 @@ async fn fresh(
         .map(|h| (&h.name[..], &h.value[..]))
         .collect();
     let key = RequestKey::http(Some(client_ip), &req.uri, Headers::List(&hl));
-    let (s, sl) = connect_for(be, &key, ctx, hip, slot).await?;
+    let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
     Ok((ServerConn::new(s, srv), sl))
 }
@@ -565,6 +807,7 @@ async fn exchange(
     plan: http1::ConnPlan,
     was_reused: bool,
     stop: &watch::Receiver<bool>,
+    txn: &mut TxnLog,
 ) -> RespEnd {
     let ServerConn {
         r: sr,
@@ -644,6 +887,9 @@ async fn exchange(
             }
         };
         sbuf.drain(..resp.head_len);
+        txn.resp_head = Some(Instant::now());
+        txn.status = resp.status as i32;
+        txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
         let mut plan2 = http1::finish_client_plan(plan, &resp);
         if *stop.borrow() {
             plan2.client_keep_alive = false;
@@ -658,8 +904,10 @@ async fn exchange(
         let mut h = Vec::with_capacity(512);
         http1::write_response_head(&mut h, &resp, WriteOpts::default());
         if write_all(cw, &h, client_to).await.is_err() {
+            txn.set_term(b'C', b'D');
             return RespEnd::Abort;
         }
+        txn.bytes_out += htx_size(h.len(), resp.headers.len());
         if tunnel {
             return RespEnd::Tunnel;
         }
@@ -675,8 +923,10 @@ async fn exchange(
                         .await
                         .is_err()
                     {
+                        txn.set_term(b'C', b'D');
                         return RespEnd::Abort;
                     }
+                    txn.bytes_out += step.consumed as u64;
                     sbuf.drain(..step.consumed);
                 }
                 if step.done {
@@ -695,10 +945,18 @@ async fn exchange(
                             client_keep_alive: plan2.client_keep_alive && !framer.ends_at_close(),
                         };
                     }
+                    txn.set_term(b'S', b'D');
                     return RespEnd::Abort;
                 }
                 Ok(_) => {}
-                Err(_) => return RespEnd::Abort,
+                Err(IoEnd::Timeout) => {
+                    txn.set_term(b's', b'D');
+                    return RespEnd::Abort;
+                }
+                Err(IoEnd::Io) => {
+                    txn.set_term(b'S', b'D');
+                    return RespEnd::Abort;
+                }
             }
         }
     };

@@ -17,6 +17,7 @@ pub mod check;
 pub mod forward;
 pub mod http;
 pub mod listen;
+pub mod logging;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -58,7 +59,24 @@ pub struct Frontend {
     pub cum_conns: AtomicU64,
     pub http: http::HttpSettings,
     pub limits: crate::http1::Limits,
+    /// Traffic logging, set once privileges are dropped.
+    pub log: std::sync::OnceLock<Option<logging::FrontendLog>>,
+    pub maxconn_value: u32,
+    pub active: AtomicUsize,
 }
+
+impl Frontend {
+    pub fn log(&self) -> Option<&logging::FrontendLog> {
+        self.log.get().and_then(|l| l.as_ref())
+    }
+    /// Connections in progress on this frontend (`%fc`).
+    pub fn feconn(&self) -> u32 {
+        self.active.load(Ordering::Relaxed) as u32
+    }
+}
+
+/// Connections in progress in the process (`%ac`).
+pub static ACTCONN: AtomicUsize = AtomicUsize::new(0);
 
 /// Process-wide state shared by every worker.
 pub struct Shared {
@@ -75,11 +93,14 @@ pub struct Shared {
 /// Held by a session for its whole life: connection-limit permits and the active count.
 pub struct SessionGuard {
     shared: Arc<Shared>,
+    fe: Arc<Frontend>,
     _permits: [OwnedSemaphorePermit; 3],
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        ACTCONN.fetch_sub(1, Ordering::AcqRel);
+        self.fe.active.fetch_sub(1, Ordering::AcqRel);
         if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.idle.notify_waiters();
         }
@@ -91,6 +112,8 @@ impl Drop for SessionGuard {
 pub struct Accepted {
     pub client: ClientAddr,
     pub orig_dst: Option<OrigDstAddr>,
+    pub accept_utc: chrono::DateTime<chrono::Utc>,
+    pub accept_at: tokio::time::Instant,
 }
 
 /// Runs the configuration in the foreground; returns the process exit status.
@@ -206,6 +229,9 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
                     .unwrap_or(16384),
                 ..Default::default()
             },
+            log: std::sync::OnceLock::new(),
+            maxconn_value: fe_maxconn,
+            active: AtomicUsize::new(0),
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -251,6 +277,13 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()))
     {
         let _ = std::fs::write(&pf, format!("{}\n", std::process::id()));
+    }
+    let logging = logging::Logging::start();
+    for fe in &frontends {
+        let l = logging::FrontendLog::build(&cfg, &fe.proxy, &logging, &mut |w| {
+            startup_warnings.push(w)
+        });
+        let _ = fe.log.set(l);
     }
     for w in &startup_warnings {
         diags.startup(Severity::Warning, w.clone());
@@ -483,15 +516,25 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         shared.active.fetch_add(1, Ordering::AcqRel);
+        ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);
+        fe.active.fetch_add(1, Ordering::AcqRel);
         let guard = SessionGuard {
             shared: Arc::clone(&shared),
+            fe: Arc::clone(&fe),
             _permits: [p1, p2, p3],
         };
         let acc = Accepted {
             client: ClientAddr(peer),
             orig_dst: crate::tproxy::sockopt::original_destination(&stream).ok(),
+            accept_utc: chrono::Utc::now(),
+            accept_at: tokio::time::Instant::now(),
         };
+        if let (Some(l), Some(od)) = (fe.log(), acc.orig_dst) {
+            if l.wants_connect_line() {
+                l.connect_line(peer, od.sock_addr(), &fe.name, fe.mode == Mode::Http);
+            }
+        }
         let fe = Arc::clone(&fe);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
