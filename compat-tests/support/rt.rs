@@ -427,7 +427,9 @@ fn serve_http(
         requests.fetch_add(1, Ordering::AcqRel);
         let now = inflight.fetch_add(1, Ordering::AcqRel) + 1;
         max_inflight.fetch_max(now, Ordering::AcqRel);
-        let _done = Dec(inflight);
+        // Counted until the response starts going out (the proxy can only send the next
+        // request after it got this response, so in-flight counts never overlap wrongly).
+        let done = Dec(inflight);
         let first = head.lines().next().unwrap_or("").to_string();
         let mut it = first.split(' ');
         let method = it.next().unwrap_or("").to_string();
@@ -546,6 +548,7 @@ fn serve_http(
         }
         resp.push_str("\r\n");
         resp.push_str(&body);
+        drop(done);
         w.write_all(resp.as_bytes())?;
         w.flush()?;
         if close {
