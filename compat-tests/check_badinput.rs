@@ -197,3 +197,42 @@ fn compatibility_doc_is_generated_from_the_tables() {
     );
     assert!(want.contains("not supported yet (error)") && want.contains("| `bind` |"));
 }
+
+#[test]
+fn tproxy_seed_sample_checks_valid_and_server_close_is_refused() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let seed = root.join("samples/tproxy-seed.cfg");
+    let out = Command::new(bin())
+        .arg("-c")
+        .arg("-f")
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Configuration file is valid"
+    );
+    // The same farm with `option http-server-close` in defaults.
+    let text = std::fs::read_to_string(&seed).unwrap().replace(
+        "    timeout server 30s\n",
+        "    timeout server 30s\n    option http-server-close\n",
+    );
+    let p = write_tmp("seed-server-close.cfg", text.as_bytes());
+    let (code, err) = check_file(&p, Duration::from_secs(30));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("backend 'farm' spoofs the client address")
+            && err.contains("Fix: add 'no option http-server-close' to backend 'farm'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("frontend 'vip' routes to backend 'farm'"),
+        "{err}"
+    );
+}

@@ -202,6 +202,21 @@ fn format_cases() -> Vec<(bool, String)> {
         HTTPSLOG_FORMAT,
         "%[fc_err]/%[ssl_fc_err,hex]/%[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_fc_is_resumed]/%[ssl_fc_sni]/%[ssl_fc]",
         "%[ssl_fc_sni,hex,lower]",
+        "%[var(x)]",
+        "%[var()]",
+        "%[var]",
+        "%[var(txn.x)] %[var(txn.x,def)] %[var(txn.a.b)] %[var(proc.x)] %[var(check.x)]",
+        "%[var(foo.x)]",
+        "%[var(txn.)]",
+        "%[var(txn.x-y)]",
+        "%[var(txn.x y)]",
+        "%[var(TXN.x)]",
+        "%[var(txn.x,def,3)]",
+        "%[str()] %[str] %[str(abc)] %[env] %[env()] %[env(HOME)] %[hostname] %[hostname()]",
+        "%[str(a,b)]",
+        "%[env(A,B)]",
+        "%[hostname(1)]",
+        "%[str(a)b]",
         EVERY_VAR,
     ]
     .iter()
@@ -229,9 +244,9 @@ fn format_cases() -> Vec<(bool, String)> {
 /// Formats HAProxy accepts but rhaproxy refuses on purpose (sample fetches/converters it does
 /// not evaluate at log time). Our error must say so.
 const KNOWN_UNSUPPORTED: &[&str] = &[
-    "%[hostname]",
+    "%[uuid]",
     "%[src,sha1]",
-    "%[str(x)]",
+    "%[date]",
     "%[fc_err_str]",
     "%[always_true]",
 ];
@@ -607,7 +622,7 @@ const TCP_VARS: &str = "%o^%B^%U^%H^%ID^%ST^%T^%Tl^%Ts^%t^%ms^%Th^%Tw^%Tc^%Td^%T
 fn all_http_vars() -> String {
     // '^' separates fields: captures contain '|'.
     let mut s = EVERY_VAR.replace('|', "^");
-    s.push_str("^%[src]^%[dst]^%[src_port]^%[dst_port]^%[fe_name,upper]^%[be_name]^%[srv_name,lower]^%[capture.req.hdr(0)]^%[capture.req.hdr(1)]^%[capture.req.hdr(7)]^%[capture.res.hdr(0)]^%[src,hex]^%[dst_port,hex]^%[fe_name,hex]^%[src,upper,hex,lower]^%[ssl_fc]^%[fc_err]^%[ssl_fc_sni]^%[capture.req.hdr(1),hex]");
+    s.push_str("^%[src]^%[dst]^%[src_port]^%[dst_port]^%[fe_name,upper]^%[be_name]^%[srv_name,lower]^%[capture.req.hdr(0)]^%[capture.req.hdr(1)]^%[capture.req.hdr(7)]^%[capture.res.hdr(0)]^%[src,hex]^%[dst_port,hex]^%[fe_name,hex]^%[src,upper,hex,lower]^%[ssl_fc]^%[fc_err]^%[ssl_fc_sni]^%[capture.req.hdr(1),hex]^%[str(lit)]^%[hostname]^%[env(HOME)]^%[var(txn.x)]^%[var(txn.nope,dflt)]^%[var(txn.x),upper]");
     s
 }
 
@@ -617,7 +632,7 @@ fn live_config(p: &Ports, udp: &[(u16, &str)], echo: u16) -> String {
         g.push_str(&format!("    log 127.0.0.1:{port} {opts}\n"));
     }
     let all = all_http_vars();
-    let caps = "    capture request header Host len 32\n    capture request header User-Agent len 12\n    capture response header Content-Type len 32\n    capture cookie SESS len 32\n";
+    let caps = "    capture request header Host len 32\n    capture request header User-Agent len 12\n    capture response header Content-Type len 32\n    capture cookie SESS len 32\n    http-request set-var(txn.x) str(hello)\n";
     format!(
         "{g}defaults
     mode http
@@ -1029,6 +1044,11 @@ fn live_haproxy_lines_match_our_renderer() {
                 }),
                 cookie_req: h.full_caps.then(|| "SESS=fromcli".into()),
                 cookie_res: h.full_caps.then(|| "SESS=fromsrv".into()),
+                vars: if h.full_caps {
+                    vec![("txn.x".into(), b"hello".to_vec())]
+                } else {
+                    vec![]
+                },
                 request_line: Some(rl.as_bytes().to_vec()),
                 log_counter: lc as u64,
                 ..base(h.fe)
@@ -1055,6 +1075,7 @@ fn live_haproxy_lines_match_our_renderer() {
             client: Some(me),
             frontend_addr: sa(&format!("127.0.0.1:{}", h.port)),
             term_state: *b"PR--",
+            session_only: true,
             log_counter: requests.len() as u64,
             ..base(h.fe)
         };
@@ -1366,4 +1387,182 @@ listen probe
     drop(guard);
     println!("{framed} datagrams with hostname/tag/SD/offset re-framed");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `option dontlognull`, `dontlog-normal` and `log-separate-errors`: which sessions HAProxy
+/// logs and at which level, against `policy::session_log_level`.
+#[test]
+fn live_log_policy_options() {
+    if !haproxy_available("live_log_policy_options") {
+        return;
+    }
+    use rhaproxy::log::policy::{LogOptions, session_log_level};
+    let dir = TempDir::new("policy");
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (fn_, fs, ok, e500, e404, dead, probe) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let routes = "    use_backend bdead if { path /dead }
+    use_backend b500 if { path /500 }
+    use_backend b404 if { path /404 }
+    default_backend bk
+    http-request return status 403 if { path /403 }
+";
+    let cfg = format!(
+        "global
+    log 127.0.0.1:{udp} local0
+defaults
+    mode http
+    log global
+    timeout client 2s
+    timeout server 2s
+    timeout connect 2s
+frontend fn
+    bind 127.0.0.1:{fn_}
+    option dontlognull
+    option dontlog-normal
+    option log-separate-errors
+    log-format \"fn %ST %tsc %rc\"
+{routes}frontend fs
+    bind 127.0.0.1:{fs}
+    option log-separate-errors
+    log-format \"fs %ST %tsc %rc\"
+{routes}backend bk
+    server s1 127.0.0.1:{ok}
+backend b500
+    server s1 127.0.0.1:{e500}
+backend b404
+    server s1 127.0.0.1:{e404}
+backend bdead
+    retries 1
+    server s1 127.0.0.1:{dead}
+listen a200
+    bind 127.0.0.1:{ok}
+    no log
+    http-request return status 200 content-type text/plain string \"hello\"
+listen a500
+    bind 127.0.0.1:{e500}
+    no log
+    http-request return status 500 content-type text/plain string \"err\"
+listen a404
+    bind 127.0.0.1:{e404}
+    no log
+    http-request return status 404 content-type text/plain string \"nf\"
+listen probe
+    mode tcp
+    no log
+    bind 127.0.0.1:{probe}
+",
+        udp = rx.local_addr().unwrap().port()
+    );
+    let path = dir.file("policy.cfg", &cfg);
+    let child = Command::new(HAPROXY)
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    let guard = HaproxyGuard(child);
+    wait_listening(probe);
+    let fmt_n = compile("fn %ST %tsc %rc", true).unwrap();
+    let fmt_s = compile("fs %ST %tsc %rc", true).unwrap();
+    let all = LogOptions {
+        dontlognull: true,
+        dontlog_normal: true,
+        log_separate_errors: true,
+    };
+    let sep = LogOptions {
+        log_separate_errors: true,
+        ..LogOptions::default()
+    };
+    // (what to send, status, termination state, retries, null session)
+    type Case<'a> = (&'a [u8], i32, &'a [u8; 4], u32, bool);
+    let cases: [Case; 7] = [
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            200,
+            b"----",
+            0,
+            false,
+        ),
+        (
+            b"GET /500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            500,
+            b"----",
+            0,
+            false,
+        ),
+        (
+            b"GET /404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            404,
+            b"----",
+            0,
+            false,
+        ),
+        (
+            b"GET /403 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            403,
+            b"LR--",
+            0,
+            false,
+        ),
+        (
+            b"GET /dead HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            503,
+            b"SC--",
+            1,
+            false,
+        ),
+        (b"garbage\r\n\r\n", 400, b"PR--", 0, false),
+        (b"", 400, b"CR--", 0, true),
+    ];
+    let mut expected: Vec<String> = Vec::new();
+    for (port, fmt, opts) in [(fn_, &fmt_n, &all), (fs, &fmt_s, &sep)] {
+        for (req, status, ts, retries, null) in cases {
+            // the empty connection half-closes at once; the others wait for the answer
+            let _ = exchange_opt(port, req, req.is_empty());
+            let r = LogRecord {
+                status,
+                term_state: *ts,
+                retries,
+                ..LogRecord::default()
+            };
+            if let Some(level) = session_log_level(&r, true, opts, null) {
+                expected.push(format!(
+                    "<{}>{}",
+                    16 * 8 + level as u32,
+                    fmt.render_to_string(&r)
+                ));
+            }
+        }
+    }
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..expected.len() {
+        let d = recv(&rx);
+        let (pri, _, _, msg) = split_local(&d);
+        got.push(format!("<{pri}>{msg}"));
+    }
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    if let Ok(n) = rx.recv(&mut buf) {
+        got.push(format!(
+            "unexpected: {}",
+            String::from_utf8_lossy(&buf[..n])
+        ));
+    }
+    drop(guard);
+    expected.sort();
+    got.sort();
+    println!("{} policy decisions checked", cases.len() * 2);
+    assert_eq!(got, expected);
 }

@@ -824,7 +824,16 @@ fn lab_cleans_up_on_panic() {
 /// namespace: proves the listener, original-destination and spoofing sockets on real TPROXY
 /// plumbing (not just loopback) before the runtime uses them.
 #[test]
-fn sockopt_relay_in_lab() {
+fn sockopt_relay_in_lab_nft() {
+    sockopt_relay_in_lab(Firewall::Nft, "sockopt_relay_in_lab_nft");
+}
+
+#[test]
+fn sockopt_relay_in_lab_iptables() {
+    sockopt_relay_in_lab(Firewall::Iptables, "sockopt_relay_in_lab_iptables");
+}
+
+fn sockopt_relay_in_lab(fw: Firewall, test: &str) {
     use rhaproxy::tproxy::addr::{ClientAddr, OrigDstAddr};
     use rhaproxy::tproxy::sockopt::{
         ListenOpts, SourceBind, original_destination, transparent_connect_socket,
@@ -834,12 +843,11 @@ fn sockopt_relay_in_lab() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let test = "sockopt_relay_in_lab";
     if !netns::can_run(test) {
         return;
     }
     let mut lab = Lab::up(test).expect("lab up");
-    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.firewall(fw, true, true).unwrap();
     lab.start_echo_servers().unwrap();
 
     #[derive(Clone, Copy)]
@@ -853,6 +861,7 @@ fn sockopt_relay_in_lab() {
         ("10.10.1.1:82", Route::To("10.10.2.3:80", true)),  // usesrc client
         ("0.0.0.0:8081", Route::OrigDst),                   // intercept, server = original dst
         ("[fd00:1::1]:80", Route::To("[fd00:2::2]:80", false)),
+        ("[::]:8082", Route::OrigDst), // IPv6 intercept
     ];
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -947,6 +956,58 @@ fn sockopt_relay_in_lab() {
             (e.peer.ip(), e.local),
             (ip("fd00:1::2"), sa("[fd00:2::2]:80")),
             "{e:?}"
+        );
+        let e = get(&lab, Role::Client, None, "[fd00:2::3]:8000");
+        assert_eq!(
+            (e.peer.ip(), e.local),
+            (ip("fd00:1::2"), sa("[fd00:2::3]:8000")),
+            "{e:?}"
+        );
+        assert_eq!(e.xod, "[fd00:2::3]:8000", "IPv6 original destination");
+
+        // the host check sees the IPv6 TPROXY rule of the [::]:8082 listener, and misses it
+        let o = Origin::new("relay", 1);
+        let needs = TransparencyNeeds {
+            transparent_binds: [
+                "10.10.9.9:80",
+                "0.0.0.0:8081",
+                "[fd00:1::1]:80",
+                "[::]:8082",
+            ]
+            .iter()
+            .map(|a| (ListenAddr(sa(a)), o.clone()))
+            .collect(),
+            plain_binds: vec![(ListenAddr(sa("10.10.1.1:82")), o.clone())],
+            usesrc_backends: vec![
+                UsesrcBackend {
+                    name: "v4".into(),
+                    family: Family::V4,
+                    origin: o.clone(),
+                    servers: vec![ServerAddr(sa("10.10.2.2:80"))],
+                },
+                UsesrcBackend {
+                    name: "v6".into(),
+                    family: Family::V6,
+                    origin: o.clone(),
+                    servers: vec![ServerAddr(sa("[fd00:2::2]:80"))],
+                },
+            ],
+            ..Default::default()
+        };
+        let r = host_check(&lab, &needs);
+        assert!(r.ready(), "{r}");
+        assert!(
+            r.ok.iter()
+                .any(|l| l.starts_with("ipv6 TPROXY to port 8082")),
+            "{r}"
+        );
+        lab.firewall(fw, true, false).unwrap();
+        let r = host_check(&lab, &needs);
+        let errs: Vec<&str> = r.errors().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            errs,
+            vec!["ipv4-tproxy-port-8081", "ipv6-tproxy-port-8082"],
+            "{r}"
         );
     }));
     stop.store(true, Ordering::Relaxed);
@@ -1179,5 +1240,55 @@ fn usesrc_as_nobody_keeping_cap_net_admin() {
         out.contains("REFUSED: cannot set IP_TRANSPARENT on the outgoing socket for [10.10.1.2:0]")
             && out.contains("CAP_NET_ADMIN"),
         "{out}"
+    );
+}
+
+/// `rhaproxy -ct -f cfg` in the proxy namespace: exit 0 and READY on the lab, exit 1 naming the
+/// missing piece and its fix once a piece is removed.
+#[test]
+fn rhaproxy_ct_in_lab() {
+    let test = "rhaproxy_ct_in_lab";
+    if !netns::can_run(test) {
+        return;
+    }
+    let cfg = "global
+    log stdout format raw local0 info
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend ft_vip
+    bind 10.10.9.9:80 transparent
+    bind 0.0.0.0:8080 transparent
+    default_backend bk_web
+backend bk_web
+    source 0.0.0.0 usesrc clientip
+    server srv1 10.10.2.2:80
+    server srv2 10.10.2.3:80
+";
+    let bin = env!("CARGO_BIN_EXE_rhaproxy");
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Iptables, true, true).unwrap();
+    let (rc, out, err) = lab.run_proxy(bin, "ct-ready", cfg, &["-ct"], Duration::from_secs(10));
+    assert_eq!(rc, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("transparent proxying host check: READY"),
+        "{out}"
+    );
+    assert!(out.contains("[WARNING] same-subnet-clients"), "{out}");
+
+    lab.sh(Role::Lb, "ip rule del fwmark 111 lookup 100")
+        .unwrap();
+    let (rc, out, err) = lab.run_proxy(bin, "ct-norule", cfg, &["-ct"], Duration::from_secs(10));
+    assert_eq!(rc, Some(1), "{out}{err}");
+    assert!(out.contains("[MISSING] ipv4-fwmark-rule"), "{out}");
+    assert!(
+        out.contains("    fix: ip rule add fwmark 111 lookup 100\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ct-norule.cfg:9"),
+        "the VIP bind line is named: {out}"
     );
 }

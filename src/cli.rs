@@ -71,6 +71,10 @@ pub struct Args {
     /// Hard-stop these pids after start (`-st`).
     #[arg(long = "st", num_args = 1.., hide = true)]
     pub hard_terminate: Vec<u32>,
+    /// Check the host for what the configuration's transparent parts need (`-ct`): policy
+    /// routing, firewall socket/TPROXY rules, sysctls, capabilities. Exit 0 ready, 1 not.
+    #[arg(long = "check-transparency", hide = true)]
+    pub check_host: bool,
     /// Print docs/compatibility.md generated from the keyword tables.
     #[arg(long = "dump-compat", hide = true)]
     pub dump_compat: bool,
@@ -101,6 +105,7 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
             "-dD" => "--diag-mode",
             "-db" => "--foreground",
             "-cc" => "--cc",
+            "-ct" => "--check-transparency",
             "-sf" => "--sf",
             "-st" => "--st",
             // Accepted for compatibility; they only select pollers, splicing or reuse options.
@@ -126,6 +131,7 @@ const USAGE: &str =
         -q quiet mode : don't display messages
         -c check mode : only check config files and exit
         -cc check condition : evaluate a condition and exit
+        -ct check transparency : check the config, then the host's TPROXY plumbing, and exit
         -n sets the maximum total # of connections (uses ulimit -n)
         -N sets the default, per-proxy maximum # of connections
         -p writes pids of all children to this file
@@ -233,6 +239,11 @@ pub fn run(argv: Vec<String>) -> i32 {
             "Some warnings were found and 'zero-warning' is set. Aborting.",
         );
         return 1;
+    }
+    if args.check_host {
+        let report = crate::tproxy::from_ir::check_host(&cfg);
+        print!("{report}");
+        return report.exit_status();
     }
     if args.check {
         let out = |s: &str| {

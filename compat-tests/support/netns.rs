@@ -371,7 +371,7 @@ impl Lab {
     }
 
     /// Rules of the topology doc: socket match -> mark (v4 + v6), TPROXY of 10.10.7.0/24:80 to
-    /// :8080 and of any :8000 to :8081 (v4). `divert`: include the socket-match rule;
+    /// :8080 and of any :8000 to :8081 (v4); and IPv6 :8000 to :8082. `divert`: include the socket-match rule;
     /// `intercept`: include the TPROXY rules.
     pub fn firewall_rules(fw: Firewall, divert: bool, intercept: bool) -> (String, String) {
         match fw {
@@ -395,6 +395,12 @@ impl Lab {
                 if divert {
                     v6.push_str("-A PREROUTING -p tcp -m socket -j DIVERT\n");
                 }
+                if intercept {
+                    let _ = writeln!(
+                        v6,
+                        "-A PREROUTING -i lb-c -p tcp -m tcp --dport 8000 -j TPROXY --on-port 8082 --tproxy-mark {MARK:#x}/0xffffffff"
+                    );
+                }
                 let _ = writeln!(
                     v6,
                     "-A DIVERT -j MARK --set-xmark {MARK:#x}/0xffffffff\n-A DIVERT -j ACCEPT\nCOMMIT"
@@ -415,7 +421,8 @@ impl Lab {
                     let _ = writeln!(
                         t,
                         "    iifname \"lb-c\" ip daddr 10.10.7.0/24 tcp dport 80 tproxy ip to :8080 meta mark set {MARK} accept\n    \
-                         iifname \"lb-c\" meta nfproto ipv4 tcp dport 8000 tproxy ip to :8081 meta mark set {MARK} accept"
+                         iifname \"lb-c\" meta nfproto ipv4 tcp dport 8000 tproxy ip to :8081 meta mark set {MARK} accept\n    \
+                         iifname \"lb-c\" meta nfproto ipv6 tcp dport 8000 tproxy ip6 to :8082 meta mark set {MARK} accept"
                     );
                 }
                 t.push_str("  }\n}\n");
@@ -426,6 +433,15 @@ impl Lab {
 
     /// Load the firewall rules in the proxy namespace (replacing any loaded before).
     pub fn firewall(&self, fw: Firewall, divert: bool, intercept: bool) -> io::Result<()> {
+        self.load_firewall(fw, divert, intercept).map_err(|e| {
+            io::Error::other(format!(
+                "loading {fw:?} TPROXY rules failed (does the kernel have TPROXY and socket-match \
+                 support: nft_tproxy/nft_socket or xt_TPROXY/xt_socket?): {e}"
+            ))
+        })
+    }
+
+    fn load_firewall(&self, fw: Firewall, divert: bool, intercept: bool) -> io::Result<()> {
         self.firewall_flush()?;
         let (v4, v6) = Self::firewall_rules(fw, divert, intercept);
         match fw {

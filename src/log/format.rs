@@ -204,8 +204,16 @@ pub fn is_http_only(name: &str) -> bool {
 }
 
 /// Sample fetches rhaproxy evaluates at log time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetch {
+    /// `str(TEXT)`
+    Str(String),
+    /// `env(NAME)`, read at log time.
+    Env(String),
+    /// `hostname`
+    Hostname,
+    /// `var(SCOPE.NAME[,DEFAULT])`, looked up in [`LogRecord::vars`].
+    Var(String, Option<String>),
     Src,
     Dst,
     SrcPort,
@@ -434,6 +442,48 @@ fn compile_sample(fmt: &str, pos: usize) -> Result<(SampleExpr, usize), FormatEr
         "ssl_fc_is_resumed" => Some(Fetch::SslFcIsResumed),
         "ssl_fc_sni" => Some(Fetch::SslFcSni),
         "capture.req.hdr" | "capture.res.hdr" => None,
+        "str" | "env" | "var" | "hostname" => {
+            let max = match name {
+                "hostname" => 0,
+                "var" => 2,
+                _ => 1,
+            };
+            let (args, end) = string_args(fmt, i).map_err(|at| {
+                err(format!(
+                    "fetch method '{name}' : expected ')' before '{}'.",
+                    &fmt[at..]
+                ))
+            })?;
+            if args.len() > max {
+                let at = args[max].0 - 1;
+                let m = if max == 0 {
+                    format!(
+                        "fetch method '{name}' : expected ')' before '{}'.",
+                        &fmt[args[0].0..]
+                    )
+                } else {
+                    format!(
+                        "fetch method '{name}' : expected ')' before '{}'.",
+                        &fmt[at..]
+                    )
+                };
+                return Err(err(m));
+            }
+            let arg = |k: usize| args.get(k).map(|a| a.1.to_string());
+            let f = match name {
+                "str" => Fetch::Str(arg(0).unwrap_or_default()),
+                "env" => Fetch::Env(arg(0).unwrap_or_default()),
+                "hostname" => Fetch::Hostname,
+                _ => {
+                    let v = arg(0).unwrap_or_default();
+                    check_var_name(&v)
+                        .map_err(|m| err(format!("invalid args in fetch method 'var' : {m}")))?;
+                    Fetch::Var(v, arg(1))
+                }
+            };
+            i = end;
+            Some(f)
+        }
         _ => {
             if let Ok(k) = FETCH_NEEDS.binary_search_by(|e| e.0.cmp(name)) {
                 return Err(FormatError(format!(
@@ -447,6 +497,7 @@ fn compile_sample(fmt: &str, pos: usize) -> Result<(SampleExpr, usize), FormatEr
         }
     };
     let fetch = match fetch {
+        Some(f @ (Fetch::Str(_) | Fetch::Env(_) | Fetch::Hostname | Fetch::Var(..))) => f,
         Some(f) => {
             i = no_args(fmt, i).map_err(|at| {
                 err(format!(
@@ -547,6 +598,49 @@ fn no_args(fmt: &str, i: usize) -> Result<usize, usize> {
         return Ok(i + 2);
     }
     Err(i + 1)
+}
+
+/// Parse an optional `(a,b,...)` argument list at `i`: returns the arguments with their byte
+/// positions and the position after `)`. Err gives the position of the unterminated text.
+#[allow(clippy::type_complexity)]
+fn string_args(fmt: &str, i: usize) -> Result<(Vec<(usize, &str)>, usize), usize> {
+    if fmt.as_bytes().get(i) != Some(&b'(') {
+        return Ok((Vec::new(), i));
+    }
+    let start = i + 1;
+    let Some(rel) = fmt[start..].find(')') else {
+        return Err(start);
+    };
+    let inner = &fmt[start..start + rel];
+    let mut args = Vec::new();
+    if !inner.is_empty() {
+        let mut pos = start;
+        for a in inner.split(',') {
+            args.push((pos, a));
+            pos += a.len() + 1;
+        }
+    }
+    Ok((args, start + rel + 1))
+}
+
+/// HAProxy 2.6's checks on a `var()` name (texts measured with `haproxy -c`).
+fn check_var_name(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err("Empty variable name cannot be accepted.".into());
+    }
+    let rest = ["proc.", "sess.", "txn.", "req.", "res.", "check."]
+        .iter()
+        .find_map(|p| v.strip_prefix(p))
+        .filter(|r| !r.is_empty());
+    let Some(rest) = rest else {
+        return Err(format!(
+            "invalid variable name '{v}'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'."
+        ));
+    };
+    if let Some(p) = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
+        return Err(format!("invalid syntax at char '{}'.", &rest[p..]));
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -967,7 +1061,7 @@ fn escape_in_place(out: &mut Vec<u8>, from: usize) {
     }
 }
 
-fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
+fn fetch(out: &mut Vec<u8>, f: &Fetch, r: &LogRecord) -> Val {
     let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
         Some(v) => {
             out.extend_from_slice(v);
@@ -977,8 +1071,34 @@ fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
     };
     let ssl = r.ssl_version.is_some();
     match f {
+        Fetch::Str(v) => text(out, Some(v.as_bytes())),
+        Fetch::Env(name) => match std::env::var_os(name) {
+            Some(v) => {
+                use std::os::unix::ffi::OsStrExt;
+                text(out, Some(v.as_bytes()))
+            }
+            None => Val::Absent,
+        },
+        Fetch::Hostname => text(out, Some(r.hostname.as_bytes())),
+        // measured: `req.`/`res.` scopes are gone at log time, `txn.` needs a stream; in
+        // both cases even the default is not used
+        Fetch::Var(name, _)
+            if name.starts_with("req.")
+                || name.starts_with("res.")
+                || (r.session_only && name.starts_with("txn.")) =>
+        {
+            Val::Absent
+        }
+        Fetch::Var(name, default) => {
+            let v = r
+                .vars
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice());
+            text(out, v.or(default.as_deref().map(str::as_bytes)))
+        }
         Fetch::Src | Fetch::Dst => {
-            let a = if f == Fetch::Src {
+            let a = if *f == Fetch::Src {
                 r.client
             } else {
                 r.frontend_addr
@@ -986,7 +1106,7 @@ fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
             a.map_or(Val::Absent, |a| Val::Ip(a.ip()))
         }
         Fetch::SrcPort | Fetch::DstPort => {
-            let a = if f == Fetch::SrcPort {
+            let a = if *f == Fetch::SrcPort {
                 r.client
             } else {
                 r.frontend_addr
@@ -1004,7 +1124,7 @@ fn fetch(out: &mut Vec<u8>, f: Fetch, r: &LogRecord) -> Val {
             };
             let v = caps
                 .as_ref()
-                .and_then(|c| c.get(n))
+                .and_then(|c| c.get(*n))
                 .and_then(|c| c.as_deref());
             text(out, v)
         }
@@ -1039,7 +1159,7 @@ fn render_sample(out: &mut Vec<u8>, e: &SampleExpr, flags: u8, r: &LogRecord) {
         out.push(b'"');
     }
     let vstart = out.len();
-    let mut val = fetch(out, e.fetch, r);
+    let mut val = fetch(out, &e.fetch, r);
     for c in &e.convs {
         val = match (val, c) {
             (Val::Absent, _) => Val::Absent,

@@ -14,6 +14,7 @@
 //! * A request that fails to parse has no capture area (`req_captures: None`: `%hr` prints
 //!   nothing), no backend (`%b` = frontend name, `%[be_name]` = `-`), `<BADREQ>`, TR/Tw/Tc/Tr
 //!   absent; an empty connection is `CR--`, garbage `PR--`.
+//!   Such lines are logged without a stream: set `session_only` (no `txn.` variables).
 //! * `%fc %bc %sc %ac` are gauges read at log time (a connection that just closed may still
 //!   count).
 //! * A proxy without any log format logs `Connect from IP:PORT to IP:PORT (NAME/MODE)` at

@@ -130,6 +130,13 @@ pub struct LogRecord {
     pub ssl_c_ca_err: Option<u64>,
     /// Front connection error code (`%[fc_err]`), 0 when none.
     pub fc_err: u32,
+    /// The line is logged for a connection that never got a stream (HTTP request rejected by
+    /// the parser, empty connection): `txn.` variables are then unavailable, even through a
+    /// `var()` default (measured; `req.`/`res.` ones never are at log time).
+    pub session_only: bool,
+    /// Variables visible to `%[var(scope.name)]` at log time, by full name (`txn.x`); values
+    /// as text (integers in decimal).
+    pub vars: Vec<(String, Vec<u8>)>,
 
     /// Termination state: cause, phase, cookie from client, cookie action (`%ts` = 2 first, `%tsc` = 4).
     pub term_state: [u8; 4],
@@ -190,6 +197,8 @@ impl Default for LogRecord {
             ssl_c_err: None,
             ssl_c_ca_err: None,
             fc_err: 0,
+            session_only: false,
+            vars: Vec::new(),
             term_state: *b"----",
         }
     }

@@ -269,10 +269,9 @@ fn parse_addr(full: &str) -> Result<LogAddr, String> {
         }
         _ => (None, full),
     };
-    let (family, stream) = match prefix {
-        None => (Family::Any, false),
-        Some("udp" | "ipv4" | "udp4" | "ipv6" | "udp6") | Some("tcp" | "tcp4" | "tcp6") => {
-            let p = prefix.unwrap();
+    let (family, stream, rest) = match prefix {
+        None => (Family::Any, false, rest),
+        Some(p @ ("udp" | "ipv4" | "udp4" | "ipv6" | "udp6" | "tcp" | "tcp4" | "tcp6")) => {
             let fam = if p.ends_with('4') {
                 Family::V4
             } else if p.ends_with('6') {
@@ -280,28 +279,21 @@ fn parse_addr(full: &str) -> Result<LogAddr, String> {
             } else {
                 Family::Any
             };
-            (fam, p.starts_with("tcp"))
+            (fam, p.starts_with("tcp"), rest)
         }
         Some("unix") => return Ok(LogAddr::Unix(PathBuf::from(rest))),
         Some("abns") => return Ok(LogAddr::Abns(rest.to_string())),
         Some("ring") => return Ok(LogAddr::Ring(rest.to_string())),
         Some("fd") => {
+            let bad =
+                || format!("log : file descriptor '{rest}' is not a valid integer in '{full}'\n");
             if rest.is_empty() || !rest.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(format!(
-                    "log : file descriptor '{rest}' is not a valid integer in '{full}'\n"
-                ));
+                return Err(bad());
             }
-            return Ok(LogAddr::Fd(rest.parse().map_err(|_| {
-                format!("log : file descriptor '{rest}' is not a valid integer in '{full}'\n")
-            })?));
+            return Ok(LogAddr::Fd(rest.parse().map_err(|_| bad())?));
         }
         // Unknown prefixes are taken as part of a host name, which does not resolve.
-        Some(_) => (Family::Any, false),
-    };
-    let rest = if prefix.is_some() && family == Family::Any && !stream && !is_known(prefix) {
-        full
-    } else {
-        rest
+        Some(_) => (Family::Any, false, full),
     };
     let (host, port) = if let Some(inner) = rest.strip_prefix('[').and_then(|r| {
         let close = r.find(']')?;
@@ -328,13 +320,6 @@ fn parse_addr(full: &str) -> Result<LogAddr, String> {
     } else {
         LogAddr::Udp(sa)
     })
-}
-
-fn is_known(prefix: Option<&str>) -> bool {
-    matches!(
-        prefix,
-        Some("udp" | "ipv4" | "udp4" | "ipv6" | "udp6" | "tcp" | "tcp4" | "tcp6")
-    )
 }
 
 fn parse_port(p: &str, full: &str) -> Result<u16, String> {

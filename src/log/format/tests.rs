@@ -782,8 +782,109 @@ fn o_sets_defaults_and_tabs_are_literal() {
 }
 
 #[test]
+fn str_env_hostname_var() {
+    let r = LogRecord {
+        hostname: Arc::from("vm"),
+        vars: vec![
+            ("txn.x".into(), b"v\"1".to_vec()),
+            ("sess.n".into(), b"42".to_vec()),
+        ],
+        ..zeros()
+    };
+    assert_eq!(
+        render(
+            "%[str(abc)] %[str()] %[str] %[hostname] %[var(txn.x)] %{+Q,+E}[var(txn.x)] %[var(txn.y)] %[var(txn.y,dflt)] %[var(sess.n),hex] %[env(RHAPROXY_SURELY_UNSET_VAR)] %[str(a),upper]",
+            &r
+        ),
+        "abc - - vm v\"1 \"v\\\"1\" - dflt 3432 - A"
+    );
+    // no stream: stream-scoped variables are unavailable, even their default
+    let r2 = LogRecord {
+        session_only: true,
+        vars: vec![("sess.n".into(), b"42".to_vec())],
+        ..zeros()
+    };
+    // captured from HAProxy 2.6.12: a bad request, then a normal one
+    let f = "%[var(txn.y,dflt)] %[var(sess.n)] %[var(sess.m,d)] %[var(proc.m,p)] %[var(req.m,r)]";
+    assert_eq!(render(f, &r2), "- 42 d p -");
+    let r3 = LogRecord {
+        session_only: false,
+        ..r2
+    };
+    assert_eq!(render(f, &r3), "dflt 42 d p -");
+    let bad = |f: &str| compile(f, true).unwrap_err().0;
+    let scope = "A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'.";
+    assert_eq!(
+        bad("%[var(x)]"),
+        format!(
+            "failed to parse sample expression <var(x)]> : invalid args in fetch method 'var' : invalid variable name 'x'. {scope}"
+        )
+    );
+    assert_eq!(
+        bad("%[var(TXN.x)]"),
+        format!(
+            "failed to parse sample expression <var(TXN.x)]> : invalid args in fetch method 'var' : invalid variable name 'TXN.x'. {scope}"
+        )
+    );
+    assert_eq!(
+        bad("%[var(txn.)]"),
+        format!(
+            "failed to parse sample expression <var(txn.)]> : invalid args in fetch method 'var' : invalid variable name 'txn.'. {scope}"
+        )
+    );
+    assert_eq!(
+        bad("%[var()]"),
+        "failed to parse sample expression <var()]> : invalid args in fetch method 'var' : Empty variable name cannot be accepted."
+    );
+    assert_eq!(
+        bad("%[var]"),
+        "failed to parse sample expression <var]> : invalid args in fetch method 'var' : Empty variable name cannot be accepted."
+    );
+    assert_eq!(
+        bad("%[var(txn.x-y)]"),
+        "failed to parse sample expression <var(txn.x-y)]> : invalid args in fetch method 'var' : invalid syntax at char '-y'."
+    );
+    assert_eq!(
+        bad("%[var(txn.x y)]"),
+        "failed to parse sample expression <var(txn.x y)]> : invalid args in fetch method 'var' : invalid syntax at char ' y'."
+    );
+    assert_eq!(
+        bad("%[var(txn.x,def,3)]"),
+        "failed to parse sample expression <var(txn.x,def,3)]> : fetch method 'var' : expected ')' before ',3)]'."
+    );
+    assert_eq!(
+        bad("%[str(a,b)]"),
+        "failed to parse sample expression <str(a,b)]> : fetch method 'str' : expected ')' before ',b)]'."
+    );
+    assert_eq!(
+        bad("%[env(A,B)]"),
+        "failed to parse sample expression <env(A,B)]> : fetch method 'env' : expected ')' before ',B)]'."
+    );
+    assert_eq!(
+        bad("%[hostname(1)]"),
+        "failed to parse sample expression <hostname(1)]> : fetch method 'hostname' : expected ')' before '1)]'."
+    );
+    assert_eq!(
+        bad("%[str(a)b]"),
+        "expected ']' after 'str(a)', but found 'b'."
+    );
+    for ok in [
+        "%[var(txn.x,def)]",
+        "%[var(txn.a.b)]",
+        "%[var(txn.x_1.Y)]",
+        "%[var(proc.x)] %[var(sess.x)] %[var(req.x)] %[var(res.x)] %[var(check.x)]",
+        "%[env]",
+        "%[env()]",
+        "%[hostname()]",
+        "%[var(txn.x),lower]",
+    ] {
+        assert!(compile(ok, true).is_ok(), "{ok}");
+    }
+}
+
+#[test]
 fn unsupported_is_clear() {
-    for f in ["%[hostname]", "%[src,sha1]", "%[fc_err_str]", "%[str(x)]"] {
+    for f in ["%[uuid]", "%[src,sha1]", "%[fc_err_str]", "%[date]"] {
         let e = compile(f, true).unwrap_err().0;
         assert!(e.contains("not supported by rhaproxy"), "{f}: {e}");
     }
@@ -821,6 +922,13 @@ fn compile_and_render_never_panic() {
         "%%",
         "%{",
         "hex",
+        "var(txn.",
+        "str(",
+        "env(",
+        "hostname",
+        ",",
+        "(",
+        ")",
     ];
     let r = LogRecord {
         client: sa("[::1]:80"),
