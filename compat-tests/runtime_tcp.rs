@@ -655,3 +655,61 @@ listen idle
         assert_eq!(all[0], all[1]);
     }
 }
+
+/// Kills a daemonized proxy (found through its pid file) on drop.
+struct PidGuard(i32);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[test]
+fn daemon_mode_and_sf_reload() {
+    for imp in Impl::all("daemon_mode_and_sf_reload") {
+        let dir = TempDir::new("daemon");
+        let p = free_ports(2);
+        let _b = Backend::start("s", p[1], Behavior::Name);
+        let pidfile = dir.0.join("proxy.pid");
+        let cfg = format!(
+            "global
+    daemon
+    pidfile {}
+{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server s 127.0.0.1:{}
+",
+            pidfile.display(),
+            p[0],
+            p[1]
+        );
+        // Daemon: the launched process exits 0 and the pid file names the one serving.
+        let mut launcher = ProxyProc::spawn_args(imp, &dir, &cfg, &[]);
+        assert_eq!(launcher.wait_exit(SOON), Some(0), "{imp:?}");
+        wait_until("pid file", SOON, || {
+            std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+        });
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _guard = PidGuard(pid);
+        wait_until("daemon listening", SOON, || is_listening(p[0]));
+        assert_eq!(tcp_read(p[0], None).unwrap().trim(), "s", "{imp:?}");
+
+        // A new foreground process takes over with -sf: the old one soft-stops and exits.
+        let cfg2 = cfg.replace("    daemon\n", "");
+        let _new = ProxyProc::spawn_args(imp, &dir, &cfg2, &["-db", "-sf", &pid.to_string()]);
+        wait_until("old process gone", SOON, || {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+        });
+        wait_until("new process listening", SOON, || is_listening(p[0]));
+        assert_eq!(tcp_read(p[0], None).unwrap().trim(), "s", "{imp:?}");
+    }
+}

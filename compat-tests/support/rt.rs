@@ -147,13 +147,18 @@ impl ProxyProc {
     }
 
     pub fn spawn(which: Impl, dir: &TempDir, cfg: &str) -> ProxyProc {
+        Self::spawn_args(which, dir, cfg, &["-db"])
+    }
+
+    /// Starts `exe ARGS -f cfg`.
+    pub fn spawn_args(which: Impl, dir: &TempDir, cfg: &str, args: &[&str]) -> ProxyProc {
         static N: AtomicUsize = AtomicUsize::new(0);
         let k = N.fetch_add(1, Ordering::Relaxed);
         let cfg_path = dir.write(&format!("proxy-{k}.cfg"), cfg);
         let stderr_path = dir.0.join(format!("proxy-{k}.stderr"));
         let err = std::fs::File::create(&stderr_path).unwrap();
         let child = Command::new(which.exe())
-            .arg("-db")
+            .args(args)
             .arg("-f")
             .arg(&cfg_path)
             .stdin(Stdio::null())

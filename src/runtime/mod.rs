@@ -41,6 +41,12 @@ pub struct RunOpts {
     pub proxy_maxconn: Option<u32>,
     /// `-p`: pid file.
     pub pidfile: Option<String>,
+    /// `-D` / `daemon` without `-db`/`-d`: go to the background once listening.
+    pub daemon: bool,
+    /// `-sf PID...`: soft-stop (SIGUSR1) these processes once listening.
+    pub soft_finish: Vec<u32>,
+    /// `-st PID...`: hard-stop (SIGTERM) these processes once listening.
+    pub hard_terminate: Vec<u32>,
 }
 
 /// One frontend (a `frontend` or the frontend half of a `listen`).
@@ -271,12 +277,56 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
     if let Some(code) = drop_privileges(&cfg, diags) {
         return code;
     }
-    if let Some(pf) = opts
+    let pidfile = opts
         .pidfile
         .clone()
-        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()))
-    {
-        let _ = std::fs::write(&pf, format!("{}\n", std::process::id()));
+        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()));
+    if opts.daemon {
+        // Fork before any thread exists; the parent reports the child's pid and leaves.
+        // SAFETY: single-threaded at this point (no runtime, no log thread yet).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                if let Some(pf) = &pidfile {
+                    let _ = std::fs::write(pf, format!("{child}\n"));
+                }
+                return 0;
+            }
+            Ok(nix::unistd::ForkResult::Child) => {
+                let _ = nix::unistd::setsid();
+                if let Ok(null) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                {
+                    use std::os::fd::AsRawFd;
+                    for fd in 0..3 {
+                        // SAFETY: dup2 onto the standard descriptors of this process.
+                        unsafe {
+                            nix::libc::dup2(null.as_raw_fd(), fd);
+                        }
+                    }
+                }
+                diags.quiet = true;
+            }
+            Err(e) => {
+                diags.startup(
+                    Severity::Alert,
+                    format!("[haproxy.main()] Cannot fork: {e}."),
+                );
+                return 1;
+            }
+        }
+    } else if let Some(pf) = &pidfile {
+        let _ = std::fs::write(pf, format!("{}\n", std::process::id()));
+    }
+    // Old processes stop once we listen (`-sf` soft, `-st` hard).
+    for (pids, sig) in [
+        (&opts.soft_finish, nix::sys::signal::Signal::SIGUSR1),
+        (&opts.hard_terminate, nix::sys::signal::Signal::SIGTERM),
+    ] {
+        for &pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
     }
     let logging = logging::Logging::start();
     for fe in &frontends {
