@@ -120,6 +120,7 @@ impl Impl {
 pub struct ProxyProc {
     pub child: Child,
     pub stderr_path: PathBuf,
+    pub stdout_path: PathBuf,
     pub which: Impl,
 }
 
@@ -157,20 +158,27 @@ impl ProxyProc {
         let cfg_path = dir.write(&format!("proxy-{k}.cfg"), cfg);
         let stderr_path = dir.0.join(format!("proxy-{k}.stderr"));
         let err = std::fs::File::create(&stderr_path).unwrap();
+        let stdout_path = dir.0.join(format!("proxy-{k}.stdout"));
+        let out = std::fs::File::create(&stdout_path).unwrap();
         let child = Command::new(which.exe())
             .args(args)
             .arg("-f")
             .arg(&cfg_path)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", which.exe()));
         ProxyProc {
             child,
             stderr_path,
+            stdout_path,
             which,
         }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
     pub fn stderr(&self) -> String {

@@ -149,6 +149,19 @@ impl ServerConn {
             srv,
         }
     }
+    /// Takes what a server that speaks first (or answers before reading) already sent:
+    /// once our request reaches a server socket that is already closed, the kernel's RST
+    /// may discard unread data.
+    fn drain_ready(&mut self) {
+        let mut tmp = [0u8; 16384];
+        while let Ok(n) = self.r.try_read(&mut tmp) {
+            if n == 0 {
+                break;
+            }
+            self.buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
     /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
     fn still_usable(&self) -> bool {
         let mut b = [0u8; 1];
@@ -629,6 +642,9 @@ pub async fn session(
                 }
             }
             txn.sent = Some(Instant::now());
+            if !was_reused {
+                sc.drain_ready();
+            }
             if write_all(&mut sc.w, &out, be.server_timeout).await.is_err() {
                 if was_reused && no_body {
                     // A reused connection closed under us: try a fresh one.
