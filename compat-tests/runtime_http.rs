@@ -850,3 +850,136 @@ fn readme_quickstart_sample_works() {
         "{ok}"
     );
 }
+
+#[test]
+fn l7_balancing_and_backup_servers_match_haproxy() {
+    differential("l7_balancing_and_backup_servers_match_haproxy", |imp| {
+        let dir = TempDir::new("l7");
+        let p = free_ports(8);
+        let _b: Vec<Backend> = (0..4)
+            .map(|i| Backend::start(&format!("s{}", i + 1), p[4 + i], Behavior::Http))
+            .collect();
+        let cfg = format!(
+            "{DEFAULTS}
+listen byuri
+    bind 127.0.0.1:{}
+    balance uri
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{} weight 3
+    server s3 127.0.0.1:{}
+listen byhdr
+    bind 127.0.0.1:{}
+    balance hdr(x-user)
+    hash-type consistent
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{}
+    server s3 127.0.0.1:{}
+listen backup
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{} disabled
+    server s2 127.0.0.1:{} weight 0
+    server s3 127.0.0.1:{} backup
+    server s4 127.0.0.1:{} backup
+listen param
+    bind 127.0.0.1:{}
+    balance url_param id
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{}
+",
+            p[0],
+            p[4],
+            p[5],
+            p[6],
+            p[1],
+            p[4],
+            p[5],
+            p[6],
+            p[2],
+            p[4],
+            p[5],
+            p[6],
+            p[7],
+            p[3],
+            p[4],
+            p[5]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1], p[2], p[3]]);
+        let mut out = Vec::new();
+        let mut c = HttpConn::connect(p[0]).unwrap();
+        for i in 0..30 {
+            out.push(format!(
+                "uri{i} {}",
+                c.get(&format!("/obj/{i}?q={i}")).unwrap().server()
+            ));
+        }
+        let mut c = HttpConn::connect(p[1]).unwrap();
+        for i in 0..30 {
+            let r = c
+                .request(&format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\nX-User: user{i}\r\n\r\n"
+                ))
+                .unwrap();
+            out.push(format!("hdr{i} {}", r.server()));
+        }
+        let mut c = HttpConn::connect(p[2]).unwrap();
+        for i in 0..4 {
+            out.push(format!("backup{i} {}", c.get("/").unwrap().server()));
+        }
+        let mut c = HttpConn::connect(p[3]).unwrap();
+        for i in 0..10 {
+            out.push(format!(
+                "param{i} {}",
+                c.get(&format!("/x?a=1&id={i}")).unwrap().server()
+            ));
+        }
+        assert!(out.iter().all(|o| !o.ends_with(" -")), "{imp:?} {out:?}");
+        assert_eq!(
+            out[60], "backup0 s3",
+            "{imp:?}: the first backup alone takes the traffic"
+        );
+        out
+    });
+}
+
+#[test]
+fn usesrc_hdr_ip_spoofs_the_address_from_a_header() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED usesrc_hdr_ip_spoofs_the_address_from_a_header: needs root");
+        return;
+    }
+    differential("usesrc_hdr_ip_spoofs_the_address_from_a_header", |imp| {
+        let dir = TempDir::new("hdrip");
+        let p = free_ports(2);
+        let s1 = Backend::start("s1", p[1], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    source 0.0.0.0 usesrc hdr_ip(x-ip)
+    server s1 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let mut out = Vec::new();
+        let r = http_once(
+            p[0],
+            "GET / HTTP/1.1\r\nHost: x\r\nX-IP: 127.0.0.1, 127.0.0.88\r\n\r\n",
+        )
+        .unwrap();
+        let peer = s1.peers.lock().unwrap().last().map(|a| a.ip().to_string());
+        out.push(format!("{} {:?}", r.status, peer));
+        let r = http_once(
+            p[0],
+            "GET / HTTP/1.1\r\nHost: x\r\nX-IP: 127.0.0.66\r\nX-IP: 127.0.0.99\r\n\r\n",
+        )
+        .unwrap();
+        let peer = s1.peers.lock().unwrap().last().map(|a| a.ip().to_string());
+        out.push(format!("{} {:?}", r.status, peer));
+        let r = http_once(p[0], "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        out.push(format!("no header: {}", r.status));
+        println!("{imp:?}: {out:?}");
+        assert_eq!(out[0], "200 Some(\"127.0.0.88\")", "{imp:?}");
+        out
+    });
+}

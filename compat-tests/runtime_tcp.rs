@@ -713,3 +713,39 @@ listen li
         assert_eq!(tcp_read(p[0], None).unwrap().trim(), "s", "{imp:?}");
     }
 }
+
+#[test]
+fn global_maxconn_leaves_connections_in_the_backlog() {
+    for imp in Impl::all("global_maxconn_leaves_connections_in_the_backlog") {
+        let dir = TempDir::new("gmax");
+        let p = free_ports(2);
+        let _b = Backend::start("e", p[1], Behavior::LineEcho);
+        let cfg = format!(
+            "global
+    maxconn 1
+{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server e 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let greet = |s: &std::net::TcpStream, to: Duration| -> Option<String> {
+            s.set_read_timeout(Some(to)).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut l = String::new();
+            match r.read_line(&mut l) {
+                Ok(n) if n > 0 => Some(l),
+                _ => None,
+            }
+        };
+        let a = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&a, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        // The kernel completes the handshake, but the proxy does not accept it yet.
+        let b = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&b, Duration::from_millis(600)), None, "{imp:?}");
+        drop(a);
+        assert_eq!(greet(&b, SOON).as_deref(), Some("e\n"), "{imp:?}");
+    }
+}
