@@ -301,14 +301,16 @@ pub fn run(argv: Vec<String>) -> i32 {
         maxconn: args.maxconn,
         proxy_maxconn: args.proxy_maxconn,
         pidfile: args.pidfile.clone(),
+        daemon: (args.daemon || cfg.global.daemon.is_some())
+            && !args.foreground
+            && !args.debug
+            && !worker,
+        soft_finish: args.soft_finish.clone(),
+        hard_terminate: args.hard_terminate.clone(),
         ops: crate::runtime::ops::OpsOpts {
-            daemon: args.daemon,
-            soft_stop: args.soft_finish.clone(),
-            hard_stop: args.hard_terminate.clone(),
             xfer: args.xfer.clone(),
-            worker: false,
-        }
-        .from_env(),
+            worker,
+        },
     };
     crate::runtime::run_with(cfg, &mut diags, &opts)
 }

@@ -19,27 +19,13 @@ use nix::unistd::Pid;
 
 use crate::config::ir::{Config, StatsAddr};
 
-/// Command-line process settings.
+/// Command-line process settings (`-D`, `-sf`, `-st` are in [`super::RunOpts`]).
 #[derive(Debug, Clone, Default)]
 pub struct OpsOpts {
-    /// `-D`.
-    pub daemon: bool,
-    /// `-sf PID...`.
-    pub soft_stop: Vec<u32>,
-    /// `-st PID...`.
-    pub hard_stop: Vec<u32>,
     /// `-x PATH`.
     pub xfer: Option<String>,
     /// Running as a master's worker (`RHAPROXY_WORKER`): no pid file, no daemon.
     pub worker: bool,
-}
-
-impl OpsOpts {
-    /// Reads the worker markers from the environment.
-    pub fn from_env(mut self) -> OpsOpts {
-        self.worker = std::env::var_os("RHAPROXY_WORKER").is_some();
-        self
-    }
 }
 
 /// Written once the process serves (daemon parent, or master), then closed.
@@ -76,45 +62,6 @@ pub fn before_bind(o: &OpsOpts) {
     }
 }
 
-/// `-D` / `daemon` (not for a master's worker): forks; the parent returns `Some(status)`
-/// once the child serves (0) or failed (1).
-pub fn daemonize(o: &OpsOpts, cfg: &Config) -> Option<i32> {
-    if o.worker || !(o.daemon || cfg.global.daemon.is_some()) {
-        return None;
-    }
-    let (r, w) = match nix::unistd::pipe() {
-        Ok(p) => p,
-        Err(e) => {
-            alert(&format!("[haproxy.main()] Cannot fork: {e}."));
-            return Some(1);
-        }
-    };
-    // SAFETY: no other thread runs yet (the tokio runtime is built after this point).
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => {
-            alert(&format!("[haproxy.main()] Cannot fork: {e}."));
-            Some(1)
-        }
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {
-            drop(w);
-            let mut f = std::fs::File::from(r);
-            let mut b = [0u8; 1];
-            Some(if matches!(f.read(&mut b), Ok(1)) {
-                0
-            } else {
-                1
-            })
-        }
-        Ok(nix::unistd::ForkResult::Child) => {
-            drop(r);
-            let _ = nix::unistd::setsid();
-            detach_stdio();
-            *READY.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
-            None
-        }
-    }
-}
-
 fn detach_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
@@ -131,15 +78,8 @@ fn detach_stdio() {
     }
 }
 
-/// The process serves: signal the old pids (`-sf`/`-st`), tell the daemon parent or the
-/// master.
-pub fn started(o: &OpsOpts) {
-    for &p in &o.soft_stop {
-        let _ = kill(Pid::from_raw(p as i32), Signal::SIGUSR1);
-    }
-    for &p in &o.hard_stop {
-        let _ = kill(Pid::from_raw(p as i32), Signal::SIGTERM);
-    }
+/// The process serves: tell the master (or the daemonized master's parent).
+pub fn started(_o: &OpsOpts) {
     if let Some(fd) = READY.lock().unwrap_or_else(|e| e.into_inner()).take() {
         let mut f = std::fs::File::from(fd);
         let _ = std::io::Write::write_all(&mut f, b"R");

@@ -376,6 +376,21 @@ fn g_setcap(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     g.setcap = Some(Located::new(vec![list.clone()], ctx.loc.clone()));
 }
 
+fn g_pidfile(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if g.pidfile.is_some() {
+        ctx.alert("'pidfile' already specified. Continuing.");
+        return;
+    }
+    match a.get(1).filter(|s| !s.is_empty()) {
+        Some(_) if a.len() > 2 => ctx.alert(format!(
+            "'pidfile' cannot handle unexpected argument '{}'.",
+            a[2]
+        )),
+        Some(v) => g.pidfile = Some(Located::new(v.clone(), ctx.loc.clone())),
+        None => ctx.alert("'pidfile' expects a file name as an argument."),
+    }
+}
+
 fn g_chroot(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     if let Some(v) = one_word(ctx, a, "chroot", "a directory") {
         g.chroot = Some(Located::new(v.clone(), ctx.loc.clone()));
@@ -465,22 +480,6 @@ fn g_stats(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
                     &format!("(got '{}')", a.get(1).map(String::as_str).unwrap_or("")),
                 ),
         ),
-    }
-}
-
-fn g_pidfile(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
-    match a.get(1).filter(|s| !s.is_empty()) {
-        None => ctx.alert("'pidfile' expects a file name as an argument."),
-        Some(_) if a.len() > 2 => ctx.alert(format!(
-            "'pidfile' cannot handle unexpected argument '{}'.",
-            a[2]
-        )),
-        Some(v) => {
-            if g.pidfile.is_some() {
-                ctx.alert("'pidfile' already specified. Continuing.");
-            }
-            g.pidfile = Some(Located::new(v.clone(), ctx.loc.clone()));
-        }
     }
 }
 
