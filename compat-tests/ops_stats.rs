@@ -199,6 +199,18 @@ fn collect(imp: Impl) -> Answers {
     let mut t = |label: &str, out: String| texts.push((label.to_string(), out));
     // Deterministic answers, byte for byte.
     t("show backend", cmd(&admin, "show backend"));
+    if which("socat") {
+        // The real client, as operators use it.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo 'show backend' | socat stdio UNIX-CONNECT:{}",
+                admin.display()
+            ))
+            .output()
+            .unwrap();
+        t("socat", String::from_utf8_lossy(&out.stdout).into_owned());
+    }
     t("get weight", cmd(&admin, "get weight be/s1"));
     t("get weight no backend", cmd(&admin, "get weight zz/s1"));
     t("get weight no server", cmd(&admin, "get weight be/zz"));
@@ -343,6 +355,11 @@ fn stats_socket_answers_match_haproxy() {
             .1,
         "5 (initial 3)\n\n"
     );
+    let socat = r.texts.iter().find(|t| t.0 == "socat");
+    assert!(
+        socat.is_some_and(|t| t.1 == "# name\nbe\nli\n\n") || !which("socat"),
+        "socat: {socat:?}"
+    );
     let Some((_, h)) = answers.get(1) else {
         return;
     };
@@ -425,6 +442,62 @@ listen li
             assert_eq!(cmd(&sock, c), "\n", "{imp:?} {c}");
             assert_eq!(answering(p[0], 9), *want, "{imp:?} after {c}");
         }
+    }
+}
+
+/// Server counts over `n` connections.
+fn counts(port: u16, n: usize) -> Vec<(String, usize)> {
+    let mut m = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        *m.entry(who(port)).or_insert(0) += 1;
+    }
+    m.into_iter().collect()
+}
+
+#[test]
+fn weight_changes_shift_the_share_like_haproxy() {
+    let mut all = Vec::new();
+    for imp in Impl::all("weight_changes_shift_the_share_like_haproxy") {
+        let dir = TempDir::new("ops-weight");
+        let p = free_ports(4);
+        let _b: Vec<Backend> = (0..3)
+            .map(|i| Backend::start(&format!("s{}", i + 1), p[1 + i], Behavior::Name))
+            .collect();
+        let d = dir.0.display();
+        let cfg = format!(
+            "global
+    stats socket {d}/admin.sock level admin
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+listen li
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{}
+    server s3 127.0.0.1:{}
+",
+            p[0], p[1], p[2], p[3]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let sock = dir.0.join("admin.sock");
+        let mut seen = vec![counts(p[0], 30)];
+        assert_eq!(cmd(&sock, "set weight li/s1 3"), "\n");
+        seen.push(counts(p[0], 50));
+        assert_eq!(cmd(&sock, "set server li/s2 weight 300%"), "\n");
+        seen.push(counts(p[0], 60));
+        assert_eq!(cmd(&sock, "get weight li/s2"), "3 (initial 1)\n\n");
+        all.push(seen);
+    }
+    let want = |v: &[(&str, usize)]| -> Vec<(String, usize)> {
+        v.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+    };
+    assert_eq!(all[0][0], want(&[("s1", 10), ("s2", 10), ("s3", 10)]));
+    assert_eq!(all[0][1], want(&[("s1", 30), ("s2", 10), ("s3", 10)]));
+    assert_eq!(all[0][2], want(&[("s1", 26), ("s2", 26), ("s3", 8)]));
+    if let Some(h) = all.get(1) {
+        assert_eq!(&all[0], h, "left rhaproxy, right HAProxy");
     }
 }
 

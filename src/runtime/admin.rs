@@ -1190,10 +1190,9 @@ fn set_weight(be: &Backend, i: usize, arg: &str, out: &mut String) -> Action {
     Action::default()
 }
 
-/// Applies a user weight to the balancer.
-fn lb_set_weight(be: &Backend, i: usize, _w: u32) {
-    // The balancer's weights are fixed at start in this version: weight 0 takes the server
-    // out of the rotation (as HAProxy's drain-by-weight does), other values are recorded.
+/// Applies a user weight to the balancer (0 takes the server out of the rotation).
+fn lb_set_weight(be: &Backend, i: usize, w: u32) {
+    be.lb.set_weight(i, w);
     sync_lb(be, i);
 }
 
