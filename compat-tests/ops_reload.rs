@@ -519,3 +519,133 @@ fn master_worker_reloads_under_load_and_survives_a_bad_config() {
     let log = std::fs::read_to_string(dir.0.join("master.log")).unwrap_or_default();
     assert!(log.contains("Reload failed"), "master log:\n{log}");
 }
+
+/// `samples/systemd/rhaproxy.service` run the way systemd runs it (its ExecStart and
+/// ExecReload lines, `$MAINPID`, `NOTIFY_SOCKET`), with `samples/systemd/rhaproxy.cfg` moved to
+/// loopback ports and a temp directory, as an unprivileged user (`nobody` when the test runs
+/// as root).
+#[test]
+fn systemd_sample_unit_runs_unprivileged_and_reloads() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let unit = std::fs::read_to_string(format!("{root}/samples/systemd/rhaproxy.service")).unwrap();
+    let sample = std::fs::read_to_string(format!("{root}/samples/systemd/rhaproxy.cfg")).unwrap();
+    let key = |k: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(key("Type"), vec!["notify"]);
+    let exec_start = key("ExecStart").pop().expect("ExecStart");
+    let exec_reload = key("ExecReload");
+    assert!(exec_start.contains(" -Ws "), "{exec_start}");
+    assert_eq!(exec_reload.len(), 2, "check, then SIGUSR2");
+
+    let dir = TempDir::new("ops-systemd");
+    let p = free_ports(3);
+    let _b1 = Backend::start("app1", p[1], Behavior::Http);
+    let _b2 = Backend::start("app2", p[2], Behavior::Http);
+    let run = dir.0.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let cfg = dir.write(
+        "rhaproxy.cfg",
+        &sample
+            .replace("/run/rhaproxy", run.to_str().unwrap())
+            .replace("bind :80", &format!("bind 127.0.0.1:{}", p[0]))
+            .replace("127.0.0.1:8081", &format!("127.0.0.1:{}", p[1]))
+            .replace("127.0.0.1:8082", &format!("127.0.0.1:{}", p[2])),
+    );
+    let pidfile = run.join("rhaproxy.pid");
+    let (notify, npath) = notify_socket(&dir);
+    // Unprivileged: nobody when we are root (the temp dir and notify socket opened to it).
+    let as_root = nix::unistd::geteuid().is_root();
+    let uid = if as_root {
+        65534
+    } else {
+        nix::unistd::geteuid().as_raw()
+    };
+    if as_root {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [&dir.0, &run, &npath] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let expand = |line: &str, mainpid: i32| -> Vec<String> {
+        line.replace("/usr/local/bin/rhaproxy", RHAPROXY)
+            .replace("$CONFIG", cfg.to_str().unwrap())
+            .replace("$PIDFILE", pidfile.to_str().unwrap())
+            .replace("$MAINPID", &mainpid.to_string())
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let command = |argv: &[String]| {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        if as_root {
+            use std::os::unix::process::CommandExt;
+            c.uid(65534).gid(65534);
+        }
+        c
+    };
+    let reaper = Reaper::default();
+    let argv = expand(&exec_start, 0);
+    let err = std::fs::File::create(dir.0.join("master.log")).unwrap();
+    let master = reaper.child(
+        command(&argv)
+            .env("NOTIFY_SOCKET", &npath)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap(),
+    );
+    let m = notify_recv(&notify);
+    assert!(
+        m.contains("READY=1"),
+        "{m:?}; log:\n{}",
+        std::fs::read_to_string(dir.0.join("master.log")).unwrap_or_default()
+    );
+    let sock = run.join("admin.sock");
+    let w1 = cli_pid(&sock).expect("worker answers");
+    reaper.pid(w1);
+    let owner = |pid: i32| -> u32 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next().map(|x| x.parse().unwrap_or(0)))
+            .unwrap_or(0)
+    };
+    assert_eq!(owner(master), uid);
+    assert_eq!(owner(w1), uid);
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        master.to_string(),
+        "the pid file names the master (MAINPID)"
+    );
+    let mut c = HttpConn::connect(p[0]).unwrap();
+    let r = c.get("/").unwrap();
+    assert_eq!(r.status, 200);
+    // systemctl reload: the check line, then kill -USR2 $MAINPID.
+    for line in &exec_reload {
+        let argv = expand(line, master);
+        let st = command(&argv).status().unwrap();
+        assert!(st.success(), "{line} failed");
+    }
+    assert!(notify_recv(&notify).contains("RELOADING=1"));
+    assert!(notify_recv(&notify).contains("READY=1"));
+    let w2 = cli_pid(&sock).expect("worker answers");
+    reaper.pid(w2);
+    assert_ne!(w1, w2);
+    assert_eq!(owner(w2), uid);
+    let mut c = HttpConn::connect(p[0]).unwrap();
+    assert_eq!(c.get("/").unwrap().status, 200);
+    // systemctl stop (KillMode=mixed): SIGTERM to the master.
+    kill(Pid::from_raw(master), Signal::SIGTERM).unwrap();
+    wait_until("stopped", SOON, || {
+        reaper.reap();
+        !alive(master) && !alive(w2)
+    });
+}

@@ -53,6 +53,9 @@ pub struct Args {
     /// Master-worker mode with systemd notifications (`-Ws`).
     #[arg(long = "master-systemd", hide = true)]
     pub master_systemd: bool,
+    /// Master CLI listener (`-S`): accepted, not served yet.
+    #[arg(short = 'S', value_name = "BIND")]
+    pub master_cli: Option<String>,
     /// Fetch the listening sockets from the old process's stats socket (`-x`).
     #[arg(short = 'x', value_name = "SOCKET")]
     pub xfer: Option<String>,
@@ -282,6 +285,14 @@ pub fn run(argv: Vec<String>) -> i32 {
         return 1;
     }
     let worker = std::env::var_os("RHAPROXY_WORKER").is_some();
+    if let (Some(s), false) = (&args.master_cli, worker) {
+        diags.startup(
+            Severity::Warning,
+            format!(
+                "-S {s}: the master CLI is not supported by rhaproxy yet; use a 'stats socket'."
+            ),
+        );
+    }
     if !worker && (args.master_worker || args.master_systemd || cfg.global.master_worker.is_some())
     {
         use crate::runtime::ops;
