@@ -96,7 +96,9 @@ impl Drop for Reaper {
 
 fn spawn(dir: &TempDir, args: &[&str], envs: &[(&str, &str)], log: &str) -> Child {
     let err = std::fs::File::create(dir.0.join(log)).unwrap();
-    let mut c = Command::new(RHAPROXY);
+    // OPS_RELOAD_BIN=haproxy runs the same tests on HAProxy for comparison.
+    let bin = std::env::var("OPS_RELOAD_BIN").unwrap_or_else(|_| RHAPROXY.to_string());
+    let mut c = Command::new(bin);
     c.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -232,6 +234,107 @@ impl Load {
             self.failed.load(Ordering::Relaxed),
             self.errors.lock().unwrap().clone(),
         )
+    }
+}
+
+/// HTTP traffic: `Connection: close` requests on new connections, and keep-alive connections
+/// of 10 requests. A request on a reused connection that the proxy closed while it was idle
+/// (soft stop of an old process) is retried once on a new connection, as HTTP clients do for
+/// idempotent requests; those retries are counted apart. Anything else is a failure.
+struct HttpLoad {
+    load: Load,
+    retried: Arc<AtomicUsize>,
+}
+
+impl HttpLoad {
+    fn start(port: u16, new_conn_threads: usize, keepalive_threads: usize) -> HttpLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let retried = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for k in 0..new_conn_threads + keepalive_threads {
+            let (stop, ok, failed, errors, retried) = (
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+                errors.clone(),
+                retried.clone(),
+            );
+            let keepalive = k >= new_conn_threads;
+            threads.push(thread::spawn(move || {
+                let fail = |e: String| {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    let mut v = errors.lock().unwrap();
+                    if v.len() < 20 {
+                        v.push(e);
+                    }
+                };
+                let mut conn: Option<HttpConn> = None;
+                let mut used = 0;
+                while !stop.load(Ordering::Acquire) {
+                    if conn.is_none() {
+                        match HttpConn::connect(port) {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => {
+                                fail(format!("connect: {e}"));
+                                continue;
+                            }
+                        }
+                        used = 0;
+                    }
+                    let c = conn.as_mut().unwrap();
+                    let req = if keepalive {
+                        "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+                    } else {
+                        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                    };
+                    match c.request(req) {
+                        Ok(r) if r.status == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            used += 1;
+                            let close = r
+                                .header("connection")
+                                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                            if close || !keepalive || used == 10 {
+                                conn = None;
+                            }
+                        }
+                        Ok(r) => {
+                            fail(format!("status {}", r.status));
+                            conn = None;
+                        }
+                        Err(e)
+                            if used > 0
+                                && matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::UnexpectedEof
+                                        | std::io::ErrorKind::ConnectionReset
+                                        | std::io::ErrorKind::BrokenPipe
+                                ) =>
+                        {
+                            retried.fetch_add(1, Ordering::Relaxed);
+                            conn = None;
+                        }
+                        Err(e) => {
+                            fail(format!("request {used}: {e}"));
+                            conn = None;
+                        }
+                    }
+                }
+            }));
+        }
+        HttpLoad {
+            load: Load {
+                stop,
+                ok,
+                failed,
+                errors,
+                threads,
+            },
+            retried,
+        }
     }
 }
 
@@ -403,6 +506,50 @@ fn children(pid: i32) -> Vec<i32> {
     out.retain(|&p| alive(p));
     out.sort();
     out
+}
+
+/// HTTP mode: 100 `-sf -x` reloads under keep-alive and new-connection traffic.
+#[test]
+fn seamless_reload_http_keepalive() {
+    let dir = TempDir::new("ops-reload-http");
+    let p = free_ports(2);
+    let _b = Backend::start("s1", p[1], Behavior::Http);
+    let cfg = config(&dir, p[0], p[1], "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("mode tcp", "mode http");
+    std::fs::write(&cfg, text).unwrap();
+    let cfgs = cfg.to_str().unwrap().to_string();
+    let sock = dir.0.join("admin.sock");
+    let socks = sock.to_str().unwrap().to_string();
+    let reaper = Reaper::default();
+    let mut cur = reaper.child(spawn(&dir, &["-db", "-f", &cfgs], &[], "px-0.log"));
+    wait_until("first process serves", SOON, || cli_pid(&sock) == Some(cur));
+    let load = HttpLoad::start(p[0], 2, 2);
+    let n = reloads();
+    let t = Instant::now();
+    for i in 1..=n {
+        let old = cur.to_string();
+        cur = reaper.child(spawn(
+            &dir,
+            &["-db", "-f", &cfgs, "-x", &socks, "-sf", &old],
+            &[],
+            &format!("px-{i}.log"),
+        ));
+        wait_until(&format!("reload {i} serves"), SOON, || {
+            cli_pid(&sock) == Some(cur)
+        });
+        reaper.reap();
+    }
+    let took = t.elapsed();
+    thread::sleep(Duration::from_millis(200));
+    let retried = load.retried.load(Ordering::Relaxed);
+    let (ok, failed, errors) = load.load.finish();
+    println!(
+        "{n} HTTP reloads with -sf -x in {took:?}: {ok} requests ok, {failed} failed, {retried} retried after an idle keep-alive close"
+    );
+    assert_eq!(failed, 0, "failures during reloads: {errors:?}");
+    assert!(ok > n, "too little traffic: {ok}");
 }
 
 fn notify_socket(dir: &TempDir) -> (std::os::unix::net::UnixDatagram, PathBuf) {
