@@ -397,6 +397,89 @@ fn answering(port: u16, n: usize) -> Vec<String> {
     v
 }
 
+fn who_http(port: u16) -> String {
+    let mut c = HttpConn::connect(port).unwrap();
+    c.request("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .map(|r| r.body_str().trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn server_state_changes_move_http_traffic() {
+    for imp in Impl::all("server_state_changes_move_http_traffic") {
+        let dir = TempDir::new("ops-traffic-http");
+        let p = free_ports(3);
+        let _b: Vec<Backend> = (0..2)
+            .map(|i| Backend::start(&format!("s{}", i + 1), p[1 + i], Behavior::Http))
+            .collect();
+        let d = dir.0.display();
+        let cfg = format!(
+            "global
+    stats socket {d}/admin.sock level admin
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+listen li
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{}
+",
+            p[0], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let sock = dir.0.join("admin.sock");
+        let set = |n: usize| {
+            let mut v: Vec<String> = (0..n).map(|_| who_http(p[0])).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        assert_eq!(set(4), vec!["s1", "s2"], "{imp:?}");
+        // One keep-alive connection: requests follow the server states too.
+        let mut ka = HttpConn::connect(p[0]).unwrap();
+        assert_eq!(cmd(&sock, "set server li/s1 state maint"), "\n");
+        assert_eq!(set(4), vec!["s2"], "{imp:?}");
+        for _ in 0..3 {
+            assert_eq!(
+                ka.get("/").unwrap().body_str().trim(),
+                "s2",
+                "{imp:?} keep-alive"
+            );
+        }
+        assert_eq!(cmd(&sock, "set server li/s1 state ready"), "\n");
+        assert_eq!(cmd(&sock, "set server li/s2 state drain"), "\n");
+        assert_eq!(set(4), vec!["s1"], "{imp:?}");
+        assert_eq!(cmd(&sock, "set server li/s2 state ready"), "\n");
+        // (FWRR may hand a returning server several picks in a row.)
+        assert_eq!(set(10), vec!["s1", "s2"], "{imp:?}");
+        // A request in progress on s1 is cut by `shutdown sessions server`.
+        let _ = cmd(&sock, "set server li/s2 state maint");
+        let mut slow = HttpConn::connect(p[0]).unwrap();
+        slow.send("GET /slow/8000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        wait_until("the slow request reached s1", SOON, || {
+            _b[0].concurrent.load(std::sync::atomic::Ordering::Acquire) > 0
+        });
+        if imp == Impl::Rhaproxy {
+            let sess = cmd(&sock, "show sess");
+            assert!(sess.contains("fe=li be=li srv=s1"), "show sess: {sess}");
+        }
+        let t = Instant::now();
+        assert_eq!(cmd(&sock, "shutdown sessions server li/s1"), "\n");
+        slow.w
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let r = slow.read_response(false);
+        assert!(
+            r.is_err() || r.as_ref().is_ok_and(|r| r.status != 200),
+            "{imp:?}: {r:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{imp:?}: not cut");
+    }
+}
+
 #[test]
 fn server_state_changes_move_traffic() {
     for imp in Impl::all("server_state_changes_move_traffic") {

@@ -284,14 +284,6 @@ pub fn register_listener(fe: usize, l: &std::net::TcpListener) {
         .push((fe, l.as_raw_fd()));
 }
 
-/// Accept loops of frontend `fe` (each holds one connection permit while it waits).
-fn waiting_acceptors(fe: usize) -> u32 {
-    LISTENER_FDS
-        .lock()
-        .map(|v| v.iter().filter(|(f, _)| *f == fe).count() as u32)
-        .unwrap_or(0)
-}
-
 /// Soft stop: the listeners are closing, nothing to hand over any more.
 pub fn listeners_closed() {
     LISTENER_FDS
@@ -951,7 +943,7 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         }
         ("show", "sess") => {
             if need(CliLevel::Operator, out) {
-                // Sessions are not listed individually; the answer is the (empty) list.
+                show_sess(out);
             }
         }
         ("show", "errors") => {
@@ -1016,8 +1008,9 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         ("shutdown", "sessions") if a(2) == "server" => {
             if need(CliLevel::Admin, out) {
                 match find_server(ctx, a(3)) {
-                    Ok((_, srv)) => {
+                    Ok((be, srv)) => {
                         srv.admin.kill.send_modify(|v| *v += 1);
+                        kill_sessions(&be.name, &srv.name);
                     }
                     Err(e) => out.push_str(e),
                 }
@@ -1611,15 +1604,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
     for (pi, p) in ctx.proxies.iter().enumerate() {
         if let Some((fe, slim)) = &p.fe {
             let mut r = Row::new(FE_ZERO);
-            let fi = ctx
-                .shared
-                .frontends
-                .iter()
-                .position(|f| Arc::ptr_eq(f, fe))
-                .unwrap_or(usize::MAX);
-            let scur = slim
-                .saturating_sub(fe.maxconn.available_permits() as u32)
-                .saturating_sub(waiting_acceptors(fi));
+            let scur = fe.feconn();
             let smax = ctx.fe_smax[pi].fetch_max(scur, Ordering::Relaxed).max(scur);
             let cum = fe.cum_conns.load(Ordering::Relaxed);
             r.set("pxname", &p.name);
@@ -1751,6 +1736,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         let cum = be.cum_conns.load(Ordering::Relaxed);
         r.set("pxname", &p.name);
         r.set("svname", "BACKEND");
+        let scur_be = (be.active.load(Ordering::Relaxed) as u32).max(scur_be);
         r.set("qcur", qcur_be);
         r.set("scur", scur_be);
         r.set("smax", scur_be);
@@ -1845,6 +1831,121 @@ fn show_servers_state(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
                 cfg.is_some_and(|s| s.id.is_some()) as u8,
                 port,
                 cfg.and_then(|s| s.params.check_port).unwrap_or(0),
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Sessions (`show sess`).
+
+struct SessInfo {
+    src: std::net::SocketAddr,
+    fe: Arc<str>,
+    be: Option<Arc<str>>,
+    srv: Option<Arc<str>>,
+    start: std::time::Instant,
+    kill: Arc<tokio::sync::Notify>,
+}
+
+const SESS_SHARDS: usize = 32;
+
+/// Sessions in progress, sharded so accepting never contends on one lock.
+static SESSIONS: [Mutex<Vec<(u64, SessInfo)>>; SESS_SHARDS] =
+    [const { Mutex::new(Vec::new()) }; SESS_SHARDS];
+
+fn task_key() -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let id = tokio::task::try_id()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Registered for the life of a session task (see [`session_opened`]).
+pub struct SessEntry(Option<u64>, Arc<tokio::sync::Notify>);
+
+impl SessEntry {
+    /// Resolves when `shutdown sessions server` targets the server this session uses.
+    pub async fn killed(&self) {
+        self.1.notified().await;
+    }
+}
+
+impl Drop for SessEntry {
+    fn drop(&mut self) {
+        if let Some(k) = self.0 {
+            let mut v = SESSIONS[(k as usize) % SESS_SHARDS]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = v.iter().position(|(x, _)| *x == k) {
+                v.swap_remove(p);
+            }
+        }
+    }
+}
+
+/// Called at the start of a session task.
+pub fn session_opened(fe: &Frontend, src: std::net::SocketAddr) -> SessEntry {
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let Some(k) = task_key() else {
+        return SessEntry(None, kill);
+    };
+    let info = SessInfo {
+        src,
+        fe: Arc::from(fe.name.as_str()),
+        be: fe.backend.as_ref().map(|b| Arc::from(b.name.as_str())),
+        srv: None,
+        start: std::time::Instant::now(),
+        kill: Arc::clone(&kill),
+    };
+    SESSIONS[(k as usize) % SESS_SHARDS]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((k, info));
+    SessEntry(Some(k), kill)
+}
+
+/// Wakes the sessions currently using `srv` of `be` (HTTP sessions end on it; TCP sessions
+/// end through the server's own watch, which also logs them).
+fn kill_sessions(be: &str, srv: &str) {
+    for shard in &SESSIONS {
+        let v = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, s) in v.iter() {
+            if s.be.as_deref() == Some(be) && s.srv.as_deref() == Some(srv) {
+                s.kill.notify_one();
+            }
+        }
+    }
+}
+
+/// The current session task is now connected to `srv` of `be`.
+pub fn session_server(be: &Backend, srv: &Server) {
+    let Some(k) = task_key() else {
+        return;
+    };
+    let mut v = SESSIONS[(k as usize) % SESS_SHARDS]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, s)) = v.iter_mut().find(|(x, _)| *x == k) {
+        s.be = Some(Arc::from(be.name.as_str()));
+        s.srv = Some(Arc::from(srv.name.as_str()));
+    }
+}
+
+fn show_sess(out: &mut String) {
+    for shard in &SESSIONS {
+        let v = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, s) in v.iter() {
+            let proto = if s.src.is_ipv4() { "tcpv4" } else { "tcpv6" };
+            let _ = writeln!(
+                out,
+                "0x{k:x}: proto={proto} src={} fe={} be={} srv={} age={}s",
+                super::listen::addr_port(&s.src),
+                s.fe,
+                s.be.as_deref().unwrap_or("<NONE>"),
+                s.srv.as_deref().unwrap_or("<none>"),
+                s.start.elapsed().as_secs()
             );
         }
     }

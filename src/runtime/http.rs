@@ -616,6 +616,9 @@ pub async fn session(
                 return;
             }
         };
+        if let Some(s) = &slot {
+            super::admin::session_server(&be, s.server());
+        }
 
         // ---- request head to the server
         let ff = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref());

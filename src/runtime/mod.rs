@@ -609,11 +609,15 @@ async fn accept_loop(
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _guard = guard;
+            let _sess = admin::session_opened(&fe, peer);
             match fe.mode {
                 Mode::Tcp => tcp::session(fe, stream, acc).await,
                 Mode::Http => {
                     let stop = shared.stopping.subscribe();
-                    http::session(fe, stream, acc, stop).await
+                    tokio::select! {
+                        _ = http::session(fe, stream, acc, stop) => {}
+                        _ = _sess.killed() => {}
+                    }
                 }
             }
         });

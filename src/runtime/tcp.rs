@@ -71,6 +71,9 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         }
     };
     let srv_idx = slot.as_ref().map(|s| s.srv);
+    if let Some(s) = &slot {
+        super::admin::session_server(&be, s.server());
+    }
     if let Some(i) = srv_idx {
         rec.srv_conn = be.lb.served(i);
     }
