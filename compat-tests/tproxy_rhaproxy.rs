@@ -294,6 +294,10 @@ backend bk_web
         .take_while(|l| l.starts_with("[WARNING] same-subnet-clients") || l.starts_with("    "))
         .collect();
     assert!(block[0].contains("10.10.2.0/24"), "{out}");
+    assert!(
+        out.contains("[NOTE] rp-filter-strict"),
+        "the lab's strict rp_filter: {out}"
+    );
     let fix: Vec<&str> = block
         .iter()
         .filter_map(|l| l.strip_prefix("    fix: "))
