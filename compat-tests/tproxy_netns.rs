@@ -446,6 +446,15 @@ fn rhaproxy_paths_iptables() {
 }
 
 #[test]
+fn rhaproxy_paths_iptables_legacy() {
+    if !netns::which("iptables-legacy-restore") {
+        netns::skipped("SKIPPED (needs iptables-legacy): rhaproxy_paths_iptables_legacy");
+        return;
+    }
+    rhaproxy_paths(Firewall::IptablesLegacy, "rhaproxy_paths_iptables_legacy");
+}
+
+#[test]
 fn haproxy_paths_iptables() {
     run_haproxy_paths(Firewall::Iptables, "haproxy_paths_iptables");
 }
