@@ -26,6 +26,7 @@ Statuses:
 | `source`/`usesrc` address family differs from the server's | accepted, connections fail | error at `-c` | a spoofed connection cannot change family |
 | `bind ... transparent` when IP_TRANSPARENT is refused (no CAP_NET_ADMIN) | silently falls back to IP_FREEBIND; diverted traffic never arrives | fails at start naming the bind line | no silent hang |
 | server host names | resolved with libc at start | resolved with libc at start; `init-addr`, `resolvers` not supported | |
+| `did you mean` suggestions | bigram fingerprint over HAProxy's keyword lists | the same fingerprint and thresholds over rhaproxy's tables | usually the same word; for some far-off typos (e.g. `option nosuch`) rhaproxy suggests a word where HAProxy suggests none |
 | startup notices | `haproxy version is 2.6.12...` | `rhaproxy version is ... (HAProxy 2.6.12 compatible)` | truthful banner |
 
 ";

@@ -230,7 +230,12 @@ fn apply_options(
             _ => (word, false),
         };
         let Some((_, nargs, status)) = SERVER_OPTIONS.iter().find(|(n, _, _)| *n == name) else {
-            ctx.alert_bare(format!("{who} : unknown keyword '{word}'."));
+            let dym = super::did_you_mean(word, SERVER_OPTIONS.iter().map(|(n, _, _)| *n));
+            if dym.is_empty() {
+                ctx.alert_bare(format!("{who} : unknown keyword '{word}'."));
+            } else {
+                ctx.alert_bare(format!("{who} : unknown keyword '{word}'{dym}"));
+            }
             return false;
         };
         let nargs = if name == "source" {
