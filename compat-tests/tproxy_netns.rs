@@ -371,8 +371,9 @@ fn check_tcp_paths(lab: &Lab, what: &str) -> Seen {
         "T4b {what}: {e:?}"
     );
     obs("T4b", &e);
-    // usesrc client: client IP and port.
-    for port in [45001, 45002] {
+    // usesrc client: client IP and port; 45001 again at once: the server connection of the
+    // first one was closed with an RST, so the same 4-tuple is free.
+    for port in [45001, 45002, 45001] {
         let src = SocketAddr::new(ip("10.10.1.4"), port);
         let rs = lab
             .http_keepalive(Role::Client, Some(src), sa("10.10.1.1:82"), 1, T)
