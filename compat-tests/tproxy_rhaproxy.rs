@@ -566,3 +566,57 @@ backend bk
         "client's view of a failed connect: {kinds:?}"
     );
 }
+
+/// Started as a non-root user (nobody) from a binary with file capabilities
+/// (`setcap cap_net_admin,cap_net_bind_service+ep`, as `-ct` suggests): rhaproxy binds the VIP
+/// on port 80 and spoofs the client address without ever being root.
+#[test]
+fn rhaproxy_non_root_with_file_capabilities() {
+    let test = "rhaproxy_non_root_with_file_capabilities";
+    if !netns::can_run(test) || !netns::which("setpriv") || !netns::which("setcap") {
+        return;
+    }
+    let cfg = "global
+    log stdout format raw local0 info
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend ft_vip
+    bind 10.10.9.9:80 transparent
+    default_backend bk_web
+backend bk_web
+    source 0.0.0.0 usesrc clientip
+    server srv1 10.10.2.2:80
+";
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, false).unwrap();
+    lab.start_echo_servers().unwrap();
+    let bin = lab.dir.join("rhaproxy-fcap");
+    std::fs::copy(RHAPROXY, &bin).unwrap();
+    let bin = bin.to_str().unwrap().to_string();
+    lab.sh(
+        Role::Lb,
+        &format!("setcap cap_net_admin,cap_net_bind_service+ep {bin}"),
+    )
+    .unwrap();
+    let path = netns::write_file(&lab.dir, "fcap.cfg", cfg).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let argv = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        &bin,
+        "-db",
+        "-f",
+        &path,
+    ];
+    let id = lab.start_proxy_argv("rhaproxy-fcap", &argv, &[80]).unwrap();
+    let e = get(&lab, Role::Client, Some("10.10.1.9"), "10.10.9.9:80");
+    assert_eq!(e.peer.ip(), ip("10.10.1.9"), "{e:?}");
+    let st = lab.proc_status(id);
+    assert!(status_field(&st, "Uid:").starts_with("65534\t"), "{st}");
+    assert_eq!(status_field(&st, "CapEff:"), "0000000000001400", "{st}");
+}
