@@ -620,3 +620,50 @@ backend bk_web
     assert!(status_field(&st, "Uid:").starts_with("65534\t"), "{st}");
     assert_eq!(status_field(&st, "CapEff:"), "0000000000001400", "{st}");
 }
+
+/// T3b/T3c with rhaproxy: a VIP bound without `transparent` fails to start ("Cannot assign
+/// requested address", naming the bind line). With `ip_nonlocal_bind=1` it starts, and every
+/// connection hangs, as with HAProxy. `rhaproxy -ct` names that case and the bind line.
+#[test]
+fn rhaproxy_vip_without_transparent() {
+    let test = "rhaproxy_vip_without_transparent";
+    if !netns::can_run(test) {
+        return;
+    }
+    let cfg = "global
+    log stdout format raw local0 info
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend ft_vip
+    bind 10.10.9.9:80
+    default_backend bk_web
+backend bk_web
+    source 0.0.0.0 usesrc clientip
+    server srv1 10.10.2.2:80
+";
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, false).unwrap();
+    lab.start_echo_servers().unwrap();
+    let (rc, out, err) = rh(&mut lab, "vip", cfg, &["-db"]);
+    assert_eq!(rc, Some(1), "{out}{err}");
+    assert!(
+        err.contains("vip.cfg:9] for frontend ft_vip: cannot bind socket (Cannot assign requested address) for [10.10.9.9:80]"),
+        "{err}"
+    );
+    let out = ct_missing(&mut lab, cfg, &["nonlocal-bind-without-transparent"]);
+    assert!(
+        out.contains("add `transparent` to the bind line at"),
+        "{out}"
+    );
+
+    lab.sysctl(Role::Lb, "net.ipv4.ip_nonlocal_bind", "1")
+        .unwrap();
+    let id = lab.start_proxy(RHAPROXY, "rhaproxy", cfg, &[80]).unwrap();
+    assert!(fails(&lab, Role::Client, "10.10.9.9:80"), "T3c must hang");
+    let out = ct_missing(&mut lab, cfg, &["nonlocal-bind-hides-missing-transparent"]);
+    assert!(out.contains("ct.cfg:9"), "{out}");
+    lab.stop(id);
+}
