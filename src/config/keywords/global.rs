@@ -96,7 +96,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
         N("rhaproxy lets the kernel place its threads"),
         None,
     ),
-    ("pidfile", U, None),
+    ("pidfile", I, Some(g_pidfile)),
     ("pp2-never-send-local", U, None),
     ("presetenv", I, Some(g_env)),
     ("quiet", I, Some(g_quiet)),
@@ -374,6 +374,17 @@ fn g_setcap(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
         }
     }
     g.setcap = Some(Located::new(vec![list.clone()], ctx.loc.clone()));
+}
+
+fn g_pidfile(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if g.pidfile.is_some() {
+        ctx.alert("'pidfile' already specified. Continuing.");
+        return;
+    }
+    match a.get(1).filter(|s| !s.is_empty()) {
+        Some(v) => g.pidfile = Some(Located::new(v.clone(), ctx.loc.clone())),
+        None => ctx.alert("'pidfile' expects a file name as an argument."),
+    }
 }
 
 fn g_chroot(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
