@@ -164,6 +164,15 @@ fn check_farm(lab: &Lab) {
         servers.insert(a.name);
     }
     assert_eq!(servers.len(), 2, "{servers:?}");
+    // HTTP keep-alive: 3 requests on one client connection, each from the client's IP
+    let src: SocketAddr = sa("10.10.1.5:0");
+    let rs = lab
+        .http_keepalive(Role::Client, Some(src), sa("10.10.9.10:80"), 3, T)
+        .unwrap_or_else(|e| panic!("keep-alive: {e}\n{}", lab.proxy_logs(8)));
+    for r in &rs {
+        let e = r.echo().unwrap_or_else(|| panic!("keep-alive: {rs:?}"));
+        assert_eq!(e.peer.ip(), src.ip(), "keep-alive: {e:?}");
+    }
     // IPv6 VIP
     let e = get(lab, None, "[fd00:9::9]:80");
     assert_eq!(e.peer.ip(), ip("fd00:1::2"), "{e:?}");
