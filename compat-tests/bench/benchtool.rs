@@ -8,9 +8,10 @@
 //!   and a malformed request gets a 400 that does not come from nginx), `tcp` otherwise.
 //! * `whoami ADDR SRC`: connects from source address SRC, sends `GET /whoami` and prints the
 //!   response body (the backend answers with the peer address it saw).
-//! * `hold ADDR N PATH`: opens N connections to ADDR, sends one keep-alive `GET PATH` on each
-//!   and reads the whole response, then prints `ready N` and keeps them open and idle until
-//!   killed.
+//! * `hold ADDR N PATH SECS`: opens N connections to ADDR, sends one keep-alive `GET PATH` on
+//!   each and reads the whole response, then prints `ready N`, keeps them open and idle for
+//!   SECS seconds and resets them (SO_LINGER 0: no TIME_WAIT left on the client side, which
+//!   would slow the following runs' connects on loopback).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -24,9 +25,14 @@ fn main() {
         ["wait", addr, ms] => wait(addr, ms.parse().expect("MS")),
         ["probe", addr] => probe(addr),
         ["whoami", addr, src] => whoami(addr, src),
-        ["hold", addr, n, path] => hold(addr, n.parse().expect("N"), path),
+        ["hold", addr, n, path, secs] => hold(
+            addr,
+            n.parse().expect("N"),
+            path,
+            secs.parse().expect("SECS"),
+        ),
         _ => {
-            eprintln!("usage: benchtool ports N | wait ADDR MS | probe ADDR | whoami ADDR SRC | hold ADDR N PATH");
+            eprintln!("usage: benchtool ports N | wait ADDR MS | probe ADDR | whoami ADDR SRC | hold ADDR N PATH SECS");
             2
         }
     };
@@ -191,9 +197,10 @@ unsafe extern "C" {
     fn socket(domain: i32, ty: i32, proto: i32) -> i32;
     fn bind(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
     fn connect(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
+    fn setsockopt(fd: i32, level: i32, name: i32, val: *const u8, len: u32) -> i32;
 }
 
-fn hold(a: &str, n: usize, path: &str) -> i32 {
+fn hold(a: &str, n: usize, path: &str, secs: f64) -> i32 {
     let a = addr(a);
     let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
     let mut held = Vec::with_capacity(n);
@@ -226,7 +233,32 @@ fn hold(a: &str, n: usize, path: &str) -> i32 {
     }
     println!("ready {n}");
     std::io::stdout().flush().unwrap();
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    reset_all(&held);
+    0
+}
+
+fn reset_all(held: &[BufReader<TcpStream>]) {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Linger {
+        onoff: i32,
+        linger: i32,
+    }
+    let l = Linger {
+        onoff: 1,
+        linger: 0,
+    };
+    for r in held {
+        // SAFETY: setsockopt(SOL_SOCKET, SO_LINGER) on an open socket with a valid struct.
+        unsafe {
+            setsockopt(
+                r.get_ref().as_raw_fd(),
+                1,  // SOL_SOCKET
+                13, // SO_LINGER
+                &l as *const Linger as *const u8,
+                std::mem::size_of::<Linger>() as u32,
+            );
+        }
     }
 }
