@@ -195,25 +195,27 @@ start_proxy() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Which mode for the HTTP scenarios.
-MODE_NOTE=
-if [ "$HTTP_MODE" = auto ]; then
-  HTTP_MODE=tcp
-  gen_cfg rh http >"$tmp/probe.cfg"
-  if "$RH" -c -q -f "$tmp/probe.cfg" >/dev/null 2>&1; then
-    start_proxy rh http; pid=$LAST_PID
-    [ "$("$BT" probe "127.0.0.1:${FE_HTTP[rh]}")" = http ] && HTTP_MODE=http
-    stop_pid "$pid"
-    start_proxy ha http; pid=$LAST_PID
-    [ "$("$BT" probe "127.0.0.1:${FE_HTTP[ha]}")" = http ] ||
-      log "warning: the HTTP probe does not recognise HAProxy's mode http either"
-    stop_pid "$pid"
-  fi
-  if [ "$HTTP_MODE" = tcp ]; then
-    MODE_NOTE="rhaproxy does not serve \`mode http\` yet (probe: a malformed request gets no 400 from the proxy itself), so the HTTP scenarios ran in \`mode tcp\` on both proxies."
-  fi
+# Which mode for the HTTP scenarios: does rhaproxy accept `mode http` and answer HTTP itself?
+RH_HTTP=no
+gen_cfg rh http >"$tmp/probe.cfg"
+if "$RH" -c -q -f "$tmp/probe.cfg" >/dev/null 2>&1; then
+  start_proxy rh http; pid=$LAST_PID
+  [ "$("$BT" probe "127.0.0.1:${FE_HTTP[rh]}")" = http ] && RH_HTTP=yes
+  stop_pid "$pid"
+  start_proxy ha http; pid=$LAST_PID
+  [ "$("$BT" probe "127.0.0.1:${FE_HTTP[ha]}")" = http ] ||
+    log "warning: the HTTP probe does not recognise HAProxy's mode http either"
+  stop_pid "$pid"
 fi
-[ -z "$MODE_NOTE" ] && MODE_NOTE="HTTP scenarios ran in \`mode $HTTP_MODE\` on both proxies."
+case "$HTTP_MODE/$RH_HTTP" in
+  auto/yes) HTTP_MODE=http
+    MODE_NOTE="rhaproxy serves \`mode http\` (probe), so the HTTP scenarios ran in \`mode http\` on both proxies." ;;
+  auto/no) HTTP_MODE=tcp
+    MODE_NOTE="rhaproxy does not serve \`mode http\` yet (probe: a malformed request gets no 400 from the proxy itself), so the HTTP scenarios ran in \`mode tcp\` on both proxies." ;;
+  http/yes) MODE_NOTE="HTTP scenarios in \`mode http\` on both proxies (--http-mode http)." ;;
+  http/no) MODE_NOTE="HTTP scenarios in \`mode http\` on both proxies (--http-mode http), but rhaproxy does not answer HTTP itself yet (probe): its figures are for a TCP tunnel." ;;
+  tcp/*) MODE_NOTE="HTTP scenarios in \`mode tcp\` on both proxies (--http-mode tcp)." ;;
+esac
 log "HTTP scenarios in mode $HTTP_MODE"
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +352,9 @@ hm=$HTTP_MODE
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo "Proxy benchmark, $START: $(nproc) vCPU ($cpu_model), Linux $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3)."
 echo "Proxy on CPU 0 (nbthread 1), wrk -t1 -c$CONNS and nginx on CPU 1; $RUNS alternating ${DUR}s runs per"
-echo "scenario and proxy (medians), $IDLE_RUNS runs of $IDLE idle connections. $MODE_NOTE"
+echo "scenario and proxy (medians), $IDLE_RUNS runs of $IDLE idle connections. Both proxies run the same config"
+echo "but for the listening ports; both run during the throughput rounds, one loaded at a time."
+echo "$MODE_NOTE"
 echo "Load average before/after: $LOAD0 / $LOAD1; wall time ${ELAPSED}s."
 echo
 echo "| Scenario | rhaproxy median (min–max) | HAProxy median (min–max) | rhaproxy / HAProxy | better |"
