@@ -55,7 +55,8 @@ trap 'exit 130' INT TERM
 # start_bg LOGNAME CMD...: runs CMD in the background; its PID in LAST_PID.
 start_bg() {
   local name=$1; shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
+  : >"$tmp/$name.out" # truncated here, not in the child: callers poll it right away
+  "$@" >>"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
 }
@@ -270,12 +271,16 @@ idle_run() { # idle_run SCENARIO IMPL PORT
   sleep 0.5
   before=$(rss_kib "$pid")
   start_bg "holder" taskset -c 1 "$BT" hold "127.0.0.1:$port" "$IDLE" / 3; hp=$LAST_PID
-  for n in $(seq 600); do
+  for n in $(seq 1200); do
     grep -q '^ready' "$tmp/holder.out" 2>/dev/null && break
-    if ! kill -0 "$hp" 2>/dev/null; then echo "holder failed: $(cat "$tmp/holder.err")" >&2; exit 1; fi
-    sleep 0.1
+    # Gone or a zombie (kill -0 succeeds on zombies).
+    if [ "$(sed 's/^.*) //' "/proc/$hp/stat" 2>/dev/null | cut -c1)" = Z ] || [ ! -e "/proc/$hp" ]; then
+      grep -q '^ready' "$tmp/holder.out" && break
+      echo "holder failed: $(cat "$tmp/holder.err")" >&2; exit 1
+    fi
+    sleep 0.05
   done
-  grep -q '^ready' "$tmp/holder.out" || { echo "holder timed out" >&2; exit 1; }
+  grep -q '^ready' "$tmp/holder.out" || { echo "holder timed out: $(cat "$tmp/holder.out" "$tmp/holder.err")" >&2; exit 1; }
   sleep 1
   after=$(rss_kib "$pid")
   wait_pid "$hp"
