@@ -719,7 +719,7 @@ fn systemd_sample_unit_runs_unprivileged_and_reloads() {
         std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let expand = |line: &str, mainpid: i32| -> Vec<String> {
-        line.replace("/usr/local/bin/rhaproxy", RHAPROXY)
+        line.replace("/usr/sbin/rhaproxy", RHAPROXY)
             .replace("$CONFIG", cfg.to_str().unwrap())
             .replace("$PIDFILE", pidfile.to_str().unwrap())
             .replace("$MAINPID", &mainpid.to_string())
