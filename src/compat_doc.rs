@@ -28,6 +28,12 @@ Statuses:
 | server host names | resolved with libc at start | resolved with libc at start; `init-addr`, `resolvers` not supported | |
 | `did you mean` suggestions | bigram fingerprint over HAProxy's keyword lists | the same fingerprint and thresholds over rhaproxy's tables | usually the same word; for some far-off typos (e.g. `option nosuch`) rhaproxy suggests a word where HAProxy suggests none |
 | startup notices | `haproxy version is 2.6.12...` | `rhaproxy version is ... (HAProxy 2.6.12 compatible)` | truthful banner |
+| stats socket commands | about 100 commands | `help`, `prompt`, `quit`, `operator`, `user`, `show info`, `show stat [up] [no-maint]`, `show servers state [BE]`, `show backend`, `show sess`, `show errors`, `show cli level`, `show version`, `get weight`, `set weight`, `set server BE/SRV state` / `weight`, `disable`/`enable server`, `shutdown sessions server`, `set timeout cli`; other commands get HAProxy's `Unknown command` answer, with suggestions taken from this list | same texts, levels and `Permission denied` as HAProxy for these (tested against it) |
+| `show stat`, `show info` values | every counter | same columns and order; counters rhaproxy does not keep (bytes, rates, timings, errors, memory, SSL) read `0`; `Version` is `2.6.12-rhaproxy-<version>`; `json`/`typed`/`desc` give the CSV/plain form | |
+| `show sess` | full stream dump | one summary line per session: `0x<id>: proto= src= fe= be= srv= age=` | |
+| `-x SOCKET` | HAProxy's `_getsocks` protocol | rhaproxy's own `_getsocks` (a count, then one SCM_RIGHTS message per listening socket): sockets pass between rhaproxy processes only | |
+| master-worker (`-W`, `-Ws`) | the master re-executes itself; master CLI (`-S`) | the master checks the new configuration, then starts a worker with `-sf` (and `-x` when a stats socket has `expose-fd listeners`); a bad configuration or a worker that cannot start leaves the current worker serving; `-S` is accepted with a warning, there is no master CLI | |
+| SIGTTOU | pauses the listeners so another process can bind | stops accepting (connections wait in the backlog) until SIGTTIN | SO_REUSEPORT already lets a new process bind |
 
 ";
 
