@@ -716,3 +716,79 @@ listen li
     assert_eq!(cmd(&admin, "get weight li/s1"), "1 (initial 1)\n\n");
     assert_eq!(who(p[0]), "s1");
 }
+
+/// The warnings a state change prints (stderr), as HAProxy prints them.
+#[test]
+fn state_change_messages_match_haproxy() {
+    let mut logs = Vec::new();
+    for imp in Impl::all("state_change_messages_match_haproxy") {
+        let dir = TempDir::new("ops-msgs");
+        let p = free_ports(5);
+        let _b: Vec<Backend> = (0..3)
+            .map(|i| Backend::start(&format!("s{}", i + 1), p[1 + i], Behavior::Name))
+            .collect();
+        let d = dir.0.display();
+        let cfg = format!(
+            "global
+    stats socket {d}/admin.sock level admin
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+listen li
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{} check inter 300ms
+    server s3 127.0.0.1:{} backup
+    server dn 127.0.0.1:{} check inter 300ms
+",
+            p[0], p[1], p[2], p[3], p[4]
+        );
+        let px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let sock = dir.0.join("admin.sock");
+        px.wait_stderr("Server li/dn is DOWN", SOON);
+        for c in [
+            "set server li/s1 state drain",
+            "set server li/s1 state maint",
+            "set server li/s1 state ready",
+            "set server li/s2 state drain",
+            "set server li/s2 state ready",
+            "set server li/dn state maint",
+            "set server li/s2 state maint",
+            "disable server li/s1",
+            "set server li/s3 state maint",
+            "set server li/s3 state ready",
+            "enable server li/s1",
+            "set server li/s1 state maint",
+            "set server li/s1 state drain",
+            "set server li/s1 state ready",
+            "set server li/s2 state ready",
+            "set weight li/s1 0",
+        ] {
+            assert_eq!(cmd(&sock, c), "\n", "{imp:?} {c}");
+        }
+        thread_sleep(200);
+        let text: Vec<String> = px
+            .stderr()
+            .lines()
+            .filter(|l| !l.starts_with("[NOTICE]") && !l.contains("li/dn is DOWN, reason"))
+            .filter(|l| !l.contains("li/s2 is DOWN") && !l.contains("li/s2 is UP, reason"))
+            .map(|l| match (l.find('('), l.find(") : ")) {
+                (Some(a), Some(b)) if a < b => format!("{}{}", &l[..a], &l[b + 3..]),
+                _ => l.to_string(),
+            })
+            .collect();
+        logs.push(text);
+    }
+    assert!(
+        logs[0]
+            .iter()
+            .any(|l| l.contains("Server li/s1 enters drain state.")),
+        "{:#?}",
+        logs[0]
+    );
+    if let Some(h) = logs.get(1) {
+        assert_eq!(&logs[0], h, "left rhaproxy, right HAProxy");
+    }
+}

@@ -78,6 +78,8 @@ pub struct SrvAdmin {
     pub smax: AtomicU32,
     pub chk: Mutex<CheckInfo>,
     kill: watch::Sender<u64>,
+    /// Set when the server leaves maintenance: the check loop restarts at `rise`.
+    check_reset: std::sync::atomic::AtomicBool,
 }
 
 impl SrvAdmin {
@@ -103,6 +105,7 @@ impl SrvAdmin {
                 ..Default::default()
             }),
             kill: watch::channel(0).0,
+            check_reset: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -173,12 +176,16 @@ pub fn state_changed(be: &Backend, i: usize, up: bool) {
 }
 
 /// Called by the check loop before each check: `true` while the server is in maintenance (no
-/// check runs, and the server leaves maintenance down, at health 0, as HAProxy does).
+/// check runs); once it leaves maintenance the health counter restarts at `rise`.
 pub fn check_paused(be: &Backend, i: usize, health: &mut u32) -> bool {
-    if be.servers[i].admin.in_maint() {
+    let a = &be.servers[i].admin;
+    if a.in_maint() {
         *health = 0;
         true
     } else {
+        if a.check_reset.swap(false, Ordering::AcqRel) {
+            *health = a.check.map(|c| c.0).unwrap_or(*health);
+        }
         false
     }
 }
@@ -992,8 +999,7 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
                         if a(0) == "disable" {
                             set_maint(be, srv.idx, true);
                         } else {
-                            set_maint(be, srv.idx, false);
-                            set_drain(be, srv.idx, false);
+                            state_ready(be, srv.idx);
                         }
                     }
                     Err(e) => out.push_str(e),
@@ -1069,43 +1075,91 @@ fn adjust_up_count(be: &Backend, i: usize, up: bool) {
     }
 }
 
-/// Enters or leaves forced maintenance.
+/// Usable active and backup servers (what HAProxy's state messages count).
+fn usable_counts(be: &Backend) -> (u32, u32) {
+    let (mut a, mut b) = (0, 0);
+    for s in &be.servers {
+        if usable(s) {
+            if s.backup {
+                b += 1;
+            } else {
+                a += 1;
+            }
+        }
+    }
+    (a, b)
+}
+
+fn srv_label(srv: &Server) -> &'static str {
+    if srv.backup {
+        "Backup Server"
+    } else {
+        "Server"
+    }
+}
+
+fn warn_line(text: String) {
+    eprintln!("[WARNING]  ({}) : {text}", std::process::id());
+}
+
+/// Enters (`on`) or leaves forced maintenance, with HAProxy's messages.
 pub fn set_maint(be: &Backend, i: usize, on: bool) {
     let srv = &be.servers[i];
     let a = &srv.admin;
-    let pid = std::process::id();
+    let label = srv_label(srv);
     if on {
         let old = a.flags.fetch_or(ADM_FMAINT, Ordering::AcqRel);
-        if old & ADM_MAINT != 0 {
+        if old & ADM_FMAINT != 0 {
             return;
         }
         a.chk().health = 0;
-        if srv.up.swap(false, Ordering::AcqRel) {
+        let was_up = srv.up.swap(false, Ordering::AcqRel);
+        if was_up {
             adjust_up_count(be, i, false);
             a.down_since.store(now_secs().max(1), Ordering::Release);
         }
         a.last_change.store(now_secs(), Ordering::Relaxed);
         sync_lb(be, i);
-        eprintln!(
-            "[WARNING]  ({pid}) : {} {}/{} is going DOWN for maintenance. {} active and {} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
-            if srv.backup {
-                "Backup Server"
-            } else {
-                "Server"
-            },
+        if !was_up {
+            warn_line(format!(
+                "{label} {}/{} was DOWN and now enters maintenance.",
+                be.name, srv.name
+            ));
+            return;
+        }
+        let (act, bck) = usable_counts(be);
+        warn_line(format!(
+            "{label} {}/{} is going DOWN for maintenance. {act} active and {bck} backup servers left.{} {} sessions active, 0 requeued, 0 remaining in queue.",
             be.name,
             srv.name,
-            be.active_up.load(Ordering::Acquire),
-            be.backup_up.load(Ordering::Acquire),
+            if act == 0 && bck > 0 {
+                " Running on backup."
+            } else {
+                ""
+            },
             be.lb.served(i)
-        );
+        ));
+        if act == 0 && bck == 0 {
+            eprintln!(
+                "[ALERT]    ({}) : {} '{}' has no server available!",
+                std::process::id(),
+                super::listen::proxy_type(&be.proxy).replace("frontend", "proxy"),
+                be.name
+            );
+        }
     } else {
-        let old = a.flags.fetch_and(!ADM_MAINT, Ordering::AcqRel);
-        if old & ADM_MAINT == 0 {
+        let old = a.flags.fetch_and(!ADM_FMAINT, Ordering::AcqRel);
+        if old & ADM_FMAINT == 0 {
             return;
         }
         a.last_change.store(now_secs(), Ordering::Relaxed);
-        if a.check.is_none() && !srv.up.swap(true, Ordering::AcqRel) {
+        // As HAProxy: the server comes back up at once (a checked one at `rise`, so the
+        // first failed check takes it down again).
+        if let Some((rise, _)) = a.check {
+            a.chk().health = rise;
+            a.check_reset.store(true, Ordering::Release);
+        }
+        if !srv.up.swap(true, Ordering::AcqRel) {
             adjust_up_count(be, i, true);
             let since = a.down_since.swap(0, Ordering::AcqRel);
             if since > 0 {
@@ -1114,31 +1168,79 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
             }
         }
         sync_lb(be, i);
-        let up = srv.up.load(Ordering::Acquire);
-        eprintln!(
-            "[WARNING]  ({pid}) : {} {}/{} is {} (leaving forced maintenance).",
-            if srv.backup {
-                "Backup Server"
-            } else {
-                "Server"
-            },
+        let drain = a.flags.load(Ordering::Acquire) & ADM_FDRAIN != 0;
+        warn_line(format!(
+            "{label} {}/{} is UP/{} (leaving forced maintenance).",
             be.name,
             srv.name,
-            if up { "UP" } else { "DOWN" }
-        );
+            if drain { "DRAIN" } else { "READY" }
+        ));
     }
 }
 
+/// Sets or clears forced drain, with HAProxy's messages (none while in maintenance).
 fn set_drain(be: &Backend, i: usize, on: bool) {
-    let a = &be.servers[i].admin;
+    let srv = &be.servers[i];
+    let a = &srv.admin;
     let old = if on {
         a.flags.fetch_or(ADM_FDRAIN, Ordering::AcqRel)
     } else {
         a.flags.fetch_and(!ADM_FDRAIN, Ordering::AcqRel)
     };
-    if (old & ADM_FDRAIN != 0) != on {
-        a.last_change.store(now_secs(), Ordering::Relaxed);
-        sync_lb(be, i);
+    if (old & ADM_FDRAIN != 0) == on {
+        return;
+    }
+    a.last_change.store(now_secs(), Ordering::Relaxed);
+    sync_lb(be, i);
+    if old & ADM_FMAINT != 0 {
+        return;
+    }
+    let label = srv_label(srv);
+    if on {
+        let (act, bck) = usable_counts(be);
+        let queued: usize = be
+            .servers
+            .iter()
+            .map(|s| s.queued.load(Ordering::Relaxed))
+            .sum();
+        warn_line(format!(
+            "{label} {}/{} enters drain state. {act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.",
+            be.name, srv.name
+        ));
+    } else {
+        warn_line(format!(
+            "{label} {}/{} is UP (leaving forced drain).",
+            be.name, srv.name
+        ));
+    }
+}
+
+/// `set server ... state drain` (also leaves maintenance).
+fn state_drain(be: &Backend, i: usize) {
+    let srv = &be.servers[i];
+    if srv.admin.in_maint() {
+        set_drain(be, i, true);
+        set_maint(be, i, false);
+        warn_line(format!(
+            "{} {}/{} remains in forced drain mode.",
+            srv_label(srv),
+            be.name,
+            srv.name
+        ));
+    } else {
+        set_drain(be, i, true);
+    }
+}
+
+/// `set server ... state ready` / `enable server`: leaves maintenance and drain.
+fn state_ready(be: &Backend, i: usize) {
+    if be.servers[i].admin.in_maint() {
+        // Leaving maintenance says UP/READY; the drain flag goes silently.
+        let a = &be.servers[i].admin;
+        a.flags.fetch_and(!ADM_FDRAIN, Ordering::AcqRel);
+        set_maint(be, i, false);
+    } else {
+        set_drain(be, i, false);
     }
 }
 
@@ -1201,18 +1303,9 @@ fn set_server(ctx: &Ctx, w: &[String], out: &mut String) -> Action {
     let i = srv.idx;
     match a(3) {
         "state" => match a(4) {
-            "ready" => {
-                set_drain(be, i, false);
-                set_maint(be, i, false);
-            }
-            "drain" => {
-                set_maint(be, i, false);
-                set_drain(be, i, true);
-            }
-            "maint" => {
-                set_drain(be, i, false);
-                set_maint(be, i, true);
-            }
+            "ready" => state_ready(be, i),
+            "drain" => state_drain(be, i),
+            "maint" => set_maint(be, i, true),
             _ => out.push_str("'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n"),
         },
         "weight" => return set_weight(be, i, a(4), out),
