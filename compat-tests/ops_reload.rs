@@ -796,3 +796,59 @@ fn systemd_sample_unit_runs_unprivileged_and_reloads() {
         !alive(master) && !alive(w2)
     });
 }
+
+/// `-W -D -p`: the daemonized master writes its pid; SIGUSR1 soft-stops everything; a worker
+/// that dies takes the master down (HAProxy's default, no `no-exit-on-failure`).
+#[test]
+fn master_worker_daemon_stop_and_worker_death() {
+    let dir = TempDir::new("ops-mw-daemon");
+    let p = free_ports(2);
+    let _b = Backend::start("s1", p[1], Behavior::LineEcho);
+    let cfg = config(&dir, p[0], p[1], "");
+    let pidfile = dir.0.join("pid");
+    let sock = dir.0.join("admin.sock");
+    let reaper = Reaper::default();
+    let st = Command::new(RHAPROXY)
+        .args(["-W", "-D", "-p"])
+        .arg(&pidfile)
+        .arg("-f")
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let master: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    reaper.pid(master);
+    let w = cli_pid(&sock).expect("worker answers");
+    reaper.pid(w);
+    assert_ne!(w, master);
+    exchange_new(p[0]).unwrap();
+    // SIGUSR1 to the master: soft stop of the worker, then the master leaves.
+    kill(Pid::from_raw(master), Signal::SIGUSR1).unwrap();
+    wait_until("soft stop of master and worker", SOON, || {
+        !alive(master) && !alive(w)
+    });
+    // Foreground master: kill -9 its worker, the master exits with a failure.
+    let master = reaper.child(spawn(
+        &dir,
+        &["-W", "-f", cfg.to_str().unwrap()],
+        &[],
+        "mw.log",
+    ));
+    wait_until("worker answers", SOON, || {
+        cli_pid(&sock).is_some_and(|p| p != master)
+    });
+    let w = cli_pid(&sock).unwrap();
+    reaper.pid(w);
+    kill(Pid::from_raw(w), Signal::SIGKILL).unwrap();
+    wait_until("master exits after its worker died", SOON, || {
+        reaper.reap();
+        !alive(master)
+    });
+    let log = std::fs::read_to_string(dir.0.join("mw.log")).unwrap_or_default();
+    assert!(log.contains("exited with code"), "{log}");
+}

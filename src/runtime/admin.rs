@@ -629,7 +629,7 @@ async fn serve_conn<S: CliStream>(ctx: Arc<Ctx>, mut s: S, level: CliLevel, expo
             return;
         }
         if buf.len() > MAX_LINE {
-            let _ = s.write_all(b"Command line too long.\n\n").await;
+            // HAProxy closes without an answer when a line does not fit its buffer.
             return;
         }
         match tokio::time::timeout(sess.timeout, s.read(&mut tmp)).await {
