@@ -427,21 +427,25 @@ fn pause_resume_and_hard_stop_after() {
     wait_until("listening", SOON, || is_listening(p[0]));
     exchange_new(p[0]).unwrap();
     let sock = dir.0.join("admin.sock");
-    // SIGTTOU: connections wait in the backlog; SIGTTIN: they are served.
+    // SIGTTOU: the listeners stop listening (refused); SIGTTIN: served again.
     kill(Pid::from_raw(pid), Signal::SIGTTOU).unwrap();
     wait_until("frontend PAUSED", SOON, || {
         cmd(&sock, "show stat").contains(",PAUSED,")
     });
-    let mut s = TcpStream::connect(("127.0.0.1", p[0])).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let mut b = [0u8; 3];
-    assert!(s.read(&mut b).is_err(), "served while paused");
+    wait_until("refused while paused", SOON, || {
+        TcpStream::connect(("127.0.0.1", p[0])).is_err()
+    });
+    thread::sleep(Duration::from_millis(100));
+    assert!(
+        TcpStream::connect(("127.0.0.1", p[0])).is_err(),
+        "accepted while paused"
+    );
     kill(Pid::from_raw(pid), Signal::SIGTTIN).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"s1\n");
+    wait_until("resumed", SOON, || exchange_new(p[0]).is_ok());
     // SIGUSR1 with a session still open: hard-stop-after ends it after 1 s.
+    let mut held = TcpStream::connect(("127.0.0.1", p[0])).unwrap();
+    let mut b = [0u8; 3];
+    held.read_exact(&mut b).unwrap();
     let t = Instant::now();
     kill(Pid::from_raw(pid), Signal::SIGUSR1).unwrap();
     wait_until("hard-stop-after", Duration::from_secs(10), || {

@@ -323,6 +323,52 @@ fn collect(imp: Impl) -> Answers {
     }
     stat.extend(stat_summary(&admin).1);
     ss.extend(servers_state(&admin, ""));
+    // `show stat` filters: names and statuses of the rows.
+    let names = |c: &str| -> String {
+        cmd(&admin, c)
+            .lines()
+            .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(","))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    for c in [
+        "show stat -1 4 -1",
+        "show stat 3 2 -1",
+        "show stat 3 -1 2",
+        "show stat li 1 -1",
+        "show stat be",
+        "show stat up",
+        "show stat no-maint",
+    ] {
+        texts.push((c.to_string(), names(c)));
+    }
+    // Frontends.
+    let status = |px: &str| stat_field(&admin, px, "FRONTEND", "status");
+    for c in [
+        "disable frontend fe",
+        "disable frontend fe",
+        "status fe",
+        "enable frontend fe",
+        "enable frontend fe",
+        "status fe",
+        "disable frontend zz",
+        "disable frontend",
+        "disable frontend be",
+        "shutdown frontend li",
+        "status li",
+        "enable frontend li",
+        "disable frontend li",
+    ] {
+        let out = match c.strip_prefix("status ") {
+            Some(px) => status(px),
+            None => cmd(&admin, c),
+        };
+        texts.push((c.to_string(), out));
+    }
+    texts.push((
+        "oper disable frontend".into(),
+        cmd(&oper, "disable frontend fe"),
+    ));
     let _ = (s.fe, s.li);
     drop(s);
     Answers {
@@ -525,6 +571,17 @@ listen li
             assert_eq!(cmd(&sock, c), "\n", "{imp:?} {c}");
             assert_eq!(answering(p[0], 9), *want, "{imp:?} after {c}");
         }
+        // disable frontend: refused (the socket stops listening); enable: served again.
+        assert_eq!(cmd(&sock, "disable frontend li"), "\n");
+        let r = std::net::TcpStream::connect(("127.0.0.1", p[0]));
+        assert!(r.is_err(), "{imp:?}: accepted while disabled");
+        assert_eq!(cmd(&sock, "enable frontend li"), "\n");
+        assert_eq!(answering(p[0], 3), vec!["s1", "s2", "s3"], "{imp:?}");
+        // shutdown frontend: refused from now on.
+        assert_eq!(cmd(&sock, "shutdown frontend li"), "\n");
+        wait_until("refused after shutdown frontend", SOON, || {
+            std::net::TcpStream::connect(("127.0.0.1", p[0])).is_err()
+        });
     }
 }
 

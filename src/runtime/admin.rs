@@ -275,8 +275,8 @@ struct Ctx {
     fe_smax: Vec<AtomicU32>,
 }
 
-/// Listening sockets: `(frontend index, fd)`.
-static LISTENER_FDS: Mutex<Vec<(usize, RawFd)>> = Mutex::new(Vec::new());
+/// Listening sockets: `(frontend index, fd, paused)`.
+static LISTENER_FDS: Mutex<Vec<(usize, RawFd, bool)>> = Mutex::new(Vec::new());
 static PAUSED: OnceLock<watch::Sender<bool>> = OnceLock::new();
 
 fn paused_tx() -> &'static watch::Sender<bool> {
@@ -288,7 +288,51 @@ pub fn register_listener(fe: usize, l: &std::net::TcpListener) {
     LISTENER_FDS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((fe, l.as_raw_fd()));
+        .push((fe, l.as_raw_fd(), false));
+}
+
+/// Pauses or resumes each listening socket as the global (SIGTTOU) and per-frontend
+/// (`disable frontend`) states say. As HAProxy on Linux, a paused socket stops listening
+/// (`shutdown(SHUT_RD)`: new connections are refused) and resumes with `listen()` again.
+///
+/// A shut listening socket reads as closed for ever in the poller, so no task may be polling
+/// `accept` on it at that moment: the accept loops leave `accept` as soon as the state says
+/// paused, and the shutdown waits for them (see [`IN_ACCEPT`]); resumed sockets are accepted
+/// from through a fresh registration ([`registration`]).
+async fn apply_listen_state() {
+    let global = *paused_tx().borrow();
+    let want = |fi: usize| global || fe_state(fi).is_some_and(|s| *s.borrow() != FE_OPEN);
+    // Wait (bounded) until no accept loop of a frontend being paused polls `accept`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let busy = {
+            let fds = LISTENER_FDS.lock().unwrap_or_else(|e| e.into_inner());
+            fds.iter()
+                .any(|(fi, _, paused)| !*paused && want(*fi) && in_accept(*fi) > 0)
+        };
+        if !busy || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut fds = LISTENER_FDS.lock().unwrap_or_else(|e| e.into_inner());
+    for (fi, fd, paused) in fds.iter_mut() {
+        let want = want(*fi);
+        if want != *paused {
+            // SAFETY: shutdown(2)/listen(2) on a listening socket this process owns; the
+            // kernel caps the backlog at net.core.somaxconn.
+            unsafe {
+                if want {
+                    nix::libc::shutdown(*fd, nix::libc::SHUT_RD);
+                    EVER_PAUSED.store(true, Ordering::Release);
+                } else {
+                    nix::libc::listen(*fd, 65535);
+                    RESUME_GEN.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            *paused = want;
+        }
+    }
 }
 
 /// Soft stop: the listeners are closing, nothing to hand over any more.
@@ -300,20 +344,130 @@ pub fn listeners_closed() {
 }
 
 /// SIGTTOU / SIGTTIN: pause or resume accepting.
-pub fn set_paused(p: bool) {
+pub async fn set_paused(p: bool) {
     paused_tx().send_replace(p);
+    apply_listen_state().await;
 }
 
-/// Accepts a connection, never while the listeners are paused (SIGTTOU).
+/// Accept loops of each frontend currently polling `accept`.
+static IN_ACCEPT: OnceLock<Vec<AtomicU32>> = OnceLock::new();
+
+fn in_accept(fi: usize) -> u32 {
+    IN_ACCEPT
+        .get()
+        .and_then(|v| v.get(fi))
+        .map(|c| c.load(Ordering::SeqCst))
+        .unwrap_or(0)
+}
+
+struct InAccept(Option<&'static AtomicU32>);
+
+impl InAccept {
+    fn enter(fi: usize) -> InAccept {
+        let c = IN_ACCEPT.get().and_then(|v| v.get(fi));
+        if let Some(c) = c {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+        InAccept(c)
+    }
+}
+
+impl Drop for InAccept {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Set once a listener was paused: from then on accepts go through [`registration`].
+static EVER_PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Bumped at every resume.
+static RESUME_GEN: AtomicU64 = AtomicU64::new(0);
+/// Fresh tokio registrations of resumed listeners: `(original fd, generation, listener)`.
+type Registration = (RawFd, u64, Arc<tokio::net::TcpListener>);
+static REGISTRATIONS: Mutex<Vec<Registration>> = Mutex::new(Vec::new());
+
+/// After a pause (shutdown) the poller keeps reporting the old registration as closed, so
+/// a resumed listener is accepted from through a new descriptor (`dup`) registered afresh.
+fn registration(l: &tokio::net::TcpListener) -> Option<Arc<tokio::net::TcpListener>> {
+    let fd = l.as_raw_fd();
+    let generation = RESUME_GEN.load(Ordering::Acquire);
+    let mut regs = REGISTRATIONS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = regs.iter().find(|r| r.0 == fd && r.1 == generation) {
+        return Some(Arc::clone(&r.2));
+    }
+    // SAFETY: dup(2) of a listening socket this process owns; the new descriptor is owned
+    // by the std listener built from it.
+    let dup = unsafe { nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return None;
+    }
+    // SAFETY: `dup` is a fresh descriptor nobody else owns.
+    let std_l = unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+    let _ = std_l.set_nonblocking(true);
+    let reg = Arc::new(tokio::net::TcpListener::from_std(std_l).ok()?);
+    regs.retain(|r| r.0 != fd);
+    regs.push((fd, generation, Arc::clone(&reg)));
+    Some(reg)
+}
+
+/// Per-frontend listener state: `disable frontend` pauses, `shutdown frontend` stops.
+const FE_OPEN: u8 = 0;
+const FE_PAUSED: u8 = 1;
+const FE_STOPPED: u8 = 2;
+
+static FE_STATE: OnceLock<Vec<watch::Sender<u8>>> = OnceLock::new();
+
+fn fe_state(fi: usize) -> Option<&'static watch::Sender<u8>> {
+    FE_STATE.get().and_then(|v| v.get(fi))
+}
+
+/// Accepts a connection for frontend `fi`, never while the listeners are paused (SIGTTOU,
+/// `disable frontend`); never again after `shutdown frontend`.
 pub async fn accept(
+    fi: usize,
     l: &tokio::net::TcpListener,
 ) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
     loop {
         wait_resumed().await;
+        let mut frx = fe_state(fi).map(|s| s.subscribe());
+        if let Some(rx) = frx.as_mut() {
+            let st = *rx.borrow_and_update();
+            match st {
+                FE_OPEN => {}
+                FE_STOPPED => std::future::pending::<()>().await,
+                _ => {
+                    let _ = rx.wait_for(|s| *s != FE_PAUSED).await;
+                    continue;
+                }
+            }
+        }
         let mut rx = paused_tx().subscribe();
+        let reg = if EVER_PAUSED.load(Ordering::Acquire) {
+            registration(l)
+        } else {
+            None
+        };
+        let l = reg.as_deref().unwrap_or(l);
+        let _busy = InAccept::enter(fi);
+        // Re-checked after announcing ourselves: a pause decided meanwhile either sees us
+        // here (and waits) or we see it (and leave).
+        if *paused_tx().borrow() || fe_state(fi).is_some_and(|s| *s.borrow() != FE_OPEN) {
+            continue;
+        }
+        let fe_change = async {
+            match frx.as_mut() {
+                Some(r) => {
+                    let _ = r.changed().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             r = l.accept() => return r,
             _ = rx.wait_for(|p| *p) => {}
+            _ = fe_change => {}
         }
     }
 }
@@ -500,6 +654,14 @@ pub fn start(
         proxies[i].fullconn = (sum.div_ceil(10)).max(1) as u32;
     }
     let n = proxies.len();
+    let _ = IN_ACCEPT.set(shared.frontends.iter().map(|_| AtomicU32::new(0)).collect());
+    let _ = FE_STATE.set(
+        shared
+            .frontends
+            .iter()
+            .map(|_| watch::channel(FE_OPEN).0)
+            .collect(),
+    );
     let ctx = Arc::new(Ctx {
         shared: Arc::clone(shared),
         proxies,
@@ -522,7 +684,7 @@ pub fn start(
         if let Ok(mut s) = signal(SignalKind::from_raw(sig)) {
             tokio::spawn(async move {
                 while s.recv().await.is_some() {
-                    set_paused(pause);
+                    set_paused(pause).await;
                 }
             });
         }
@@ -656,6 +818,9 @@ async fn run_line<S: CliStream>(ctx: &Ctx, sess: &mut Session, s: &mut S, line: 
         }
         let mut out = String::new();
         let action = dispatch(ctx, sess, &words, &mut out);
+        if action.apply_listen {
+            apply_listen_state().await;
+        }
         if sess.quit {
             return true;
         }
@@ -723,13 +888,23 @@ fn split_commands(line: &str) -> Vec<Vec<String>> {
 struct Action {
     /// HAProxy forgets the final empty line after a few error messages.
     no_newline: bool,
+    /// Listening sockets must follow a frontend state change before the answer.
+    apply_listen: bool,
 }
 
 /// The commands rhaproxy answers, with HAProxy's help lines.
 const COMMANDS: &[(&str, &str)] = &[
     (
+        "disable frontend",
+        "  disable frontend <frontend>             : temporarily disable specific frontend",
+    ),
+    (
         "disable server",
         "  disable server (DEPRECATED)             : disable a server for maintenance (use 'set server' instead)",
+    ),
+    (
+        "enable frontend",
+        "  enable frontend <frontend>              : re-enable specific frontend",
     ),
     (
         "enable server",
@@ -786,6 +961,10 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "show version",
         "  show version                            : show version of the current process",
+    ),
+    (
+        "shutdown frontend",
+        "  shutdown frontend <frontend>            : stop a specific frontend",
     ),
     (
         "shutdown sessions server",
@@ -1009,6 +1188,14 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         ("set", "server") => {
             if need(CliLevel::Admin, out) {
                 return set_server(ctx, w, out);
+            }
+        }
+        ("disable", "frontend") | ("enable", "frontend") | ("shutdown", "frontend") => {
+            if need(CliLevel::Admin, out) && frontend_cmd(ctx, a(0), a(2), out) {
+                return Action {
+                    apply_listen: true,
+                    ..Action::default()
+                };
             }
         }
         ("shutdown", "sessions") if a(2) == "server" => {
@@ -1258,7 +1445,10 @@ fn set_weight(be: &Backend, i: usize, arg: &str, out: &mut String) -> Action {
     let digits = arg.trim_end_matches('%');
     let Ok(v) = digits.parse::<u64>() else {
         out.push_str("Empty weight string empty or preceded by garbage\n");
-        return Action { no_newline: true };
+        return Action {
+            no_newline: true,
+            ..Action::default()
+        };
     };
     let w = if arg.ends_with('%') {
         let w = srv.admin.iweight as u64 * v / 100;
@@ -1678,9 +1868,91 @@ fn srv_status(srv: &Server) -> String {
     }
 }
 
+fn fe_index(ctx: &Ctx, fe: &Arc<Frontend>) -> Option<usize> {
+    ctx.shared.frontends.iter().position(|f| Arc::ptr_eq(f, fe))
+}
+
+/// `disable`/`enable`/`shutdown frontend NAME`.
+/// Returns `true` when the listening sockets must follow the new state.
+fn frontend_cmd(ctx: &Ctx, verb: &str, name: &str, out: &mut String) -> bool {
+    if name.is_empty() {
+        out.push_str("A frontend name is expected.\n");
+        return false;
+    }
+    let Some(fi) = ctx
+        .proxies
+        .iter()
+        .filter_map(|p| p.fe.as_ref())
+        .find(|(f, _)| f.name == name)
+        .and_then(|(f, _)| fe_index(ctx, f))
+    else {
+        out.push_str("No such frontend.\n");
+        return false;
+    };
+    let Some(st) = fe_state(fi) else {
+        return false;
+    };
+    let cur = *st.borrow();
+    match verb {
+        "disable" => match cur {
+            FE_STOPPED => out.push_str("Frontend was previously shut down, cannot disable.\n"),
+            FE_PAUSED => out.push_str("All sockets are already disabled.\n"),
+            _ => {
+                st.send_replace(FE_PAUSED);
+                return true;
+            }
+        },
+        "enable" => match cur {
+            FE_STOPPED => out.push_str("Frontend was previously shut down, cannot enable.\n"),
+            FE_OPEN => out.push_str("All sockets are already enabled.\n"),
+            _ => {
+                st.send_replace(FE_OPEN);
+                return true;
+            }
+        },
+        _ => {
+            if cur != FE_STOPPED {
+                st.send_replace(FE_STOPPED);
+                // Close the listening sockets: new connections are refused, and they are no
+                // longer handed to a new process.
+                let mut fds = LISTENER_FDS.lock().unwrap_or_else(|e| e.into_inner());
+                for (_, fd, _) in fds.iter().filter(|(f, _, _)| *f == fi) {
+                    // SAFETY: shutdown(2) on a listening socket this process owns.
+                    unsafe {
+                        nix::libc::shutdown(*fd, nix::libc::SHUT_RDWR);
+                    }
+                }
+                fds.retain(|(f, _, _)| *f != fi);
+                warn_line(format!(
+                    "Proxy {name} stopped (cumulated conns: FE: {}, BE: 0).",
+                    ctx.shared.frontends[fi].cum_conns.load(Ordering::Relaxed)
+                ));
+            }
+        }
+    }
+    false
+}
+
 fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
     let only_up = opts.iter().any(|o| o == "up");
     let no_maint = opts.iter().any(|o| o == "no-maint");
+    // `show stat <iid|name> <type mask> <sid>`: 1 frontends, 2 backends, 4 servers.
+    let num = |i: usize| opts.get(i).and_then(|s| s.parse::<i64>().ok());
+    let filter = match (opts.first(), num(1), num(2)) {
+        (Some(px), Some(ty), Some(sid)) => {
+            let iid = px.parse::<i64>().ok().or_else(|| {
+                ctx.proxies
+                    .iter()
+                    .find(|p| &p.name == px)
+                    .map(|p| p.iid as i64)
+            });
+            iid.map(|iid| (iid, ty, sid))
+        }
+        _ => None,
+    };
+    let want_px = |iid: u32| filter.is_none_or(|(f, _, _)| f == -1 || f == iid as i64);
+    let want_ty = |bit: i64| filter.is_none_or(|(_, t, _)| t == -1 || t & bit != 0);
+    let want_sid = |sid: u32| filter.is_none_or(|(_, _, s)| s == -1 || s == sid as i64);
     let now = now_secs();
     let start = ctx
         .start
@@ -1695,7 +1967,10 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
     out.push('\n');
     let stopping = *ctx.shared.stopping.borrow();
     for (pi, p) in ctx.proxies.iter().enumerate() {
-        if let Some((fe, slim)) = &p.fe {
+        if !want_px(p.iid) {
+            continue;
+        }
+        if let Some((fe, slim)) = p.fe.as_ref().filter(|_| want_ty(1)) {
             let mut r = Row::new(FE_ZERO);
             let scur = fe.feconn();
             let smax = ctx.fe_smax[pi].fetch_max(scur, Ordering::Relaxed).max(scur);
@@ -1708,9 +1983,17 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             r.set("stot", cum);
             r.set(
                 "status",
-                if stopping {
+                if stopping
+                    || fe_index(ctx, fe)
+                        .and_then(fe_state)
+                        .is_some_and(|s| *s.borrow() == FE_STOPPED)
+                {
                     "STOP"
-                } else if *paused_tx().borrow() {
+                } else if *paused_tx().borrow()
+                    || fe_index(ctx, fe)
+                        .and_then(fe_state)
+                        .is_some_and(|s| *s.borrow() == FE_PAUSED)
+                {
                     "PAUSED"
                 } else {
                     "OPEN"
@@ -1746,18 +2029,22 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
                 }
             }
             let flags = a.flags.load(Ordering::Acquire);
-            if no_maint && flags & ADM_MAINT != 0 {
-                continue;
-            }
-            if only_up && !srv.up.load(Ordering::Acquire) {
-                continue;
-            }
             let served = be.lb.served(srv.idx);
             let queued = srv.queued.load(Ordering::Relaxed);
             let cum = srv.cum_conns.load(Ordering::Relaxed);
             scur_be += served;
             qcur_be += queued;
             lbtot += cum;
+            if no_maint && flags & ADM_MAINT != 0 {
+                continue;
+            }
+            if only_up && !srv.up.load(Ordering::Acquire) {
+                continue;
+            }
+            let sid = be.proxy.servers.get(srv.idx).map(|s| s.puid).unwrap_or(0);
+            if !want_ty(4) || !want_sid(sid) {
+                continue;
+            }
             let mut r = Row::new(SRV_ZERO);
             r.set("pxname", &p.name);
             r.set("svname", &srv.name);
@@ -1819,6 +2106,9 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
                 }
             }
             r.write(out);
+        }
+        if !want_ty(2) {
+            continue;
         }
         let mut r = Row::new(BE_ZERO);
         let (weight, up) = if act > 0 {
@@ -2054,7 +2344,7 @@ async fn send_listeners(fd: RawFd) -> std::io::Result<()> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .map(|(_, fd)| *fd)
+        .map(|(_, fd, _)| *fd)
         .collect();
     tokio::task::spawn_blocking(move || xfer::send_fds(fd, &fds))
         .await

@@ -571,7 +571,7 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
-        let (stream, peer) = match admin::accept(&listener).await {
+        let (stream, peer) = match admin::accept(fi, &listener).await {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off a little instead of spinning.
