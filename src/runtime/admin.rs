@@ -333,6 +333,7 @@ async fn apply_listen_state() {
             *paused = want;
         }
     }
+    fds.retain(|(fi, _, _)| fe_state(*fi).is_none_or(|s| *s.borrow() != FE_STOPPED));
 }
 
 /// Soft stop: the listeners are closing, nothing to hand over any more.
@@ -1912,21 +1913,14 @@ fn frontend_cmd(ctx: &Ctx, verb: &str, name: &str, out: &mut String) -> bool {
         },
         _ => {
             if cur != FE_STOPPED {
+                // The sockets stop listening (see `apply_listen_state`) and are no longer
+                // handed to a new process.
                 st.send_replace(FE_STOPPED);
-                // Close the listening sockets: new connections are refused, and they are no
-                // longer handed to a new process.
-                let mut fds = LISTENER_FDS.lock().unwrap_or_else(|e| e.into_inner());
-                for (_, fd, _) in fds.iter().filter(|(f, _, _)| *f == fi) {
-                    // SAFETY: shutdown(2) on a listening socket this process owns.
-                    unsafe {
-                        nix::libc::shutdown(*fd, nix::libc::SHUT_RDWR);
-                    }
-                }
-                fds.retain(|(f, _, _)| *f != fi);
                 warn_line(format!(
                     "Proxy {name} stopped (cumulated conns: FE: {}, BE: 0).",
                     ctx.shared.frontends[fi].cum_conns.load(Ordering::Relaxed)
                 ));
+                return true;
             }
         }
     }
