@@ -740,8 +740,9 @@ listen li
     let _ = cli(&admin, "set server li/s1 state\n");
     let _ = cli(&admin, "get weight /\n");
     let _ = cli(&admin, "get weight li/\n");
-    let _ = cli(&user, "_getsocks\n");
-    let _ = cli(&admin, "_getsocks\n");
+    // No `expose-fd listeners` on these sockets: no descriptors handed out.
+    assert_eq!(cli(&user, "_getsocks\n"), "Permission denied\n\n");
+    assert_eq!(cli(&admin, "_getsocks\n"), "Permission denied\n\n");
     // Clients going away mid-answer.
     for _ in 0..50 {
         let mut s = UnixStream::connect(&admin).unwrap();

@@ -808,7 +808,8 @@ async fn run_line<S: CliStream>(ctx: &Ctx, sess: &mut Session, s: &mut S, line: 
     let cmds = split_commands(line);
     for words in cmds {
         if words.first().map(String::as_str) == Some("_getsocks") {
-            if sess.level < CliLevel::Admin || !sess.expose_fd {
+            // Only sockets declared with `expose-fd listeners` hand out descriptors.
+            if !sess.expose_fd {
                 if s.write_all(b"Permission denied\n\n").await.is_err() {
                     return false;
                 }
