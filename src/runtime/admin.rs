@@ -507,7 +507,8 @@ pub fn bind_sockets(cfg: &Config) -> Result<Vec<BoundCli>, String> {
                 let _ = std::fs::remove_file(&tmp);
                 let l = std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| {
                     format!(
-                        "Starting proxy GLOBAL: cannot bind UNIX socket ({}) [{path}]",
+                        "Binding [{}] for frontend GLOBAL: cannot bind UNIX socket ({}) [{path}]",
+                        s.loc,
                         super::listen::os_error_text(&e)
                     )
                 })?;
@@ -525,7 +526,8 @@ pub fn bind_sockets(cfg: &Config) -> Result<Vec<BoundCli>, String> {
                 std::fs::rename(&tmp, path).map_err(|e| {
                     let _ = std::fs::remove_file(&tmp);
                     format!(
-                        "Starting proxy GLOBAL: cannot change UNIX socket ownership ({}) [{path}]",
+                        "Binding [{}] for frontend GLOBAL: cannot change UNIX socket ownership ({}) [{path}]",
+                        s.loc,
                         super::listen::os_error_text(&e)
                     )
                 })?;
@@ -544,8 +546,10 @@ pub fn bind_sockets(cfg: &Config) -> Result<Vec<BoundCli>, String> {
                     .and_then(|_| sock.listen(16))
                     .map_err(|e| {
                         format!(
-                            "Starting proxy GLOBAL: cannot bind socket ({}) [{sa}]",
-                            super::listen::os_error_text(&e)
+                            "Binding [{}] for frontend GLOBAL: cannot bind socket ({}) for [{}]",
+                            s.loc,
+                            super::listen::os_error_text(&e),
+                            super::listen::addr_port(sa)
                         )
                     })?;
                 sock.set_nonblocking(true).map_err(|e| e.to_string())?;

@@ -283,6 +283,10 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         Ok(v) => v,
         Err(msg) => {
             diags.startup(Severity::Alert, msg);
+            diags.startup(
+                Severity::Alert,
+                "[haproxy.main()] Some protocols failed to start their listeners! Exiting.",
+            );
             return 1;
         }
     };
