@@ -596,7 +596,7 @@ pub async fn session(
             },
         };
         drop(hl);
-        let (mut sc, mut slot, mut was_reused) = match conn {
+        let (sc0, mut slot, mut was_reused) = match conn {
             Ok(x) => x,
             Err(status) => {
                 let keep = plan.client_keep_alive && no_body;
@@ -616,6 +616,10 @@ pub async fn session(
                 return;
             }
         };
+
+        // An Option so that a dead connection can be closed before its replacement is
+        // opened (with `usesrc client` both would need the same 4-tuple).
+        let mut sc = Some(sc0);
 
         // ---- request head to the server
         let ff = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref());
@@ -642,16 +646,23 @@ pub async fn session(
                 }
             }
             txn.sent = Some(Instant::now());
+            let Some(conn) = sc.as_mut() else {
+                break RespEnd::Error(503);
+            };
             if !was_reused {
-                sc.drain_ready();
+                conn.drain_ready();
             }
-            if write_all(&mut sc.w, &out, be.server_timeout).await.is_err() {
+            if write_all(&mut conn.w, &out, be.server_timeout)
+                .await
+                .is_err()
+            {
                 if was_reused && no_body {
                     // A reused connection closed under us: try a fresh one.
                     was_reused = false;
+                    drop(sc.take());
                     match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                         Ok((c, sl)) => {
-                            sc = c;
+                            sc = Some(c);
                             slot = sl;
                             continue;
                         }
@@ -662,15 +673,16 @@ pub async fn session(
                 // read what it sent; an empty answer becomes a 502 there.
             }
             let r = exchange(
-                &fe, &be, &mut cr, &mut cw, &mut cbuf, &mut sc, rq_framer, info, req_11, plan,
+                &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
                 was_reused, &stop, &mut txn,
             )
             .await;
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
+                drop(sc.take());
                 match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                     Ok((c, sl)) => {
-                        sc = c;
+                        sc = Some(c);
                         slot = sl;
                         continue;
                     }
@@ -685,6 +697,7 @@ pub async fn session(
                 client_keep_alive,
             } => {
                 drop(slot);
+                let Some(sc) = sc else { continue };
                 let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
                 if queue {
                     // Requests wait for this server: free the connection at once (RST).
@@ -703,6 +716,7 @@ pub async fn session(
             }
             RespEnd::Tunnel => {
                 let _slot = slot;
+                let Some(sc) = sc else { return };
                 let tmo = tcp::tunnel_timeouts(&fe, Some(&be));
                 let client = tokio::io::join(cr, cw);
                 let server = tokio::io::join(sc.r, sc.w);
@@ -722,6 +736,7 @@ pub async fn session(
                 txn.status = status as i32;
                 match status {
                     504 => txn.set_term(b's', b'H'),
+                    503 => txn.set_term(b'S', b'C'),
                     _ => txn.set_term(b'S', b'H'),
                 }
                 txn.bytes_out = send_error(
@@ -916,6 +931,8 @@ async fn exchange(
             plan2.server_keep_alive = false;
         }
         let tunnel = resp.body == BodyKind::Tunnel;
+        // The server keeps its side open: HTTP/1.1 without `close`, HTTP/1.0 with keep-alive.
+        let server_keeps = !resp.conn.close && (resp.version.is_11() || resp.conn.keep_alive);
         http1::rewrite_response_for_client(&mut resp, req_11, plan2);
         let mut h = Vec::with_capacity(512);
         http1::write_response_head(&mut h, &resp, WriteOpts::default());
@@ -948,7 +965,7 @@ async fn exchange(
                 if step.done {
                     let extra = !sbuf.is_empty();
                     return RespEnd::Done {
-                        server_reusable: plan2.server_keep_alive && !extra,
+                        server_reusable: plan2.server_keep_alive && !extra && server_keeps,
                         client_keep_alive: plan2.client_keep_alive,
                     };
                 }
