@@ -246,6 +246,75 @@ fn hdr_ip(req: &Request, name: &str, occ: i32) -> Option<IpAddr> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
+/// A message body on its way through: forwarded as is, except chunked bodies, which are
+/// re-encoded in canonical form as HAProxy does (extensions dropped, trailer names
+/// lower-cased, and the data available at once sent as one chunk: measured, `1\r\ns\r\n1\r\n1`
+/// read in one go goes out as `2\r\ns1`).
+enum Codec {
+    Raw(BodyFramer),
+    Chunked(BodyFramer),
+}
+
+impl Codec {
+    fn new(kind: BodyKind, dir: Direction) -> Codec {
+        match kind {
+            BodyKind::Chunked => Codec::Chunked(BodyFramer::new(BodyKind::Chunked, dir)),
+            k => Codec::Raw(BodyFramer::new(k, dir)),
+        }
+    }
+
+    /// Consumes body bytes of `input`, appending what is to be sent to `out`.
+    fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<http1::body::Step, http1::HttpError> {
+        match self {
+            Codec::Raw(f) => {
+                let step = f.advance(input)?;
+                out.extend_from_slice(&input[..step.consumed]);
+                Ok(step)
+            }
+            Codec::Chunked(f) => {
+                use http1::body::BodyEvent;
+                let mut data: Vec<u8> = Vec::new();
+                let flush = |data: &mut Vec<u8>, out: &mut Vec<u8>| {
+                    if !data.is_empty() {
+                        http1::serialize::write_chunk(out, data);
+                        data.clear();
+                    }
+                };
+                let step = f.advance_events(input, |ev| match ev {
+                    BodyEvent::Data(r) => data.extend_from_slice(&input[r]),
+                    BodyEvent::LastChunk => {
+                        flush(&mut data, out);
+                        out.extend_from_slice(b"0\r\n");
+                    }
+                    BodyEvent::TrailerByte(b) => out.push(b),
+                    BodyEvent::TrailerEol | BodyEvent::End => out.extend_from_slice(b"\r\n"),
+                })?;
+                flush(&mut data, out);
+                Ok(step)
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Codec::Raw(f) => f.is_done(),
+            Codec::Chunked(f) => f.is_done(),
+        }
+    }
+
+    /// The peer closed: fine for a close-delimited body (or a finished one).
+    fn on_eof(&mut self) -> bool {
+        match self {
+            Codec::Raw(f) => f.on_eof().is_ok(),
+            Codec::Chunked(f) => f.is_done(),
+        }
+    }
+}
+
 /// What one transaction did, logged when dropped (if any request byte was seen).
 struct TxnLog {
     fe: Arc<Frontend>,
@@ -630,11 +699,10 @@ pub async fn session(
         let req_11 = req.version.is_11();
 
         let outcome = loop {
-            let mut rq_framer = BodyFramer::new(req.body, Direction::Request);
+            let mut rq_framer = Codec::new(req.body, Direction::Request);
             let mut out = head.clone();
-            match rq_framer.advance(&cbuf) {
+            match rq_framer.feed(&cbuf, &mut out) {
                 Ok(step) => {
-                    out.extend_from_slice(&cbuf[..step.consumed]);
                     cbuf.drain(..step.consumed);
                 }
                 Err(e) => {
@@ -832,7 +900,7 @@ async fn exchange(
     cw: &mut OwnedWriteHalf,
     cbuf: &mut Vec<u8>,
     sc: &mut ServerConn,
-    mut rq_framer: BodyFramer,
+    mut rq_framer: Codec,
     info: http1::RequestInfo,
     req_11: bool,
     plan: http1::ConnPlan,
@@ -855,14 +923,13 @@ async fn exchange(
             if rq_framer.is_done() {
                 return Ok::<(), IoEnd>(());
             }
-            let before = cbuf.len();
             let n = read_more(cr, cbuf, client_to).await?;
             if n == 0 {
                 return Err(IoEnd::Io);
             }
-            let _ = before;
-            let step = rq_framer.advance(cbuf).map_err(|_| IoEnd::Io)?;
-            write_all(sw, &cbuf[..step.consumed], server_to).await?;
+            let mut out = Vec::with_capacity(cbuf.len() + 16);
+            let step = rq_framer.feed(cbuf, &mut out).map_err(|_| IoEnd::Io)?;
+            write_all(sw, &out, server_to).await?;
             cbuf.drain(..step.consumed);
             if step.done {
                 req_done_flag.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -931,6 +998,7 @@ async fn exchange(
             plan2.server_keep_alive = false;
         }
         let tunnel = resp.body == BodyKind::Tunnel;
+        let resp_body = resp.body;
         // The server keeps its side open: HTTP/1.1 without `close`, HTTP/1.0 with keep-alive.
         let server_keeps = !resp.conn.close && (resp.version.is_11() || resp.conn.keep_alive);
         http1::rewrite_response_for_client(&mut resp, req_11, plan2);
@@ -944,24 +1012,23 @@ async fn exchange(
         if tunnel {
             return RespEnd::Tunnel;
         }
-        let mut framer = BodyFramer::new(resp.body, Direction::Response);
+        let mut framer = Codec::new(resp.body, Direction::Response);
+        let mut out = Vec::with_capacity(16384);
         loop {
             if !sbuf.is_empty() || framer.is_done() {
-                let step = match framer.advance(sbuf) {
+                out.clear();
+                let step = match framer.feed(sbuf, &mut out) {
                     Ok(s) => s,
                     Err(_) => return RespEnd::Abort,
                 };
-                if step.consumed > 0 {
-                    if write_all(cw, &sbuf[..step.consumed], client_to)
-                        .await
-                        .is_err()
-                    {
+                if !out.is_empty() {
+                    if write_all(cw, &out, client_to).await.is_err() {
                         txn.set_term(b'C', b'D');
                         return RespEnd::Abort;
                     }
-                    txn.bytes_out += step.consumed as u64;
-                    sbuf.drain(..step.consumed);
+                    txn.bytes_out += out.len() as u64;
                 }
+                sbuf.drain(..step.consumed);
                 if step.done {
                     let extra = !sbuf.is_empty();
                     return RespEnd::Done {
@@ -972,10 +1039,11 @@ async fn exchange(
             }
             match read_more(sr, sbuf, server_to).await {
                 Ok(0) => {
-                    if framer.on_eof().is_ok() {
+                    if framer.on_eof() {
                         return RespEnd::Done {
                             server_reusable: false,
-                            client_keep_alive: plan2.client_keep_alive && !framer.ends_at_close(),
+                            client_keep_alive: plan2.client_keep_alive
+                                && resp_body != BodyKind::CloseDelimited,
                         };
                     }
                     txn.set_term(b'S', b'D');
