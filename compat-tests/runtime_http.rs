@@ -1026,3 +1026,47 @@ listen li
         out
     });
 }
+
+#[test]
+fn maxqueue_refuses_beyond_the_server_queue() {
+    differential("maxqueue_refuses_beyond_the_server_queue", |imp| {
+        let dir = TempDir::new("maxq");
+        let p = free_ports(2);
+        let s1 = Backend::start("s1", p[1], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    balance source
+    timeout queue 10s
+    server s1 127.0.0.1:{} maxconn 1 maxqueue 1
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let port = p[0];
+        let slow = |ms: u64| {
+            thread::spawn(move || {
+                http_once(port, &format!("GET /slow/{ms} HTTP/1.1\r\nHost: x\r\n\r\n"))
+                    .map(|r| r.status)
+                    .unwrap_or(0)
+            })
+        };
+        let a = slow(1500);
+        wait_until("A at the server", SOON, || {
+            s1.inflight.load(std::sync::atomic::Ordering::Acquire) >= 1
+        });
+        let b = slow(10);
+        thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let c = http_once(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let fast = t.elapsed() < Duration::from_millis(1000);
+        let out = vec![
+            format!("C {} fast={fast}", c.status),
+            format!("A {}", a.join().unwrap()),
+            format!("B {}", b.join().unwrap()),
+        ];
+        assert_eq!(out, ["C 503 fast=true", "A 200", "B 200"], "{imp:?}");
+        out
+    });
+}

@@ -1084,3 +1084,65 @@ async fn exchange(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwardfor_except_networks() {
+        assert_eq!(
+            parse_net("10.0.0.0/8"),
+            Some(("10.0.0.0".parse().unwrap(), 8))
+        );
+        assert_eq!(
+            parse_net("10.0.0.0/255.255.0.0"),
+            Some(("10.0.0.0".parse().unwrap(), 16))
+        );
+        assert_eq!(parse_net("::1"), Some(("::1".parse().unwrap(), 128)));
+        assert_eq!(parse_net("nope"), None);
+    }
+
+    fn req(raw: &str) -> Request {
+        match http1::parse_request(raw.as_bytes(), &Limits::default()) {
+            Ok(Parsed::Complete(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hdr_ip_occurrences() {
+        let r = req("GET / HTTP/1.1\r\nX-IP: 10.0.0.1, 10.0.0.2\r\nX-IP: 10.0.0.3\r\n\r\n");
+        assert_eq!(hdr_ip(&r, "x-ip", -1), Some("10.0.0.3".parse().unwrap()));
+        assert_eq!(hdr_ip(&r, "x-ip", -2), Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(hdr_ip(&r, "x-ip", 1), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(hdr_ip(&r, "x-ip", 4), None);
+        assert_eq!(hdr_ip(&r, "x-other", -1), None);
+    }
+
+    #[test]
+    fn chunked_bodies_are_coalesced_per_read() {
+        let mut c = Codec::new(BodyKind::Chunked, Direction::Response);
+        let mut out = Vec::new();
+        let input = b"1;ext=1\r\na\r\n2\r\nbc\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let step = c.feed(input, &mut out).unwrap();
+        assert!(step.done);
+        assert_eq!(&input[step.consumed..], b"NEXT");
+        assert_eq!(out, b"3\r\nabc\r\n0\r\nx-t: 1\r\n\r\n");
+    }
+
+    #[test]
+    fn raw_bodies_pass_through() {
+        let mut c = Codec::new(BodyKind::Length(3), Direction::Request);
+        let mut out = Vec::new();
+        let step = c.feed(b"abcdef", &mut out).unwrap();
+        assert_eq!((step.consumed, step.done), (3, true));
+        assert_eq!(out, b"abc");
+    }
+
+    #[test]
+    fn htx_sizes() {
+        assert_eq!(htx_size(100, 3), 88);
+        assert_eq!(htx_size(2, 3), 0);
+    }
+}
