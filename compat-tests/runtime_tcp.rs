@@ -718,7 +718,7 @@ listen li
 fn global_maxconn_leaves_connections_in_the_backlog() {
     for imp in Impl::all("global_maxconn_leaves_connections_in_the_backlog") {
         let dir = TempDir::new("gmax");
-        let p = free_ports(2);
+        let p = free_ports(3);
         let _b = Backend::start("e", p[1], Behavior::LineEcho);
         let cfg = format!(
             "global
@@ -726,11 +726,12 @@ fn global_maxconn_leaves_connections_in_the_backlog() {
 {DEFAULTS}
 listen li
     bind 127.0.0.1:{}
+    bind 127.0.0.1:{}
     server e 127.0.0.1:{}
 ",
-            p[0], p[1]
+            p[0], p[2], p[1]
         );
-        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[2]]);
         let greet = |s: &std::net::TcpStream, to: Duration| -> Option<String> {
             s.set_read_timeout(Some(to)).unwrap();
             let mut r = BufReader::new(s.try_clone().unwrap());
@@ -740,6 +741,10 @@ listen li
                 _ => None,
             }
         };
+        // An idle listener does not hold the only slot: the second bind is served.
+        let z = connect_from(None, p[2]).unwrap();
+        assert_eq!(greet(&z, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        drop(z);
         let a = connect_from(None, p[0]).unwrap();
         assert_eq!(greet(&a, SOON).as_deref(), Some("e\n"), "{imp:?}");
         // The kernel completes the handshake, but the proxy does not accept it yet.
