@@ -803,3 +803,42 @@ listen only6
         assert_eq!(all[0], all[1]);
     }
 }
+
+#[test]
+fn fin_timeouts_after_half_close() {
+    for imp in Impl::all("fin_timeouts_after_half_close") {
+        let dir = TempDir::new("fin");
+        let p = free_ports(3);
+        let _hold = Backend::start("hold", p[2], Behavior::Hold);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+listen sfin
+    bind 127.0.0.1:{}
+    timeout server-fin 400ms
+    server s 127.0.0.1:{}
+listen nofin
+    bind 127.0.0.1:{}
+    timeout server 1500ms
+    server s 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        // The client sends its FIN, the proxy passes it on, the server never closes: once
+        // half-closed, `timeout server-fin` (not `timeout server`) bounds the wait.
+        for (port, min, max) in [(p[0], 300u128, 1300u128), (p[1], 1300, 10000)] {
+            let t = Instant::now();
+            let out = tcp_exchange(port, None, b"x").unwrap_or_default();
+            let el = t.elapsed().as_millis();
+            assert_eq!(out, "", "{imp:?}");
+            assert!(
+                el >= min && el < max,
+                "{imp:?} port {port}: {el}ms, expected {min}..{max}"
+            );
+        }
+    }
+}
