@@ -295,14 +295,25 @@ backend bk_web
         );
         let kind = r.unwrap_err().kind();
         println!("T7 {proxy}: client2 closed after {took:?}: {kind:?}");
-        if proxy == "haproxy" {
+        // the log line is written when the session ends, just after the client saw it end
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let line = loop {
             let log = lab.proc(id).stdout_text();
-            assert!(
-                log.lines()
-                    .any(|l| l.starts_with("10.10.2.50:") && l.contains(" sC ")),
-                "HAProxy logs sC: {log}"
-            );
-        }
+            let line = log
+                .lines()
+                .find(|l| l.starts_with("10.10.2.50:"))
+                .map(String::from);
+            if line.is_some() || Instant::now() > deadline {
+                break line;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        println!("T7 {proxy} log: {line:?}");
+        assert!(
+            line.as_deref().is_some_and(|l| l.contains(" sC ")),
+            "{proxy} logs a connect timeout (sC): {line:?}\n{}",
+            lab.proc(id).stdout_text()
+        );
         lab.stop(id);
     }
     lab.start_proxy(RHAPROXY, "rhaproxy", cfg, &[80]).unwrap();
