@@ -3,9 +3,11 @@
 //! whether the connection is closed), then compares built-in error responses and errorfile
 //! handling byte for byte. Skips (with a message) when `haproxy` is not installed.
 
-use rhaproxy::http1::errors::{ErrorFlavor, builtin_error, errorfile_wire, load_errorfile_with};
+use rhaproxy::http1::errors::{
+    ConnHeader, ErrorFlavor, auth_challenge, builtin_error, errorfile_wire, load_errorfile_with,
+};
 use rhaproxy::http1::head::Limits;
-use rhaproxy::http1::vectors::request_vectors;
+use rhaproxy::http1::vectors::{request_vectors, response_vectors};
 use rhaproxy::http1::verdict::request_verdict;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -237,6 +239,8 @@ fn error_cfg(ports: &[u16], _: &std::path::Path) -> String {
             "  http-request deny deny_status {st} if {{ path /{st} }}\n"
         ));
     }
+    c.push_str("  http-request auth realm \"my realm\" if { path /auth }\n");
+    c.push_str("  http-request auth if { path /auth-default }\n");
     c.push_str(&format!(
         "frontend nobackend\n  bind 127.0.0.1:{}\n",
         ports[1]
@@ -267,6 +271,21 @@ fn builtin_error_bytes_match_haproxy() {
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&want),
             "deny {st}"
+        );
+        checked += 1;
+    }
+    for (path, realm, req_version, conn) in [
+        ("auth", "my realm", "1.1", ConnHeader::None),
+        ("auth-default", "deny", "1.1", ConnHeader::None),
+        ("auth", "my realm", "1.0", ConnHeader::Close),
+    ] {
+        let req = format!("GET /{path} HTTP/{req_version}\r\nHost: x\r\n\r\n");
+        let got = exchange(ports[0], req.as_bytes(), Duration::from_secs(3));
+        let want = auth_challenge(realm, conn);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{path}"
         );
         checked += 1;
     }
@@ -431,63 +450,6 @@ use rhaproxy::http1::conn::{
 use rhaproxy::http1::message::{Parsed, parse_request, parse_response};
 use rhaproxy::http1::serialize::{WriteOpts, write_response_head};
 
-/// (name, server response, deviation note). The expected result is whatever HAProxy does.
-fn response_vectors() -> Vec<(&'static str, Vec<u8>, Option<&'static str>)> {
-    let v = |n, b: &[u8]| (n, b.to_vec(), None);
-    vec![
-        v("ok", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
-        v("cl_and_te", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGARBAGE"),
-        v("te_chunked_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
-        v("te_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhi"),
-        v("te_chunked_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
-        v("te_gzip_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
-        v("te_vtab", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \x0bchunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
-        v("te_http10", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"),
-        v("cl_conflict", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi"),
-        v("cl_twice", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi"),
-        v("cl_plus", b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nhi"),
-        v("no_reason", b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nhi"),
-        v("lowercase_version", b"http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
-        v("version_2_0", b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
-        v("reason_ctl", b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nhi"),
-        v("reason_8bit", b"HTTP/1.1 200 \xe9\r\nContent-Length: 2\r\n\r\nhi"),
-        v("space_before_colon", b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 2\r\n\r\nhi"),
-        v("obs_fold", b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nhi"),
-        v("bare_lf", b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi"),
-        v("close_delimited", b"HTTP/1.1 200 OK\r\n\r\nhello"),
-        v("close_delimited_10", b"HTTP/1.0 200 OK\r\n\r\nhello"),
-        v("204_with_cl", b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
-        v("304_with_cl", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"),
-        v("100_then_200", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
-        v("103_then_200", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
-        v("101_without_upgrade", b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nhi"),
-        v("chunk_size_2p52", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000\r\nhi"),
-        v("chunk_size_non_hex", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi"),
-        v("chunk_trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\n"),
-        v("garbage", b"garbage\r\n\r\n"),
-        v("empty", b""),
-        v("keep_alive", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi"),
-        v("server_close", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"),
-        v("empty_header_name", b"HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 2\r\n\r\nhi"),
-        v("bare_cr_in_value", b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nhi"),
-        (
-            "status_4_digits",
-            b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
-            Some("HAProxy forwards status 2000; rhaproxy requires 3 digits (502)"),
-        ),
-        (
-            "status_2_digits",
-            b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
-            Some("HAProxy forwards status 20 without its Content-Length; rhaproxy: 502"),
-        ),
-        (
-            "status_099",
-            b"HTTP/1.1 099 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
-            Some("HAProxy forwards status 099 without its Content-Length; rhaproxy: 502"),
-        ),
-    ]
-}
-
 /// Our view of a response: the status the client gets and the head we would send.
 fn our_response(resp_bytes: &[u8], req_bytes: &[u8]) -> (u16, Vec<u8>) {
     let limits = Limits::default();
@@ -531,7 +493,7 @@ fn response_verdicts_match_haproxy() {
     let srv_port = listener.local_addr().unwrap().port();
     let table: Vec<(String, Vec<u8>)> = vectors
         .iter()
-        .map(|(n, b, _)| (n.to_string(), b.clone()))
+        .map(|v| (v.name.to_string(), v.bytes.clone()))
         .collect();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -570,7 +532,8 @@ fn response_verdicts_match_haproxy() {
     let mut matched = 0;
     let mut mismatches = Vec::new();
     let mut deviations = 0;
-    for (name, bytes, deviation) in &vectors {
+    for rv in &vectors {
+        let (name, bytes, deviation) = (rv.name, &rv.bytes, rv.deviation);
         let req = format!("GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n");
         // Read until HAProxy closes (keep-alive timeout 200ms, or close after the response).
         let mut s = TcpStream::connect(("127.0.0.1", ports[0])).unwrap();
@@ -599,7 +562,7 @@ fn response_verdicts_match_haproxy() {
         }
         let heads_match =
             their_status != ours_status || ours_status == 502 || their_heads == ours_head;
-        if their_status == ours_status && heads_match {
+        if their_status == ours_status && their_status == rv.status && heads_match {
             matched += 1;
         } else {
             mismatches.push(format!(
@@ -612,6 +575,249 @@ fn response_verdicts_match_haproxy() {
     eprintln!(
         "response vectors: {matched}/{} matched HAProxy (status and forwarded head), {deviations} documented deviation(s)",
         vectors.len() - deviations
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+// ------------------------------------------------------------------ forwarding rewrites
+
+use rhaproxy::http1::conn::{ForwardFor, rewrite_request_for_server};
+use rhaproxy::http1::serialize::write_request_head;
+
+/// Echo server: answers each request with its head as the body (framing with our parser).
+fn spawn_echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let big = Limits {
+                    bufsize: 1 << 20,
+                    ..Limits::default()
+                };
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 8192];
+                loop {
+                    let req = loop {
+                        match parse_request(&buf, &big) {
+                            Ok(Parsed::Complete(r)) => break r,
+                            Ok(Parsed::Partial) => match c.read(&mut tmp) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                            },
+                            _ => return,
+                        }
+                    };
+                    let head = buf[..req.head_len].to_vec();
+                    buf.drain(..req.head_len);
+                    let mut f = BodyFramer::new(req.body, Direction::Request);
+                    loop {
+                        let s = f.advance(&buf).unwrap();
+                        buf.drain(..s.consumed);
+                        if s.done {
+                            break;
+                        }
+                        match c.read(&mut tmp) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                    }
+                    let mut out =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len())
+                            .into_bytes();
+                    out.extend_from_slice(&head);
+                    if c.write_all(&out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn our_forwarded_head(raw: &[u8], fe: HttpMode, be: HttpMode, ff: Option<&ForwardFor>) -> Vec<u8> {
+    let Ok(Parsed::Complete(mut req)) = parse_request(raw, &Limits::default()) else {
+        panic!("request {:?}", String::from_utf8_lossy(raw))
+    };
+    let plan = plan_request(&req, fe, be);
+    rewrite_request_for_server(&mut req, plan, "127.0.0.1".parse().unwrap(), ff);
+    let mut out = Vec::new();
+    write_request_head(&mut out, &req, WriteOpts::default());
+    out
+}
+
+/// What the server receives through HAProxy vs our rewrite + serializer, in each
+/// connection mode and with `option forwardfor` variants; and the connection header the
+/// client gets back.
+#[test]
+fn forwarded_heads_match_haproxy() {
+    require_haproxy!();
+    let echo = spawn_echo_server();
+    use HttpMode::*;
+    let except = ForwardFor {
+        except: Some(("127.0.0.0".parse().unwrap(), 8)),
+        ..ForwardFor::default()
+    };
+    let named = ForwardFor {
+        header: "X-Client".into(),
+        ..ForwardFor::default()
+    };
+    let ifnone = ForwardFor {
+        if_none: true,
+        ..ForwardFor::default()
+    };
+    let plain = ForwardFor::default();
+    // (frontend option lines, backend option lines, fe mode, be mode, forwardfor)
+    let setups: Vec<(&str, &str, HttpMode, HttpMode, Option<&ForwardFor>)> = vec![
+        ("", "", KeepAlive, KeepAlive, None),
+        (
+            "  option http-server-close\n",
+            "",
+            ServerClose,
+            KeepAlive,
+            None,
+        ),
+        ("  option httpclose\n", "", Close, KeepAlive, None),
+        ("", "  option httpclose\n", KeepAlive, Close, None),
+        (
+            "",
+            "  option http-server-close\n",
+            KeepAlive,
+            ServerClose,
+            None,
+        ),
+        (
+            "  option forwardfor\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&plain),
+        ),
+        (
+            "  option forwardfor if-none\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&ifnone),
+        ),
+        (
+            "  option forwardfor except 127.0.0.0/8\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&except),
+        ),
+        (
+            "  option forwardfor header X-Client\n",
+            "",
+            KeepAlive,
+            KeepAlive,
+            Some(&named),
+        ),
+        (
+            "  option http-server-close\n",
+            "  option forwardfor\n",
+            ServerClose,
+            KeepAlive,
+            Some(&plain),
+        ),
+    ];
+    let requests: Vec<&[u8]> = vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.2\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/0.9\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\nX-B: 1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a  \r\n b\r\nX-B:   c   \r\n\r\n",
+        b"GET  /x  HTTP/1.1\r\nhOsT: x\r\n\r\n",
+        b"GET http://x:80/p HTTP/1.1\r\nHost: x:80\r\n\r\n",
+        b"GET https://x:443/p HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://a:80:/p HTTP/1.1\r\nHost: a:80:\r\n\r\n",
+        b"GET http://[::1]:/ HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    ];
+    let mut compared = 0;
+    let mut mismatches = Vec::new();
+    for (fe_opts, be_opts, fe, be, ff) in &setups {
+        let (_h, ports) = start("forward", 1, |p, _| {
+            format!(
+                "defaults\n  mode http\n  timeout client 3s\n  timeout server 3s\n  timeout connect 3s\n  \
+                 timeout http-request 2s\n  timeout http-keep-alive 200ms\n\
+                 frontend fe\n  bind 127.0.0.1:{}\n{fe_opts}  default_backend be\n\
+                 backend be\n{be_opts}  server s 127.0.0.1:{echo}\n",
+                p[0]
+            )
+        });
+        for raw in &requests {
+            let got = exchange(ports[0], raw, Duration::from_secs(3));
+            let Some(end) = head_end(&got) else {
+                mismatches.push(format!(
+                    "{fe_opts}{be_opts}: no response to {:?}",
+                    String::from_utf8_lossy(raw)
+                ));
+                continue;
+            };
+            let seen_by_server = &got[end..];
+            let ours = our_forwarded_head(raw, *fe, *be, *ff);
+            // Connection header the client got.
+            let their_conn = header(&got, "connection").map(|s| s.to_string());
+            let Ok(Parsed::Complete(req)) = parse_request(raw, &Limits::default()) else {
+                unreachable!()
+            };
+            let resp_head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                seen_by_server.len()
+            );
+            let Ok(Parsed::Complete(mut resp)) =
+                parse_response(resp_head.as_bytes(), req.info(), &Limits::default())
+            else {
+                unreachable!()
+            };
+            let mut body = BodyFramer::new(req.body, Direction::Request);
+            let body_done = body
+                .advance(&raw[req.head_len..])
+                .map(|s| s.done)
+                .unwrap_or(false);
+            let mut plan = finish_client_plan(plan_request(&req, *fe, *be), &resp);
+            plan.client_keep_alive &= body_done;
+            rewrite_response_for_client(&mut resp, req.version.is_11(), plan);
+            let our_conn = resp
+                .headers
+                .iter()
+                .find(|h| h.is("connection"))
+                .map(|h| String::from_utf8_lossy(&h.value).to_string());
+            if seen_by_server != ours.as_slice() || their_conn != our_conn {
+                mismatches.push(format!(
+                    "[{}{}] {:?}\n  haproxy: {:?} client conn {:?}\n  ours:    {:?} client conn {:?}",
+                    fe_opts.trim(),
+                    be_opts.trim(),
+                    String::from_utf8_lossy(raw),
+                    String::from_utf8_lossy(seen_by_server),
+                    their_conn,
+                    String::from_utf8_lossy(&ours),
+                    our_conn
+                ));
+            } else {
+                compared += 1;
+            }
+        }
+    }
+    eprintln!(
+        "forwarding: {compared}/{} (setup, request) pairs matched HAProxy (server-side head and client connection header)",
+        setups.len() * requests.len()
     );
     assert!(
         mismatches.is_empty(),

@@ -1,11 +1,28 @@
-//! Differential test: rhaproxy's `lb::Balancer` must predict exactly the
-//! server the real HAProxy picks.
+//! Differential tests: rhaproxy's `lb::Balancer` must predict exactly the
+//! server the real HAProxy picks, request by request.
 //!
-//! One haproxy process runs a frontend that routes on `x-be` to one backend
-//! per variant (after `http-request set-src hdr(x-src)`), and "responder"
-//! `listen` sections that answer `200` with `x-srv: <index>`. Every variant
-//! is also modelled with `Balancer`, and each request's answer is compared
-//! with the model's pick. Skipped (with a message) when haproxy is missing.
+//! * `lb_matches_haproxy`: one haproxy runs a frontend that routes on `x-be`
+//!   to one backend per variant (after `http-request set-src hdr(x-src)`),
+//!   and "responder" `listen` sections answering `200` with `x-srv: <index>`.
+//!   Every hash function with/without avalanche, map-based and consistent,
+//!   `source` (IPv4, IPv6, IPv4-mapped), `uri` options, `url_param` (query
+//!   and `check_post` bodies), `hdr` (+`use_domain_only`), `hash <expr>`,
+//!   server layouts (ids, id-gap quirk, weight 0, disabled, backups with and
+//!   without `allbackups`), redispatch on refused connections, and the
+//!   sequential order of `roundrobin`, `static-rr`, `leastconn`, `first`.
+//! * `lb_state_changes_match_haproxy`: the same while servers go to
+//!   maintenance/drain and back and weights change (admin socket).
+//! * `lb_concurrent_load_matches_haproxy`: test-owned servers hold requests
+//!   so connection counts matter (leastconn, first, maxconn, minconn,
+//!   hash-balance-factor).
+//! * `lb_rdp_cookie_matches_haproxy`: `balance rdp-cookie` in TCP mode.
+//! * `lb_source_accept_path_matches_haproxy`: `balance source` with real
+//!   client addresses on IPv4 and dual-stack listeners.
+//! * `lb_parsers_match_haproxy_check`: `balance`/`hash-type`/
+//!   `hash-balance-factor` acceptance and messages against `haproxy -c`.
+//!
+//! Each test prints its per-variant counts and is skipped (with a message)
+//! when haproxy is missing. `HAPROXY_BIN` overrides the binary.
 
 #[path = "support/haproxy.rs"]
 mod support;
@@ -26,6 +43,7 @@ struct Srv {
     /// points to a closed port: connections are refused (redispatch tests)
     dead: bool,
     maxconn: Option<u32>,
+    minconn: Option<u32>,
 }
 
 fn w(weight: u32) -> Srv {
@@ -36,6 +54,7 @@ fn w(weight: u32) -> Srv {
         disabled: false,
         dead: false,
         maxconn: None,
+        minconn: None,
     }
 }
 fn id(mut s: Srv, id: u32) -> Srv {
@@ -64,6 +83,10 @@ enum Kind {
     Host,
     /// no key: sequential order (roundrobin, static-rr, leastconn, first)
     Order,
+    /// url_param in the query or in a POST body (`check_post`)
+    PostParam,
+    /// `balance hash req.hdr(x-key)`: simple single values, some missing
+    HashHdr,
 }
 
 struct Variant {
@@ -78,6 +101,8 @@ struct Variant {
     redispatch: bool,
     /// `hash-balance-factor` (0 = none)
     hbf: u32,
+    /// backend `fullconn` (0 = none)
+    fullconn: u32,
 }
 
 fn layouts() -> Vec<(&'static str, Vec<Srv>, bool)> {
@@ -138,6 +163,7 @@ fn variants() -> Vec<Variant> {
             requests,
             redispatch: servers_have_dead,
             hbf: 0,
+            fullconn: 0,
         })
     };
     const N: usize = 500;
@@ -209,6 +235,39 @@ fn variants() -> Vec<Variant> {
             }
         }
     }
+    // url_param with check_post: POST bodies
+    for ht in ["map-based", "consistent", "map-based wt6 avalanche"] {
+        add(
+            format!("url_param check_post/{ht}"),
+            "url_param userid check_post",
+            Some(ht),
+            five.clone(),
+            false,
+            Kind::PostParam,
+            N,
+        );
+    }
+    // balance hash <expr>: the runtime evaluates the expression
+    for ht in ["map-based", "consistent", "map-based djb2 avalanche"] {
+        add(
+            format!("hash req.hdr(x-key)/{ht}"),
+            "hash req.hdr(x-key)",
+            Some(ht),
+            five.clone(),
+            false,
+            Kind::HashHdr,
+            N,
+        );
+        add(
+            format!("hash req.hdr(x-key)/{ht}/backup-map-quirk"),
+            "hash req.hdr(x-key)",
+            Some(ht),
+            vec![off(w(1)), bk(w(2)), bk(w(4)), bk(w(1))],
+            false,
+            Kind::HashHdr,
+            N,
+        );
+    }
     // uri options
     for opts in [
         "uri whole",
@@ -218,6 +277,8 @@ fn variants() -> Vec<Variant> {
         "uri path-only",
         "uri whole path-only",
         "uri len 9 depth 3 whole",
+        "uri path-only len 7",
+        "uri path-only depth 1 whole",
     ] {
         for ht in ["map-based", "consistent"] {
             add(
@@ -349,11 +410,12 @@ impl Lcg {
     }
 }
 
-/// One generated request: x-src, uri, extra headers.
+/// One generated request: x-src, uri, extra headers, POST body.
 struct Req {
     src: Option<String>,
     uri: Vec<u8>,
     headers: Vec<(String, Vec<u8>)>,
+    body: Option<Vec<u8>>,
 }
 
 fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
@@ -361,6 +423,7 @@ fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
         src: None,
         uri: b"/".to_vec(),
         headers: vec![],
+        body: None,
     };
     match kind {
         Kind::Source => {
@@ -474,6 +537,29 @@ fn gen_request(kind: Kind, n: usize, rng: &mut Lcg) -> Req {
             // A following header keeps that byte deterministic.
             r.headers.push(("x-after".into(), b"1".to_vec()));
         }
+        Kind::HashHdr => {
+            if n % 10 != 3 {
+                r.headers.push(("x-key".into(), rng.word(12).into_bytes()));
+            }
+        }
+        Kind::PostParam => {
+            let val = rng.word(10);
+            r.uri = match rng.below(5) {
+                0 => format!("/p?userid={}", rng.word(6)).into_bytes(),
+                1 => b"/p?a=1".to_vec(),
+                _ => b"/p".to_vec(),
+            };
+            let body = match n % 9 {
+                0 => None,
+                1 => Some(b"a=1&b=2".to_vec()),
+                2 => Some(format!("userid= {val}").into_bytes()),
+                3 => Some(format!("userid=\x01{val}").into_bytes()),
+                4 => Some(format!("x=1&userid={val}\x02zz&y=2").into_bytes()),
+                5 => Some(b"userid=&x=1".to_vec()),
+                _ => Some(format!("a={}&userid={val}&b=3", rng.word(3)).into_bytes()),
+            };
+            r.body = body;
+        }
         Kind::Order => {}
     }
     r
@@ -515,6 +601,9 @@ fn config_with(
         if v.hbf > 0 {
             writeln!(c, "  hash-balance-factor {}", v.hbf).unwrap();
         }
+        if v.fullconn > 0 {
+            writeln!(c, "  fullconn {}", v.fullconn).unwrap();
+        }
         if !responders {
             c.push_str("  http-reuse never\n");
         }
@@ -532,6 +621,9 @@ fn config_with(
             }
             if let Some(m) = s.maxconn {
                 write!(c, " maxconn {m}").unwrap();
+            }
+            if let Some(m) = s.minconn {
+                write!(c, " minconn {m}").unwrap();
             }
             c.push('\n');
         }
@@ -567,7 +659,12 @@ fn model(v: &Variant) -> Balancer {
         Some(h) => parse_hash_type(&h.split_whitespace().collect::<Vec<_>>()).expect("hash-type"),
         None => HashType::MAP_BASED,
     };
-    Balancer::new(servers, algo, ht, v.allbackups, v.hbf)
+    let b = Balancer::new(servers, algo, ht, v.allbackups, v.hbf);
+    b.set_fullconn(v.fullconn);
+    for (i, s) in v.servers.iter().enumerate() {
+        b.set_minconn(i, s.minconn.unwrap_or(0));
+    }
+    b
 }
 
 #[test]
@@ -628,6 +725,10 @@ enum Step {
     Down(usize),
     /// `set server <be>/s<k> state ready`
     Up(usize),
+    /// `set server <be>/s<k> weight <w>`
+    Weight(usize, u32),
+    /// `set server <be>/s<k> state drain` (no new traffic: like down)
+    Drain(usize),
 }
 
 /// Send one command to haproxy's admin socket and return the answer.
@@ -661,6 +762,18 @@ fn run_variant(
     for step in script {
         let count = match *step {
             Step::Req(c) => c,
+            Step::Drain(k) => {
+                let out = admin(hap, &format!("set server {be}/s{k} state drain"));
+                assert!(out.trim().is_empty(), "admin command answered {out:?}");
+                b.set_usable(k, false);
+                continue;
+            }
+            Step::Weight(k, wt) => {
+                let out = admin(hap, &format!("set server {be}/s{k} weight {wt}"));
+                assert!(out.trim().is_empty(), "admin command answered {out:?}");
+                b.set_weight(k, wt);
+                continue;
+            }
             Step::Down(k) | Step::Up(k) => {
                 let up = matches!(step, Step::Up(_));
                 let state = if up { "ready" } else { "maint" };
@@ -680,8 +793,9 @@ fn run_variant(
             for (n, val) in &r.headers {
                 hdrs.push((n.as_str(), val.as_slice()));
             }
+            let method = if r.body.is_some() { "POST" } else { "GET" };
             let resp = client
-                .request("GET", &r.uri, &hdrs)
+                .request_with_body(method, &r.uri, &hdrs, r.body.as_deref())
                 .unwrap_or_else(|e| panic!("request failed: {e}\n{}", hap.log()));
             let got: Option<usize> = resp.header_str("x-srv").and_then(|s| s.parse().ok());
             // model
@@ -691,7 +805,12 @@ fn run_variant(
                 .iter()
                 .map(|(n, v)| (n.as_bytes(), v.as_slice()))
                 .collect();
-            let key = RequestKey::http(Some(src), &r.uri, Headers::List(&hlist));
+            let mut key = RequestKey::http(Some(src), &r.uri, Headers::List(&hlist));
+            key.post_body = r.body.as_deref();
+            if v.kind == Kind::HashHdr {
+                // what the runtime's sample fetch would give
+                key.sample = key.header(b"x-key");
+            }
             if v.kind != Kind::Order && v.kind != Kind::Source && b.request_hash(&key).is_none() {
                 fallback += 1;
             }
@@ -828,8 +947,41 @@ fn lb_state_changes_match_haproxy() {
                 requests: 0,
                 redispatch: false,
                 hbf: 0,
+                fullconn: 0,
             });
-            scripts.push(script.clone());
+            // run-time weight changes; static algorithms only accept 0 and
+            // the configured weight
+            let mut sc = script.clone();
+            if let (Some(&a), Some(&z)) = (act.first(), act.last()) {
+                let (wa, wz) = (servers[a].weight, servers[z].weight);
+                let dynamic = balance != "static-rr" && ht != Some("map-based");
+                sc.extend([Step::Drain(a), Step::Req(27), Step::Up(a), Step::Req(18)]);
+                if dynamic {
+                    sc.extend([
+                        Step::Weight(a, 5),
+                        Step::Req(29),
+                        Step::Weight(z, 0),
+                        Step::Req(19),
+                        Step::Weight(a, 1),
+                        Step::Req(23),
+                        Step::Weight(z, 3),
+                        Step::Req(31),
+                        Step::Weight(a, 256),
+                        Step::Req(17),
+                        Step::Weight(a, wa),
+                        Step::Weight(z, wz),
+                        Step::Req(21),
+                    ]);
+                } else {
+                    sc.extend([
+                        Step::Weight(z, 0),
+                        Step::Req(19),
+                        Step::Weight(z, wz),
+                        Step::Req(31),
+                    ]);
+                }
+            }
+            scripts.push(sc);
         }
     }
     let nresp = vs.iter().map(|v| v.servers.len()).max().unwrap();
@@ -958,6 +1110,7 @@ fn lb_concurrent_load_matches_haproxy() {
                 requests: 0,
                 redispatch: false,
                 hbf,
+                fullconn: if name.contains("minconn") { 10 } else { 0 },
             })
         };
     push(
@@ -1001,6 +1154,43 @@ fn lb_concurrent_load_matches_haproxy() {
             mc(id(w(1), 2), 3),
             mc(w(1), 2),
             mc(id(w(1), 1), 1),
+        ],
+        0,
+        Kind::Order,
+    );
+    let mn = |mut s: Srv, min: u32, max: Option<u32>| {
+        s.minconn = Some(min);
+        s.maxconn = max;
+        s
+    };
+    push(
+        "first/minconn",
+        "first",
+        None,
+        vec![
+            mn(w(1), 1, Some(6)),
+            mn(id(w(1), 1), 2, Some(5)),
+            mn(w(1), 3, None),
+        ],
+        0,
+        Kind::Order,
+    );
+    push(
+        "leastconn/minconn",
+        "leastconn",
+        None,
+        vec![mn(w(1), 1, Some(8)), mn(w(3), 2, Some(4)), w(1)],
+        0,
+        Kind::Order,
+    );
+    push(
+        "roundrobin/minconn",
+        "roundrobin",
+        None,
+        vec![
+            mn(w(2), 1, Some(8)),
+            mn(w(1), 1, Some(3)),
+            mn(w(1), 2, Some(9)),
         ],
         0,
         Kind::Order,
@@ -1078,8 +1268,22 @@ fn lb_concurrent_load_matches_haproxy() {
     let nsrv = vs.iter().map(|v| v.servers.len()).max().unwrap();
     let hold = HoldServers::start(nsrv);
     let fe = free_ports(1)[0];
-    let cfg = config_with(&vs, fe, &hold.ports, 1, false);
+    let cfg = config_with(&vs, fe, &hold.ports, 1, false).replacen(
+        "global\n",
+        "global\n  stats socket @TMPDIR@/admin.sock level admin\n",
+        1,
+    );
     let hap = Haproxy::start(&bin, &cfg, &[fe]).unwrap_or_else(|e| panic!("{e}"));
+    // current sessions (scur) of backend server `s{k}` of `v{vi}`
+    let scur = |vi: usize, k: usize| -> Option<u32> {
+        let out = admin(&hap, "show stat");
+        out.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() > 4 && f[0] == format!("v{vi}") && f[1] == format!("s{k}"))
+                .then(|| f[4].parse().ok())
+                .flatten()
+        })
+    };
 
     let mut stats = Stats::default();
     let mut next_id = 0u64;
@@ -1097,7 +1301,13 @@ fn lb_concurrent_load_matches_haproxy() {
         let (mut requests, mut bad) = (0usize, 0usize);
         let mut n = 0usize;
         for _step in 0..160 {
-            let send = open.is_empty() || (open.len() < capacity as usize && rng.below(10) < 6);
+            // room left under the (dynamic) limits for one more stream
+            let room = (0..v.servers.len()).any(|k| {
+                let s = &v.servers[k];
+                s.weight > 0 && !s.backup && b.dynamic_maxconn(k).is_none_or(|m| b.served(k) < m)
+            });
+            let send =
+                open.is_empty() || (room && open.len() < capacity as usize && rng.below(10) < 6);
             if send {
                 let r = gen_request(v.kind, n, &mut rng);
                 n += 1;
@@ -1167,9 +1377,18 @@ fn lb_concurrent_load_matches_haproxy() {
                     .unwrap();
                 cs.read_to_end(&mut resp).unwrap();
                 assert!(String::from_utf8_lossy(&resp).contains(&format!("x-srv: {k}")));
-                // let haproxy release the stream before the next request
-                std::thread::sleep(std::time::Duration::from_millis(5));
                 b.conn_end(k);
+                // wait until haproxy has released the stream too
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                while scur(vi, k) != Some(b.served(k)) {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{}: s{k} never went down to {} sessions",
+                        v.name,
+                        b.served(k)
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
             }
         }
         for (idn, _, mut cs) in open.drain(..) {
@@ -1188,4 +1407,430 @@ fn lb_concurrent_load_matches_haproxy() {
     }
     drop(hap);
     stats.finish("lb_haproxy concurrency", vs.len());
+}
+
+/// `balance rdp-cookie` in TCP mode: the cookie is taken from the RDP
+/// connection request payload (`tcp-request inspect-delay` +
+/// `tcp-request content accept if RDP_COOKIE`), servers are test-owned
+/// listeners that write their index and close.
+#[test]
+fn lb_rdp_cookie_matches_haproxy() {
+    use rhaproxy::lb::key::{RdpCookie, rdp_cookie};
+    use std::io::{Read, Write};
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy rdp-cookie test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    // identifying servers
+    let nsrv = 5;
+    let mut srv_ports = Vec::new();
+    for k in 0..nsrv {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        srv_ports.push(l.local_addr().unwrap().port());
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let _ = c.write_all(format!("{k}\n").as_bytes());
+            }
+        });
+    }
+    let variants: Vec<(&str, Option<&str>, Vec<Srv>)> = vec![
+        ("rdp-cookie", None, vec![w(1), w(1), w(1)]),
+        ("rdp-cookie", Some("consistent"), vec![w(1), w(2), w(3)]),
+        (
+            "rdp-cookie(user)",
+            Some("map-based djb2"),
+            vec![w(3), w(1), w(2), w(7), w(1)],
+        ),
+        (
+            "rdp-cookie(user)",
+            Some("consistent wt6 avalanche"),
+            vec![w(1), id(w(1), 1), w(2)],
+        ),
+        (
+            "rdp-cookie",
+            Some("map-based crc32 avalanche"),
+            vec![w(2), w(3), w(5), w(1)],
+        ),
+    ];
+    let fe_ports = free_ports(variants.len());
+    let mut cfg = String::from(
+        "global\n  nbthread 1\n\ndefaults\n  mode tcp\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n\n",
+    );
+    for (i, (balance, ht, servers)) in variants.iter().enumerate() {
+        writeln!(
+            cfg,
+            "listen v{i}\n  bind 127.0.0.1:{}\n  tcp-request inspect-delay 100ms\n  tcp-request content accept if RDP_COOKIE\n  balance {balance}",
+            fe_ports[i]
+        )
+        .unwrap();
+        if let Some(ht) = ht {
+            writeln!(cfg, "  hash-type {ht}").unwrap();
+        }
+        for (k, s) in servers.iter().enumerate() {
+            write!(
+                cfg,
+                "  server s{k} 127.0.0.1:{} weight {}",
+                srv_ports[k], s.weight
+            )
+            .unwrap();
+            if let Some(id) = s.id {
+                write!(cfg, " id {id}").unwrap();
+            }
+            cfg.push('\n');
+        }
+        cfg.push('\n');
+    }
+    // Probe readiness on a separate listener: a bare connection to a
+    // tested frontend would take a round-robin fallback pick.
+    let ready = free_ports(1)[0];
+    writeln!(
+        cfg,
+        "frontend ready\n  bind 127.0.0.1:{ready}\n  tcp-request connection reject\n"
+    )
+    .unwrap();
+    let hap = Haproxy::start(&bin, &cfg, &[ready]).unwrap_or_else(|e| panic!("{e}"));
+    let mut stats = Stats::default();
+    for (i, (balance, ht, servers)) in variants.iter().enumerate() {
+        let v = Variant {
+            name: format!("tcp/{balance}/{}", ht.unwrap_or("-")),
+            balance: balance.to_string(),
+            hash_type: ht.map(str::to_string),
+            servers: servers.clone(),
+            allbackups: false,
+            kind: Kind::Order,
+            requests: 0,
+            redispatch: false,
+            hbf: 0,
+            fullconn: 0,
+        };
+        let b = model(&v);
+        let name: &[u8] = if balance.contains("(user)") {
+            b"user"
+        } else {
+            b"mstshash"
+        };
+        let mut rng = Lcg(0x4d50 + i as u64);
+        let mut counts = vec![0usize; servers.len()];
+        let (mut requests, mut bad, mut fallback) = (0usize, 0usize, 0usize);
+        for n in 0..200 {
+            let mut p = b"\x03\x00\x00\x00\x06\xe0\x00\x00\x00\x00\x00".to_vec();
+            let cname = String::from_utf8_lossy(name).to_string();
+            match n % 40 {
+                // empty value: fallback without waiting
+                7 => p.extend_from_slice(format!("Cookie: {cname}=\r\n").as_bytes()),
+                // another cookie name: waits for inspect-delay then falls back
+                13 => p.extend_from_slice(b"Cookie: other=xyz\r\n"),
+                _ => {
+                    let sp = " ".repeat(rng.below(3) as usize);
+                    let nm = if n % 5 == 0 {
+                        cname.to_uppercase()
+                    } else {
+                        cname.clone()
+                    };
+                    p.extend_from_slice(format!("Cookie:{sp}{nm}={}\r\n", rng.word(12)).as_bytes());
+                }
+            }
+            p.extend_from_slice(b"\x01\x00\x08\x00\x03\x00\x00\x00");
+            let len = p.len() as u16;
+            p[2..4].copy_from_slice(&len.to_be_bytes());
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", fe_ports[i])).unwrap();
+            c.write_all(&p).unwrap();
+            let mut out = String::new();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let _ = c.read_to_string(&mut out);
+            let got: Option<usize> = out.trim().parse().ok();
+            let sample = match rdp_cookie(&p, name) {
+                RdpCookie::Found(v) => Some(v),
+                _ => None,
+            };
+            let key = RequestKey {
+                src: Some("127.0.0.1".parse().unwrap()),
+                sample,
+                ..Default::default()
+            };
+            if b.request_hash(&key).is_none() {
+                fallback += 1;
+            }
+            let want = b.pick(&key, None);
+            if let Some(g) = got {
+                counts[g] += 1;
+            }
+            requests += 1;
+            if got != want {
+                bad += 1;
+                if bad <= 3 {
+                    writeln!(
+                        stats.failures,
+                        "  {} #{n}: payload {:?}: haproxy {got:?}, model {want:?}",
+                        v.name,
+                        String::from_utf8_lossy(&p[11..])
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        stats.total += requests;
+        stats.bad += bad;
+        writeln!(
+            stats.report,
+            "{:<48} {:>4} requests {:>4} mismatches  fallback {:>3}  per-server {:?}",
+            v.name, requests, bad, fallback, counts
+        )
+        .unwrap();
+    }
+    drop(hap);
+    stats.finish("lb_haproxy rdp-cookie", variants.len());
+}
+
+/// `balance source` on the real accept path: clients connect from many
+/// 127.x.y.z addresses to an IPv4 listener and to a dual-stack
+/// `bind :::port v4v6` listener, where HAProxy sees (and hashes) the
+/// IPv4-mapped IPv6 address.
+#[test]
+fn lb_source_accept_path_matches_haproxy() {
+    use std::io::{Read, Write};
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy accept-path test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    // IPv6 must be available for the dual-stack listener
+    if std::net::TcpListener::bind("[::]:0").is_err() {
+        eprintln!("SKIPPED lb_haproxy accept-path test: no IPv6 socket support");
+        return;
+    }
+    let nsrv = 4;
+    let mut srv_ports = Vec::new();
+    for k in 0..nsrv {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        srv_ports.push(l.local_addr().unwrap().port());
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let _ = c.write_all(format!("{k}\n").as_bytes());
+            }
+        });
+    }
+    let ports = free_ports(5);
+    let (v4_map, v6_map, v4_ch, v6_ch, ready) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
+    let mut cfg = String::from(
+        "global\n  nbthread 1\n\ndefaults\n  mode tcp\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n\n",
+    );
+    let servers = [w(1), w(2), id(w(1), 1), w(3)];
+    let mut backend = |name: &str, bind: String, ht: &str| {
+        writeln!(
+            cfg,
+            "listen {name}\n  bind {bind}\n  balance source\n  hash-type {ht}"
+        )
+        .unwrap();
+        for (k, s) in servers.iter().enumerate() {
+            write!(
+                cfg,
+                "  server s{k} 127.0.0.1:{} weight {}",
+                srv_ports[k], s.weight
+            )
+            .unwrap();
+            if let Some(id) = s.id {
+                write!(cfg, " id {id}").unwrap();
+            }
+            cfg.push('\n');
+        }
+        cfg.push('\n');
+    };
+    backend("v4map", format!("127.0.0.1:{v4_map}"), "map-based");
+    backend("v6map", format!(":::{v6_map} v4v6"), "map-based");
+    backend("v4ch", format!("127.0.0.1:{v4_ch}"), "consistent");
+    backend("v6ch", format!(":::{v6_ch} v4v6"), "consistent");
+    writeln!(
+        cfg,
+        "frontend ready\n  bind 127.0.0.1:{ready}\n  tcp-request connection reject\n"
+    )
+    .unwrap();
+    let hap = Haproxy::start(&bin, &cfg, &[ready]).unwrap_or_else(|e| panic!("{e}"));
+    let mut stats = Stats::default();
+    for (name, port, ht) in [
+        ("accept/ipv4-listener/map-based", v4_map, "map-based"),
+        ("accept/dual-stack-listener/map-based", v6_map, "map-based"),
+        ("accept/ipv4-listener/consistent", v4_ch, "consistent"),
+        ("accept/dual-stack-listener/consistent", v6_ch, "consistent"),
+    ] {
+        let v = Variant {
+            name: name.into(),
+            balance: "source".into(),
+            hash_type: Some(ht.into()),
+            servers: servers.to_vec(),
+            allbackups: false,
+            kind: Kind::Source,
+            requests: 0,
+            redispatch: false,
+            hbf: 0,
+            fullconn: 0,
+        };
+        let b = model(&v);
+        let mut rng = Lcg(0xacce + port as u64);
+        let mut counts = vec![0usize; nsrv];
+        let (mut requests, mut bad) = (0usize, 0usize);
+        for _ in 0..150 {
+            let v4 = std::net::Ipv4Addr::new(
+                127,
+                rng.below(256) as u8,
+                rng.below(256) as u8,
+                1 + rng.below(254) as u8,
+            );
+            let sock =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            sock.bind(&std::net::SocketAddr::new(v4.into(), 0).into())
+                .unwrap();
+            sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .unwrap();
+            let mut c: std::net::TcpStream = sock.into();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            let got: Option<usize> = out.trim().parse().ok();
+            // what the listener reports as the client address
+            let seen: IpAddr = if name.contains("dual-stack") {
+                IpAddr::V6(v4.to_ipv6_mapped())
+            } else {
+                IpAddr::V4(v4)
+            };
+            let want = b.pick(&RequestKey::tcp(seen), None);
+            if let Some(g) = got {
+                counts[g] += 1;
+            }
+            requests += 1;
+            if got != want {
+                bad += 1;
+                if bad <= 3 {
+                    writeln!(
+                        stats.failures,
+                        "  {name}: client {v4}: haproxy {got:?}, model {want:?}"
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        stats.total += requests;
+        stats.bad += bad;
+        writeln!(
+            stats.report,
+            "{name:<48} {requests:>4} requests {bad:>4} mismatches  per-server {counts:?}"
+        )
+        .unwrap();
+    }
+    drop(hap);
+    stats.finish("lb_haproxy accept path", 4);
+}
+
+/// `balance`, `hash-type` and `hash-balance-factor` parsers against
+/// `haproxy -c`: same acceptance, same error message.
+#[test]
+fn lb_parsers_match_haproxy_check() {
+    use rhaproxy::lb::parse_hash_balance_factor;
+    let bin = match haproxy_binary() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED lb_haproxy parser test: haproxy is not available ({why})");
+            return;
+        }
+    };
+    let cases: &[(&str, &str)] = &[
+        ("balance", "roundrobin"),
+        ("balance", "roundrobinx"),
+        ("balance", "foo"),
+        ("balance", "hdr"),
+        ("balance", "hdr("),
+        ("balance", "hdr()"),
+        ("balance", "hdr(x"),
+        ("balance", "hdr(x)y use_domain_only"),
+        ("balance", "hdr(host) foo"),
+        ("balance", "url_param"),
+        ("balance", "url_param a check_post 10"),
+        ("balance", "url_param a foo"),
+        ("balance", "uri len"),
+        ("balance", "uri len x"),
+        ("balance", "uri len 0"),
+        ("balance", "uri len 3x"),
+        ("balance", "uri depth -1"),
+        ("balance", "uri foo"),
+        ("balance", "uri whole path-only len 2 depth 3"),
+        ("balance", "random"),
+        ("balance", "random(0)"),
+        ("balance", "random(x)"),
+        ("balance", "random(0x)"),
+        ("balance", "random(2"),
+        ("balance", "random()"),
+        ("balance", "random(+3)"),
+        ("balance", "randomfoo(3)"),
+        ("balance", "rdp-cookie"),
+        ("balance", "rdp-cookiex"),
+        ("balance", "rdp-cookie()"),
+        ("balance", "rdp-cookie(a)b"),
+        ("balance", "hash"),
+        ("balance", "first x"),
+        ("balance", "static-rr"),
+        ("balance", "leastconn"),
+        ("balance", "source"),
+        ("hash-type", ""),
+        ("hash-type", "foo"),
+        ("hash-type", "avalanche"),
+        ("hash-type", "map-based"),
+        ("hash-type", "map-basedx"),
+        ("hash-type", "consistent avalanche"),
+        ("hash-type", "consistent sdbm foo"),
+        ("hash-type", "consistent sdbmx"),
+        ("hash-type", "map-based crc32 avalanche x"),
+        ("hash-type", "consistent wt6"),
+        ("hash-balance-factor", ""),
+        ("hash-balance-factor", "0"),
+        ("hash-balance-factor", "50"),
+        ("hash-balance-factor", "100"),
+        ("hash-balance-factor", "101"),
+        ("hash-balance-factor", "x"),
+        ("hash-balance-factor", "-1"),
+    ];
+    let dir = std::env::temp_dir().join(format!("rhaproxy-lbparse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bad = Vec::new();
+    for (kw, args) in cases {
+        let cfg = format!(
+            "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\nbackend b\n  {kw} {args}\n  server s1 127.0.0.1:1\n"
+        );
+        let path = dir.join("c.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let out = std::process::Command::new(&bin)
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        // "... parsing [<file>:8] : <message>"
+        let theirs: Option<String> = text
+            .lines()
+            .find_map(|l| l.find(":8] : ").map(|p| l[p + 6..].trim_end().to_string()));
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let ours: Option<String> = match *kw {
+            "balance" => parse_balance(&words).err(),
+            "hash-type" => parse_hash_type(&words).err(),
+            _ => parse_hash_balance_factor(&words).err(),
+        };
+        if ours != theirs {
+            bad.push(format!("{kw} {args}: haproxy {theirs:?}, ours {ours:?}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "lb_haproxy parsers: {} keyword lines compared with haproxy -c, {} differences",
+        cases.len(),
+        bad.len()
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -580,3 +580,172 @@ listen li
         assert_eq!(px.wait_exit(SOON), Some(128 + SIGTERM), "{imp:?}");
     }
 }
+
+#[test]
+fn tcplog_lines_match_haproxy() {
+    let mut all = Vec::new();
+    for imp in Impl::all("tcplog_lines_match_haproxy") {
+        let dir = TempDir::new("tcplog");
+        let p = free_ports(5);
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let lport = udp.local_addr().unwrap().port();
+        let _b = Backend::start("s1", p[3], Behavior::EchoAfterEof);
+        let cfg = format!(
+            "global
+    log 127.0.0.1:{lport} format raw local0
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 500ms
+    timeout client 20s
+    timeout server 20s
+    retries 0
+listen ok
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+listen refused
+    bind 127.0.0.1:{}
+    server dead 127.0.0.1:{}
+listen idle
+    bind 127.0.0.1:{}
+    timeout client 300ms
+    server s1 127.0.0.1:{}
+",
+            p[0], p[3], p[1], p[4], p[2], p[3]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1], p[2]]);
+        assert_eq!(tcp_exchange(p[0], None, b"hello").unwrap(), "s1:hello");
+        assert_eq!(tcp_read(p[1], None).unwrap_or_default(), "");
+        // Client idle past `timeout client`: cD. Hold the connection open meanwhile.
+        let s = connect_from(None, p[2]).unwrap();
+        s.set_read_timeout(Some(SOON)).unwrap();
+        let mut sink = Vec::new();
+        let _ = (&s).read_to_end(&mut sink);
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = Instant::now() + SOON;
+        while lines.len() < 3 && Instant::now() < end {
+            if let Ok(k) = udp.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..k]).trim_end().to_string();
+                let mut m: Vec<String> = line.split(' ').map(|s| s.to_string()).collect();
+                m[0] = m[0].split(':').next().unwrap_or("").to_string();
+                m[1] = "[date]".into();
+                m[4] = m[4]
+                    .split('/')
+                    .map(|t| if t.starts_with('-') { "-1" } else { "n" })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if let Some((_, rest)) = m[7].split_once('/') {
+                    m[7] = format!("ac/{rest}");
+                }
+                lines.push(m.join(" "));
+            }
+        }
+        lines.sort();
+        for l in &lines {
+            println!("{imp:?}: {l}");
+        }
+        assert_eq!(lines.len(), 3, "{imp:?}");
+        all.push(lines);
+    }
+    if all.len() == 2 {
+        assert_eq!(all[0], all[1]);
+    }
+}
+
+/// Kills a daemonized proxy (found through its pid file) on drop.
+struct PidGuard(i32);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[test]
+fn daemon_mode_and_sf_reload() {
+    for imp in Impl::all("daemon_mode_and_sf_reload") {
+        let dir = TempDir::new("daemon");
+        let p = free_ports(2);
+        let _b = Backend::start("s", p[1], Behavior::Name);
+        let pidfile = dir.0.join("proxy.pid");
+        let cfg = format!(
+            "global
+    daemon
+    pidfile {}
+{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server s 127.0.0.1:{}
+",
+            pidfile.display(),
+            p[0],
+            p[1]
+        );
+        // Daemon: the launched process exits 0 and the pid file names the one serving.
+        let mut launcher = ProxyProc::spawn_args(imp, &dir, &cfg, &[]);
+        assert_eq!(launcher.wait_exit(SOON), Some(0), "{imp:?}");
+        wait_until("pid file", SOON, || {
+            std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+        });
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _guard = PidGuard(pid);
+        wait_until("daemon listening", SOON, || is_listening(p[0]));
+        assert_eq!(tcp_read(p[0], None).unwrap().trim(), "s", "{imp:?}");
+
+        // A new foreground process takes over with -sf: the old one soft-stops and exits.
+        let cfg2 = cfg.replace("    daemon\n", "");
+        let _new = ProxyProc::spawn_args(imp, &dir, &cfg2, &["-db", "-sf", &pid.to_string()]);
+        wait_until("old process gone", SOON, || {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+        });
+        wait_until("new process listening", SOON, || is_listening(p[0]));
+        assert_eq!(tcp_read(p[0], None).unwrap().trim(), "s", "{imp:?}");
+    }
+}
+
+#[test]
+fn global_maxconn_leaves_connections_in_the_backlog() {
+    for imp in Impl::all("global_maxconn_leaves_connections_in_the_backlog") {
+        let dir = TempDir::new("gmax");
+        let p = free_ports(2);
+        let _b = Backend::start("e", p[1], Behavior::LineEcho);
+        let cfg = format!(
+            "global
+    maxconn 1
+{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server e 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let greet = |s: &std::net::TcpStream, to: Duration| -> Option<String> {
+            s.set_read_timeout(Some(to)).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut l = String::new();
+            match r.read_line(&mut l) {
+                Ok(n) if n > 0 => Some(l),
+                _ => None,
+            }
+        };
+        let a = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&a, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        // The kernel completes the handshake, but the proxy does not accept it yet.
+        let b = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&b, Duration::from_millis(600)), None, "{imp:?}");
+        drop(a);
+        assert_eq!(greet(&b, SOON).as_deref(), Some("e\n"), "{imp:?}");
+    }
+}

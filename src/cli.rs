@@ -272,6 +272,9 @@ pub fn run(argv: Vec<String>) -> i32 {
         maxconn: args.maxconn,
         proxy_maxconn: args.proxy_maxconn,
         pidfile: args.pidfile.clone(),
+        daemon: (args.daemon || cfg.global.daemon.is_some()) && !args.foreground && !args.debug,
+        soft_finish: args.soft_finish.clone(),
+        hard_terminate: args.hard_terminate.clone(),
     };
     crate::runtime::run_with(cfg, &mut diags, &opts)
 }

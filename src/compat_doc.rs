@@ -22,9 +22,11 @@ Statuses:
 |---|---|---|---|
 | `option http-server-close` in effect (set, or inherited from defaults, on the backend or on a frontend routing to it) for an HTTP backend that uses `source ... usesrc` | accepted | error at `-c`, naming both places and the fix | each request opens a new server connection from the client's address while the previous one is in TIME_WAIT |
 | global `user`/`uid` while `usesrc` or `bind ... transparent` needs CAP_NET_ADMIN, without `setcap` | accepted by `-c`, fails at start | error at `-c` with the fix (`setcap cap_net_admin`) | catch it before deploying |
+| global `setcap cap_net_admin[,cap_net_raw,cap_net_bind_service]` (HAProxy 2.9+) | unknown keyword (fatal) | accepted: these capabilities are kept across `user`/`uid`, and the rule above no longer applies | transparent proxying without running as root |
 | `source`/`usesrc` address family differs from the server's | accepted, connections fail | error at `-c` | a spoofed connection cannot change family |
 | `bind ... transparent` when IP_TRANSPARENT is refused (no CAP_NET_ADMIN) | silently falls back to IP_FREEBIND; diverted traffic never arrives | fails at start naming the bind line | no silent hang |
 | server host names | resolved with libc at start | resolved with libc at start; `init-addr`, `resolvers` not supported | |
+| `did you mean` suggestions | bigram fingerprint over HAProxy's keyword lists | the same fingerprint and thresholds over rhaproxy's tables | usually the same word; for some far-off typos (e.g. `option nosuch`) rhaproxy suggests a word where HAProxy suggests none |
 | startup notices | `haproxy version is 2.6.12...` | `rhaproxy version is ... (HAProxy 2.6.12 compatible)` | truthful banner |
 
 ";

@@ -145,6 +145,18 @@ impl HttpClient {
         uri: &[u8],
         headers: &[(&str, &[u8])],
     ) -> io::Result<Response> {
+        self.request_with_body(method, uri, headers, None)
+    }
+
+    /// Same as [`HttpClient::request`] with an optional body (sent with a
+    /// `content-length`, in the same write as the head).
+    pub fn request_with_body(
+        &mut self,
+        method: &str,
+        uri: &[u8],
+        headers: &[(&str, &[u8])],
+        body: Option<&[u8]>,
+    ) -> io::Result<Response> {
         let mut req = Vec::new();
         req.extend_from_slice(method.as_bytes());
         req.push(b' ');
@@ -159,7 +171,12 @@ impl HttpClient {
             req.extend_from_slice(v);
             req.extend_from_slice(b"\r\n");
         }
-        req.extend_from_slice(b"\r\n");
+        if let Some(b) = body {
+            req.extend_from_slice(format!("content-length: {}\r\n\r\n", b.len()).as_bytes());
+            req.extend_from_slice(b);
+        } else {
+            req.extend_from_slice(b"\r\n");
+        }
         for attempt in 0..2 {
             if self.conn.is_none() {
                 let s = TcpStream::connect(("127.0.0.1", self.port))?;

@@ -120,6 +120,7 @@ impl Impl {
 pub struct ProxyProc {
     pub child: Child,
     pub stderr_path: PathBuf,
+    pub stdout_path: PathBuf,
     pub which: Impl,
 }
 
@@ -147,25 +148,37 @@ impl ProxyProc {
     }
 
     pub fn spawn(which: Impl, dir: &TempDir, cfg: &str) -> ProxyProc {
+        Self::spawn_args(which, dir, cfg, &["-db"])
+    }
+
+    /// Starts `exe ARGS -f cfg`.
+    pub fn spawn_args(which: Impl, dir: &TempDir, cfg: &str, args: &[&str]) -> ProxyProc {
         static N: AtomicUsize = AtomicUsize::new(0);
         let k = N.fetch_add(1, Ordering::Relaxed);
         let cfg_path = dir.write(&format!("proxy-{k}.cfg"), cfg);
         let stderr_path = dir.0.join(format!("proxy-{k}.stderr"));
         let err = std::fs::File::create(&stderr_path).unwrap();
+        let stdout_path = dir.0.join(format!("proxy-{k}.stdout"));
+        let out = std::fs::File::create(&stdout_path).unwrap();
         let child = Command::new(which.exe())
-            .arg("-db")
+            .args(args)
             .arg("-f")
             .arg(&cfg_path)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", which.exe()));
         ProxyProc {
             child,
             stderr_path,
+            stdout_path,
             which,
         }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
     pub fn stderr(&self) -> String {
@@ -253,6 +266,9 @@ pub struct Backend {
     pub requests: Arc<AtomicUsize>,
     pub concurrent: Arc<AtomicUsize>,
     pub max_concurrent: Arc<AtomicUsize>,
+    /// HTTP requests being processed right now, and the most at once.
+    pub inflight: Arc<AtomicUsize>,
+    pub max_inflight: Arc<AtomicUsize>,
     /// Request heads seen (HTTP), in order.
     pub heads: Arc<Mutex<Vec<String>>>,
     /// Peer addresses of accepted connections.
@@ -276,6 +292,9 @@ impl Backend {
         let concurrent = Arc::new(AtomicUsize::new(0));
         let max_concurrent = Arc::new(AtomicUsize::new(0));
         let heads = Arc::new(Mutex::new(Vec::new()));
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let max_inflight = Arc::new(AtomicUsize::new(0));
+        let (inf, maxinf) = (inflight.clone(), max_inflight.clone());
         let peers = Arc::new(Mutex::new(Vec::new()));
         let (st, acc, req, cur, maxc, hd, pe) = (
             stop.clone(),
@@ -297,6 +316,7 @@ impl Backend {
                 if let Ok(p) = c.peer_addr() {
                     pe.lock().unwrap().push(p);
                 }
+                let (inf, maxinf) = (inf.clone(), maxinf.clone());
                 let (nm, b, req, cur, maxc, hd, st2) = (
                     nm.clone(),
                     behavior.clone(),
@@ -309,7 +329,7 @@ impl Backend {
                 thread::spawn(move || {
                     let now = cur.fetch_add(1, Ordering::AcqRel) + 1;
                     maxc.fetch_max(now, Ordering::AcqRel);
-                    let _ = serve(c, &nm, &b, &req, &hd, &st2);
+                    let _ = serve(c, &nm, &b, &req, &hd, &st2, &inf, &maxinf);
                     cur.fetch_sub(1, Ordering::AcqRel);
                 });
             }
@@ -321,6 +341,8 @@ impl Backend {
             requests,
             concurrent,
             max_concurrent,
+            inflight,
+            max_inflight,
             heads,
             peers,
             stop,
@@ -343,6 +365,7 @@ impl Drop for Backend {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     mut c: TcpStream,
     name: &str,
@@ -350,6 +373,8 @@ fn serve(
     requests: &AtomicUsize,
     heads: &Mutex<Vec<String>>,
     stop: &AtomicBool,
+    inflight: &AtomicUsize,
+    max_inflight: &AtomicUsize,
 ) -> io::Result<()> {
     c.set_read_timeout(Some(Duration::from_secs(60)))?;
     match b {
@@ -384,7 +409,7 @@ fn serve(
                 }
             }
         }
-        Behavior::Http => serve_http(c, name, requests, heads)?,
+        Behavior::Http => serve_http(c, name, requests, heads, inflight, max_inflight)?,
     }
     Ok(())
 }
@@ -394,6 +419,8 @@ fn serve_http(
     name: &str,
     requests: &AtomicUsize,
     heads: &Mutex<Vec<String>>,
+    inflight: &AtomicUsize,
+    max_inflight: &AtomicUsize,
 ) -> io::Result<()> {
     let mut r = BufReader::new(c.try_clone()?);
     let mut w = c;
@@ -411,7 +438,11 @@ fn serve_http(
             }
         }
         requests.fetch_add(1, Ordering::AcqRel);
-        heads.lock().unwrap().push(head.clone());
+        let now = inflight.fetch_add(1, Ordering::AcqRel) + 1;
+        max_inflight.fetch_max(now, Ordering::AcqRel);
+        // Counted until the response starts going out (the proxy can only send the next
+        // request after it got this response, so in-flight counts never overlap wrongly).
+        let done = Dec(inflight);
         let first = head.lines().next().unwrap_or("").to_string();
         let mut it = first.split(' ');
         let method = it.next().unwrap_or("").to_string();
@@ -425,10 +456,15 @@ fn serve_http(
                     .then(|| v.trim().to_string())
             })
         };
+        if hdr("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+            w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
         // Request body (Content-Length or chunked).
+        let mut body_len = 0usize;
         if let Some(cl) = hdr("content-length").and_then(|v| v.parse::<usize>().ok()) {
             let mut body = vec![0u8; cl];
             r.read_exact(&mut body)?;
+            body_len = cl;
         } else if hdr("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
         {
@@ -450,8 +486,13 @@ fn serve_http(
                     break;
                 }
                 r.read_exact(&mut body)?;
+                body_len += sz;
             }
         }
+        heads
+            .lock()
+            .unwrap()
+            .push(format!("{head}body-length: {body_len}\n"));
         let client_close = hdr("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
             || (version == "HTTP/1.0"
                 && !hdr("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")));
@@ -469,6 +510,35 @@ fn serve_http(
             status = s.parse().unwrap_or(200);
         } else if path == "/close" {
             close = true;
+        } else if path == "/upgrade" {
+            w.write_all(
+                format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Server: {name}\r\n\r\n").as_bytes(),
+            )?;
+            // Echo whatever comes next, prefixed with the name, line by line.
+            let mut line = String::new();
+            while r.read_line(&mut line)? > 0 {
+                w.write_all(format!("{name}:{line}").as_bytes())?;
+                line.clear();
+            }
+            return Ok(());
+        } else if path == "/chunked" {
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\nX-Server: {name}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            for part in [&name[..1], &name[1..]] {
+                if !part.is_empty() {
+                    resp.push_str(&format!("{:x}\r\n{part}\r\n", part.len()));
+                }
+            }
+            resp.push_str("0\r\n\r\n");
+            w.write_all(resp.as_bytes())?;
+            continue;
+        } else if path == "/nolen" {
+            w.write_all(format!("HTTP/1.1 200 OK\r\nX-Server: {name}\r\n\r\n{name}").as_bytes())?;
+            return Ok(());
+        } else if path == "/silent" {
+            thread::sleep(Duration::from_secs(30));
+            return Ok(());
         }
         let body = if method == "HEAD" || status == 204 || status == 304 {
             String::new()
@@ -491,11 +561,20 @@ fn serve_http(
         }
         resp.push_str("\r\n");
         resp.push_str(&body);
+        drop(done);
         w.write_all(resp.as_bytes())?;
         w.flush()?;
         if close {
             return Ok(());
         }
+    }
+}
+
+struct Dec<'a>(&'a AtomicUsize);
+
+impl Drop for Dec<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -286,7 +286,7 @@ pub struct Server {
     pub target: ServerTarget,
     /// Explicit `id N`.
     pub id: Option<u32>,
-    /// The id HAProxy would assign (explicit or automatic; see `assign_puids`).
+    /// The id HAProxy would assign (explicit or automatic; see `crate::lb::assign_puids`).
     pub puid: u32,
     pub params: ServerParams,
 }
@@ -466,44 +466,5 @@ impl Proxy {
                 .as_ref()
                 .filter(|src| src.value.usesrc.is_some())
         })
-    }
-}
-
-/// Assigns server ids the way HAProxy 2.6 does: explicit ids are kept; each server without one
-/// takes the smallest unused id at or above a counter that advances after *every* server,
-/// explicit ones included (`a`, `b id 1`, `c` gives a=2, b=1, c=4).
-pub fn assign_puids(explicit: &[Option<u32>]) -> Vec<u32> {
-    let used: std::collections::BTreeSet<u32> = explicit.iter().flatten().copied().collect();
-    let mut taken = used;
-    let mut next = 1u32;
-    explicit
-        .iter()
-        .map(|e| match e {
-            Some(id) => {
-                next += 1;
-                *id
-            }
-            None => {
-                let mut c = next;
-                while taken.contains(&c) {
-                    c += 1;
-                }
-                taken.insert(c);
-                next = c + 1;
-                c
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn puid_quirk() {
-        assert_eq!(assign_puids(&[None, Some(1), None]), vec![2, 1, 4]);
-        assert_eq!(assign_puids(&[None, None, None]), vec![1, 2, 3]);
-        assert_eq!(assign_puids(&[Some(3), None, None]), vec![3, 2, 4]);
     }
 }

@@ -675,8 +675,12 @@ fn proxy_line(ctx: &mut LineCtx, p: &mut Proxy, words: &[String]) {
         return;
     }
     let Some(k) = keywords::proxy::lookup(words) else {
+        let cands = keywords::proxy::PROXY_KEYWORDS
+            .iter()
+            .map(|k| k.name.split(' ').next().unwrap_or(k.name));
+        let dym = keywords::did_you_mean(w, cands);
         ctx.alert(format!(
-            "unknown keyword '{w}' in '{}' section",
+            "unknown keyword '{w}' in '{}' section{dym}",
             p.kind.keyword()
         ));
         return;

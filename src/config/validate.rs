@@ -201,7 +201,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             }
         }
         let ids: Vec<Option<u32>> = p.servers.iter().map(|s| s.id).collect();
-        for (s, puid) in p.servers.iter_mut().zip(assign_puids(&ids)) {
+        for (s, puid) in p.servers.iter_mut().zip(crate::lb::assign_puids(&ids)) {
             s.puid = puid;
         }
     }

@@ -49,6 +49,54 @@ enum St {
     TrCr,
 }
 
+/// What [`BodyFramer::advance_events`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyEvent {
+    /// Payload bytes of the input (chunk data, Content-Length data, close-delimited or
+    /// tunnel bytes).
+    Data(Range<usize>),
+    /// The last chunk (`0`) size line was read; trailers (if any) follow.
+    LastChunk,
+    /// One byte of a trailer line, without CR/LF (field names lower-cased).
+    TrailerByte(u8),
+    /// End of one trailer line.
+    TrailerEol,
+    /// End of a chunked message (final empty line read).
+    End,
+}
+
+/// Re-encodes a chunked body in canonical form as HAProxy does when forwarding: chunk
+/// extensions dropped, `<hex>\r\n<data>\r\n` chunks, CRLF line endings, trailer names
+/// lower-cased (measured: `2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\n` is forwarded as
+/// `2\r\nhi\r\n0\r\nx-t: 1\r\n\r\n`). Chunk boundaries follow the input pieces.
+#[derive(Debug, Clone)]
+pub struct ChunkedNormalizer {
+    framer: BodyFramer,
+}
+
+impl ChunkedNormalizer {
+    pub fn new(dir: Direction) -> Self {
+        ChunkedNormalizer {
+            framer: BodyFramer::new(BodyKind::Chunked, dir),
+        }
+    }
+
+    pub fn framer(&self) -> &BodyFramer {
+        &self.framer
+    }
+
+    /// Consumes body bytes from `input` (see [`Step`]) and appends the canonical encoding
+    /// of what they carry to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Step, HttpError> {
+        self.framer.advance_events(input, |ev| match ev {
+            BodyEvent::Data(r) => super::serialize::write_chunk(out, &input[r]),
+            BodyEvent::LastChunk => out.extend_from_slice(b"0\r\n"),
+            BodyEvent::TrailerByte(b) => out.push(b),
+            BodyEvent::TrailerEol | BodyEvent::End => out.extend_from_slice(b"\r\n"),
+        })
+    }
+}
+
 /// Result of one [`BodyFramer::advance`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -154,11 +202,25 @@ impl BodyFramer {
     }
 
     /// Like [`advance`](Self::advance), also reporting the payload ranges of `input`
-    /// (chunk data without framing), e.g. to re-encode chunks.
+    /// (chunk data without framing).
     pub fn advance_with(
         &mut self,
         input: &[u8],
         mut on_data: impl FnMut(Range<usize>),
+    ) -> Result<Step, HttpError> {
+        self.advance_events(input, |ev| {
+            if let BodyEvent::Data(r) = ev {
+                on_data(r)
+            }
+        })
+    }
+
+    /// Like [`advance`](Self::advance), reporting everything needed to re-encode the body
+    /// (see [`ChunkedNormalizer`]).
+    pub fn advance_events(
+        &mut self,
+        input: &[u8],
+        mut on_event: impl FnMut(BodyEvent),
     ) -> Result<Step, HttpError> {
         let mut i = 0;
         let n = input.len();
@@ -166,14 +228,14 @@ impl BodyFramer {
             match self.st {
                 St::Done => break,
                 St::Close | St::Tunnel => {
-                    on_data(i..n);
+                    on_event(BodyEvent::Data(i..n));
                     self.payload += (n - i) as u64;
                     i = n;
                 }
                 St::Length(rem) | St::Data(rem) => {
                     let take = rem.min((n - i) as u64) as usize;
                     if take > 0 {
-                        on_data(i..i + take);
+                        on_event(BodyEvent::Data(i..i + take));
                     }
                     self.payload += take as u64;
                     i += take;
@@ -185,10 +247,25 @@ impl BodyFramer {
                         (_, l) => St::Data(l),
                     };
                 }
-                _ => {
+                prev => {
                     let b = input[i];
                     i += 1;
                     self.st = self.byte(b)?;
+                    use St::*;
+                    match (prev, self.st) {
+                        (Size { .. } | SizeWs(_) | Ext(_) | SizeCr(_), TrStart) => {
+                            on_event(BodyEvent::LastChunk)
+                        }
+                        (TrValue | TrCr, TrStart) => on_event(BodyEvent::TrailerEol),
+                        (TrStart | TrEndCr, Done) => on_event(BodyEvent::End),
+                        (TrStart | TrName(_), TrName(_)) => {
+                            on_event(BodyEvent::TrailerByte(b.to_ascii_lowercase()))
+                        }
+                        (TrStart | TrName(_) | TrValue, TrValue) => {
+                            on_event(BodyEvent::TrailerByte(b))
+                        }
+                        _ => {}
+                    }
                 }
             }
         }

@@ -62,7 +62,10 @@ pub fn plan_request(req: &Request, frontend: HttpMode, backend: HttpMode) -> Con
         client_keep_alive: frontend != HttpMode::Close
             && client_wants_keep_alive(req)
             && !req.force_close,
-        server_keep_alive: effective_mode(frontend, backend) == HttpMode::KeepAlive,
+        // An HTTP/1.0 chunked request is forwarded without `connection: keep-alive`
+        // (measured), i.e. the server side closes; a 1.1 CL+TE request keeps it.
+        server_keep_alive: effective_mode(frontend, backend) == HttpMode::KeepAlive
+            && (req.version.is_11() || req.body != BodyKind::Chunked),
     }
 }
 
@@ -159,7 +162,9 @@ pub fn rewrite_request_for_server(
     if let Some(ff) = forwardfor {
         apply_forwardfor(&mut req.headers, client, ff);
     }
-    if req.version.is_11() && !plan.server_keep_alive {
+    // An upgrade request never gets `connection: close` (the connection may become a
+    // tunnel; measured in server-close and httpclose modes).
+    if req.version.is_11() && !plan.server_keep_alive && req.upgrade.is_none() {
         req.headers.push(Header::new(b"connection", b"close"));
     } else if !req.version.is_11() && plan.server_keep_alive {
         req.headers.push(Header::new(b"connection", b"keep-alive"));

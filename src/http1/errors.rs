@@ -263,6 +263,49 @@ pub fn builtin_error(status: u16, flavor: ErrorFlavor) -> Option<Vec<u8>> {
     Some(out.into_bytes())
 }
 
+/// Connection header appended to a stream-flavour message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnHeader {
+    /// Nothing (HTTP/1.1 client kept alive).
+    None,
+    /// `connection: close` (client connection closes after the message).
+    Close,
+    /// `connection: keep-alive` (HTTP/1.0 client that asked for keep-alive and keeps it).
+    KeepAlive,
+}
+
+/// Stream-flavour built-in message with extra headers inserted after `content-type` (in
+/// the given case; HAProxy emits them lower-case), then the connection header. 400 and 408
+/// always close.
+pub fn stream_error_with(status: u16, extra: &[(&str, &str)], conn: ConnHeader) -> Option<Vec<u8>> {
+    let e = builtin(status)?;
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n",
+        e.status,
+        e.reason,
+        e.body.len()
+    );
+    for (n, v) in extra {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let conn = if e.closes { ConnHeader::Close } else { conn };
+    match conn {
+        ConnHeader::None => {}
+        ConnHeader::Close => out.push_str("connection: close\r\n"),
+        ConnHeader::KeepAlive => out.push_str("connection: keep-alive\r\n"),
+    }
+    out.push_str("\r\n");
+    out.push_str(e.body);
+    Some(out.into_bytes())
+}
+
+/// `http-request auth [realm <realm>]` answer: 401 with `www-authenticate: Basic
+/// realm="<realm>"` (the realm defaults to the proxy name). Measured on 2.6.12.
+pub fn auth_challenge(realm: &str, conn: ConnHeader) -> Vec<u8> {
+    let v = format!("Basic realm=\"{realm}\"");
+    stream_error_with(401, &[("www-authenticate", &v)], conn).expect("401 is built in")
+}
+
 /// Message of `errorfile` with an unsupported status (`parsing [F:L] : errorfile : ` prefix
 /// added by the config layer).
 pub fn errorfile_status_error(status: &str) -> String {

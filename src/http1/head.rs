@@ -297,6 +297,11 @@ fn parse_status_line(line: &[u8]) -> Result<StartLine, SyntaxError> {
     })
 }
 
+fn trailing_ws(v: &[u8]) -> &[u8] {
+    let n = v.iter().rev().take_while(|&&b| is_ws(b)).count();
+    if n == v.len() { &[] } else { &v[v.len() - n..] }
+}
+
 fn trim_ws(mut v: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = v {
         if is_ws(*first) {
@@ -344,6 +349,8 @@ pub fn scan_head(buf: &[u8], is_request: bool, limits: &Limits) -> Result<Scan, 
         }
     };
     let mut headers: Vec<Header> = Vec::new();
+    // Trailing blanks of the previous header line, re-inserted if a continuation follows.
+    let mut prev_tail: Vec<u8> = Vec::new();
     loop {
         let (end, next) = match next_line(buf, pos)? {
             None => return incomplete(buf, limits),
@@ -367,16 +374,18 @@ pub fn scan_head(buf: &[u8], is_request: bool, limits: &Limits) -> Result<Scan, 
             // obs-fold: HAProxy merges the continuation into the previous value, turning the
             // CR/LF of the previous line ending into spaces.
             let last = headers.last_mut().ok_or(SyntaxError::FoldWithoutHeader)?;
-            // The previous line's ending (CRLF or bare LF) becomes one SP per byte. (Trailing
-            // blanks of the previous line were already trimmed; HAProxy would keep them —
-            // harmless difference inside a value.)
+            // The previous line's ending (CRLF or bare LF) becomes one SP per byte, and the
+            // trailing blanks trimmed off the previous line are kept (measured:
+            // `a  \r\n b` gives `a     b`).
             let prev_eol = if pos >= 2 && buf[pos - 2] == b'\r' {
                 2
             } else {
                 1
             };
+            last.value.extend_from_slice(&prev_tail);
             last.value.extend(std::iter::repeat_n(b' ', prev_eol));
             last.value.extend_from_slice(line);
+            prev_tail = trailing_ws(line).to_vec();
             let t = trim_ws(&last.value).to_vec();
             last.value = t;
         } else {
@@ -403,6 +412,7 @@ pub fn scan_head(buf: &[u8], is_request: bool, limits: &Limits) -> Result<Scan, 
                 name: line[..i].to_vec(),
                 value: trim_ws(&line[i + 1..]).to_vec(),
             });
+            prev_tail = trailing_ws(&line[i + 1..]).to_vec();
         }
         pos = next;
     }
@@ -414,4 +424,16 @@ fn incomplete(buf: &[u8], limits: &Limits) -> Result<Scan, SyntaxError> {
     } else {
         Ok(Scan::Partial)
     }
+}
+
+/// Cheap, resumable check for "a blank line may have arrived": true if `buf` holds LF LF or
+/// LF CR LF starting at or after `from.saturating_sub(2)`. The runtime can call the full
+/// parser only when this says so (or the buffer is full), which keeps slowly arriving heads
+/// O(n) instead of re-scanning the whole head on every read. (A syntax error is then
+/// reported when the head completes instead of as soon as its line arrives; the status is
+/// the same.)
+pub fn may_hold_complete_head(buf: &[u8], from: usize) -> bool {
+    let start = from.saturating_sub(2).min(buf.len());
+    let w = &buf[start..];
+    w.windows(2).any(|p| p == b"\n\n") || w.windows(3).any(|p| p == b"\n\r\n")
 }

@@ -310,14 +310,42 @@ fn uri_authority(uri: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
     Some((scheme, auth))
 }
 
-/// Removes the scheme's default port (`:80` for http, `:443` for https) for comparison.
+/// Removes the scheme's default port (`:80` for http, `:443` for https) or an empty port
+/// (`x:`), for http/https only.
 fn strip_default_port<'a>(scheme: Option<&[u8]>, auth: &'a [u8]) -> &'a [u8] {
     let port: &[u8] = match scheme {
         Some(s) if s.eq_ignore_ascii_case(b"http") => b":80",
         Some(s) if s.eq_ignore_ascii_case(b"https") => b":443",
         _ => return auth,
     };
-    auth.strip_suffix(port).unwrap_or(auth)
+    auth.strip_suffix(port)
+        .or_else(|| auth.strip_suffix(b":"))
+        .unwrap_or(auth)
+}
+
+/// Scheme-based normalisation HAProxy 2.6 applies to absolute-form http/https requests
+/// (measured): the default or empty port is removed from the URI authority and from the
+/// Host header values (`GET http://x:80/p` + `Host: x:80` is forwarded as
+/// `GET http://x/p` + `host: x`). Origin-form requests and other schemes are untouched.
+fn normalize_absolute(uri: &mut Vec<u8>, headers: &mut [Header]) {
+    let Some(p) = uri.windows(3).position(|w| w == b"://") else {
+        return;
+    };
+    let scheme = uri[..p].to_vec();
+    if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
+        return;
+    }
+    let a0 = p + 3;
+    let a1 = uri[a0..]
+        .iter()
+        .position(|&b| b == b'/')
+        .map_or(uri.len(), |e| a0 + e);
+    let kept = strip_default_port(Some(&scheme), &uri[a0..a1]).len();
+    uri.drain(a0 + kept..a1);
+    for h in headers.iter_mut().filter(|h| h.is("host")) {
+        let kept = strip_default_port(Some(&scheme), &h.value).len();
+        h.value.truncate(kept);
+    }
 }
 
 fn is_h2_preface_prefix(buf: &[u8]) -> bool {
@@ -414,6 +442,9 @@ fn request_rules(head: RawHead) -> Result<Request, HttpError> {
     {
         return Err(bad("URI authority differs from Host"));
     }
+
+    let mut uri = uri;
+    normalize_absolute(&mut uri, &mut headers);
 
     let conn = conn_tokens(&headers);
     let upgrade_hdr = find(&headers, "upgrade");

@@ -1,5 +1,5 @@
 //! Writes (possibly edited) heads to an output buffer, the way HAProxy 2.6 re-emits them:
-//! version normalised to `HTTP/1.1` (any version >= 1.1) or `HTTP/1.0`, header names
+//! version normalised to `HTTP/1.1` (any version >= 1.1, lower ones kept), header names
 //! lower-cased, `name: value` with one space, CRLF endings, obs-folds already merged.
 
 use super::head::{Header, Version};
@@ -20,8 +20,23 @@ impl Default for WriteOpts {
     }
 }
 
-fn version(v: Version) -> &'static [u8] {
-    if v.is_11() { b"HTTP/1.1" } else { b"HTTP/1.0" }
+/// Versions >= 1.1 are written `HTTP/1.1`; lower ones as received (measured: `HTTP/1.2` is
+/// forwarded as `HTTP/1.1`, `HTTP/0.9` as `HTTP/0.9`).
+fn version(v: Version) -> [u8; 8] {
+    if v.is_11() {
+        *b"HTTP/1.1"
+    } else {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'0' + v.major,
+            b'.',
+            b'0' + v.minor,
+        ]
+    }
 }
 
 /// Appends header lines and the final empty line.
@@ -55,7 +70,7 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &Request, opts: WriteOpts) {
     out.push(b' ');
     out.extend_from_slice(&req.uri);
     out.push(b' ');
-    out.extend_from_slice(version(req.version));
+    out.extend_from_slice(&version(req.version));
     out.extend_from_slice(b"\r\n");
     write_headers(out, &req.headers, opts);
 }
@@ -63,7 +78,7 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &Request, opts: WriteOpts) {
 /// Appends `VERSION STATUS REASON\r\n` + headers + `\r\n` (an empty reason still gets the
 /// space after the status, as HAProxy writes it).
 pub fn write_response_head(out: &mut Vec<u8>, resp: &Response, opts: WriteOpts) {
-    out.extend_from_slice(version(resp.version));
+    out.extend_from_slice(&version(resp.version));
     out.extend_from_slice(format!(" {:03} ", resp.status).as_bytes());
     out.extend_from_slice(&resp.reason);
     out.extend_from_slice(b"\r\n");

@@ -1012,3 +1012,216 @@ fn head_wait_timers() {
     assert_eq!(head_wait(false, 0, &no_ka).0, Some(ms(700)));
     assert_eq!(head_wait(true, 0, &HeadTimeouts::default()).0, None);
 }
+
+#[test]
+fn chunked_normalizer_matches_haproxy_output() {
+    use super::body::ChunkedNormalizer;
+    let body = b"2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+    let mut n = ChunkedNormalizer::new(Direction::Response);
+    let mut out = Vec::new();
+    let s = n.feed(body, &mut out).unwrap();
+    assert_eq!(s.consumed, body.len() - 4);
+    assert!(s.done);
+    assert_eq!(out, b"2\r\nhi\r\n0\r\nx-t: 1\r\n\r\n");
+    // Piecewise, bare LF, no trailers.
+    let body = b"5\nhello\n3;e\r\nabc\r\n0\n\n";
+    let mut n = ChunkedNormalizer::new(Direction::Request);
+    let mut out = Vec::new();
+    for piece in body.chunks(2) {
+        n.feed(piece, &mut out).unwrap();
+    }
+    assert!(n.framer().is_done());
+    let mut f = BodyFramer::new(BodyKind::Chunked, Direction::Request);
+    let mut payload = Vec::new();
+    f.advance_with(&out, |r| payload.extend_from_slice(&out[r]))
+        .unwrap();
+    assert!(f.is_done());
+    assert_eq!(payload, b"helloabc");
+    assert!(out.ends_with(b"0\r\n\r\n"));
+}
+
+#[test]
+fn auth_challenge_and_stream_errors() {
+    let a = String::from_utf8(auth_challenge("my realm", ConnHeader::None)).unwrap();
+    assert!(a.starts_with(
+        "HTTP/1.1 401 Unauthorized\r\ncontent-length: 112\r\ncache-control: no-cache\r\n\
+         content-type: text/html\r\nwww-authenticate: Basic realm=\"my realm\"\r\n\r\n"
+    ));
+    let k = String::from_utf8(stream_error_with(403, &[], ConnHeader::KeepAlive).unwrap()).unwrap();
+    assert!(k.contains("content-type: text/html\r\nconnection: keep-alive\r\n\r\n"));
+    // 400 always closes.
+    let c = String::from_utf8(stream_error_with(400, &[], ConnHeader::KeepAlive).unwrap()).unwrap();
+    assert!(c.contains("connection: close\r\n\r\n"));
+    assert_eq!(
+        stream_error_with(503, &[], ConnHeader::None),
+        builtin_error(503, ErrorFlavor::Stream { close: false })
+    );
+}
+
+#[test]
+fn head_completion_hint() {
+    use super::head::may_hold_complete_head as hint;
+    let full = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut seen = 0;
+    let mut fired_at = None;
+    for n in 1..=full.len() {
+        if hint(&full[..n], seen) && fired_at.is_none() {
+            fired_at = Some(n);
+        }
+        seen = n;
+    }
+    assert_eq!(fired_at, Some(full.len()));
+    assert!(hint(b"GET / HTTP/1.0\n\n", 0));
+    assert!(!hint(b"GET / HTTP/1.0\r\nA: b\r\n", 0));
+}
+
+#[test]
+fn forwarded_heads_match_haproxy_normalisation() {
+    use HttpMode::KeepAlive as K;
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\n",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 05\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 05\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a  \r\n b\r\nX-B:   c   \r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x\r\nx-a: a     b\r\nx-b: c\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/0.9\r\nHost: x\r\n\r\n",
+            "GET / HTTP/0.9\r\nhost: x\r\nconnection: keep-alive\r\n\r\n",
+        ),
+        (
+            b"POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.0\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n",
+        ),
+        (
+            b"GET  /x  HTTP/1.1\r\nhOsT: x\r\n\r\n",
+            "GET /x HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80/p HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET http://x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x:80\r\n\r\n",
+        ),
+        (
+            b"GET https://x:443/p HTTP/1.1\r\nHost: x:443\r\n\r\n",
+            "GET https://x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:8080/p HTTP/1.1\r\nHost: x:8080\r\n\r\n",
+            "GET http://x:8080/p HTTP/1.1\r\nhost: x:8080\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://x HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET HTTP://X:80/p HTTP/1.1\r\nHost: X:80\r\n\r\n",
+            "GET HTTP://X/p HTTP/1.1\r\nhost: X\r\n\r\n",
+        ),
+        (
+            b"GET http://u@x:80/p HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://u@x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:/p HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://x/p HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80/p HTTP/1.1\r\n\r\n",
+            "GET http://x/p HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET ftp://x:80/p HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET ftp://x:80/p HTTP/1.1\r\nhost: x:80\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: x\r\nX: a\r\n \r\n\r\n",
+            "GET / HTTP/1.0\r\nhost: x\r\nx: a\r\nconnection: keep-alive\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: x\r\nX:\r\n b\r\n\r\n",
+            "GET / HTTP/1.0\r\nhost: x\r\nx: b\r\nconnection: keep-alive\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: \x00\x7f\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: x\r\nx: \x00\x7f\r\n\r\n",
+        ),
+        // One port is stripped per pass, exactly like HAProxy (found by the fuzzer).
+        (
+            b"GET http://a:80: HTTP/1.1\r\n\r\n",
+            "GET http://a:80 HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://a:80:/p HTTP/1.1\r\nHost: a:80:\r\n\r\n",
+            "GET http://a:80/p HTTP/1.1\r\nhost: a:80\r\n\r\n",
+        ),
+        (
+            b"GET http://a::80/ HTTP/1.1\r\n\r\n",
+            "GET http://a:/ HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://a:x80/ HTTP/1.1\r\n\r\n",
+            "GET http://a:x80/ HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://[::1]:/ HTTP/1.1\r\n\r\n",
+            "GET http://[::1]/ HTTP/1.1\r\n\r\n",
+        ),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(
+            to_server(raw, K, K, None),
+            *want,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
+
+#[test]
+fn response_vectors_match_table() {
+    use super::vectors::response_vectors;
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let rq = req(get);
+    let limits = Limits::default();
+    let vs = response_vectors();
+    assert!(vs.len() >= 38);
+    for v in &vs {
+        let mut at = 0;
+        let got = loop {
+            match parse_response(&v.bytes[at..], rq.info(), &limits) {
+                Ok(Parsed::Complete(r)) => {
+                    let mut f = BodyFramer::new(r.body, Direction::Response);
+                    if let Err(e) = f.advance(&v.bytes[at + r.head_len..]) {
+                        break e.status;
+                    }
+                    if r.interim {
+                        at += r.head_len;
+                        continue;
+                    }
+                    break r.status;
+                }
+                Ok(_) => break 502,
+                Err(e) => break e.status,
+            }
+        };
+        assert_eq!(got, v.status, "{}", v.name);
+    }
+}

@@ -274,3 +274,84 @@ fn many_headers(n: usize) -> Vec<u8> {
     b.extend_from_slice(b"\r\n");
     b
 }
+
+/// A response vector: what the server sends for a `GET` request, and the status the client
+/// gets from HAProxy 2.6.12 (502 when HAProxy refuses the response).
+#[derive(Debug, Clone)]
+pub struct ResponseVector {
+    pub name: &'static str,
+    pub bytes: Vec<u8>,
+    pub status: u16,
+    /// Set when rhaproxy deliberately differs (`status` is then rhaproxy's, 502).
+    pub deviation: Option<&'static str>,
+}
+
+fn r(name: &'static str, bytes: &[u8], status: u16) -> ResponseVector {
+    ResponseVector {
+        name,
+        bytes: bytes.to_vec(),
+        status,
+        deviation: None,
+    }
+}
+
+/// Server responses (one per fresh server connection, sent in one write) with HAProxy's
+/// measured answer to the client.
+pub fn response_vectors() -> Vec<ResponseVector> {
+    let mut out = vec![
+        r("ok", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("cl_and_te", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGARBAGE", 200),
+        r("te_chunked_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 502),
+        r("te_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhi", 502),
+        r("te_chunked_gzip", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 502),
+        r("te_gzip_chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 502),
+        r("te_vtab", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \x0bchunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 502),
+        r("te_http10", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 200),
+        r("cl_conflict", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", 502),
+        r("cl_twice", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("cl_plus", b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nhi", 502),
+        r("no_reason", b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("lowercase_version", b"http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 502),
+        r("version_2_0", b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("reason_ctl", b"HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("reason_8bit", b"HTTP/1.1 200 \xe9\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("space_before_colon", b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 2\r\n\r\nhi", 502),
+        r("obs_fold", b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("bare_lf", b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", 200),
+        r("close_delimited", b"HTTP/1.1 200 OK\r\n\r\nhello", 200),
+        r("close_delimited_10", b"HTTP/1.0 200 OK\r\n\r\nhello", 200),
+        r("204_with_cl", b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 204),
+        r("304_with_cl", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", 304),
+        r("100_then_200", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("103_then_200", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200),
+        r("101_without_upgrade", b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nhi", 502),
+        r("chunk_size_2p52", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000\r\nhi", 502),
+        r("chunk_size_non_hex", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi", 502),
+        r("chunk_trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\n", 200),
+        r("garbage", b"garbage\r\n\r\n", 502),
+        r("empty", b"", 502),
+        r("keep_alive", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", 200),
+        r("server_close", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", 200),
+        r("empty_header_name", b"HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 2\r\n\r\nhi", 502),
+        r("bare_cr_in_value", b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nhi", 502),
+    ];
+    out.push(ResponseVector {
+        name: "status_4_digits",
+        bytes: b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+        status: 502,
+        deviation: Some("HAProxy forwards status 2000; rhaproxy requires 3 digits (502)"),
+    });
+    out.push(ResponseVector {
+        name: "status_2_digits",
+        bytes: b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+        status: 502,
+        deviation: Some("HAProxy forwards status 20 without its Content-Length; rhaproxy: 502"),
+    });
+    out.push(ResponseVector {
+        name: "status_099",
+        bytes: b"HTTP/1.1 099 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+        status: 502,
+        deviation: Some("HAProxy forwards status 099 without its Content-Length; rhaproxy: 502"),
+    });
+    out
+}

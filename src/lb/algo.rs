@@ -72,8 +72,9 @@ pub enum Algorithm {
         depth: Option<u32>,
         path_only: bool,
     },
-    /// `url_param NAME [check_post [N]]`. `check_post` (hashing the POST
-    /// body) is parsed but not supported: only the query string is looked at.
+    /// `url_param NAME [check_post [N]]`. With `check_post`, a POST body
+    /// is searched when the query string lacks the parameter (see
+    /// [`super::RequestKey::post_body`]).
     UrlParam { name: String, check_post: bool },
     /// `hdr(NAME) [use_domain_only]`.
     Hdr { name: String, use_domain_only: bool },

@@ -37,6 +37,8 @@ enum Tree {
 struct Srv {
     ew: u32,
     npos: u32,
+    /// position before the last pick (used when the weight changes)
+    lpos: u32,
     rweight: u32,
     tree: Tree,
     key: u32,
@@ -69,6 +71,7 @@ impl Group {
                 .map(|&ew| Srv {
                     ew,
                     npos: 0,
+                    lpos: 0,
                     rweight: 0,
                     tree: Tree::None,
                     key: 0,
@@ -125,6 +128,57 @@ impl Group {
         self.queue_srv(i);
     }
 
+    /// Set the effective weight of a server that is not in the scheduler.
+    pub fn set_ew(&mut self, i: usize, ew: u32) {
+        self.srv[i].ew = ew;
+    }
+
+    /// Effective weight change of a usable server (HAProxy's weight update:
+    /// a server going to/from 0 goes down/up; otherwise its next position
+    /// is recomputed from its last one with the new step).
+    pub fn set_weight(&mut self, i: usize, ew: u32) {
+        let old = self.srv[i].ew;
+        let was_up = self.is_up(i);
+        if !was_up && ew == 0 {
+            self.srv[i].ew = ew;
+            return;
+        }
+        if !was_up {
+            self.srv[i].ew = ew;
+            self.set_up(i);
+            return;
+        }
+        if ew == 0 {
+            self.set_down(i);
+            self.srv[i].ew = ew;
+            return;
+        }
+        self.next_weight = self.next_weight.wrapping_sub(old).wrapping_add(ew);
+        self.srv[i].ew = ew;
+        let init = self.init_tree();
+        if self.srv[i].tree == init {
+            self.dequeue(i);
+            self.queue_by_weight(init, i);
+            return;
+        }
+        if self.srv[i].tree == self.next_tree() {
+            self.srv[i].npos = self.srv[i].npos.wrapping_add(self.curr_weight);
+        }
+        let step = self.next_weight / ew;
+        let s = &mut self.srv[i];
+        let prev_next = s.npos;
+        s.npos = s.lpos.wrapping_add(step);
+        s.rweight = 0;
+        if s.npos > prev_next {
+            s.npos = prev_next;
+        }
+        if s.npos < self.curr_pos.wrapping_add(2) {
+            s.npos = self.curr_pos.wrapping_add(step);
+        }
+        self.dequeue(i);
+        self.queue_srv(i);
+    }
+
     /// Perform `n` picks (state only).
     pub fn advance(&mut self, n: usize) {
         for _ in 0..n {
@@ -134,7 +188,8 @@ impl Group {
         }
     }
 
-    /// The schedule from this state on (`None` when no server is up).
+    /// The schedule from this state on (`None` when no server is up, or when
+    /// the cycle is too long to precompute).
     pub fn schedule(&self) -> Option<Schedule> {
         schedule_from(self.clone())
     }
@@ -224,6 +279,7 @@ impl Group {
         if s.npos == 0 {
             s.npos = cp;
         }
+        s.lpos = s.npos;
         s.npos = s.npos.wrapping_add(nw / s.ew);
         s.rweight += nw % s.ew;
         if s.rweight >= s.ew {
@@ -340,7 +396,9 @@ impl Group {
         }
         for s in &self.srv {
             v.push(s.npos);
+            v.push(s.lpos);
             v.push(s.rweight);
+            v.push(s.ew);
         }
         v
     }
@@ -352,7 +410,20 @@ impl Group {
 pub struct Schedule {
     pub prefix: usize,
     pub seq: Vec<u32>,
+    /// Scheduler states at the start of picks `k * CHECKPOINT`, so that the
+    /// state at any position can be rebuilt quickly.
+    checkpoints: Vec<Group>,
 }
+
+/// Picks between two saved scheduler states.
+const CHECKPOINT: usize = 1 << 14;
+
+impl PartialEq for Group {
+    fn eq(&self, other: &Self) -> bool {
+        self.state() == other.state()
+    }
+}
+impl Eq for Group {}
 
 impl Schedule {
     /// The server handed out by the n-th pick (n starts at 0).
@@ -363,6 +434,14 @@ impl Schedule {
         }
         let cyc = self.seq.len() - self.prefix;
         self.seq[self.prefix + (n - self.prefix) % cyc]
+    }
+
+    /// The scheduler state at the start of the n-th pick.
+    pub fn state_at(&self, n: u64) -> Group {
+        let idx = self.index(n);
+        let mut g = self.checkpoints[idx / CHECKPOINT].clone();
+        g.advance(idx % CHECKPOINT);
+        g
     }
 
     /// Index in `seq` of the n-th pick.
@@ -376,9 +455,9 @@ impl Schedule {
     }
 }
 
-/// Upper bound on simulated picks; beyond it the simulated part is used as a
-/// plain cycle (only reachable with thousands of heavy servers).
-const MAX_PICKS: usize = 1 << 22;
+/// Upper bound on precomputed picks (only reachable with hundreds of heavy
+/// servers); beyond it [`Group::schedule`] gives up.
+const MAX_PICKS: usize = 1 << 20;
 
 /// Compute the FWRR schedule for servers with effective weights `ews`
 /// (`weight * 16`, 0 for unusable servers), in declaration order, from the
@@ -396,20 +475,29 @@ fn schedule_from(mut g: Group) -> Option<Schedule> {
     }
     let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
     let mut seq: Vec<u32> = Vec::new();
+    let mut checkpoints = Vec::new();
     let mut switched = false;
     loop {
         if switched {
             let st = g.state();
             if let Some(&j) = seen.get(&st) {
-                return Some(Schedule { prefix: j, seq });
+                return Some(Schedule {
+                    prefix: j,
+                    seq,
+                    checkpoints,
+                });
             }
             seen.insert(st, seq.len());
+        }
+        if seq.len().is_multiple_of(CHECKPOINT) {
+            checkpoints.push(g.clone());
         }
         switched = false;
         let i = g.next(|_| switched = true)?;
         seq.push(i as u32);
         if seq.len() >= MAX_PICKS {
-            return Some(Schedule { prefix: 0, seq });
+            // too long to precompute: the caller runs the scheduler live
+            return None;
         }
     }
 }
@@ -439,6 +527,20 @@ mod tests {
             names(&[48, 16, 32, 112, 16], 28),
             "dadcdadbdedcaddadcdadbdedcad"
         );
+    }
+
+    #[test]
+    fn lb_fwrr_state_at_matches_simulation() {
+        let ews = [48u32, 16, 32, 112, 16];
+        let g0 = Group::new(&ews, &[true; 5]);
+        let s = g0.schedule().unwrap();
+        let mut g = g0.clone();
+        for n in 0..(3 * s.seq.len() as u64 + 7) {
+            if n % 97 == 0 || n as usize == s.prefix {
+                assert_eq!(s.state_at(n).state(), g.state(), "pick {n}");
+            }
+            assert_eq!(g.next(|_| {}), Some(s.at(n) as usize));
+        }
     }
 
     #[test]

@@ -92,6 +92,41 @@ pub fn url_param_value<'a>(uri: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
+/// `url_param NAME check_post`: the value of `NAME=` in a POST body
+/// (`application/x-www-form-urlencoded` style), used when the query string
+/// does not have it. `body` is the request body buffered so far. As in
+/// HAProxy, the value runs to the next `&` or the end of the data, but only
+/// the value's *first* byte is checked: a blank there gives an empty value,
+/// any other non-token byte means "no parameter" (binary body).
+pub fn url_param_body_value<'a>(body: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let plen = name.len();
+    let mut params = body;
+    while params.len() > plen {
+        if params[plen] == b'=' && &params[..plen] == name {
+            let val = &params[plen + 1..];
+            let end = val.iter().position(|&c| c == b'&').unwrap_or(val.len());
+            if let Some(&first) = val.first()
+                && end > 0
+                && !is_token(first)
+            {
+                if matches!(first, b' ' | b'\t' | b'\r' | b'\n') {
+                    return Some(&val[..0]);
+                }
+                return None;
+            }
+            return Some(&val[..end]);
+        }
+        let amp = params.iter().position(|&c| c == b'&')?;
+        params = &params[amp + 1..];
+    }
+    None
+}
+
+/// RFC 7230 `tchar`.
+fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
 /// First value of a header as HAProxy's header lookup returns it: the first
 /// comma-separated element of the first occurrence (commas inside
 /// double-quoted strings do not separate), with surrounding blanks removed.
@@ -154,6 +189,71 @@ pub fn domain_only(v: &[u8]) -> &[u8] {
     &v[i..end]
 }
 
+/// Result of looking for the RDP cookie in a TCP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdpCookie<'a> {
+    /// The cookie value (may be empty; `balance rdp-cookie` then falls back
+    /// to round robin).
+    Found(&'a [u8]),
+    /// Not enough data yet: wait for more (within `tcp-request
+    /// inspect-delay`).
+    NeedMore,
+    /// The payload does not carry the cookie.
+    Absent,
+}
+
+/// Extract the RDP routing cookie (`Cookie: <name>=<value>\r\n` right after
+/// the 11 bytes of TPKT + X.224 headers of an RDP connection request), as
+/// `req.rdp_cookie(<name>)` / `balance rdp-cookie(<name>)` do. The `Cookie:`
+/// prefix and `<name>` are matched case-insensitively, spaces after the
+/// colon are skipped; an empty `name` accepts any cookie name.
+pub fn rdp_cookie<'a>(payload: &'a [u8], name: &[u8]) -> RdpCookie<'a> {
+    use RdpCookie::*;
+    if payload.len() <= 11 {
+        return NeedMore;
+    }
+    let mut d = &payload[11..];
+    if d.len() <= 7 {
+        return NeedMore;
+    }
+    if !d[..7].eq_ignore_ascii_case(b"Cookie:") {
+        return Absent;
+    }
+    d = &d[7..];
+    while let Some((b' ', rest)) = d.split_first() {
+        d = rest;
+    }
+    if !name.is_empty() {
+        if d.len() <= name.len() {
+            return NeedMore;
+        }
+        if d[name.len()] != b'=' || !d[..name.len()].eq_ignore_ascii_case(name) {
+            return Absent;
+        }
+        d = &d[name.len() + 1..];
+    } else {
+        let mut i = 0;
+        while i < d.len() && d[i] != b'=' {
+            if d[i] == b'\r' || d[i] == b'\n' {
+                return Absent;
+            }
+            i += 1;
+        }
+        if i == d.len() {
+            return NeedMore;
+        }
+        d = &d[i + 1..];
+    }
+    let end = d.iter().position(|&c| c == b'\r').unwrap_or(d.len());
+    if d.len() - end < 2 {
+        return NeedMore;
+    }
+    if d[end + 1] != b'\n' {
+        return Absent;
+    }
+    Found(&d[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +291,43 @@ mod tests {
         assert_eq!(url_param_value(b"/p?userid=&x", b"userid"), Some(&b""[..]));
         assert_eq!(url_param_value(b"/p?xuserid=1", b"userid"), None);
         assert_eq!(url_param_value(b"/p", b"userid"), None);
+    }
+
+    #[test]
+    fn lb_rdp_cookie() {
+        let mut p = b"\x03\x00\x00\x2c\x27\xe0\x00\x00\x00\x00\x00".to_vec();
+        p.extend_from_slice(b"Cookie: mstshash=alice\r\n\x01\x00\x08\x00");
+        assert_eq!(rdp_cookie(&p, b"mstshash"), RdpCookie::Found(b"alice"));
+        assert_eq!(rdp_cookie(&p, b"MSTSHASH"), RdpCookie::Found(b"alice"));
+        assert_eq!(rdp_cookie(&p, b""), RdpCookie::Found(b"alice"));
+        assert_eq!(rdp_cookie(&p, b"other"), RdpCookie::Absent);
+        assert_eq!(rdp_cookie(&p[..30], b"mstshash"), RdpCookie::NeedMore);
+        assert_eq!(rdp_cookie(&p[..8], b"mstshash"), RdpCookie::NeedMore);
+        let mut q = p[..11].to_vec();
+        q.extend_from_slice(b"Hello: x\r\n");
+        assert_eq!(rdp_cookie(&q, b"mstshash"), RdpCookie::Absent);
+    }
+
+    #[test]
+    fn lb_url_param_body() {
+        assert_eq!(
+            url_param_body_value(b"a=1&userid=42&b=2", b"userid"),
+            Some(&b"42"[..])
+        );
+        assert_eq!(
+            url_param_body_value(b"userid=42", b"userid"),
+            Some(&b"42"[..])
+        );
+        assert_eq!(
+            url_param_body_value(b"userid= 42", b"userid"),
+            Some(&b""[..])
+        );
+        assert_eq!(url_param_body_value(b"userid=\x0142", b"userid"), None);
+        assert_eq!(
+            url_param_body_value(b"userid=4\x012", b"userid"),
+            Some(&b"4\x012"[..])
+        );
+        assert_eq!(url_param_body_value(b"xuserid=1", b"userid"), None);
     }
 
     #[test]

@@ -68,13 +68,54 @@
 //!   [`Balancer::conn_start`]/[`Balancer::conn_end`].
 //! * `random`: power-of-`draws` choices on the consistent ring with a
 //!   thread-local xorshift generator (not reproducible, by nature).
-//! * Not modelled: server queues (`maxqueue`), `minconn` dynamic maxconn,
-//!   slowstart and runtime weight changes, `url_param ... check_post`
-//!   (POST body hashing).
+//! * Run-time weight changes ([`Balancer::set_weight`], HAProxy's
+//!   `set server <b>/<s> weight`): ring points, FWRR positions and
+//!   leastconn keys are updated the way HAProxy does it.
+//! * `slowstart`: the runtime feeds [`slowstart_eweight`] into
+//!   [`Balancer::set_eweight`] as time passes (HAProxy steps once a second).
+//! * `url_param ... check_post` is supported when the runtime passes the
+//!   buffered body of POST requests ([`RequestKey::post_body`]); the RDP
+//!   cookie is extracted with [`key::rdp_cookie`].
+//! * `minconn`/`fullconn` dynamic limits: [`Balancer::dynamic_maxconn`]
+//!   (set the backend's `fullconn` with [`Balancer::set_fullconn`]).
+//! * Not modelled: server/backend queues (`maxqueue`): the runtime queues
+//!   when `pick` returns `None` (non-hashing algorithms) or when the hashed
+//!   server is at its limit, and must count queued streams itself.
 //!
 //! When every usable server is saturated (`maxconn` reached) the
 //! non-hashing algorithms return `None`; HAProxy then queues the request in
 //! the backend.
+//!
+//! # HAProxy 2.6 behaviours established with the differential test
+//!
+//! Beyond the facts document (`compat-tests/lb_haproxy.rs` checks them all
+//! against the real binary):
+//! * `hdr(name)` hashes the first comma-separated element of the first
+//!   occurrence (commas inside double quotes do not split), trimmed; an
+//!   empty element means the round-robin fallback.
+//! * With one usable server the key is 0 *before* any header/URI lookup, so
+//!   the fallback walk does not move (map index and ring pointer unchanged).
+//! * First backup alone with `map-based`/`static-rr`: the table has the
+//!   first backup's weight as size but is filled by the smooth algorithm
+//!   over *all* usable backups (weights 2 then 4: everything goes to the
+//!   second backup).
+//! * The `static-rr`/map fallback index survives table rebuilds (reset to 0
+//!   only when beyond the new table). The consistent-hash fallback pointer
+//!   is shared by the active and backup rings; when its point is removed it
+//!   moves to the next surviving point (none: restart), and when a server's
+//!   weight grows past its allocated points, all its points leave and come
+//!   back (the pointer moves past them).
+//! * FWRR: saturated/avoided servers are extracted (position advanced) and
+//!   put back after the choice, most recent first; into `init` by weight
+//!   when the window switched meanwhile.
+//! * `leastconn`: idle servers have key 0; ties go to the least recently
+//!   repositioned server (repositioned on every key change and on up/weight
+//!   changes).
+//! * `url_param ... check_post`: only the first byte of the body value is
+//!   checked (blank: empty value; other non-token: no parameter).
+//! * `rdp-cookie`: an empty cookie value falls back to round robin.
+//! * `use_domain_only` reads one byte past the value (see
+//!   [`key::domain_only`]).
 
 pub mod algo;
 pub mod fwrr;
@@ -106,7 +147,8 @@ pub struct LbServer {
     pub weight: u32,
     /// `backup` server.
     pub backup: bool,
-    /// `maxconn` (None or 0 = unlimited).
+    /// `maxconn` (None or 0 = unlimited). For `minconn`, see
+    /// [`Balancer::set_minconn`].
     pub maxconn: Option<u32>,
     /// Starts in maintenance (`disabled`): not usable until
     /// [`Balancer::set_usable`]`(i, true)`.
@@ -152,6 +194,9 @@ pub struct RequestKey<'a> {
     /// Pre-extracted input for `rdp-cookie` (cookie value) and `hash EXPR`
     /// (expression result as bytes). `None` = not found.
     pub sample: Option<&'a [u8]>,
+    /// For `url_param NAME check_post`: the body buffered so far of a
+    /// `POST` request (leave `None` for other methods).
+    pub post_body: Option<&'a [u8]>,
 }
 
 impl<'a> RequestKey<'a> {
@@ -170,6 +215,7 @@ impl<'a> RequestKey<'a> {
             uri: Some(uri),
             headers,
             sample: None,
+            post_body: None,
         }
     }
 
@@ -265,12 +311,21 @@ pub struct Balancer {
     hash_type: HashType,
     allbackups: bool,
     hash_balance_factor: u32,
+    /// backend `fullconn` (0 = none), for `minconn`
+    fullconn: AtomicU32,
+    /// per-server `minconn` (0 = none)
+    minconn: Vec<AtomicU32>,
     /// Map weights after GCD reduction.
     map_weight: Vec<u32>,
     writer: Mutex<Writer>,
     generation: AtomicU64,
     current: RwLock<Arc<Snapshot>>,
     served: Vec<AtomicU32>,
+    /// current effective weight per server (user weight x 16, less during
+    /// slowstart)
+    cur_eweight: Vec<AtomicU32>,
+    /// current user weight per server
+    cur_uweight: Vec<AtomicU32>,
     total_served: AtomicU32,
     /// leastconn: last reposition stamp per server.
     lc_stamp: Vec<AtomicU64>,
@@ -294,6 +349,10 @@ const NO_POINT: u64 = u64::MAX;
 /// State owned by the (rare) writers.
 struct Writer {
     usable: Vec<bool>,
+    /// current effective weights (user weight x 16)
+    eweights: Vec<u32>,
+    /// ring points allocated per server (grows with the largest weight)
+    alloc_points: Vec<u32>,
     /// roundrobin only: FWRR state of the active (0) and backup (1) groups
     /// at the start of the current snapshot's schedule, with the server
     /// index of each group member.
@@ -346,9 +405,13 @@ impl Balancer {
             hash_type,
             allbackups,
             hash_balance_factor,
+            fullconn: AtomicU32::new(0),
+            minconn: (0..n).map(|_| AtomicU32::new(0)).collect(),
             map_weight,
             writer: Mutex::new(Writer {
                 usable: vec![],
+                eweights: vec![],
+                alloc_points: vec![],
                 fwrr: None,
             }),
             generation: AtomicU64::new(0),
@@ -368,6 +431,8 @@ impl Balancer {
                 by_id: vec![],
             })),
             served: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            cur_eweight: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            cur_uweight: (0..n).map(|_| AtomicU32::new(0)).collect(),
             total_served: AtomicU32::new(0),
             lc_stamp: (0..n).map(|i| AtomicU64::new(i as u64)).collect(),
             lc_clock: AtomicU64::new(n as u64),
@@ -387,13 +452,28 @@ impl Balancer {
                     (0..n).filter(|&i| b.servers[i].backup == backup).collect();
                 let ews: Vec<u32> = members
                     .iter()
-                    .map(|&i| b.servers[i].weight * WEIGHT_SCALE)
+                    .map(|&i| b.servers[i].weight.min(256) * WEIGHT_SCALE)
                     .collect();
                 let up: Vec<bool> = members.iter().map(|&i| usable[i]).collect();
                 (fwrr::Group::new(&ews, &up), members)
             })
         });
-        let mut w = Writer { usable, fwrr };
+        let eweights: Vec<u32> = b
+            .servers
+            .iter()
+            .map(|s| s.weight.min(256) * WEIGHT_SCALE)
+            .collect();
+        for (i, &ew) in eweights.iter().enumerate() {
+            b.cur_eweight[i].store(ew, Ordering::Relaxed);
+            b.cur_uweight[i].store(ew / WEIGHT_SCALE, Ordering::Relaxed);
+        }
+        let alloc_points = eweights.clone();
+        let mut w = Writer {
+            usable,
+            eweights,
+            alloc_points,
+            fwrr,
+        };
         let snap = b.build(&mut w, 1);
         *b.current.get_mut().unwrap() = Arc::new(snap);
         *b.writer.get_mut().unwrap() = w;
@@ -411,7 +491,10 @@ impl Balancer {
         self.hash_type
     }
 
-    /// Mark server `i` up (running, not in maintenance/drain) or down.
+    /// Mark server `i` usable or not. Not usable: down (checks),
+    /// maintenance, or drain (HAProxy's drain behaves exactly like down
+    /// for load balancing). A usable server with weight 0 still gets no
+    /// traffic.
     pub fn set_usable(&self, i: usize, up: bool) {
         let mut up_all = self.usable();
         up_all[i] = up;
@@ -425,27 +508,15 @@ impl Balancer {
         if w.usable.as_slice() == up {
             return;
         }
-        // Bring the round-robin state to the current position.
         let cur = self.snapshot();
-        if let (false, Some(fw), Some(g), Some(sched)) = (
-            self.rr_live.load(Ordering::Acquire),
-            w.fwrr.as_mut(),
-            cur.rr_group,
-            cur.rr.as_ref(),
-        ) {
-            let n = self.rr_pos.swap(0, Ordering::AcqRel);
-            fw[g].0.advance(sched.index(n));
-        }
+        self.advance_rr(&mut w, &cur);
         for (i, &now_up) in up.iter().enumerate() {
             if w.usable[i] == now_up {
                 continue;
             }
             w.usable[i] = now_up;
             if now_up {
-                self.lc_stamp[i].store(
-                    self.lc_clock.fetch_add(1, Ordering::Relaxed),
-                    Ordering::Relaxed,
-                );
+                self.restamp(i);
             }
             if let Some(fw) = w.fwrr.as_mut() {
                 let g = self.servers[i].backup as usize;
@@ -457,8 +528,106 @@ impl Balancer {
                 }
             }
         }
+        self.publish(&mut w, &cur);
+    }
+
+    /// Change server `i`'s user weight at run time (`set server b/s weight`,
+    /// agent checks). 0 takes the server out like a down state. With the
+    /// static algorithms (`static-rr`, `map-based` hashing) HAProxy only
+    /// accepts 0% and 100%; any non-zero weight restores the configured one.
+    pub fn set_weight(&self, i: usize, weight: u32) {
+        let weight = weight.min(256);
+        self.cur_uweight[i].store(weight, Ordering::Release);
+        self.set_eweight(i, weight * WEIGHT_SCALE);
+    }
+
+    /// Set the *effective* weight of server `i` (user weight x 16), e.g.
+    /// during `slowstart` (see [`slowstart_eweight`]). Before bringing a
+    /// slow-starting server up, set its first-step effective weight, then
+    /// call [`Balancer::set_usable`]; then raise it as time passes.
+    pub fn set_eweight(&self, i: usize, eweight: u32) {
+        let eweight = eweight.min(EWGHT_MAX);
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if w.eweights[i] == eweight {
+            return;
+        }
+        let cur = self.snapshot();
+        self.advance_rr(&mut w, &cur);
+        let was_up = w.usable[i] && w.eweights[i] > 0;
+        if eweight > w.alloc_points[i] {
+            // HAProxy reallocates the server's ring points: they all leave
+            // the ring and come back, so a walk pointer on one of them moves
+            // on to the next point of another server.
+            w.alloc_points[i] = eweight;
+            let last = self.ring_last.load(Ordering::Relaxed);
+            if last != NO_POINT
+                && let Some(r) = cur
+                    .rings
+                    .iter()
+                    .find(|r| r.binary_search_by_key(&(last as u32), |p| p.0).is_ok())
+                && r.iter()
+                    .any(|&(k, srv)| k as u64 == last && srv as usize == i)
+            {
+                let p = r.partition_point(|&(k, _)| (k as u64) <= last);
+                let next = r[p..]
+                    .iter()
+                    .find(|&&(_, srv)| srv as usize != i)
+                    .map_or(NO_POINT, |&(k, _)| k as u64);
+                self.ring_last.store(next, Ordering::Relaxed);
+            }
+        }
+        w.eweights[i] = eweight;
+        self.cur_eweight[i].store(eweight, Ordering::Release);
+        if w.usable[i] {
+            self.restamp(i);
+        }
+        let usable = w.usable[i];
+        if let Some(fw) = w.fwrr.as_mut() {
+            let g = self.servers[i].backup as usize;
+            let local = fw[g].1.iter().position(|&x| x == i).expect("member");
+            if usable || was_up {
+                fw[g].0.set_weight(local, eweight);
+            } else {
+                fw[g].0.set_ew(local, eweight);
+            }
+        }
+        self.publish(&mut w, &cur);
+    }
+
+    /// Current user weight of server `i`.
+    pub fn weight(&self, i: usize) -> u32 {
+        self.cur_uweight[i].load(Ordering::Relaxed)
+    }
+
+    /// Current effective weight of server `i` (user weight x 16).
+    pub fn eweight(&self, i: usize) -> u32 {
+        self.cur_eweight[i].load(Ordering::Relaxed)
+    }
+
+    fn restamp(&self, i: usize) {
+        self.lc_stamp[i].store(
+            self.lc_clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Bring the round-robin state to the current position (schedule mode).
+    fn advance_rr(&self, w: &mut Writer, cur: &Snapshot) {
+        if let (false, Some(fw), Some(g), Some(sched)) = (
+            self.rr_live.load(Ordering::Acquire),
+            w.fwrr.as_mut(),
+            cur.rr_group,
+            cur.rr.as_ref(),
+        ) {
+            let n = self.rr_pos.swap(0, Ordering::AcqRel);
+            fw[g].0 = sched.state_at(n);
+        }
+    }
+
+    /// Rebuild and publish the snapshot after a change.
+    fn publish(&self, w: &mut Writer, cur: &Snapshot) {
         let generation = self.generation.load(Ordering::Relaxed) + 1;
-        let snap = Arc::new(self.build(&mut w, generation));
+        let snap = Arc::new(self.build(w, generation));
         // When the consistent-hash walk's last point is removed, HAProxy
         // goes on from the next surviving point of that ring (none after
         // it: from the start).
@@ -498,8 +667,9 @@ impl Balancer {
 
     fn build(&self, w: &mut Writer, generation: u64) -> Snapshot {
         let usable = &w.usable;
+        let eweights = &w.eweights;
         let n = self.servers.len();
-        let ok = |i: usize| usable[i] && self.servers[i].weight > 0;
+        let ok = |i: usize| usable[i] && eweights[i] > 0;
         let act: Vec<usize> = (0..n)
             .filter(|&i| ok(i) && !self.servers[i].backup)
             .collect();
@@ -512,7 +682,7 @@ impl Balancer {
             if !ok(i) {
                 continue;
             }
-            let ew = self.servers[i].weight * WEIGHT_SCALE;
+            let ew = eweights[i];
             if self.servers[i].backup {
                 *cum = cb;
                 cb += ew;
@@ -532,11 +702,8 @@ impl Balancer {
         let empty = set.is_empty();
         let tot_used = if fbck.is_some() { 1 } else { set.len() };
         let tot_eweight = match fbck {
-            Some(f) => self.servers[f].weight * WEIGHT_SCALE,
-            None => set
-                .iter()
-                .map(|&i| self.servers[i].weight * WEIGHT_SCALE)
-                .sum(),
+            Some(f) => eweights[f],
+            None => set.iter().map(|&i| eweights[i]).sum(),
         };
 
         let uses_map = matches!(self.algo, Algorithm::StaticRr)
@@ -558,7 +725,7 @@ impl Balancer {
             [false, true].map(|backup| {
                 let mut ring = Vec::new();
                 for i in (0..n).filter(|&i| ok(i) && self.servers[i].backup == backup) {
-                    let pts = (self.servers[i].weight * WEIGHT_SCALE).min(EWGHT_MAX);
+                    let pts = eweights[i].min(EWGHT_MAX);
                     let base = self.servers[i].puid.wrapping_mul(EWGHT_MAX);
                     for j in 0..pts {
                         ring.push((full_hash(base.wrapping_add(j)), i as u32));
@@ -581,12 +748,17 @@ impl Balancer {
             .filter(|_| !self.rr_live.load(Ordering::Acquire))
             .and_then(|g| {
                 let (group, members) = &w.fwrr.as_ref().expect("fwrr state")[g];
-                group.schedule().map(|mut s| {
+                let sched = group.schedule().map(|mut s| {
                     for x in s.seq.iter_mut() {
                         *x = members[*x as usize] as u32;
                     }
                     s
-                })
+                });
+                if sched.is_none() {
+                    // cycle too long to precompute: run the scheduler live
+                    self.rr_live.store(true, Ordering::Release);
+                }
+                sched
             });
 
         let mut by_id = set.clone();
@@ -673,10 +845,51 @@ impl Balancer {
     }
 
     fn saturated(&self, i: usize) -> bool {
-        match self.servers[i].maxconn {
-            Some(m) if m > 0 => self.served[i].load(Ordering::Relaxed) >= m,
-            _ => false,
+        match self.dynamic_maxconn(i) {
+            Some(m) => self.served[i].load(Ordering::Relaxed) >= m,
+            None => false,
         }
+    }
+
+    /// Set server `i`'s `minconn` (0 = none): with the backend's
+    /// `fullconn`, its connection limit grows from `minconn` to `maxconn`
+    /// with the backend's load.
+    pub fn set_minconn(&self, i: usize, minconn: u32) {
+        self.minconn[i].store(minconn, Ordering::Relaxed);
+    }
+
+    /// Set the backend's `fullconn` (HAProxy's default is 10% of the sum of
+    /// the `maxconn` of the frontends using the backend). Only matters for
+    /// servers with `minconn`.
+    pub fn set_fullconn(&self, fullconn: u32) {
+        self.fullconn.store(fullconn, Ordering::Relaxed);
+    }
+
+    /// Current connection limit of server `i` (None: unlimited): `maxconn`,
+    /// or with `minconn` and a backend below `fullconn`,
+    /// `max(minconn, backend_conns * maxconn / fullconn)` where the backend
+    /// count includes the stream being balanced.
+    pub fn dynamic_maxconn(&self, i: usize) -> Option<u32> {
+        let s = &self.servers[i];
+        let (mut min, mut max) = (
+            self.minconn[i].load(Ordering::Relaxed),
+            s.maxconn.unwrap_or(0),
+        );
+        // as HAProxy normalises them at start-up
+        if min > max {
+            max = min;
+        } else if max > 0 && min == 0 {
+            min = max;
+        }
+        if max == 0 {
+            return None;
+        }
+        let full = self.fullconn.load(Ordering::Relaxed) as u64;
+        let beconn = self.total_served.load(Ordering::Relaxed) as u64 + 1;
+        if beconn >= full || min == max {
+            return Some(max);
+        }
+        Some(min.max((beconn * max as u64 / full) as u32))
     }
 
     /// Current active connections of server `i`.
@@ -688,7 +901,7 @@ impl Balancer {
         if served == 0 {
             return 0;
         }
-        let ew = (self.servers[i].weight * WEIGHT_SCALE).max(1);
+        let ew = self.eweight(i).max(1);
         ((served as u64 + 1) * EWGHT_MAX as u64 / ew as u64) as u32
     }
 
@@ -733,11 +946,20 @@ impl Balancer {
         }
     }
 
-    /// Choose a server for a request. `avoid` is the server to avoid when
-    /// redispatching (only honoured where HAProxy honours it: not by
-    /// map-based hashing). Returns the server index, or `None` when no
-    /// server is usable (or, for non-hashing algorithms, all are saturated;
-    /// for `source`, when the client is not an IP client).
+    /// Choose a server for a request (one call per load-balancing decision:
+    /// the round-robin state advances).
+    ///
+    /// `avoid` is the server whose connection just failed when
+    /// redispatching (`option redispatch`); it is honoured where HAProxy
+    /// honours it (not by map-based hashing).
+    ///
+    /// Returns the server index, or `None` when no server is usable, when
+    /// every candidate is at its connection limit (non-hashing algorithms:
+    /// queue in the backend and retry when a connection ends), or for
+    /// `source` with a non-IP client. Hashing algorithms return their server
+    /// even when it is at its limit: the request waits in that server's
+    /// queue. Call [`Balancer::conn_start`] (or [`Balancer::conn_guard`])
+    /// when the stream is attached to the chosen server.
     pub fn pick(&self, key: &RequestKey<'_>, avoid: Option<usize>) -> Option<usize> {
         self.with_snapshot(|s| self.pick_in(s, key, avoid))
     }
@@ -797,9 +1019,15 @@ impl Balancer {
                 let uri = if *path_only { key::uri_path(uri) } else { uri };
                 Some(ht.hash_bytes(key::uri_hash_input(uri, *whole, *len, *depth)))
             }
-            Algorithm::UrlParam { name, .. } => {
+            Algorithm::UrlParam { name, check_post } => {
                 let uri = key.uri?;
-                let v = key::url_param_value(uri, name.as_bytes())?;
+                let v = match key::url_param_value(uri, name.as_bytes()) {
+                    Some(v) => v,
+                    None if *check_post => {
+                        key::url_param_body_value(key.post_body?, name.as_bytes())?
+                    }
+                    None => return None,
+                };
                 if s.tot_used == 1 {
                     return Some(0);
                 }
@@ -822,7 +1050,15 @@ impl Balancer {
                 };
                 Some(ht.hash_bytes(v))
             }
-            Algorithm::RdpCookie { .. } | Algorithm::Hash { .. } => {
+            Algorithm::RdpCookie { .. } => {
+                // an empty cookie value means the round-robin fallback
+                let v = key.sample.filter(|v| !v.is_empty())?;
+                if s.tot_used == 1 {
+                    return Some(0);
+                }
+                Some(ht.hash_bytes(v))
+            }
+            Algorithm::Hash { .. } => {
                 let v = key.sample?;
                 if s.tot_used == 1 {
                     return Some(0);
@@ -855,7 +1091,7 @@ impl Balancer {
         let tot_slots = ((served_all + 1) * f).div_ceil(100);
         let per_weight = tot_slots / tot;
         let rem = tot_slots % tot;
-        let ew = (self.servers[i].weight * WEIGHT_SCALE) as u64;
+        let ew = self.eweight(i) as u64;
         let cum = s.cumulative[i] as u64;
         let mut slots = ew * per_weight;
         slots += ((cum + ew) * rem) / tot - (cum * rem) / tot;
@@ -1012,7 +1248,7 @@ impl Balancer {
                 // current position and run it live from now on
                 if let (Some(fw), Some(sched)) = (w.fwrr.as_mut(), s.rr.as_ref()) {
                     let n = self.rr_pos.swap(0, Ordering::AcqRel);
-                    fw[g].0.advance(sched.index(n));
+                    fw[g].0 = sched.state_at(n);
                 }
                 self.rr_live.store(true, Ordering::Release);
             }
@@ -1105,8 +1341,8 @@ impl Balancer {
             {
                 let sc = self.served[c].load(Ordering::Relaxed) as u64;
                 let sp = self.served[p].load(Ordering::Relaxed) as u64;
-                let wc = self.servers[c].weight as u64;
-                let wp = self.servers[p].weight as u64;
+                let wc = self.eweight(c) as u64;
+                let wp = self.eweight(p) as u64;
                 if sc * wp > sp * wc {
                     c = p;
                 }
@@ -1118,6 +1354,21 @@ impl Balancer {
             other => other,
         }
     }
+}
+
+/// HAProxy's slow-start effective weight: `uweight * w` where
+/// `w = (16 * elapsed + slowstart) / slowstart` (whole seconds, as HAProxy
+/// counts them; `slowstart` is the server's `slowstart` rounded up to
+/// seconds), full weight (`uweight * 16`) once `elapsed >= slowstart`.
+/// Only dynamic algorithms slow-start; static ones (`static-rr`,
+/// `map-based`) use the full weight.
+pub fn slowstart_eweight(uweight: u32, elapsed_secs: u64, slowstart_secs: u32) -> u32 {
+    if slowstart_secs == 0 || elapsed_secs >= slowstart_secs as u64 {
+        return uweight * WEIGHT_SCALE;
+    }
+    let ss = slowstart_secs as u64;
+    let w = (WEIGHT_SCALE as u64 * elapsed_secs + ss) / ss;
+    (uweight as u64 * w) as u32
 }
 
 /// Keeps a server's active-connection count incremented while alive.

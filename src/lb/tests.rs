@@ -1,4 +1,5 @@
 use super::*;
+use std::net::IpAddr;
 
 fn servers(weights: &[u32]) -> Vec<LbServer> {
     let puids = assign_puids(&vec![None; weights.len()]);
@@ -327,4 +328,121 @@ fn lb_many_threads() {
         .map(|h| h.join().unwrap().iter().sum::<u32>())
         .sum();
     assert_eq!(tot, 24000);
+}
+
+#[test]
+fn lb_set_weight() {
+    let b = Balancer::new(
+        servers(&[1, 1]),
+        Algorithm::Source,
+        HashType::CONSISTENT,
+        false,
+        0,
+    );
+    assert_eq!(b.snapshot().ring().len(), 32);
+    b.set_weight(0, 3);
+    assert_eq!(b.weight(0), 3);
+    assert_eq!(b.snapshot().ring().len(), 64);
+    b.set_weight(1, 0);
+    assert_eq!(b.snapshot().ring().len(), 48);
+    assert_eq!(pick_src(&b, "10.9.8.7"), 0);
+    // static algorithms: non-zero weights restore the configured map weight
+    let m = Balancer::new(
+        servers(&[2, 4]),
+        Algorithm::StaticRr,
+        HashType::MAP_BASED,
+        false,
+        0,
+    );
+    m.set_weight(1, 0);
+    assert_eq!(m.snapshot().map_table(), &[0]);
+    m.set_weight(1, 4);
+    assert_eq!(m.snapshot().map_table(), &[0, 1, 1]);
+    // roundrobin follows the new weights
+    let r = Balancer::new(
+        servers(&[1, 1]),
+        Algorithm::RoundRobin,
+        HashType::MAP_BASED,
+        false,
+        0,
+    );
+    r.set_weight(1, 3);
+    let k = RequestKey::default();
+    let c1 = (0..400).filter(|_| r.pick(&k, None) == Some(1)).count();
+    assert_eq!(c1, 300);
+}
+
+#[test]
+#[ignore]
+fn lb_bench() {
+    for (name, algo, ht) in [
+        ("rr", Algorithm::RoundRobin, HashType::MAP_BASED),
+        ("source-chash", Algorithm::Source, HashType::CONSISTENT),
+        (
+            "uri-map",
+            parse_balance(&["uri"]).unwrap(),
+            HashType::MAP_BASED,
+        ),
+        ("leastconn", Algorithm::LeastConn, HashType::MAP_BASED),
+    ] {
+        let b = Arc::new(Balancer::new(
+            servers(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            algo,
+            ht,
+            false,
+            0,
+        ));
+        let t = std::time::Instant::now();
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || {
+                    let mut acc = 0usize;
+                    for n in 0..1_000_000u32 {
+                        let ip = IpAddr::V4(n.into());
+                        let k = RequestKey::http(Some(ip), b"/some/path/here?x=1", Headers::None);
+                        acc += b.pick(&k, None).unwrap();
+                    }
+                    acc
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        println!("{name}: {:?} per pick", t.elapsed() / 2_000_000);
+    }
+}
+
+#[test]
+fn lb_balancer_is_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Balancer>();
+    check::<Snapshot>();
+    check::<ConnGuard>();
+}
+
+#[test]
+fn lb_slowstart_eweight() {
+    // slowstart 10s, weight 2: 1/16 steps of the full 32
+    assert_eq!(slowstart_eweight(2, 0, 10), 2);
+    assert_eq!(slowstart_eweight(2, 1, 10), 2 * ((16 + 10) / 10));
+    assert_eq!(slowstart_eweight(2, 5, 10), 2 * 9);
+    assert_eq!(slowstart_eweight(2, 9, 10), 2 * 15);
+    assert_eq!(slowstart_eweight(2, 10, 10), 32);
+    assert_eq!(slowstart_eweight(3, 0, 0), 48);
+    // a slow-starting server owns fewer ring points
+    let b = Balancer::new(
+        servers(&[1, 1]),
+        Algorithm::Source,
+        HashType::CONSISTENT,
+        false,
+        0,
+    );
+    b.set_usable(1, false);
+    b.set_eweight(1, slowstart_eweight(1, 0, 10));
+    b.set_usable(1, true);
+    assert_eq!(b.snapshot().ring().len(), 17);
+    assert_eq!(b.weight(1), 1);
+    assert_eq!(b.eweight(1), 1);
 }

@@ -140,11 +140,32 @@ pub struct Backend {
     pub httpchk: Option<HttpCheck>,
     /// Signalled whenever a server slot is released or a server comes up.
     freed: Notify,
+    /// Requests waiting in the backend queue.
+    waiting: AtomicUsize,
     pub cum_conns: AtomicU64,
+    /// Sessions/transactions using this backend now (`%bc`).
+    pub active: AtomicUsize,
     /// Servers currently up (active, backup), for the state messages.
     pub active_up: AtomicU32,
     pub backup_up: AtomicU32,
     pub proxy: Arc<Proxy>,
+    pub http: super::http::HttpSettings,
+}
+
+/// What the connect procedure did, for the logs.
+#[derive(Debug, Clone, Default)]
+pub struct ConnStats {
+    /// Time waiting for a slot (`%Tw`), ms.
+    pub queue_ms: i64,
+    /// Time of the last connect attempt (`%Tc`), ms; -1 when none succeeded.
+    pub connect_ms: i64,
+    pub retries: u32,
+    pub redispatched: bool,
+    /// The server of the last attempt.
+    pub server: Option<usize>,
+    pub server_addr: Option<SocketAddr>,
+    /// Local address of the server connection (`%bi:%bp`).
+    pub local_addr: Option<SocketAddr>,
 }
 
 /// Why no server connection could be made.
@@ -166,6 +187,22 @@ pub struct Slot {
     pub srv: usize,
     permit: Option<OwnedSemaphorePermit>,
     guard: Option<ConnGuard>,
+}
+
+/// Counts a session/transaction in [`Backend::active`] while alive.
+pub struct BeActive(Arc<Backend>);
+
+impl BeActive {
+    pub fn new(be: &Arc<Backend>) -> BeActive {
+        be.active.fetch_add(1, Ordering::AcqRel);
+        BeActive(Arc::clone(be))
+    }
+}
+
+impl Drop for BeActive {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Slot {
@@ -317,16 +354,25 @@ impl Backend {
             check_timeout: ms(&p.timeouts.check),
             httpchk,
             freed: Notify::new(),
+            waiting: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
             active_up: AtomicU32::new(active_up),
             backup_up: AtomicU32::new(backup_up),
             proxy: Arc::clone(p),
+            http: super::http::HttpSettings::build(p, warn),
         }
     }
 
     /// Wakes requests waiting for a slot (a server came up).
     pub fn wake_queue(&self) {
         self.freed.notify_waiters();
+    }
+
+    /// Requests are queued for server `i` (its own queue or the backend's).
+    pub fn has_waiters(&self, i: usize) -> bool {
+        self.servers[i].queued.load(Ordering::Acquire) > 0
+            || (self.servers[i].maxconn.is_some() && self.waiting.load(Ordering::Acquire) > 0)
     }
 
     fn any_usable(&self) -> bool {
@@ -385,13 +431,17 @@ impl Backend {
                 }
             }
             // Every candidate is saturated: wait in the backend queue.
-            match deadline {
-                Some(d) => {
-                    if tokio::time::timeout_at(d, notified).await.is_err() {
-                        return Err(ConnectError::QueueTimeout);
-                    }
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            let timed_out = match deadline {
+                Some(d) => tokio::time::timeout_at(d, notified).await.is_err(),
+                None => {
+                    notified.await;
+                    false
                 }
-                None => notified.await,
+            };
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            if timed_out {
+                return Err(ConnectError::QueueTimeout);
             }
         }
     }
@@ -428,6 +478,20 @@ impl Backend {
         ctx: ConnCtx,
         hdr_ip: Option<IpAddr>,
     ) -> Result<(TcpStream, Option<Slot>), ConnectError> {
+        self.connect_with(key, ctx, hdr_ip, None, &mut ConnStats::default())
+            .await
+    }
+
+    /// [`Backend::connect`] starting with an already assigned slot.
+    pub async fn connect_with(
+        self: &Arc<Self>,
+        key: &RequestKey<'_>,
+        ctx: ConnCtx,
+        hdr_ip: Option<IpAddr>,
+        first: Option<Slot>,
+        stats: &mut ConnStats,
+    ) -> Result<(TcpStream, Option<Slot>), ConnectError> {
+        stats.connect_ms = -1;
         if self.servers.is_empty() {
             if self.transparent {
                 if let Some(od) = ctx.orig_dst {
@@ -447,14 +511,20 @@ impl Backend {
             return Err(ConnectError::NoServer);
         }
         let mut left = self.retries;
-        let mut slot: Option<Slot> = None;
+        let mut slot: Option<Slot> = first;
         let mut avoid = None;
         loop {
             let s = match slot.take() {
                 Some(s) => s,
-                None => self.assign(key, avoid).await?,
+                None => {
+                    let t = Instant::now();
+                    let r = self.assign(key, avoid).await;
+                    stats.queue_ms += t.elapsed().as_millis() as i64;
+                    r?
+                }
             };
             let srv = s.server();
+            stats.server = Some(s.srv);
             let Some(addr) = srv.address(ctx.orig_dst) else {
                 return Err(ConnectError::Resource(format!(
                     "server {}/{} has no destination address for this connection",
@@ -462,17 +532,26 @@ impl Backend {
                 )));
             };
             let policy = srv.source.as_ref().or(self.source.as_ref());
-            let (server, timed_out) = match self.dial(addr, policy, ctx, hdr_ip).await {
-                Ok(stream) => return Ok((stream, Some(s))),
+            stats.server_addr = Some(addr);
+            let t = Instant::now();
+            let r = self.dial(addr, policy, ctx, hdr_ip).await;
+            stats.connect_ms = t.elapsed().as_millis() as i64;
+            let (server, timed_out) = match r {
+                Ok(stream) => {
+                    stats.local_addr = stream.local_addr().ok();
+                    return Ok((stream, Some(s)));
+                }
                 Err(DialError::Resource(m)) => {
                     eprintln!("[ALERT]    ({}) : {}", std::process::id(), m);
                     if left == 0 {
+                        stats.connect_ms = -1;
                         return Err(ConnectError::Resource(m));
                     }
                     (s.srv, false)
                 }
                 Err(DialError::Failed(timed_out)) => {
                     if left == 0 {
+                        stats.connect_ms = -1;
                         return Err(ConnectError::ConnectFailed {
                             server: s.srv,
                             timed_out,
@@ -482,6 +561,7 @@ impl Backend {
                 }
             };
             left -= 1;
+            stats.retries += 1;
             let done = self.retries - left;
             // HAProxy redispatches when the server is not running, on the retry chosen by
             // `option redispatch` (default: the last one), or at every retry when more than
@@ -492,6 +572,7 @@ impl Backend {
                     || done.is_multiple_of(self.retries.max(1))
                     || (srv_act > 1 && !self.hashing));
             if redispatch {
+                stats.redispatched = true;
                 avoid = Some(server);
                 drop(s);
                 if srv_act <= 1 && !timed_out {

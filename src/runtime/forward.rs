@@ -27,6 +27,16 @@ pub struct Timeouts {
     pub server: SideTimeouts,
 }
 
+/// What a forwarding did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub end: End,
+    /// Bytes sent to the server (from the client) and to the client (from the server),
+    /// pending bytes included.
+    pub to_server: u64,
+    pub to_client: u64,
+}
+
 /// How a forwarding ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -47,7 +57,13 @@ struct Side {
 struct State {
     base: Instant,
     sides: [Side; 2],
+    /// Bytes forwarded from each side (index = source side).
+    bytes: [AtomicU64; 2],
+    /// The first side whose read timed out (`NONE` if none).
+    timed_out: std::sync::atomic::AtomicU8,
 }
+
+const NONE: u8 = 255;
 
 impl State {
     fn touch(&self, side: usize) {
@@ -106,7 +122,25 @@ where
     let to = 1 - from;
     let mut buf = vec![0u8; 16384];
     loop {
-        let n = with_deadline(st, from, r.read(&mut buf)).await?;
+        let n = match with_deadline(st, from, r.read(&mut buf)).await {
+            Ok(n) => n,
+            Err(PumpErr::Timeout(side)) if side == from => {
+                // A read timeout shuts this direction (as HAProxy does): the other side is
+                // told with a FIN and whatever it still sends is forwarded.
+                let _ = w.shutdown().await;
+                st.sides[to].wshut.store(true, Ordering::Relaxed);
+                st.touch(to);
+                let first = st.timed_out.compare_exchange(
+                    NONE,
+                    from as u8,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                let _ = first;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             let _ = w.shutdown().await;
             st.sides[to].wshut.store(true, Ordering::Relaxed);
@@ -115,6 +149,7 @@ where
         }
         st.touch(from);
         with_deadline(st, to, w.write_all(&buf[..n])).await?;
+        st.bytes[from].fetch_add(n as u64, Ordering::Relaxed);
         st.touch(to);
     }
 }
@@ -128,7 +163,7 @@ pub async fn forward<C, S>(
     tmo: Timeouts,
     client_pending: &[u8],
     server_pending: &[u8],
-) -> End
+) -> Stats
 where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -147,21 +182,51 @@ where
                 tmo: tmo.server,
             },
         ],
+        bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+        timed_out: std::sync::atomic::AtomicU8::new(NONE),
     };
+    let mut end = run(&st, client, server, client_pending, server_pending).await;
+    if end == End::Done {
+        match st.timed_out.load(Ordering::Acquire) {
+            0 => end = End::Timeout { client: true },
+            1 => end = End::Timeout { client: false },
+            _ => {}
+        }
+    }
+    Stats {
+        end,
+        to_server: st.bytes[CLIENT].load(Ordering::Relaxed),
+        to_client: st.bytes[SERVER].load(Ordering::Relaxed),
+    }
+}
+
+async fn run<C, S>(
+    st: &State,
+    client: C,
+    server: S,
+    client_pending: &[u8],
+    server_pending: &[u8],
+) -> End
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = tokio::io::split(server);
     if !client_pending.is_empty() {
-        if let Err(e) = with_deadline(&st, SERVER, sw.write_all(client_pending)).await {
+        if let Err(e) = with_deadline(st, SERVER, sw.write_all(client_pending)).await {
             return end_of(e);
         }
+        st.bytes[CLIENT].fetch_add(client_pending.len() as u64, Ordering::Relaxed);
     }
     if !server_pending.is_empty() {
-        if let Err(e) = with_deadline(&st, CLIENT, cw.write_all(server_pending)).await {
+        if let Err(e) = with_deadline(st, CLIENT, cw.write_all(server_pending)).await {
             return end_of(e);
         }
+        st.bytes[SERVER].fetch_add(server_pending.len() as u64, Ordering::Relaxed);
     }
-    let c2s = pump(&st, CLIENT, &mut cr, &mut sw);
-    let s2c = pump(&st, SERVER, &mut sr, &mut cw);
+    let c2s = pump(st, CLIENT, &mut cr, &mut sw);
+    let s2c = pump(st, SERVER, &mut sr, &mut cw);
     tokio::pin!(c2s);
     tokio::pin!(s2c);
     let (mut c_done, mut s_done) = (false, false);

@@ -15,7 +15,9 @@
 pub mod backend;
 pub mod check;
 pub mod forward;
+pub mod http;
 pub mod listen;
+pub mod logging;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -39,6 +41,12 @@ pub struct RunOpts {
     pub proxy_maxconn: Option<u32>,
     /// `-p`: pid file.
     pub pidfile: Option<String>,
+    /// `-D` / `daemon` without `-db`/`-d`: go to the background once listening.
+    pub daemon: bool,
+    /// `-sf PID...`: soft-stop (SIGUSR1) these processes once listening.
+    pub soft_finish: Vec<u32>,
+    /// `-st PID...`: hard-stop (SIGTERM) these processes once listening.
+    pub hard_terminate: Vec<u32>,
 }
 
 /// One frontend (a `frontend` or the frontend half of a `listen`).
@@ -55,7 +63,26 @@ pub struct Frontend {
     pub http_keep_alive_timeout: Option<Duration>,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
+    pub http: http::HttpSettings,
+    pub limits: crate::http1::Limits,
+    /// Traffic logging, set once privileges are dropped.
+    pub log: std::sync::OnceLock<Option<logging::FrontendLog>>,
+    pub maxconn_value: u32,
+    pub active: AtomicUsize,
 }
+
+impl Frontend {
+    pub fn log(&self) -> Option<&logging::FrontendLog> {
+        self.log.get().and_then(|l| l.as_ref())
+    }
+    /// Connections in progress on this frontend (`%fc`).
+    pub fn feconn(&self) -> u32 {
+        self.active.load(Ordering::Relaxed) as u32
+    }
+}
+
+/// Connections in progress in the process (`%ac`).
+pub static ACTCONN: AtomicUsize = AtomicUsize::new(0);
 
 /// Process-wide state shared by every worker.
 pub struct Shared {
@@ -72,11 +99,14 @@ pub struct Shared {
 /// Held by a session for its whole life: connection-limit permits and the active count.
 pub struct SessionGuard {
     shared: Arc<Shared>,
+    fe: Arc<Frontend>,
     _permits: [OwnedSemaphorePermit; 3],
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        ACTCONN.fetch_sub(1, Ordering::AcqRel);
+        self.fe.active.fetch_sub(1, Ordering::AcqRel);
         if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.idle.notify_waiters();
         }
@@ -88,6 +118,8 @@ impl Drop for SessionGuard {
 pub struct Accepted {
     pub client: ClientAddr,
     pub orig_dst: Option<OrigDstAddr>,
+    pub accept_utc: chrono::DateTime<chrono::Utc>,
+    pub accept_at: tokio::time::Instant,
 }
 
 /// Runs the configuration in the foreground; returns the process exit status.
@@ -193,6 +225,19 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             http_keep_alive_timeout: ms(&p.timeouts.http_keep_alive),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
+            http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),
+            limits: crate::http1::Limits {
+                bufsize: cfg
+                    .global
+                    .bufsize
+                    .as_ref()
+                    .map(|b| b.value as usize)
+                    .unwrap_or(16384),
+                ..Default::default()
+            },
+            log: std::sync::OnceLock::new(),
+            maxconn_value: fe_maxconn,
+            active: AtomicUsize::new(0),
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -232,12 +277,63 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
     if let Some(code) = drop_privileges(&cfg, diags) {
         return code;
     }
-    if let Some(pf) = opts
+    let pidfile = opts
         .pidfile
         .clone()
-        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()))
-    {
-        let _ = std::fs::write(&pf, format!("{}\n", std::process::id()));
+        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()));
+    if opts.daemon {
+        // Fork before any thread exists; the parent reports the child's pid and leaves.
+        // SAFETY: single-threaded at this point (no runtime, no log thread yet).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                if let Some(pf) = &pidfile {
+                    let _ = std::fs::write(pf, format!("{child}\n"));
+                }
+                return 0;
+            }
+            Ok(nix::unistd::ForkResult::Child) => {
+                let _ = nix::unistd::setsid();
+                if let Ok(null) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                {
+                    use std::os::fd::AsRawFd;
+                    for fd in 0..3 {
+                        // SAFETY: dup2 onto the standard descriptors of this process.
+                        unsafe {
+                            nix::libc::dup2(null.as_raw_fd(), fd);
+                        }
+                    }
+                }
+                diags.quiet = true;
+            }
+            Err(e) => {
+                diags.startup(
+                    Severity::Alert,
+                    format!("[haproxy.main()] Cannot fork: {e}."),
+                );
+                return 1;
+            }
+        }
+    } else if let Some(pf) = &pidfile {
+        let _ = std::fs::write(pf, format!("{}\n", std::process::id()));
+    }
+    // Old processes stop once we listen (`-sf` soft, `-st` hard).
+    for (pids, sig) in [
+        (&opts.soft_finish, nix::sys::signal::Signal::SIGUSR1),
+        (&opts.hard_terminate, nix::sys::signal::Signal::SIGTERM),
+    ] {
+        for &pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    }
+    let logging = logging::Logging::start();
+    for fe in &frontends {
+        let l = logging::FrontendLog::build(&cfg, &fe.proxy, &logging, &mut |w| {
+            startup_warnings.push(w)
+        });
+        let _ = fe.log.set(l);
     }
     for w in &startup_warnings {
         diags.startup(Severity::Warning, w.clone());
@@ -470,21 +566,35 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         shared.active.fetch_add(1, Ordering::AcqRel);
+        ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);
+        fe.active.fetch_add(1, Ordering::AcqRel);
         let guard = SessionGuard {
             shared: Arc::clone(&shared),
+            fe: Arc::clone(&fe),
             _permits: [p1, p2, p3],
         };
         let acc = Accepted {
             client: ClientAddr(peer),
             orig_dst: crate::tproxy::sockopt::original_destination(&stream).ok(),
+            accept_utc: chrono::Utc::now(),
+            accept_at: tokio::time::Instant::now(),
         };
+        if let (Some(l), Some(od)) = (fe.log(), acc.orig_dst) {
+            if l.wants_connect_line() {
+                l.connect_line(peer, od.sock_addr(), &fe.name, fe.mode == Mode::Http);
+            }
+        }
         let fe = Arc::clone(&fe);
+        let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _guard = guard;
             match fe.mode {
                 Mode::Tcp => tcp::session(fe, stream, acc).await,
-                Mode::Http => tcp::session(fe, stream, acc).await,
+                Mode::Http => {
+                    let stop = shared.stopping.subscribe();
+                    http::session(fe, stream, acc, stop).await
+                }
             }
         });
     }

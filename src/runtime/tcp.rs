@@ -5,10 +5,13 @@ use std::sync::atomic::Ordering;
 
 use tokio::net::TcpStream;
 
-use super::backend::{Backend, ConnCtx, ConnectError};
+use tokio::time::Instant;
+
+use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError};
 use super::forward::{self, SideTimeouts, Timeouts};
-use super::{Accepted, Frontend};
+use super::{Accepted, Frontend, logging};
 use crate::lb::RequestKey;
+use crate::log::LogRecord;
 use crate::tproxy::addr::unmap;
 
 /// The forwarding timeouts of a frontend/backend pair in a tunnel (TCP mode, or HTTP after an
@@ -32,21 +35,95 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         return;
     };
     be.cum_conns.fetch_add(1, Ordering::Relaxed);
+    let active = BeActive::new(&be);
     let key = RequestKey::tcp(unmap(acc.client.ip()));
     let ctx = ConnCtx {
         client: acc.client,
         orig_dst: acc.orig_dst,
     };
-    let (server, slot) = match be.connect(&key, ctx, None).await {
+    let mut cs = ConnStats::default();
+    let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
+    let mut rec = base_record(&fe, &be, &acc, &cs);
+    let (server, slot) = match r {
         Ok(x) => x,
         Err(e) => {
-            report_connect_error(&be, &e);
+            rec.term_state = logging::term(
+                match e {
+                    ConnectError::Resource(_) => b'R',
+                    ConnectError::QueueTimeout => b's',
+                    ConnectError::ConnectFailed {
+                        timed_out: true, ..
+                    } => b's',
+                    _ => b'S',
+                },
+                match e {
+                    ConnectError::QueueTimeout => b'Q',
+                    _ => b'C',
+                },
+            );
+            if matches!(e, ConnectError::NoServer) {
+                rec.server = None;
+            }
+            drop(active);
+            rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+            finish(&fe, rec, &acc);
             return;
         }
     };
-    let _slot = slot;
+    let srv_idx = slot.as_ref().map(|s| s.srv);
+    if let Some(i) = srv_idx {
+        rec.srv_conn = be.lb.served(i);
+    }
     let tmo = tunnel_timeouts(&fe, Some(&be));
-    forward::forward(client, server, tmo, &[], &[]).await;
+    let st = forward::forward(client, server, tmo, &[], &[]).await;
+    drop(slot);
+    drop(active);
+    rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+    rec.srv_conn = srv_idx.map(|i| be.lb.served(i)).unwrap_or(0);
+    rec.bytes_out = st.to_client;
+    rec.bytes_in = st.to_server;
+    rec.term_state = match st.end {
+        forward::End::Done => *b"----",
+        forward::End::Timeout { client: true } => logging::term(b'c', b'D'),
+        forward::End::Timeout { client: false } => logging::term(b's', b'D'),
+        forward::End::Error { client: true } => logging::term(b'C', b'D'),
+        forward::End::Error { client: false } => logging::term(b'S', b'D'),
+    };
+    finish(&fe, rec, &acc);
+}
+
+/// The fields every session log shares.
+pub fn base_record(fe: &Frontend, be: &Backend, acc: &Accepted, cs: &ConnStats) -> LogRecord {
+    LogRecord {
+        accept_date: acc.accept_utc,
+        request_date: acc.accept_utc,
+        status: 0,
+        t_handshake: Some(0),
+        t_idle: Some(0),
+        t_queue: Some(if cs.server.is_some() { cs.queue_ms } else { -1 }),
+        t_connect: Some(cs.connect_ms),
+        actconn: super::ACTCONN.load(Ordering::Relaxed) as u32,
+        feconn: fe.feconn(),
+        beconn: be.active.load(Ordering::Relaxed) as u32,
+        srv_conn: cs.server.map(|i| be.lb.served(i)).unwrap_or(0),
+        retries: cs.retries,
+        redispatched: cs.redispatched,
+        frontend: Arc::from(fe.name.as_str()),
+        backend: Some(Arc::from(be.name.as_str())),
+        server: cs.server.map(|i| Arc::from(be.servers[i].name.as_str())),
+        client: Some(acc.client.sock_addr()),
+        frontend_addr: acc.orig_dst.map(|o| o.sock_addr()),
+        backend_src: cs.local_addr,
+        server_addr: cs.server_addr,
+        ..Default::default()
+    }
+}
+
+fn finish(fe: &Frontend, mut rec: LogRecord, acc: &Accepted) {
+    if let Some(l) = fe.log() {
+        rec.t_total = Some(logging::ms_between(acc.accept_at, Instant::now()));
+        l.record(rec);
+    }
 }
 
 /// Connect errors are for the log (resource errors were already printed as alerts).

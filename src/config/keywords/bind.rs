@@ -130,7 +130,12 @@ pub fn parse_bind(ctx: &mut LineCtx, kind: &ProxyKind, a: &[String]) -> Option<B
     while i < a.len() {
         let name = a[i].as_str();
         let Some((_, nargs, status)) = BIND_OPTIONS.iter().find(|(n, _, _)| *n == name) else {
-            ctx.alert(format!("{prefix}: unknown keyword '{name}'."));
+            let dym = super::did_you_mean(name, BIND_OPTIONS.iter().map(|(n, _, _)| *n));
+            if dym.is_empty() {
+                ctx.alert(format!("{prefix}: unknown keyword '{name}'."));
+            } else {
+                ctx.alert(format!("{prefix}: unknown keyword '{name}'{dym}"));
+            }
             return None;
         };
         let arg = a.get(i + 1).map(String::as_str);

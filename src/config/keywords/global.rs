@@ -96,7 +96,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
         N("rhaproxy lets the kernel place its threads"),
         None,
     ),
-    ("pidfile", U, None),
+    ("pidfile", I, Some(g_pidfile)),
     ("pp2-never-send-local", U, None),
     ("presetenv", I, Some(g_env)),
     ("quiet", I, Some(g_quiet)),
@@ -110,7 +110,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ),
     ("set-var", U, None),
     ("setenv", I, Some(g_env)),
-    ("setcap", U, None),
+    ("setcap", I, Some(g_setcap)),
     (
         "spread-checks",
         N("health checks are already spread over the interval"),
@@ -351,6 +351,39 @@ fn g_gid(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     match a.get(1).and_then(|s| parse_uint(s)) {
         Some(v) => g.gid = Some(Located::new(v as u32, ctx.loc.clone())),
         None => ctx.alert("'gid' expects an integer argument."),
+    }
+}
+
+/// HAProxy 2.9's `setcap cap_net_admin[,cap_net_raw,...]`: keep these capabilities across the
+/// uid change. rhaproxy accepts it as an extension to 2.6 (see docs/compatibility.md).
+fn g_setcap(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    let Some(list) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'setcap' expects a comma-delimited list of capabilities.");
+        return;
+    };
+    if let Some(x) = a.get(2) {
+        ctx.alert(format!("'setcap' cannot handle unexpected argument '{x}'."));
+        return;
+    }
+    for c in list.split(',') {
+        if crate::tproxy::privs::Cap::parse(c.trim()).is_none() {
+            ctx.alert(format!(
+                "'setcap': unsupported capability '{c}', only cap_net_admin, cap_net_raw and cap_net_bind_service can be kept."
+            ));
+            return;
+        }
+    }
+    g.setcap = Some(Located::new(vec![list.clone()], ctx.loc.clone()));
+}
+
+fn g_pidfile(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if g.pidfile.is_some() {
+        ctx.alert("'pidfile' already specified. Continuing.");
+        return;
+    }
+    match a.get(1).filter(|s| !s.is_empty()) {
+        Some(v) => g.pidfile = Some(Located::new(v.clone(), ctx.loc.clone())),
+        None => ctx.alert("'pidfile' expects a file name as an argument."),
     }
 }
 

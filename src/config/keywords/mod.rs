@@ -95,38 +95,54 @@ impl LineCtx<'_> {
     }
 }
 
-/// HAProxy's "did you mean" helper compares bigram fingerprints of words; so do we.
+/// HAProxy's "did you mean": each word gets a fingerprint counting transitions between
+/// character classes (letter a-z, digit, other, with begin and end markers); the candidate with
+/// the smallest summed difference wins (first one on ties), unless that distance exceeds twice
+/// the length of either word.
 pub fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    fn fp(w: &str) -> std::collections::HashMap<(u8, u8), i32> {
-        let mut m = std::collections::HashMap::new();
-        let b = w.as_bytes();
-        let mut prev = 0u8;
-        for &c in b.iter().chain(std::iter::once(&0u8)) {
-            *m.entry((prev, c)).or_insert(0) += 1;
-            prev = c;
+    const BEGIN: usize = 28;
+    const END: usize = 29;
+    fn class(c: u8) -> usize {
+        match c.to_ascii_lowercase() {
+            c @ b'a'..=b'z' => (c - b'a') as usize,
+            b'0'..=b'9' => 26,
+            _ => 27,
         }
-        m
     }
-    let f = fp(word);
-    let mut best: Option<(&str, i32)> = None;
+    fn fingerprint(w: &str) -> [u8; 1024] {
+        let mut sig = [0u8; 1024];
+        let mut from = BEGIN;
+        for &c in w.as_bytes() {
+            let to = class(c);
+            sig[from * 32 + to] = sig[from * 32 + to].saturating_add(1);
+            from = to;
+        }
+        sig[from * 32 + END] = sig[from * 32 + END].saturating_add(1);
+        sig
+    }
+    let f = fingerprint(word);
+    let mut best: Option<(&str, usize)> = None;
     for c in candidates {
-        let g = fp(c);
-        let mut d = 0;
-        for (k, v) in &f {
-            d += (v - g.get(k).copied().unwrap_or(0)).abs();
-        }
-        for (k, v) in &g {
-            if !f.contains_key(k) {
-                d += v;
-            }
-        }
+        let g = fingerprint(c);
+        let d: usize = f
+            .iter()
+            .zip(g.iter())
+            .map(|(a, b)| a.abs_diff(*b) as usize)
+            .sum();
         if best.is_none_or(|(_, bd)| d < bd) {
             best = Some((c, d));
         }
     }
-    // Accept only close matches: fewer differing bigrams than the word has.
-    best.filter(|(_, d)| (*d as usize) < word.len() + 1)
+    best.filter(|(c, d)| *d <= 2 * word.len() && *d <= 2 * c.len())
         .map(|(c, _)| c)
+}
+
+/// `; did you mean 'X' maybe ?` or nothing.
+pub fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    match suggest(word, candidates) {
+        Some(s) => format!("; did you mean '{s}' maybe ?"),
+        None => String::new(),
+    }
 }
 
 /// One row of docs/compatibility.md.
@@ -146,4 +162,22 @@ pub fn all_rows() -> Vec<DocRow> {
     rows.extend(server::doc_rows());
     rows.extend(other::doc_rows());
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggest;
+
+    #[test]
+    fn suggestions_like_haproxy() {
+        let global = ["maxconn", "daemon", "nbthread", "unix-bind", "log", "user"];
+        assert_eq!(suggest("maxconm", global.iter().copied()), Some("maxconn"));
+        assert_eq!(suggest("deamon", global.iter().copied()), Some("daemon"));
+        assert_eq!(suggest("nbthred", global.iter().copied()), Some("nbthread"));
+        assert_eq!(suggest("bind", global.iter().copied()), Some("unix-bind"));
+        assert_eq!(
+            suggest("frobnicate", ["bind", "mode"].iter().copied()),
+            None
+        );
+    }
 }

@@ -372,60 +372,23 @@ fn p_enabled(_ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
 }
 
 fn p_balance(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    const MSG: &str = "balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.";
-    let Some(algo) = a.get(1) else {
-        ctx.alert(MSG);
-        return;
-    };
-    let name = algo.split('(').next().unwrap_or("");
-    match name {
-        "roundrobin" | "static-rr" | "leastconn" | "first" | "source" | "uri" | "url_param"
-        | "hdr" | "random" => {}
-        "rdp-cookie" | "hash" => {
-            ctx.unsupported_arg("balance", name);
-            return;
-        }
-        _ => {
-            ctx.alert(MSG);
-            return;
-        }
+    let words: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+    match crate::lb::parse_balance(&words) {
+        // A bare `balance` changes nothing in HAProxy.
+        _ if words.is_empty() => {}
+        Ok(crate::lb::Algorithm::RdpCookie { .. }) => ctx.unsupported_arg("balance", "rdp-cookie"),
+        Ok(crate::lb::Algorithm::Hash { .. }) => ctx.unsupported_arg("balance", "hash"),
+        Ok(_) => p.balance = Some(Located::new(a[1..].to_vec(), ctx.loc.clone())),
+        Err(e) => ctx.alert(e),
     }
-    if name == "url_param" && a.get(2).is_none() {
-        ctx.alert("'balance url_param' requires an URL parameter name.");
-        return;
-    }
-    p.balance = Some(Located::new(a[1..].to_vec(), ctx.loc.clone()));
 }
 
 fn p_hash_type(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    match a.get(1).map(String::as_str) {
-        Some("consistent") | Some("map-based") => {}
-        Some("avalanche") => {
-            ctx.alert("experimental feature 'hash-type avalanche' has been removed, please use 'hash-type map-based sdbm avalanche' instead");
-            return;
-        }
-        _ => {
-            ctx.alert("'hash-type' only supports 'consistent' and 'map-based'.");
-            return;
-        }
+    let words: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+    match crate::lb::parse_hash_type(&words) {
+        Ok(_) => p.hash_type = Some(Located::new(a[1..].to_vec(), ctx.loc.clone())),
+        Err(e) => ctx.alert(e),
     }
-    if let Some(f) = a.get(2) {
-        if !matches!(f.as_str(), "sdbm" | "djb2" | "wt6" | "crc32") {
-            ctx.alert(
-                "'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions.",
-            );
-            return;
-        }
-        if let Some(m) = a.get(3) {
-            if m != "avalanche" {
-                ctx.alert(
-                    "'hash-type' only supports 'avalanche' as a modifier for hash functions.",
-                );
-                return;
-            }
-        }
-    }
-    p.hash_type = Some(Located::new(a[1..].to_vec(), ctx.loc.clone()));
 }
 
 fn p_hash_balance_factor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -1060,7 +1023,12 @@ fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         return;
     }
     let Some(o) = OPTIONS.iter().find(|o| o.name == name) else {
-        ctx.alert(format!("unknown option '{name}'."));
+        let dym = super::did_you_mean(name, OPTIONS.iter().map(|o| o.name));
+        if dym.is_empty() {
+            ctx.alert(format!("unknown option '{name}'."));
+        } else {
+            ctx.alert(format!("unknown option '{name}'{dym}"));
+        }
         return;
     };
     // Defaults sections accept every option; proxies without the capability ignore it.

@@ -230,7 +230,12 @@ fn apply_options(
             _ => (word, false),
         };
         let Some((_, nargs, status)) = SERVER_OPTIONS.iter().find(|(n, _, _)| *n == name) else {
-            ctx.alert_bare(format!("{who} : unknown keyword '{word}'."));
+            let dym = super::did_you_mean(word, SERVER_OPTIONS.iter().map(|(n, _, _)| *n));
+            if dym.is_empty() {
+                ctx.alert_bare(format!("{who} : unknown keyword '{word}'."));
+            } else {
+                ctx.alert_bare(format!("{who} : unknown keyword '{word}'{dym}"));
+            }
             return false;
         };
         let nargs = if name == "source" {
@@ -374,7 +379,8 @@ fn source_span(a: &[String]) -> usize {
             break;
         }
     }
-    n
+    // A trailing `usesrc`/`interface` without its value: its parser reports the missing word.
+    n.min(a.len().saturating_sub(1))
 }
 
 pub fn doc_rows() -> Vec<DocRow> {
@@ -387,4 +393,24 @@ pub fn doc_rows() -> Vec<DocRow> {
             status: *s,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::Diags;
+
+    /// Found by the config fuzzer: a server `source` ending in `interface` read past the line.
+    #[test]
+    fn server_source_with_trailing_keyword_is_an_error_not_a_panic() {
+        for line in [
+            "server s1 127.0.0.1:80 source 0.0.0.0 usesrc clientip interface",
+            "server s1 127.0.0.1:80 source 0.0.0.0 usesrc",
+            "server s1 127.0.0.1:80 source",
+        ] {
+            let text = format!("listen l\n    bind 127.0.0.1:8000\n    {line}\n");
+            let mut d = Diags::captured();
+            let _ = crate::config::parse_str("t.cfg", &text, &mut d);
+            assert!(d.fatal, "{line}: expected an error");
+        }
+    }
 }

@@ -1,0 +1,174 @@
+//! Traffic logs: one line per TCP session or HTTP transaction, rendered by [`crate::log`] with
+//! the frontend's format (`option tcplog`, `option httplog [clf]`, `log-format`) and queued to
+//! its `log` targets (`log global` expands to the global ones). Without a format option the
+//! `Connect from ...` line is logged at accept time, as HAProxy does.
+
+use std::sync::Arc;
+
+use crate::config::ir::{Config, LogFormatChoice, Mode, Proxy};
+use crate::log::format::{self, LogFormat};
+use crate::log::sender::{self, LogIdentity, LogSender, OpenTarget};
+use crate::log::target::{LogAddr, parse_global_log_args, parse_log_args};
+use crate::log::{LogRecord, syslog};
+
+/// Process-wide logging state.
+pub struct Logging {
+    pub sender: LogSender,
+    pub hostname: Arc<str>,
+}
+
+/// The logging of one frontend.
+pub struct FrontendLog {
+    targets: Vec<OpenTarget>,
+    format: Option<LogFormat>,
+    sd: Option<LogFormat>,
+    id: LogIdentity,
+    logging: Arc<Logging>,
+}
+
+impl Logging {
+    pub fn start() -> Arc<Logging> {
+        Arc::new(Logging {
+            sender: LogSender::start(sender::DEFAULT_QUEUE),
+            hostname: Arc::from(syslog::system_hostname()),
+        })
+    }
+}
+
+fn words(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+impl FrontendLog {
+    /// `None` when the frontend logs nowhere.
+    pub fn build(
+        cfg: &Config,
+        p: &Proxy,
+        logging: &Arc<Logging>,
+        warn: &mut dyn FnMut(String),
+    ) -> Option<FrontendLog> {
+        let mut targets = Vec::new();
+        for l in &p.log {
+            let t = match parse_log_args(&words(&l.value)) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn(format!("parsing [{}] : {e}", l.loc));
+                    continue;
+                }
+            };
+            if t.addr == LogAddr::Global {
+                for g in &cfg.global.log {
+                    if let Ok(gt) = parse_global_log_args(&words(&g.value)) {
+                        match OpenTarget::open(gt) {
+                            Ok(o) => targets.push(o),
+                            Err(e) => warn(format!("parsing [{}] : log : {e}", g.loc)),
+                        }
+                    }
+                }
+            } else {
+                match OpenTarget::open(t) {
+                    Ok(o) => targets.push(o),
+                    Err(e) => warn(format!("parsing [{}] : log : {e}", l.loc)),
+                }
+            }
+        }
+        if targets.is_empty() {
+            return None;
+        }
+        let http = p.mode.value == Mode::Http;
+        let text = p.log_format.as_ref().map(|f| match &f.value {
+            LogFormatChoice::TcpLog => format::TCPLOG_FORMAT.to_string(),
+            LogFormatChoice::HttpLog if http => format::HTTPLOG_FORMAT.to_string(),
+            LogFormatChoice::HttpLog => format::TCPLOG_FORMAT.to_string(),
+            LogFormatChoice::HttpLogClf if http => format::CLF_HTTPLOG_FORMAT.to_string(),
+            LogFormatChoice::HttpLogClf => format::TCPLOG_FORMAT.to_string(),
+            LogFormatChoice::Custom(s) => s.clone(),
+        });
+        let format = text.and_then(|t| format::compile(&t, http).ok());
+        let sd = p
+            .log_format_sd
+            .as_ref()
+            .and_then(|s| format::compile(&s.value, http).ok());
+        let tag = p
+            .log_tag
+            .as_ref()
+            .or(cfg.global.log_tag.as_ref())
+            .map(|t| t.value.clone())
+            .unwrap_or_else(|| "haproxy".to_string());
+        let send_hostname = cfg.global.log_send_hostname.as_ref().map(|h| {
+            h.value
+                .clone()
+                .or(cfg.global.hostname.as_ref().map(|n| n.value.clone()))
+                .unwrap_or_else(|| logging.hostname.to_string())
+        });
+        Some(FrontendLog {
+            targets,
+            format,
+            sd,
+            id: LogIdentity {
+                tag,
+                pid: std::process::id(),
+                send_hostname,
+            },
+            logging: Arc::clone(logging),
+        })
+    }
+
+    /// Logs at accept time (`Connect from ...`) when no format is configured.
+    pub fn wants_connect_line(&self) -> bool {
+        self.format.is_none()
+    }
+
+    pub fn connect_line(
+        &self,
+        client: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+        proxy: &str,
+        http: bool,
+    ) {
+        let mut out = Vec::with_capacity(96);
+        format::render_connect_line(&mut out, client, local, proxy, http);
+        let now = syslog::now_local();
+        for t in &self.targets {
+            t.emit(
+                &self.logging.sender,
+                &self.id,
+                syslog::LEVEL_INFO,
+                &now,
+                b"- ",
+                &out,
+            );
+        }
+    }
+
+    /// Logs one session/transaction with the configured format.
+    pub fn record(&self, mut rec: LogRecord) {
+        let Some(f) = &self.format else {
+            return;
+        };
+        rec.hostname = Arc::clone(&self.logging.hostname);
+        rec.pid = self.id.pid;
+        rec.derive_timers();
+        let now = syslog::now_local();
+        sender::emit_record(
+            &self.logging.sender,
+            &self.id,
+            &self.targets,
+            f,
+            self.sd.as_ref(),
+            &rec,
+            syslog::LEVEL_INFO,
+            &now,
+        );
+    }
+}
+
+/// Milliseconds between two instants, as a log timer.
+pub fn ms_between(a: tokio::time::Instant, b: tokio::time::Instant) -> i64 {
+    b.saturating_duration_since(a).as_millis() as i64
+}
+
+/// The termination-state characters for `%ts`/`%tsc` (cause, phase, then `--` for cookies).
+pub fn term(cause: u8, phase: u8) -> [u8; 4] {
+    [cause, phase, b'-', b'-']
+}
