@@ -749,3 +749,52 @@ listen li
         assert_eq!(greet(&b, SOON).as_deref(), Some("e\n"), "{imp:?}");
     }
 }
+
+#[test]
+fn ipv6_binds_v4v6_and_v6only() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        println!("SKIPPED ipv6_binds_v4v6_and_v6only: no IPv6 loopback");
+        return;
+    }
+    let mut all = Vec::new();
+    for imp in Impl::all("ipv6_binds_v4v6_and_v6only") {
+        let dir = TempDir::new("v6");
+        let p = free_ports(3);
+        let b = Backend::start("s", p[2], Behavior::Name);
+        let cfg = format!(
+            "{DEFAULTS}
+listen dual
+    bind :::{} v4v6
+    server s 127.0.0.1:{}
+listen only6
+    bind :::{} v6only
+    server s 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let via = |addr: &str| -> String {
+            match std::net::TcpStream::connect(addr) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(SOON)).unwrap();
+                    let mut out = String::new();
+                    let _ = s.read_to_string(&mut out);
+                    out.trim().to_string()
+                }
+                Err(e) => format!("error {:?}", e.kind()),
+            }
+        };
+        let out = vec![
+            via(&format!("127.0.0.1:{}", p[0])),
+            via(&format!("[::1]:{}", p[0])),
+            via(&format!("127.0.0.1:{}", p[1])),
+            via(&format!("[::1]:{}", p[1])),
+        ];
+        assert_eq!(out, ["s", "s", "error ConnectionRefused", "s"], "{imp:?}");
+        assert_eq!(b.accepted(), 3);
+        all.push(out);
+    }
+    if all.len() == 2 {
+        assert_eq!(all[0], all[1]);
+    }
+}

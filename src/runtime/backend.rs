@@ -78,6 +78,8 @@ pub struct Server {
     pub target: ServerTarget,
     pub source: Option<SourcePolicy>,
     pub maxconn: Option<u32>,
+    /// `maxqueue`: most requests waiting in this server's queue.
+    pub maxqueue: Option<u32>,
     pub backup: bool,
     /// `disabled`: in maintenance from the start, never checked, never chosen.
     pub disabled: bool,
@@ -314,6 +316,7 @@ impl Backend {
                     target: s.target.clone(),
                     source: sp.source.as_ref().map(|l| source_policy(&l.value)),
                     maxconn: sp.maxconn.filter(|&m| m > 0),
+                    maxqueue: sp.maxqueue.filter(|&m| m > 0),
                     backup: sp.backup,
                     disabled: sp.disabled,
                     slots: sp
@@ -420,8 +423,24 @@ impl Backend {
                         return Ok(slot);
                     }
                     if self.hashing {
-                        // A hashed request belongs to its server: wait in that server's queue.
-                        return self.wait_server_slot(i, deadline).await;
+                        let srv = &self.servers[i];
+                        let full = srv
+                            .maxqueue
+                            .is_some_and(|m| srv.queued.load(Ordering::Acquire) >= m as usize);
+                        if !full {
+                            // A hashed request belongs to its server: wait in its queue.
+                            return self.wait_server_slot(i, deadline).await;
+                        }
+                        // `maxqueue` reached: another server with a free slot if redispatch
+                        // is allowed, else the request is refused at once.
+                        if self.redispatch {
+                            if let Some(j) = self.lb.pick(key, Some(i)).filter(|&j| j != i) {
+                                if let Some(slot) = self.try_slot(j) {
+                                    return Ok(slot);
+                                }
+                            }
+                        }
+                        return Err(ConnectError::QueueTimeout);
                     }
                 }
                 None => {
