@@ -685,6 +685,9 @@ pub async fn session(
                 return;
             }
         };
+        if let Some(s) = &slot {
+            super::admin::session_server(&be, s.server());
+        }
 
         // An Option so that a dead connection can be closed before its replacement is
         // opened (with `usesrc client` both would need the same 4-tuple).

@@ -12,12 +12,14 @@
 //! Shared state is immutable `Arc`s plus atomics; nothing on the request path takes a global
 //! lock.
 
+pub mod admin;
 pub mod backend;
 pub mod check;
 pub mod forward;
 pub mod http;
 pub mod listen;
 pub mod logging;
+pub mod ops;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -47,6 +49,8 @@ pub struct RunOpts {
     pub soft_finish: Vec<u32>,
     /// `-st PID...`: hard-stop (SIGTERM) these processes once listening.
     pub hard_terminate: Vec<u32>,
+    /// `-x` and master-worker settings.
+    pub ops: ops::OpsOpts,
 }
 
 /// One frontend (a `frontend` or the frontend half of a `listen`).
@@ -243,6 +247,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
     }
 
     // Bind everything before starting threads (and before dropping privileges).
+    ops::before_bind(&opts.ops);
     let mut bound: Vec<(usize, listen::Bound, Arc<Semaphore>)> = Vec::new();
     let mut failed = false;
     for (fi, fe) in frontends.iter().enumerate() {
@@ -274,13 +279,24 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         return 1;
     }
 
+    let cli_sockets = match admin::bind_sockets(&cfg) {
+        Ok(v) => v,
+        Err(msg) => {
+            diags.startup(Severity::Alert, msg);
+            return 1;
+        }
+    };
+    admin::drop_unclaimed();
+
     if let Some(code) = drop_privileges(&cfg, diags) {
         return code;
     }
+    // A master's worker leaves the pid file to the master.
     let pidfile = opts
         .pidfile
         .clone()
-        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()));
+        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()))
+        .filter(|_| !opts.ops.worker);
     if opts.daemon {
         // Fork before any thread exists; the parent reports the child's pid and leaves.
         // SAFETY: single-threaded at this point (no runtime, no log thread yet).
@@ -374,6 +390,8 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         idle: Notify::new(),
         stopping: stop_tx,
     });
+    admin::start(&rt, &shared, &cfg, cli_sockets);
+    ops::started(&opts.ops);
     rt.block_on(serve(
         shared,
         bound,
@@ -446,6 +464,7 @@ async fn serve(
     use tokio::signal::unix::{SignalKind, signal};
     let mut acceptors = Vec::new();
     for (fi, b, bind_max) in bound {
+        admin::register_listener(fi, &b.socket);
         let listener = match tokio::net::TcpListener::from_std(b.socket) {
             Ok(l) => l,
             Err(e) => {
@@ -487,6 +506,7 @@ async fn serve(
     }
     // Soft stop: close the listeners, let sessions finish.
     let _ = shared.stopping.send(true);
+    admin::listeners_closed();
     for a in &acceptors {
         a.abort();
     }
@@ -551,7 +571,7 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match admin::accept(&listener).await {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off a little instead of spinning.
@@ -589,11 +609,15 @@ async fn accept_loop(
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _guard = guard;
+            let _sess = admin::session_opened(&fe, peer);
             match fe.mode {
                 Mode::Tcp => tcp::session(fe, stream, acc).await,
                 Mode::Http => {
                     let stop = shared.stopping.subscribe();
-                    http::session(fe, stream, acc, stop).await
+                    tokio::select! {
+                        _ = http::session(fe, stream, acc, stop) => {}
+                        _ = _sess.killed() => {}
+                    }
                 }
             }
         });

@@ -71,11 +71,23 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         }
     };
     let srv_idx = slot.as_ref().map(|s| s.srv);
+    if let Some(s) = &slot {
+        super::admin::session_server(&be, s.server());
+    }
     if let Some(i) = srv_idx {
         rec.srv_conn = be.lb.served(i);
     }
     let tmo = tunnel_timeouts(&fe, Some(&be));
-    let st = forward::forward(client, server, tmo, &[], &[]).await;
+    // `shutdown sessions server` ends the session (HAProxy's `K` termination).
+    let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+    let mut killed = false;
+    let st = tokio::select! {
+        st = forward::forward(client, server, tmo, &[], &[]) => st,
+        _ = super::admin::killed(kill.as_mut()) => {
+            killed = true;
+            forward::Stats { end: forward::End::Done, to_server: 0, to_client: 0 }
+        }
+    };
     drop(slot);
     drop(active);
     rec.beconn = be.active.load(Ordering::Relaxed) as u32;
@@ -89,6 +101,9 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         forward::End::Error { client: true } => logging::term(b'C', b'D'),
         forward::End::Error { client: false } => logging::term(b'S', b'D'),
     };
+    if killed {
+        rec.term_state = logging::term(b'K', b'D');
+    }
     finish(&fe, rec, &acc);
 }
 
