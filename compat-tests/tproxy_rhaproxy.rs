@@ -523,7 +523,6 @@ backend bk_web
 /// (CapBnd 000001fffeffffff in the lab) instead of only cap_net_admin (0000000000001000).
 /// Run with `cargo test --test tproxy_rhaproxy -- --ignored` to see it fail.
 #[test]
-#[ignore = "runtime bug: runtime::drop_privileges does not use from_ir::priv_drop (bounding set kept)"]
 fn rhaproxy_user_drops_bounding_set() {
     let test = "rhaproxy_user_drops_bounding_set";
     if !netns::can_run(test) {

@@ -410,44 +410,12 @@ fn drop_privileges(cfg: &Config, diags: &mut Diags) -> Option<i32> {
     {
         return None;
     }
-    let mut pd = privs::PrivDrop::default();
-    if let Some(u) = &g.user {
-        match privs::resolve_user(&u.value) {
-            Ok((uid, gid)) => {
-                pd.uid = Some(uid);
-                pd.gid = Some(gid);
-            }
-            Err(e) => {
-                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
-                return Some(1);
-            }
-        }
-    }
-    if let Some(u) = &g.uid {
-        pd.uid = Some(u.value);
-    }
-    if let Some(gr) = &g.group {
-        match privs::resolve_group(&gr.value) {
-            Ok(gid) => pd.gid = Some(gid),
-            Err(e) => {
-                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
-                return Some(1);
-            }
-        }
-    }
-    if let Some(gid) = &g.gid {
-        pd.gid = Some(gid.value);
-    }
-    pd.chroot = g.chroot.as_ref().map(|c| c.value.clone().into());
-    if let Some(caps) = &g.setcap {
-        pd.keep = caps
-            .value
-            .iter()
-            .flat_map(|w| w.split(','))
-            .filter_map(privs::Cap::parse)
-            .collect();
-    }
-    match privs::drop_privileges(&pd) {
+    // One translation from the IR (also used by the host check): it keeps only the `setcap`
+    // capabilities and empties the bounding set of everything else.
+    let result = crate::tproxy::from_ir::priv_drop(cfg)
+        .map_err(|e| e.to_string())
+        .and_then(|pd| privs::drop_privileges(&pd).map_err(|e| e.to_string()));
+    match result {
         Ok(()) => None,
         Err(e) => {
             diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
