@@ -99,8 +99,20 @@ listen li
 
 #[test]
 fn source_hash_stickiness_matches_haproxy() {
+    source_hash_case("source_hash_stickiness_matches_haproxy", "127.0.0.1");
+}
+
+/// On a dual-stack listener IPv4 clients arrive as `::ffff:a.b.c.d`; HAProxy hashes that IPv6
+/// form, so the chosen servers differ from the IPv4 listener's, and rhaproxy must follow.
+#[test]
+fn source_hash_on_v4v6_listener_matches_haproxy() {
+    source_hash_case("source_hash_on_v4v6_listener_matches_haproxy", "[::]");
+}
+
+fn source_hash_case(name: &str, bind_host: &str) {
+    let v4v6 = if bind_host == "[::]" { " v4v6" } else { "" };
     let mut maps = Vec::new();
-    for imp in Impl::all("source_hash_stickiness_matches_haproxy") {
+    for imp in Impl::all(name) {
         let dir = TempDir::new("src");
         let p = free_ports(5);
         let _b: Vec<Backend> = (0..4)
@@ -109,7 +121,7 @@ fn source_hash_stickiness_matches_haproxy() {
         let cfg = format!(
             "{DEFAULTS}
 listen li
-    bind 127.0.0.1:{}
+    bind {bind_host}:{}{v4v6}
     balance source
     server s1 127.0.0.1:{}
     server s2 127.0.0.1:{} weight 2

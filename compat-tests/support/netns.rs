@@ -871,3 +871,64 @@ impl ProcId {
         ProcId(n)
     }
 }
+
+impl Lab {
+    /// Make 10.10.7.7 and 10.10.7.200 real: addresses on srv2 (its `lo`) and a route to
+    /// 10.10.7.0/24 via srv2 in the proxy namespace. With it, a `server x 0.0.0.0` behind the
+    /// TPROXY target of 10.10.7.0/24 can connect to the original destination, and the echo
+    /// server prints it as `local=`. Without the TPROXY rule, the same traffic is routed
+    /// straight to srv2 (not intercepted).
+    pub fn intercept_range_on_srv2(&self) -> io::Result<()> {
+        self.sh(
+            Role::Srv2,
+            "ip addr add 10.10.7.7/32 dev lo && ip addr add 10.10.7.200/32 dev lo",
+        )?;
+        self.sh(Role::Lb, "ip route add 10.10.7.0/24 via 10.10.2.3")
+            .map(|_| ())
+    }
+
+    /// Start `argv` (a proxy and its arguments, e.g. `[rhaproxy, "-db", "-f", path]`) in the
+    /// proxy namespace and wait until every port in `ports` listens.
+    pub fn start_proxy_argv(
+        &mut self,
+        name: &str,
+        argv: &[&str],
+        ports: &[u16],
+    ) -> Result<ProcId, String> {
+        let id = self
+            .spawn(Role::Lb, name, argv)
+            .map_err(|e| e.to_string())?;
+        self.wait_listen(Role::Lb, id, ports)?;
+        Ok(id)
+    }
+
+    /// Run a command to completion in namespace `r` with a timeout: (exit code, stdout, stderr).
+    pub fn run_argv(
+        &mut self,
+        r: Role,
+        name: &str,
+        argv: &[&str],
+        timeout: Duration,
+    ) -> (Option<i32>, String, String) {
+        let id = self.spawn(r, name, argv).unwrap();
+        let deadline = Instant::now() + timeout;
+        let st = loop {
+            if let Some(st) = self.exited(id) {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let (out, err) = (self.proc(id).stdout_text(), self.proc(id).stderr_text());
+        self.stop(id);
+        (st.and_then(|s| s.code()), out, err)
+    }
+
+    /// `/proc/<pid>/status` of a started process's real process (the `ip netns exec` child
+    /// execs the command, so the recorded PID is the proxy itself).
+    pub fn proc_status(&self, id: ProcId) -> String {
+        fs::read_to_string(format!("/proc/{}/status", self.proc(id).pid)).unwrap_or_default()
+    }
+}

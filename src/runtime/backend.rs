@@ -93,6 +93,8 @@ pub struct Server {
     /// Cumulated connections.
     pub cum_conns: AtomicU64,
     pub send_proxy: bool,
+    /// Administrative state (runtime API) and stats counters.
+    pub admin: super::admin::SrvAdmin,
 }
 
 impl Server {
@@ -273,7 +275,7 @@ impl Backend {
             .enumerate()
             .map(|(i, s)| {
                 let sp = &s.params;
-                let check = if sp.check && !sp.disabled {
+                let check = if sp.check {
                     let base = match &s.target {
                         ServerTarget::Addr(sa) => Some(*sa),
                         ServerTarget::AddrPortFromClient(ip, _) => {
@@ -325,9 +327,14 @@ impl Backend {
                         .map(|m| Arc::new(Semaphore::new(m as usize))),
                     queued: AtomicUsize::new(0),
                     up: AtomicBool::new(!sp.disabled),
-                    check,
+                    check: check.clone(),
                     cum_conns: AtomicU64::new(0),
                     send_proxy: sp.send_proxy,
+                    admin: super::admin::SrvAdmin::new(
+                        sp.disabled,
+                        sp.weight,
+                        check.as_ref().map(|c| (c.rise, c.fall)),
+                    ),
                 }
             })
             .collect();
@@ -379,9 +386,7 @@ impl Backend {
     }
 
     fn any_usable(&self) -> bool {
-        self.servers
-            .iter()
-            .any(|s| !s.disabled && s.up.load(Ordering::Acquire))
+        self.servers.iter().any(|s| s.up.load(Ordering::Acquire))
     }
 
     /// Takes a slot on server `i` if one is free right now.
@@ -397,6 +402,7 @@ impl Backend {
     fn make_slot(self: &Arc<Self>, i: usize, permit: Option<OwnedSemaphorePermit>) -> Slot {
         let guard = self.lb.conn_guard(i);
         self.servers[i].cum_conns.fetch_add(1, Ordering::Relaxed);
+        self.servers[i].admin.on_conn(self.lb.served(i));
         Slot {
             be: Arc::clone(self),
             srv: i,

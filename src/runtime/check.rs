@@ -81,15 +81,23 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
     let mut health = cp.rise;
     tokio::time::sleep(first).await;
     loop {
+        if super::admin::check_paused(&be, i, &mut health) {
+            tokio::time::sleep(cp.inter).await;
+            continue;
+        }
         let start = Instant::now();
         let outcome = run_check(&be, i).await;
         let took = start.elapsed().as_millis();
+        if be.servers[i].admin.in_maint() {
+            continue;
+        }
         let was_up = srv.up.load(Ordering::Acquire);
         let (h, up) = next_health(health, outcome.ok(), cp.rise, cp.fall);
         health = h;
         if up != was_up {
             set_state(&be, i, up, &outcome, took);
         }
+        super::admin::record_check(&be, i, &outcome, took, health);
         let wait = if health == 0 {
             cp.downinter
         } else if health < full {
@@ -123,7 +131,7 @@ pub fn next_health(health: u32, ok: bool, rise: u32, fall: u32) -> (u32, bool) {
 fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     let srv = &be.servers[i];
     srv.up.store(up, Ordering::Release);
-    be.lb.set_usable(i, up);
+    super::admin::state_changed(be, i, up);
     let counter = if srv.backup {
         &be.backup_up
     } else {
@@ -178,7 +186,7 @@ pub fn dump_states(shared: &Shared) {
     let pid = std::process::id();
     for be in &shared.backends {
         for (i, s) in be.servers.iter().enumerate() {
-            let st = if s.disabled {
+            let st = if s.admin.in_maint() {
                 "DOWN for maintenance"
             } else if s.up.load(Ordering::Acquire) {
                 "UP"

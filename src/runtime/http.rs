@@ -497,6 +497,9 @@ pub async fn session(
         http_keep_alive: fe.http_keep_alive_timeout,
     };
     let client_ip = unmap(acc.client.ip());
+    // `balance source` hashes the address as accepted: on a `:::port v4v6` listener an IPv4
+    // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
+    let lb_ip = acc.client.ip();
     let mut first = true;
     let mut txn_start = acc.accept_at;
     let mut txn_start_utc = acc.accept_utc;
@@ -589,7 +592,7 @@ pub async fn session(
             .iter()
             .map(|h| (&h.name[..], &h.value[..]))
             .collect();
-        let key = RequestKey::http(Some(client_ip), &req.uri, Headers::List(&hl));
+        let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
         let ctx = ConnCtx {
             client: acc.client,
             orig_dst: acc.orig_dst,
@@ -686,6 +689,9 @@ pub async fn session(
                 return;
             }
         };
+        if let Some(s) = &slot {
+            super::admin::session_server(&be, s.server());
+        }
 
         // An Option so that a dead connection can be closed before its replacement is
         // opened (with `usesrc client` both would need the same 4-tuple).
@@ -729,7 +735,7 @@ pub async fn session(
                     // A reused connection closed under us: try a fresh one.
                     was_reused = false;
                     drop(sc.take());
-                    match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                    match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                         Ok((c, sl)) => {
                             sc = Some(c);
                             slot = sl;
@@ -749,7 +755,7 @@ pub async fn session(
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
                 drop(sc.take());
-                match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                     Ok((c, sl)) => {
                         sc = Some(c);
                         slot = sl;
@@ -874,7 +880,7 @@ async fn connect_for(
 async fn fresh(
     be: &Arc<Backend>,
     req: &Request,
-    client_ip: IpAddr,
+    lb_ip: IpAddr,
     ctx: ConnCtx,
     hip: Option<IpAddr>,
     slot: Option<Slot>,
@@ -885,7 +891,7 @@ async fn fresh(
         .iter()
         .map(|h| (&h.name[..], &h.value[..]))
         .collect();
-    let key = RequestKey::http(Some(client_ip), &req.uri, Headers::List(&hl));
+    let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
     Ok((ServerConn::new(s, srv), sl))
