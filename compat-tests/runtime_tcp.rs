@@ -854,3 +854,42 @@ listen nofin
         }
     }
 }
+
+#[test]
+fn backend_queue_serves_every_waiter() {
+    let dir = TempDir::new("qstress");
+    let p = free_ports(3);
+    let _a = Backend::start("a", p[1], Behavior::EchoAfterEof);
+    let _b = Backend::start("b", p[2], Behavior::EchoAfterEof);
+    let cfg = format!(
+        "global
+    nbthread 2
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+    timeout queue 15s
+listen li
+    bind 127.0.0.1:{}
+    balance leastconn
+    server a 127.0.0.1:{} maxconn 1
+    server b 127.0.0.1:{} maxconn 1
+",
+        p[0], p[1], p[2]
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+    let port = p[0];
+    let t = Instant::now();
+    let hs: Vec<_> = (0..40)
+        .map(|i| thread::spawn(move || tcp_exchange(port, None, format!("m{i}").as_bytes())))
+        .collect();
+    for (i, h) in hs.into_iter().enumerate() {
+        let out = h.join().unwrap().unwrap();
+        assert!(
+            out == format!("a:m{i}") || out == format!("b:m{i}"),
+            "{i}: {out:?}"
+        );
+    }
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+}
