@@ -99,8 +99,20 @@ listen li
 
 #[test]
 fn source_hash_stickiness_matches_haproxy() {
+    source_hash_case("source_hash_stickiness_matches_haproxy", "127.0.0.1");
+}
+
+/// On a dual-stack listener IPv4 clients arrive as `::ffff:a.b.c.d`; HAProxy hashes that IPv6
+/// form, so the chosen servers differ from the IPv4 listener's, and rhaproxy must follow.
+#[test]
+fn source_hash_on_v4v6_listener_matches_haproxy() {
+    source_hash_case("source_hash_on_v4v6_listener_matches_haproxy", "[::]");
+}
+
+fn source_hash_case(name: &str, bind_host: &str) {
+    let v4v6 = if bind_host == "[::]" { " v4v6" } else { "" };
     let mut maps = Vec::new();
-    for imp in Impl::all("source_hash_stickiness_matches_haproxy") {
+    for imp in Impl::all(name) {
         let dir = TempDir::new("src");
         let p = free_ports(5);
         let _b: Vec<Backend> = (0..4)
@@ -109,7 +121,7 @@ fn source_hash_stickiness_matches_haproxy() {
         let cfg = format!(
             "{DEFAULTS}
 listen li
-    bind 127.0.0.1:{}
+    bind {bind_host}:{}{v4v6}
     balance source
     server s1 127.0.0.1:{}
     server s2 127.0.0.1:{} weight 2
@@ -747,5 +759,54 @@ listen li
         assert_eq!(greet(&b, Duration::from_millis(600)), None, "{imp:?}");
         drop(a);
         assert_eq!(greet(&b, SOON).as_deref(), Some("e\n"), "{imp:?}");
+    }
+}
+
+#[test]
+fn ipv6_binds_v4v6_and_v6only() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        println!("SKIPPED ipv6_binds_v4v6_and_v6only: no IPv6 loopback");
+        return;
+    }
+    let mut all = Vec::new();
+    for imp in Impl::all("ipv6_binds_v4v6_and_v6only") {
+        let dir = TempDir::new("v6");
+        let p = free_ports(3);
+        let b = Backend::start("s", p[2], Behavior::Name);
+        let cfg = format!(
+            "{DEFAULTS}
+listen dual
+    bind :::{} v4v6
+    server s 127.0.0.1:{}
+listen only6
+    bind :::{} v6only
+    server s 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let via = |addr: &str| -> String {
+            match std::net::TcpStream::connect(addr) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(SOON)).unwrap();
+                    let mut out = String::new();
+                    let _ = s.read_to_string(&mut out);
+                    out.trim().to_string()
+                }
+                Err(e) => format!("error {:?}", e.kind()),
+            }
+        };
+        let out = vec![
+            via(&format!("127.0.0.1:{}", p[0])),
+            via(&format!("[::1]:{}", p[0])),
+            via(&format!("127.0.0.1:{}", p[1])),
+            via(&format!("[::1]:{}", p[1])),
+        ];
+        assert_eq!(out, ["s", "s", "error ConnectionRefused", "s"], "{imp:?}");
+        assert_eq!(b.accepted(), 3);
+        all.push(out);
+    }
+    if all.len() == 2 {
+        assert_eq!(all[0], all[1]);
     }
 }

@@ -1309,32 +1309,15 @@ fn sockopt_relay_in_lab(fw: Firewall, test: &str) {
     }
 }
 
-/// T12: with conntrack forced on and `ct state invalid drop` everywhere, every transparent mode
-/// still works (the spoofed server connections are not seen as invalid).
-#[test]
-fn haproxy_paths_with_conntrack_invalid_drop() {
-    let test = "haproxy_paths_with_conntrack_invalid_drop";
-    if !haproxy_available(test) {
-        return;
-    }
-    let mut lab = Lab::up(test).expect("lab up");
-    lab.firewall(Firewall::Nft, true, true).unwrap();
-    lab.feed(
-        Role::Lb,
-        &["nft", "-f", "-"],
-        "table inet rhxct {
+const CT_INVALID_DROP: &str = "table inet rhxct {
   chain input { type filter hook input priority filter; policy accept; ct state invalid counter drop; }
   chain forward { type filter hook forward priority filter; policy accept; ct state invalid counter drop; }
   chain output { type filter hook output priority filter; policy accept; ct state invalid counter drop; }
 }
-",
-    )
-    .unwrap();
-    lab.start_echo_servers().unwrap();
-    lab.start_proxy(HAPROXY, "haproxy", &full_config(), FULL_PORTS)
-        .unwrap();
-    check_transparent_paths(&lab, Firewall::Nft);
-    // conntrack did see the connections
+";
+
+/// After the paths ran: conntrack saw the connections and dropped nothing as invalid.
+fn assert_conntrack_clean(lab: &Lab) {
     let tracked = lab
         .sh(
             Role::Lb,
@@ -1353,6 +1336,50 @@ fn haproxy_paths_with_conntrack_invalid_drop() {
             .all(|l| l.contains("packets 0 ")),
         "packets dropped as invalid:\n{counters}"
     );
+}
+
+/// T12: with conntrack forced on and `ct state invalid drop` everywhere, every transparent mode
+/// still works (the spoofed server connections are not seen as invalid).
+#[test]
+fn haproxy_paths_with_conntrack_invalid_drop() {
+    let test = "haproxy_paths_with_conntrack_invalid_drop";
+    if !haproxy_available(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.feed(Role::Lb, &["nft", "-f", "-"], CT_INVALID_DROP)
+        .unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(HAPROXY, "haproxy", &full_config(), FULL_PORTS)
+        .unwrap();
+    check_transparent_paths(&lab, Firewall::Nft);
+    assert_conntrack_clean(&lab);
+}
+
+/// T12 with rhaproxy: every TCP-mode path (usesrc clientip, client, ADDR, interception, IPv6)
+/// with conntrack on and invalid packets dropped in input, forward and output.
+#[test]
+fn rhaproxy_paths_with_conntrack_invalid_drop() {
+    let test = "rhaproxy_paths_with_conntrack_invalid_drop";
+    if !netns::can_run(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.feed(Role::Lb, &["nft", "-f", "-"], CT_INVALID_DROP)
+        .unwrap();
+    lab.intercept_range_on_srv2().unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(
+        env!("CARGO_BIN_EXE_rhaproxy"),
+        "rhaproxy",
+        &tcp_config(),
+        TCP_PORTS,
+    )
+    .unwrap();
+    check_tcp_paths(&lab, "rhaproxy conntrack");
+    assert_conntrack_clean(&lab);
 }
 
 /// Rules loaded with iptables-legacy (read through iptables-legacy-save): the fix uses it too.

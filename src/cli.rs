@@ -47,6 +47,18 @@ pub struct Args {
     /// Daemon mode.
     #[arg(short = 'D')]
     pub daemon: bool,
+    /// Master-worker mode (`-W`).
+    #[arg(short = 'W')]
+    pub master_worker: bool,
+    /// Master-worker mode with systemd notifications (`-Ws`).
+    #[arg(long = "master-systemd", hide = true)]
+    pub master_systemd: bool,
+    /// Master CLI listener (`-S`): accepted, not served yet.
+    #[arg(short = 'S', value_name = "BIND")]
+    pub master_cli: Option<String>,
+    /// Fetch the listening sockets from the old process's stats socket (`-x`).
+    #[arg(short = 'x', value_name = "SOCKET")]
+    pub xfer: Option<String>,
     /// Evaluate a `.if` condition (`-cc EXPR`): exit 0 true, 1 false, 2 error.
     #[arg(long = "cc", hide = true, value_name = "EXPR")]
     pub cond: Option<String>,
@@ -107,6 +119,7 @@ pub fn normalize(args: impl IntoIterator<Item = String>) -> Vec<String> {
             "-cc" => "--cc",
             "-ct" => "--check-transparency",
             "-sf" => "--sf",
+            "-Ws" => "--master-systemd",
             "-st" => "--st",
             // Accepted for compatibility; they only select pollers, splicing or reuse options.
             "-de" | "-dp" | "-dk" | "-dv" | "-dS" | "-dR" | "-dG" | "-dV" | "-dr" | "-dL" => {
@@ -128,6 +141,7 @@ const USAGE: &str =
         -dD diagnostic mode : warn about suspicious configuration statements
         -V enters verbose mode (disables quiet mode)
         -D goes daemon ; -C changes to <dir> before loading files.
+        -W master-worker mode ; -Ws master-worker with systemd notify support.
         -q quiet mode : don't display messages
         -c check mode : only check config files and exit
         -cc check condition : evaluate a condition and exit
@@ -136,6 +150,7 @@ const USAGE: &str =
         -N sets the default, per-proxy maximum # of connections
         -p writes pids of all children to this file
         -sf/-st [pid ]* finishes/terminates old pids.
+        -x <unix_socket> get listening sockets from a unix socket
         --dump-compat prints docs/compatibility.md from the keyword tables
 ";
 
@@ -173,6 +188,7 @@ pub fn main() -> i32 {
 }
 
 pub fn run(argv: Vec<String>) -> i32 {
+    let orig_argv = argv.clone();
     let args = match Args::try_parse_from(normalize(argv)) {
         Ok(a) => a,
         Err(e) => {
@@ -268,13 +284,44 @@ pub fn run(argv: Vec<String>) -> i32 {
         );
         return 1;
     }
+    let worker = std::env::var_os("RHAPROXY_WORKER").is_some();
+    if let (Some(s), false) = (&args.master_cli, worker) {
+        diags.startup(
+            Severity::Warning,
+            format!(
+                "-S {s}: the master CLI is not supported by rhaproxy yet; use a 'stats socket'."
+            ),
+        );
+    }
+    if !worker && (args.master_worker || args.master_systemd || cfg.global.master_worker.is_some())
+    {
+        use crate::runtime::ops;
+        return ops::run_master(ops::Master {
+            worker_args: ops::worker_args(&orig_argv),
+            files,
+            systemd: args.master_systemd,
+            daemon: (args.daemon || cfg.global.daemon.is_some()) && !args.master_systemd,
+            pidfile: args
+                .pidfile
+                .clone()
+                .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone())),
+            cfg,
+        });
+    }
     let opts = crate::runtime::RunOpts {
         maxconn: args.maxconn,
         proxy_maxconn: args.proxy_maxconn,
         pidfile: args.pidfile.clone(),
-        daemon: (args.daemon || cfg.global.daemon.is_some()) && !args.foreground && !args.debug,
+        daemon: (args.daemon || cfg.global.daemon.is_some())
+            && !args.foreground
+            && !args.debug
+            && !worker,
         soft_finish: args.soft_finish.clone(),
         hard_terminate: args.hard_terminate.clone(),
+        ops: crate::runtime::ops::OpsOpts {
+            xfer: args.xfer.clone(),
+            worker,
+        },
     };
     crate::runtime::run_with(cfg, &mut diags, &opts)
 }

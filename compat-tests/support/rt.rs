@@ -533,6 +533,11 @@ fn serve_http(
             resp.push_str("0\r\n\r\n");
             w.write_all(resp.as_bytes())?;
             continue;
+        } else if path == "/chunkext" {
+            w.write_all(
+                format!("HTTP/1.1 200 OK\r\nX-Server: {name}\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\n").as_bytes(),
+            )?;
+            continue;
         } else if path == "/nolen" {
             w.write_all(format!("HTTP/1.1 200 OK\r\nX-Server: {name}\r\n\r\n{name}").as_bytes())?;
             return Ok(());

@@ -88,8 +88,37 @@ pub struct Global {
     pub grace: Option<Located<u64>>,
     pub bufsize: Option<Located<u32>>,
     pub stats_timeout: Option<Located<u64>>,
-    /// Raw `stats socket` words.
-    pub stats_sockets: Vec<Located<Vec<String>>>,
+    /// `stats socket` lines (the runtime API).
+    pub stats_sockets: Vec<Located<StatsSocket>>,
+}
+
+/// Privilege level of a stats socket (`level`), ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum CliLevel {
+    User,
+    #[default]
+    Operator,
+    Admin,
+}
+
+/// Where a stats socket listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsAddr {
+    Unix(String),
+    Tcp(std::net::SocketAddr),
+}
+
+/// One `stats socket` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSocket {
+    pub addr: StatsAddr,
+    /// `mode` (octal permissions of a UNIX socket).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub level: CliLevel,
+    /// `expose-fd listeners`: hands the listening sockets to a new process (`-x`).
+    pub expose_fd: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

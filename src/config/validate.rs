@@ -210,7 +210,9 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
         has_listener: cfg
             .proxies
             .iter()
-            .any(|p| !p.disabled && !p.binds.is_empty() && p.cap().contains(Cap::FE)),
+            .any(|p| !p.disabled && !p.binds.is_empty() && p.cap().contains(Cap::FE))
+            // A stats socket is a listener too.
+            || !cfg.global.stats_sockets.is_empty(),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Server {
     pub target: ServerTarget,
     pub source: Option<SourcePolicy>,
     pub maxconn: Option<u32>,
+    /// `maxqueue`: most requests waiting in this server's queue.
+    pub maxqueue: Option<u32>,
     pub backup: bool,
     /// `disabled`: in maintenance from the start, never checked, never chosen.
     pub disabled: bool,
@@ -91,6 +93,8 @@ pub struct Server {
     /// Cumulated connections.
     pub cum_conns: AtomicU64,
     pub send_proxy: bool,
+    /// Administrative state (runtime API) and stats counters.
+    pub admin: super::admin::SrvAdmin,
 }
 
 impl Server {
@@ -271,7 +275,7 @@ impl Backend {
             .enumerate()
             .map(|(i, s)| {
                 let sp = &s.params;
-                let check = if sp.check && !sp.disabled {
+                let check = if sp.check {
                     let base = match &s.target {
                         ServerTarget::Addr(sa) => Some(*sa),
                         ServerTarget::AddrPortFromClient(ip, _) => {
@@ -314,6 +318,7 @@ impl Backend {
                     target: s.target.clone(),
                     source: sp.source.as_ref().map(|l| source_policy(&l.value)),
                     maxconn: sp.maxconn.filter(|&m| m > 0),
+                    maxqueue: sp.maxqueue.filter(|&m| m > 0),
                     backup: sp.backup,
                     disabled: sp.disabled,
                     slots: sp
@@ -322,9 +327,14 @@ impl Backend {
                         .map(|m| Arc::new(Semaphore::new(m as usize))),
                     queued: AtomicUsize::new(0),
                     up: AtomicBool::new(!sp.disabled),
-                    check,
+                    check: check.clone(),
                     cum_conns: AtomicU64::new(0),
                     send_proxy: sp.send_proxy,
+                    admin: super::admin::SrvAdmin::new(
+                        sp.disabled,
+                        sp.weight,
+                        check.as_ref().map(|c| (c.rise, c.fall)),
+                    ),
                 }
             })
             .collect();
@@ -376,9 +386,7 @@ impl Backend {
     }
 
     fn any_usable(&self) -> bool {
-        self.servers
-            .iter()
-            .any(|s| !s.disabled && s.up.load(Ordering::Acquire))
+        self.servers.iter().any(|s| s.up.load(Ordering::Acquire))
     }
 
     /// Takes a slot on server `i` if one is free right now.
@@ -394,6 +402,7 @@ impl Backend {
     fn make_slot(self: &Arc<Self>, i: usize, permit: Option<OwnedSemaphorePermit>) -> Slot {
         let guard = self.lb.conn_guard(i);
         self.servers[i].cum_conns.fetch_add(1, Ordering::Relaxed);
+        self.servers[i].admin.on_conn(self.lb.served(i));
         Slot {
             be: Arc::clone(self),
             srv: i,
@@ -420,8 +429,24 @@ impl Backend {
                         return Ok(slot);
                     }
                     if self.hashing {
-                        // A hashed request belongs to its server: wait in that server's queue.
-                        return self.wait_server_slot(i, deadline).await;
+                        let srv = &self.servers[i];
+                        let full = srv
+                            .maxqueue
+                            .is_some_and(|m| srv.queued.load(Ordering::Acquire) >= m as usize);
+                        if !full {
+                            // A hashed request belongs to its server: wait in its queue.
+                            return self.wait_server_slot(i, deadline).await;
+                        }
+                        // `maxqueue` reached: another server with a free slot if redispatch
+                        // is allowed, else the request is refused at once.
+                        if self.redispatch {
+                            if let Some(j) = self.lb.pick(key, Some(i)).filter(|&j| j != i) {
+                                if let Some(slot) = self.try_slot(j) {
+                                    return Ok(slot);
+                                }
+                            }
+                        }
+                        return Err(ConnectError::QueueTimeout);
                     }
                 }
                 None => {

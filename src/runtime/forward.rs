@@ -255,3 +255,57 @@ fn end_of(e: PumpErr) -> End {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn tmo(ms: u64) -> Timeouts {
+        let d = Some(Duration::from_millis(ms));
+        Timeouts {
+            client: SideTimeouts {
+                normal: d,
+                fin: None,
+            },
+            server: SideTimeouts {
+                normal: d,
+                fin: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn half_close_both_ways_and_byte_counts() {
+        let (client_proxy, mut client) = tokio::io::duplex(1024);
+        let (server_proxy, mut server) = tokio::io::duplex(1024);
+        let fwd = tokio::spawn(forward(client_proxy, server_proxy, tmo(5000), b"pre", b""));
+        client.write_all(b"hello").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"prehello");
+        server.write_all(b"answer").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"answer");
+        let st = fwd.await.unwrap();
+        assert_eq!(st.end, End::Done);
+        assert_eq!((st.to_server, st.to_client), (8, 6));
+    }
+
+    #[tokio::test]
+    async fn idle_client_times_out_and_half_closes() {
+        let (client_proxy, _client) = tokio::io::duplex(1024);
+        let (server_proxy, mut server) = tokio::io::duplex(1024);
+        let fwd = tokio::spawn(forward(client_proxy, server_proxy, tmo(300), b"", b""));
+        // The server is told with a FIN once the client side timed out...
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        // ...and its own close ends the session, reported as a client timeout.
+        drop(server);
+        let st = fwd.await.unwrap();
+        assert_eq!(st.end, End::Timeout { client: true });
+    }
+}

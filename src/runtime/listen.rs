@@ -42,6 +42,14 @@ pub fn bind_all(
         for port in low..=high {
             let mut sa = spec.addr;
             sa.set_port(port);
+            if let Some(socket) = super::admin::take_inherited(&sa) {
+                out.push(Bound {
+                    socket,
+                    addr: sa,
+                    bind_idx,
+                });
+                continue;
+            }
             let opts = ListenOpts {
                 transparent: bind.transparent,
                 reuse_port: true,

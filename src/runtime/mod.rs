@@ -12,12 +12,14 @@
 //! Shared state is immutable `Arc`s plus atomics; nothing on the request path takes a global
 //! lock.
 
+pub mod admin;
 pub mod backend;
 pub mod check;
 pub mod forward;
 pub mod http;
 pub mod listen;
 pub mod logging;
+pub mod ops;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -47,6 +49,8 @@ pub struct RunOpts {
     pub soft_finish: Vec<u32>,
     /// `-st PID...`: hard-stop (SIGTERM) these processes once listening.
     pub hard_terminate: Vec<u32>,
+    /// `-x` and master-worker settings.
+    pub ops: ops::OpsOpts,
 }
 
 /// One frontend (a `frontend` or the frontend half of a `listen`).
@@ -243,6 +247,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
     }
 
     // Bind everything before starting threads (and before dropping privileges).
+    ops::before_bind(&opts.ops);
     let mut bound: Vec<(usize, listen::Bound, Arc<Semaphore>)> = Vec::new();
     let mut failed = false;
     for (fi, fe) in frontends.iter().enumerate() {
@@ -274,13 +279,24 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         return 1;
     }
 
+    let cli_sockets = match admin::bind_sockets(&cfg) {
+        Ok(v) => v,
+        Err(msg) => {
+            diags.startup(Severity::Alert, msg);
+            return 1;
+        }
+    };
+    admin::drop_unclaimed();
+
     if let Some(code) = drop_privileges(&cfg, diags) {
         return code;
     }
+    // A master's worker leaves the pid file to the master.
     let pidfile = opts
         .pidfile
         .clone()
-        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()));
+        .or(cfg.global.pidfile.as_ref().map(|p| p.value.clone()))
+        .filter(|_| !opts.ops.worker);
     if opts.daemon {
         // Fork before any thread exists; the parent reports the child's pid and leaves.
         // SAFETY: single-threaded at this point (no runtime, no log thread yet).
@@ -374,6 +390,8 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         idle: Notify::new(),
         stopping: stop_tx,
     });
+    admin::start(&rt, &shared, &cfg, cli_sockets);
+    ops::started(&opts.ops);
     rt.block_on(serve(
         shared,
         bound,
@@ -392,44 +410,12 @@ fn drop_privileges(cfg: &Config, diags: &mut Diags) -> Option<i32> {
     {
         return None;
     }
-    let mut pd = privs::PrivDrop::default();
-    if let Some(u) = &g.user {
-        match privs::resolve_user(&u.value) {
-            Ok((uid, gid)) => {
-                pd.uid = Some(uid);
-                pd.gid = Some(gid);
-            }
-            Err(e) => {
-                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
-                return Some(1);
-            }
-        }
-    }
-    if let Some(u) = &g.uid {
-        pd.uid = Some(u.value);
-    }
-    if let Some(gr) = &g.group {
-        match privs::resolve_group(&gr.value) {
-            Ok(gid) => pd.gid = Some(gid),
-            Err(e) => {
-                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
-                return Some(1);
-            }
-        }
-    }
-    if let Some(gid) = &g.gid {
-        pd.gid = Some(gid.value);
-    }
-    pd.chroot = g.chroot.as_ref().map(|c| c.value.clone().into());
-    if let Some(caps) = &g.setcap {
-        pd.keep = caps
-            .value
-            .iter()
-            .flat_map(|w| w.split(','))
-            .filter_map(privs::Cap::parse)
-            .collect();
-    }
-    match privs::drop_privileges(&pd) {
+    // One translation from the IR (also used by the host check): it keeps only the `setcap`
+    // capabilities and empties the bounding set of everything else.
+    let result = crate::tproxy::from_ir::priv_drop(cfg)
+        .map_err(|e| e.to_string())
+        .and_then(|pd| privs::drop_privileges(&pd).map_err(|e| e.to_string()));
+    match result {
         Ok(()) => None,
         Err(e) => {
             diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
@@ -446,6 +432,7 @@ async fn serve(
     use tokio::signal::unix::{SignalKind, signal};
     let mut acceptors = Vec::new();
     for (fi, b, bind_max) in bound {
+        admin::register_listener(fi, &b.socket);
         let listener = match tokio::net::TcpListener::from_std(b.socket) {
             Ok(l) => l,
             Err(e) => {
@@ -487,6 +474,7 @@ async fn serve(
     }
     // Soft stop: close the listeners, let sessions finish.
     let _ = shared.stopping.send(true);
+    admin::listeners_closed();
     for a in &acceptors {
         a.abort();
     }
@@ -551,7 +539,7 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match admin::accept(&listener).await {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off a little instead of spinning.
@@ -589,11 +577,15 @@ async fn accept_loop(
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _guard = guard;
+            let _sess = admin::session_opened(&fe, peer);
             match fe.mode {
                 Mode::Tcp => tcp::session(fe, stream, acc).await,
                 Mode::Http => {
                     let stop = shared.stopping.subscribe();
-                    http::session(fe, stream, acc, stop).await
+                    tokio::select! {
+                        _ = http::session(fe, stream, acc, stop) => {}
+                        _ = _sess.killed() => {}
+                    }
                 }
             }
         });

@@ -1,7 +1,7 @@
 //! Keywords of the `global` section.
 
 use super::{DocRow, LineCtx, Status};
-use crate::config::ir::{Global, Located};
+use crate::config::ir::{CliLevel, Global, Located, StatsAddr, StatsSocket};
 use crate::config::values::{parse_time_ms, parse_uint};
 
 pub type GlobalParse = fn(&mut LineCtx, &mut Global, &[String]);
@@ -72,7 +72,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ("lua-load", U, None),
     ("lua-load-per-thread", U, None),
     ("lua-prepend-path", U, None),
-    ("master-worker", U, None),
+    ("master-worker", I, Some(g_master_worker)),
     ("max-spread-checks", N(TUNING), None),
     ("maxcompcpuusage", N(TUNING), None),
     ("maxcomprate", N(TUNING), None),
@@ -130,7 +130,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ("ssl-load-extra-del-ext", N(SSL), None),
     ("ssl-server-verify", N(SSL), None),
     ("ssl-skip-self-issued-ca", N(SSL), None),
-    ("stats", U, Some(g_stats)),
+    ("stats", I, Some(g_stats)),
     (
         "strict-limits",
         N("rhaproxy always fails when it cannot raise its limits"),
@@ -382,6 +382,10 @@ fn g_pidfile(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
         return;
     }
     match a.get(1).filter(|s| !s.is_empty()) {
+        Some(_) if a.len() > 2 => ctx.alert(format!(
+            "'pidfile' cannot handle unexpected argument '{}'.",
+            a[2]
+        )),
         Some(v) => g.pidfile = Some(Located::new(v.clone(), ctx.loc.clone())),
         None => ctx.alert("'pidfile' expects a file name as an argument."),
     }
@@ -457,12 +461,17 @@ fn g_hostname(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
 
 fn g_stats(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     match a.get(1).map(String::as_str) {
-        Some("timeout") => match a.get(2).map(|s| parse_time_ms(s)) {
-            Some(Ok(v)) => g.stats_timeout = Some(Located::new(v, ctx.loc.clone())),
-            _ => ctx.alert("'stats timeout' expects a timeout in milliseconds."),
+        Some("timeout") => match parse_time_ms(a.get(2).map(String::as_str).unwrap_or("")) {
+            Ok(v) if v > 0 => g.stats_timeout = Some(Located::new(v, ctx.loc.clone())),
+            Ok(_) => ctx.alert("'stats timeout' expects a positive value"),
+            Err(c) => ctx.alert(format!("'stats timeout' : unexpected character '{c}'")),
         },
         Some("maxconn") => {}
-        Some("socket") => ctx.unsupported("stats socket", "global"),
+        Some("socket") => {
+            if let Some(s) = stats_socket(ctx, a) {
+                g.stats_sockets.push(Located::new(s, ctx.loc.clone()));
+            }
+        }
         Some("bind-process") => {}
         _ => ctx.alert(
             "'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' (got '')."
@@ -472,6 +481,134 @@ fn g_stats(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
                 ),
         ),
     }
+}
+
+fn g_master_worker(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    match a.get(1).map(String::as_str) {
+        None | Some("") | Some("no-exit-on-failure") => {
+            g.master_worker = Some(ctx.loc.clone());
+        }
+        Some(_) => ctx.alert("'master-worker' only supports 'no-exit-on-failure' option."),
+    }
+}
+
+/// `stats socket <addr> [param*]`.
+fn stats_socket(ctx: &mut LineCtx, a: &[String]) -> Option<StatsSocket> {
+    let Some(addr) = a.get(2).filter(|s| !s.is_empty()) else {
+        ctx.alert("'stats socket' in global section expects an address or a path to a UNIX socket");
+        return None;
+    };
+    let addr = if let Some(path) = addr.strip_prefix("unix@") {
+        StatsAddr::Unix(path.to_string())
+    } else if addr.starts_with('/') || addr.starts_with('.') || !addr.contains(':') {
+        StatsAddr::Unix(addr.clone())
+    } else {
+        let rest = addr
+            .strip_prefix("ipv4@")
+            .or(addr.strip_prefix("ipv6@"))
+            .or(addr.strip_prefix("tcp@"))
+            .or(addr.strip_prefix("tcp4@"))
+            .or(addr.strip_prefix("tcp6@"))
+            .unwrap_or(addr);
+        let parsed = rest.parse::<std::net::SocketAddr>().ok().or_else(|| {
+            let (h, p) = rest.rsplit_once(':')?;
+            let ip: std::net::IpAddr = match h {
+                "" | "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                h => h.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
+            };
+            Some(std::net::SocketAddr::new(ip, p.parse().ok()?))
+        });
+        match parsed {
+            Some(sa) => StatsAddr::Tcp(sa),
+            None => {
+                ctx.alert(format!(
+                    "'stats socket' : address '{addr}' is not supported by rhaproxy yet (UNIX path or IP:port)."
+                ));
+                return None;
+            }
+        }
+    };
+    let mut s = StatsSocket {
+        addr,
+        mode: None,
+        uid: None,
+        gid: None,
+        level: CliLevel::Operator,
+        expose_fd: false,
+    };
+    let mut i = 3;
+    let fail = |ctx: &mut LineCtx, m: String| -> Option<StatsSocket> {
+        ctx.alert(format!("'stats socket' : '{m}'"));
+        None
+    };
+    while i < a.len() {
+        let kw = a[i].as_str();
+        let v = a.get(i + 1).map(String::as_str).unwrap_or("");
+        match kw {
+            "" => {
+                i += 1;
+                continue;
+            }
+            "level" => match v {
+                "" => return fail(ctx, "'level' : missing level".into()),
+                "user" => s.level = CliLevel::User,
+                "operator" => s.level = CliLevel::Operator,
+                "admin" => s.level = CliLevel::Admin,
+                o => {
+                    return fail(
+                        ctx,
+                        format!(
+                            "'level' only supports 'user', 'operator', and 'admin' (got '{o}')"
+                        ),
+                    );
+                }
+            },
+            "mode" => match u32::from_str_radix(v, 8) {
+                Ok(m) if !v.is_empty() => s.mode = Some(m),
+                _ => {
+                    return fail(
+                        ctx,
+                        format!("'mode' : missing or invalid mode '{v}' (octal integer expected)"),
+                    );
+                }
+            },
+            "expose-fd" => match v {
+                "listeners" => s.expose_fd = true,
+                o => {
+                    return fail(
+                        ctx,
+                        format!("'expose-fd' only supports 'listeners' (got '{o}')"),
+                    );
+                }
+            },
+            "uid" | "gid" => match v.parse::<u32>() {
+                Ok(n) if kw == "uid" => s.uid = Some(n),
+                Ok(n) => s.gid = Some(n),
+                Err(_) => {
+                    return fail(ctx, format!("'{kw}' : missing or invalid {kw} '{v}'"));
+                }
+            },
+            "user" => match nix::unistd::User::from_name(v) {
+                Ok(Some(u)) => s.uid = Some(u.uid.as_raw()),
+                _ => return fail(ctx, format!("'user' : unknown user '{v}'")),
+            },
+            "group" => match nix::unistd::Group::from_name(v) {
+                Ok(Some(gr)) => s.gid = Some(gr.gid.as_raw()),
+                _ => return fail(ctx, format!("'group' : unknown group '{v}'")),
+            },
+            "maxconn" | "backlog" | "name" | "id" | "process" | "thread" | "nice" => {}
+            "accept-proxy" | "defer-accept" | "transparent" | "v4v6" | "v6only" => {
+                i += 1;
+                continue;
+            }
+            o => {
+                ctx.alert(format!("'stats socket' : unknown keyword '{o}'."));
+                return None;
+            }
+        }
+        i += 2;
+    }
+    Some(s)
 }
 
 fn g_tune(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
