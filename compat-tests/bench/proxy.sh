@@ -14,7 +14,7 @@
 #                malformed request must get the proxy's own 400, not nginx's), `mode tcp`
 #                otherwise; `tcp`/`http` force it.
 #
-# Needs wrk, nginx, haproxy, taskset; the `usesrc clientip` rows need root. Prints a Markdown
+# Needs wrk, nginx, haproxy, taskset, rustc; the `usesrc clientip` rows need root. Prints a Markdown
 # table on stdout, progress on stderr. Kills only the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --idle) IDLE=$2; shift 2 ;;
     --idle-runs) IDLE_RUNS=$2; shift 2 ;;
     --http-mode) HTTP_MODE=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
