@@ -527,7 +527,7 @@ pub async fn session(
             }
             let (tmo, on_to) = http1::head_wait(first, cbuf.len(), &head_to);
             let idle_wait = cbuf.is_empty() && !first;
-            if idle_wait && *stop.borrow() {
+            if idle_wait && super::is_stopping() {
                 return;
             }
             let r = tokio::select! {
@@ -558,7 +558,8 @@ pub async fn session(
         first = false;
         txn.head_done = Some(Instant::now());
         txn.bytes_in = htx_size(req.head_len, req.headers.len());
-        txn.request_line = Some(
+        let logged = fe.log().is_some();
+        txn.request_line = logged.then(|| {
             format!(
                 "{} {} HTTP/{}.{}",
                 String::from_utf8_lossy(&req.method),
@@ -566,9 +567,11 @@ pub async fn session(
                 req.version.major,
                 req.version.minor
             )
-            .into_bytes(),
-        );
-        txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+            .into_bytes()
+        });
+        if logged {
+            txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+        }
         cbuf.drain(..req.head_len);
 
         let Some(be) = fe.backend.clone() else {
@@ -581,7 +584,7 @@ pub async fn session(
         txn.be = Some(Arc::clone(&be));
         let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
-        if *stop.borrow() {
+        if super::is_stopping() {
             plan.client_keep_alive = false;
         }
         let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
@@ -749,7 +752,7 @@ pub async fn session(
             }
             let r = exchange(
                 &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
-                was_reused, &stop, &mut txn,
+                was_reused, &mut txn,
             )
             .await;
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
@@ -807,7 +810,7 @@ pub async fn session(
                 };
                 drop(slot);
                 // The request was sent whole: HAProxy keeps the client connection.
-                let keep = plan.client_keep_alive && !*stop.borrow();
+                let keep = plan.client_keep_alive && !super::is_stopping();
                 txn.status = status as i32;
                 match status {
                     504 => txn.set_term(b's', b'H'),
@@ -912,7 +915,6 @@ async fn exchange(
     req_11: bool,
     plan: http1::ConnPlan,
     was_reused: bool,
-    stop: &watch::Receiver<bool>,
     txn: &mut TxnLog,
 ) -> RespEnd {
     let ServerConn {
@@ -996,7 +998,7 @@ async fn exchange(
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
         let mut plan2 = http1::finish_client_plan(plan, &resp);
-        if *stop.borrow() {
+        if super::is_stopping() {
             plan2.client_keep_alive = false;
         }
         if !req_done_flag.load(std::sync::atomic::Ordering::Relaxed) {

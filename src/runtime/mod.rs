@@ -85,6 +85,13 @@ impl Frontend {
     }
 }
 
+/// Set once a soft stop began (read on the request path without any lock).
+pub static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn is_stopping() -> bool {
+    STOPPING.load(Ordering::Acquire)
+}
+
 /// Connections in progress in the process (`%ac`).
 pub static ACTCONN: AtomicUsize = AtomicUsize::new(0);
 
@@ -481,6 +488,7 @@ async fn serve(
         None => std::future::pending::<()>().await,
     }
     // Soft stop: close the listeners, let sessions finish.
+    STOPPING.store(true, Ordering::Release);
     let _ = shared.stopping.send(true);
     admin::listeners_closed();
     for a in &acceptors {
