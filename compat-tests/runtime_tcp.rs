@@ -730,7 +730,7 @@ listen li
 fn global_maxconn_leaves_connections_in_the_backlog() {
     for imp in Impl::all("global_maxconn_leaves_connections_in_the_backlog") {
         let dir = TempDir::new("gmax");
-        let p = free_ports(2);
+        let p = free_ports(3);
         let _b = Backend::start("e", p[1], Behavior::LineEcho);
         let cfg = format!(
             "global
@@ -738,11 +738,12 @@ fn global_maxconn_leaves_connections_in_the_backlog() {
 {DEFAULTS}
 listen li
     bind 127.0.0.1:{}
+    bind 127.0.0.1:{}
     server e 127.0.0.1:{}
 ",
-            p[0], p[1]
+            p[0], p[2], p[1]
         );
-        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[2]]);
         let greet = |s: &std::net::TcpStream, to: Duration| -> Option<String> {
             s.set_read_timeout(Some(to)).unwrap();
             let mut r = BufReader::new(s.try_clone().unwrap());
@@ -752,6 +753,10 @@ listen li
                 _ => None,
             }
         };
+        // An idle listener does not hold the only slot: the second bind is served.
+        let z = connect_from(None, p[2]).unwrap();
+        assert_eq!(greet(&z, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        drop(z);
         let a = connect_from(None, p[0]).unwrap();
         assert_eq!(greet(&a, SOON).as_deref(), Some("e\n"), "{imp:?}");
         // The kernel completes the handshake, but the proxy does not accept it yet.
@@ -809,4 +814,82 @@ listen only6
     if all.len() == 2 {
         assert_eq!(all[0], all[1]);
     }
+}
+
+#[test]
+fn fin_timeouts_after_half_close() {
+    for imp in Impl::all("fin_timeouts_after_half_close") {
+        let dir = TempDir::new("fin");
+        let p = free_ports(3);
+        let _hold = Backend::start("hold", p[2], Behavior::Hold);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+listen sfin
+    bind 127.0.0.1:{}
+    timeout server-fin 400ms
+    server s 127.0.0.1:{}
+listen nofin
+    bind 127.0.0.1:{}
+    timeout server 1500ms
+    server s 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        // The client sends its FIN, the proxy passes it on, the server never closes: once
+        // half-closed, `timeout server-fin` (not `timeout server`) bounds the wait.
+        for (port, min, max) in [(p[0], 300u128, 1300u128), (p[1], 1300, 10000)] {
+            let t = Instant::now();
+            let out = tcp_exchange(port, None, b"x").unwrap_or_default();
+            let el = t.elapsed().as_millis();
+            assert_eq!(out, "", "{imp:?}");
+            assert!(
+                el >= min && el < max,
+                "{imp:?} port {port}: {el}ms, expected {min}..{max}"
+            );
+        }
+    }
+}
+
+#[test]
+fn backend_queue_serves_every_waiter() {
+    let dir = TempDir::new("qstress");
+    let p = free_ports(3);
+    let _a = Backend::start("a", p[1], Behavior::EchoAfterEof);
+    let _b = Backend::start("b", p[2], Behavior::EchoAfterEof);
+    let cfg = format!(
+        "global
+    nbthread 2
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+    timeout queue 15s
+listen li
+    bind 127.0.0.1:{}
+    balance leastconn
+    server a 127.0.0.1:{} maxconn 1
+    server b 127.0.0.1:{} maxconn 1
+",
+        p[0], p[1], p[2]
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+    let port = p[0];
+    let t = Instant::now();
+    let hs: Vec<_> = (0..40)
+        .map(|i| thread::spawn(move || tcp_exchange(port, None, format!("m{i}").as_bytes())))
+        .collect();
+    for (i, h) in hs.into_iter().enumerate() {
+        let out = h.join().unwrap().unwrap();
+        assert!(
+            out == format!("a:m{i}") || out == format!("b:m{i}"),
+            "{i}: {out:?}"
+        );
+    }
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
 }

@@ -493,17 +493,13 @@ fn rhaproxy_http_paths_iptables() {
     );
 }
 
-/// Runtime bug (reported, not fixed here). HTTP mode, `usesrc client` (client IP *and port*):
-/// 20 client connections with 3 requests each; the echo server closes after every response,
-/// so each request needs a new server connection from the same client IP:port.
-/// HAProxy 2.6: 60/60. rhaproxy's HTTP runtime keeps the previous, server-closed connection
-/// open until the next one is connected, so that connect() fails with EADDRNOTAVAIL, the retry
-/// 1 s later too, and the client gets a 503 (2 to 8 of the 20 connections; strace shows
-/// `bind(10.10.1.4:46006) = 0; connect(10.10.2.3:80) = -1 EADDRNOTAVAIL`, and the old socket
-/// is shut down and closed only after the 503 is sent).
-/// Run with `cargo test --test tproxy_netns -- --ignored` to see it fail.
+/// HTTP mode, `usesrc client` (client IP *and port*): 20 client connections with 3 requests
+/// each; the echo server closes after every response, so each request needs a new server
+/// connection from the same client IP:port. HAProxy 2.6: 60/60. (Was a runtime bug: the
+/// previous, server-closed connection stayed open until the next one was connected, so
+/// connect() failed with EADDRNOTAVAIL; fixed in the runtime branch: a server `Connection:
+/// close` is never reused and a dead connection is closed before its replacement.)
 #[test]
-#[ignore = "runtime bug: HTTP mode connects the next usesrc-client server connection before closing the old one (EADDRNOTAVAIL, 503)"]
 fn rhaproxy_http_usesrc_client_keepalive() {
     let test = "rhaproxy_http_usesrc_client_keepalive";
     if !netns::can_run(test) {

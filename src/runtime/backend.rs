@@ -146,6 +146,8 @@ pub struct Backend {
     freed: Notify,
     /// Requests waiting in the backend queue.
     waiting: AtomicUsize,
+    /// Requests registered for slot wake-ups (waiting, or about to).
+    picking: AtomicUsize,
     pub cum_conns: AtomicU64,
     /// Sessions/transactions using this backend now (`%bc`).
     pub active: AtomicUsize,
@@ -219,7 +221,26 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.permit.take();
         self.guard.take();
-        self.be.freed.notify_waiters();
+        // Wake requests waiting for a slot, if any (no lock taken otherwise).
+        if self.be.picking.load(Ordering::SeqCst) > 0 {
+            self.be.freed.notify_waiters();
+        }
+    }
+}
+
+/// Counts a request looking for a slot after a first failed attempt.
+struct Picking<'a>(&'a AtomicUsize);
+
+impl<'a> Picking<'a> {
+    fn new(c: &'a AtomicUsize) -> Picking<'a> {
+        c.fetch_add(1, Ordering::SeqCst);
+        Picking(c)
+    }
+}
+
+impl Drop for Picking<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -365,6 +386,7 @@ impl Backend {
             httpchk,
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
+            picking: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             active_up: AtomicU32::new(active_up),
@@ -419,10 +441,16 @@ impl Backend {
         avoid: Option<usize>,
     ) -> Result<Slot, ConnectError> {
         let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        // The first attempt takes no lock at all; only when it finds every candidate full does
+        // the request register for wake-ups (then retries once before sleeping).
+        let mut first = true;
         loop {
+            let _picking = (!first).then(|| Picking::new(&self.picking));
             let notified = self.freed.notified();
             tokio::pin!(notified);
-            notified.as_mut().enable();
+            if !first {
+                notified.as_mut().enable();
+            }
             match self.lb.pick(key, avoid) {
                 Some(i) => {
                     if let Some(slot) = self.try_slot(i) {
@@ -454,6 +482,10 @@ impl Backend {
                         return Err(ConnectError::NoServer);
                     }
                 }
+            }
+            if first {
+                first = false;
+                continue;
             }
             // Every candidate is saturated: wait in the backend queue.
             self.waiting.fetch_add(1, Ordering::AcqRel);

@@ -538,6 +538,7 @@ pub async fn session(
                 Ok(0) | Err(IoEnd::Io) => {
                     txn.status = 400;
                     txn.set_term(b'C', b'R');
+                    txn.bytes_in = cbuf.len() as u64;
                     return;
                 }
                 Ok(_) => {

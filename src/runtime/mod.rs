@@ -433,7 +433,15 @@ async fn serve(
     let mut acceptors = Vec::new();
     for (fi, b, bind_max) in bound {
         admin::register_listener(fi, &b.socket);
-        let listener = match tokio::net::TcpListener::from_std(b.socket) {
+        // SAFETY: the AsyncFd owns the std listener, whose fd stays open and the same for the
+        // AsyncFd's whole life.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                b.socket,
+                tokio::io::Interest::READABLE,
+            )
+        };
+        let listener = match registered.map_err(|e| e.into_parts().1) {
             Ok(l) => l,
             Err(e) => {
                 alert_line(&format!("cannot register listener {}: {e}", b.addr));
@@ -524,12 +532,17 @@ async fn serve(
 async fn accept_loop(
     shared: Arc<Shared>,
     fi: usize,
-    listener: tokio::net::TcpListener,
+    listener: tokio::io::unix::AsyncFd<std::net::TcpListener>,
     bind_max: Arc<Semaphore>,
 ) {
     let fe = Arc::clone(&shared.frontends[fi]);
     loop {
-        // Connection limits: leave connections in the backlog while a limit is reached.
+        // Wait for a pending connection first, then for the connection limits: while a limit
+        // is reached the connection stays in the kernel's backlog, and no listener holds a
+        // slot while idle (which would starve the other listeners).
+        let Ok(mut ready) = listener.readable().await else {
+            return;
+        };
         let Ok(p1) = Arc::clone(&shared.global_maxconn).acquire_owned().await else {
             return;
         };
@@ -539,8 +552,15 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
-        let (stream, peer) = match admin::accept(&listener).await {
+        // Never while the listeners are paused (SIGTTOU).
+        admin::wait_resumed().await;
+        let (stream, peer) = match listener.get_ref().accept() {
             Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Another worker took it (or it went away): wait for the next one.
+                ready.clear_ready();
+                continue;
+            }
             Err(e) => {
                 // EMFILE and friends: back off a little instead of spinning.
                 if !matches!(
@@ -551,6 +571,12 @@ async fn accept_loop(
                 }
                 continue;
             }
+        };
+        drop(ready);
+        let _ = stream.set_nonblocking(true);
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(_) => continue,
         };
         let _ = stream.set_nodelay(true);
         shared.active.fetch_add(1, Ordering::AcqRel);
