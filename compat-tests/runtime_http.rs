@@ -983,3 +983,90 @@ listen li
         out
     });
 }
+
+/// Whole responses byte for byte (head rewriting, chunked re-encoding, error pages): the
+/// same bytes as HAProxy for each request.
+#[test]
+fn raw_responses_match_haproxy_byte_for_byte() {
+    differential("raw_responses_match_haproxy_byte_for_byte", |imp| {
+        let dir = TempDir::new("raw");
+        let p = free_ports(2);
+        let _s1 = Backend::start("s1", p[1], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let reqs = [
+            "GET /chunkext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /status/204 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;e=1\r\nabc\r\n0\r\nX-Tr: v\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Mixed-Case: Value\r\n\r\n",
+        ];
+        let mut out = Vec::new();
+        for r in reqs {
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            c.send(r).unwrap();
+            let mut all = Vec::new();
+            let _ = c.r.read_to_end(&mut all);
+            out.push(String::from_utf8_lossy(&all).into_owned());
+        }
+        assert!(
+            out[0].ends_with("\r\n\r\n2\r\nhi\r\n0\r\nx-t: 1\r\n\r\n"),
+            "{imp:?} {:?}",
+            out[0]
+        );
+        out
+    });
+}
+
+#[test]
+fn maxqueue_refuses_beyond_the_server_queue() {
+    differential("maxqueue_refuses_beyond_the_server_queue", |imp| {
+        let dir = TempDir::new("maxq");
+        let p = free_ports(2);
+        let s1 = Backend::start("s1", p[1], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    balance source
+    timeout queue 10s
+    server s1 127.0.0.1:{} maxconn 1 maxqueue 1
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let port = p[0];
+        let slow = |ms: u64| {
+            thread::spawn(move || {
+                http_once(port, &format!("GET /slow/{ms} HTTP/1.1\r\nHost: x\r\n\r\n"))
+                    .map(|r| r.status)
+                    .unwrap_or(0)
+            })
+        };
+        let a = slow(1500);
+        wait_until("A at the server", SOON, || {
+            s1.inflight.load(std::sync::atomic::Ordering::Acquire) >= 1
+        });
+        let b = slow(10);
+        thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let c = http_once(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let fast = t.elapsed() < Duration::from_millis(1000);
+        let out = vec![
+            format!("C {} fast={fast}", c.status),
+            format!("A {}", a.join().unwrap()),
+            format!("B {}", b.join().unwrap()),
+        ];
+        assert_eq!(out, ["C 503 fast=true", "A 200", "B 200"], "{imp:?}");
+        out
+    });
+}

@@ -99,8 +99,20 @@ listen li
 
 #[test]
 fn source_hash_stickiness_matches_haproxy() {
+    source_hash_case("source_hash_stickiness_matches_haproxy", "127.0.0.1");
+}
+
+/// On a dual-stack listener IPv4 clients arrive as `::ffff:a.b.c.d`; HAProxy hashes that IPv6
+/// form, so the chosen servers differ from the IPv4 listener's, and rhaproxy must follow.
+#[test]
+fn source_hash_on_v4v6_listener_matches_haproxy() {
+    source_hash_case("source_hash_on_v4v6_listener_matches_haproxy", "[::]");
+}
+
+fn source_hash_case(name: &str, bind_host: &str) {
+    let v4v6 = if bind_host == "[::]" { " v4v6" } else { "" };
     let mut maps = Vec::new();
-    for imp in Impl::all("source_hash_stickiness_matches_haproxy") {
+    for imp in Impl::all(name) {
         let dir = TempDir::new("src");
         let p = free_ports(5);
         let _b: Vec<Backend> = (0..4)
@@ -109,7 +121,7 @@ fn source_hash_stickiness_matches_haproxy() {
         let cfg = format!(
             "{DEFAULTS}
 listen li
-    bind 127.0.0.1:{}
+    bind {bind_host}:{}{v4v6}
     balance source
     server s1 127.0.0.1:{}
     server s2 127.0.0.1:{} weight 2
@@ -718,7 +730,7 @@ listen li
 fn global_maxconn_leaves_connections_in_the_backlog() {
     for imp in Impl::all("global_maxconn_leaves_connections_in_the_backlog") {
         let dir = TempDir::new("gmax");
-        let p = free_ports(2);
+        let p = free_ports(3);
         let _b = Backend::start("e", p[1], Behavior::LineEcho);
         let cfg = format!(
             "global
@@ -726,11 +738,12 @@ fn global_maxconn_leaves_connections_in_the_backlog() {
 {DEFAULTS}
 listen li
     bind 127.0.0.1:{}
+    bind 127.0.0.1:{}
     server e 127.0.0.1:{}
 ",
-            p[0], p[1]
+            p[0], p[2], p[1]
         );
-        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[2]]);
         let greet = |s: &std::net::TcpStream, to: Duration| -> Option<String> {
             s.set_read_timeout(Some(to)).unwrap();
             let mut r = BufReader::new(s.try_clone().unwrap());
@@ -740,6 +753,10 @@ listen li
                 _ => None,
             }
         };
+        // An idle listener does not hold the only slot: the second bind is served.
+        let z = connect_from(None, p[2]).unwrap();
+        assert_eq!(greet(&z, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        drop(z);
         let a = connect_from(None, p[0]).unwrap();
         assert_eq!(greet(&a, SOON).as_deref(), Some("e\n"), "{imp:?}");
         // The kernel completes the handshake, but the proxy does not accept it yet.
@@ -748,4 +765,131 @@ listen li
         drop(a);
         assert_eq!(greet(&b, SOON).as_deref(), Some("e\n"), "{imp:?}");
     }
+}
+
+#[test]
+fn ipv6_binds_v4v6_and_v6only() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        println!("SKIPPED ipv6_binds_v4v6_and_v6only: no IPv6 loopback");
+        return;
+    }
+    let mut all = Vec::new();
+    for imp in Impl::all("ipv6_binds_v4v6_and_v6only") {
+        let dir = TempDir::new("v6");
+        let p = free_ports(3);
+        let b = Backend::start("s", p[2], Behavior::Name);
+        let cfg = format!(
+            "{DEFAULTS}
+listen dual
+    bind :::{} v4v6
+    server s 127.0.0.1:{}
+listen only6
+    bind :::{} v6only
+    server s 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let via = |addr: &str| -> String {
+            match std::net::TcpStream::connect(addr) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(SOON)).unwrap();
+                    let mut out = String::new();
+                    let _ = s.read_to_string(&mut out);
+                    out.trim().to_string()
+                }
+                Err(e) => format!("error {:?}", e.kind()),
+            }
+        };
+        let out = vec![
+            via(&format!("127.0.0.1:{}", p[0])),
+            via(&format!("[::1]:{}", p[0])),
+            via(&format!("127.0.0.1:{}", p[1])),
+            via(&format!("[::1]:{}", p[1])),
+        ];
+        assert_eq!(out, ["s", "s", "error ConnectionRefused", "s"], "{imp:?}");
+        assert_eq!(b.accepted(), 3);
+        all.push(out);
+    }
+    if all.len() == 2 {
+        assert_eq!(all[0], all[1]);
+    }
+}
+
+#[test]
+fn fin_timeouts_after_half_close() {
+    for imp in Impl::all("fin_timeouts_after_half_close") {
+        let dir = TempDir::new("fin");
+        let p = free_ports(3);
+        let _hold = Backend::start("hold", p[2], Behavior::Hold);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+listen sfin
+    bind 127.0.0.1:{}
+    timeout server-fin 400ms
+    server s 127.0.0.1:{}
+listen nofin
+    bind 127.0.0.1:{}
+    timeout server 1500ms
+    server s 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        // The client sends its FIN, the proxy passes it on, the server never closes: once
+        // half-closed, `timeout server-fin` (not `timeout server`) bounds the wait.
+        for (port, min, max) in [(p[0], 300u128, 1300u128), (p[1], 1300, 10000)] {
+            let t = Instant::now();
+            let out = tcp_exchange(port, None, b"x").unwrap_or_default();
+            let el = t.elapsed().as_millis();
+            assert_eq!(out, "", "{imp:?}");
+            assert!(
+                el >= min && el < max,
+                "{imp:?} port {port}: {el}ms, expected {min}..{max}"
+            );
+        }
+    }
+}
+
+#[test]
+fn backend_queue_serves_every_waiter() {
+    let dir = TempDir::new("qstress");
+    let p = free_ports(3);
+    let _a = Backend::start("a", p[1], Behavior::EchoAfterEof);
+    let _b = Backend::start("b", p[2], Behavior::EchoAfterEof);
+    let cfg = format!(
+        "global
+    nbthread 2
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+    timeout queue 15s
+listen li
+    bind 127.0.0.1:{}
+    balance leastconn
+    server a 127.0.0.1:{} maxconn 1
+    server b 127.0.0.1:{} maxconn 1
+",
+        p[0], p[1], p[2]
+    );
+    let _px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+    let port = p[0];
+    let t = Instant::now();
+    let hs: Vec<_> = (0..40)
+        .map(|i| thread::spawn(move || tcp_exchange(port, None, format!("m{i}").as_bytes())))
+        .collect();
+    for (i, h) in hs.into_iter().enumerate() {
+        let out = h.join().unwrap().unwrap();
+        assert!(
+            out == format!("a:m{i}") || out == format!("b:m{i}"),
+            "{i}: {out:?}"
+        );
+    }
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
 }

@@ -493,17 +493,13 @@ fn rhaproxy_http_paths_iptables() {
     );
 }
 
-/// Runtime bug (reported, not fixed here). HTTP mode, `usesrc client` (client IP *and port*):
-/// 20 client connections with 3 requests each; the echo server closes after every response,
-/// so each request needs a new server connection from the same client IP:port.
-/// HAProxy 2.6: 60/60. rhaproxy's HTTP runtime keeps the previous, server-closed connection
-/// open until the next one is connected, so that connect() fails with EADDRNOTAVAIL, the retry
-/// 1 s later too, and the client gets a 503 (2 to 8 of the 20 connections; strace shows
-/// `bind(10.10.1.4:46006) = 0; connect(10.10.2.3:80) = -1 EADDRNOTAVAIL`, and the old socket
-/// is shut down and closed only after the 503 is sent).
-/// Run with `cargo test --test tproxy_netns -- --ignored` to see it fail.
+/// HTTP mode, `usesrc client` (client IP *and port*): 20 client connections with 3 requests
+/// each; the echo server closes after every response, so each request needs a new server
+/// connection from the same client IP:port. HAProxy 2.6: 60/60. (Was a runtime bug: the
+/// previous, server-closed connection stayed open until the next one was connected, so
+/// connect() failed with EADDRNOTAVAIL; fixed in the runtime branch: a server `Connection:
+/// close` is never reused and a dead connection is closed before its replacement.)
 #[test]
-#[ignore = "runtime bug: HTTP mode connects the next usesrc-client server connection before closing the old one (EADDRNOTAVAIL, 503)"]
 fn rhaproxy_http_usesrc_client_keepalive() {
     let test = "rhaproxy_http_usesrc_client_keepalive";
     if !netns::can_run(test) {
@@ -1309,32 +1305,15 @@ fn sockopt_relay_in_lab(fw: Firewall, test: &str) {
     }
 }
 
-/// T12: with conntrack forced on and `ct state invalid drop` everywhere, every transparent mode
-/// still works (the spoofed server connections are not seen as invalid).
-#[test]
-fn haproxy_paths_with_conntrack_invalid_drop() {
-    let test = "haproxy_paths_with_conntrack_invalid_drop";
-    if !haproxy_available(test) {
-        return;
-    }
-    let mut lab = Lab::up(test).expect("lab up");
-    lab.firewall(Firewall::Nft, true, true).unwrap();
-    lab.feed(
-        Role::Lb,
-        &["nft", "-f", "-"],
-        "table inet rhxct {
+const CT_INVALID_DROP: &str = "table inet rhxct {
   chain input { type filter hook input priority filter; policy accept; ct state invalid counter drop; }
   chain forward { type filter hook forward priority filter; policy accept; ct state invalid counter drop; }
   chain output { type filter hook output priority filter; policy accept; ct state invalid counter drop; }
 }
-",
-    )
-    .unwrap();
-    lab.start_echo_servers().unwrap();
-    lab.start_proxy(HAPROXY, "haproxy", &full_config(), FULL_PORTS)
-        .unwrap();
-    check_transparent_paths(&lab, Firewall::Nft);
-    // conntrack did see the connections
+";
+
+/// After the paths ran: conntrack saw the connections and dropped nothing as invalid.
+fn assert_conntrack_clean(lab: &Lab) {
     let tracked = lab
         .sh(
             Role::Lb,
@@ -1353,6 +1332,50 @@ fn haproxy_paths_with_conntrack_invalid_drop() {
             .all(|l| l.contains("packets 0 ")),
         "packets dropped as invalid:\n{counters}"
     );
+}
+
+/// T12: with conntrack forced on and `ct state invalid drop` everywhere, every transparent mode
+/// still works (the spoofed server connections are not seen as invalid).
+#[test]
+fn haproxy_paths_with_conntrack_invalid_drop() {
+    let test = "haproxy_paths_with_conntrack_invalid_drop";
+    if !haproxy_available(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.feed(Role::Lb, &["nft", "-f", "-"], CT_INVALID_DROP)
+        .unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(HAPROXY, "haproxy", &full_config(), FULL_PORTS)
+        .unwrap();
+    check_transparent_paths(&lab, Firewall::Nft);
+    assert_conntrack_clean(&lab);
+}
+
+/// T12 with rhaproxy: every TCP-mode path (usesrc clientip, client, ADDR, interception, IPv6)
+/// with conntrack on and invalid packets dropped in input, forward and output.
+#[test]
+fn rhaproxy_paths_with_conntrack_invalid_drop() {
+    let test = "rhaproxy_paths_with_conntrack_invalid_drop";
+    if !netns::can_run(test) {
+        return;
+    }
+    let mut lab = Lab::up(test).expect("lab up");
+    lab.firewall(Firewall::Nft, true, true).unwrap();
+    lab.feed(Role::Lb, &["nft", "-f", "-"], CT_INVALID_DROP)
+        .unwrap();
+    lab.intercept_range_on_srv2().unwrap();
+    lab.start_echo_servers().unwrap();
+    lab.start_proxy(
+        env!("CARGO_BIN_EXE_rhaproxy"),
+        "rhaproxy",
+        &tcp_config(),
+        TCP_PORTS,
+    )
+    .unwrap();
+    check_tcp_paths(&lab, "rhaproxy conntrack");
+    assert_conntrack_clean(&lab);
 }
 
 /// Rules loaded with iptables-legacy (read through iptables-legacy-save): the fix uses it too.

@@ -270,8 +270,7 @@ backend bk_web
     lab.firewall(Firewall::Nft, true, false).unwrap();
     lab.start_echo_servers().unwrap();
     // HAProxy 2.6 first (same config, TCP log), then rhaproxy: both close the client after the
-    // connect timeouts (HAProxy with a FIN, rhaproxy with an RST: see
-    // `connect_failure_closes_client_like_haproxy`).
+    // connect timeouts (both with a FIN: see `connect_failure_closes_client_like_haproxy`).
     for proxy in ["haproxy", RHAPROXY] {
         if proxy == "haproxy" && !netns::which(proxy) {
             continue;
@@ -295,14 +294,25 @@ backend bk_web
         );
         let kind = r.unwrap_err().kind();
         println!("T7 {proxy}: client2 closed after {took:?}: {kind:?}");
-        if proxy == "haproxy" {
+        // the log line is written when the session ends, just after the client saw it end
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let line = loop {
             let log = lab.proc(id).stdout_text();
-            assert!(
-                log.lines()
-                    .any(|l| l.starts_with("10.10.2.50:") && l.contains(" sC ")),
-                "HAProxy logs sC: {log}"
-            );
-        }
+            let line = log
+                .lines()
+                .find(|l| l.starts_with("10.10.2.50:"))
+                .map(String::from);
+            if line.is_some() || Instant::now() > deadline {
+                break line;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        println!("T7 {proxy} log: {line:?}");
+        assert!(
+            line.as_deref().is_some_and(|l| l.contains(" sC ")),
+            "{proxy} logs a connect timeout (sC): {line:?}\n{}",
+            lab.proc(id).stdout_text()
+        );
         lab.stop(id);
     }
     lab.start_proxy(RHAPROXY, "rhaproxy", cfg, &[80]).unwrap();
@@ -512,7 +522,6 @@ backend bk_web
 /// (CapBnd 000001fffeffffff in the lab) instead of only cap_net_admin (0000000000001000).
 /// Run with `cargo test --test tproxy_rhaproxy -- --ignored` to see it fail.
 #[test]
-#[ignore = "runtime bug: runtime::drop_privileges does not use from_ir::priv_drop (bounding set kept)"]
 fn rhaproxy_user_drops_bounding_set() {
     let test = "rhaproxy_user_drops_bounding_set";
     if !netns::can_run(test) {
@@ -527,15 +536,11 @@ fn rhaproxy_user_drops_bounding_set() {
     assert_eq!(status_field(&st, "CapBnd:"), "0000000000001000", "{st}");
 }
 
-/// Runtime bug (reported, not fixed here): when every connect attempt fails in `mode tcp`,
-/// HAProxy 2.6 closes the client connection with a FIN (the client reads EOF), rhaproxy resets
-/// it (the client gets ECONNRESET). rhaproxy does not read the client's bytes before the server
-/// connection exists, and `tcp::session` drops the client socket with the request still unread
-/// in the kernel's receive queue, which makes the kernel send an RST. Seen first with the
-/// same-subnet client (T7); reproduced here with a server that does not exist.
-/// Run with `cargo test --test tproxy_rhaproxy -- --ignored` to see it fail.
+/// When every connect attempt fails in `mode tcp`, HAProxy 2.6 closes the client connection
+/// with a FIN (the client reads EOF). Closing a socket whose receive queue still holds the
+/// client's unread request makes the kernel send an RST instead, so rhaproxy drains it first.
+/// Seen first with the same-subnet client (T7); reproduced here with a server that does not exist.
 #[test]
-#[ignore = "runtime bug: mode tcp connect failure resets the client (HAProxy closes with FIN)"]
 fn connect_failure_closes_client_like_haproxy() {
     let test = "connect_failure_closes_client_like_haproxy";
     if !netns::can_run(test) || !netns::which("haproxy") {

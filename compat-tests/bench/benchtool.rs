@@ -115,14 +115,18 @@ fn exchange(a: SocketAddr, req: &[u8]) -> Option<(String, String, Vec<u8>)> {
 
 fn probe(a: &str) -> i32 {
     let a = addr(a);
-    let ok = exchange(a, b"GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
-        .is_some_and(|(st, _, _)| st.split_whitespace().nth(1) == Some("200"));
-    let own_400 = exchange(a, b"GET / HTTP/1.1\r\nHost: probe\r\nBad Header\r\n\r\n")
-        .is_some_and(|(st, h, body)| {
+    let ok = exchange(
+        a,
+        b"GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n",
+    )
+    .is_some_and(|(st, _, _)| st.split_whitespace().nth(1) == Some("200"));
+    let own_400 = exchange(a, b"GET / HTTP/1.1\r\nHost: probe\r\nBad Header\r\n\r\n").is_some_and(
+        |(st, h, body)| {
             st.split_whitespace().nth(1) == Some("400")
                 && !h.to_ascii_lowercase().contains("nginx")
                 && !String::from_utf8_lossy(&body).contains("nginx")
-        });
+        },
+    );
     println!("{}", if ok && own_400 { "http" } else { "tcp" });
     0
 }

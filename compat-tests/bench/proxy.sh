@@ -4,8 +4,8 @@
 #
 # Usage: compat-tests/bench/proxy.sh [--runs N] [--duration S] [--conns C] [--idle N]
 #                                    [--idle-runs N] [--http-mode auto|tcp|http]
-#   --runs       alternating runs per throughput scenario and proxy (default 7)
-#   --duration   seconds per wrk run (default 3)
+#   --runs       alternating rounds: every scenario once per proxy each (default 9)
+#   --duration   seconds per wrk run (default 2)
 #   --conns      wrk connections (default 50)
 #   --idle       idle connections held for the RSS scenarios (default 5000)
 #   --idle-runs  alternating runs per RSS scenario and proxy (default 3)
@@ -14,13 +14,13 @@
 #                malformed request must get the proxy's own 400, not nginx's), `mode tcp`
 #                otherwise; `tcp`/`http` force it.
 #
-# Needs wrk, nginx, haproxy, taskset; the `usesrc clientip` rows need root. Prints a Markdown
+# Needs wrk, nginx, haproxy, taskset, rustc; the `usesrc clientip` rows need root. Prints a Markdown
 # table on stdout, progress on stderr. Kills only the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-RUNS=7 DUR=3 CONNS=50 IDLE=5000 IDLE_RUNS=3 HTTP_MODE=auto
+RUNS=9 DUR=2 CONNS=50 IDLE=5000 IDLE_RUNS=3 HTTP_MODE=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --idle) IDLE=$2; shift 2 ;;
     --idle-runs) IDLE_RUNS=$2; shift 2 ;;
     --http-mode) HTTP_MODE=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -252,6 +252,7 @@ wrk_run() {
   put "$sc.mibs" "$i" "$(awk -v b="$bytes" -v d="$dur" 'BEGIN { printf "%.1f", b / 1048576 / (d / 1e6) }')"
   put "$sc.p99" "$i" "$(awk -v p="$p99" 'BEGIN { printf "%.3f", p / 1000 }')"
   put "$sc.cpu100k" "$i" "$(awk -v t=$((c1 - c0)) -v k="$CLK" -v r="$req" 'BEGIN { printf "%.3f", r ? t / k * 100000 / r : 0 }')"
+  put "$sc.cpugib" "$i" "$(awk -v t=$((c1 - c0)) -v k="$CLK" -v b="$bytes" 'BEGIN { printf "%.3f", b ? t / k * 1073741824 / b : 0 }')"
   put "$sc.cpupct" "$i" "$(awk -v t=$((c1 - c0)) -v k="$CLK" -v d="$dur" 'BEGIN { printf "%.0f", t / k / (d / 1e6) * 100 }')"
   put "$sc.errors" "$i" "$((err + st))"
 }
@@ -347,11 +348,17 @@ med() { median "$tmp/res/$1.$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 sum_errors() { awk '{ s += $1 } END { print s + 0 }' "$tmp/res/$1.errors.rh" "$tmp/res/$1.errors.ha"; }
 range() { sort -g "$tmp/res/$1.$2" | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR > 1) printf " (%s–%s)", a, b }'; }
-row() { # row LABEL KEY BETTER: medians (min–max) and the ratio of the medians
+paired() { # median (min–max) of the per-round ratios rhaproxy/HAProxy (line r = round r)
+  paste "$tmp/res/$1.rh" "$tmp/res/$1.ha" | awk '$2 > 0 { printf "%.2f\n", $1 / $2 }' >"$tmp/paired"
+  [ -s "$tmp/paired" ] || { echo "n/a"; return; }
+  printf '%s%s' "$(median "$tmp/paired")" \
+    "$(sort -g "$tmp/paired" | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR > 1) printf " (%s–%s)", a, b }')"
+}
+row() { # row LABEL KEY BETTER: medians (min–max), ratio of the medians, per-round ratios
   local a b
   a=$(med "$2" rh); b=$(med "$2" ha)
-  printf '| %s | %s%s | %s%s | %s | %s |\n' "$1" "$a" "$(range "$2" rh)" "$b" "$(range "$2" ha)" \
-    "$(ratio "$a" "$b")" "$3"
+  printf '| %s | %s%s | %s%s | %s | %s | %s |\n' "$1" "$a" "$(range "$2" rh)" "$b" "$(range "$2" ha)" \
+    "$(ratio "$a" "$b")" "$(paired "$2")" "$3"
 }
 hm=$HTTP_MODE
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -362,8 +369,8 @@ echo "but for the listening ports; both run during the throughput rounds, one lo
 echo "$MODE_NOTE"
 echo "Load average before/after: $LOAD0 / $LOAD1; wall time ${ELAPSED}s."
 echo
-echo "| Scenario | rhaproxy median (min–max) | HAProxy median (min–max) | rhaproxy / HAProxy | better |"
-echo "|---|---:|---:|---:|---|"
+echo "| Scenario | rhaproxy median (min–max) | HAProxy median (min–max) | rhaproxy / HAProxy (medians) | per-round rhaproxy / HAProxy: median (min–max) | better |"
+echo "|---|---:|---:|---:|---:|---|"
 row "HTTP keep-alive, small body (mode $hm): req/s" ka.rps higher
 row "HTTP keep-alive: p99 latency (ms)" ka.p99 lower
 row "HTTP keep-alive: proxy CPU s per 100k req" ka.cpu100k lower
@@ -373,9 +380,11 @@ row "\`Connection: close\`: p99 latency (ms)" close.p99 lower
 row "\`Connection: close\`: proxy CPU s per 100k req" close.cpu100k lower
 row "\`Connection: close\`: proxy CPU %" close.cpupct "-"
 row "TCP, 1 MiB bodies: MiB/s" big.mibs higher
+row "TCP, 1 MiB bodies: proxy CPU s per GiB" big.cpugib lower
 row "TCP, 1 MiB bodies: proxy CPU %" big.cpupct "-"
 if [ "$IS_ROOT" = 1 ]; then
   row "\`usesrc clientip\`, keep-alive (mode $hm): req/s" usesrc_ka.rps higher
+  row "\`usesrc clientip\`, keep-alive: proxy CPU s per 100k req" usesrc_ka.cpu100k lower
   row "\`usesrc clientip\`, \`Connection: close\`: new conn/s" usesrc_close.rps higher
   row "\`usesrc clientip\`, \`Connection: close\`: proxy CPU s per 100k" usesrc_close.cpu100k lower
 fi
@@ -389,7 +398,7 @@ row "RSS after start and one request (KiB)" idle_tcp.rss0 lower
 echo
 if [ "$IS_ROOT" = 1 ]; then
   for i in rh ha; do
-    echo "- ${NAME[$i]}: usesrc clientip / without: keep-alive $(ratio "$(med usesrc_ka.rps $i)" "$(med ka.rps $i)"), new connections $(ratio "$(med usesrc_close.rps $i)" "$(med close.rps $i)")."
+    echo "- ${NAME[$i]}, \`usesrc clientip\` / without: keep-alive req/s $(ratio "$(med usesrc_ka.rps $i)" "$(med ka.rps $i)"), new conn/s $(ratio "$(med usesrc_close.rps $i)" "$(med close.rps $i)"); proxy CPU per 100k new connections $(ratio "$(med usesrc_close.cpu100k $i)" "$(med close.cpu100k $i)")."
   done
 else
   echo "- \`usesrc clientip\` rows skipped: not root."

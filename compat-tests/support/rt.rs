@@ -252,6 +252,9 @@ pub enum Behavior {
     LineEcho,
     /// TCP: accept and never answer (keep the socket open).
     Silent,
+    /// TCP: read until EOF, then keep the socket open without a word (a peer that never
+    /// closes its side).
+    Hold,
     /// HTTP/1.1 server answering `200` with body `NAME` (keep-alive honoured). Paths:
     /// `/slow/MS` waits MS ms before answering; `/cut` sends headers announcing 100 bytes and
     /// closes after 5; `/status/N` answers status N; `/close` answers with `Connection: close`.
@@ -409,6 +412,18 @@ fn serve(
                 }
             }
         }
+        Behavior::Hold => {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = c.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let end = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Ordering::Acquire) && Instant::now() < end {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
         Behavior::Http => serve_http(c, name, requests, heads, inflight, max_inflight)?,
     }
     Ok(())
@@ -532,6 +547,11 @@ fn serve_http(
             }
             resp.push_str("0\r\n\r\n");
             w.write_all(resp.as_bytes())?;
+            continue;
+        } else if path == "/chunkext" {
+            w.write_all(
+                format!("HTTP/1.1 200 OK\r\nX-Server: {name}\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nX-T: 1\r\n\r\n").as_bytes(),
+            )?;
             continue;
         } else if path == "/nolen" {
             w.write_all(format!("HTTP/1.1 200 OK\r\nX-Server: {name}\r\n\r\n{name}").as_bytes())?;

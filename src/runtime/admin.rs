@@ -292,29 +292,13 @@ pub fn register_listener(fe: usize, l: &std::net::TcpListener) {
 }
 
 /// Pauses or resumes each listening socket as the global (SIGTTOU) and per-frontend
-/// (`disable frontend`) states say. As HAProxy on Linux, a paused socket stops listening
-/// (`shutdown(SHUT_RD)`: new connections are refused) and resumes with `listen()` again.
-///
-/// A shut listening socket reads as closed for ever in the poller, so no task may be polling
-/// `accept` on it at that moment: the accept loops leave `accept` as soon as the state says
-/// paused, and the shutdown waits for them (see [`IN_ACCEPT`]); resumed sockets are accepted
-/// from through a fresh registration ([`registration`]).
-async fn apply_listen_state() {
+/// (`disable frontend`, `shutdown frontend`) states say. As HAProxy on Linux, a paused socket
+/// stops listening (`shutdown(SHUT_RD)`: new connections are refused) and resumes with
+/// `listen()` again. The accept loops wait in [`wait_resumed`] meanwhile, and register a
+/// resumed socket afresh ([`resume_generation`]).
+fn apply_listen_state() {
     let global = *paused_tx().borrow();
     let want = |fi: usize| global || fe_state(fi).is_some_and(|s| *s.borrow() != FE_OPEN);
-    // Wait (bounded) until no accept loop of a frontend being paused polls `accept`.
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let busy = {
-            let fds = LISTENER_FDS.lock().unwrap_or_else(|e| e.into_inner());
-            fds.iter()
-                .any(|(fi, _, paused)| !*paused && want(*fi) && in_accept(*fi) > 0)
-        };
-        if !busy || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
     let mut fds = LISTENER_FDS.lock().unwrap_or_else(|e| e.into_inner());
     for (fi, fd, paused) in fds.iter_mut() {
         let want = want(*fi);
@@ -324,7 +308,6 @@ async fn apply_listen_state() {
             unsafe {
                 if want {
                     nix::libc::shutdown(*fd, nix::libc::SHUT_RD);
-                    EVER_PAUSED.store(true, Ordering::Release);
                 } else {
                     nix::libc::listen(*fd, 65535);
                     RESUME_GEN.fetch_add(1, Ordering::AcqRel);
@@ -345,72 +328,18 @@ pub fn listeners_closed() {
 }
 
 /// SIGTTOU / SIGTTIN: pause or resume accepting.
-pub async fn set_paused(p: bool) {
+pub fn set_paused(p: bool) {
     paused_tx().send_replace(p);
-    apply_listen_state().await;
+    apply_listen_state();
 }
 
-/// Accept loops of each frontend currently polling `accept`.
-static IN_ACCEPT: OnceLock<Vec<AtomicU32>> = OnceLock::new();
-
-fn in_accept(fi: usize) -> u32 {
-    IN_ACCEPT
-        .get()
-        .and_then(|v| v.get(fi))
-        .map(|c| c.load(Ordering::SeqCst))
-        .unwrap_or(0)
-}
-
-struct InAccept(Option<&'static AtomicU32>);
-
-impl InAccept {
-    fn enter(fi: usize) -> InAccept {
-        let c = IN_ACCEPT.get().and_then(|v| v.get(fi));
-        if let Some(c) = c {
-            c.fetch_add(1, Ordering::SeqCst);
-        }
-        InAccept(c)
-    }
-}
-
-impl Drop for InAccept {
-    fn drop(&mut self) {
-        if let Some(c) = self.0 {
-            c.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-/// Set once a listener was paused: from then on accepts go through [`registration`].
-static EVER_PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-/// Bumped at every resume.
+/// Bumped at every resume: accept loops then register their socket afresh, because the
+/// poller keeps reporting a socket that was shut (paused) as closed for ever.
 static RESUME_GEN: AtomicU64 = AtomicU64::new(0);
-/// Fresh tokio registrations of resumed listeners: `(original fd, generation, listener)`.
-type Registration = (RawFd, u64, Arc<tokio::net::TcpListener>);
-static REGISTRATIONS: Mutex<Vec<Registration>> = Mutex::new(Vec::new());
 
-/// After a pause (shutdown) the poller keeps reporting the old registration as closed, so
-/// a resumed listener is accepted from through a new descriptor (`dup`) registered afresh.
-fn registration(l: &tokio::net::TcpListener) -> Option<Arc<tokio::net::TcpListener>> {
-    let fd = l.as_raw_fd();
-    let generation = RESUME_GEN.load(Ordering::Acquire);
-    let mut regs = REGISTRATIONS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = regs.iter().find(|r| r.0 == fd && r.1 == generation) {
-        return Some(Arc::clone(&r.2));
-    }
-    // SAFETY: dup(2) of a listening socket this process owns; the new descriptor is owned
-    // by the std listener built from it.
-    let dup = unsafe { nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return None;
-    }
-    // SAFETY: `dup` is a fresh descriptor nobody else owns.
-    let std_l = unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(dup) };
-    let _ = std_l.set_nonblocking(true);
-    let reg = Arc::new(tokio::net::TcpListener::from_std(std_l).ok()?);
-    regs.retain(|r| r.0 != fd);
-    regs.push((fd, generation, Arc::clone(&reg)));
-    Some(reg)
+/// See [`RESUME_GEN`].
+pub fn resume_generation() -> u64 {
+    RESUME_GEN.load(Ordering::Acquire)
 }
 
 /// Per-frontend listener state: `disable frontend` pauses, `shutdown frontend` stops.
@@ -424,63 +353,28 @@ fn fe_state(fi: usize) -> Option<&'static watch::Sender<u8>> {
     FE_STATE.get().and_then(|v| v.get(fi))
 }
 
-/// Accepts a connection for frontend `fi`, never while the listeners are paused (SIGTTOU,
-/// `disable frontend`); never again after `shutdown frontend`.
-pub async fn accept(
-    fi: usize,
-    l: &tokio::net::TcpListener,
-) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+/// Accept loops of frontend `fi` wait here while its listeners are paused (SIGTTOU,
+/// `disable frontend`), and for ever once it was shut down.
+pub async fn wait_resumed(fi: usize) {
     loop {
-        wait_resumed().await;
-        let mut frx = fe_state(fi).map(|s| s.subscribe());
-        if let Some(rx) = frx.as_mut() {
-            let st = *rx.borrow_and_update();
-            match st {
-                FE_OPEN => {}
-                FE_STOPPED => std::future::pending::<()>().await,
-                _ => {
-                    let _ = rx.wait_for(|s| *s != FE_PAUSED).await;
-                    continue;
-                }
-            }
-        }
-        let mut rx = paused_tx().subscribe();
-        let reg = if EVER_PAUSED.load(Ordering::Acquire) {
-            registration(l)
-        } else {
-            None
-        };
-        let l = reg.as_deref().unwrap_or(l);
-        let _busy = InAccept::enter(fi);
-        // Re-checked after announcing ourselves: a pause decided meanwhile either sees us
-        // here (and waits) or we see it (and leave).
-        if *paused_tx().borrow() || fe_state(fi).is_some_and(|s| *s.borrow() != FE_OPEN) {
+        let tx = paused_tx();
+        if *tx.borrow() {
+            let mut rx = tx.subscribe();
+            let _ = rx.wait_for(|p| !*p).await;
             continue;
         }
-        let fe_change = async {
-            match frx.as_mut() {
-                Some(r) => {
-                    let _ = r.changed().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
+        let Some(st) = fe_state(fi) else {
+            return;
         };
-        tokio::select! {
-            r = l.accept() => return r,
-            _ = rx.wait_for(|p| *p) => {}
-            _ = fe_change => {}
+        let state = *st.borrow();
+        match state {
+            FE_OPEN => return,
+            FE_STOPPED => std::future::pending::<()>().await,
+            _ => {}
         }
+        let mut rx = st.subscribe();
+        let _ = rx.wait_for(|s| *s != FE_PAUSED).await;
     }
-}
-
-/// Accept loops wait here while the listeners are paused.
-pub async fn wait_resumed() {
-    let tx = paused_tx();
-    if !*tx.borrow() {
-        return;
-    }
-    let mut rx = tx.subscribe();
-    let _ = rx.wait_for(|p| !*p).await;
 }
 
 /// A bound stats socket, not yet serving.
@@ -659,7 +553,6 @@ pub fn start(
         proxies[i].fullconn = (sum.div_ceil(10)).max(1) as u32;
     }
     let n = proxies.len();
-    let _ = IN_ACCEPT.set(shared.frontends.iter().map(|_| AtomicU32::new(0)).collect());
     let _ = FE_STATE.set(
         shared
             .frontends
@@ -689,7 +582,7 @@ pub fn start(
         if let Ok(mut s) = signal(SignalKind::from_raw(sig)) {
             tokio::spawn(async move {
                 while s.recv().await.is_some() {
-                    set_paused(pause).await;
+                    set_paused(pause);
                 }
             });
         }
@@ -825,7 +718,7 @@ async fn run_line<S: CliStream>(ctx: &Ctx, sess: &mut Session, s: &mut S, line: 
         let mut out = String::new();
         let action = dispatch(ctx, sess, &words, &mut out);
         if action.apply_listen {
-            apply_listen_state().await;
+            apply_listen_state();
         }
         if sess.quit {
             return true;

@@ -78,6 +78,8 @@ pub struct Server {
     pub target: ServerTarget,
     pub source: Option<SourcePolicy>,
     pub maxconn: Option<u32>,
+    /// `maxqueue`: most requests waiting in this server's queue.
+    pub maxqueue: Option<u32>,
     pub backup: bool,
     /// `disabled`: in maintenance from the start, never checked, never chosen.
     pub disabled: bool,
@@ -144,6 +146,8 @@ pub struct Backend {
     freed: Notify,
     /// Requests waiting in the backend queue.
     waiting: AtomicUsize,
+    /// Requests registered for slot wake-ups (waiting, or about to).
+    picking: AtomicUsize,
     pub cum_conns: AtomicU64,
     /// Sessions/transactions using this backend now (`%bc`).
     pub active: AtomicUsize,
@@ -217,7 +221,26 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.permit.take();
         self.guard.take();
-        self.be.freed.notify_waiters();
+        // Wake requests waiting for a slot, if any (no lock taken otherwise).
+        if self.be.picking.load(Ordering::SeqCst) > 0 {
+            self.be.freed.notify_waiters();
+        }
+    }
+}
+
+/// Counts a request looking for a slot after a first failed attempt.
+struct Picking<'a>(&'a AtomicUsize);
+
+impl<'a> Picking<'a> {
+    fn new(c: &'a AtomicUsize) -> Picking<'a> {
+        c.fetch_add(1, Ordering::SeqCst);
+        Picking(c)
+    }
+}
+
+impl Drop for Picking<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -316,6 +339,7 @@ impl Backend {
                     target: s.target.clone(),
                     source: sp.source.as_ref().map(|l| source_policy(&l.value)),
                     maxconn: sp.maxconn.filter(|&m| m > 0),
+                    maxqueue: sp.maxqueue.filter(|&m| m > 0),
                     backup: sp.backup,
                     disabled: sp.disabled,
                     slots: sp
@@ -362,6 +386,7 @@ impl Backend {
             httpchk,
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
+            picking: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             active_up: AtomicU32::new(active_up),
@@ -416,18 +441,40 @@ impl Backend {
         avoid: Option<usize>,
     ) -> Result<Slot, ConnectError> {
         let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        // The first attempt takes no lock at all; only when it finds every candidate full does
+        // the request register for wake-ups (then retries once before sleeping).
+        let mut first = true;
         loop {
+            let _picking = (!first).then(|| Picking::new(&self.picking));
             let notified = self.freed.notified();
             tokio::pin!(notified);
-            notified.as_mut().enable();
+            if !first {
+                notified.as_mut().enable();
+            }
             match self.lb.pick(key, avoid) {
                 Some(i) => {
                     if let Some(slot) = self.try_slot(i) {
                         return Ok(slot);
                     }
                     if self.hashing {
-                        // A hashed request belongs to its server: wait in that server's queue.
-                        return self.wait_server_slot(i, deadline).await;
+                        let srv = &self.servers[i];
+                        let full = srv
+                            .maxqueue
+                            .is_some_and(|m| srv.queued.load(Ordering::Acquire) >= m as usize);
+                        if !full {
+                            // A hashed request belongs to its server: wait in its queue.
+                            return self.wait_server_slot(i, deadline).await;
+                        }
+                        // `maxqueue` reached: another server with a free slot if redispatch
+                        // is allowed, else the request is refused at once.
+                        if self.redispatch {
+                            if let Some(j) = self.lb.pick(key, Some(i)).filter(|&j| j != i) {
+                                if let Some(slot) = self.try_slot(j) {
+                                    return Ok(slot);
+                                }
+                            }
+                        }
+                        return Err(ConnectError::QueueTimeout);
                     }
                 }
                 None => {
@@ -435,6 +482,10 @@ impl Backend {
                         return Err(ConnectError::NoServer);
                     }
                 }
+            }
+            if first {
+                first = false;
+                continue;
             }
             // Every candidate is saturated: wait in the backend queue.
             self.waiting.fetch_add(1, Ordering::AcqRel);

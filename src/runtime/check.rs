@@ -92,23 +92,10 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
             continue;
         }
         let was_up = srv.up.load(Ordering::Acquire);
-        if outcome.ok() {
-            if health < full {
-                health += 1;
-                if health >= cp.rise {
-                    health = full;
-                }
-            }
-            if !was_up && health >= cp.rise {
-                set_state(&be, i, true, &outcome, took);
-            }
-        } else if health > cp.rise {
-            health -= 1;
-        } else {
-            health = 0;
-            if was_up {
-                set_state(&be, i, false, &outcome, took);
-            }
+        let (h, up) = next_health(health, outcome.ok(), cp.rise, cp.fall);
+        health = h;
+        if up != was_up {
+            set_state(&be, i, up, &outcome, took);
         }
         super::admin::record_check(&be, i, &outcome, took, health);
         let wait = if health == 0 {
@@ -120,6 +107,25 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+/// One check result applied to the health counter: the new counter and whether the
+/// server is up (counter at least `rise`).
+pub fn next_health(health: u32, ok: bool, rise: u32, fall: u32) -> (u32, bool) {
+    let full = rise + fall - 1;
+    let h = if ok {
+        if health < full {
+            let h = health + 1;
+            if h >= rise { full } else { h }
+        } else {
+            health
+        }
+    } else if health > rise {
+        health - 1
+    } else {
+        0
+    };
+    (h, h >= rise)
 }
 
 fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
@@ -291,5 +297,40 @@ async fn run_check(be: &Backend, i: usize) -> Outcome {
         Outcome::L7Ok(code, reason)
     } else {
         Outcome::L7Status(code, reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_health;
+
+    fn run(start: u32, rise: u32, fall: u32, results: &[bool]) -> Vec<bool> {
+        let mut h = start;
+        results
+            .iter()
+            .map(|&ok| {
+                let (n, up) = next_health(h, ok, rise, fall);
+                h = n;
+                up
+            })
+            .collect()
+    }
+
+    #[test]
+    fn starts_up_and_falls_at_the_first_failure() {
+        // rise 2 fall 3: the counter starts at rise, so one failure takes the server down.
+        assert_eq!(run(2, 2, 3, &[false]), [false]);
+    }
+
+    #[test]
+    fn up_after_rise_then_down_after_fall() {
+        let r = run(0, 2, 3, &[true, true, false, false, false, true, true]);
+        assert_eq!(r, [false, true, true, true, false, false, true]);
+    }
+
+    #[test]
+    fn a_success_in_between_restores_full_health() {
+        let r = run(4, 2, 3, &[false, false, true, false, false, false]);
+        assert_eq!(r, [true, true, true, true, true, false]);
     }
 }

@@ -61,6 +61,8 @@ struct State {
     bytes: [AtomicU64; 2],
     /// The first side whose read timed out (`NONE` if none).
     timed_out: std::sync::atomic::AtomicU8,
+    /// Signalled when a direction is shut (timeouts may change).
+    changed: tokio::sync::Notify,
 }
 
 const NONE: u8 = 255;
@@ -99,16 +101,26 @@ async fn with_deadline<T>(
 ) -> Result<T, PumpErr> {
     tokio::pin!(fut);
     loop {
+        // A half-close elsewhere may shorten this side's timeout (`-fin`): re-evaluate then.
+        let changed = st.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         match st.deadline(side) {
-            None => return fut.await.map_err(|_| PumpErr::Io(side)),
-            Some(dl) => match tokio::time::timeout_at(dl, &mut fut).await {
-                Ok(r) => return r.map_err(|_| PumpErr::Io(side)),
-                Err(_) => {
-                    if st.deadline(side).is_some_and(|d| d > Instant::now()) {
-                        continue;
+            None => tokio::select! {
+                r = &mut fut => return r.map_err(|_| PumpErr::Io(side)),
+                _ = &mut changed => continue,
+            },
+            Some(dl) => tokio::select! {
+                r = tokio::time::timeout_at(dl, &mut fut) => match r {
+                    Ok(r) => return r.map_err(|_| PumpErr::Io(side)),
+                    Err(_) => {
+                        if st.deadline(side).is_some_and(|d| d > Instant::now()) {
+                            continue;
+                        }
+                        return Err(PumpErr::Timeout(side));
                     }
-                    return Err(PumpErr::Timeout(side));
-                }
+                },
+                _ = &mut changed => continue,
             },
         }
     }
@@ -130,6 +142,7 @@ where
                 let _ = w.shutdown().await;
                 st.sides[to].wshut.store(true, Ordering::Relaxed);
                 st.touch(to);
+                st.changed.notify_waiters();
                 let first = st.timed_out.compare_exchange(
                     NONE,
                     from as u8,
@@ -145,6 +158,7 @@ where
             let _ = w.shutdown().await;
             st.sides[to].wshut.store(true, Ordering::Relaxed);
             st.touch(to);
+            st.changed.notify_waiters();
             return Ok(());
         }
         st.touch(from);
@@ -184,6 +198,7 @@ where
         ],
         bytes: [AtomicU64::new(0), AtomicU64::new(0)],
         timed_out: std::sync::atomic::AtomicU8::new(NONE),
+        changed: tokio::sync::Notify::new(),
     };
     let mut end = run(&st, client, server, client_pending, server_pending).await;
     if end == End::Done {
@@ -253,5 +268,61 @@ fn end_of(e: PumpErr) -> End {
         PumpErr::Io(s) => End::Error {
             client: s == CLIENT,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn tmo(ms: u64) -> Timeouts {
+        let d = Some(Duration::from_millis(ms));
+        Timeouts {
+            client: SideTimeouts {
+                normal: d,
+                fin: None,
+            },
+            server: SideTimeouts {
+                normal: d,
+                fin: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn half_close_both_ways_and_byte_counts() {
+        let (client_proxy, mut client) = tokio::io::duplex(1024);
+        let (server_proxy, mut server) = tokio::io::duplex(1024);
+        let fwd = tokio::spawn(forward(client_proxy, server_proxy, tmo(5000), b"pre", b""));
+        client.write_all(b"hello").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"prehello");
+        server.write_all(b"answer").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"answer");
+        let st = fwd.await.unwrap();
+        assert_eq!(st.end, End::Done);
+        assert_eq!((st.to_server, st.to_client), (8, 6));
+    }
+
+    #[tokio::test]
+    async fn idle_client_times_out_and_half_closes() {
+        let (client_proxy, _client) = tokio::io::duplex(1024);
+        let (server_proxy, mut server) = tokio::io::duplex(1024);
+        let mut t = tmo(5000);
+        t.client.normal = Some(Duration::from_millis(300));
+        let fwd = tokio::spawn(forward(client_proxy, server_proxy, t, b"", b""));
+        // The server is told with a FIN once the client side timed out...
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        // ...and its own close ends the session, reported as a client timeout.
+        drop(server);
+        let st = fwd.await.unwrap();
+        assert_eq!(st.end, End::Timeout { client: true });
     }
 }

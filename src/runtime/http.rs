@@ -246,6 +246,75 @@ fn hdr_ip(req: &Request, name: &str, occ: i32) -> Option<IpAddr> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
+/// A message body on its way through: forwarded as is, except chunked bodies, which are
+/// re-encoded in canonical form as HAProxy does (extensions dropped, trailer names
+/// lower-cased, and the data available at once sent as one chunk: measured, `1\r\ns\r\n1\r\n1`
+/// read in one go goes out as `2\r\ns1`).
+enum Codec {
+    Raw(BodyFramer),
+    Chunked(BodyFramer),
+}
+
+impl Codec {
+    fn new(kind: BodyKind, dir: Direction) -> Codec {
+        match kind {
+            BodyKind::Chunked => Codec::Chunked(BodyFramer::new(BodyKind::Chunked, dir)),
+            k => Codec::Raw(BodyFramer::new(k, dir)),
+        }
+    }
+
+    /// Consumes body bytes of `input`, appending what is to be sent to `out`.
+    fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<http1::body::Step, http1::HttpError> {
+        match self {
+            Codec::Raw(f) => {
+                let step = f.advance(input)?;
+                out.extend_from_slice(&input[..step.consumed]);
+                Ok(step)
+            }
+            Codec::Chunked(f) => {
+                use http1::body::BodyEvent;
+                let mut data: Vec<u8> = Vec::new();
+                let flush = |data: &mut Vec<u8>, out: &mut Vec<u8>| {
+                    if !data.is_empty() {
+                        http1::serialize::write_chunk(out, data);
+                        data.clear();
+                    }
+                };
+                let step = f.advance_events(input, |ev| match ev {
+                    BodyEvent::Data(r) => data.extend_from_slice(&input[r]),
+                    BodyEvent::LastChunk => {
+                        flush(&mut data, out);
+                        out.extend_from_slice(b"0\r\n");
+                    }
+                    BodyEvent::TrailerByte(b) => out.push(b),
+                    BodyEvent::TrailerEol | BodyEvent::End => out.extend_from_slice(b"\r\n"),
+                })?;
+                flush(&mut data, out);
+                Ok(step)
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Codec::Raw(f) => f.is_done(),
+            Codec::Chunked(f) => f.is_done(),
+        }
+    }
+
+    /// The peer closed: fine for a close-delimited body (or a finished one).
+    fn on_eof(&mut self) -> bool {
+        match self {
+            Codec::Raw(f) => f.on_eof().is_ok(),
+            Codec::Chunked(f) => f.is_done(),
+        }
+    }
+}
+
 /// What one transaction did, logged when dropped (if any request byte was seen).
 struct TxnLog {
     fe: Arc<Frontend>,
@@ -428,6 +497,9 @@ pub async fn session(
         http_keep_alive: fe.http_keep_alive_timeout,
     };
     let client_ip = unmap(acc.client.ip());
+    // `balance source` hashes the address as accepted: on a `:::port v4v6` listener an IPv4
+    // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
+    let lb_ip = acc.client.ip();
     let mut first = true;
     let mut txn_start = acc.accept_at;
     let mut txn_start_utc = acc.accept_utc;
@@ -455,7 +527,7 @@ pub async fn session(
             }
             let (tmo, on_to) = http1::head_wait(first, cbuf.len(), &head_to);
             let idle_wait = cbuf.is_empty() && !first;
-            if idle_wait && *stop.borrow() {
+            if idle_wait && super::is_stopping() {
                 return;
             }
             let r = tokio::select! {
@@ -466,6 +538,7 @@ pub async fn session(
                 Ok(0) | Err(IoEnd::Io) => {
                     txn.status = 400;
                     txn.set_term(b'C', b'R');
+                    txn.bytes_in = cbuf.len() as u64;
                     return;
                 }
                 Ok(_) => {
@@ -485,7 +558,8 @@ pub async fn session(
         first = false;
         txn.head_done = Some(Instant::now());
         txn.bytes_in = htx_size(req.head_len, req.headers.len());
-        txn.request_line = Some(
+        let logged = fe.log().is_some();
+        txn.request_line = logged.then(|| {
             format!(
                 "{} {} HTTP/{}.{}",
                 String::from_utf8_lossy(&req.method),
@@ -493,9 +567,11 @@ pub async fn session(
                 req.version.major,
                 req.version.minor
             )
-            .into_bytes(),
-        );
-        txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+            .into_bytes()
+        });
+        if logged {
+            txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+        }
         cbuf.drain(..req.head_len);
 
         let Some(be) = fe.backend.clone() else {
@@ -508,7 +584,7 @@ pub async fn session(
         txn.be = Some(Arc::clone(&be));
         let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
-        if *stop.borrow() {
+        if super::is_stopping() {
             plan.client_keep_alive = false;
         }
         let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
@@ -519,7 +595,7 @@ pub async fn session(
             .iter()
             .map(|h| (&h.name[..], &h.value[..]))
             .collect();
-        let key = RequestKey::http(Some(client_ip), &req.uri, Headers::List(&hl));
+        let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
         let ctx = ConnCtx {
             client: acc.client,
             orig_dst: acc.orig_dst,
@@ -596,7 +672,7 @@ pub async fn session(
             },
         };
         drop(hl);
-        let (mut sc, mut slot, mut was_reused) = match conn {
+        let (sc0, mut slot, mut was_reused) = match conn {
             Ok(x) => x,
             Err(status) => {
                 let keep = plan.client_keep_alive && no_body;
@@ -620,6 +696,10 @@ pub async fn session(
             super::admin::session_server(&be, s.server());
         }
 
+        // An Option so that a dead connection can be closed before its replacement is
+        // opened (with `usesrc client` both would need the same 4-tuple).
+        let mut sc = Some(sc0);
+
         // ---- request head to the server
         let ff = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref());
         http1::rewrite_request_for_server(&mut req, plan, client_ip, ff);
@@ -629,11 +709,10 @@ pub async fn session(
         let req_11 = req.version.is_11();
 
         let outcome = loop {
-            let mut rq_framer = BodyFramer::new(req.body, Direction::Request);
+            let mut rq_framer = Codec::new(req.body, Direction::Request);
             let mut out = head.clone();
-            match rq_framer.advance(&cbuf) {
+            match rq_framer.feed(&cbuf, &mut out) {
                 Ok(step) => {
-                    out.extend_from_slice(&cbuf[..step.consumed]);
                     cbuf.drain(..step.consumed);
                 }
                 Err(e) => {
@@ -645,16 +724,23 @@ pub async fn session(
                 }
             }
             txn.sent = Some(Instant::now());
+            let Some(conn) = sc.as_mut() else {
+                break RespEnd::Error(503);
+            };
             if !was_reused {
-                sc.drain_ready();
+                conn.drain_ready();
             }
-            if write_all(&mut sc.w, &out, be.server_timeout).await.is_err() {
+            if write_all(&mut conn.w, &out, be.server_timeout)
+                .await
+                .is_err()
+            {
                 if was_reused && no_body {
                     // A reused connection closed under us: try a fresh one.
                     was_reused = false;
-                    match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                    drop(sc.take());
+                    match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                         Ok((c, sl)) => {
-                            sc = c;
+                            sc = Some(c);
                             slot = sl;
                             continue;
                         }
@@ -665,15 +751,16 @@ pub async fn session(
                 // read what it sent; an empty answer becomes a 502 there.
             }
             let r = exchange(
-                &fe, &be, &mut cr, &mut cw, &mut cbuf, &mut sc, rq_framer, info, req_11, plan,
-                was_reused, &stop, &mut txn,
+                &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
+                was_reused, &mut txn,
             )
             .await;
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
-                match fresh(&be, &req, client_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                drop(sc.take());
+                match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
                     Ok((c, sl)) => {
-                        sc = c;
+                        sc = Some(c);
                         slot = sl;
                         continue;
                     }
@@ -688,6 +775,7 @@ pub async fn session(
                 client_keep_alive,
             } => {
                 drop(slot);
+                let Some(sc) = sc else { continue };
                 let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
                 if queue {
                     // Requests wait for this server: free the connection at once (RST).
@@ -706,6 +794,7 @@ pub async fn session(
             }
             RespEnd::Tunnel => {
                 let _slot = slot;
+                let Some(sc) = sc else { return };
                 let tmo = tcp::tunnel_timeouts(&fe, Some(&be));
                 let client = tokio::io::join(cr, cw);
                 let server = tokio::io::join(sc.r, sc.w);
@@ -721,10 +810,11 @@ pub async fn session(
                 };
                 drop(slot);
                 // The request was sent whole: HAProxy keeps the client connection.
-                let keep = plan.client_keep_alive && !*stop.borrow();
+                let keep = plan.client_keep_alive && !super::is_stopping();
                 txn.status = status as i32;
                 match status {
                     504 => txn.set_term(b's', b'H'),
+                    503 => txn.set_term(b'S', b'C'),
                     _ => txn.set_term(b'S', b'H'),
                 }
                 txn.bytes_out = send_error(
@@ -793,7 +883,7 @@ async fn connect_for(
 async fn fresh(
     be: &Arc<Backend>,
     req: &Request,
-    client_ip: IpAddr,
+    lb_ip: IpAddr,
     ctx: ConnCtx,
     hip: Option<IpAddr>,
     slot: Option<Slot>,
@@ -804,7 +894,7 @@ async fn fresh(
         .iter()
         .map(|h| (&h.name[..], &h.value[..]))
         .collect();
-    let key = RequestKey::http(Some(client_ip), &req.uri, Headers::List(&hl));
+    let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
     Ok((ServerConn::new(s, srv), sl))
@@ -820,12 +910,11 @@ async fn exchange(
     cw: &mut OwnedWriteHalf,
     cbuf: &mut Vec<u8>,
     sc: &mut ServerConn,
-    mut rq_framer: BodyFramer,
+    mut rq_framer: Codec,
     info: http1::RequestInfo,
     req_11: bool,
     plan: http1::ConnPlan,
     was_reused: bool,
-    stop: &watch::Receiver<bool>,
     txn: &mut TxnLog,
 ) -> RespEnd {
     let ServerConn {
@@ -843,14 +932,13 @@ async fn exchange(
             if rq_framer.is_done() {
                 return Ok::<(), IoEnd>(());
             }
-            let before = cbuf.len();
             let n = read_more(cr, cbuf, client_to).await?;
             if n == 0 {
                 return Err(IoEnd::Io);
             }
-            let _ = before;
-            let step = rq_framer.advance(cbuf).map_err(|_| IoEnd::Io)?;
-            write_all(sw, &cbuf[..step.consumed], server_to).await?;
+            let mut out = Vec::with_capacity(cbuf.len() + 16);
+            let step = rq_framer.feed(cbuf, &mut out).map_err(|_| IoEnd::Io)?;
+            write_all(sw, &out, server_to).await?;
             cbuf.drain(..step.consumed);
             if step.done {
                 req_done_flag.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -910,7 +998,7 @@ async fn exchange(
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
         let mut plan2 = http1::finish_client_plan(plan, &resp);
-        if *stop.borrow() {
+        if super::is_stopping() {
             plan2.client_keep_alive = false;
         }
         if !req_done_flag.load(std::sync::atomic::Ordering::Relaxed) {
@@ -919,6 +1007,9 @@ async fn exchange(
             plan2.server_keep_alive = false;
         }
         let tunnel = resp.body == BodyKind::Tunnel;
+        let resp_body = resp.body;
+        // The server keeps its side open: HTTP/1.1 without `close`, HTTP/1.0 with keep-alive.
+        let server_keeps = !resp.conn.close && (resp.version.is_11() || resp.conn.keep_alive);
         http1::rewrite_response_for_client(&mut resp, req_11, plan2);
         let mut h = Vec::with_capacity(512);
         http1::write_response_head(&mut h, &resp, WriteOpts::default());
@@ -930,38 +1021,38 @@ async fn exchange(
         if tunnel {
             return RespEnd::Tunnel;
         }
-        let mut framer = BodyFramer::new(resp.body, Direction::Response);
+        let mut framer = Codec::new(resp.body, Direction::Response);
+        let mut out = Vec::with_capacity(16384);
         loop {
             if !sbuf.is_empty() || framer.is_done() {
-                let step = match framer.advance(sbuf) {
+                out.clear();
+                let step = match framer.feed(sbuf, &mut out) {
                     Ok(s) => s,
                     Err(_) => return RespEnd::Abort,
                 };
-                if step.consumed > 0 {
-                    if write_all(cw, &sbuf[..step.consumed], client_to)
-                        .await
-                        .is_err()
-                    {
+                if !out.is_empty() {
+                    if write_all(cw, &out, client_to).await.is_err() {
                         txn.set_term(b'C', b'D');
                         return RespEnd::Abort;
                     }
-                    txn.bytes_out += step.consumed as u64;
-                    sbuf.drain(..step.consumed);
+                    txn.bytes_out += out.len() as u64;
                 }
+                sbuf.drain(..step.consumed);
                 if step.done {
                     let extra = !sbuf.is_empty();
                     return RespEnd::Done {
-                        server_reusable: plan2.server_keep_alive && !extra,
+                        server_reusable: plan2.server_keep_alive && !extra && server_keeps,
                         client_keep_alive: plan2.client_keep_alive,
                     };
                 }
             }
             match read_more(sr, sbuf, server_to).await {
                 Ok(0) => {
-                    if framer.on_eof().is_ok() {
+                    if framer.on_eof() {
                         return RespEnd::Done {
                             server_reusable: false,
-                            client_keep_alive: plan2.client_keep_alive && !framer.ends_at_close(),
+                            client_keep_alive: plan2.client_keep_alive
+                                && resp_body != BodyKind::CloseDelimited,
                         };
                     }
                     txn.set_term(b'S', b'D');
@@ -1000,5 +1091,67 @@ async fn exchange(
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwardfor_except_networks() {
+        assert_eq!(
+            parse_net("10.0.0.0/8"),
+            Some(("10.0.0.0".parse().unwrap(), 8))
+        );
+        assert_eq!(
+            parse_net("10.0.0.0/255.255.0.0"),
+            Some(("10.0.0.0".parse().unwrap(), 16))
+        );
+        assert_eq!(parse_net("::1"), Some(("::1".parse().unwrap(), 128)));
+        assert_eq!(parse_net("nope"), None);
+    }
+
+    fn req(raw: &str) -> Request {
+        match http1::parse_request(raw.as_bytes(), &Limits::default()) {
+            Ok(Parsed::Complete(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hdr_ip_occurrences() {
+        let r = req("GET / HTTP/1.1\r\nX-IP: 10.0.0.1, 10.0.0.2\r\nX-IP: 10.0.0.3\r\n\r\n");
+        assert_eq!(hdr_ip(&r, "x-ip", -1), Some("10.0.0.3".parse().unwrap()));
+        assert_eq!(hdr_ip(&r, "x-ip", -2), Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(hdr_ip(&r, "x-ip", 1), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(hdr_ip(&r, "x-ip", 4), None);
+        assert_eq!(hdr_ip(&r, "x-other", -1), None);
+    }
+
+    #[test]
+    fn chunked_bodies_are_coalesced_per_read() {
+        let mut c = Codec::new(BodyKind::Chunked, Direction::Response);
+        let mut out = Vec::new();
+        let input = b"1;ext=1\r\na\r\n2\r\nbc\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let step = c.feed(input, &mut out).unwrap();
+        assert!(step.done);
+        assert_eq!(&input[step.consumed..], b"NEXT");
+        assert_eq!(out, b"3\r\nabc\r\n0\r\nx-t: 1\r\n\r\n");
+    }
+
+    #[test]
+    fn raw_bodies_pass_through() {
+        let mut c = Codec::new(BodyKind::Length(3), Direction::Request);
+        let mut out = Vec::new();
+        let step = c.feed(b"abcdef", &mut out).unwrap();
+        assert_eq!((step.consumed, step.done), (3, true));
+        assert_eq!(out, b"abc");
+    }
+
+    #[test]
+    fn htx_sizes() {
+        assert_eq!(htx_size(100, 3), 88);
+        assert_eq!(htx_size(2, 3), 0);
     }
 }

@@ -20,6 +20,12 @@ pub struct Logging {
 /// The logging of one frontend.
 pub struct FrontendLog {
     targets: Vec<OpenTarget>,
+    /// `option dontlognull`: no line for a session that carried no data from the client.
+    dontlognull: bool,
+    /// `option dontlog-normal`: only abnormal sessions are logged.
+    dontlog_normal: bool,
+    /// `option log-separate-errors`: abnormal sessions at level err.
+    separate_errors: bool,
     format: Option<LogFormat>,
     sd: Option<LogFormat>,
     id: LogIdentity,
@@ -103,6 +109,9 @@ impl FrontendLog {
         });
         Some(FrontendLog {
             targets,
+            dontlognull: p.option("dontlognull"),
+            dontlog_normal: p.option("dontlog-normal"),
+            separate_errors: p.option("log-separate-errors"),
             format,
             sd,
             id: LogIdentity {
@@ -146,6 +155,19 @@ impl FrontendLog {
         let Some(f) = &self.format else {
             return;
         };
+        // Abnormal: a termination cause, or a 5xx status.
+        let error = rec.term_state[0] != b'-' || rec.status >= 500;
+        if self.dontlog_normal && !error {
+            return;
+        }
+        if self.dontlognull && rec.bytes_in == 0 && rec.request_line.is_none() {
+            return;
+        }
+        let level = if self.separate_errors && error {
+            syslog::LEVEL_ERR
+        } else {
+            syslog::LEVEL_INFO
+        };
         rec.hostname = Arc::clone(&self.logging.hostname);
         rec.pid = self.id.pid;
         rec.derive_timers();
@@ -157,7 +179,7 @@ impl FrontendLog {
             f,
             self.sd.as_ref(),
             &rec,
-            syslog::LEVEL_INFO,
+            level,
             &now,
         );
     }

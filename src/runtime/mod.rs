@@ -85,6 +85,13 @@ impl Frontend {
     }
 }
 
+/// Set once a soft stop began (read on the request path without any lock).
+pub static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn is_stopping() -> bool {
+    STOPPING.load(Ordering::Acquire)
+}
+
 /// Connections in progress in the process (`%ac`).
 pub static ACTCONN: AtomicUsize = AtomicUsize::new(0);
 
@@ -414,44 +421,12 @@ fn drop_privileges(cfg: &Config, diags: &mut Diags) -> Option<i32> {
     {
         return None;
     }
-    let mut pd = privs::PrivDrop::default();
-    if let Some(u) = &g.user {
-        match privs::resolve_user(&u.value) {
-            Ok((uid, gid)) => {
-                pd.uid = Some(uid);
-                pd.gid = Some(gid);
-            }
-            Err(e) => {
-                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
-                return Some(1);
-            }
-        }
-    }
-    if let Some(u) = &g.uid {
-        pd.uid = Some(u.value);
-    }
-    if let Some(gr) = &g.group {
-        match privs::resolve_group(&gr.value) {
-            Ok(gid) => pd.gid = Some(gid),
-            Err(e) => {
-                diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
-                return Some(1);
-            }
-        }
-    }
-    if let Some(gid) = &g.gid {
-        pd.gid = Some(gid.value);
-    }
-    pd.chroot = g.chroot.as_ref().map(|c| c.value.clone().into());
-    if let Some(caps) = &g.setcap {
-        pd.keep = caps
-            .value
-            .iter()
-            .flat_map(|w| w.split(','))
-            .filter_map(privs::Cap::parse)
-            .collect();
-    }
-    match privs::drop_privileges(&pd) {
+    // One translation from the IR (also used by the host check): it keeps only the `setcap`
+    // capabilities and empties the bounding set of everything else.
+    let result = crate::tproxy::from_ir::priv_drop(cfg)
+        .map_err(|e| e.to_string())
+        .and_then(|pd| privs::drop_privileges(&pd).map_err(|e| e.to_string()));
+    match result {
         Ok(()) => None,
         Err(e) => {
             diags.startup(Severity::Alert, format!("[haproxy.main()] {e}."));
@@ -469,7 +444,15 @@ async fn serve(
     let mut acceptors = Vec::new();
     for (fi, b, bind_max) in bound {
         admin::register_listener(fi, &b.socket);
-        let listener = match tokio::net::TcpListener::from_std(b.socket) {
+        // SAFETY: the AsyncFd owns the std listener, whose fd stays open and the same for the
+        // AsyncFd's whole life.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                b.socket,
+                tokio::io::Interest::READABLE,
+            )
+        };
+        let listener = match registered.map_err(|e| e.into_parts().1) {
             Ok(l) => l,
             Err(e) => {
                 alert_line(&format!("cannot register listener {}: {e}", b.addr));
@@ -509,6 +492,7 @@ async fn serve(
         None => std::future::pending::<()>().await,
     }
     // Soft stop: close the listeners, let sessions finish.
+    STOPPING.store(true, Ordering::Release);
     let _ = shared.stopping.send(true);
     admin::listeners_closed();
     for a in &acceptors {
@@ -560,12 +544,37 @@ async fn serve(
 async fn accept_loop(
     shared: Arc<Shared>,
     fi: usize,
-    listener: tokio::net::TcpListener,
+    mut listener: tokio::io::unix::AsyncFd<std::net::TcpListener>,
     bind_max: Arc<Semaphore>,
 ) {
     let fe = Arc::clone(&shared.frontends[fi]);
+    let mut generation = admin::resume_generation();
     loop {
-        // Connection limits: leave connections in the backlog while a limit is reached.
+        // Wait for a pending connection first, then for the connection limits: while a limit
+        // is reached the connection stays in the kernel's backlog, and no listener holds a
+        // slot while idle (which would starve the other listeners).
+        let Ok(mut ready) = listener.readable().await else {
+            return;
+        };
+        // Never while the listeners are paused (SIGTTOU, `disable frontend`); a resumed
+        // socket is registered afresh (its old registration stays "closed" for ever).
+        admin::wait_resumed(fi).await;
+        if admin::resume_generation() != generation {
+            generation = admin::resume_generation();
+            drop(ready);
+            // SAFETY: as at the first registration: the AsyncFd owns the listener.
+            let again = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    listener.into_inner(),
+                    tokio::io::Interest::READABLE,
+                )
+            };
+            match again {
+                Ok(l) => listener = l,
+                Err(_) => return,
+            }
+            continue;
+        }
         let Ok(p1) = Arc::clone(&shared.global_maxconn).acquire_owned().await else {
             return;
         };
@@ -575,8 +584,13 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
-        let (stream, peer) = match admin::accept(fi, &listener).await {
+        let (stream, peer) = match listener.get_ref().accept() {
             Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Another worker took it (or it went away): wait for the next one.
+                ready.clear_ready();
+                continue;
+            }
             Err(e) => {
                 // EMFILE and friends: back off a little instead of spinning.
                 if !matches!(
@@ -587,6 +601,12 @@ async fn accept_loop(
                 }
                 continue;
             }
+        };
+        drop(ready);
+        let _ = stream.set_nonblocking(true);
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(_) => continue,
         };
         let _ = stream.set_nodelay(true);
         shared.active.fetch_add(1, Ordering::AcqRel);

@@ -12,7 +12,6 @@ use super::forward::{self, SideTimeouts, Timeouts};
 use super::{Accepted, Frontend, logging};
 use crate::lb::RequestKey;
 use crate::log::LogRecord;
-use crate::tproxy::addr::unmap;
 
 /// The forwarding timeouts of a frontend/backend pair in a tunnel (TCP mode, or HTTP after an
 /// upgrade): `timeout tunnel` replaces client and server when set.
@@ -36,7 +35,8 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     };
     be.cum_conns.fetch_add(1, Ordering::Relaxed);
     let active = BeActive::new(&be);
-    let key = RequestKey::tcp(unmap(acc.client.ip()));
+    // Hash the address as accepted (a v4v6 listener's `::ffff:a.b.c.d` is hashed as IPv6).
+    let key = RequestKey::tcp(acc.client.ip());
     let ctx = ConnCtx {
         client: acc.client,
         orig_dst: acc.orig_dst,
@@ -67,6 +67,7 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
             drop(active);
             rec.beconn = be.active.load(Ordering::Relaxed) as u32;
             finish(&fe, rec, &acc);
+            close_gracefully(client);
             return;
         }
     };
@@ -142,6 +143,19 @@ fn finish(fe: &Frontend, mut rec: LogRecord, acc: &Accepted) {
 }
 
 /// Connect errors are for the log (resource errors were already printed as alerts).
+/// Closes a client connection with a FIN, as HAProxy does after a failed connect: Linux sends a
+/// RST instead when the socket still holds unread bytes, so read (and discard) what is queued.
+fn close_gracefully(client: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    for _ in 0..64 {
+        match client.try_read(&mut buf) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+    drop(client);
+}
+
 pub fn report_connect_error(be: &Backend, e: &ConnectError) {
     let _ = (be, e);
 }
