@@ -169,6 +169,13 @@ pub fn drop_bounding_set(keep: u64) -> io::Result<()> {
         if keep & (1u64 << cap) != 0 {
             continue;
         }
+        // Already outside the bounding set (e.g. a systemd unit's CapabilityBoundingSet, which
+        // may also have taken CAP_SETPCAP away): nothing to drop, and dropping would need it.
+        // SAFETY: prctl with integer arguments only.
+        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if present == 0 {
+            continue;
+        }
         // SAFETY: prctl with integer arguments only.
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         if r != 0 {
