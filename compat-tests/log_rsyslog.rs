@@ -161,6 +161,12 @@ backend be
     for i in 0..N {
         let r = c.get(&format!("/req/{i}")).unwrap();
         assert_eq!(r.status, 200);
+        // One line at a time: rsyslog's unix socket queues only `net.unix.max_dgram_qlen`
+        // (10) datagrams, and a burst beyond that is dropped (and counted) by the
+        // non-blocking sender, as HAProxy does, when rsyslogd lags on a loaded machine.
+        wait_until("the request's line in rsyslog's file", SOON, || {
+            rs.lines_with(&format!("\"GET /req/{i} HTTP/1.1\"")).len() == 1
+        });
     }
     drop(c);
     // Traffic (info) goes to local0 over the unix socket only: local1 takes notice and above.
