@@ -22,6 +22,12 @@ pub const LEVELS: [&str; 8] = [
 
 /// Level used for traffic logs.
 pub const LEVEL_INFO: u8 = 6;
+/// Event levels HAProxy 2.6 uses (measured): `has no server available!` at emerg, server DOWN
+/// at alert, `Proxy ... stopped` at warning, server UP at notice.
+pub const LEVEL_EMERG: u8 = 0;
+pub const LEVEL_ALERT: u8 = 1;
+pub const LEVEL_WARNING: u8 = 4;
+pub const LEVEL_NOTICE: u8 = 5;
 /// Level used for abnormal sessions with `option log-separate-errors`.
 pub const LEVEL_ERR: u8 = 3;
 

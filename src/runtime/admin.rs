@@ -1508,7 +1508,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("Listeners", listeners.to_string()),
         ("ActivePeers", "0".into()),
         ("ConnectedPeers", "0".into()),
-        ("DroppedLogs", "0".into()),
+        ("DroppedLogs", super::logging::dropped().to_string()),
         ("BusyPolling", "0".into()),
         ("FailedResolutions", "0".into()),
         ("TotalBytesOut", "0".into()),

@@ -6,7 +6,8 @@
 //! `inter` when stable, `fastinter` while changing, `downinter` when down.
 //!
 //! State changes update the balancer and print HAProxy's messages on stderr (as warnings, plus
-//! the `has no server available!` alert).
+//! the `has no server available!` alert), and send them to the backend's log targets at
+//! HAProxy's levels (DOWN alert, UP notice, no server emerg).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,6 +18,9 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::backend::Backend;
+use super::logging;
+use crate::config::ir::Cap;
+use crate::log::syslog;
 use crate::tproxy::addr::ServerAddr;
 use crate::tproxy::sockopt;
 
@@ -155,27 +159,49 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
         "Server"
     };
     let pid = std::process::id();
+    // HAProxy adds this whenever only backup servers are left up.
+    let on_backup = if act == 0 && bck > 0 {
+        " Running on backup."
+    } else {
+        ""
+    };
     if up {
-        eprintln!(
-            "[WARNING]  ({pid}) : {prefix} {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.",
+        let text = format!(
+            "{prefix} {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.",
             be.name,
             srv.name,
             outcome.reason()
         );
+        eprintln!("[WARNING]  ({pid}) : {text}");
+        logging::event(&be.name, syslog::LEVEL_NOTICE, &text);
         be.wake_queue();
     } else {
-        eprintln!(
-            "[WARNING]  ({pid}) : {prefix} {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left. {} sessions active, 0 requeued, {} remaining in queue.",
+        let text = format!(
+            "{prefix} {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left.{on_backup} {} sessions active, 0 requeued, {} remaining in queue.",
             be.name,
             srv.name,
             outcome.reason(),
             be.lb.served(i),
             srv.queued.load(Ordering::Relaxed)
         );
+        eprintln!("[WARNING]  ({pid}) : {text}");
+        logging::event(&be.name, syslog::LEVEL_ALERT, &text);
         if act == 0 && bck == 0 {
+            // `proxy` for a listen section, `backend` otherwise (HAProxy's proxy type).
+            let kind = if be.proxy.cap().contains(Cap::FE) {
+                "proxy"
+            } else {
+                "backend"
+            };
             eprintln!(
-                "[ALERT]    ({pid}) : backend '{}' has no server available!",
+                "[ALERT]    ({pid}) : {kind} '{}' has no server available!",
                 be.name
+            );
+            // The log line has no quotes around the name, unlike the stderr alert.
+            logging::event(
+                &be.name,
+                syslog::LEVEL_EMERG,
+                &format!("{kind} {} has no server available!", be.name),
             );
         }
     }

@@ -185,6 +185,65 @@ impl FrontendLog {
     }
 }
 
+/// Event logs (server state changes, `no server available`, proxy stop), per proxy name: HAProxy
+/// sends them to the proxy's own `log` targets (`log global` expands; a proxy without targets
+/// sends none), with the proxy's tag and the target's framing, regardless of the log format.
+static EVENTS: std::sync::OnceLock<std::collections::HashMap<String, FrontendLog>> =
+    std::sync::OnceLock::new();
+
+/// Prepares the event loggers of every proxy (called once at startup, before any check runs).
+pub fn init_events<'a>(
+    cfg: &Config,
+    proxies: impl IntoIterator<Item = &'a Proxy>,
+    logging: &Arc<Logging>,
+) {
+    let mut m = std::collections::HashMap::new();
+    for p in proxies {
+        if m.contains_key(&p.name) {
+            continue;
+        }
+        // Parse warnings were already reported for the traffic loggers.
+        if let Some(l) = FrontendLog::build(cfg, p, logging, &mut |_| {}) {
+            m.insert(p.name.clone(), l);
+        }
+    }
+    let _ = EVENTS.set(m);
+    let _ = LOGGING.set(Arc::clone(logging));
+}
+
+static LOGGING: std::sync::OnceLock<Arc<Logging>> = std::sync::OnceLock::new();
+
+/// Waits (at most `timeout`) until the lines queued so far were written: at exit, so the last
+/// traffic lines and the `Proxy ... stopped` events are not lost.
+pub fn flush(timeout: std::time::Duration) {
+    if let Some(l) = LOGGING.get() {
+        l.sender.flush(timeout);
+    }
+}
+
+/// Lines dropped so far by the process-wide sender (full queue, unreachable or full target).
+pub fn dropped() -> u64 {
+    LOGGING.get().map(|l| l.sender.dropped()).unwrap_or(0)
+}
+
+/// Sends one event message for `proxy` at `level` (no-op when it logs nowhere).
+pub fn event(proxy: &str, level: u8, text: &str) {
+    let Some(l) = EVENTS.get().and_then(|m| m.get(proxy)) else {
+        return;
+    };
+    let now = syslog::now_local();
+    for t in &l.targets {
+        t.emit(
+            &l.logging.sender,
+            &l.id,
+            level,
+            &now,
+            b"- ",
+            text.as_bytes(),
+        );
+    }
+}
+
 /// Milliseconds between two instants, as a log timer.
 pub fn ms_between(a: tokio::time::Instant, b: tokio::time::Instant) -> i64 {
     b.saturating_duration_since(a).as_millis() as i64

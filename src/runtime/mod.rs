@@ -362,6 +362,14 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         });
         let _ = fe.log.set(l);
     }
+    logging::init_events(
+        &cfg,
+        frontends
+            .iter()
+            .map(|f| &*f.proxy)
+            .chain(backends.iter().map(|b| &*b.proxy)),
+        &logging,
+    );
     for w in &startup_warnings {
         diags.startup(Severity::Warning, w.clone());
     }
@@ -505,20 +513,24 @@ async fn serve(
     for fe in &shared.frontends {
         seen.insert(fe.name.clone());
         let be = shared.backends.iter().find(|b| b.name == fe.name);
-        warn_line(&format!(
+        let text = format!(
             "Proxy {} stopped (cumulated conns: FE: {}, BE: {}).",
             fe.name,
             fe.cum_conns.load(Ordering::Relaxed),
             be.map(|b| b.cum_conns.load(Ordering::Relaxed)).unwrap_or(0)
-        ));
+        );
+        warn_line(&text);
+        logging::event(&fe.name, crate::log::syslog::LEVEL_WARNING, &text);
     }
     for be in &shared.backends {
         if seen.insert(be.name.clone()) {
-            warn_line(&format!(
+            let text = format!(
                 "Proxy {} stopped (cumulated conns: FE: 0, BE: {}).",
                 be.name,
                 be.cum_conns.load(Ordering::Relaxed)
-            ));
+            );
+            warn_line(&text);
+            logging::event(&be.name, crate::log::syslog::LEVEL_WARNING, &text);
         }
     }
     let wait_idle = async {
@@ -538,6 +550,7 @@ async fn serve(
         }
         None => wait_idle.await,
     }
+    logging::flush(Duration::from_millis(500));
     0
 }
 

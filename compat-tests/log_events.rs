@@ -1,0 +1,151 @@
+//! Event logs (server DOWN/UP, `backend X has no server available!`, `Proxy X stopped` on soft
+//! stop) sent to the proxies' `log` targets: rhaproxy's UDP datagrams compared with real
+//! HAProxy 2.6's on the same config and the same check history (PRI, tag and text; the date,
+//! the pid and the check duration are masked).
+
+#[path = "support/rt.rs"]
+mod rt;
+
+use rt::*;
+use std::net::{TcpListener, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// `<PRI>Mmm dd HH:MM:SS tag[PID]: text\n` -> `<PRI> tag: text` with the check duration masked.
+fn mask(d: &[u8]) -> String {
+    let s = String::from_utf8_lossy(d).to_string();
+    assert!(s.ends_with('\n'), "datagram without LF: {s:?}");
+    let s = s.trim_end_matches('\n');
+    let pri_end = s.find('>').expect("PRI") + 1;
+    let rest = &s[pri_end..];
+    // the legacy date is 15 characters plus a space
+    let rest = &rest[16..];
+    let tag_end = rest.find('[').expect("tag[pid]");
+    let text_start = rest.find("]: ").expect("]: ") + 3;
+    let text = &rest[text_start..];
+    let text = match (text.find("check duration: "), text.find("ms. ")) {
+        (Some(a), Some(b)) if a < b => format!("{}N{}", &text[..a + 16], &text[b..]),
+        _ => text.to_string(),
+    };
+    format!("{} {}: {}", &s[..pri_end], &rest[..tag_end], text)
+}
+
+struct Rx(UdpSocket, Vec<String>);
+
+impl Rx {
+    fn drain(&mut self) {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = self.0.recv(&mut buf) {
+            let m = mask(&buf[..n]);
+            // HAProxy's internal HTTP client proxy has no counterpart in rhaproxy.
+            if !m.contains("<HTTPCLIENT>") {
+                self.1.push(m);
+            }
+        }
+    }
+    fn wait_for(&mut self, needle: &str, count: usize) {
+        let end = Instant::now() + SOON;
+        while Instant::now() < end {
+            self.drain();
+            if self.1.iter().filter(|l| l.contains(needle)).count() >= count {
+                return;
+            }
+        }
+        panic!("no {count}x {needle:?} in {:#?}", self.1);
+    }
+}
+
+fn run(imp: Impl) -> Vec<String> {
+    let dir = TempDir::new("events");
+    let p = free_ports(7);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let lport = udp.local_addr().unwrap().port();
+    let cfg = format!(
+        "global
+    log 127.0.0.1:{lport} local0
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{}
+    default_backend be
+backend be
+    server s1 127.0.0.1:{} check inter 200 fall 1 rise 1
+    server s2 127.0.0.1:{} check inter 200 fall 1 rise 1
+    server s3 127.0.0.1:{} check inter 200 fall 1 rise 1 backup
+listen li
+    bind 127.0.0.1:{}
+    server s9 127.0.0.1:{} check inter 200 fall 1 rise 1
+    server b9 127.0.0.1:{} check inter 200 fall 1 rise 1 backup
+",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    );
+    let mut rx = Rx(udp, Vec::new());
+    let mut proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+    rx.wait_for("backend be has no server available!", 1);
+    rx.wait_for("proxy li has no server available!", 1);
+    let l = TcpListener::bind(("127.0.0.1", p[1])).unwrap();
+    let l9 = TcpListener::bind(("127.0.0.1", p[6])).unwrap();
+    rx.wait_for("be/s1 is UP", 1);
+    rx.wait_for("li/b9 is UP", 1);
+    drop(l);
+    drop(l9);
+    rx.wait_for("backend be has no server available!", 2);
+    rx.wait_for("proxy li has no server available!", 2);
+    proxy.signal(libc_sigusr1());
+    assert!(
+        proxy.wait_exit(SOON).is_some(),
+        "{imp:?} did not exit on SIGUSR1"
+    );
+    rx.wait_for("Proxy be stopped", 1);
+    rx.wait_for("Proxy li stopped", 1);
+    rx.drain();
+    rx.1
+}
+
+fn libc_sigusr1() -> i32 {
+    nix::sys::signal::Signal::SIGUSR1 as i32
+}
+
+#[test]
+fn event_logs_match_haproxy() {
+    let mut got = Vec::new();
+    for imp in Impl::all("event_logs_match_haproxy") {
+        let lines = run(imp);
+        println!("{imp:?}:\n{}", lines.join("\n"));
+        // The two proxies' events interleave by timing: compare each proxy's sequence.
+        let (li, be): (Vec<String>, Vec<String>) = lines
+            .into_iter()
+            .partition(|l| l.contains(" li/") || l.contains(" li "));
+        got.push((be, li));
+    }
+    let want_rh = [
+        "<129> haproxy: Server be/s1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 1 active and 1 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<129> haproxy: Server be/s2 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 0 active and 1 backup servers left. Running on backup. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<129> haproxy: Backup Server be/s3 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128> haproxy: backend be has no server available!",
+        "<133> haproxy: Server be/s1 is UP, reason: Layer4 check passed, check duration: Nms. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+        "<129> haproxy: Server be/s1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128> haproxy: backend be has no server available!",
+        "<132> haproxy: Proxy fe stopped (cumulated conns: FE: 0, BE: 0).",
+        "<132> haproxy: Proxy be stopped (cumulated conns: FE: 0, BE: 0).",
+    ];
+    let want_li = [
+        "<129> haproxy: Server li/s9 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 0 active and 1 backup servers left. Running on backup. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<129> haproxy: Backup Server li/b9 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128> haproxy: proxy li has no server available!",
+        "<133> haproxy: Backup Server li/b9 is UP, reason: Layer4 check passed, check duration: Nms. 0 active and 1 backup servers online. Running on backup. 0 sessions requeued, 0 total in queue.",
+        "<129> haproxy: Backup Server li/b9 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128> haproxy: proxy li has no server available!",
+        "<132> haproxy: Proxy li stopped (cumulated conns: FE: 0, BE: 0).",
+    ];
+    assert_eq!(got[0].0, want_rh, "rhaproxy's event datagrams (be)");
+    assert_eq!(got[0].1, want_li, "rhaproxy's event datagrams (li)");
+    if got.len() == 2 {
+        assert_eq!(got[0], got[1], "rhaproxy vs HAProxy event datagrams");
+    }
+}
