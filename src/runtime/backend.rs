@@ -692,6 +692,10 @@ impl Backend {
                 if spoof_client {
                     let _ = sockopt::set_reset_on_close(&s);
                 }
+                // `option srvtcpka` / `option tcpka`: kernel keep-alive probes towards the server.
+                if self.proxy.option("srvtcpka") || self.proxy.option("tcpka") {
+                    let _ = socket2::SockRef::from(&s).set_keepalive(true);
+                }
                 Ok(s)
             }
             Err(_) => Err(DialError::Failed(false)),

@@ -622,6 +622,10 @@ async fn accept_loop(
             Err(_) => continue,
         };
         let _ = stream.set_nodelay(true);
+        // `option clitcpka` / `option tcpka`: kernel keep-alive probes towards the client.
+        if fe.proxy.option("clitcpka") || fe.proxy.option("tcpka") {
+            let _ = socket2::SockRef::from(&stream).set_keepalive(true);
+        }
         shared.active.fetch_add(1, Ordering::AcqRel);
         ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);

@@ -832,10 +832,10 @@ pub static OPTIONS: &[OptionKw] = &[
     opth("http-use-proxy-header", FE, U),
     opth("idle-close-on-response", FE, U),
     opt("independent-streams", FB, U),
-    opt("log-health-checks", BE, I),
+    opt("log-health-checks", BE, U),
     opt("log-separate-errors", FE, I),
-    opt("logasap", FE, I),
-    opt("nolinger", FB, I),
+    opt("logasap", FE, U),
+    opt("nolinger", FB, U),
     opt("persist", BE, U),
     opth("prefer-last-server", BE, U),
     opt(
