@@ -42,7 +42,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ),
     ("external-check", U, None),
     ("gid", I, Some(g_gid)),
-    ("grace", I, Some(g_grace)),
+    ("grace", U, None),
     ("group", I, Some(g_group)),
     ("h1-case-adjust", U, None),
     ("h1-case-adjust-file", U, None),
@@ -414,12 +414,6 @@ fn time_arg(ctx: &mut LineCtx, a: &[String], kw: &str) -> Option<u64> {
 fn g_hard_stop_after(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     if let Some(v) = time_arg(ctx, a, "hard-stop-after") {
         g.hard_stop_after = Some(Located::new(v, ctx.loc.clone()));
-    }
-}
-
-fn g_grace(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
-    if let Some(v) = time_arg(ctx, a, "grace") {
-        g.grace = Some(Located::new(v, ctx.loc.clone()));
     }
 }
 

@@ -96,7 +96,12 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::Fatal,
     ),
     kw("default_backend", "DFL", I, Some(p_default_backend)),
-    kw("description", "FLB", I, Some(p_description)),
+    kw(
+        "description",
+        "FLB",
+        N("only shown by the stats page, which rhaproxy lacks"),
+        Some(p_description),
+    ),
     kw("disabled", "DFLB", I, Some(p_disabled)),
     kw("enabled", "DFLB", I, Some(p_enabled)),
     kw("dispatch", "LB", U, None),
