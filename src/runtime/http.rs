@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
-use super::{Accepted, Frontend, forward, logging, tcp};
+use super::{Accepted, Frontend, bufpool, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
 use crate::http1::{
     self, BodyFramer, BodyKind, Direction, ErrorFlavor, ForwardFor, HttpMode, Limits,
@@ -103,8 +103,22 @@ async fn read_more<R: AsyncRead + Unpin>(
     buf: &mut Vec<u8>,
     tmo: Option<Duration>,
 ) -> Result<usize, IoEnd> {
-    buf.reserve(16384);
-    let fut = r.read_buf(buf);
+    let fut = async {
+        if buf.is_empty() {
+            // Nothing buffered: wait for data without holding a buffer (an idle keep-alive
+            // connection holds none), then read into one from the pool.
+            bufpool::release(buf);
+            let b = bufpool::read_pooled(r).await?;
+            let n = b.len();
+            if n != 0 {
+                *buf = b;
+            }
+            Ok(n)
+        } else {
+            buf.reserve(bufpool::BUF_SIZE);
+            r.read_buf(buf).await
+        }
+    };
     match tmo {
         Some(t) => match tokio::time::timeout(t, fut).await {
             Ok(Ok(n)) => Ok(n),
@@ -145,7 +159,7 @@ impl ServerConn {
         ServerConn {
             r,
             w,
-            buf: Vec::with_capacity(16384),
+            buf: Vec::new(),
             srv,
         }
     }
@@ -488,7 +502,7 @@ pub async fn session(
     mut stop: watch::Receiver<bool>,
 ) {
     let (mut cr, mut cw) = client.into_split();
-    let mut cbuf: Vec<u8> = Vec::with_capacity(16384);
+    let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
@@ -785,6 +799,8 @@ pub async fn session(
                     if idle.len() >= MAX_SESSION_SRV_CONNS {
                         idle.remove(0);
                     }
+                    let mut sc = sc;
+                    bufpool::release(&mut sc.buf);
                     idle.push(sc);
                 }
                 if !client_keep_alive {
@@ -1022,7 +1038,7 @@ async fn exchange(
             return RespEnd::Tunnel;
         }
         let mut framer = Codec::new(resp.body, Direction::Response);
-        let mut out = Vec::with_capacity(16384);
+        let mut out = bufpool::Pooled::new();
         loop {
             if !sbuf.is_empty() || framer.is_done() {
                 out.clear();
