@@ -205,7 +205,18 @@ fn error_bytes(
     }
 }
 
-async fn send_error<W: AsyncWrite + Unpin>(
+/// Boxed, as it is rare: the session future stays small.
+fn send_error<'a, W: AsyncWrite + Unpin + Send>(
+    w: &'a mut W,
+    status: u16,
+    flavor: ErrorFlavor,
+    fe: &'a Frontend,
+    be: Option<&'a Backend>,
+) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send + 'a>> {
+    Box::pin(send_error_inner(w, status, flavor, fe, be))
+}
+
+async fn send_error_inner<W: AsyncWrite + Unpin>(
     w: &mut W,
     status: u16,
     flavor: ErrorFlavor,
@@ -677,7 +688,7 @@ pub async fn session(
                 txn.cs.local_addr = c.r.local_addr().ok();
                 Ok((c, slot, true))
             }
-            None => match connect_for(&be, &key, ctx, hip, slot, &mut txn.cs).await {
+            None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
                     Ok((ServerConn::new(s, srv), sl, false))
@@ -752,7 +763,9 @@ pub async fn session(
                     // A reused connection closed under us: try a fresh one.
                     was_reused = false;
                     drop(sc.take());
-                    match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                    match Box::pin(fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs))
+                        .await
+                    {
                         Ok((c, sl)) => {
                             sc = Some(c);
                             slot = sl;
@@ -764,15 +777,16 @@ pub async fn session(
                 // The server may have answered (and closed) before reading the request:
                 // read what it sent; an empty answer becomes a 502 there.
             }
-            let r = exchange(
+            // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
+            let r = Box::pin(exchange(
                 &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
                 was_reused, &mut txn,
-            )
+            ))
             .await;
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
                 drop(sc.take());
-                match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                match Box::pin(fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs)).await {
                     Ok((c, sl)) => {
                         sc = Some(c);
                         slot = sl;
@@ -814,7 +828,7 @@ pub async fn session(
                 let tmo = tcp::tunnel_timeouts(&fe, Some(&be));
                 let client = tokio::io::join(cr, cw);
                 let server = tokio::io::join(sc.r, sc.w);
-                let st = forward::forward(client, server, tmo, &cbuf, &sc.buf).await;
+                let st = Box::pin(forward::forward(client, server, tmo, &cbuf, &sc.buf)).await;
                 txn.bytes_out += st.to_client;
                 txn.bytes_in += st.to_server;
                 return;
