@@ -10,8 +10,10 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+
+use super::bufpool;
 
 /// Timeouts of one side.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,10 +134,11 @@ where
     W: AsyncWrite + Unpin,
 {
     let to = 1 - from;
-    let mut buf = vec![0u8; 16384];
     loop {
-        let n = match with_deadline(st, from, r.read(&mut buf)).await {
-            Ok(n) => n,
+        // No buffer is held while the side is idle: one is taken from the pool for a read
+        // that returns data, and given back once the data is written.
+        let buf = match with_deadline(st, from, bufpool::read_pooled(&mut r)).await {
+            Ok(b) => b,
             Err(PumpErr::Timeout(side)) if side == from => {
                 // A read timeout shuts this direction (as HAProxy does): the other side is
                 // told with a FIN and whatever it still sends is forwarded.
@@ -154,6 +157,7 @@ where
             }
             Err(e) => return Err(e),
         };
+        let n = buf.len();
         if n == 0 {
             let _ = w.shutdown().await;
             st.sides[to].wshut.store(true, Ordering::Relaxed);
@@ -162,7 +166,8 @@ where
             return Ok(());
         }
         st.touch(from);
-        with_deadline(st, to, w.write_all(&buf[..n])).await?;
+        with_deadline(st, to, w.write_all(&buf)).await?;
+        bufpool::give(buf);
         st.bytes[from].fetch_add(n as u64, Ordering::Relaxed);
         st.touch(to);
     }

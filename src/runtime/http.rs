@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
-use super::{Accepted, Frontend, forward, logging, tcp};
+use super::{Accepted, Frontend, bufpool, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
 use crate::http1::{
     self, BodyFramer, BodyKind, Direction, ErrorFlavor, ForwardFor, HttpMode, Limits,
@@ -103,8 +103,22 @@ async fn read_more<R: AsyncRead + Unpin>(
     buf: &mut Vec<u8>,
     tmo: Option<Duration>,
 ) -> Result<usize, IoEnd> {
-    buf.reserve(16384);
-    let fut = r.read_buf(buf);
+    let fut = async {
+        if buf.is_empty() {
+            // Nothing buffered: wait for data without holding a buffer (an idle keep-alive
+            // connection holds none), then read into one from the pool.
+            bufpool::release(buf);
+            let b = bufpool::read_pooled(r).await?;
+            let n = b.len();
+            if n != 0 {
+                *buf = b;
+            }
+            Ok(n)
+        } else {
+            buf.reserve(bufpool::BUF_SIZE);
+            r.read_buf(buf).await
+        }
+    };
     match tmo {
         Some(t) => match tokio::time::timeout(t, fut).await {
             Ok(Ok(n)) => Ok(n),
@@ -145,7 +159,7 @@ impl ServerConn {
         ServerConn {
             r,
             w,
-            buf: Vec::with_capacity(16384),
+            buf: Vec::new(),
             srv,
         }
     }
@@ -191,7 +205,18 @@ fn error_bytes(
     }
 }
 
-async fn send_error<W: AsyncWrite + Unpin>(
+/// Boxed, as it is rare: the session future stays small.
+fn send_error<'a, W: AsyncWrite + Unpin + Send>(
+    w: &'a mut W,
+    status: u16,
+    flavor: ErrorFlavor,
+    fe: &'a Frontend,
+    be: Option<&'a Backend>,
+) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send + 'a>> {
+    Box::pin(send_error_inner(w, status, flavor, fe, be))
+}
+
+async fn send_error_inner<W: AsyncWrite + Unpin>(
     w: &mut W,
     status: u16,
     flavor: ErrorFlavor,
@@ -488,7 +513,7 @@ pub async fn session(
     mut stop: watch::Receiver<bool>,
 ) {
     let (mut cr, mut cw) = client.into_split();
-    let mut cbuf: Vec<u8> = Vec::with_capacity(16384);
+    let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
@@ -663,7 +688,7 @@ pub async fn session(
                 txn.cs.local_addr = c.r.local_addr().ok();
                 Ok((c, slot, true))
             }
-            None => match connect_for(&be, &key, ctx, hip, slot, &mut txn.cs).await {
+            None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
                     Ok((ServerConn::new(s, srv), sl, false))
@@ -738,7 +763,9 @@ pub async fn session(
                     // A reused connection closed under us: try a fresh one.
                     was_reused = false;
                     drop(sc.take());
-                    match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                    match Box::pin(fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs))
+                        .await
+                    {
                         Ok((c, sl)) => {
                             sc = Some(c);
                             slot = sl;
@@ -750,15 +777,16 @@ pub async fn session(
                 // The server may have answered (and closed) before reading the request:
                 // read what it sent; an empty answer becomes a 502 there.
             }
-            let r = exchange(
+            // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
+            let r = Box::pin(exchange(
                 &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
                 was_reused, &mut txn,
-            )
+            ))
             .await;
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
                 drop(sc.take());
-                match fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs).await {
+                match Box::pin(fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs)).await {
                     Ok((c, sl)) => {
                         sc = Some(c);
                         slot = sl;
@@ -785,6 +813,8 @@ pub async fn session(
                     if idle.len() >= MAX_SESSION_SRV_CONNS {
                         idle.remove(0);
                     }
+                    let mut sc = sc;
+                    bufpool::release(&mut sc.buf);
                     idle.push(sc);
                 }
                 if !client_keep_alive {
@@ -798,7 +828,7 @@ pub async fn session(
                 let tmo = tcp::tunnel_timeouts(&fe, Some(&be));
                 let client = tokio::io::join(cr, cw);
                 let server = tokio::io::join(sc.r, sc.w);
-                let st = forward::forward(client, server, tmo, &cbuf, &sc.buf).await;
+                let st = Box::pin(forward::forward(client, server, tmo, &cbuf, &sc.buf)).await;
                 txn.bytes_out += st.to_client;
                 txn.bytes_in += st.to_server;
                 return;
@@ -1022,7 +1052,7 @@ async fn exchange(
             return RespEnd::Tunnel;
         }
         let mut framer = Codec::new(resp.body, Direction::Response);
-        let mut out = Vec::with_capacity(16384);
+        let mut out = bufpool::Pooled::new();
         loop {
             if !sbuf.is_empty() || framer.is_done() {
                 out.clear();

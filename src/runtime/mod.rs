@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod bufpool;
 pub mod check;
 pub mod forward;
 pub mod http;

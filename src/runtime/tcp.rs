@@ -43,10 +43,10 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     };
     let mut cs = ConnStats::default();
     let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
-    let mut rec = base_record(&fe, &be, &acc, &cs);
     let (server, slot) = match r {
         Ok(x) => x,
         Err(e) => {
+            let mut rec = base_record(&fe, &be, &acc, &cs);
             rec.term_state = logging::term(
                 match e {
                     ConnectError::Resource(_) => b'R',
@@ -75,9 +75,10 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     if let Some(s) = &slot {
         super::admin::session_server(&be, s.server());
     }
-    if let Some(i) = srv_idx {
-        rec.srv_conn = be.lb.served(i);
-    }
+    // The log record is built when the session ends (an idle pair keeps no 768-byte record),
+    // with the connection counts of now.
+    let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
+    let feconn = fe.feconn();
     let tmo = tunnel_timeouts(&fe, Some(&be));
     // `shutdown sessions server` ends the session (HAProxy's `K` termination).
     let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
@@ -91,6 +92,12 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     };
     drop(slot);
     drop(active);
+    if fe.log().is_none() {
+        return;
+    }
+    let mut rec = base_record(&fe, &be, &acc, &cs);
+    rec.actconn = actconn;
+    rec.feconn = feconn;
     rec.beconn = be.active.load(Ordering::Relaxed) as u32;
     rec.srv_conn = srv_idx.map(|i| be.lb.served(i)).unwrap_or(0);
     rec.bytes_out = st.to_client;
