@@ -278,7 +278,7 @@ fn server_maxconn_queues_then_times_out() {
     for imp in Impl::all("server_maxconn_queues_then_times_out") {
         let dir = TempDir::new("queue");
         let p = free_ports(2);
-        let b = Backend::start("e", p[1], Behavior::LineEcho);
+        let _b = Backend::start("e", p[1], Behavior::LineEcho);
         let cfg = format!(
             "defaults
     mode tcp
@@ -317,7 +317,6 @@ listen li
         // (No assertion on the server's peak concurrency: A's server-side close and B's connect
         // race in the test server's own threads, for HAProxy as for rhaproxy. That B waited
         // while A held the slot is what the two greetings above prove.)
-        let _ = &b;
         // C waits longer than `timeout queue` and is dropped without reaching the server.
         let t = Instant::now();
         let c = connect_from(None, p[0]).unwrap();

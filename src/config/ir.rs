@@ -47,14 +47,6 @@ pub struct Config {
     pub files: Vec<String>,
 }
 
-impl Config {
-    pub fn proxy(&self, name: &str, cap: Cap) -> Option<&Proxy> {
-        self.proxies
-            .iter()
-            .find(|p| p.name == name && p.cap().contains(cap))
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtherSection {
     pub kind: &'static str,
@@ -85,7 +77,6 @@ pub struct Global {
     pub zero_warning: bool,
     pub quiet: bool,
     pub hard_stop_after: Option<Located<u64>>,
-    pub grace: Option<Located<u64>>,
     pub bufsize: Option<Located<u32>>,
     pub stats_timeout: Option<Located<u64>>,
     /// `stats socket` lines (the runtime API).

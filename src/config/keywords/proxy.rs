@@ -397,9 +397,10 @@ fn p_hash_type(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
 }
 
 fn p_hash_balance_factor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    match a.get(1).and_then(|s| parse_uint(s)) {
-        Some(v) if v == 0 || v > 100 => p.hash_balance_factor = Some(v as u32),
-        _ => ctx.alert("'hash-balance-factor' must be 0 or greater than 100."),
+    let words: Vec<&str> = a[1..].iter().map(String::as_str).collect();
+    match crate::lb::parse_hash_balance_factor(&words) {
+        Ok(v) => p.hash_balance_factor = Some(v),
+        Err(e) => ctx.alert(e),
     }
 }
 
