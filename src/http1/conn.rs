@@ -82,17 +82,28 @@ pub fn finish_client_plan(plan: ConnPlan, resp: &Response) -> ConnPlan {
 /// Removes `close` and `keep-alive` tokens from every `Connection` header, dropping headers
 /// left empty.
 pub fn strip_connection_tokens(headers: &mut Vec<Header>) {
+    let kept = |e: &&[u8]| {
+        !e.is_empty() && !e.eq_ignore_ascii_case(b"close") && !e.eq_ignore_ascii_case(b"keep-alive")
+    };
     for h in headers.iter_mut().filter(|h| h.is("connection")) {
-        let kept: Vec<&[u8]> = list_elements(&h.value)
-            .filter(|e| {
-                !e.is_empty()
-                    && !e.eq_ignore_ascii_case(b"close")
-                    && !e.eq_ignore_ascii_case(b"keep-alive")
-            })
-            .collect();
+        if !list_elements(&h.value).any(|e| kept(&e)) {
+            h.value.clear();
+            continue;
+        }
+        let kept: Vec<&[u8]> = list_elements(&h.value).filter(kept).collect();
         h.value = kept.join(&b", "[..]);
     }
-    headers.retain(|h| !(h.is("connection") && h.value.is_empty()));
+    // Removed headers go back to the thread's stock (the usual `Connection: keep-alive`).
+    let mut i = 0;
+    while i < headers.len() {
+        if headers[i].is("connection") && headers[i].value.is_empty() {
+            let h = headers.remove(i);
+            super::head::recycle::give_bytes(h.name);
+            super::head::recycle::give_bytes(h.value);
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// `option forwardfor [except <net>] [header <name>] [if-none]`.

@@ -69,8 +69,8 @@ pub struct Header {
 impl Header {
     pub fn new(name: &[u8], value: &[u8]) -> Self {
         Header {
-            name: name.to_vec(),
-            value: value.to_vec(),
+            name: recycle::bytes(name),
+            value: recycle::bytes(value),
         }
     }
     pub fn is(&self, name: &str) -> bool {
@@ -152,6 +152,83 @@ impl RawHead {
     }
 }
 
+/// Recycled storage for parsed heads: a small per-thread stock of byte vectors and header
+/// lists, so that parsing a head on a busy connection allocates nothing. The runtime gives a
+/// message's vectors back with [`super::message::Request::recycle`] (and the response's)
+/// once it has written the head out; a message that is simply dropped frees them as usual.
+/// Bounded: at most [`SPARE_BYTES`] vectors of at most [`SPARE_BYTES_CAP`] bytes and
+/// [`SPARE_LISTS`] lists of at most [`SPARE_LIST_CAP`] headers per thread.
+pub mod recycle {
+    use super::Header;
+    use std::cell::RefCell;
+
+    pub const SPARE_BYTES: usize = 256;
+    pub const SPARE_BYTES_CAP: usize = 256;
+    pub const SPARE_LISTS: usize = 16;
+    pub const SPARE_LIST_CAP: usize = 64;
+    /// Capacity of a new vector.
+    const MIN_CAP: usize = 48;
+
+    thread_local! {
+        static BYTES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static LISTS: RefCell<Vec<Vec<Header>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A copy of `s` in a recycled vector when one is there (and `s` fits).
+    pub fn bytes(s: &[u8]) -> Vec<u8> {
+        if s.is_empty() {
+            return Vec::new();
+        }
+        if s.len() <= SPARE_BYTES_CAP
+            && let Some(mut v) = BYTES.with(|b| b.borrow_mut().pop())
+        {
+            v.clear();
+            v.extend_from_slice(s);
+            return v;
+        }
+        // Room for the usual longer value, so that the vector serves again once recycled.
+        let mut v = Vec::with_capacity(s.len().max(MIN_CAP));
+        v.extend_from_slice(s);
+        v
+    }
+
+    /// An empty header list, recycled when one is there.
+    pub fn list() -> Vec<Header> {
+        LISTS
+            .with(|l| l.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(16))
+    }
+
+    pub fn give_bytes(v: Vec<u8>) {
+        if v.capacity() == 0 || v.capacity() > SPARE_BYTES_CAP {
+            return;
+        }
+        BYTES.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() < SPARE_BYTES {
+                b.push(v);
+            }
+        });
+    }
+
+    /// Gives back a header list and the vectors of its headers.
+    pub fn give_list(mut l: Vec<Header>) {
+        for h in l.drain(..) {
+            give_bytes(h.name);
+            give_bytes(h.value);
+        }
+        if l.capacity() == 0 || l.capacity() > SPARE_LIST_CAP {
+            return;
+        }
+        LISTS.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_LISTS {
+                s.push(l);
+            }
+        });
+    }
+}
+
 /// `tchar` from RFC 9110 (method and header-name characters).
 pub fn is_tchar(b: u8) -> bool {
     matches!(b,
@@ -230,7 +307,7 @@ fn parse_request_line(line: &[u8]) -> Result<StartLine, SyntaxError> {
     if i == 0 || i == line.len() || !is_ws(line[i]) {
         return Err(SyntaxError::BadMethod);
     }
-    let method = line[..i].to_vec();
+    let method = recycle::bytes(&line[..i]);
     while i < line.len() && is_ws(line[i]) {
         i += 1;
     }
@@ -244,7 +321,7 @@ fn parse_request_line(line: &[u8]) -> Result<StartLine, SyntaxError> {
     if i == us {
         return Err(SyntaxError::BadUri);
     }
-    let uri = line[us..i].to_vec();
+    let uri = recycle::bytes(&line[us..i]);
     if i == line.len() {
         // HTTP/0.9 request line (no version): rejected.
         return Err(SyntaxError::BadVersion);
@@ -293,7 +370,7 @@ fn parse_status_line(line: &[u8]) -> Result<StartLine, SyntaxError> {
     Ok(StartLine::Status {
         version,
         status,
-        reason: line[i..].to_vec(),
+        reason: recycle::bytes(&line[i..]),
     })
 }
 
@@ -348,7 +425,7 @@ pub fn scan_head(buf: &[u8], is_request: bool, limits: &Limits) -> Result<Scan, 
             }
         }
     };
-    let mut headers: Vec<Header> = Vec::new();
+    let mut headers: Vec<Header> = recycle::list();
     // Trailing blanks of the previous header line, re-inserted if a continuation follows.
     let mut prev_tail: Vec<u8> = Vec::new();
     loop {
@@ -409,8 +486,8 @@ pub fn scan_head(buf: &[u8], is_request: bool, limits: &Limits) -> Result<Scan, 
                 return Err(SyntaxError::TooManyHeaders);
             }
             headers.push(Header {
-                name: line[..i].to_vec(),
-                value: trim_ws(&line[i + 1..]).to_vec(),
+                name: recycle::bytes(&line[..i]),
+                value: recycle::bytes(trim_ws(&line[i + 1..])),
             });
             prev_tail = trailing_ws(&line[i + 1..]).to_vec();
         }

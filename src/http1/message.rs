@@ -102,6 +102,14 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find(&self.headers, name)
     }
+    /// Gives the request's vectors to this thread's stock for the next heads
+    /// ([`super::head::recycle`]).
+    pub fn recycle(self) {
+        use super::head::recycle;
+        recycle::give_bytes(self.method);
+        recycle::give_bytes(self.uri);
+        recycle::give_list(self.headers);
+    }
     pub fn is_head(&self) -> bool {
         self.method == b"HEAD"
     }
@@ -145,6 +153,13 @@ pub struct Response {
 impl Response {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find(&self.headers, name)
+    }
+    /// Gives the response's vectors to this thread's stock for the next heads
+    /// ([`super::head::recycle`]).
+    pub fn recycle(self) {
+        use super::head::recycle;
+        recycle::give_bytes(self.reason);
+        recycle::give_list(self.headers);
     }
 }
 

@@ -79,7 +79,18 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &Request, opts: WriteOpts) {
 /// space after the status, as HAProxy writes it).
 pub fn write_response_head(out: &mut Vec<u8>, resp: &Response, opts: WriteOpts) {
     out.extend_from_slice(&version(resp.version));
-    out.extend_from_slice(format!(" {:03} ", resp.status).as_bytes());
+    let st = resp.status;
+    if st <= 999 {
+        out.extend_from_slice(&[
+            b' ',
+            b'0' + (st / 100) as u8,
+            b'0' + (st / 10 % 10) as u8,
+            b'0' + (st % 10) as u8,
+            b' ',
+        ]);
+    } else {
+        out.extend_from_slice(format!(" {st} ").as_bytes());
+    }
     out.extend_from_slice(&resp.reason);
     out.extend_from_slice(b"\r\n");
     write_headers(out, &resp.headers, opts);

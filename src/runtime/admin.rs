@@ -2203,8 +2203,13 @@ pub fn session_server(be: &Backend, srv: &Server) {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if let Some((_, s)) = v.iter_mut().find(|(x, _)| *x == k) {
-        s.be = Some(Arc::from(be.name.as_str()));
-        s.srv = Some(Arc::from(srv.name.as_str()));
+        // Usually the same as for the session's previous request: no new strings then.
+        if s.be.as_deref() != Some(be.name.as_str()) {
+            s.be = Some(Arc::from(be.name.as_str()));
+        }
+        if s.srv.as_deref() != Some(srv.name.as_str()) {
+            s.srv = Some(Arc::from(srv.name.as_str()));
+        }
     }
 }
 

@@ -170,7 +170,8 @@ pub struct ConnStats {
     /// The server of the last attempt.
     pub server: Option<usize>,
     pub server_addr: Option<SocketAddr>,
-    /// Local address of the server connection (`%bi:%bp`).
+    /// Local address of the server connection (`%bi:%bp`); set by the caller, only when it
+    /// logs (it costs a getsockname).
     pub local_addr: Option<SocketAddr>,
 }
 
@@ -594,10 +595,8 @@ impl Backend {
             let r = self.dial(addr, policy, ctx, hdr_ip).await;
             stats.connect_ms = t.elapsed().as_millis() as i64;
             let (server, timed_out) = match r {
-                Ok(stream) => {
-                    stats.local_addr = stream.local_addr().ok();
-                    return Ok((stream, Some(s)));
-                }
+                // `stats.local_addr` is left to the caller: a getsockname only when it logs.
+                Ok(stream) => return Ok((stream, Some(s))),
                 Err(DialError::Resource(m)) => {
                     eprintln!("[ALERT]    ({}) : {}", std::process::id(), m);
                     if left == 0 {

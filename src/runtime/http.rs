@@ -148,21 +148,33 @@ async fn write_all<W: AsyncWrite + Unpin>(
 /// A server connection of this session.
 struct ServerConn {
     r: OwnedReadHalf,
-    w: OwnedWriteHalf,
+    w: SrvWrite,
     buf: Vec<u8>,
     srv: usize,
+    /// The addresses of the connection for the logs, found when it was made: a reused
+    /// connection asks the kernel nothing.
+    server_addr: Option<std::net::SocketAddr>,
+    local_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerConn {
-    fn new(s: TcpStream, srv: usize) -> ServerConn {
+    /// `cs` holds the addresses the connect procedure found; the local one is asked of the
+    /// kernel only when the transaction is logged.
+    fn new(s: TcpStream, srv: usize, cs: &mut ConnStats, logged: bool) -> ServerConn {
+        if logged {
+            cs.local_addr = s.local_addr().ok();
+        }
         let (r, w) = s.into_split();
         ServerConn {
             r,
-            w,
+            w: SrvWrite(std::mem::ManuallyDrop::new(w)),
             buf: Vec::new(),
             srv,
+            server_addr: cs.server_addr,
+            local_addr: cs.local_addr,
         }
     }
+
     /// Takes what a server that speaks first (or answers before reading) already sent:
     /// once our request reaches a server socket that is already closed, the kernel's RST
     /// may discard unread data.
@@ -180,6 +192,47 @@ impl ServerConn {
     fn still_usable(&self) -> bool {
         let mut b = [0u8; 1];
         matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// The write half of a server connection, closed without the shutdown(SHUT_WR) an owned write
+/// half does when dropped: the socket is closed when the read half goes, right after, and the
+/// FIN goes then (one syscall less per server connection).
+struct SrvWrite(std::mem::ManuallyDrop<OwnedWriteHalf>);
+
+impl Drop for SrvWrite {
+    fn drop(&mut self) {
+        // SAFETY: taken only here, once.
+        unsafe { std::mem::ManuallyDrop::take(&mut self.0) }.forget();
+    }
+}
+
+impl std::ops::Deref for SrvWrite {
+    type Target = OwnedWriteHalf;
+    fn deref(&self) -> &OwnedWriteHalf {
+        &self.0
+    }
+}
+
+impl AsyncWrite for SrvWrite {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_shutdown(cx)
     }
 }
 
@@ -615,12 +668,8 @@ pub async fn session(
         let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
 
         // ---- server choice and connection
-        let hl: Vec<(&[u8], &[u8])> = req
-            .headers
-            .iter()
-            .map(|h| (&h.name[..], &h.value[..]))
-            .collect();
-        let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
+        let hl = |name: &[u8]| first_header(&req, name);
+        let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::Lookup(&hl));
         let ctx = ConnCtx {
             client: acc.client,
             orig_dst: acc.orig_dst,
@@ -684,19 +733,18 @@ pub async fn session(
         let conn = match reused {
             Some(c) => {
                 txn.cs.connect_ms = 0;
-                txn.cs.server_addr = c.r.peer_addr().ok();
-                txn.cs.local_addr = c.r.local_addr().ok();
+                txn.cs.server_addr = c.server_addr;
+                txn.cs.local_addr = c.local_addr;
                 Ok((c, slot, true))
             }
             None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                    Ok((ServerConn::new(s, srv), sl, false))
+                    Ok((ServerConn::new(s, srv, &mut txn.cs, logged), sl, false))
                 }
                 Err(status) => Err(status),
             },
         };
-        drop(hl);
         let (sc0, mut slot, mut was_reused) = match conn {
             Ok(x) => x,
             Err(status) => {
@@ -728,14 +776,15 @@ pub async fn session(
         // ---- request head to the server
         let ff = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref());
         http1::rewrite_request_for_server(&mut req, plan, client_ip, ff);
-        let mut head = Vec::with_capacity(1024);
+        let mut head = bufpool::Pooled::new();
         http1::write_request_head(&mut head, &req, WriteOpts::default());
         let info = req.info();
         let req_11 = req.version.is_11();
 
         let outcome = loop {
             let mut rq_framer = Codec::new(req.body, Direction::Request);
-            let mut out = head.clone();
+            let mut out = bufpool::Pooled::new();
+            out.extend_from_slice(&head);
             match rq_framer.feed(&cbuf, &mut out) {
                 Ok(step) => {
                     cbuf.drain(..step.consumed);
@@ -763,8 +812,17 @@ pub async fn session(
                     // A reused connection closed under us: try a fresh one.
                     was_reused = false;
                     drop(sc.take());
-                    match Box::pin(fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs))
-                        .await
+                    match Box::pin(fresh(
+                        &be,
+                        &req,
+                        lb_ip,
+                        ctx,
+                        hip,
+                        slot.take(),
+                        &mut txn.cs,
+                        logged,
+                    ))
+                    .await
                     {
                         Ok((c, sl)) => {
                             sc = Some(c);
@@ -786,7 +844,18 @@ pub async fn session(
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
                 drop(sc.take());
-                match Box::pin(fresh(&be, &req, lb_ip, ctx, hip, slot.take(), &mut txn.cs)).await {
+                match Box::pin(fresh(
+                    &be,
+                    &req,
+                    lb_ip,
+                    ctx,
+                    hip,
+                    slot.take(),
+                    &mut txn.cs,
+                    logged,
+                ))
+                .await
+                {
                     Ok((c, sl)) => {
                         sc = Some(c);
                         slot = sl;
@@ -880,6 +949,7 @@ pub async fn session(
         }
         drop(be_active);
         drop(txn);
+        req.recycle();
         txn_start = Instant::now();
         txn_start_utc = chrono::Utc::now();
     }
@@ -909,7 +979,16 @@ async fn connect_for(
     r
 }
 
+/// The value of the first `name` header (case-insensitive), for the balancing key.
+fn first_header<'a>(req: &'a Request, name: &[u8]) -> Option<&'a [u8]> {
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| &h.value[..])
+}
+
 /// A fresh connection for a request whose reused connection died.
+#[allow(clippy::too_many_arguments)]
 async fn fresh(
     be: &Arc<Backend>,
     req: &Request,
@@ -918,16 +997,13 @@ async fn fresh(
     hip: Option<IpAddr>,
     slot: Option<Slot>,
     cs: &mut ConnStats,
+    logged: bool,
 ) -> Result<(ServerConn, Option<Slot>), u16> {
-    let hl: Vec<(&[u8], &[u8])> = req
-        .headers
-        .iter()
-        .map(|h| (&h.name[..], &h.value[..]))
-        .collect();
-    let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
+    let hl = |name: &[u8]| first_header(req, name);
+    let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::Lookup(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-    Ok((ServerConn::new(s, srv), sl))
+    Ok((ServerConn::new(s, srv, cs, logged), sl))
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
@@ -1041,32 +1117,43 @@ async fn exchange(
         // The server keeps its side open: HTTP/1.1 without `close`, HTTP/1.0 with keep-alive.
         let server_keeps = !resp.conn.close && (resp.version.is_11() || resp.conn.keep_alive);
         http1::rewrite_response_for_client(&mut resp, req_11, plan2);
-        let mut h = Vec::with_capacity(512);
-        http1::write_response_head(&mut h, &resp, WriteOpts::default());
-        if write_all(cw, &h, client_to).await.is_err() {
-            txn.set_term(b'C', b'D');
-            return RespEnd::Abort;
-        }
-        txn.bytes_out += htx_size(h.len(), resp.headers.len());
+        // The head goes out with the body bytes already read, in one write.
+        let mut out = bufpool::Pooled::new();
+        http1::write_response_head(&mut out, &resp, WriteOpts::default());
+        let mut head_len = out.len();
+        txn.bytes_out += htx_size(head_len, resp.headers.len());
+        resp.recycle();
         if tunnel {
+            if write_all(cw, &out, client_to).await.is_err() {
+                txn.set_term(b'C', b'D');
+                return RespEnd::Abort;
+            }
             return RespEnd::Tunnel;
         }
-        let mut framer = Codec::new(resp.body, Direction::Response);
-        let mut out = bufpool::Pooled::new();
+        let mut framer = Codec::new(resp_body, Direction::Response);
         loop {
-            if !sbuf.is_empty() || framer.is_done() {
-                out.clear();
+            if !sbuf.is_empty() || framer.is_done() || head_len != 0 {
+                out.truncate(head_len);
                 let step = match framer.feed(sbuf, &mut out) {
                     Ok(s) => s,
-                    Err(_) => return RespEnd::Abort,
+                    Err(_) => {
+                        // A bad body: the head still goes, then the connection is cut.
+                        out.truncate(head_len);
+                        if head_len != 0 {
+                            let _ = write_all(cw, &out, client_to).await;
+                        }
+                        return RespEnd::Abort;
+                    }
                 };
                 if !out.is_empty() {
                     if write_all(cw, &out, client_to).await.is_err() {
                         txn.set_term(b'C', b'D');
                         return RespEnd::Abort;
                     }
-                    txn.bytes_out += out.len() as u64;
+                    txn.bytes_out += (out.len() - head_len) as u64;
                 }
+                out.clear();
+                head_len = 0;
                 sbuf.drain(..step.consumed);
                 if step.done {
                     let extra = !sbuf.is_empty();

@@ -12,6 +12,10 @@ pub struct Bound {
     pub addr: SocketAddr,
     /// Index of the bind line in its proxy.
     pub bind_idx: usize,
+    /// The local address of every connection accepted here, when it is known without asking
+    /// the kernel: a specific address on a listener that is not `transparent` (a wildcard or
+    /// a TPROXY listener needs a getsockname per connection).
+    pub fixed_local: Option<SocketAddr>,
 }
 
 /// HAProxy's name for a proxy's kind in startup messages.
@@ -47,6 +51,7 @@ pub fn bind_all(
                     socket,
                     addr: sa,
                     bind_idx,
+                    fixed_local: None,
                 });
                 continue;
             }
@@ -86,6 +91,7 @@ pub fn bind_all(
                 socket,
                 addr: sa,
                 bind_idx,
+                fixed_local: (!bind.transparent && !sa.ip().is_unspecified()).then_some(sa),
             });
         }
     }

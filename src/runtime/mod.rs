@@ -469,9 +469,16 @@ async fn serve(
             }
         };
         let sh = Arc::clone(&shared);
-        acceptors.push(tokio::spawn(accept_loop(sh, fi, listener, bind_max)));
+        acceptors.push(tokio::spawn(accept_loop(
+            sh,
+            fi,
+            listener,
+            bind_max,
+            b.fixed_local,
+        )));
     }
     check::start_all(&shared);
+    tokio::spawn(timer_heartbeat());
 
     // Signals that would otherwise kill or stop the process; SIGTERM/SIGINT keep their default
     // disposition (immediate exit, as HAProxy's hard stop).
@@ -555,11 +562,28 @@ async fn serve(
     0
 }
 
+/// Keeps a timer due within [`HEARTBEAT`] at all times. Tokio wakes its I/O driver (an eventfd
+/// write, then one more `epoll_wait`) whenever a timer is armed that is due before the driver's
+/// next planned wake-up, which is "never" while no timer runs: without this, the first timer of
+/// a connection on an idle proxy, and every `timeout connect` shorter than the client timeouts,
+/// cost two syscalls. With it, only timers due within a second do. The price is one wake-up per
+/// second (HAProxy's event loop wakes at least as often).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+async fn timer_heartbeat() {
+    let mut t = tokio::time::interval(HEARTBEAT);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        t.tick().await;
+    }
+}
+
 async fn accept_loop(
     shared: Arc<Shared>,
     fi: usize,
     mut listener: tokio::io::unix::AsyncFd<std::net::TcpListener>,
     bind_max: Arc<Semaphore>,
+    fixed_local: Option<std::net::SocketAddr>,
 ) {
     let fe = Arc::clone(&shared.frontends[fi]);
     let mut generation = admin::resume_generation();
@@ -598,7 +622,14 @@ async fn accept_loop(
         let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
             return;
         };
-        let (stream, peer) = match listener.get_ref().accept() {
+        // accept4 with SOCK_NONBLOCK: no ioctl per connection to make it non-blocking.
+        let accepted = socket2::SockRef::from(listener.get_ref())
+            .accept4(nix::libc::SOCK_NONBLOCK | nix::libc::SOCK_CLOEXEC)
+            .and_then(|(s, a)| match a.as_socket() {
+                Some(peer) => Ok((std::net::TcpStream::from(s), peer)),
+                None => Err(std::io::Error::from(std::io::ErrorKind::InvalidInput)),
+            });
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // Another worker took it (or it went away): wait for the next one.
@@ -617,7 +648,6 @@ async fn accept_loop(
             }
         };
         drop(ready);
-        let _ = stream.set_nonblocking(true);
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(s) => s,
             Err(_) => continue,
@@ -638,7 +668,10 @@ async fn accept_loop(
         };
         let acc = Accepted {
             client: ClientAddr(peer),
-            orig_dst: crate::tproxy::sockopt::original_destination(&stream).ok(),
+            orig_dst: match fixed_local {
+                Some(a) => Some(OrigDstAddr(a)),
+                None => crate::tproxy::sockopt::original_destination(&stream).ok(),
+            },
             accept_utc: chrono::Utc::now(),
             accept_at: tokio::time::Instant::now(),
         };

@@ -71,6 +71,9 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
             return;
         }
     };
+    if fe.log().is_some() {
+        cs.local_addr = server.local_addr().ok();
+    }
     let srv_idx = slot.as_ref().map(|s| s.srv);
     if let Some(s) = &slot {
         super::admin::session_server(&be, s.server());
