@@ -151,10 +151,10 @@ struct ServerConn {
     w: SrvWrite,
     buf: Vec<u8>,
     srv: usize,
-    /// The addresses of the connection for the logs, found when it was made: a reused
-    /// connection asks the kernel nothing.
-    server_addr: Option<std::net::SocketAddr>,
-    local_addr: Option<std::net::SocketAddr>,
+    /// The server and local addresses of the connection for the logs, found when it was
+    /// made (a reused connection asks the kernel nothing); boxed, as an idle session keeps
+    /// its server connections.
+    addrs: Box<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
 }
 
 impl ServerConn {
@@ -170,8 +170,7 @@ impl ServerConn {
             w: SrvWrite(std::mem::ManuallyDrop::new(w)),
             buf: Vec::new(),
             srv,
-            server_addr: cs.server_addr,
-            local_addr: cs.local_addr,
+            addrs: Box::new((cs.server_addr, cs.local_addr)),
         }
     }
 
@@ -559,289 +558,401 @@ enum RespEnd {
     Abort,
 }
 
-pub async fn session(
+/// The client side of a session, kept between transactions. An idle keep-alive connection
+/// holds only this (in the small [`session`] future): each transaction runs in a boxed future
+/// that is freed once its response is sent.
+struct ClientConn {
     fe: Arc<Frontend>,
-    client: TcpStream,
     acc: Accepted,
-    mut stop: watch::Receiver<bool>,
-) {
-    let (mut cr, mut cw) = client.into_split();
-    let mut cbuf: Vec<u8> = Vec::new();
-    let mut idle: Vec<ServerConn> = Vec::new();
-    let limits = fe.limits;
-    let head_to = http1::HeadTimeouts {
+    cr: OwnedReadHalf,
+    cw: OwnedWriteHalf,
+    cbuf: Vec<u8>,
+    /// Idle server connections kept for this session's next requests.
+    idle: Vec<ServerConn>,
+    first: bool,
+    txn_start: Instant,
+    txn_start_utc: chrono::DateTime<chrono::Utc>,
+    /// When [`wait_request`] read the first bytes of the next request.
+    first_byte_at: Option<Instant>,
+}
+
+/// What comes after a transaction.
+enum Flow {
+    Next,
+    End,
+}
+
+fn head_timeouts(fe: &Frontend) -> http1::HeadTimeouts {
+    http1::HeadTimeouts {
         client: fe.client_timeout,
         http_request: fe.http_request_timeout,
         http_keep_alive: fe.http_keep_alive_timeout,
-    };
-    let client_ip = unmap(acc.client.ip());
-    // `balance source` hashes the address as accepted: on a `:::port v4v6` listener an IPv4
-    // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
-    let lb_ip = acc.client.ip();
-    let mut first = true;
-    let mut txn_start = acc.accept_at;
-    let mut txn_start_utc = acc.accept_utc;
+    }
+}
+
+/// The session of an accepted client connection. Not an `async fn`: the arguments are moved
+/// into the [`ClientConn`] before the future is made, so the future does not keep them twice.
+pub fn session(
+    fe: Arc<Frontend>,
+    client: TcpStream,
+    acc: Accepted,
+    stop: watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send {
+    let (cr, cw) = client.into_split();
     if let Some(be) = &fe.backend {
         be.cum_conns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    loop {
-        let mut txn = TxnLog::new(&fe, &acc, txn_start, txn_start_utc);
-        if !cbuf.is_empty() {
-            txn.first_byte = Some(txn_start);
-        }
-        // ---- request head
-        let mut req = loop {
-            match http1::parse_request(&cbuf, &limits) {
-                Ok(Parsed::Complete(r)) => break r,
-                Ok(Parsed::H2Preface) => return,
-                Err(e) => {
-                    txn.status = e.status as i32;
-                    txn.set_term(b'P', b'R');
-                    send_error(&mut cw, e.status, ErrorFlavor::Mux, &fe, None).await;
-                    return;
-                }
-                Ok(Parsed::Partial) => {}
-            }
-            let (tmo, on_to) = http1::head_wait(first, cbuf.len(), &head_to);
-            let idle_wait = cbuf.is_empty() && !first;
-            if idle_wait && super::is_stopping() {
+    let c = ClientConn {
+        fe,
+        acc,
+        cr,
+        cw,
+        cbuf: Vec::new(),
+        idle: Vec::new(),
+        first: true,
+        txn_start: acc.accept_at,
+        txn_start_utc: acc.accept_utc,
+        first_byte_at: None,
+    };
+    serve(c, stop)
+}
+
+/// Not an `async fn` (see [`session`]): `c` and `stop` are kept once, in place.
+#[allow(clippy::manual_async_fn)]
+fn serve(mut c: ClientConn, mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send {
+    async move {
+        loop {
+            if c.cbuf.is_empty() && !wait_request(&mut c, &mut stop).await {
                 return;
             }
-            let r = tokio::select! {
-                r = read_more(&mut cr, &mut cbuf, tmo) => r,
-                _ = stop.changed(), if idle_wait => return,
-            };
-            match r {
-                Ok(0) | Err(IoEnd::Io) => {
-                    txn.status = 400;
-                    txn.set_term(b'C', b'R');
-                    txn.bytes_in = cbuf.len() as u64;
-                    return;
-                }
-                Ok(_) => {
-                    txn.first_byte.get_or_insert_with(Instant::now);
-                }
-                Err(IoEnd::Timeout) => {
-                    if on_to == OnHeadTimeout::Send408 {
-                        txn.first_byte.get_or_insert(txn.start);
-                        txn.status = 408;
-                        txn.set_term(b'c', b'R');
-                        send_error(&mut cw, 408, ErrorFlavor::Mux, &fe, None).await;
-                    }
-                    return;
-                }
+            match Box::pin(transaction(&mut c, &mut stop)).await {
+                Flow::Next => {}
+                Flow::End => return,
             }
-        };
-        first = false;
-        txn.head_done = Some(Instant::now());
-        txn.bytes_in = htx_size(req.head_len, req.headers.len());
-        let logged = fe.log().is_some();
-        txn.request_line = logged.then(|| {
-            format!(
-                "{} {} HTTP/{}.{}",
-                String::from_utf8_lossy(&req.method),
-                String::from_utf8_lossy(&req.uri),
-                req.version.major,
-                req.version.minor
-            )
-            .into_bytes()
-        });
-        if logged {
-            txn.captures = capture(&req.headers, &fe.proxy.capture_request);
         }
-        cbuf.drain(..req.head_len);
+    }
+}
 
-        let Some(be) = fe.backend.clone() else {
-            txn.status = 503;
-            txn.set_term(b'S', b'C');
-            txn.bytes_out =
-                send_error(&mut cw, 503, ErrorFlavor::Stream { close: true }, &fe, None).await;
-            return;
-        };
-        txn.be = Some(Arc::clone(&be));
-        let be_active = BeActive::new(&be);
-        let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
-        if super::is_stopping() {
-            plan.client_keep_alive = false;
-        }
-        let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
-
-        // ---- server choice and connection
-        let hl = |name: &[u8]| first_header(&req, name);
-        let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::Lookup(&hl));
-        let ctx = ConnCtx {
-            client: acc.client,
-            orig_dst: acc.orig_dst,
-        };
-        let want_hdr = be
-            .servers
-            .first()
-            .and_then(|s| s.source.as_ref())
-            .or(be.source.as_ref())
-            .and_then(|p| match &p.usesrc {
-                Some(UseSrc::HdrIp { header, occ }) => Some((header.clone(), *occ)),
-                _ => None,
-            });
-        let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
-        let tq = Instant::now();
-        let assigned = be.assign(&key, None).await;
-        txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
-        let slot = match assigned {
-            Ok(s) => {
-                txn.cs.server = Some(s.srv);
-                Some(s)
+/// Waits, with nothing buffered, until the client sends something (the transaction then reads
+/// it): the wait for the first request and the keep-alive wait between requests, with their
+/// timeouts and soft stop, as the head reading loop of [`transaction`] would. `false`: the
+/// session ends.
+async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> bool {
+    let head_to = head_timeouts(&c.fe);
+    let (tmo, on_to) = http1::head_wait(c.first, 0, &head_to);
+    let idle_wait = !c.first;
+    if idle_wait && super::is_stopping() {
+        return false;
+    }
+    // The emptied input buffer goes back to the pool: an idle connection holds none.
+    bufpool::release(&mut c.cbuf);
+    // Polled by hand (a read into a pooled buffer, the timer, soft stop): this future is
+    // what an idle connection keeps, so it holds no more than the timer and the stop watch.
+    // The read is the one the transaction would do (no extra syscall).
+    enum Woke {
+        Data(Vec<u8>),
+        Closed,
+        Timeout,
+        Stop,
+    }
+    let woke = {
+        let sleep = tmo.map(tokio::time::sleep);
+        tokio::pin!(sleep);
+        let changed = stop.changed();
+        tokio::pin!(changed);
+        let cr = &mut c.cr;
+        std::future::poll_fn(|cx| {
+            use std::task::Poll;
+            match bufpool::poll_read_pooled(cr, cx) {
+                Poll::Ready(Ok(b)) if !b.is_empty() => return Poll::Ready(Woke::Data(b)),
+                Poll::Ready(_) => return Poll::Ready(Woke::Closed),
+                Poll::Pending => {}
             }
+            if let Some(s) = sleep.as_mut().as_pin_mut()
+                && s.poll(cx).is_ready()
+            {
+                return Poll::Ready(Woke::Timeout);
+            }
+            if idle_wait && changed.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Woke::Stop);
+            }
+            Poll::Pending
+        })
+        .await
+    };
+    match woke {
+        Woke::Data(b) => {
+            c.cbuf = b;
+            c.first_byte_at = Some(Instant::now());
+            return true;
+        }
+        // As in the transaction: a connection closed before any byte is not logged.
+        Woke::Closed | Woke::Stop => return false,
+        Woke::Timeout => {}
+    }
+    if on_to == OnHeadTimeout::Send408 {
+        // Boxed, as it is rare: the waiting future stays small.
+        Box::pin(answer_408(c)).await;
+    }
+    false
+}
+
+/// `timeout http-request` expired before a first request: a logged 408.
+async fn answer_408(c: &mut ClientConn) {
+    let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.txn_start_utc);
+    txn.first_byte = Some(txn.start);
+    txn.status = 408;
+    txn.set_term(b'c', b'R');
+    send_error(&mut c.cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
+}
+
+/// One request and its response (or error answer).
+async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Flow {
+    let ClientConn {
+        fe,
+        acc,
+        cr,
+        cw,
+        cbuf,
+        idle,
+        first,
+        txn_start,
+        txn_start_utc,
+        first_byte_at,
+    } = c;
+    let fe: &Arc<Frontend> = fe;
+    let acc: Accepted = *acc;
+    let limits = fe.limits;
+    let head_to = head_timeouts(fe);
+    let client_ip = unmap(acc.client.ip());
+    // `balance source` hashes the address as accepted: on a `:::port v4v6` listener an IPv4
+    // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
+    let lb_ip = acc.client.ip();
+    let mut txn = TxnLog::new(fe, &acc, *txn_start, *txn_start_utc);
+    if !cbuf.is_empty() {
+        // Read by `wait_request`, or left by the previous request (pipelining).
+        txn.first_byte = Some(first_byte_at.take().unwrap_or(*txn_start));
+    }
+    // ---- request head
+    let mut req = loop {
+        match http1::parse_request(cbuf, &limits) {
+            Ok(Parsed::Complete(r)) => break r,
+            Ok(Parsed::H2Preface) => return Flow::End,
             Err(e) => {
-                if matches!(e, ConnectError::NoServer | ConnectError::QueueTimeout)
-                    && !(be.servers.is_empty() && be.transparent)
-                {
-                    let keep = plan.client_keep_alive && no_body;
-                    txn.status = 503;
-                    if matches!(e, ConnectError::QueueTimeout) {
-                        txn.set_term(b's', b'Q');
-                    } else {
-                        txn.cs.queue_ms = -1;
-                        txn.set_term(b'S', b'C');
-                    }
-                    txn.bytes_out = send_error(
-                        &mut cw,
-                        503,
-                        ErrorFlavor::Stream { close: !keep },
-                        &fe,
-                        Some(&be),
-                    )
-                    .await;
-                    if keep {
-                        continue;
-                    }
-                    return;
-                }
-                None
+                txn.status = e.status as i32;
+                txn.set_term(b'P', b'R');
+                send_error(&mut *cw, e.status, ErrorFlavor::Mux, fe, None).await;
+                return Flow::End;
             }
+            Ok(Parsed::Partial) => {}
+        }
+        let (tmo, on_to) = http1::head_wait(*first, cbuf.len(), &head_to);
+        let idle_wait = cbuf.is_empty() && !*first;
+        if idle_wait && super::is_stopping() {
+            return Flow::End;
+        }
+        let r = tokio::select! {
+            r = read_more(&mut *cr, &mut *cbuf, tmo) => r,
+            _ = stop.changed(), if idle_wait => return Flow::End,
         };
-        let mut reused = None;
-        if let Some(s) = &slot {
-            while let Some(pos) = idle.iter().position(|c| c.srv == s.srv) {
-                let c = idle.remove(pos);
-                if c.still_usable() {
-                    reused = Some(c);
-                    break;
+        match r {
+            Ok(0) | Err(IoEnd::Io) => {
+                txn.status = 400;
+                txn.set_term(b'C', b'R');
+                txn.bytes_in = cbuf.len() as u64;
+                return Flow::End;
+            }
+            Ok(_) => {
+                txn.first_byte.get_or_insert_with(Instant::now);
+            }
+            Err(IoEnd::Timeout) => {
+                if on_to == OnHeadTimeout::Send408 {
+                    txn.first_byte.get_or_insert(txn.start);
+                    txn.status = 408;
+                    txn.set_term(b'c', b'R');
+                    send_error(&mut *cw, 408, ErrorFlavor::Mux, fe, None).await;
                 }
+                return Flow::End;
             }
         }
-        let conn = match reused {
-            Some(c) => {
-                txn.cs.connect_ms = 0;
-                txn.cs.server_addr = c.server_addr;
-                txn.cs.local_addr = c.local_addr;
-                Ok((c, slot, true))
-            }
-            None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
-                Ok((s, sl)) => {
-                    let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                    Ok((ServerConn::new(s, srv, &mut txn.cs, logged), sl, false))
-                }
-                Err(status) => Err(status),
-            },
-        };
-        let (sc0, mut slot, mut was_reused) = match conn {
-            Ok(x) => x,
-            Err(status) => {
+    };
+    *first = false;
+    txn.head_done = Some(Instant::now());
+    txn.bytes_in = htx_size(req.head_len, req.headers.len());
+    let logged = fe.log().is_some();
+    txn.request_line = logged.then(|| {
+        format!(
+            "{} {} HTTP/{}.{}",
+            String::from_utf8_lossy(&req.method),
+            String::from_utf8_lossy(&req.uri),
+            req.version.major,
+            req.version.minor
+        )
+        .into_bytes()
+    });
+    if logged {
+        txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+    }
+    cbuf.drain(..req.head_len);
+
+    let Some(be) = fe.backend.clone() else {
+        txn.status = 503;
+        txn.set_term(b'S', b'C');
+        txn.bytes_out =
+            send_error(&mut *cw, 503, ErrorFlavor::Stream { close: true }, fe, None).await;
+        return Flow::End;
+    };
+    txn.be = Some(Arc::clone(&be));
+    let be_active = BeActive::new(&be);
+    let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
+    if super::is_stopping() {
+        plan.client_keep_alive = false;
+    }
+    let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
+
+    // ---- server choice and connection
+    let hl = |name: &[u8]| first_header(&req, name);
+    let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::Lookup(&hl));
+    let ctx = ConnCtx {
+        client: acc.client,
+        orig_dst: acc.orig_dst,
+    };
+    let want_hdr = be
+        .servers
+        .first()
+        .and_then(|s| s.source.as_ref())
+        .or(be.source.as_ref())
+        .and_then(|p| match &p.usesrc {
+            Some(UseSrc::HdrIp { header, occ }) => Some((header.clone(), *occ)),
+            _ => None,
+        });
+    let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
+    let tq = Instant::now();
+    let assigned = be.assign(&key, None).await;
+    txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
+    let slot = match assigned {
+        Ok(s) => {
+            txn.cs.server = Some(s.srv);
+            Some(s)
+        }
+        Err(e) => {
+            if matches!(e, ConnectError::NoServer | ConnectError::QueueTimeout)
+                && !(be.servers.is_empty() && be.transparent)
+            {
                 let keep = plan.client_keep_alive && no_body;
-                txn.status = status as i32;
-                txn.set_term(if status == 500 { b'R' } else { b'S' }, b'C');
+                txn.status = 503;
+                if matches!(e, ConnectError::QueueTimeout) {
+                    txn.set_term(b's', b'Q');
+                } else {
+                    txn.cs.queue_ms = -1;
+                    txn.set_term(b'S', b'C');
+                }
                 txn.bytes_out = send_error(
-                    &mut cw,
-                    status,
+                    &mut *cw,
+                    503,
                     ErrorFlavor::Stream { close: !keep },
-                    &fe,
+                    fe,
                     Some(&be),
                 )
                 .await;
                 if keep {
-                    continue;
+                    return Flow::Next;
                 }
-                return;
+                return Flow::End;
             }
-        };
-        if let Some(s) = &slot {
-            super::admin::session_server(&be, s.server());
+            None
         }
-
-        // An Option so that a dead connection can be closed before its replacement is
-        // opened (with `usesrc client` both would need the same 4-tuple).
-        let mut sc = Some(sc0);
-
-        // ---- request head to the server
-        let ff = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref());
-        http1::rewrite_request_for_server(&mut req, plan, client_ip, ff);
-        let mut head = bufpool::Pooled::new();
-        http1::write_request_head(&mut head, &req, WriteOpts::default());
-        let info = req.info();
-        let req_11 = req.version.is_11();
-
-        let outcome = loop {
-            let mut rq_framer = Codec::new(req.body, Direction::Request);
-            let mut out = bufpool::Pooled::new();
-            out.extend_from_slice(&head);
-            match rq_framer.feed(&cbuf, &mut out) {
-                Ok(step) => {
-                    cbuf.drain(..step.consumed);
-                }
-                Err(e) => {
-                    txn.status = e.status as i32;
-                    txn.set_term(b'P', b'R');
-                    txn.bytes_out =
-                        send_error(&mut cw, e.status, ErrorFlavor::Mux, &fe, Some(&be)).await;
-                    return;
-                }
+    };
+    let mut reused = None;
+    if let Some(s) = &slot {
+        while let Some(pos) = idle.iter().position(|c| c.srv == s.srv) {
+            let c = idle.remove(pos);
+            if c.still_usable() {
+                reused = Some(c);
+                break;
             }
-            txn.sent = Some(Instant::now());
-            let Some(conn) = sc.as_mut() else {
-                break RespEnd::Error(503);
-            };
-            if !was_reused {
-                conn.drain_ready();
+        }
+    }
+    let conn = match reused {
+        Some(c) => {
+            txn.cs.connect_ms = 0;
+            (txn.cs.server_addr, txn.cs.local_addr) = *c.addrs;
+            Ok((c, slot, true))
+        }
+        None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
+            Ok((s, sl)) => {
+                let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
+                Ok((ServerConn::new(s, srv, &mut txn.cs, logged), sl, false))
             }
-            if write_all(&mut conn.w, &out, be.server_timeout)
-                .await
-                .is_err()
-            {
-                if was_reused && no_body {
-                    // A reused connection closed under us: try a fresh one.
-                    was_reused = false;
-                    drop(sc.take());
-                    match Box::pin(fresh(
-                        &be,
-                        &req,
-                        lb_ip,
-                        ctx,
-                        hip,
-                        slot.take(),
-                        &mut txn.cs,
-                        logged,
-                    ))
-                    .await
-                    {
-                        Ok((c, sl)) => {
-                            sc = Some(c);
-                            slot = sl;
-                            continue;
-                        }
-                        Err(st) => break RespEnd::Error(st),
-                    }
-                }
-                // The server may have answered (and closed) before reading the request:
-                // read what it sent; an empty answer becomes a 502 there.
-            }
-            // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
-            let r = Box::pin(exchange(
-                &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
-                was_reused, &mut txn,
-            ))
+            Err(status) => Err(status),
+        },
+    };
+    let (sc0, mut slot, mut was_reused) = match conn {
+        Ok(x) => x,
+        Err(status) => {
+            let keep = plan.client_keep_alive && no_body;
+            txn.status = status as i32;
+            txn.set_term(if status == 500 { b'R' } else { b'S' }, b'C');
+            txn.bytes_out = send_error(
+                &mut *cw,
+                status,
+                ErrorFlavor::Stream { close: !keep },
+                fe,
+                Some(&be),
+            )
             .await;
-            if matches!(r, RespEnd::RetryableEmpty) && no_body {
+            if keep {
+                return Flow::Next;
+            }
+            return Flow::End;
+        }
+    };
+    if let Some(s) = &slot {
+        super::admin::session_server(&be, s.server());
+    }
+
+    // An Option so that a dead connection can be closed before its replacement is
+    // opened (with `usesrc client` both would need the same 4-tuple).
+    let mut sc = Some(sc0);
+
+    // ---- request head to the server
+    let ff = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref());
+    http1::rewrite_request_for_server(&mut req, plan, client_ip, ff);
+    let mut head = bufpool::Pooled::new();
+    http1::write_request_head(&mut head, &req, WriteOpts::default());
+    let info = req.info();
+    let req_11 = req.version.is_11();
+
+    let outcome = loop {
+        let mut rq_framer = Codec::new(req.body, Direction::Request);
+        let mut out = bufpool::Pooled::new();
+        out.extend_from_slice(&head);
+        match rq_framer.feed(cbuf, &mut out) {
+            Ok(step) => {
+                cbuf.drain(..step.consumed);
+            }
+            Err(e) => {
+                txn.status = e.status as i32;
+                txn.set_term(b'P', b'R');
+                txn.bytes_out =
+                    send_error(&mut *cw, e.status, ErrorFlavor::Mux, fe, Some(&be)).await;
+                return Flow::End;
+            }
+        }
+        txn.sent = Some(Instant::now());
+        let Some(conn) = sc.as_mut() else {
+            break RespEnd::Error(503);
+        };
+        if !was_reused {
+            conn.drain_ready();
+        }
+        if write_all(&mut conn.w, &out, be.server_timeout)
+            .await
+            .is_err()
+        {
+            if was_reused && no_body {
+                // A reused connection closed under us: try a fresh one.
                 was_reused = false;
                 drop(sc.take());
                 match Box::pin(fresh(
@@ -864,95 +975,129 @@ pub async fn session(
                     Err(st) => break RespEnd::Error(st),
                 }
             }
-            break r;
-        };
-        match outcome {
-            RespEnd::Done {
-                server_reusable,
-                client_keep_alive,
-            } => {
-                drop(slot);
-                let Some(sc) = sc else { continue };
-                let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
-                if queue {
-                    // Requests wait for this server: free the connection at once (RST).
-                    let _ = crate::tproxy::sockopt::set_reset_on_close(sc.w.as_ref());
-                }
-                if server_reusable && plan.server_keep_alive && sc.srv != usize::MAX && !queue {
-                    if idle.len() >= MAX_SESSION_SRV_CONNS {
-                        idle.remove(0);
-                    }
-                    let mut sc = sc;
-                    bufpool::release(&mut sc.buf);
-                    idle.push(sc);
-                }
-                if !client_keep_alive {
-                    let _ = cw.shutdown().await;
-                    return;
-                }
-            }
-            RespEnd::Tunnel => {
-                let _slot = slot;
-                let Some(sc) = sc else { return };
-                let tmo = tcp::tunnel_timeouts(&fe, Some(&be));
-                let client = tokio::io::join(cr, cw);
-                let server = tokio::io::join(sc.r, sc.w);
-                let st = Box::pin(forward::forward(client, server, tmo, &cbuf, &sc.buf)).await;
-                txn.bytes_out += st.to_client;
-                txn.bytes_in += st.to_server;
-                return;
-            }
-            RespEnd::Error(_) | RespEnd::RetryableEmpty => {
-                let status = match outcome {
-                    RespEnd::Error(st) => st,
-                    _ => 502,
-                };
-                drop(slot);
-                // The request was sent whole: HAProxy keeps the client connection.
-                let keep = plan.client_keep_alive && !super::is_stopping();
-                txn.status = status as i32;
-                match status {
-                    504 => txn.set_term(b's', b'H'),
-                    503 => txn.set_term(b'S', b'C'),
-                    _ => txn.set_term(b'S', b'H'),
-                }
-                txn.bytes_out = send_error(
-                    &mut cw,
-                    status,
-                    ErrorFlavor::Stream { close: !keep },
-                    &fe,
-                    Some(&be),
-                )
-                .await;
-                if !keep {
-                    return;
-                }
-            }
-            RespEnd::ErrorClose(status) => {
-                drop(slot);
-                txn.status = status as i32;
-                match status {
-                    504 => txn.set_term(b's', b'H'),
-                    _ => txn.set_term(b'S', b'H'),
-                }
-                txn.bytes_out = send_error(
-                    &mut cw,
-                    status,
-                    ErrorFlavor::Stream { close: true },
-                    &fe,
-                    Some(&be),
-                )
-                .await;
-                return;
-            }
-            RespEnd::Abort => return,
+            // The server may have answered (and closed) before reading the request:
+            // read what it sent; an empty answer becomes a 502 there.
         }
-        drop(be_active);
-        drop(txn);
-        req.recycle();
-        txn_start = Instant::now();
-        txn_start_utc = chrono::Utc::now();
+        // Not boxed: the transaction future is already on the heap.
+        let r = exchange(
+            fe, &be, &mut *cr, &mut *cw, &mut *cbuf, conn, rq_framer, info, req_11, plan,
+            was_reused, &mut txn,
+        )
+        .await;
+        if matches!(r, RespEnd::RetryableEmpty) && no_body {
+            was_reused = false;
+            drop(sc.take());
+            match Box::pin(fresh(
+                &be,
+                &req,
+                lb_ip,
+                ctx,
+                hip,
+                slot.take(),
+                &mut txn.cs,
+                logged,
+            ))
+            .await
+            {
+                Ok((c, sl)) => {
+                    sc = Some(c);
+                    slot = sl;
+                    continue;
+                }
+                Err(st) => break RespEnd::Error(st),
+            }
+        }
+        break r;
+    };
+    match outcome {
+        RespEnd::Done {
+            server_reusable,
+            client_keep_alive,
+        } => {
+            drop(slot);
+            let Some(sc) = sc else { return Flow::Next };
+            let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
+            if queue {
+                // Requests wait for this server: free the connection at once (RST).
+                let _ = crate::tproxy::sockopt::set_reset_on_close(sc.w.as_ref());
+            }
+            if server_reusable && plan.server_keep_alive && sc.srv != usize::MAX && !queue {
+                if idle.len() >= MAX_SESSION_SRV_CONNS {
+                    idle.remove(0);
+                }
+                let mut sc = sc;
+                bufpool::release(&mut sc.buf);
+                // Exactly the room needed: an idle session keeps this vector.
+                idle.reserve_exact(1);
+                idle.push(sc);
+            }
+            if !client_keep_alive {
+                let _ = cw.shutdown().await;
+                return Flow::End;
+            }
+        }
+        RespEnd::Tunnel => {
+            let _slot = slot;
+            let Some(sc) = sc else { return Flow::End };
+            let tmo = tcp::tunnel_timeouts(fe, Some(&be));
+            let client = tokio::io::join(&mut *cr, &mut *cw);
+            let server = tokio::io::join(sc.r, sc.w);
+            let st = Box::pin(forward::forward(client, server, tmo, cbuf, &sc.buf)).await;
+            txn.bytes_out += st.to_client;
+            txn.bytes_in += st.to_server;
+            return Flow::End;
+        }
+        RespEnd::Error(_) | RespEnd::RetryableEmpty => {
+            let status = match outcome {
+                RespEnd::Error(st) => st,
+                _ => 502,
+            };
+            drop(slot);
+            // The request was sent whole: HAProxy keeps the client connection.
+            let keep = plan.client_keep_alive && !super::is_stopping();
+            txn.status = status as i32;
+            match status {
+                504 => txn.set_term(b's', b'H'),
+                503 => txn.set_term(b'S', b'C'),
+                _ => txn.set_term(b'S', b'H'),
+            }
+            txn.bytes_out = send_error(
+                &mut *cw,
+                status,
+                ErrorFlavor::Stream { close: !keep },
+                fe,
+                Some(&be),
+            )
+            .await;
+            if !keep {
+                return Flow::End;
+            }
+        }
+        RespEnd::ErrorClose(status) => {
+            drop(slot);
+            txn.status = status as i32;
+            match status {
+                504 => txn.set_term(b's', b'H'),
+                _ => txn.set_term(b'S', b'H'),
+            }
+            txn.bytes_out = send_error(
+                &mut *cw,
+                status,
+                ErrorFlavor::Stream { close: true },
+                fe,
+                Some(&be),
+            )
+            .await;
+            return Flow::End;
+        }
+        RespEnd::Abort => return Flow::End,
     }
+    drop(be_active);
+    drop(txn);
+    req.recycle();
+    *txn_start = Instant::now();
+    *txn_start_utc = chrono::Utc::now();
+    Flow::Next
 }
 
 fn connect_status(e: &ConnectError) -> u16 {

@@ -578,6 +578,49 @@ async fn timer_heartbeat() {
     }
 }
 
+/// The task of an accepted connection: `session`, registered for `show sess` and, when
+/// `killable`, ended by `shutdown session`. Not an `async fn`, and the session future is made
+/// by the caller: an async fn keeps its arguments twice (as arguments and as the locals they
+/// are moved into), and a task lives as long as its connection.
+fn session_task<F>(
+    guard: SessionGuard,
+    fe: Arc<Frontend>,
+    peer: std::net::SocketAddr,
+    session: F,
+    killable: bool,
+) -> impl Future<Output = ()> + Send
+where
+    F: Future<Output = ()> + Send,
+{
+    let mut session = Some(session);
+    async move {
+        let sess = admin::session_opened(&fe, peer);
+        {
+            let killed = sess.killed();
+            tokio::pin!(killed);
+            // SAFETY: `session` belongs to this async block, which is pinned while it runs;
+            // it is never moved, only polled and dropped in place (`Pin::set`).
+            let mut session = unsafe { std::pin::Pin::new_unchecked(&mut session) };
+            std::future::poll_fn(|cx| {
+                if let Some(s) = session.as_mut().as_pin_mut()
+                    && s.poll(cx).is_ready()
+                {
+                    return std::task::Poll::Ready(());
+                }
+                if killable && killed.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+                std::task::Poll::Pending
+            })
+            .await;
+            // The session (its connections, its log line) ends before its entry and guard.
+            session.set(None);
+        }
+        drop(sess);
+        drop(guard);
+    }
+}
+
 async fn accept_loop(
     shared: Arc<Shared>,
     fi: usize,
@@ -681,20 +724,18 @@ async fn accept_loop(
             }
         }
         let fe = Arc::clone(&fe);
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let _guard = guard;
-            let _sess = admin::session_opened(&fe, peer);
-            match fe.mode {
-                Mode::Tcp => tcp::session(fe, stream, acc).await,
-                Mode::Http => {
-                    let stop = shared.stopping.subscribe();
-                    tokio::select! {
-                        _ = http::session(fe, stream, acc, stop) => {}
-                        _ = _sess.killed() => {}
-                    }
-                }
+        // One task type per mode: a task is sized for its own session future only (an idle
+        // HTTP connection does not pay for the larger TCP one).
+        match fe.mode {
+            Mode::Tcp => {
+                let session = tcp::session(Arc::clone(&fe), stream, acc);
+                tokio::spawn(session_task(guard, fe, peer, session, false));
             }
-        });
+            Mode::Http => {
+                let stop = shared.stopping.subscribe();
+                let session = http::session(Arc::clone(&fe), stream, acc, stop);
+                tokio::spawn(session_task(guard, fe, peer, session, true));
+            }
+        }
     }
 }

@@ -29,93 +29,102 @@ pub fn tunnel_timeouts(fe: &Frontend, be: Option<&Backend>) -> Timeouts {
     }
 }
 
-pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
-    let Some(be) = fe.backend.clone() else {
-        return;
-    };
-    be.cum_conns.fetch_add(1, Ordering::Relaxed);
-    let active = BeActive::new(&be);
-    // Hash the address as accepted (a v4v6 listener's `::ffff:a.b.c.d` is hashed as IPv6).
-    let key = RequestKey::tcp(acc.client.ip());
-    let ctx = ConnCtx {
-        client: acc.client,
-        orig_dst: acc.orig_dst,
-    };
-    let mut cs = ConnStats::default();
-    let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
-    let (server, slot) = match r {
-        Ok(x) => x,
-        Err(e) => {
-            let mut rec = base_record(&fe, &be, &acc, &cs);
-            rec.term_state = logging::term(
-                match e {
-                    ConnectError::Resource(_) => b'R',
-                    ConnectError::QueueTimeout => b's',
-                    ConnectError::ConnectFailed {
-                        timed_out: true, ..
-                    } => b's',
-                    _ => b'S',
-                },
-                match e {
-                    ConnectError::QueueTimeout => b'Q',
-                    _ => b'C',
-                },
-            );
-            if matches!(e, ConnectError::NoServer) {
-                rec.server = None;
+/// Not an `async fn`: an async fn keeps its arguments twice for its whole life (as arguments
+/// and as the locals they are moved into); this future keeps them once.
+#[allow(clippy::manual_async_fn)]
+pub fn session(
+    fe: Arc<Frontend>,
+    client: TcpStream,
+    acc: Accepted,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let Some(be) = fe.backend.clone() else {
+            return;
+        };
+        be.cum_conns.fetch_add(1, Ordering::Relaxed);
+        let active = BeActive::new(&be);
+        // Hash the address as accepted (a v4v6 listener's `::ffff:a.b.c.d` is hashed as IPv6).
+        let key = RequestKey::tcp(acc.client.ip());
+        let ctx = ConnCtx {
+            client: acc.client,
+            orig_dst: acc.orig_dst,
+        };
+        let mut cs = ConnStats::default();
+        let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
+        let (server, slot) = match r {
+            Ok(x) => x,
+            Err(e) => {
+                let mut rec = base_record(&fe, &be, &acc, &cs);
+                rec.term_state = logging::term(
+                    match e {
+                        ConnectError::Resource(_) => b'R',
+                        ConnectError::QueueTimeout => b's',
+                        ConnectError::ConnectFailed {
+                            timed_out: true, ..
+                        } => b's',
+                        _ => b'S',
+                    },
+                    match e {
+                        ConnectError::QueueTimeout => b'Q',
+                        _ => b'C',
+                    },
+                );
+                if matches!(e, ConnectError::NoServer) {
+                    rec.server = None;
+                }
+                drop(active);
+                rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+                finish(&fe, rec, &acc);
+                close_gracefully(client);
+                return;
             }
-            drop(active);
-            rec.beconn = be.active.load(Ordering::Relaxed) as u32;
-            finish(&fe, rec, &acc);
-            close_gracefully(client);
+        };
+        if fe.log().is_some() {
+            cs.local_addr = server.local_addr().ok();
+        }
+        let srv_idx = slot.as_ref().map(|s| s.srv);
+        if let Some(s) = &slot {
+            super::admin::session_server(&be, s.server());
+        }
+        // The log record is built when the session ends (an idle pair keeps no 768-byte record),
+        // with the connection counts of now.
+        let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
+        let feconn = fe.feconn();
+        let tmo = tunnel_timeouts(&fe, Some(&be));
+        // `shutdown sessions server` ends the session (HAProxy's `K` termination).
+        let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+        let mut killed = false;
+        let st = tokio::select! {
+            st = forward::forward(client, server, tmo, &[], &[]) => st,
+            _ = super::admin::killed(kill.as_mut()) => {
+                killed = true;
+                forward::Stats { end: forward::End::Done, to_server: 0, to_client: 0 }
+            }
+        };
+        drop(slot);
+        drop(active);
+        if fe.log().is_none() {
             return;
         }
-    };
-    if fe.log().is_some() {
-        cs.local_addr = server.local_addr().ok();
-    }
-    let srv_idx = slot.as_ref().map(|s| s.srv);
-    if let Some(s) = &slot {
-        super::admin::session_server(&be, s.server());
-    }
-    // The log record is built when the session ends (an idle pair keeps no 768-byte record),
-    // with the connection counts of now.
-    let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
-    let feconn = fe.feconn();
-    let tmo = tunnel_timeouts(&fe, Some(&be));
-    // `shutdown sessions server` ends the session (HAProxy's `K` termination).
-    let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
-    let mut killed = false;
-    let st = tokio::select! {
-        st = forward::forward(client, server, tmo, &[], &[]) => st,
-        _ = super::admin::killed(kill.as_mut()) => {
-            killed = true;
-            forward::Stats { end: forward::End::Done, to_server: 0, to_client: 0 }
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.actconn = actconn;
+        rec.feconn = feconn;
+        rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+        rec.srv_conn = srv_idx.map(|i| be.lb.served(i)).unwrap_or(0);
+        rec.bytes_out = st.to_client;
+        rec.bytes_in = st.to_server;
+        rec.term_state = match st.end {
+            forward::End::Done => *b"----",
+            forward::End::Timeout { client: true } => logging::term(b'c', b'D'),
+            forward::End::Timeout { client: false } => logging::term(b's', b'D'),
+            forward::End::Error { client: true } => logging::term(b'C', b'D'),
+            forward::End::Error { client: false } => logging::term(b'S', b'D'),
+        };
+        if killed {
+            rec.term_state = logging::term(b'K', b'D');
         }
-    };
-    drop(slot);
-    drop(active);
-    if fe.log().is_none() {
-        return;
+        finish(&fe, rec, &acc);
     }
-    let mut rec = base_record(&fe, &be, &acc, &cs);
-    rec.actconn = actconn;
-    rec.feconn = feconn;
-    rec.beconn = be.active.load(Ordering::Relaxed) as u32;
-    rec.srv_conn = srv_idx.map(|i| be.lb.served(i)).unwrap_or(0);
-    rec.bytes_out = st.to_client;
-    rec.bytes_in = st.to_server;
-    rec.term_state = match st.end {
-        forward::End::Done => *b"----",
-        forward::End::Timeout { client: true } => logging::term(b'c', b'D'),
-        forward::End::Timeout { client: false } => logging::term(b's', b'D'),
-        forward::End::Error { client: true } => logging::term(b'C', b'D'),
-        forward::End::Error { client: false } => logging::term(b'S', b'D'),
-    };
-    if killed {
-        rec.term_state = logging::term(b'K', b'D');
-    }
-    finish(&fe, rec, &acc);
 }
 
 /// The fields every session log shares.
