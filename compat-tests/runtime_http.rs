@@ -1070,3 +1070,65 @@ listen li
         out
     });
 }
+
+/// The waits for a request with nothing buffered (before the first request, between keep-alive
+/// requests): a connection that sends nothing gets HAProxy's answer after `timeout
+/// http-request`; pipelined requests, and a head split across reads after an idle wait, are
+/// served in order.
+#[test]
+fn idle_waits_pipelining_and_split_heads() {
+    let got = differential("idle_waits_pipelining_and_split_heads", |imp| {
+        let dir = TempDir::new("hidle");
+        let p = free_ports(2);
+        let _s1 = Backend::start("s1", p[1], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    timeout http-request 600ms
+    timeout http-keep-alive 5s
+    server s1 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let mut out = Vec::new();
+        // Nothing sent on a new connection.
+        let mut c = HttpConn::connect(p[0]).unwrap();
+        let t = Instant::now();
+        match c.read_response(false) {
+            Ok(r) => out.push(format!("silent: {}", r.status)),
+            Err(_) => out.push("silent: no answer".to_string()),
+        }
+        let el = t.elapsed();
+        assert!(
+            el >= Duration::from_millis(400) && el < Duration::from_secs(10),
+            "{imp:?} {el:?}"
+        );
+        out.push(format!("silent closed {}", c.closed_within(SOON)));
+        // Two requests in one write.
+        let mut c = HttpConn::connect(p[0]).unwrap();
+        c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        for _ in 0..2 {
+            let r = c.read_response(false).unwrap();
+            out.push(format!("{} {}", obs(&r), r.body.len()));
+        }
+        // After an idle wait, a head in two parts, then a plain request.
+        thread::sleep(Duration::from_millis(300));
+        c.send("GET /c HTTP/1.1\r\n").unwrap();
+        thread::sleep(Duration::from_millis(200));
+        c.send("Host: x\r\n\r\n").unwrap();
+        let r = c.read_response(false).unwrap();
+        out.push(format!("{} {}", obs(&r), r.body.len()));
+        let r = c.get("/d").unwrap();
+        out.push(format!("{} {}", obs(&r), r.body.len()));
+        out
+    });
+    assert_eq!(got[0], "silent: 408", "{got:?}");
+    assert_eq!(got[1], "silent closed true");
+    assert_eq!(got.len(), 6);
+    for l in &got[2..] {
+        assert!(l.starts_with("200 s1 conn="), "{got:?}");
+    }
+}
