@@ -77,6 +77,8 @@ pub struct Global {
     pub zero_warning: bool,
     pub quiet: bool,
     pub hard_stop_after: Option<Located<u64>>,
+    /// `grace`: delay between SIGUSR1 and the soft stop (listeners stay open meanwhile).
+    pub grace: Option<Located<u64>>,
     pub bufsize: Option<Located<u32>>,
     pub stats_timeout: Option<Located<u64>>,
     /// `stats socket` lines (the runtime API).

@@ -139,6 +139,10 @@ pub fn run(cfg: Config, diags: &mut Diags) -> i32 {
     run_with(cfg, diags, &RunOpts::default())
 }
 
+fn notice_line(text: &str) {
+    eprintln!("[NOTICE]   ({}) : {}", std::process::id(), text);
+}
+
 fn warn_line(text: &str) {
     eprintln!("[WARNING]  ({}) : {}", std::process::id(), text);
 }
@@ -416,6 +420,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         shared,
         bound,
         cfg.global.hard_stop_after.as_ref().map(|h| h.value),
+        cfg.global.grace.as_ref().map(|g| g.value).unwrap_or(0),
     ))
 }
 
@@ -448,6 +453,7 @@ async fn serve(
     shared: Arc<Shared>,
     bound: Vec<(usize, listen::Bound, Arc<Semaphore>)>,
     hard_stop_after: Option<u64>,
+    grace_ms: u64,
 ) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let mut acceptors = Vec::new();
@@ -499,6 +505,17 @@ async fn serve(
             s.recv().await;
         }
         None => std::future::pending::<()>().await,
+    }
+    if grace_ms > 0 {
+        // `grace`: the listeners keep accepting meanwhile, so that external health checks
+        // see the stopping state before the sockets go (HAProxy's messages and levels).
+        let text = format!("Scheduling a soft-stop in {grace_ms} ms.");
+        notice_line(&text);
+        logging::global_event(crate::log::syslog::LEVEL_WARNING, &text);
+        tokio::time::sleep(Duration::from_millis(grace_ms)).await;
+        let text = "Grace period expired, proceeding with soft-stop now.";
+        notice_line(text);
+        logging::global_event(crate::log::syslog::LEVEL_NOTICE, text);
     }
     // Soft stop: close the listeners, let sessions finish.
     STOPPING.store(true, Ordering::Release);
