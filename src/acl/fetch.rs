@@ -106,7 +106,38 @@ pub struct SampleExpr {
     pub name: String,
 }
 
+/// Where HAProxy 2.6 lets a fetch be used (`haproxy -dKsmp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usable {
+    /// Every rule.
+    Everywhere,
+    /// Everywhere but `tcp-request connection` (`ssl_fc`).
+    NotAtConnection,
+    /// Rules of a proxy with the backend capability, and response rules (`be_name`, `be_id`).
+    Backend,
+    /// Request and response rules, not `tcp-request connection/session` (`method`).
+    RequestOrResponse,
+    /// Request rules only (`path`, `req.hdr`).
+    Request,
+    /// Response rules only (`status`, `res.hdr`).
+    Response,
+}
+
 impl Fetch {
+    pub fn usable(&self) -> Usable {
+        use Fetch::*;
+        match self {
+            SslFc => Usable::NotAtConnection,
+            BeId | BeName => Usable::Backend,
+            Method | ProtoHttp => Usable::RequestOrResponse,
+            _ => match self.needs() {
+                Needs::L4 => Usable::Everywhere,
+                Needs::Request => Usable::Request,
+                Needs::Response => Usable::Response,
+            },
+        }
+    }
+
     pub fn needs(&self) -> Needs {
         use Fetch::*;
         match self {

@@ -223,8 +223,9 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
     for p in cfg.proxies.iter_mut() {
         crate::acl::resolve_proxy(p);
     }
-    let mut seen = std::collections::HashSet::new();
     for p in &cfg.proxies {
+        let mut seen = std::collections::HashSet::new();
+        let mut msgs: Vec<(Loc, String)> = Vec::new();
         let named = p.acls.values().flat_map(|a| a.exprs.iter());
         let anon = p.conditions().flat_map(|c| {
             c.groups
@@ -267,8 +268,22 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
             };
             if let Some(m) = msg {
                 if seen.insert(m.clone()) {
-                    diags.alert(Some((&e.loc.file, e.loc.line)), m);
+                    msgs.push((e.loc.clone(), m));
                 }
+            }
+        }
+        // HAProxy resolves a proxy's arguments together: several errors make one alert.
+        msgs.sort_by(|a, b| a.0.cmp(&b.0));
+        match msgs.len() {
+            0 => {}
+            1 => diags.alert(Some((&msgs[0].0.file, msgs[0].0.line)), msgs[0].1.clone()),
+            _ => {
+                let mut t = String::from("multiple argument resolution errors:");
+                for (_, m) in &msgs {
+                    t.push_str("\n        ");
+                    t.push_str(m);
+                }
+                diags.alert(None, t);
             }
         }
     }

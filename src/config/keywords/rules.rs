@@ -88,6 +88,115 @@ pub fn p_acl(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     }
 }
 
+/// The rule sets of a proxy, in HAProxy's processing order (for the misplaced-rule warnings
+/// and the fetch compatibility checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Where {
+    TcpConn,
+    TcpSess,
+    TcpCont,
+    HttpReq,
+    Redirect,
+    UseBackend,
+    HttpRes,
+}
+
+fn has_rules(p: &Proxy, w: Where) -> bool {
+    match w {
+        Where::TcpConn | Where::TcpSess | Where::TcpCont => {
+            let k = match w {
+                Where::TcpConn => TcpRuleKind::Connection,
+                Where::TcpSess => TcpRuleKind::Session,
+                _ => TcpRuleKind::Content,
+            };
+            p.tcp_request.iter().any(|r| r.action.0 == k)
+        }
+        Where::HttpReq => !p.http_request.is_empty(),
+        Where::Redirect => !p.redirects.is_empty(),
+        Where::UseBackend => !p.use_backends.is_empty(),
+        Where::HttpRes => false,
+    }
+}
+
+/// `a 'KW' rule placed after a 'X' rule will still be processed before.` for the first rule
+/// set processed later than `w` that already has rules.
+fn warn_misplaced(ctx: &mut LineCtx, p: &Proxy, w: Where, kw: &str) {
+    let later = [
+        (Where::TcpSess, "a 'tcp-request session'"),
+        (Where::TcpCont, "a 'tcp-request content'"),
+        (Where::HttpReq, "an 'http-request'"),
+        (Where::Redirect, "a 'redirect'"),
+        (Where::UseBackend, "a 'use_backend'"),
+    ];
+    if let Some((_, name)) = later.iter().find(|(l, _)| *l > w && has_rules(p, *l)) {
+        ctx.warning(format!(
+            "a '{kw}' rule placed after {name} rule will still be processed before."
+        ));
+    }
+}
+
+/// HAProxy's "acl will never match" warning for the first term using a fetch that this rule
+/// set cannot provide.
+fn warn_never_match(ctx: &mut LineCtx, p: &Proxy, w: Where, c: &Condition) {
+    use crate::acl::fetch::Usable;
+    let fe = p.cap().contains(Cap::FE);
+    let be = p.cap().contains(Cap::BE);
+    let ok = |e: &crate::acl::AclExpr| match e.expr.fetch.usable() {
+        Usable::Everywhere => true,
+        Usable::NotAtConnection => w != Where::TcpConn,
+        Usable::Backend => match w {
+            Where::HttpRes => true,
+            Where::TcpConn | Where::TcpSess | Where::UseBackend => false,
+            _ => be,
+        },
+        Usable::RequestOrResponse => !matches!(w, Where::TcpConn | Where::TcpSess),
+        Usable::Request => !matches!(w, Where::TcpConn | Where::TcpSess | Where::HttpRes),
+        Usable::Response => w == Where::HttpRes,
+    };
+    let side = |front: bool| if front { "frontend" } else { "backend" };
+    let (ctx_name, tcp) = match w {
+        Where::TcpConn => (
+            "frontend tcp-request connection rule".to_string(),
+            Some("tcp-request connection"),
+        ),
+        Where::TcpSess => (
+            "frontend tcp-request session rule".to_string(),
+            Some("tcp-request session"),
+        ),
+        Where::TcpCont => (
+            format!("{} tcp-request content rule", side(fe)),
+            Some("tcp-request content"),
+        ),
+        Where::HttpReq | Where::Redirect => {
+            (format!("{} http-request header rule", side(fe)), None)
+        }
+        Where::UseBackend => ("frontend use-backend rule".to_string(), None),
+        Where::HttpRes => (format!("{} http-response header rule", side(!be)), None),
+    };
+    let inn = tcp.map(|t| format!(" in '{t}'")).unwrap_or_default();
+    for t in c.groups.iter().flatten() {
+        match &t.acl.name {
+            None => {
+                if let Some(e) = t.acl.exprs.iter().find(|e| !ok(e)) {
+                    ctx.warning(format!(
+                        "anonymous acl will never match{inn} because it uses keyword '{}' which is incompatible with '{ctx_name}'",
+                        e.expr.name
+                    ));
+                    return;
+                }
+            }
+            Some(n) => {
+                if !t.acl.exprs.is_empty() && t.acl.exprs.iter().all(|e| !ok(e)) {
+                    ctx.warning(format!(
+                        "acl '{n}' will never match{inn} because it only involves keywords that are incompatible with '{ctx_name}'"
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Splits `ARGS... [if|unless COND...]`.
 fn split_cond(a: &[String]) -> (&[String], Option<(bool, &[String])>) {
     match a.iter().position(|w| w == "if" || w == "unless") {
@@ -139,6 +248,9 @@ pub fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     }) else {
         return;
     };
+    if let Some(c) = &cond {
+        warn_never_match(ctx, p, Where::UseBackend, c);
+    }
     if b.contains("%[") {
         ctx.unsupported_arg("use_backend", "dynamic backend names");
         return;
@@ -491,6 +603,15 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
     let Ok(cond) = rule_cond(ctx, p, c, &mut |ctx, e| report(ctx, &cond_prefix, e, true)) else {
         return;
     };
+    let w = if response {
+        Where::HttpRes
+    } else {
+        warn_misplaced(ctx, p, Where::HttpReq, kw);
+        Where::HttpReq
+    };
+    if let Some(c) = &cond {
+        warn_never_match(ctx, p, w, c);
+    }
     let rule = Rule {
         action,
         cond,
@@ -537,6 +658,10 @@ pub fn p_redirect(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     }) else {
         return;
     };
+    warn_misplaced(ctx, p, Where::Redirect, "redirect");
+    if let Some(c) = &cond {
+        warn_never_match(ctx, p, Where::Redirect, c);
+    }
     p.redirects.push(Rule {
         action: HttpAction::Redirect(r),
         cond,
@@ -628,6 +753,15 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let Ok(cond) = rule_cond(ctx, p, c, &mut |ctx, e| report(ctx, &prefix, e, false)) else {
         return;
     };
+    let w = match kind {
+        TcpRuleKind::Connection => Where::TcpConn,
+        TcpRuleKind::Session => Where::TcpSess,
+        TcpRuleKind::Content => Where::TcpCont,
+    };
+    warn_misplaced(ctx, p, w, "tcp-request");
+    if let Some(c) = &cond {
+        warn_never_match(ctx, p, w, c);
+    }
     p.tcp_request.push(Rule {
         action: (kind, action),
         cond,
