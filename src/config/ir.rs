@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use crate::acl::Condition;
+pub use crate::acl::fmt::Fmt;
+
 /// A place in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Loc {
@@ -316,10 +319,84 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseBackend {
     pub backend: String,
-    /// The condition words after `if`/`unless`, `None` when unconditional.
-    pub cond: Option<Vec<String>>,
+    /// The `if`/`unless` condition, `None` when unconditional.
+    pub cond: Option<Condition>,
     pub loc: Loc,
 }
+
+/// One `http-request`, `http-response`, `tcp-request` or `redirect` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule<A> {
+    pub action: A,
+    pub cond: Option<Condition>,
+    pub loc: Loc,
+}
+
+/// `redirect location|prefix|scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectKind {
+    Location,
+    Prefix,
+    Scheme,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub kind: RedirectKind,
+    pub target: Fmt,
+    /// 301, 302 (default), 303, 307 or 308.
+    pub code: u16,
+    pub drop_query: bool,
+    pub append_slash: bool,
+}
+
+/// Actions of `http-request` and `http-response` rules (and the `redirect` keyword).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAction {
+    /// Stop evaluating the rules of this list.
+    Allow,
+    /// Answer with the error page of `status` (403 by default).
+    Deny {
+        status: u16,
+    },
+    /// `return [status N] [content-type T] [string S | lf-string S] [hdr NAME FMT]...`
+    Return {
+        status: u16,
+        content_type: Option<String>,
+        body: Option<Fmt>,
+        headers: Vec<(String, Fmt)>,
+    },
+    Redirect(Redirect),
+    SetHeader(String, Fmt),
+    AddHeader(String, Fmt),
+    DelHeader(String),
+    SetPath(Fmt),
+    SetQuery(Fmt),
+    SetUri(Fmt),
+    SetMethod(Fmt),
+    /// `http-response set-status N [reason R]`.
+    SetStatus(u16, Option<String>),
+    /// `use-service NAME`: kept for the service implementations; refused at `-c` until the
+    /// service exists.
+    UseService(String),
+}
+
+/// Where a `tcp-request` rule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpRuleKind {
+    Connection,
+    Session,
+    Content,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpAction {
+    Accept,
+    Reject,
+}
+
+pub type HttpRule = Rule<HttpAction>;
+pub type TcpRule = Rule<(TcpRuleKind, TcpAction)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwardfor {
@@ -369,6 +446,15 @@ pub struct Proxy {
     pub source: Option<Located<Source>>,
     pub default_backend: Option<Located<String>>,
     pub use_backends: Vec<UseBackend>,
+    /// Named ACLs (`acl NAME ...`, every line of a name).
+    pub acls: BTreeMap<String, crate::acl::Acl>,
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    /// `redirect` keyword rules (evaluated after the `http-request` rules).
+    pub redirects: Vec<HttpRule>,
+    pub tcp_request: Vec<TcpRule>,
+    /// `tcp-request inspect-delay`, ms.
+    pub inspect_delay: Option<Located<u64>>,
     pub maxconn: Option<Located<u32>>,
     pub fullconn: Option<u32>,
     pub backlog: Option<u32>,
@@ -423,6 +509,12 @@ impl Proxy {
             source: None,
             default_backend: None,
             use_backends: Vec::new(),
+            acls: BTreeMap::new(),
+            http_request: Vec::new(),
+            http_response: Vec::new(),
+            redirects: Vec::new(),
+            tcp_request: Vec::new(),
+            inspect_delay: None,
             maxconn: None,
             fullconn: None,
             backlog: None,
@@ -457,6 +549,12 @@ impl Proxy {
         p.binds.clear();
         p.servers.clear();
         p.use_backends.clear();
+        p.acls.clear();
+        p.http_request.clear();
+        p.http_response.clear();
+        p.redirects.clear();
+        p.tcp_request.clear();
+        p.inspect_delay = None;
         p.description = None;
         p.monitor_uri = None;
         p
@@ -464,6 +562,32 @@ impl Proxy {
 
     pub fn cap(&self) -> Cap {
         self.kind.cap()
+    }
+
+    /// Every condition of this proxy's rules.
+    pub fn conditions_mut(&mut self) -> impl Iterator<Item = &mut Condition> {
+        let ub = self.use_backends.iter_mut().filter_map(|u| u.cond.as_mut());
+        let hr = self
+            .http_request
+            .iter_mut()
+            .chain(self.http_response.iter_mut())
+            .chain(self.redirects.iter_mut())
+            .filter_map(|r| r.cond.as_mut());
+        let tr = self.tcp_request.iter_mut().filter_map(|r| r.cond.as_mut());
+        ub.chain(hr).chain(tr)
+    }
+
+    /// Every condition of this proxy's rules (read-only).
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        let ub = self.use_backends.iter().filter_map(|u| u.cond.as_ref());
+        let hr = self
+            .http_request
+            .iter()
+            .chain(self.http_response.iter())
+            .chain(self.redirects.iter())
+            .filter_map(|r| r.cond.as_ref());
+        let tr = self.tcp_request.iter().filter_map(|r| r.cond.as_ref());
+        ub.chain(hr).chain(tr)
     }
 
     pub fn option(&self, name: &str) -> bool {

@@ -458,6 +458,22 @@ pub fn bind_sockets(cfg: &Config) -> Result<Vec<BoundCli>, String> {
     Ok(out)
 }
 
+/// Every proxy's id by name (`fe_id`, `be_id`).
+pub fn proxy_ids_by_name(cfg: &Config) -> std::collections::HashMap<String, u32> {
+    let real: Vec<_> = cfg
+        .proxies
+        .iter()
+        .filter(|p| p.kind != ProxyKind::Defaults)
+        .collect();
+    let ids = proxy_ids(
+        &real
+            .iter()
+            .map(|p| p.id.as_ref().map(|l| l.value))
+            .collect::<Vec<_>>(),
+    );
+    real.iter().map(|p| p.name.clone()).zip(ids).collect()
+}
+
 /// Proxy ids as HAProxy 2.6 numbers them: explicit ids kept; the others take the smallest free
 /// id at or above a counter that starts at 2 and advances after every proxy.
 fn proxy_ids(explicit: &[Option<u32>]) -> Vec<u32> {

@@ -515,6 +515,7 @@ pub async fn session(
     let (mut cr, mut cw) = client.into_split();
     let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
+    let mut idle_be: Option<Arc<Backend>> = None;
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
         client: fe.client_timeout,
@@ -599,7 +600,19 @@ pub async fn session(
         }
         cbuf.drain(..req.head_len);
 
-        let Some(be) = fe.backend.clone() else {
+        let chosen = match super::rules::on_request(&fe, &acc, &mut req) {
+            super::rules::ReqVerdict::Forward(b) => b,
+            v => {
+                if Box::pin(answer_locally(&fe, &mut cw, &req, v, &mut txn)).await {
+                    drop(txn);
+                    txn_start = Instant::now();
+                    txn_start_utc = chrono::Utc::now();
+                    continue;
+                }
+                return;
+            }
+        };
+        let Some(be) = chosen else {
             txn.status = 503;
             txn.set_term(b'S', b'C');
             txn.bytes_out =
@@ -607,6 +620,12 @@ pub async fn session(
             return;
         };
         txn.be = Some(Arc::clone(&be));
+        // Idle server connections belong to the backend of the previous request (server
+        // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
+        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
+            idle.clear();
+            idle_be = Some(Arc::clone(&be));
+        }
         let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
         if super::is_stopping() {
@@ -885,6 +904,77 @@ pub async fn session(
     }
 }
 
+/// Answers a request the rules handled (`deny`, `return`, `redirect`, `tcp-request content
+/// reject`); `true` when the client connection stays open for another request.
+async fn answer_locally(
+    fe: &Frontend,
+    cw: &mut OwnedWriteHalf,
+    req: &Request,
+    v: super::rules::ReqVerdict,
+    txn: &mut TxnLog,
+) -> bool {
+    use super::rules::ReqVerdict;
+    let be_mode = match &v {
+        ReqVerdict::Deny { be: Some(b), .. } | ReqVerdict::Reply { be: Some(b), .. } => b.http.mode,
+        _ => fe.http.mode,
+    };
+    let plan = http1::plan_request(req, fe.http.mode, be_mode);
+    let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
+    let keep = plan.client_keep_alive && no_body && !super::is_stopping();
+    match v {
+        ReqVerdict::Forward(_) => true,
+        ReqVerdict::Close => {
+            txn.set_term(b'P', b'R');
+            txn.request_line = None;
+            txn.head_done = None;
+            let _ = cw.shutdown().await;
+            false
+        }
+        ReqVerdict::Deny { status, be } => {
+            txn.status = status as i32;
+            txn.set_term(b'P', b'R');
+            txn.bytes_out = send_error(
+                cw,
+                status,
+                ErrorFlavor::Stream { close: !keep },
+                fe,
+                be.as_deref(),
+            )
+            .await;
+            keep
+        }
+        ReqVerdict::Reply {
+            status,
+            mut head,
+            body,
+            ..
+        } => {
+            txn.status = status as i32;
+            txn.set_term(b'L', b'R');
+            let conn = if !keep {
+                http1::errors::ConnHeader::Close
+            } else if !req.version.is_11() {
+                http1::errors::ConnHeader::KeepAlive
+            } else {
+                http1::errors::ConnHeader::None
+            };
+            super::rules::finish_reply(&mut head, conn);
+            let headers = head
+                .iter()
+                .filter(|&&c| c == b'\n')
+                .count()
+                .saturating_sub(2);
+            head.extend_from_slice(&body);
+            let _ = write_all(cw, &head, fe.client_timeout).await;
+            txn.bytes_out = htx_size(head.len(), headers);
+            if !keep {
+                let _ = cw.shutdown().await;
+            }
+            keep
+        }
+    }
+}
+
 fn connect_status(e: &ConnectError) -> u16 {
     match e {
         ConnectError::Resource(m) if m.contains("hdr_ip") => 500,
@@ -1027,6 +1117,11 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
+        if let Some(st) = super::rules::on_response(fe, be, &txn.acc, &mut resp) {
+            // `http-response deny`: the server's answer is dropped (termination PH).
+            txn.set_term(b'P', b'H');
+            return RespEnd::Error(st);
+        }
         let mut plan2 = http1::finish_client_plan(plan, &resp);
         if super::is_stopping() {
             plan2.client_keep_alive = false;

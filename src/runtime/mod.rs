@@ -21,6 +21,7 @@ pub mod http;
 pub mod listen;
 pub mod logging;
 pub mod ops;
+pub mod rules;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -74,6 +75,8 @@ pub struct Frontend {
     pub log: std::sync::OnceLock<Option<logging::FrontendLog>>,
     pub maxconn_value: u32,
     pub active: AtomicUsize,
+    /// ACL-based rules (`use_backend if`, `http-request`, `tcp-request`, ...).
+    pub rules: rules::FeRules,
 }
 
 impl Frontend {
@@ -198,22 +201,18 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         be_by_name.insert(p.name.clone(), Arc::clone(&be));
         backends.push(be);
     }
+    let proxy_ids = admin::proxy_ids_by_name(&cfg);
     let mut frontends = Vec::new();
     let mut fe_proxies = Vec::new();
     for p in &proxies {
         if p.disabled || !p.cap().contains(Cap::FE) || p.binds.is_empty() {
             continue;
         }
+        // The first unconditional `use_backend`; conditional ones before it are evaluated per
+        // request (runtime::rules).
         let mut target = None;
-        for ub in &p.use_backends {
-            if ub.cond.is_none() {
-                target = be_by_name.get(&ub.backend).cloned();
-                break;
-            }
-            startup_warnings.push(format!(
-                "parsing [{}] : 'use_backend' conditions are not evaluated by this version; the rule is ignored.",
-                ub.loc
-            ));
+        if let Some(ub) = p.use_backends.iter().find(|u| u.cond.is_none()) {
+            target = be_by_name.get(&ub.backend).cloned();
         }
         if target.is_none() {
             if let Some(db) = &p.default_backend {
@@ -254,6 +253,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             log: std::sync::OnceLock::new(),
             maxconn_value: fe_maxconn,
             active: AtomicUsize::new(0),
+            rules: rules::FeRules::build(p, &be_by_name, &proxy_ids),
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -659,6 +659,12 @@ async fn accept_loop(
             accept_utc: chrono::Utc::now(),
             accept_at: tokio::time::Instant::now(),
         };
+        if !rules::accept_connection(&fe, &acc) {
+            // `tcp-request connection reject`: closed at once, not logged.
+            drop(guard);
+            drop(stream);
+            continue;
+        }
         if let (Some(l), Some(od)) = (fe.log(), acc.orig_dst) {
             if l.wants_connect_line() {
                 l.connect_line(peer, od.sock_addr(), &fe.name, fe.mode == Mode::Http);

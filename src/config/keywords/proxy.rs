@@ -69,7 +69,7 @@ const TUNING: &str = "a kernel or tuning knob with no behavioural effect here";
 
 /// The proxy keyword table. Multi-word entries are matched before single-word ones.
 pub static PROXY_KEYWORDS: &[ProxyKw] = &[
-    kw("acl", "dFLB", U, None),
+    kw("acl", "dFLB", I, Some(super::rules::p_acl)),
     kw("backlog", "DFL", I, Some(p_backlog)),
     kw("balance", "DLB", I, Some(p_balance)),
     kw("bind", "FL", I, Some(p_bind)),
@@ -124,8 +124,18 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("hash-type", "DLB", I, Some(p_hash_type)),
     kw("hash-balance-factor", "DLB", I, Some(p_hash_balance_factor)),
     kw("http-after-response", "dFLB", U, None),
-    kw("http-request", "dFLB", U, None),
-    kw("http-response", "dFLB", U, None),
+    kw(
+        "http-request",
+        "dFLB",
+        I,
+        Some(super::rules::p_http_request),
+    ),
+    kw(
+        "http-response",
+        "dFLB",
+        I,
+        Some(super::rules::p_http_response),
+    ),
     kw("http-check expect", "DLB", I, Some(p_http_check_expect)),
     kw("http-check", "DLB", U, None),
     kw("http-error", "DFLB", U, None),
@@ -162,7 +172,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("monitor-uri", "DFL", U, None),
     kw("persist", "DLB", U, None),
     kwm("rate-limit", "DFL", U, None, Miss::WarnWill),
-    kw("redirect", "FLB", U, None),
+    kw("redirect", "FLB", I, Some(super::rules::p_redirect)),
     kw("retries", "DLB", I, Some(p_retries)),
     kwm(
         "retry-on",
@@ -188,13 +198,13 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
     kw("tcp-check", "DLB", U, None),
-    kw("tcp-request", "dFLB", U, None),
+    kw("tcp-request", "dFLB", I, Some(super::rules::p_tcp_request)),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
     kw("transparent", "DLB", U, None),
     kw("unique-id-format", "DFL", U, None),
     kw("unique-id-header", "DFL", U, None),
-    kw("use_backend", "FL", I, Some(p_use_backend)),
+    kw("use_backend", "FL", I, Some(super::rules::p_use_backend)),
     kwm(
         "use-fcgi-app",
         "LB",
@@ -413,33 +423,6 @@ fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         None => ctx.alert("'default_backend' expects a backend name."),
     }
-}
-
-fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    let Some(b) = a.get(1).filter(|s| !s.is_empty()) else {
-        ctx.alert("'use_backend' expects a backend name.");
-        return;
-    };
-    let cond = match a.get(2).map(String::as_str) {
-        None => None,
-        Some("if") | Some("unless") => {
-            ctx.unsupported_arg("use_backend", "if/unless conditions (ACLs)");
-            return;
-        }
-        Some(_) => {
-            ctx.alert("error detected while parsing switching rule : missing condition or unexpected keyword.");
-            return;
-        }
-    };
-    if b.contains("%[") {
-        ctx.unsupported_arg("use_backend", "dynamic backend names");
-        return;
-    }
-    p.use_backends.push(UseBackend {
-        backend: b.clone(),
-        cond,
-        loc: ctx.loc.clone(),
-    });
 }
 
 fn p_timeout(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
