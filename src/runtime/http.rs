@@ -66,6 +66,17 @@ impl HttpSettings {
                 Err(e) => warn(format!("parsing [{}] : errorfile : {e}", ef.loc)),
             }
         }
+        // `http-error` replies, built at parse time, override like later errorfiles.
+        for he in &p.http_errors {
+            match &he.value.content {
+                Some(c) => {
+                    errorfiles.insert(he.value.status, c.clone());
+                }
+                None => {
+                    errorfiles.remove(&he.value.status);
+                }
+            }
+        }
         HttpSettings {
             mode,
             forwardfor,

@@ -126,9 +126,8 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("http-after-response", "dFLB", U, None),
     kw("http-request", "dFLB", U, None),
     kw("http-response", "dFLB", U, None),
-    kw("http-check expect", "DLB", I, Some(p_http_check_expect)),
-    kw("http-check", "DLB", U, None),
-    kw("http-error", "DFLB", U, None),
+    kw("http-check", "DLB", I, Some(super::checks::p_http_check)),
+    kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
     kw(
         "http-reuse",
         "DLB",
@@ -187,7 +186,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("stats", "DFLB", U, None),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
-    kw("tcp-check", "DLB", U, None),
+    kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
     kw("tcp-request", "dFLB", U, None),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
@@ -605,22 +604,6 @@ fn p_log_tag(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     }
 }
 
-fn p_http_check_expect(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    // Only `http-check expect [!]status CODE[,CODE]` is implemented.
-    match (a.get(2).map(String::as_str), a.get(3)) {
-        (Some("status"), Some(codes)) => {
-            let parsed: Option<Vec<u16>> =
-                codes.split(',').map(|c| c.parse::<u16>().ok()).collect();
-            match parsed {
-                Some(v) => p.http_check_expect_status = Some(Located::new(v, ctx.loc.clone())),
-                None => ctx.unsupported_arg("http-check expect status", codes),
-            }
-        }
-        (Some(m), _) => ctx.unsupported_arg("http-check expect", m),
-        (None, _) => ctx.alert("'http-check expect' : expects a matching method."),
-    }
-}
-
 /// `source ADDR[:PORT] [usesrc ...] [interface NAME]`, shared with the server option.
 pub fn parse_source(ctx: &mut LineCtx, a: &[String], server_level: bool) -> Option<Source> {
     let Some(addr_text) = a.get(1).filter(|s| !s.is_empty()) else {
@@ -880,11 +863,11 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("ssl-hello-chk", BE, U, o_unsupported),
     optp("smtpchk", BE, U, o_unsupported),
     optp("pgsql-check", BE, U, o_unsupported),
-    optp("redis-check", BE, U, o_unsupported),
+    optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, U, o_unsupported),
     optp("ldap-check", BE, U, o_unsupported),
     optp("spop-check", BE, U, o_unsupported),
-    optp("tcp-check", BE, U, o_unsupported),
+    optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
     optp("forwardfor", FB, I, o_forwardfor),
     optp("originalto", FB, U, o_unsupported),
@@ -946,9 +929,39 @@ fn o_tcplog(ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
     p.log_format = Some(Located::new(LogFormatChoice::TcpLog, ctx.loc.clone()));
 }
 
+/// `option tcp-check` / `option redis-check` (no arguments).
+fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let kind = if a[1] == "tcp-check" {
+        CheckOption::TcpCheck
+    } else {
+        CheckOption::RedisCheck
+    };
+    if ctx.negated {
+        if p.check_option.as_ref().is_some_and(|c| c.value == kind) {
+            p.check_option = None;
+        }
+        return;
+    }
+    if let Some(x) = a.get(2) {
+        ctx.alert(format!(
+            "'option {}' cannot handle unexpected argument '{x}'.",
+            a[1]
+        ));
+        return;
+    }
+    p.httpchk = None;
+    p.check_option = Some(Located::new(kind, ctx.loc.clone()));
+}
+
 fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if ctx.negated {
         p.httpchk = None;
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| c.value == CheckOption::HttpChk)
+        {
+            p.check_option = None;
+        }
         return;
     }
     if let Some(x) = a.get(5) {
@@ -963,14 +976,24 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         4 => (a[2].as_str(), a[3].as_str(), "HTTP/1.0"),
         _ => (a[2].as_str(), a[3].as_str(), a[4].as_str()),
     };
+    // HAProxy lets headers follow the version: `HTTP/1.1\r\nHost:\ www`.
+    let mut parts = version.split("\r\n");
+    let version = parts.next().unwrap_or("").to_string();
+    let headers = parts
+        .filter(|h| !h.is_empty())
+        .filter_map(|h| h.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
     p.httpchk = Some(Located::new(
         HttpChk {
             method: method.into(),
             uri: uri.into(),
-            version: version.into(),
+            version,
+            headers,
         },
         ctx.loc.clone(),
     ));
+    p.check_option = Some(Located::new(CheckOption::HttpChk, ctx.loc.clone()));
 }
 
 fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
