@@ -386,7 +386,7 @@ fn parse_status(w: &str, which: &str) -> Result<CheckStatus, String> {
     }
     let list = match which {
         "ok-status" => "'L4OK', 'L6OK', 'L7OK' or 'L7OKC'",
-        "error-status" => "'L7RSP', 'L7STS', 'L6RSP' or 'L4CON'",
+        "error-status" => "'L4CON', 'L6RSP', 'L7RSP' or 'L7STS'",
         _ => "'L4TOUT', 'L6TOUT' or 'L7TOUT'",
     };
     Err(format!(
@@ -700,83 +700,103 @@ fn parse_hdr_expect(
 // ---------------------------------------------------------------------------------------------
 // http-error
 
-/// `http-error status N [content-type T] [default-errorfiles | errorfile F | file F |
-/// string S] [hdr N V]*`.
+/// `http-error status N [content-type T] [default-errorfiles | errorfile F | file F | lf-file F
+/// | string S | lf-string S] [hdr N V]*` (log-format forms only without `%`).
 pub fn p_http_error(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    let who = "'http-error'";
-    if a.get(1).map(String::as_str) != Some("status") || a.get(2).is_none_or(|s| s.is_empty()) {
+    let who = "http-error";
+    if a.get(1).map(String::as_str) != Some("status") {
         ctx.alert(format!(
-            "{who} : expects 'status <code>' as first argument."
+            "{who} : expects at least a <status> as arguments.\n"
         ));
         return;
     }
-    let status = match a[2].parse::<u16>() {
-        Ok(s) if crate::http1::errors::builtin(s).is_some() => s,
-        _ => {
-            ctx.alert(format!("{who} : status code '{}' not handled.", a[2]));
-            return;
-        }
-    };
+    let mut status: u16 = 200;
     let mut ctype: Option<String> = None;
     let mut body: Option<Vec<u8>> = None;
     let mut errorfile: Option<Vec<u8>> = None;
     let mut default = false;
+    // The payload keyword given (`string`, `file`, `errorfile`, ...), for duplicates.
+    let mut payload_kw: Option<String> = None;
     let mut hdrs: Vec<(String, String)> = Vec::new();
-    let mut i = 3;
+    let mut i = 1;
     while i < a.len() {
         let w = a[i].as_str();
         let arg = a.get(i + 1).filter(|s| !s.is_empty());
         match w {
+            "status" => {
+                let Some(v) = arg else {
+                    ctx.alert(format!(
+                        "{who} : 'status' expects <status_code> as argument"
+                    ));
+                    return;
+                };
+                let code = atoi(v);
+                if !(200..=599).contains(&code) {
+                    ctx.alert(format!("{who} : Unexpected status code '{code}'"));
+                    return;
+                }
+                status = code as u16;
+                i += 2;
+            }
             "content-type" => {
                 let Some(v) = arg else {
-                    ctx.alert(format!("{who} : '{w}' expects a value as argument."));
+                    ctx.alert(format!(
+                        "{who} : 'content-type' expects <ctype> as argument"
+                    ));
                     return;
                 };
                 ctype = Some(v.clone());
                 i += 2;
             }
-            "default-errorfiles" => {
-                default = true;
-                i += 1;
-            }
-            "errorfile" | "file" | "string" | "lf-file" | "lf-string" => {
-                let Some(v) = arg else {
-                    ctx.alert(format!("{who} : '{w}' expects a value as argument."));
-                    return;
-                };
-                let content = match w {
-                    "string" | "lf-string" => v.as_bytes().to_vec(),
-                    _ => match std::fs::read(v) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            ctx.alert(format!(
-                                "{who} : error opening file '{v}' : {}.",
-                                crate::runtime::listen::os_error_text(&e)
-                            ));
-                            return;
-                        }
-                    },
-                };
-                if w.starts_with("lf-") && content.contains(&b'%') {
-                    ctx.unsupported_arg("http-error", &format!("{w} (log-format)"));
+            "default-errorfiles" | "errorfile" | "errorfiles" | "file" | "lf-file" | "string"
+            | "lf-string" => {
+                if let Some(prev) = &payload_kw {
+                    ctx.alert(format!(
+                        "{who} : unexpected '{w}' argument, '{prev}' already defined"
+                    ));
                     return;
                 }
-                if w == "errorfile" {
-                    match crate::http1::load_errorfile(v) {
+                payload_kw = Some(w.to_string());
+                if w == "default-errorfiles" {
+                    default = true;
+                    i += 1;
+                    continue;
+                }
+                let Some(v) = arg else {
+                    let what = match w {
+                        "string" | "lf-string" => "<str>",
+                        "errorfiles" => "<name>",
+                        _ => "<file>",
+                    };
+                    ctx.alert(format!("{who} : '{w}' expects {what} as argument"));
+                    return;
+                };
+                match w {
+                    "errorfiles" => {
+                        ctx.unsupported_arg("http-error", "errorfiles");
+                        return;
+                    }
+                    "errorfile" => match crate::http1::load_errorfile(v) {
                         Ok(c) => errorfile = Some(c),
                         Err(e) => {
                             ctx.alert(format!("{who} : {e}"));
                             return;
                         }
-                    }
-                } else {
-                    body = Some(content);
+                    },
+                    "string" | "lf-string" => body = Some(v.as_bytes().to_vec()),
+                    _ => match std::fs::read(v) {
+                        Ok(c) => body = Some(c),
+                        Err(_) => {
+                            ctx.alert(format!("{who} : error opening file '{v}'"));
+                            return;
+                        }
+                    },
+                }
+                if w.starts_with("lf-") && body.as_ref().is_some_and(|b| b.contains(&b'%')) {
+                    ctx.unsupported_arg("http-error", &format!("{w} with log-format tags"));
+                    return;
                 }
                 i += 2;
-            }
-            "errorfiles" => {
-                ctx.unsupported_arg("http-error", "errorfiles");
-                return;
             }
             "hdr" => {
                 let (Some(n), Some(v)) = (
@@ -784,18 +804,42 @@ pub fn p_http_error(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
                     a.get(i + 2).filter(|s| !s.is_empty()),
                 ) else {
                     ctx.alert(format!(
-                        "{who} : 'hdr' expects <name> and <value> as arguments."
+                        "{who} : 'hdr' expects <name> and <value> as arguments"
                     ));
                     return;
                 };
+                if v.contains('%') {
+                    ctx.unsupported_arg("http-error", &format!("hdr {n} with log-format tags"));
+                    return;
+                }
                 hdrs.push((n.clone(), v.clone()));
                 i += 3;
             }
             other => {
-                ctx.alert(format!("{who} : expects 'content-type', 'default-errorfiles', 'errorfile', 'errorfiles', 'file', 'lf-file', 'string', 'lf-string' or 'hdr' but got '{other}'."));
+                ctx.alert(format!("{who} : unknown keyword '{other}'."));
                 return;
             }
         }
+    }
+    if errorfile.is_some() || default {
+        if !hdrs.is_empty() {
+            ctx.warning("hdr parameters ignored by the http reply when used with an erorrfile.");
+        }
+    } else if body.as_ref().is_some_and(|b| !b.is_empty()) {
+        if ctype.is_none() {
+            ctx.alert(format!(
+                "{who} : a content type must be defined when non-empty payload is configured"
+            ));
+            return;
+        }
+    } else if let Some(t) = ctype.take() {
+        ctx.warning(format!(
+            "content-type '{t}' ignored by the http reply because neither errorfile nor payload defined."
+        ));
+    }
+    if crate::http1::errors::builtin(status).is_none() {
+        ctx.alert(format!("{who}: status code '{status}' not handled."));
+        return;
     }
     let content = if default {
         None
@@ -830,10 +874,11 @@ pub fn build_reply(
         out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }
     let body = body.unwrap_or(b"");
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     if let Some(t) = ctype.filter(|_| !body.is_empty()) {
         out.extend_from_slice(format!("content-type: {t}\r\n").as_bytes());
     }
-    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
 }

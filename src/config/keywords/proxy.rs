@@ -977,6 +977,9 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         _ => (a[2].as_str(), a[3].as_str(), a[4].as_str()),
     };
     // HAProxy lets headers follow the version: `HTTP/1.1\r\nHost:\ www`.
+    if version.contains("\r\n") {
+        ctx.warning_tight("'option httpchk' : hiding headers or body at the end of the version string is deprecated. Please, consider to use 'http-check send' directive instead.");
+    }
     let mut parts = version.split("\r\n");
     let version = parts.next().unwrap_or("").to_string();
     let headers = parts
