@@ -12,7 +12,8 @@
 //!   `TCPCHK did not match content 'X' at step N`); HTTP status/header mismatches are
 //!   `Layer7 wrong status` with the code and reason;
 //! * success: `Layer4 check passed` when the last step was a connect, else the last expect's
-//!   `ok-status` (default `Layer7 check passed`) with `(tcp-check)` or its `on-success` text.
+//!   `ok-status` (default `Layer7 check passed`) with `(tcp-check)` or its `on-success` text
+//!   (HTTP: the status code, no info).
 //!
 //! With user `tcp-check` rules the info of connection errors and timeouts names the step
 //! (` at step 2 of tcp-check (expect string '+PONG') comment: 'x'`); built-in rule sets
@@ -809,9 +810,10 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         let st = last_expect
             .and_then(|e| e.rule.ok_status)
             .unwrap_or(CheckStatus::L7Ok);
+        // HAProxy gives no info on HTTP success unless `on-success` says so.
         let info = last_expect
             .and_then(|e| e.rule.on_success.clone())
-            .unwrap_or(r.reason);
+            .unwrap_or_default();
         return Outcome::new(st, r.code as i32, info);
     }
     let info = last_expect
