@@ -443,8 +443,20 @@ impl Run<'_> {
             None => conn_deadline.max(Instant::now() + Duration::from_millis(1)),
         };
         if c.is_some_and(|c| c.send_proxy) {
-            // No client behind a check: the PROXY header says so.
-            let _ = stream.write_all(b"PROXY UNKNOWN\r\n").await;
+            // HAProxy sends a v1 header with the check connection's own addresses.
+            if let (Ok(l), Ok(r)) = (stream.local_addr(), stream.peer_addr()) {
+                let fam = if l.is_ipv4() { "TCP4" } else { "TCP6" };
+                let line = format!(
+                    "PROXY {fam} {} {} {} {}\r\n",
+                    l.ip(),
+                    r.ip(),
+                    l.port(),
+                    r.port()
+                );
+                if let Err(e) = stream.write_all(line.as_bytes()).await {
+                    return Err(self.sock_err(&e));
+                }
+            }
         }
         self.stream = Some(stream);
         Ok(())
