@@ -1,5 +1,5 @@
 //! Health-check rule sets against real HAProxy 2.6: `option tcp-check` with `tcp-check` rules,
-//! `option httpchk` with `http-check` rules, `option redis-check`. The same configuration runs
+//! `option httpchk` with `http-check` rules, `option redis-check`, `option smtpchk`. The same configuration runs
 //! under rhaproxy and haproxy against the same small check servers (answer right, answer wrong,
 //! reset, stall, refuse, come up late); the "Server be/s is UP/DOWN, reason: ..." lines each
 //! prints on stderr must be the same set, and so must the requests the servers received.
@@ -26,6 +26,9 @@ enum Mode {
     Reset,
     /// Read a request, never answer.
     Stall,
+    /// A dialogue: send the first item at once (when not empty), then read a request and send
+    /// the next item, and so on; afterwards hold the socket 2 s (`true`) or close at once.
+    Script(&'static [&'static [u8]], bool),
 }
 
 /// A check server on `port`; while `up` is false it is not listening (connections refused).
@@ -65,6 +68,24 @@ impl CheckServer {
 fn serve(mut c: TcpStream, mode: Mode, seen: Arc<Mutex<Vec<Vec<u8>>>>) {
     c.set_nonblocking(false).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    if let Mode::Script(items, hold) = mode {
+        let mut buf = [0u8; 4096];
+        for (k, item) in items.iter().enumerate() {
+            if k > 0 {
+                match c.read(&mut buf) {
+                    Ok(n) if n > 0 => seen.lock().unwrap().push(buf[..n].to_vec()),
+                    _ => return,
+                }
+            }
+            if !item.is_empty() && c.write_all(item).is_err() {
+                return;
+            }
+        }
+        if hold {
+            thread::sleep(Duration::from_secs(2));
+        }
+        return;
+    }
     let mut buf = [0u8; 4096];
     let n = c.read(&mut buf).unwrap_or(0);
     if n > 0 {
@@ -83,6 +104,7 @@ fn serve(mut c: TcpStream, mode: Mode, seen: Arc<Mutex<Vec<Vec<u8>>>>) {
             let _ = s.set_linger(Some(Duration::ZERO));
         }
         Mode::Stall => thread::sleep(Duration::from_secs(3)),
+        Mode::Script(..) => {}
     }
 }
 
@@ -114,7 +136,42 @@ fn check_messages_match_haproxy() {
         CheckServer::start(p[5], Mode::ReplyClose(b"-ERR unknown command\r\n"), true),
         CheckServer::start(p[12], Mode::Reply(HTTP200), true),
         CheckServer::start(p[13], Mode::Reply(HTTP503), true),
+        CheckServer::start(
+            p[15],
+            Mode::Script(&[b"220 mail.example ready\r\n", b"550 go away\r\n"], false),
+            true,
+        ),
+        CheckServer::start(
+            p[16],
+            Mode::Script(&[b"554 no service here\r\n"], true),
+            true,
+        ),
+        CheckServer::start(
+            p[17],
+            Mode::Script(
+                &[b"220-mail.example first\r\n220 mail.example ready\r\n"],
+                true,
+            ),
+            true,
+        ),
+        CheckServer::start(
+            p[18],
+            Mode::Script(&[b"220 ready\r\n", b"250 hello\r\n", b""], false),
+            true,
+        ),
     ];
+    let smtp_good = CheckServer::start(
+        p[19],
+        Mode::Script(
+            &[
+                b"220 ready\r\n",
+                b"250 mail.example hi\r\n",
+                b"221 bye now\r\n",
+            ],
+            true,
+        ),
+        false,
+    );
     let late: Vec<CheckServer> = vec![
         CheckServer::start(late_ports[0], Mode::Reply(b"+PONG\r\n"), false),
         CheckServer::start(late_ports[1], Mode::Reply(b"+PONG\r\n"), false),
@@ -202,6 +259,15 @@ backend hsend
 backend hdef
     option httpchk
     server late 127.0.0.1:{l5} check
+backend smtp
+    option smtpchk EHLO me.example
+    server late 127.0.0.1:{smtp_good} check
+    server helo550 127.0.0.1:{s550} check
+    server banner554 127.0.0.1:{s554} check
+    server multi 127.0.0.1:{smulti} check
+    server quitclose 127.0.0.1:{squit} check
+    server wrong 127.0.0.1:{wrong} check
+    server refused 127.0.0.1:{refused} check
 backend hbad
     option httpchk
     server wrong 127.0.0.1:{wrong} check
@@ -222,32 +288,45 @@ backend hbad
         l3 = late_ports[3],
         l4 = late_ports[4],
         l5 = late_ports[5],
+        s550 = p[15],
+        s554 = p[16],
+        smulti = p[17],
+        squit = p[18],
+        smtp_good = p[19],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
     for which in &impls {
-        for l in &late {
+        for l in late.iter().chain([&smtp_good]) {
             l.up.store(false, Ordering::Release);
             l.seen.lock().unwrap().clear();
         }
         thread::sleep(Duration::from_millis(100));
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         thread::sleep(Duration::from_millis(1500));
-        for l in &late {
+        for l in late.iter().chain([&smtp_good]) {
             l.up.store(true, Ordering::Release);
         }
         // Every late server comes up, then the rest settles.
         proc.wait_stderr("Server hsend/late is UP", SOON);
         proc.wait_stderr("Server hdef/late is UP", SOON);
+        proc.wait_stderr("Server smtp/late is UP", SOON);
         thread::sleep(Duration::from_millis(1500));
         let lines = state_lines(&proc.stderr());
-        let hsend_req = late[5].seen.lock().unwrap().first().cloned();
+        let hsend_req = late[5]
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.starts_with(b"POST"))
+            .cloned();
+        let smtp_reqs: BTreeSet<Vec<u8>> = smtp_good.seen.lock().unwrap().iter().cloned().collect();
         let redis_req = late[4].seen.lock().unwrap().first().cloned();
         drop(proc);
-        results.push((*which, lines, hsend_req, redis_req));
+        results.push((*which, lines, hsend_req, redis_req, smtp_reqs));
     }
     let _ = &servers;
-    let (_, ours, our_http, our_redis) = &results[0];
+    let (_, ours, our_http, our_redis, our_smtp) = &results[0];
     // What rhaproxy must say whatever HAProxy does (measured on 2.6.12).
     for want in [
         "Server tcp/wrong is DOWN, reason: Layer7 timeout, info: \" at step 2 of tcp-check (expect string '+PONG')\"",
@@ -262,6 +341,12 @@ backend hbad
         "Server hstr/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
         "Server hsts/s is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\"",
         "Server hdef/late is UP, reason: Layer7 check passed, code: 200",
+        "Server smtp/late is UP, reason: Layer7 check passed, code: 221, info: \"bye now\"",
+        "Server smtp/helo550 is DOWN, reason: Layer7 wrong status, code: 550, info: \"go away\"",
+        "Server smtp/banner554 is DOWN, reason: Layer7 wrong status, code: 554, info: \"no service here\"",
+        "Server smtp/multi is DOWN, reason: Layer7 invalid response, info: \"220-mail.example first\"",
+        "Server smtp/quitclose is DOWN, reason: Layer7 wrong status, code: 0, info: \"TCPCHK got an empty response at step 7\"",
+        "Server smtp/refused is DOWN, reason: Layer4 connection problem, info: \"Connection refused\"",
     ] {
         let want = want.replace("PORT1", &late_ports[1].to_string());
         assert!(
@@ -275,7 +360,10 @@ backend hbad
         Some(&b"POST /p HTTP/1.1\r\nhost: example.com\r\nx-a: b\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc"[..])
     );
     assert_eq!(our_redis.as_deref(), Some(&b"*1\r\n$4\r\nPING\r\n"[..]));
-    if let Some((_, theirs, their_http, their_redis)) = results.get(1) {
+    let want_smtp: BTreeSet<Vec<u8>> =
+        [b"EHLO me.example\r\n".to_vec(), b"QUIT\r\n".to_vec()].into();
+    assert_eq!(our_smtp, &want_smtp);
+    if let Some((_, theirs, their_http, their_redis, their_smtp)) = results.get(1) {
         let only_ours: Vec<_> = ours.difference(theirs).collect();
         let only_theirs: Vec<_> = theirs.difference(ours).collect();
         assert!(
@@ -284,6 +372,7 @@ backend hbad
         );
         assert_eq!(our_http, their_http, "http-check request bytes differ");
         assert_eq!(our_redis, their_redis, "redis-check request bytes differ");
+        assert_eq!(our_smtp, their_smtp, "smtpchk requests differ");
         println!(
             "{} state-change messages identical to HAProxy's",
             ours.len()

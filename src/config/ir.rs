@@ -344,6 +344,8 @@ pub enum CheckOption {
     HttpChk,
     /// `option redis-check`: PING, expect `+PONG`.
     RedisCheck,
+    /// `option smtpchk [HELO|EHLO domain]`: the greeting command (`HELO localhost` by default).
+    SmtpChk(String),
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).

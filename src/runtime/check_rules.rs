@@ -125,8 +125,43 @@ pub struct Expect {
     re: Option<regex::bytes::Regex>,
     name_re: Option<regex::bytes::Regex>,
     value_re: Option<regex::bytes::Regex>,
-    /// redis-check: on error, the info is the response's first line.
-    on_error_first_line: bool,
+    /// Built-in rule sets: the info on error / success taken from the response.
+    on_error_payload: Option<PayloadText>,
+    on_success_payload: Option<PayloadText>,
+    /// smtpchk: the check code is the response's first three digits.
+    code_from_payload: bool,
+}
+
+/// Texts the built-in rule sets take from the response (HAProxy's `res.payload` formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayloadText {
+    /// The first line (`res.payload(0,0),cut_crlf`).
+    FirstLine,
+    /// The first line after the 3-digit code (`res.payload(4,0),ltrim(' '),cut_crlf`).
+    AfterCode,
+}
+
+impl PayloadText {
+    fn render(self, buf: &[u8]) -> String {
+        let b = match self {
+            PayloadText::FirstLine => buf,
+            PayloadText::AfterCode => {
+                let b = buf.get(4..).unwrap_or(b"");
+                let n = b.iter().take_while(|&&c| c == b' ').count();
+                &b[n..]
+            }
+        };
+        let line = b.split(|&c| c == b'\r' || c == b'\n').next().unwrap_or(b"");
+        String::from_utf8_lossy(line).into_owned()
+    }
+}
+
+/// The first three bytes as a number (smtpchk's `status-code`).
+fn payload_code(buf: &[u8]) -> i32 {
+    buf.iter()
+        .take(3)
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0, |a, &c| a * 10 + (c - b'0') as i32)
 }
 
 #[derive(Debug)]
@@ -168,7 +203,9 @@ fn compile_expect(rule: ExpectRule) -> Expect {
         re,
         name_re,
         value_re,
-        on_error_first_line: false,
+        on_error_payload: None,
+        on_success_payload: None,
+        code_from_payload: false,
     }
 }
 
@@ -262,11 +299,54 @@ impl Plan {
                 e.error_status = Some(CheckStatus::L7Sts);
                 e.on_success = Some("Redis server is ok".into());
                 let mut e = compile_expect(e);
-                e.on_error_first_line = true;
+                e.on_error_payload = Some(PayloadText::FirstLine);
                 Plan {
                     rules: vec![
                         Rule::Send(b"*1\r\n$4\r\nPING\r\n".to_vec(), None),
                         Rule::Expect(Box::new(e)),
+                    ],
+                    tcp_steps: false,
+                    http: false,
+                }
+            }
+            Some(CheckOption::SmtpChk(cmd)) => {
+                // HAProxy 2.6's smtpchk rule set (its steps and texts measured).
+                let re = |r: &str, min: i64, err: CheckStatus| {
+                    let mut e = default_expect(ExpectMatch::Rstring(r.into()));
+                    e.min_recv = min;
+                    e.error_status = Some(err);
+                    compile_expect(e)
+                };
+                let mut banner = re("^[0-9]{3}[ \r]", 4, CheckStatus::L7Rsp);
+                banner.on_error_payload = Some(PayloadText::FirstLine);
+                let reply = |min: i64| {
+                    let mut e = re(
+                        if min > 0 {
+                            "^2[0-9]{2}[ \r]"
+                        } else {
+                            "^2[0-9]{2}[- \r]"
+                        },
+                        min,
+                        CheckStatus::L7Sts,
+                    );
+                    e.on_error_payload = Some(PayloadText::AfterCode);
+                    e.code_from_payload = true;
+                    e
+                };
+                let mut last = reply(-1);
+                last.on_success_payload = Some(PayloadText::AfterCode);
+                Plan {
+                    rules: vec![
+                        Rule::Connect(ConnectRule {
+                            linger: true,
+                            ..Default::default()
+                        }),
+                        Rule::Expect(Box::new(banner)),
+                        Rule::Expect(Box::new(reply(4))),
+                        Rule::Send(format!("{cmd}\r\n").into_bytes(), None),
+                        Rule::Expect(Box::new(reply(-1))),
+                        Rule::Send(b"QUIT\r\n".to_vec(), None),
+                        Rule::Expect(Box::new(last)),
                     ],
                     tcp_steps: false,
                     http: false,
@@ -342,6 +422,8 @@ struct Run<'a> {
     deadline: Instant,
     /// The step being run (1-based, 0 for the implicit connect).
     step: usize,
+    /// `connect ... linger`: close with a FIN instead of a reset.
+    linger: bool,
 }
 
 fn errno_text(e: &std::io::Error) -> String {
@@ -401,7 +483,8 @@ impl Run<'_> {
     }
 
     async fn connect(&mut self, c: Option<&ConnectRule>) -> Result<(), Outcome> {
-        self.stream = None;
+        close(self.stream.take(), self.linger);
+        self.linger = c.is_some_and(|c| c.linger);
         self.buf.clear();
         self.eof = false;
         let mut addr = self.target.addr;
@@ -527,10 +610,7 @@ impl Run<'_> {
                 }
             } else if last {
                 let st = e.rule.error_status.unwrap_or(CheckStatus::L7Rsp);
-                let info = match &e.rule.on_error {
-                    Some(t) => t.clone(),
-                    None => format!("TCPCHK got an empty response at step {}", self.step),
-                };
+                let info = format!("TCPCHK got an empty response at step {}", self.step);
                 return Err(Outcome::new(st, 0, info));
             }
             if !self.read_more().await? {
@@ -541,13 +621,13 @@ impl Run<'_> {
 
     fn mismatch(&self, e: &Expect, matched: bool) -> Outcome {
         let st = e.rule.error_status.unwrap_or(CheckStatus::L7Rsp);
-        if e.on_error_first_line {
-            let line = self
-                .buf
-                .split(|&c| c == b'\r' || c == b'\n')
-                .next()
-                .unwrap_or(b"");
-            return Outcome::new(st, 0, String::from_utf8_lossy(line).into_owned());
+        let code = if e.code_from_payload {
+            payload_code(&self.buf)
+        } else {
+            0
+        };
+        if let Some(t) = e.on_error_payload {
+            return Outcome::new(st, code, t.render(&self.buf));
         }
         if let Some(t) = &e.rule.on_error {
             return Outcome::new(st, 0, t.clone());
@@ -773,6 +853,7 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         eof: false,
         deadline: Instant::now(),
         step: 0,
+        linger: false,
     };
     let leading_connect = plan
         .rules
@@ -787,6 +868,8 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
     let mut last_connect = true;
     let mut last_expect: Option<&Expect> = None;
     let mut last_http: Option<HttpResp> = None;
+    // The data the last expect matched (built-in texts of the success message).
+    let mut last_buf: Vec<u8> = Vec::new();
     for (k, rule) in plan.rules.iter().enumerate() {
         run.step = k + 1;
         let r = match rule {
@@ -805,16 +888,18 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
                 if plan.http {
                     run.expect_http(e).await.map(|r| last_http = Some(r))
                 } else {
-                    run.expect_tcp(e).await
+                    let r = run.expect_tcp(e).await;
+                    last_buf.clone_from(&run.buf);
+                    r
                 }
             }
         };
         if let Err(o) = r {
-            close(run.stream.take());
+            close(run.stream.take(), run.linger);
             return o;
         }
     }
-    close(run.stream.take());
+    close(run.stream.take(), run.linger);
     if plan.rules.is_empty() {
         return Outcome::new(CheckStatus::L4Ok, 0, "");
     }
@@ -828,22 +913,33 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
             .unwrap_or_default();
         return Outcome::new(st, r.code as i32, info);
     }
-    let info = last_expect
-        .and_then(|e| e.rule.on_success.clone())
-        .unwrap_or_else(|| "(tcp-check)".into());
+    let info = match last_expect {
+        Some(e) => match (&e.rule.on_success, e.on_success_payload) {
+            (Some(t), _) => t.clone(),
+            (None, Some(p)) => p.render(&last_buf),
+            (None, None) => "(tcp-check)".into(),
+        },
+        None => "(tcp-check)".into(),
+    };
     if last_connect {
         return Outcome::new(CheckStatus::L4Ok, 0, info);
     }
     let st = last_expect
         .and_then(|e| e.rule.ok_status)
         .unwrap_or(CheckStatus::L7Ok);
-    Outcome::new(st, 0, info)
+    let code = match last_expect {
+        Some(e) if e.code_from_payload => payload_code(&last_buf),
+        _ => 0,
+    };
+    Outcome::new(st, code, info)
 }
 
-/// Checks end with a reset, as HAProxy's do (no TIME_WAIT left behind).
-fn close(s: Option<TcpStream>) {
+/// Checks end with a reset, as HAProxy's do (no TIME_WAIT left behind), unless `linger`.
+fn close(s: Option<TcpStream>, linger: bool) {
     if let Some(s) = s {
-        let _ = sockopt::set_reset_on_close(&s);
+        if !linger {
+            let _ = sockopt::set_reset_on_close(&s);
+        }
     }
 }
 

@@ -861,7 +861,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcpka", FB, I, o_plain),
     optp("httpchk", BE, I, o_httpchk),
     optp("ssl-hello-chk", BE, U, o_unsupported),
-    optp("smtpchk", BE, U, o_unsupported),
+    optp("smtpchk", BE, I, o_check_kind),
     optp("pgsql-check", BE, U, o_unsupported),
     optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, U, o_unsupported),
@@ -929,20 +929,32 @@ fn o_tcplog(ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
     p.log_format = Some(Located::new(LogFormatChoice::TcpLog, ctx.loc.clone()));
 }
 
-/// `option tcp-check` / `option redis-check` (no arguments).
+/// `option tcp-check` / `option redis-check` (no arguments) / `option smtpchk [HELO|EHLO d]`.
 fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    let kind = if a[1] == "tcp-check" {
-        CheckOption::TcpCheck
-    } else {
-        CheckOption::RedisCheck
+    let kind = match a[1].as_str() {
+        "tcp-check" => CheckOption::TcpCheck,
+        "redis-check" => CheckOption::RedisCheck,
+        _ => {
+            // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
+            let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
+                (Some(v @ ("HELO" | "EHLO")), Some(d)) if !d.is_empty() => format!("{v} {d}"),
+                _ => "HELO localhost".to_string(),
+            };
+            CheckOption::SmtpChk(cmd)
+        }
     };
+    let negated_match =
+        |c: &CheckOption| std::mem::discriminant(c) == std::mem::discriminant(&kind);
     if ctx.negated {
-        if p.check_option.as_ref().is_some_and(|c| c.value == kind) {
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| negated_match(&c.value))
+        {
             p.check_option = None;
         }
         return;
     }
-    if let Some(x) = a.get(2) {
+    if let (false, Some(x)) = (matches!(kind, CheckOption::SmtpChk(_)), a.get(2)) {
         ctx.alert(format!(
             "'option {}' cannot handle unexpected argument '{x}'.",
             a[1]
