@@ -410,6 +410,149 @@ pub struct HttpChk {
     pub method: String,
     pub uri: String,
     pub version: String,
+    /// Headers smuggled after the version (`HTTP/1.1\r\nHost:\ x`), as HAProxy accepts.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Which health-check protocol `option ...` selected (the last one wins, as in HAProxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOption {
+    /// `option tcp-check`: the proxy's `tcp-check` rules (a plain connect check without any).
+    TcpCheck,
+    /// `option httpchk`: the request of [`Proxy::httpchk`] and the `http-check` rules.
+    HttpChk,
+    /// `option redis-check`: PING, expect `+PONG`.
+    RedisCheck,
+    /// `option smtpchk [HELO|EHLO domain]`: the greeting command (`HELO localhost` by default).
+    SmtpChk(String),
+}
+
+/// A health-check status as HAProxy names it (`HCHK_STATUS_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckStatus {
+    SockErr,
+    L4Ok,
+    L4Tout,
+    L4Con,
+    L6Ok,
+    L6Tout,
+    L6Rsp,
+    L7Tout,
+    L7Rsp,
+    L7Ok,
+    L7OkC,
+    L7Sts,
+}
+
+/// `tcp-check connect` / `http-check connect`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectRule {
+    pub port: Option<u16>,
+    pub addr: Option<std::net::IpAddr>,
+    pub send_proxy: bool,
+    pub linger: bool,
+    pub comment: Option<String>,
+}
+
+/// `http-check send`: each part overrides the `option httpchk` request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpSendRule {
+    pub meth: Option<String>,
+    pub uri: Option<String>,
+    pub ver: Option<String>,
+    pub hdrs: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// How `http-check expect hdr` compares a name or a value (`-m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HdrMatchMethod {
+    Str,
+    Beg,
+    End,
+    Sub,
+    Reg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HdrPattern {
+    pub method: HdrMatchMethod,
+    pub pattern: String,
+}
+
+/// What an expect rule looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectMatch {
+    /// tcp-check: in the data; http-check: in the body.
+    String(Vec<u8>),
+    /// A regular expression (tcp-check `rstring`, http-check `rstring` on the body).
+    Rstring(String),
+    Binary(Vec<u8>),
+    /// A regular expression on the hex dump of the data.
+    Rbinary(String),
+    /// HTTP status codes, as inclusive ranges.
+    Status(Vec<(u16, u16)>),
+    Rstatus(String),
+    /// `hdr`/`fhdr name ... [value ...]`; `full` for fhdr (no comma split).
+    Hdr {
+        name: HdrPattern,
+        value: Option<HdrPattern>,
+        full: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectRule {
+    pub inverse: bool,
+    pub what: ExpectMatch,
+    /// `min-recv`, -1 when unset.
+    pub min_recv: i64,
+    pub ok_status: Option<CheckStatus>,
+    pub error_status: Option<CheckStatus>,
+    pub tout_status: Option<CheckStatus>,
+    /// `on-success` / `on-error` texts (log-format strings without `%` only).
+    pub on_success: Option<String>,
+    pub on_error: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckRule {
+    Comment(String),
+    Connect(ConnectRule),
+    /// `tcp-check send` / `send-binary` (bytes already decoded).
+    Send {
+        data: Vec<u8>,
+        binary: bool,
+        comment: Option<String>,
+    },
+    HttpSend(HttpSendRule),
+    Expect(ExpectRule),
+}
+
+/// Which keyword the rules came from; HAProxy keeps one list per proxy and a rule of the
+/// other kind starts it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesKind {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRules {
+    pub kind: RulesKind,
+    pub rules: Vec<Located<CheckRule>>,
+    /// Copied from a defaults section: the proxy's first own rule replaces them.
+    pub inherited: bool,
+}
+
+/// `http-error status N ...`: a reply replacing HAProxy's page for N (built at parse time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpErrorReply {
+    pub status: u16,
+    /// The full HTTP/1 response as `errorfile` content, or `None` for `default-errorfiles`.
+    pub content: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -462,7 +605,12 @@ pub struct Proxy {
     pub redispatch: Option<Located<bool>>,
     pub forwardfor: Option<Located<Forwardfor>>,
     pub httpchk: Option<Located<HttpChk>>,
-    pub http_check_expect_status: Option<Located<Vec<u16>>>,
+    /// `option tcp-check|httpchk|redis-check`.
+    pub check_option: Option<Located<CheckOption>>,
+    /// `tcp-check` / `http-check` rules.
+    pub check_rules: Option<CheckRules>,
+    /// `http-error` lines, in order (a later one for the same status wins).
+    pub http_errors: Vec<Located<HttpErrorReply>>,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -522,7 +670,9 @@ impl Proxy {
             redispatch: None,
             forwardfor: None,
             httpchk: None,
-            http_check_expect_status: None,
+            check_option: None,
+            check_rules: None,
+            http_errors: Vec::new(),
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),
@@ -557,6 +707,9 @@ impl Proxy {
         p.inspect_delay = None;
         p.description = None;
         p.monitor_uri = None;
+        if let Some(r) = &mut p.check_rules {
+            r.inherited = true;
+        }
         p
     }
 

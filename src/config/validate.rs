@@ -206,6 +206,29 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             s.puid = puid;
         }
     }
+    // HAProxy's post-proxy check: rules of the kind the check option does not run.
+    for p in cfg
+        .proxies
+        .iter()
+        .filter(|p| !p.disabled && p.cap().contains(Cap::BE))
+    {
+        let Some(r) = &p.check_rules else { continue };
+        let opt = p.check_option.as_ref().map(|o| &o.value);
+        let (wanted, kw, opt_name) = match r.kind {
+            RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
+            RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
+        };
+        if !r.rules.is_empty() && opt != Some(&wanted) {
+            diags.warning(
+                None,
+                format!(
+                    "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+    }
     crate::config::transparency::check(cfg, diags);
     Verdict {
         has_listener: cfg

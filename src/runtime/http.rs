@@ -42,6 +42,10 @@ pub struct HttpSettings {
     pub forwardfor: Option<ForwardFor>,
     /// `errorfile` contents by status.
     pub errorfiles: HashMap<u16, Vec<u8>>,
+    /// `http-error` replies by status: like errorfiles, but HAProxy uses them only for the
+    /// errors of request processing, not for the connection-level ones (a request it cannot
+    /// parse gets the errorfile or built-in page).
+    pub http_errors: HashMap<u16, Vec<u8>>,
 }
 
 impl HttpSettings {
@@ -66,10 +70,23 @@ impl HttpSettings {
                 Err(e) => warn(format!("parsing [{}] : errorfile : {e}", ef.loc)),
             }
         }
+        // `http-error` replies, built at parse time (`default-errorfiles` drops an earlier one).
+        let mut http_errors = HashMap::new();
+        for he in &p.http_errors {
+            match &he.value.content {
+                Some(c) => {
+                    http_errors.insert(he.value.status, c.clone());
+                }
+                None => {
+                    http_errors.remove(&he.value.status);
+                }
+            }
+        }
         HttpSettings {
             mode,
             forwardfor,
             errorfiles,
+            http_errors,
         }
     }
 }
@@ -195,9 +212,16 @@ fn error_bytes(
         ErrorFlavor::Mux => true,
         ErrorFlavor::Stream { close } => close,
     };
-    let file = be
-        .and_then(|b| b.http.errorfiles.get(&status))
-        .or_else(|| fe.http.errorfiles.get(&status));
+    let reply = match flavor {
+        ErrorFlavor::Mux => None,
+        ErrorFlavor::Stream { .. } => be
+            .and_then(|b| b.http.http_errors.get(&status))
+            .or_else(|| fe.http.http_errors.get(&status)),
+    };
+    let file = reply.or_else(|| {
+        be.and_then(|b| b.http.errorfiles.get(&status))
+            .or_else(|| fe.http.errorfiles.get(&status))
+    });
     match file {
         Some(c) if c.is_empty() => None,
         Some(c) => Some(http1::errors::errorfile_wire(c, close)),

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod backend;
 pub mod bufpool;
 pub mod check;
+pub mod check_rules;
 pub mod forward;
 pub mod http;
 pub mod listen;

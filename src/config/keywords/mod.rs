@@ -3,6 +3,7 @@
 //! (`rhaproxy --dump-compat`), and a test fails when the file is out of date.
 
 pub mod bind;
+pub mod checks;
 pub mod global;
 pub mod other;
 pub mod proxy;

@@ -136,9 +136,8 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         I,
         Some(super::rules::p_http_response),
     ),
-    kw("http-check expect", "DLB", I, Some(p_http_check_expect)),
-    kw("http-check", "DLB", U, None),
-    kw("http-error", "DFLB", U, None),
+    kw("http-check", "DLB", I, Some(super::checks::p_http_check)),
+    kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
     kw(
         "http-reuse",
         "DLB",
@@ -197,7 +196,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("stats", "DFLB", U, None),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
-    kw("tcp-check", "DLB", U, None),
+    kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
     kw("tcp-request", "dFLB", I, Some(super::rules::p_tcp_request)),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
@@ -588,22 +587,6 @@ fn p_log_tag(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     }
 }
 
-fn p_http_check_expect(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    // Only `http-check expect [!]status CODE[,CODE]` is implemented.
-    match (a.get(2).map(String::as_str), a.get(3)) {
-        (Some("status"), Some(codes)) => {
-            let parsed: Option<Vec<u16>> =
-                codes.split(',').map(|c| c.parse::<u16>().ok()).collect();
-            match parsed {
-                Some(v) => p.http_check_expect_status = Some(Located::new(v, ctx.loc.clone())),
-                None => ctx.unsupported_arg("http-check expect status", codes),
-            }
-        }
-        (Some(m), _) => ctx.unsupported_arg("http-check expect", m),
-        (None, _) => ctx.alert("'http-check expect' : expects a matching method."),
-    }
-}
-
 /// `source ADDR[:PORT] [usesrc ...] [interface NAME]`, shared with the server option.
 pub fn parse_source(ctx: &mut LineCtx, a: &[String], server_level: bool) -> Option<Source> {
     let Some(addr_text) = a.get(1).filter(|s| !s.is_empty()) else {
@@ -861,13 +844,13 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcpka", FB, I, o_plain),
     optp("httpchk", BE, I, o_httpchk),
     optp("ssl-hello-chk", BE, U, o_unsupported),
-    optp("smtpchk", BE, U, o_unsupported),
+    optp("smtpchk", BE, I, o_check_kind),
     optp("pgsql-check", BE, U, o_unsupported),
-    optp("redis-check", BE, U, o_unsupported),
+    optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, U, o_unsupported),
     optp("ldap-check", BE, U, o_unsupported),
     optp("spop-check", BE, U, o_unsupported),
-    optp("tcp-check", BE, U, o_unsupported),
+    optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
     optp("forwardfor", FB, I, o_forwardfor),
     optp("originalto", FB, U, o_unsupported),
@@ -929,9 +912,51 @@ fn o_tcplog(ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
     p.log_format = Some(Located::new(LogFormatChoice::TcpLog, ctx.loc.clone()));
 }
 
+/// `option tcp-check` / `option redis-check` (no arguments) / `option smtpchk [HELO|EHLO d]`.
+fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let kind = match a[1].as_str() {
+        "tcp-check" => CheckOption::TcpCheck,
+        "redis-check" => CheckOption::RedisCheck,
+        _ => {
+            // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
+            let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
+                (Some(v @ ("HELO" | "EHLO")), Some(d)) if !d.is_empty() => format!("{v} {d}"),
+                _ => "HELO localhost".to_string(),
+            };
+            CheckOption::SmtpChk(cmd)
+        }
+    };
+    let negated_match =
+        |c: &CheckOption| std::mem::discriminant(c) == std::mem::discriminant(&kind);
+    if ctx.negated {
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| negated_match(&c.value))
+        {
+            p.check_option = None;
+        }
+        return;
+    }
+    if let (false, Some(x)) = (matches!(kind, CheckOption::SmtpChk(_)), a.get(2)) {
+        ctx.alert(format!(
+            "'option {}' cannot handle unexpected argument '{x}'.",
+            a[1]
+        ));
+        return;
+    }
+    p.httpchk = None;
+    p.check_option = Some(Located::new(kind, ctx.loc.clone()));
+}
+
 fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if ctx.negated {
         p.httpchk = None;
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| c.value == CheckOption::HttpChk)
+        {
+            p.check_option = None;
+        }
         return;
     }
     if let Some(x) = a.get(5) {
@@ -946,14 +971,27 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         4 => (a[2].as_str(), a[3].as_str(), "HTTP/1.0"),
         _ => (a[2].as_str(), a[3].as_str(), a[4].as_str()),
     };
+    // HAProxy lets headers follow the version: `HTTP/1.1\r\nHost:\ www`.
+    if version.contains("\r\n") {
+        ctx.warning_tight("'option httpchk' : hiding headers or body at the end of the version string is deprecated. Please, consider to use 'http-check send' directive instead.");
+    }
+    let mut parts = version.split("\r\n");
+    let version = parts.next().unwrap_or("").to_string();
+    let headers = parts
+        .filter(|h| !h.is_empty())
+        .filter_map(|h| h.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
     p.httpchk = Some(Located::new(
         HttpChk {
             method: method.into(),
             uri: uri.into(),
-            version: version.into(),
+            version,
+            headers,
         },
         ctx.loc.clone(),
     ));
+    p.check_option = Some(Located::new(CheckOption::HttpChk, ctx.loc.clone()));
 }
 
 fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
