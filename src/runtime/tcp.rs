@@ -64,6 +64,9 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
             if matches!(e, ConnectError::NoServer) {
                 rec.server = None;
             }
+            if matches!(e, ConnectError::QueueTimeout) {
+                rec.t_queue = Some(cs.queue_ms);
+            }
             drop(active);
             rec.beconn = be.active.load(Ordering::Relaxed) as u32;
             finish(&fe, rec, &acc);
@@ -131,6 +134,8 @@ pub fn base_record(fe: &Frontend, be: &Backend, acc: &Accepted, cs: &ConnStats) 
         srv_conn: cs.server.map(|i| be.lb.served(i)).unwrap_or(0),
         retries: cs.retries,
         redispatched: cs.redispatched,
+        srv_queue: cs.srv_queue_pos,
+        backend_queue: cs.be_queue_pos,
         frontend: Arc::from(fe.name.as_str()),
         backend: Some(Arc::from(be.name.as_str())),
         server: cs.server.map(|i| Arc::from(be.servers[i].name.as_str())),
