@@ -79,14 +79,34 @@ fn serve_http(mut c: TcpStream, stop: &AtomicBool) {
                     .then(|| v.trim().parse().ok())?
             })
             .unwrap_or(0);
-        while buf.len() < cl {
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        // Body end: Content-Length, or (chunked, enough for this test) the last chunk and
+        // the end of its trailers.
+        let body_end = |buf: &[u8]| -> Option<usize> {
+            if !chunked {
+                return (buf.len() >= cl).then_some(cl);
+            }
+            let z = if buf.starts_with(b"0\r\n") {
+                0
+            } else {
+                buf.windows(5).position(|w| w == b"\r\n0\r\n")? + 2
+            };
+            let t = buf[z..].windows(4).position(|w| w == b"\r\n\r\n")?;
+            Some(z + t + 4)
+        };
+        let len = loop {
+            if let Some(n) = body_end(&buf) {
+                break n;
+            }
             let mut tmp = [0u8; 4096];
             match c.read(&mut tmp) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&tmp[..n]),
             }
-        }
-        buf.drain(..cl);
+        };
+        buf.drain(..len);
         match path.as_str() {
             "/slow" => {
                 thread::sleep(Duration::from_millis(1500));
@@ -118,6 +138,13 @@ fn serve_http(mut c: TcpStream, stop: &AtomicBool) {
                 return;
             }
             "/nohdr" => return,
+            "/chunked" => {
+                let r = b"HTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, x-y\r\nX-Y: 1\r\n\r\n3;e=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer:  t1 \r\n\r\n";
+                if c.write_all(r).is_err() {
+                    return;
+                }
+                continue;
+            }
             _ => {}
         }
         if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-App: t\r\n\r\nok\n")
@@ -308,6 +335,43 @@ fn scenarios() -> Vec<Scenario> {
                 let t = Instant::now();
                 let rest = read_all(&mut s);
                 assert!(rest.is_empty() && t.elapsed() < Duration::from_secs(5));
+            },
+        },
+        Scenario {
+            // `%U` in place of `%CC`: request and response sizes as HAProxy counts them.
+            fe: "h_bytes",
+            http: true,
+            fe_cfg: "option forwardfor\n    log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %U - %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r\"",
+            backend: "hb_app",
+            lines: 5,
+            bytes_vary: false,
+            states: &["----", "----", "----", "----", "----"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                let reqs: [&[u8]; 5] = [
+                    b"GET /ok HTTP/1.1\r\nHost: t\r\nUser-Agent: x/1\r\nConnection: keep-alive\r\n\r\n",
+                    b"POST /ok?q=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+                    b"POST /ok HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+                    b"GET /chunked HTTP/1.1\r\nHost: t\r\nConnection: foo, keep-alive\r\nFoo: 1\r\n\r\n",
+                    b"GET /ok HTTP/1.0\r\n\r\n",
+                ];
+                for r in reqs {
+                    s.write_all(r).unwrap();
+                    if r.starts_with(b"GET /chunked") {
+                        let mut got = Vec::new();
+                        let mut tmp = [0u8; 4096];
+                        while !got.ends_with(b"\r\n\r\n")
+                            || !got.windows(5).any(|w| w.eq_ignore_ascii_case(b"0\r\nx-"))
+                        {
+                            let n = s.read(&mut tmp).unwrap();
+                            assert!(n > 0);
+                            got.extend_from_slice(&tmp[..n]);
+                        }
+                    } else {
+                        assert!(read_resp(&mut s).starts_with("HTTP/1."));
+                    }
+                }
+                read_all(&mut s);
             },
         },
         Scenario {
@@ -758,7 +822,7 @@ defaults
             "frontend {fe}
     bind 127.0.0.1:{port}
     mode {mode}
-    option {fmt}
+    {fmt}
     {extra_fe}
     {cfg}
     default_backend {be}
@@ -766,7 +830,11 @@ defaults
             fe = s.fe,
             port = env.port(s.fe),
             mode = if s.http { "http" } else { "tcp" },
-            fmt = if s.http { "httplog" } else { "tcplog" },
+            fmt = match (s.fe_cfg.contains("log-format"), s.http) {
+                (true, _) => "",
+                (false, true) => "option httplog",
+                (false, false) => "option tcplog",
+            },
             cfg = s.fe_cfg,
             be = s.backend,
         ));
