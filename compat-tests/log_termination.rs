@@ -375,6 +375,45 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // `option logasap`: logged at response-head time with `+` before %B and %Ta,
+            // %U still 0; errors before a response are logged at the end as usual.
+            fe: "h_asap",
+            http: true,
+            fe_cfg: "option logasap\n    log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %U %Tt %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r\"",
+            backend: "hb_tmo",
+            lines: 3,
+            bytes_vary: false,
+            states: &["----", "----", "sH--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"POST /ok HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+                    .unwrap();
+                assert!(read_resp(&mut s).starts_with("HTTP/1.1 200"));
+                drop(s);
+                // Logged when the head comes, not at the server timeout that follows.
+                assert!(get(e.port(fe), "/stall").starts_with("HTTP/1.1 200"));
+                assert!(get(e.port(fe), "/stallhead").starts_with("HTTP/1.1 504"));
+            },
+        },
+        Scenario {
+            fe: "t_asap",
+            http: false,
+            fe_cfg: "option logasap",
+            backend: "tb_app",
+            lines: 1,
+            bytes_vary: false,
+            states: &["--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"hello\n").unwrap();
+                let mut b = [0u8; 3];
+                s.read_exact(&mut b).unwrap();
+                thread::sleep(Duration::from_millis(100));
+                s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
             fe: "h_CR",
             http: true,
             fe_cfg: "",

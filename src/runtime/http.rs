@@ -494,7 +494,15 @@ fn capture(
 
 impl Drop for TxnLog {
     fn drop(&mut self) {
-        let Some(first) = self.first_byte else {
+        self.emit(false);
+    }
+}
+
+impl TxnLog {
+    /// Logs the transaction (once: `first_byte` is taken). `asap` (`option logasap`): at
+    /// response-head time, with `+` before `%B %Ta %Tt %Tu`, `%U` still 0 (measured).
+    fn emit(&mut self, asap: bool) {
+        let Some(first) = self.first_byte.take() else {
             return;
         };
         let Some(l) = self.fe.log() else {
@@ -548,6 +556,7 @@ impl Drop for TxnLog {
             res_captures: self.res_captures.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
+            logasap: asap,
             ..Default::default()
         };
         l.record(rec);
@@ -1113,6 +1122,15 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
+        if fe.log().is_some_and(|l| l.logasap) {
+            // HAProxy counts what its buffer holds of the response: the head and the body
+            // bytes that came with it.
+            let mut c = Codec::new(resp.body, Direction::Response);
+            let _ = c.feed(sbuf, &mut Vec::new());
+            txn.bytes_out += c.take_htx();
+            txn.bytes_in = 0;
+            txn.emit(true);
+        }
         let mut plan2 = http1::finish_client_plan(plan, &resp);
         if super::is_stopping() {
             plan2.client_keep_alive = false;

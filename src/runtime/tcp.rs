@@ -78,6 +78,13 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     if let Some(s) = &slot {
         super::admin::session_server(&be, s.server());
     }
+    // `option logasap`: logged now, with `+` before `%B %Tt`, and not at the end.
+    let asap = fe.log().is_some_and(|l| l.logasap);
+    if asap {
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.logasap = true;
+        finish(&fe, rec, &acc);
+    }
     // The log record is built when the session ends (an idle pair keeps no 768-byte record),
     // with the connection counts of now.
     let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
@@ -95,7 +102,7 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     };
     drop(slot);
     drop(active);
-    if fe.log().is_none() {
+    if fe.log().is_none() || asap {
         return;
     }
     let mut rec = base_record(&fe, &be, &acc, &cs);
