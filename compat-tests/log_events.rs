@@ -237,3 +237,119 @@ fn health_check_logs_match_haproxy() {
         assert_eq!(got[0], got[1], "rhaproxy vs HAProxy health-check lines");
     }
 }
+
+/// Server state changes made through the stats socket are logged as HAProxy logs them (levels
+/// and texts), and a soft stop logs `Proxy X stopped` for the proxies with listeners first,
+/// then the backends, each group in configuration order.
+fn run_cli(imp: Impl) -> Vec<String> {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("clilog");
+    let p = free_ports(4);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let lport = udp.local_addr().unwrap().port();
+    let sock = dir.0.join("admin.sock");
+    let cfg = format!(
+        "global
+    log 127.0.0.1:{lport} local0
+    stats socket {} level admin
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+backend zb
+    server s1 127.0.0.1:{srv}
+    server s2 127.0.0.1:{srv}
+    server s3 127.0.0.1:{srv} backup
+frontend af
+    bind 127.0.0.1:{}
+    default_backend zb
+listen ml
+    bind 127.0.0.1:{}
+    server m1 127.0.0.1:{srv}
+backend db
+    server d1 127.0.0.1:{} check inter 200
+",
+        sock.display(),
+        p[0],
+        p[1],
+        p[2],
+        srv = p[3]
+    );
+    let mut rx = Rx(udp, Vec::new());
+    let mut proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+    rx.wait_for("backend db has no server available!", 1);
+    let cmds = [
+        "disable server zb/s1",
+        "disable server zb/s1",
+        "enable server zb/s1",
+        "set server zb/s2 state maint",
+        "set server zb/s1 state maint",
+        "set server zb/s3 state maint",
+        "set server zb/s3 state ready",
+        "set server zb/s1 state drain",
+        "set server zb/s1 state ready",
+        "set server zb/s2 state ready",
+        "disable server ml/m1",
+        "enable server ml/m1",
+        "set server zb/s2 state drain",
+        "set server zb/s2 state ready",
+        "disable server db/d1",
+    ];
+    for c in cmds {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.write_all(format!("{c}\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+    }
+    proxy.signal(libc_sigusr1());
+    assert!(
+        proxy.wait_exit(SOON).is_some(),
+        "{imp:?} did not exit on SIGUSR1"
+    );
+    rx.wait_for("Proxy db stopped", 1);
+    rx.drain();
+    rx.1
+}
+
+#[test]
+fn cli_state_changes_and_stop_order_match_haproxy() {
+    let mut got = Vec::new();
+    for imp in Impl::all("cli_state_changes_and_stop_order_match_haproxy") {
+        let lines = run_cli(imp);
+        println!("{imp:?}:\n{}", lines.join("\n"));
+        got.push(lines);
+    }
+    let want = [
+        "<129> haproxy: Server db/d1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128> haproxy: backend db has no server available!",
+        "<129> haproxy: Server zb/s1 is going DOWN for maintenance. 1 active and 1 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<133> haproxy: Server zb/s1 is UP/READY (leaving forced maintenance).",
+        "<129> haproxy: Server zb/s2 is going DOWN for maintenance. 1 active and 1 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<129> haproxy: Server zb/s1 is going DOWN for maintenance. 0 active and 1 backup servers left. Running on backup. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<129> haproxy: Backup Server zb/s3 is going DOWN for maintenance. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128> haproxy: backend zb has no server available!",
+        "<133> haproxy: Backup Server zb/s3 is UP/READY (leaving forced maintenance).",
+        "<133> haproxy: Server zb/s1 is UP/DRAIN (leaving forced maintenance).",
+        "<133> haproxy: Server zb/s1 remains in forced drain mode.",
+        "<133> haproxy: Server zb/s1 is UP (leaving forced drain).",
+        "<133> haproxy: Server zb/s2 is UP/READY (leaving forced maintenance).",
+        "<129> haproxy: Server ml/m1 is going DOWN for maintenance. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128> haproxy: proxy ml has no server available!",
+        "<133> haproxy: Server ml/m1 is UP/READY (leaving forced maintenance).",
+        "<133> haproxy: Server zb/s2 enters drain state. 1 active and 1 backup servers online. 0 sessions requeued, 0 total in queue.",
+        "<133> haproxy: Server zb/s2 is UP (leaving forced drain).",
+        "<133> haproxy: Server db/d1 was DOWN and now enters maintenance.",
+        "<132> haproxy: Proxy af stopped (cumulated conns: FE: 0, BE: 0).",
+        "<132> haproxy: Proxy ml stopped (cumulated conns: FE: 0, BE: 0).",
+        "<132> haproxy: Proxy zb stopped (cumulated conns: FE: 0, BE: 0).",
+        "<132> haproxy: Proxy db stopped (cumulated conns: FE: 0, BE: 0).",
+    ];
+    assert_eq!(got[0], want, "rhaproxy's datagrams");
+    if got.len() == 2 {
+        assert_eq!(got[0], got[1], "rhaproxy vs HAProxy datagrams");
+    }
+}
