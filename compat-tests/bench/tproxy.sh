@@ -26,6 +26,11 @@
 #   --runs      rounds: every setup and scenario once per proxy each (default 5)
 #   --duration  seconds per wrk run (default 4)
 #   --conns     wrk connections (default 50)
+#   --scenarios "close ka"  which scenarios to run (default both)
+#   --setups "u p"          u: usesrc clientip, p: no usesrc (default both)
+#   --perf DIR    profile: `perf record -p PROXY` during every run, into DIR/KEY-rROUND.data
+#   --strace DIR  syscall counts: `strace -c -f -p PROXY` during every run, into DIR/KEY-rROUND.txt
+#                 (strace slows the proxy a lot: only the counts per request mean anything)
 #
 # Needs root, ip, nft, wrk, nginx, haproxy, taskset, rustc. Prints a Markdown report on stdout,
 # progress on stderr. Its namespaces are named rhb<PID>-*; on exit (also on failure or ^C) it
@@ -35,18 +40,23 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-RUNS=5 DUR=4 CONNS=50
+RUNS=5 DUR=4 CONNS=50 SCENARIOS="close ka" SETUPS="u p" TRACE= TRACE_DIR=
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --duration) DUR=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    --scenarios) SCENARIOS=$2; shift 2 ;;
+    --setups) SETUPS=$2; shift 2 ;;
+    --perf) TRACE=perf TRACE_DIR=$2; shift 2 ;;
+    --strace) TRACE=strace TRACE_DIR=$2; shift 2 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "SKIPPED (needs root: network namespaces, IP_TRANSPARENT)" >&2; exit 2; }
-for t in ip nft wrk nginx haproxy taskset rustc; do
+[ -z "$TRACE" ] || { mkdir -p "$TRACE_DIR"; TRACE_DIR=$(cd "$TRACE_DIR" && pwd); }
+for t in ip nft wrk nginx haproxy taskset rustc $TRACE; do
   command -v "$t" >/dev/null || { echo "missing: $t" >&2; exit 2; }
 done
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (proxy on CPU 0, load and servers on CPU 1)" >&2; exit 2; }
@@ -275,10 +285,20 @@ one_run() {
   local hdr=()
   [ "$sc" = close ] && hdr=(-H "Connection: close")
   clear_logs
+  local tp=
+  case $TRACE in
+    perf) perf record -q -p "${PID[$i]}" -o "$TRACE_DIR/$key-r$r.data" 2>"$tmp/trace.err" & tp=$! ;;
+    strace) strace -c -f -p "${PID[$i]}" -o "$TRACE_DIR/$key-r$r.txt" 2>"$tmp/trace.err" & tp=$! ;;
+  esac
+  [ -z "$tp" ] || { PIDS+=("$tp"); sleep 0.5; }
   c0=$(cpu_ticks "${PID[$i]}")
   out=$(in_ns "$NS_C" taskset -c 1 wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$tmp/report.lua" \
     "${hdr[@]}" "http://10.10.1.1:$port/" 2>&1) || true
   c1=$(cpu_ticks "${PID[$i]}")
+  if [ -n "$tp" ]; then
+    kill -INT "$tp" 2>/dev/null || true; wait "$tp" 2>/dev/null || true
+    local p keep=(); for p in "${PIDS[@]}"; do [ "$p" = "$tp" ] || keep+=("$p"); done; PIDS=("${keep[@]}")
+  fi
   line=$(grep '^BENCH ' <<<"$out" || true)
   [ -n "$line" ] || { echo "wrk failed ($key): $out" >&2; exit 1; }
   read -r _ req bytes dur p99 err st <<<"$line"
@@ -304,8 +324,8 @@ sleep 1.3
 clear_logs
 for r in $(seq "$RUNS"); do
   if [ $((r % 2)) = 1 ]; then order=(rh ha); else order=(ha rh); fi
-  for sc in close ka; do
-    for su in u p; do
+  for sc in $SCENARIOS; do
+    for su in $SETUPS; do
       for i in "${order[@]}"; do
         log "round $r/$RUNS: ${NAME[$i]} $([ "$su" = u ] && echo usesrc || echo plain) $sc"
         one_run "$i" "$su" "$sc"
@@ -341,8 +361,8 @@ echo "Load average before/after: $LOAD0 / $LOAD1; wall time ${ELAPSED}s."
 echo
 echo "| scenario | setup | metric | rhaproxy | HAProxy | rhaproxy / HAProxy, per-round median (min–max) |"
 echo "|---|---|---|---:|---:|---:|"
-for sc in close ka; do
-  for su in u p; do
+for sc in $SCENARIOS; do
+  for su in $SETUPS; do
     for m in rps p99 cpu100k cpupct srvconn; do
       case $m in
         rps) ml="req/s" ;; p99) ml="p99 ms" ;; cpu100k) ml="proxy CPU s / 100k req" ;;
@@ -353,11 +373,10 @@ for sc in close ka; do
   done
 done
 echo
-echo "usesrc clientip / no usesrc, per-round median (min–max):"
-echo
-echo "| scenario | metric | rhaproxy | HAProxy |"
-echo "|---|---|---:|---:|"
-for sc in close ka; do
+[[ "$SETUPS" == *u* && "$SETUPS" == *p* ]] && echo "usesrc clientip / no usesrc, per-round median (min–max):
+
+| scenario | metric | rhaproxy | HAProxy |
+|---|---|---:|---:|" && for sc in $SCENARIOS; do
   for m in rps p99 cpu100k; do
     case $m in rps) ml="req/s" ;; p99) ml="p99" ;; cpu100k) ml="proxy CPU / req" ;; esac
     echo "| ${SC_LABEL[$sc]} | $ml | $(pr "rh.u.$sc.$m" "rh.p.$sc.$m") | $(pr "ha.u.$sc.$m" "ha.p.$sc.$m") |"
