@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,16 +168,23 @@ struct ServerConn {
     w: OwnedWriteHalf,
     buf: Vec<u8>,
     srv: usize,
+    /// Its server and local addresses, as the connect recorded them (for the log of the
+    /// requests that reuse it: no getpeername/getsockname per request).
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
 }
 
 impl ServerConn {
-    fn new(s: TcpStream, srv: usize) -> ServerConn {
+    /// `cs`: the stats of the connect that opened `s` (its server and local addresses).
+    fn new(s: TcpStream, srv: usize, cs: &ConnStats) -> ServerConn {
         let (r, w) = s.into_split();
         ServerConn {
             r,
             w,
             buf: Vec::new(),
             srv,
+            peer: cs.server_addr,
+            local: cs.local_addr,
         }
     }
     /// Takes what a server that speaks first (or answers before reading) already sent:
@@ -809,14 +816,14 @@ pub async fn session(
         let conn = match reused {
             Some(c) => {
                 txn.cs.connect_ms = 0;
-                txn.cs.server_addr = c.r.peer_addr().ok();
-                txn.cs.local_addr = c.r.local_addr().ok();
+                txn.cs.server_addr = c.peer;
+                txn.cs.local_addr = c.local;
                 Ok((c, slot, true))
             }
             None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                    Ok((ServerConn::new(s, srv), sl, false))
+                    Ok((ServerConn::new(s, srv, &txn.cs), sl, false))
                 }
                 Err(status) => Err(status),
             },
@@ -1127,7 +1134,7 @@ async fn fresh(
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-    Ok((ServerConn::new(s, srv), sl))
+    Ok((ServerConn::new(s, srv, cs), sl))
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
