@@ -77,6 +77,8 @@ pub struct SrvAdmin {
     pub chkdown: AtomicU64,
     pub smax: AtomicU32,
     pub chk: Mutex<CheckInfo>,
+    /// Traffic counters (`show stat`).
+    pub ctr: super::counters::BeCounters,
     kill: watch::Sender<u64>,
     /// Set when the server leaves maintenance: the check loop restarts at `rise`.
     check_reset: std::sync::atomic::AtomicBool,
@@ -104,6 +106,7 @@ impl SrvAdmin {
                 },
                 ..Default::default()
             }),
+            ctr: Default::default(),
             kill: watch::channel(0).0,
             check_reset: std::sync::atomic::AtomicBool::new(false),
         }
@@ -1443,6 +1446,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
     let nf = nofile();
+    let g: &super::counters::Global = &super::counters::GLOBAL;
     let fields: Vec<(&str, String)> = vec![
         ("Name", "HAProxy".into()),
         ("Version", version()),
@@ -1472,19 +1476,25 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("Hard_maxconn", ctx.maxconn.to_string()),
         ("CurrConns", cur.to_string()),
         ("CumConns", cum.to_string()),
-        ("CumReq", "0".into()),
+        ("CumReq", load(&g.cum_req).to_string()),
         ("MaxSslConns", "0".into()),
         ("CurrSslConns", "0".into()),
         ("CumSslConns", "0".into()),
         ("Maxpipes", "0".into()),
         ("PipesUsed", "0".into()),
         ("PipesFree", "0".into()),
-        ("ConnRate", "0".into()),
+        ("ConnRate", g.conn_rate.read().to_string()),
         ("ConnRateLimit", "0".into()),
-        ("MaxConnRate", "0".into()),
-        ("SessRate", "0".into()),
+        (
+            "MaxConnRate",
+            g.conn_rate_max.load(Ordering::Relaxed).to_string(),
+        ),
+        ("SessRate", g.sess_rate.read().to_string()),
         ("SessRateLimit", "0".into()),
-        ("MaxSessRate", "0".into()),
+        (
+            "MaxSessRate",
+            g.sess_rate_max.load(Ordering::Relaxed).to_string(),
+        ),
         ("SslRate", "0".into()),
         ("SslRateLimit", "0".into()),
         ("MaxSslRate", "0".into()),
@@ -1511,7 +1521,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("DroppedLogs", super::logging::dropped().to_string()),
         ("BusyPolling", "0".into()),
         ("FailedResolutions", "0".into()),
-        ("TotalBytesOut", "0".into()),
+        ("TotalBytesOut", load(&g.bytes_out).to_string()),
         ("TotalSplicdedBytesOut", "0".into()),
         ("BytesOutRate", "0".into()),
         ("DebugCommandsIssued", "0".into()),
@@ -1825,6 +1835,77 @@ fn frontend_cmd(ctx: &Ctx, verb: &str, name: &str, out: &mut String) -> bool {
     false
 }
 
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// The traffic columns of a frontend row.
+fn fill_fe(r: &mut Row, c: &super::counters::FeCounters, mode: Mode) {
+    r.set("bin", load(&c.bytes_in));
+    r.set("bout", load(&c.bytes_out));
+    r.set("dreq", load(&c.denied_req));
+    r.set("dresp", load(&c.denied_resp));
+    r.set("ereq", load(&c.failed_req));
+    r.set("rate", c.sess_rate.read());
+    r.set("rate_max", c.sess_rate_max.load(Ordering::Relaxed));
+    r.set("conn_rate", c.conn_rate.read());
+    r.set("conn_rate_max", c.conn_rate_max.load(Ordering::Relaxed));
+    if mode == Mode::Http {
+        r.set("intercepted", load(&c.intercepted));
+        for (i, name) in HRSP.iter().enumerate() {
+            r.set(name, load(&c.hrsp[i]));
+        }
+        r.set("cache_lookups", 0);
+        r.set("cache_hits", 0);
+        r.set("req_rate", c.req_rate.read());
+        r.set("req_rate_max", c.req_rate_max.load(Ordering::Relaxed));
+        r.set("req_tot", load(&c.req_tot));
+    }
+}
+
+const HRSP: [&str; 6] = [
+    "hrsp_1xx",
+    "hrsp_2xx",
+    "hrsp_3xx",
+    "hrsp_4xx",
+    "hrsp_5xx",
+    "hrsp_other",
+];
+
+/// The traffic columns of a backend or server row.
+fn fill_be(r: &mut Row, c: &super::counters::BeCounters, mode: Mode, backend: bool, samples: u64) {
+    r.set("bin", load(&c.bytes_in));
+    r.set("bout", load(&c.bytes_out));
+    r.set("econ", load(&c.failed_conns));
+    r.set("eresp", load(&c.failed_resp));
+    r.set("wretr", load(&c.retries));
+    r.set("wredis", load(&c.redispatches));
+    r.set("rate", c.sess_rate.read());
+    r.set("rate_max", c.sess_rate_max.load(Ordering::Relaxed));
+    r.set("cli_abrt", load(&c.cli_aborts));
+    r.set("srv_abrt", load(&c.srv_aborts));
+    r.set("qtime", c.q_time.avg(samples));
+    r.set("ctime", c.c_time.avg(samples));
+    r.set("rtime", c.d_time.avg(samples));
+    r.set("ttime", c.t_time.avg(samples));
+    r.set("qtime_max", c.q_time.max());
+    r.set("ctime_max", c.c_time.max());
+    r.set("rtime_max", c.d_time.max());
+    r.set("ttime_max", c.t_time.max());
+    r.set("connect", load(&c.connect));
+    r.set("reuse", load(&c.reuse));
+    if mode == Mode::Http {
+        for (i, name) in HRSP.iter().enumerate() {
+            r.set(name, load(&c.hrsp[i]));
+        }
+        r.set("req_tot", load(&c.req_tot));
+        if backend {
+            r.set("cache_lookups", 0);
+            r.set("cache_hits", 0);
+        }
+    }
+}
+
 fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
     let only_up = opts.iter().any(|o| o == "up");
     let no_maint = opts.iter().any(|o| o == "no-maint");
@@ -1865,7 +1946,10 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         if let Some((fe, slim)) = p.fe.as_ref().filter(|_| want_ty(1)) {
             let mut r = Row::new(FE_ZERO);
             let scur = fe.feconn();
-            let smax = ctx.fe_smax[pi].fetch_max(scur, Ordering::Relaxed).max(scur);
+            let smax = ctx.fe_smax[pi]
+                .fetch_max(scur, Ordering::Relaxed)
+                .max(scur)
+                .max(fe.ctr.smax.load(Ordering::Relaxed));
             let cum = fe.cum_conns.load(Ordering::Relaxed);
             r.set("pxname", &p.name);
             r.set("svname", "FRONTEND");
@@ -1895,6 +1979,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             r.set("iid", p.iid);
             r.set("mode", mode_name(p.mode));
             r.set("conn_tot", cum);
+            fill_fe(&mut r, &fe.ctr, p.mode);
             r.set("-", "-");
             r.write(out);
         }
@@ -1946,7 +2031,14 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             if let Some(m) = srv.maxconn {
                 r.set("slim", m);
             }
-            r.set("stot", cum);
+            r.set("stot", a.ctr.stot.load(Ordering::Relaxed));
+            fill_be(
+                &mut r,
+                &a.ctr,
+                p.mode,
+                false,
+                a.ctr.samples.load(Ordering::Relaxed),
+            );
             r.set("status", srv_status(srv));
             r.set("weight", uw);
             r.set("uweight", uw);
@@ -1964,7 +2056,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             );
             r.set("lbtot", cum);
             r.set("type", 2);
-            r.set("lastsess", -1);
+            r.set("lastsess", a.ctr.lastsess(now));
             r.set("-", "-");
             r.set("mode", mode_name(p.mode));
             if level >= CliLevel::Operator {
@@ -2014,10 +2106,29 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         let scur_be = (be.active.load(Ordering::Relaxed) as u32).max(scur_be);
         r.set("qcur", qcur_be);
         r.set("scur", scur_be);
-        r.set("smax", scur_be);
+        r.set("smax", scur_be.max(be.ctr.smax.load(Ordering::Relaxed)));
         r.set("slim", p.fullconn);
-        r.set("stot", cum);
-        r.set("status", if up { "UP" } else { "DOWN" });
+        r.set("stot", be.ctr.stot.load(Ordering::Relaxed));
+        let _ = cum;
+        fill_be(
+            &mut r,
+            &be.ctr,
+            p.mode,
+            true,
+            be.ctr.samples.load(Ordering::Relaxed),
+        );
+        // A backend without servers reads UP, without downtime (HAProxy 2.6).
+        r.set(
+            "status",
+            if up || be.servers.is_empty() {
+                "UP"
+            } else {
+                "DOWN"
+            },
+        );
+        if be.servers.is_empty() {
+            r.clear("downtime");
+        }
         r.set("weight", weight);
         r.set("uweight", weight);
         r.set("act", act);
@@ -2027,7 +2138,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         r.set("iid", p.iid);
         r.set("lbtot", lbtot);
         r.set("type", 1);
-        r.set("lastsess", -1);
+        r.set("lastsess", be.ctr.lastsess(now));
         r.set("-", "-");
         r.set("mode", mode_name(p.mode));
         if level >= CliLevel::Operator {

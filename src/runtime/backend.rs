@@ -156,6 +156,8 @@ pub struct Backend {
     pub backup_up: AtomicU32,
     pub proxy: Arc<Proxy>,
     pub http: super::http::HttpSettings,
+    /// Traffic counters (`show stat`).
+    pub ctr: super::counters::BeCounters,
 }
 
 /// What the connect procedure did, for the logs.
@@ -172,6 +174,8 @@ pub struct ConnStats {
     pub server_addr: Option<SocketAddr>,
     /// Local address of the server connection (`%bi:%bp`).
     pub local_addr: Option<SocketAddr>,
+    /// The server connection was an idle one reused (HTTP keep-alive).
+    pub reused: bool,
 }
 
 /// Why no server connection could be made.
@@ -200,7 +204,8 @@ pub struct BeActive(Arc<Backend>);
 
 impl BeActive {
     pub fn new(be: &Arc<Backend>) -> BeActive {
-        be.active.fetch_add(1, Ordering::AcqRel);
+        let cur = be.active.fetch_add(1, Ordering::AcqRel) + 1;
+        be.ctr.smax.fetch_max(cur as u32, Ordering::Relaxed);
         BeActive(Arc::clone(be))
     }
 }
@@ -393,7 +398,16 @@ impl Backend {
             backup_up: AtomicU32::new(backup_up),
             proxy: Arc::clone(p),
             http: super::http::HttpSettings::build(p, warn),
+            ctr: Default::default(),
         }
+    }
+
+    /// Counts one event in the counters of server `i` and of the backend.
+    fn count(&self, i: usize, field: fn(&super::counters::BeCounters) -> &AtomicU64) {
+        if let Some(s) = self.servers.get(i) {
+            field(&s.admin.ctr).fetch_add(1, Ordering::Relaxed);
+        }
+        field(&self.ctr).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Wakes requests waiting for a slot (a server came up).
@@ -591,6 +605,7 @@ impl Backend {
             let policy = srv.source.as_ref().or(self.source.as_ref());
             stats.server_addr = Some(addr);
             let t = Instant::now();
+            self.count(s.srv, |c| &c.connect);
             let r = self.dial(addr, policy, ctx, hdr_ip).await;
             stats.connect_ms = t.elapsed().as_millis() as i64;
             let (server, timed_out) = match r {
@@ -602,6 +617,7 @@ impl Backend {
                     eprintln!("[ALERT]    ({}) : {}", std::process::id(), m);
                     if left == 0 {
                         stats.connect_ms = -1;
+                        self.count(s.srv, |c| &c.failed_conns);
                         return Err(ConnectError::Resource(m));
                     }
                     (s.srv, false)
@@ -609,6 +625,7 @@ impl Backend {
                 Err(DialError::Failed(timed_out)) => {
                     if left == 0 {
                         stats.connect_ms = -1;
+                        self.count(s.srv, |c| &c.failed_conns);
                         return Err(ConnectError::ConnectFailed {
                             server: s.srv,
                             timed_out,
@@ -630,6 +647,10 @@ impl Backend {
                     || (srv_act > 1 && !self.hashing));
             if redispatch {
                 stats.redispatched = true;
+                self.count(server, |c| &c.redispatches);
+            }
+            self.count(server, |c| &c.retries);
+            if redispatch {
                 avoid = Some(server);
                 drop(s);
                 if srv_act <= 1 && !timed_out {

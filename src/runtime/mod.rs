@@ -16,6 +16,7 @@ pub mod admin;
 pub mod backend;
 pub mod bufpool;
 pub mod check;
+pub mod counters;
 pub mod forward;
 pub mod http;
 pub mod listen;
@@ -74,6 +75,8 @@ pub struct Frontend {
     pub log: std::sync::OnceLock<Option<logging::FrontendLog>>,
     pub maxconn_value: u32,
     pub active: AtomicUsize,
+    /// Traffic counters (`show stat`).
+    pub ctr: counters::FeCounters,
 }
 
 impl Frontend {
@@ -250,6 +253,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             log: std::sync::OnceLock::new(),
             maxconn_value: fe_maxconn,
             active: AtomicUsize::new(0),
+            ctr: Default::default(),
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -630,7 +634,8 @@ async fn accept_loop(
         shared.active.fetch_add(1, Ordering::AcqRel);
         ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);
-        fe.active.fetch_add(1, Ordering::AcqRel);
+        let cur = fe.active.fetch_add(1, Ordering::AcqRel) + 1;
+        counters::accepted(&fe.ctr, cur as u32);
         let guard = SessionGuard {
             shared: Arc::clone(&shared),
             fe: Arc::clone(&fe),
