@@ -265,6 +265,7 @@ struct ProxyView {
     be: Option<Arc<Backend>>,
     algo: String,
     fullconn: u32,
+    description: Option<String>,
 }
 
 struct Ctx {
@@ -539,6 +540,7 @@ pub fn start(
             be,
             algo,
             fullconn: p.fullconn.unwrap_or(0),
+            description: p.description.clone(),
         });
     }
     // Backend `slim`: `fullconn`, or a tenth of the maxconn of the frontends using it.
@@ -579,6 +581,8 @@ pub fn start(
         conns: Arc::new(Semaphore::new(64)),
         fe_smax: (0..n).map(|_| AtomicU32::new(0)).collect(),
     });
+    let _ = CTX.set(Arc::clone(&ctx));
+    super::stats_page::set_globals(cfg.global.node.clone(), cfg.global.description.clone());
     // SIGTTOU / SIGTTIN pause and resume the listeners.
     for (sig, pause) in [(nix::libc::SIGTTOU, true), (nix::libc::SIGTTIN, false)] {
         use tokio::signal::unix::{SignalKind, signal};
@@ -639,6 +643,188 @@ pub fn start(
             }
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// What the stats page and the Prometheus exporter read.
+
+static CTX: OnceLock<Arc<Ctx>> = OnceLock::new();
+
+/// `show stat` as the stats page's `;csv` gives it (user level: no addresses, no algo).
+/// `opts`: `up`, `no-maint`; `keep`: the proxies to list (`None`: all).
+pub fn stats_csv(opts: &[String], keep: Option<&dyn Fn(&str) -> bool>) -> String {
+    let mut out = String::new();
+    if let Some(ctx) = CTX.get() {
+        show_stat_filtered(ctx, CliLevel::User, opts, keep, &mut out);
+    }
+    out
+}
+
+/// The rows of `show stat` (level `level`) as `(header, rows)`.
+pub fn stat_table(level: CliLevel, opts: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+    let csv = match CTX.get() {
+        Some(ctx) => {
+            let mut out = String::new();
+            show_stat_filtered(ctx, level, opts, None, &mut out);
+            out
+        }
+        None => return (Vec::new(), Vec::new()),
+    };
+    parse_csv(&csv)
+}
+
+/// Splits `show stat` output into the column names and the rows.
+pub fn parse_csv(csv: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("# ")
+        .trim_end_matches(',')
+        .split(',')
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut r: Vec<String> = l.split(',').map(String::from).collect();
+            r.truncate(header.len());
+            r
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The `show info` fields.
+pub fn info_fields() -> Vec<(&'static str, String)> {
+    let Some(ctx) = CTX.get() else {
+        return Vec::new();
+    };
+    let mut out = String::new();
+    show_info(ctx, &mut out);
+    let names = INFO_NAMES;
+    out.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            let k = names.iter().find(|n| **n == k)?;
+            Some((*k, v.to_string()))
+        })
+        .collect()
+}
+
+const INFO_NAMES: &[&str] = &[
+    "Name",
+    "Version",
+    "Release_date",
+    "Nbthread",
+    "Nbproc",
+    "Process_num",
+    "Pid",
+    "Uptime",
+    "Uptime_sec",
+    "Memmax_MB",
+    "PoolAlloc_MB",
+    "PoolUsed_MB",
+    "PoolFailed",
+    "Ulimit-n",
+    "Maxsock",
+    "Maxconn",
+    "Hard_maxconn",
+    "CurrConns",
+    "CumConns",
+    "CumReq",
+    "MaxSslConns",
+    "CurrSslConns",
+    "CumSslConns",
+    "Maxpipes",
+    "PipesUsed",
+    "PipesFree",
+    "ConnRate",
+    "ConnRateLimit",
+    "MaxConnRate",
+    "SessRate",
+    "SessRateLimit",
+    "MaxSessRate",
+    "SslRate",
+    "SslRateLimit",
+    "MaxSslRate",
+    "SslFrontendKeyRate",
+    "SslFrontendMaxKeyRate",
+    "SslFrontendSessionReuse_pct",
+    "SslBackendKeyRate",
+    "SslBackendMaxKeyRate",
+    "SslCacheLookups",
+    "SslCacheMisses",
+    "CompressBpsIn",
+    "CompressBpsOut",
+    "CompressBpsRateLim",
+    "Tasks",
+    "Run_queue",
+    "Idle_pct",
+    "node",
+    "Stopping",
+    "Jobs",
+    "Unstoppable Jobs",
+    "Listeners",
+    "ActivePeers",
+    "ConnectedPeers",
+    "DroppedLogs",
+    "BusyPolling",
+    "FailedResolutions",
+    "TotalBytesOut",
+    "TotalSplicdedBytesOut",
+    "BytesOutRate",
+    "DebugCommandsIssued",
+    "CumRecvLogs",
+    "Build info",
+    "Memmax_bytes",
+    "PoolAlloc_bytes",
+    "PoolUsed_bytes",
+    "Start_time_sec",
+    "Tainted",
+];
+
+/// Runs one runtime-API command at level admin (the stats page's admin actions); returns
+/// its answer (empty when it succeeded silently).
+pub fn admin_command(words: &[&str]) -> String {
+    let Some(ctx) = CTX.get() else {
+        return "not ready\n".into();
+    };
+    let mut sess = Session {
+        level: CliLevel::Admin,
+        prompt: false,
+        timeout: ctx.stats_timeout,
+        expose_fd: false,
+        quit: false,
+    };
+    let words: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+    let mut out = String::new();
+    let action = dispatch(ctx, &mut sess, &words, &mut out);
+    if action.apply_listen {
+        apply_listen_state();
+    }
+    out
+}
+
+/// `description` of every proxy that has one, by proxy name.
+pub fn proxy_descriptions() -> Vec<(String, String)> {
+    CTX.get()
+        .map(|c| {
+            c.proxies
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), p.description.clone()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Proxy ids (`iid`) by name, for the page's `b=#IID` form field.
+pub fn proxy_iid(name: &str) -> Option<u32> {
+    CTX.get()?
+        .proxies
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.iid)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1442,9 +1628,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         .sum();
     let listeners = LISTENER_FDS.lock().map(|v| v.len()).unwrap_or(0);
     let stopping = *ctx.shared.stopping.borrow();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = super::stats_page::node_name();
     let nf = nofile();
     let g: &super::counters::Global = &super::counters::GLOBAL;
     let fields: Vec<(&str, String)> = vec![
@@ -1907,6 +2091,16 @@ fn fill_be(r: &mut Row, c: &super::counters::BeCounters, mode: Mode, backend: bo
 }
 
 fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
+    show_stat_filtered(ctx, level, opts, None, out)
+}
+
+fn show_stat_filtered(
+    ctx: &Ctx,
+    level: CliLevel,
+    opts: &[String],
+    keep: Option<&dyn Fn(&str) -> bool>,
+    out: &mut String,
+) {
     let only_up = opts.iter().any(|o| o == "up");
     let no_maint = opts.iter().any(|o| o == "no-maint");
     // `show stat <iid|name> <type mask> <sid>`: 1 frontends, 2 backends, 4 servers.
@@ -1940,7 +2134,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
     out.push('\n');
     let stopping = *ctx.shared.stopping.borrow();
     for (pi, p) in ctx.proxies.iter().enumerate() {
-        if !want_px(p.iid) {
+        if !want_px(p.iid) || keep.is_some_and(|k| !k(&p.name)) {
             continue;
         }
         if let Some((fe, slim)) = p.fe.as_ref().filter(|_| want_ty(1)) {

@@ -624,6 +624,18 @@ pub async fn session(
         }
         cbuf.drain(..req.head_len);
 
+        // The stats page (`stats uri`) answers here instead of a server.
+        if let Some(page) = super::stats_page::target(&fe, &req.uri) {
+            let io = (&mut cbuf, &mut cr, &mut cw);
+            let r = Box::pin(super::stats_page::serve(page, &fe, &req, io, client_ip)).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            if !r.keep_alive {
+                return;
+            }
+            (txn_start, txn_start_utc) = (Instant::now(), chrono::Utc::now());
+            continue;
+        }
+
         let Some(be) = fe.backend.clone() else {
             txn.status = 503;
             txn.set_term(b'S', b'C');
