@@ -22,6 +22,7 @@ pub mod http;
 pub mod listen;
 pub mod logging;
 pub mod ops;
+pub mod prometheus;
 pub mod stats_page;
 pub mod tcp;
 
