@@ -86,6 +86,9 @@ pub struct Global {
     pub stats_timeout: Option<Located<u64>>,
     /// `stats socket` lines (the runtime API).
     pub stats_sockets: Vec<Located<StatsSocket>>,
+    /// `node` and `description` (shown by the stats page).
+    pub node: Option<String>,
+    pub description: Option<String>,
 }
 
 /// Privilege level of a stats socket (`level`), ordered.
@@ -624,6 +627,57 @@ pub struct Proxy {
     pub description: Option<String>,
     pub transparent_option: Option<Loc>,
     pub monitor_uri: Option<Located<String>>,
+    /// The stats page, once any `stats` keyword (but `stats socket`) was seen.
+    pub stats: Option<StatsPage>,
+}
+
+/// The URI of a stats page when `stats uri` is not given.
+pub const DEFAULT_STATS_URI: &str = "/haproxy?stats";
+
+/// `stats enable|uri|realm|auth|refresh|admin|...` of one proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsPage {
+    /// Prefix of the request URI that is answered by the page.
+    pub uri: String,
+    pub realm: Option<String>,
+    /// `stats auth user:password` accounts (Basic authentication when not empty).
+    pub auth: Vec<(String, String)>,
+    /// `stats refresh`, seconds.
+    pub refresh: Option<u64>,
+    pub hide_version: bool,
+    pub show_legends: bool,
+    /// `stats show-node [NAME]` (`Some(None)`: the global `node`, else the host name).
+    pub show_node: Option<Option<String>>,
+    /// `stats show-desc [TEXT]` (`Some(None)`: the global `description`).
+    pub show_desc: Option<Option<String>>,
+    /// `stats scope NAME`: only these proxies are shown (`.` is the proxy itself).
+    pub scope: Vec<String>,
+    /// `stats admin if|unless COND` rules, in order.
+    pub admin: Vec<Located<AdminRule>>,
+}
+
+impl Default for StatsPage {
+    fn default() -> Self {
+        StatsPage {
+            uri: DEFAULT_STATS_URI.to_string(),
+            realm: None,
+            auth: Vec::new(),
+            refresh: None,
+            hide_version: false,
+            show_legends: false,
+            show_node: None,
+            show_desc: None,
+            scope: Vec::new(),
+            admin: Vec::new(),
+        }
+    }
+}
+
+/// `stats admin if|unless COND`: the words of the condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRule {
+    pub unless: bool,
+    pub cond: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -683,6 +737,7 @@ impl Proxy {
             description: None,
             transparent_option: None,
             monitor_uri: None,
+            stats: None,
         }
     }
 

@@ -188,6 +188,16 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
         }
     }
     for p in cfg.proxies.iter_mut() {
+        if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
+            diags.warning(
+                None,
+                format!(
+                    "'stats' statement ignored for proxy '{}' as it requires HTTP mode.",
+                    p.name
+                ),
+            );
+            p.stats = None;
+        }
         // Duplicate server names are found after parsing, as in HAProxy.
         for j in 0..p.servers.len() {
             if let Some(prev) = p.servers[..j].iter().find(|s| s.name == p.servers[j].name) {

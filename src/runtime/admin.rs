@@ -83,6 +83,8 @@ pub struct SrvAdmin {
     pub chkdown: AtomicU64,
     pub smax: AtomicU32,
     pub chk: Mutex<CheckInfo>,
+    /// Traffic counters (`show stat`).
+    pub ctr: super::counters::BeCounters,
     kill: watch::Sender<u64>,
     /// Set when the server leaves maintenance: the check loop restarts at `rise`.
     check_reset: std::sync::atomic::AtomicBool,
@@ -110,6 +112,7 @@ impl SrvAdmin {
                 },
                 ..Default::default()
             }),
+            ctr: Default::default(),
             kill: watch::channel(0).0,
             check_reset: std::sync::atomic::AtomicBool::new(false),
         }
@@ -286,6 +289,7 @@ struct ProxyView {
     be: Option<Arc<Backend>>,
     algo: String,
     fullconn: u32,
+    description: Option<String>,
 }
 
 struct Ctx {
@@ -576,6 +580,7 @@ pub fn start(
             be,
             algo,
             fullconn: p.fullconn.unwrap_or(0),
+            description: p.description.clone(),
         });
     }
     // Backend `slim`: `fullconn`, or a tenth of the maxconn of the frontends using it.
@@ -616,6 +621,8 @@ pub fn start(
         conns: Arc::new(Semaphore::new(64)),
         fe_smax: (0..n).map(|_| AtomicU32::new(0)).collect(),
     });
+    let _ = CTX.set(Arc::clone(&ctx));
+    super::stats_page::set_globals(cfg.global.node.clone(), cfg.global.description.clone());
     // SIGTTOU / SIGTTIN pause and resume the listeners.
     for (sig, pause) in [(nix::libc::SIGTTOU, true), (nix::libc::SIGTTIN, false)] {
         use tokio::signal::unix::{SignalKind, signal};
@@ -676,6 +683,188 @@ pub fn start(
             }
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// What the stats page and the Prometheus exporter read.
+
+static CTX: OnceLock<Arc<Ctx>> = OnceLock::new();
+
+/// `show stat` as the stats page's `;csv` gives it (user level: no addresses, no algo).
+/// `opts`: `up`, `no-maint`; `keep`: the proxies to list (`None`: all).
+pub fn stats_csv(opts: &[String], keep: Option<&dyn Fn(&str) -> bool>) -> String {
+    let mut out = String::new();
+    if let Some(ctx) = CTX.get() {
+        show_stat_filtered(ctx, CliLevel::User, opts, keep, &mut out);
+    }
+    out
+}
+
+/// The rows of `show stat` (level `level`) as `(header, rows)`.
+pub fn stat_table(level: CliLevel, opts: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+    let csv = match CTX.get() {
+        Some(ctx) => {
+            let mut out = String::new();
+            show_stat_filtered(ctx, level, opts, None, &mut out);
+            out
+        }
+        None => return (Vec::new(), Vec::new()),
+    };
+    parse_csv(&csv)
+}
+
+/// Splits `show stat` output into the column names and the rows.
+pub fn parse_csv(csv: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("# ")
+        .trim_end_matches(',')
+        .split(',')
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut r: Vec<String> = l.split(',').map(String::from).collect();
+            r.truncate(header.len());
+            r
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The `show info` fields.
+pub fn info_fields() -> Vec<(&'static str, String)> {
+    let Some(ctx) = CTX.get() else {
+        return Vec::new();
+    };
+    let mut out = String::new();
+    show_info(ctx, &mut out);
+    let names = INFO_NAMES;
+    out.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            let k = names.iter().find(|n| **n == k)?;
+            Some((*k, v.to_string()))
+        })
+        .collect()
+}
+
+const INFO_NAMES: &[&str] = &[
+    "Name",
+    "Version",
+    "Release_date",
+    "Nbthread",
+    "Nbproc",
+    "Process_num",
+    "Pid",
+    "Uptime",
+    "Uptime_sec",
+    "Memmax_MB",
+    "PoolAlloc_MB",
+    "PoolUsed_MB",
+    "PoolFailed",
+    "Ulimit-n",
+    "Maxsock",
+    "Maxconn",
+    "Hard_maxconn",
+    "CurrConns",
+    "CumConns",
+    "CumReq",
+    "MaxSslConns",
+    "CurrSslConns",
+    "CumSslConns",
+    "Maxpipes",
+    "PipesUsed",
+    "PipesFree",
+    "ConnRate",
+    "ConnRateLimit",
+    "MaxConnRate",
+    "SessRate",
+    "SessRateLimit",
+    "MaxSessRate",
+    "SslRate",
+    "SslRateLimit",
+    "MaxSslRate",
+    "SslFrontendKeyRate",
+    "SslFrontendMaxKeyRate",
+    "SslFrontendSessionReuse_pct",
+    "SslBackendKeyRate",
+    "SslBackendMaxKeyRate",
+    "SslCacheLookups",
+    "SslCacheMisses",
+    "CompressBpsIn",
+    "CompressBpsOut",
+    "CompressBpsRateLim",
+    "Tasks",
+    "Run_queue",
+    "Idle_pct",
+    "node",
+    "Stopping",
+    "Jobs",
+    "Unstoppable Jobs",
+    "Listeners",
+    "ActivePeers",
+    "ConnectedPeers",
+    "DroppedLogs",
+    "BusyPolling",
+    "FailedResolutions",
+    "TotalBytesOut",
+    "TotalSplicdedBytesOut",
+    "BytesOutRate",
+    "DebugCommandsIssued",
+    "CumRecvLogs",
+    "Build info",
+    "Memmax_bytes",
+    "PoolAlloc_bytes",
+    "PoolUsed_bytes",
+    "Start_time_sec",
+    "Tainted",
+];
+
+/// Runs one runtime-API command at level admin (the stats page's admin actions); returns
+/// its answer (empty when it succeeded silently).
+pub fn admin_command(words: &[&str]) -> String {
+    let Some(ctx) = CTX.get() else {
+        return "not ready\n".into();
+    };
+    let mut sess = Session {
+        level: CliLevel::Admin,
+        prompt: false,
+        timeout: ctx.stats_timeout,
+        expose_fd: false,
+        quit: false,
+    };
+    let words: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+    let mut out = String::new();
+    let action = dispatch(ctx, &mut sess, &words, &mut out);
+    if action.apply_listen {
+        apply_listen_state();
+    }
+    out
+}
+
+/// `description` of every proxy that has one, by proxy name.
+pub fn proxy_descriptions() -> Vec<(String, String)> {
+    CTX.get()
+        .map(|c| {
+            c.proxies
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), p.description.clone()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Proxy ids (`iid`) by name, for the page's `b=#IID` form field.
+pub fn proxy_iid(name: &str) -> Option<u32> {
+    CTX.get()?
+        .proxies
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.iid)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1511,10 +1700,9 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         .sum();
     let listeners = LISTENER_FDS.lock().map(|v| v.len()).unwrap_or(0);
     let stopping = *ctx.shared.stopping.borrow();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = super::stats_page::node_name();
     let nf = nofile();
+    let g: &super::counters::Global = &super::counters::GLOBAL;
     let fields: Vec<(&str, String)> = vec![
         ("Name", "HAProxy".into()),
         ("Version", version()),
@@ -1544,19 +1732,25 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("Hard_maxconn", ctx.maxconn.to_string()),
         ("CurrConns", cur.to_string()),
         ("CumConns", cum.to_string()),
-        ("CumReq", "0".into()),
+        ("CumReq", load(&g.cum_req).to_string()),
         ("MaxSslConns", "0".into()),
         ("CurrSslConns", "0".into()),
         ("CumSslConns", "0".into()),
         ("Maxpipes", "0".into()),
         ("PipesUsed", "0".into()),
         ("PipesFree", "0".into()),
-        ("ConnRate", "0".into()),
+        ("ConnRate", g.conn_rate.read().to_string()),
         ("ConnRateLimit", "0".into()),
-        ("MaxConnRate", "0".into()),
-        ("SessRate", "0".into()),
+        (
+            "MaxConnRate",
+            g.conn_rate_max.load(Ordering::Relaxed).to_string(),
+        ),
+        ("SessRate", g.sess_rate.read().to_string()),
         ("SessRateLimit", "0".into()),
-        ("MaxSessRate", "0".into()),
+        (
+            "MaxSessRate",
+            g.sess_rate_max.load(Ordering::Relaxed).to_string(),
+        ),
         ("SslRate", "0".into()),
         ("SslRateLimit", "0".into()),
         ("MaxSslRate", "0".into()),
@@ -1583,7 +1777,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("DroppedLogs", super::logging::dropped().to_string()),
         ("BusyPolling", "0".into()),
         ("FailedResolutions", "0".into()),
-        ("TotalBytesOut", "0".into()),
+        ("TotalBytesOut", load(&g.bytes_out).to_string()),
         ("TotalSplicdedBytesOut", "0".into()),
         ("BytesOutRate", "0".into()),
         ("DebugCommandsIssued", "0".into()),
@@ -1901,7 +2095,88 @@ fn frontend_cmd(ctx: &Ctx, verb: &str, name: &str, out: &mut String) -> bool {
     false
 }
 
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// The traffic columns of a frontend row.
+fn fill_fe(r: &mut Row, c: &super::counters::FeCounters, mode: Mode) {
+    r.set("bin", load(&c.bytes_in));
+    r.set("bout", load(&c.bytes_out));
+    r.set("dreq", load(&c.denied_req));
+    r.set("dresp", load(&c.denied_resp));
+    r.set("ereq", load(&c.failed_req));
+    r.set("rate", c.sess_rate.read());
+    r.set("rate_max", c.sess_rate_max.load(Ordering::Relaxed));
+    r.set("conn_rate", c.conn_rate.read());
+    r.set("conn_rate_max", c.conn_rate_max.load(Ordering::Relaxed));
+    if mode == Mode::Http {
+        r.set("intercepted", load(&c.intercepted));
+        for (i, name) in HRSP.iter().enumerate() {
+            r.set(name, load(&c.hrsp[i]));
+        }
+        r.set("cache_lookups", 0);
+        r.set("cache_hits", 0);
+        r.set("req_rate", c.req_rate.read());
+        r.set("req_rate_max", c.req_rate_max.load(Ordering::Relaxed));
+        r.set("req_tot", load(&c.req_tot));
+    }
+}
+
+const HRSP: [&str; 6] = [
+    "hrsp_1xx",
+    "hrsp_2xx",
+    "hrsp_3xx",
+    "hrsp_4xx",
+    "hrsp_5xx",
+    "hrsp_other",
+];
+
+/// The traffic columns of a backend or server row.
+fn fill_be(r: &mut Row, c: &super::counters::BeCounters, mode: Mode, backend: bool, samples: u64) {
+    r.set("bin", load(&c.bytes_in));
+    r.set("bout", load(&c.bytes_out));
+    r.set("econ", load(&c.failed_conns));
+    r.set("eresp", load(&c.failed_resp));
+    r.set("wretr", load(&c.retries));
+    r.set("wredis", load(&c.redispatches));
+    r.set("rate", c.sess_rate.read());
+    r.set("rate_max", c.sess_rate_max.load(Ordering::Relaxed));
+    r.set("cli_abrt", load(&c.cli_aborts));
+    r.set("srv_abrt", load(&c.srv_aborts));
+    r.set("qtime", c.q_time.avg(samples));
+    r.set("ctime", c.c_time.avg(samples));
+    r.set("rtime", c.d_time.avg(samples));
+    r.set("ttime", c.t_time.avg(samples));
+    r.set("qtime_max", c.q_time.max());
+    r.set("ctime_max", c.c_time.max());
+    r.set("rtime_max", c.d_time.max());
+    r.set("ttime_max", c.t_time.max());
+    r.set("connect", load(&c.connect));
+    r.set("reuse", load(&c.reuse));
+    if mode == Mode::Http {
+        for (i, name) in HRSP.iter().enumerate() {
+            r.set(name, load(&c.hrsp[i]));
+        }
+        r.set("req_tot", load(&c.req_tot));
+        if backend {
+            r.set("cache_lookups", 0);
+            r.set("cache_hits", 0);
+        }
+    }
+}
+
 fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
+    show_stat_filtered(ctx, level, opts, None, out)
+}
+
+fn show_stat_filtered(
+    ctx: &Ctx,
+    level: CliLevel,
+    opts: &[String],
+    keep: Option<&dyn Fn(&str) -> bool>,
+    out: &mut String,
+) {
     let only_up = opts.iter().any(|o| o == "up");
     let no_maint = opts.iter().any(|o| o == "no-maint");
     // `show stat <iid|name> <type mask> <sid>`: 1 frontends, 2 backends, 4 servers.
@@ -1935,13 +2210,16 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
     out.push('\n');
     let stopping = *ctx.shared.stopping.borrow();
     for (pi, p) in ctx.proxies.iter().enumerate() {
-        if !want_px(p.iid) {
+        if !want_px(p.iid) || keep.is_some_and(|k| !k(&p.name)) {
             continue;
         }
         if let Some((fe, slim)) = p.fe.as_ref().filter(|_| want_ty(1)) {
             let mut r = Row::new(FE_ZERO);
             let scur = fe.feconn();
-            let smax = ctx.fe_smax[pi].fetch_max(scur, Ordering::Relaxed).max(scur);
+            let smax = ctx.fe_smax[pi]
+                .fetch_max(scur, Ordering::Relaxed)
+                .max(scur)
+                .max(fe.ctr.smax.load(Ordering::Relaxed));
             let cum = fe.cum_conns.load(Ordering::Relaxed);
             r.set("pxname", &p.name);
             r.set("svname", "FRONTEND");
@@ -1971,6 +2249,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             r.set("iid", p.iid);
             r.set("mode", mode_name(p.mode));
             r.set("conn_tot", cum);
+            fill_fe(&mut r, &fe.ctr, p.mode);
             r.set("-", "-");
             r.write(out);
         }
@@ -2022,7 +2301,14 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             if let Some(m) = srv.maxconn {
                 r.set("slim", m);
             }
-            r.set("stot", cum);
+            r.set("stot", a.ctr.stot.load(Ordering::Relaxed));
+            fill_be(
+                &mut r,
+                &a.ctr,
+                p.mode,
+                false,
+                a.ctr.samples.load(Ordering::Relaxed),
+            );
             r.set("status", srv_status(srv));
             r.set("weight", uw);
             r.set("uweight", uw);
@@ -2040,7 +2326,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             );
             r.set("lbtot", cum);
             r.set("type", 2);
-            r.set("lastsess", -1);
+            r.set("lastsess", a.ctr.lastsess(now));
             r.set("-", "-");
             r.set("mode", mode_name(p.mode));
             if level >= CliLevel::Operator {
@@ -2090,10 +2376,29 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         let scur_be = (be.active.load(Ordering::Relaxed) as u32).max(scur_be);
         r.set("qcur", qcur_be);
         r.set("scur", scur_be);
-        r.set("smax", scur_be);
+        r.set("smax", scur_be.max(be.ctr.smax.load(Ordering::Relaxed)));
         r.set("slim", p.fullconn);
-        r.set("stot", cum);
-        r.set("status", if up { "UP" } else { "DOWN" });
+        r.set("stot", be.ctr.stot.load(Ordering::Relaxed));
+        let _ = cum;
+        fill_be(
+            &mut r,
+            &be.ctr,
+            p.mode,
+            true,
+            be.ctr.samples.load(Ordering::Relaxed),
+        );
+        // A backend without servers reads UP, without downtime (HAProxy 2.6).
+        r.set(
+            "status",
+            if up || be.servers.is_empty() {
+                "UP"
+            } else {
+                "DOWN"
+            },
+        );
+        if be.servers.is_empty() {
+            r.clear("downtime");
+        }
         r.set("weight", weight);
         r.set("uweight", weight);
         r.set("act", act);
@@ -2103,7 +2408,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         r.set("iid", p.iid);
         r.set("lbtot", lbtot);
         r.set("type", 1);
-        r.set("lastsess", -1);
+        r.set("lastsess", be.ctr.lastsess(now));
         r.set("-", "-");
         r.set("mode", mode_name(p.mode));
         if level >= CliLevel::Operator {

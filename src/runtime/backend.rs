@@ -152,6 +152,8 @@ pub struct Backend {
     pub backup_up: AtomicU32,
     pub proxy: Arc<Proxy>,
     pub http: super::http::HttpSettings,
+    /// Traffic counters (`show stat`).
+    pub ctr: super::counters::BeCounters,
 }
 
 /// What the connect procedure did, for the logs.
@@ -174,6 +176,8 @@ pub struct ConnStats {
     /// requests served from that queue while this one waited; 0 when it did not queue.
     pub srv_queue_pos: u32,
     pub be_queue_pos: u32,
+    /// The server connection was an idle one reused (HTTP keep-alive).
+    pub reused: bool,
 }
 
 /// Why no server connection could be made.
@@ -202,7 +206,8 @@ pub struct BeActive(Arc<Backend>);
 
 impl BeActive {
     pub fn new(be: &Arc<Backend>) -> BeActive {
-        be.active.fetch_add(1, Ordering::AcqRel);
+        let cur = be.active.fetch_add(1, Ordering::AcqRel) + 1;
+        be.ctr.smax.fetch_max(cur as u32, Ordering::Relaxed);
         BeActive(Arc::clone(be))
     }
 }
@@ -391,7 +396,16 @@ impl Backend {
             backup_up: AtomicU32::new(backup_up),
             proxy: Arc::clone(p),
             http: super::http::HttpSettings::build(p, warn),
+            ctr: Default::default(),
         }
+    }
+
+    /// Counts one event in the counters of server `i` and of the backend.
+    fn count(&self, i: usize, field: fn(&super::counters::BeCounters) -> &AtomicU64) {
+        if let Some(s) = self.servers.get(i) {
+            field(&s.admin.ctr).fetch_add(1, Ordering::Relaxed);
+        }
+        field(&self.ctr).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Wakes requests waiting for a slot (a server came up).
@@ -618,6 +632,7 @@ impl Backend {
             let policy = srv.source.as_ref().or(self.source.as_ref());
             stats.server_addr = Some(addr);
             let t = Instant::now();
+            self.count(s.srv, |c| &c.connect);
             let r = self.dial(addr, policy, ctx, hdr_ip).await;
             stats.connect_ms = t.elapsed().as_millis() as i64;
             let (server, timed_out) = match r {
@@ -629,6 +644,7 @@ impl Backend {
                     eprintln!("[ALERT]    ({}) : {}", std::process::id(), m);
                     if left == 0 {
                         stats.connect_ms = -1;
+                        self.count(s.srv, |c| &c.failed_conns);
                         return Err(ConnectError::Resource(m));
                     }
                     (s.srv, false)
@@ -637,6 +653,7 @@ impl Backend {
                     stats.connect_timed_out = timed_out;
                     if left == 0 {
                         stats.connect_ms = -1;
+                        self.count(s.srv, |c| &c.failed_conns);
                         return Err(ConnectError::ConnectFailed {
                             server: s.srv,
                             timed_out,
@@ -658,6 +675,10 @@ impl Backend {
                     || (srv_act > 1 && !self.hashing));
             if redispatch {
                 stats.redispatched = true;
+                self.count(server, |c| &c.redispatches);
+            }
+            self.count(server, |c| &c.retries);
+            if redispatch {
                 avoid = Some(server);
                 drop(s);
                 if srv_act <= 1 && !timed_out {

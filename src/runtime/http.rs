@@ -536,6 +536,7 @@ impl TxnLog {
         let Some(first) = self.first_byte.take() else {
             return;
         };
+        self.count();
         let Some(l) = self.fe.log() else {
             return;
         };
@@ -725,6 +726,18 @@ pub async fn session(
                 return;
             }
         };
+        // The stats page (`stats uri`) answers here instead of a server.
+        if let Some(page) = super::stats_page::target(&fe, &req.uri) {
+            let io = (&mut cbuf, &mut cr, &mut cw);
+            let r = Box::pin(super::stats_page::serve(page, &fe, &req, io, client_ip)).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            if !r.keep_alive {
+                return;
+            }
+            (txn_start, txn_start_utc) = (Instant::now(), chrono::Utc::now());
+            continue;
+        }
+
         let Some(be) = chosen else {
             txn.status = 503;
             txn.set_term(b'S', b'C');
@@ -816,6 +829,7 @@ pub async fn session(
         let conn = match reused {
             Some(c) => {
                 txn.cs.connect_ms = 0;
+                txn.cs.reused = true;
                 txn.cs.server_addr = c.peer;
                 txn.cs.local_addr = c.local;
                 Ok((c, slot, true))
@@ -1367,6 +1381,37 @@ fn client_cause(e: IoEnd) -> u8 {
     match e {
         IoEnd::Timeout => b'c',
         IoEnd::Io => b'C',
+    }
+}
+
+impl TxnLog {
+    /// Counts the finished transaction in the traffic counters (`show stat`).
+    fn count(&self) {
+        let end = Instant::now();
+        let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
+        super::counters::finished(
+            &self.fe.ctr,
+            self.be.as_deref(),
+            &super::counters::Finished {
+                http: true,
+                status: self.status,
+                from_server: self.resp_head.is_some(),
+                bytes_in: self.bytes_in,
+                bytes_out: self.bytes_out,
+                backend: self.be.is_some(),
+                server: self.cs.server,
+                reused: self.cs.reused,
+                retries: self.cs.retries,
+                term: [self.term[0], self.term[1]],
+                t_queue: self.cs.queue_ms,
+                t_connect: self.cs.connect_ms,
+                t_response: match (self.sent, self.resp_head) {
+                    (Some(a), Some(b)) => ms(a, b),
+                    _ => -1,
+                },
+                t_total: ms(self.start, end),
+            },
+        );
     }
 }
 

@@ -17,12 +17,15 @@ pub mod backend;
 pub mod bufpool;
 pub mod check;
 pub mod check_rules;
+pub mod counters;
 pub mod forward;
 pub mod http;
 pub mod listen;
 pub mod logging;
 pub mod ops;
 pub mod rules;
+pub mod prometheus;
+pub mod stats_page;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -78,6 +81,8 @@ pub struct Frontend {
     pub active: AtomicUsize,
     /// ACL-based rules (`use_backend if`, `http-request`, `tcp-request`, ...).
     pub rules: rules::FeRules,
+    /// Traffic counters (`show stat`).
+    pub ctr: counters::FeCounters,
 }
 
 impl Frontend {
@@ -255,6 +260,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             maxconn_value: fe_maxconn,
             active: AtomicUsize::new(0),
             rules: rules::FeRules::build(p, &be_by_name, &proxy_ids),
+            ctr: Default::default(),
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -648,7 +654,8 @@ async fn accept_loop(
         shared.active.fetch_add(1, Ordering::AcqRel);
         ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);
-        fe.active.fetch_add(1, Ordering::AcqRel);
+        let cur = fe.active.fetch_add(1, Ordering::AcqRel) + 1;
+        counters::accepted(&fe.ctr, cur as u32);
         let guard = SessionGuard {
             shared: Arc::clone(&shared),
             fe: Arc::clone(&fe),

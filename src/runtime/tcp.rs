@@ -69,6 +69,7 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
             }
             drop(active);
             rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+            super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
             finish(&fe, rec, &acc);
             close_gracefully(client);
             return;
@@ -102,6 +103,7 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     };
     drop(slot);
     drop(active);
+    super::counters::tcp_session(&fe, &be, &cs, Some((&st, killed)), [0; 4], &acc);
     if fe.log().is_none() || asap {
         return;
     }

@@ -29,11 +29,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ("crt-base", N(SSL), None),
     ("daemon", I, Some(g_daemon)),
     ("default-path", U, None),
-    (
-        "description",
-        N("shown only on the stats page, which rhaproxy lacks"),
-        None,
-    ),
+    ("description", I, Some(g_description)),
     ("deviceatlas-", U, None),
     (
         "expose-experimental-directives",
@@ -86,11 +82,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ("mworker-max-reloads", U, None),
     ("nbproc", U, Some(g_nbproc)),
     ("nbthread", I, Some(g_nbthread)),
-    (
-        "node",
-        N("shown only on the stats page, which rhaproxy lacks"),
-        None,
-    ),
+    ("node", I, Some(g_node)),
     (
         "numa-cpu-mapping",
         N("rhaproxy lets the kernel place its threads"),
@@ -291,6 +283,14 @@ fn g_nbthread(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
 
 fn g_nbproc(ctx: &mut LineCtx, _g: &mut Global, _a: &[String]) {
     ctx.alert("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.");
+}
+
+fn g_description(_ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    g.description = Some(a[1..].join(" "));
+}
+
+fn g_node(_ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    g.node = a.get(1).cloned();
 }
 
 fn g_daemon(ctx: &mut LineCtx, g: &mut Global, _a: &[String]) {

@@ -96,12 +96,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::Fatal,
     ),
     kw("default_backend", "DFL", I, Some(p_default_backend)),
-    kw(
-        "description",
-        "FLB",
-        N("only shown by the stats page, which rhaproxy lacks"),
-        Some(p_description),
-    ),
+    kw("description", "FLB", I, Some(p_description)),
     kw("disabled", "DFLB", I, Some(p_disabled)),
     kw("enabled", "DFLB", I, Some(p_enabled)),
     kw("dispatch", "LB", U, None),
@@ -193,7 +188,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kwm("srvtcpka-cnt", "DLB", N(TUNING), None, Miss::WarnWill),
     kwm("srvtcpka-idle", "DLB", N(TUNING), None, Miss::WarnWill),
     kwm("srvtcpka-intvl", "DLB", N(TUNING), None, Miss::WarnWill),
-    kw("stats", "DFLB", U, None),
+    kw("stats", "DFLB", I, Some(p_stats)),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
     kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
@@ -375,6 +370,118 @@ fn p_id(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
 
 fn p_description(_ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     p.description = Some(a[1..].join(" "));
+}
+
+const STATS_EXPECTS: &str = "expects 'admin', 'uri', 'realm', 'auth', 'scope', 'enable', 'hide-version', 'show-node', 'show-desc' or 'show-legends'";
+
+/// `stats ...` (the stats page; `stats socket` is a global keyword).
+fn p_stats(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let sub = a.get(1).map(String::as_str).unwrap_or("");
+    let arg = a.get(2).filter(|s| !s.is_empty());
+    let defaults = p.kind == ProxyKind::Defaults;
+    match sub {
+        "" => {
+            ctx.alert_tight(format!("missing keyword in 'stats', {STATS_EXPECTS}."));
+            return;
+        }
+        "admin" if defaults => {
+            ctx.alert_tight("'stats admin' not allowed in 'defaults' section.");
+            return;
+        }
+        "http-request" if defaults => {
+            ctx.alert_tight("'stats' not allowed in 'defaults' section.");
+            return;
+        }
+        "http-request" => {
+            ctx.alert(
+                "'stats http-request' is valid in HAProxy 2.6 but not supported by rhaproxy yet.",
+            );
+            return;
+        }
+        "admin" | "uri" | "realm" | "auth" | "scope" | "enable" | "hide-version" | "show-node"
+        | "show-desc" | "show-legends" | "refresh" => {}
+        other => {
+            ctx.alert_tight(format!(
+                "unknown stats parameter '{other}', {STATS_EXPECTS}."
+            ));
+            return;
+        }
+    }
+    let st = p.stats.get_or_insert_with(StatsPage::default);
+    match sub {
+        "enable" => {}
+        "uri" => match arg {
+            Some(u) => st.uri = u.clone(),
+            None => ctx.alert("'uri' needs an URI prefix."),
+        },
+        "realm" => match arg {
+            Some(r) => st.realm = Some(r.clone()),
+            None => ctx.alert("'realm' needs an realm name."),
+        },
+        "auth" => match arg {
+            Some(ua) => {
+                let (u, pw) = ua.split_once(':').unwrap_or((ua.as_str(), ""));
+                st.auth.push((u.to_string(), pw.to_string()));
+            }
+            None => ctx.alert("'auth' needs a user:password account."),
+        },
+        "scope" => match arg {
+            Some(s) => st.scope.push(s.clone()),
+            None => ctx.alert("'scope' needs a proxy name."),
+        },
+        "refresh" => {
+            let v = arg.map(String::as_str).unwrap_or("");
+            let secs = if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
+                // The default unit is the second.
+                v.parse::<u64>().map_err(|_| ' ')
+            } else {
+                crate::config::values::parse_time_ms(v).map(|ms| ms.div_ceil(1000))
+            };
+            match secs {
+                Ok(s) if !v.is_empty() => st.refresh = Some(s),
+                _ => {
+                    let bad = v
+                        .trim_start_matches(|c: char| c.is_ascii_digit())
+                        .chars()
+                        .next()
+                        .unwrap_or(' ');
+                    ctx.alert_tight(format!(
+                        "unexpected character '{bad}' in argument to stats refresh interval."
+                    ));
+                }
+            }
+        }
+        "hide-version" => st.hide_version = true,
+        "show-legends" => st.show_legends = true,
+        "show-node" => st.show_node = Some(arg.cloned()),
+        "show-desc" => {
+            // Without a text, the global `description` is shown (HAProxy warns when none was
+            // set before this line; the global section is not visible here).
+            st.show_desc = Some((a.len() > 2).then(|| a[2..].join(" ")));
+        }
+        "admin" => {
+            let unless = match arg.map(String::as_str) {
+                Some("if") => false,
+                Some("unless") => true,
+                _ => {
+                    ctx.alert(
+                        "'stats admin' requires either 'if' or 'unless' followed by a condition.",
+                    );
+                    return;
+                }
+            };
+            let cond: Vec<String> = a[3..].to_vec();
+            if let Err(e) = crate::runtime::stats_page::AdminCond::parse(&cond) {
+                ctx.alert(format!(
+                    "error detected while parsing a 'stats admin' rule : {e}."
+                ));
+                return;
+            }
+            st.admin
+                .push(Located::new(AdminRule { unless, cond }, ctx.loc.clone()));
+        }
+        _ => {}
+    }
 }
 
 fn p_disabled(_ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
