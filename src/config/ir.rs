@@ -269,6 +269,8 @@ pub struct ServerParams {
     pub source: Option<Located<Source>>,
     pub send_proxy: bool,
     pub on_marked_down_shutdown: bool,
+    /// `cookie VALUE`: the value that selects this server under `cookie` persistence.
+    pub cookie: Option<String>,
 }
 
 impl Default for ServerParams {
@@ -290,8 +292,39 @@ impl Default for ServerParams {
             source: None,
             send_proxy: false,
             on_marked_down_shutdown: false,
+            cookie: None,
         }
     }
+}
+
+/// How `cookie` persistence treats the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieMode {
+    /// No mode word: the client's cookie selects the server, nothing is rewritten.
+    #[default]
+    Passive,
+    /// The proxy sets the cookie itself (`Set-Cookie: NAME=SRVCOOKIE; path=/`).
+    Insert,
+    /// The server's own `NAME` cookie gets the server cookie as its value.
+    Rewrite,
+    /// The server's own `NAME` cookie gets `SRVCOOKIE~` before its value.
+    Prefix,
+}
+
+/// `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly]
+/// [secure] [domain D]* [attr A]*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieCfg {
+    pub name: String,
+    pub mode: CookieMode,
+    pub indirect: bool,
+    pub nocache: bool,
+    pub postonly: bool,
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domains: Vec<String>,
+    pub attrs: Vec<String>,
 }
 
 /// Where a server lives. `Intercept` is `0.0.0.0` / no address: connect to the original
@@ -585,6 +618,8 @@ pub struct Proxy {
     /// Raw `hash-type` words.
     pub hash_type: Option<Located<Vec<String>>>,
     pub hash_balance_factor: Option<u32>,
+    /// `cookie NAME ...`: cookie-based server persistence.
+    pub cookie: Option<Located<CookieCfg>>,
     pub timeouts: Timeouts,
     /// Generic on/off options (`option NAME` / `no option NAME`), with where they were set.
     pub options: BTreeMap<String, Located<bool>>,
@@ -705,6 +740,7 @@ impl Proxy {
             balance: None,
             hash_type: None,
             hash_balance_factor: None,
+            cookie: None,
             timeouts: Timeouts::default(),
             options: BTreeMap::new(),
             conn_mode: None,

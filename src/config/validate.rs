@@ -165,6 +165,16 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             }
         }
         if is_be {
+            if p.cookie.is_some() && p.mode.value != Mode::Http {
+                diags.warning(
+                    None,
+                    format!(
+                        "cookie will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
             if is_l7_balance(p) && p.mode.value != Mode::Http {
                 diags.warning(
                     None,
@@ -184,6 +194,17 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                         p.name
                     ),
                 );
+            }
+            if p.mode.value != Mode::Http {
+                for srv in p.servers.iter().filter(|s| s.params.cookie.is_some()) {
+                    diags.warning(
+                        None,
+                        format!(
+                            "proxy '{}' : ignoring cookie for server '{}' as HTTP mode is disabled.",
+                            p.name, srv.name
+                        ),
+                    );
+                }
             }
         }
     }

@@ -2331,6 +2331,14 @@ fn show_stat_filtered(
             r.set("mode", mode_name(p.mode));
             if level >= CliLevel::Operator {
                 r.set("addr", addr_text(srv));
+                if let Some(c) = be
+                    .proxy
+                    .servers
+                    .get(srv.idx)
+                    .and_then(|s| s.params.cookie.as_ref())
+                {
+                    r.set("cookie", c);
+                }
             }
             if let Some((rise, fall)) = a.check {
                 let since = a.down_since.load(Ordering::Acquire);
@@ -2413,6 +2421,9 @@ fn show_stat_filtered(
         r.set("mode", mode_name(p.mode));
         if level >= CliLevel::Operator {
             r.set("algo", &p.algo);
+            if let Some(c) = &be.proxy.cookie {
+                r.set("cookie", &c.value.name);
+            }
         } else {
             r.clear("algo");
         }

@@ -154,6 +154,8 @@ pub struct Backend {
     pub http: super::http::HttpSettings,
     /// Traffic counters (`show stat`).
     pub ctr: super::counters::BeCounters,
+    /// `cookie` persistence (HTTP backends).
+    pub persist: Option<super::persist::Persist>,
 }
 
 /// What the connect procedure did, for the logs.
@@ -397,6 +399,7 @@ impl Backend {
             proxy: Arc::clone(p),
             http: super::http::HttpSettings::build(p, warn),
             ctr: Default::default(),
+            persist: super::persist::Persist::build(p),
         }
     }
 
@@ -535,6 +538,20 @@ impl Backend {
                 return Err(ConnectError::QueueTimeout);
             }
         }
+    }
+
+    /// A slot on server `i` chosen by persistence (a cookie): taken at once, or queued on
+    /// that server as a hashed request would be.
+    pub async fn assign_server(
+        self: &Arc<Self>,
+        i: usize,
+        stats: &mut ConnStats,
+    ) -> Result<Slot, ConnectError> {
+        if let Some(slot) = self.try_slot(i) {
+            return Ok(slot);
+        }
+        let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        self.wait_server_slot(i, deadline, stats).await
     }
 
     async fn wait_server_slot(

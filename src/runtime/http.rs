@@ -430,6 +430,10 @@ struct TxnLog {
     res_captures: Option<Vec<Option<Vec<u8>>>>,
     cs: ConnStats,
     term: [u8; 4],
+    /// The server a valid persistence cookie chose, and the request's method for the
+    /// response-side cookie handling.
+    ck_direct: Option<usize>,
+    ck_method: &'static [u8],
 }
 
 impl TxnLog {
@@ -461,12 +465,16 @@ impl TxnLog {
                 ..Default::default()
             },
             term: *b"----",
+            ck_direct: None,
+            ck_method: b"",
         }
     }
 
     fn set_term(&mut self, cause: u8, phase: u8) {
-        if self.term == *b"----" {
-            self.term = logging::term(cause, phase);
+        // The last two characters are the persistence cookie's (set separately).
+        if self.term[..2] == *b"--" {
+            let t = logging::term(cause, phase);
+            self.term[..2].copy_from_slice(&t[..2]);
         }
     }
 }
@@ -760,6 +768,22 @@ pub async fn session(
         let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
 
         // ---- server choice and connection
+        let ck = be.persist.as_ref().map(|p| {
+            let c = p.on_request(&mut req, |i| {
+                be.servers[i].up.load(std::sync::atomic::Ordering::Acquire)
+            });
+            if p.logged() {
+                txn.term[2] = c.state;
+                txn.term[3] = b'N';
+            }
+            txn.ck_method = match &req.method[..] {
+                b"GET" | b"HEAD" => b"GET",
+                b"POST" => b"POST",
+                _ => b"",
+            };
+            txn.ck_direct = c.server;
+            c
+        });
         let hl: Vec<(&[u8], &[u8])> = req
             .headers
             .iter()
@@ -781,7 +805,10 @@ pub async fn session(
             });
         let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
         let tq = Instant::now();
-        let assigned = be.assign_with(&key, None, &mut txn.cs).await;
+        let assigned = match ck.and_then(|c| c.server) {
+            Some(i) => be.assign_server(i, &mut txn.cs).await,
+            None => be.assign_with(&key, None, &mut txn.cs).await,
+        };
         txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
         let slot = match assigned {
             Ok(s) => {
@@ -1261,6 +1288,13 @@ async fn exchange(
             // `http-response deny`: the server's answer is dropped (termination PH).
             txn.set_term(b'P', b'H');
             return RespEnd::Error(st);
+        }
+        if let (Some(p), Some(srv)) = (&be.persist, txn.cs.server) {
+            let direct = txn.ck_direct == Some(srv);
+            let st = p.on_response(&mut resp, srv, direct, txn.ck_method);
+            if p.logged() {
+                txn.term[3] = st;
+            }
         }
         if fe.log().is_some_and(|l| l.logasap) {
             // HAProxy counts what its buffer holds of the response: the head and the body

@@ -23,8 +23,9 @@ pub mod http;
 pub mod listen;
 pub mod logging;
 pub mod ops;
-pub mod rules;
+pub mod persist;
 pub mod prometheus;
+pub mod rules;
 pub mod stats_page;
 pub mod tcp;
 

@@ -86,7 +86,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("clitcpka-idle", "DFL", N(TUNING), None),
     kw("clitcpka-intvl", "DFL", N(TUNING), None),
     kw("compression", "DFLB", U, None),
-    kw("cookie", "DLB", U, None),
+    kw("cookie", "DLB", I, Some(p_cookie)),
     kw("declare", "FL", U, None),
     kwm(
         "default-server",
@@ -518,6 +518,89 @@ fn p_hash_balance_factor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         Ok(v) => p.hash_balance_factor = Some(v),
         Err(e) => ctx.alert(e),
     }
+}
+
+/// `cookie NAME [options]` with HAProxy 2.6's messages. `maxidle`, `maxlife` and `dynamic`
+/// are refused (no dated or dynamic cookies).
+fn p_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(name) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'cookie' expects <cookie_name> as argument.");
+        return;
+    };
+    let mut c = CookieCfg {
+        name: name.clone(),
+        ..Default::default()
+    };
+    let (mut rw, mut ins, mut pfx) = (false, false, false);
+    let mut i = 2;
+    while let Some(w) = a.get(i).filter(|s| !s.is_empty()) {
+        match w.as_str() {
+            "rewrite" => rw = true,
+            "insert" => ins = true,
+            "prefix" => pfx = true,
+            "indirect" => c.indirect = true,
+            "nocache" => c.nocache = true,
+            "postonly" => c.postonly = true,
+            "preserve" => c.preserve = true,
+            "httponly" => c.httponly = true,
+            "secure" => c.secure = true,
+            "domain" | "attr" => {
+                let Some(v) = a.get(i + 1).filter(|s| !s.is_empty()) else {
+                    let what = if w == "domain" { "<domain>" } else { "<value>" };
+                    ctx.alert_tight(format!("'{w}' expects {what} as argument."));
+                    return;
+                };
+                if w == "domain" {
+                    if !v.starts_with('.') && !v.contains('.') {
+                        ctx.warning_tight(format!(
+                            "domain '{v}' contains no embedded dot, this configuration may not work properly (see RFC6265#5.2.3)."
+                        ));
+                    }
+                    c.domains.push(v.clone());
+                } else {
+                    if let Some(b) = v.bytes().find(|b| b.is_ascii_control() || *b == b';') {
+                        ctx.alert_tight(format!(
+                            "character '%x{b:02X}' is not permitted in attribute value."
+                        ));
+                        return;
+                    }
+                    c.attrs.push(v.clone());
+                }
+                i += 1;
+            }
+            "maxidle" | "maxlife" | "dynamic" => {
+                ctx.unsupported_arg("cookie", w);
+                return;
+            }
+            _ => {
+                ctx.alert("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife' and 'attr' options.");
+                return;
+            }
+        }
+        i += 1;
+    }
+    if rw && c.indirect {
+        ctx.alert("cookie 'rewrite' and 'indirect' modes are incompatible.");
+        return;
+    }
+    if [rw, ins, pfx].iter().filter(|&&b| b).count() > 1 {
+        ctx.alert("cookie 'rewrite', 'insert' and 'prefix' modes are incompatible.");
+        return;
+    }
+    if c.preserve && !ins && !c.indirect {
+        ctx.alert("cookie 'preserve' requires at least 'insert' or 'indirect'.");
+        return;
+    }
+    c.mode = if ins {
+        CookieMode::Insert
+    } else if rw {
+        CookieMode::Rewrite
+    } else if pfx {
+        CookieMode::Prefix
+    } else {
+        CookieMode::Passive
+    };
+    p.cookie = Some(Located::new(c, ctx.loc.clone()));
 }
 
 fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
