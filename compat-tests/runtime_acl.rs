@@ -270,3 +270,131 @@ backend be_default
         "allow must stop the http-request rules:\n{text}"
     );
 }
+
+#[test]
+fn variables_rewrites_and_drops_match_haproxy() {
+    let got = differential("variables_rewrites_and_drops_match_haproxy", |imp| {
+        let dir = TempDir::new("aclvars");
+        let p = free_ports(3);
+        let a = Backend::start("a", p[1], Behavior::Http);
+        let d = Backend::start("d", p[2], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    timeout tarpit 300ms
+    http-request set-var(txn.route) req.hdr(x-route),lower
+    http-request set-var(sess.first) path if !{{ var(sess.first) -m found }}
+    http-request set-var(txn.n) int(7)
+    http-request set-var(txn.n,ifnotexists) int(8)
+    http-request set-header X-First %[var(sess.first)]
+    http-request set-header X-N %[var(txn.n)]
+    http-request set-header X-Pathq %[pathq]
+    http-request replace-path /old/(.*) /new/\\1
+    http-request replace-header X-Rep (.*)-(.*) \\2-\\1
+    http-request replace-value X-Vals ^a(.*) A\\1
+    http-request reject if {{ path /reject }}
+    http-request silent-drop if {{ path /drop }}
+    http-request tarpit if {{ path /tarpit }}
+    http-request tarpit deny_status 403 if {{ path /tarpit403 }}
+    http-response return status 200 content-type text/plain string replaced if {{ status 418 }}
+    http-response set-status 299 if {{ status 202 }}
+    http-response set-status 298 reason Custom if {{ status 203 }}
+    http-response set-header X-Route %[var(txn.route)]
+    use_backend %[var(txn.route)] if {{ var(txn.route) -m found }}
+    default_backend d
+
+backend a
+    server a 127.0.0.1:{}
+
+backend d
+    server d 127.0.0.1:{}
+",
+            p[0], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let bes = [&a, &d];
+        let mut out = Vec::new();
+        let mut c = HttpConn::connect(p[0]).unwrap();
+        let reqs: &[&str] = &[
+            "GET /x HTTP/1.1\r\nHost: h\r\nX-Route: A\r\n\r\n",
+            "GET /old/z?q=1 HTTP/1.1\r\nHost: h\r\nX-Rep: one-two\r\nX-Vals: ab, cd,ax\r\n\r\n",
+            "GET /y HTTP/1.1\r\nHost: h\r\nX-Route: zz\r\n\r\n",
+            "GET /status/418 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /status/202 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /status/203 HTTP/1.1\r\nHost: h\r\nX-Route: a\r\n\r\n",
+            "GET /reject HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /tarpit HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /tarpit403 HTTP/1.1\r\nHost: h\r\n\r\n",
+        ];
+        for raw in reqs {
+            let before = counts(&bes);
+            let first = raw.lines().next().unwrap_or("").to_string();
+            let t0 = std::time::Instant::now();
+            match c.request(raw) {
+                Ok(r) => {
+                    let slow = t0.elapsed() >= Duration::from_millis(250);
+                    let reason = r.head.lines().next().unwrap_or("").to_string();
+                    out.push(format!(
+                        "{first} => [{reason}] {} x-route={} held={slow}",
+                        resp_obs(&r),
+                        r.header("x-route").unwrap_or_default()
+                    ));
+                    out.push(format!("  {}", seen_by(&bes, &before)));
+                }
+                Err(e) => out.push(format!(
+                    "{first} => no response ({})",
+                    if e.kind() == std::io::ErrorKind::ConnectionReset {
+                        "reset"
+                    } else {
+                        "closed"
+                    }
+                )),
+            }
+            if closed(&mut c) {
+                out.push("  connection closed".into());
+                c = HttpConn::connect(p[0]).unwrap();
+            }
+        }
+        // silent-drop: the client hears nothing at all (no answer, no FIN, no reset).
+        let mut s = HttpConn::connect(p[0]).unwrap();
+        let _ = s.w.set_read_timeout(Some(Duration::from_millis(1500)));
+        let r = s.request("GET /drop HTTP/1.1\r\nHost: h\r\n\r\n");
+        out.push(format!(
+            "drop => {}",
+            match r {
+                Ok(r) => format!("status {}", r.status),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                    "silence".into(),
+                Err(e) => format!("{:?}", e.kind()),
+            }
+        ));
+        out
+    });
+    let text = got.join("\n");
+    for needle in [
+        "drop => silence",
+        "GET /x HTTP/1.1 => [HTTP/1.1 200 X] 200 srv=a",
+        "x-route=a held=false",
+        "a got GET /x HTTP/1.1|host: h|x-route: A|x-first: /x|x-n: 7|x-pathq: /x|",
+        "d got GET /new/z?q=1 HTTP/1.1|host: h|x-rep: two-one|",
+        "x-first: /x|x-n: 7|x-pathq: /old/z?q=1|",
+        "GET /y HTTP/1.1 => [HTTP/1.1 200 X] 200 srv=d",
+        "x-vals: Ab, cd,Ax|",
+        "GET /status/202 HTTP/1.1 => [HTTP/1.1 299 Success]",
+        "GET /status/418 HTTP/1.1 => [HTTP/1.1 200 OK] 200 srv=- location= ctype=text/plain",
+        "body=replaced",
+        "GET /status/202 HTTP/1.1 => [HTTP/1.1 299 ",
+        "GET /status/203 HTTP/1.1 => [HTTP/1.1 298 Custom] 298 srv=a",
+        "GET /reject HTTP/1.1 => no response",
+        "GET /tarpit HTTP/1.1 => [HTTP/1.1 500 Internal Server Error] 500 srv=-",
+        "held=true",
+        "GET /tarpit403 HTTP/1.1 => [HTTP/1.1 403 Forbidden] 403 srv=-",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

@@ -53,6 +53,10 @@ pub enum Fetch {
     ProtoHttp,
     Method,
     Path,
+    /// `pathq`: path and query.
+    PathQ,
+    /// `var(SCOPE.NAME[,DEFAULT])`
+    Var(String, Option<String>),
     Url,
     /// `url_ip`, `url_port`: the address and port of an absolute-form request target.
     UrlIp,
@@ -128,6 +132,7 @@ impl Fetch {
         use Fetch::*;
         match self {
             SslFc => Usable::NotAtConnection,
+            Var(..) => Usable::Everywhere,
             BeId | BeName => Usable::Backend,
             Method | ProtoHttp => Usable::RequestOrResponse,
             _ => match self.needs() {
@@ -141,8 +146,10 @@ impl Fetch {
     pub fn needs(&self) -> Needs {
         use Fetch::*;
         match self {
-            AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Src | SrcPort | Dst
-            | DstPort | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => Needs::L4,
+            AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Var(..) | Src | SrcPort
+            | Dst | DstPort | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => {
+                Needs::L4
+            }
             Status | ResVer | ResHdr(..) | ResFhdr(..) | ResHdrCnt(_) | ResHdrVal(..)
             | ResHdrIp(..) => Needs::Response,
             _ => Needs::Request,
@@ -273,6 +280,12 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         "req.proto_http" | "req_proto_http" => ProtoHttp,
         "method" => Method,
         "path" => Path,
+        "pathq" => PathQ,
+        "var" => {
+            let n = need_name(name, args)?;
+            check_var_name(&n).map_err(|m| FetchError::Haproxy(format!("\u{1}{m}")))?;
+            Var(n, a1().cloned())
+        }
         "url" => Url,
         "url_ip" => UrlIp,
         "url_port" => UrlPort,
@@ -307,6 +320,20 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         }
     };
     Ok(f)
+}
+
+/// `proc.x`, `sess.x`, `txn.x`, `req.x`, `res.x`, `check.x`.
+pub fn check_var_name(n: &str) -> Result<(), String> {
+    let ok = n.split_once('.').is_some_and(|(scope, rest)| {
+        !rest.is_empty() && matches!(scope, "proc" | "sess" | "txn" | "req" | "res" | "check")
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid variable name '{n}'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
+        ))
+    }
 }
 
 /// HAProxy's ACL-only keywords (`haproxy -dKacl`): the fetch they stand for and their match
@@ -365,6 +392,12 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
         Err(FetchError::Haproxy(m)) if m.is_empty() => {
             return Err(FetchError::Haproxy(format!(
                 "unknown fetch method '{name}' in ACL expression '{text}'"
+            )));
+        }
+        Err(FetchError::Haproxy(m)) if m.starts_with('\u{1}') => {
+            return Err(FetchError::Haproxy(format!(
+                "invalid args in fetch method '{name}' : {} in ACL expression '{text}'",
+                &m[1..]
             )));
         }
         r => r?,
@@ -652,6 +685,15 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
         ProtoHttp => vec![Sample::Bool(ctx.req.is_some())],
         Method => one(ctx.req.map(|r| Sample::Str(r.method.clone()))),
         Path => one(ctx.req.map(|r| Sample::Str(uri_path(&r.uri).to_vec()))),
+        PathQ => one(ctx.req.map(|r| {
+            let p = uri_path(&r.uri);
+            let start = p.as_ptr() as usize - r.uri.as_ptr() as usize;
+            Sample::Str(r.uri[start..].to_vec())
+        })),
+        Var(n, default) => one(ctx
+            .vars
+            .and_then(|v| v.get(n))
+            .or_else(|| default.as_ref().map(|d| Sample::Str(d.as_bytes().to_vec())))),
         Url => one(ctx.req.map(|r| Sample::Str(r.uri.clone()))),
         UrlIp => one(ctx.req.and_then(|r| {
             let (h, _) = url_authority(&r.uri)?;

@@ -90,6 +90,59 @@ pub struct SampleCtx<'a> {
     pub req: Option<&'a crate::http1::Request>,
     pub res: Option<&'a crate::http1::Response>,
     pub servers: Option<&'a dyn ServerState>,
+    /// Variables (`var()`), when the caller keeps them.
+    pub vars: Option<&'a Vars>,
+}
+
+/// `proc.*` variables, shared by the whole process.
+static PROC_VARS: std::sync::Mutex<Option<std::collections::HashMap<String, Sample>>> =
+    std::sync::Mutex::new(None);
+
+/// The variables of one connection and its current transaction (`set-var`), by full name
+/// (`txn.x`); `proc.*` ones live in the process.
+#[derive(Debug, Default, Clone)]
+pub struct Vars {
+    map: std::collections::HashMap<String, Sample>,
+}
+
+impl Vars {
+    pub fn get(&self, name: &str) -> Option<Sample> {
+        if name.starts_with("proc.") {
+            let g = PROC_VARS.lock().unwrap_or_else(|e| e.into_inner());
+            return g.as_ref().and_then(|m| m.get(name).cloned());
+        }
+        self.map.get(name).cloned()
+    }
+    pub fn set(&mut self, name: &str, v: Sample) {
+        if name.starts_with("proc.") {
+            let mut g = PROC_VARS.lock().unwrap_or_else(|e| e.into_inner());
+            g.get_or_insert_with(Default::default)
+                .insert(name.to_string(), v);
+            return;
+        }
+        self.map.insert(name.to_string(), v);
+    }
+    pub fn unset(&mut self, name: &str) {
+        if name.starts_with("proc.") {
+            let mut g = PROC_VARS.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = g.as_mut() {
+                m.remove(name);
+            }
+            return;
+        }
+        self.map.remove(name);
+    }
+    /// A new transaction: `txn.`, `req.` and `res.` variables end, `sess.` ones stay.
+    pub fn new_transaction(&mut self) {
+        self.map.retain(|k, _| k.starts_with("sess."));
+    }
+    /// `(name, value as text)` for the log record (`%[var(txn.x)]`).
+    pub fn for_log(&self) -> Vec<(String, Vec<u8>)> {
+        self.map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().into_owned()))
+            .collect()
+    }
 }
 
 /// Why an ACL, condition or sample expression was refused.

@@ -71,7 +71,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     _ => {}
                 }
             }
-            for ub in &p.use_backends {
+            for ub in p.use_backends.iter().filter(|u| !u.backend.contains("%[")) {
                 match mode_of(cfg, &ub.backend) {
                     None => diags.alert(
                         None,
@@ -222,6 +222,28 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
 fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
     for p in cfg.proxies.iter_mut() {
         crate::acl::resolve_proxy(p);
+        for ub in p.use_backends.iter_mut() {
+            if !ub.backend.contains("%[") || ub.dynamic.is_some() {
+                continue;
+            }
+            match crate::acl::fmt::Fmt::parse(&ub.backend) {
+                Ok(f) => ub.dynamic = Some(f),
+                Err(crate::acl::AclError::Haproxy(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: failed to parse use_backend rule '{}' : {m}.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+                Err(crate::acl::AclError::Unsupported(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: use_backend rule '{}' : {m} is valid for HAProxy 2.6 but is not supported by rhaproxy yet.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+            }
+        }
     }
     for p in &cfg.proxies {
         let mut seen = std::collections::HashSet::new();

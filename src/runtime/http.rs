@@ -359,6 +359,8 @@ struct TxnLog {
     res_captures: Option<Vec<Option<Vec<u8>>>>,
     cs: ConnStats,
     term: [u8; 4],
+    /// `set-var` variables of the connection (shared by its transactions).
+    vars: Arc<std::sync::Mutex<crate::acl::Vars>>,
 }
 
 impl TxnLog {
@@ -390,6 +392,7 @@ impl TxnLog {
                 ..Default::default()
             },
             term: *b"----",
+            vars: Arc::default(),
         }
     }
 
@@ -480,6 +483,7 @@ impl Drop for TxnLog {
             res_captures: self.res_captures.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
+            vars: self.vars.lock().map(|v| v.for_log()).unwrap_or_default(),
             ..Default::default()
         };
         l.record(rec);
@@ -516,6 +520,7 @@ pub async fn session(
     let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
     let mut idle_be: Option<Arc<Backend>> = None;
+    let vars: Arc<std::sync::Mutex<crate::acl::Vars>> = Arc::default();
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
         client: fe.client_timeout,
@@ -535,6 +540,7 @@ pub async fn session(
     }
     loop {
         let mut txn = TxnLog::new(&fe, &acc, txn_start, txn_start_utc);
+        txn.vars = Arc::clone(&vars);
         if !cbuf.is_empty() {
             txn.first_byte = Some(txn_start);
         }
@@ -600,7 +606,12 @@ pub async fn session(
         }
         cbuf.drain(..req.head_len);
 
-        let chosen = match super::rules::on_request(&fe, &acc, &mut req) {
+        let verdict = {
+            let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+            v.new_transaction();
+            super::rules::on_request(&fe, &acc, &mut req, &mut v)
+        };
+        let chosen = match verdict {
             super::rules::ReqVerdict::Forward(b) => b,
             v => {
                 if Box::pin(answer_locally(&fe, &mut cw, &req, v, &mut txn)).await {
@@ -923,12 +934,35 @@ async fn answer_locally(
     let keep = plan.client_keep_alive && no_body && !super::is_stopping();
     match v {
         ReqVerdict::Forward(_) => true,
-        ReqVerdict::Close => {
+        ReqVerdict::Close { reset } => {
             txn.set_term(b'P', b'R');
-            txn.request_line = None;
-            txn.head_done = None;
-            let _ = cw.shutdown().await;
+            if reset {
+                super::rules::silent_drop(cw.as_ref());
+            } else {
+                let _ = cw.shutdown().await;
+            }
             false
+        }
+        ReqVerdict::Tarpit { status, be } => {
+            // Held for `timeout tarpit` (else `timeout connect`), then the error page.
+            let t = &fe.proxy.timeouts;
+            let wait = t
+                .tarpit
+                .as_ref()
+                .or(t.connect.as_ref())
+                .map_or(0, |x| x.value);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            txn.status = status as i32;
+            txn.set_term(b'P', b'T');
+            txn.bytes_out = send_error(
+                cw,
+                status,
+                ErrorFlavor::Stream { close: !keep },
+                fe,
+                be.as_deref(),
+            )
+            .await;
+            keep
         }
         ReqVerdict::Deny { status, be } => {
             txn.status = status as i32;
@@ -1117,10 +1151,53 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
-        if let Some(st) = super::rules::on_response(fe, be, &txn.acc, &mut resp) {
-            // `http-response deny`: the server's answer is dropped (termination PH).
-            txn.set_term(b'P', b'H');
-            return RespEnd::Error(st);
+        let verdict = {
+            let vars = Arc::clone(&txn.vars);
+            let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+            super::rules::on_response(fe, be, &txn.acc, &mut resp, &mut v)
+        };
+        if let Some(v) = verdict {
+            // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`.
+            use super::rules::ResVerdict;
+            match v {
+                ResVerdict::Deny(st) => {
+                    txn.set_term(b'P', b'H');
+                    return RespEnd::Error(st);
+                }
+                ResVerdict::Drop => {
+                    txn.set_term(b'P', b'H');
+                    super::rules::silent_drop(cw.as_ref());
+                    return RespEnd::Abort;
+                }
+                ResVerdict::Reply {
+                    status,
+                    mut head,
+                    body,
+                } => {
+                    let plan2 = http1::finish_client_plan(plan, &resp);
+                    let keep = plan2.client_keep_alive
+                        && req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
+                    let conn = if !keep {
+                        http1::errors::ConnHeader::Close
+                    } else if !req_11 {
+                        http1::errors::ConnHeader::KeepAlive
+                    } else {
+                        http1::errors::ConnHeader::None
+                    };
+                    super::rules::finish_reply(&mut head, conn);
+                    head.extend_from_slice(&body);
+                    txn.status = status as i32;
+                    txn.set_term(b'L', b'H');
+                    if write_all(cw, &head, client_to).await.is_err() {
+                        return RespEnd::Abort;
+                    }
+                    txn.bytes_out += head.len() as u64;
+                    return RespEnd::Done {
+                        server_reusable: false,
+                        client_keep_alive: keep,
+                    };
+                }
+            }
         }
         let mut plan2 = http1::finish_client_plan(plan, &resp);
         if super::is_stopping() {

@@ -207,7 +207,11 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         // The first unconditional `use_backend`; conditional ones before it are evaluated per
         // request (runtime::rules).
         let mut target = None;
-        if let Some(ub) = p.use_backends.iter().find(|u| u.cond.is_none()) {
+        if let Some(ub) = p
+            .use_backends
+            .iter()
+            .find(|u| u.cond.is_none() && u.dynamic.is_none())
+        {
             target = be_by_name.get(&ub.backend).cloned();
         }
         if target.is_none() {
