@@ -398,3 +398,95 @@ backend d
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+/// Log lines of rule outcomes: backend/server, status, termination state, and which timers
+/// are -1 (`%Tq/%Tw/%Tc/%Tr`), against HAProxy's.
+#[test]
+fn rule_outcomes_are_logged_like_haproxy() {
+    let got = differential("rule_outcomes_are_logged_like_haproxy", |imp| {
+        let dir = TempDir::new("acllog");
+        let p = free_ports(2);
+        let logs = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        logs.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let _s = Backend::start("s", p[1], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    log 127.0.0.1:{} format raw local0
+    log-format \"%f %b/%s %ST %tsc %Tq/%Tw/%Tc/%Tr %{{+Q}}r\"
+    timeout tarpit 100ms
+    tcp-request content reject if {{ path /tcprej }}
+    http-request deny if {{ path /deny }}
+    http-request return status 200 content-type text/plain string x if {{ path /ret }}
+    http-request redirect location /n if {{ path /redir }}
+    http-request reject if {{ path /rej }}
+    http-request tarpit if {{ path /tarpit }}
+    http-response deny if {{ status 404 }}
+    http-response return status 202 if {{ status 203 }}
+    default_backend be
+
+backend be
+    server s 127.0.0.1:{}
+",
+            p[0],
+            logs.local_addr().unwrap().port(),
+            p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        for path in [
+            "/ok",
+            "/deny",
+            "/ret",
+            "/redir",
+            "/status/404",
+            "/status/203",
+            "/rej",
+            "/tcprej",
+            "/tarpit",
+        ] {
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            let _ = c.get(path);
+        }
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while lines.len() < 9 && std::time::Instant::now() < end {
+            if let Ok(k) = logs.recv(&mut buf) {
+                let l = String::from_utf8_lossy(&buf[..k]).trim_end().to_string();
+                // Mask timer values, keep whether they are -1.
+                let masked: Vec<String> = l
+                    .split(' ')
+                    .map(|w| {
+                        if w.contains('/') && w.split('/').all(|t| t.parse::<i64>().is_ok()) {
+                            w.split('/')
+                                .map(|t| if t == "-1" { "-1" } else { "n" })
+                                .collect::<Vec<_>>()
+                                .join("/")
+                        } else {
+                            w.to_string()
+                        }
+                    })
+                    .collect();
+                lines.push(masked.join(" "));
+            }
+        }
+        lines.sort();
+        lines
+    });
+    let text = got.join("\n");
+    for needle in [
+        "fe be/s 200 ---- n/n/n/n \"GET /ok HTTP/1.1\"",
+        "fe fe/<NOSRV> 403 PR-- n/-1/-1/-1 \"GET /deny HTTP/1.1\"",
+        "fe fe/<NOSRV> 200 LR-- n/-1/-1/-1 \"GET /ret HTTP/1.1\"",
+        "fe fe/<NOSRV> 302 LR-- n/-1/-1/-1 \"GET /redir HTTP/1.1\"",
+        "fe be/s 502 PH-- n/n/n/-1 \"GET /status/404 HTTP/1.1\"",
+        "fe be/s 202 LH-- n/n/n/-1 \"GET /status/203 HTTP/1.1\"",
+        "fe fe/<NOSRV> -1 PR-- -1/-1/-1/-1 \"GET /rej HTTP/1.1\"",
+        "fe fe/<NOSRV> -1 PR-- -1/-1/-1/-1 \"<BADREQ>\"",
+        "fe fe/<NOSRV> 500 PT-- -1/n/-1/-1 \"GET /tarpit HTTP/1.1\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

@@ -934,8 +934,14 @@ async fn answer_locally(
     let keep = plan.client_keep_alive && no_body && !super::is_stopping();
     match v {
         ReqVerdict::Forward(_) => true,
-        ReqVerdict::Close { reset } => {
+        ReqVerdict::Close { reset, tcp } => {
+            // Logged with `%Tq` -1; a `tcp-request content` reject as a `<BADREQ>` with no
+            // status (measured).
             txn.set_term(b'P', b'R');
+            txn.head_done = None;
+            if tcp {
+                txn.request_line = None;
+            }
             if reset {
                 super::rules::silent_drop(cw.as_ref());
             } else {
@@ -951,7 +957,11 @@ async fn answer_locally(
                 .as_ref()
                 .or(t.connect.as_ref())
                 .map_or(0, |x| x.value);
+            let t0 = Instant::now();
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            // HAProxy logs the tarpit wait as `%Tw`, with `%Tq` -1 (measured).
+            txn.cs.queue_ms = logging::ms_between(t0, Instant::now());
+            txn.head_done = None;
             txn.status = status as i32;
             txn.set_term(b'P', b'T');
             txn.bytes_out = send_error(
@@ -1157,7 +1167,9 @@ async fn exchange(
             super::rules::on_response(fe, be, &txn.acc, &mut resp, &mut v)
         };
         if let Some(v) = verdict {
-            // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`.
+            // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`;
+            // HAProxy then logs no response time (`%Tr` -1).
+            txn.resp_head = None;
             use super::rules::ResVerdict;
             match v {
                 ResVerdict::Deny(st) => {

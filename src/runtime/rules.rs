@@ -201,7 +201,7 @@ pub enum ReqVerdict {
     },
     /// Close without answering (`tcp-request content reject`, `http-request reject`), with a
     /// reset for `silent-drop`.
-    Close { reset: bool },
+    Close { reset: bool, tcp: bool },
     /// `tarpit`: wait, then answer with the error page of `status` and close.
     Tarpit {
         status: u16,
@@ -554,8 +554,18 @@ fn run_http_rules(
                     }
                 }
             }
-            HttpAction::Reject => return Step::Stop(ReqVerdict::Close { reset: false }),
-            HttpAction::SilentDrop => return Step::Stop(ReqVerdict::Close { reset: true }),
+            HttpAction::Reject => {
+                return Step::Stop(ReqVerdict::Close {
+                    reset: false,
+                    tcp: false,
+                });
+            }
+            HttpAction::SilentDrop => {
+                return Step::Stop(ReqVerdict::Close {
+                    reset: true,
+                    tcp: false,
+                });
+            }
             HttpAction::Tarpit { status } => {
                 return Step::Stop(ReqVerdict::Tarpit {
                     status: *status,
@@ -627,7 +637,10 @@ pub fn on_request(fe: &Frontend, acc: &Accepted, req: &mut Request, vars: &mut V
         .as_ref()
         .filter(|b| std::ptr::eq(b.proxy.as_ref(), p.as_ref()));
     if !content_rules(p, &ctx(fe, acc, None, Some(req), None, Some(vars))) {
-        return ReqVerdict::Close { reset: false };
+        return ReqVerdict::Close {
+            reset: false,
+            tcp: true,
+        };
     }
     if let Step::Stop(v) = run_http_rules(&p.http_request, fe, acc, listen_be, req, vars) {
         return v;
@@ -643,7 +656,10 @@ pub fn on_request(fe: &Frontend, acc: &Accepted, req: &mut Request, vars: &mut V
                 bp,
                 &ctx(fe, acc, Some(&b.name), Some(req), None, Some(vars)),
             ) {
-                return ReqVerdict::Close { reset: false };
+                return ReqVerdict::Close {
+                    reset: false,
+                    tcp: true,
+                };
             }
             if let Step::Stop(v) = run_http_rules(&bp.http_request, fe, acc, Some(b), req, vars) {
                 return v;
