@@ -490,3 +490,78 @@ backend be
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+/// `mode tcp`: `tcp-request connection reject`, `tcp-request content reject` (connection-level
+/// fetches only) and `use_backend` on the destination port and the source address.
+#[test]
+fn tcp_mode_rules_match_haproxy() {
+    let got = differential("tcp_mode_rules_match_haproxy", |imp| {
+        let dir = TempDir::new("acltcp");
+        let p = free_ports(5);
+        let _b1 = Backend::start("b1", p[2], Behavior::Name);
+        let _b2 = Backend::start("b2", p[3], Behavior::Name);
+        let _b3 = Backend::start("b3", p[4], Behavior::Name);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+
+frontend ft
+    bind 127.0.0.1:{p0}
+    bind 127.0.0.1:{p1}
+    acl second_port dst_port {p1}
+    tcp-request connection reject if {{ src 127.0.0.3 }}
+    tcp-request content reject if {{ src 127.0.0.4 }}
+    use_backend b2 if second_port
+    use_backend b3 if {{ src 127.0.0.2 }} || {{ src 127.0.0.5 }}
+    default_backend b1
+
+backend b1
+    server b1 127.0.0.1:{}
+
+backend b2
+    server b2 127.0.0.1:{}
+
+backend b3
+    server b3 127.0.0.1:{}
+",
+            p[2],
+            p[3],
+            p[4],
+            p0 = p[0],
+            p1 = p[1],
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let mut out = Vec::new();
+        for (port, src) in [
+            (p[0], None),
+            (p[1], None),
+            (p[0], Some(Ipv4Addr::new(127, 0, 0, 2))),
+            (p[1], Some(Ipv4Addr::new(127, 0, 0, 2))),
+            (p[0], Some(Ipv4Addr::new(127, 0, 0, 3))),
+            (p[0], Some(Ipv4Addr::new(127, 0, 0, 4))),
+            (p[0], Some(Ipv4Addr::new(127, 0, 0, 5))),
+        ] {
+            let which = if port == p[0] { "port0" } else { "port1" };
+            let r = tcp_read(port, src)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|e| format!("error {:?}", e.kind()));
+            out.push(format!("{which} from {src:?} => {r:?}"));
+        }
+        out
+    });
+    assert_eq!(
+        got,
+        [
+            "port0 from None => \"b1\"",
+            "port1 from None => \"b2\"",
+            "port0 from Some(127.0.0.2) => \"b3\"",
+            "port1 from Some(127.0.0.2) => \"b2\"",
+            "port0 from Some(127.0.0.3) => \"error ConnectionReset\"",
+            "port0 from Some(127.0.0.4) => \"\"",
+            "port0 from Some(127.0.0.5) => \"b3\"",
+        ]
+    );
+}

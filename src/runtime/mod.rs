@@ -646,8 +646,12 @@ async fn accept_loop(
             accept_utc: chrono::Utc::now(),
             accept_at: tokio::time::Instant::now(),
         };
-        if !rules::accept_connection(&fe, &acc) {
-            // `tcp-request connection reject`: closed at once, not logged.
+        let verdict = rules::accept_connection(&fe, &acc);
+        if verdict != rules::ConnVerdict::Accept {
+            // `tcp-request connection reject`: reset at once (as HAProxy), not logged.
+            if verdict == rules::ConnVerdict::Reset {
+                let _ = crate::tproxy::sockopt::set_reset_on_close(&stream);
+            }
             drop(guard);
             drop(stream);
             continue;

@@ -124,12 +124,21 @@ fn applies(c: &Option<Condition>, ctx: &SampleCtx) -> bool {
     c.as_ref().is_none_or(|c| eval(c, ctx))
 }
 
-/// `tcp-request connection` / `session` rules (and `content` in TCP mode) at accept: `false`
-/// when the connection must be closed at once.
-pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> bool {
+/// The outcome of the connection-level rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnVerdict {
+    Accept,
+    /// `tcp-request connection reject`: reset at once.
+    Reset,
+    /// `tcp-request session|content reject`: closed.
+    Close,
+}
+
+/// `tcp-request connection` / `session` rules (and `content` in TCP mode) at accept.
+pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> ConnVerdict {
     let p = &fe.proxy;
     if p.tcp_request.is_empty() {
-        return true;
+        return ConnVerdict::Accept;
     }
     let be = fe.backend.as_ref().map(|b| b.name.as_str());
     let c = ctx(fe, acc, be, None, None, None);
@@ -147,12 +156,15 @@ pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> bool {
             if applies(&r.cond, &c) {
                 match r.action.1 {
                     TcpAction::Accept => break,
-                    TcpAction::Reject => return false,
+                    TcpAction::Reject if *kind == TcpRuleKind::Connection => {
+                        return ConnVerdict::Reset;
+                    }
+                    TcpAction::Reject => return ConnVerdict::Close,
                 }
             }
         }
     }
-    true
+    ConnVerdict::Accept
 }
 
 /// The backend of a TCP-mode session (`use_backend` on the connection).
