@@ -565,3 +565,75 @@ backend b3
         ]
     );
 }
+
+/// Converters in rule arguments and ACLs: `field`, `word`, `regsub`, `url_dec`, `lower`,
+/// `map`/`map_beg` (map files), `length`, and a map-driven dynamic `use_backend`.
+#[test]
+fn converters_match_haproxy() {
+    let got = differential("converters_match_haproxy", |imp| {
+        let dir = TempDir::new("aclconv");
+        let p = free_ports(3);
+        let a = Backend::start("a", p[1], Behavior::Http);
+        let d = Backend::start("d", p[2], Behavior::Http);
+        let hosts = dir.write(
+            "hosts.map",
+            "# host -> tag\na.example tag-a\nb.example tag-b\n",
+        );
+        let routes = dir.write("routes.map", "/api be_a\n/static be_d\n");
+        let cfg = format!(
+            "{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    acl long_path path,length gt 12
+    acl known_host req.hdr(host),lower,map({}) -m found
+    http-request set-header X-Field %[path,field(2,/)]
+    http-request set-header X-Field2 %[path,field(2,/,2)]
+    http-request set-header X-Word %[path,word(-1,/)]
+    http-request set-header X-Regsub %[path,regsub(/,_,g)]
+    http-request set-header X-Dec %[query,url_dec]
+    http-request set-header X-Tag %[req.hdr(host),lower,map({},none)]
+    http-request set-header X-Long yes if long_path
+    http-request set-header X-Known yes if known_host
+    use_backend %[path,map_beg({})]
+    default_backend be_d
+
+backend be_a
+    server a 127.0.0.1:{}
+
+backend be_d
+    server d 127.0.0.1:{}
+",
+            p[0],
+            hosts.display(),
+            hosts.display(),
+            routes.display(),
+            p[1],
+            p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let bes = [&a, &d];
+        let mut out = Vec::new();
+        let mut c = HttpConn::connect(p[0]).unwrap();
+        for raw in [
+            "GET /api/v1/users?q=a%20b%3Dc HTTP/1.1\r\nHost: A.Example\r\n\r\n",
+            "GET //static//x.png HTTP/1.1\r\nHost: other\r\n\r\n",
+            "GET /nothing HTTP/1.1\r\nHost: b.example\r\n\r\n",
+        ] {
+            let before = counts(&bes);
+            let first = raw.lines().next().unwrap_or("").to_string();
+            let r = c.request(raw).unwrap();
+            out.push(format!("{first} => {} {}", r.status, r.server()));
+            out.push(format!("  {}", seen_by(&bes, &before)));
+        }
+        out
+    });
+    let text = got.join("\n");
+    for needle in [
+        "a got GET /api/v1/users?q=a%20b%3Dc HTTP/1.1|host: A.Example|x-field: api|x-field2: api/v1|x-word: users|x-regsub: _api_v1_users|x-dec: q=a b=c|x-tag: tag-a|x-long: yes|x-known: yes|",
+        "GET /nothing HTTP/1.1 => 200 d",
+        "x-tag: tag-b|x-known: yes|",
+        "x-tag: none|",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

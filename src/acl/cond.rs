@@ -68,9 +68,19 @@ pub fn parse_acl_expr(words: &[String], loc: &Loc) -> Result<(AclExpr, Option<St
         Some((f, m)) if !matches!(base_name, "method" | "path" | "url" | "base") => {
             let text = format!("{f}{}", &first[base_name.len()..]);
             let e = fetch::parse_expr(&text).map_err(|e| match e {
-                fetch::FetchError::Unsupported(_) => {
+                fetch::FetchError::Unsupported(m) if m.starts_with("sample fetch") => {
                     AclError::Unsupported(format!("ACL keyword '{base_name}'"))
                 }
+                fetch::FetchError::Haproxy(m) => AclError::Haproxy(
+                    m.replace(
+                        &format!("ACL keyword '{f}'"),
+                        &format!("ACL keyword '{base_name}'"),
+                    )
+                    .replace(
+                        &format!("ACL expression '{text}'"),
+                        &format!("ACL expression '{first}'"),
+                    ),
+                ),
                 e => e.into(),
             })?;
             (

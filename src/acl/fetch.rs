@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+pub use super::converters::Conv;
 use super::{Sample, SampleCtx};
 use crate::log::haproxy_names::{HAPROXY_CONVERTERS, HAPROXY_FETCHES};
 
@@ -90,15 +91,6 @@ pub enum Fetch {
     ResHdrCnt(Option<String>),
     ResHdrVal(String, Option<i32>),
     ResHdrIp(String, Option<i32>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Conv {
-    Lower,
-    Upper,
-    Length,
-    /// `hex`: bytes as uppercase hex.
-    Hex,
 }
 
 /// A fetch with its converters.
@@ -191,18 +183,39 @@ fn split_call(s: &str) -> Result<(&str, Option<Vec<String>>, &str), FetchError> 
         }
         Some(i) => {
             let name = &s[..i];
-            let Some(j) = s[i..].find(')') else {
-                return Err(FetchError::Haproxy(format!(
-                    "missing closing ')' after arguments to fetch keyword '{name}'"
-                )));
+            // Arguments end at the first `)` not escaped by a backslash; `\,` and `\)` are
+            // literal.
+            let b = s.as_bytes();
+            let mut args = Vec::new();
+            let mut cur = Vec::new();
+            let mut k = i + 1;
+            let end = loop {
+                match b.get(k) {
+                    None => {
+                        return Err(FetchError::Haproxy(format!(
+                            "missing closing ')' after arguments to fetch keyword '{name}'"
+                        )));
+                    }
+                    Some(b'\\') if matches!(b.get(k + 1), Some(b',' | b')' | b'\\')) => {
+                        cur.push(b[k + 1]);
+                        k += 2;
+                    }
+                    Some(b')') => break k,
+                    Some(b',') => {
+                        args.push(String::from_utf8_lossy(&cur).into_owned());
+                        cur.clear();
+                        k += 1;
+                    }
+                    Some(&c) => {
+                        cur.push(c);
+                        k += 1;
+                    }
+                }
             };
-            let inner = &s[i + 1..i + j];
-            let args = if inner.is_empty() {
-                Vec::new()
-            } else {
-                inner.split(',').map(str::to_string).collect()
-            };
-            Ok((name, Some(args), &s[i + j + 1..]))
+            if !(args.is_empty() && cur.is_empty()) {
+                args.push(String::from_utf8_lossy(&cur).into_owned());
+            }
+            Ok((name, Some(args), &s[end + 1..]))
         }
     }
 }
@@ -406,25 +419,25 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
     while let Some(r) = rest.strip_prefix(',') {
         let (cname, cargs, r2) = split_call(r)?;
         rest = r2;
-        let c = match cname {
-            "lower" => Conv::Lower,
-            "upper" => Conv::Upper,
-            "length" => Conv::Length,
-            "hex" => Conv::Hex,
-            _ if HAPROXY_CONVERTERS.binary_search(&cname).is_ok() => {
+        let cargs = cargs.unwrap_or_default();
+        let c = match super::converters::parse(cname, &cargs, name) {
+            Ok(Some(c)) => c,
+            Ok(None) if HAPROXY_CONVERTERS.binary_search(&cname).is_ok() => {
                 return Err(FetchError::Unsupported(format!("converter '{cname}'")));
             }
-            _ => {
+            Ok(None) => {
                 return Err(FetchError::Haproxy(format!(
                     "ACL keyword '{name}' : unknown converter '{cname}'."
                 )));
             }
+            Err(FetchError::Haproxy(m)) if m.starts_with('\u{1}') => {
+                return Err(FetchError::Haproxy(format!(
+                    "{} in ACL expression '{text}'",
+                    &m[1..]
+                )));
+            }
+            Err(e) => return Err(e),
         };
-        if cargs.as_ref().is_some_and(|a| !a.is_empty()) {
-            return Err(FetchError::Haproxy(format!(
-                "ACL keyword '{name}' : converter '{cname}' does not support any args"
-            )));
-        }
         convs.push(c);
     }
     if !rest.is_empty() {
@@ -441,10 +454,9 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
 
 impl SampleExpr {
     pub fn smp_type(&self) -> SmpType {
-        match self.convs.last() {
+        match self.convs.last().and_then(|c| c.out_type()) {
             None => self.fetch.smp_type(),
-            Some(Conv::Length) => SmpType::Int,
-            Some(_) => SmpType::Str,
+            Some(t) => t,
         }
     }
 
@@ -452,7 +464,7 @@ impl SampleExpr {
     pub fn values(&self, ctx: &SampleCtx) -> Vec<Sample> {
         let mut v = fetch_all(&self.fetch, ctx);
         for c in &self.convs {
-            v = v.into_iter().map(|s| convert(*c, s)).collect();
+            v = v.into_iter().filter_map(|s| c.apply(s)).collect();
         }
         v
     }
@@ -467,23 +479,7 @@ impl SampleExpr {
             }
             _ => v.into_iter().next(),
         }?;
-        Some(self.convs.iter().fold(s, |s, c| convert(*c, s)))
-    }
-}
-
-fn convert(c: Conv, s: Sample) -> Sample {
-    match c {
-        Conv::Lower => Sample::Str(s.into_bytes().to_ascii_lowercase()),
-        Conv::Upper => Sample::Str(s.into_bytes().to_ascii_uppercase()),
-        Conv::Length => Sample::Int(s.into_bytes().len() as i64),
-        Conv::Hex => {
-            let b = s.into_bytes();
-            let mut o = Vec::with_capacity(b.len() * 2);
-            for x in b {
-                o.extend_from_slice(format!("{x:02X}").as_bytes());
-            }
-            Sample::Str(o)
-        }
+        self.convs.iter().try_fold(s, |s, c| c.apply(s))
     }
 }
 

@@ -31,6 +31,7 @@
 //! does not evaluate are refused at `-c` time ("not supported by rhaproxy"), never silently false.
 
 pub mod cond;
+pub mod converters;
 pub mod fetch;
 pub mod fmt;
 pub mod matcher;
