@@ -637,3 +637,104 @@ backend be_d
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+/// A TLS ClientHello with the server name `sni` (enough for SNI routing; never completed).
+fn client_hello(sni: &str) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let mut sni_ext = Vec::new();
+    let list_len = (3 + name.len()) as u16;
+    sni_ext.extend_from_slice(&list_len.to_be_bytes());
+    sni_ext.push(0);
+    sni_ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni_ext.extend_from_slice(name);
+    let mut exts = vec![0, 0];
+    exts.extend_from_slice(&(sni_ext.len() as u16).to_be_bytes());
+    exts.extend_from_slice(&sni_ext);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0, 2, 0x13, 0x01]);
+    body.extend_from_slice(&[1, 0]);
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// `mode tcp` content inspection: `tcp-request inspect-delay`, `req_ssl_hello_type`,
+/// `req_ssl_sni` / `req.ssl_sni` routing, `req.len` and `req.payload` rejects.
+#[test]
+fn tls_sni_routing_matches_haproxy() {
+    let got = differential("tls_sni_routing_matches_haproxy", |imp| {
+        let dir = TempDir::new("aclsni");
+        let p = free_ports(4);
+        let _b1 = Backend::start("b1", p[1], Behavior::Name);
+        let _b2 = Backend::start("b2", p[2], Behavior::Name);
+        let _b3 = Backend::start("b3", p[3], Behavior::Name);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+
+frontend ft
+    bind 127.0.0.1:{}
+    tcp-request inspect-delay 2s
+    tcp-request content accept if {{ req_ssl_hello_type 1 }}
+    tcp-request content reject if {{ req.len gt 0 }} {{ req.payload(0,4) -m bin 51554954 }}
+    use_backend b2 if {{ req_ssl_sni -i a.example }}
+    use_backend b3 if {{ req.ssl_sni -m end .b.example }}
+    default_backend b1
+
+backend b1
+    server b1 127.0.0.1:{}
+
+backend b2
+    server b2 127.0.0.1:{}
+
+backend b3
+    server b3 127.0.0.1:{}
+",
+            p[0], p[1], p[2], p[3]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let mut out = Vec::new();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("sni A.example", client_hello("A.example")),
+            ("sni x.b.example", client_hello("x.b.example")),
+            ("sni other.example", client_hello("other.example")),
+            ("plain hello", b"hello\n".to_vec()),
+            ("QUIT", b"QUIT\n".to_vec()),
+        ];
+        for (what, data) in cases {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", p[0])).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+            s.write_all(&data).unwrap();
+            let mut got = Vec::new();
+            let r = s.read_to_end(&mut got);
+            out.push(format!(
+                "{what} => {:?}{}",
+                String::from_utf8_lossy(&got).trim(),
+                if r.is_err() { " (error)" } else { "" }
+            ));
+        }
+        out
+    });
+    assert_eq!(
+        got,
+        [
+            "sni A.example => \"b2\"",
+            "sni x.b.example => \"b3\"",
+            "sni other.example => \"b1\"",
+            "plain hello => \"b1\"",
+            "QUIT => \"\"",
+        ]
+    );
+}

@@ -216,7 +216,8 @@ pub fn predefined(name: &str, loc: &Loc) -> Option<Result<Acl, AclError>> {
         "METH_POST" => &["method", "POST"],
         "METH_PUT" => &["method", "PUT"],
         "METH_TRACE" => &["method", "TRACE"],
-        "REQ_CONTENT" | "WAIT_END" | "RDP_COOKIE" => {
+        "REQ_CONTENT" => &["req.len", "gt", "0"],
+        "WAIT_END" | "RDP_COOKIE" => {
             return Some(Err(AclError::Unsupported(format!(
                 "predefined ACL '{name}' (TCP content inspection)"
             ))));

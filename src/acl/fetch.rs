@@ -83,6 +83,14 @@ pub enum Fetch {
     ReqCook(Option<String>),
     ReqCookCnt(Option<String>),
     ReqCookVal(Option<String>),
+    /// `req.len`: bytes waiting in the request buffer (TCP content inspection).
+    ReqLen,
+    /// `req.payload(OFFSET,LENGTH)`: LENGTH 0 means up to the end of the buffer.
+    ReqPayload(usize, usize),
+    /// `req.ssl_hello_type`: the TLS handshake message type of the first record.
+    ReqSslHelloType,
+    /// `req.ssl_sni`: the server name of a TLS ClientHello.
+    ReqSslSni,
     Status,
     ResVer,
     /// `res.hdr(NAME[,OCC])`
@@ -152,9 +160,9 @@ impl Fetch {
         use Fetch::*;
         match self {
             AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp => SmpType::Bool,
-            Int(_) | UrlPort | SrcPort | DstPort | FeId | BeId | NbSrv(_) | Status
-            | ReqHdrCnt(_) | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_) | ReqCookVal(_)
-            | ResHdrCnt(_) | ResHdrVal(..) => SmpType::Int,
+            Int(_) | ReqLen | ReqSslHelloType | UrlPort | SrcPort | DstPort | FeId | BeId
+            | NbSrv(_) | Status | ReqHdrCnt(_) | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_)
+            | ReqCookVal(_) | ResHdrCnt(_) | ResHdrVal(..) => SmpType::Int,
             Src | Dst | UrlIp | ReqHdrIp(..) | ResHdrIp(..) => SmpType::Ip,
             _ => SmpType::Str,
         }
@@ -315,6 +323,22 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         "req.cook" | "cook" => ReqCook(name_arg(args)),
         "req.cook_cnt" | "cook_cnt" => ReqCookCnt(name_arg(args)),
         "req.cook_val" | "cook_val" => ReqCookVal(name_arg(args)),
+        "req.len" | "req_len" => ReqLen,
+        "req.payload" => {
+            let a = args.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+            let num = |i: usize| -> Result<usize, FetchError> {
+                let v = a.get(i).map(String::as_str).unwrap_or("");
+                v.trim().parse::<usize>().map_err(|_| {
+                    FetchError::Haproxy(format!(
+                        "fetch method 'req.payload' : failed to parse '{v}' as type unsigned integer at position {}",
+                        i + 1
+                    ))
+                })
+            };
+            ReqPayload(num(0)?, num(1)?)
+        }
+        "req.ssl_hello_type" | "req_ssl_hello_type" => ReqSslHelloType,
+        "req.ssl_sni" | "req_ssl_sni" => ReqSslSni,
         "status" => Status,
         "res.ver" | "resp_ver" => ResVer,
         "res.hdr" | "shdr" => ResHdr(name_arg(args), occ(a1())?),
@@ -753,6 +777,17 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             .into_iter()
             .map(|v| Sample::Int(leading_int(&v)))
             .collect(),
+        ReqLen => one(ctx.payload.map(|p| Sample::Int(p.len() as i64))),
+        ReqPayload(off, len) => one(ctx.payload.and_then(|p| {
+            let end = if *len == 0 {
+                p.len()
+            } else {
+                off.checked_add(*len)?
+            };
+            p.get(*off..end).map(|b| Sample::Str(b.to_vec()))
+        })),
+        ReqSslHelloType => one(ctx.payload.and_then(tls_hello_type).map(Sample::Int)),
+        ReqSslSni => one(ctx.payload.and_then(tls_sni).map(Sample::Str)),
         Status => one(ctx.res.map(|r| Sample::Int(r.status as i64))),
         ResVer => one(ctx
             .res
@@ -773,6 +808,71 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             .filter_map(|v| parse_ip_bytes(&v).map(Sample::Ip))
             .collect(),
     }
+}
+
+/// The handshake type of a TLS record at the start of `p` (1: ClientHello).
+pub fn tls_hello_type(p: &[u8]) -> Option<i64> {
+    if p.len() < 6 || p[0] != 0x16 || p[1] != 3 {
+        return None;
+    }
+    Some(p[5] as i64)
+}
+
+/// The SNI host name of a complete TLS ClientHello record at the start of `p`.
+pub fn tls_sni(p: &[u8]) -> Option<Vec<u8>> {
+    if tls_hello_type(p)? != 1 {
+        return None;
+    }
+    let rec_len = u16::from_be_bytes([p[3], p[4]]) as usize;
+    let rec = p.get(5..5 + rec_len)?;
+    // Handshake header (4), client_version (2), random (32).
+    let mut i = 4 + 2 + 32;
+    let sid = *rec.get(i)? as usize;
+    i += 1 + sid;
+    let cs = u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]) as usize;
+    i += 2 + cs;
+    let comp = *rec.get(i)? as usize;
+    i += 1 + comp;
+    let ext_len = u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]) as usize;
+    i += 2;
+    let exts = rec.get(i..i + ext_len)?;
+    let mut j = 0;
+    while j + 4 <= exts.len() {
+        let ty = u16::from_be_bytes([exts[j], exts[j + 1]]);
+        let len = u16::from_be_bytes([exts[j + 2], exts[j + 3]]) as usize;
+        let data = exts.get(j + 4..j + 4 + len)?;
+        if ty == 0 {
+            // server_name_list: length (2), then entries type (1) + length (2) + name.
+            let mut k = 2;
+            while k + 3 <= data.len() {
+                let nt = data[k];
+                let nl = u16::from_be_bytes([data[k + 1], data[k + 2]]) as usize;
+                let name = data.get(k + 3..k + 3 + nl)?;
+                if nt == 0 {
+                    return Some(name.to_vec());
+                }
+                k += 3 + nl;
+            }
+            return None;
+        }
+        j += 4 + len;
+    }
+    None
+}
+
+/// Is the inspected payload complete enough to decide (a whole TLS record, or not TLS)?
+pub fn payload_ready(p: &[u8]) -> bool {
+    if p.is_empty() {
+        return false;
+    }
+    if p[0] != 0x16 {
+        return true;
+    }
+    if p.len() < 5 {
+        return false;
+    }
+    let rec_len = u16::from_be_bytes([p[3], p[4]]) as usize;
+    p.len() >= 5 + rec_len
 }
 
 pub fn unmap(ip: IpAddr) -> IpAddr {

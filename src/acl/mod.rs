@@ -93,6 +93,8 @@ pub struct SampleCtx<'a> {
     pub servers: Option<&'a dyn ServerState>,
     /// Variables (`var()`), when the caller keeps them.
     pub vars: Option<&'a Vars>,
+    /// Client bytes waiting (TCP content inspection: `req.len`, `req.payload`, `req.ssl_sni`).
+    pub payload: Option<&'a [u8]>,
 }
 
 /// `proc.*` variables, shared by the whole process.

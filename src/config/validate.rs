@@ -245,6 +245,54 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
             }
         }
     }
+    // HTTP proxies never see L6 data: rules reading it get a warning each.
+    for p in cfg
+        .proxies
+        .iter()
+        .filter(|p| p.mode.value == Mode::Http && !p.disabled)
+    {
+        use crate::acl::fetch::Fetch;
+        let l6 = |c: &crate::acl::Condition| {
+            crate::acl::fetches(c).any(|e| {
+                matches!(
+                    e.expr.fetch,
+                    Fetch::ReqLen
+                        | Fetch::ReqPayload(..)
+                        | Fetch::ReqSslHelloType
+                        | Fetch::ReqSslSni
+                )
+            })
+        };
+        let mut locs: Vec<&Loc> = Vec::new();
+        locs.extend(
+            p.use_backends
+                .iter()
+                .filter(|u| u.cond.as_ref().is_some_and(l6))
+                .map(|u| &u.loc),
+        );
+        locs.extend(
+            p.tcp_request
+                .iter()
+                .filter(|r| r.action.0 == TcpRuleKind::Content && r.cond.as_ref().is_some_and(l6))
+                .map(|r| &r.loc),
+        );
+        for list in [&p.http_request, &p.redirects, &p.http_response] {
+            locs.extend(
+                list.iter()
+                    .filter(|r| r.cond.as_ref().is_some_and(l6))
+                    .map(|r| &r.loc),
+            );
+        }
+        for l in locs {
+            diags.warning(
+                Some((&l.file, l.line)),
+                format!(
+                    "Proxy '{}': L6 sample fetches ignored on HTTP proxies (declared at {l}).",
+                    p.name
+                ),
+            );
+        }
+    }
     for p in &cfg.proxies {
         let mut seen = std::collections::HashSet::new();
         let mut msgs: Vec<(Loc, String)> = Vec::new();

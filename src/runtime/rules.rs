@@ -117,6 +117,7 @@ fn ctx<'a>(
         res,
         servers: Some(r),
         vars,
+        payload: None,
     }
 }
 
@@ -142,16 +143,10 @@ pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> ConnVerdict {
     }
     let be = fe.backend.as_ref().map(|b| b.name.as_str());
     let c = ctx(fe, acc, be, None, None, None);
-    let phases: &[TcpRuleKind] = if fe.mode == Mode::Tcp {
-        &[
-            TcpRuleKind::Connection,
-            TcpRuleKind::Session,
-            TcpRuleKind::Content,
-        ]
-    } else {
-        &[TcpRuleKind::Connection, TcpRuleKind::Session]
-    };
-    for kind in phases {
+    // `tcp-request content` runs later: per request in HTTP mode, after the inspection of
+    // the first bytes in TCP mode (tcp_start).
+    let phases = [TcpRuleKind::Connection, TcpRuleKind::Session];
+    for kind in &phases {
         for r in p.tcp_request.iter().filter(|r| r.action.0 == *kind) {
             if applies(&r.cond, &c) {
                 match r.action.1 {
@@ -167,10 +162,82 @@ pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> ConnVerdict {
     ConnVerdict::Accept
 }
 
-/// The backend of a TCP-mode session (`use_backend` on the connection).
-pub fn tcp_backend(fe: &Frontend, acc: &Accepted) -> Option<Arc<Backend>> {
-    let c = ctx(fe, acc, None, None, None, None);
-    switch(fe, &c)
+fn uses_payload(c: &Condition) -> bool {
+    use crate::acl::fetch::Fetch;
+    crate::acl::fetches(c).any(|e| {
+        matches!(
+            e.expr.fetch,
+            Fetch::ReqLen | Fetch::ReqPayload(..) | Fetch::ReqSslHelloType | Fetch::ReqSslSni
+        )
+    })
+}
+
+/// Start of a TCP-mode session: waits (up to `tcp-request inspect-delay`) for the first client
+/// bytes when a rule reads them (`req.ssl_sni`, `req.len`, ...), without consuming them, then
+/// runs `tcp-request content` and `use_backend`. `None`: the connection is rejected.
+pub async fn tcp_start(
+    fe: &Frontend,
+    client: &tokio::net::TcpStream,
+    acc: &Accepted,
+) -> Option<Option<Arc<Backend>>> {
+    let p = &fe.proxy;
+    let content: Vec<&TcpRule> = p
+        .tcp_request
+        .iter()
+        .filter(|r| r.action.0 == TcpRuleKind::Content)
+        .collect();
+    let wants = content
+        .iter()
+        .filter_map(|r| r.cond.as_ref())
+        .any(uses_payload)
+        || fe
+            .rules
+            .switching
+            .iter()
+            .filter_map(|(c, _)| c.as_ref())
+            .any(uses_payload);
+    let mut buf: Vec<u8> = Vec::new();
+    let delay = p.inspect_delay.as_ref().map_or(0, |d| d.value);
+    if wants && delay > 0 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(delay);
+        let mut tmp = vec![0u8; 16384];
+        loop {
+            match tokio::time::timeout_at(deadline, client.peek(&mut tmp)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    buf.clear();
+                    buf.extend_from_slice(&tmp[..n]);
+                    if crate::acl::fetch::payload_ready(&buf) || n == tmp.len() {
+                        break;
+                    }
+                    // More bytes of the record are on their way.
+                    if tokio::time::timeout_at(
+                        deadline,
+                        tokio::time::sleep(std::time::Duration::from_millis(2)),
+                    )
+                    .await
+                    .is_err()
+                    {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    if content.is_empty() && fe.rules.switching.is_empty() {
+        return Some(fe.backend.clone());
+    }
+    let mut c = ctx(fe, acc, None, None, None, None);
+    c.payload = Some(&buf);
+    for r in content {
+        if applies(&r.cond, &c) {
+            match r.action.1 {
+                TcpAction::Accept => break,
+                TcpAction::Reject => return None,
+            }
+        }
+    }
+    Some(switch(fe, &c))
 }
 
 /// `use_backend` rules in order (dynamic names rendered now), else the default.
