@@ -447,8 +447,14 @@ mod tests {
             e("{ foo_bar x }"),
             AclError::Haproxy("unknown fetch method 'foo_bar' in ACL expression 'foo_bar'".into())
         );
-        assert!(matches!(e("{ req.rdp_cookie x }"), AclError::Unsupported(_)));
-        assert!(matches!(e("{ req.rdp_cookie x }"), AclError::Unsupported(_)));
+        assert!(matches!(
+            e("{ req.rdp_cookie x }"),
+            AclError::Unsupported(_)
+        ));
+        assert!(matches!(
+            e("{ req.rdp_cookie x }"),
+            AclError::Unsupported(_)
+        ));
         assert!(matches!(e("WAIT_END"), AclError::Unsupported(_)));
         let (_, warn) = parse_acl_expr(&w("path_beg"), &Loc::default()).unwrap();
         assert!(warn.unwrap().contains("no pattern to match against"));
