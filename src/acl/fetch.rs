@@ -614,9 +614,10 @@ pub fn uri_path(uri: &[u8]) -> &[u8] {
     if let Some(i) = find(u, b"://") {
         if !u[..i].contains(&b'/') {
             let rest = &u[i + 3..];
+            // Always a sub-slice of `uri` (callers locate it by address).
             u = match rest.iter().position(|&c| c == b'/' || c == b'?') {
                 Some(j) => &rest[j..],
-                None => b"",
+                None => &rest[rest.len()..],
             };
         }
     }

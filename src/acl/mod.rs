@@ -180,3 +180,87 @@ pub fn resolve_proxy(p: &mut crate::config::ir::Proxy) {
 pub fn fetches(c: &Condition) -> impl Iterator<Item = &AclExpr> {
     c.groups.iter().flatten().flat_map(|t| t.acl.exprs.iter())
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use crate::config::ir::Loc;
+
+    /// Hostile or truncated input never panics; errors are plain values.
+    #[test]
+    fn bad_input_never_panics() {
+        let inputs = [
+            "",
+            "(",
+            ")",
+            ",",
+            "%",
+            "%[",
+            "%[]",
+            "%[src",
+            "%[src,",
+            "%[src,lower(",
+            "%{+Q}",
+            "hdr(",
+            "hdr(,",
+            "hdr(x,-99999999999)",
+            "req.payload(",
+            "req.payload(1)",
+            "req.payload(x,y)",
+            "int(",
+            "int(99999999999999999999)",
+            "var(",
+            "var(x)",
+            "field(",
+            "path,field(",
+            "path,field(1,",
+            "path,field(0,/)",
+            "path,map(",
+            "path,map_zz(x)",
+            "path,regsub(",
+            "path,regsub((,x)",
+            "nbsrv(",
+            "srv_is_up(",
+            "srv_is_up(a/b/c)",
+            "\\",
+            "path,\\",
+            "url_param(,",
+            "{",
+            "}",
+            "!",
+            "!!",
+            "{ }",
+            "{ path",
+            "or",
+            "|| ||",
+            "{ path_beg -m }",
+            "{ path -f }",
+            "{ src 1.2.3.4/99 }",
+            "{ src_port gt }",
+            "{ src_port 5:3 }",
+            "{ path -m reg ( }",
+        ];
+        let acls = std::collections::BTreeMap::new();
+        let loc = Loc::default();
+        for i in inputs {
+            let _ = fetch::parse_expr(i);
+            let _ = fmt::Fmt::parse(i);
+            let words: Vec<String> = i.split(' ').map(str::to_string).collect();
+            let _ = cond::parse_acl_expr(&words, &loc);
+            let _ = cond::parse_condition(false, &words, &acls, &loc);
+        }
+        // Truncated TLS records and odd payloads.
+        let hello = [0x16u8, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3];
+        for n in 0..hello.len() {
+            let _ = fetch::tls_sni(&hello[..n]);
+            let _ = fetch::tls_hello_type(&hello[..n]);
+            let _ = fetch::payload_ready(&hello[..n]);
+        }
+        // The path of an absolute URI without one is an empty sub-slice of the URI.
+        for u in [&b"http://host"[..], b"http://host?x", b"", b"*", b"http://"] {
+            let p = fetch::uri_path(u);
+            let start = p.as_ptr() as usize - u.as_ptr() as usize;
+            assert!(start + p.len() <= u.len(), "{u:?}");
+        }
+    }
+}

@@ -360,7 +360,7 @@ struct TxnLog {
     cs: ConnStats,
     term: [u8; 4],
     /// `set-var` variables of the connection (shared by its transactions).
-    vars: Arc<std::sync::Mutex<crate::acl::Vars>>,
+    vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
 }
 
 impl TxnLog {
@@ -392,7 +392,7 @@ impl TxnLog {
                 ..Default::default()
             },
             term: *b"----",
-            vars: Arc::default(),
+            vars: None,
         }
     }
 
@@ -483,7 +483,11 @@ impl Drop for TxnLog {
             res_captures: self.res_captures.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
-            vars: self.vars.lock().map(|v| v.for_log()).unwrap_or_default(),
+            vars: self
+                .vars
+                .as_ref()
+                .and_then(|v| v.lock().ok().map(|v| v.for_log()))
+                .unwrap_or_default(),
             ..Default::default()
         };
         l.record(rec);
@@ -520,7 +524,9 @@ pub async fn session(
     let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
     let mut idle_be: Option<Arc<Backend>> = None;
-    let vars: Arc<std::sync::Mutex<crate::acl::Vars>> = Arc::default();
+    // Allocated only when the configuration has rules (they may set variables).
+    let vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>> =
+        fe.rules.any_http.then(Arc::default);
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
         client: fe.client_timeout,
@@ -540,7 +546,7 @@ pub async fn session(
     }
     loop {
         let mut txn = TxnLog::new(&fe, &acc, txn_start, txn_start_utc);
-        txn.vars = Arc::clone(&vars);
+        txn.vars = vars.clone();
         if !cbuf.is_empty() {
             txn.first_byte = Some(txn_start);
         }
@@ -606,10 +612,13 @@ pub async fn session(
         }
         cbuf.drain(..req.head_len);
 
-        let verdict = {
-            let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
-            v.new_transaction();
-            super::rules::on_request(&fe, &acc, &mut req, &mut v)
+        let verdict = match &vars {
+            Some(vars) => {
+                let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+                v.new_transaction();
+                super::rules::on_request(&fe, &acc, &mut req, &mut v)
+            }
+            None => super::rules::ReqVerdict::Forward(fe.backend.clone()),
         };
         let chosen = match verdict {
             super::rules::ReqVerdict::Forward(b) => b,
@@ -1161,10 +1170,12 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
-        let verdict = {
-            let vars = Arc::clone(&txn.vars);
-            let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
-            super::rules::on_response(fe, be, &txn.acc, &mut resp, &mut v)
+        let verdict = match txn.vars.clone() {
+            Some(vars) => {
+                let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+                super::rules::on_response(fe, be, &txn.acc, &mut resp, &mut v)
+            }
+            None => None,
         };
         if let Some(v) = verdict {
             // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`;

@@ -355,7 +355,16 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Headers that frame the message: the body is already being forwarded by the framing read
+/// from them, so rules never change them (a changed length would desynchronise the server).
+fn framing(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+}
+
 fn set_header(headers: &mut Vec<Header>, name: &str, value: Vec<u8>, replace: bool) {
+    if framing(name) {
+        return;
+    }
     if replace {
         headers.retain(|h| !h.is(name));
     }
@@ -582,7 +591,8 @@ fn run_http_rules(
                 let v = v.render(&c);
                 set_header(&mut req.headers, n, v, false);
             }
-            HttpAction::DelHeader(n) => req.headers.retain(|h| !h.is(n)),
+            HttpAction::DelHeader(n) if !framing(n) => req.headers.retain(|h| !h.is(n)),
+            HttpAction::DelHeader(_) => {}
             HttpAction::SetPath(f) => {
                 let v = f.render(&c);
                 let uri = &req.uri;
@@ -664,6 +674,9 @@ fn replace_headers(
     fmt: &[u8],
     per_value: bool,
 ) {
+    if framing(name) {
+        return;
+    }
     for h in headers.iter_mut().filter(|h| h.is(name)) {
         if per_value {
             // Each comma-separated value is replaced in place; separators and the spaces
@@ -807,7 +820,7 @@ fn response_rules(
                 let v = v.render(&c);
                 set_header(&mut resp.headers, n, v, false);
             }
-            HttpAction::DelHeader(n) => resp.headers.retain(|h| !h.is(n)),
+            HttpAction::DelHeader(n) if !framing(n) => resp.headers.retain(|h| !h.is(n)),
             HttpAction::SetStatus(code, rsn) => {
                 resp.status = *code;
                 resp.reason = rsn
