@@ -56,12 +56,16 @@ fn seen_by(backends: &[&Backend], before: &[usize]) -> String {
 }
 
 /// EOF from the proxy within 150 ms (a read timeout means the connection is still open).
+/// Stray bytes after a response (a body after a HEAD answer) fail the test.
 fn closed(c: &mut HttpConn) -> bool {
-    use std::io::Read;
     let _ = c.w.set_read_timeout(Some(Duration::from_millis(150)));
     let mut b = [0u8; 1];
-    let r = c.r.read(&mut b);
+    let r = c.w.peek(&mut b);
     let _ = c.w.set_read_timeout(Some(Duration::from_secs(30)));
+    assert!(
+        c.r.buffer().is_empty() && !matches!(r, Ok(n) if n > 0),
+        "unexpected bytes after a response"
+    );
     match r {
         Ok(0) => true,
         Ok(_) => false,
@@ -188,6 +192,8 @@ backend be_default
             "GET /status/201 HTTP/1.1\r\nHost: b.example\r\n\r\n",
             "GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\n",
             "HEAD /ping HTTP/1.1\r\nHost: a\r\n\r\n",
+            "HEAD /admin/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            "HEAD /old HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
             "GET /old HTTP/1.0\r\n\r\n",
         ];

@@ -973,27 +973,13 @@ async fn answer_locally(
             txn.head_done = None;
             txn.status = status as i32;
             txn.set_term(b'P', b'T');
-            txn.bytes_out = send_error(
-                cw,
-                status,
-                ErrorFlavor::Stream { close: !keep },
-                fe,
-                be.as_deref(),
-            )
-            .await;
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
             keep
         }
         ReqVerdict::Deny { status, be } => {
             txn.status = status as i32;
             txn.set_term(b'P', b'R');
-            txn.bytes_out = send_error(
-                cw,
-                status,
-                ErrorFlavor::Stream { close: !keep },
-                fe,
-                be.as_deref(),
-            )
-            .await;
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
             keep
         }
         ReqVerdict::Reply {
@@ -1017,7 +1003,10 @@ async fn answer_locally(
                 .filter(|&&c| c == b'\n')
                 .count()
                 .saturating_sub(2);
-            head.extend_from_slice(&body);
+            // No body in the answer to a HEAD request.
+            if !req.is_head() {
+                head.extend_from_slice(&body);
+            }
             let _ = write_all(cw, &head, fe.client_timeout).await;
             txn.bytes_out = htx_size(head.len(), headers);
             if !keep {
@@ -1026,6 +1015,39 @@ async fn answer_locally(
             keep
         }
     }
+}
+
+/// The error page of a rule (`deny`, `tarpit`): without its body for a HEAD request.
+async fn rule_error(
+    cw: &mut OwnedWriteHalf,
+    req: &Request,
+    status: u16,
+    close: bool,
+    fe: &Frontend,
+    be: Option<&Backend>,
+) -> u64 {
+    if !req.is_head() {
+        return send_error(cw, status, ErrorFlavor::Stream { close }, fe, be).await;
+    }
+    let Some(mut bytes) = error_bytes(status, ErrorFlavor::Stream { close }, fe, be) else {
+        let _ = cw.shutdown().await;
+        return 0;
+    };
+    let end = bytes
+        .windows(4)
+        .position(|x| x == b"\r\n\r\n")
+        .map_or(bytes.len(), |i| i + 4);
+    bytes.truncate(end);
+    let headers = bytes
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        .saturating_sub(2);
+    let _ = write_all(cw, &bytes, fe.client_timeout).await;
+    if close {
+        let _ = cw.shutdown().await;
+    }
+    htx_size(bytes.len(), headers)
 }
 
 fn connect_status(e: &ConnectError) -> u16 {
@@ -1208,7 +1230,9 @@ async fn exchange(
                         http1::errors::ConnHeader::None
                     };
                     super::rules::finish_reply(&mut head, conn);
-                    head.extend_from_slice(&body);
+                    if !info.head {
+                        head.extend_from_slice(&body);
+                    }
                     txn.status = status as i32;
                     txn.set_term(b'L', b'H');
                     if write_all(cw, &head, client_to).await.is_err() {
