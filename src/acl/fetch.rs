@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+pub use super::converters::Conv;
 use super::{Sample, SampleCtx};
 use crate::log::haproxy_names::{HAPROXY_CONVERTERS, HAPROXY_FETCHES};
 
@@ -53,6 +54,10 @@ pub enum Fetch {
     ProtoHttp,
     Method,
     Path,
+    /// `pathq`: path and query.
+    PathQ,
+    /// `var(SCOPE.NAME[,DEFAULT])`
+    Var(String, Option<String>),
     Url,
     /// `url_ip`, `url_port`: the address and port of an absolute-form request target.
     UrlIp,
@@ -78,6 +83,14 @@ pub enum Fetch {
     ReqCook(Option<String>),
     ReqCookCnt(Option<String>),
     ReqCookVal(Option<String>),
+    /// `req.len`: bytes waiting in the request buffer (TCP content inspection).
+    ReqLen,
+    /// `req.payload(OFFSET,LENGTH)`: LENGTH 0 means up to the end of the buffer.
+    ReqPayload(usize, usize),
+    /// `req.ssl_hello_type`: the TLS handshake message type of the first record.
+    ReqSslHelloType,
+    /// `req.ssl_sni`: the server name of a TLS ClientHello.
+    ReqSslSni,
     Status,
     ResVer,
     /// `res.hdr(NAME[,OCC])`
@@ -86,15 +99,6 @@ pub enum Fetch {
     ResHdrCnt(Option<String>),
     ResHdrVal(String, Option<i32>),
     ResHdrIp(String, Option<i32>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Conv {
-    Lower,
-    Upper,
-    Length,
-    /// `hex`: bytes as uppercase hex.
-    Hex,
 }
 
 /// A fetch with its converters.
@@ -128,6 +132,7 @@ impl Fetch {
         use Fetch::*;
         match self {
             SslFc => Usable::NotAtConnection,
+            Var(..) => Usable::Everywhere,
             BeId | BeName => Usable::Backend,
             Method | ProtoHttp => Usable::RequestOrResponse,
             _ => match self.needs() {
@@ -141,8 +146,10 @@ impl Fetch {
     pub fn needs(&self) -> Needs {
         use Fetch::*;
         match self {
-            AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Src | SrcPort | Dst
-            | DstPort | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => Needs::L4,
+            AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Var(..) | Src | SrcPort
+            | Dst | DstPort | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => {
+                Needs::L4
+            }
             Status | ResVer | ResHdr(..) | ResFhdr(..) | ResHdrCnt(_) | ResHdrVal(..)
             | ResHdrIp(..) => Needs::Response,
             _ => Needs::Request,
@@ -153,9 +160,9 @@ impl Fetch {
         use Fetch::*;
         match self {
             AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp => SmpType::Bool,
-            Int(_) | UrlPort | SrcPort | DstPort | FeId | BeId | NbSrv(_) | Status
-            | ReqHdrCnt(_) | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_) | ReqCookVal(_)
-            | ResHdrCnt(_) | ResHdrVal(..) => SmpType::Int,
+            Int(_) | ReqLen | ReqSslHelloType | UrlPort | SrcPort | DstPort | FeId | BeId
+            | NbSrv(_) | Status | ReqHdrCnt(_) | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_)
+            | ReqCookVal(_) | ResHdrCnt(_) | ResHdrVal(..) => SmpType::Int,
             Src | Dst | UrlIp | ReqHdrIp(..) | ResHdrIp(..) => SmpType::Ip,
             _ => SmpType::Str,
         }
@@ -184,18 +191,39 @@ fn split_call(s: &str) -> Result<(&str, Option<Vec<String>>, &str), FetchError> 
         }
         Some(i) => {
             let name = &s[..i];
-            let Some(j) = s[i..].find(')') else {
-                return Err(FetchError::Haproxy(format!(
-                    "missing closing ')' after arguments to fetch keyword '{name}'"
-                )));
+            // Arguments end at the first `)` not escaped by a backslash; `\,` and `\)` are
+            // literal.
+            let b = s.as_bytes();
+            let mut args = Vec::new();
+            let mut cur = Vec::new();
+            let mut k = i + 1;
+            let end = loop {
+                match b.get(k) {
+                    None => {
+                        return Err(FetchError::Haproxy(format!(
+                            "missing closing ')' after arguments to fetch keyword '{name}'"
+                        )));
+                    }
+                    Some(b'\\') if matches!(b.get(k + 1), Some(b',' | b')' | b'\\')) => {
+                        cur.push(b[k + 1]);
+                        k += 2;
+                    }
+                    Some(b')') => break k,
+                    Some(b',') => {
+                        args.push(String::from_utf8_lossy(&cur).into_owned());
+                        cur.clear();
+                        k += 1;
+                    }
+                    Some(&c) => {
+                        cur.push(c);
+                        k += 1;
+                    }
+                }
             };
-            let inner = &s[i + 1..i + j];
-            let args = if inner.is_empty() {
-                Vec::new()
-            } else {
-                inner.split(',').map(str::to_string).collect()
-            };
-            Ok((name, Some(args), &s[i + j + 1..]))
+            if !(args.is_empty() && cur.is_empty()) {
+                args.push(String::from_utf8_lossy(&cur).into_owned());
+            }
+            Ok((name, Some(args), &s[end + 1..]))
         }
     }
 }
@@ -273,6 +301,12 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         "req.proto_http" | "req_proto_http" => ProtoHttp,
         "method" => Method,
         "path" => Path,
+        "pathq" => PathQ,
+        "var" => {
+            let n = need_name(name, args)?;
+            check_var_name(&n).map_err(|m| FetchError::Haproxy(format!("\u{1}{m}")))?;
+            Var(n, a1().cloned())
+        }
         "url" => Url,
         "url_ip" => UrlIp,
         "url_port" => UrlPort,
@@ -289,6 +323,22 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         "req.cook" | "cook" => ReqCook(name_arg(args)),
         "req.cook_cnt" | "cook_cnt" => ReqCookCnt(name_arg(args)),
         "req.cook_val" | "cook_val" => ReqCookVal(name_arg(args)),
+        "req.len" | "req_len" => ReqLen,
+        "req.payload" => {
+            let a = args.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+            let num = |i: usize| -> Result<usize, FetchError> {
+                let v = a.get(i).map(String::as_str).unwrap_or("");
+                v.trim().parse::<usize>().map_err(|_| {
+                    FetchError::Haproxy(format!(
+                        "fetch method 'req.payload' : failed to parse '{v}' as type unsigned integer at position {}",
+                        i + 1
+                    ))
+                })
+            };
+            ReqPayload(num(0)?, num(1)?)
+        }
+        "req.ssl_hello_type" | "req_ssl_hello_type" => ReqSslHelloType,
+        "req.ssl_sni" | "req_ssl_sni" => ReqSslSni,
         "status" => Status,
         "res.ver" | "resp_ver" => ResVer,
         "res.hdr" | "shdr" => ResHdr(name_arg(args), occ(a1())?),
@@ -307,6 +357,20 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         }
     };
     Ok(f)
+}
+
+/// `proc.x`, `sess.x`, `txn.x`, `req.x`, `res.x`, `check.x`.
+pub fn check_var_name(n: &str) -> Result<(), String> {
+    let ok = n.split_once('.').is_some_and(|(scope, rest)| {
+        !rest.is_empty() && matches!(scope, "proc" | "sess" | "txn" | "req" | "res" | "check")
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid variable name '{n}'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
+        ))
+    }
 }
 
 /// HAProxy's ACL-only keywords (`haproxy -dKacl`): the fetch they stand for and their match
@@ -367,31 +431,37 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
                 "unknown fetch method '{name}' in ACL expression '{text}'"
             )));
         }
+        Err(FetchError::Haproxy(m)) if m.starts_with('\u{1}') => {
+            return Err(FetchError::Haproxy(format!(
+                "invalid args in fetch method '{name}' : {} in ACL expression '{text}'",
+                &m[1..]
+            )));
+        }
         r => r?,
     };
     let mut convs = Vec::new();
     while let Some(r) = rest.strip_prefix(',') {
         let (cname, cargs, r2) = split_call(r)?;
         rest = r2;
-        let c = match cname {
-            "lower" => Conv::Lower,
-            "upper" => Conv::Upper,
-            "length" => Conv::Length,
-            "hex" => Conv::Hex,
-            _ if HAPROXY_CONVERTERS.binary_search(&cname).is_ok() => {
+        let cargs = cargs.unwrap_or_default();
+        let c = match super::converters::parse(cname, &cargs, name) {
+            Ok(Some(c)) => c,
+            Ok(None) if HAPROXY_CONVERTERS.binary_search(&cname).is_ok() => {
                 return Err(FetchError::Unsupported(format!("converter '{cname}'")));
             }
-            _ => {
+            Ok(None) => {
                 return Err(FetchError::Haproxy(format!(
                     "ACL keyword '{name}' : unknown converter '{cname}'."
                 )));
             }
+            Err(FetchError::Haproxy(m)) if m.starts_with('\u{1}') => {
+                return Err(FetchError::Haproxy(format!(
+                    "{} in ACL expression '{text}'",
+                    &m[1..]
+                )));
+            }
+            Err(e) => return Err(e),
         };
-        if cargs.as_ref().is_some_and(|a| !a.is_empty()) {
-            return Err(FetchError::Haproxy(format!(
-                "ACL keyword '{name}' : converter '{cname}' does not support any args"
-            )));
-        }
         convs.push(c);
     }
     if !rest.is_empty() {
@@ -408,10 +478,9 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
 
 impl SampleExpr {
     pub fn smp_type(&self) -> SmpType {
-        match self.convs.last() {
+        match self.convs.last().and_then(|c| c.out_type()) {
             None => self.fetch.smp_type(),
-            Some(Conv::Length) => SmpType::Int,
-            Some(_) => SmpType::Str,
+            Some(t) => t,
         }
     }
 
@@ -419,7 +488,7 @@ impl SampleExpr {
     pub fn values(&self, ctx: &SampleCtx) -> Vec<Sample> {
         let mut v = fetch_all(&self.fetch, ctx);
         for c in &self.convs {
-            v = v.into_iter().map(|s| convert(*c, s)).collect();
+            v = v.into_iter().filter_map(|s| c.apply(s)).collect();
         }
         v
     }
@@ -434,23 +503,7 @@ impl SampleExpr {
             }
             _ => v.into_iter().next(),
         }?;
-        Some(self.convs.iter().fold(s, |s, c| convert(*c, s)))
-    }
-}
-
-fn convert(c: Conv, s: Sample) -> Sample {
-    match c {
-        Conv::Lower => Sample::Str(s.into_bytes().to_ascii_lowercase()),
-        Conv::Upper => Sample::Str(s.into_bytes().to_ascii_uppercase()),
-        Conv::Length => Sample::Int(s.into_bytes().len() as i64),
-        Conv::Hex => {
-            let b = s.into_bytes();
-            let mut o = Vec::with_capacity(b.len() * 2);
-            for x in b {
-                o.extend_from_slice(format!("{x:02X}").as_bytes());
-            }
-            Sample::Str(o)
-        }
+        self.convs.iter().try_fold(s, |s, c| c.apply(s))
     }
 }
 
@@ -561,9 +614,10 @@ pub fn uri_path(uri: &[u8]) -> &[u8] {
     if let Some(i) = find(u, b"://") {
         if !u[..i].contains(&b'/') {
             let rest = &u[i + 3..];
+            // Always a sub-slice of `uri` (callers locate it by address).
             u = match rest.iter().position(|&c| c == b'/' || c == b'?') {
                 Some(j) => &rest[j..],
-                None => b"",
+                None => &rest[rest.len()..],
             };
         }
     }
@@ -652,6 +706,15 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
         ProtoHttp => vec![Sample::Bool(ctx.req.is_some())],
         Method => one(ctx.req.map(|r| Sample::Str(r.method.clone()))),
         Path => one(ctx.req.map(|r| Sample::Str(uri_path(&r.uri).to_vec()))),
+        PathQ => one(ctx.req.map(|r| {
+            let p = uri_path(&r.uri);
+            let start = p.as_ptr() as usize - r.uri.as_ptr() as usize;
+            Sample::Str(r.uri[start..].to_vec())
+        })),
+        Var(n, default) => one(ctx
+            .vars
+            .and_then(|v| v.get(n))
+            .or_else(|| default.as_ref().map(|d| Sample::Str(d.as_bytes().to_vec())))),
         Url => one(ctx.req.map(|r| Sample::Str(r.uri.clone()))),
         UrlIp => one(ctx.req.and_then(|r| {
             let (h, _) = url_authority(&r.uri)?;
@@ -715,6 +778,17 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             .into_iter()
             .map(|v| Sample::Int(leading_int(&v)))
             .collect(),
+        ReqLen => one(ctx.payload.map(|p| Sample::Int(p.len() as i64))),
+        ReqPayload(off, len) => one(ctx.payload.and_then(|p| {
+            let end = if *len == 0 {
+                p.len()
+            } else {
+                off.checked_add(*len)?
+            };
+            p.get(*off..end).map(|b| Sample::Str(b.to_vec()))
+        })),
+        ReqSslHelloType => one(ctx.payload.and_then(tls_hello_type).map(Sample::Int)),
+        ReqSslSni => one(ctx.payload.and_then(tls_sni).map(Sample::Str)),
         Status => one(ctx.res.map(|r| Sample::Int(r.status as i64))),
         ResVer => one(ctx
             .res
@@ -735,6 +809,71 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             .filter_map(|v| parse_ip_bytes(&v).map(Sample::Ip))
             .collect(),
     }
+}
+
+/// The handshake type of a TLS record at the start of `p` (1: ClientHello).
+pub fn tls_hello_type(p: &[u8]) -> Option<i64> {
+    if p.len() < 6 || p[0] != 0x16 || p[1] != 3 {
+        return None;
+    }
+    Some(p[5] as i64)
+}
+
+/// The SNI host name of a complete TLS ClientHello record at the start of `p`.
+pub fn tls_sni(p: &[u8]) -> Option<Vec<u8>> {
+    if tls_hello_type(p)? != 1 {
+        return None;
+    }
+    let rec_len = u16::from_be_bytes([p[3], p[4]]) as usize;
+    let rec = p.get(5..5 + rec_len)?;
+    // Handshake header (4), client_version (2), random (32).
+    let mut i = 4 + 2 + 32;
+    let sid = *rec.get(i)? as usize;
+    i += 1 + sid;
+    let cs = u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]) as usize;
+    i += 2 + cs;
+    let comp = *rec.get(i)? as usize;
+    i += 1 + comp;
+    let ext_len = u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]) as usize;
+    i += 2;
+    let exts = rec.get(i..i + ext_len)?;
+    let mut j = 0;
+    while j + 4 <= exts.len() {
+        let ty = u16::from_be_bytes([exts[j], exts[j + 1]]);
+        let len = u16::from_be_bytes([exts[j + 2], exts[j + 3]]) as usize;
+        let data = exts.get(j + 4..j + 4 + len)?;
+        if ty == 0 {
+            // server_name_list: length (2), then entries type (1) + length (2) + name.
+            let mut k = 2;
+            while k + 3 <= data.len() {
+                let nt = data[k];
+                let nl = u16::from_be_bytes([data[k + 1], data[k + 2]]) as usize;
+                let name = data.get(k + 3..k + 3 + nl)?;
+                if nt == 0 {
+                    return Some(name.to_vec());
+                }
+                k += 3 + nl;
+            }
+            return None;
+        }
+        j += 4 + len;
+    }
+    None
+}
+
+/// Is the inspected payload complete enough to decide (a whole TLS record, or not TLS)?
+pub fn payload_ready(p: &[u8]) -> bool {
+    if p.is_empty() {
+        return false;
+    }
+    if p[0] != 0x16 {
+        return true;
+    }
+    if p.len() < 5 {
+        return false;
+    }
+    let rec_len = u16::from_be_bytes([p[3], p[4]]) as usize;
+    p.len() >= 5 + rec_len
 }
 
 pub fn unmap(ip: IpAddr) -> IpAddr {

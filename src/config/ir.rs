@@ -355,6 +355,8 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseBackend {
     pub backend: String,
+    /// `use_backend %[...]`: the name is computed per request.
+    pub dynamic: Option<Fmt>,
     /// The `if`/`unless` condition, `None` when unconditional.
     pub cond: Option<Condition>,
     pub loc: Loc,
@@ -415,6 +417,46 @@ pub enum HttpAction {
     /// `use-service NAME`: kept for the service implementations; refused at `-c` until the
     /// service exists.
     UseService(String),
+    /// `set-var(NAME[,COND]) EXPR`
+    SetVar {
+        name: String,
+        expr: crate::acl::fetch::SampleExpr,
+        only: VarCond,
+    },
+    UnsetVar(String),
+    /// `replace-path|replace-uri|replace-header|replace-value`: when `re` matches, the whole
+    /// value becomes `fmt` with `\N` replaced by the N-th group.
+    Replace {
+        what: ReplaceWhat,
+        re: crate::acl::matcher::Re,
+        fmt: Fmt,
+    },
+    /// Close the client connection without a response.
+    Reject,
+    /// Close the client connection with a reset, without a response.
+    SilentDrop,
+    /// Hold the request for `timeout tarpit`, then answer with the error page of `status`.
+    Tarpit {
+        status: u16,
+    },
+}
+
+/// `set-var(NAME,COND)` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarCond {
+    Always,
+    IfExists,
+    IfNotExists,
+    IfEmpty,
+    IfNotEmpty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceWhat {
+    Path,
+    Uri,
+    Header(String),
+    Value(String),
 }
 
 /// Where a `tcp-request` rule runs.

@@ -71,7 +71,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     _ => {}
                 }
             }
-            for ub in &p.use_backends {
+            for ub in p.use_backends.iter().filter(|u| !u.backend.contains("%[")) {
                 match mode_of(cfg, &ub.backend) {
                     None => diags.alert(
                         None,
@@ -276,6 +276,76 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
 fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
     for p in cfg.proxies.iter_mut() {
         crate::acl::resolve_proxy(p);
+        for ub in p.use_backends.iter_mut() {
+            if !ub.backend.contains("%[") || ub.dynamic.is_some() {
+                continue;
+            }
+            match crate::acl::fmt::Fmt::parse(&ub.backend) {
+                Ok(f) => ub.dynamic = Some(f),
+                Err(crate::acl::AclError::Haproxy(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: failed to parse use_backend rule '{}' : {m}.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+                Err(crate::acl::AclError::Unsupported(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: use_backend rule '{}' : {m} is valid for HAProxy 2.6 but is not supported by rhaproxy yet.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+            }
+        }
+    }
+    // HTTP proxies never see L6 data: rules reading it get a warning each.
+    for p in cfg
+        .proxies
+        .iter()
+        .filter(|p| p.mode.value == Mode::Http && !p.disabled)
+    {
+        use crate::acl::fetch::Fetch;
+        let l6 = |c: &crate::acl::Condition| {
+            crate::acl::fetches(c).any(|e| {
+                matches!(
+                    e.expr.fetch,
+                    Fetch::ReqLen
+                        | Fetch::ReqPayload(..)
+                        | Fetch::ReqSslHelloType
+                        | Fetch::ReqSslSni
+                )
+            })
+        };
+        let mut locs: Vec<&Loc> = Vec::new();
+        locs.extend(
+            p.use_backends
+                .iter()
+                .filter(|u| u.cond.as_ref().is_some_and(l6))
+                .map(|u| &u.loc),
+        );
+        locs.extend(
+            p.tcp_request
+                .iter()
+                .filter(|r| r.action.0 == TcpRuleKind::Content && r.cond.as_ref().is_some_and(l6))
+                .map(|r| &r.loc),
+        );
+        for list in [&p.http_request, &p.redirects, &p.http_response] {
+            locs.extend(
+                list.iter()
+                    .filter(|r| r.cond.as_ref().is_some_and(l6))
+                    .map(|r| &r.loc),
+            );
+        }
+        for l in locs {
+            diags.warning(
+                Some((&l.file, l.line)),
+                format!(
+                    "Proxy '{}': L6 sample fetches ignored on HTTP proxies (declared at {l}).",
+                    p.name
+                ),
+            );
+        }
     }
     for p in &cfg.proxies {
         let mut seen = std::collections::HashSet::new();

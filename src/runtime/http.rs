@@ -434,6 +434,8 @@ struct TxnLog {
     /// response-side cookie handling.
     ck_direct: Option<usize>,
     ck_method: &'static [u8],
+    /// `set-var` variables of the connection (shared by its transactions).
+    vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
 }
 
 impl TxnLog {
@@ -467,6 +469,7 @@ impl TxnLog {
             term: *b"----",
             ck_direct: None,
             ck_method: b"",
+            vars: None,
         }
     }
 
@@ -597,6 +600,11 @@ impl TxnLog {
             request_line: self.request_line.take(),
             term_state: self.term,
             logasap: asap,
+            vars: self
+                .vars
+                .as_ref()
+                .and_then(|v| v.lock().ok().map(|v| v.for_log()))
+                .unwrap_or_default(),
             ..Default::default()
         };
         l.record(rec);
@@ -633,6 +641,9 @@ pub async fn session(
     let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
     let mut idle_be: Option<Arc<Backend>> = None;
+    // Allocated only when the configuration has rules (they may set variables).
+    let vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>> =
+        fe.rules.any_http.then(Arc::default);
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
         client: fe.client_timeout,
@@ -652,6 +663,7 @@ pub async fn session(
     }
     loop {
         let mut txn = TxnLog::new(&fe, &acc, txn_start, txn_start_utc);
+        txn.vars = vars.clone();
         if !cbuf.is_empty() {
             txn.first_byte = Some(txn_start);
         }
@@ -722,7 +734,15 @@ pub async fn session(
         }
         cbuf.drain(..req.head_len);
 
-        let chosen = match super::rules::on_request(&fe, &acc, &mut req) {
+        let verdict = match &vars {
+            Some(vars) => {
+                let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+                v.new_transaction();
+                super::rules::on_request(&fe, &acc, &mut req, &mut v)
+            }
+            None => super::rules::ReqVerdict::Forward(fe.backend.clone()),
+        };
+        let chosen = match verdict {
             super::rules::ReqVerdict::Forward(b) => b,
             v => {
                 if Box::pin(answer_locally(&fe, &mut cw, &req, v, &mut txn)).await {
@@ -1083,24 +1103,43 @@ async fn answer_locally(
     let keep = plan.client_keep_alive && no_body && !super::is_stopping();
     match v {
         ReqVerdict::Forward(_) => true,
-        ReqVerdict::Close => {
+        ReqVerdict::Close { reset, tcp } => {
+            // Logged with `%Tq` -1; a `tcp-request content` reject as a `<BADREQ>` with no
+            // status (measured).
             txn.set_term(b'P', b'R');
-            txn.request_line = None;
             txn.head_done = None;
-            let _ = cw.shutdown().await;
+            if tcp {
+                txn.request_line = None;
+            }
+            if reset {
+                super::rules::silent_drop(cw.as_ref());
+            } else {
+                let _ = cw.shutdown().await;
+            }
             false
+        }
+        ReqVerdict::Tarpit { status, be } => {
+            // Held for `timeout tarpit` (else `timeout connect`), then the error page.
+            let t = &fe.proxy.timeouts;
+            let wait = t
+                .tarpit
+                .as_ref()
+                .or(t.connect.as_ref())
+                .map_or(0, |x| x.value);
+            let t0 = Instant::now();
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            // HAProxy logs the tarpit wait as `%Tw`, with `%Tq` -1 (measured).
+            txn.cs.queue_ms = logging::ms_between(t0, Instant::now());
+            txn.head_done = None;
+            txn.status = status as i32;
+            txn.set_term(b'P', b'T');
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
+            keep
         }
         ReqVerdict::Deny { status, be } => {
             txn.status = status as i32;
             txn.set_term(b'P', b'R');
-            txn.bytes_out = send_error(
-                cw,
-                status,
-                ErrorFlavor::Stream { close: !keep },
-                fe,
-                be.as_deref(),
-            )
-            .await;
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
             keep
         }
         ReqVerdict::Reply {
@@ -1124,7 +1163,10 @@ async fn answer_locally(
                 .filter(|&&c| c == b'\n')
                 .count()
                 .saturating_sub(2);
-            head.extend_from_slice(&body);
+            // No body in the answer to a HEAD request.
+            if !req.is_head() {
+                head.extend_from_slice(&body);
+            }
             let _ = write_all(cw, &head, fe.client_timeout).await;
             txn.bytes_out = htx_size(head.len(), headers);
             if !keep {
@@ -1133,6 +1175,39 @@ async fn answer_locally(
             keep
         }
     }
+}
+
+/// The error page of a rule (`deny`, `tarpit`): without its body for a HEAD request.
+async fn rule_error(
+    cw: &mut OwnedWriteHalf,
+    req: &Request,
+    status: u16,
+    close: bool,
+    fe: &Frontend,
+    be: Option<&Backend>,
+) -> u64 {
+    if !req.is_head() {
+        return send_error(cw, status, ErrorFlavor::Stream { close }, fe, be).await;
+    }
+    let Some(mut bytes) = error_bytes(status, ErrorFlavor::Stream { close }, fe, be) else {
+        let _ = cw.shutdown().await;
+        return 0;
+    };
+    let end = bytes
+        .windows(4)
+        .position(|x| x == b"\r\n\r\n")
+        .map_or(bytes.len(), |i| i + 4);
+    bytes.truncate(end);
+    let headers = bytes
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        .saturating_sub(2);
+    let _ = write_all(cw, &bytes, fe.client_timeout).await;
+    if close {
+        let _ = cw.shutdown().await;
+    }
+    htx_size(bytes.len(), headers)
 }
 
 fn connect_status(e: &ConnectError) -> u16 {
@@ -1284,10 +1359,59 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
-        if let Some(st) = super::rules::on_response(fe, be, &txn.acc, &mut resp) {
-            // `http-response deny`: the server's answer is dropped (termination PH).
-            txn.set_term(b'P', b'H');
-            return RespEnd::Error(st);
+        let verdict = match txn.vars.clone() {
+            Some(vars) => {
+                let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+                super::rules::on_response(fe, be, &txn.acc, &mut resp, &mut v)
+            }
+            None => None,
+        };
+        if let Some(v) = verdict {
+            // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`;
+            // HAProxy then logs no response time (`%Tr` -1).
+            txn.resp_head = None;
+            use super::rules::ResVerdict;
+            match v {
+                ResVerdict::Deny(st) => {
+                    txn.set_term(b'P', b'H');
+                    return RespEnd::Error(st);
+                }
+                ResVerdict::Drop => {
+                    txn.set_term(b'P', b'H');
+                    super::rules::silent_drop(cw.as_ref());
+                    return RespEnd::Abort;
+                }
+                ResVerdict::Reply {
+                    status,
+                    mut head,
+                    body,
+                } => {
+                    let plan2 = http1::finish_client_plan(plan, &resp);
+                    let keep = plan2.client_keep_alive
+                        && req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
+                    let conn = if !keep {
+                        http1::errors::ConnHeader::Close
+                    } else if !req_11 {
+                        http1::errors::ConnHeader::KeepAlive
+                    } else {
+                        http1::errors::ConnHeader::None
+                    };
+                    super::rules::finish_reply(&mut head, conn);
+                    if !info.head {
+                        head.extend_from_slice(&body);
+                    }
+                    txn.status = status as i32;
+                    txn.set_term(b'L', b'H');
+                    if write_all(cw, &head, client_to).await.is_err() {
+                        return RespEnd::Abort;
+                    }
+                    txn.bytes_out += head.len() as u64;
+                    return RespEnd::Done {
+                        server_reusable: false,
+                        client_keep_alive: keep,
+                    };
+                }
+            }
         }
         if let (Some(p), Some(srv)) = (&be.persist, txn.cs.server) {
             let direct = txn.ck_direct == Some(srv);

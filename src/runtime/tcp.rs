@@ -30,7 +30,14 @@ pub fn tunnel_timeouts(fe: &Frontend, be: Option<&Backend>) -> Timeouts {
 }
 
 pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
-    let Some(be) = super::rules::tcp_backend(&fe, &acc) else {
+    let Some(be) = (match super::rules::tcp_start(&fe, &client, &acc).await {
+        Some(b) => b,
+        None => {
+            // `tcp-request content reject`.
+            close_gracefully(client);
+            return;
+        }
+    }) else {
         return;
     };
     be.cum_conns.fetch_add(1, Ordering::Relaxed);

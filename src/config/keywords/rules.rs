@@ -251,12 +251,10 @@ pub fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if let Some(c) = &cond {
         warn_never_match(ctx, p, Where::UseBackend, c);
     }
-    if b.contains("%[") {
-        ctx.unsupported_arg("use_backend", "dynamic backend names");
-        return;
-    }
+    // A name with `%[` is compiled after parsing (config::validate), as HAProxy does.
     p.use_backends.push(UseBackend {
         backend: b.clone(),
+        dynamic: None,
         cond,
         loc: ctx.loc.clone(),
     });
@@ -468,7 +466,7 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Deny { status }
         }
-        "return" if !response => {
+        "return" => {
             let mut status = 200;
             let mut content_type = None;
             let mut body = None;
@@ -582,6 +580,132 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 }
             };
             HttpAction::SetStatus(code, reason)
+        }
+        _ if act.starts_with("set-var(") || act.starts_with("unset-var(") => {
+            let unset = act.starts_with("unset-var(");
+            let inner = act
+                .split_once('(')
+                .map(|x| x.1)
+                .and_then(|x| x.strip_suffix(')'))
+                .unwrap_or("");
+            let mut parts = inner.split(',');
+            let name = parts.next().unwrap_or("").to_string();
+            if let Err(m) = crate::acl::fetch::check_var_name(&name) {
+                ctx.alert(format!("{prefix} : {m}."));
+                return;
+            }
+            let mut only = VarCond::Always;
+            for c in parts {
+                only = match c {
+                    "ifexists" => VarCond::IfExists,
+                    "ifnotexists" => VarCond::IfNotExists,
+                    "ifempty" => VarCond::IfEmpty,
+                    "ifnotempty" => VarCond::IfNotEmpty,
+                    _ => {
+                        ctx.unsupported_arg(&format!("{kw} set-var"), &format!("condition '{c}'"));
+                        return;
+                    }
+                };
+            }
+            if unset {
+                if let Some(w) = args.first() {
+                    trailing(ctx, w);
+                    return;
+                }
+                HttpAction::UnsetVar(name)
+            } else {
+                let Some(e) = args.first() else {
+                    ctx.alert(format!("{prefix} : missing fetch method."));
+                    return;
+                };
+                let expr = match crate::acl::fetch::parse_expr(e) {
+                    Ok(x) => x,
+                    Err(crate::acl::fetch::FetchError::Haproxy(m))
+                        if m.starts_with("unknown fetch method") =>
+                    {
+                        let n = e.split(['(', ',']).next().unwrap_or("");
+                        ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
+                        return;
+                    }
+                    Err(err) => {
+                        report(ctx, &prefix, err.into(), true);
+                        return;
+                    }
+                };
+                if let Some(w) = args.get(1) {
+                    trailing(ctx, w);
+                    return;
+                }
+                HttpAction::SetVar { name, expr, only }
+            }
+        }
+        "replace-path" | "replace-uri" | "replace-header" | "replace-value"
+            if !response || matches!(act, "replace-header" | "replace-value") =>
+        {
+            let hdr = matches!(act, "replace-header" | "replace-value");
+            let want = if hdr { 3 } else { 2 };
+            if args.len() != want {
+                let what = if hdr {
+                    ""
+                } else {
+                    " <match-regex> and <replace-format>"
+                };
+                ctx.alert(format!(
+                    "{prefix} : expects exactly {want} arguments{what}."
+                ));
+                return;
+            }
+            let (re_s, fmt_s) = (&args[want - 2], &args[want - 1]);
+            let re = match crate::acl::matcher::compile_regex(re_s, false) {
+                Ok(r) => r,
+                Err(m) => {
+                    ctx.unsupported += 1;
+                    ctx.alert(format!("{prefix} : {m}"));
+                    return;
+                }
+            };
+            let Some(fmt) = fmt_arg(ctx, &prefix, fmt_s) else {
+                return;
+            };
+            let what = match act {
+                "replace-path" => ReplaceWhat::Path,
+                "replace-uri" => ReplaceWhat::Uri,
+                "replace-header" => ReplaceWhat::Header(args[0].clone()),
+                _ => ReplaceWhat::Value(args[0].clone()),
+            };
+            HttpAction::Replace { what, re, fmt }
+        }
+        "reject" | "silent-drop" => {
+            if let Some(w) = args.first() {
+                trailing(ctx, w);
+                return;
+            }
+            if act == "reject" {
+                HttpAction::Reject
+            } else {
+                HttpAction::SilentDrop
+            }
+        }
+        "tarpit" if !response => {
+            let mut status = 500;
+            match (args.first().map(String::as_str), args.get(1)) {
+                (None, _) => {}
+                (Some("deny_status"), Some(v)) => {
+                    let Some(s) = parse_status_for_deny(ctx, &prefix, "deny_status", v) else {
+                        return;
+                    };
+                    status = s;
+                    if let Some(w) = args.get(2) {
+                        trailing(ctx, w);
+                        return;
+                    }
+                }
+                _ => {
+                    trailing(ctx, &args[0]);
+                    return;
+                }
+            }
+            HttpAction::Tarpit { status }
         }
         "use-service" if !response => {
             let name = args.first().cloned().unwrap_or_default();
