@@ -11,7 +11,7 @@ use rt::*;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -488,4 +488,180 @@ backend be3
             ours.len()
         );
     }
+}
+
+/// An HTTP check server answering the status the test sets.
+fn status_server(port: u16, status: Arc<AtomicU16>) {
+    let l = TcpListener::bind(("127.0.0.1", port)).expect("bind status server");
+    thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let status = Arc::clone(&status);
+            thread::spawn(move || {
+                let mut c = c;
+                c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                let mut buf = [0u8; 2048];
+                let _ = c.read(&mut buf);
+                let st = status.load(Ordering::Acquire);
+                let reason = match st {
+                    200 => "OK",
+                    404 => "Not Found",
+                    _ => "Service Unavailable",
+                };
+                let _ = write!(c, "HTTP/1.0 {st} {reason}\r\nContent-Length: 0\r\n\r\n");
+            });
+        }
+    });
+}
+
+/// `show servers state` / `show stat` through the stats socket.
+fn cli(path: &std::path::Path, cmd: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("stats socket");
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The lines after `since` bytes of stderr that mention the backend, without timings.
+fn events(stderr: &str, since: usize) -> Vec<String> {
+    stderr[since.min(stderr.len())..]
+        .lines()
+        .filter(|l| l.contains("d404"))
+        .map(|l| {
+            let l = l.split(" : ").skip(1).collect::<Vec<_>>().join(" : ");
+            match l.split_once(", check duration: ") {
+                Some((a, b)) => format!("{a}{}", b.split_once("ms.").map(|x| x.1).unwrap_or("")),
+                None => l,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn disable_on_404_stops_servers_like_haproxy() {
+    let impls = Impl::all("runtime_checks disable-on-404");
+    let p = free_ports(3);
+    let status = Arc::new(AtomicU16::new(200));
+    status_server(p[1], Arc::clone(&status));
+    status_server(p[2], Arc::new(AtomicU16::new(200)));
+    let dir = TempDir::new("d404");
+    let sock = dir.0.join("admin.sock");
+    let cfg = format!(
+        r#"global
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 1s
+frontend fe
+    bind 127.0.0.1:{fe}
+    default_backend d404
+backend d404
+    option httpchk GET /ready
+    http-check disable-on-404
+    server s 127.0.0.1:{s} check inter 200 rise 1 fall 1
+    server t 127.0.0.1:{t} check inter 200
+"#,
+        sock = sock.display(),
+        fe = p[0],
+        s = p[1],
+        t = p[2],
+    );
+    let mut all = Vec::new();
+    for which in &impls {
+        status.store(200, Ordering::Release);
+        let _ = std::fs::remove_file(&sock);
+        let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
+        let mut seen = Vec::new();
+        let mut states = Vec::new();
+        let mut at = proc.stderr().len();
+        for (st, wait_for) in [
+            (404, "Server d404/s is stopping"),
+            (200, "Server d404/s is UP"),
+            (404, "Server d404/s is stopping"),
+            (503, "Server d404/s is DOWN"),
+            (404, ""),
+            (200, "Server d404/s is UP"),
+        ] {
+            status.store(st, Ordering::Release);
+            if wait_for.is_empty() {
+                // Down: a 404 is a plain failure, nothing changes.
+                thread::sleep(Duration::from_millis(800));
+            } else {
+                let text = wait_for_after(&proc, wait_for, at);
+                let _ = text;
+            }
+            let err = proc.stderr();
+            seen.extend(events(&err, at));
+            at = err.len();
+            let state: Vec<String> = cli(&sock, "show servers state d404")
+                .lines()
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains(" s "))
+                .map(|l| l.split(' ').skip(5).take(1).collect::<Vec<_>>().join(" "))
+                .collect();
+            let stat: Vec<String> = cli(&sock, "show stat")
+                .lines()
+                .filter(|l| l.starts_with("d404,s,"))
+                .map(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    if wait_for.is_empty() {
+                        // Checked every 200 ms while down: HAProxy may show the check in
+                        // progress (`* L7STS`, code 0) or done; only the status is stable.
+                        f[17].to_string()
+                    } else {
+                        format!("{} {} {}", f[17], f[36], f[37])
+                    }
+                })
+                .collect();
+            states.push(format!("{st}: op_state {state:?} stat {stat:?}"));
+        }
+        drop(proc);
+        all.push((seen, states));
+    }
+    let (ours, our_states) = &all[0];
+    for want in [
+        "Server d404/s is stopping, reason: Layer7 check conditionally passed, code: 404 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+        "Server d404/s is UP, reason: Layer7 check passed, code: 200 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+        "Server d404/s is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\" 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+    ] {
+        assert!(
+            ours.iter().any(|l| l == want),
+            "missing {want:?} in {ours:#?}"
+        );
+    }
+    assert!(
+        our_states[0].contains("[\"3\"]") && our_states[0].contains("NOLB L7OKC 404"),
+        "{our_states:?}"
+    );
+    if let Some((theirs, their_states)) = all.get(1) {
+        assert_eq!(
+            ours, theirs,
+            "disable-on-404 messages differ from HAProxy's"
+        );
+        assert_eq!(
+            our_states, their_states,
+            "server states differ from HAProxy's"
+        );
+        println!(
+            "disable-on-404: {} messages and {} state snapshots identical to HAProxy's",
+            ours.len(),
+            our_states.len()
+        );
+    }
+}
+
+/// Waits until stderr, after byte `at`, contains `needle`.
+fn wait_for_after(proc: &ProxyProc, needle: &str, at: usize) -> String {
+    let mut last = String::new();
+    let end = std::time::Instant::now() + SOON;
+    while std::time::Instant::now() < end {
+        last = proc.stderr();
+        if last.get(at..).is_some_and(|t| t.contains(needle)) {
+            return last;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{:?} never printed {needle:?}; stderr:\n{last}", proc.which);
 }

@@ -523,6 +523,8 @@ pub struct Proxy {
     pub check_rules: Option<CheckRules>,
     /// `http-error` lines, in order (a later one for the same status wins).
     pub http_errors: Vec<Located<HttpErrorReply>>,
+    /// `http-check disable-on-404`: a 404 puts an up server in the stopping state.
+    pub http_check_disable_on_404: bool,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -579,6 +581,7 @@ impl Proxy {
             check_option: None,
             check_rules: None,
             http_errors: Vec::new(),
+            http_check_disable_on_404: false,
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),

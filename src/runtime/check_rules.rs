@@ -180,6 +180,8 @@ pub struct Plan {
     pub tcp_steps: bool,
     /// HTTP rule set: expects look at an HTTP response.
     pub http: bool,
+    /// `http-check disable-on-404`: while the server is up, a 404 passes conditionally.
+    pub disable_on_404: bool,
 }
 
 fn compile_expect(rule: ExpectRule) -> Expect {
@@ -292,6 +294,7 @@ impl Plan {
                     rules,
                     tcp_steps: true,
                     http: false,
+                    disable_on_404: false,
                 }
             }
             Some(CheckOption::RedisCheck) => {
@@ -307,6 +310,7 @@ impl Plan {
                     ],
                     tcp_steps: false,
                     http: false,
+                    disable_on_404: false,
                 }
             }
             Some(CheckOption::SmtpChk(cmd)) => {
@@ -350,6 +354,7 @@ impl Plan {
                     ],
                     tcp_steps: false,
                     http: false,
+                    disable_on_404: false,
                 }
             }
             Some(CheckOption::HttpChk) => {
@@ -397,6 +402,7 @@ impl Plan {
                     rules,
                     tcp_steps: false,
                     http: true,
+                    disable_on_404: p.http_check_disable_on_404,
                 }
             }
         }
@@ -411,6 +417,8 @@ pub struct Target {
     /// `Some`: after connect, the rest of the check is bounded by this (`timeout check`);
     /// `None`: the whole check must fit in the connect deadline (`inter`).
     pub check_timeout: Option<Duration>,
+    /// The server is not down (a 404 may then pass conditionally with disable-on-404).
+    pub server_up: bool,
 }
 
 struct Run<'a> {
@@ -689,6 +697,9 @@ impl Run<'_> {
             ExpectMatch::String(_) | ExpectMatch::Rstring(_)
         );
         let r = self.http_response(e, needs_body).await?;
+        if self.plan.disable_on_404 && self.target.server_up && r.code == 404 {
+            return Ok(r);
+        }
         let body = &self.buf[r.head_len.min(self.buf.len())..];
         let body = match r.content_length {
             Some(cl) => &body[..cl.min(body.len())],
@@ -904,6 +915,9 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         return Outcome::new(CheckStatus::L4Ok, 0, "");
     }
     if let Some(r) = last_http {
+        if plan.disable_on_404 && target.server_up && r.code == 404 {
+            return Outcome::new(CheckStatus::L7OkC, 404, "");
+        }
         let st = last_expect
             .and_then(|e| e.rule.ok_status)
             .unwrap_or(CheckStatus::L7Ok);
@@ -967,6 +981,7 @@ pub fn target(be: &Backend, i: usize) -> Option<Target> {
         bind,
         connect_timeout,
         check_timeout,
+        server_up: srv.up.load(std::sync::atomic::Ordering::Acquire),
     })
 }
 

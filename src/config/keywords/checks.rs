@@ -120,6 +120,8 @@ fn p_check(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], kind: RulesKind) {
                 ctx.alert(format!(
                     "'http-check' cannot handle unexpected argument '{x}'."
                 ));
+            } else if action == "disable-on-404" {
+                p.http_check_disable_on_404 = true;
             } else {
                 ctx.unsupported(&format!("http-check {action}"), p.kind.keyword());
             }
