@@ -490,17 +490,26 @@ backend be3
     }
 }
 
-/// An HTTP check server answering the status the test sets.
-fn status_server(port: u16, status: Arc<AtomicU16>) {
+/// An HTTP check server answering the status the test sets; records the
+/// `x-haproxy-server-state` headers it receives.
+fn status_server(port: u16, status: Arc<AtomicU16>, states: Arc<Mutex<Vec<String>>>) {
     let l = TcpListener::bind(("127.0.0.1", port)).expect("bind status server");
     thread::spawn(move || {
         for c in l.incoming().flatten() {
             let status = Arc::clone(&status);
+            let states = Arc::clone(&states);
             thread::spawn(move || {
                 let mut c = c;
                 c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
                 let mut buf = [0u8; 2048];
-                let _ = c.read(&mut buf);
+                let n = c.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if let Some(l) = req
+                    .split("\r\n")
+                    .find(|l| l.starts_with("x-haproxy-server-state: "))
+                {
+                    states.lock().unwrap().push(l.to_string());
+                }
                 let st = status.load(Ordering::Acquire);
                 let reason = match st {
                     200 => "OK",
@@ -542,8 +551,10 @@ fn disable_on_404_stops_servers_like_haproxy() {
     let impls = Impl::all("runtime_checks disable-on-404");
     let p = free_ports(3);
     let status = Arc::new(AtomicU16::new(200));
-    status_server(p[1], Arc::clone(&status));
-    status_server(p[2], Arc::new(AtomicU16::new(200)));
+    let s_states = Arc::new(Mutex::new(Vec::new()));
+    let t_states = Arc::new(Mutex::new(Vec::new()));
+    status_server(p[1], Arc::clone(&status), Arc::clone(&s_states));
+    status_server(p[2], Arc::new(AtomicU16::new(200)), Arc::clone(&t_states));
     let dir = TempDir::new("d404");
     let sock = dir.0.join("admin.sock");
     let cfg = format!(
@@ -561,6 +572,7 @@ frontend fe
 backend d404
     option httpchk GET /ready
     http-check disable-on-404
+    http-check send-state
     server s 127.0.0.1:{s} check inter 200 rise 1 fall 1
     server t 127.0.0.1:{t} check inter 200
 "#,
@@ -572,6 +584,8 @@ backend d404
     let mut all = Vec::new();
     for which in &impls {
         status.store(200, Ordering::Release);
+        s_states.lock().unwrap().clear();
+        t_states.lock().unwrap().clear();
         let _ = std::fs::remove_file(&sock);
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         let mut seen = Vec::new();
@@ -618,9 +632,44 @@ backend d404
             states.push(format!("{st}: op_state {state:?} stat {stat:?}"));
         }
         drop(proc);
-        all.push((seen, states));
+        // The state words each server was told about (`UP 1/3`, `NOLB`, `DOWN`...).
+        let words = |v: &Arc<Mutex<Vec<String>>>| -> BTreeSet<String> {
+            v.lock()
+                .unwrap()
+                .iter()
+                .map(|l| l.split(';').next().unwrap_or("").to_string())
+                .collect()
+        };
+        let sent = (words(&s_states), words(&t_states));
+        let sample = s_states.lock().unwrap().first().cloned();
+        all.push((seen, states, sent, sample));
     }
-    let (ours, our_states) = &all[0];
+    let (ours, our_states, our_sent, our_sample) = &all[0];
+    let port = p[1];
+    let node = std::process::Command::new("hostname")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        our_sample.as_deref(),
+        Some(format!("x-haproxy-server-state: UP; address=127.0.0.1; port={port}; name=d404/s; node={node}; weight=1/2; scur=0/0; qcur=0").as_str())
+    );
+    for w in [
+        "x-haproxy-server-state: UP",
+        "x-haproxy-server-state: NOLB",
+        "x-haproxy-server-state: DOWN",
+    ] {
+        assert!(
+            our_sent.0.contains(w),
+            "s was never told {w:?}: {:?}",
+            our_sent.0
+        );
+    }
+    assert!(
+        our_sent.1.contains("x-haproxy-server-state: UP 1/3"),
+        "{:?}",
+        our_sent.1
+    );
     for want in [
         "Server d404/s is stopping, reason: Layer7 check conditionally passed, code: 404 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
         "Server d404/s is UP, reason: Layer7 check passed, code: 200 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
@@ -635,7 +684,15 @@ backend d404
         our_states[0].contains("[\"3\"]") && our_states[0].contains("NOLB L7OKC 404"),
         "{our_states:?}"
     );
-    if let Some((theirs, their_states)) = all.get(1) {
+    if let Some((theirs, their_states, their_sent, their_sample)) = all.get(1) {
+        assert_eq!(
+            our_sent, their_sent,
+            "send-state headers differ from HAProxy's"
+        );
+        assert_eq!(
+            our_sample, their_sample,
+            "send-state header differs from HAProxy's"
+        );
         assert_eq!(
             ours, theirs,
             "disable-on-404 messages differ from HAProxy's"

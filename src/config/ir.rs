@@ -525,6 +525,8 @@ pub struct Proxy {
     pub http_errors: Vec<Located<HttpErrorReply>>,
     /// `http-check disable-on-404`: a 404 puts an up server in the stopping state.
     pub http_check_disable_on_404: bool,
+    /// `http-check send-state`: checks carry `X-Haproxy-Server-State`.
+    pub http_check_send_state: bool,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -582,6 +584,7 @@ impl Proxy {
             check_rules: None,
             http_errors: Vec::new(),
             http_check_disable_on_404: false,
+            http_check_send_state: false,
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),

@@ -182,7 +182,12 @@ pub struct Plan {
     pub http: bool,
     /// `http-check disable-on-404`: while the server is up, a 404 passes conditionally.
     pub disable_on_404: bool,
+    /// `http-check send-state`: requests hold [`STATE_MARK`] where the header goes.
+    pub send_state: bool,
 }
+
+/// Where `X-Haproxy-Server-State` goes in a prepared request (replaced at send time).
+const STATE_MARK: &[u8] = b"\0RHX-STATE\0";
 
 fn compile_expect(rule: ExpectRule) -> Expect {
     let re = match &rule.what {
@@ -254,6 +259,9 @@ fn http_request(p: &Proxy, send: Option<&HttpSendRule>) -> Vec<u8> {
     for (n, v) in &hdrs {
         req.push_str(&format!("{}: {v}\r\n", n.to_ascii_lowercase()));
     }
+    if p.http_check_send_state {
+        req.push_str(std::str::from_utf8(STATE_MARK).unwrap_or(""));
+    }
     if let Some(b) = &body {
         req.push_str(&format!("content-length: {}\r\n", b.len()));
     }
@@ -295,6 +303,7 @@ impl Plan {
                     tcp_steps: true,
                     http: false,
                     disable_on_404: false,
+                    send_state: false,
                 }
             }
             Some(CheckOption::RedisCheck) => {
@@ -311,6 +320,7 @@ impl Plan {
                     tcp_steps: false,
                     http: false,
                     disable_on_404: false,
+                    send_state: false,
                 }
             }
             Some(CheckOption::SmtpChk(cmd)) => {
@@ -355,6 +365,7 @@ impl Plan {
                     tcp_steps: false,
                     http: false,
                     disable_on_404: false,
+                    send_state: false,
                 }
             }
             Some(CheckOption::HttpChk) => {
@@ -403,6 +414,7 @@ impl Plan {
                     tcp_steps: false,
                     http: true,
                     disable_on_404: p.http_check_disable_on_404,
+                    send_state: p.http_check_send_state,
                 }
             }
         }
@@ -419,6 +431,8 @@ pub struct Target {
     pub check_timeout: Option<Duration>,
     /// The server is not down (a 404 may then pass conditionally with disable-on-404).
     pub server_up: bool,
+    /// `http-check send-state`: the header line, as of the start of this check.
+    pub state_header: Option<String>,
 }
 
 struct Run<'a> {
@@ -564,6 +578,19 @@ impl Run<'_> {
     async fn send(&mut self, data: &[u8]) -> Result<(), Outcome> {
         self.buf.clear();
         self.eof = false;
+        let owned;
+        let data = match (&self.target.state_header, find_at(data, STATE_MARK)) {
+            (hdr, Some(at)) => {
+                let mut v = data[..at].to_vec();
+                if let Some(h) = hdr {
+                    v.extend_from_slice(h.as_bytes());
+                }
+                v.extend_from_slice(&data[at + STATE_MARK.len()..]);
+                owned = v;
+                &owned[..]
+            }
+            _ => data,
+        };
         let Some(s) = self.stream.as_mut() else {
             return Ok(());
         };
@@ -796,6 +823,10 @@ fn hdr_match(p: &HdrPattern, re: Option<&regex::bytes::Regex>, v: &[u8], name: b
     }
 }
 
+fn find_at(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -982,7 +1013,67 @@ pub fn target(be: &Backend, i: usize) -> Option<Target> {
         connect_timeout,
         check_timeout,
         server_up: srv.up.load(std::sync::atomic::Ordering::Acquire),
+        state_header: be.check_plan.send_state.then(|| state_header(be, i)),
     })
+}
+
+/// `x-haproxy-server-state: UP 2/3; address=...; port=...; name=be/srv; node=...;
+/// weight=W/TOTAL; scur=S/B; qcur=Q` as HAProxy 2.6 sends it (measured).
+fn state_header(be: &Backend, i: usize) -> String {
+    use std::sync::atomic::Ordering::Acquire;
+    let srv = &be.servers[i];
+    let (rise, fall) = srv
+        .check
+        .as_ref()
+        .map(|c| (c.rise, c.fall))
+        .unwrap_or((1, 1));
+    let h = srv.admin.chk.lock().map(|c| c.health).unwrap_or(rise);
+    let full = rise + fall - 1;
+    let st = if srv.up.load(Acquire) {
+        let base = if srv.admin.stopping.load(Acquire) {
+            "NOLB"
+        } else {
+            "UP"
+        };
+        if h >= rise && h < full {
+            format!("{base} {}/{fall}", h - rise + 1)
+        } else {
+            base.to_string()
+        }
+    } else if h > 0 && h < rise {
+        format!("DOWN {h}/{rise}")
+    } else {
+        "DOWN".to_string()
+    };
+    let weight = |s: &super::backend::Server| s.admin.uweight.load(Acquire);
+    let usable: Vec<&super::backend::Server> = be
+        .servers
+        .iter()
+        .filter(|s| super::admin::usable(s))
+        .collect();
+    let act: u32 = usable.iter().filter(|s| !s.backup).map(|s| weight(s)).sum();
+    let total = if act > 0 {
+        act
+    } else {
+        usable.iter().filter(|s| s.backup).map(|s| weight(s)).sum()
+    };
+    let (ip, port) = match &srv.target {
+        crate::config::ir::ServerTarget::Addr(sa) => (sa.ip().to_string(), sa.port()),
+        crate::config::ir::ServerTarget::AddrPortFromClient(ip, _) => (ip.to_string(), 0),
+        crate::config::ir::ServerTarget::Intercept { port } => {
+            ("0.0.0.0".to_string(), port.unwrap_or(0))
+        }
+    };
+    format!(
+        "x-haproxy-server-state: {st}; address={ip}; port={port}; name={}/{}; node={}; weight={}/{total}; scur={}/{}; qcur={}\r\n",
+        be.name,
+        srv.name,
+        crate::log::syslog::system_hostname(),
+        weight(srv),
+        be.lb.served(i),
+        be.active.load(Acquire),
+        srv.queued.load(Acquire)
+    )
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ fn p_check(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], kind: RulesKind) {
             } else if action == "disable-on-404" {
                 p.http_check_disable_on_404 = true;
             } else {
-                ctx.unsupported(&format!("http-check {action}"), p.kind.keyword());
+                p.http_check_send_state = true;
             }
             return;
         }
