@@ -722,3 +722,96 @@ fn wait_for_after(proc: &ProxyProc, needle: &str, at: usize) -> String {
     }
     panic!("{:?} never printed {needle:?}; stderr:\n{last}", proc.which);
 }
+
+/// `check-send-proxy`: the plain check, the implicit connect and `connect default` send the
+/// PROXY line; a `connect` without `default` does not.
+#[test]
+fn check_send_proxy_like_haproxy() {
+    let impls = Impl::all("runtime_checks check-send-proxy");
+    let p = free_ports(5);
+    let servers: Vec<CheckServer> = (1..5)
+        .map(|k| CheckServer::start(p[k], Mode::Reply(b"+PONG\r\n"), true))
+        .collect();
+    let cfg = format!(
+        r#"defaults
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 1s
+frontend fe
+    bind 127.0.0.1:{fe}
+    default_backend b0
+backend b0
+    server s 127.0.0.1:{a} check inter 300 check-send-proxy
+backend b1
+    option tcp-check
+    tcp-check send PING\r\n
+    server s 127.0.0.1:{b} check inter 300 check-send-proxy
+backend b2
+    option tcp-check
+    tcp-check connect
+    tcp-check send PING\r\n
+    server s 127.0.0.1:{c} check inter 300 check-send-proxy
+backend b3
+    option tcp-check
+    tcp-check connect default
+    tcp-check send PING\r\n
+    server s 127.0.0.1:{d} check inter 300 check-send-proxy
+"#,
+        fe = p[0],
+        a = p[1],
+        b = p[2],
+        c = p[3],
+        d = p[4],
+    );
+    let dir = TempDir::new("check-send-proxy");
+    let mut all = Vec::new();
+    for which in &impls {
+        for s in &servers {
+            s.seen.lock().unwrap().clear();
+        }
+        let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
+        wait_until("every check server saw a check", SOON, || {
+            servers.iter().all(|s| !s.seen.lock().unwrap().is_empty())
+        });
+        drop(proc);
+        // What the first check sent, with the check's own source port masked.
+        let firsts: Vec<String> = servers
+            .iter()
+            .map(|s| {
+                let first = s.seen.lock().unwrap()[0].clone();
+                let text = String::from_utf8_lossy(&first).into_owned();
+                match text.strip_prefix("PROXY TCP4 127.0.0.1 127.0.0.1 ") {
+                    Some(rest) => {
+                        let (_, after) = rest.split_once(' ').unwrap_or(("", rest));
+                        format!("PROXY TCP4 127.0.0.1 127.0.0.1 SPORT {after}")
+                    }
+                    None => text,
+                }
+            })
+            .collect();
+        all.push(firsts);
+    }
+    let ours = &all[0];
+    assert_eq!(
+        ours[0],
+        format!("PROXY TCP4 127.0.0.1 127.0.0.1 SPORT {}\r\n", p[1])
+    );
+    assert!(ours[1].starts_with("PROXY TCP4 "), "{:?}", ours[1]);
+    assert_eq!(ours[2], "PING\r\n");
+    assert!(ours[3].starts_with("PROXY TCP4 "), "{:?}", ours[3]);
+    if let Some(theirs) = all.get(1) {
+        // HAProxy may send the PROXY line and the first data in one segment or two.
+        let heads = |v: &Vec<String>| -> Vec<String> {
+            v.iter()
+                .map(|s| s.split_inclusive("\r\n").next().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(
+            heads(ours),
+            heads(theirs),
+            "check-send-proxy differs from HAProxy"
+        );
+        println!("check-send-proxy: the first bytes of 4 check kinds are identical to HAProxy's");
+    }
+}

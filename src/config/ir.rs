@@ -260,6 +260,8 @@ pub struct ServerParams {
     pub check_addr: Option<std::net::IpAddr>,
     pub source: Option<Located<Source>>,
     pub send_proxy: bool,
+    /// `check-send-proxy`: health checks start with a PROXY v1 line.
+    pub check_send_proxy: bool,
     pub on_marked_down_shutdown: bool,
 }
 
@@ -281,6 +283,7 @@ impl Default for ServerParams {
             check_addr: None,
             source: None,
             send_proxy: false,
+            check_send_proxy: false,
             on_marked_down_shutdown: false,
         }
     }
@@ -372,6 +375,8 @@ pub struct ConnectRule {
     pub addr: Option<std::net::IpAddr>,
     pub send_proxy: bool,
     pub linger: bool,
+    /// `default`: the server's check settings apply (`check-send-proxy`).
+    pub default: bool,
     pub comment: Option<String>,
 }
 

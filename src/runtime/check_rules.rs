@@ -433,6 +433,8 @@ pub struct Target {
     pub server_up: bool,
     /// `http-check send-state`: the header line, as of the start of this check.
     pub state_header: Option<String>,
+    /// `check-send-proxy`: the implicit connect (and `connect default`) send a PROXY line.
+    pub send_proxy: bool,
 }
 
 struct Run<'a> {
@@ -547,7 +549,11 @@ impl Run<'_> {
             Some(t) => Instant::now() + t,
             None => conn_deadline.max(Instant::now() + Duration::from_millis(1)),
         };
-        if c.is_some_and(|c| c.send_proxy) {
+        let send_proxy = match c {
+            None => self.target.send_proxy,
+            Some(c) => c.send_proxy || (c.default && self.target.send_proxy),
+        };
+        if send_proxy {
             // HAProxy sends a v1 header with the check connection's own addresses.
             if let (Ok(l), Ok(r)) = (stream.local_addr(), stream.peer_addr()) {
                 let fam = if l.is_ipv4() { "TCP4" } else { "TCP6" };
@@ -1014,6 +1020,7 @@ pub fn target(be: &Backend, i: usize) -> Option<Target> {
         check_timeout,
         server_up: srv.up.load(std::sync::atomic::Ordering::Acquire),
         state_header: be.check_plan.send_state.then(|| state_header(be, i)),
+        send_proxy: cp.send_proxy,
     })
 }
 

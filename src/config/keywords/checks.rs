@@ -162,7 +162,7 @@ fn parse_connect(ctx: &mut LineCtx, kw: &str, a: &[String]) -> Option<ConnectRul
                 match w {
                     "linger" => c.linger = true,
                     "send-proxy" => c.send_proxy = true,
-                    _ => {}
+                    _ => c.default = true,
                 }
                 i += 1;
                 continue;
