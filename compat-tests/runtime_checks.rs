@@ -815,3 +815,119 @@ backend b3
         println!("check-send-proxy: the first bytes of 4 check kinds are identical to HAProxy's");
     }
 }
+
+/// Rule sets and `option httpchk` across a defaults section: a proxy's own http-check rules
+/// replace the inherited rule set *and* the inherited option's request (so an own
+/// `expect` alone sends nothing and times out, as in HAProxy 2.6); an own `option httpchk`
+/// drops inherited rules; tcp-check rules are inherited until a proxy has its own.
+#[test]
+fn rule_sets_inherit_like_haproxy() {
+    let impls = Impl::all("runtime_checks inheritance");
+    let p = free_ports(8);
+    let srv: Vec<CheckServer> = (1..7)
+        .map(|k| CheckServer::start(p[k], Mode::Reply(HTTP200), true))
+        .collect();
+    let pong = CheckServer::start(p[7], Mode::Reply(b"+PONG\r\n"), true);
+    let cfg = format!(
+        r#"defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 600
+    option httpchk GET /d
+    http-check expect string hello
+    default-server inter 250 rise 1 fall 1
+frontend fe
+    bind 127.0.0.1:{fe}
+    default_backend inherit
+backend inherit
+    server s 127.0.0.1:{a} check
+backend own_expect
+    http-check expect status 200
+    server s 127.0.0.1:{b} check
+backend own_send
+    http-check send hdr X-A b
+    server s 127.0.0.1:{c} check
+backend own_option
+    option httpchk GET /z
+    server s 127.0.0.1:{d} check
+backend own_both
+    http-check expect string nothere
+    option httpchk HEAD /both
+    server s 127.0.0.1:{e} check
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 600
+    option tcp-check
+    tcp-check send PING\r\n
+    tcp-check expect string +PONG
+    default-server inter 250 rise 1 fall 1
+backend tcp_inherit
+    server s 127.0.0.1:{pong} check
+backend tcp_own
+    tcp-check send PING\r\n
+    tcp-check expect string -ERR
+    server s 127.0.0.1:{f} check
+"#,
+        fe = p[0],
+        a = p[1],
+        b = p[2],
+        c = p[3],
+        d = p[4],
+        e = p[5],
+        f = p[6],
+        pong = p[7],
+    );
+    let dir = TempDir::new("check-inherit");
+    let mut all = Vec::new();
+    for which in &impls {
+        for s in srv.iter().chain([&pong]) {
+            s.seen.lock().unwrap().clear();
+        }
+        let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
+        proc.wait_stderr("Server own_both/s is DOWN", SOON);
+        proc.wait_stderr("Server own_expect/s is DOWN", SOON);
+        proc.wait_stderr("Server tcp_own/s is DOWN", SOON);
+        thread::sleep(Duration::from_millis(500));
+        let lines = state_lines(&proc.stderr());
+        drop(proc);
+        let reqs: Vec<Option<Vec<u8>>> = srv
+            .iter()
+            .chain([&pong])
+            .map(|s| s.seen.lock().unwrap().first().cloned())
+            .collect();
+        all.push((lines, reqs));
+    }
+    let (ours, our_reqs) = &all[0];
+    for want in [
+        "Server own_expect/s is DOWN, reason: Layer7 timeout",
+        "Server own_both/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check could not find a response body\"",
+        "Server tcp_own/s is DOWN, reason: Layer7 timeout, info: \" at step 2 of tcp-check (expect string '-ERR')\"",
+    ] {
+        assert!(ours.contains(want), "missing {want:?} in {ours:#?}");
+    }
+    assert_eq!(ours.len(), 3, "{ours:#?}");
+    let req = |k: usize| {
+        our_reqs[k]
+            .clone()
+            .map(|r| String::from_utf8_lossy(&r).into_owned())
+    };
+    assert_eq!(req(0).as_deref(), Some("GET /d HTTP/1.0\r\n\r\n"));
+    assert_eq!(req(1), None, "an own expect alone sends no request");
+    assert_eq!(
+        req(2).as_deref(),
+        Some("OPTIONS / HTTP/1.0\r\nx-a: b\r\n\r\n")
+    );
+    assert_eq!(req(3).as_deref(), Some("GET /z HTTP/1.0\r\n\r\n"));
+    assert_eq!(req(4).as_deref(), Some("HEAD /both HTTP/1.0\r\n\r\n"));
+    assert_eq!(req(6).as_deref(), Some("PING\r\n"));
+    if let Some((theirs, their_reqs)) = all.get(1) {
+        assert_eq!(ours, theirs, "state messages differ from HAProxy's");
+        assert_eq!(our_reqs, their_reqs, "check requests differ from HAProxy's");
+        println!("inheritance: messages and 7 check requests identical to HAProxy's");
+    }
+}

@@ -532,6 +532,12 @@ pub struct Proxy {
     pub http_check_disable_on_404: bool,
     /// `http-check send-state`: checks carry `X-Haproxy-Server-State`.
     pub http_check_send_state: bool,
+    /// The check rule set was started in this section (by a rule or `option httpchk`),
+    /// rather than inherited from the defaults section.
+    pub check_rules_own: bool,
+    /// The rule set holds the request of `option httpchk` (given in the section the rule set
+    /// belongs to).
+    pub httpchk_send: bool,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -590,6 +596,8 @@ impl Proxy {
             http_errors: Vec::new(),
             http_check_disable_on_404: false,
             http_check_send_state: false,
+            check_rules_own: false,
+            httpchk_send: false,
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),
@@ -621,6 +629,7 @@ impl Proxy {
         if let Some(r) = &mut p.check_rules {
             r.inherited = true;
         }
+        p.check_rules_own = false;
         p
     }
 

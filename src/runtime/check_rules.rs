@@ -231,8 +231,10 @@ fn default_expect(what: ExpectMatch) -> ExpectRule {
 }
 
 /// The HTTP request of a send rule over the `option httpchk` defaults.
-fn http_request(p: &Proxy, send: Option<&HttpSendRule>) -> Vec<u8> {
-    let (mut meth, mut uri, mut ver, mut hdrs) = match &p.httpchk {
+/// `base` is the `option httpchk` request when it belongs to the rule set (else HAProxy's
+/// defaults, `OPTIONS / HTTP/1.0`).
+fn http_request(p: &Proxy, base: bool, send: Option<&HttpSendRule>) -> Vec<u8> {
+    let (mut meth, mut uri, mut ver, mut hdrs) = match p.httpchk.as_ref().filter(|_| base) {
         Some(h) => (
             h.value.method.clone(),
             h.value.uri.clone(),
@@ -376,14 +378,18 @@ impl Plan {
                     .find(|r| !matches!(r, CheckRule::Comment(_)))
                     .is_some_and(|r| matches!(r, CheckRule::Connect(_)));
                 let mut first_send_used = false;
-                if !starts_with_connect {
+                // `option httpchk` adds its request to the rule set of its own section only: a
+                // proxy with its own http-check rules but the option from a defaults section
+                // sends only what its rules say (nothing at all without a send rule).
+                let base = p.httpchk_send;
+                if !starts_with_connect && base {
                     // The implicit request: `option httpchk` completed by the first send rule.
                     let first = user.iter().find_map(|r| match r {
                         CheckRule::HttpSend(s) => Some(s),
                         _ => None,
                     });
                     first_send_used = first.is_some();
-                    rules.push(Rule::Send(http_request(p, first), None));
+                    rules.push(Rule::Send(http_request(p, base, first), None));
                 }
                 let mut skipped_first = false;
                 for r in &user {
@@ -395,7 +401,7 @@ impl Plan {
                                 skipped_first = true;
                                 Rule::Comment
                             } else {
-                                Rule::Send(http_request(p, Some(s)), s.comment.clone())
+                                Rule::Send(http_request(p, base, Some(s)), s.comment.clone())
                             }
                         }
                         CheckRule::Send { data, comment, .. } => {
@@ -448,6 +454,8 @@ struct Run<'a> {
     step: usize,
     /// `connect ... linger`: close with a FIN instead of a reset.
     linger: bool,
+    /// The last request sent was a HEAD (its response has no body).
+    head_req: bool,
 }
 
 fn errno_text(e: &std::io::Error) -> String {
@@ -584,6 +592,7 @@ impl Run<'_> {
     async fn send(&mut self, data: &[u8]) -> Result<(), Outcome> {
         self.buf.clear();
         self.eof = false;
+        self.head_req = self.plan.http && data.starts_with(b"HEAD ");
         let owned;
         let data = match (&self.target.state_header, find_at(data, STATE_MARK)) {
             (hdr, Some(at)) => {
@@ -704,6 +713,7 @@ impl Run<'_> {
                 Parsed::Bad => return Err(Outcome::new(CheckStatus::L7Rsp, 0, "")),
                 Parsed::Head(r) => {
                     let complete = !body
+                        || self.head_req
                         || self.eof
                         || self.buf.len() >= CHECK_BUFSIZE
                         || r.content_length
@@ -735,9 +745,17 @@ impl Run<'_> {
         }
         let body = &self.buf[r.head_len.min(self.buf.len())..];
         let body = match r.content_length {
+            _ if self.head_req => &body[..0],
             Some(cl) => &body[..cl.min(body.len())],
             None => body,
         };
+        if needs_body && body.is_empty() {
+            let st = e.rule.error_status.unwrap_or(CheckStatus::L7Rsp);
+            let info = e.rule.on_error.clone().unwrap_or_else(|| {
+                "HTTP content check could not find a response body".to_string()
+            });
+            return Err(Outcome::new(st, r.code as i32, info));
+        }
         let (matched, content) = match &e.rule.what {
             ExpectMatch::Status(ranges) => (
                 ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&r.code)),
@@ -902,6 +920,7 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         deadline: Instant::now(),
         step: 0,
         linger: false,
+        head_req: false,
     };
     let leading_connect = plan
         .rules

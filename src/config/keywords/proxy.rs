@@ -1009,6 +1009,16 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         ctx.loc.clone(),
     ));
     p.check_option = Some(Located::new(CheckOption::HttpChk, ctx.loc.clone()));
+    // The option starts this section's rule set with its request (inherited rules go).
+    if !p.check_rules_own
+        || p.check_rules
+            .as_ref()
+            .is_some_and(|r| r.kind == RulesKind::Tcp)
+    {
+        p.check_rules = None;
+    }
+    p.check_rules_own = true;
+    p.httpchk_send = true;
 }
 
 fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -1075,6 +1085,28 @@ fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     };
+    // The health-check protocol options cannot be negated or reset (HAProxy 2.6).
+    if (ctx.negated || ctx.defaulted)
+        && matches!(
+            o.name,
+            "tcp-check"
+                | "httpchk"
+                | "redis-check"
+                | "smtpchk"
+                | "ssl-hello-chk"
+                | "mysql-check"
+                | "pgsql-check"
+                | "ldap-check"
+                | "spop-check"
+                | "external-check"
+        )
+    {
+        ctx.alert_tight(format!(
+            "negation/default is not supported for option '{}'.",
+            o.name
+        ));
+        return;
+    }
     // Defaults sections accept every option; proxies without the capability ignore it.
     if p.kind != ProxyKind::Defaults && !p.cap().intersects(o.cap) {
         ctx.warning(format!(
