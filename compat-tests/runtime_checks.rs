@@ -126,8 +126,10 @@ fn state_lines(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn check_messages_match_haproxy() {
     let impls = Impl::all("runtime_checks");
-    let p = free_ports(20);
+    let p = free_ports(21);
     let late_ports = [p[6], p[7], p[8], p[9], p[10], p[11]];
+    // Answers a client hello with a TLS alert record.
+    let tls = CheckServer::start(p[20], Mode::Reply(b"\x15\x03\x00\x00\x02\x02\x28"), true);
     let servers = [
         CheckServer::start(p[1], Mode::Reply(b"+PONG\r\n"), true),
         CheckServer::start(p[2], Mode::Reply(b"-ERR wrong\r\n"), true),
@@ -268,6 +270,12 @@ backend smtp
     server quitclose 127.0.0.1:{squit} check
     server wrong 127.0.0.1:{wrong} check
     server refused 127.0.0.1:{refused} check
+backend sslhello
+    option ssl-hello-chk
+    server tls 127.0.0.1:{tls} check
+    server wrong 127.0.0.1:{wrong} check
+    server stall 127.0.0.1:{stall} check
+    server reset 127.0.0.1:{reset} check
 backend hbad
     option httpchk
     server wrong 127.0.0.1:{wrong} check
@@ -293,6 +301,7 @@ backend hbad
         smulti = p[17],
         squit = p[18],
         smtp_good = p[19],
+        tls = p[20],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
@@ -301,6 +310,7 @@ backend hbad
             l.up.store(false, Ordering::Release);
             l.seen.lock().unwrap().clear();
         }
+        tls.seen.lock().unwrap().clear();
         thread::sleep(Duration::from_millis(100));
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         thread::sleep(Duration::from_millis(1500));
@@ -320,10 +330,17 @@ backend hbad
             .iter()
             .find(|r| r.starts_with(b"POST"))
             .cloned();
+        // The client hello with its 4 time bytes masked.
+        let hello = tls.seen.lock().unwrap().first().cloned().map(|mut h| {
+            for b in h.iter_mut().skip(11).take(4) {
+                *b = 0;
+            }
+            h
+        });
         let smtp_reqs: BTreeSet<Vec<u8>> = smtp_good.seen.lock().unwrap().iter().cloned().collect();
         let redis_req = late[4].seen.lock().unwrap().first().cloned();
         drop(proc);
-        results.push((*which, lines, hsend_req, redis_req, smtp_reqs));
+        results.push((*which, lines, hsend_req, redis_req, (smtp_reqs, hello)));
     }
     let _ = &servers;
     let (_, ours, our_http, our_redis, our_smtp) = &results[0];
@@ -347,6 +364,9 @@ backend hbad
         "Server smtp/multi is DOWN, reason: Layer7 invalid response, info: \"220-mail.example first\"",
         "Server smtp/quitclose is DOWN, reason: Layer7 wrong status, code: 0, info: \"TCPCHK got an empty response at step 7\"",
         "Server smtp/refused is DOWN, reason: Layer4 connection problem, info: \"Connection refused\"",
+        "Server sslhello/wrong is DOWN, reason: Layer6 invalid response",
+        "Server sslhello/stall is DOWN, reason: Layer6 timeout",
+        "Server sslhello/reset is DOWN, reason: Socket error, info: \"Connection reset by peer\"",
     ] {
         let want = want.replace("PORT1", &late_ports[1].to_string());
         assert!(
@@ -362,7 +382,17 @@ backend hbad
     assert_eq!(our_redis.as_deref(), Some(&b"*1\r\n$4\r\nPING\r\n"[..]));
     let want_smtp: BTreeSet<Vec<u8>> =
         [b"EHLO me.example\r\n".to_vec(), b"QUIT\r\n".to_vec()].into();
-    assert_eq!(our_smtp, &want_smtp);
+    assert_eq!(&our_smtp.0, &want_smtp);
+    let hello = our_smtp
+        .1
+        .as_ref()
+        .expect("the TLS server saw a client hello");
+    assert_eq!(hello.len(), 126);
+    assert_eq!(&hello[..5], b"\x16\x03\x00\x00\x79");
+    assert!(
+        !ours.iter().any(|l| l.starts_with("Server sslhello/tls ")),
+        "{ours:#?}"
+    );
     if let Some((_, theirs, their_http, their_redis, their_smtp)) = results.get(1) {
         let only_ours: Vec<_> = ours.difference(theirs).collect();
         let only_theirs: Vec<_> = theirs.difference(ours).collect();

@@ -349,6 +349,8 @@ pub enum CheckOption {
     RedisCheck,
     /// `option smtpchk [HELO|EHLO domain]`: the greeting command (`HELO localhost` by default).
     SmtpChk(String),
+    /// `option ssl-hello-chk`: an SSLv3 client hello, expect a handshake or alert record.
+    SslHelloChk,
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).

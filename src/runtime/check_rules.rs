@@ -167,6 +167,8 @@ fn payload_code(buf: &[u8]) -> i32 {
 #[derive(Debug)]
 pub enum Rule {
     Comment,
+    /// ssl-hello-chk's client hello (it carries the current time).
+    SslHello,
     Connect(ConnectRule),
     Send(Vec<u8>, Option<String>),
     Expect(Box<Expect>),
@@ -370,6 +372,21 @@ impl Plan {
                     send_state: false,
                 }
             }
+            Some(CheckOption::SslHelloChk) => {
+                let mut e = default_expect(ExpectMatch::Rbinary("^1[56]".into()));
+                e.min_recv = 5;
+                e.ok_status = Some(CheckStatus::L6Ok);
+                e.error_status = Some(CheckStatus::L6Rsp);
+                e.tout_status = Some(CheckStatus::L6Tout);
+                e.on_success = Some(String::new());
+                Plan {
+                    rules: vec![Rule::SslHello, Rule::Expect(Box::new(compile_expect(e)))],
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
             Some(CheckOption::HttpChk) => {
                 let user = rules_of(RulesKind::Http);
                 let mut rules = Vec::new();
@@ -505,7 +522,7 @@ impl Run<'_> {
                 },
                 e.rule.comment.as_deref(),
             ),
-            Rule::Comment => (String::new(), None),
+            Rule::Comment | Rule::SslHello => (String::new(), None),
         };
         s.push_str(&what);
         if let Some(c) = comment {
@@ -682,6 +699,10 @@ impl Run<'_> {
         if let Some(t) = &e.rule.on_error {
             return Outcome::new(st, 0, t.clone());
         }
+        // Built-in rule sets say nothing more than the status.
+        if !self.plan.tcp_steps {
+            return Outcome::new(st, code, "");
+        }
         let mut info = if matched {
             "TCPCHK matched unwanted content".to_string()
         } else {
@@ -751,9 +772,10 @@ impl Run<'_> {
         };
         if needs_body && body.is_empty() {
             let st = e.rule.error_status.unwrap_or(CheckStatus::L7Rsp);
-            let info = e.rule.on_error.clone().unwrap_or_else(|| {
-                "HTTP content check could not find a response body".to_string()
-            });
+            let info =
+                e.rule.on_error.clone().unwrap_or_else(|| {
+                    "HTTP content check could not find a response body".to_string()
+                });
             return Err(Outcome::new(st, r.code as i32, info));
         }
         let (matched, content) = match &e.rule.what {
@@ -949,6 +971,10 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
                 last_connect = false;
                 run.send(data).await
             }
+            Rule::SslHello => {
+                last_connect = false;
+                run.send(&ssl_hello()).await
+            }
             Rule::Expect(e) => {
                 last_connect = false;
                 last_expect = Some(e);
@@ -1002,6 +1028,26 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         _ => 0,
     };
     Outcome::new(st, code, info)
+}
+
+/// The SSLv3 client hello of `option ssl-hello-chk` as HAProxy 2.6 sends it: the current
+/// time in the random, then `HAPROXYSSLCHK\n` twice, 39 cipher suites, no compression.
+fn ssl_hello() -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0);
+    let mut v = vec![
+        0x16, 0x03, 0x00, 0x00, 0x79, 0x01, 0x00, 0x00, 0x75, 0x03, 0x00,
+    ];
+    v.extend_from_slice(&now.to_be_bytes());
+    v.extend_from_slice(b"HAPROXYSSLCHK\nHAPROXYSSLCHK\n");
+    v.extend_from_slice(&[0x00, 0x00, 0x4e]);
+    for c in (0x01u16..=0x1b).chain(0x2f..=0x3a) {
+        v.extend_from_slice(&c.to_be_bytes());
+    }
+    v.extend_from_slice(&[0x01, 0x00]);
+    v
 }
 
 /// Checks end with a reset, as HAProxy's do (no TIME_WAIT left behind), unless `linger`.

@@ -860,7 +860,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcplog", FE, I, o_tcplog),
     optp("tcpka", FB, I, o_plain),
     optp("httpchk", BE, I, o_httpchk),
-    optp("ssl-hello-chk", BE, U, o_unsupported),
+    optp("ssl-hello-chk", BE, I, o_check_kind),
     optp("smtpchk", BE, I, o_check_kind),
     optp("pgsql-check", BE, U, o_unsupported),
     optp("redis-check", BE, I, o_check_kind),
@@ -934,6 +934,7 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let kind = match a[1].as_str() {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
+        "ssl-hello-chk" => CheckOption::SslHelloChk,
         _ => {
             // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
             let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
