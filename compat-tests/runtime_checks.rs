@@ -126,9 +126,22 @@ fn state_lines(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn check_messages_match_haproxy() {
     let impls = Impl::all("runtime_checks");
-    let p = free_ports(21);
+    let p = free_ports(24);
     let late_ports = [p[6], p[7], p[8], p[9], p[10], p[11]];
     // Answers a client hello with a TLS alert record.
+    let _chunked = [
+        CheckServer::start(
+            p[21],
+            Mode::Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"),
+            true,
+        ),
+        CheckServer::start(
+            p[22],
+            Mode::Reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"),
+            true,
+        ),
+        CheckServer::start(p[23], Mode::Reply(b"HTTP/1.1 204 No Content\r\n\r\n"), true),
+    ];
     let tls = CheckServer::start(p[20], Mode::Reply(b"\x15\x03\x00\x00\x02\x02\x28"), true);
     let servers = [
         CheckServer::start(p[1], Mode::Reply(b"+PONG\r\n"), true),
@@ -270,6 +283,19 @@ backend smtp
     server quitclose 127.0.0.1:{squit} check
     server wrong 127.0.0.1:{wrong} check
     server refused 127.0.0.1:{refused} check
+backend hchunk
+    option httpchk
+    http-check expect string bc
+    server split 127.0.0.1:{ch1} check
+backend hchunk2
+    option httpchk
+    http-check expect string nothere
+    server s 127.0.0.1:{ch1} check
+backend hchunk3
+    option httpchk
+    http-check expect ! string abc
+    server partial 127.0.0.1:{ch2} check
+    server nobody 127.0.0.1:{ch3} check
 backend sslhello
     option ssl-hello-chk
     server tls 127.0.0.1:{tls} check
@@ -302,6 +328,9 @@ backend hbad
         squit = p[18],
         smtp_good = p[19],
         tls = p[20],
+        ch1 = p[21],
+        ch2 = p[22],
+        ch3 = p[23],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
@@ -365,6 +394,9 @@ backend hbad
         "Server smtp/quitclose is DOWN, reason: Layer7 wrong status, code: 0, info: \"TCPCHK got an empty response at step 7\"",
         "Server smtp/refused is DOWN, reason: Layer4 connection problem, info: \"Connection refused\"",
         "Server sslhello/wrong is DOWN, reason: Layer6 invalid response",
+        "Server hchunk2/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
+        "Server hchunk3/partial is DOWN, reason: Layer7 invalid response, info: \"HTTP check matched unwanted content\"",
+        "Server hchunk3/nobody is DOWN, reason: Layer7 invalid response, info: \"HTTP content check could not find a response body\"",
         "Server sslhello/stall is DOWN, reason: Layer6 timeout",
         "Server sslhello/reset is DOWN, reason: Socket error, info: \"Connection reset by peer\"",
     ] {
@@ -391,6 +423,11 @@ backend hbad
     assert_eq!(&hello[..5], b"\x16\x03\x00\x00\x79");
     assert!(
         !ours.iter().any(|l| l.starts_with("Server sslhello/tls ")),
+        "{ours:#?}"
+    );
+    // A body split in chunks matches once decoded.
+    assert!(
+        !ours.iter().any(|l| l.starts_with("Server hchunk/split ")),
         "{ours:#?}"
     );
     if let Some((_, theirs, their_http, their_redis, their_smtp)) = results.get(1) {

@@ -738,7 +738,12 @@ impl Run<'_> {
                         || self.eof
                         || self.buf.len() >= CHECK_BUFSIZE
                         || r.content_length
-                            .is_some_and(|cl| self.buf.len() - r.head_len >= cl);
+                            .is_some_and(|cl| self.buf.len() - r.head_len >= cl)
+                        || (r.chunked && dechunk(&self.buf[r.head_len..]).1)
+                        // Statuses without a body.
+                        || r.code < 200
+                        || r.code == 204
+                        || r.code == 304;
                     if complete {
                         return Ok(r);
                     }
@@ -755,21 +760,56 @@ impl Run<'_> {
         }
     }
 
+    /// The body received so far and whether it is complete.
+    fn body_so_far(&self, r: &HttpResp) -> (Vec<u8>, bool) {
+        let raw = &self.buf[r.head_len.min(self.buf.len())..];
+        let last = self.eof || self.buf.len() >= CHECK_BUFSIZE;
+        if self.head_req || r.code < 200 || r.code == 204 || r.code == 304 {
+            return (Vec::new(), true);
+        }
+        if r.chunked {
+            let (b, done) = dechunk(raw);
+            return (b, done || last);
+        }
+        match r.content_length {
+            Some(cl) => (raw[..cl.min(raw.len())].to_vec(), raw.len() >= cl || last),
+            None => (raw.to_vec(), last),
+        }
+    }
+
     async fn expect_http(&mut self, e: &Expect) -> Result<HttpResp, Outcome> {
         let needs_body = matches!(
             e.rule.what,
             ExpectMatch::String(_) | ExpectMatch::Rstring(_)
         );
-        let r = self.http_response(e, needs_body).await?;
+        let r = self.http_response(e, false).await?;
         if self.plan.disable_on_404 && self.target.server_up && r.code == 404 {
             return Ok(r);
         }
-        let body = &self.buf[r.head_len.min(self.buf.len())..];
-        let body = match r.content_length {
-            _ if self.head_req => &body[..0],
-            Some(cl) => &body[..cl.min(body.len())],
-            None => body,
-        };
+        // Body matches look at what has arrived: a match decides at once, a mismatch waits
+        // for the rest of the body.
+        let mut body = Vec::new();
+        if needs_body {
+            loop {
+                let (b, complete) = self.body_so_far(&r);
+                let matched = match &e.rule.what {
+                    ExpectMatch::String(s) => !b.is_empty() && find(&b, s),
+                    ExpectMatch::Rstring(_) => {
+                        !b.is_empty() && e.re.as_ref().is_some_and(|re| re.is_match(&b))
+                    }
+                    _ => false,
+                };
+                if matched || complete {
+                    body = b;
+                    break;
+                }
+                if !self.read_more().await? {
+                    let st = e.rule.tout_status.unwrap_or(CheckStatus::L7Tout);
+                    return Err(Outcome::new(st, 0, ""));
+                }
+            }
+        }
+        let body = &body[..];
         if needs_body && body.is_empty() {
             let st = e.rule.error_status.unwrap_or(CheckStatus::L7Rsp);
             let info =
@@ -896,6 +936,33 @@ struct HttpResp {
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     head_len: usize,
     content_length: Option<usize>,
+    /// `Transfer-Encoding: chunked`: the body is decoded before matching.
+    chunked: bool,
+}
+
+/// Decodes a chunked body: the data so far and whether the last chunk was seen.
+fn dechunk(mut b: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return (out, false);
+        };
+        let size_text = String::from_utf8_lossy(&b[..eol]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return (out, false);
+        };
+        b = &b[eol + 2..];
+        if size == 0 {
+            return (out, true);
+        }
+        let take = size.min(b.len());
+        out.extend_from_slice(&b[..take]);
+        if b.len() < size + 2 {
+            return (out, false);
+        }
+        b = &b[size + 2..];
+    }
 }
 
 enum Parsed {
@@ -920,12 +987,19 @@ fn parse_http(buf: &[u8]) -> Parsed {
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
                 .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok());
+            let chunked = hs.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case(b"transfer-encoding")
+                    && String::from_utf8_lossy(v)
+                        .to_ascii_lowercase()
+                        .contains("chunked")
+            });
             Parsed::Head(HttpResp {
                 code: r.code.unwrap_or(0),
                 reason: r.reason.unwrap_or("").to_string(),
                 headers: hs,
                 head_len: n,
-                content_length: cl,
+                content_length: if chunked { None } else { cl },
+                chunked,
             })
         }
     }
@@ -1183,5 +1257,11 @@ mod tests {
         }
         assert!(matches!(parse_http(b"-ERR x\r\n"), Parsed::Bad));
         assert_eq!(dump_binary(b"+P\x00"), "+P\\x00");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"),
+            (b"abcde".to_vec(), true)
+        );
+        assert_eq!(dechunk(b"3\r\nab"), (b"ab".to_vec(), false));
+        assert_eq!(dechunk(b"zz\r\n"), (Vec::new(), false));
     }
 }
