@@ -126,7 +126,7 @@ fn state_lines(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn check_messages_match_haproxy() {
     let impls = Impl::all("runtime_checks");
-    let p = free_ports(24);
+    let p = free_ports(27);
     let late_ports = [p[6], p[7], p[8], p[9], p[10], p[11]];
     // Answers a client hello with a TLS alert record.
     let _chunked = [
@@ -142,6 +142,23 @@ fn check_messages_match_haproxy() {
         ),
         CheckServer::start(p[23], Mode::Reply(b"HTTP/1.1 204 No Content\r\n\r\n"), true),
     ];
+    let _pg = [
+        CheckServer::start(
+            p[24],
+            Mode::ReplyClose(b"E\x00\x00\x00\x50SFATAL\x00C28000\x00Mno pg_hba.conf entry\x00\x00"),
+            true,
+        ),
+        CheckServer::start(
+            p[25],
+            Mode::Reply(b"R\x00\x00\x00\x0c\x00\x00\x00\x05abcd"),
+            true,
+        ),
+    ];
+    let pg_good = CheckServer::start(
+        p[26],
+        Mode::Reply(b"R\x00\x00\x00\x08\x00\x00\x00\x00"),
+        false,
+    );
     let tls = CheckServer::start(p[20], Mode::Reply(b"\x15\x03\x00\x00\x02\x02\x28"), true);
     let servers = [
         CheckServer::start(p[1], Mode::Reply(b"+PONG\r\n"), true),
@@ -296,6 +313,13 @@ backend hchunk3
     http-check expect ! string abc
     server partial 127.0.0.1:{ch2} check
     server nobody 127.0.0.1:{ch3} check
+backend pgsql
+    option pgsql-check user john
+    server late 127.0.0.1:{pg_good} check
+    server err 127.0.0.1:{pg_err} check
+    server md5 127.0.0.1:{pg_md5} check
+    server wrong 127.0.0.1:{wrong} check
+    server stall 127.0.0.1:{stall} check
 backend sslhello
     option ssl-hello-chk
     server tls 127.0.0.1:{tls} check
@@ -331,11 +355,14 @@ backend hbad
         ch1 = p[21],
         ch2 = p[22],
         ch3 = p[23],
+        pg_err = p[24],
+        pg_md5 = p[25],
+        pg_good = p[26],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
     for which in &impls {
-        for l in late.iter().chain([&smtp_good]) {
+        for l in late.iter().chain([&smtp_good, &pg_good]) {
             l.up.store(false, Ordering::Release);
             l.seen.lock().unwrap().clear();
         }
@@ -343,13 +370,14 @@ backend hbad
         thread::sleep(Duration::from_millis(100));
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         thread::sleep(Duration::from_millis(1500));
-        for l in late.iter().chain([&smtp_good]) {
+        for l in late.iter().chain([&smtp_good, &pg_good]) {
             l.up.store(true, Ordering::Release);
         }
         // Every late server comes up, then the rest settles.
         proc.wait_stderr("Server hsend/late is UP", SOON);
         proc.wait_stderr("Server hdef/late is UP", SOON);
         proc.wait_stderr("Server smtp/late is UP", SOON);
+        proc.wait_stderr("Server pgsql/late is UP", SOON);
         thread::sleep(Duration::from_millis(1500));
         let lines = state_lines(&proc.stderr());
         let hsend_req = late[5]
@@ -366,10 +394,17 @@ backend hbad
             }
             h
         });
+        let pg_req = pg_good.seen.lock().unwrap().first().cloned();
         let smtp_reqs: BTreeSet<Vec<u8>> = smtp_good.seen.lock().unwrap().iter().cloned().collect();
         let redis_req = late[4].seen.lock().unwrap().first().cloned();
         drop(proc);
-        results.push((*which, lines, hsend_req, redis_req, (smtp_reqs, hello)));
+        results.push((
+            *which,
+            lines,
+            hsend_req,
+            redis_req,
+            (smtp_reqs, hello, pg_req),
+        ));
     }
     let _ = &servers;
     let (_, ours, our_http, our_redis, our_smtp) = &results[0];
@@ -394,6 +429,10 @@ backend hbad
         "Server smtp/quitclose is DOWN, reason: Layer7 wrong status, code: 0, info: \"TCPCHK got an empty response at step 7\"",
         "Server smtp/refused is DOWN, reason: Layer4 connection problem, info: \"Connection refused\"",
         "Server sslhello/wrong is DOWN, reason: Layer6 invalid response",
+        "Server pgsql/late is UP, reason: Layer7 check passed, code: 0, info: \"PostgreSQL server is ok\"",
+        "Server pgsql/err is DOWN, reason: Layer7 invalid response, info: \"FATAL\"",
+        "Server pgsql/wrong is DOWN, reason: Layer7 wrong status, code: 0, info: \"PostgreSQL unknown error\"",
+        "Server pgsql/stall is DOWN, reason: Layer7 timeout",
         "Server hchunk2/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
         "Server hchunk3/partial is DOWN, reason: Layer7 invalid response, info: \"HTTP check matched unwanted content\"",
         "Server hchunk3/nobody is DOWN, reason: Layer7 invalid response, info: \"HTTP content check could not find a response body\"",
@@ -415,6 +454,10 @@ backend hbad
     let want_smtp: BTreeSet<Vec<u8>> =
         [b"EHLO me.example\r\n".to_vec(), b"QUIT\r\n".to_vec()].into();
     assert_eq!(&our_smtp.0, &want_smtp);
+    assert_eq!(
+        our_smtp.2.as_deref(),
+        Some(&b"\x00\x00\x00\x13\x00\x03\x00\x00user\x00john\x00\x00"[..])
+    );
     let hello = our_smtp
         .1
         .as_ref()

@@ -351,6 +351,8 @@ pub enum CheckOption {
     SmtpChk(String),
     /// `option ssl-hello-chk`: an SSLv3 client hello, expect a handshake or alert record.
     SslHelloChk,
+    /// `option pgsql-check user NAME`: a startup message, expect an authentication request.
+    PgsqlCheck(String),
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).

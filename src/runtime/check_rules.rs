@@ -139,12 +139,19 @@ enum PayloadText {
     FirstLine,
     /// The first line after the 3-digit code (`res.payload(4,0),ltrim(' '),cut_crlf`).
     AfterCode,
+    /// A PostgreSQL error's severity (`res.payload(6,0)`, up to the first NUL).
+    PgError,
 }
 
 impl PayloadText {
     fn render(self, buf: &[u8]) -> String {
+        if self == PayloadText::PgError {
+            let b = buf.get(6..).unwrap_or(b"");
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            return String::from_utf8_lossy(&b[..end]).into_owned();
+        }
         let b = match self {
-            PayloadText::FirstLine => buf,
+            PayloadText::PgError | PayloadText::FirstLine => buf,
             PayloadText::AfterCode => {
                 let b = buf.get(4..).unwrap_or(b"");
                 let n = b.iter().take_while(|&&c| c == b' ').count();
@@ -365,6 +372,45 @@ impl Plan {
                         Rule::Expect(Box::new(reply(-1))),
                         Rule::Send(b"QUIT\r\n".to_vec(), None),
                         Rule::Expect(Box::new(last)),
+                    ],
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
+            Some(CheckOption::PgsqlCheck(user)) => {
+                // HAProxy 2.6's pgsql-check: a startup message (protocol 3.0, the user), then
+                // not an error, then an authentication request (measured).
+                let mut msg = Vec::new();
+                msg.extend_from_slice(&[0x00, 0x03, 0x00, 0x00]);
+                msg.extend_from_slice(b"user\0");
+                msg.extend_from_slice(user.as_bytes());
+                msg.extend_from_slice(b"\0\0");
+                let mut data = ((msg.len() + 4) as u32).to_be_bytes().to_vec();
+                data.extend_from_slice(&msg);
+                let mut not_err = default_expect(ExpectMatch::Rstring("^E".into()));
+                not_err.inverse = true;
+                not_err.min_recv = 5;
+                not_err.error_status = Some(CheckStatus::L7Rsp);
+                let mut not_err = compile_expect(not_err);
+                not_err.on_error_payload = Some(PayloadText::PgError);
+                let mut auth = default_expect(ExpectMatch::Rbinary(
+                    "^52000000[A-Z0-9]{2}000000(00|02|03|04|05|06|07|09|0A)".into(),
+                ));
+                auth.min_recv = 9;
+                auth.error_status = Some(CheckStatus::L7Sts);
+                auth.on_success = Some("PostgreSQL server is ok".into());
+                auth.on_error = Some("PostgreSQL unknown error".into());
+                Plan {
+                    rules: vec![
+                        Rule::Connect(ConnectRule {
+                            default: true,
+                            ..Default::default()
+                        }),
+                        Rule::Send(data, None),
+                        Rule::Expect(Box::new(not_err)),
+                        Rule::Expect(Box::new(compile_expect(auth))),
                     ],
                     tcp_steps: false,
                     http: false,

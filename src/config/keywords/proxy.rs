@@ -862,7 +862,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("httpchk", BE, I, o_httpchk),
     optp("ssl-hello-chk", BE, I, o_check_kind),
     optp("smtpchk", BE, I, o_check_kind),
-    optp("pgsql-check", BE, U, o_unsupported),
+    optp("pgsql-check", BE, I, o_check_kind),
     optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, U, o_unsupported),
     optp("ldap-check", BE, U, o_unsupported),
@@ -935,6 +935,17 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
         "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "pgsql-check" => match (a.get(2).map(String::as_str), a.get(3)) {
+            (Some("user"), Some(u)) if !u.is_empty() => CheckOption::PgsqlCheck(u.clone()),
+            (Some(x), _) if x != "user" => {
+                ctx.alert("'option pgsql-check' only supports optional values: 'user'.");
+                return;
+            }
+            _ => {
+                ctx.alert("'option pgsql-check' expects 'user <username>' as argument.");
+                return;
+            }
+        },
         _ => {
             // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
             let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
@@ -955,7 +966,8 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     }
-    if let (false, Some(x)) = (matches!(kind, CheckOption::SmtpChk(_)), a.get(2)) {
+    let takes_args = matches!(kind, CheckOption::SmtpChk(_) | CheckOption::PgsqlCheck(_));
+    if let (false, Some(x)) = (takes_args, a.get(2)) {
         ctx.alert(format!(
             "'option {}' cannot handle unexpected argument '{x}'.",
             a[1]
