@@ -108,6 +108,26 @@ fn serve(mut c: TcpStream, mode: Mode, seen: Arc<Mutex<Vec<Vec<u8>>>>) {
     }
 }
 
+/// A MySQL packet (3-byte length, sequence number, payload), leaked for `Mode::Script`.
+fn my_pkt(seq: u8, payload: &[u8]) -> &'static [u8] {
+    let mut v = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    v.push(seq);
+    v.extend_from_slice(payload);
+    Box::leak(v.into_boxed_slice())
+}
+
+/// A MySQL 5.7 server greeting.
+fn my_greeting() -> &'static [u8] {
+    let mut p = vec![0x0a];
+    p.extend_from_slice(b"5.7.33-log\0");
+    p.extend_from_slice(&42u32.to_le_bytes());
+    p.extend_from_slice(b"abcdefgh\0");
+    p.extend_from_slice(&[0xff, 0xf7, 0x21, 0x02, 0x00, 0xff, 0x81, 0x15]);
+    p.extend_from_slice(&[0u8; 10]);
+    p.extend_from_slice(b"ijklmnopqrst\0mysql_native_password\0");
+    my_pkt(0, &p)
+}
+
 const HTTP200: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 const HTTP503: &[u8] = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy";
 
@@ -126,7 +146,7 @@ fn state_lines(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn check_messages_match_haproxy() {
     let impls = Impl::all("runtime_checks");
-    let p = free_ports(27);
+    let p = free_ports(31);
     let late_ports = [p[6], p[7], p[8], p[9], p[10], p[11]];
     // Answers a client hello with a TLS alert record.
     let _chunked = [
@@ -159,6 +179,32 @@ fn check_messages_match_haproxy() {
         Mode::Reply(b"R\x00\x00\x00\x08\x00\x00\x00\x00"),
         false,
     );
+    let my_err: &'static [u8] = my_pkt(
+        2,
+        b"\xff\x15\x04#28000Access denied for user 'haproxy'@'localhost'",
+    );
+    let my_ok: &'static [u8] = my_pkt(2, b"\x00\x00\x00\x02\x00\x00\x00");
+    let my_errhs: &'static [u8] = my_pkt(
+        0,
+        b"\xff\x6a\x04Host 'x' is not allowed to connect to this MySQL server",
+    );
+    let script = |items: Vec<&'static [u8]>| -> &'static [&'static [u8]] {
+        Box::leak(items.into_boxed_slice())
+    };
+    let my_good = CheckServer::start(
+        p[27],
+        Mode::Script(script(vec![my_greeting(), my_ok]), true),
+        false,
+    );
+    let _my = [
+        CheckServer::start(
+            p[28],
+            Mode::Script(script(vec![my_greeting(), my_err]), true),
+            true,
+        ),
+        CheckServer::start(p[29], Mode::Script(script(vec![my_errhs]), true), true),
+        CheckServer::start(p[30], Mode::Script(script(vec![my_greeting()]), true), true),
+    ];
     let tls = CheckServer::start(p[20], Mode::Reply(b"\x15\x03\x00\x00\x02\x02\x28"), true);
     let servers = [
         CheckServer::start(p[1], Mode::Reply(b"+PONG\r\n"), true),
@@ -320,6 +366,16 @@ backend pgsql
     server md5 127.0.0.1:{pg_md5} check
     server wrong 127.0.0.1:{wrong} check
     server stall 127.0.0.1:{stall} check
+backend mysql
+    option mysql-check user haproxy
+    server late 127.0.0.1:{my_good} check
+    server err 127.0.0.1:{my_err} check
+    server errhs 127.0.0.1:{my_errhs} check
+    server wrong 127.0.0.1:{wrong} check
+backend mysql_nouser
+    option mysql-check
+    server hs 127.0.0.1:{my_hs} check
+    server errhs 127.0.0.1:{my_errhs} check
 backend sslhello
     option ssl-hello-chk
     server tls 127.0.0.1:{tls} check
@@ -358,11 +414,15 @@ backend hbad
         pg_err = p[24],
         pg_md5 = p[25],
         pg_good = p[26],
+        my_good = p[27],
+        my_err = p[28],
+        my_errhs = p[29],
+        my_hs = p[30],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
     for which in &impls {
-        for l in late.iter().chain([&smtp_good, &pg_good]) {
+        for l in late.iter().chain([&smtp_good, &pg_good, &my_good]) {
             l.up.store(false, Ordering::Release);
             l.seen.lock().unwrap().clear();
         }
@@ -370,7 +430,7 @@ backend hbad
         thread::sleep(Duration::from_millis(100));
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         thread::sleep(Duration::from_millis(1500));
-        for l in late.iter().chain([&smtp_good, &pg_good]) {
+        for l in late.iter().chain([&smtp_good, &pg_good, &my_good]) {
             l.up.store(true, Ordering::Release);
         }
         // Every late server comes up, then the rest settles.
@@ -378,6 +438,7 @@ backend hbad
         proc.wait_stderr("Server hdef/late is UP", SOON);
         proc.wait_stderr("Server smtp/late is UP", SOON);
         proc.wait_stderr("Server pgsql/late is UP", SOON);
+        proc.wait_stderr("Server mysql/late is UP", SOON);
         thread::sleep(Duration::from_millis(1500));
         let lines = state_lines(&proc.stderr());
         let hsend_req = late[5]
@@ -395,6 +456,7 @@ backend hbad
             h
         });
         let pg_req = pg_good.seen.lock().unwrap().first().cloned();
+        let my_req = my_good.seen.lock().unwrap().first().cloned();
         let smtp_reqs: BTreeSet<Vec<u8>> = smtp_good.seen.lock().unwrap().iter().cloned().collect();
         let redis_req = late[4].seen.lock().unwrap().first().cloned();
         drop(proc);
@@ -403,7 +465,7 @@ backend hbad
             lines,
             hsend_req,
             redis_req,
-            (smtp_reqs, hello, pg_req),
+            (smtp_reqs, hello, pg_req, my_req),
         ));
     }
     let _ = &servers;
@@ -433,6 +495,10 @@ backend hbad
         "Server pgsql/err is DOWN, reason: Layer7 invalid response, info: \"FATAL\"",
         "Server pgsql/wrong is DOWN, reason: Layer7 wrong status, code: 0, info: \"PostgreSQL unknown error\"",
         "Server pgsql/stall is DOWN, reason: Layer7 timeout",
+        "Server mysql/late is UP, reason: Layer7 check passed, code: 0",
+        "Server mysql/err is DOWN, reason: Layer7 wrong status, code: 1045, info: \"#28000Access denied for user 'haproxy'@'localhost'\"",
+        "Server mysql/errhs is DOWN, reason: Layer7 wrong status, code: 1130, info: \"Host 'x' is not allowed to connect to this MySQL server\"",
+        "Server mysql/wrong is DOWN, reason: Layer7 timeout",
         "Server hchunk2/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
         "Server hchunk3/partial is DOWN, reason: Layer7 invalid response, info: \"HTTP check matched unwanted content\"",
         "Server hchunk3/nobody is DOWN, reason: Layer7 invalid response, info: \"HTTP content check could not find a response body\"",
@@ -454,6 +520,12 @@ backend hbad
     let want_smtp: BTreeSet<Vec<u8>> =
         [b"EHLO me.example\r\n".to_vec(), b"QUIT\r\n".to_vec()].into();
     assert_eq!(&our_smtp.0, &want_smtp);
+    let login = our_smtp.3.as_ref().expect("the MySQL server got a login");
+    assert_eq!(&login[..4], b")\x00\x00\x01");
+    assert!(
+        login.ends_with(b"haproxy\x00\x00\x01\x00\x00\x00\x01"),
+        "{login:?}"
+    );
     assert_eq!(
         our_smtp.2.as_deref(),
         Some(&b"\x00\x00\x00\x13\x00\x03\x00\x00user\x00john\x00\x00"[..])

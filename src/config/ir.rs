@@ -353,6 +353,9 @@ pub enum CheckOption {
     SslHelloChk,
     /// `option pgsql-check user NAME`: a startup message, expect an authentication request.
     PgsqlCheck(String),
+    /// `option mysql-check [user NAME [post-41|pre-41]]`: the server's greeting, and with a
+    /// user a login (`post-41` unless `pre-41`), then an OK packet.
+    MysqlCheck { user: Option<String>, pre41: bool },
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).

@@ -176,6 +176,8 @@ pub enum Rule {
     Comment,
     /// ssl-hello-chk's client hello (it carries the current time).
     SslHello,
+    /// mysql-check: one MySQL packet, an error packet fails with its code and message.
+    MysqlPacket,
     Connect(ConnectRule),
     Send(Vec<u8>, Option<String>),
     Expect(Box<Expect>),
@@ -406,12 +408,52 @@ impl Plan {
                     rules: vec![
                         Rule::Connect(ConnectRule {
                             default: true,
+                            linger: true,
                             ..Default::default()
                         }),
                         Rule::Send(data, None),
                         Rule::Expect(Box::new(not_err)),
                         Rule::Expect(Box::new(compile_expect(auth))),
                     ],
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
+            Some(CheckOption::MysqlCheck { user, pre41 }) => {
+                let mut rules = vec![
+                    Rule::Connect(ConnectRule {
+                        default: true,
+                        linger: true,
+                        ..Default::default()
+                    }),
+                    Rule::MysqlPacket,
+                ];
+                if let Some(u) = user {
+                    // The login HAProxy 2.6 sends (no password), then COM_QUIT (measured).
+                    let mut payload = Vec::new();
+                    if *pre41 {
+                        payload.extend_from_slice(&[0x00, 0x80, 0x00, 0x00, 0x01]);
+                        payload.extend_from_slice(u.as_bytes());
+                        payload.extend_from_slice(&[0x00, 0x00]);
+                    } else {
+                        payload.extend_from_slice(&[
+                            0x00, 0x82, 0x00, 0x00, 0x00, 0x80, 0x00, 0x01, 0x21,
+                        ]);
+                        payload.extend_from_slice(&[0u8; 23]);
+                        payload.extend_from_slice(u.as_bytes());
+                        payload.extend_from_slice(&[0x00, 0x00]);
+                    }
+                    let len = payload.len() as u32;
+                    let mut data = vec![len as u8, (len >> 8) as u8, (len >> 16) as u8, 0x01];
+                    data.extend_from_slice(&payload);
+                    data.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0x01]);
+                    rules.push(Rule::Send(data, None));
+                    rules.push(Rule::MysqlPacket);
+                }
+                Plan {
+                    rules,
                     tcp_steps: false,
                     http: false,
                     disable_on_404: false,
@@ -568,7 +610,7 @@ impl Run<'_> {
                 },
                 e.rule.comment.as_deref(),
             ),
-            Rule::Comment | Rule::SslHello => (String::new(), None),
+            Rule::Comment | Rule::SslHello | Rule::MysqlPacket => (String::new(), None),
         };
         s.push_str(&what);
         if let Some(c) = comment {
@@ -771,6 +813,37 @@ impl Run<'_> {
             info.push_str(&format!(" comment: '{c}'"));
         }
         Outcome::new(st, 0, info)
+    }
+
+    /// mysql-check: reads one whole packet (3-byte length, sequence, payload); an error
+    /// packet (0xff) fails with its code and the text after it, a truncated one is invalid.
+    async fn mysql_packet(&mut self) -> Result<(), Outcome> {
+        loop {
+            let b = &self.buf;
+            if b.len() >= 4 {
+                let len = b[0] as usize | (b[1] as usize) << 8 | (b[2] as usize) << 16;
+                if b.len() >= 4 + len {
+                    if b.get(4) == Some(&0xff) {
+                        let code = b.get(5).copied().unwrap_or(0) as i32
+                            | (b.get(6).copied().unwrap_or(0) as i32) << 8;
+                        let text = b.get(7..).unwrap_or(b"");
+                        let end = text.iter().position(|&c| c == 0).unwrap_or(text.len());
+                        return Err(Outcome::new(
+                            CheckStatus::L7Sts,
+                            code,
+                            String::from_utf8_lossy(&text[..end]).into_owned(),
+                        ));
+                    }
+                    return Ok(());
+                }
+            }
+            if self.eof || self.buf.len() >= CHECK_BUFSIZE {
+                return Err(Outcome::new(CheckStatus::L7Rsp, 0, ""));
+            }
+            if !self.read_more().await? {
+                return Err(Outcome::new(CheckStatus::L7Tout, 0, ""));
+            }
+        }
     }
 
     /// Reads a whole HTTP response (head, and the body when `body`), or fails.
@@ -1077,6 +1150,8 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
     let mut last_connect = true;
     let mut last_expect: Option<&Expect> = None;
     let mut last_http: Option<HttpResp> = None;
+    // mysql-check passes with no text.
+    let mut mysql = false;
     // The data the last expect matched (built-in texts of the success message).
     let mut last_buf: Vec<u8> = Vec::new();
     for (k, rule) in plan.rules.iter().enumerate() {
@@ -1094,6 +1169,12 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
             Rule::SslHello => {
                 last_connect = false;
                 run.send(&ssl_hello()).await
+            }
+            Rule::MysqlPacket => {
+                last_connect = false;
+                last_expect = None;
+                mysql = true;
+                run.mysql_packet().await
             }
             Rule::Expect(e) => {
                 last_connect = false;
@@ -1128,6 +1209,9 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
             .and_then(|e| e.rule.on_success.clone())
             .unwrap_or_default();
         return Outcome::new(st, r.code as i32, info);
+    }
+    if mysql {
+        return Outcome::new(CheckStatus::L7Ok, 0, "");
     }
     let info = match last_expect {
         Some(e) => match (&e.rule.on_success, e.on_success_payload) {

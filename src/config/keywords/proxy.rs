@@ -864,7 +864,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("smtpchk", BE, I, o_check_kind),
     optp("pgsql-check", BE, I, o_check_kind),
     optp("redis-check", BE, I, o_check_kind),
-    optp("mysql-check", BE, U, o_unsupported),
+    optp("mysql-check", BE, I, o_check_kind),
     optp("ldap-check", BE, U, o_unsupported),
     optp("spop-check", BE, U, o_unsupported),
     optp("tcp-check", BE, I, o_check_kind),
@@ -935,6 +935,44 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
         "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "mysql-check" => match (a.get(2).map(String::as_str), a.get(3), a.get(4)) {
+            (None, _, _) => CheckOption::MysqlCheck {
+                user: None,
+                pre41: false,
+            },
+            (Some("user"), None, _) => {
+                ctx.alert("'option mysql-check user' expects <username> as argument.");
+                return;
+            }
+            (Some("user"), Some(u), v) => {
+                let pre41 = match v.map(String::as_str) {
+                    None | Some("post-41") => false,
+                    Some("pre-41") => true,
+                    Some(x) => {
+                        ctx.alert(format!(
+                            "keyword 'user' only supports 'post-41' and 'pre-41' (got '{x}')."
+                        ));
+                        return;
+                    }
+                };
+                if let Some(x) = a.get(5) {
+                    ctx.alert(format!(
+                        "'option mysql-check' cannot handle unexpected argument '{x}'."
+                    ));
+                    return;
+                }
+                CheckOption::MysqlCheck {
+                    user: Some(u.clone()),
+                    pre41,
+                }
+            }
+            (Some(x), _, _) => {
+                ctx.alert(format!(
+                    "'option mysql-check' only supports optional values: 'user' (got '{x}')."
+                ));
+                return;
+            }
+        },
         "pgsql-check" => match (a.get(2).map(String::as_str), a.get(3)) {
             (Some("user"), Some(u)) if !u.is_empty() => CheckOption::PgsqlCheck(u.clone()),
             (Some(x), _) if x != "user" => {
@@ -966,7 +1004,10 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     }
-    let takes_args = matches!(kind, CheckOption::SmtpChk(_) | CheckOption::PgsqlCheck(_));
+    let takes_args = matches!(
+        kind,
+        CheckOption::SmtpChk(_) | CheckOption::PgsqlCheck(_) | CheckOption::MysqlCheck { .. }
+    );
     if let (false, Some(x)) = (takes_args, a.get(2)) {
         ctx.alert(format!(
             "'option {}' cannot handle unexpected argument '{x}'.",
