@@ -268,6 +268,8 @@ pub struct ServerParams {
     pub check_addr: Option<std::net::IpAddr>,
     pub source: Option<Located<Source>>,
     pub send_proxy: bool,
+    /// `check-send-proxy`: health checks start with a PROXY v1 line.
+    pub check_send_proxy: bool,
     pub on_marked_down_shutdown: bool,
     /// `cookie VALUE`: the value that selects this server under `cookie` persistence.
     pub cookie: Option<String>,
@@ -291,6 +293,7 @@ impl Default for ServerParams {
             check_addr: None,
             source: None,
             send_proxy: false,
+            check_send_proxy: false,
             on_marked_down_shutdown: false,
             cookie: None,
         }
@@ -503,6 +506,13 @@ pub enum CheckOption {
     RedisCheck,
     /// `option smtpchk [HELO|EHLO domain]`: the greeting command (`HELO localhost` by default).
     SmtpChk(String),
+    /// `option ssl-hello-chk`: an SSLv3 client hello, expect a handshake or alert record.
+    SslHelloChk,
+    /// `option pgsql-check user NAME`: a startup message, expect an authentication request.
+    PgsqlCheck(String),
+    /// `option mysql-check [user NAME [post-41|pre-41]]`: the server's greeting, and with a
+    /// user a login (`post-41` unless `pre-41`), then an OK packet.
+    MysqlCheck { user: Option<String>, pre41: bool },
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).
@@ -529,6 +539,8 @@ pub struct ConnectRule {
     pub addr: Option<std::net::IpAddr>,
     pub send_proxy: bool,
     pub linger: bool,
+    /// `default`: the server's check settings apply (`check-send-proxy`).
+    pub default: bool,
     pub comment: Option<String>,
 }
 
@@ -691,6 +703,16 @@ pub struct Proxy {
     pub check_rules: Option<CheckRules>,
     /// `http-error` lines, in order (a later one for the same status wins).
     pub http_errors: Vec<Located<HttpErrorReply>>,
+    /// `http-check disable-on-404`: a 404 puts an up server in the stopping state.
+    pub http_check_disable_on_404: bool,
+    /// `http-check send-state`: checks carry `X-Haproxy-Server-State`.
+    pub http_check_send_state: bool,
+    /// The check rule set was started in this section (by a rule or `option httpchk`),
+    /// rather than inherited from the defaults section.
+    pub check_rules_own: bool,
+    /// The rule set holds the request of `option httpchk` (given in the section the rule set
+    /// belongs to).
+    pub httpchk_send: bool,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -805,6 +827,10 @@ impl Proxy {
             check_option: None,
             check_rules: None,
             http_errors: Vec::new(),
+            http_check_disable_on_404: false,
+            http_check_send_state: false,
+            check_rules_own: false,
+            httpchk_send: false,
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),
@@ -843,6 +869,7 @@ impl Proxy {
         if let Some(r) = &mut p.check_rules {
             r.inherited = true;
         }
+        p.check_rules_own = false;
         p
     }
 

@@ -69,6 +69,8 @@ pub struct CheckParams {
     pub fall: u32,
     /// Where checks connect.
     pub addr: SocketAddr,
+    /// `check-send-proxy`.
+    pub send_proxy: bool,
 }
 
 /// One server at run time.
@@ -329,6 +331,7 @@ impl Backend {
                                 rise: sp.rise.max(1),
                                 fall: sp.fall.max(1),
                                 addr: a,
+                                send_proxy: sp.check_send_proxy,
                             })
                         }
                         None => {

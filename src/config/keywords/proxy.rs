@@ -1033,11 +1033,11 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcplog", FE, I, o_tcplog),
     optp("tcpka", FB, I, o_plain),
     optp("httpchk", BE, I, o_httpchk),
-    optp("ssl-hello-chk", BE, U, o_unsupported),
+    optp("ssl-hello-chk", BE, I, o_check_kind),
     optp("smtpchk", BE, I, o_check_kind),
-    optp("pgsql-check", BE, U, o_unsupported),
+    optp("pgsql-check", BE, I, o_check_kind),
     optp("redis-check", BE, I, o_check_kind),
-    optp("mysql-check", BE, U, o_unsupported),
+    optp("mysql-check", BE, I, o_check_kind),
     optp("ldap-check", BE, U, o_unsupported),
     optp("spop-check", BE, U, o_unsupported),
     optp("tcp-check", BE, I, o_check_kind),
@@ -1107,6 +1107,56 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let kind = match a[1].as_str() {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
+        "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "mysql-check" => match (a.get(2).map(String::as_str), a.get(3), a.get(4)) {
+            (None, _, _) => CheckOption::MysqlCheck {
+                user: None,
+                pre41: false,
+            },
+            (Some("user"), None, _) => {
+                ctx.alert("'option mysql-check user' expects <username> as argument.");
+                return;
+            }
+            (Some("user"), Some(u), v) => {
+                let pre41 = match v.map(String::as_str) {
+                    None | Some("post-41") => false,
+                    Some("pre-41") => true,
+                    Some(x) => {
+                        ctx.alert(format!(
+                            "keyword 'user' only supports 'post-41' and 'pre-41' (got '{x}')."
+                        ));
+                        return;
+                    }
+                };
+                if let Some(x) = a.get(5) {
+                    ctx.alert(format!(
+                        "'option mysql-check' cannot handle unexpected argument '{x}'."
+                    ));
+                    return;
+                }
+                CheckOption::MysqlCheck {
+                    user: Some(u.clone()),
+                    pre41,
+                }
+            }
+            (Some(x), _, _) => {
+                ctx.alert(format!(
+                    "'option mysql-check' only supports optional values: 'user' (got '{x}')."
+                ));
+                return;
+            }
+        },
+        "pgsql-check" => match (a.get(2).map(String::as_str), a.get(3)) {
+            (Some("user"), Some(u)) if !u.is_empty() => CheckOption::PgsqlCheck(u.clone()),
+            (Some(x), _) if x != "user" => {
+                ctx.alert("'option pgsql-check' only supports optional values: 'user'.");
+                return;
+            }
+            _ => {
+                ctx.alert("'option pgsql-check' expects 'user <username>' as argument.");
+                return;
+            }
+        },
         _ => {
             // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
             let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
@@ -1127,7 +1177,11 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     }
-    if let (false, Some(x)) = (matches!(kind, CheckOption::SmtpChk(_)), a.get(2)) {
+    let takes_args = matches!(
+        kind,
+        CheckOption::SmtpChk(_) | CheckOption::PgsqlCheck(_) | CheckOption::MysqlCheck { .. }
+    );
+    if let (false, Some(x)) = (takes_args, a.get(2)) {
         ctx.alert(format!(
             "'option {}' cannot handle unexpected argument '{x}'.",
             a[1]
@@ -1182,6 +1236,16 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         ctx.loc.clone(),
     ));
     p.check_option = Some(Located::new(CheckOption::HttpChk, ctx.loc.clone()));
+    // The option starts this section's rule set with its request (inherited rules go).
+    if !p.check_rules_own
+        || p.check_rules
+            .as_ref()
+            .is_some_and(|r| r.kind == RulesKind::Tcp)
+    {
+        p.check_rules = None;
+    }
+    p.check_rules_own = true;
+    p.httpchk_send = true;
 }
 
 fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -1248,6 +1312,28 @@ fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     };
+    // The health-check protocol options cannot be negated or reset (HAProxy 2.6).
+    if (ctx.negated || ctx.defaulted)
+        && matches!(
+            o.name,
+            "tcp-check"
+                | "httpchk"
+                | "redis-check"
+                | "smtpchk"
+                | "ssl-hello-chk"
+                | "mysql-check"
+                | "pgsql-check"
+                | "ldap-check"
+                | "spop-check"
+                | "external-check"
+        )
+    {
+        ctx.alert_tight(format!(
+            "negation/default is not supported for option '{}'.",
+            o.name
+        ));
+        return;
+    }
     // Defaults sections accept every option; proxies without the capability ignore it.
     if p.kind != ProxyKind::Defaults && !p.cap().intersects(o.cap) {
         ctx.warning(format!(

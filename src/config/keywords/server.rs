@@ -22,7 +22,7 @@ pub static SERVER_OPTIONS: &[(&str, usize, Status)] = &[
     ("check", 0, I),
     ("check-alpn", 1, U),
     ("check-proto", 1, U),
-    ("check-send-proxy", 0, U),
+    ("check-send-proxy", 0, I),
     ("check-sni", 1, U),
     ("check-ssl", 0, U),
     ("check-via-socks4", 0, U),
@@ -286,6 +286,7 @@ fn apply_options(
         match name {
             "backup" => sp.backup = !negated,
             "check" => sp.check = !negated,
+            "check-send-proxy" => sp.check_send_proxy = true,
             "disabled" => sp.disabled = true,
             "enabled" => sp.disabled = false,
             "weight" => {
