@@ -379,7 +379,7 @@ fn scenarios() -> Vec<Scenario> {
             // %U still 0; errors before a response are logged at the end as usual.
             fe: "h_asap",
             http: true,
-            fe_cfg: "option logasap\n    log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %U %Tt %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r\"",
+            fe_cfg: "option logasap\n    log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta/%Tt %ST %B %U - %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r\"",
             backend: "hb_tmo",
             lines: 3,
             bytes_vary: false,
@@ -411,6 +411,79 @@ fn scenarios() -> Vec<Scenario> {
                 thread::sleep(Duration::from_millis(100));
                 s.shutdown(Shutdown::Write).unwrap();
                 read_all(&mut s);
+            },
+        },
+        Scenario {
+            // The client resets while the server has not answered yet.
+            fe: "h_CH",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_tmo",
+            lines: 1,
+            bytes_vary: false,
+            // Without `option abortonclose` the server timeout still ends it.
+            states: &["sH--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /stallhead HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                thread::sleep(Duration::from_millis(150));
+                reset(s);
+            },
+        },
+        Scenario {
+            // The client resets while its request waits in the queue.
+            fe: "h_CQ",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_queue_long",
+            lines: 2,
+            bytes_vary: false,
+            // Served anyway once its turn comes; the reset is seen when answering.
+            states: &["----", "CD--"],
+            run: |e, fe| {
+                let port = e.port(fe);
+                let a = thread::spawn(move || get(port, "/slow"));
+                thread::sleep(Duration::from_millis(300));
+                let mut s = connect(port);
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                thread::sleep(Duration::from_millis(150));
+                reset(s);
+                assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+            },
+        },
+        Scenario {
+            // The client resets while the server connection is being established.
+            fe: "h_CC",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_blackhole",
+            lines: 1,
+            bytes_vary: false,
+            // Not noticed in HTTP mode: the connect runs to its timeout.
+            states: &["sC--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                thread::sleep(Duration::from_millis(100));
+                reset(s);
+                thread::sleep(Duration::from_millis(800));
+            },
+        },
+        Scenario {
+            fe: "t_CC",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_blackhole",
+            lines: 1,
+            bytes_vary: false,
+            // TCP mode gives up at once, logged as a data-phase abort.
+            states: &["CD"],
+            run: |e, fe| {
+                let s = connect(e.port(fe));
+                thread::sleep(Duration::from_millis(100));
+                reset(s);
+                thread::sleep(Duration::from_millis(800));
             },
         },
         Scenario {

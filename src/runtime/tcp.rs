@@ -42,7 +42,19 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         orig_dst: acc.orig_dst,
     };
     let mut cs = ConnStats::default();
-    let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
+    let r = tokio::select! {
+        r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(r),
+        _ = client_reset(&client) => None,
+    };
+    let Some(r) = r else {
+        // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.term_state = logging::term(b'C', b'D');
+        drop(active);
+        rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+        finish(&fe, rec, &acc);
+        return;
+    };
     let (server, slot) = match r {
         Ok(x) => x,
         Err(e) => {
@@ -123,6 +135,16 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         rec.term_state = logging::term(b'K', b'D');
     }
     finish(&fe, rec, &acc);
+}
+
+/// Resolves when the client connection got an error (a reset).
+async fn client_reset(c: &TcpStream) {
+    loop {
+        match c.ready(tokio::io::Interest::ERROR).await {
+            Ok(r) if !r.is_error() => tokio::task::yield_now().await,
+            _ => return,
+        }
+    }
 }
 
 /// The fields every session log shares.
