@@ -487,6 +487,37 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // Refused by the first server, redispatched to the second on the last retry:
+            // `%rc` is `+1`.
+            fe: "h_redisp",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_redisp",
+            lines: 1,
+            bytes_vary: false,
+            states: &["----"],
+            run: |e, fe| {
+                assert!(get(e.port(fe), "/ok").starts_with("HTTP/1.1 200"));
+            },
+        },
+        Scenario {
+            fe: "t_redisp",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_redisp",
+            lines: 1,
+            bytes_vary: false,
+            states: &["--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"hello\n").unwrap();
+                let mut b = [0u8; 3];
+                s.read_exact(&mut b).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
             fe: "h_CR",
             http: true,
             fe_cfg: "",
@@ -978,6 +1009,12 @@ backend {p}b_nosrv
 backend {p}b_queue
     mode {mode}
     server s1 127.0.0.1:{app} maxconn 1
+backend {p}b_redisp
+    mode {mode}
+    retries 1
+    option redispatch
+    server s1 127.0.0.1:{rf}
+    server s2 127.0.0.1:{app}
 backend {p}b_queue_long
     mode {mode}
     timeout queue 10s
@@ -1047,6 +1084,7 @@ fn mask(line: &str, http: bool, bytes_vary: bool) -> (String, Vec<i64>) {
     }
     let g = if http { 10 } else { 7 };
     let rc = t[g].rsplit('/').next().unwrap_or("").to_string();
+    assert!(!rc.is_empty(), "no %rc in {line}");
     t[g] = format!("*/*/*/*/{rc}");
     (t.join(" "), timers)
 }
