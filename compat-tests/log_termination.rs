@@ -285,11 +285,21 @@ fn get(port: u16, path: &str) -> String {
 
 struct Env {
     ports: BTreeMap<&'static str, u16>,
+    /// The stats socket (level admin).
+    sock: std::path::PathBuf,
 }
 
 impl Env {
     fn port(&self, fe: &str) -> u16 {
         self.ports[fe]
+    }
+    /// One stats socket command; returns the answer.
+    fn cli(&self, cmd: &str) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
     }
 }
 
@@ -514,6 +524,45 @@ fn scenarios() -> Vec<Scenario> {
                 let mut b = [0u8; 3];
                 s.read_exact(&mut b).unwrap();
                 s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // `shutdown sessions server` while the response body is on its way.
+            fe: "h_kill",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_kill",
+            lines: 1,
+            bytes_vary: false,
+            states: &["KD--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                let mut b = [0u8; 40];
+                s.read_exact(&mut b).unwrap();
+                thread::sleep(Duration::from_millis(200));
+                e.cli("shutdown sessions server hb_kill/s1");
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            fe: "t_kill",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_kill",
+            lines: 1,
+            bytes_vary: false,
+            // HAProxy 2.6 logs no phase for it.
+            states: &["K-"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"hello\n").unwrap();
+                let mut b = [0u8; 3];
+                s.read_exact(&mut b).unwrap();
+                thread::sleep(Duration::from_millis(200));
+                e.cli("shutdown sessions server tb_kill/s1");
                 read_all(&mut s);
             },
         },
@@ -951,6 +1000,7 @@ fn config(sv: &Servers, env: &Env, log_port: u16, extra_fe: &str) -> String {
     let mut c = format!(
         "global
     log 127.0.0.1:{log_port} format raw local0
+    stats socket {} level admin
 defaults
     mode http
     log global
@@ -958,7 +1008,8 @@ defaults
     timeout client 5s
     timeout server 5s
     timeout queue 300ms
-"
+",
+        env.sock.display()
     );
     for s in scenarios() {
         c.push_str(&format!(
@@ -1009,6 +1060,9 @@ backend {p}b_nosrv
 backend {p}b_queue
     mode {mode}
     server s1 127.0.0.1:{app} maxconn 1
+backend {p}b_kill
+    mode {mode}
+    server s1 127.0.0.1:{app}
 backend {p}b_redisp
     mode {mode}
     retries 1
@@ -1111,15 +1165,16 @@ fn state_of(line: &str, http: bool) -> String {
 fn run(imp: Impl, sv: &Servers) -> BTreeMap<&'static str, Vec<String>> {
     let scen = scenarios();
     let ports = free_ports(scen.len());
+    let dir = TempDir::new("logterm");
     let env = Env {
         ports: scen
             .iter()
             .map(|s| s.fe)
             .zip(ports.iter().copied())
             .collect(),
+        sock: dir.0.join("admin.sock"),
     };
     let (log_port, got) = receiver();
-    let dir = TempDir::new("logterm");
     let cfg = config(sv, &env, log_port, "");
     let _px = ProxyProc::start(imp, &dir, &cfg, &ports);
     let mut out = BTreeMap::new();

@@ -876,11 +876,18 @@ pub async fn session(
                 // read what it sent; an empty answer becomes a 502 there.
             }
             // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
-            let r = Box::pin(exchange(
-                &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
-                was_reused, &mut txn,
-            ))
-            .await;
+            // `shutdown sessions server` ends the transaction (HAProxy's `K` termination).
+            let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+            let r = tokio::select! {
+                r = Box::pin(exchange(
+                    &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
+                    was_reused, &mut txn,
+                )) => r,
+                _ = super::admin::killed(kill.as_mut()) => {
+                    txn.set_term(b'K', if txn.resp_head.is_some() { b'D' } else { b'H' });
+                    RespEnd::Abort
+                }
+            };
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
                 drop(sc.take());

@@ -104,14 +104,15 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     let tmo = tunnel_timeouts(&fe, Some(&be));
     // `shutdown sessions server` ends the session (HAProxy's `K` termination).
     let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
-    let mut killed = false;
-    let st = tokio::select! {
-        st = forward::forward(client, server, tmo, &[], &[]) => st,
-        _ = super::admin::killed(kill.as_mut()) => {
-            killed = true;
-            forward::Stats { end: forward::End::Done, to_server: 0, to_client: 0 }
-        }
-    };
+    let st = forward::forward_until(
+        client,
+        server,
+        tmo,
+        &[],
+        &[],
+        super::admin::killed(kill.as_mut()),
+    )
+    .await;
     drop(slot);
     drop(active);
     if fe.log().is_none() || asap {
@@ -130,10 +131,9 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         forward::End::Timeout { client: false } => logging::term(b's', b'D'),
         forward::End::Error { client: true } => logging::term(b'C', b'D'),
         forward::End::Error { client: false } => logging::term(b'S', b'D'),
+        // As HAProxy 2.6 logs it (measured `K-`, the bytes so far counted).
+        forward::End::Killed => logging::term(b'K', b'-'),
     };
-    if killed {
-        rec.term_state = logging::term(b'K', b'D');
-    }
     finish(&fe, rec, &acc);
 }
 
