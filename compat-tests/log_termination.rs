@@ -567,6 +567,48 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // `option dontlognull`: the empty connection is not logged, a partial one is.
+            fe: "h_null",
+            http: true,
+            fe_cfg: "option dontlognull",
+            backend: "hb_app",
+            lines: 1,
+            bytes_vary: false,
+            states: &["CR--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n").unwrap();
+                thread::sleep(Duration::from_millis(100));
+                s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // A kept-alive connection whose second request stops halfway: 408 `cR`.
+            fe: "h_ka2",
+            http: true,
+            fe_cfg: "timeout http-request 300ms",
+            backend: "hb_app",
+            lines: 2,
+            bytes_vary: false,
+            states: &["----", "cR--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                assert!(read_resp(&mut s).starts_with("HTTP/1.1 200"));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHo").unwrap();
+                let r = read_all(&mut s);
+                assert!(
+                    r.starts_with(b"HTTP/1.1 408"),
+                    "{}",
+                    String::from_utf8_lossy(&r)
+                );
+            },
+        },
+        Scenario {
             fe: "h_CR",
             http: true,
             fe_cfg: "",
