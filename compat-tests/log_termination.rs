@@ -609,6 +609,36 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // `option logasap` and a refused connection: logged at the end, with the signs.
+            fe: "t_asap_SC",
+            http: false,
+            fe_cfg: "option logasap",
+            backend: "tb_refused",
+            lines: 1,
+            bytes_vary: false,
+            states: &["SC"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // `option logasap` and a bad request.
+            fe: "h_asap_PR",
+            http: true,
+            fe_cfg: "option logasap",
+            backend: "hb_app",
+            lines: 1,
+            bytes_vary: false,
+            states: &["PR--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
             fe: "h_CR",
             http: true,
             fe_cfg: "",
