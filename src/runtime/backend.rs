@@ -144,6 +144,10 @@ pub struct Backend {
     waiting: AtomicUsize,
     /// Requests served from the backend queue so far (for `%bq`).
     queue_idx: AtomicU64,
+    /// The backend queue's order: tickets of the waiting requests, served first in first out
+    /// as HAProxy does (only the head may take a freed slot).
+    fifo: std::sync::Mutex<std::collections::VecDeque<u64>>,
+    tickets: AtomicU64,
     /// Requests registered for slot wake-ups (waiting, or about to).
     picking: AtomicUsize,
     pub cum_conns: AtomicU64,
@@ -240,6 +244,33 @@ impl Drop for Slot {
 }
 
 /// Counts a request looking for a slot after a first failed attempt.
+/// A place in the backend queue, given up on drop (served, timed out or cancelled); the next
+/// request in line is then woken.
+struct Ticket<'a>(&'a Backend, u64);
+
+impl Ticket<'_> {
+    fn is_head(&self) -> bool {
+        self.0
+            .fifo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .front()
+            == Some(&self.1)
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.fifo.lock().unwrap_or_else(|e| e.into_inner());
+        let head = q.front() == Some(&self.1);
+        q.retain(|&t| t != self.1);
+        drop(q);
+        if head {
+            self.0.freed.notify_waiters();
+        }
+    }
+}
+
 struct Picking<'a>(&'a AtomicUsize);
 
 impl<'a> Picking<'a> {
@@ -394,6 +425,8 @@ impl Backend {
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
             queue_idx: AtomicU64::new(0),
+            fifo: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            tickets: AtomicU64::new(0),
             picking: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
@@ -478,6 +511,7 @@ impl Backend {
         // The first attempt takes no lock at all; only when it finds every candidate full does
         // the request register for wake-ups (then retries once before sleeping).
         let mut first = true;
+        let mut ticket: Option<Ticket<'_>> = None;
         loop {
             let _picking = (!first).then(|| Picking::new(&self.picking));
             let notified = self.freed.notified();
@@ -485,7 +519,20 @@ impl Backend {
             if !first {
                 notified.as_mut().enable();
             }
-            match self.lb.pick(key, avoid) {
+            // Requests already wait: a new one queues behind them, a waiting one tries only
+            // at the head of the line.
+            let behind = match &ticket {
+                Some(t) => !t.is_head(),
+                None => {
+                    self.waiting.load(Ordering::Acquire) > 0
+                        && !self
+                            .fifo
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .is_empty()
+                }
+            };
+            match (!behind).then(|| self.lb.pick(key, avoid)).flatten() {
                 Some(i) => {
                     if let Some(slot) = self.try_slot(i) {
                         if let Some(p) = pos(self, entered) {
@@ -523,9 +570,15 @@ impl Backend {
             }
             if first {
                 first = false;
+                if behind {
+                    ticket = Some(self.take_ticket());
+                }
                 continue;
             }
             // Every candidate is saturated: wait in the backend queue.
+            if ticket.is_none() {
+                ticket = Some(self.take_ticket());
+            }
             entered.get_or_insert_with(|| self.queue_idx.load(Ordering::Acquire));
             self.waiting.fetch_add(1, Ordering::AcqRel);
             let timed_out = match deadline {
@@ -555,6 +608,15 @@ impl Backend {
         }
         let deadline = self.queue_timeout.map(|d| Instant::now() + d);
         self.wait_server_slot(i, deadline, stats).await
+    }
+
+    fn take_ticket(&self) -> Ticket<'_> {
+        let t = self.tickets.fetch_add(1, Ordering::AcqRel);
+        self.fifo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(t);
+        Ticket(self, t)
     }
 
     async fn wait_server_slot(

@@ -258,17 +258,7 @@ async fn send_error_inner<W: AsyncWrite + Unpin>(
     let n = match error_bytes(status, flavor, fe, be) {
         Some(bytes) => {
             let _ = write_all(w, &bytes, fe.client_timeout).await;
-            let headers = bytes
-                .windows(4)
-                .position(|x| x == b"\r\n\r\n")
-                .map(|end| {
-                    bytes[..end]
-                        .split(|&c| c == b'\n')
-                        .count()
-                        .saturating_sub(1)
-                })
-                .unwrap_or(0);
-            htx_size(bytes.len(), headers)
+            error_htx(&bytes)
         }
         // An empty errorfile: HAProxy closes without a word.
         None => {
@@ -482,10 +472,31 @@ impl TxnLog {
     }
 }
 
-/// HAProxy counts message sizes in its internal form: the wire size minus 4 bytes per
-/// header line (`": "` and CRLF). Right for its own error responses.
-fn htx_size(wire: usize, headers: usize) -> u64 {
-    wire.saturating_sub(4 * headers) as u64
+/// `%B` of an error response HAProxy generates: the HTX size of the message (as for a
+/// server's response; the `Connection` header it may add for the client does not count:
+/// measured 217 for the built-in 503 whether the client was kept alive or not).
+fn error_htx(wire: &[u8]) -> u64 {
+    let Some(end) = wire.windows(4).position(|x| x == b"\r\n\r\n") else {
+        return wire.len() as u64;
+    };
+    let mut lines = wire[..end].split(|&c| c == b'\n');
+    let first = lines.next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let mut parts = first.splitn(3, |&c| c == b' ');
+    let (v, st, r) = (parts.next(), parts.next(), parts.next());
+    let start = [v, st, r].map(|p| p.map_or(0, |p| p.len()));
+    let headers: Vec<http1::Header> = lines
+        .filter_map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            let p = l.iter().position(|&c| c == b':')?;
+            let v = &l[p + 1..];
+            let ws = |c: &u8| *c == b' ' || *c == b'\t';
+            let a = v.iter().position(|c| !ws(c)).unwrap_or(v.len());
+            let b = v.iter().rposition(|c| !ws(c)).map_or(a, |x| x + 1);
+            Some(http1::Header::new(&l[..p], &v[a..b.max(a)]))
+        })
+        .collect();
+    htx_head(start, &headers) + (wire.len() - end - 4) as u64
 }
 
 /// HAProxy's internal (HTX) size of a received message head, which `%U`/`%B` count (measured
@@ -976,11 +987,18 @@ pub async fn session(
                 // read what it sent; an empty answer becomes a 502 there.
             }
             // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
-            let r = Box::pin(exchange(
-                &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
-                was_reused, &mut txn,
-            ))
-            .await;
+            // `shutdown sessions server` ends the transaction (HAProxy's `K` termination).
+            let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+            let r = tokio::select! {
+                r = Box::pin(exchange(
+                    &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
+                    was_reused, &mut txn,
+                )) => r,
+                _ = super::admin::killed(kill.as_mut()) => {
+                    txn.set_term(b'K', if txn.resp_head.is_some() { b'D' } else { b'H' });
+                    RespEnd::Abort
+                }
+            };
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
                 drop(sc.take());
@@ -1158,17 +1176,12 @@ async fn answer_locally(
                 http1::errors::ConnHeader::None
             };
             super::rules::finish_reply(&mut head, conn);
-            let headers = head
-                .iter()
-                .filter(|&&c| c == b'\n')
-                .count()
-                .saturating_sub(2);
             // No body in the answer to a HEAD request.
             if !req.is_head() {
                 head.extend_from_slice(&body);
             }
             let _ = write_all(cw, &head, fe.client_timeout).await;
-            txn.bytes_out = htx_size(head.len(), headers);
+            txn.bytes_out = error_htx(&head);
             if !keep {
                 let _ = cw.shutdown().await;
             }
@@ -1198,16 +1211,11 @@ async fn rule_error(
         .position(|x| x == b"\r\n\r\n")
         .map_or(bytes.len(), |i| i + 4);
     bytes.truncate(end);
-    let headers = bytes
-        .iter()
-        .filter(|&&c| c == b'\n')
-        .count()
-        .saturating_sub(2);
     let _ = write_all(cw, &bytes, fe.client_timeout).await;
     if close {
         let _ = cw.shutdown().await;
     }
-    htx_size(bytes.len(), headers)
+    error_htx(&bytes)
 }
 
 fn connect_status(e: &ConnectError) -> u16 {
@@ -1423,9 +1431,7 @@ async fn exchange(
         if fe.log().is_some_and(|l| l.logasap) {
             // HAProxy counts what its buffer holds of the response: the head and the body
             // bytes that came with it.
-            let mut c = Codec::new(resp.body, Direction::Response);
-            let _ = c.feed(sbuf, &mut Vec::new());
-            txn.bytes_out += c.take_htx();
+            txn.bytes_out += buffered_htx(resp.body, sbuf);
             txn.bytes_in = 0;
             txn.emit(true);
         }
@@ -1447,6 +1453,8 @@ async fn exchange(
         http1::write_response_head(&mut h, &resp, WriteOpts::default());
         if let Err(e) = write_all(cw, &h, client_to).await {
             txn.set_term(client_cause(e), b'D');
+            // HAProxy had received the body bytes that came with the head.
+            txn.bytes_out += buffered_htx(resp_body, sbuf);
             return RespEnd::Abort;
         }
         if tunnel {
@@ -1533,6 +1541,13 @@ async fn exchange(
             RespEnd::Abort
         }
     }
+}
+
+/// The HTX size of the body bytes of a `kind` body at the start of `buf`.
+fn buffered_htx(kind: BodyKind, buf: &[u8]) -> u64 {
+    let mut c = Codec::new(kind, Direction::Response);
+    let _ = c.feed(buf, &mut Vec::new());
+    c.take_htx()
 }
 
 fn client_cause(e: IoEnd) -> u8 {
@@ -1629,9 +1644,17 @@ mod tests {
     }
 
     #[test]
-    fn htx_sizes() {
-        assert_eq!(htx_size(100, 3), 88);
-        assert_eq!(htx_size(2, 3), 0);
+    fn error_sizes_as_haproxy_logs_them() {
+        for close in [false, true] {
+            let flavor = ErrorFlavor::Stream { close };
+            let b503 = http1::builtin_error(503, flavor).unwrap();
+            let b504 = http1::builtin_error(504, flavor).unwrap();
+            assert_eq!(
+                (error_htx(&b503), error_htx(&b504)),
+                (217, 198),
+                "close {close}"
+            );
+        }
     }
 
     /// Sizes HAProxy 2.6.12 logged (`%U`, `%B`) for these messages.

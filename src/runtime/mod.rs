@@ -696,7 +696,10 @@ async fn accept_loop(
                 Mode::Tcp => tcp::session(fe, stream, acc).await,
                 Mode::Http => {
                     let stop = shared.stopping.subscribe();
+                    // Biased: `shutdown sessions server` also reaches the transaction, which
+                    // ends itself first and logs the `K` termination.
                     tokio::select! {
+                        biased;
                         _ = http::session(fe, stream, acc, stop) => {}
                         _ = _sess.killed() => {}
                     }

@@ -49,7 +49,19 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         orig_dst: acc.orig_dst,
     };
     let mut cs = ConnStats::default();
-    let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
+    let r = tokio::select! {
+        r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(r),
+        _ = client_reset(&client) => None,
+    };
+    let Some(r) = r else {
+        // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.term_state = logging::term(b'C', b'D');
+        drop(active);
+        rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+        finish(&fe, rec, &acc);
+        return;
+    };
     let (server, slot) = match r {
         Ok(x) => x,
         Err(e) => {
@@ -100,17 +112,18 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     let tmo = tunnel_timeouts(&fe, Some(&be));
     // `shutdown sessions server` ends the session (HAProxy's `K` termination).
     let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
-    let mut killed = false;
-    let st = tokio::select! {
-        st = forward::forward(client, server, tmo, &[], &[]) => st,
-        _ = super::admin::killed(kill.as_mut()) => {
-            killed = true;
-            forward::Stats { end: forward::End::Done, to_server: 0, to_client: 0 }
-        }
-    };
+    let st = forward::forward_until(
+        client,
+        server,
+        tmo,
+        &[],
+        &[],
+        super::admin::killed(kill.as_mut()),
+    )
+    .await;
     drop(slot);
     drop(active);
-    super::counters::tcp_session(&fe, &be, &cs, Some((&st, killed)), [0; 4], &acc);
+    super::counters::tcp_session(&fe, &be, &cs, Some((&st, st.end == forward::End::Killed)), [0; 4], &acc);
     if fe.log().is_none() || asap {
         return;
     }
@@ -127,11 +140,20 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         forward::End::Timeout { client: false } => logging::term(b's', b'D'),
         forward::End::Error { client: true } => logging::term(b'C', b'D'),
         forward::End::Error { client: false } => logging::term(b'S', b'D'),
+        // As HAProxy 2.6 logs it (measured `K-`, the bytes so far counted).
+        forward::End::Killed => logging::term(b'K', b'-'),
     };
-    if killed {
-        rec.term_state = logging::term(b'K', b'D');
-    }
     finish(&fe, rec, &acc);
+}
+
+/// Resolves when the client connection got an error (a reset).
+async fn client_reset(c: &TcpStream) {
+    loop {
+        match c.ready(tokio::io::Interest::ERROR).await {
+            Ok(r) if !r.is_error() => tokio::task::yield_now().await,
+            _ => return,
+        }
+    }
 }
 
 /// The fields every session log shares.
