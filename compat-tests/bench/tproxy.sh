@@ -307,7 +307,7 @@ one_run() {
   put "$key.p99" "$(awk -v p="$p99" 'BEGIN { printf "%.2f", p / 1000 }')"
   put "$key.cpu100k" "$(awk -v t="$t" -v k="$CLK" -v r="$req" 'BEGIN { printf "%.3f", r ? t / k * 100000 / r : 0 }')"
   put "$key.cpupct" "$(awk -v t="$t" -v k="$CLK" -v d="$dur" 'BEGIN { printf "%.0f", t / k / (d / 1e6) * 100 }')"
-  put "$key.errors" "$((err + st))"
+  put "$key.errors" "$err $st"
   check_logs "$want" "$req" "$key"
 }
 
@@ -385,7 +385,8 @@ done
 echo
 errs=""
 for f in "$tmp"/res/*.errors; do
-  e=$(awk '{ s += $1 } END { print s + 0 }' "$f"); [ "$e" = 0 ] || errs="$errs $(basename "$f" .errors): $e;"
+  e=$(awk '{ s += $1; t += $2 } END { if (s + t) printf "%d socket errors (connect, read, write, timeout), %d non-2xx", s, t }' "$f")
+  [ -z "$e" ] || errs="$errs $(basename "$f" .errors): $e;"
 done
-echo "- wrk socket/status errors:${errs:- none}"
+echo "- wrk errors over all rounds:${errs:- none}"
 echo "- Address check: after every run, every request the servers logged came from 10.10.1.2 (usesrc) or 10.10.2.1 (no usesrc), and the servers logged at least as many requests as wrk counted ($(cat "$tmp"/res/*.logged | awk '{ s += $1 } END { print s }') requests checked)."

@@ -183,10 +183,33 @@ impl ServerConn {
         }
     }
 
+    /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
+    /// server connection it will not reuse: no TIME_WAIT is left on the proxy for the 4-tuple
+    /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
+    /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
+    /// server's FIN crosses it.
+    fn close_reset(self) {
+        let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
+        self.w.forget();
+        drop(self.r);
+    }
+
     /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
     fn still_usable(&self) -> bool {
         let mut b = [0u8; 1];
         matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// The idle server connections of a session. Those still kept when the session ends are
+/// closed with an RST ([`ServerConn::close_reset`]), as HAProxy does.
+struct IdleConns(Vec<ServerConn>);
+
+impl Drop for IdleConns {
+    fn drop(&mut self) {
+        for c in self.0.drain(..) {
+            c.close_reset();
+        }
     }
 }
 
@@ -521,7 +544,7 @@ pub async fn session(
 ) {
     let (mut cr, mut cw) = client.into_split();
     let mut cbuf: Vec<u8> = Vec::new();
-    let mut idle: Vec<ServerConn> = Vec::new();
+    let mut idle = IdleConns(Vec::new());
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
         client: fe.client_timeout,
@@ -680,8 +703,8 @@ pub async fn session(
         };
         let mut reused = None;
         if let Some(s) = &slot {
-            while let Some(pos) = idle.iter().position(|c| c.srv == s.srv) {
-                let c = idle.remove(pos);
+            while let Some(pos) = idle.0.iter().position(|c| c.srv == s.srv) {
+                let c = idle.0.remove(pos);
                 if c.still_usable() {
                     reused = Some(c);
                     break;
@@ -812,17 +835,20 @@ pub async fn session(
                 drop(slot);
                 let Some(sc) = sc else { continue };
                 let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
-                if queue {
-                    // Requests wait for this server: free the connection at once (RST).
-                    let _ = crate::tproxy::sockopt::set_reset_on_close(sc.w.as_ref());
-                }
-                if server_reusable && plan.server_keep_alive && sc.srv != usize::MAX && !queue {
-                    if idle.len() >= MAX_SESSION_SRV_CONNS {
-                        idle.remove(0);
+                if server_reusable
+                    && plan.server_keep_alive
+                    && client_keep_alive
+                    && sc.srv != usize::MAX
+                    && !queue
+                {
+                    if idle.0.len() >= MAX_SESSION_SRV_CONNS {
+                        idle.0.remove(0).close_reset();
                     }
                     let mut sc = sc;
                     bufpool::release(&mut sc.buf);
-                    idle.push(sc);
+                    idle.0.push(sc);
+                } else {
+                    sc.close_reset();
                 }
                 if !client_keep_alive {
                     let _ = cw.shutdown().await;
