@@ -1181,3 +1181,77 @@ listen usesrc
         out
     });
 }
+
+/// `usesrc hdr_ip(...)` on a keep-alive client connection: each request reaches the server
+/// from the address its own header names, so a server connection opened for one address is
+/// not reused for a request that names another. (The server answers each request with the
+/// peer address of the connection that carried it.)
+#[test]
+fn usesrc_hdr_ip_per_request_on_one_client_connection() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED usesrc_hdr_ip_per_request_on_one_client_connection: needs root");
+        return;
+    }
+    fn peer_server(l: std::net::TcpListener) {
+        thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                thread::spawn(move || {
+                    let peer = s.peer_addr().unwrap().ip().to_string();
+                    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{peer}",
+                            peer.len()
+                        );
+                        if s.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    differential(
+        "usesrc_hdr_ip_per_request_on_one_client_connection",
+        |imp| {
+            let dir = TempDir::new("hdrip-ka");
+            let p = free_ports(2);
+            peer_server(std::net::TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+            let cfg = format!(
+                "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    source 0.0.0.0 usesrc hdr_ip(x-ip)
+    server s1 127.0.0.1:{}
+",
+                p[0], p[1]
+            );
+            let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            let mut out = Vec::new();
+            for ip in ["127.0.0.88", "127.0.0.66", "127.0.0.66", "127.0.0.88"] {
+                let r = c
+                    .request(&format!("GET / HTTP/1.1\r\nHost: x\r\nX-IP: {ip}\r\n\r\n"))
+                    .unwrap();
+                out.push(format!("{ip}: {} seen from {}", r.status, r.body_str()));
+            }
+            println!("{imp:?}: {out:?}");
+            for l in &out {
+                let (want, rest) = l.split_once(": ").unwrap();
+                assert_eq!(rest, format!("200 seen from {want}"), "{imp:?}: {out:?}");
+            }
+            out
+        },
+    );
+}

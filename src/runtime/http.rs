@@ -155,11 +155,15 @@ struct ServerConn {
     /// requests that reuse it: no getpeername/getsockname per request).
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    /// The address `usesrc hdr_ip(...)` took from the request that opened it: a request
+    /// naming another address must not reuse it.
+    hdr_src: Option<IpAddr>,
 }
 
 impl ServerConn {
-    /// `cs`: the stats of the connect that opened `s` (its server and local addresses).
-    fn new(s: TcpStream, srv: usize, cs: &ConnStats) -> ServerConn {
+    /// `cs`: the stats of the connect that opened `s` (its server and local addresses);
+    /// `hdr_src`: the `usesrc hdr_ip` address it was opened for.
+    fn new(s: TcpStream, srv: usize, cs: &ConnStats, hdr_src: Option<IpAddr>) -> ServerConn {
         let (r, w) = s.into_split();
         ServerConn {
             r,
@@ -168,6 +172,7 @@ impl ServerConn {
             srv,
             peer: cs.server_addr,
             local: cs.local_addr,
+            hdr_src,
         }
     }
     /// Takes what a server that speaks first (or answers before reading) already sent:
@@ -703,7 +708,11 @@ pub async fn session(
         };
         let mut reused = None;
         if let Some(s) = &slot {
-            while let Some(pos) = idle.0.iter().position(|c| c.srv == s.srv) {
+            while let Some(pos) = idle
+                .0
+                .iter()
+                .position(|c| c.srv == s.srv && c.hdr_src == hip)
+            {
                 let c = idle.0.remove(pos);
                 if c.still_usable() {
                     reused = Some(c);
@@ -721,7 +730,7 @@ pub async fn session(
             None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                    Ok((ServerConn::new(s, srv, &txn.cs), sl, false))
+                    Ok((ServerConn::new(s, srv, &txn.cs, hip), sl, false))
                 }
                 Err(status) => Err(status),
             },
@@ -960,7 +969,7 @@ async fn fresh(
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-    Ok((ServerConn::new(s, srv, cs), sl))
+    Ok((ServerConn::new(s, srv, cs, hip), sl))
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
