@@ -260,9 +260,16 @@ clear_logs() { local f; for f in "${ACCESS[@]}"; do : >"$f"; done; }
 # check_logs WANT_IP WRK_REQUESTS KEY: every logged request came from WANT_IP, and at least
 # WRK_REQUESTS were logged; records server connections per 100 requests.
 check_logs() {
-  local want=$1 n=$2 key=$3 f got bad conns=0 c
-  sleep 1.3 # nginx flushes its log buffer every second
-  got=$(cat "${ACCESS[@]}" | wc -l)
+  local want=$1 n=$2 key=$3 f got bad conns=0 c prev=-1 k
+  # Wait until the servers' logs stop growing (nginx flushes its buffer every second): a
+  # loaded proxy may still forward requests that were queued in its accept backlog when wrk
+  # stopped, and they must be counted here, not in the next run.
+  for k in $(seq 15); do
+    sleep 1.2
+    got=$(cat "${ACCESS[@]}" | wc -l)
+    [ "$got" = "$prev" ] && break
+    prev=$got
+  done
   bad=$(cat "${ACCESS[@]}" | awk -v w="$want" '$1 != w' | sort | awk '{ print $1 }' | uniq -c | head -5)
   if [ -n "$bad" ] || [ "$got" -lt "$n" ]; then
     echo "address check failed for $key: want every request from $want, wrk counted $n, servers logged $got; other sources (count, address):" >&2
