@@ -172,11 +172,15 @@ struct ServerConn {
     /// requests that reuse it: no getpeername/getsockname per request).
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    /// The address `usesrc hdr_ip(...)` took from the request that opened it: a request
+    /// naming another address must not reuse it.
+    hdr_src: Option<IpAddr>,
 }
 
 impl ServerConn {
-    /// `cs`: the stats of the connect that opened `s` (its server and local addresses).
-    fn new(s: TcpStream, srv: usize, cs: &ConnStats) -> ServerConn {
+    /// `cs`: the stats of the connect that opened `s` (its server and local addresses);
+    /// `hdr_src`: the `usesrc hdr_ip` address it was opened for.
+    fn new(s: TcpStream, srv: usize, cs: &ConnStats, hdr_src: Option<IpAddr>) -> ServerConn {
         let (r, w) = s.into_split();
         ServerConn {
             r,
@@ -185,6 +189,7 @@ impl ServerConn {
             srv,
             peer: cs.server_addr,
             local: cs.local_addr,
+            hdr_src,
         }
     }
     /// Takes what a server that speaks first (or answers before reading) already sent:
@@ -200,10 +205,33 @@ impl ServerConn {
         }
     }
 
+    /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
+    /// server connection it will not reuse: no TIME_WAIT is left on the proxy for the 4-tuple
+    /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
+    /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
+    /// server's FIN crosses it.
+    fn close_reset(self) {
+        let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
+        self.w.forget();
+        drop(self.r);
+    }
+
     /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
     fn still_usable(&self) -> bool {
         let mut b = [0u8; 1];
         matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// The idle server connections of a session. Those still kept when the session ends are
+/// closed with an RST ([`ServerConn::close_reset`]), as HAProxy does.
+struct IdleConns(Vec<ServerConn>);
+
+impl Drop for IdleConns {
+    fn drop(&mut self) {
+        for c in self.0.drain(..) {
+            c.close_reset();
+        }
     }
 }
 
@@ -650,7 +678,7 @@ pub async fn session(
 ) {
     let (mut cr, mut cw) = client.into_split();
     let mut cbuf: Vec<u8> = Vec::new();
-    let mut idle: Vec<ServerConn> = Vec::new();
+    let mut idle = IdleConns(Vec::new());
     let mut idle_be: Option<Arc<Backend>> = None;
     // Allocated only when the configuration has rules (they may set variables).
     let vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>> =
@@ -788,7 +816,9 @@ pub async fn session(
         // Idle server connections belong to the backend of the previous request (server
         // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
         if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
-            idle.clear();
+            for c in idle.0.drain(..) {
+                c.close_reset();
+            }
             idle_be = Some(Arc::clone(&be));
         }
         let be_active = BeActive::new(&be);
@@ -876,8 +906,12 @@ pub async fn session(
         };
         let mut reused = None;
         if let Some(s) = &slot {
-            while let Some(pos) = idle.iter().position(|c| c.srv == s.srv) {
-                let c = idle.remove(pos);
+            while let Some(pos) = idle
+                .0
+                .iter()
+                .position(|c| c.srv == s.srv && c.hdr_src == hip)
+            {
+                let c = idle.0.remove(pos);
                 if c.still_usable() {
                     reused = Some(c);
                     break;
@@ -895,7 +929,7 @@ pub async fn session(
             None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                    Ok((ServerConn::new(s, srv, &txn.cs), sl, false))
+                    Ok((ServerConn::new(s, srv, &txn.cs, hip), sl, false))
                 }
                 Err(status) => Err(status),
             },
@@ -1021,17 +1055,20 @@ pub async fn session(
                 drop(slot);
                 let Some(sc) = sc else { continue };
                 let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
-                if queue {
-                    // Requests wait for this server: free the connection at once (RST).
-                    let _ = crate::tproxy::sockopt::set_reset_on_close(sc.w.as_ref());
-                }
-                if server_reusable && plan.server_keep_alive && sc.srv != usize::MAX && !queue {
-                    if idle.len() >= MAX_SESSION_SRV_CONNS {
-                        idle.remove(0);
+                if server_reusable
+                    && plan.server_keep_alive
+                    && client_keep_alive
+                    && sc.srv != usize::MAX
+                    && !queue
+                {
+                    if idle.0.len() >= MAX_SESSION_SRV_CONNS {
+                        idle.0.remove(0).close_reset();
                     }
                     let mut sc = sc;
                     bufpool::release(&mut sc.buf);
-                    idle.push(sc);
+                    idle.0.push(sc);
+                } else {
+                    sc.close_reset();
                 }
                 if !client_keep_alive {
                     let _ = cw.shutdown().await;
@@ -1258,7 +1295,7 @@ async fn fresh(
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-    Ok((ServerConn::new(s, srv, cs), sl))
+    Ok((ServerConn::new(s, srv, cs, hip), sl))
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
