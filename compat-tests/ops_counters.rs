@@ -271,8 +271,16 @@ fn traffic_counters_match_haproxy() {
     // Bytes are counted where the log line takes them: the sums of %U/%B.
     for fe in ["fe", "fe2", "li", "lt"] {
         let (up, down) = ours.logged.get(fe).copied().unwrap_or_default();
-        assert_eq!(get(s, fe, "FRONTEND", "bin"), up.to_string(), "{fe} bin vs %U");
-        assert_eq!(get(s, fe, "FRONTEND", "bout"), down.to_string(), "{fe} bout vs %B");
+        assert_eq!(
+            get(s, fe, "FRONTEND", "bin"),
+            up.to_string(),
+            "{fe} bin vs %U"
+        );
+        assert_eq!(
+            get(s, fe, "FRONTEND", "bout"),
+            down.to_string(),
+            "{fe} bout vs %B"
+        );
     }
 
     if !which("haproxy") {

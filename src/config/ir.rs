@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use crate::acl::Condition;
+pub use crate::acl::fmt::Fmt;
+
 /// A place in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Loc {
@@ -77,6 +80,8 @@ pub struct Global {
     pub zero_warning: bool,
     pub quiet: bool,
     pub hard_stop_after: Option<Located<u64>>,
+    /// `grace`: delay between SIGUSR1 and the soft stop (listeners stay open meanwhile).
+    pub grace: Option<Located<u64>>,
     pub bufsize: Option<Located<u32>>,
     pub stats_timeout: Option<Located<u64>>,
     /// `stats socket` lines (the runtime API).
@@ -317,10 +322,84 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseBackend {
     pub backend: String,
-    /// The condition words after `if`/`unless`, `None` when unconditional.
-    pub cond: Option<Vec<String>>,
+    /// The `if`/`unless` condition, `None` when unconditional.
+    pub cond: Option<Condition>,
     pub loc: Loc,
 }
+
+/// One `http-request`, `http-response`, `tcp-request` or `redirect` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule<A> {
+    pub action: A,
+    pub cond: Option<Condition>,
+    pub loc: Loc,
+}
+
+/// `redirect location|prefix|scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectKind {
+    Location,
+    Prefix,
+    Scheme,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub kind: RedirectKind,
+    pub target: Fmt,
+    /// 301, 302 (default), 303, 307 or 308.
+    pub code: u16,
+    pub drop_query: bool,
+    pub append_slash: bool,
+}
+
+/// Actions of `http-request` and `http-response` rules (and the `redirect` keyword).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAction {
+    /// Stop evaluating the rules of this list.
+    Allow,
+    /// Answer with the error page of `status` (403 by default).
+    Deny {
+        status: u16,
+    },
+    /// `return [status N] [content-type T] [string S | lf-string S] [hdr NAME FMT]...`
+    Return {
+        status: u16,
+        content_type: Option<String>,
+        body: Option<Fmt>,
+        headers: Vec<(String, Fmt)>,
+    },
+    Redirect(Redirect),
+    SetHeader(String, Fmt),
+    AddHeader(String, Fmt),
+    DelHeader(String),
+    SetPath(Fmt),
+    SetQuery(Fmt),
+    SetUri(Fmt),
+    SetMethod(Fmt),
+    /// `http-response set-status N [reason R]`.
+    SetStatus(u16, Option<String>),
+    /// `use-service NAME`: kept for the service implementations; refused at `-c` until the
+    /// service exists.
+    UseService(String),
+}
+
+/// Where a `tcp-request` rule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpRuleKind {
+    Connection,
+    Session,
+    Content,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpAction {
+    Accept,
+    Reject,
+}
+
+pub type HttpRule = Rule<HttpAction>;
+pub type TcpRule = Rule<(TcpRuleKind, TcpAction)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwardfor {
@@ -334,6 +413,149 @@ pub struct HttpChk {
     pub method: String,
     pub uri: String,
     pub version: String,
+    /// Headers smuggled after the version (`HTTP/1.1\r\nHost:\ x`), as HAProxy accepts.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Which health-check protocol `option ...` selected (the last one wins, as in HAProxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOption {
+    /// `option tcp-check`: the proxy's `tcp-check` rules (a plain connect check without any).
+    TcpCheck,
+    /// `option httpchk`: the request of [`Proxy::httpchk`] and the `http-check` rules.
+    HttpChk,
+    /// `option redis-check`: PING, expect `+PONG`.
+    RedisCheck,
+    /// `option smtpchk [HELO|EHLO domain]`: the greeting command (`HELO localhost` by default).
+    SmtpChk(String),
+}
+
+/// A health-check status as HAProxy names it (`HCHK_STATUS_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckStatus {
+    SockErr,
+    L4Ok,
+    L4Tout,
+    L4Con,
+    L6Ok,
+    L6Tout,
+    L6Rsp,
+    L7Tout,
+    L7Rsp,
+    L7Ok,
+    L7OkC,
+    L7Sts,
+}
+
+/// `tcp-check connect` / `http-check connect`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectRule {
+    pub port: Option<u16>,
+    pub addr: Option<std::net::IpAddr>,
+    pub send_proxy: bool,
+    pub linger: bool,
+    pub comment: Option<String>,
+}
+
+/// `http-check send`: each part overrides the `option httpchk` request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpSendRule {
+    pub meth: Option<String>,
+    pub uri: Option<String>,
+    pub ver: Option<String>,
+    pub hdrs: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// How `http-check expect hdr` compares a name or a value (`-m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HdrMatchMethod {
+    Str,
+    Beg,
+    End,
+    Sub,
+    Reg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HdrPattern {
+    pub method: HdrMatchMethod,
+    pub pattern: String,
+}
+
+/// What an expect rule looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectMatch {
+    /// tcp-check: in the data; http-check: in the body.
+    String(Vec<u8>),
+    /// A regular expression (tcp-check `rstring`, http-check `rstring` on the body).
+    Rstring(String),
+    Binary(Vec<u8>),
+    /// A regular expression on the hex dump of the data.
+    Rbinary(String),
+    /// HTTP status codes, as inclusive ranges.
+    Status(Vec<(u16, u16)>),
+    Rstatus(String),
+    /// `hdr`/`fhdr name ... [value ...]`; `full` for fhdr (no comma split).
+    Hdr {
+        name: HdrPattern,
+        value: Option<HdrPattern>,
+        full: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectRule {
+    pub inverse: bool,
+    pub what: ExpectMatch,
+    /// `min-recv`, -1 when unset.
+    pub min_recv: i64,
+    pub ok_status: Option<CheckStatus>,
+    pub error_status: Option<CheckStatus>,
+    pub tout_status: Option<CheckStatus>,
+    /// `on-success` / `on-error` texts (log-format strings without `%` only).
+    pub on_success: Option<String>,
+    pub on_error: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckRule {
+    Comment(String),
+    Connect(ConnectRule),
+    /// `tcp-check send` / `send-binary` (bytes already decoded).
+    Send {
+        data: Vec<u8>,
+        binary: bool,
+        comment: Option<String>,
+    },
+    HttpSend(HttpSendRule),
+    Expect(ExpectRule),
+}
+
+/// Which keyword the rules came from; HAProxy keeps one list per proxy and a rule of the
+/// other kind starts it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesKind {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRules {
+    pub kind: RulesKind,
+    pub rules: Vec<Located<CheckRule>>,
+    /// Copied from a defaults section: the proxy's first own rule replaces them.
+    pub inherited: bool,
+}
+
+/// `http-error status N ...`: a reply replacing HAProxy's page for N (built at parse time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpErrorReply {
+    pub status: u16,
+    /// The full HTTP/1 response as `errorfile` content, or `None` for `default-errorfiles`.
+    pub content: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,6 +592,15 @@ pub struct Proxy {
     pub source: Option<Located<Source>>,
     pub default_backend: Option<Located<String>>,
     pub use_backends: Vec<UseBackend>,
+    /// Named ACLs (`acl NAME ...`, every line of a name).
+    pub acls: BTreeMap<String, crate::acl::Acl>,
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    /// `redirect` keyword rules (evaluated after the `http-request` rules).
+    pub redirects: Vec<HttpRule>,
+    pub tcp_request: Vec<TcpRule>,
+    /// `tcp-request inspect-delay`, ms.
+    pub inspect_delay: Option<Located<u64>>,
     pub maxconn: Option<Located<u32>>,
     pub fullconn: Option<u32>,
     pub backlog: Option<u32>,
@@ -377,7 +608,12 @@ pub struct Proxy {
     pub redispatch: Option<Located<bool>>,
     pub forwardfor: Option<Located<Forwardfor>>,
     pub httpchk: Option<Located<HttpChk>>,
-    pub http_check_expect_status: Option<Located<Vec<u16>>>,
+    /// `option tcp-check|httpchk|redis-check`.
+    pub check_option: Option<Located<CheckOption>>,
+    /// `tcp-check` / `http-check` rules.
+    pub check_rules: Option<CheckRules>,
+    /// `http-error` lines, in order (a later one for the same status wins).
+    pub http_errors: Vec<Located<HttpErrorReply>>,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -437,11 +673,10 @@ impl Default for StatsPage {
     }
 }
 
-/// `stats admin if|unless COND`: the words of the condition.
+/// `stats admin if|unless COND`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminRule {
-    pub unless: bool,
-    pub cond: Vec<String>,
+    pub cond: crate::acl::cond::Condition,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -475,6 +710,12 @@ impl Proxy {
             source: None,
             default_backend: None,
             use_backends: Vec::new(),
+            acls: BTreeMap::new(),
+            http_request: Vec::new(),
+            http_response: Vec::new(),
+            redirects: Vec::new(),
+            tcp_request: Vec::new(),
+            inspect_delay: None,
             maxconn: None,
             fullconn: None,
             backlog: None,
@@ -482,7 +723,9 @@ impl Proxy {
             redispatch: None,
             forwardfor: None,
             httpchk: None,
-            http_check_expect_status: None,
+            check_option: None,
+            check_rules: None,
+            http_errors: Vec::new(),
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),
@@ -510,13 +753,48 @@ impl Proxy {
         p.binds.clear();
         p.servers.clear();
         p.use_backends.clear();
+        p.acls.clear();
+        p.http_request.clear();
+        p.http_response.clear();
+        p.redirects.clear();
+        p.tcp_request.clear();
+        p.inspect_delay = None;
         p.description = None;
         p.monitor_uri = None;
+        if let Some(r) = &mut p.check_rules {
+            r.inherited = true;
+        }
         p
     }
 
     pub fn cap(&self) -> Cap {
         self.kind.cap()
+    }
+
+    /// Every condition of this proxy's rules.
+    pub fn conditions_mut(&mut self) -> impl Iterator<Item = &mut Condition> {
+        let ub = self.use_backends.iter_mut().filter_map(|u| u.cond.as_mut());
+        let hr = self
+            .http_request
+            .iter_mut()
+            .chain(self.http_response.iter_mut())
+            .chain(self.redirects.iter_mut())
+            .filter_map(|r| r.cond.as_mut());
+        let tr = self.tcp_request.iter_mut().filter_map(|r| r.cond.as_mut());
+        ub.chain(hr).chain(tr)
+    }
+
+    /// Every condition of this proxy's rules (read-only).
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        let ub = self.use_backends.iter().filter_map(|u| u.cond.as_ref());
+        let hr = self
+            .http_request
+            .iter()
+            .chain(self.http_response.iter())
+            .chain(self.redirects.iter())
+            .filter_map(|r| r.cond.as_ref());
+        let tr = self.tcp_request.iter().filter_map(|r| r.cond.as_ref());
+        ub.chain(hr).chain(tr)
     }
 
     pub fn option(&self, name: &str) -> bool {

@@ -29,6 +29,7 @@ fn is_l7_balance(p: &Proxy) -> bool {
 }
 
 pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
+    check_acl_references(cfg, diags);
     // Backends by name, built once: a lookup per routing rule must not scan every proxy.
     let mut backends: std::collections::HashMap<String, (Mode, Loc)> = Default::default();
     for b in cfg.proxies.iter().filter(|b| b.cap().contains(Cap::BE)) {
@@ -215,6 +216,29 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             s.puid = puid;
         }
     }
+    // HAProxy's post-proxy check: rules of the kind the check option does not run.
+    for p in cfg
+        .proxies
+        .iter()
+        .filter(|p| !p.disabled && p.cap().contains(Cap::BE))
+    {
+        let Some(r) = &p.check_rules else { continue };
+        let opt = p.check_option.as_ref().map(|o| &o.value);
+        let (wanted, kw, opt_name) = match r.kind {
+            RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
+            RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
+        };
+        if !r.rules.is_empty() && opt != Some(&wanted) {
+            diags.warning(
+                None,
+                format!(
+                    "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+    }
     crate::config::transparency::check(cfg, diags);
     Verdict {
         has_listener: cfg
@@ -223,6 +247,78 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             .any(|p| !p.disabled && !p.binds.is_empty() && p.cap().contains(Cap::FE))
             // A stats socket is a listener too.
             || !cfg.global.stats_sockets.is_empty(),
+    }
+}
+
+/// Copies named ACLs into the conditions, then checks the backends and servers named by
+/// `nbsrv()` and `srv_is_up()` (HAProxy resolves these arguments after parsing).
+fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
+    for p in cfg.proxies.iter_mut() {
+        crate::acl::resolve_proxy(p);
+    }
+    for p in &cfg.proxies {
+        let mut seen = std::collections::HashSet::new();
+        let mut msgs: Vec<(Loc, String)> = Vec::new();
+        let named = p.acls.values().flat_map(|a| a.exprs.iter());
+        let anon = p.conditions().flat_map(|c| {
+            c.groups
+                .iter()
+                .flatten()
+                .filter(|t| t.acl.name.is_none())
+                .flat_map(|t| t.acl.exprs.iter())
+        });
+        for e in named.chain(anon) {
+            let kw = e.expr.name.as_str();
+            let msg = match &e.expr.fetch {
+                crate::acl::fetch::Fetch::NbSrv(None) if !p.cap().contains(Cap::BE) => {
+                    Some(format!(
+                        "parsing [{}]: proxy '{}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{}', has not backend capability.",
+                        e.loc, p.name, p.name
+                    ))
+                }
+                _ => match crate::acl::cond::referenced_proxy(e) {
+                    Some((b, srv)) => {
+                        let be = cfg
+                            .proxies
+                            .iter()
+                            .find(|x| x.name == b && x.cap().contains(Cap::BE));
+                        match (be, srv) {
+                            (None, _) => Some(format!(
+                                "parsing [{}]: unable to find backend '{b}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
+                                e.loc, p.name
+                            )),
+                            (Some(be), Some(s)) if !be.servers.iter().any(|x| x.name == s) => {
+                                Some(format!(
+                                    "parsing [{}]: unable to find server '{s}' in proxy '{b}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
+                                    e.loc, p.name
+                                ))
+                            }
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                },
+            };
+            if let Some(m) = msg {
+                if seen.insert(m.clone()) {
+                    msgs.push((e.loc.clone(), m));
+                }
+            }
+        }
+        // HAProxy resolves a proxy's arguments together: several errors make one alert.
+        msgs.sort_by(|a, b| a.0.cmp(&b.0));
+        match msgs.len() {
+            0 => {}
+            1 => diags.alert(Some((&msgs[0].0.file, msgs[0].0.line)), msgs[0].1.clone()),
+            _ => {
+                let mut t = String::from("multiple argument resolution errors:");
+                for (_, m) in &msgs {
+                    t.push_str("\n        ");
+                    t.push_str(m);
+                }
+                diags.alert(None, t);
+            }
+        }
     }
 }
 

@@ -37,7 +37,7 @@
 //! ```
 
 pub mod format;
-mod haproxy_names;
+pub(crate) mod haproxy_names;
 pub mod policy;
 pub mod record;
 pub mod sender;

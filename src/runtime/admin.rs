@@ -35,12 +35,17 @@ const ADM_MAINT: u32 = ADM_FMAINT;
 
 /// HAProxy's health-check status codes (`srv_check_status` of `show servers state`).
 const HCHK_INI: u8 = 1;
+const HCHK_SOCKERR: u8 = 5;
 const HCHK_L4OK: u8 = 6;
 const HCHK_L4TOUT: u8 = 7;
 const HCHK_L4CON: u8 = 8;
+const HCHK_L6OK: u8 = 9;
+const HCHK_L6TOUT: u8 = 10;
+const HCHK_L6RSP: u8 = 11;
 const HCHK_L7TOUT: u8 = 12;
 const HCHK_L7RSP: u8 = 13;
 const HCHK_L7OK: u8 = 15;
+const HCHK_L7OKC: u8 = 16;
 const HCHK_L7STS: u8 = 17;
 
 fn now_secs() -> u64 {
@@ -201,18 +206,26 @@ pub fn record_check(
     took: u128,
     health: u32,
 ) {
-    use super::check::Outcome as O;
+    use crate::config::ir::CheckStatus as S;
     let a = &be.servers[i].admin;
     let mut c = a.chk();
-    let (status, code, info) = match outcome {
-        O::L4Ok => (HCHK_L4OK, None, String::new()),
-        O::L4Timeout => (HCHK_L4TOUT, None, String::new()),
-        O::L4Con(i) => (HCHK_L4CON, None, i.clone()),
-        O::L7Ok(code, r) => (HCHK_L7OK, Some(*code), r.clone()),
-        O::L7Status(code, r) => (HCHK_L7STS, Some(*code), r.clone()),
-        O::L7Timeout => (HCHK_L7TOUT, None, String::new()),
-        O::L7Rsp => (HCHK_L7RSP, None, String::new()),
+    let status = match outcome.st {
+        S::SockErr => HCHK_SOCKERR,
+        S::L4Ok => HCHK_L4OK,
+        S::L4Tout => HCHK_L4TOUT,
+        S::L4Con => HCHK_L4CON,
+        S::L6Ok => HCHK_L6OK,
+        S::L6Tout => HCHK_L6TOUT,
+        S::L6Rsp => HCHK_L6RSP,
+        S::L7Tout => HCHK_L7TOUT,
+        S::L7Rsp => HCHK_L7RSP,
+        S::L7Ok => HCHK_L7OK,
+        S::L7OkC => HCHK_L7OKC,
+        S::L7Sts => HCHK_L7STS,
     };
+    let code = super::check_rules::shows_code(outcome.st)
+        .then_some(outcome.code.clamp(0, u16::MAX as i32) as u16);
+    let info = outcome.info.clone();
     c.status = status;
     c.code = code;
     c.info = info;
@@ -226,6 +239,11 @@ pub fn record_check(
 
 fn hchk_name(s: u8) -> &'static str {
     match s {
+        HCHK_SOCKERR => "SOCKERR",
+        HCHK_L6OK => "L6OK",
+        HCHK_L6TOUT => "L6TOUT",
+        HCHK_L6RSP => "L6RSP",
+        HCHK_L7OKC => "L7OKC",
         HCHK_L4OK => "L4OK",
         HCHK_L4TOUT => "L4TOUT",
         HCHK_L4CON => "L4CON",
@@ -240,6 +258,11 @@ fn hchk_name(s: u8) -> &'static str {
 
 fn hchk_desc(s: u8) -> &'static str {
     match s {
+        HCHK_SOCKERR => "Socket error",
+        HCHK_L6OK => "Layer6 check passed",
+        HCHK_L6TOUT => "Layer6 timeout",
+        HCHK_L6RSP => "Layer6 invalid response",
+        HCHK_L7OKC => "Layer7 check conditionally passed",
         HCHK_L4OK => "Layer4 check passed",
         HCHK_L4TOUT => "Layer4 timeout",
         HCHK_L4CON => "Layer4 connection problem",
@@ -460,6 +483,22 @@ pub fn bind_sockets(cfg: &Config) -> Result<Vec<BoundCli>, String> {
         });
     }
     Ok(out)
+}
+
+/// Every proxy's id by name (`fe_id`, `be_id`).
+pub fn proxy_ids_by_name(cfg: &Config) -> std::collections::HashMap<String, u32> {
+    let real: Vec<_> = cfg
+        .proxies
+        .iter()
+        .filter(|p| p.kind != ProxyKind::Defaults)
+        .collect();
+    let ids = proxy_ids(
+        &real
+            .iter()
+            .map(|p| p.id.as_ref().map(|l| l.value))
+            .collect::<Vec<_>>(),
+    );
+    real.iter().map(|p| p.name.clone()).zip(ids).collect()
 }
 
 /// Proxy ids as HAProxy 2.6 numbers them: explicit ids kept; the others take the smallest free

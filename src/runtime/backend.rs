@@ -114,15 +114,6 @@ impl Server {
     }
 }
 
-/// HTTP-related backend settings.
-#[derive(Debug, Clone, Default)]
-pub struct HttpCheck {
-    pub method: String,
-    pub uri: String,
-    pub version: String,
-    pub expect_status: Option<Vec<u16>>,
-}
-
 /// One backend (a `backend` or the backend half of a `listen`).
 pub struct Backend {
     pub name: String,
@@ -141,7 +132,8 @@ pub struct Backend {
     pub queue_timeout: Option<Duration>,
     pub tunnel_timeout: Option<Duration>,
     pub check_timeout: Option<Duration>,
-    pub httpchk: Option<HttpCheck>,
+    /// What each health check runs.
+    pub check_plan: Arc<super::check_rules::Plan>,
     /// Signalled whenever a server slot is released or a server comes up.
     freed: Notify,
     /// Requests waiting in the backend queue.
@@ -366,12 +358,6 @@ impl Backend {
             .collect();
         let active_up = servers.iter().filter(|s| !s.disabled && !s.backup).count() as u32;
         let backup_up = servers.iter().filter(|s| !s.disabled && s.backup).count() as u32;
-        let httpchk = p.httpchk.as_ref().map(|h| HttpCheck {
-            method: h.value.method.clone(),
-            uri: h.value.uri.clone(),
-            version: h.value.version.clone(),
-            expect_status: p.http_check_expect_status.as_ref().map(|e| e.value.clone()),
-        });
         Backend {
             name: p.name.clone(),
             mode: p.mode.value,
@@ -388,7 +374,7 @@ impl Backend {
             queue_timeout: ms(&p.timeouts.queue).or(connect_timeout),
             tunnel_timeout: ms(&p.timeouts.tunnel),
             check_timeout: ms(&p.timeouts.check),
-            httpchk,
+            check_plan: Arc::new(super::check_rules::Plan::build(p)),
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
             picking: AtomicUsize::new(0),

@@ -1,4 +1,6 @@
-//! Health checks: TCP connect checks and `option httpchk` with `http-check expect status`.
+//! Health checks: the check loop, health counter and state changes. What one check does
+//! (connect, `tcp-check`/`http-check` rules, `option httpchk`, `option redis-check`) is in
+//! [`super::check_rules`].
 //!
 //! Server health follows HAProxy's counter: it runs from 0 to `rise + fall - 1`, the server is up
 //! while it is at least `rise`. A server starts up with the counter at `rise`, so the first failed
@@ -13,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::Shared;
@@ -21,42 +22,8 @@ use super::backend::Backend;
 use super::logging;
 use crate::config::ir::Cap;
 use crate::log::syslog;
-use crate::tproxy::addr::ServerAddr;
-use crate::tproxy::sockopt;
 
-/// The result of one check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    L4Ok,
-    L4Timeout,
-    L4Con(String),
-    L7Ok(u16, String),
-    L7Status(u16, String),
-    L7Timeout,
-    L7Rsp,
-}
-
-impl Outcome {
-    pub fn ok(&self) -> bool {
-        matches!(self, Outcome::L4Ok | Outcome::L7Ok(..))
-    }
-    /// `reason: ...` text as HAProxy prints it (without the duration).
-    pub fn reason(&self) -> String {
-        match self {
-            Outcome::L4Ok => "Layer4 check passed".into(),
-            Outcome::L4Timeout => "Layer4 timeout".into(),
-            Outcome::L4Con(info) => format!("Layer4 connection problem, info: \"{info}\""),
-            Outcome::L7Ok(code, info) => {
-                format!("Layer7 check passed, code: {code}, info: \"{info}\"")
-            }
-            Outcome::L7Status(code, info) => {
-                format!("Layer7 wrong status, code: {code}, info: \"{info}\"")
-            }
-            Outcome::L7Timeout => "Layer7 timeout".into(),
-            Outcome::L7Rsp => "Layer7 invalid response".into(),
-        }
-    }
-}
+pub use super::check_rules::Outcome;
 
 pub fn start_all(shared: &Arc<Shared>) {
     for be in &shared.backends {
@@ -231,98 +198,10 @@ pub fn dump_states(shared: &Shared) {
     }
 }
 
-fn errno_text(e: &std::io::Error) -> String {
-    super::listen::os_error_text(e)
-}
-
 async fn run_check(be: &Backend, i: usize) -> Outcome {
-    let srv = &be.servers[i];
-    let cp = srv.check.as_ref().expect("checked server");
-    let bind = srv
-        .source
-        .as_ref()
-        .or(be.source.as_ref())
-        .map(|p| p.for_health_check())
-        .unwrap_or_else(sockopt::SourceBind::kernel);
-    let sock = match sockopt::transparent_connect_socket(ServerAddr(cp.addr), &bind) {
-        Ok(s) => s,
-        Err(e) => return Outcome::L4Con(errno_text(&e)),
-    };
-    // With `timeout check`, connect is bounded by `timeout connect` and the rest by `timeout
-    // check`; without it the whole check must fit in `inter`.
-    let (conn_to, read_to) = match be.check_timeout {
-        Some(tc) => (be.connect_timeout.unwrap_or(cp.inter).min(cp.inter), tc),
-        None => (cp.inter, cp.inter),
-    };
-    let deadline = Instant::now() + conn_to;
-    let mut stream = match tokio::time::timeout_at(
-        deadline,
-        sockopt::connect(sock, ServerAddr(cp.addr)),
-    )
-    .await
-    {
-        Err(_) => return Outcome::L4Timeout,
-        Ok(Err(e)) => return Outcome::L4Con(errno_text(&e)),
-        Ok(Ok(s)) => s,
-    };
-    let Some(hc) = &be.httpchk else {
-        let _ = sockopt::set_reset_on_close(&stream);
-        return Outcome::L4Ok;
-    };
-    let read_deadline = if be.check_timeout.is_some() {
-        Instant::now() + read_to
-    } else {
-        deadline.max(Instant::now() + Duration::from_millis(1))
-    };
-    let mut req = format!("{} {} {}\r\n", hc.method, hc.uri, hc.version);
-    if hc.version.eq_ignore_ascii_case("HTTP/1.1") {
-        req.push_str("Connection: close\r\n");
-    }
-    req.push_str("\r\n");
-    let io = async {
-        stream.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(1024);
-        let mut tmp = [0u8; 1024];
-        loop {
-            if buf.contains(&b'\n') || buf.len() > 8192 {
-                break;
-            }
-            let n = stream.read(&mut tmp).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        }
-        Ok::<_, std::io::Error>(buf)
-    };
-    let buf = match tokio::time::timeout_at(read_deadline, io).await {
-        Err(_) => return Outcome::L7Timeout,
-        Ok(Err(_)) => return Outcome::L7Rsp,
-        Ok(Ok(b)) => b,
-    };
-    let _ = sockopt::set_reset_on_close(&stream);
-    let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
-    let line = String::from_utf8_lossy(&buf[..line_end]);
-    let line = line.trim_end_matches('\r');
-    let mut parts = line.splitn(3, ' ');
-    let (Some(ver), Some(code)) = (parts.next(), parts.next()) else {
-        return Outcome::L7Rsp;
-    };
-    if !ver.starts_with("HTTP/") || code.len() != 3 {
-        return Outcome::L7Rsp;
-    }
-    let Ok(code) = code.parse::<u16>() else {
-        return Outcome::L7Rsp;
-    };
-    let reason = parts.next().unwrap_or("").to_string();
-    let ok = match &hc.expect_status {
-        Some(list) => list.contains(&code),
-        None => (200..400).contains(&code),
-    };
-    if ok {
-        Outcome::L7Ok(code, reason)
-    } else {
-        Outcome::L7Status(code, reason)
+    match super::check_rules::target(be, i) {
+        Some(t) => super::check_rules::run(&be.check_plan, &t).await,
+        None => Outcome::new(crate::config::ir::CheckStatus::L4Con, 0, ""),
     }
 }
 

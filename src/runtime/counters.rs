@@ -343,6 +343,17 @@ pub fn finished(fe: &FeCounters, be: Option<&super::backend::Backend>, f: &Finis
     }
 }
 
+/// A TCP session got its server connection (or failed to): it counts in the backend and the
+/// server from now on, as in HAProxy.
+pub fn tcp_started(be: &super::backend::Backend, cs: &super::backend::ConnStats) {
+    let now = now_s();
+    be.ctr.session(now);
+    if let Some(s) = cs.server.and_then(|i| be.servers.get(i)) {
+        s.admin.ctr.session(now);
+        s.admin.ctr.stot.fetch_add(cs.retries as u64, Relaxed);
+    }
+}
+
 /// A finished TCP session: `fwd` is what forwarding did (`None` when no server connection
 /// was made, then `term` is the termination state).
 pub fn tcp_session(
@@ -354,12 +365,6 @@ pub fn tcp_session(
     acc: &super::Accepted,
 ) {
     use super::forward::End;
-    let now = now_s();
-    be.ctr.session(now);
-    if let Some(s) = cs.server.and_then(|i| be.servers.get(i)) {
-        s.admin.ctr.session(now);
-        s.admin.ctr.stot.fetch_add(cs.retries as u64, Relaxed);
-    }
     let (term, bytes_in, bytes_out) = match fwd {
         None => ([term[0], term[1]], 0, 0),
         Some((st, killed)) => (

@@ -42,6 +42,10 @@ pub struct HttpSettings {
     pub forwardfor: Option<ForwardFor>,
     /// `errorfile` contents by status.
     pub errorfiles: HashMap<u16, Vec<u8>>,
+    /// `http-error` replies by status: like errorfiles, but HAProxy uses them only for the
+    /// errors of request processing, not for the connection-level ones (a request it cannot
+    /// parse gets the errorfile or built-in page).
+    pub http_errors: HashMap<u16, Vec<u8>>,
 }
 
 impl HttpSettings {
@@ -66,10 +70,23 @@ impl HttpSettings {
                 Err(e) => warn(format!("parsing [{}] : errorfile : {e}", ef.loc)),
             }
         }
+        // `http-error` replies, built at parse time (`default-errorfiles` drops an earlier one).
+        let mut http_errors = HashMap::new();
+        for he in &p.http_errors {
+            match &he.value.content {
+                Some(c) => {
+                    http_errors.insert(he.value.status, c.clone());
+                }
+                None => {
+                    http_errors.remove(&he.value.status);
+                }
+            }
+        }
         HttpSettings {
             mode,
             forwardfor,
             errorfiles,
+            http_errors,
         }
     }
 }
@@ -195,9 +212,16 @@ fn error_bytes(
         ErrorFlavor::Mux => true,
         ErrorFlavor::Stream { close } => close,
     };
-    let file = be
-        .and_then(|b| b.http.errorfiles.get(&status))
-        .or_else(|| fe.http.errorfiles.get(&status));
+    let reply = match flavor {
+        ErrorFlavor::Mux => None,
+        ErrorFlavor::Stream { .. } => be
+            .and_then(|b| b.http.http_errors.get(&status))
+            .or_else(|| fe.http.http_errors.get(&status)),
+    };
+    let file = reply.or_else(|| {
+        be.and_then(|b| b.http.errorfiles.get(&status))
+            .or_else(|| fe.http.errorfiles.get(&status))
+    });
     match file {
         Some(c) if c.is_empty() => None,
         Some(c) => Some(http1::errors::errorfile_wire(c, close)),
@@ -516,6 +540,7 @@ pub async fn session(
     let (mut cr, mut cw) = client.into_split();
     let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
+    let mut idle_be: Option<Arc<Backend>> = None;
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
         client: fe.client_timeout,
@@ -600,19 +625,32 @@ pub async fn session(
         }
         cbuf.drain(..req.head_len);
 
+        let chosen = match super::rules::on_request(&fe, &acc, &mut req) {
+            super::rules::ReqVerdict::Forward(b) => b,
+            v => {
+                if Box::pin(answer_locally(&fe, &mut cw, &req, v, &mut txn)).await {
+                    drop(txn);
+                    txn_start = Instant::now();
+                    txn_start_utc = chrono::Utc::now();
+                    continue;
+                }
+                return;
+            }
+        };
         // The stats page (`stats uri`) answers here instead of a server.
-        if let Some(page) = super::stats_page::target(&fe, &req.uri) {
+        if let Some(page) = super::stats_page::target(&fe, chosen.as_deref(), &req.uri) {
             let io = (&mut cbuf, &mut cr, &mut cw);
-            let r = Box::pin(super::stats_page::serve(page, &fe, &req, io, client_ip)).await;
+            let at = (&acc, chosen.as_deref());
+            let r = Box::pin(super::stats_page::serve(page, &fe, &req, io, at)).await;
             (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(&mut txn);
             if !r.keep_alive {
                 return;
             }
             (txn_start, txn_start_utc) = (Instant::now(), chrono::Utc::now());
             continue;
         }
-
-        let Some(be) = fe.backend.clone() else {
+        let Some(be) = chosen else {
             txn.status = 503;
             txn.set_term(b'S', b'C');
             txn.bytes_out =
@@ -620,6 +658,12 @@ pub async fn session(
             return;
         };
         txn.be = Some(Arc::clone(&be));
+        // Idle server connections belong to the backend of the previous request (server
+        // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
+        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
+            idle.clear();
+            idle_be = Some(Arc::clone(&be));
+        }
         let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
         if super::is_stopping() {
@@ -899,6 +943,83 @@ pub async fn session(
     }
 }
 
+/// Answers a request the rules handled (`deny`, `return`, `redirect`, `tcp-request content
+/// reject`); `true` when the client connection stays open for another request.
+async fn answer_locally(
+    fe: &Frontend,
+    cw: &mut OwnedWriteHalf,
+    req: &Request,
+    v: super::rules::ReqVerdict,
+    txn: &mut TxnLog,
+) -> bool {
+    use super::rules::ReqVerdict;
+    let be_mode = match &v {
+        ReqVerdict::Deny { be: Some(b), .. } | ReqVerdict::Reply { be: Some(b), .. } => b.http.mode,
+        _ => fe.http.mode,
+    };
+    let plan = http1::plan_request(req, fe.http.mode, be_mode);
+    let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
+    let keep = plan.client_keep_alive && no_body && !super::is_stopping();
+    match v {
+        ReqVerdict::Forward(_) => true,
+        ReqVerdict::Close => {
+            txn.set_term(b'P', b'R');
+            txn.request_line = None;
+            txn.head_done = None;
+            let _ = cw.shutdown().await;
+            false
+        }
+        ReqVerdict::Deny { status, be } => {
+            txn.status = status as i32;
+            txn.set_term(b'P', b'R');
+            txn.bytes_out = send_error(
+                cw,
+                status,
+                ErrorFlavor::Stream { close: !keep },
+                fe,
+                be.as_deref(),
+            )
+            .await;
+            keep
+        }
+        ReqVerdict::Reply {
+            status,
+            mut head,
+            body,
+            ..
+        } => {
+            txn.status = status as i32;
+            txn.set_term(b'L', b'R');
+            let conn = if !keep {
+                http1::errors::ConnHeader::Close
+            } else if !req.version.is_11() {
+                http1::errors::ConnHeader::KeepAlive
+            } else {
+                http1::errors::ConnHeader::None
+            };
+            super::rules::finish_reply(&mut head, conn);
+            let headers = head
+                .iter()
+                .filter(|&&c| c == b'\n')
+                .count()
+                .saturating_sub(2);
+            head.extend_from_slice(&body);
+            let _ = write_all(cw, &head, fe.client_timeout).await;
+            txn.bytes_out = htx_size(head.len(), headers);
+            if !keep {
+                let _ = cw.shutdown().await;
+            }
+            keep
+        }
+        ReqVerdict::Service(_) => {
+            let r = super::prometheus::serve(fe, req, cw).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(txn);
+            r.keep_alive
+        }
+    }
+}
+
 fn connect_status(e: &ConnectError) -> u16 {
     match e {
         ConnectError::Resource(m) if m.contains("hdr_ip") => 500,
@@ -1041,6 +1162,11 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
+        if let Some(st) = super::rules::on_response(fe, be, &txn.acc, &mut resp) {
+            // `http-response deny`: the server's answer is dropped (termination PH).
+            txn.set_term(b'P', b'H');
+            return RespEnd::Error(st);
+        }
         let mut plan2 = http1::finish_client_plan(plan, &resp);
         if super::is_stopping() {
             plan2.client_keep_alive = false;
@@ -1136,6 +1262,14 @@ async fn exchange(
             }
         }
     }
+}
+
+/// A request answered by the stats page or a service: HAProxy logs `LR` and zero timers.
+fn applet_log(txn: &mut TxnLog) {
+    txn.set_term(b'L', b'R');
+    (txn.cs.queue_ms, txn.cs.connect_ms) = (0, 0);
+    let now = Instant::now();
+    (txn.sent, txn.resp_head) = (Some(now), Some(now));
 }
 
 impl TxnLog {

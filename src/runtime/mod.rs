@@ -16,6 +16,7 @@ pub mod admin;
 pub mod backend;
 pub mod bufpool;
 pub mod check;
+pub mod check_rules;
 pub mod counters;
 pub mod forward;
 pub mod http;
@@ -23,6 +24,7 @@ pub mod listen;
 pub mod logging;
 pub mod ops;
 pub mod prometheus;
+pub mod rules;
 pub mod stats_page;
 pub mod tcp;
 
@@ -79,6 +81,8 @@ pub struct Frontend {
     pub active: AtomicUsize,
     /// Traffic counters (`show stat`).
     pub ctr: counters::FeCounters,
+    /// ACL-based rules (`use_backend if`, `http-request`, `tcp-request`, ...).
+    pub rules: rules::FeRules,
 }
 
 impl Frontend {
@@ -144,6 +148,10 @@ pub fn run(cfg: Config, diags: &mut Diags) -> i32 {
     run_with(cfg, diags, &RunOpts::default())
 }
 
+fn notice_line(text: &str) {
+    eprintln!("[NOTICE]   ({}) : {}", std::process::id(), text);
+}
+
 fn warn_line(text: &str) {
     eprintln!("[WARNING]  ({}) : {}", std::process::id(), text);
 }
@@ -199,22 +207,18 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         be_by_name.insert(p.name.clone(), Arc::clone(&be));
         backends.push(be);
     }
+    let proxy_ids = admin::proxy_ids_by_name(&cfg);
     let mut frontends = Vec::new();
     let mut fe_proxies = Vec::new();
     for p in &proxies {
         if p.disabled || !p.cap().contains(Cap::FE) || p.binds.is_empty() {
             continue;
         }
+        // The first unconditional `use_backend`; conditional ones before it are evaluated per
+        // request (runtime::rules).
         let mut target = None;
-        for ub in &p.use_backends {
-            if ub.cond.is_none() {
-                target = be_by_name.get(&ub.backend).cloned();
-                break;
-            }
-            startup_warnings.push(format!(
-                "parsing [{}] : 'use_backend' conditions are not evaluated by this version; the rule is ignored.",
-                ub.loc
-            ));
+        if let Some(ub) = p.use_backends.iter().find(|u| u.cond.is_none()) {
+            target = be_by_name.get(&ub.backend).cloned();
         }
         if target.is_none() {
             if let Some(db) = &p.default_backend {
@@ -256,6 +260,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             maxconn_value: fe_maxconn,
             active: AtomicUsize::new(0),
             ctr: Default::default(),
+            rules: rules::FeRules::build(p, &be_by_name, &proxy_ids),
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -422,6 +427,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         shared,
         bound,
         cfg.global.hard_stop_after.as_ref().map(|h| h.value),
+        cfg.global.grace.as_ref().map(|g| g.value).unwrap_or(0),
     ))
 }
 
@@ -454,6 +460,7 @@ async fn serve(
     shared: Arc<Shared>,
     bound: Vec<(usize, listen::Bound, Arc<Semaphore>)>,
     hard_stop_after: Option<u64>,
+    grace_ms: u64,
 ) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let mut acceptors = Vec::new();
@@ -505,6 +512,17 @@ async fn serve(
             s.recv().await;
         }
         None => std::future::pending::<()>().await,
+    }
+    if grace_ms > 0 {
+        // `grace`: the listeners keep accepting meanwhile, so that external health checks
+        // see the stopping state before the sockets go (HAProxy's messages and levels).
+        let text = format!("Scheduling a soft-stop in {grace_ms} ms.");
+        notice_line(&text);
+        logging::global_event(crate::log::syslog::LEVEL_WARNING, &text);
+        tokio::time::sleep(Duration::from_millis(grace_ms)).await;
+        let text = "Grace period expired, proceeding with soft-stop now.";
+        notice_line(text);
+        logging::global_event(crate::log::syslog::LEVEL_NOTICE, text);
     }
     // Soft stop: close the listeners, let sessions finish.
     STOPPING.store(true, Ordering::Release);
@@ -649,6 +667,12 @@ async fn accept_loop(
             accept_utc: chrono::Utc::now(),
             accept_at: tokio::time::Instant::now(),
         };
+        if !rules::accept_connection(&fe, &acc) {
+            // `tcp-request connection reject`: closed at once, not logged.
+            drop(guard);
+            drop(stream);
+            continue;
+        }
         if let (Some(l), Some(od)) = (fe.log(), acc.orig_dst) {
             if l.wants_connect_line() {
                 l.connect_line(peer, od.sock_addr(), &fe.name, fe.mode == Mode::Http);

@@ -30,7 +30,7 @@ pub fn tunnel_timeouts(fe: &Frontend, be: Option<&Backend>) -> Timeouts {
 }
 
 pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
-    let Some(be) = fe.backend.clone() else {
+    let Some(be) = super::rules::tcp_backend(&fe, &acc) else {
         return;
     };
     be.cum_conns.fetch_add(1, Ordering::Relaxed);
@@ -43,6 +43,7 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     };
     let mut cs = ConnStats::default();
     let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
+    super::counters::tcp_started(&be, &cs);
     let (server, slot) = match r {
         Ok(x) => x,
         Err(e) => {

@@ -38,7 +38,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ),
     ("external-check", U, None),
     ("gid", I, Some(g_gid)),
-    ("grace", U, None),
+    ("grace", I, Some(g_grace)),
     ("group", I, Some(g_group)),
     ("h1-case-adjust", U, None),
     ("h1-case-adjust-file", U, None),
@@ -408,6 +408,12 @@ fn time_arg(ctx: &mut LineCtx, a: &[String], kw: &str) -> Option<u64> {
             ctx.alert(format!("unexpected character '{c}' in argument to <{kw}>."));
             None
         }
+    }
+}
+
+fn g_grace(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = time_arg(ctx, a, "grace") {
+        g.grace = Some(Located::new(v, ctx.loc.clone()));
     }
 }
 

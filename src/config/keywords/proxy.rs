@@ -69,7 +69,7 @@ const TUNING: &str = "a kernel or tuning knob with no behavioural effect here";
 
 /// The proxy keyword table. Multi-word entries are matched before single-word ones.
 pub static PROXY_KEYWORDS: &[ProxyKw] = &[
-    kw("acl", "dFLB", U, None),
+    kw("acl", "dFLB", I, Some(super::rules::p_acl)),
     kw("backlog", "DFL", I, Some(p_backlog)),
     kw("balance", "DLB", I, Some(p_balance)),
     kw("bind", "FL", I, Some(p_bind)),
@@ -119,11 +119,20 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("hash-type", "DLB", I, Some(p_hash_type)),
     kw("hash-balance-factor", "DLB", I, Some(p_hash_balance_factor)),
     kw("http-after-response", "dFLB", U, None),
-    kw("http-request", "dFLB", U, None),
-    kw("http-response", "dFLB", U, None),
-    kw("http-check expect", "DLB", I, Some(p_http_check_expect)),
-    kw("http-check", "DLB", U, None),
-    kw("http-error", "DFLB", U, None),
+    kw(
+        "http-request",
+        "dFLB",
+        I,
+        Some(super::rules::p_http_request),
+    ),
+    kw(
+        "http-response",
+        "dFLB",
+        I,
+        Some(super::rules::p_http_response),
+    ),
+    kw("http-check", "DLB", I, Some(super::checks::p_http_check)),
+    kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
     kw(
         "http-reuse",
         "DLB",
@@ -157,7 +166,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("monitor-uri", "DFL", U, None),
     kw("persist", "DLB", U, None),
     kwm("rate-limit", "DFL", U, None, Miss::WarnWill),
-    kw("redirect", "FLB", U, None),
+    kw("redirect", "FLB", I, Some(super::rules::p_redirect)),
     kw("retries", "DLB", I, Some(p_retries)),
     kwm(
         "retry-on",
@@ -182,14 +191,14 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("stats", "DFLB", I, Some(p_stats)),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
-    kw("tcp-check", "DLB", U, None),
-    kw("tcp-request", "dFLB", U, None),
+    kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
+    kw("tcp-request", "dFLB", I, Some(super::rules::p_tcp_request)),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
     kw("transparent", "DLB", U, None),
     kw("unique-id-format", "DFL", U, None),
     kw("unique-id-header", "DFL", U, None),
-    kw("use_backend", "FL", I, Some(p_use_backend)),
+    kw("use_backend", "FL", I, Some(super::rules::p_use_backend)),
     kwm(
         "use-fcgi-app",
         "LB",
@@ -398,6 +407,37 @@ fn p_stats(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             return;
         }
     }
+    if sub == "admin" {
+        let unless = match arg.map(String::as_str) {
+            Some("if") => false,
+            Some("unless") => true,
+            _ => {
+                ctx.alert(
+                    "'stats admin' requires either 'if' or 'unless' followed by a condition.",
+                );
+                return;
+            }
+        };
+        const PREFIX: &str = "error detected while parsing a 'stats admin' rule";
+        match crate::acl::cond::parse_condition(unless, &a[3..], &p.acls, &ctx.loc) {
+            Ok((cond, warnings)) => {
+                for w in warnings {
+                    ctx.warning(w);
+                }
+                let st = p.stats.get_or_insert_with(StatsPage::default);
+                st.admin
+                    .push(Located::new(AdminRule { cond }, ctx.loc.clone()));
+            }
+            Err(crate::acl::AclError::Haproxy(m)) => ctx.alert(format!("{PREFIX} : {m}.")),
+            Err(crate::acl::AclError::Unsupported(what)) => {
+                ctx.unsupported += 1;
+                ctx.alert(format!(
+                    "{PREFIX} : {what} is valid for HAProxy 2.6 but is not supported by rhaproxy yet."
+                ))
+            }
+        }
+        return;
+    }
     let st = p.stats.get_or_insert_with(StatsPage::default);
     match sub {
         "enable" => {}
@@ -450,27 +490,6 @@ fn p_stats(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             // set before this line; the global section is not visible here).
             st.show_desc = Some((a.len() > 2).then(|| a[2..].join(" ")));
         }
-        "admin" => {
-            let unless = match arg.map(String::as_str) {
-                Some("if") => false,
-                Some("unless") => true,
-                _ => {
-                    ctx.alert(
-                        "'stats admin' requires either 'if' or 'unless' followed by a condition.",
-                    );
-                    return;
-                }
-            };
-            let cond: Vec<String> = a[3..].to_vec();
-            if let Err(e) = crate::runtime::stats_page::AdminCond::parse(&cond) {
-                ctx.alert(format!(
-                    "error detected while parsing a 'stats admin' rule : {e}."
-                ));
-                return;
-            }
-            st.admin
-                .push(Located::new(AdminRule { unless, cond }, ctx.loc.clone()));
-        }
         _ => {}
     }
 }
@@ -520,33 +539,6 @@ fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         None => ctx.alert("'default_backend' expects a backend name."),
     }
-}
-
-fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    let Some(b) = a.get(1).filter(|s| !s.is_empty()) else {
-        ctx.alert("'use_backend' expects a backend name.");
-        return;
-    };
-    let cond = match a.get(2).map(String::as_str) {
-        None => None,
-        Some("if") | Some("unless") => {
-            ctx.unsupported_arg("use_backend", "if/unless conditions (ACLs)");
-            return;
-        }
-        Some(_) => {
-            ctx.alert("error detected while parsing switching rule : missing condition or unexpected keyword.");
-            return;
-        }
-    };
-    if b.contains("%[") {
-        ctx.unsupported_arg("use_backend", "dynamic backend names");
-        return;
-    }
-    p.use_backends.push(UseBackend {
-        backend: b.clone(),
-        cond,
-        loc: ctx.loc.clone(),
-    });
 }
 
 fn p_timeout(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -709,22 +701,6 @@ fn p_log_tag(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     match a.get(1) {
         Some(t) => p.log_tag = Some(Located::new(t.clone(), ctx.loc.clone())),
         None => ctx.alert("'log-tag' expects a tag for use in syslog."),
-    }
-}
-
-fn p_http_check_expect(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    // Only `http-check expect [!]status CODE[,CODE]` is implemented.
-    match (a.get(2).map(String::as_str), a.get(3)) {
-        (Some("status"), Some(codes)) => {
-            let parsed: Option<Vec<u16>> =
-                codes.split(',').map(|c| c.parse::<u16>().ok()).collect();
-            match parsed {
-                Some(v) => p.http_check_expect_status = Some(Located::new(v, ctx.loc.clone())),
-                None => ctx.unsupported_arg("http-check expect status", codes),
-            }
-        }
-        (Some(m), _) => ctx.unsupported_arg("http-check expect", m),
-        (None, _) => ctx.alert("'http-check expect' : expects a matching method."),
     }
 }
 
@@ -985,13 +961,13 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcpka", FB, I, o_plain),
     optp("httpchk", BE, I, o_httpchk),
     optp("ssl-hello-chk", BE, U, o_unsupported),
-    optp("smtpchk", BE, U, o_unsupported),
+    optp("smtpchk", BE, I, o_check_kind),
     optp("pgsql-check", BE, U, o_unsupported),
-    optp("redis-check", BE, U, o_unsupported),
+    optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, U, o_unsupported),
     optp("ldap-check", BE, U, o_unsupported),
     optp("spop-check", BE, U, o_unsupported),
-    optp("tcp-check", BE, U, o_unsupported),
+    optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
     optp("forwardfor", FB, I, o_forwardfor),
     optp("originalto", FB, U, o_unsupported),
@@ -1053,9 +1029,51 @@ fn o_tcplog(ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
     p.log_format = Some(Located::new(LogFormatChoice::TcpLog, ctx.loc.clone()));
 }
 
+/// `option tcp-check` / `option redis-check` (no arguments) / `option smtpchk [HELO|EHLO d]`.
+fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let kind = match a[1].as_str() {
+        "tcp-check" => CheckOption::TcpCheck,
+        "redis-check" => CheckOption::RedisCheck,
+        _ => {
+            // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
+            let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
+                (Some(v @ ("HELO" | "EHLO")), Some(d)) if !d.is_empty() => format!("{v} {d}"),
+                _ => "HELO localhost".to_string(),
+            };
+            CheckOption::SmtpChk(cmd)
+        }
+    };
+    let negated_match =
+        |c: &CheckOption| std::mem::discriminant(c) == std::mem::discriminant(&kind);
+    if ctx.negated {
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| negated_match(&c.value))
+        {
+            p.check_option = None;
+        }
+        return;
+    }
+    if let (false, Some(x)) = (matches!(kind, CheckOption::SmtpChk(_)), a.get(2)) {
+        ctx.alert(format!(
+            "'option {}' cannot handle unexpected argument '{x}'.",
+            a[1]
+        ));
+        return;
+    }
+    p.httpchk = None;
+    p.check_option = Some(Located::new(kind, ctx.loc.clone()));
+}
+
 fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if ctx.negated {
         p.httpchk = None;
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| c.value == CheckOption::HttpChk)
+        {
+            p.check_option = None;
+        }
         return;
     }
     if let Some(x) = a.get(5) {
@@ -1070,14 +1088,27 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         4 => (a[2].as_str(), a[3].as_str(), "HTTP/1.0"),
         _ => (a[2].as_str(), a[3].as_str(), a[4].as_str()),
     };
+    // HAProxy lets headers follow the version: `HTTP/1.1\r\nHost:\ www`.
+    if version.contains("\r\n") {
+        ctx.warning_tight("'option httpchk' : hiding headers or body at the end of the version string is deprecated. Please, consider to use 'http-check send' directive instead.");
+    }
+    let mut parts = version.split("\r\n");
+    let version = parts.next().unwrap_or("").to_string();
+    let headers = parts
+        .filter(|h| !h.is_empty())
+        .filter_map(|h| h.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
     p.httpchk = Some(Located::new(
         HttpChk {
             method: method.into(),
             uri: uri.into(),
-            version: version.into(),
+            version,
+            headers,
         },
         ctx.loc.clone(),
     ));
+    p.check_option = Some(Located::new(CheckOption::HttpChk, ctx.loc.clone()));
 }
 
 fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {

@@ -349,6 +349,8 @@ fn apply_options(
                     loc: ctx.loc.clone(),
                     negated: false,
                     defaulted: false,
+                    abort: false,
+                    unsupported: 0,
                 };
                 let parsed = super::proxy::parse_source(&mut ictx, &words, true);
                 let prefix = format!("parsing [{}] : ", ctx.loc);
