@@ -120,6 +120,9 @@ pub fn status_class(status: i32) -> Option<usize> {
 pub struct FeCounters {
     /// Most sessions at once (`smax`).
     pub smax: AtomicU32,
+    /// Connections refused by `tcp-request connection` rules (`dcon`): counted in `conn_tot`,
+    /// not in `stot`.
+    pub denied_conn: AtomicU64,
     /// Connections (`conn_tot`) and sessions (`stot`) are the frontend's `cum_conns`.
     pub conn_rate: Rate,
     pub conn_rate_max: AtomicU32,
@@ -218,6 +221,14 @@ pub fn accepted(fe: &FeCounters, cur: u32) {
     g.sess_rate_max.fetch_max(r, Relaxed);
 }
 
+/// A request denied by an `http-request deny` rule (`dreq`).
+pub fn denied_request(fe: &super::Frontend, be: Option<&super::backend::Backend>) {
+    fe.ctr.denied_req.fetch_add(1, Relaxed);
+    if let Some(b) = be.filter(|b| b.name != fe.name) {
+        b.ctr.denied_req.fetch_add(1, Relaxed);
+    }
+}
+
 /// What a finished session (TCP) or transaction (HTTP) did, from its log record's figures.
 #[derive(Debug, Clone, Default)]
 pub struct Finished {
@@ -267,7 +278,10 @@ pub fn finished(fe: &FeCounters, be: Option<&super::backend::Backend>, f: &Finis
         let r = fe.req_rate.hit();
         fe.req_rate_max.fetch_max(r, Relaxed);
         add_status(&fe.hrsp, f.status);
-        if f.term[0] == b'P' && f.term[1] == b'R' || f.status == 408 && f.term[0] == b'c' {
+        // Invalid requests (the parser's answers; a `deny` is `PR` too but counted in `dreq`
+        // by [`denied_request`], with 403 or its `deny_status`).
+        let parser_status = matches!(f.status, 400 | 408 | 413 | 414 | 431 | 501 | 505);
+        if f.term == *b"PR" && parser_status || f.status == 408 && f.term[0] == b'c' {
             fe.failed_req.fetch_add(1, Relaxed);
         }
     }

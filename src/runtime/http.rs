@@ -970,6 +970,7 @@ async fn answer_locally(
             false
         }
         ReqVerdict::Deny { status, be } => {
+            super::counters::denied_request(fe, be.as_deref());
             txn.status = status as i32;
             txn.set_term(b'P', b'R');
             txn.bytes_out = send_error(

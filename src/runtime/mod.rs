@@ -669,6 +669,7 @@ async fn accept_loop(
         };
         if !rules::accept_connection(&fe, &acc) {
             // `tcp-request connection reject`: closed at once, not logged.
+            fe.ctr.denied_conn.fetch_add(1, Ordering::Relaxed);
             drop(guard);
             drop(stream);
             continue;
