@@ -518,3 +518,46 @@ fn administration_needs_the_admin_condition() {
         assert_eq!(locations[0], locations[1]);
     }
 }
+
+/// `stats uri` in a backend: the page answers requests routed to that backend, as HAProxy.
+#[test]
+fn stats_page_declared_in_a_backend() {
+    let mut seen = Vec::new();
+    for imp in Impl::all("stats_page_declared_in_a_backend") {
+        let dir = TempDir::new("ops-statspage-be");
+        let p = free_ports(2);
+        let _srv = Backend::start("s", p[1], Behavior::Http);
+        let cfg = format!(
+            "defaults
+    mode http
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+frontend fe
+    bind 127.0.0.1:{fe}
+    default_backend be
+backend be
+    stats uri /be-stats
+    server s 127.0.0.1:{s}
+",
+            fe = p[0],
+            s = p[1]
+        );
+        let _proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let page = get(p[0], "/be-stats;csv", None);
+        let other = get(p[0], "/other", None);
+        assert_eq!(page.status, 200, "{imp:?}");
+        assert_eq!(other.server(), "s", "{imp:?}");
+        let rows: Vec<String> = page
+            .body_str()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').take(2).collect::<Vec<_>>().join("/"))
+            .collect();
+        seen.push(rows);
+    }
+    assert_eq!(seen[0], ["fe/FRONTEND", "be/s", "be/BACKEND"]);
+    if seen.len() == 2 {
+        assert_eq!(seen[0], seen[1]);
+    }
+}

@@ -40,7 +40,8 @@ impl Rate {
         self.hit_at(now_ms())
     }
 
-    fn hit_at(&self, ms: u64) -> u32 {
+    /// Counts one event at `ms` (Unix milliseconds); returns the rate right after it.
+    pub fn hit_at(&self, ms: u64) -> u32 {
         let sec = (ms / 1000) & 0xffff;
         let r = self.0.fetch_update(Relaxed, Relaxed, |v| {
             let (s, cur, prev) = unpack(v);
@@ -185,11 +186,11 @@ impl BeCounters {
             t => now_s.saturating_sub(t) as i64,
         }
     }
-    fn session(&self, now_s: u64) {
+    fn session(&self, ms: u64) {
         self.stot.fetch_add(1, Relaxed);
-        let r = self.sess_rate.hit();
+        let r = self.sess_rate.hit_at(ms);
         self.sess_rate_max.fetch_max(r, Relaxed);
-        self.last_sess.store(now_s.max(1), Relaxed);
+        self.last_sess.store((ms / 1000).max(1), Relaxed);
     }
 }
 
@@ -209,15 +210,16 @@ pub static GLOBAL: std::sync::LazyLock<Global> = std::sync::LazyLock::new(Global
 
 /// A connection was accepted by a frontend (its `cum_conns` is counted by the accept loop).
 pub fn accepted(fe: &FeCounters, cur: u32) {
+    let ms = now_ms();
     fe.smax.fetch_max(cur, Relaxed);
-    let r = fe.conn_rate.hit();
+    let r = fe.conn_rate.hit_at(ms);
     fe.conn_rate_max.fetch_max(r, Relaxed);
-    let r = fe.sess_rate.hit();
+    let r = fe.sess_rate.hit_at(ms);
     fe.sess_rate_max.fetch_max(r, Relaxed);
     let g = &*GLOBAL;
-    let r = g.conn_rate.hit();
+    let r = g.conn_rate.hit_at(ms);
     g.conn_rate_max.fetch_max(r, Relaxed);
-    let r = g.sess_rate.hit();
+    let r = g.sess_rate.hit_at(ms);
     g.sess_rate_max.fetch_max(r, Relaxed);
 }
 
@@ -262,20 +264,17 @@ fn add_status(h: &[AtomicU64; 6], status: i32) {
     }
 }
 
-fn now_s() -> u64 {
-    now_ms() / 1000
-}
-
 /// Updates the counters of the frontend, backend and server of a finished session or
 /// transaction.
 pub fn finished(fe: &FeCounters, be: Option<&super::backend::Backend>, f: &Finished) {
+    let ms = now_ms();
     fe.bytes_in.fetch_add(f.bytes_in, Relaxed);
     fe.bytes_out.fetch_add(f.bytes_out, Relaxed);
     GLOBAL.bytes_out.fetch_add(f.bytes_out, Relaxed);
     if f.http {
         GLOBAL.cum_req.fetch_add(1, Relaxed);
         fe.req_tot.fetch_add(1, Relaxed);
-        let r = fe.req_rate.hit();
+        let r = fe.req_rate.hit_at(ms);
         fe.req_rate_max.fetch_max(r, Relaxed);
         add_status(&fe.hrsp, f.status);
         // Invalid requests (the parser's answers; a `deny` is `PR` too but counted in `dreq`
@@ -288,7 +287,7 @@ pub fn finished(fe: &FeCounters, be: Option<&super::backend::Backend>, f: &Finis
     let Some(be) = be.filter(|_| f.backend) else {
         return;
     };
-    let now = now_s();
+    let now = ms;
     let srv = f
         .server
         .and_then(|i| be.servers.get(i))
@@ -360,7 +359,7 @@ pub fn finished(fe: &FeCounters, be: Option<&super::backend::Backend>, f: &Finis
 /// A TCP session got its server connection (or failed to): it counts in the backend and the
 /// server from now on, as in HAProxy.
 pub fn tcp_started(be: &super::backend::Backend, cs: &super::backend::ConnStats) {
-    let now = now_s();
+    let now = now_ms();
     be.ctr.session(now);
     if let Some(s) = cs.server.and_then(|i| be.servers.get(i)) {
         s.admin.ctr.session(now);
