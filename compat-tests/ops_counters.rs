@@ -316,17 +316,16 @@ fn traffic_counters_match_haproxy() {
             diffs.push(format!("{key:?}: row missing"));
             continue;
         };
-        let http = row.get("mode").is_some_and(|m| m == "http");
         for (c, v) in row {
             if TIMING.contains(&c.as_str()) {
                 continue;
             }
-            // HTTP byte counts are the log's %U/%B (checked above), which count HAProxy's
-            // internal HTX sizes only approximately until the logs work lands (measured: the
-            // same figures as HAProxy once the start line's HTX size is counted).
-            if http && (c == "bin" || c == "bout") {
+            // HAProxy sometimes reports 2 for the strictly sequential TCP sessions of `lt`
+            // (seen once in a few runs): not deterministic.
+            if key.0 == "lt" && c == "smax" {
                 continue;
             }
+
             compared += 1;
             let o = our_row.get(c).map(|s| s.as_str()).unwrap_or("<missing>");
             if o != v {

@@ -8,7 +8,10 @@
 //! * [`policy`]: `dontlognull` / `dontlog-normal` / `log-separate-errors` decisions.
 //!
 //! Behaviours measured on HAProxy 2.6.12 that the runtime must feed into [`LogRecord`]:
-//! * HTTP `%B`/`%U` are HTX sizes: wire bytes minus 4 per header line (`": "` and CRLF).
+//! * HTTP `%B`/`%U` are HTX sizes of the messages as received: 20 + the start line's three
+//!   parts, name + value of each header (`Connection` without its close/keep-alive tokens),
+//!   1 for the end of headers, the body data, and for chunked bodies the trailers + 1.
+//!   HAProxy's own error responses count wire bytes minus 4 per line.
 //! * `%ST` is 0 for TCP sessions, -1 when a TCP session got an HTTP transaction without
 //!   status (e.g. its format uses `%[capture.req.hdr(N)]`); bad requests log 400.
 //! * A request that fails to parse has no capture area (`req_captures: None`: `%hr` prints

@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use super::backend::{Backend, Server};
 use super::{Frontend, Shared};
 use crate::config::ir::{CliLevel, Config, Mode, ProxyKind, ServerTarget, StatsAddr, StatsSocket};
+use crate::log::syslog::{LEVEL_ALERT, LEVEL_EMERG, LEVEL_NOTICE, LEVEL_WARNING};
 
 /// Administrative flags (HAProxy's `srv_admin_state` bits).
 pub const ADM_FMAINT: u32 = 0x01;
@@ -1416,6 +1417,12 @@ fn warn_line(text: String) {
     eprintln!("[WARNING]  ({}) : {text}", std::process::id());
 }
 
+/// A warning that HAProxy also sends to `proxy`'s log targets at `level`.
+fn warn_event(proxy: &str, level: u8, text: String) {
+    super::logging::event(proxy, level, &text);
+    warn_line(text);
+}
+
 /// Enters (`on`) or leaves forced maintenance, with HAProxy's messages.
 pub fn set_maint(be: &Backend, i: usize, on: bool) {
     let srv = &be.servers[i];
@@ -1435,31 +1442,41 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         a.last_change.store(now_secs(), Ordering::Relaxed);
         sync_lb(be, i);
         if !was_up {
-            warn_line(format!(
-                "{label} {}/{} was DOWN and now enters maintenance.",
-                be.name, srv.name
-            ));
+            warn_event(
+                &be.name,
+                LEVEL_NOTICE,
+                format!(
+                    "{label} {}/{} was DOWN and now enters maintenance.",
+                    be.name, srv.name
+                ),
+            );
             return;
         }
         let (act, bck) = usable_counts(be);
-        warn_line(format!(
-            "{label} {}/{} is going DOWN for maintenance. {act} active and {bck} backup servers left.{} {} sessions active, 0 requeued, 0 remaining in queue.",
-            be.name,
-            srv.name,
-            if act == 0 && bck > 0 {
-                " Running on backup."
-            } else {
-                ""
-            },
-            be.lb.served(i)
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_ALERT,
+            format!(
+                "{label} {}/{} is going DOWN for maintenance. {act} active and {bck} backup servers left.{} {} sessions active, 0 requeued, 0 remaining in queue.",
+                be.name,
+                srv.name,
+                if act == 0 && bck > 0 {
+                    " Running on backup."
+                } else {
+                    ""
+                },
+                be.lb.served(i)
+            ),
+        );
         if act == 0 && bck == 0 {
+            let kind = super::listen::proxy_type(&be.proxy).replace("frontend", "proxy");
             eprintln!(
-                "[ALERT]    ({}) : {} '{}' has no server available!",
+                "[ALERT]    ({}) : {kind} '{}' has no server available!",
                 std::process::id(),
-                super::listen::proxy_type(&be.proxy).replace("frontend", "proxy"),
                 be.name
             );
+            let text = format!("{kind} {} has no server available!", be.name);
+            super::logging::event(&be.name, LEVEL_EMERG, &text);
         }
     } else {
         let old = a.flags.fetch_and(!ADM_FMAINT, Ordering::AcqRel);
@@ -1483,12 +1500,16 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         }
         sync_lb(be, i);
         let drain = a.flags.load(Ordering::Acquire) & ADM_FDRAIN != 0;
-        warn_line(format!(
-            "{label} {}/{} is UP/{} (leaving forced maintenance).",
-            be.name,
-            srv.name,
-            if drain { "DRAIN" } else { "READY" }
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{label} {}/{} is UP/{} (leaving forced maintenance).",
+                be.name,
+                srv.name,
+                if drain { "DRAIN" } else { "READY" }
+            ),
+        );
     }
 }
 
@@ -1517,15 +1538,23 @@ fn set_drain(be: &Backend, i: usize, on: bool) {
             .iter()
             .map(|s| s.queued.load(Ordering::Relaxed))
             .sum();
-        warn_line(format!(
-            "{label} {}/{} enters drain state. {act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.",
-            be.name, srv.name
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{label} {}/{} enters drain state. {act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.",
+                be.name, srv.name
+            ),
+        );
     } else {
-        warn_line(format!(
-            "{label} {}/{} is UP (leaving forced drain).",
-            be.name, srv.name
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{label} {}/{} is UP (leaving forced drain).",
+                be.name, srv.name
+            ),
+        );
     }
 }
 
@@ -1535,12 +1564,16 @@ fn state_drain(be: &Backend, i: usize) {
     if srv.admin.in_maint() {
         set_drain(be, i, true);
         set_maint(be, i, false);
-        warn_line(format!(
-            "{} {}/{} remains in forced drain mode.",
-            srv_label(srv),
-            be.name,
-            srv.name
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{} {}/{} remains in forced drain mode.",
+                srv_label(srv),
+                be.name,
+                srv.name
+            ),
+        );
     } else {
         set_drain(be, i, true);
     }
@@ -2047,10 +2080,14 @@ fn frontend_cmd(ctx: &Ctx, verb: &str, name: &str, out: &mut String) -> bool {
                 // The sockets stop listening (see `apply_listen_state`) and are no longer
                 // handed to a new process.
                 st.send_replace(FE_STOPPED);
-                warn_line(format!(
-                    "Proxy {name} stopped (cumulated conns: FE: {}, BE: 0).",
-                    ctx.shared.frontends[fi].cum_conns.load(Ordering::Relaxed)
-                ));
+                warn_event(
+                    name,
+                    LEVEL_WARNING,
+                    format!(
+                        "Proxy {name} stopped (cumulated conns: FE: {}, BE: 0).",
+                        ctx.shared.frontends[fi].cum_conns.load(Ordering::Relaxed)
+                    ),
+                );
                 return true;
             }
         }

@@ -87,6 +87,8 @@ pub struct Server {
     slots: Option<Arc<Semaphore>>,
     /// Requests waiting for a slot of this server.
     pub queued: AtomicUsize,
+    /// Requests served from this server's queue so far (for `%sq`, as HAProxy's `queue.idx`).
+    pub queue_idx: AtomicU64,
     /// Operational state (health checks).
     pub up: AtomicBool,
     pub check: Option<CheckParams>,
@@ -138,6 +140,8 @@ pub struct Backend {
     freed: Notify,
     /// Requests waiting in the backend queue.
     waiting: AtomicUsize,
+    /// Requests served from the backend queue so far (for `%bq`).
+    queue_idx: AtomicU64,
     /// Requests registered for slot wake-ups (waiting, or about to).
     picking: AtomicUsize,
     pub cum_conns: AtomicU64,
@@ -166,6 +170,12 @@ pub struct ConnStats {
     pub server_addr: Option<SocketAddr>,
     /// Local address of the server connection (`%bi:%bp`).
     pub local_addr: Option<SocketAddr>,
+    /// The last connect attempt timed out (`sC` rather than `SC`).
+    pub connect_timed_out: bool,
+    /// Position in the server / backend queue as HAProxy logs it (`%sq` / `%bq`): 1 + the
+    /// requests served from that queue while this one waited; 0 when it did not queue.
+    pub srv_queue_pos: u32,
+    pub be_queue_pos: u32,
     /// The server connection was an idle one reused (HTTP keep-alive).
     pub reused: bool,
 }
@@ -344,6 +354,7 @@ impl Backend {
                         .filter(|&m| m > 0)
                         .map(|m| Arc::new(Semaphore::new(m as usize))),
                     queued: AtomicUsize::new(0),
+                    queue_idx: AtomicU64::new(0),
                     up: AtomicBool::new(!sp.disabled),
                     check: check.clone(),
                     cum_conns: AtomicU64::new(0),
@@ -377,6 +388,7 @@ impl Backend {
             check_plan: Arc::new(super::check_rules::Plan::build(p)),
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
+            queue_idx: AtomicU64::new(0),
             picking: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
@@ -440,6 +452,22 @@ impl Backend {
         key: &RequestKey<'_>,
         avoid: Option<usize>,
     ) -> Result<Slot, ConnectError> {
+        self.assign_with(key, avoid, &mut ConnStats::default())
+            .await
+    }
+
+    /// [`Backend::assign`], recording the queue positions in `stats`.
+    pub async fn assign_with(
+        self: &Arc<Self>,
+        key: &RequestKey<'_>,
+        avoid: Option<usize>,
+        stats: &mut ConnStats,
+    ) -> Result<Slot, ConnectError> {
+        // `queue_idx` when this request entered the backend queue.
+        let mut entered: Option<u64> = None;
+        let pos = |be: &Backend, e: Option<u64>| {
+            e.map(|e| (be.queue_idx.load(Ordering::Acquire) - e + 1) as u32)
+        };
         let deadline = self.queue_timeout.map(|d| Instant::now() + d);
         // The first attempt takes no lock at all; only when it finds every candidate full does
         // the request register for wake-ups (then retries once before sleeping).
@@ -454,6 +482,10 @@ impl Backend {
             match self.lb.pick(key, avoid) {
                 Some(i) => {
                     if let Some(slot) = self.try_slot(i) {
+                        if let Some(p) = pos(self, entered) {
+                            stats.be_queue_pos = p;
+                            self.queue_idx.fetch_add(1, Ordering::AcqRel);
+                        }
                         return Ok(slot);
                     }
                     if self.hashing {
@@ -463,7 +495,7 @@ impl Backend {
                             .is_some_and(|m| srv.queued.load(Ordering::Acquire) >= m as usize);
                         if !full {
                             // A hashed request belongs to its server: wait in its queue.
-                            return self.wait_server_slot(i, deadline).await;
+                            return self.wait_server_slot(i, deadline, stats).await;
                         }
                         // `maxqueue` reached: another server with a free slot if redispatch
                         // is allowed, else the request is refused at once.
@@ -488,6 +520,7 @@ impl Backend {
                 continue;
             }
             // Every candidate is saturated: wait in the backend queue.
+            entered.get_or_insert_with(|| self.queue_idx.load(Ordering::Acquire));
             self.waiting.fetch_add(1, Ordering::AcqRel);
             let timed_out = match deadline {
                 Some(d) => tokio::time::timeout_at(d, notified).await.is_err(),
@@ -498,6 +531,7 @@ impl Backend {
             };
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             if timed_out {
+                stats.be_queue_pos = pos(self, entered).unwrap_or(0);
                 return Err(ConnectError::QueueTimeout);
             }
         }
@@ -507,7 +541,9 @@ impl Backend {
         self: &Arc<Self>,
         i: usize,
         deadline: Option<Instant>,
+        stats: &mut ConnStats,
     ) -> Result<Slot, ConnectError> {
+        let entered = self.servers[i].queue_idx.load(Ordering::Acquire);
         let sem = Arc::clone(
             self.servers[i]
                 .slots
@@ -520,6 +556,11 @@ impl Backend {
             None => Some(sem.acquire_owned().await),
         };
         self.servers[i].queued.fetch_sub(1, Ordering::AcqRel);
+        stats.srv_queue_pos =
+            (self.servers[i].queue_idx.load(Ordering::Acquire) - entered + 1) as u32;
+        if matches!(r, Some(Ok(_))) {
+            self.servers[i].queue_idx.fetch_add(1, Ordering::AcqRel);
+        }
         match r {
             Some(Ok(p)) => Ok(self.make_slot(i, Some(p))),
             _ => Err(ConnectError::QueueTimeout),
@@ -575,7 +616,7 @@ impl Backend {
                 Some(s) => s,
                 None => {
                     let t = Instant::now();
-                    let r = self.assign(key, avoid).await;
+                    let r = self.assign_with(key, avoid, stats).await;
                     stats.queue_ms += t.elapsed().as_millis() as i64;
                     r?
                 }
@@ -609,6 +650,7 @@ impl Backend {
                     (s.srv, false)
                 }
                 Err(DialError::Failed(timed_out)) => {
+                    stats.connect_timed_out = timed_out;
                     if left == 0 {
                         stats.connect_ms = -1;
                         self.count(s.srv, |c| &c.failed_conns);

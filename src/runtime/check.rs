@@ -50,6 +50,9 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
     let cp = srv.check.clone().expect("checked server");
     let full = cp.rise + cp.fall - 1;
     let mut health = cp.rise;
+    let log_checks = be.proxy.option("log-health-checks");
+    // The previous check's status (none before the first check, which is always reported).
+    let mut prev_kind: Option<crate::config::ir::CheckStatus> = None;
     tokio::time::sleep(first).await;
     loop {
         if super::admin::check_paused(&be, i, &mut health) {
@@ -64,6 +67,10 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
         }
         let was_up = srv.up.load(Ordering::Acquire);
         let (h, up) = next_health(health, outcome.ok(), cp.rise, cp.fall);
+        if log_checks && (prev_kind != Some(outcome.kind()) || h != health) {
+            log_check(&be, i, &outcome, took, h, cp.rise, cp.fall);
+        }
+        prev_kind = Some(outcome.kind());
         health = h;
         if up != was_up {
             set_state(&be, i, up, &outcome, took);
@@ -97,6 +104,42 @@ pub fn next_health(health: u32, ok: bool, rise: u32, fall: u32) -> (u32, bool) {
         0
     };
     (h, h >= rise)
+}
+
+/// `option log-health-checks`: a check whose status or health counter changed, as HAProxy
+/// 2.6 reports it (warning on stderr, notice to the logs).
+fn log_check(be: &Backend, i: usize, o: &Outcome, took: u128, health: u32, rise: u32, fall: u32) {
+    let srv = &be.servers[i];
+    let (n, d, st) = if health >= rise {
+        let weight = srv.admin.uweight.load(Ordering::Acquire);
+        (
+            health - rise + 1,
+            fall,
+            if weight > 0 { "UP" } else { "DRAIN" },
+        )
+    } else {
+        (health, rise, "DOWN")
+    };
+    let text = format!(
+        "Health check for {}server {}/{} {}, reason: {}, check duration: {took}ms, status: {n}/{d} {st}.",
+        if srv.backup { "backup " } else { "" },
+        be.name,
+        srv.name,
+        if o.ok() { "succeeded" } else { "failed" },
+        o.reason()
+    );
+    eprintln!("[WARNING]  ({}) : {text}", std::process::id());
+    logging::event(&be.name, syslog::LEVEL_NOTICE, &text);
+}
+
+/// The `, reason: ..., check duration: Nms` part of a state change message; empty with
+/// `option log-health-checks`, which reported it in the check's own line.
+fn change_reason(be: &Backend, outcome: &Outcome, took: u128) -> String {
+    if be.proxy.option("log-health-checks") {
+        String::new()
+    } else {
+        format!(", reason: {}, check duration: {took}ms", outcome.reason())
+    }
 }
 
 fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
@@ -134,20 +177,20 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     };
     if up {
         let text = format!(
-            "{prefix} {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.",
+            "{prefix} {}/{} is UP{}. {act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.",
             be.name,
             srv.name,
-            outcome.reason()
+            change_reason(be, outcome, took)
         );
         eprintln!("[WARNING]  ({pid}) : {text}");
         logging::event(&be.name, syslog::LEVEL_NOTICE, &text);
         be.wake_queue();
     } else {
         let text = format!(
-            "{prefix} {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left.{on_backup} {} sessions active, 0 requeued, {} remaining in queue.",
+            "{prefix} {}/{} is DOWN{}. {act} active and {bck} backup servers left.{on_backup} {} sessions active, 0 requeued, {} remaining in queue.",
             be.name,
             srv.name,
-            outcome.reason(),
+            change_reason(be, outcome, took),
             be.lb.served(i),
             srv.queued.load(Ordering::Relaxed)
         );

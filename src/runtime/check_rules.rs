@@ -61,6 +61,12 @@ impl Outcome {
         )
     }
 
+    /// HAProxy's check status, which `option log-health-checks` compares with the previous
+    /// check's (the info text does not count).
+    pub fn kind(&self) -> CheckStatus {
+        self.st
+    }
+
     /// `reason: ...` text as HAProxy prints it (without the duration).
     pub fn reason(&self) -> String {
         let mut s = desc(self.st).to_string();

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,16 +168,23 @@ struct ServerConn {
     w: OwnedWriteHalf,
     buf: Vec<u8>,
     srv: usize,
+    /// Its server and local addresses, as the connect recorded them (for the log of the
+    /// requests that reuse it: no getpeername/getsockname per request).
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
 }
 
 impl ServerConn {
-    fn new(s: TcpStream, srv: usize) -> ServerConn {
+    /// `cs`: the stats of the connect that opened `s` (its server and local addresses).
+    fn new(s: TcpStream, srv: usize, cs: &ConnStats) -> ServerConn {
         let (r, w) = s.into_split();
         ServerConn {
             r,
             w,
             buf: Vec::new(),
             srv,
+            peer: cs.server_addr,
+            local: cs.local_addr,
         }
     }
     /// Takes what a server that speaks first (or answers before reading) already sent:
@@ -251,17 +258,7 @@ async fn send_error_inner<W: AsyncWrite + Unpin>(
     let n = match error_bytes(status, flavor, fe, be) {
         Some(bytes) => {
             let _ = write_all(w, &bytes, fe.client_timeout).await;
-            let headers = bytes
-                .windows(4)
-                .position(|x| x == b"\r\n\r\n")
-                .map(|end| {
-                    bytes[..end]
-                        .split(|&c| c == b'\n')
-                        .count()
-                        .saturating_sub(1)
-                })
-                .unwrap_or(0);
-            htx_size(bytes.len(), headers)
+            own_htx(&bytes)
         }
         // An empty errorfile: HAProxy closes without a word.
         None => {
@@ -299,16 +296,29 @@ fn hdr_ip(req: &Request, name: &str, occ: i32) -> Option<IpAddr> {
 /// re-encoded in canonical form as HAProxy does (extensions dropped, trailer names
 /// lower-cased, and the data available at once sent as one chunk: measured, `1\r\ns\r\n1\r\n1`
 /// read in one go goes out as `2\r\ns1`).
+/// Both count the body's HTX size for the logs (see [`Codec::take_htx`]).
 enum Codec {
-    Raw(BodyFramer),
-    Chunked(BodyFramer),
+    Raw(BodyFramer, u64),
+    /// With the trailer line being read.
+    Chunked(BodyFramer, u64, Vec<u8>),
 }
 
 impl Codec {
     fn new(kind: BodyKind, dir: Direction) -> Codec {
         match kind {
-            BodyKind::Chunked => Codec::Chunked(BodyFramer::new(BodyKind::Chunked, dir)),
-            k => Codec::Raw(BodyFramer::new(k, dir)),
+            BodyKind::Chunked => {
+                Codec::Chunked(BodyFramer::new(BodyKind::Chunked, dir), 0, Vec::new())
+            }
+            k => Codec::Raw(BodyFramer::new(k, dir), 0),
+        }
+    }
+
+    /// The body's size in HAProxy's internal form since the last call (`%B`/`%U` count it):
+    /// the data bytes; for a chunked body also each trailer's name and value, and 1 for its
+    /// end-of-trailers block.
+    fn take_htx(&mut self) -> u64 {
+        match self {
+            Codec::Raw(_, n) | Codec::Chunked(_, n, _) => std::mem::take(n),
         }
     }
 
@@ -319,12 +329,13 @@ impl Codec {
         out: &mut Vec<u8>,
     ) -> Result<http1::body::Step, http1::HttpError> {
         match self {
-            Codec::Raw(f) => {
+            Codec::Raw(f, htx) => {
                 let step = f.advance(input)?;
                 out.extend_from_slice(&input[..step.consumed]);
+                *htx += step.consumed as u64;
                 Ok(step)
             }
-            Codec::Chunked(f) => {
+            Codec::Chunked(f, htx, tline) => {
                 use http1::body::BodyEvent;
                 let mut data: Vec<u8> = Vec::new();
                 let flush = |data: &mut Vec<u8>, out: &mut Vec<u8>| {
@@ -334,13 +345,27 @@ impl Codec {
                     }
                 };
                 let step = f.advance_events(input, |ev| match ev {
-                    BodyEvent::Data(r) => data.extend_from_slice(&input[r]),
+                    BodyEvent::Data(r) => {
+                        *htx += r.len() as u64;
+                        data.extend_from_slice(&input[r])
+                    }
                     BodyEvent::LastChunk => {
                         flush(&mut data, out);
                         out.extend_from_slice(b"0\r\n");
                     }
-                    BodyEvent::TrailerByte(b) => out.push(b),
-                    BodyEvent::TrailerEol | BodyEvent::End => out.extend_from_slice(b"\r\n"),
+                    BodyEvent::TrailerByte(b) => {
+                        tline.push(b);
+                        out.push(b)
+                    }
+                    BodyEvent::TrailerEol => {
+                        *htx += trailer_htx(tline);
+                        tline.clear();
+                        out.extend_from_slice(b"\r\n")
+                    }
+                    BodyEvent::End => {
+                        *htx += 1;
+                        out.extend_from_slice(b"\r\n")
+                    }
                 })?;
                 flush(&mut data, out);
                 Ok(step)
@@ -350,18 +375,30 @@ impl Codec {
 
     fn is_done(&self) -> bool {
         match self {
-            Codec::Raw(f) => f.is_done(),
-            Codec::Chunked(f) => f.is_done(),
+            Codec::Raw(f, _) => f.is_done(),
+            Codec::Chunked(f, ..) => f.is_done(),
         }
     }
 
     /// The peer closed: fine for a close-delimited body (or a finished one).
     fn on_eof(&mut self) -> bool {
         match self {
-            Codec::Raw(f) => f.on_eof().is_ok(),
-            Codec::Chunked(f) => f.is_done(),
+            Codec::Raw(f, _) => f.on_eof().is_ok(),
+            Codec::Chunked(f, ..) => f.is_done(),
         }
     }
+}
+
+/// A trailer line's HTX size: name and trimmed value.
+fn trailer_htx(line: &[u8]) -> u64 {
+    let Some(p) = line.iter().position(|&b| b == b':') else {
+        return line.len() as u64;
+    };
+    let v = &line[p + 1..];
+    let ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let s = v.iter().position(|b| !ws(b)).unwrap_or(v.len());
+    let e = v.iter().rposition(|b| !ws(b)).map_or(s, |x| x + 1);
+    (p + e - s) as u64
 }
 
 /// What one transaction did, logged when dropped (if any request byte was seen).
@@ -424,10 +461,55 @@ impl TxnLog {
     }
 }
 
-/// HAProxy counts message sizes in its internal form: the wire size minus 4 bytes per
-/// header line (`": "` and CRLF).
-fn htx_size(wire: usize, headers: usize) -> u64 {
-    wire.saturating_sub(4 * headers) as u64
+/// HAProxy's internal (HTX) size of a message it generates (error pages, `return`,
+/// `redirect`, the stats page), which `%B` and `bout` count (measured on 2.6.12): the wire
+/// size minus 4 bytes per header line (`": "` and CRLF), plus 15 for the start line's
+/// structure, without the `connection` header (the HTTP/1 layer adds it after counting): a
+/// 503 counts 217 bytes whether it closes the connection or not.
+pub(super) fn own_htx(bytes: &[u8]) -> u64 {
+    let end = bytes
+        .windows(4)
+        .position(|x| x == b"\r\n\r\n")
+        .map(|e| e + 2)
+        .unwrap_or(0);
+    let mut n = bytes.len() as i64 + 15;
+    for line in bytes[..end].split(|&c| c == b'\n').skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        if line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"connection:") {
+            n -= line.len() as i64 + 1;
+        } else {
+            n -= 4;
+        }
+    }
+    n.max(0) as u64
+}
+
+/// HAProxy's internal (HTX) size of a received message head, which `%U`/`%B` count (measured
+/// on 2.6.12): 20 bytes of start-line structure plus its three parts, each header's name and
+/// value, and 1 for the end of headers. `Connection` loses its `close`/`keep-alive` tokens
+/// (and disappears when none is left); later rewrites (`X-Forwarded-For`) do not count.
+fn htx_head(parts: [usize; 3], headers: &[http1::Header]) -> u64 {
+    let mut n = 21 + parts.iter().sum::<usize>();
+    for h in headers {
+        if h.is("connection") {
+            let kept: Vec<&[u8]> = http1::message::list_elements(&h.value)
+                .filter(|t| {
+                    !t.is_empty()
+                        && !t.eq_ignore_ascii_case(b"close")
+                        && !t.eq_ignore_ascii_case(b"keep-alive")
+                })
+                .collect();
+            if !kept.is_empty() {
+                n += h.name.len() + kept.iter().map(|t| t.len()).sum::<usize>();
+                n += 2 * (kept.len() - 1);
+            }
+        } else {
+            n += h.name.len() + h.value.len();
+        }
+    }
+    n as u64
 }
 
 fn capture(
@@ -452,7 +534,15 @@ fn capture(
 
 impl Drop for TxnLog {
     fn drop(&mut self) {
-        let Some(first) = self.first_byte else {
+        self.emit(false);
+    }
+}
+
+impl TxnLog {
+    /// Logs the transaction (once: `first_byte` is taken). `asap` (`option logasap`): at
+    /// response-head time, with `+` before `%B %Ta %Tt %Tu`, `%U` still 0 (measured).
+    fn emit(&mut self, asap: bool) {
+        let Some(first) = self.first_byte.take() else {
             return;
         };
         self.count();
@@ -491,6 +581,8 @@ impl Drop for TxnLog {
             },
             retries: self.cs.retries,
             redispatched: self.cs.redispatched,
+            srv_queue: self.cs.srv_queue_pos,
+            backend_queue: self.cs.be_queue_pos,
             frontend: Arc::from(self.fe.name.as_str()),
             backend: be.map(|b| Arc::from(b.name.as_str())),
             server: match (be, self.cs.server) {
@@ -505,6 +597,7 @@ impl Drop for TxnLog {
             res_captures: self.res_captures.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
+            logasap: asap,
             ..Default::default()
         };
         l.record(rec);
@@ -587,6 +680,11 @@ pub async fn session(
             };
             match r {
                 Ok(0) | Err(IoEnd::Io) => {
+                    if first {
+                        // HAProxy logs an empty connection too (`CR--` 400 `<BADREQ>`), but
+                        // not a kept-alive one closed between requests.
+                        txn.first_byte.get_or_insert_with(Instant::now);
+                    }
                     txn.status = 400;
                     txn.set_term(b'C', b'R');
                     txn.bytes_in = cbuf.len() as u64;
@@ -608,7 +706,7 @@ pub async fn session(
         };
         first = false;
         txn.head_done = Some(Instant::now());
-        txn.bytes_in = htx_size(req.head_len, req.headers.len());
+        txn.bytes_in = htx_head([req.method.len(), req.uri.len(), 8], &req.headers);
         let logged = fe.log().is_some();
         txn.request_line = logged.then(|| {
             format!(
@@ -650,6 +748,7 @@ pub async fn session(
             (txn_start, txn_start_utc) = (Instant::now(), chrono::Utc::now());
             continue;
         }
+
         let Some(be) = chosen else {
             txn.status = 503;
             txn.set_term(b'S', b'C');
@@ -693,7 +792,7 @@ pub async fn session(
             });
         let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
         let tq = Instant::now();
-        let assigned = be.assign(&key, None).await;
+        let assigned = be.assign_with(&key, None, &mut txn.cs).await;
         txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
         let slot = match assigned {
             Ok(s) => {
@@ -742,14 +841,14 @@ pub async fn session(
             Some(c) => {
                 txn.cs.connect_ms = 0;
                 txn.cs.reused = true;
-                txn.cs.server_addr = c.r.peer_addr().ok();
-                txn.cs.local_addr = c.r.local_addr().ok();
+                txn.cs.server_addr = c.peer;
+                txn.cs.local_addr = c.local;
                 Ok((c, slot, true))
             }
             None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                    Ok((ServerConn::new(s, srv), sl, false))
+                    Ok((ServerConn::new(s, srv, &txn.cs), sl, false))
                 }
                 Err(status) => Err(status),
             },
@@ -760,7 +859,12 @@ pub async fn session(
             Err(status) => {
                 let keep = plan.client_keep_alive && no_body;
                 txn.status = status as i32;
-                txn.set_term(if status == 500 { b'R' } else { b'S' }, b'C');
+                let cause = match status {
+                    500 => b'R',
+                    _ if txn.cs.connect_timed_out => b's',
+                    _ => b'S',
+                };
+                txn.set_term(cause, b'C');
                 txn.bytes_out = send_error(
                     &mut cw,
                     status,
@@ -902,6 +1006,7 @@ pub async fn session(
                 txn.status = status as i32;
                 match status {
                     504 => txn.set_term(b's', b'H'),
+                    503 if txn.cs.connect_timed_out => txn.set_term(b's', b'C'),
                     503 => txn.set_term(b'S', b'C'),
                     _ => txn.set_term(b'S', b'H'),
                 }
@@ -999,14 +1104,9 @@ async fn answer_locally(
                 http1::errors::ConnHeader::None
             };
             super::rules::finish_reply(&mut head, conn);
-            let headers = head
-                .iter()
-                .filter(|&&c| c == b'\n')
-                .count()
-                .saturating_sub(2);
             head.extend_from_slice(&body);
             let _ = write_all(cw, &head, fe.client_timeout).await;
-            txn.bytes_out = htx_size(head.len(), headers);
+            txn.bytes_out = own_htx(&head);
             if !keep {
                 let _ = cw.shutdown().await;
             }
@@ -1036,13 +1136,11 @@ async fn connect_for(
     slot: Option<Slot>,
     cs: &mut ConnStats,
 ) -> Result<(TcpStream, Option<Slot>), u16> {
-    let q = cs.queue_ms.max(0);
-    let r = be
-        .connect_with(key, ctx, hip, slot, cs)
+    // The time already queued stays counted; a re-assignment (redispatch) adds to it.
+    cs.queue_ms = cs.queue_ms.max(0);
+    be.connect_with(key, ctx, hip, slot, cs)
         .await
-        .map_err(|e| connect_status(&e));
-    cs.queue_ms += q;
-    r
+        .map_err(|e| connect_status(&e))
 }
 
 /// A fresh connection for a request whose reused connection died.
@@ -1063,7 +1161,7 @@ async fn fresh(
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-    Ok((ServerConn::new(s, srv), sl))
+    Ok((ServerConn::new(s, srv, cs), sl))
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
@@ -1093,18 +1191,25 @@ async fn exchange(
     let req_done_flag = std::sync::atomic::AtomicBool::new(req_done);
     let client_to = fe.client_timeout;
     let server_to = be.server_timeout;
+    // Errors give the termination cause. While the response is awaited, HAProxy lets the server
+    // timeout catch a stalled request body (measured: `timeout client` does not end it; the
+    // server timeout gives 504 `sH`).
+    let _ = client_to;
     let send_body = async {
         loop {
             if rq_framer.is_done() {
-                return Ok::<(), IoEnd>(());
+                return Ok::<(), u8>(());
             }
-            let n = read_more(cr, cbuf, client_to).await?;
+            let n = read_more(cr, cbuf, None).await.map_err(|_| b'C')?;
             if n == 0 {
-                return Err(IoEnd::Io);
+                return Err(b'C');
             }
             let mut out = Vec::with_capacity(cbuf.len() + 16);
-            let step = rq_framer.feed(cbuf, &mut out).map_err(|_| IoEnd::Io)?;
-            write_all(sw, &out, server_to).await?;
+            let step = rq_framer.feed(cbuf, &mut out).map_err(|_| b'C')?;
+            write_all(sw, &out, server_to).await.map_err(|e| match e {
+                IoEnd::Timeout => b's',
+                IoEnd::Io => b'S',
+            })?;
             cbuf.drain(..step.consumed);
             if step.done {
                 req_done_flag.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1119,6 +1224,7 @@ async fn exchange(
             match http1::parse_response(sbuf, info, &Limits::default()) {
                 Ok(Parsed::Complete(r)) => {
                     if r.interim {
+                        txn.bytes_out += htx_head([8, 3, r.reason.len()], &r.headers);
                         let mut h = Vec::new();
                         http1::write_response_head(&mut h, &r, WriteOpts::default());
                         sbuf.drain(..r.head_len);
@@ -1160,6 +1266,7 @@ async fn exchange(
             }
         };
         sbuf.drain(..resp.head_len);
+        txn.bytes_out += htx_head([8, 3, resp.reason.len()], &resp.headers);
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
@@ -1167,6 +1274,15 @@ async fn exchange(
             // `http-response deny`: the server's answer is dropped (termination PH).
             txn.set_term(b'P', b'H');
             return RespEnd::Error(st);
+        }
+        if fe.log().is_some_and(|l| l.logasap) {
+            // HAProxy counts what its buffer holds of the response: the head and the body
+            // bytes that came with it.
+            let mut c = Codec::new(resp.body, Direction::Response);
+            let _ = c.feed(sbuf, &mut Vec::new());
+            txn.bytes_out += c.take_htx();
+            txn.bytes_in = 0;
+            txn.emit(true);
         }
         let mut plan2 = http1::finish_client_plan(plan, &resp);
         if super::is_stopping() {
@@ -1184,11 +1300,10 @@ async fn exchange(
         http1::rewrite_response_for_client(&mut resp, req_11, plan2);
         let mut h = Vec::with_capacity(512);
         http1::write_response_head(&mut h, &resp, WriteOpts::default());
-        if write_all(cw, &h, client_to).await.is_err() {
-            txn.set_term(b'C', b'D');
+        if let Err(e) = write_all(cw, &h, client_to).await {
+            txn.set_term(client_cause(e), b'D');
             return RespEnd::Abort;
         }
-        txn.bytes_out += htx_size(h.len(), resp.headers.len());
         if tunnel {
             return RespEnd::Tunnel;
         }
@@ -1202,12 +1317,12 @@ async fn exchange(
                     Err(_) => return RespEnd::Abort,
                 };
                 if !out.is_empty() {
-                    if write_all(cw, &out, client_to).await.is_err() {
-                        txn.set_term(b'C', b'D');
+                    if let Err(e) = write_all(cw, &out, client_to).await {
+                        txn.set_term(client_cause(e), b'D');
                         return RespEnd::Abort;
                     }
-                    txn.bytes_out += out.len() as u64;
                 }
+                txn.bytes_out += framer.take_htx();
                 sbuf.drain(..step.consumed);
                 if step.done {
                     let extra = !sbuf.is_empty();
@@ -1241,27 +1356,44 @@ async fn exchange(
             }
         }
     };
-    tokio::pin!(send_body);
-    tokio::pin!(response);
-    loop {
-        tokio::select! {
-            r = &mut send_body, if !req_done => match r {
-                Ok(()) => req_done = true,
-                Err(_) => return RespEnd::Abort,
-            },
-            r = &mut response => {
-                let done_now = req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
-                return match r {
-                    RespEnd::Done { server_reusable, client_keep_alive } => RespEnd::Done {
-                        server_reusable: server_reusable && done_now,
-                        client_keep_alive: client_keep_alive && done_now,
-                    },
-                    RespEnd::Error(st) if !done_now => RespEnd::ErrorClose(st),
-                    RespEnd::RetryableEmpty if !done_now => RespEnd::ErrorClose(502),
-                    other => other,
-                };
+    let r = {
+        tokio::pin!(send_body);
+        tokio::pin!(response);
+        loop {
+            tokio::select! {
+                r = &mut send_body, if !req_done => match r {
+                    Ok(()) => req_done = true,
+                    Err(cause) => break Err(cause),
+                },
+                r = &mut response => {
+                    let done_now = req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
+                    break Ok(match r {
+                        RespEnd::Done { server_reusable, client_keep_alive } => RespEnd::Done {
+                            server_reusable: server_reusable && done_now,
+                            client_keep_alive: client_keep_alive && done_now,
+                        },
+                        RespEnd::Error(st) if !done_now => RespEnd::ErrorClose(st),
+                        RespEnd::RetryableEmpty if !done_now => RespEnd::ErrorClose(502),
+                        other => other,
+                    });
+                }
             }
         }
+    };
+    txn.bytes_in += rq_framer.take_htx();
+    match r {
+        Ok(r) => r,
+        Err(cause) => {
+            txn.set_term(cause, b'D');
+            RespEnd::Abort
+        }
+    }
+}
+
+fn client_cause(e: IoEnd) -> u8 {
+    match e {
+        IoEnd::Timeout => b'c',
+        IoEnd::Io => b'C',
     }
 }
 
@@ -1361,7 +1493,38 @@ mod tests {
 
     #[test]
     fn htx_sizes() {
-        assert_eq!(htx_size(100, 3), 88);
-        assert_eq!(htx_size(2, 3), 0);
+        // HAProxy's 503 counts 217 bytes, with or without `connection: close`.
+        let e = http1::builtin_error(503, ErrorFlavor::Stream { close: true }).unwrap();
+        assert_eq!(own_htx(&e), 217);
+        let e = http1::builtin_error(503, ErrorFlavor::Stream { close: false }).unwrap();
+        assert_eq!(own_htx(&e), 217);
+        assert_eq!(own_htx(b"HTTP/1.1 200 OK\r\n\r\n"), 34);
+    }
+
+    /// Sizes HAProxy 2.6.12 logged (`%U`, `%B`) for these messages.
+    #[test]
+    fn htx_head_sizes_as_measured() {
+        let r = req("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 39);
+        let r = req("GET /a HTTP/1.1\r\nHost:   t  \r\nConnection: close\r\n\r\n");
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 39);
+        let r = req("GET /a HTTP/1.1\r\nHost: t\r\nConnection: foo, close\r\nFoo: 1\r\n\r\n");
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 56);
+        let r = req(
+            "GET /a HTTP/1.1\r\nHost: 127.0.0.1:47550\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        );
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 83);
+        // `HTTP/1.1 200 Fine Thanks` with two headers: 81.
+        let h = [
+            http1::Header::new(b"Content-Length", b"0"),
+            http1::Header::new(b"X-Long-Header", b"0123456789"),
+        ];
+        assert_eq!(htx_head([8, 3, 11], &h), 81);
+        // A chunked body `3 abc` with trailer `X-T: 1`: 3 + 4 + 1 (end of trailers).
+        let mut c = Codec::new(BodyKind::Chunked, Direction::Response);
+        c.feed(b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", &mut Vec::new())
+            .unwrap();
+        assert_eq!(c.take_htx(), 8);
+        assert_eq!(c.take_htx(), 0);
     }
 }

@@ -26,6 +26,9 @@ pub struct FrontendLog {
     dontlog_normal: bool,
     /// `option log-separate-errors`: abnormal sessions at level err.
     separate_errors: bool,
+    /// `option logasap`: HTTP transactions are logged when the response head arrives, TCP
+    /// sessions once the server connection is established.
+    pub logasap: bool,
     format: Option<LogFormat>,
     sd: Option<LogFormat>,
     id: LogIdentity,
@@ -112,6 +115,7 @@ impl FrontendLog {
             dontlognull: p.option("dontlognull"),
             dontlog_normal: p.option("dontlog-normal"),
             separate_errors: p.option("log-separate-errors"),
+            logasap: p.option("logasap") && format.is_some(),
             format,
             sd,
             id: LogIdentity {
@@ -168,6 +172,9 @@ impl FrontendLog {
         } else {
             syslog::LEVEL_INFO
         };
+        // HAProxy prints the `+` signs on every line of a `logasap` frontend, also on those
+        // logged at the end (errors before any response; measured).
+        rec.logasap |= self.logasap;
         rec.hostname = Arc::clone(&self.logging.hostname);
         rec.pid = self.id.pid;
         rec.derive_timers();

@@ -79,10 +79,10 @@ pub struct Frontend {
     pub log: std::sync::OnceLock<Option<logging::FrontendLog>>,
     pub maxconn_value: u32,
     pub active: AtomicUsize,
-    /// Traffic counters (`show stat`).
-    pub ctr: counters::FeCounters,
     /// ACL-based rules (`use_backend if`, `http-request`, `tcp-request`, ...).
     pub rules: rules::FeRules,
+    /// Traffic counters (`show stat`).
+    pub ctr: counters::FeCounters,
 }
 
 impl Frontend {
@@ -259,8 +259,8 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             log: std::sync::OnceLock::new(),
             maxconn_value: fe_maxconn,
             active: AtomicUsize::new(0),
-            ctr: Default::default(),
             rules: rules::FeRules::build(p, &be_by_name, &proxy_ids),
+            ctr: Default::default(),
         }));
         fe_proxies.push(fe_maxconn);
     }

@@ -1148,7 +1148,6 @@ where
         ],
         super::stats_page::conn_header(req, keep),
     );
-    let headers = head.matches("\r\n").count() - 2;
     let mut bytes = head.into_bytes();
     if !req.is_head() {
         bytes.extend_from_slice(body.as_bytes());
@@ -1159,7 +1158,7 @@ where
     }
     super::stats_page::Served {
         status: 200,
-        bytes_out: (bytes.len() + 15).saturating_sub(4 * headers) as u64,
+        bytes_out: super::http::own_htx(&bytes),
         keep_alive: keep,
     }
 }

@@ -448,20 +448,9 @@ where
         let _ = cw.shutdown().await;
         keep = false;
     }
-    let headers = bytes
-        .windows(4)
-        .position(|x| x == b"\r\n\r\n")
-        .map(|end| {
-            bytes[..end]
-                .split(|&c| c == b'\n')
-                .count()
-                .saturating_sub(1)
-        })
-        .unwrap_or(0);
     Served {
         status,
-        // HAProxy counts bytes in its internal form (see `http.rs`).
-        bytes_out: (bytes.len() + 15).saturating_sub(4 * headers) as u64,
+        bytes_out: super::http::own_htx(&bytes),
         keep_alive: keep,
     }
 }

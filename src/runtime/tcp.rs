@@ -65,6 +65,9 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
             if matches!(e, ConnectError::NoServer) {
                 rec.server = None;
             }
+            if matches!(e, ConnectError::QueueTimeout) {
+                rec.t_queue = Some(cs.queue_ms);
+            }
             drop(active);
             rec.beconn = be.active.load(Ordering::Relaxed) as u32;
             super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
@@ -76,6 +79,13 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     let srv_idx = slot.as_ref().map(|s| s.srv);
     if let Some(s) = &slot {
         super::admin::session_server(&be, s.server());
+    }
+    // `option logasap`: logged now, with `+` before `%B %Tt`, and not at the end.
+    let asap = fe.log().is_some_and(|l| l.logasap);
+    if asap {
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.logasap = true;
+        finish(&fe, rec, &acc);
     }
     // The log record is built when the session ends (an idle pair keeps no 768-byte record),
     // with the connection counts of now.
@@ -95,7 +105,7 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     drop(slot);
     drop(active);
     super::counters::tcp_session(&fe, &be, &cs, Some((&st, killed)), [0; 4], &acc);
-    if fe.log().is_none() {
+    if fe.log().is_none() || asap {
         return;
     }
     let mut rec = base_record(&fe, &be, &acc, &cs);
@@ -134,6 +144,8 @@ pub fn base_record(fe: &Frontend, be: &Backend, acc: &Accepted, cs: &ConnStats) 
         srv_conn: cs.server.map(|i| be.lb.served(i)).unwrap_or(0),
         retries: cs.retries,
         redispatched: cs.redispatched,
+        srv_queue: cs.srv_queue_pos,
+        backend_queue: cs.be_queue_pos,
         frontend: Arc::from(fe.name.as_str()),
         backend: Some(Arc::from(be.name.as_str())),
         server: cs.server.map(|i| Arc::from(be.servers[i].name.as_str())),

@@ -388,8 +388,13 @@ fn bind_ports(sock: &Socket, ip: IpAddr, ports: PortSpec) -> io::Result<()> {
 /// A refused IP_TRANSPARENT is a [`MissingCapability`] error.
 pub fn transparent_connect_socket(server: ServerAddr, bind: &SourceBind) -> io::Result<Socket> {
     let family = server.family();
-    let sock = Socket::new(domain(family), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_nonblocking(true)?;
+    // Non-blocking from socket(2) on (SOCK_NONBLOCK): no fcntl F_GETFL/F_SETFL pair for every
+    // server connection (HAProxy's connect path has none either).
+    let sock = Socket::new(
+        domain(family),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
     sock.set_tcp_nodelay(true)?;
     if let Some(ifname) = &bind.interface {
         bind_device(&sock, ifname, server.sock_addr(), "outgoing")?;
