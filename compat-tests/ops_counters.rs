@@ -114,9 +114,11 @@ defaults
     timeout server 10s
 frontend fe
     bind 127.0.0.1:{fe}
+    tcp-request connection reject if {{ src 127.0.0.2 }}
     default_backend be
 frontend fe2
     bind 127.0.0.1:{fe2}
+    http-request deny if {{ path /deny }}
     default_backend empty
 backend be
     server s1 127.0.0.1:{s1}
@@ -169,6 +171,21 @@ listen lt
         drop(c);
         settle(&sock, "fe2");
     }
+    // fe2: a request denied by a rule (403, `dreq`).
+    let mut c = HttpConn::connect(p[1]).unwrap();
+    statuses.push(c.get("/deny").unwrap().status);
+    drop(c);
+    settle(&sock, "fe2");
+    // fe: a connection rejected by `tcp-request connection reject` (`dcon`).
+    let mut rej = connect_from(Some("127.0.0.2".parse().unwrap()), p[0]).unwrap();
+    rej.set_read_timeout(Some(SOON)).unwrap();
+    let mut sink = Vec::new();
+    let _ = rej.read_to_end(&mut sink);
+    assert!(
+        sink.is_empty(),
+        "{imp:?}: a rejected connection got {sink:?}"
+    );
+    settle(&sock, "fe");
     // li: three requests on one keep-alive connection (one connect, two reuses).
     let mut c = HttpConn::connect(p[2]).unwrap();
     for path in ["/a", "/status/301", "/status/500"] {
@@ -192,7 +209,9 @@ listen lt
     }
     assert_eq!(
         statuses,
-        [200, 200, 503, 200, 200, 503, 404, 503, 503, 200, 301, 500],
+        [
+            200, 200, 503, 200, 200, 503, 404, 503, 503, 403, 200, 301, 500
+        ],
         "{imp:?}"
     );
     // Counters are updated when the session ends, just after the client saw the answer.
@@ -267,7 +286,9 @@ fn traffic_counters_match_haproxy() {
     assert_eq!(get(s, "lt", "BACKEND", "bin"), "33");
     assert_eq!(get(s, "lt", "t1", "bout"), "42");
     assert_ne!(get(s, "fe", "FRONTEND", "bin"), "0");
-    assert_eq!(ours.info.get("CumReq").map(|s| s.as_str()), Some("13"));
+    assert_eq!(ours.info.get("CumReq").map(|s| s.as_str()), Some("14"));
+    assert_eq!(get(s, "fe2", "FRONTEND", "dreq"), "1");
+    assert_eq!(get(s, "fe", "FRONTEND", "dcon"), "1");
     // Bytes are counted where the log line takes them: the sums of %U/%B.
     for fe in ["fe", "fe2", "li", "lt"] {
         let (up, down) = ours.logged.get(fe).copied().unwrap_or_default();
@@ -295,17 +316,16 @@ fn traffic_counters_match_haproxy() {
             diffs.push(format!("{key:?}: row missing"));
             continue;
         };
-        let http = row.get("mode").is_some_and(|m| m == "http");
         for (c, v) in row {
             if TIMING.contains(&c.as_str()) {
                 continue;
             }
-            // HTTP byte counts are the log's %U/%B (checked above), which count HAProxy's
-            // internal HTX sizes only approximately until the logs work lands (measured: the
-            // same figures as HAProxy once the start line's HTX size is counted).
-            if http && (c == "bin" || c == "bout") {
+            // HAProxy sometimes reports 2 for the strictly sequential TCP sessions of `lt`
+            // (seen once in a few runs): not deterministic.
+            if key.0 == "lt" && c == "smax" {
                 continue;
             }
+
             compared += 1;
             let o = our_row.get(c).map(|s| s.as_str()).unwrap_or("<missing>");
             if o != v {

@@ -343,7 +343,7 @@ listen lt
     // The checked server passes its first check.
     let sock = dir.0.join("admin.sock");
     let mut last = None;
-    wait_until("s1 passed a health check", SOON, || {
+    wait_until("s1 checked and the TCP session counted", SOON, || {
         let r = if via == Via::Endpoint {
             let mut c = HttpConn::connect(p[0]).unwrap();
             c.get("/metrics").unwrap()
@@ -354,9 +354,21 @@ listen lt
                 body: render_from_socket(&sock).into_bytes(),
             }
         };
-        let ok = r
-            .body_str()
-            .contains("haproxy_server_check_status{proxy=\"be\",server=\"s1\",state=\"L4OK\"} 1");
+        let body = r.body_str();
+        // The checked server passed a check, and the TCP session is over (bytes counted).
+        let ok = parse(&body).is_ok_and(|e| {
+            let srv = |s: &'static str| [("proxy", "be"), ("server", s)];
+            let l4ok = [("proxy", "be"), ("server", "s1"), ("state", "L4OK")];
+            sample(&e, "haproxy_server_check_status", &l4ok) == Some(1.0)
+                && sample(&e, "haproxy_server_bytes_in_total", &[("proxy", "lt"), ("server", "t")])
+                    == Some(5.0)
+                // The three requests are over (counted when they end).
+                && ["s1", "s2"]
+                    .iter()
+                    .filter_map(|s| sample(&e, "haproxy_server_sessions_total", &srv(s)))
+                    .sum::<f64>()
+                    >= 3.0
+        });
         last = Some(r);
         ok
     });
@@ -378,7 +390,6 @@ fn haproxy_exposition_parses() {
 }
 
 #[test]
-#[ignore = "needs `http-request use-service` (the acl branch), not merged yet"]
 fn exporter_matches_haproxy_names_and_labels() {
     compare(Via::Endpoint);
 }

@@ -160,7 +160,7 @@ struct Lab {
     _servers: Vec<Backend>,
 }
 
-fn config(dir: &TempDir, p: &[u16]) -> String {
+fn config(dir: &TempDir, p: &[u16], admin: &str) -> String {
     let d = dir.0.display();
     format!(
         "global
@@ -180,7 +180,7 @@ listen stats
     stats uri {URI}
     stats realm Lab\\ Stats
     stats auth {USER}:{PASS}
-    stats admin if LOCALHOST
+    {admin}
     stats refresh 30s
     stats hide-version
     stats show-node
@@ -207,6 +207,10 @@ backend api
 }
 
 fn lab(imp: Impl) -> Lab {
+    lab_with(imp, "acl local src 127.0.0.0/8\n    stats admin if local")
+}
+
+fn lab_with(imp: Impl, admin: &str) -> Lab {
     let dir = TempDir::new("ops-statspage");
     let p = free_ports(6);
     let servers = vec![
@@ -215,7 +219,7 @@ fn lab(imp: Impl) -> Lab {
         Backend::start("b1", p[4], Behavior::Http),
         Backend::start("b2", p[5], Behavior::Http),
     ];
-    let cfg = config(&dir, &p);
+    let cfg = config(&dir, &p, admin);
     let proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
     Lab {
         dir,
@@ -474,4 +478,86 @@ fn page_in_headless_chromium() {
         .unwrap();
     assert_eq!(r.status, 401);
     assert!(states(&admin).contains(&("app".into(), "a2".into(), "no check".into())));
+}
+
+/// Without `stats admin` granted, the page has no form and a POST changes nothing
+/// (`;st=DENY`), as HAProxy.
+#[test]
+fn administration_needs_the_admin_condition() {
+    let mut locations = Vec::new();
+    for imp in Impl::all("administration_needs_the_admin_condition") {
+        let lab = lab_with(imp, "stats admin unless LOCALHOST");
+        let admin = lab.dir.0.join("admin.sock");
+        let page = get(lab.stats, URI, Some((USER, PASS))).body_str();
+        if imp == Impl::Rhaproxy {
+            assert!(!page.contains("<form method=\"post\""), "admin form shown");
+        }
+        let iid = {
+            let (h, r) = rows(&cmd(&admin, "show stat"));
+            let i = h.iter().position(|c| c == "iid").unwrap();
+            r.iter().find(|r| r[0] == "app").unwrap()[i].clone()
+        };
+        let body = format!("s=a1&action=maint&b=%23{iid}");
+        let mut c = HttpConn::connect(lab.stats).unwrap();
+        let r = c
+            .request(&format!(
+                "POST {URI} HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                b64(&format!("{USER}:{PASS}")),
+                body.len()
+            ))
+            .unwrap();
+        assert_eq!(r.status, 303, "{imp:?}");
+        locations.push(r.header("location"));
+        assert!(
+            states(&admin).contains(&("app".into(), "a1".into(), "no check".into())),
+            "{imp:?}: a1 changed without admin rights"
+        );
+    }
+    assert_eq!(locations[0].as_deref(), Some(&*format!("{URI};st=DENY")));
+    if locations.len() == 2 {
+        assert_eq!(locations[0], locations[1]);
+    }
+}
+
+/// `stats uri` in a backend: the page answers requests routed to that backend, as HAProxy.
+#[test]
+fn stats_page_declared_in_a_backend() {
+    let mut seen = Vec::new();
+    for imp in Impl::all("stats_page_declared_in_a_backend") {
+        let dir = TempDir::new("ops-statspage-be");
+        let p = free_ports(2);
+        let _srv = Backend::start("s", p[1], Behavior::Http);
+        let cfg = format!(
+            "defaults
+    mode http
+    timeout connect 2s
+    timeout client 20s
+    timeout server 20s
+frontend fe
+    bind 127.0.0.1:{fe}
+    default_backend be
+backend be
+    stats uri /be-stats
+    server s 127.0.0.1:{s}
+",
+            fe = p[0],
+            s = p[1]
+        );
+        let _proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let page = get(p[0], "/be-stats;csv", None);
+        let other = get(p[0], "/other", None);
+        assert_eq!(page.status, 200, "{imp:?}");
+        assert_eq!(other.server(), "s", "{imp:?}");
+        let rows: Vec<String> = page
+            .body_str()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').take(2).collect::<Vec<_>>().join("/"))
+            .collect();
+        seen.push(rows);
+    }
+    assert_eq!(seen[0], ["fe/FRONTEND", "be/s", "be/BACKEND"]);
+    if seen.len() == 2 {
+        assert_eq!(seen[0], seen[1]);
+    }
 }

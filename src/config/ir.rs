@@ -772,11 +772,10 @@ impl Default for StatsPage {
     }
 }
 
-/// `stats admin if|unless COND`: the words of the condition.
+/// `stats admin if|unless COND`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminRule {
-    pub unless: bool,
-    pub cond: Vec<String>,
+    pub cond: crate::acl::cond::Condition,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

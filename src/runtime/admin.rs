@@ -2232,7 +2232,11 @@ fn show_stat_filtered(
             r.set("scur", scur);
             r.set("smax", smax);
             r.set("slim", slim);
-            r.set("stot", cum);
+            r.set(
+                "stot",
+                cum.saturating_sub(fe.ctr.denied_conn.load(Ordering::Relaxed)),
+            );
+            r.set("dcon", fe.ctr.denied_conn.load(Ordering::Relaxed));
             r.set(
                 "status",
                 if stopping

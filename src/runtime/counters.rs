@@ -40,7 +40,8 @@ impl Rate {
         self.hit_at(now_ms())
     }
 
-    fn hit_at(&self, ms: u64) -> u32 {
+    /// Counts one event at `ms` (Unix milliseconds); returns the rate right after it.
+    pub fn hit_at(&self, ms: u64) -> u32 {
         let sec = (ms / 1000) & 0xffff;
         let r = self.0.fetch_update(Relaxed, Relaxed, |v| {
             let (s, cur, prev) = unpack(v);
@@ -120,6 +121,9 @@ pub fn status_class(status: i32) -> Option<usize> {
 pub struct FeCounters {
     /// Most sessions at once (`smax`).
     pub smax: AtomicU32,
+    /// Connections refused by `tcp-request connection` rules (`dcon`): counted in `conn_tot`,
+    /// not in `stot`.
+    pub denied_conn: AtomicU64,
     /// Connections (`conn_tot`) and sessions (`stot`) are the frontend's `cum_conns`.
     pub conn_rate: Rate,
     pub conn_rate_max: AtomicU32,
@@ -182,11 +186,11 @@ impl BeCounters {
             t => now_s.saturating_sub(t) as i64,
         }
     }
-    fn session(&self, now_s: u64) {
+    fn session(&self, ms: u64) {
         self.stot.fetch_add(1, Relaxed);
-        let r = self.sess_rate.hit();
+        let r = self.sess_rate.hit_at(ms);
         self.sess_rate_max.fetch_max(r, Relaxed);
-        self.last_sess.store(now_s.max(1), Relaxed);
+        self.last_sess.store((ms / 1000).max(1), Relaxed);
     }
 }
 
@@ -206,16 +210,25 @@ pub static GLOBAL: std::sync::LazyLock<Global> = std::sync::LazyLock::new(Global
 
 /// A connection was accepted by a frontend (its `cum_conns` is counted by the accept loop).
 pub fn accepted(fe: &FeCounters, cur: u32) {
+    let ms = now_ms();
     fe.smax.fetch_max(cur, Relaxed);
-    let r = fe.conn_rate.hit();
+    let r = fe.conn_rate.hit_at(ms);
     fe.conn_rate_max.fetch_max(r, Relaxed);
-    let r = fe.sess_rate.hit();
+    let r = fe.sess_rate.hit_at(ms);
     fe.sess_rate_max.fetch_max(r, Relaxed);
     let g = &*GLOBAL;
-    let r = g.conn_rate.hit();
+    let r = g.conn_rate.hit_at(ms);
     g.conn_rate_max.fetch_max(r, Relaxed);
-    let r = g.sess_rate.hit();
+    let r = g.sess_rate.hit_at(ms);
     g.sess_rate_max.fetch_max(r, Relaxed);
+}
+
+/// A request denied by an `http-request deny` rule (`dreq`).
+pub fn denied_request(fe: &super::Frontend, be: Option<&super::backend::Backend>) {
+    fe.ctr.denied_req.fetch_add(1, Relaxed);
+    if let Some(b) = be.filter(|b| b.name != fe.name) {
+        b.ctr.denied_req.fetch_add(1, Relaxed);
+    }
 }
 
 /// What a finished session (TCP) or transaction (HTTP) did, from its log record's figures.
@@ -251,30 +264,30 @@ fn add_status(h: &[AtomicU64; 6], status: i32) {
     }
 }
 
-fn now_s() -> u64 {
-    now_ms() / 1000
-}
-
 /// Updates the counters of the frontend, backend and server of a finished session or
 /// transaction.
 pub fn finished(fe: &FeCounters, be: Option<&super::backend::Backend>, f: &Finished) {
+    let ms = now_ms();
     fe.bytes_in.fetch_add(f.bytes_in, Relaxed);
     fe.bytes_out.fetch_add(f.bytes_out, Relaxed);
     GLOBAL.bytes_out.fetch_add(f.bytes_out, Relaxed);
     if f.http {
         GLOBAL.cum_req.fetch_add(1, Relaxed);
         fe.req_tot.fetch_add(1, Relaxed);
-        let r = fe.req_rate.hit();
+        let r = fe.req_rate.hit_at(ms);
         fe.req_rate_max.fetch_max(r, Relaxed);
         add_status(&fe.hrsp, f.status);
-        if f.term[0] == b'P' && f.term[1] == b'R' || f.status == 408 && f.term[0] == b'c' {
+        // Invalid requests (the parser's answers; a `deny` is `PR` too but counted in `dreq`
+        // by [`denied_request`], with 403 or its `deny_status`).
+        let parser_status = matches!(f.status, 400 | 408 | 413 | 414 | 431 | 501 | 505);
+        if f.term == *b"PR" && parser_status || f.status == 408 && f.term[0] == b'c' {
             fe.failed_req.fetch_add(1, Relaxed);
         }
     }
     let Some(be) = be.filter(|_| f.backend) else {
         return;
     };
-    let now = now_s();
+    let now = ms;
     let srv = f
         .server
         .and_then(|i| be.servers.get(i))
@@ -343,6 +356,17 @@ pub fn finished(fe: &FeCounters, be: Option<&super::backend::Backend>, f: &Finis
     }
 }
 
+/// A TCP session got its server connection (or failed to): it counts in the backend and the
+/// server from now on, as in HAProxy.
+pub fn tcp_started(be: &super::backend::Backend, cs: &super::backend::ConnStats) {
+    let now = now_ms();
+    be.ctr.session(now);
+    if let Some(s) = cs.server.and_then(|i| be.servers.get(i)) {
+        s.admin.ctr.session(now);
+        s.admin.ctr.stot.fetch_add(cs.retries as u64, Relaxed);
+    }
+}
+
 /// A finished TCP session: `fwd` is what forwarding did (`None` when no server connection
 /// was made, then `term` is the termination state).
 pub fn tcp_session(
@@ -354,12 +378,6 @@ pub fn tcp_session(
     acc: &super::Accepted,
 ) {
     use super::forward::End;
-    let now = now_s();
-    be.ctr.session(now);
-    if let Some(s) = cs.server.and_then(|i| be.servers.get(i)) {
-        s.admin.ctr.session(now);
-        s.admin.ctr.stot.fetch_add(cs.retries as u64, Relaxed);
-    }
     let (term, bytes_in, bytes_out) = match fwd {
         None => ([term[0], term[1]], 0, 0),
         Some((st, killed)) => (

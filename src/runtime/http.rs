@@ -503,7 +503,7 @@ impl TxnLog {
 /// `%B` of an error response HAProxy generates: the HTX size of the message (as for a
 /// server's response; the `Connection` header it may add for the client does not count:
 /// measured 217 for the built-in 503 whether the client was kept alive or not).
-fn error_htx(wire: &[u8]) -> u64 {
+pub(super) fn error_htx(wire: &[u8]) -> u64 {
     let Some(end) = wire.windows(4).position(|x| x == b"\r\n\r\n") else {
         return wire.len() as u64;
     };
@@ -794,10 +794,12 @@ pub async fn session(
             }
         };
         // The stats page (`stats uri`) answers here instead of a server.
-        if let Some(page) = super::stats_page::target(&fe, &req.uri) {
+        if let Some(page) = super::stats_page::target(&fe, chosen.as_deref(), &req.uri) {
             let io = (&mut cbuf, &mut cr, &mut cw);
-            let r = Box::pin(super::stats_page::serve(page, &fe, &req, io, client_ip)).await;
+            let at = (&acc, chosen.as_deref());
+            let r = Box::pin(super::stats_page::serve(page, &fe, &req, io, at)).await;
             (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(&mut txn);
             if !r.keep_alive {
                 return;
             }
@@ -1192,6 +1194,7 @@ async fn answer_locally(
             keep
         }
         ReqVerdict::Deny { status, be } => {
+            super::counters::denied_request(fe, be.as_deref());
             txn.status = status as i32;
             txn.set_term(b'P', b'R');
             txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
@@ -1223,6 +1226,12 @@ async fn answer_locally(
                 let _ = cw.shutdown().await;
             }
             keep
+        }
+        ReqVerdict::Service(_) => {
+            let r = super::prometheus::serve(fe, req, cw).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(txn);
+            r.keep_alive
         }
     }
 }
@@ -1592,6 +1601,14 @@ fn client_cause(e: IoEnd) -> u8 {
         IoEnd::Timeout => b'c',
         IoEnd::Io => b'C',
     }
+}
+
+/// A request answered by the stats page or a service: HAProxy logs `LR` and zero timers.
+fn applet_log(txn: &mut TxnLog) {
+    txn.set_term(b'L', b'R');
+    (txn.cs.queue_ms, txn.cs.connect_ms) = (0, 0);
+    let now = Instant::now();
+    (txn.sent, txn.resp_head) = (Some(now), Some(now));
 }
 
 impl TxnLog {

@@ -674,6 +674,7 @@ async fn accept_loop(
         };
         let verdict = rules::accept_connection(&fe, &acc);
         if verdict != rules::ConnVerdict::Accept {
+            fe.ctr.denied_conn.fetch_add(1, Ordering::Relaxed);
             // `tcp-request connection reject`: reset at once (as HAProxy), not logged.
             if verdict == rules::ConnVerdict::Reset {
                 let _ = crate::tproxy::sockopt::set_reset_on_close(&stream);

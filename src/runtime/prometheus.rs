@@ -1131,18 +1131,23 @@ where
         .intercepted
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut keep = crate::http1::plan_request(req, fe.http.mode, fe.http.mode).client_keep_alive
+        && matches!(
+            req.body,
+            crate::http1::BodyKind::None | crate::http1::BodyKind::Length(0)
+        )
         && !super::is_stopping();
     let (header, rows) = super::admin::stat_table(crate::config::ir::CliLevel::Admin, &[]);
     let body = render(&super::admin::info_fields(), &header, &rows);
-    let mut head = format!(
-        "HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n",
-        body.len()
+    let head = super::stats_page::response_head(
+        200,
+        "OK",
+        &[
+            ("cache-control", "no-cache".into()),
+            ("content-type", "text/plain; version=0.0.4".into()),
+            ("content-length", body.len().to_string()),
+        ],
+        super::stats_page::conn_header(req, keep),
     );
-    if !keep {
-        head.push_str("connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    let headers = head.matches("\r\n").count() - 2;
     let mut bytes = head.into_bytes();
     if !req.is_head() {
         bytes.extend_from_slice(body.as_bytes());
@@ -1153,7 +1158,7 @@ where
     }
     super::stats_page::Served {
         status: 200,
-        bytes_out: (bytes.len() + 15).saturating_sub(4 * headers) as u64,
+        bytes_out: super::http::error_htx(&bytes),
         keep_alive: keep,
     }
 }

@@ -97,7 +97,7 @@ impl ServerState for FeRules {
     }
 }
 
-fn ctx<'a>(
+pub fn ctx<'a>(
     fe: &'a Frontend,
     acc: &Accepted,
     be: Option<&'a str>,
@@ -286,6 +286,8 @@ pub enum ReqVerdict {
         status: u16,
         be: Option<Arc<Backend>>,
     },
+    /// `http-request use-service NAME`: the service answers.
+    Service(String),
 }
 
 enum Step {
@@ -661,7 +663,8 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::SetStatus(..) | HttpAction::UseService(_) => {}
+            HttpAction::UseService(name) => return Step::Stop(ReqVerdict::Service(name.clone())),
+            HttpAction::SetStatus(..) => {}
         }
     }
     Step::Continue

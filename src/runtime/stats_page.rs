@@ -17,7 +17,6 @@
 //! function of the `show stat` rows and the `show info` fields.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -34,210 +33,29 @@ const MAX_FORM: usize = 64 * 1024;
 // ------------------------------------------------------------------------------------------
 // `stats admin` conditions.
 
-/// One term of a condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Term {
-    Const(bool),
-    /// `LOCALHOST`: 127.0.0.1/8 and ::1.
-    Localhost,
-    /// `{ src NET... }`.
-    Src(Vec<(IpAddr, u8)>),
-}
-
-/// A `stats admin` condition: OR of ANDs of (possibly negated) terms.
-///
-/// A minimal parser until the configuration grows general ACLs: the predefined `TRUE`,
-/// `FALSE`, `LOCALHOST` and `HTTP`, and anonymous `{ src ADDR[/MASK]... }`, `{ always_true }`,
-/// `{ always_false }`, combined with `!`, `||` / `or` and juxtaposition (and).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminCond {
-    any: Vec<Vec<(bool, Term)>>,
-}
-
-/// HAProxy 2.6's predefined ACLs this parser does not evaluate.
-const PREDEFINED_OTHER: &[&str] = &[
-    "HTTP_1.0",
-    "HTTP_1.1",
-    "HTTP_CONTENT",
-    "HTTP_URL_ABS",
-    "HTTP_URL_SLASH",
-    "HTTP_URL_STAR",
-    "METH_CONNECT",
-    "METH_DELETE",
-    "METH_GET",
-    "METH_HEAD",
-    "METH_OPTIONS",
-    "METH_POST",
-    "METH_PUT",
-    "METH_TRACE",
-    "RDP_COOKIE",
-    "REQ_CONTENT",
-    "WAIT_END",
-];
-
-fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
-    let (a, m) = match s.split_once('/') {
-        Some((a, m)) => (a, Some(m)),
-        None => (s, None),
-    };
-    let ip: IpAddr = a.parse().ok()?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let bits = match m {
-        None => max,
-        Some(m) => {
-            if let Ok(b) = m.parse::<u8>() {
-                b
-            } else {
-                // Dotted mask.
-                let mask: std::net::Ipv4Addr = m.parse().ok()?;
-                u32::from(mask).count_ones() as u8
-            }
-        }
-    };
-    (bits <= max).then_some((ip, bits))
-}
-
-fn in_net(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let m = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits as u32)
-            };
-            u32::from(a) & m == u32::from(n) & m
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let m = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits as u32)
-            };
-            u128::from(a) & m == u128::from(n) & m
-        }
-        _ => false,
-    }
-}
-
-impl AdminCond {
-    /// Parses the words after `if`/`unless`; the error is HAProxy's text (without the
-    /// `error detected while parsing ...` prefix).
-    pub fn parse(words: &[String]) -> Result<AdminCond, String> {
-        let mut any = vec![Vec::new()];
-        let mut i = 0;
-        while i < words.len() {
-            let mut w = words[i].as_str();
-            if w == "||" || w.eq_ignore_ascii_case("or") {
-                if any.last().is_some_and(|g: &Vec<_>| g.is_empty()) {
-                    return Err("missing ACL before 'or'".into());
-                }
-                any.push(Vec::new());
-                i += 1;
-                continue;
-            }
-            let mut neg = false;
-            while let Some(rest) = w.strip_prefix('!') {
-                neg = !neg;
-                w = rest;
-                if w.is_empty() {
-                    i += 1;
-                    w = words.get(i).map(String::as_str).unwrap_or("");
-                }
-            }
-            let term = if w == "{" {
-                let end = words[i..]
-                    .iter()
-                    .position(|x| x == "}")
-                    .map(|p| p + i)
-                    .ok_or_else(|| "missing closing '}' in condition".to_string())?;
-                let inner = &words[i + 1..end];
-                i = end;
-                let fetch = inner.first().map(String::as_str).unwrap_or("");
-                match fetch {
-                    "src" => {
-                        let nets = inner[1..]
-                            .iter()
-                            .map(|a| {
-                                parse_net(a).ok_or_else(|| {
-                                    format!("'{a}' is not a valid IPv4 or IPv6 address")
-                                })
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Term::Src(nets)
-                    }
-                    "always_true" => Term::Const(true),
-                    "always_false" => Term::Const(false),
-                    "" => return Err("missing fetch method in ACL expression".into()),
-                    f => {
-                        return Err(format!(
-                            "fetch method '{f}' in a 'stats admin' condition is not supported by rhaproxy yet"
-                        ));
-                    }
-                }
-            } else {
-                match w {
-                    "TRUE" => Term::Const(true),
-                    "FALSE" => Term::Const(false),
-                    // The page is always served in HTTP mode.
-                    "HTTP" => Term::Const(true),
-                    "LOCALHOST" => Term::Localhost,
-                    p if PREDEFINED_OTHER.contains(&p) => {
-                        return Err(format!(
-                            "ACL '{p}' in a 'stats admin' condition is not supported by rhaproxy yet"
-                        ));
-                    }
-                    other => return Err(format!("no such ACL : '{other}'")),
-                }
-            };
-            any.last_mut().expect("one group").push((neg, term));
-            i += 1;
-        }
-        if any.len() > 1 && any.last().is_some_and(|g| g.is_empty()) {
-            return Err("missing ACL after 'or'".into());
-        }
-        Ok(AdminCond { any })
-    }
-
-    /// The condition for a client address. An empty condition is true, as in HAProxy.
-    pub fn eval(&self, src: IpAddr) -> bool {
-        self.any.iter().any(|all| {
-            all.iter().all(|(neg, t)| {
-                let v = match t {
-                    Term::Const(b) => *b,
-                    Term::Localhost => {
-                        in_net(src, ("127.0.0.0".parse().expect("ip"), 8))
-                            || src == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
-                    }
-                    Term::Src(nets) => nets.iter().any(|n| in_net(src, *n)),
-                };
-                v != *neg
-            })
-        })
-    }
-}
-
-/// Whether `stats admin` rules grant the administration to this client (first match wins).
-pub fn admin_allowed(page: &StatsPage, src: IpAddr) -> bool {
+/// Whether `stats admin` rules grant the administration to this request (any rule whose
+/// condition matches, as HAProxy).
+pub fn admin_allowed(page: &StatsPage, ctx: &crate::acl::SampleCtx) -> bool {
     page.admin
         .iter()
-        .any(|r| AdminCond::parse(&r.value.cond).is_ok_and(|c| c.eval(src) != r.value.unless))
+        .any(|r| crate::acl::cond::eval(&r.value.cond, ctx))
 }
 
 // ------------------------------------------------------------------------------------------
 // Request side.
 
-/// The stats page configured for this frontend (or its backend) when the request URI starts
-/// with its `stats uri`.
-pub fn target<'a>(fe: &'a Frontend, uri: &[u8]) -> Option<&'a StatsPage> {
+/// The stats page configured for this frontend (or the backend chosen for the request) when
+/// the request URI starts with its `stats uri`.
+pub fn target<'a>(
+    fe: &'a Frontend,
+    be: Option<&'a super::backend::Backend>,
+    uri: &[u8],
+) -> Option<&'a StatsPage> {
     let page = fe
         .proxy
         .stats
         .as_ref()
-        .or_else(|| fe.backend.as_ref().and_then(|b| b.proxy.stats.as_ref()))?;
+        .or_else(|| be.and_then(|b| b.proxy.stats.as_ref()))?;
     uri.starts_with(page.uri.as_bytes()).then_some(page)
 }
 
@@ -385,13 +203,34 @@ fn status_text(code: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-fn response_head(status: u16, reason: &str, headers: &[(&str, String)], keep: bool) -> String {
+/// The connection header of a generated answer: `close` when the connection ends,
+/// `keep-alive` for an HTTP/1.0 client kept alive, none otherwise.
+pub fn conn_header(req: &Request, keep: bool) -> http1::errors::ConnHeader {
+    use http1::errors::ConnHeader;
+    if !keep {
+        ConnHeader::Close
+    } else if !req.version.is_11() {
+        ConnHeader::KeepAlive
+    } else {
+        ConnHeader::None
+    }
+}
+
+/// A generated response head ending with the connection header and the blank line.
+pub fn response_head(
+    status: u16,
+    reason: &str,
+    headers: &[(&str, String)],
+    conn: http1::errors::ConnHeader,
+) -> String {
     let mut h = format!("HTTP/1.1 {status} {reason}\r\n");
     for (n, v) in headers {
         let _ = write!(h, "{n}: {v}\r\n");
     }
-    if !keep {
-        h.push_str("connection: close\r\n");
+    match conn {
+        http1::errors::ConnHeader::None => {}
+        http1::errors::ConnHeader::Close => h.push_str("connection: close\r\n"),
+        http1::errors::ConnHeader::KeepAlive => h.push_str("connection: keep-alive\r\n"),
     }
     h.push_str("\r\n");
     h
@@ -488,7 +327,7 @@ pub async fn serve<R, W>(
     fe: &Frontend,
     req: &Request,
     (cbuf, cr, cw): (&mut Vec<u8>, &mut R, &mut W),
-    client: IpAddr,
+    (acc, be): (&super::Accepted, Option<&super::backend::Backend>),
 ) -> Served
 where
     R: AsyncRead + Unpin,
@@ -497,6 +336,11 @@ where
     fe.ctr
         .intercepted
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Evaluated at once: the sample context is not kept across awaits.
+    let admin_ok = admin_allowed(
+        page,
+        &super::rules::ctx(fe, acc, be.map(|b| b.name.as_str()), Some(req), None, None),
+    );
     let mut keep = http1::plan_request(req, fe.http.mode, fe.http.mode).client_keep_alive
         && !super::is_stopping();
     let uri = String::from_utf8_lossy(&req.uri).into_owned();
@@ -510,11 +354,7 @@ where
         if !matches!(req.body, BodyKind::None | BodyKind::Length(0)) {
             keep = false;
         }
-        let conn = if keep {
-            http1::errors::ConnHeader::None
-        } else {
-            http1::errors::ConnHeader::Close
-        };
+        let conn = conn_header(req, keep);
         out = (401, http1::errors::auth_challenge(realm, conn));
     } else if req.method == b"POST" {
         let base = page.uri.clone();
@@ -523,7 +363,7 @@ where
                 keep = false;
                 code
             }
-            Ok(_) if !admin_allowed(page, client) => "DENY",
+            Ok(_) if !admin_ok => "DENY",
             Ok(body) => apply_form(&body),
         };
         let head = response_head(
@@ -535,15 +375,11 @@ where
                 ("content-length", "0".into()),
                 ("location", format!("{base};st={code}")),
             ],
-            keep,
+            conn_header(req, keep),
         );
         out = (303, head.into_bytes());
     } else if req.method != b"GET" && req.method != b"HEAD" {
-        let conn = if keep {
-            http1::errors::ConnHeader::None
-        } else {
-            http1::errors::ConnHeader::Close
-        };
+        let conn = conn_header(req, keep);
         out = (
             405,
             http1::errors::stream_error_with(405, &[], conn).unwrap_or_default(),
@@ -580,7 +416,7 @@ where
                 header: &header,
                 rows: &rows,
                 info: &info,
-                admin: admin_allowed(page, client),
+                admin: admin_ok,
                 hide_version: page.hide_version,
                 show_legends: page.show_legends,
                 node: page
@@ -600,7 +436,7 @@ where
             headers.push(("refresh", r.to_string()));
         }
         headers.push(("content-length", body.len().to_string()));
-        let mut bytes = response_head(200, "OK", &headers, keep).into_bytes();
+        let mut bytes = response_head(200, "OK", &headers, conn_header(req, keep)).into_bytes();
         if req.method != b"HEAD" {
             bytes.extend_from_slice(body.as_bytes());
         }
@@ -612,20 +448,9 @@ where
         let _ = cw.shutdown().await;
         keep = false;
     }
-    let headers = bytes
-        .windows(4)
-        .position(|x| x == b"\r\n\r\n")
-        .map(|end| {
-            bytes[..end]
-                .split(|&c| c == b'\n')
-                .count()
-                .saturating_sub(1)
-        })
-        .unwrap_or(0);
     Served {
         status,
-        // HAProxy counts bytes in its internal form (see `http.rs`).
-        bytes_out: (bytes.len() + 15).saturating_sub(4 * headers) as u64,
+        bytes_out: super::http::error_htx(&bytes),
         keep_alive: keep,
     }
 }
@@ -1119,40 +944,6 @@ pub fn node_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn w(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
-    }
-
-    #[test]
-    fn admin_conditions() {
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let other: IpAddr = "10.1.2.3".parse().unwrap();
-        let c = AdminCond::parse(&w("TRUE")).unwrap();
-        assert!(c.eval(other));
-        let c = AdminCond::parse(&w("LOCALHOST")).unwrap();
-        assert!(c.eval(lo) && !c.eval(other));
-        assert!(c.eval("::ffff:127.0.0.9".parse().unwrap()));
-        let c = AdminCond::parse(&w("! LOCALHOST")).unwrap();
-        assert!(!c.eval(lo) && c.eval(other));
-        let c = AdminCond::parse(&w("{ src 10.0.0.0/8 192.168.0.1 } || FALSE")).unwrap();
-        assert!(c.eval(other) && !c.eval(lo));
-        let c = AdminCond::parse(&w("LOCALHOST FALSE")).unwrap();
-        assert!(!c.eval(lo));
-        // Empty: true, as HAProxy.
-        assert!(AdminCond::parse(&[]).unwrap().eval(other));
-        assert_eq!(
-            AdminCond::parse(&w("foo")).unwrap_err(),
-            "no such ACL : 'foo'"
-        );
-        assert!(AdminCond::parse(&w("{ src nope }")).is_err());
-        assert!(AdminCond::parse(&w("{ src 1.2.3.4")).is_err());
-        assert!(
-            AdminCond::parse(&w("METH_POST"))
-                .unwrap_err()
-                .contains("not supported by rhaproxy")
-        );
-    }
 
     #[test]
     fn options_after_the_prefix() {

@@ -62,6 +62,7 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         finish(&fe, rec, &acc);
         return;
     };
+    super::counters::tcp_started(&be, &cs);
     let (server, slot) = match r {
         Ok(x) => x,
         Err(e) => {
@@ -123,7 +124,14 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     .await;
     drop(slot);
     drop(active);
-    super::counters::tcp_session(&fe, &be, &cs, Some((&st, st.end == forward::End::Killed)), [0; 4], &acc);
+    super::counters::tcp_session(
+        &fe,
+        &be,
+        &cs,
+        Some((&st, st.end == forward::End::Killed)),
+        [0; 4],
+        &acc,
+    );
     if fe.log().is_none() || asap {
         return;
     }

@@ -407,6 +407,37 @@ fn p_stats(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             return;
         }
     }
+    if sub == "admin" {
+        let unless = match arg.map(String::as_str) {
+            Some("if") => false,
+            Some("unless") => true,
+            _ => {
+                ctx.alert(
+                    "'stats admin' requires either 'if' or 'unless' followed by a condition.",
+                );
+                return;
+            }
+        };
+        const PREFIX: &str = "error detected while parsing a 'stats admin' rule";
+        match crate::acl::cond::parse_condition(unless, &a[3..], &p.acls, &ctx.loc) {
+            Ok((cond, warnings)) => {
+                for w in warnings {
+                    ctx.warning(w);
+                }
+                let st = p.stats.get_or_insert_with(StatsPage::default);
+                st.admin
+                    .push(Located::new(AdminRule { cond }, ctx.loc.clone()));
+            }
+            Err(crate::acl::AclError::Haproxy(m)) => ctx.alert(format!("{PREFIX} : {m}.")),
+            Err(crate::acl::AclError::Unsupported(what)) => {
+                ctx.unsupported += 1;
+                ctx.alert(format!(
+                    "{PREFIX} : {what} is valid for HAProxy 2.6 but is not supported by rhaproxy yet."
+                ))
+            }
+        }
+        return;
+    }
     let st = p.stats.get_or_insert_with(StatsPage::default);
     match sub {
         "enable" => {}
@@ -458,27 +489,6 @@ fn p_stats(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             // Without a text, the global `description` is shown (HAProxy warns when none was
             // set before this line; the global section is not visible here).
             st.show_desc = Some((a.len() > 2).then(|| a[2..].join(" ")));
-        }
-        "admin" => {
-            let unless = match arg.map(String::as_str) {
-                Some("if") => false,
-                Some("unless") => true,
-                _ => {
-                    ctx.alert(
-                        "'stats admin' requires either 'if' or 'unless' followed by a condition.",
-                    );
-                    return;
-                }
-            };
-            let cond: Vec<String> = a[3..].to_vec();
-            if let Err(e) = crate::runtime::stats_page::AdminCond::parse(&cond) {
-                ctx.alert(format!(
-                    "error detected while parsing a 'stats admin' rule : {e}."
-                ));
-                return;
-            }
-            st.admin
-                .push(Located::new(AdminRule { unless, cond }, ctx.loc.clone()));
         }
         _ => {}
     }

@@ -707,17 +707,24 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Tarpit { status }
         }
-        "use-service" if !response => {
-            let name = args.first().cloned().unwrap_or_default();
-            // Kept in the IR for the service implementations; refused until one exists.
-            p.http_request.push(Rule {
-                action: HttpAction::UseService(name.clone()),
-                cond: None,
-                loc: ctx.loc.clone(),
-            });
-            ctx.unsupported_arg("http-request use-service", &name);
-            return;
-        }
+        "use-service" if !response => match args.first().map(String::as_str) {
+            None => {
+                ctx.alert(format!("{prefix} : 'use-service' expects a service name.."));
+                return;
+            }
+            // The services HAProxy 2.6 (Debian's build) knows: the Prometheus exporter.
+            Some(name @ "prometheus-exporter") => {
+                if let Some(w) = args.get(1) {
+                    trailing(ctx, w);
+                    return;
+                }
+                HttpAction::UseService(name.to_string())
+            }
+            Some(other) => {
+                ctx.alert(format!("{prefix} : '{other}' unknown service name.."));
+                return;
+            }
+        },
         _ => {
             ctx.unsupported_arg(kw, act);
             return;
