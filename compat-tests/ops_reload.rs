@@ -856,3 +856,88 @@ fn master_worker_daemon_stop_and_worker_death() {
     let log = std::fs::read_to_string(dir.0.join("mw.log")).unwrap_or_default();
     assert!(log.contains("exited with code"), "{log}");
 }
+
+/// Global `grace`: after SIGUSR1 the listeners keep accepting for the grace delay, then the soft
+/// stop proceeds; the notices on stderr and the global log lines (levels included) are
+/// HAProxy's. Run against both implementations.
+#[test]
+fn grace_delays_the_soft_stop() {
+    for imp in Impl::all("grace_delays_the_soft_stop") {
+        let dir = TempDir::new("grace");
+        let p = free_ports(2);
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let lport = udp.local_addr().unwrap().port();
+        let cfg = format!(
+            "global
+    grace 1500ms
+    log 127.0.0.1:{lport} local0
+defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen l
+    log global
+    bind 127.0.0.1:{}
+    server s 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let mut proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let t0 = Instant::now();
+        proxy.signal(Signal::SIGUSR1 as i32);
+        proxy.wait_stderr("Scheduling a soft-stop in 1500 ms.", SOON);
+        // Still accepting well inside the grace delay.
+        thread::sleep(Duration::from_millis(500));
+        assert!(
+            TcpStream::connect(("127.0.0.1", p[0])).is_ok(),
+            "{imp:?}: listener closed during grace"
+        );
+        let code = proxy.wait_exit(SOON);
+        let took = t0.elapsed();
+        assert_eq!(code, Some(0), "{imp:?} exit status");
+        assert!(
+            took >= Duration::from_millis(1400),
+            "{imp:?} stopped after {took:?}, before the grace delay"
+        );
+        let err = proxy.stderr();
+        assert!(
+            err.contains("Grace period expired, proceeding with soft-stop now."),
+            "{imp:?} stderr: {err}"
+        );
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = udp.recv(&mut buf) {
+            let s = String::from_utf8_lossy(&buf[..n]).to_string();
+            // `<PRI>Mmm dd HH:MM:SS tag[pid]: text`: keep PRI and text.
+            let pri = &s[..s.find('>').unwrap() + 1];
+            let text = &s[s.find("]: ").unwrap() + 3..];
+            if text.contains("<HTTPCLIENT>") {
+                continue;
+            }
+            let text = match text.find(" to 127.0.0.1:") {
+                // The legacy connect line: the client's ephemeral port masked.
+                Some(i) if text.starts_with("Connect from 127.0.0.1:") => {
+                    format!("Connect from 127.0.0.1:N{}", &text[i..])
+                }
+                _ => text.to_string(),
+            };
+            lines.push(format!("{pri} {}", text.trim_end()));
+        }
+        assert_eq!(
+            lines,
+            [
+                "<132> Scheduling a soft-stop in 1500 ms.".to_string(),
+                format!(
+                    "<134> Connect from 127.0.0.1:N to 127.0.0.1:{} (l/TCP)",
+                    p[0]
+                ),
+                "<133> Grace period expired, proceeding with soft-stop now.".to_string(),
+                "<132> Proxy l stopped (cumulated conns: FE: 1, BE: 1).".to_string(),
+            ],
+            "{imp:?} log lines"
+        );
+    }
+}

@@ -29,7 +29,9 @@ Statuses:
 | `did you mean` suggestions | bigram fingerprint over HAProxy's keyword lists | the same fingerprint and thresholds over rhaproxy's tables | usually the same word; for some far-off typos (e.g. `option nosuch`) rhaproxy suggests a word where HAProxy suggests none |
 | startup notices | `haproxy version is 2.6.12...` | `rhaproxy version is ... (HAProxy 2.6.12 compatible)` | truthful banner |
 | stats socket commands | about 100 commands | `help`, `prompt`, `quit`, `operator`, `user`, `show info`, `show stat [up] [no-maint] [IID TYPE SID]`, `show servers state [BE]`, `show backend`, `show sess`, `show errors`, `show cli level`, `show version`, `get weight`, `set weight`, `set server BE/SRV state` / `weight`, `disable`/`enable server`, `shutdown sessions server`, `disable`/`enable`/`shutdown frontend`, `set timeout cli`; other commands get HAProxy's `Unknown command` answer, with suggestions taken from this list | same texts, levels and `Permission denied` as HAProxy for these (tested against it) |
-| `show stat`, `show info` values | every counter | same columns and order; counters rhaproxy does not keep (bytes, rates, timings, errors, memory, SSL) read `0`; `Version` is `2.6.12-rhaproxy-<version>`; `json`/`typed`/`desc` give the CSV/plain form | |
+| `show stat`, `show info` values | every counter | same columns and order; traffic counters (sessions, bytes, requests, `hrsp_*`, errors, retries, aborts, rates, time averages over the last 1024 sessions, `connect`/`reuse`, `lastsess`) as HAProxy counts them (tested against it); counters of features rhaproxy lacks (compression, cache, SSL, HTTP/2, memory pools, idle-connection pools, `h1_*`) read `0` or empty; `Version` is `2.6.12-rhaproxy-<version>`; `json`/`typed`/`desc` give the CSV/plain form | |
+| stats page (`stats uri` ...) | HAProxy's HTML page, `;csv`, `;json`, admin form | rhaproxy's own HTML (one table per proxy, colour per server state), `;csv` (the `show stat` CSV at user level), `;up`, `;no-maint`, `;norefresh`, `?scope=`, Basic `stats auth`, admin actions `ready`/`drain`/`maint`/`shutdown` (health and agent actions answer `;st=ERRP`); `;json` gives the HTML page; `stats admin` conditions are the ACL conditions of `http-request` rules; `stats http-request` is refused; requests served by the page or by a service are logged as `fe/<NOSRV>` where HAProxy writes `fe/<STATS>` or `fe/<PROMEX>` | |
+| `http-request use-service` | `prometheus-exporter` (and Lua services) | `prometheus-exporter`: HAProxy 2.6's metric names, types, labels and order (tested against it); rhaproxy's own HELP texts; no `scope`/`no-maint` query parameters | |
 | `show sess` | full stream dump | one summary line per session: `0x<id>: proto= src= fe= be= srv= age=` | |
 | `-x SOCKET` | HAProxy's `_getsocks` protocol | rhaproxy's own `_getsocks` (a count, then one SCM_RIGHTS message per listening socket): sockets pass between rhaproxy processes only | |
 | master-worker (`-W`, `-Ws`) | the master re-executes itself; master CLI (`-S`) | the master checks the new configuration, then starts a worker with `-sf` (and `-x` when a stats socket has `expose-fd listeners`); a bad configuration or a worker that cannot start leaves the current worker serving; `-S` is accepted with a warning, there is no master CLI | |
@@ -66,9 +68,13 @@ pub fn render() -> String {
             r.status.describe()
         ));
     }
+    s.push_str(ACL_NOTE);
     s.push_str(CORPUS_NOTE);
     s
 }
+
+/// What the ACL and rule keywords cover (the tables above only say "implemented").
+const ACL_NOTE: &str = include_str!("../docs/acl.md");
 
 /// Counts measured by `compat-tests/check_corpus.rs` on ../shared/corpus (57 public configs).
 const CORPUS_NOTE: &str = include_str!("../docs/corpus-results.md");

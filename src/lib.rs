@@ -3,6 +3,7 @@
 //! Pipeline: config text -> [`config::lexer`] -> keyword tables ([`config::keywords`]) -> IR
 //! ([`config::ir`]) -> validity pass ([`config::validate`]) -> runtime ([`runtime`]).
 
+pub mod acl;
 pub mod cli;
 pub mod compat_doc;
 pub mod config;

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use crate::acl::Condition;
+pub use crate::acl::fmt::Fmt;
+
 /// A place in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Loc {
@@ -77,10 +80,15 @@ pub struct Global {
     pub zero_warning: bool,
     pub quiet: bool,
     pub hard_stop_after: Option<Located<u64>>,
+    /// `grace`: delay between SIGUSR1 and the soft stop (listeners stay open meanwhile).
+    pub grace: Option<Located<u64>>,
     pub bufsize: Option<Located<u32>>,
     pub stats_timeout: Option<Located<u64>>,
     /// `stats socket` lines (the runtime API).
     pub stats_sockets: Vec<Located<StatsSocket>>,
+    /// `node` and `description` (shown by the stats page).
+    pub node: Option<String>,
+    pub description: Option<String>,
 }
 
 /// Privilege level of a stats socket (`level`), ordered.
@@ -260,7 +268,11 @@ pub struct ServerParams {
     pub check_addr: Option<std::net::IpAddr>,
     pub source: Option<Located<Source>>,
     pub send_proxy: bool,
+    /// `check-send-proxy`: health checks start with a PROXY v1 line.
+    pub check_send_proxy: bool,
     pub on_marked_down_shutdown: bool,
+    /// `cookie VALUE`: the value that selects this server under `cookie` persistence.
+    pub cookie: Option<String>,
 }
 
 impl Default for ServerParams {
@@ -281,9 +293,41 @@ impl Default for ServerParams {
             check_addr: None,
             source: None,
             send_proxy: false,
+            check_send_proxy: false,
             on_marked_down_shutdown: false,
+            cookie: None,
         }
     }
+}
+
+/// How `cookie` persistence treats the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieMode {
+    /// No mode word: the client's cookie selects the server, nothing is rewritten.
+    #[default]
+    Passive,
+    /// The proxy sets the cookie itself (`Set-Cookie: NAME=SRVCOOKIE; path=/`).
+    Insert,
+    /// The server's own `NAME` cookie gets the server cookie as its value.
+    Rewrite,
+    /// The server's own `NAME` cookie gets `SRVCOOKIE~` before its value.
+    Prefix,
+}
+
+/// `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly]
+/// [secure] [domain D]* [attr A]*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieCfg {
+    pub name: String,
+    pub mode: CookieMode,
+    pub indirect: bool,
+    pub nocache: bool,
+    pub postonly: bool,
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domains: Vec<String>,
+    pub attrs: Vec<String>,
 }
 
 /// Where a server lives. `Intercept` is `0.0.0.0` / no address: connect to the original
@@ -314,10 +358,126 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseBackend {
     pub backend: String,
-    /// The condition words after `if`/`unless`, `None` when unconditional.
-    pub cond: Option<Vec<String>>,
+    /// `use_backend %[...]`: the name is computed per request.
+    pub dynamic: Option<Fmt>,
+    /// The `if`/`unless` condition, `None` when unconditional.
+    pub cond: Option<Condition>,
     pub loc: Loc,
 }
+
+/// One `http-request`, `http-response`, `tcp-request` or `redirect` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule<A> {
+    pub action: A,
+    pub cond: Option<Condition>,
+    pub loc: Loc,
+}
+
+/// `redirect location|prefix|scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectKind {
+    Location,
+    Prefix,
+    Scheme,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub kind: RedirectKind,
+    pub target: Fmt,
+    /// 301, 302 (default), 303, 307 or 308.
+    pub code: u16,
+    pub drop_query: bool,
+    pub append_slash: bool,
+}
+
+/// Actions of `http-request` and `http-response` rules (and the `redirect` keyword).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAction {
+    /// Stop evaluating the rules of this list.
+    Allow,
+    /// Answer with the error page of `status` (403 by default).
+    Deny {
+        status: u16,
+    },
+    /// `return [status N] [content-type T] [string S | lf-string S] [hdr NAME FMT]...`
+    Return {
+        status: u16,
+        content_type: Option<String>,
+        body: Option<Fmt>,
+        headers: Vec<(String, Fmt)>,
+    },
+    Redirect(Redirect),
+    SetHeader(String, Fmt),
+    AddHeader(String, Fmt),
+    DelHeader(String),
+    SetPath(Fmt),
+    SetQuery(Fmt),
+    SetUri(Fmt),
+    SetMethod(Fmt),
+    /// `http-response set-status N [reason R]`.
+    SetStatus(u16, Option<String>),
+    /// `use-service NAME`: kept for the service implementations; refused at `-c` until the
+    /// service exists.
+    UseService(String),
+    /// `set-var(NAME[,COND]) EXPR`
+    SetVar {
+        name: String,
+        expr: crate::acl::fetch::SampleExpr,
+        only: VarCond,
+    },
+    UnsetVar(String),
+    /// `replace-path|replace-uri|replace-header|replace-value`: when `re` matches, the whole
+    /// value becomes `fmt` with `\N` replaced by the N-th group.
+    Replace {
+        what: ReplaceWhat,
+        re: crate::acl::matcher::Re,
+        fmt: Fmt,
+    },
+    /// Close the client connection without a response.
+    Reject,
+    /// Close the client connection with a reset, without a response.
+    SilentDrop,
+    /// Hold the request for `timeout tarpit`, then answer with the error page of `status`.
+    Tarpit {
+        status: u16,
+    },
+}
+
+/// `set-var(NAME,COND)` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarCond {
+    Always,
+    IfExists,
+    IfNotExists,
+    IfEmpty,
+    IfNotEmpty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceWhat {
+    Path,
+    Uri,
+    Header(String),
+    Value(String),
+}
+
+/// Where a `tcp-request` rule runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpRuleKind {
+    Connection,
+    Session,
+    Content,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpAction {
+    Accept,
+    Reject,
+}
+
+pub type HttpRule = Rule<HttpAction>;
+pub type TcpRule = Rule<(TcpRuleKind, TcpAction)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwardfor {
@@ -331,6 +491,158 @@ pub struct HttpChk {
     pub method: String,
     pub uri: String,
     pub version: String,
+    /// Headers smuggled after the version (`HTTP/1.1\r\nHost:\ x`), as HAProxy accepts.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Which health-check protocol `option ...` selected (the last one wins, as in HAProxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOption {
+    /// `option tcp-check`: the proxy's `tcp-check` rules (a plain connect check without any).
+    TcpCheck,
+    /// `option httpchk`: the request of [`Proxy::httpchk`] and the `http-check` rules.
+    HttpChk,
+    /// `option redis-check`: PING, expect `+PONG`.
+    RedisCheck,
+    /// `option smtpchk [HELO|EHLO domain]`: the greeting command (`HELO localhost` by default).
+    SmtpChk(String),
+    /// `option ssl-hello-chk`: an SSLv3 client hello, expect a handshake or alert record.
+    SslHelloChk,
+    /// `option pgsql-check user NAME`: a startup message, expect an authentication request.
+    PgsqlCheck(String),
+    /// `option mysql-check [user NAME [post-41|pre-41]]`: the server's greeting, and with a
+    /// user a login (`post-41` unless `pre-41`), then an OK packet.
+    MysqlCheck { user: Option<String>, pre41: bool },
+}
+
+/// A health-check status as HAProxy names it (`HCHK_STATUS_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckStatus {
+    SockErr,
+    L4Ok,
+    L4Tout,
+    L4Con,
+    L6Ok,
+    L6Tout,
+    L6Rsp,
+    L7Tout,
+    L7Rsp,
+    L7Ok,
+    L7OkC,
+    L7Sts,
+}
+
+/// `tcp-check connect` / `http-check connect`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectRule {
+    pub port: Option<u16>,
+    pub addr: Option<std::net::IpAddr>,
+    pub send_proxy: bool,
+    pub linger: bool,
+    /// `default`: the server's check settings apply (`check-send-proxy`).
+    pub default: bool,
+    pub comment: Option<String>,
+}
+
+/// `http-check send`: each part overrides the `option httpchk` request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpSendRule {
+    pub meth: Option<String>,
+    pub uri: Option<String>,
+    pub ver: Option<String>,
+    pub hdrs: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// How `http-check expect hdr` compares a name or a value (`-m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HdrMatchMethod {
+    Str,
+    Beg,
+    End,
+    Sub,
+    Reg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HdrPattern {
+    pub method: HdrMatchMethod,
+    pub pattern: String,
+}
+
+/// What an expect rule looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectMatch {
+    /// tcp-check: in the data; http-check: in the body.
+    String(Vec<u8>),
+    /// A regular expression (tcp-check `rstring`, http-check `rstring` on the body).
+    Rstring(String),
+    Binary(Vec<u8>),
+    /// A regular expression on the hex dump of the data.
+    Rbinary(String),
+    /// HTTP status codes, as inclusive ranges.
+    Status(Vec<(u16, u16)>),
+    Rstatus(String),
+    /// `hdr`/`fhdr name ... [value ...]`; `full` for fhdr (no comma split).
+    Hdr {
+        name: HdrPattern,
+        value: Option<HdrPattern>,
+        full: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectRule {
+    pub inverse: bool,
+    pub what: ExpectMatch,
+    /// `min-recv`, -1 when unset.
+    pub min_recv: i64,
+    pub ok_status: Option<CheckStatus>,
+    pub error_status: Option<CheckStatus>,
+    pub tout_status: Option<CheckStatus>,
+    /// `on-success` / `on-error` texts (log-format strings without `%` only).
+    pub on_success: Option<String>,
+    pub on_error: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckRule {
+    Comment(String),
+    Connect(ConnectRule),
+    /// `tcp-check send` / `send-binary` (bytes already decoded).
+    Send {
+        data: Vec<u8>,
+        binary: bool,
+        comment: Option<String>,
+    },
+    HttpSend(HttpSendRule),
+    Expect(ExpectRule),
+}
+
+/// Which keyword the rules came from; HAProxy keeps one list per proxy and a rule of the
+/// other kind starts it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesKind {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRules {
+    pub kind: RulesKind,
+    pub rules: Vec<Located<CheckRule>>,
+    /// Copied from a defaults section: the proxy's first own rule replaces them.
+    pub inherited: bool,
+}
+
+/// `http-error status N ...`: a reply replacing HAProxy's page for N (built at parse time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpErrorReply {
+    pub status: u16,
+    /// The full HTTP/1 response as `errorfile` content, or `None` for `default-errorfiles`.
+    pub content: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,6 +672,8 @@ pub struct Proxy {
     /// Raw `hash-type` words.
     pub hash_type: Option<Located<Vec<String>>>,
     pub hash_balance_factor: Option<u32>,
+    /// `cookie NAME ...`: cookie-based server persistence.
+    pub cookie: Option<Located<CookieCfg>>,
     pub timeouts: Timeouts,
     /// Generic on/off options (`option NAME` / `no option NAME`), with where they were set.
     pub options: BTreeMap<String, Located<bool>>,
@@ -367,6 +681,15 @@ pub struct Proxy {
     pub source: Option<Located<Source>>,
     pub default_backend: Option<Located<String>>,
     pub use_backends: Vec<UseBackend>,
+    /// Named ACLs (`acl NAME ...`, every line of a name).
+    pub acls: BTreeMap<String, crate::acl::Acl>,
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    /// `redirect` keyword rules (evaluated after the `http-request` rules).
+    pub redirects: Vec<HttpRule>,
+    pub tcp_request: Vec<TcpRule>,
+    /// `tcp-request inspect-delay`, ms.
+    pub inspect_delay: Option<Located<u64>>,
     pub maxconn: Option<Located<u32>>,
     pub fullconn: Option<u32>,
     pub backlog: Option<u32>,
@@ -374,7 +697,22 @@ pub struct Proxy {
     pub redispatch: Option<Located<bool>>,
     pub forwardfor: Option<Located<Forwardfor>>,
     pub httpchk: Option<Located<HttpChk>>,
-    pub http_check_expect_status: Option<Located<Vec<u16>>>,
+    /// `option tcp-check|httpchk|redis-check`.
+    pub check_option: Option<Located<CheckOption>>,
+    /// `tcp-check` / `http-check` rules.
+    pub check_rules: Option<CheckRules>,
+    /// `http-error` lines, in order (a later one for the same status wins).
+    pub http_errors: Vec<Located<HttpErrorReply>>,
+    /// `http-check disable-on-404`: a 404 puts an up server in the stopping state.
+    pub http_check_disable_on_404: bool,
+    /// `http-check send-state`: checks carry `X-Haproxy-Server-State`.
+    pub http_check_send_state: bool,
+    /// The check rule set was started in this section (by a rule or `option httpchk`),
+    /// rather than inherited from the defaults section.
+    pub check_rules_own: bool,
+    /// The rule set holds the request of `option httpchk` (given in the section the rule set
+    /// belongs to).
+    pub httpchk_send: bool,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -388,6 +726,56 @@ pub struct Proxy {
     pub description: Option<String>,
     pub transparent_option: Option<Loc>,
     pub monitor_uri: Option<Located<String>>,
+    /// The stats page, once any `stats` keyword (but `stats socket`) was seen.
+    pub stats: Option<StatsPage>,
+}
+
+/// The URI of a stats page when `stats uri` is not given.
+pub const DEFAULT_STATS_URI: &str = "/haproxy?stats";
+
+/// `stats enable|uri|realm|auth|refresh|admin|...` of one proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsPage {
+    /// Prefix of the request URI that is answered by the page.
+    pub uri: String,
+    pub realm: Option<String>,
+    /// `stats auth user:password` accounts (Basic authentication when not empty).
+    pub auth: Vec<(String, String)>,
+    /// `stats refresh`, seconds.
+    pub refresh: Option<u64>,
+    pub hide_version: bool,
+    pub show_legends: bool,
+    /// `stats show-node [NAME]` (`Some(None)`: the global `node`, else the host name).
+    pub show_node: Option<Option<String>>,
+    /// `stats show-desc [TEXT]` (`Some(None)`: the global `description`).
+    pub show_desc: Option<Option<String>>,
+    /// `stats scope NAME`: only these proxies are shown (`.` is the proxy itself).
+    pub scope: Vec<String>,
+    /// `stats admin if|unless COND` rules, in order.
+    pub admin: Vec<Located<AdminRule>>,
+}
+
+impl Default for StatsPage {
+    fn default() -> Self {
+        StatsPage {
+            uri: DEFAULT_STATS_URI.to_string(),
+            realm: None,
+            auth: Vec::new(),
+            refresh: None,
+            hide_version: false,
+            show_legends: false,
+            show_node: None,
+            show_desc: None,
+            scope: Vec::new(),
+            admin: Vec::new(),
+        }
+    }
+}
+
+/// `stats admin if|unless COND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRule {
+    pub cond: crate::acl::cond::Condition,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,12 +803,19 @@ impl Proxy {
             balance: None,
             hash_type: None,
             hash_balance_factor: None,
+            cookie: None,
             timeouts: Timeouts::default(),
             options: BTreeMap::new(),
             conn_mode: None,
             source: None,
             default_backend: None,
             use_backends: Vec::new(),
+            acls: BTreeMap::new(),
+            http_request: Vec::new(),
+            http_response: Vec::new(),
+            redirects: Vec::new(),
+            tcp_request: Vec::new(),
+            inspect_delay: None,
             maxconn: None,
             fullconn: None,
             backlog: None,
@@ -428,7 +823,13 @@ impl Proxy {
             redispatch: None,
             forwardfor: None,
             httpchk: None,
-            http_check_expect_status: None,
+            check_option: None,
+            check_rules: None,
+            http_errors: Vec::new(),
+            http_check_disable_on_404: false,
+            http_check_send_state: false,
+            check_rules_own: false,
+            httpchk_send: false,
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),
@@ -439,6 +840,7 @@ impl Proxy {
             description: None,
             transparent_option: None,
             monitor_uri: None,
+            stats: None,
         }
     }
 
@@ -455,13 +857,49 @@ impl Proxy {
         p.binds.clear();
         p.servers.clear();
         p.use_backends.clear();
+        p.acls.clear();
+        p.http_request.clear();
+        p.http_response.clear();
+        p.redirects.clear();
+        p.tcp_request.clear();
+        p.inspect_delay = None;
         p.description = None;
         p.monitor_uri = None;
+        if let Some(r) = &mut p.check_rules {
+            r.inherited = true;
+        }
+        p.check_rules_own = false;
         p
     }
 
     pub fn cap(&self) -> Cap {
         self.kind.cap()
+    }
+
+    /// Every condition of this proxy's rules.
+    pub fn conditions_mut(&mut self) -> impl Iterator<Item = &mut Condition> {
+        let ub = self.use_backends.iter_mut().filter_map(|u| u.cond.as_mut());
+        let hr = self
+            .http_request
+            .iter_mut()
+            .chain(self.http_response.iter_mut())
+            .chain(self.redirects.iter_mut())
+            .filter_map(|r| r.cond.as_mut());
+        let tr = self.tcp_request.iter_mut().filter_map(|r| r.cond.as_mut());
+        ub.chain(hr).chain(tr)
+    }
+
+    /// Every condition of this proxy's rules (read-only).
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        let ub = self.use_backends.iter().filter_map(|u| u.cond.as_ref());
+        let hr = self
+            .http_request
+            .iter()
+            .chain(self.http_response.iter())
+            .chain(self.redirects.iter())
+            .filter_map(|r| r.cond.as_ref());
+        let tr = self.tcp_request.iter().filter_map(|r| r.cond.as_ref());
+        ub.chain(hr).chain(tr)
     }
 
     pub fn option(&self, name: &str) -> bool {

@@ -464,6 +464,8 @@ impl Parser<'_> {
             loc,
             negated,
             defaulted,
+            abort: false,
+            unsupported: 0,
         };
         match &mut self.cur {
             Current::None => {
@@ -482,7 +484,7 @@ impl Parser<'_> {
                 }
             }
         }
-        false
+        ctx.abort
     }
 
     fn section_header(&mut self, words: &[String], loc: Loc) -> bool {

@@ -29,6 +29,7 @@ fn is_l7_balance(p: &Proxy) -> bool {
 }
 
 pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
+    check_acl_references(cfg, diags);
     // Backends by name, built once: a lookup per routing rule must not scan every proxy.
     let mut backends: std::collections::HashMap<String, (Mode, Loc)> = Default::default();
     for b in cfg.proxies.iter().filter(|b| b.cap().contains(Cap::BE)) {
@@ -70,7 +71,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     _ => {}
                 }
             }
-            for ub in &p.use_backends {
+            for ub in p.use_backends.iter().filter(|u| !u.backend.contains("%[")) {
                 match mode_of(cfg, &ub.backend) {
                     None => diags.alert(
                         None,
@@ -164,6 +165,16 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             }
         }
         if is_be {
+            if p.cookie.is_some() && p.mode.value != Mode::Http {
+                diags.warning(
+                    None,
+                    format!(
+                        "cookie will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
             if is_l7_balance(p) && p.mode.value != Mode::Http {
                 diags.warning(
                     None,
@@ -184,9 +195,30 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     ),
                 );
             }
+            if p.mode.value != Mode::Http {
+                for srv in p.servers.iter().filter(|s| s.params.cookie.is_some()) {
+                    diags.warning(
+                        None,
+                        format!(
+                            "proxy '{}' : ignoring cookie for server '{}' as HTTP mode is disabled.",
+                            p.name, srv.name
+                        ),
+                    );
+                }
+            }
         }
     }
     for p in cfg.proxies.iter_mut() {
+        if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
+            diags.warning(
+                None,
+                format!(
+                    "'stats' statement ignored for proxy '{}' as it requires HTTP mode.",
+                    p.name
+                ),
+            );
+            p.stats = None;
+        }
         // Duplicate server names are found after parsing, as in HAProxy.
         for j in 0..p.servers.len() {
             if let Some(prev) = p.servers[..j].iter().find(|s| s.name == p.servers[j].name) {
@@ -205,6 +237,29 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             s.puid = puid;
         }
     }
+    // HAProxy's post-proxy check: rules of the kind the check option does not run.
+    for p in cfg
+        .proxies
+        .iter()
+        .filter(|p| !p.disabled && p.cap().contains(Cap::BE))
+    {
+        let Some(r) = &p.check_rules else { continue };
+        let opt = p.check_option.as_ref().map(|o| &o.value);
+        let (wanted, kw, opt_name) = match r.kind {
+            RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
+            RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
+        };
+        if !r.rules.is_empty() && opt != Some(&wanted) {
+            diags.warning(
+                None,
+                format!(
+                    "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+    }
     crate::config::transparency::check(cfg, diags);
     Verdict {
         has_listener: cfg
@@ -213,6 +268,148 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             .any(|p| !p.disabled && !p.binds.is_empty() && p.cap().contains(Cap::FE))
             // A stats socket is a listener too.
             || !cfg.global.stats_sockets.is_empty(),
+    }
+}
+
+/// Copies named ACLs into the conditions, then checks the backends and servers named by
+/// `nbsrv()` and `srv_is_up()` (HAProxy resolves these arguments after parsing).
+fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
+    for p in cfg.proxies.iter_mut() {
+        crate::acl::resolve_proxy(p);
+        for ub in p.use_backends.iter_mut() {
+            if !ub.backend.contains("%[") || ub.dynamic.is_some() {
+                continue;
+            }
+            match crate::acl::fmt::Fmt::parse(&ub.backend) {
+                Ok(f) => ub.dynamic = Some(f),
+                Err(crate::acl::AclError::Haproxy(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: failed to parse use_backend rule '{}' : {m}.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+                Err(crate::acl::AclError::Unsupported(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: use_backend rule '{}' : {m} is valid for HAProxy 2.6 but is not supported by rhaproxy yet.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+            }
+        }
+    }
+    // HTTP proxies never see L6 data: rules reading it get a warning each.
+    for p in cfg
+        .proxies
+        .iter()
+        .filter(|p| p.mode.value == Mode::Http && !p.disabled)
+    {
+        use crate::acl::fetch::Fetch;
+        let l6 = |c: &crate::acl::Condition| {
+            crate::acl::fetches(c).any(|e| {
+                matches!(
+                    e.expr.fetch,
+                    Fetch::ReqLen
+                        | Fetch::ReqPayload(..)
+                        | Fetch::ReqSslHelloType
+                        | Fetch::ReqSslSni
+                )
+            })
+        };
+        let mut locs: Vec<&Loc> = Vec::new();
+        locs.extend(
+            p.use_backends
+                .iter()
+                .filter(|u| u.cond.as_ref().is_some_and(l6))
+                .map(|u| &u.loc),
+        );
+        locs.extend(
+            p.tcp_request
+                .iter()
+                .filter(|r| r.action.0 == TcpRuleKind::Content && r.cond.as_ref().is_some_and(l6))
+                .map(|r| &r.loc),
+        );
+        for list in [&p.http_request, &p.redirects, &p.http_response] {
+            locs.extend(
+                list.iter()
+                    .filter(|r| r.cond.as_ref().is_some_and(l6))
+                    .map(|r| &r.loc),
+            );
+        }
+        for l in locs {
+            diags.warning(
+                Some((&l.file, l.line)),
+                format!(
+                    "Proxy '{}': L6 sample fetches ignored on HTTP proxies (declared at {l}).",
+                    p.name
+                ),
+            );
+        }
+    }
+    for p in &cfg.proxies {
+        let mut seen = std::collections::HashSet::new();
+        let mut msgs: Vec<(Loc, String)> = Vec::new();
+        let named = p.acls.values().flat_map(|a| a.exprs.iter());
+        let anon = p.conditions().flat_map(|c| {
+            c.groups
+                .iter()
+                .flatten()
+                .filter(|t| t.acl.name.is_none())
+                .flat_map(|t| t.acl.exprs.iter())
+        });
+        for e in named.chain(anon) {
+            let kw = e.expr.name.as_str();
+            let msg = match &e.expr.fetch {
+                crate::acl::fetch::Fetch::NbSrv(None) if !p.cap().contains(Cap::BE) => {
+                    Some(format!(
+                        "parsing [{}]: proxy '{}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{}', has not backend capability.",
+                        e.loc, p.name, p.name
+                    ))
+                }
+                _ => match crate::acl::cond::referenced_proxy(e) {
+                    Some((b, srv)) => {
+                        let be = cfg
+                            .proxies
+                            .iter()
+                            .find(|x| x.name == b && x.cap().contains(Cap::BE));
+                        match (be, srv) {
+                            (None, _) => Some(format!(
+                                "parsing [{}]: unable to find backend '{b}' referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
+                                e.loc, p.name
+                            )),
+                            (Some(be), Some(s)) if !be.servers.iter().any(|x| x.name == s) => {
+                                Some(format!(
+                                    "parsing [{}]: unable to find server '{s}' in proxy '{b}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{}'.",
+                                    e.loc, p.name
+                                ))
+                            }
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                },
+            };
+            if let Some(m) = msg {
+                if seen.insert(m.clone()) {
+                    msgs.push((e.loc.clone(), m));
+                }
+            }
+        }
+        // HAProxy resolves a proxy's arguments together: several errors make one alert.
+        msgs.sort_by(|a, b| a.0.cmp(&b.0));
+        match msgs.len() {
+            0 => {}
+            1 => diags.alert(Some((&msgs[0].0.file, msgs[0].0.line)), msgs[0].1.clone()),
+            _ => {
+                let mut t = String::from("multiple argument resolution errors:");
+                for (_, m) in &msgs {
+                    t.push_str("\n        ");
+                    t.push_str(m);
+                }
+                diags.alert(None, t);
+            }
+        }
     }
 }
 

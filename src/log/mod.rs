@@ -8,7 +8,10 @@
 //! * [`policy`]: `dontlognull` / `dontlog-normal` / `log-separate-errors` decisions.
 //!
 //! Behaviours measured on HAProxy 2.6.12 that the runtime must feed into [`LogRecord`]:
-//! * HTTP `%B`/`%U` are HTX sizes: wire bytes minus 4 per header line (`": "` and CRLF).
+//! * HTTP `%B`/`%U` are HTX sizes of the messages as received: 20 + the start line's three
+//!   parts, name + value of each header (`Connection` without its close/keep-alive tokens),
+//!   1 for the end of headers, the body data, and for chunked bodies the trailers + 1.
+//!   HAProxy's own error responses count wire bytes minus 4 per line.
 //! * `%ST` is 0 for TCP sessions, -1 when a TCP session got an HTTP transaction without
 //!   status (e.g. its format uses `%[capture.req.hdr(N)]`); bad requests log 400.
 //! * A request that fails to parse has no capture area (`req_captures: None`: `%hr` prints
@@ -21,6 +24,16 @@
 //!   accept time ([`format::render_connect_line`]).
 //! * HAProxy threads send a line to each target in turn: two targets may see lines in a
 //!   different order.
+//! * `option logasap`: an HTTP transaction is logged when the response head arrives (`%B` =
+//!   the head plus the body bytes that came with it, `%U` = 0, `%Tt` = `%Ta` at that time), a
+//!   TCP session once connected (`%B` = +0); every line of such a frontend gets the `+` signs,
+//!   also those logged at the end (errors before a response).
+//! * Termination states measured through the proxy (compat-tests/log_termination.rs), besides
+//!   the obvious ones: an empty first connection is `CR--` 400 (a kept-alive one closing
+//!   between requests logs nothing); a stalled request body is not ended by `timeout client`
+//!   while the response is awaited, the server timeout gives 504 `sH--`; a client reset while
+//!   the server is awaited, queued or being connected (HTTP) is not noticed (`sH`, then `CD`
+//!   when answering, `sC`); in TCP mode a reset during the connect gives `CD` at once.
 //!
 //! Typical wiring:
 //! ```no_run
@@ -37,7 +50,7 @@
 //! ```
 
 pub mod format;
-mod haproxy_names;
+pub(crate) mod haproxy_names;
 pub mod policy;
 pub mod record;
 pub mod sender;

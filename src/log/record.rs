@@ -29,9 +29,9 @@ pub struct LogRecord {
     /// the session got an HTTP transaction without status (measured: a TCP frontend whose
     /// format uses `%[capture.req.hdr(N)]`).
     pub status: i32,
-    /// Bytes sent to the client (`%B`). In HTTP mode HAProxy 2.6 counts its internal (HTX)
-    /// size, which drops the `": "` and CRLF of every header line: wire bytes minus 4 per
-    /// header line (measured). TCP: wire bytes.
+    /// Bytes sent to the client (`%B`). In HTTP mode HAProxy 2.6 counts the internal (HTX)
+    /// size of the response as received (see the module doc of [`crate::log`]). TCP: wire
+    /// bytes.
     pub bytes_out: u64,
     /// Bytes received from the client (`%U`), counted like `bytes_out`.
     pub bytes_in: u64,

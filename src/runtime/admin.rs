@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use super::backend::{Backend, Server};
 use super::{Frontend, Shared};
 use crate::config::ir::{CliLevel, Config, Mode, ProxyKind, ServerTarget, StatsAddr, StatsSocket};
+use crate::log::syslog::{LEVEL_ALERT, LEVEL_EMERG, LEVEL_NOTICE, LEVEL_WARNING};
 
 /// Administrative flags (HAProxy's `srv_admin_state` bits).
 pub const ADM_FMAINT: u32 = 0x01;
@@ -35,12 +36,17 @@ const ADM_MAINT: u32 = ADM_FMAINT;
 
 /// HAProxy's health-check status codes (`srv_check_status` of `show servers state`).
 const HCHK_INI: u8 = 1;
+const HCHK_SOCKERR: u8 = 5;
 const HCHK_L4OK: u8 = 6;
 const HCHK_L4TOUT: u8 = 7;
 const HCHK_L4CON: u8 = 8;
+const HCHK_L6OK: u8 = 9;
+const HCHK_L6TOUT: u8 = 10;
+const HCHK_L6RSP: u8 = 11;
 const HCHK_L7TOUT: u8 = 12;
 const HCHK_L7RSP: u8 = 13;
 const HCHK_L7OK: u8 = 15;
+const HCHK_L7OKC: u8 = 16;
 const HCHK_L7STS: u8 = 17;
 
 fn now_secs() -> u64 {
@@ -77,9 +83,13 @@ pub struct SrvAdmin {
     pub chkdown: AtomicU64,
     pub smax: AtomicU32,
     pub chk: Mutex<CheckInfo>,
+    /// Traffic counters (`show stat`).
+    pub ctr: super::counters::BeCounters,
     kill: watch::Sender<u64>,
     /// Set when the server leaves maintenance: the check loop restarts at `rise`.
     check_reset: std::sync::atomic::AtomicBool,
+    /// Up but stopping (`http-check disable-on-404` saw a 404): no new traffic.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl SrvAdmin {
@@ -104,8 +114,10 @@ impl SrvAdmin {
                 },
                 ..Default::default()
             }),
+            ctr: Default::default(),
             kill: watch::channel(0).0,
             check_reset: std::sync::atomic::AtomicBool::new(false),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -144,6 +156,7 @@ pub async fn killed(rx: Option<&mut watch::Receiver<u64>>) {
 /// Whether server `srv` may take new traffic.
 pub fn usable(srv: &Server) -> bool {
     srv.up.load(Ordering::Acquire)
+        && !srv.admin.stopping.load(Ordering::Acquire)
         && srv.admin.flags.load(Ordering::Acquire) & (ADM_MAINT | ADM_FDRAIN) == 0
         && srv.admin.uweight.load(Ordering::Acquire) > 0
 }
@@ -198,18 +211,26 @@ pub fn record_check(
     took: u128,
     health: u32,
 ) {
-    use super::check::Outcome as O;
+    use crate::config::ir::CheckStatus as S;
     let a = &be.servers[i].admin;
     let mut c = a.chk();
-    let (status, code, info) = match outcome {
-        O::L4Ok => (HCHK_L4OK, None, String::new()),
-        O::L4Timeout => (HCHK_L4TOUT, None, String::new()),
-        O::L4Con(i) => (HCHK_L4CON, None, i.clone()),
-        O::L7Ok(code, r) => (HCHK_L7OK, Some(*code), r.clone()),
-        O::L7Status(code, r) => (HCHK_L7STS, Some(*code), r.clone()),
-        O::L7Timeout => (HCHK_L7TOUT, None, String::new()),
-        O::L7Rsp => (HCHK_L7RSP, None, String::new()),
+    let status = match outcome.st {
+        S::SockErr => HCHK_SOCKERR,
+        S::L4Ok => HCHK_L4OK,
+        S::L4Tout => HCHK_L4TOUT,
+        S::L4Con => HCHK_L4CON,
+        S::L6Ok => HCHK_L6OK,
+        S::L6Tout => HCHK_L6TOUT,
+        S::L6Rsp => HCHK_L6RSP,
+        S::L7Tout => HCHK_L7TOUT,
+        S::L7Rsp => HCHK_L7RSP,
+        S::L7Ok => HCHK_L7OK,
+        S::L7OkC => HCHK_L7OKC,
+        S::L7Sts => HCHK_L7STS,
     };
+    let code = super::check_rules::shows_code(outcome.st)
+        .then_some(outcome.code.clamp(0, u16::MAX as i32) as u16);
+    let info = outcome.info.clone();
     c.status = status;
     c.code = code;
     c.info = info;
@@ -223,6 +244,11 @@ pub fn record_check(
 
 fn hchk_name(s: u8) -> &'static str {
     match s {
+        HCHK_SOCKERR => "SOCKERR",
+        HCHK_L6OK => "L6OK",
+        HCHK_L6TOUT => "L6TOUT",
+        HCHK_L6RSP => "L6RSP",
+        HCHK_L7OKC => "L7OKC",
         HCHK_L4OK => "L4OK",
         HCHK_L4TOUT => "L4TOUT",
         HCHK_L4CON => "L4CON",
@@ -237,6 +263,11 @@ fn hchk_name(s: u8) -> &'static str {
 
 fn hchk_desc(s: u8) -> &'static str {
     match s {
+        HCHK_SOCKERR => "Socket error",
+        HCHK_L6OK => "Layer6 check passed",
+        HCHK_L6TOUT => "Layer6 timeout",
+        HCHK_L6RSP => "Layer6 invalid response",
+        HCHK_L7OKC => "Layer7 check conditionally passed",
         HCHK_L4OK => "Layer4 check passed",
         HCHK_L4TOUT => "Layer4 timeout",
         HCHK_L4CON => "Layer4 connection problem",
@@ -262,6 +293,7 @@ struct ProxyView {
     be: Option<Arc<Backend>>,
     algo: String,
     fullconn: u32,
+    description: Option<String>,
 }
 
 struct Ctx {
@@ -458,6 +490,22 @@ pub fn bind_sockets(cfg: &Config) -> Result<Vec<BoundCli>, String> {
     Ok(out)
 }
 
+/// Every proxy's id by name (`fe_id`, `be_id`).
+pub fn proxy_ids_by_name(cfg: &Config) -> std::collections::HashMap<String, u32> {
+    let real: Vec<_> = cfg
+        .proxies
+        .iter()
+        .filter(|p| p.kind != ProxyKind::Defaults)
+        .collect();
+    let ids = proxy_ids(
+        &real
+            .iter()
+            .map(|p| p.id.as_ref().map(|l| l.value))
+            .collect::<Vec<_>>(),
+    );
+    real.iter().map(|p| p.name.clone()).zip(ids).collect()
+}
+
 /// Proxy ids as HAProxy 2.6 numbers them: explicit ids kept; the others take the smallest free
 /// id at or above a counter that starts at 2 and advances after every proxy.
 fn proxy_ids(explicit: &[Option<u32>]) -> Vec<u32> {
@@ -536,6 +584,7 @@ pub fn start(
             be,
             algo,
             fullconn: p.fullconn.unwrap_or(0),
+            description: p.description.clone(),
         });
     }
     // Backend `slim`: `fullconn`, or a tenth of the maxconn of the frontends using it.
@@ -576,6 +625,8 @@ pub fn start(
         conns: Arc::new(Semaphore::new(64)),
         fe_smax: (0..n).map(|_| AtomicU32::new(0)).collect(),
     });
+    let _ = CTX.set(Arc::clone(&ctx));
+    super::stats_page::set_globals(cfg.global.node.clone(), cfg.global.description.clone());
     // SIGTTOU / SIGTTIN pause and resume the listeners.
     for (sig, pause) in [(nix::libc::SIGTTOU, true), (nix::libc::SIGTTIN, false)] {
         use tokio::signal::unix::{SignalKind, signal};
@@ -636,6 +687,188 @@ pub fn start(
             }
         }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// What the stats page and the Prometheus exporter read.
+
+static CTX: OnceLock<Arc<Ctx>> = OnceLock::new();
+
+/// `show stat` as the stats page's `;csv` gives it (user level: no addresses, no algo).
+/// `opts`: `up`, `no-maint`; `keep`: the proxies to list (`None`: all).
+pub fn stats_csv(opts: &[String], keep: Option<&dyn Fn(&str) -> bool>) -> String {
+    let mut out = String::new();
+    if let Some(ctx) = CTX.get() {
+        show_stat_filtered(ctx, CliLevel::User, opts, keep, &mut out);
+    }
+    out
+}
+
+/// The rows of `show stat` (level `level`) as `(header, rows)`.
+pub fn stat_table(level: CliLevel, opts: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+    let csv = match CTX.get() {
+        Some(ctx) => {
+            let mut out = String::new();
+            show_stat_filtered(ctx, level, opts, None, &mut out);
+            out
+        }
+        None => return (Vec::new(), Vec::new()),
+    };
+    parse_csv(&csv)
+}
+
+/// Splits `show stat` output into the column names and the rows.
+pub fn parse_csv(csv: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("# ")
+        .trim_end_matches(',')
+        .split(',')
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut r: Vec<String> = l.split(',').map(String::from).collect();
+            r.truncate(header.len());
+            r
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The `show info` fields.
+pub fn info_fields() -> Vec<(&'static str, String)> {
+    let Some(ctx) = CTX.get() else {
+        return Vec::new();
+    };
+    let mut out = String::new();
+    show_info(ctx, &mut out);
+    let names = INFO_NAMES;
+    out.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            let k = names.iter().find(|n| **n == k)?;
+            Some((*k, v.to_string()))
+        })
+        .collect()
+}
+
+const INFO_NAMES: &[&str] = &[
+    "Name",
+    "Version",
+    "Release_date",
+    "Nbthread",
+    "Nbproc",
+    "Process_num",
+    "Pid",
+    "Uptime",
+    "Uptime_sec",
+    "Memmax_MB",
+    "PoolAlloc_MB",
+    "PoolUsed_MB",
+    "PoolFailed",
+    "Ulimit-n",
+    "Maxsock",
+    "Maxconn",
+    "Hard_maxconn",
+    "CurrConns",
+    "CumConns",
+    "CumReq",
+    "MaxSslConns",
+    "CurrSslConns",
+    "CumSslConns",
+    "Maxpipes",
+    "PipesUsed",
+    "PipesFree",
+    "ConnRate",
+    "ConnRateLimit",
+    "MaxConnRate",
+    "SessRate",
+    "SessRateLimit",
+    "MaxSessRate",
+    "SslRate",
+    "SslRateLimit",
+    "MaxSslRate",
+    "SslFrontendKeyRate",
+    "SslFrontendMaxKeyRate",
+    "SslFrontendSessionReuse_pct",
+    "SslBackendKeyRate",
+    "SslBackendMaxKeyRate",
+    "SslCacheLookups",
+    "SslCacheMisses",
+    "CompressBpsIn",
+    "CompressBpsOut",
+    "CompressBpsRateLim",
+    "Tasks",
+    "Run_queue",
+    "Idle_pct",
+    "node",
+    "Stopping",
+    "Jobs",
+    "Unstoppable Jobs",
+    "Listeners",
+    "ActivePeers",
+    "ConnectedPeers",
+    "DroppedLogs",
+    "BusyPolling",
+    "FailedResolutions",
+    "TotalBytesOut",
+    "TotalSplicdedBytesOut",
+    "BytesOutRate",
+    "DebugCommandsIssued",
+    "CumRecvLogs",
+    "Build info",
+    "Memmax_bytes",
+    "PoolAlloc_bytes",
+    "PoolUsed_bytes",
+    "Start_time_sec",
+    "Tainted",
+];
+
+/// Runs one runtime-API command at level admin (the stats page's admin actions); returns
+/// its answer (empty when it succeeded silently).
+pub fn admin_command(words: &[&str]) -> String {
+    let Some(ctx) = CTX.get() else {
+        return "not ready\n".into();
+    };
+    let mut sess = Session {
+        level: CliLevel::Admin,
+        prompt: false,
+        timeout: ctx.stats_timeout,
+        expose_fd: false,
+        quit: false,
+    };
+    let words: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+    let mut out = String::new();
+    let action = dispatch(ctx, &mut sess, &words, &mut out);
+    if action.apply_listen {
+        apply_listen_state();
+    }
+    out
+}
+
+/// `description` of every proxy that has one, by proxy name.
+pub fn proxy_descriptions() -> Vec<(String, String)> {
+    CTX.get()
+        .map(|c| {
+            c.proxies
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), p.description.clone()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Proxy ids (`iid`) by name, for the page's `b=#IID` form field.
+pub fn proxy_iid(name: &str) -> Option<u32> {
+    CTX.get()?
+        .proxies
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.iid)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1188,6 +1421,12 @@ fn warn_line(text: String) {
     eprintln!("[WARNING]  ({}) : {text}", std::process::id());
 }
 
+/// A warning that HAProxy also sends to `proxy`'s log targets at `level`.
+fn warn_event(proxy: &str, level: u8, text: String) {
+    super::logging::event(proxy, level, &text);
+    warn_line(text);
+}
+
 /// Enters (`on`) or leaves forced maintenance, with HAProxy's messages.
 pub fn set_maint(be: &Backend, i: usize, on: bool) {
     let srv = &be.servers[i];
@@ -1207,31 +1446,41 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         a.last_change.store(now_secs(), Ordering::Relaxed);
         sync_lb(be, i);
         if !was_up {
-            warn_line(format!(
-                "{label} {}/{} was DOWN and now enters maintenance.",
-                be.name, srv.name
-            ));
+            warn_event(
+                &be.name,
+                LEVEL_NOTICE,
+                format!(
+                    "{label} {}/{} was DOWN and now enters maintenance.",
+                    be.name, srv.name
+                ),
+            );
             return;
         }
         let (act, bck) = usable_counts(be);
-        warn_line(format!(
-            "{label} {}/{} is going DOWN for maintenance. {act} active and {bck} backup servers left.{} {} sessions active, 0 requeued, 0 remaining in queue.",
-            be.name,
-            srv.name,
-            if act == 0 && bck > 0 {
-                " Running on backup."
-            } else {
-                ""
-            },
-            be.lb.served(i)
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_ALERT,
+            format!(
+                "{label} {}/{} is going DOWN for maintenance. {act} active and {bck} backup servers left.{} {} sessions active, 0 requeued, 0 remaining in queue.",
+                be.name,
+                srv.name,
+                if act == 0 && bck > 0 {
+                    " Running on backup."
+                } else {
+                    ""
+                },
+                be.lb.served(i)
+            ),
+        );
         if act == 0 && bck == 0 {
+            let kind = super::listen::proxy_type(&be.proxy).replace("frontend", "proxy");
             eprintln!(
-                "[ALERT]    ({}) : {} '{}' has no server available!",
+                "[ALERT]    ({}) : {kind} '{}' has no server available!",
                 std::process::id(),
-                super::listen::proxy_type(&be.proxy).replace("frontend", "proxy"),
                 be.name
             );
+            let text = format!("{kind} {} has no server available!", be.name);
+            super::logging::event(&be.name, LEVEL_EMERG, &text);
         }
     } else {
         let old = a.flags.fetch_and(!ADM_FMAINT, Ordering::AcqRel);
@@ -1255,12 +1504,16 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         }
         sync_lb(be, i);
         let drain = a.flags.load(Ordering::Acquire) & ADM_FDRAIN != 0;
-        warn_line(format!(
-            "{label} {}/{} is UP/{} (leaving forced maintenance).",
-            be.name,
-            srv.name,
-            if drain { "DRAIN" } else { "READY" }
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{label} {}/{} is UP/{} (leaving forced maintenance).",
+                be.name,
+                srv.name,
+                if drain { "DRAIN" } else { "READY" }
+            ),
+        );
     }
 }
 
@@ -1289,15 +1542,23 @@ fn set_drain(be: &Backend, i: usize, on: bool) {
             .iter()
             .map(|s| s.queued.load(Ordering::Relaxed))
             .sum();
-        warn_line(format!(
-            "{label} {}/{} enters drain state. {act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.",
-            be.name, srv.name
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{label} {}/{} enters drain state. {act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue.",
+                be.name, srv.name
+            ),
+        );
     } else {
-        warn_line(format!(
-            "{label} {}/{} is UP (leaving forced drain).",
-            be.name, srv.name
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{label} {}/{} is UP (leaving forced drain).",
+                be.name, srv.name
+            ),
+        );
     }
 }
 
@@ -1307,12 +1568,16 @@ fn state_drain(be: &Backend, i: usize) {
     if srv.admin.in_maint() {
         set_drain(be, i, true);
         set_maint(be, i, false);
-        warn_line(format!(
-            "{} {}/{} remains in forced drain mode.",
-            srv_label(srv),
-            be.name,
-            srv.name
-        ));
+        warn_event(
+            &be.name,
+            LEVEL_NOTICE,
+            format!(
+                "{} {}/{} remains in forced drain mode.",
+                srv_label(srv),
+                be.name,
+                srv.name
+            ),
+        );
     } else {
         set_drain(be, i, true);
     }
@@ -1439,10 +1704,9 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         .sum();
     let listeners = LISTENER_FDS.lock().map(|v| v.len()).unwrap_or(0);
     let stopping = *ctx.shared.stopping.borrow();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = super::stats_page::node_name();
     let nf = nofile();
+    let g: &super::counters::Global = &super::counters::GLOBAL;
     let fields: Vec<(&str, String)> = vec![
         ("Name", "HAProxy".into()),
         ("Version", version()),
@@ -1472,19 +1736,25 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("Hard_maxconn", ctx.maxconn.to_string()),
         ("CurrConns", cur.to_string()),
         ("CumConns", cum.to_string()),
-        ("CumReq", "0".into()),
+        ("CumReq", load(&g.cum_req).to_string()),
         ("MaxSslConns", "0".into()),
         ("CurrSslConns", "0".into()),
         ("CumSslConns", "0".into()),
         ("Maxpipes", "0".into()),
         ("PipesUsed", "0".into()),
         ("PipesFree", "0".into()),
-        ("ConnRate", "0".into()),
+        ("ConnRate", g.conn_rate.read().to_string()),
         ("ConnRateLimit", "0".into()),
-        ("MaxConnRate", "0".into()),
-        ("SessRate", "0".into()),
+        (
+            "MaxConnRate",
+            g.conn_rate_max.load(Ordering::Relaxed).to_string(),
+        ),
+        ("SessRate", g.sess_rate.read().to_string()),
         ("SessRateLimit", "0".into()),
-        ("MaxSessRate", "0".into()),
+        (
+            "MaxSessRate",
+            g.sess_rate_max.load(Ordering::Relaxed).to_string(),
+        ),
         ("SslRate", "0".into()),
         ("SslRateLimit", "0".into()),
         ("MaxSslRate", "0".into()),
@@ -1511,7 +1781,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("DroppedLogs", super::logging::dropped().to_string()),
         ("BusyPolling", "0".into()),
         ("FailedResolutions", "0".into()),
-        ("TotalBytesOut", "0".into()),
+        ("TotalBytesOut", load(&g.bytes_out).to_string()),
         ("TotalSplicdedBytesOut", "0".into()),
         ("BytesOutRate", "0".into()),
         ("DebugCommandsIssued", "0".into()),
@@ -1753,6 +2023,8 @@ fn srv_status(srv: &Server) -> String {
             if up {
                 if drain {
                     "DRAIN".into()
+                } else if a.stopping.load(Ordering::Acquire) {
+                    "NOLB".into()
                 } else if h < rise + fall - 1 && h >= rise {
                     format!("UP {}/{}", h - rise + 1, fall)
                 } else {
@@ -1814,10 +2086,14 @@ fn frontend_cmd(ctx: &Ctx, verb: &str, name: &str, out: &mut String) -> bool {
                 // The sockets stop listening (see `apply_listen_state`) and are no longer
                 // handed to a new process.
                 st.send_replace(FE_STOPPED);
-                warn_line(format!(
-                    "Proxy {name} stopped (cumulated conns: FE: {}, BE: 0).",
-                    ctx.shared.frontends[fi].cum_conns.load(Ordering::Relaxed)
-                ));
+                warn_event(
+                    name,
+                    LEVEL_WARNING,
+                    format!(
+                        "Proxy {name} stopped (cumulated conns: FE: {}, BE: 0).",
+                        ctx.shared.frontends[fi].cum_conns.load(Ordering::Relaxed)
+                    ),
+                );
                 return true;
             }
         }
@@ -1825,7 +2101,88 @@ fn frontend_cmd(ctx: &Ctx, verb: &str, name: &str, out: &mut String) -> bool {
     false
 }
 
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// The traffic columns of a frontend row.
+fn fill_fe(r: &mut Row, c: &super::counters::FeCounters, mode: Mode) {
+    r.set("bin", load(&c.bytes_in));
+    r.set("bout", load(&c.bytes_out));
+    r.set("dreq", load(&c.denied_req));
+    r.set("dresp", load(&c.denied_resp));
+    r.set("ereq", load(&c.failed_req));
+    r.set("rate", c.sess_rate.read());
+    r.set("rate_max", c.sess_rate_max.load(Ordering::Relaxed));
+    r.set("conn_rate", c.conn_rate.read());
+    r.set("conn_rate_max", c.conn_rate_max.load(Ordering::Relaxed));
+    if mode == Mode::Http {
+        r.set("intercepted", load(&c.intercepted));
+        for (i, name) in HRSP.iter().enumerate() {
+            r.set(name, load(&c.hrsp[i]));
+        }
+        r.set("cache_lookups", 0);
+        r.set("cache_hits", 0);
+        r.set("req_rate", c.req_rate.read());
+        r.set("req_rate_max", c.req_rate_max.load(Ordering::Relaxed));
+        r.set("req_tot", load(&c.req_tot));
+    }
+}
+
+const HRSP: [&str; 6] = [
+    "hrsp_1xx",
+    "hrsp_2xx",
+    "hrsp_3xx",
+    "hrsp_4xx",
+    "hrsp_5xx",
+    "hrsp_other",
+];
+
+/// The traffic columns of a backend or server row.
+fn fill_be(r: &mut Row, c: &super::counters::BeCounters, mode: Mode, backend: bool, samples: u64) {
+    r.set("bin", load(&c.bytes_in));
+    r.set("bout", load(&c.bytes_out));
+    r.set("econ", load(&c.failed_conns));
+    r.set("eresp", load(&c.failed_resp));
+    r.set("wretr", load(&c.retries));
+    r.set("wredis", load(&c.redispatches));
+    r.set("rate", c.sess_rate.read());
+    r.set("rate_max", c.sess_rate_max.load(Ordering::Relaxed));
+    r.set("cli_abrt", load(&c.cli_aborts));
+    r.set("srv_abrt", load(&c.srv_aborts));
+    r.set("qtime", c.q_time.avg(samples));
+    r.set("ctime", c.c_time.avg(samples));
+    r.set("rtime", c.d_time.avg(samples));
+    r.set("ttime", c.t_time.avg(samples));
+    r.set("qtime_max", c.q_time.max());
+    r.set("ctime_max", c.c_time.max());
+    r.set("rtime_max", c.d_time.max());
+    r.set("ttime_max", c.t_time.max());
+    r.set("connect", load(&c.connect));
+    r.set("reuse", load(&c.reuse));
+    if mode == Mode::Http {
+        for (i, name) in HRSP.iter().enumerate() {
+            r.set(name, load(&c.hrsp[i]));
+        }
+        r.set("req_tot", load(&c.req_tot));
+        if backend {
+            r.set("cache_lookups", 0);
+            r.set("cache_hits", 0);
+        }
+    }
+}
+
 fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
+    show_stat_filtered(ctx, level, opts, None, out)
+}
+
+fn show_stat_filtered(
+    ctx: &Ctx,
+    level: CliLevel,
+    opts: &[String],
+    keep: Option<&dyn Fn(&str) -> bool>,
+    out: &mut String,
+) {
     let only_up = opts.iter().any(|o| o == "up");
     let no_maint = opts.iter().any(|o| o == "no-maint");
     // `show stat <iid|name> <type mask> <sid>`: 1 frontends, 2 backends, 4 servers.
@@ -1859,20 +2216,27 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
     out.push('\n');
     let stopping = *ctx.shared.stopping.borrow();
     for (pi, p) in ctx.proxies.iter().enumerate() {
-        if !want_px(p.iid) {
+        if !want_px(p.iid) || keep.is_some_and(|k| !k(&p.name)) {
             continue;
         }
         if let Some((fe, slim)) = p.fe.as_ref().filter(|_| want_ty(1)) {
             let mut r = Row::new(FE_ZERO);
             let scur = fe.feconn();
-            let smax = ctx.fe_smax[pi].fetch_max(scur, Ordering::Relaxed).max(scur);
+            let smax = ctx.fe_smax[pi]
+                .fetch_max(scur, Ordering::Relaxed)
+                .max(scur)
+                .max(fe.ctr.smax.load(Ordering::Relaxed));
             let cum = fe.cum_conns.load(Ordering::Relaxed);
             r.set("pxname", &p.name);
             r.set("svname", "FRONTEND");
             r.set("scur", scur);
             r.set("smax", smax);
             r.set("slim", slim);
-            r.set("stot", cum);
+            r.set(
+                "stot",
+                cum.saturating_sub(fe.ctr.denied_conn.load(Ordering::Relaxed)),
+            );
+            r.set("dcon", fe.ctr.denied_conn.load(Ordering::Relaxed));
             r.set(
                 "status",
                 if stopping
@@ -1895,6 +2259,7 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             r.set("iid", p.iid);
             r.set("mode", mode_name(p.mode));
             r.set("conn_tot", cum);
+            fill_fe(&mut r, &fe.ctr, p.mode);
             r.set("-", "-");
             r.write(out);
         }
@@ -1946,7 +2311,14 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             if let Some(m) = srv.maxconn {
                 r.set("slim", m);
             }
-            r.set("stot", cum);
+            r.set("stot", a.ctr.stot.load(Ordering::Relaxed));
+            fill_be(
+                &mut r,
+                &a.ctr,
+                p.mode,
+                false,
+                a.ctr.samples.load(Ordering::Relaxed),
+            );
             r.set("status", srv_status(srv));
             r.set("weight", uw);
             r.set("uweight", uw);
@@ -1964,11 +2336,19 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
             );
             r.set("lbtot", cum);
             r.set("type", 2);
-            r.set("lastsess", -1);
+            r.set("lastsess", a.ctr.lastsess(now));
             r.set("-", "-");
             r.set("mode", mode_name(p.mode));
             if level >= CliLevel::Operator {
                 r.set("addr", addr_text(srv));
+                if let Some(c) = be
+                    .proxy
+                    .servers
+                    .get(srv.idx)
+                    .and_then(|s| s.params.cookie.as_ref())
+                {
+                    r.set("cookie", c);
+                }
             }
             if let Some((rise, fall)) = a.check {
                 let since = a.down_since.load(Ordering::Acquire);
@@ -2014,10 +2394,29 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         let scur_be = (be.active.load(Ordering::Relaxed) as u32).max(scur_be);
         r.set("qcur", qcur_be);
         r.set("scur", scur_be);
-        r.set("smax", scur_be);
+        r.set("smax", scur_be.max(be.ctr.smax.load(Ordering::Relaxed)));
         r.set("slim", p.fullconn);
-        r.set("stot", cum);
-        r.set("status", if up { "UP" } else { "DOWN" });
+        r.set("stot", be.ctr.stot.load(Ordering::Relaxed));
+        let _ = cum;
+        fill_be(
+            &mut r,
+            &be.ctr,
+            p.mode,
+            true,
+            be.ctr.samples.load(Ordering::Relaxed),
+        );
+        // A backend without servers reads UP, without downtime (HAProxy 2.6).
+        r.set(
+            "status",
+            if up || be.servers.is_empty() {
+                "UP"
+            } else {
+                "DOWN"
+            },
+        );
+        if be.servers.is_empty() {
+            r.clear("downtime");
+        }
         r.set("weight", weight);
         r.set("uweight", weight);
         r.set("act", act);
@@ -2027,11 +2426,14 @@ fn show_stat(ctx: &Ctx, level: CliLevel, opts: &[String], out: &mut String) {
         r.set("iid", p.iid);
         r.set("lbtot", lbtot);
         r.set("type", 1);
-        r.set("lastsess", -1);
+        r.set("lastsess", be.ctr.lastsess(now));
         r.set("-", "-");
         r.set("mode", mode_name(p.mode));
         if level >= CliLevel::Operator {
             r.set("algo", &p.algo);
+            if let Some(c) = &be.proxy.cookie {
+                r.set("cookie", &c.value.name);
+            }
         } else {
             r.clear("algo");
         }
@@ -2077,6 +2479,7 @@ fn show_servers_state(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
                 Some(_) => (
                     if c.status == 0 { HCHK_INI } else { c.status },
                     match c.passed {
+                        _ if c.status == HCHK_L7OKC => 4,
                         Some(true) => 3,
                         Some(false) => 2,
                         None => 0,
@@ -2093,7 +2496,11 @@ fn show_servers_state(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
                 cfg.map(|s| s.puid).unwrap_or(0),
                 srv.name,
                 ip,
-                if up { 2 } else { 0 },
+                match (up, a.stopping.load(Ordering::Acquire)) {
+                    (true, true) => 3,
+                    (true, false) => 2,
+                    _ => 0,
+                },
                 flags,
                 a.uweight.load(Ordering::Acquire),
                 a.iweight,

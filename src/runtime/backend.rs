@@ -69,6 +69,8 @@ pub struct CheckParams {
     pub fall: u32,
     /// Where checks connect.
     pub addr: SocketAddr,
+    /// `check-send-proxy`.
+    pub send_proxy: bool,
 }
 
 /// One server at run time.
@@ -87,6 +89,8 @@ pub struct Server {
     slots: Option<Arc<Semaphore>>,
     /// Requests waiting for a slot of this server.
     pub queued: AtomicUsize,
+    /// Requests served from this server's queue so far (for `%sq`, as HAProxy's `queue.idx`).
+    pub queue_idx: AtomicU64,
     /// Operational state (health checks).
     pub up: AtomicBool,
     pub check: Option<CheckParams>,
@@ -114,15 +118,6 @@ impl Server {
     }
 }
 
-/// HTTP-related backend settings.
-#[derive(Debug, Clone, Default)]
-pub struct HttpCheck {
-    pub method: String,
-    pub uri: String,
-    pub version: String,
-    pub expect_status: Option<Vec<u16>>,
-}
-
 /// One backend (a `backend` or the backend half of a `listen`).
 pub struct Backend {
     pub name: String,
@@ -141,11 +136,18 @@ pub struct Backend {
     pub queue_timeout: Option<Duration>,
     pub tunnel_timeout: Option<Duration>,
     pub check_timeout: Option<Duration>,
-    pub httpchk: Option<HttpCheck>,
+    /// What each health check runs.
+    pub check_plan: Arc<super::check_rules::Plan>,
     /// Signalled whenever a server slot is released or a server comes up.
     freed: Notify,
     /// Requests waiting in the backend queue.
     waiting: AtomicUsize,
+    /// Requests served from the backend queue so far (for `%bq`).
+    queue_idx: AtomicU64,
+    /// The backend queue's order: tickets of the waiting requests, served first in first out
+    /// as HAProxy does (only the head may take a freed slot).
+    fifo: std::sync::Mutex<std::collections::VecDeque<u64>>,
+    tickets: AtomicU64,
     /// Requests registered for slot wake-ups (waiting, or about to).
     picking: AtomicUsize,
     pub cum_conns: AtomicU64,
@@ -156,6 +158,10 @@ pub struct Backend {
     pub backup_up: AtomicU32,
     pub proxy: Arc<Proxy>,
     pub http: super::http::HttpSettings,
+    /// Traffic counters (`show stat`).
+    pub ctr: super::counters::BeCounters,
+    /// `cookie` persistence (HTTP backends).
+    pub persist: Option<super::persist::Persist>,
 }
 
 /// What the connect procedure did, for the logs.
@@ -173,6 +179,14 @@ pub struct ConnStats {
     /// Local address of the server connection (`%bi:%bp`); set by the caller, only when it
     /// logs (it costs a getsockname).
     pub local_addr: Option<SocketAddr>,
+    /// The last connect attempt timed out (`sC` rather than `SC`).
+    pub connect_timed_out: bool,
+    /// Position in the server / backend queue as HAProxy logs it (`%sq` / `%bq`): 1 + the
+    /// requests served from that queue while this one waited; 0 when it did not queue.
+    pub srv_queue_pos: u32,
+    pub be_queue_pos: u32,
+    /// The server connection was an idle one reused (HTTP keep-alive).
+    pub reused: bool,
 }
 
 /// Why no server connection could be made.
@@ -201,7 +215,8 @@ pub struct BeActive(Arc<Backend>);
 
 impl BeActive {
     pub fn new(be: &Arc<Backend>) -> BeActive {
-        be.active.fetch_add(1, Ordering::AcqRel);
+        let cur = be.active.fetch_add(1, Ordering::AcqRel) + 1;
+        be.ctr.smax.fetch_max(cur as u32, Ordering::Relaxed);
         BeActive(Arc::clone(be))
     }
 }
@@ -230,6 +245,33 @@ impl Drop for Slot {
 }
 
 /// Counts a request looking for a slot after a first failed attempt.
+/// A place in the backend queue, given up on drop (served, timed out or cancelled); the next
+/// request in line is then woken.
+struct Ticket<'a>(&'a Backend, u64);
+
+impl Ticket<'_> {
+    fn is_head(&self) -> bool {
+        self.0
+            .fifo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .front()
+            == Some(&self.1)
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.fifo.lock().unwrap_or_else(|e| e.into_inner());
+        let head = q.front() == Some(&self.1);
+        q.retain(|&t| t != self.1);
+        drop(q);
+        if head {
+            self.0.freed.notify_waiters();
+        }
+    }
+}
+
 struct Picking<'a>(&'a AtomicUsize);
 
 impl<'a> Picking<'a> {
@@ -321,6 +363,7 @@ impl Backend {
                                 rise: sp.rise.max(1),
                                 fall: sp.fall.max(1),
                                 addr: a,
+                                send_proxy: sp.check_send_proxy,
                             })
                         }
                         None => {
@@ -348,6 +391,7 @@ impl Backend {
                         .filter(|&m| m > 0)
                         .map(|m| Arc::new(Semaphore::new(m as usize))),
                     queued: AtomicUsize::new(0),
+                    queue_idx: AtomicU64::new(0),
                     up: AtomicBool::new(!sp.disabled),
                     check: check.clone(),
                     cum_conns: AtomicU64::new(0),
@@ -362,12 +406,6 @@ impl Backend {
             .collect();
         let active_up = servers.iter().filter(|s| !s.disabled && !s.backup).count() as u32;
         let backup_up = servers.iter().filter(|s| !s.disabled && s.backup).count() as u32;
-        let httpchk = p.httpchk.as_ref().map(|h| HttpCheck {
-            method: h.value.method.clone(),
-            uri: h.value.uri.clone(),
-            version: h.value.version.clone(),
-            expect_status: p.http_check_expect_status.as_ref().map(|e| e.value.clone()),
-        });
         Backend {
             name: p.name.clone(),
             mode: p.mode.value,
@@ -384,9 +422,12 @@ impl Backend {
             queue_timeout: ms(&p.timeouts.queue).or(connect_timeout),
             tunnel_timeout: ms(&p.timeouts.tunnel),
             check_timeout: ms(&p.timeouts.check),
-            httpchk,
+            check_plan: Arc::new(super::check_rules::Plan::build(p)),
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
+            queue_idx: AtomicU64::new(0),
+            fifo: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            tickets: AtomicU64::new(0),
             picking: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
@@ -394,7 +435,17 @@ impl Backend {
             backup_up: AtomicU32::new(backup_up),
             proxy: Arc::clone(p),
             http: super::http::HttpSettings::build(p, warn),
+            ctr: Default::default(),
+            persist: super::persist::Persist::build(p),
         }
+    }
+
+    /// Counts one event in the counters of server `i` and of the backend.
+    fn count(&self, i: usize, field: fn(&super::counters::BeCounters) -> &AtomicU64) {
+        if let Some(s) = self.servers.get(i) {
+            field(&s.admin.ctr).fetch_add(1, Ordering::Relaxed);
+        }
+        field(&self.ctr).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Wakes requests waiting for a slot (a server came up).
@@ -441,10 +492,27 @@ impl Backend {
         key: &RequestKey<'_>,
         avoid: Option<usize>,
     ) -> Result<Slot, ConnectError> {
+        self.assign_with(key, avoid, &mut ConnStats::default())
+            .await
+    }
+
+    /// [`Backend::assign`], recording the queue positions in `stats`.
+    pub async fn assign_with(
+        self: &Arc<Self>,
+        key: &RequestKey<'_>,
+        avoid: Option<usize>,
+        stats: &mut ConnStats,
+    ) -> Result<Slot, ConnectError> {
+        // `queue_idx` when this request entered the backend queue.
+        let mut entered: Option<u64> = None;
+        let pos = |be: &Backend, e: Option<u64>| {
+            e.map(|e| (be.queue_idx.load(Ordering::Acquire) - e + 1) as u32)
+        };
         let deadline = self.queue_timeout.map(|d| Instant::now() + d);
         // The first attempt takes no lock at all; only when it finds every candidate full does
         // the request register for wake-ups (then retries once before sleeping).
         let mut first = true;
+        let mut ticket: Option<Ticket<'_>> = None;
         loop {
             let _picking = (!first).then(|| Picking::new(&self.picking));
             let notified = self.freed.notified();
@@ -452,9 +520,26 @@ impl Backend {
             if !first {
                 notified.as_mut().enable();
             }
-            match self.lb.pick(key, avoid) {
+            // Requests already wait: a new one queues behind them, a waiting one tries only
+            // at the head of the line.
+            let behind = match &ticket {
+                Some(t) => !t.is_head(),
+                None => {
+                    self.waiting.load(Ordering::Acquire) > 0
+                        && !self
+                            .fifo
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .is_empty()
+                }
+            };
+            match (!behind).then(|| self.lb.pick(key, avoid)).flatten() {
                 Some(i) => {
                     if let Some(slot) = self.try_slot(i) {
+                        if let Some(p) = pos(self, entered) {
+                            stats.be_queue_pos = p;
+                            self.queue_idx.fetch_add(1, Ordering::AcqRel);
+                        }
                         return Ok(slot);
                     }
                     if self.hashing {
@@ -464,7 +549,7 @@ impl Backend {
                             .is_some_and(|m| srv.queued.load(Ordering::Acquire) >= m as usize);
                         if !full {
                             // A hashed request belongs to its server: wait in its queue.
-                            return self.wait_server_slot(i, deadline).await;
+                            return self.wait_server_slot(i, deadline, stats).await;
                         }
                         // `maxqueue` reached: another server with a free slot if redispatch
                         // is allowed, else the request is refused at once.
@@ -486,9 +571,16 @@ impl Backend {
             }
             if first {
                 first = false;
+                if behind {
+                    ticket = Some(self.take_ticket());
+                }
                 continue;
             }
             // Every candidate is saturated: wait in the backend queue.
+            if ticket.is_none() {
+                ticket = Some(self.take_ticket());
+            }
+            entered.get_or_insert_with(|| self.queue_idx.load(Ordering::Acquire));
             self.waiting.fetch_add(1, Ordering::AcqRel);
             let timed_out = match deadline {
                 Some(d) => tokio::time::timeout_at(d, notified).await.is_err(),
@@ -499,16 +591,42 @@ impl Backend {
             };
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             if timed_out {
+                stats.be_queue_pos = pos(self, entered).unwrap_or(0);
                 return Err(ConnectError::QueueTimeout);
             }
         }
+    }
+
+    /// A slot on server `i` chosen by persistence (a cookie): taken at once, or queued on
+    /// that server as a hashed request would be.
+    pub async fn assign_server(
+        self: &Arc<Self>,
+        i: usize,
+        stats: &mut ConnStats,
+    ) -> Result<Slot, ConnectError> {
+        if let Some(slot) = self.try_slot(i) {
+            return Ok(slot);
+        }
+        let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        self.wait_server_slot(i, deadline, stats).await
+    }
+
+    fn take_ticket(&self) -> Ticket<'_> {
+        let t = self.tickets.fetch_add(1, Ordering::AcqRel);
+        self.fifo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(t);
+        Ticket(self, t)
     }
 
     async fn wait_server_slot(
         self: &Arc<Self>,
         i: usize,
         deadline: Option<Instant>,
+        stats: &mut ConnStats,
     ) -> Result<Slot, ConnectError> {
+        let entered = self.servers[i].queue_idx.load(Ordering::Acquire);
         let sem = Arc::clone(
             self.servers[i]
                 .slots
@@ -521,6 +639,11 @@ impl Backend {
             None => Some(sem.acquire_owned().await),
         };
         self.servers[i].queued.fetch_sub(1, Ordering::AcqRel);
+        stats.srv_queue_pos =
+            (self.servers[i].queue_idx.load(Ordering::Acquire) - entered + 1) as u32;
+        if matches!(r, Some(Ok(_))) {
+            self.servers[i].queue_idx.fetch_add(1, Ordering::AcqRel);
+        }
         match r {
             Some(Ok(p)) => Ok(self.make_slot(i, Some(p))),
             _ => Err(ConnectError::QueueTimeout),
@@ -576,7 +699,7 @@ impl Backend {
                 Some(s) => s,
                 None => {
                     let t = Instant::now();
-                    let r = self.assign(key, avoid).await;
+                    let r = self.assign_with(key, avoid, stats).await;
                     stats.queue_ms += t.elapsed().as_millis() as i64;
                     r?
                 }
@@ -592,6 +715,7 @@ impl Backend {
             let policy = srv.source.as_ref().or(self.source.as_ref());
             stats.server_addr = Some(addr);
             let t = Instant::now();
+            self.count(s.srv, |c| &c.connect);
             let r = self.dial(addr, policy, ctx, hdr_ip).await;
             stats.connect_ms = t.elapsed().as_millis() as i64;
             let (server, timed_out) = match r {
@@ -601,13 +725,16 @@ impl Backend {
                     eprintln!("[ALERT]    ({}) : {}", std::process::id(), m);
                     if left == 0 {
                         stats.connect_ms = -1;
+                        self.count(s.srv, |c| &c.failed_conns);
                         return Err(ConnectError::Resource(m));
                     }
                     (s.srv, false)
                 }
                 Err(DialError::Failed(timed_out)) => {
+                    stats.connect_timed_out = timed_out;
                     if left == 0 {
                         stats.connect_ms = -1;
+                        self.count(s.srv, |c| &c.failed_conns);
                         return Err(ConnectError::ConnectFailed {
                             server: s.srv,
                             timed_out,
@@ -629,6 +756,10 @@ impl Backend {
                     || (srv_act > 1 && !self.hashing));
             if redispatch {
                 stats.redispatched = true;
+                self.count(server, |c| &c.redispatches);
+            }
+            self.count(server, |c| &c.retries);
+            if redispatch {
                 avoid = Some(server);
                 drop(s);
                 if srv_act <= 1 && !timed_out {

@@ -1,4 +1,6 @@
-//! Health checks: TCP connect checks and `option httpchk` with `http-check expect status`.
+//! Health checks: the check loop, health counter and state changes. What one check does
+//! (connect, `tcp-check`/`http-check` rules, `option httpchk`, `option redis-check`) is in
+//! [`super::check_rules`].
 //!
 //! Server health follows HAProxy's counter: it runs from 0 to `rise + fall - 1`, the server is up
 //! while it is at least `rise`. A server starts up with the counter at `rise`, so the first failed
@@ -13,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::Shared;
@@ -21,42 +22,8 @@ use super::backend::Backend;
 use super::logging;
 use crate::config::ir::Cap;
 use crate::log::syslog;
-use crate::tproxy::addr::ServerAddr;
-use crate::tproxy::sockopt;
 
-/// The result of one check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    L4Ok,
-    L4Timeout,
-    L4Con(String),
-    L7Ok(u16, String),
-    L7Status(u16, String),
-    L7Timeout,
-    L7Rsp,
-}
-
-impl Outcome {
-    pub fn ok(&self) -> bool {
-        matches!(self, Outcome::L4Ok | Outcome::L7Ok(..))
-    }
-    /// `reason: ...` text as HAProxy prints it (without the duration).
-    pub fn reason(&self) -> String {
-        match self {
-            Outcome::L4Ok => "Layer4 check passed".into(),
-            Outcome::L4Timeout => "Layer4 timeout".into(),
-            Outcome::L4Con(info) => format!("Layer4 connection problem, info: \"{info}\""),
-            Outcome::L7Ok(code, info) => {
-                format!("Layer7 check passed, code: {code}, info: \"{info}\"")
-            }
-            Outcome::L7Status(code, info) => {
-                format!("Layer7 wrong status, code: {code}, info: \"{info}\"")
-            }
-            Outcome::L7Timeout => "Layer7 timeout".into(),
-            Outcome::L7Rsp => "Layer7 invalid response".into(),
-        }
-    }
-}
+pub use super::check_rules::Outcome;
 
 pub fn start_all(shared: &Arc<Shared>) {
     for be in &shared.backends {
@@ -83,6 +50,9 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
     let cp = srv.check.clone().expect("checked server");
     let full = cp.rise + cp.fall - 1;
     let mut health = cp.rise;
+    let log_checks = be.proxy.option("log-health-checks");
+    // The previous check's status (none before the first check, which is always reported).
+    let mut prev_kind: Option<crate::config::ir::CheckStatus> = None;
     tokio::time::sleep(first).await;
     loop {
         if super::admin::check_paused(&be, i, &mut health) {
@@ -97,9 +67,23 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
         }
         let was_up = srv.up.load(Ordering::Acquire);
         let (h, up) = next_health(health, outcome.ok(), cp.rise, cp.fall);
+        if log_checks && (prev_kind != Some(outcome.kind()) || h != health) {
+            log_check(&be, i, &outcome, took, h, cp.rise, cp.fall);
+        }
+        prev_kind = Some(outcome.kind());
         health = h;
         if up != was_up {
             set_state(&be, i, up, &outcome, took);
+        } else if up {
+            // `http-check disable-on-404`: a conditional pass stops the server, a pass
+            // brings it back.
+            let cond = outcome.st == crate::config::ir::CheckStatus::L7OkC;
+            let stopping = srv.admin.stopping.load(Ordering::Acquire);
+            if cond && !stopping {
+                set_stopping(&be, i, true, &outcome, took);
+            } else if stopping && !cond && outcome.ok() {
+                set_stopping(&be, i, false, &outcome, took);
+            }
         }
         super::admin::record_check(&be, i, &outcome, took, health);
         let wait = if health == 0 {
@@ -132,8 +116,46 @@ pub fn next_health(health: u32, ok: bool, rise: u32, fall: u32) -> (u32, bool) {
     (h, h >= rise)
 }
 
+/// `option log-health-checks`: a check whose status or health counter changed, as HAProxy
+/// 2.6 reports it (warning on stderr, notice to the logs).
+fn log_check(be: &Backend, i: usize, o: &Outcome, took: u128, health: u32, rise: u32, fall: u32) {
+    let srv = &be.servers[i];
+    let (n, d, st) = if health >= rise {
+        let weight = srv.admin.uweight.load(Ordering::Acquire);
+        (
+            health - rise + 1,
+            fall,
+            if weight > 0 { "UP" } else { "DRAIN" },
+        )
+    } else {
+        (health, rise, "DOWN")
+    };
+    let text = format!(
+        "Health check for {}server {}/{} {}, reason: {}, check duration: {took}ms, status: {n}/{d} {st}.",
+        if srv.backup { "backup " } else { "" },
+        be.name,
+        srv.name,
+        if o.ok() { "succeeded" } else { "failed" },
+        o.reason()
+    );
+    eprintln!("[WARNING]  ({}) : {text}", std::process::id());
+    logging::event(&be.name, syslog::LEVEL_NOTICE, &text);
+}
+
+/// The `, reason: ..., check duration: Nms` part of a state change message; empty with
+/// `option log-health-checks`, which reported it in the check's own line.
+fn change_reason(be: &Backend, outcome: &Outcome, took: u128) -> String {
+    if be.proxy.option("log-health-checks") {
+        String::new()
+    } else {
+        format!(", reason: {}, check duration: {took}ms", outcome.reason())
+    }
+}
+
 fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     let srv = &be.servers[i];
+    // A stopping server is no longer counted among the servers online.
+    let was_stopping = srv.admin.stopping.swap(false, Ordering::AcqRel);
     srv.up.store(up, Ordering::Release);
     super::admin::state_changed(be, i, up);
     let counter = if srv.backup {
@@ -143,7 +165,7 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     };
     if up {
         counter.fetch_add(1, Ordering::AcqRel);
-    } else {
+    } else if !was_stopping {
         counter.fetch_sub(1, Ordering::AcqRel);
     }
     let act = be.active_up.load(Ordering::Acquire);
@@ -167,43 +189,99 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     };
     if up {
         let text = format!(
-            "{prefix} {}/{} is UP, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.",
+            "{prefix} {}/{} is UP{}. {act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.",
             be.name,
             srv.name,
-            outcome.reason()
+            change_reason(be, outcome, took)
         );
         eprintln!("[WARNING]  ({pid}) : {text}");
         logging::event(&be.name, syslog::LEVEL_NOTICE, &text);
         be.wake_queue();
     } else {
         let text = format!(
-            "{prefix} {}/{} is DOWN, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers left.{on_backup} {} sessions active, 0 requeued, {} remaining in queue.",
+            "{prefix} {}/{} is DOWN{}. {act} active and {bck} backup servers left.{on_backup} {} sessions active, 0 requeued, {} remaining in queue.",
             be.name,
             srv.name,
-            outcome.reason(),
+            change_reason(be, outcome, took),
             be.lb.served(i),
             srv.queued.load(Ordering::Relaxed)
         );
         eprintln!("[WARNING]  ({pid}) : {text}");
         logging::event(&be.name, syslog::LEVEL_ALERT, &text);
         if act == 0 && bck == 0 {
-            // `proxy` for a listen section, `backend` otherwise (HAProxy's proxy type).
-            let kind = if be.proxy.cap().contains(Cap::FE) {
-                "proxy"
-            } else {
-                "backend"
-            };
-            eprintln!(
-                "[ALERT]    ({pid}) : {kind} '{}' has no server available!",
-                be.name
-            );
-            // The log line has no quotes around the name, unlike the stderr alert.
-            logging::event(
-                &be.name,
-                syslog::LEVEL_EMERG,
-                &format!("{kind} {} has no server available!", be.name),
-            );
+            no_server_alert(be);
         }
+    }
+}
+
+/// `backend 'x' has no server available!` on stderr and in the logs.
+fn no_server_alert(be: &Backend) {
+    let pid = std::process::id();
+    // `proxy` for a listen section, `backend` otherwise (HAProxy's proxy type).
+    let kind = if be.proxy.cap().contains(Cap::FE) {
+        "proxy"
+    } else {
+        "backend"
+    };
+    eprintln!(
+        "[ALERT]    ({pid}) : {kind} '{}' has no server available!",
+        be.name
+    );
+    // The log line has no quotes around the name, unlike the stderr alert.
+    logging::event(
+        &be.name,
+        syslog::LEVEL_EMERG,
+        &format!("{kind} {} has no server available!", be.name),
+    );
+}
+
+/// An up server enters (`on`) or leaves the stopping state of `http-check disable-on-404`,
+/// with HAProxy's messages.
+fn set_stopping(be: &Backend, i: usize, on: bool, outcome: &Outcome, took: u128) {
+    let srv = &be.servers[i];
+    srv.admin.stopping.store(on, Ordering::Release);
+    super::admin::sync_lb(be, i);
+    let counter = if srv.backup {
+        &be.backup_up
+    } else {
+        &be.active_up
+    };
+    if on {
+        counter.fetch_sub(1, Ordering::AcqRel);
+    } else {
+        counter.fetch_add(1, Ordering::AcqRel);
+    }
+    let act = be.active_up.load(Ordering::Acquire);
+    let bck = be.backup_up.load(Ordering::Acquire);
+    let queued: usize = be
+        .servers
+        .iter()
+        .map(|s| s.queued.load(Ordering::Relaxed))
+        .sum();
+    let prefix = if srv.backup {
+        "Backup Server"
+    } else {
+        "Server"
+    };
+    let on_backup = if act == 0 && bck > 0 {
+        " Running on backup."
+    } else {
+        ""
+    };
+    let text = format!(
+        "{prefix} {}/{} is {}, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.",
+        be.name,
+        srv.name,
+        if on { "stopping" } else { "UP" },
+        outcome.reason()
+    );
+    eprintln!("[WARNING]  ({}) : {text}", std::process::id());
+    logging::event(&be.name, syslog::LEVEL_NOTICE, &text);
+    if on && act == 0 && bck == 0 {
+        no_server_alert(be);
+    }
+    if !on {
+        be.wake_queue();
     }
 }
 
@@ -231,98 +309,10 @@ pub fn dump_states(shared: &Shared) {
     }
 }
 
-fn errno_text(e: &std::io::Error) -> String {
-    super::listen::os_error_text(e)
-}
-
 async fn run_check(be: &Backend, i: usize) -> Outcome {
-    let srv = &be.servers[i];
-    let cp = srv.check.as_ref().expect("checked server");
-    let bind = srv
-        .source
-        .as_ref()
-        .or(be.source.as_ref())
-        .map(|p| p.for_health_check())
-        .unwrap_or_else(sockopt::SourceBind::kernel);
-    let sock = match sockopt::transparent_connect_socket(ServerAddr(cp.addr), &bind) {
-        Ok(s) => s,
-        Err(e) => return Outcome::L4Con(errno_text(&e)),
-    };
-    // With `timeout check`, connect is bounded by `timeout connect` and the rest by `timeout
-    // check`; without it the whole check must fit in `inter`.
-    let (conn_to, read_to) = match be.check_timeout {
-        Some(tc) => (be.connect_timeout.unwrap_or(cp.inter).min(cp.inter), tc),
-        None => (cp.inter, cp.inter),
-    };
-    let deadline = Instant::now() + conn_to;
-    let mut stream = match tokio::time::timeout_at(
-        deadline,
-        sockopt::connect(sock, ServerAddr(cp.addr)),
-    )
-    .await
-    {
-        Err(_) => return Outcome::L4Timeout,
-        Ok(Err(e)) => return Outcome::L4Con(errno_text(&e)),
-        Ok(Ok(s)) => s,
-    };
-    let Some(hc) = &be.httpchk else {
-        let _ = sockopt::set_reset_on_close(&stream);
-        return Outcome::L4Ok;
-    };
-    let read_deadline = if be.check_timeout.is_some() {
-        Instant::now() + read_to
-    } else {
-        deadline.max(Instant::now() + Duration::from_millis(1))
-    };
-    let mut req = format!("{} {} {}\r\n", hc.method, hc.uri, hc.version);
-    if hc.version.eq_ignore_ascii_case("HTTP/1.1") {
-        req.push_str("Connection: close\r\n");
-    }
-    req.push_str("\r\n");
-    let io = async {
-        stream.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(1024);
-        let mut tmp = [0u8; 1024];
-        loop {
-            if buf.contains(&b'\n') || buf.len() > 8192 {
-                break;
-            }
-            let n = stream.read(&mut tmp).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&tmp[..n]);
-        }
-        Ok::<_, std::io::Error>(buf)
-    };
-    let buf = match tokio::time::timeout_at(read_deadline, io).await {
-        Err(_) => return Outcome::L7Timeout,
-        Ok(Err(_)) => return Outcome::L7Rsp,
-        Ok(Ok(b)) => b,
-    };
-    let _ = sockopt::set_reset_on_close(&stream);
-    let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
-    let line = String::from_utf8_lossy(&buf[..line_end]);
-    let line = line.trim_end_matches('\r');
-    let mut parts = line.splitn(3, ' ');
-    let (Some(ver), Some(code)) = (parts.next(), parts.next()) else {
-        return Outcome::L7Rsp;
-    };
-    if !ver.starts_with("HTTP/") || code.len() != 3 {
-        return Outcome::L7Rsp;
-    }
-    let Ok(code) = code.parse::<u16>() else {
-        return Outcome::L7Rsp;
-    };
-    let reason = parts.next().unwrap_or("").to_string();
-    let ok = match &hc.expect_status {
-        Some(list) => list.contains(&code),
-        None => (200..400).contains(&code),
-    };
-    if ok {
-        Outcome::L7Ok(code, reason)
-    } else {
-        Outcome::L7Status(code, reason)
+    match super::check_rules::target(be, i) {
+        Some(t) => super::check_rules::run(&be.check_plan, &t).await,
+        None => Outcome::new(crate::config::ir::CheckStatus::L4Con, 0, ""),
     }
 }
 

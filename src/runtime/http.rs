@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,10 @@ pub struct HttpSettings {
     pub forwardfor: Option<ForwardFor>,
     /// `errorfile` contents by status.
     pub errorfiles: HashMap<u16, Vec<u8>>,
+    /// `http-error` replies by status: like errorfiles, but HAProxy uses them only for the
+    /// errors of request processing, not for the connection-level ones (a request it cannot
+    /// parse gets the errorfile or built-in page).
+    pub http_errors: HashMap<u16, Vec<u8>>,
 }
 
 impl HttpSettings {
@@ -66,10 +70,23 @@ impl HttpSettings {
                 Err(e) => warn(format!("parsing [{}] : errorfile : {e}", ef.loc)),
             }
         }
+        // `http-error` replies, built at parse time (`default-errorfiles` drops an earlier one).
+        let mut http_errors = HashMap::new();
+        for he in &p.http_errors {
+            match &he.value.content {
+                Some(c) => {
+                    http_errors.insert(he.value.status, c.clone());
+                }
+                None => {
+                    http_errors.remove(&he.value.status);
+                }
+            }
+        }
         HttpSettings {
             mode,
             forwardfor,
             errorfiles,
+            http_errors,
         }
     }
 }
@@ -148,32 +165,33 @@ async fn write_all<W: AsyncWrite + Unpin>(
 /// A server connection of this session.
 struct ServerConn {
     r: OwnedReadHalf,
-    w: SrvWrite,
+    w: OwnedWriteHalf,
     buf: Vec<u8>,
     srv: usize,
-    /// The server and local addresses of the connection for the logs, found when it was
-    /// made (a reused connection asks the kernel nothing); boxed, as an idle session keeps
-    /// its server connections.
-    addrs: Box<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
+    /// Its server and local addresses, as the connect recorded them (for the log of the
+    /// requests that reuse it: no getpeername/getsockname per request).
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    /// The address `usesrc hdr_ip(...)` took from the request that opened it: a request
+    /// naming another address must not reuse it.
+    hdr_src: Option<IpAddr>,
 }
 
 impl ServerConn {
-    /// `cs` holds the addresses the connect procedure found; the local one is asked of the
-    /// kernel only when the transaction is logged.
-    fn new(s: TcpStream, srv: usize, cs: &mut ConnStats, logged: bool) -> ServerConn {
-        if logged {
-            cs.local_addr = s.local_addr().ok();
-        }
+    /// `cs`: the stats of the connect that opened `s` (its server and local addresses);
+    /// `hdr_src`: the `usesrc hdr_ip` address it was opened for.
+    fn new(s: TcpStream, srv: usize, cs: &ConnStats, hdr_src: Option<IpAddr>) -> ServerConn {
         let (r, w) = s.into_split();
         ServerConn {
             r,
-            w: SrvWrite(std::mem::ManuallyDrop::new(w)),
+            w,
             buf: Vec::new(),
             srv,
-            addrs: Box::new((cs.server_addr, cs.local_addr)),
+            peer: cs.server_addr,
+            local: cs.local_addr,
+            hdr_src,
         }
     }
-
     /// Takes what a server that speaks first (or answers before reading) already sent:
     /// once our request reaches a server socket that is already closed, the kernel's RST
     /// may discard unread data.
@@ -187,6 +205,17 @@ impl ServerConn {
         }
     }
 
+    /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
+    /// server connection it will not reuse: no TIME_WAIT is left on the proxy for the 4-tuple
+    /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
+    /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
+    /// server's FIN crosses it.
+    fn close_reset(self) {
+        let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
+        self.w.forget();
+        drop(self.r);
+    }
+
     /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
     fn still_usable(&self) -> bool {
         let mut b = [0u8; 1];
@@ -194,44 +223,15 @@ impl ServerConn {
     }
 }
 
-/// The write half of a server connection, closed without the shutdown(SHUT_WR) an owned write
-/// half does when dropped: the socket is closed when the read half goes, right after, and the
-/// FIN goes then (one syscall less per server connection).
-struct SrvWrite(std::mem::ManuallyDrop<OwnedWriteHalf>);
+/// The idle server connections of a session. Those still kept when the session ends are
+/// closed with an RST ([`ServerConn::close_reset`]), as HAProxy does.
+struct IdleConns(Vec<ServerConn>);
 
-impl Drop for SrvWrite {
+impl Drop for IdleConns {
     fn drop(&mut self) {
-        // SAFETY: taken only here, once.
-        unsafe { std::mem::ManuallyDrop::take(&mut self.0) }.forget();
-    }
-}
-
-impl std::ops::Deref for SrvWrite {
-    type Target = OwnedWriteHalf;
-    fn deref(&self) -> &OwnedWriteHalf {
-        &self.0
-    }
-}
-
-impl AsyncWrite for SrvWrite {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut *self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut *self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut *self.0).poll_shutdown(cx)
+        for c in self.0.drain(..) {
+            c.close_reset();
+        }
     }
 }
 
@@ -247,9 +247,16 @@ fn error_bytes(
         ErrorFlavor::Mux => true,
         ErrorFlavor::Stream { close } => close,
     };
-    let file = be
-        .and_then(|b| b.http.errorfiles.get(&status))
-        .or_else(|| fe.http.errorfiles.get(&status));
+    let reply = match flavor {
+        ErrorFlavor::Mux => None,
+        ErrorFlavor::Stream { .. } => be
+            .and_then(|b| b.http.http_errors.get(&status))
+            .or_else(|| fe.http.http_errors.get(&status)),
+    };
+    let file = reply.or_else(|| {
+        be.and_then(|b| b.http.errorfiles.get(&status))
+            .or_else(|| fe.http.errorfiles.get(&status))
+    });
     match file {
         Some(c) if c.is_empty() => None,
         Some(c) => Some(http1::errors::errorfile_wire(c, close)),
@@ -279,17 +286,7 @@ async fn send_error_inner<W: AsyncWrite + Unpin>(
     let n = match error_bytes(status, flavor, fe, be) {
         Some(bytes) => {
             let _ = write_all(w, &bytes, fe.client_timeout).await;
-            let headers = bytes
-                .windows(4)
-                .position(|x| x == b"\r\n\r\n")
-                .map(|end| {
-                    bytes[..end]
-                        .split(|&c| c == b'\n')
-                        .count()
-                        .saturating_sub(1)
-                })
-                .unwrap_or(0);
-            htx_size(bytes.len(), headers)
+            error_htx(&bytes)
         }
         // An empty errorfile: HAProxy closes without a word.
         None => {
@@ -327,16 +324,29 @@ fn hdr_ip(req: &Request, name: &str, occ: i32) -> Option<IpAddr> {
 /// re-encoded in canonical form as HAProxy does (extensions dropped, trailer names
 /// lower-cased, and the data available at once sent as one chunk: measured, `1\r\ns\r\n1\r\n1`
 /// read in one go goes out as `2\r\ns1`).
+/// Both count the body's HTX size for the logs (see [`Codec::take_htx`]).
 enum Codec {
-    Raw(BodyFramer),
-    Chunked(BodyFramer),
+    Raw(BodyFramer, u64),
+    /// With the trailer line being read.
+    Chunked(BodyFramer, u64, Vec<u8>),
 }
 
 impl Codec {
     fn new(kind: BodyKind, dir: Direction) -> Codec {
         match kind {
-            BodyKind::Chunked => Codec::Chunked(BodyFramer::new(BodyKind::Chunked, dir)),
-            k => Codec::Raw(BodyFramer::new(k, dir)),
+            BodyKind::Chunked => {
+                Codec::Chunked(BodyFramer::new(BodyKind::Chunked, dir), 0, Vec::new())
+            }
+            k => Codec::Raw(BodyFramer::new(k, dir), 0),
+        }
+    }
+
+    /// The body's size in HAProxy's internal form since the last call (`%B`/`%U` count it):
+    /// the data bytes; for a chunked body also each trailer's name and value, and 1 for its
+    /// end-of-trailers block.
+    fn take_htx(&mut self) -> u64 {
+        match self {
+            Codec::Raw(_, n) | Codec::Chunked(_, n, _) => std::mem::take(n),
         }
     }
 
@@ -347,12 +357,13 @@ impl Codec {
         out: &mut Vec<u8>,
     ) -> Result<http1::body::Step, http1::HttpError> {
         match self {
-            Codec::Raw(f) => {
+            Codec::Raw(f, htx) => {
                 let step = f.advance(input)?;
                 out.extend_from_slice(&input[..step.consumed]);
+                *htx += step.consumed as u64;
                 Ok(step)
             }
-            Codec::Chunked(f) => {
+            Codec::Chunked(f, htx, tline) => {
                 use http1::body::BodyEvent;
                 let mut data: Vec<u8> = Vec::new();
                 let flush = |data: &mut Vec<u8>, out: &mut Vec<u8>| {
@@ -362,13 +373,27 @@ impl Codec {
                     }
                 };
                 let step = f.advance_events(input, |ev| match ev {
-                    BodyEvent::Data(r) => data.extend_from_slice(&input[r]),
+                    BodyEvent::Data(r) => {
+                        *htx += r.len() as u64;
+                        data.extend_from_slice(&input[r])
+                    }
                     BodyEvent::LastChunk => {
                         flush(&mut data, out);
                         out.extend_from_slice(b"0\r\n");
                     }
-                    BodyEvent::TrailerByte(b) => out.push(b),
-                    BodyEvent::TrailerEol | BodyEvent::End => out.extend_from_slice(b"\r\n"),
+                    BodyEvent::TrailerByte(b) => {
+                        tline.push(b);
+                        out.push(b)
+                    }
+                    BodyEvent::TrailerEol => {
+                        *htx += trailer_htx(tline);
+                        tline.clear();
+                        out.extend_from_slice(b"\r\n")
+                    }
+                    BodyEvent::End => {
+                        *htx += 1;
+                        out.extend_from_slice(b"\r\n")
+                    }
                 })?;
                 flush(&mut data, out);
                 Ok(step)
@@ -378,18 +403,30 @@ impl Codec {
 
     fn is_done(&self) -> bool {
         match self {
-            Codec::Raw(f) => f.is_done(),
-            Codec::Chunked(f) => f.is_done(),
+            Codec::Raw(f, _) => f.is_done(),
+            Codec::Chunked(f, ..) => f.is_done(),
         }
     }
 
     /// The peer closed: fine for a close-delimited body (or a finished one).
     fn on_eof(&mut self) -> bool {
         match self {
-            Codec::Raw(f) => f.on_eof().is_ok(),
-            Codec::Chunked(f) => f.is_done(),
+            Codec::Raw(f, _) => f.on_eof().is_ok(),
+            Codec::Chunked(f, ..) => f.is_done(),
         }
     }
+}
+
+/// A trailer line's HTX size: name and trimmed value.
+fn trailer_htx(line: &[u8]) -> u64 {
+    let Some(p) = line.iter().position(|&b| b == b':') else {
+        return line.len() as u64;
+    };
+    let v = &line[p + 1..];
+    let ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let s = v.iter().position(|b| !ws(b)).unwrap_or(v.len());
+    let e = v.iter().rposition(|b| !ws(b)).map_or(s, |x| x + 1);
+    (p + e - s) as u64
 }
 
 /// What one transaction did, logged when dropped (if any request byte was seen).
@@ -411,6 +448,12 @@ struct TxnLog {
     res_captures: Option<Vec<Option<Vec<u8>>>>,
     cs: ConnStats,
     term: [u8; 4],
+    /// The server a valid persistence cookie chose, and the request's method for the
+    /// response-side cookie handling.
+    ck_direct: Option<usize>,
+    ck_method: &'static [u8],
+    /// `set-var` variables of the connection (shared by its transactions).
+    vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
 }
 
 impl TxnLog {
@@ -442,20 +485,72 @@ impl TxnLog {
                 ..Default::default()
             },
             term: *b"----",
+            ck_direct: None,
+            ck_method: b"",
+            vars: None,
         }
     }
 
     fn set_term(&mut self, cause: u8, phase: u8) {
-        if self.term == *b"----" {
-            self.term = logging::term(cause, phase);
+        // The last two characters are the persistence cookie's (set separately).
+        if self.term[..2] == *b"--" {
+            let t = logging::term(cause, phase);
+            self.term[..2].copy_from_slice(&t[..2]);
         }
     }
 }
 
-/// HAProxy counts message sizes in its internal form: the wire size minus 4 bytes per
-/// header line (`": "` and CRLF).
-fn htx_size(wire: usize, headers: usize) -> u64 {
-    wire.saturating_sub(4 * headers) as u64
+/// `%B` of an error response HAProxy generates: the HTX size of the message (as for a
+/// server's response; the `Connection` header it may add for the client does not count:
+/// measured 217 for the built-in 503 whether the client was kept alive or not).
+pub(super) fn error_htx(wire: &[u8]) -> u64 {
+    let Some(end) = wire.windows(4).position(|x| x == b"\r\n\r\n") else {
+        return wire.len() as u64;
+    };
+    let mut lines = wire[..end].split(|&c| c == b'\n');
+    let first = lines.next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let mut parts = first.splitn(3, |&c| c == b' ');
+    let (v, st, r) = (parts.next(), parts.next(), parts.next());
+    let start = [v, st, r].map(|p| p.map_or(0, |p| p.len()));
+    let headers: Vec<http1::Header> = lines
+        .filter_map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            let p = l.iter().position(|&c| c == b':')?;
+            let v = &l[p + 1..];
+            let ws = |c: &u8| *c == b' ' || *c == b'\t';
+            let a = v.iter().position(|c| !ws(c)).unwrap_or(v.len());
+            let b = v.iter().rposition(|c| !ws(c)).map_or(a, |x| x + 1);
+            Some(http1::Header::new(&l[..p], &v[a..b.max(a)]))
+        })
+        .collect();
+    htx_head(start, &headers) + (wire.len() - end - 4) as u64
+}
+
+/// HAProxy's internal (HTX) size of a received message head, which `%U`/`%B` count (measured
+/// on 2.6.12): 20 bytes of start-line structure plus its three parts, each header's name and
+/// value, and 1 for the end of headers. `Connection` loses its `close`/`keep-alive` tokens
+/// (and disappears when none is left); later rewrites (`X-Forwarded-For`) do not count.
+fn htx_head(parts: [usize; 3], headers: &[http1::Header]) -> u64 {
+    let mut n = 21 + parts.iter().sum::<usize>();
+    for h in headers {
+        if h.is("connection") {
+            let kept: Vec<&[u8]> = http1::message::list_elements(&h.value)
+                .filter(|t| {
+                    !t.is_empty()
+                        && !t.eq_ignore_ascii_case(b"close")
+                        && !t.eq_ignore_ascii_case(b"keep-alive")
+                })
+                .collect();
+            if !kept.is_empty() {
+                n += h.name.len() + kept.iter().map(|t| t.len()).sum::<usize>();
+                n += 2 * (kept.len() - 1);
+            }
+        } else {
+            n += h.name.len() + h.value.len();
+        }
+    }
+    n as u64
 }
 
 fn capture(
@@ -480,9 +575,18 @@ fn capture(
 
 impl Drop for TxnLog {
     fn drop(&mut self) {
-        let Some(first) = self.first_byte else {
+        self.emit(false);
+    }
+}
+
+impl TxnLog {
+    /// Logs the transaction (once: `first_byte` is taken). `asap` (`option logasap`): at
+    /// response-head time, with `+` before `%B %Ta %Tt %Tu`, `%U` still 0 (measured).
+    fn emit(&mut self, asap: bool) {
+        let Some(first) = self.first_byte.take() else {
             return;
         };
+        self.count();
         let Some(l) = self.fe.log() else {
             return;
         };
@@ -518,6 +622,8 @@ impl Drop for TxnLog {
             },
             retries: self.cs.retries,
             redispatched: self.cs.redispatched,
+            srv_queue: self.cs.srv_queue_pos,
+            backend_queue: self.cs.be_queue_pos,
             frontend: Arc::from(self.fe.name.as_str()),
             backend: be.map(|b| Arc::from(b.name.as_str())),
             server: match (be, self.cs.server) {
@@ -532,6 +638,12 @@ impl Drop for TxnLog {
             res_captures: self.res_captures.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
+            logasap: asap,
+            vars: self
+                .vars
+                .as_ref()
+                .and_then(|v| v.lock().ok().map(|v| v.for_log()))
+                .unwrap_or_default(),
             ..Default::default()
         };
         l.record(rec);
@@ -567,8 +679,11 @@ struct ClientConn {
     cr: OwnedReadHalf,
     cw: OwnedWriteHalf,
     cbuf: Vec<u8>,
-    /// Idle server connections kept for this session's next requests.
-    idle: Vec<ServerConn>,
+    /// Idle server connections kept for this session's next requests, and their backend.
+    idle: IdleConns,
+    idle_be: Option<Arc<Backend>>,
+    /// Allocated only when the configuration has rules (they may set variables).
+    vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
     first: bool,
     txn_start: Instant,
     txn_start_utc: chrono::DateTime<chrono::Utc>,
@@ -603,13 +718,16 @@ pub fn session(
         be.cum_conns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    let vars = fe.rules.any_http.then(Arc::default);
     let c = ClientConn {
         fe,
         acc,
         cr,
         cw,
         cbuf: Vec::new(),
-        idle: Vec::new(),
+        idle: IdleConns(Vec::new()),
+        idle_be: None,
+        vars,
         first: true,
         txn_start: acc.accept_at,
         txn_start_utc: acc.accept_utc,
@@ -634,11 +752,17 @@ fn serve(mut c: ClientConn, mut stop: watch::Receiver<bool>) -> impl Future<Outp
     }
 }
 
-/// Waits, with nothing buffered, until the client sends something (the transaction then reads
-/// it): the wait for the first request and the keep-alive wait between requests, with their
-/// timeouts and soft stop, as the head reading loop of [`transaction`] would. `false`: the
-/// session ends.
+/// Waits, with nothing buffered, until the client sends something: the wait for the first
+/// request and the keep-alive wait between requests, with their timeouts, soft stop and
+/// logs, as the head reading loop of [`transaction`] would. The read is the one the
+/// transaction would do (no extra syscall). `false`: the session ends.
 async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> bool {
+    enum Woke {
+        Data(Vec<u8>),
+        Closed,
+        Timeout,
+        Stop,
+    }
     let head_to = head_timeouts(&c.fe);
     let (tmo, on_to) = http1::head_wait(c.first, 0, &head_to);
     let idle_wait = !c.first;
@@ -649,13 +773,6 @@ async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> b
     bufpool::release(&mut c.cbuf);
     // Polled by hand (a read into a pooled buffer, the timer, soft stop): this future is
     // what an idle connection keeps, so it holds no more than the timer and the stop watch.
-    // The read is the one the transaction would do (no extra syscall).
-    enum Woke {
-        Data(Vec<u8>),
-        Closed,
-        Timeout,
-        Stop,
-    }
     let woke = {
         let sleep = tmo.map(tokio::time::sleep);
         tokio::pin!(sleep);
@@ -685,29 +802,42 @@ async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> b
         Woke::Data(b) => {
             c.cbuf = b;
             c.first_byte_at = Some(Instant::now());
-            return true;
+            true
         }
-        // As in the transaction: a connection closed before any byte is not logged.
-        Woke::Closed | Woke::Stop => return false,
-        Woke::Timeout => {}
+        Woke::Stop => false,
+        Woke::Closed => {
+            if c.first {
+                // HAProxy logs an empty connection too (`CR--` 400 `<BADREQ>`), but not a
+                // kept-alive one closed between requests.
+                let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.txn_start_utc);
+                txn.vars = c.vars.clone();
+                txn.first_byte = Some(Instant::now());
+                txn.status = 400;
+                txn.set_term(b'C', b'R');
+            }
+            false
+        }
+        Woke::Timeout => {
+            if on_to == OnHeadTimeout::Send408 {
+                // Boxed, as it is rare: the waiting future stays small.
+                Box::pin(answer_408(c)).await;
+            }
+            false
+        }
     }
-    if on_to == OnHeadTimeout::Send408 {
-        // Boxed, as it is rare: the waiting future stays small.
-        Box::pin(answer_408(c)).await;
-    }
-    false
 }
 
-/// `timeout http-request` expired before a first request: a logged 408.
+/// `timeout http-request` expired before a request: a logged 408.
 async fn answer_408(c: &mut ClientConn) {
     let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.txn_start_utc);
+    txn.vars = c.vars.clone();
     txn.first_byte = Some(txn.start);
     txn.status = 408;
     txn.set_term(b'c', b'R');
     send_error(&mut c.cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
 }
 
-/// One request and its response (or error answer).
+/// One request and its response (or the answer of the rules, the stats page or an error).
 async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Flow {
     let ClientConn {
         fe,
@@ -716,12 +846,15 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         cw,
         cbuf,
         idle,
+        idle_be,
+        vars,
         first,
         txn_start,
         txn_start_utc,
         first_byte_at,
     } = c;
     let fe: &Arc<Frontend> = fe;
+    let vars = &*vars;
     let acc: Accepted = *acc;
     let limits = fe.limits;
     let head_to = head_timeouts(fe);
@@ -730,6 +863,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
     let lb_ip = acc.client.ip();
     let mut txn = TxnLog::new(fe, &acc, *txn_start, *txn_start_utc);
+    txn.vars = vars.clone();
     if !cbuf.is_empty() {
         // Read by `wait_request`, or left by the previous request (pipelining).
         txn.first_byte = Some(first_byte_at.take().unwrap_or(*txn_start));
@@ -758,6 +892,11 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         };
         match r {
             Ok(0) | Err(IoEnd::Io) => {
+                if *first {
+                    // HAProxy logs an empty connection too (`CR--` 400 `<BADREQ>`), but
+                    // not a kept-alive one closed between requests.
+                    txn.first_byte.get_or_insert_with(Instant::now);
+                }
                 txn.status = 400;
                 txn.set_term(b'C', b'R');
                 txn.bytes_in = cbuf.len() as u64;
@@ -779,7 +918,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     };
     *first = false;
     txn.head_done = Some(Instant::now());
-    txn.bytes_in = htx_size(req.head_len, req.headers.len());
+    txn.bytes_in = htx_head([req.method.len(), req.uri.len(), 8], &req.headers);
     let logged = fe.log().is_some();
     txn.request_line = logged.then(|| {
         format!(
@@ -796,14 +935,62 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     }
     cbuf.drain(..req.head_len);
 
-    let Some(be) = fe.backend.clone() else {
+    let verdict = match &vars {
+        Some(vars) => {
+            let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+            v.new_transaction();
+            super::rules::on_request(fe, &acc, &mut req, &mut v)
+        }
+        None => super::rules::ReqVerdict::Forward(fe.backend.clone()),
+    };
+    let chosen = match verdict {
+        super::rules::ReqVerdict::Forward(b) => b,
+        v => {
+            if Box::pin(answer_locally(fe, &mut *cw, &req, v, &mut txn)).await {
+                drop(txn);
+                *txn_start = Instant::now();
+                *txn_start_utc = chrono::Utc::now();
+                return Flow::Next;
+            }
+            return Flow::End;
+        }
+    };
+    // The stats page (`stats uri`) answers here instead of a server.
+    if let Some(page) = super::stats_page::target(fe, chosen.as_deref(), &req.uri) {
+        let io = (&mut *cbuf, &mut *cr, &mut *cw);
+        let at = (&acc, chosen.as_deref());
+        let r = Box::pin(super::stats_page::serve(page, fe, &req, io, at)).await;
+        (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+        applet_log(&mut txn);
+        if !r.keep_alive {
+            return Flow::End;
+        }
+        (*txn_start, *txn_start_utc) = (Instant::now(), chrono::Utc::now());
+        return Flow::Next;
+    }
+
+    let Some(be) = chosen else {
         txn.status = 503;
         txn.set_term(b'S', b'C');
-        txn.bytes_out =
-            send_error(&mut *cw, 503, ErrorFlavor::Stream { close: true }, fe, None).await;
+        txn.bytes_out = send_error(
+            &mut *cw,
+            503,
+            ErrorFlavor::Stream { close: true },
+            fe,
+            None,
+        )
+        .await;
         return Flow::End;
     };
     txn.be = Some(Arc::clone(&be));
+    // Idle server connections belong to the backend of the previous request (server
+    // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
+    if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
+        for c in idle.0.drain(..) {
+            c.close_reset();
+        }
+        *idle_be = Some(Arc::clone(&be));
+    }
     let be_active = BeActive::new(&be);
     let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
     if super::is_stopping() {
@@ -812,6 +999,22 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
 
     // ---- server choice and connection
+    let ck = be.persist.as_ref().map(|p| {
+        let c = p.on_request(&mut req, |i| {
+            be.servers[i].up.load(std::sync::atomic::Ordering::Acquire)
+        });
+        if p.logged() {
+            txn.term[2] = c.state;
+            txn.term[3] = b'N';
+        }
+        txn.ck_method = match &req.method[..] {
+            b"GET" | b"HEAD" => b"GET",
+            b"POST" => b"POST",
+            _ => b"",
+        };
+        txn.ck_direct = c.server;
+        c
+    });
     let hl = |name: &[u8]| first_header(&req, name);
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::Lookup(&hl));
     let ctx = ConnCtx {
@@ -829,7 +1032,10 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         });
     let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
     let tq = Instant::now();
-    let assigned = be.assign(&key, None).await;
+    let assigned = match ck.and_then(|c| c.server) {
+        Some(i) => be.assign_server(i, &mut txn.cs).await,
+        None => be.assign_with(&key, None, &mut txn.cs).await,
+    };
     txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
     let slot = match assigned {
         Ok(s) => {
@@ -866,8 +1072,12 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     };
     let mut reused = None;
     if let Some(s) = &slot {
-        while let Some(pos) = idle.iter().position(|c| c.srv == s.srv) {
-            let c = idle.remove(pos);
+        while let Some(pos) = idle
+            .0
+            .iter()
+            .position(|c| c.srv == s.srv && c.hdr_src == hip)
+        {
+            let c = idle.0.remove(pos);
             if c.still_usable() {
                 reused = Some(c);
                 break;
@@ -877,13 +1087,19 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     let conn = match reused {
         Some(c) => {
             txn.cs.connect_ms = 0;
-            (txn.cs.server_addr, txn.cs.local_addr) = *c.addrs;
+            txn.cs.reused = true;
+            txn.cs.server_addr = c.peer;
+            txn.cs.local_addr = c.local;
             Ok((c, slot, true))
         }
         None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
             Ok((s, sl)) => {
                 let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                Ok((ServerConn::new(s, srv, &mut txn.cs, logged), sl, false))
+                // The local address (`%bi:%bp`) costs a getsockname: only when logged.
+                if logged {
+                    txn.cs.local_addr = s.local_addr().ok();
+                }
+                Ok((ServerConn::new(s, srv, &txn.cs, hip), sl, false))
             }
             Err(status) => Err(status),
         },
@@ -893,7 +1109,12 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         Err(status) => {
             let keep = plan.client_keep_alive && no_body;
             txn.status = status as i32;
-            txn.set_term(if status == 500 { b'R' } else { b'S' }, b'C');
+            let cause = match status {
+                500 => b'R',
+                _ if txn.cs.connect_timed_out => b's',
+                _ => b'S',
+            };
+            txn.set_term(cause, b'C');
             txn.bytes_out = send_error(
                 &mut *cw,
                 status,
@@ -978,12 +1199,19 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             // The server may have answered (and closed) before reading the request:
             // read what it sent; an empty answer becomes a 502 there.
         }
-        // Not boxed: the transaction future is already on the heap.
-        let r = exchange(
-            fe, &be, &mut *cr, &mut *cw, &mut *cbuf, conn, rq_framer, info, req_11, plan,
-            was_reused, &mut txn,
-        )
-        .await;
+        // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
+        // `shutdown sessions server` ends the transaction (HAProxy's `K` termination).
+        let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+        let r = tokio::select! {
+            r = Box::pin(exchange(
+                fe, &be, &mut *cr, &mut *cw, &mut *cbuf, conn, rq_framer, info, req_11, plan,
+                was_reused, &mut txn,
+            )) => r,
+            _ = super::admin::killed(kill.as_mut()) => {
+                txn.set_term(b'K', if txn.resp_head.is_some() { b'D' } else { b'H' });
+                RespEnd::Abort
+            }
+        };
         if matches!(r, RespEnd::RetryableEmpty) && no_body {
             was_reused = false;
             drop(sc.take());
@@ -1017,19 +1245,22 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             drop(slot);
             let Some(sc) = sc else { return Flow::Next };
             let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
-            if queue {
-                // Requests wait for this server: free the connection at once (RST).
-                let _ = crate::tproxy::sockopt::set_reset_on_close(sc.w.as_ref());
-            }
-            if server_reusable && plan.server_keep_alive && sc.srv != usize::MAX && !queue {
-                if idle.len() >= MAX_SESSION_SRV_CONNS {
-                    idle.remove(0);
+            if server_reusable
+                && plan.server_keep_alive
+                && client_keep_alive
+                && sc.srv != usize::MAX
+                && !queue
+            {
+                if idle.0.len() >= MAX_SESSION_SRV_CONNS {
+                    idle.0.remove(0).close_reset();
                 }
                 let mut sc = sc;
                 bufpool::release(&mut sc.buf);
                 // Exactly the room needed: an idle session keeps this vector.
-                idle.reserve_exact(1);
-                idle.push(sc);
+                idle.0.reserve_exact(1);
+                idle.0.push(sc);
+            } else {
+                sc.close_reset();
             }
             if !client_keep_alive {
                 let _ = cw.shutdown().await;
@@ -1058,6 +1289,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             txn.status = status as i32;
             match status {
                 504 => txn.set_term(b's', b'H'),
+                503 if txn.cs.connect_timed_out => txn.set_term(b's', b'C'),
                 503 => txn.set_term(b'S', b'C'),
                 _ => txn.set_term(b'S', b'H'),
             }
@@ -1100,6 +1332,129 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     Flow::Next
 }
 
+/// Answers a request the rules handled (`deny`, `return`, `redirect`, `tcp-request content
+/// reject`); `true` when the client connection stays open for another request.
+async fn answer_locally(
+    fe: &Frontend,
+    cw: &mut OwnedWriteHalf,
+    req: &Request,
+    v: super::rules::ReqVerdict,
+    txn: &mut TxnLog,
+) -> bool {
+    use super::rules::ReqVerdict;
+    let be_mode = match &v {
+        ReqVerdict::Deny { be: Some(b), .. } | ReqVerdict::Reply { be: Some(b), .. } => b.http.mode,
+        _ => fe.http.mode,
+    };
+    let plan = http1::plan_request(req, fe.http.mode, be_mode);
+    let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
+    let keep = plan.client_keep_alive && no_body && !super::is_stopping();
+    match v {
+        ReqVerdict::Forward(_) => true,
+        ReqVerdict::Close { reset, tcp } => {
+            // Logged with `%Tq` -1; a `tcp-request content` reject as a `<BADREQ>` with no
+            // status (measured).
+            txn.set_term(b'P', b'R');
+            txn.head_done = None;
+            if tcp {
+                txn.request_line = None;
+            }
+            if reset {
+                super::rules::silent_drop(cw.as_ref());
+            } else {
+                let _ = cw.shutdown().await;
+            }
+            false
+        }
+        ReqVerdict::Tarpit { status, be } => {
+            // Held for `timeout tarpit` (else `timeout connect`), then the error page.
+            let t = &fe.proxy.timeouts;
+            let wait = t
+                .tarpit
+                .as_ref()
+                .or(t.connect.as_ref())
+                .map_or(0, |x| x.value);
+            let t0 = Instant::now();
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            // HAProxy logs the tarpit wait as `%Tw`, with `%Tq` -1 (measured).
+            txn.cs.queue_ms = logging::ms_between(t0, Instant::now());
+            txn.head_done = None;
+            txn.status = status as i32;
+            txn.set_term(b'P', b'T');
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
+            keep
+        }
+        ReqVerdict::Deny { status, be } => {
+            super::counters::denied_request(fe, be.as_deref());
+            txn.status = status as i32;
+            txn.set_term(b'P', b'R');
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
+            keep
+        }
+        ReqVerdict::Reply {
+            status,
+            mut head,
+            body,
+            ..
+        } => {
+            txn.status = status as i32;
+            txn.set_term(b'L', b'R');
+            let conn = if !keep {
+                http1::errors::ConnHeader::Close
+            } else if !req.version.is_11() {
+                http1::errors::ConnHeader::KeepAlive
+            } else {
+                http1::errors::ConnHeader::None
+            };
+            super::rules::finish_reply(&mut head, conn);
+            // No body in the answer to a HEAD request.
+            if !req.is_head() {
+                head.extend_from_slice(&body);
+            }
+            let _ = write_all(cw, &head, fe.client_timeout).await;
+            txn.bytes_out = error_htx(&head);
+            if !keep {
+                let _ = cw.shutdown().await;
+            }
+            keep
+        }
+        ReqVerdict::Service(_) => {
+            let r = super::prometheus::serve(fe, req, cw).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(txn);
+            r.keep_alive
+        }
+    }
+}
+
+/// The error page of a rule (`deny`, `tarpit`): without its body for a HEAD request.
+async fn rule_error(
+    cw: &mut OwnedWriteHalf,
+    req: &Request,
+    status: u16,
+    close: bool,
+    fe: &Frontend,
+    be: Option<&Backend>,
+) -> u64 {
+    if !req.is_head() {
+        return send_error(cw, status, ErrorFlavor::Stream { close }, fe, be).await;
+    }
+    let Some(mut bytes) = error_bytes(status, ErrorFlavor::Stream { close }, fe, be) else {
+        let _ = cw.shutdown().await;
+        return 0;
+    };
+    let end = bytes
+        .windows(4)
+        .position(|x| x == b"\r\n\r\n")
+        .map_or(bytes.len(), |i| i + 4);
+    bytes.truncate(end);
+    let _ = write_all(cw, &bytes, fe.client_timeout).await;
+    if close {
+        let _ = cw.shutdown().await;
+    }
+    error_htx(&bytes)
+}
+
 fn connect_status(e: &ConnectError) -> u16 {
     match e {
         ConnectError::Resource(m) if m.contains("hdr_ip") => 500,
@@ -1115,13 +1470,11 @@ async fn connect_for(
     slot: Option<Slot>,
     cs: &mut ConnStats,
 ) -> Result<(TcpStream, Option<Slot>), u16> {
-    let q = cs.queue_ms.max(0);
-    let r = be
-        .connect_with(key, ctx, hip, slot, cs)
+    // The time already queued stays counted; a re-assignment (redispatch) adds to it.
+    cs.queue_ms = cs.queue_ms.max(0);
+    be.connect_with(key, ctx, hip, slot, cs)
         .await
-        .map_err(|e| connect_status(&e));
-    cs.queue_ms += q;
-    r
+        .map_err(|e| connect_status(&e))
 }
 
 /// The value of the first `name` header (case-insensitive), for the balancing key.
@@ -1132,7 +1485,8 @@ fn first_header<'a>(req: &'a Request, name: &[u8]) -> Option<&'a [u8]> {
         .map(|h| &h.value[..])
 }
 
-/// A fresh connection for a request whose reused connection died.
+/// A fresh connection for a request whose reused connection died; the local address is
+/// asked of the kernel only when the transaction is `logged`.
 #[allow(clippy::too_many_arguments)]
 async fn fresh(
     be: &Arc<Backend>,
@@ -1148,7 +1502,10 @@ async fn fresh(
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::Lookup(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-    Ok((ServerConn::new(s, srv, cs, logged), sl))
+    if logged {
+        cs.local_addr = s.local_addr().ok();
+    }
+    Ok((ServerConn::new(s, srv, cs, hip), sl))
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
@@ -1178,18 +1535,25 @@ async fn exchange(
     let req_done_flag = std::sync::atomic::AtomicBool::new(req_done);
     let client_to = fe.client_timeout;
     let server_to = be.server_timeout;
+    // Errors give the termination cause. While the response is awaited, HAProxy lets the server
+    // timeout catch a stalled request body (measured: `timeout client` does not end it; the
+    // server timeout gives 504 `sH`).
+    let _ = client_to;
     let send_body = async {
         loop {
             if rq_framer.is_done() {
-                return Ok::<(), IoEnd>(());
+                return Ok::<(), u8>(());
             }
-            let n = read_more(cr, cbuf, client_to).await?;
+            let n = read_more(cr, cbuf, None).await.map_err(|_| b'C')?;
             if n == 0 {
-                return Err(IoEnd::Io);
+                return Err(b'C');
             }
             let mut out = Vec::with_capacity(cbuf.len() + 16);
-            let step = rq_framer.feed(cbuf, &mut out).map_err(|_| IoEnd::Io)?;
-            write_all(sw, &out, server_to).await?;
+            let step = rq_framer.feed(cbuf, &mut out).map_err(|_| b'C')?;
+            write_all(sw, &out, server_to).await.map_err(|e| match e {
+                IoEnd::Timeout => b's',
+                IoEnd::Io => b'S',
+            })?;
             cbuf.drain(..step.consumed);
             if step.done {
                 req_done_flag.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1204,6 +1568,7 @@ async fn exchange(
             match http1::parse_response(sbuf, info, &Limits::default()) {
                 Ok(Parsed::Complete(r)) => {
                     if r.interim {
+                        txn.bytes_out += htx_head([8, 3, r.reason.len()], &r.headers);
                         let mut h = Vec::new();
                         http1::write_response_head(&mut h, &r, WriteOpts::default());
                         sbuf.drain(..r.head_len);
@@ -1245,9 +1610,78 @@ async fn exchange(
             }
         };
         sbuf.drain(..resp.head_len);
+        txn.bytes_out += htx_head([8, 3, resp.reason.len()], &resp.headers);
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
+        let verdict = match txn.vars.clone() {
+            Some(vars) => {
+                let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+                super::rules::on_response(fe, be, &txn.acc, &mut resp, &mut v)
+            }
+            None => None,
+        };
+        if let Some(v) = verdict {
+            // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`;
+            // HAProxy then logs no response time (`%Tr` -1).
+            txn.resp_head = None;
+            use super::rules::ResVerdict;
+            match v {
+                ResVerdict::Deny(st) => {
+                    txn.set_term(b'P', b'H');
+                    return RespEnd::Error(st);
+                }
+                ResVerdict::Drop => {
+                    txn.set_term(b'P', b'H');
+                    super::rules::silent_drop(cw.as_ref());
+                    return RespEnd::Abort;
+                }
+                ResVerdict::Reply {
+                    status,
+                    mut head,
+                    body,
+                } => {
+                    let plan2 = http1::finish_client_plan(plan, &resp);
+                    let keep = plan2.client_keep_alive
+                        && req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
+                    let conn = if !keep {
+                        http1::errors::ConnHeader::Close
+                    } else if !req_11 {
+                        http1::errors::ConnHeader::KeepAlive
+                    } else {
+                        http1::errors::ConnHeader::None
+                    };
+                    super::rules::finish_reply(&mut head, conn);
+                    if !info.head {
+                        head.extend_from_slice(&body);
+                    }
+                    txn.status = status as i32;
+                    txn.set_term(b'L', b'H');
+                    if write_all(cw, &head, client_to).await.is_err() {
+                        return RespEnd::Abort;
+                    }
+                    txn.bytes_out += head.len() as u64;
+                    return RespEnd::Done {
+                        server_reusable: false,
+                        client_keep_alive: keep,
+                    };
+                }
+            }
+        }
+        if let (Some(p), Some(srv)) = (&be.persist, txn.cs.server) {
+            let direct = txn.ck_direct == Some(srv);
+            let st = p.on_response(&mut resp, srv, direct, txn.ck_method);
+            if p.logged() {
+                txn.term[3] = st;
+            }
+        }
+        if fe.log().is_some_and(|l| l.logasap) {
+            // HAProxy counts what its buffer holds of the response: the head and the body
+            // bytes that came with it.
+            txn.bytes_out += buffered_htx(resp.body, sbuf);
+            txn.bytes_in = 0;
+            txn.emit(true);
+        }
         let mut plan2 = http1::finish_client_plan(plan, &resp);
         if super::is_stopping() {
             plan2.client_keep_alive = false;
@@ -1265,12 +1699,12 @@ async fn exchange(
         // The head goes out with the body bytes already read, in one write.
         let mut out = bufpool::Pooled::new();
         http1::write_response_head(&mut out, &resp, WriteOpts::default());
-        let mut head_len = out.len();
-        txn.bytes_out += htx_size(head_len, resp.headers.len());
         resp.recycle();
+        let mut head_len = out.len();
         if tunnel {
-            if write_all(cw, &out, client_to).await.is_err() {
-                txn.set_term(b'C', b'D');
+            if let Err(e) = write_all(cw, &out, client_to).await {
+                txn.set_term(client_cause(e), b'D');
+                txn.bytes_out += buffered_htx(resp_body, sbuf);
                 return RespEnd::Abort;
             }
             return RespEnd::Tunnel;
@@ -1283,22 +1717,29 @@ async fn exchange(
                     Ok(s) => s,
                     Err(_) => {
                         // A bad body: the head still goes, then the connection is cut.
-                        out.truncate(head_len);
                         if head_len != 0 {
-                            let _ = write_all(cw, &out, client_to).await;
+                            out.truncate(head_len);
+                            if let Err(e) = write_all(cw, &out, client_to).await {
+                                txn.set_term(client_cause(e), b'D');
+                                txn.bytes_out += buffered_htx(resp_body, sbuf);
+                            }
                         }
                         return RespEnd::Abort;
                     }
                 };
                 if !out.is_empty() {
-                    if write_all(cw, &out, client_to).await.is_err() {
-                        txn.set_term(b'C', b'D');
+                    if let Err(e) = write_all(cw, &out, client_to).await {
+                        txn.set_term(client_cause(e), b'D');
+                        if head_len != 0 {
+                            // HAProxy had received the body bytes that came with the head.
+                            framer.take_htx();
+                            txn.bytes_out += buffered_htx(resp_body, sbuf);
+                        }
                         return RespEnd::Abort;
                     }
-                    txn.bytes_out += (out.len() - head_len) as u64;
                 }
-                out.clear();
                 head_len = 0;
+                txn.bytes_out += framer.take_htx();
                 sbuf.drain(..step.consumed);
                 if step.done {
                     let extra = !sbuf.is_empty();
@@ -1332,27 +1773,90 @@ async fn exchange(
             }
         }
     };
-    tokio::pin!(send_body);
-    tokio::pin!(response);
-    loop {
-        tokio::select! {
-            r = &mut send_body, if !req_done => match r {
-                Ok(()) => req_done = true,
-                Err(_) => return RespEnd::Abort,
-            },
-            r = &mut response => {
-                let done_now = req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
-                return match r {
-                    RespEnd::Done { server_reusable, client_keep_alive } => RespEnd::Done {
-                        server_reusable: server_reusable && done_now,
-                        client_keep_alive: client_keep_alive && done_now,
-                    },
-                    RespEnd::Error(st) if !done_now => RespEnd::ErrorClose(st),
-                    RespEnd::RetryableEmpty if !done_now => RespEnd::ErrorClose(502),
-                    other => other,
-                };
+    let r = {
+        tokio::pin!(send_body);
+        tokio::pin!(response);
+        loop {
+            tokio::select! {
+                r = &mut send_body, if !req_done => match r {
+                    Ok(()) => req_done = true,
+                    Err(cause) => break Err(cause),
+                },
+                r = &mut response => {
+                    let done_now = req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
+                    break Ok(match r {
+                        RespEnd::Done { server_reusable, client_keep_alive } => RespEnd::Done {
+                            server_reusable: server_reusable && done_now,
+                            client_keep_alive: client_keep_alive && done_now,
+                        },
+                        RespEnd::Error(st) if !done_now => RespEnd::ErrorClose(st),
+                        RespEnd::RetryableEmpty if !done_now => RespEnd::ErrorClose(502),
+                        other => other,
+                    });
+                }
             }
         }
+    };
+    txn.bytes_in += rq_framer.take_htx();
+    match r {
+        Ok(r) => r,
+        Err(cause) => {
+            txn.set_term(cause, b'D');
+            RespEnd::Abort
+        }
+    }
+}
+
+/// The HTX size of the body bytes of a `kind` body at the start of `buf`.
+fn buffered_htx(kind: BodyKind, buf: &[u8]) -> u64 {
+    let mut c = Codec::new(kind, Direction::Response);
+    let _ = c.feed(buf, &mut Vec::new());
+    c.take_htx()
+}
+
+fn client_cause(e: IoEnd) -> u8 {
+    match e {
+        IoEnd::Timeout => b'c',
+        IoEnd::Io => b'C',
+    }
+}
+
+/// A request answered by the stats page or a service: HAProxy logs `LR` and zero timers.
+fn applet_log(txn: &mut TxnLog) {
+    txn.set_term(b'L', b'R');
+    (txn.cs.queue_ms, txn.cs.connect_ms) = (0, 0);
+    let now = Instant::now();
+    (txn.sent, txn.resp_head) = (Some(now), Some(now));
+}
+
+impl TxnLog {
+    /// Counts the finished transaction in the traffic counters (`show stat`).
+    fn count(&self) {
+        let end = Instant::now();
+        let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
+        super::counters::finished(
+            &self.fe.ctr,
+            self.be.as_deref(),
+            &super::counters::Finished {
+                http: true,
+                status: self.status,
+                from_server: self.resp_head.is_some(),
+                bytes_in: self.bytes_in,
+                bytes_out: self.bytes_out,
+                backend: self.be.is_some(),
+                server: self.cs.server,
+                reused: self.cs.reused,
+                retries: self.cs.retries,
+                term: [self.term[0], self.term[1]],
+                t_queue: self.cs.queue_ms,
+                t_connect: self.cs.connect_ms,
+                t_response: match (self.sent, self.resp_head) {
+                    (Some(a), Some(b)) => ms(a, b),
+                    _ => -1,
+                },
+                t_total: ms(self.start, end),
+            },
+        );
     }
 }
 
@@ -1412,8 +1916,43 @@ mod tests {
     }
 
     #[test]
-    fn htx_sizes() {
-        assert_eq!(htx_size(100, 3), 88);
-        assert_eq!(htx_size(2, 3), 0);
+    fn error_sizes_as_haproxy_logs_them() {
+        for close in [false, true] {
+            let flavor = ErrorFlavor::Stream { close };
+            let b503 = http1::builtin_error(503, flavor).unwrap();
+            let b504 = http1::builtin_error(504, flavor).unwrap();
+            assert_eq!(
+                (error_htx(&b503), error_htx(&b504)),
+                (217, 198),
+                "close {close}"
+            );
+        }
+    }
+
+    /// Sizes HAProxy 2.6.12 logged (`%U`, `%B`) for these messages.
+    #[test]
+    fn htx_head_sizes_as_measured() {
+        let r = req("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 39);
+        let r = req("GET /a HTTP/1.1\r\nHost:   t  \r\nConnection: close\r\n\r\n");
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 39);
+        let r = req("GET /a HTTP/1.1\r\nHost: t\r\nConnection: foo, close\r\nFoo: 1\r\n\r\n");
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 56);
+        let r = req(
+            "GET /a HTTP/1.1\r\nHost: 127.0.0.1:47550\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        );
+        assert_eq!(htx_head([3, 2, 8], &r.headers), 83);
+        // `HTTP/1.1 200 Fine Thanks` with two headers: 81.
+        let h = [
+            http1::Header::new(b"Content-Length", b"0"),
+            http1::Header::new(b"X-Long-Header", b"0123456789"),
+        ];
+        assert_eq!(htx_head([8, 3, 11], &h), 81);
+        // A chunked body `3 abc` with trailer `X-T: 1`: 3 + 4 + 1 (end of trailers).
+        let mut c = Codec::new(BodyKind::Chunked, Direction::Response);
+        c.feed(b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", &mut Vec::new())
+            .unwrap();
+        assert_eq!(c.take_htx(), 8);
+        assert_eq!(c.take_htx(), 0);
     }
 }

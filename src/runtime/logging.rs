@@ -26,6 +26,9 @@ pub struct FrontendLog {
     dontlog_normal: bool,
     /// `option log-separate-errors`: abnormal sessions at level err.
     separate_errors: bool,
+    /// `option logasap`: HTTP transactions are logged when the response head arrives, TCP
+    /// sessions once the server connection is established.
+    pub logasap: bool,
     format: Option<LogFormat>,
     sd: Option<LogFormat>,
     id: LogIdentity,
@@ -112,6 +115,7 @@ impl FrontendLog {
             dontlognull: p.option("dontlognull"),
             dontlog_normal: p.option("dontlog-normal"),
             separate_errors: p.option("log-separate-errors"),
+            logasap: p.option("logasap") && format.is_some(),
             format,
             sd,
             id: LogIdentity {
@@ -168,6 +172,9 @@ impl FrontendLog {
         } else {
             syslog::LEVEL_INFO
         };
+        // HAProxy prints the `+` signs on every line of a `logasap` frontend, also on those
+        // logged at the end (errors before any response; measured).
+        rec.logasap |= self.logasap;
         rec.hostname = Arc::clone(&self.logging.hostname);
         rec.pid = self.id.pid;
         rec.derive_timers();
@@ -209,6 +216,49 @@ pub fn init_events<'a>(
     }
     let _ = EVENTS.set(m);
     let _ = LOGGING.set(Arc::clone(logging));
+    let mut targets = Vec::new();
+    for g in &cfg.global.log {
+        if let Ok(o) = parse_global_log_args(&words(&g.value))
+            .and_then(|t| OpenTarget::open(t).map_err(|e| e.to_string()))
+        {
+            targets.push(o);
+        }
+    }
+    if !targets.is_empty() {
+        let tag = cfg
+            .global
+            .log_tag
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_else(|| "haproxy".to_string());
+        let send_hostname = cfg.global.log_send_hostname.as_ref().map(|h| {
+            h.value
+                .clone()
+                .or(cfg.global.hostname.as_ref().map(|n| n.value.clone()))
+                .unwrap_or_else(|| logging.hostname.to_string())
+        });
+        let id = LogIdentity {
+            tag,
+            pid: std::process::id(),
+            send_hostname,
+        };
+        let _ = GLOBAL_EVENTS.set((targets, id));
+    }
+}
+
+/// The global `log` targets, for the process's own events (HAProxy's `send_log(NULL, ...)`).
+static GLOBAL_EVENTS: std::sync::OnceLock<(Vec<OpenTarget>, LogIdentity)> =
+    std::sync::OnceLock::new();
+
+/// Sends one process event (not tied to a proxy) to the global `log` targets.
+pub fn global_event(level: u8, text: &str) {
+    let (Some((targets, id)), Some(l)) = (GLOBAL_EVENTS.get(), LOGGING.get()) else {
+        return;
+    };
+    let now = syslog::now_local();
+    for t in targets {
+        t.emit(&l.sender, id, level, &now, b"- ", text.as_bytes());
+    }
 }
 
 static LOGGING: std::sync::OnceLock<Arc<Logging>> = std::sync::OnceLock::new();

@@ -16,11 +16,17 @@ pub mod admin;
 pub mod backend;
 pub mod bufpool;
 pub mod check;
+pub mod check_rules;
+pub mod counters;
 pub mod forward;
 pub mod http;
 pub mod listen;
 pub mod logging;
 pub mod ops;
+pub mod persist;
+pub mod prometheus;
+pub mod rules;
+pub mod stats_page;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -74,6 +80,10 @@ pub struct Frontend {
     pub log: std::sync::OnceLock<Option<logging::FrontendLog>>,
     pub maxconn_value: u32,
     pub active: AtomicUsize,
+    /// ACL-based rules (`use_backend if`, `http-request`, `tcp-request`, ...).
+    pub rules: rules::FeRules,
+    /// Traffic counters (`show stat`).
+    pub ctr: counters::FeCounters,
 }
 
 impl Frontend {
@@ -139,6 +149,10 @@ pub fn run(cfg: Config, diags: &mut Diags) -> i32 {
     run_with(cfg, diags, &RunOpts::default())
 }
 
+fn notice_line(text: &str) {
+    eprintln!("[NOTICE]   ({}) : {}", std::process::id(), text);
+}
+
 fn warn_line(text: &str) {
     eprintln!("[WARNING]  ({}) : {}", std::process::id(), text);
 }
@@ -194,22 +208,22 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         be_by_name.insert(p.name.clone(), Arc::clone(&be));
         backends.push(be);
     }
+    let proxy_ids = admin::proxy_ids_by_name(&cfg);
     let mut frontends = Vec::new();
     let mut fe_proxies = Vec::new();
     for p in &proxies {
         if p.disabled || !p.cap().contains(Cap::FE) || p.binds.is_empty() {
             continue;
         }
+        // The first unconditional `use_backend`; conditional ones before it are evaluated per
+        // request (runtime::rules).
         let mut target = None;
-        for ub in &p.use_backends {
-            if ub.cond.is_none() {
-                target = be_by_name.get(&ub.backend).cloned();
-                break;
-            }
-            startup_warnings.push(format!(
-                "parsing [{}] : 'use_backend' conditions are not evaluated by this version; the rule is ignored.",
-                ub.loc
-            ));
+        if let Some(ub) = p
+            .use_backends
+            .iter()
+            .find(|u| u.cond.is_none() && u.dynamic.is_none())
+        {
+            target = be_by_name.get(&ub.backend).cloned();
         }
         if target.is_none() {
             if let Some(db) = &p.default_backend {
@@ -250,6 +264,8 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             log: std::sync::OnceLock::new(),
             maxconn_value: fe_maxconn,
             active: AtomicUsize::new(0),
+            rules: rules::FeRules::build(p, &be_by_name, &proxy_ids),
+            ctr: Default::default(),
         }));
         fe_proxies.push(fe_maxconn);
     }
@@ -416,6 +432,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         shared,
         bound,
         cfg.global.hard_stop_after.as_ref().map(|h| h.value),
+        cfg.global.grace.as_ref().map(|g| g.value).unwrap_or(0),
     ))
 }
 
@@ -448,6 +465,7 @@ async fn serve(
     shared: Arc<Shared>,
     bound: Vec<(usize, listen::Bound, Arc<Semaphore>)>,
     hard_stop_after: Option<u64>,
+    grace_ms: u64,
 ) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
     let mut acceptors = Vec::new();
@@ -506,6 +524,17 @@ async fn serve(
             s.recv().await;
         }
         None => std::future::pending::<()>().await,
+    }
+    if grace_ms > 0 {
+        // `grace`: the listeners keep accepting meanwhile, so that external health checks
+        // see the stopping state before the sockets go (HAProxy's messages and levels).
+        let text = format!("Scheduling a soft-stop in {grace_ms} ms.");
+        notice_line(&text);
+        logging::global_event(crate::log::syslog::LEVEL_WARNING, &text);
+        tokio::time::sleep(Duration::from_millis(grace_ms)).await;
+        let text = "Grace period expired, proceeding with soft-stop now.";
+        notice_line(text);
+        logging::global_event(crate::log::syslog::LEVEL_NOTICE, text);
     }
     // Soft stop: close the listeners, let sessions finish.
     STOPPING.store(true, Ordering::Release);
@@ -596,6 +625,8 @@ where
     async move {
         let sess = admin::session_opened(&fe, peer);
         {
+            // The session is polled first (biased): `shutdown sessions server` also reaches
+            // its transaction, which ends itself and logs the `K` termination.
             let killed = sess.killed();
             tokio::pin!(killed);
             // SAFETY: `session` belongs to this async block, which is pinned while it runs;
@@ -703,7 +734,8 @@ async fn accept_loop(
         shared.active.fetch_add(1, Ordering::AcqRel);
         ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);
-        fe.active.fetch_add(1, Ordering::AcqRel);
+        let cur = fe.active.fetch_add(1, Ordering::AcqRel) + 1;
+        counters::accepted(&fe.ctr, cur as u32);
         let guard = SessionGuard {
             shared: Arc::clone(&shared),
             fe: Arc::clone(&fe),
@@ -718,6 +750,17 @@ async fn accept_loop(
             accept_utc: chrono::Utc::now(),
             accept_at: tokio::time::Instant::now(),
         };
+        let verdict = rules::accept_connection(&fe, &acc);
+        if verdict != rules::ConnVerdict::Accept {
+            fe.ctr.denied_conn.fetch_add(1, Ordering::Relaxed);
+            // `tcp-request connection reject`: reset at once (as HAProxy), not logged.
+            if verdict == rules::ConnVerdict::Reset {
+                let _ = crate::tproxy::sockopt::set_reset_on_close(&stream);
+            }
+            drop(guard);
+            drop(stream);
+            continue;
+        }
         if let (Some(l), Some(od)) = (fe.log(), acc.orig_dst) {
             if l.wants_connect_line() {
                 l.connect_line(peer, od.sock_addr(), &fe.name, fe.mode == Mode::Http);

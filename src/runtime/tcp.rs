@@ -38,7 +38,14 @@ pub fn session(
     acc: Accepted,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let Some(be) = fe.backend.clone() else {
+        let Some(be) = (match super::rules::tcp_start(&fe, &client, &acc).await {
+            Some(b) => b,
+            None => {
+                // `tcp-request content reject`.
+                close_gracefully(client);
+                return;
+            }
+        }) else {
             return;
         };
         be.cum_conns.fetch_add(1, Ordering::Relaxed);
@@ -50,7 +57,20 @@ pub fn session(
             orig_dst: acc.orig_dst,
         };
         let mut cs = ConnStats::default();
-        let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
+        let r = tokio::select! {
+            r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(r),
+            _ = client_reset(&client) => None,
+        };
+        let Some(r) = r else {
+            // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
+            let mut rec = base_record(&fe, &be, &acc, &cs);
+            rec.term_state = logging::term(b'C', b'D');
+            drop(active);
+            rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+            finish(&fe, rec, &acc);
+            return;
+        };
+        super::counters::tcp_started(&be, &cs);
         let (server, slot) = match r {
             Ok(x) => x,
             Err(e) => {
@@ -72,8 +92,12 @@ pub fn session(
                 if matches!(e, ConnectError::NoServer) {
                     rec.server = None;
                 }
+                if matches!(e, ConnectError::QueueTimeout) {
+                    rec.t_queue = Some(cs.queue_ms);
+                }
                 drop(active);
                 rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+                super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
                 finish(&fe, rec, &acc);
                 close_gracefully(client);
                 return;
@@ -86,6 +110,13 @@ pub fn session(
         if let Some(s) = &slot {
             super::admin::session_server(&be, s.server());
         }
+        // `option logasap`: logged now, with `+` before `%B %Tt`, and not at the end.
+        let asap = fe.log().is_some_and(|l| l.logasap);
+        if asap {
+            let mut rec = base_record(&fe, &be, &acc, &cs);
+            rec.logasap = true;
+            finish(&fe, rec, &acc);
+        }
         // The log record is built when the session ends (an idle pair keeps no 768-byte record),
         // with the connection counts of now.
         let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
@@ -93,17 +124,26 @@ pub fn session(
         let tmo = tunnel_timeouts(&fe, Some(&be));
         // `shutdown sessions server` ends the session (HAProxy's `K` termination).
         let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
-        let mut killed = false;
-        let st = tokio::select! {
-            st = forward::forward(client, server, tmo, &[], &[]) => st,
-            _ = super::admin::killed(kill.as_mut()) => {
-                killed = true;
-                forward::Stats { end: forward::End::Done, to_server: 0, to_client: 0 }
-            }
-        };
+        let st = forward::forward_until(
+            client,
+            server,
+            tmo,
+            &[],
+            &[],
+            super::admin::killed(kill.as_mut()),
+        )
+        .await;
         drop(slot);
         drop(active);
-        if fe.log().is_none() {
+        super::counters::tcp_session(
+            &fe,
+            &be,
+            &cs,
+            Some((&st, st.end == forward::End::Killed)),
+            [0; 4],
+            &acc,
+        );
+        if fe.log().is_none() || asap {
             return;
         }
         let mut rec = base_record(&fe, &be, &acc, &cs);
@@ -119,11 +159,20 @@ pub fn session(
             forward::End::Timeout { client: false } => logging::term(b's', b'D'),
             forward::End::Error { client: true } => logging::term(b'C', b'D'),
             forward::End::Error { client: false } => logging::term(b'S', b'D'),
+            // As HAProxy 2.6 logs it (measured `K-`, the bytes so far counted).
+            forward::End::Killed => logging::term(b'K', b'-'),
         };
-        if killed {
-            rec.term_state = logging::term(b'K', b'D');
-        }
         finish(&fe, rec, &acc);
+    }
+}
+
+/// Resolves when the client connection got an error (a reset).
+async fn client_reset(c: &TcpStream) {
+    loop {
+        match c.ready(tokio::io::Interest::ERROR).await {
+            Ok(r) if !r.is_error() => tokio::task::yield_now().await,
+            _ => return,
+        }
     }
 }
 
@@ -143,6 +192,8 @@ pub fn base_record(fe: &Frontend, be: &Backend, acc: &Accepted, cs: &ConnStats) 
         srv_conn: cs.server.map(|i| be.lb.served(i)).unwrap_or(0),
         retries: cs.retries,
         redispatched: cs.redispatched,
+        srv_queue: cs.srv_queue_pos,
+        backend_queue: cs.be_queue_pos,
         frontend: Arc::from(fe.name.as_str()),
         backend: Some(Arc::from(be.name.as_str())),
         server: cs.server.map(|i| Arc::from(be.servers[i].name.as_str())),

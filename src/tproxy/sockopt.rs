@@ -388,7 +388,8 @@ fn bind_ports(sock: &Socket, ip: IpAddr, ports: PortSpec) -> io::Result<()> {
 /// A refused IP_TRANSPARENT is a [`MissingCapability`] error.
 pub fn transparent_connect_socket(server: ServerAddr, bind: &SourceBind) -> io::Result<Socket> {
     let family = server.family();
-    // Non-blocking from the start (SOCK_NONBLOCK): no fcntl pair per connection.
+    // Non-blocking from socket(2) on (SOCK_NONBLOCK): no fcntl F_GETFL/F_SETFL pair for every
+    // server connection (HAProxy's connect path has none either).
     let sock = Socket::new(
         domain(family),
         Type::STREAM.nonblocking(),

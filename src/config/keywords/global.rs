@@ -29,11 +29,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ("crt-base", N(SSL), None),
     ("daemon", I, Some(g_daemon)),
     ("default-path", U, None),
-    (
-        "description",
-        N("shown only on the stats page, which rhaproxy lacks"),
-        None,
-    ),
+    ("description", I, Some(g_description)),
     ("deviceatlas-", U, None),
     (
         "expose-experimental-directives",
@@ -42,7 +38,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ),
     ("external-check", U, None),
     ("gid", I, Some(g_gid)),
-    ("grace", U, None),
+    ("grace", I, Some(g_grace)),
     ("group", I, Some(g_group)),
     ("h1-case-adjust", U, None),
     ("h1-case-adjust-file", U, None),
@@ -86,11 +82,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ("mworker-max-reloads", U, None),
     ("nbproc", U, Some(g_nbproc)),
     ("nbthread", I, Some(g_nbthread)),
-    (
-        "node",
-        N("shown only on the stats page, which rhaproxy lacks"),
-        None,
-    ),
+    ("node", I, Some(g_node)),
     (
         "numa-cpu-mapping",
         N("rhaproxy lets the kernel place its threads"),
@@ -293,6 +285,14 @@ fn g_nbproc(ctx: &mut LineCtx, _g: &mut Global, _a: &[String]) {
     ctx.alert("nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.");
 }
 
+fn g_description(_ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    g.description = Some(a[1..].join(" "));
+}
+
+fn g_node(_ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    g.node = a.get(1).cloned();
+}
+
 fn g_daemon(ctx: &mut LineCtx, g: &mut Global, _a: &[String]) {
     g.daemon = Some(ctx.loc.clone());
 }
@@ -408,6 +408,12 @@ fn time_arg(ctx: &mut LineCtx, a: &[String], kw: &str) -> Option<u64> {
             ctx.alert(format!("unexpected character '{c}' in argument to <{kw}>."));
             None
         }
+    }
+}
+
+fn g_grace(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = time_arg(ctx, a, "grace") {
+        g.grace = Some(Located::new(v, ctx.loc.clone()));
     }
 }
 

@@ -3,9 +3,11 @@
 //! (`rhaproxy --dump-compat`), and a test fails when the file is out of date.
 
 pub mod bind;
+pub mod checks;
 pub mod global;
 pub mod other;
 pub mod proxy;
+pub mod rules;
 pub mod server;
 
 use crate::config::ir::Loc;
@@ -40,6 +42,10 @@ pub struct LineCtx<'a> {
     pub negated: bool,
     /// `default` prefix given.
     pub defaulted: bool,
+    /// Set by a parser whose error stops HAProxy's parsing at once (ERR_ABORT).
+    pub abort: bool,
+    /// "not supported by rhaproxy" errors reported on this line.
+    pub unsupported: u32,
 }
 
 impl LineCtx<'_> {
@@ -82,6 +88,7 @@ impl LineCtx<'_> {
 
     /// The error for a keyword rhaproxy recognises but does not implement.
     pub fn unsupported(&mut self, what: &str, section: &str) {
+        self.unsupported += 1;
         self.alert(format!(
             "'{what}' in '{section}' section is a valid HAProxy 2.6 keyword but is not supported by rhaproxy yet."
         ));
@@ -89,6 +96,7 @@ impl LineCtx<'_> {
 
     /// A valid HAProxy argument form that rhaproxy does not implement.
     pub fn unsupported_arg(&mut self, what: &str, arg: &str) {
+        self.unsupported += 1;
         self.alert(format!(
             "'{what}': '{arg}' is valid for HAProxy 2.6 but is not supported by rhaproxy yet."
         ));

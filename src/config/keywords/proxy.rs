@@ -69,7 +69,7 @@ const TUNING: &str = "a kernel or tuning knob with no behavioural effect here";
 
 /// The proxy keyword table. Multi-word entries are matched before single-word ones.
 pub static PROXY_KEYWORDS: &[ProxyKw] = &[
-    kw("acl", "dFLB", U, None),
+    kw("acl", "dFLB", I, Some(super::rules::p_acl)),
     kw("backlog", "DFL", I, Some(p_backlog)),
     kw("balance", "DLB", I, Some(p_balance)),
     kw("bind", "FL", I, Some(p_bind)),
@@ -86,7 +86,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("clitcpka-idle", "DFL", N(TUNING), None),
     kw("clitcpka-intvl", "DFL", N(TUNING), None),
     kw("compression", "DFLB", U, None),
-    kw("cookie", "DLB", U, None),
+    kw("cookie", "DLB", I, Some(p_cookie)),
     kw("declare", "FL", U, None),
     kwm(
         "default-server",
@@ -96,12 +96,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::Fatal,
     ),
     kw("default_backend", "DFL", I, Some(p_default_backend)),
-    kw(
-        "description",
-        "FLB",
-        N("only shown by the stats page, which rhaproxy lacks"),
-        Some(p_description),
-    ),
+    kw("description", "FLB", I, Some(p_description)),
     kw("disabled", "DFLB", I, Some(p_disabled)),
     kw("enabled", "DFLB", I, Some(p_enabled)),
     kw("dispatch", "LB", U, None),
@@ -124,11 +119,20 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("hash-type", "DLB", I, Some(p_hash_type)),
     kw("hash-balance-factor", "DLB", I, Some(p_hash_balance_factor)),
     kw("http-after-response", "dFLB", U, None),
-    kw("http-request", "dFLB", U, None),
-    kw("http-response", "dFLB", U, None),
-    kw("http-check expect", "DLB", I, Some(p_http_check_expect)),
-    kw("http-check", "DLB", U, None),
-    kw("http-error", "DFLB", U, None),
+    kw(
+        "http-request",
+        "dFLB",
+        I,
+        Some(super::rules::p_http_request),
+    ),
+    kw(
+        "http-response",
+        "dFLB",
+        I,
+        Some(super::rules::p_http_response),
+    ),
+    kw("http-check", "DLB", I, Some(super::checks::p_http_check)),
+    kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
     kw(
         "http-reuse",
         "DLB",
@@ -162,7 +166,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("monitor-uri", "DFL", U, None),
     kw("persist", "DLB", U, None),
     kwm("rate-limit", "DFL", U, None, Miss::WarnWill),
-    kw("redirect", "FLB", U, None),
+    kw("redirect", "FLB", I, Some(super::rules::p_redirect)),
     kw("retries", "DLB", I, Some(p_retries)),
     kwm(
         "retry-on",
@@ -184,17 +188,17 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kwm("srvtcpka-cnt", "DLB", N(TUNING), None, Miss::WarnWill),
     kwm("srvtcpka-idle", "DLB", N(TUNING), None, Miss::WarnWill),
     kwm("srvtcpka-intvl", "DLB", N(TUNING), None, Miss::WarnWill),
-    kw("stats", "DFLB", U, None),
+    kw("stats", "DFLB", I, Some(p_stats)),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
-    kw("tcp-check", "DLB", U, None),
-    kw("tcp-request", "dFLB", U, None),
+    kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
+    kw("tcp-request", "dFLB", I, Some(super::rules::p_tcp_request)),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
     kw("transparent", "DLB", U, None),
     kw("unique-id-format", "DFL", U, None),
     kw("unique-id-header", "DFL", U, None),
-    kw("use_backend", "FL", I, Some(p_use_backend)),
+    kw("use_backend", "FL", I, Some(super::rules::p_use_backend)),
     kwm(
         "use-fcgi-app",
         "LB",
@@ -368,6 +372,128 @@ fn p_description(_ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     p.description = Some(a[1..].join(" "));
 }
 
+const STATS_EXPECTS: &str = "expects 'admin', 'uri', 'realm', 'auth', 'scope', 'enable', 'hide-version', 'show-node', 'show-desc' or 'show-legends'";
+
+/// `stats ...` (the stats page; `stats socket` is a global keyword).
+fn p_stats(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let sub = a.get(1).map(String::as_str).unwrap_or("");
+    let arg = a.get(2).filter(|s| !s.is_empty());
+    let defaults = p.kind == ProxyKind::Defaults;
+    match sub {
+        "" => {
+            ctx.alert_tight(format!("missing keyword in 'stats', {STATS_EXPECTS}."));
+            return;
+        }
+        "admin" if defaults => {
+            ctx.alert_tight("'stats admin' not allowed in 'defaults' section.");
+            return;
+        }
+        "http-request" if defaults => {
+            ctx.alert_tight("'stats' not allowed in 'defaults' section.");
+            return;
+        }
+        "http-request" => {
+            ctx.alert(
+                "'stats http-request' is valid in HAProxy 2.6 but not supported by rhaproxy yet.",
+            );
+            return;
+        }
+        "admin" | "uri" | "realm" | "auth" | "scope" | "enable" | "hide-version" | "show-node"
+        | "show-desc" | "show-legends" | "refresh" => {}
+        other => {
+            ctx.alert_tight(format!(
+                "unknown stats parameter '{other}', {STATS_EXPECTS}."
+            ));
+            return;
+        }
+    }
+    if sub == "admin" {
+        let unless = match arg.map(String::as_str) {
+            Some("if") => false,
+            Some("unless") => true,
+            _ => {
+                ctx.alert(
+                    "'stats admin' requires either 'if' or 'unless' followed by a condition.",
+                );
+                return;
+            }
+        };
+        const PREFIX: &str = "error detected while parsing a 'stats admin' rule";
+        match crate::acl::cond::parse_condition(unless, &a[3..], &p.acls, &ctx.loc) {
+            Ok((cond, warnings)) => {
+                for w in warnings {
+                    ctx.warning(w);
+                }
+                let st = p.stats.get_or_insert_with(StatsPage::default);
+                st.admin
+                    .push(Located::new(AdminRule { cond }, ctx.loc.clone()));
+            }
+            Err(crate::acl::AclError::Haproxy(m)) => ctx.alert(format!("{PREFIX} : {m}.")),
+            Err(crate::acl::AclError::Unsupported(what)) => {
+                ctx.unsupported += 1;
+                ctx.alert(format!(
+                    "{PREFIX} : {what} is valid for HAProxy 2.6 but is not supported by rhaproxy yet."
+                ))
+            }
+        }
+        return;
+    }
+    let st = p.stats.get_or_insert_with(StatsPage::default);
+    match sub {
+        "enable" => {}
+        "uri" => match arg {
+            Some(u) => st.uri = u.clone(),
+            None => ctx.alert("'uri' needs an URI prefix."),
+        },
+        "realm" => match arg {
+            Some(r) => st.realm = Some(r.clone()),
+            None => ctx.alert("'realm' needs an realm name."),
+        },
+        "auth" => match arg {
+            Some(ua) => {
+                let (u, pw) = ua.split_once(':').unwrap_or((ua.as_str(), ""));
+                st.auth.push((u.to_string(), pw.to_string()));
+            }
+            None => ctx.alert("'auth' needs a user:password account."),
+        },
+        "scope" => match arg {
+            Some(s) => st.scope.push(s.clone()),
+            None => ctx.alert("'scope' needs a proxy name."),
+        },
+        "refresh" => {
+            let v = arg.map(String::as_str).unwrap_or("");
+            let secs = if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
+                // The default unit is the second.
+                v.parse::<u64>().map_err(|_| ' ')
+            } else {
+                crate::config::values::parse_time_ms(v).map(|ms| ms.div_ceil(1000))
+            };
+            match secs {
+                Ok(s) if !v.is_empty() => st.refresh = Some(s),
+                _ => {
+                    let bad = v
+                        .trim_start_matches(|c: char| c.is_ascii_digit())
+                        .chars()
+                        .next()
+                        .unwrap_or(' ');
+                    ctx.alert_tight(format!(
+                        "unexpected character '{bad}' in argument to stats refresh interval."
+                    ));
+                }
+            }
+        }
+        "hide-version" => st.hide_version = true,
+        "show-legends" => st.show_legends = true,
+        "show-node" => st.show_node = Some(arg.cloned()),
+        "show-desc" => {
+            // Without a text, the global `description` is shown (HAProxy warns when none was
+            // set before this line; the global section is not visible here).
+            st.show_desc = Some((a.len() > 2).then(|| a[2..].join(" ")));
+        }
+        _ => {}
+    }
+}
+
 fn p_disabled(_ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
     p.disabled = true;
 }
@@ -404,6 +530,89 @@ fn p_hash_balance_factor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     }
 }
 
+/// `cookie NAME [options]` with HAProxy 2.6's messages. `maxidle`, `maxlife` and `dynamic`
+/// are refused (no dated or dynamic cookies).
+fn p_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(name) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'cookie' expects <cookie_name> as argument.");
+        return;
+    };
+    let mut c = CookieCfg {
+        name: name.clone(),
+        ..Default::default()
+    };
+    let (mut rw, mut ins, mut pfx) = (false, false, false);
+    let mut i = 2;
+    while let Some(w) = a.get(i).filter(|s| !s.is_empty()) {
+        match w.as_str() {
+            "rewrite" => rw = true,
+            "insert" => ins = true,
+            "prefix" => pfx = true,
+            "indirect" => c.indirect = true,
+            "nocache" => c.nocache = true,
+            "postonly" => c.postonly = true,
+            "preserve" => c.preserve = true,
+            "httponly" => c.httponly = true,
+            "secure" => c.secure = true,
+            "domain" | "attr" => {
+                let Some(v) = a.get(i + 1).filter(|s| !s.is_empty()) else {
+                    let what = if w == "domain" { "<domain>" } else { "<value>" };
+                    ctx.alert_tight(format!("'{w}' expects {what} as argument."));
+                    return;
+                };
+                if w == "domain" {
+                    if !v.starts_with('.') && !v.contains('.') {
+                        ctx.warning_tight(format!(
+                            "domain '{v}' contains no embedded dot, this configuration may not work properly (see RFC6265#5.2.3)."
+                        ));
+                    }
+                    c.domains.push(v.clone());
+                } else {
+                    if let Some(b) = v.bytes().find(|b| b.is_ascii_control() || *b == b';') {
+                        ctx.alert_tight(format!(
+                            "character '%x{b:02X}' is not permitted in attribute value."
+                        ));
+                        return;
+                    }
+                    c.attrs.push(v.clone());
+                }
+                i += 1;
+            }
+            "maxidle" | "maxlife" | "dynamic" => {
+                ctx.unsupported_arg("cookie", w);
+                return;
+            }
+            _ => {
+                ctx.alert("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife' and 'attr' options.");
+                return;
+            }
+        }
+        i += 1;
+    }
+    if rw && c.indirect {
+        ctx.alert("cookie 'rewrite' and 'indirect' modes are incompatible.");
+        return;
+    }
+    if [rw, ins, pfx].iter().filter(|&&b| b).count() > 1 {
+        ctx.alert("cookie 'rewrite', 'insert' and 'prefix' modes are incompatible.");
+        return;
+    }
+    if c.preserve && !ins && !c.indirect {
+        ctx.alert("cookie 'preserve' requires at least 'insert' or 'indirect'.");
+        return;
+    }
+    c.mode = if ins {
+        CookieMode::Insert
+    } else if rw {
+        CookieMode::Rewrite
+    } else if pfx {
+        CookieMode::Prefix
+    } else {
+        CookieMode::Passive
+    };
+    p.cookie = Some(Located::new(c, ctx.loc.clone()));
+}
+
 fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     match a.get(1).filter(|s| !s.is_empty()) {
         Some(b) => {
@@ -413,33 +622,6 @@ fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         None => ctx.alert("'default_backend' expects a backend name."),
     }
-}
-
-fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    let Some(b) = a.get(1).filter(|s| !s.is_empty()) else {
-        ctx.alert("'use_backend' expects a backend name.");
-        return;
-    };
-    let cond = match a.get(2).map(String::as_str) {
-        None => None,
-        Some("if") | Some("unless") => {
-            ctx.unsupported_arg("use_backend", "if/unless conditions (ACLs)");
-            return;
-        }
-        Some(_) => {
-            ctx.alert("error detected while parsing switching rule : missing condition or unexpected keyword.");
-            return;
-        }
-    };
-    if b.contains("%[") {
-        ctx.unsupported_arg("use_backend", "dynamic backend names");
-        return;
-    }
-    p.use_backends.push(UseBackend {
-        backend: b.clone(),
-        cond,
-        loc: ctx.loc.clone(),
-    });
 }
 
 fn p_timeout(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -602,22 +784,6 @@ fn p_log_tag(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     match a.get(1) {
         Some(t) => p.log_tag = Some(Located::new(t.clone(), ctx.loc.clone())),
         None => ctx.alert("'log-tag' expects a tag for use in syslog."),
-    }
-}
-
-fn p_http_check_expect(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
-    // Only `http-check expect [!]status CODE[,CODE]` is implemented.
-    match (a.get(2).map(String::as_str), a.get(3)) {
-        (Some("status"), Some(codes)) => {
-            let parsed: Option<Vec<u16>> =
-                codes.split(',').map(|c| c.parse::<u16>().ok()).collect();
-            match parsed {
-                Some(v) => p.http_check_expect_status = Some(Located::new(v, ctx.loc.clone())),
-                None => ctx.unsupported_arg("http-check expect status", codes),
-            }
-        }
-        (Some(m), _) => ctx.unsupported_arg("http-check expect", m),
-        (None, _) => ctx.alert("'http-check expect' : expects a matching method."),
     }
 }
 
@@ -838,9 +1004,9 @@ pub static OPTIONS: &[OptionKw] = &[
     opth("http-use-proxy-header", FE, U),
     opth("idle-close-on-response", FE, U),
     opt("independent-streams", FB, U),
-    opt("log-health-checks", BE, U),
+    opt("log-health-checks", BE, I),
     opt("log-separate-errors", FE, I),
-    opt("logasap", FE, U),
+    opt("logasap", FE, I),
     opt("nolinger", FB, U),
     opt("persist", BE, U),
     opth("prefer-last-server", BE, U),
@@ -877,14 +1043,14 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcplog", FE, I, o_tcplog),
     optp("tcpka", FB, I, o_plain),
     optp("httpchk", BE, I, o_httpchk),
-    optp("ssl-hello-chk", BE, U, o_unsupported),
-    optp("smtpchk", BE, U, o_unsupported),
-    optp("pgsql-check", BE, U, o_unsupported),
-    optp("redis-check", BE, U, o_unsupported),
-    optp("mysql-check", BE, U, o_unsupported),
+    optp("ssl-hello-chk", BE, I, o_check_kind),
+    optp("smtpchk", BE, I, o_check_kind),
+    optp("pgsql-check", BE, I, o_check_kind),
+    optp("redis-check", BE, I, o_check_kind),
+    optp("mysql-check", BE, I, o_check_kind),
     optp("ldap-check", BE, U, o_unsupported),
     optp("spop-check", BE, U, o_unsupported),
-    optp("tcp-check", BE, U, o_unsupported),
+    optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
     optp("forwardfor", FB, I, o_forwardfor),
     optp("originalto", FB, U, o_unsupported),
@@ -946,9 +1112,105 @@ fn o_tcplog(ctx: &mut LineCtx, p: &mut Proxy, _a: &[String]) {
     p.log_format = Some(Located::new(LogFormatChoice::TcpLog, ctx.loc.clone()));
 }
 
+/// `option tcp-check` / `option redis-check` (no arguments) / `option smtpchk [HELO|EHLO d]`.
+fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let kind = match a[1].as_str() {
+        "tcp-check" => CheckOption::TcpCheck,
+        "redis-check" => CheckOption::RedisCheck,
+        "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "mysql-check" => match (a.get(2).map(String::as_str), a.get(3), a.get(4)) {
+            (None, _, _) => CheckOption::MysqlCheck {
+                user: None,
+                pre41: false,
+            },
+            (Some("user"), None, _) => {
+                ctx.alert("'option mysql-check user' expects <username> as argument.");
+                return;
+            }
+            (Some("user"), Some(u), v) => {
+                let pre41 = match v.map(String::as_str) {
+                    None | Some("post-41") => false,
+                    Some("pre-41") => true,
+                    Some(x) => {
+                        ctx.alert(format!(
+                            "keyword 'user' only supports 'post-41' and 'pre-41' (got '{x}')."
+                        ));
+                        return;
+                    }
+                };
+                if let Some(x) = a.get(5) {
+                    ctx.alert(format!(
+                        "'option mysql-check' cannot handle unexpected argument '{x}'."
+                    ));
+                    return;
+                }
+                CheckOption::MysqlCheck {
+                    user: Some(u.clone()),
+                    pre41,
+                }
+            }
+            (Some(x), _, _) => {
+                ctx.alert(format!(
+                    "'option mysql-check' only supports optional values: 'user' (got '{x}')."
+                ));
+                return;
+            }
+        },
+        "pgsql-check" => match (a.get(2).map(String::as_str), a.get(3)) {
+            (Some("user"), Some(u)) if !u.is_empty() => CheckOption::PgsqlCheck(u.clone()),
+            (Some(x), _) if x != "user" => {
+                ctx.alert("'option pgsql-check' only supports optional values: 'user'.");
+                return;
+            }
+            _ => {
+                ctx.alert("'option pgsql-check' expects 'user <username>' as argument.");
+                return;
+            }
+        },
+        _ => {
+            // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
+            let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
+                (Some(v @ ("HELO" | "EHLO")), Some(d)) if !d.is_empty() => format!("{v} {d}"),
+                _ => "HELO localhost".to_string(),
+            };
+            CheckOption::SmtpChk(cmd)
+        }
+    };
+    let negated_match =
+        |c: &CheckOption| std::mem::discriminant(c) == std::mem::discriminant(&kind);
+    if ctx.negated {
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| negated_match(&c.value))
+        {
+            p.check_option = None;
+        }
+        return;
+    }
+    let takes_args = matches!(
+        kind,
+        CheckOption::SmtpChk(_) | CheckOption::PgsqlCheck(_) | CheckOption::MysqlCheck { .. }
+    );
+    if let (false, Some(x)) = (takes_args, a.get(2)) {
+        ctx.alert(format!(
+            "'option {}' cannot handle unexpected argument '{x}'.",
+            a[1]
+        ));
+        return;
+    }
+    p.httpchk = None;
+    p.check_option = Some(Located::new(kind, ctx.loc.clone()));
+}
+
 fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if ctx.negated {
         p.httpchk = None;
+        if p.check_option
+            .as_ref()
+            .is_some_and(|c| c.value == CheckOption::HttpChk)
+        {
+            p.check_option = None;
+        }
         return;
     }
     if let Some(x) = a.get(5) {
@@ -963,14 +1225,37 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         4 => (a[2].as_str(), a[3].as_str(), "HTTP/1.0"),
         _ => (a[2].as_str(), a[3].as_str(), a[4].as_str()),
     };
+    // HAProxy lets headers follow the version: `HTTP/1.1\r\nHost:\ www`.
+    if version.contains("\r\n") {
+        ctx.warning_tight("'option httpchk' : hiding headers or body at the end of the version string is deprecated. Please, consider to use 'http-check send' directive instead.");
+    }
+    let mut parts = version.split("\r\n");
+    let version = parts.next().unwrap_or("").to_string();
+    let headers = parts
+        .filter(|h| !h.is_empty())
+        .filter_map(|h| h.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
     p.httpchk = Some(Located::new(
         HttpChk {
             method: method.into(),
             uri: uri.into(),
-            version: version.into(),
+            version,
+            headers,
         },
         ctx.loc.clone(),
     ));
+    p.check_option = Some(Located::new(CheckOption::HttpChk, ctx.loc.clone()));
+    // The option starts this section's rule set with its request (inherited rules go).
+    if !p.check_rules_own
+        || p.check_rules
+            .as_ref()
+            .is_some_and(|r| r.kind == RulesKind::Tcp)
+    {
+        p.check_rules = None;
+    }
+    p.check_rules_own = true;
+    p.httpchk_send = true;
 }
 
 fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -1037,6 +1322,28 @@ fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     };
+    // The health-check protocol options cannot be negated or reset (HAProxy 2.6).
+    if (ctx.negated || ctx.defaulted)
+        && matches!(
+            o.name,
+            "tcp-check"
+                | "httpchk"
+                | "redis-check"
+                | "smtpchk"
+                | "ssl-hello-chk"
+                | "mysql-check"
+                | "pgsql-check"
+                | "ldap-check"
+                | "spop-check"
+                | "external-check"
+        )
+    {
+        ctx.alert_tight(format!(
+            "negation/default is not supported for option '{}'.",
+            o.name
+        ));
+        return;
+    }
     // Defaults sections accept every option; proxies without the capability ignore it.
     if p.kind != ProxyKind::Defaults && !p.cap().intersects(o.cap) {
         ctx.warning(format!(
