@@ -972,14 +972,8 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     let Some(be) = chosen else {
         txn.status = 503;
         txn.set_term(b'S', b'C');
-        txn.bytes_out = send_error(
-            &mut *cw,
-            503,
-            ErrorFlavor::Stream { close: true },
-            fe,
-            None,
-        )
-        .await;
+        txn.bytes_out =
+            send_error(&mut *cw, 503, ErrorFlavor::Stream { close: true }, fe, None).await;
         return Flow::End;
     };
     txn.be = Some(Arc::clone(&be));
@@ -1199,14 +1193,14 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             // The server may have answered (and closed) before reading the request:
             // read what it sent; an empty answer becomes a 502 there.
         }
-        // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
         // `shutdown sessions server` ends the transaction (HAProxy's `K` termination).
         let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
         let r = tokio::select! {
-            r = Box::pin(exchange(
+            // Not boxed: the transaction future is already on the heap.
+            r = exchange(
                 fe, &be, &mut *cr, &mut *cw, &mut *cbuf, conn, rq_framer, info, req_11, plan,
                 was_reused, &mut txn,
-            )) => r,
+            ) => r,
             _ = super::admin::killed(kill.as_mut()) => {
                 txn.set_term(b'K', if txn.resp_head.is_some() { b'D' } else { b'H' });
                 RespEnd::Abort
