@@ -178,16 +178,16 @@ where
 /// Forwards between `client` and `server` until both directions are closed, a side times out or
 /// fails. `client_pending` is data already read from the client to send first; `server_pending`
 /// data already read from the server for the client.
-pub async fn forward<C, S>(
+pub fn forward<'a, C, S>(
     client: C,
     server: S,
     tmo: Timeouts,
-    client_pending: &[u8],
-    server_pending: &[u8],
-) -> Stats
+    client_pending: &'a [u8],
+    server_pending: &'a [u8],
+) -> impl Future<Output = Stats> + 'a
 where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + 'a,
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
     forward_until(
         client,
@@ -197,101 +197,125 @@ where
         server_pending,
         std::future::pending(),
     )
-    .await
 }
 
 /// [`forward`], ended early ([`End::Killed`], byte counts kept) when `stop` resolves.
-pub async fn forward_until<C, S>(
+///
+/// Not an `async fn`: an async fn keeps its arguments twice for its whole life (as arguments
+/// and as the locals they are moved into), and an idle TCP pair keeps this future.
+#[allow(clippy::manual_async_fn)]
+pub fn forward_until<'a, C, S, F>(
     client: C,
     server: S,
     tmo: Timeouts,
-    client_pending: &[u8],
-    server_pending: &[u8],
-    stop: impl Future<Output = ()>,
-) -> Stats
+    client_pending: &'a [u8],
+    server_pending: &'a [u8],
+    stop: F,
+) -> impl Future<Output = Stats> + 'a
 where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + 'a,
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
+    F: Future<Output = ()> + 'a,
 {
-    let st = State {
-        base: Instant::now(),
-        sides: [
-            Side {
-                last: AtomicU64::new(0),
-                wshut: AtomicBool::new(false),
-                tmo: tmo.client,
-            },
-            Side {
-                last: AtomicU64::new(0),
-                wshut: AtomicBool::new(false),
-                tmo: tmo.server,
-            },
-        ],
-        bytes: [AtomicU64::new(0), AtomicU64::new(0)],
-        timed_out: std::sync::atomic::AtomicU8::new(NONE),
-        changed: tokio::sync::Notify::new(),
-    };
-    let mut end = tokio::select! {
-        e = run(&st, client, server, client_pending, server_pending) => e,
-        _ = stop => End::Killed,
-    };
-    if end == End::Done {
-        match st.timed_out.load(Ordering::Acquire) {
-            0 => end = End::Timeout { client: true },
-            1 => end = End::Timeout { client: false },
-            _ => {}
+    let mut stop = stop;
+    async move {
+        let st = State {
+            base: Instant::now(),
+            sides: [
+                Side {
+                    last: AtomicU64::new(0),
+                    wshut: AtomicBool::new(false),
+                    tmo: tmo.client,
+                },
+                Side {
+                    last: AtomicU64::new(0),
+                    wshut: AtomicBool::new(false),
+                    tmo: tmo.server,
+                },
+            ],
+            bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+            timed_out: std::sync::atomic::AtomicU8::new(NONE),
+            changed: tokio::sync::Notify::new(),
+        };
+        let mut end = {
+            // SAFETY: `stop` belongs to this async block, which is pinned while it runs; it is
+            // polled in place and never moved.
+            let mut stop = unsafe { std::pin::Pin::new_unchecked(&mut stop) };
+            let run = run(&st, client, server, client_pending, server_pending);
+            tokio::pin!(run);
+            std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(e) = run.as_mut().poll(cx) {
+                    return std::task::Poll::Ready(e);
+                }
+                if stop.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(End::Killed);
+                }
+                std::task::Poll::Pending
+            })
+            .await
+        };
+        if end == End::Done {
+            match st.timed_out.load(Ordering::Acquire) {
+                0 => end = End::Timeout { client: true },
+                1 => end = End::Timeout { client: false },
+                _ => {}
+            }
         }
-    }
-    Stats {
-        end,
-        to_server: st.bytes[CLIENT].load(Ordering::Relaxed),
-        to_client: st.bytes[SERVER].load(Ordering::Relaxed),
+        Stats {
+            end,
+            to_server: st.bytes[CLIENT].load(Ordering::Relaxed),
+            to_client: st.bytes[SERVER].load(Ordering::Relaxed),
+        }
     }
 }
 
-async fn run<C, S>(
-    st: &State,
+/// Not an `async fn` (see [`forward_until`]).
+#[allow(clippy::manual_async_fn)]
+fn run<'a, C, S>(
+    st: &'a State,
     client: C,
     server: S,
-    client_pending: &[u8],
-    server_pending: &[u8],
-) -> End
+    client_pending: &'a [u8],
+    server_pending: &'a [u8],
+) -> impl Future<Output = End> + 'a
 where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + 'a,
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
-    let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut sr, mut sw) = tokio::io::split(server);
-    if !client_pending.is_empty() {
-        if let Err(e) = with_deadline(st, SERVER, sw.write_all(client_pending)).await {
-            return end_of(e);
+    async move {
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let (mut sr, mut sw) = tokio::io::split(server);
+        if !client_pending.is_empty() {
+            if let Err(e) = with_deadline(st, SERVER, sw.write_all(client_pending)).await {
+                return end_of(e);
+            }
+            st.bytes[CLIENT].fetch_add(client_pending.len() as u64, Ordering::Relaxed);
         }
-        st.bytes[CLIENT].fetch_add(client_pending.len() as u64, Ordering::Relaxed);
-    }
-    if !server_pending.is_empty() {
-        if let Err(e) = with_deadline(st, CLIENT, cw.write_all(server_pending)).await {
-            return end_of(e);
+        if !server_pending.is_empty() {
+            if let Err(e) = with_deadline(st, CLIENT, cw.write_all(server_pending)).await {
+                return end_of(e);
+            }
+            st.bytes[SERVER].fetch_add(server_pending.len() as u64, Ordering::Relaxed);
         }
-        st.bytes[SERVER].fetch_add(server_pending.len() as u64, Ordering::Relaxed);
-    }
-    let c2s = pump(st, CLIENT, &mut cr, &mut sw);
-    let s2c = pump(st, SERVER, &mut sr, &mut cw);
-    tokio::pin!(c2s);
-    tokio::pin!(s2c);
-    let (mut c_done, mut s_done) = (false, false);
-    while !(c_done && s_done) {
-        tokio::select! {
-            r = &mut c2s, if !c_done => match r {
-                Ok(()) => c_done = true,
-                Err(e) => return end_of(e),
-            },
-            r = &mut s2c, if !s_done => match r {
-                Ok(()) => s_done = true,
-                Err(e) => return end_of(e),
-            },
+        let c2s = pump(st, CLIENT, &mut cr, &mut sw);
+        let s2c = pump(st, SERVER, &mut sr, &mut cw);
+        tokio::pin!(c2s);
+        tokio::pin!(s2c);
+        let (mut c_done, mut s_done) = (false, false);
+        while !(c_done && s_done) {
+            tokio::select! {
+                r = &mut c2s, if !c_done => match r {
+                    Ok(()) => c_done = true,
+                    Err(e) => return end_of(e),
+                },
+                r = &mut s2c, if !s_done => match r {
+                    Ok(()) => s_done = true,
+                    Err(e) => return end_of(e),
+                },
+            }
         }
+        End::Done
     }
-    End::Done
 }
 
 fn end_of(e: PumpErr) -> End {
