@@ -726,6 +726,8 @@ pub struct Proxy {
     pub description: Option<String>,
     pub transparent_option: Option<Loc>,
     pub monitor_uri: Option<Located<String>>,
+    /// `monitor fail if|unless COND`: the monitor URI answers 503 when one holds.
+    pub monitor_fail: Vec<Rule<()>>,
     /// The stats page, once any `stats` keyword (but `stats socket`) was seen.
     pub stats: Option<StatsPage>,
 }
@@ -840,6 +842,7 @@ impl Proxy {
             description: None,
             transparent_option: None,
             monitor_uri: None,
+            monitor_fail: Vec::new(),
             stats: None,
         }
     }
@@ -864,7 +867,8 @@ impl Proxy {
         p.tcp_request.clear();
         p.inspect_delay = None;
         p.description = None;
-        p.monitor_uri = None;
+        // `monitor-uri` is inherited (measured), `monitor fail` is not (it needs ACLs).
+        p.monitor_fail.clear();
         if let Some(r) = &mut p.check_rules {
             r.inherited = true;
         }

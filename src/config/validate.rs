@@ -102,21 +102,38 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                 );
             }
         }
-        let t = &p.timeouts;
-        let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
-        let missing = (is_fe && t.client.is_none())
-            || (is_be
-                && !p.servers.is_empty()
-                && (t.connect.is_none() || (t.server.is_none() && !tcp_tunnel)));
-        if missing {
-            diags.warning(
-                None,
-                format!(
-                    "missing timeouts for {} '{}'.\n{MISSING_TIMEOUTS}",
-                    proxy_type(p),
-                    p.name
-                ),
-            );
+        // What a TCP proxy ignores, first (HAProxy's order).
+        if p.mode.value != Mode::Http {
+            if is_be && p.cookie.is_some() {
+                diags.warning(
+                    None,
+                    format!(
+                        "cookie will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if is_fe && p.monitor_uri.is_some() {
+                diags.warning(
+                    None,
+                    format!(
+                        "monitor-uri will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if is_be && is_l7_balance(p) {
+                diags.warning(
+                    None,
+                    format!(
+                        "Layer 7 hash not possible for {} '{}' (needs 'mode http'). Falling back to round robin.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
         }
         if is_fe {
             // Formats are compiled once, here, as HAProxy does after parsing.
@@ -164,51 +181,23 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                 }
             }
         }
-        if is_be {
-            if p.cookie.is_some() && p.mode.value != Mode::Http {
-                diags.warning(
-                    None,
-                    format!(
-                        "cookie will be ignored for {} '{}' (needs 'mode http').",
-                        proxy_type(p),
-                        p.name
-                    ),
-                );
-            }
-            if is_l7_balance(p) && p.mode.value != Mode::Http {
-                diags.warning(
-                    None,
-                    format!(
-                        "Layer 7 hash not possible for {} '{}' (needs 'mode http'). Falling back to round robin.",
-                        proxy_type(p),
-                        p.name
-                    ),
-                );
-            }
-            if p.forwardfor.is_some() && p.mode.value != Mode::Http {
-                diags.warning(
-                    None,
-                    format!(
-                        "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
-                        proxy_type(p),
-                        p.name
-                    ),
-                );
-            }
-            if p.mode.value != Mode::Http {
-                for srv in p.servers.iter().filter(|s| s.params.cookie.is_some()) {
-                    diags.warning(
-                        None,
-                        format!(
-                            "proxy '{}' : ignoring cookie for server '{}' as HTTP mode is disabled.",
-                            p.name, srv.name
-                        ),
-                    );
-                }
-            }
+        let t = &p.timeouts;
+        let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
+        let missing = (is_fe && t.client.is_none())
+            || (is_be
+                && !p.servers.is_empty()
+                && (t.connect.is_none() || (t.server.is_none() && !tcp_tunnel)));
+        if missing {
+            diags.warning(
+                None,
+                format!(
+                    "missing timeouts for {} '{}'.\n{MISSING_TIMEOUTS}",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
         }
-    }
-    for p in cfg.proxies.iter_mut() {
+        // After the log formats and timeouts, in HAProxy's order.
         if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
             diags.warning(
                 None,
@@ -217,6 +206,32 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     p.name
                 ),
             );
+        }
+        if is_be && p.forwardfor.is_some() && p.mode.value != Mode::Http {
+            diags.warning(
+                None,
+                format!(
+                    "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        if is_be && p.mode.value != Mode::Http {
+            for srv in p.servers.iter().filter(|s| s.params.cookie.is_some()) {
+                diags.warning(
+                    None,
+                    format!(
+                        "proxy '{}' : ignoring cookie for server '{}' as HTTP mode is disabled.",
+                        p.name, srv.name
+                    ),
+                );
+            }
+        }
+    }
+    for p in cfg.proxies.iter_mut() {
+        if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
+            // (warned above)
             p.stats = None;
         }
         // Duplicate server names are found after parsing, as in HAProxy.

@@ -773,6 +773,35 @@ pub async fn session(
         }
         cbuf.drain(..req.head_len);
 
+        // `monitor-uri`: answered here (200, or 503 when a `monitor fail` condition holds),
+        // before any rule, and not logged (as HAProxy).
+        if fe
+            .proxy
+            .monitor_uri
+            .as_ref()
+            .is_some_and(|m| req.uri == m.value.as_bytes())
+        {
+            fe.ctr
+                .intercepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let status = if super::rules::monitor_fails(&fe, &acc, &req) {
+                503
+            } else {
+                200
+            };
+            let plan = http1::plan_request(&req, fe.http.mode, fe.http.mode);
+            let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
+            let keep = plan.client_keep_alive && no_body && !super::is_stopping();
+            let flavor = ErrorFlavor::Stream { close: !keep };
+            send_error(&mut cw, status, flavor, &fe, None).await;
+            txn.first_byte = None;
+            if !keep {
+                return;
+            }
+            (txn_start, txn_start_utc) = (Instant::now(), chrono::Utc::now());
+            continue;
+        }
+
         let verdict = match &vars {
             Some(vars) => {
                 let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());

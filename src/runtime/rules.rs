@@ -121,6 +121,17 @@ pub fn ctx<'a>(
     }
 }
 
+/// `monitor fail`: whether a request to the monitor URI gets 503 (a condition holds).
+pub fn monitor_fails(fe: &Frontend, acc: &Accepted, req: &Request) -> bool {
+    let rules = &fe.proxy.monitor_fail;
+    if rules.is_empty() {
+        return false;
+    }
+    let be = fe.backend.as_ref().map(|b| b.name.as_str());
+    let c = ctx(fe, acc, be, Some(req), None, None);
+    rules.iter().any(|r| applies(&r.cond, &c))
+}
+
 fn applies(c: &Option<Condition>, ctx: &SampleCtx) -> bool {
     c.as_ref().is_none_or(|c| eval(c, ctx))
 }

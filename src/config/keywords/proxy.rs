@@ -162,8 +162,8 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::WarnHint("fullconn"),
     ),
     kw("mode", "DFLB", I, Some(p_mode)),
-    kw("monitor", "FL", U, None),
-    kw("monitor-uri", "DFL", U, None),
+    kw("monitor", "FL", I, Some(super::rules::p_monitor)),
+    kw("monitor-uri", "DFL", I, Some(p_monitor_uri)),
     kw("persist", "DLB", U, None),
     kwm("rate-limit", "DFL", U, None, Miss::WarnWill),
     kw("redirect", "FLB", I, Some(super::rules::p_redirect)),
@@ -611,6 +611,16 @@ fn p_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         CookieMode::Passive
     };
     p.cookie = Some(Located::new(c, ctx.loc.clone()));
+}
+
+fn p_monitor_uri(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(u) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'monitor-uri' expects an URI.");
+        return;
+    };
+    if no_extra(ctx, a, 1, "monitor-uri") {
+        p.monitor_uri = Some(Located::new(u.clone(), ctx.loc.clone()));
+    }
 }
 
 fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {

@@ -230,6 +230,32 @@ fn rule_cond(
     }
 }
 
+/// `monitor fail if|unless COND`.
+pub fn p_monitor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(1).map(String::as_str) != Some("fail") {
+        ctx.alert("'monitor' only supports 'fail'.");
+        return;
+    }
+    let ws = &a[2..];
+    let c = match ws.first().map(String::as_str) {
+        Some("if") => (false, &ws[1..]),
+        Some("unless") => (true, &ws[1..]),
+        _ => {
+            ctx.alert("'monitor fail' requires either 'if' or 'unless' followed by a condition.");
+            return;
+        }
+    };
+    let prefix = "error detected while parsing a 'monitor fail' condition";
+    let Ok(cond) = rule_cond(ctx, p, Some(c), &mut |ctx, e| report(ctx, prefix, e, true)) else {
+        return;
+    };
+    p.monitor_fail.push(Rule {
+        action: (),
+        cond,
+        loc: ctx.loc.clone(),
+    });
+}
+
 pub fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let Some(b) = a.get(1).filter(|s| !s.is_empty()) else {
         ctx.alert("'use_backend' expects a backend name.");
