@@ -2,8 +2,8 @@
 //! end, differential against HAProxy 2.6: the same config and the same requests through both.
 //! Observed per request: status, the server that answered, the `Set-Cookie` and
 //! `Cache-Control` headers the client got, the `Cookie` headers the server received, and the
-//! backend/server and termination state (`%tsc`, whose last two characters are the cookie's)
-//! of the log line.
+//! backend/server, termination state (`%tsc`, whose last two characters are the cookie's) and
+//! captured cookies (`capture cookie`: `%CC`, `%CS`) of the log line.
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -26,7 +26,7 @@ struct Scenario {
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "ins",
-        cookie: "cookie SRV insert indirect nocache",
+        cookie: "cookie SRV insert indirect nocache\n    capture cookie SRV len 8",
         s3_disabled: true,
         reqs: &[
             Req("GET", &[]),
@@ -84,7 +84,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "rw",
-        cookie: "cookie SRV rewrite",
+        cookie: "cookie SRV rewrite\n    capture cookie S len 100",
         s3_disabled: false,
         reqs: &[
             Req("GET", &["X-Reply-Header: Set-Cookie: SRV=abc; path=/x"]),
@@ -199,7 +199,7 @@ fn run(imp: Impl, ports: &[u16], srv_ports: &[u16], backends: &[&Backend]) -> Ve
     timeout client 10s
     timeout server 10s
     log 127.0.0.1:{lport} local0
-    log-format \"%b/%s %ST %tsc\"
+    log-format \"%b/%s %ST %tsc %CC %CS\"
 "
     );
     for (i, s) in SCENARIOS.iter().enumerate() {
@@ -302,7 +302,7 @@ fn cookie_persistence_matches_haproxy() {
         line("ins ", 2)
     );
     assert!(
-        line("ins ", 2).ends_with("ins/s2 200 --VN"),
+        line("ins ", 2).ends_with("ins/s2 200 --VN SRV=c2 -"),
         "{}",
         line("ins ", 2)
     );
@@ -311,7 +311,11 @@ fn cookie_persistence_matches_haproxy() {
         "{}",
         line("ins ", 3)
     );
-    assert!(line("ins ", 4).ends_with("--DI"), "{}", line("ins ", 4));
+    assert!(
+        line("ins ", 4).ends_with("--DI SRV=c3 -"),
+        "{}",
+        line("ins ", 4)
+    );
     assert!(
         line("ins ", 11).contains("\"cache-control: private\""),
         "{}",
@@ -334,12 +338,16 @@ fn cookie_persistence_matches_haproxy() {
             line("passive ", n)
         );
         assert!(
-            line("passive ", n).ends_with("passive/s3 200 ----"),
+            line("passive ", n).ends_with("passive/s3 200 ---- - -"),
             "{}",
             line("passive ", n)
         );
     }
-    assert!(line("none ", 1).ends_with("SCDN"), "{}", line("none ", 1));
+    assert!(
+        line("none ", 1).ends_with("SCDN - -"),
+        "{}",
+        line("none ", 1)
+    );
     if results.len() == 2 {
         let diffs: Vec<String> = results[0]
             .iter()

@@ -720,6 +720,9 @@ pub struct Proxy {
     pub log: Vec<Located<Vec<String>>>,
     pub log_tag: Option<Located<String>>,
     pub capture_request: Vec<Capture>,
+    /// `capture cookie NAME len N`: the first request `Cookie` and response `Set-Cookie`
+    /// whose name starts with NAME, for `%CC` / `%CS`.
+    pub capture_cookie: Option<Located<(String, usize)>>,
     pub capture_response: Vec<Capture>,
     /// `errorfile STATUS PATH`.
     pub errorfiles: Vec<Located<(u16, String)>>,
@@ -843,6 +846,7 @@ impl Proxy {
             transparent_option: None,
             monitor_uri: None,
             monitor_fail: Vec::new(),
+            capture_cookie: None,
             stats: None,
         }
     }

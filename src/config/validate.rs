@@ -136,6 +136,16 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
             }
         }
         if is_fe {
+            if p.capture_cookie.as_ref().is_some_and(|c| c.value.1 >= 64) {
+                diags.warning(
+                    None,
+                    format!(
+                        "truncating capture length to 63 bytes for {} '{}'.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
             // Formats are compiled once, here, as HAProxy does after parsing.
             let http = p.mode.value == Mode::Http;
             if let Some(Located {

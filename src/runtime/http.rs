@@ -452,6 +452,9 @@ struct TxnLog {
     /// response-side cookie handling.
     ck_direct: Option<usize>,
     ck_method: &'static [u8],
+    /// `capture cookie`: `%CC` and `%CS`.
+    cookie_req: Option<Vec<u8>>,
+    cookie_res: Option<Vec<u8>>,
     /// `set-var` variables of the connection (shared by its transactions).
     vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
 }
@@ -487,6 +490,8 @@ impl TxnLog {
             term: *b"----",
             ck_direct: None,
             ck_method: b"",
+            cookie_req: None,
+            cookie_res: None,
             vars: None,
         }
     }
@@ -636,6 +641,8 @@ impl TxnLog {
             server_addr: self.cs.server_addr,
             req_captures: self.captures.take(),
             res_captures: self.res_captures.take(),
+            cookie_req: self.cookie_req.take(),
+            cookie_res: self.cookie_res.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
             logasap: asap,
@@ -770,6 +777,10 @@ pub async fn session(
         });
         if logged {
             txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+            if let Some(c) = &fe.proxy.capture_cookie {
+                let (name, len) = &c.value;
+                txn.cookie_req = super::persist::capture_request(&req.headers, name, *len);
+            }
         }
         cbuf.drain(..req.head_len);
 
@@ -1442,6 +1453,10 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
+        if let Some(c) = &fe.proxy.capture_cookie {
+            let (name, len) = &c.value;
+            txn.cookie_res = super::persist::capture_response(&resp.headers, name, *len);
+        }
         let verdict = match txn.vars.clone() {
             Some(vars) => {
                 let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());

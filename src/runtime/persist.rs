@@ -94,6 +94,50 @@ fn items(v: &[u8]) -> Vec<Item> {
     out
 }
 
+/// `name=value` of a cookie item, blanks around `=` dropped (as HAProxy logs it).
+fn normalized(v: &[u8], it: &Item) -> Vec<u8> {
+    let mut out = v[it.start..it.name_end].to_vec();
+    if let Some((a, b)) = it.val {
+        out.push(b'=');
+        out.extend_from_slice(&v[a..b]);
+    }
+    out
+}
+
+/// `capture cookie NAME len N` on the request: the first cookie of the `Cookie` headers
+/// whose `name=value` starts with NAME, cut to N bytes (at most 63).
+pub fn capture_request(headers: &[Header], name: &str, len: usize) -> Option<Vec<u8>> {
+    for h in headers.iter().filter(|h| h.is("cookie")) {
+        for it in items(&h.value) {
+            let mut c = normalized(&h.value, &it);
+            if c.starts_with(name.as_bytes()) {
+                c.truncate(len.min(63));
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+/// The same on the response's `Set-Cookie` headers (their attributes aside).
+pub fn capture_response(headers: &[Header], name: &str, len: usize) -> Option<Vec<u8>> {
+    for h in headers.iter().filter(|h| h.is("set-cookie")) {
+        let end = h
+            .value
+            .iter()
+            .position(|&b| b == b';')
+            .unwrap_or(h.value.len());
+        if let Some(it) = items(&h.value[..end]).into_iter().next() {
+            let mut c = normalized(&h.value[..end], &it);
+            if c.starts_with(name.as_bytes()) {
+                c.truncate(len.min(63));
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
 /// HAProxy's status codes that are cacheable by default (RFC 7231 §6.1).
 fn cacheable_status(st: u16) -> bool {
     matches!(

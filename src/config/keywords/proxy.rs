@@ -79,7 +79,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         N("deprecated, no effect in HAProxy 2.6 either"),
         None,
     ),
-    kw("capture cookie", "FL", U, None),
+    kw("capture cookie", "FL", I, Some(p_capture_cookie)),
     kw("capture request", "FL", I, Some(p_capture)),
     kw("capture response", "FL", I, Some(p_capture)),
     kw("clitcpka-cnt", "DFL", N(TUNING), None),
@@ -691,6 +691,22 @@ fn p_bind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if let Some(b) = super::bind::parse_bind(ctx, &p.kind, &a[1..]) {
         p.binds.push(b);
     }
+}
+
+/// `capture cookie NAME len N` (one per proxy: a later line replaces it, as in HAProxy, which
+/// reads the length as `atol` does).
+fn p_capture_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(4).is_none_or(|s| s.is_empty()) {
+        ctx.alert("'capture' expects 'cookie' <cookie_name> 'len' <len>.");
+        return;
+    }
+    let len = a[4]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0usize, |n, b| {
+            n.saturating_mul(10).saturating_add((b - b'0') as usize)
+        });
+    p.capture_cookie = Some(Located::new((a[2].clone(), len), ctx.loc.clone()));
 }
 
 fn p_capture(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
