@@ -723,6 +723,8 @@ pub struct Proxy {
     /// `capture cookie NAME len N`: the first request `Cookie` and response `Set-Cookie`
     /// whose name starts with NAME, for `%CC` / `%CS`.
     pub capture_cookie: Option<Located<(String, usize)>>,
+    /// `http-reuse never`: server connections stay private to their client session.
+    pub http_reuse_never: bool,
     pub capture_response: Vec<Capture>,
     /// `errorfile STATUS PATH`.
     pub errorfiles: Vec<Located<(u16, String)>>,
@@ -847,6 +849,7 @@ impl Proxy {
             monitor_uri: None,
             monitor_fail: Vec::new(),
             capture_cookie: None,
+            http_reuse_never: false,
             stats: None,
         }
     }

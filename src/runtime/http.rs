@@ -908,7 +908,16 @@ pub async fn session(
             });
         let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
         let tq = Instant::now();
-        let assigned = match ck.and_then(|c| c.server) {
+        // `option prefer-last-server`: the server of an idle connection of this session.
+        let last = if be.prefer_last {
+            idle.0
+                .iter()
+                .map(|c| c.srv)
+                .find(|&i| super::admin::usable(&be.servers[i]))
+        } else {
+            None
+        };
+        let assigned = match ck.and_then(|c| c.server).or(last) {
             Some(i) => be.assign_server(i, &mut txn.cs).await,
             None => be.assign_with(&key, None, &mut txn.cs).await,
         };

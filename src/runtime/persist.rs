@@ -23,6 +23,8 @@ use crate::http1::{Header, Request, Response};
 #[derive(Debug)]
 pub struct Persist {
     cfg: CookieCfg,
+    /// `option persist`: a cookie naming a stopped server still sends the request there.
+    force: bool,
     /// Each server's `cookie` value, by server index.
     srv: Vec<Option<Vec<u8>>>,
 }
@@ -193,6 +195,7 @@ impl Persist {
         let cfg = p.cookie.as_ref()?.value.clone();
         Some(Persist {
             cfg,
+            force: p.option("persist"),
             srv: p
                 .servers
                 .iter()
@@ -243,8 +246,9 @@ impl Persist {
                     if !id.is_empty() {
                         for (i, c) in self.srv.iter().enumerate() {
                             if c.as_deref() == Some(id) {
-                                if running(i) {
-                                    found = Some(i);
+                                let up = running(i);
+                                if up || self.force {
+                                    found = Some((i, up));
                                     break;
                                 }
                                 out.state = b'D';
@@ -252,9 +256,9 @@ impl Persist {
                         }
                     }
                     match found {
-                        Some(i) => {
+                        Some((i, up)) => {
                             out.server = Some(i);
-                            out.state = b'V';
+                            out.state = if up { b'V' } else { b'D' };
                         }
                         None if out.state != b'D' => out.state = b'I',
                         None => {}
@@ -405,6 +409,7 @@ mod tests {
                 ..Default::default()
             },
             srv: vec![Some(b"c1".to_vec()), Some(b"c2".to_vec()), None],
+            force: false,
         }
     }
 

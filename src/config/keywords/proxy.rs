@@ -136,8 +136,10 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw(
         "http-reuse",
         "DLB",
-        N("rhaproxy reuses idle server connections per client session only"),
-        None,
+        N(
+            "rhaproxy reuses idle server connections per client session only; `never` makes them private to the session, which `option prefer-last-server` needs",
+        ),
+        Some(p_http_reuse),
     ),
     kw("http-send-name-header", "LB", U, None),
     kw("id", "FLB", I, Some(p_id)),
@@ -613,6 +615,17 @@ fn p_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     p.cookie = Some(Located::new(c, ctx.loc.clone()));
 }
 
+fn p_http_reuse(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1).map(String::as_str) {
+        Some(m @ ("never" | "safe" | "aggressive" | "always")) => {
+            if no_extra(ctx, a, 1, &format!("http-reuse {m}")) {
+                p.http_reuse_never = m == "never";
+            }
+        }
+        _ => ctx.alert("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'."),
+    }
+}
+
 fn p_monitor_uri(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let Some(u) = a.get(1).filter(|s| !s.is_empty()) else {
         ctx.alert("'monitor-uri' expects an URI.");
@@ -1034,8 +1047,8 @@ pub static OPTIONS: &[OptionKw] = &[
     opt("log-separate-errors", FE, I),
     opt("logasap", FE, I),
     opt("nolinger", FB, U),
-    opt("persist", BE, U),
-    opth("prefer-last-server", BE, U),
+    opt("persist", BE, I),
+    opth("prefer-last-server", BE, I),
     opt(
         "socket-stats",
         FE,
