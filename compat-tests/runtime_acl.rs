@@ -125,6 +125,8 @@ frontend fe
     tcp-request content reject if {{ path /tcprej }}
     http-request deny if {{ path_beg /admin }} !{{ src 127.0.0.2 }}
     http-request deny deny_status 503 if {{ path /unavail }}
+    http-request deny status 418 if {{ path /teapot }}
+    http-request deny deny_status 429 content-type text/plain string nope hdr X-Ret no if {{ path /nope }}
     http-request return status 200 content-type text/plain string pong if {{ path /ping }}
     http-request return status 201 content-type text/plain lf-string \"from %[src] %[path]\" hdr X-Ret yes if {{ path /lf }}
     http-request redirect location /new code 301 if {{ path /old }}
@@ -179,6 +181,8 @@ backend be_default
             "GET /a-very-long-path HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /admin/x HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /unavail HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /lf HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /old HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -251,6 +255,9 @@ backend be_default
         "GET /q?to=b HTTP/1.1 => 200 srv=b",
         "GET /admin/x HTTP/1.1 => 403 srv=-",
         "GET /unavail HTTP/1.1 => 503 srv=-",
+        "GET /teapot HTTP/1.1 => 418 srv=- location= ctype= x-ret=",
+        "GET /nope HTTP/1.1 => 429 srv=- location= ctype=text/plain x-ret=no",
+        "body=nope",
         "GET /ping HTTP/1.1 => 200 srv=- location= ctype=text/plain",
         "body=pong",
         "GET /lf HTTP/1.1 => 201 srv=- location= ctype=text/plain x-ret=yes",
@@ -425,6 +432,7 @@ frontend fe
     timeout tarpit 100ms
     tcp-request content reject if {{ path /tcprej }}
     http-request deny if {{ path /deny }}
+    http-request deny status 418 content-type text/plain string t if {{ path /teapot }}
     http-request return status 200 content-type text/plain string x if {{ path /ret }}
     http-request redirect location /n if {{ path /redir }}
     http-request reject if {{ path /rej }}
@@ -451,6 +459,7 @@ backend be
             "/rej",
             "/tcprej",
             "/tarpit",
+            "/teapot",
         ] {
             let mut c = HttpConn::connect(p[0]).unwrap();
             let _ = c.get(path);
@@ -458,7 +467,7 @@ backend be
         let mut lines = Vec::new();
         let mut buf = [0u8; 4096];
         let end = std::time::Instant::now() + Duration::from_secs(5);
-        while lines.len() < 9 && std::time::Instant::now() < end {
+        while lines.len() < 10 && std::time::Instant::now() < end {
             if let Ok(k) = logs.recv(&mut buf) {
                 let l = String::from_utf8_lossy(&buf[..k]).trim_end().to_string();
                 // Mask timer values, keep whether they are -1.
@@ -492,6 +501,7 @@ backend be
         "fe fe/<NOSRV> -1 PR-- -1/-1/-1/-1 \"GET /rej HTTP/1.1\"",
         "fe fe/<NOSRV> -1 PR-- -1/-1/-1/-1 \"<BADREQ>\"",
         "fe fe/<NOSRV> 500 PT-- -1/n/-1/-1 \"GET /tarpit HTTP/1.1\"",
+        "fe fe/<NOSRV> 418 PR-- n/-1/-1/-1 \"GET /teapot HTTP/1.1\"",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

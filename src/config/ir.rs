@@ -365,6 +365,8 @@ pub enum HttpAction {
         content_type: Option<String>,
         body: Option<Fmt>,
         headers: Vec<(String, Fmt)>,
+        /// A `deny` with its own answer (logged as a deny: termination `PR`/`PH`).
+        deny: bool,
     },
     Redirect(Redirect),
     SetHeader(String, Fmt),

@@ -986,10 +986,11 @@ async fn answer_locally(
             status,
             mut head,
             body,
+            deny,
             ..
         } => {
             txn.status = status as i32;
-            txn.set_term(b'L', b'R');
+            txn.set_term(if deny { b'P' } else { b'L' }, b'R');
             let conn = if !keep {
                 http1::errors::ConnHeader::Close
             } else if !req.version.is_11() {
@@ -1218,6 +1219,7 @@ async fn exchange(
                     status,
                     mut head,
                     body,
+                    deny,
                 } => {
                     let plan2 = http1::finish_client_plan(plan, &resp);
                     let keep = plan2.client_keep_alive
@@ -1234,7 +1236,7 @@ async fn exchange(
                         head.extend_from_slice(&body);
                     }
                     txn.status = status as i32;
-                    txn.set_term(b'L', b'H');
+                    txn.set_term(if deny { b'P' } else { b'L' }, b'H');
                     if write_all(cw, &head, client_to).await.is_err() {
                         return RespEnd::Abort;
                     }

@@ -277,6 +277,8 @@ pub enum ReqVerdict {
         head: Vec<u8>,
         body: Vec<u8>,
         be: Option<Arc<Backend>>,
+        /// A `deny` with its own answer (termination `PR`, not `LR`).
+        deny: bool,
     },
     /// Close without answering (`tcp-request content reject`, `http-request reject`), with a
     /// reset for `silent-drop`.
@@ -512,6 +514,7 @@ fn build_return(a: &HttpAction, c: &SampleCtx) -> Option<(u16, Vec<u8>, Vec<u8>)
         content_type,
         body,
         headers,
+        ..
     } = a
     else {
         return None;
@@ -556,13 +559,14 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::Return { .. } => {
+            HttpAction::Return { deny, .. } => {
                 if let Some((status, head, body)) = build_return(&r.action, &c) {
                     return Step::Stop(ReqVerdict::Reply {
                         status,
                         head,
                         body,
                         be: be.cloned(),
+                        deny: *deny,
                     });
                 }
             }
@@ -581,6 +585,7 @@ fn run_http_rules(
                     head,
                     body,
                     be: be.cloned(),
+                    deny: false,
                 });
             }
             HttpAction::SetHeader(n, v) => {
@@ -773,6 +778,7 @@ pub enum ResVerdict {
         status: u16,
         head: Vec<u8>,
         body: Vec<u8>,
+        deny: bool,
     },
     /// `silent-drop`: reset the client connection.
     Drop,
@@ -794,9 +800,14 @@ fn response_rules(
         match &r.action {
             HttpAction::Allow => return None,
             HttpAction::Deny { status } => return Some(ResVerdict::Deny(*status)),
-            HttpAction::Return { .. } => {
+            HttpAction::Return { deny, .. } => {
                 if let Some((status, head, body)) = build_return(&r.action, &c) {
-                    return Some(ResVerdict::Reply { status, head, body });
+                    return Some(ResVerdict::Reply {
+                        status,
+                        head,
+                        body,
+                        deny: *deny,
+                    });
                 }
             }
             HttpAction::SilentDrop => return Some(ResVerdict::Drop),

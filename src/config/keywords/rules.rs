@@ -440,34 +440,14 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Allow
         }
-        "deny" => {
-            let mut status = if response { 502 } else { 403 };
-            let mut i = 0;
-            while i < args.len() {
-                match args[i].as_str() {
-                    "deny_status" | "status" if i + 1 < args.len() => {
-                        let Some(s) = parse_status_for_deny(ctx, &prefix, &args[i], &args[i + 1])
-                        else {
-                            return;
-                        };
-                        status = s;
-                        i += 2;
-                    }
-                    "content-type" | "string" | "lf-string" | "file" | "lf-file" | "errorfile"
-                    | "errorfiles" | "default-errorfiles" | "hdr" => {
-                        ctx.unsupported_arg(&format!("{kw} deny"), &args[i]);
-                        return;
-                    }
-                    _ => {
-                        trailing(ctx, &args[i]);
-                        return;
-                    }
-                }
-            }
-            HttpAction::Deny { status }
-        }
-        "return" => {
-            let mut status = 200;
+        "deny" | "return" => {
+            let deny = act == "deny";
+            let mut status = match (deny, response) {
+                (true, true) => 502,
+                (true, false) => 403,
+                _ => 200,
+            };
+            let mut deny_status_kw = false;
             let mut content_type = None;
             let mut body = None;
             let mut headers = Vec::new();
@@ -476,7 +456,7 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 let w = args[i].as_str();
                 let v = args.get(i + 1);
                 match (w, v) {
-                    ("status", Some(v)) => {
+                    ("status", Some(v)) | ("deny_status", Some(v)) if deny || w == "status" => {
                         status = match v.parse::<u16>() {
                             Ok(n) if (200..=599).contains(&n) => n,
                             _ => {
@@ -484,8 +464,16 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                                 return;
                             }
                         };
+                        deny_status_kw = w == "deny_status";
                     }
                     ("content-type", Some(v)) => content_type = Some(v.clone()),
+                    ("string" | "lf-string", Some(v)) if v.is_empty() => {
+                        ctx.alert(format!(
+                            "{prefix} : '{w}' expects <{}> as argument.",
+                            if w == "string" { "str" } else { "fmt" }
+                        ));
+                        return;
+                    }
                     ("string", Some(v)) => body = Some(Fmt::literal(v)),
                     ("lf-string", Some(v)) => {
                         let Some(f) = fmt_arg(ctx, &prefix, v) else {
@@ -507,7 +495,7 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                         i += 1;
                     }
                     ("file" | "lf-file" | "errorfile" | "errorfiles" | "default-errorfiles", _) => {
-                        ctx.unsupported_arg(&format!("{kw} return"), w);
+                        ctx.unsupported_arg(&format!("{kw} {act}"), w);
                         return;
                     }
                     _ => {
@@ -521,11 +509,25 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 ctx.alert(format!("{prefix} : a content type must be defined when non-empty payload is configured."));
                 return;
             }
-            HttpAction::Return {
-                status,
-                content_type,
-                body,
-                headers,
+            let plain = content_type.is_none() && body.is_none() && headers.is_empty();
+            let builtin = crate::http1::errors::builtin(status).is_some();
+            if deny && plain && deny_status_kw && !builtin {
+                ctx.alert(format!(
+                    "{prefix} : status code '{status}' not handled by default with 'default-errorfiles' argument.."
+                ));
+                return;
+            }
+            if deny && plain && builtin {
+                // The proxy's error page for that status (errorfile or built-in).
+                HttpAction::Deny { status }
+            } else {
+                HttpAction::Return {
+                    status,
+                    content_type,
+                    body,
+                    headers,
+                    deny,
+                }
             }
         }
         "redirect" if !response => {
