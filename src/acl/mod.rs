@@ -26,6 +26,11 @@
 //! let yes: bool = crate::acl::eval(&cond, &ctx);
 //! ```
 //!
+//! Rules are evaluated by `runtime::rules` (`on_request`, `on_response`, `tcp_start`,
+//! `accept_connection`). `http-request use-service NAME` is parsed into the IR with its
+//! condition; a service is enabled by adding its name to `config::keywords::rules::SERVICES` and
+//! answering `ReqVerdict::Service` in `runtime::http::answer_locally`.
+//!
 //! Named ACLs referenced by a condition are copied into it when the configuration is complete
 //! ([`resolve_proxy`]), so a condition evaluates on its own. Fetches HAProxy knows but rhaproxy
 //! does not evaluate are refused at `-c` time ("not supported by rhaproxy"), never silently false.

@@ -958,6 +958,15 @@ async fn answer_locally(
             }
             false
         }
+        ReqVerdict::Service { name, be } => {
+            // Dispatch point of `http-request use-service`. No service is implemented in this
+            // branch yet (the keyword is refused at -c for every name), so this answers 503.
+            let _ = name;
+            txn.status = 503;
+            txn.set_term(b'P', b'R');
+            txn.bytes_out = rule_error(cw, req, 503, !keep, fe, be.as_deref()).await;
+            keep
+        }
         ReqVerdict::Tarpit { status, be } => {
             // Held for `timeout tarpit` (else `timeout connect`), then the error page.
             let t = &fe.proxy.timeouts;

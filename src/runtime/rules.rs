@@ -283,6 +283,12 @@ pub enum ReqVerdict {
     /// Close without answering (`tcp-request content reject`, `http-request reject`), with a
     /// reset for `silent-drop`.
     Close { reset: bool, tcp: bool },
+    /// `use-service NAME`: a service of rhaproxy answers (see
+    /// `config::keywords::rules::SERVICES`).
+    Service {
+        name: String,
+        be: Option<Arc<Backend>>,
+    },
     /// `tarpit`: wait, then answer with the error page of `status` and close.
     Tarpit {
         status: u16,
@@ -666,7 +672,13 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::SetStatus(..) | HttpAction::UseService(_) => {}
+            HttpAction::UseService(name) => {
+                return Step::Stop(ReqVerdict::Service {
+                    name: name.clone(),
+                    be: be.cloned(),
+                });
+            }
+            HttpAction::SetStatus(..) => {}
         }
     }
     Step::Continue

@@ -197,6 +197,10 @@ fn warn_never_match(ctx: &mut LineCtx, p: &Proxy, w: Where, c: &Condition) {
     }
 }
 
+/// Services rhaproxy answers itself (`http-request use-service NAME`); the runtime dispatches
+/// them in `runtime::http::answer_locally` (`ReqVerdict::Service`).
+pub const SERVICES: &[&str] = &[];
+
 /// Splits `ARGS... [if|unless COND...]`.
 fn split_cond(a: &[String]) -> (&[String], Option<(bool, &[String])>) {
     match a.iter().position(|w| w == "if" || w == "unless") {
@@ -710,15 +714,19 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             HttpAction::Tarpit { status }
         }
         "use-service" if !response => {
-            let name = args.first().cloned().unwrap_or_default();
-            // Kept in the IR for the service implementations; refused until one exists.
-            p.http_request.push(Rule {
-                action: HttpAction::UseService(name.clone()),
-                cond: None,
-                loc: ctx.loc.clone(),
-            });
-            ctx.unsupported_arg("http-request use-service", &name);
-            return;
+            let Some(name) = args.first().cloned() else {
+                ctx.alert(format!("{prefix} : 'use-service' expects a service name.."));
+                return;
+            };
+            if name != "prometheus-exporter" && !name.starts_with("lua.") {
+                ctx.alert(format!("{prefix} : '{name}' unknown service name.."));
+                return;
+            }
+            if let Some(w) = args.get(1) {
+                trailing(ctx, w);
+                return;
+            }
+            HttpAction::UseService(name)
         }
         _ => {
             ctx.unsupported_arg(kw, act);
@@ -738,11 +746,22 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
     if let Some(c) = &cond {
         warn_never_match(ctx, p, w, c);
     }
+    // `use-service` is kept in the IR (with its condition) for the service implementations,
+    // and refused until rhaproxy implements that service (`SERVICES`).
+    let refused_service = match &action {
+        HttpAction::UseService(n) if !SERVICES.contains(&n.as_str()) => Some(n.clone()),
+        _ => None,
+    };
     let rule = Rule {
         action,
         cond,
         loc: ctx.loc.clone(),
     };
+    if let Some(n) = refused_service {
+        p.http_request.push(rule);
+        ctx.unsupported_arg("http-request use-service", &n);
+        return;
+    }
     if response {
         p.http_response.push(rule);
     } else {
