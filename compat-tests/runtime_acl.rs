@@ -610,6 +610,8 @@ frontend fe
     http-request set-header X-Tag %[req.hdr(host),lower,map({},none)]
     http-request set-header X-Long yes if long_path
     http-request set-header X-Known yes if known_host
+    http-request set-header X-Names %[req.hdr_names(;)]
+    http-request set-header X-Plain yes if !{{ ssl_fc_sni -m found }} !{{ ssl_c_used }} !{{ ssl_fc }} {{ date gt 1000000000 }} {{ rand(10) lt 10 }} !{{ stopping }}
     use_backend %[path,map_beg({})]
     default_backend be_d
 
@@ -649,6 +651,7 @@ backend be_d
         "GET /nothing HTTP/1.1 => 200 d",
         "x-tag: tag-b|x-known: yes|",
         "x-tag: none|",
+        "x-names: host;x-field;x-field2;x-word;x-regsub;x-dec;x-tag;x-long;x-known|x-plain: yes|",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

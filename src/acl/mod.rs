@@ -79,6 +79,14 @@ pub trait ServerState {
     fn nbsrv(&self, be: &str) -> Option<u32>;
     /// Is server `srv` of backend `be` up (`None`: no such server)?
     fn srv_is_up(&self, be: &str, srv: &str) -> Option<bool>;
+    /// Connections in progress on backend `be` (`be_conn`).
+    fn be_conn(&self, _be: &str) -> Option<u32> {
+        None
+    }
+    /// A soft stop is in progress (`stopping`).
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 /// What the fetches read.

@@ -95,6 +95,13 @@ impl ServerState for FeRules {
         let s = b.servers.iter().find(|s| s.name == srv)?;
         Some(super::admin::usable(s))
     }
+    fn be_conn(&self, be: &str) -> Option<u32> {
+        let b = self.backends.get(be)?;
+        Some(b.active.load(std::sync::atomic::Ordering::Relaxed) as u32)
+    }
+    fn stopping(&self) -> bool {
+        super::is_stopping()
+    }
 }
 
 fn ctx<'a>(
