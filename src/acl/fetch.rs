@@ -768,7 +768,7 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
         Rand(range) => {
             let r = rand_u32() as u64;
             vec![Sample::Int(match range {
-                Some(n) => (r * n >> 32) as i64,
+                Some(n) => ((r as u128 * *n as u128) >> 32) as i64,
                 None => r as i64,
             })]
         }
