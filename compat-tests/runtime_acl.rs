@@ -757,3 +757,88 @@ backend b3
         ]
     );
 }
+
+/// HAProxy's `option http_proxy` replacement (examples/option-http_proxy.cfg): the destination
+/// comes from the absolute URI (`set-dst url_ip`, `set-dst-port url_port`), the URI is reduced to
+/// its path (`set-uri %[pathq]`), and an address-less server connects there.
+#[test]
+fn set_dst_http_proxy_matches_haproxy() {
+    let got = differential("set_dst_http_proxy_matches_haproxy", |imp| {
+        let dir = TempDir::new("acldst");
+        let p = free_ports(3);
+        let a = Backend::start("a", p[1], Behavior::Http);
+        let b = Backend::start("b", p[2], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    acl forbidden_dst url_ip 192.168.0.0/16
+    http-request deny if forbidden_dst
+    default_backend next
+
+backend next
+    http-request deny if !METH_GET
+    http-request set-dst url_ip
+    http-request set-dst-port url_port
+    http-request set-uri %[pathq]
+    http-request set-header X-Dst %[dst]:%[dst_port]
+    server next-hop 0.0.0.0
+",
+            p[0]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let bes = [&a, &b];
+        let mut out = Vec::new();
+        let mut c = HttpConn::connect(p[0]).unwrap();
+        for raw in [
+            format!(
+                "GET http://127.0.0.1:{0}/one?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\n\r\n",
+                p[1]
+            ),
+            format!(
+                "GET http://127.0.0.1:{0}/two HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\n\r\n",
+                p[2]
+            ),
+            "GET http://192.168.1.1/ HTTP/1.1\r\nHost: 192.168.1.1\r\n\r\n".to_string(),
+            format!(
+                "POST http://127.0.0.1:{0}/p HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\nContent-Length: 0\r\n\r\n",
+                p[1]
+            ),
+        ] {
+            let before = counts(&bes);
+            let first = raw
+                .lines()
+                .next()
+                .unwrap_or("")
+                .replace(&p[1].to_string(), "P1")
+                .replace(&p[2].to_string(), "P2");
+            match c.request(&raw) {
+                Ok(r) => {
+                    out.push(format!("{first} => {} {}", r.status, r.server()));
+                    out.push(format!(
+                        "  {}",
+                        seen_by(&bes, &before)
+                            .replace(&p[1].to_string(), "P1")
+                            .replace(&p[2].to_string(), "P2")
+                    ));
+                }
+                Err(e) => out.push(format!("{first} => error {:?}", e.kind())),
+            }
+            if closed(&mut c) {
+                out.push("  connection closed".into());
+                c = HttpConn::connect(p[0]).unwrap();
+            }
+        }
+        out
+    });
+    let text = got.join("\n");
+    for needle in [
+        "GET http://127.0.0.1:P1/one?x=1 HTTP/1.1 => 200 a",
+        "a got GET /one?x=1 HTTP/1.1|host: 127.0.0.1:P1|x-dst: 127.0.0.1:P1|",
+        "GET http://127.0.0.1:P2/two HTTP/1.1 => 200 b",
+        "GET http://192.168.1.1/ HTTP/1.1 => 403 -",
+        "POST http://127.0.0.1:P1/p HTTP/1.1 => 403 -",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

@@ -119,6 +119,9 @@ static PROC_VARS: std::sync::Mutex<Option<std::collections::HashMap<String, Samp
 #[derive(Debug, Default, Clone)]
 pub struct Vars {
     map: std::collections::HashMap<String, Sample>,
+    /// The connection's destination as changed by `set-dst` / `set-dst-port` (kept for the
+    /// connection's life, like HAProxy's).
+    pub dst: Option<SocketAddr>,
 }
 
 impl Vars {

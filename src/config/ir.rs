@@ -395,6 +395,10 @@ pub enum HttpAction {
         re: crate::acl::matcher::Re,
         fmt: Fmt,
     },
+    /// `set-dst EXPR` / `set-dst-port EXPR`: the destination of the client connection (for the
+    /// rest of the connection), used by servers with no address (`server NAME 0.0.0.0`).
+    SetDst(crate::acl::fetch::SampleExpr),
+    SetDstPort(crate::acl::fetch::SampleExpr),
     /// Close the client connection without a response.
     Reject,
     /// Close the client connection with a reset, without a response.

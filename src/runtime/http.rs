@@ -524,6 +524,7 @@ pub async fn session(
     let mut cbuf: Vec<u8> = Vec::new();
     let mut idle: Vec<ServerConn> = Vec::new();
     let mut idle_be: Option<Arc<Backend>> = None;
+    let mut idle_dst: Option<std::net::SocketAddr> = None;
     // Allocated only when the configuration has rules (they may set variables).
     let vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>> =
         fe.rules.any_http.then(Arc::default);
@@ -642,9 +643,13 @@ pub async fn session(
         txn.be = Some(Arc::clone(&be));
         // Idle server connections belong to the backend of the previous request (server
         // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
-        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
+        // `http-request set-dst[-port]` changes where address-less servers connect (and makes
+        // idle connections to the old destination unusable).
+        let set_dst = vars.as_ref().and_then(|v| v.lock().ok()?.dst);
+        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) || idle_dst != set_dst {
             idle.clear();
             idle_be = Some(Arc::clone(&be));
+            idle_dst = set_dst;
         }
         let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
@@ -662,7 +667,9 @@ pub async fn session(
         let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
         let ctx = ConnCtx {
             client: acc.client,
-            orig_dst: acc.orig_dst,
+            orig_dst: set_dst
+                .map(crate::tproxy::addr::OrigDstAddr)
+                .or(acc.orig_dst),
         };
         let want_hdr = be
             .servers

@@ -115,7 +115,9 @@ fn ctx<'a>(
     let r = &fe.rules;
     SampleCtx {
         src: Some(acc.client.sock_addr()),
-        dst: acc.orig_dst.map(|o| o.sock_addr()),
+        dst: vars
+            .and_then(|v| v.dst)
+            .or(acc.orig_dst.map(|o| o.sock_addr())),
         fe_name: &fe.name,
         fe_id: r.ids.get(&fe.name).copied().unwrap_or(0),
         be_name: be,
@@ -636,6 +638,39 @@ fn run_http_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetDst(e) | HttpAction::SetDstPort(e) => {
+                let v = e.value(&c);
+                let cur = c.dst;
+                let port_only = matches!(r.action, HttpAction::SetDstPort(_));
+                let new = match (v, cur) {
+                    (Some(v), cur) if port_only => {
+                        let p = match v {
+                            Sample::Int(n) => u16::try_from(n).ok(),
+                            s => std::str::from_utf8(&s.as_bytes())
+                                .ok()
+                                .and_then(|t| t.trim().parse().ok()),
+                        };
+                        match (p, cur) {
+                            (Some(p), Some(mut a)) => {
+                                a.set_port(p);
+                                Some(a)
+                            }
+                            _ => None,
+                        }
+                    }
+                    (Some(v), cur) => {
+                        let ip = match v {
+                            Sample::Ip(ip) => Some(ip),
+                            s => crate::acl::fetch::parse_ip_bytes(&s.as_bytes()),
+                        };
+                        ip.map(|ip| std::net::SocketAddr::new(ip, cur.map_or(0, |a| a.port())))
+                    }
+                    (None, _) => None,
+                };
+                if let Some(a) = new {
+                    vars.dst = Some(a);
+                }
+            }
             HttpAction::Replace { what, re, fmt } => {
                 let f = fmt.render(&c);
                 match what {

@@ -681,6 +681,35 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             };
             HttpAction::Replace { what, re, fmt }
         }
+        "set-dst" | "set-dst-port" if !response => {
+            let Some(e) = args.first() else {
+                ctx.alert(format!("{prefix} : missing fetch method."));
+                return;
+            };
+            let expr = match crate::acl::fetch::parse_expr(e) {
+                Ok(x) => x,
+                Err(crate::acl::fetch::FetchError::Haproxy(m))
+                    if m.starts_with("unknown fetch method") =>
+                {
+                    let n = e.split(['(', ',']).next().unwrap_or("");
+                    ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
+                    return;
+                }
+                Err(err) => {
+                    report(ctx, &prefix, err.into(), true);
+                    return;
+                }
+            };
+            if let Some(w) = args.get(1) {
+                trailing(ctx, w);
+                return;
+            }
+            if act == "set-dst" {
+                HttpAction::SetDst(expr)
+            } else {
+                HttpAction::SetDstPort(expr)
+            }
+        }
         "reject" | "silent-drop" => {
             if let Some(w) = args.first() {
                 trailing(ctx, w);
