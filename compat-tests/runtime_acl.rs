@@ -433,6 +433,8 @@ frontend fe
     tcp-request content reject if {{ path /tcprej }}
     http-request deny if {{ path /deny }}
     http-request deny status 418 content-type text/plain string t if {{ path /teapot }}
+    http-request set-log-level silent if {{ path /quiet }}
+    http-response set-log-level silent if {{ status 204 }}
     http-request return status 200 content-type text/plain string x if {{ path /ret }}
     http-request redirect location /n if {{ path /redir }}
     http-request reject if {{ path /rej }}
@@ -459,6 +461,8 @@ backend be
             "/rej",
             "/tcprej",
             "/tarpit",
+            "/quiet",
+            "/status/204",
             "/teapot",
         ] {
             let mut c = HttpConn::connect(p[0]).unwrap();
@@ -491,6 +495,10 @@ backend be
         lines
     });
     let text = got.join("\n");
+    assert!(
+        !text.contains("/quiet") && !text.contains("/status/204"),
+        "set-log-level silent must suppress the line:\n{text}"
+    );
     for needle in [
         "fe be/s 200 ---- n/n/n/n \"GET /ok HTTP/1.1\"",
         "fe fe/<NOSRV> 403 PR-- n/-1/-1/-1 \"GET /deny HTTP/1.1\"",

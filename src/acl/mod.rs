@@ -122,6 +122,8 @@ pub struct Vars {
     /// The connection's destination as changed by `set-dst` / `set-dst-port` (kept for the
     /// connection's life, like HAProxy's).
     pub dst: Option<SocketAddr>,
+    /// `set-log-level silent` on the current transaction.
+    pub silent: bool,
 }
 
 impl Vars {
@@ -154,6 +156,7 @@ impl Vars {
     /// A new transaction: `txn.`, `req.` and `res.` variables end, `sess.` ones stay.
     pub fn new_transaction(&mut self) {
         self.map.retain(|k, _| k.starts_with("sess."));
+        self.silent = false;
     }
     /// `(name, value as text)` for the log record (`%[var(txn.x)]`).
     pub fn for_log(&self) -> Vec<(String, Vec<u8>)> {

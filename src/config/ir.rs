@@ -399,6 +399,8 @@ pub enum HttpAction {
     /// rest of the connection), used by servers with no address (`server NAME 0.0.0.0`).
     SetDst(crate::acl::fetch::SampleExpr),
     SetDstPort(crate::acl::fetch::SampleExpr),
+    /// `set-log-level silent`: the transaction is not logged.
+    SetLogSilent,
     /// Close the client connection without a response.
     Reject,
     /// Close the client connection with a reset, without a response.

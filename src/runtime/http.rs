@@ -437,6 +437,14 @@ impl Drop for TxnLog {
         let Some(l) = self.fe.log() else {
             return;
         };
+        // `http-request/http-response set-log-level silent`.
+        if self
+            .vars
+            .as_ref()
+            .is_some_and(|v| v.lock().is_ok_and(|v| v.silent))
+        {
+            return;
+        }
         let end = Instant::now();
         let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
         let utc = |t: Instant| self.start_utc + chrono::Duration::milliseconds(ms(self.start, t));

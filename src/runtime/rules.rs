@@ -638,6 +638,7 @@ fn run_http_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
             HttpAction::SetDst(e) | HttpAction::SetDstPort(e) => {
                 let v = e.value(&c);
                 let cur = c.dst;
@@ -870,6 +871,7 @@ fn response_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
             HttpAction::Replace { what, re, fmt } => {
                 let f = fmt.render(&c);
                 if let ReplaceWhat::Header(n) | ReplaceWhat::Value(n) = what {

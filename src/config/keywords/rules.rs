@@ -710,6 +710,30 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 HttpAction::SetDstPort(expr)
             }
         }
+        "set-log-level" => {
+            const LEVELS: [&str; 9] = [
+                "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent",
+            ];
+            match args.first().map(String::as_str) {
+                Some(l) if LEVELS.contains(&l) && args.len() == 1 => {
+                    if l != "silent" {
+                        ctx.unsupported_arg(&format!("{kw} set-log-level"), l);
+                        return;
+                    }
+                    HttpAction::SetLogSilent
+                }
+                Some(l) if LEVELS.contains(&l) => {
+                    trailing(ctx, &args[1]);
+                    return;
+                }
+                _ => {
+                    ctx.alert(format!(
+                        "{prefix} : expects exactly 1 argument (log level name or 'silent')."
+                    ));
+                    return;
+                }
+            }
+        }
         "reject" | "silent-drop" => {
             if let Some(w) = args.first() {
                 trailing(ctx, w);
