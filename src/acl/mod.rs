@@ -32,7 +32,12 @@
 //! answering `ReqVerdict::Service` in `runtime::http::answer_locally`.
 //!
 //! Named ACLs referenced by a condition are copied into it when the configuration is complete
-//! ([`resolve_proxy`]), so a condition evaluates on its own. Fetches HAProxy knows but rhaproxy
+//! ([`resolve_proxy`], called by `config::validate`), so a condition evaluates on its own. A
+//! condition stored in a new place of `Proxy` (e.g. `stats admin if COND`) must be listed by
+//! `Proxy::conditions_mut`/`conditions` so that later `acl` lines with the same name extend it
+//! and its `nbsrv()`/`srv_is_up()` arguments are checked. Errors: [`AclError::Haproxy`] carries
+//! HAProxy's text (prefix it like `error detected while parsing ... : {text}.`),
+//! [`AclError::Unsupported`] what rhaproxy lacks (report it with "not supported by rhaproxy"). Fetches HAProxy knows but rhaproxy
 //! does not evaluate are refused at `-c` time ("not supported by rhaproxy"), never silently false.
 
 pub mod cond;
