@@ -522,6 +522,9 @@ fn tcp_mode_rules_match_haproxy() {
     let got = differential("tcp_mode_rules_match_haproxy", |imp| {
         let dir = TempDir::new("acltcp");
         let p = free_ports(5);
+        let logs = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        logs.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let _b1 = Backend::start("b1", p[2], Behavior::Name);
         let _b2 = Backend::start("b2", p[3], Behavior::Name);
         let _b3 = Backend::start("b3", p[4], Behavior::Name);
@@ -535,6 +538,8 @@ fn tcp_mode_rules_match_haproxy() {
 frontend ft
     bind 127.0.0.1:{p0}
     bind 127.0.0.1:{p1}
+    log 127.0.0.1:{lp} format raw local0
+    log-format \"%ci %f %b/%s %Tw/%Tc %ts\"
     acl second_port dst_port {p1}
     tcp-request connection reject if {{ src 127.0.0.3 }}
     tcp-request content reject if {{ src 127.0.0.4 }}
@@ -556,6 +561,7 @@ backend b3
             p[4],
             p0 = p[0],
             p1 = p[1],
+            lp = logs.local_addr().unwrap().port(),
         );
         let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
         let mut out = Vec::new();
@@ -574,6 +580,31 @@ backend b3
                 .unwrap_or_else(|e| format!("error {:?}", e.kind()));
             out.push(format!("{which} from {src:?} => {r:?}"));
         }
+        // Session logs (a connection-level reject is not logged, a content reject is).
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 2048];
+        let end = std::time::Instant::now() + Duration::from_secs(3);
+        while lines.len() < 6 && std::time::Instant::now() < end {
+            if let Ok(k) = logs.recv(&mut buf) {
+                let l = String::from_utf8_lossy(&buf[..k]).trim_end().to_string();
+                let masked: Vec<String> = l
+                    .split(' ')
+                    .map(|w| {
+                        if w.contains('/') && w.split('/').all(|t| t.parse::<i64>().is_ok()) {
+                            w.split('/')
+                                .map(|t| if t == "-1" { "-1" } else { "n" })
+                                .collect::<Vec<_>>()
+                                .join("/")
+                        } else {
+                            w.to_string()
+                        }
+                    })
+                    .collect();
+                lines.push(masked.join(" "));
+            }
+        }
+        lines.sort();
+        out.extend(lines);
         out
     });
     assert_eq!(
@@ -586,6 +617,12 @@ backend b3
             "port0 from Some(127.0.0.3) => \"error ConnectionReset\"",
             "port0 from Some(127.0.0.4) => \"\"",
             "port0 from Some(127.0.0.5) => \"b3\"",
+            "127.0.0.1 ft b1/b1 n/n --",
+            "127.0.0.1 ft b2/b2 n/n --",
+            "127.0.0.2 ft b2/b2 n/n --",
+            "127.0.0.2 ft b3/b3 n/n --",
+            "127.0.0.4 ft ft/<NOSRV> -1/-1 PR",
+            "127.0.0.5 ft b3/b3 n/n --",
         ]
     );
 }
