@@ -406,6 +406,8 @@ pub enum HttpAction {
         content_type: Option<String>,
         body: Option<Fmt>,
         headers: Vec<(String, Fmt)>,
+        /// A `deny` with its own answer (logged as a deny: termination `PR`/`PH`).
+        deny: bool,
     },
     Redirect(Redirect),
     SetHeader(String, Fmt),
@@ -434,6 +436,12 @@ pub enum HttpAction {
         re: crate::acl::matcher::Re,
         fmt: Fmt,
     },
+    /// `set-dst EXPR` / `set-dst-port EXPR`: the destination of the client connection (for the
+    /// rest of the connection), used by servers with no address (`server NAME 0.0.0.0`).
+    SetDst(crate::acl::fetch::SampleExpr),
+    SetDstPort(crate::acl::fetch::SampleExpr),
+    /// `set-log-level silent`: the transaction is not logged.
+    SetLogSilent,
     /// Close the client connection without a response.
     Reject,
     /// Close the client connection with a reset, without a response.

@@ -595,6 +595,14 @@ impl TxnLog {
         let Some(l) = self.fe.log() else {
             return;
         };
+        // `http-request/http-response set-log-level silent`.
+        if self
+            .vars
+            .as_ref()
+            .is_some_and(|v| v.lock().is_ok_and(|v| v.silent))
+        {
+            return;
+        }
         let end = Instant::now();
         let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
         let utc = |t: Instant| self.start_utc + chrono::Duration::milliseconds(ms(self.start, t));
@@ -687,6 +695,7 @@ pub async fn session(
     let mut cbuf: Vec<u8> = Vec::new();
     let mut idle = IdleConns(Vec::new());
     let mut idle_be: Option<Arc<Backend>> = None;
+    let mut idle_dst: Option<std::net::SocketAddr> = None;
     // Allocated only when the configuration has rules (they may set variables).
     let vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>> =
         fe.rules.any_http.then(Arc::default);
@@ -857,11 +866,15 @@ pub async fn session(
         txn.be = Some(Arc::clone(&be));
         // Idle server connections belong to the backend of the previous request (server
         // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
-        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
+        // `http-request set-dst[-port]` changes where address-less servers connect (and makes
+        // idle connections to the old destination unusable).
+        let set_dst = vars.as_ref().and_then(|v| v.lock().ok()?.dst);
+        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) || idle_dst != set_dst {
             for c in idle.0.drain(..) {
                 c.close_reset();
             }
             idle_be = Some(Arc::clone(&be));
+            idle_dst = set_dst;
         }
         let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
@@ -895,7 +908,9 @@ pub async fn session(
         let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
         let ctx = ConnCtx {
             client: acc.client,
-            orig_dst: acc.orig_dst,
+            orig_dst: set_dst
+                .map(crate::tproxy::addr::OrigDstAddr)
+                .or(acc.orig_dst),
         };
         let want_hdr = be
             .servers
@@ -1224,6 +1239,15 @@ async fn answer_locally(
             }
             false
         }
+        ReqVerdict::Service { name, be } => {
+            // `prometheus-exporter` is the one service (`config::keywords::rules::SERVICES`).
+            debug_assert_eq!(name, "prometheus-exporter");
+            let _ = be;
+            let r = super::prometheus::serve(fe, req, cw).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(txn);
+            r.keep_alive
+        }
         ReqVerdict::Tarpit { status, be } => {
             // Held for `timeout tarpit` (else `timeout connect`), then the error page.
             let t = &fe.proxy.timeouts;
@@ -1253,10 +1277,11 @@ async fn answer_locally(
             status,
             mut head,
             body,
+            deny,
             ..
         } => {
             txn.status = status as i32;
-            txn.set_term(b'L', b'R');
+            txn.set_term(if deny { b'P' } else { b'L' }, b'R');
             let conn = if !keep {
                 http1::errors::ConnHeader::Close
             } else if !req.version.is_11() {
@@ -1275,12 +1300,6 @@ async fn answer_locally(
                 let _ = cw.shutdown().await;
             }
             keep
-        }
-        ReqVerdict::Service(_) => {
-            let r = super::prometheus::serve(fe, req, cw).await;
-            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
-            applet_log(txn);
-            r.keep_alive
         }
     }
 }
@@ -1492,6 +1511,7 @@ async fn exchange(
                     status,
                     mut head,
                     body,
+                    deny,
                 } => {
                     let plan2 = http1::finish_client_plan(plan, &resp);
                     let keep = plan2.client_keep_alive
@@ -1508,7 +1528,7 @@ async fn exchange(
                         head.extend_from_slice(&body);
                     }
                     txn.status = status as i32;
-                    txn.set_term(b'L', b'H');
+                    txn.set_term(if deny { b'P' } else { b'L' }, b'H');
                     if write_all(cw, &head, client_to).await.is_err() {
                         return RespEnd::Abort;
                     }

@@ -95,6 +95,13 @@ impl ServerState for FeRules {
         let s = b.servers.iter().find(|s| s.name == srv)?;
         Some(super::admin::usable(s))
     }
+    fn be_conn(&self, be: &str) -> Option<u32> {
+        let b = self.backends.get(be)?;
+        Some(b.active.load(std::sync::atomic::Ordering::Relaxed) as u32)
+    }
+    fn stopping(&self) -> bool {
+        super::is_stopping()
+    }
 }
 
 pub fn ctx<'a>(
@@ -108,7 +115,9 @@ pub fn ctx<'a>(
     let r = &fe.rules;
     SampleCtx {
         src: Some(acc.client.sock_addr()),
-        dst: acc.orig_dst.map(|o| o.sock_addr()),
+        dst: vars
+            .and_then(|v| v.dst)
+            .or(acc.orig_dst.map(|o| o.sock_addr())),
         fe_name: &fe.name,
         fe_id: r.ids.get(&fe.name).copied().unwrap_or(0),
         be_name: be,
@@ -288,17 +297,23 @@ pub enum ReqVerdict {
         head: Vec<u8>,
         body: Vec<u8>,
         be: Option<Arc<Backend>>,
+        /// A `deny` with its own answer (termination `PR`, not `LR`).
+        deny: bool,
     },
     /// Close without answering (`tcp-request content reject`, `http-request reject`), with a
     /// reset for `silent-drop`.
     Close { reset: bool, tcp: bool },
+    /// `use-service NAME`: a service of rhaproxy answers (see
+    /// `config::keywords::rules::SERVICES`).
+    Service {
+        name: String,
+        be: Option<Arc<Backend>>,
+    },
     /// `tarpit`: wait, then answer with the error page of `status` and close.
     Tarpit {
         status: u16,
         be: Option<Arc<Backend>>,
     },
-    /// `http-request use-service NAME`: the service answers.
-    Service(String),
 }
 
 enum Step {
@@ -525,6 +540,7 @@ fn build_return(a: &HttpAction, c: &SampleCtx) -> Option<(u16, Vec<u8>, Vec<u8>)
         content_type,
         body,
         headers,
+        ..
     } = a
     else {
         return None;
@@ -569,13 +585,14 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::Return { .. } => {
+            HttpAction::Return { deny, .. } => {
                 if let Some((status, head, body)) = build_return(&r.action, &c) {
                     return Step::Stop(ReqVerdict::Reply {
                         status,
                         head,
                         body,
                         be: be.cloned(),
+                        deny: *deny,
                     });
                 }
             }
@@ -594,6 +611,7 @@ fn run_http_rules(
                     head,
                     body,
                     be: be.cloned(),
+                    deny: false,
                 });
             }
             HttpAction::SetHeader(n, v) => {
@@ -631,6 +649,40 @@ fn run_http_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
+            HttpAction::SetDst(e) | HttpAction::SetDstPort(e) => {
+                let v = e.value(&c);
+                let cur = c.dst;
+                let port_only = matches!(r.action, HttpAction::SetDstPort(_));
+                let new = match (v, cur) {
+                    (Some(v), cur) if port_only => {
+                        let p = match v {
+                            Sample::Int(n) => u16::try_from(n).ok(),
+                            s => std::str::from_utf8(&s.as_bytes())
+                                .ok()
+                                .and_then(|t| t.trim().parse().ok()),
+                        };
+                        match (p, cur) {
+                            (Some(p), Some(mut a)) => {
+                                a.set_port(p);
+                                Some(a)
+                            }
+                            _ => None,
+                        }
+                    }
+                    (Some(v), cur) => {
+                        let ip = match v {
+                            Sample::Ip(ip) => Some(ip),
+                            s => crate::acl::fetch::parse_ip_bytes(&s.as_bytes()),
+                        };
+                        ip.map(|ip| std::net::SocketAddr::new(ip, cur.map_or(0, |a| a.port())))
+                    }
+                    (None, _) => None,
+                };
+                if let Some(a) = new {
+                    vars.dst = Some(a);
+                }
+            }
             HttpAction::Replace { what, re, fmt } => {
                 let f = fmt.render(&c);
                 match what {
@@ -674,7 +726,12 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::UseService(name) => return Step::Stop(ReqVerdict::Service(name.clone())),
+            HttpAction::UseService(name) => {
+                return Step::Stop(ReqVerdict::Service {
+                    name: name.clone(),
+                    be: be.cloned(),
+                });
+            }
             HttpAction::SetStatus(..) => {}
         }
     }
@@ -787,6 +844,7 @@ pub enum ResVerdict {
         status: u16,
         head: Vec<u8>,
         body: Vec<u8>,
+        deny: bool,
     },
     /// `silent-drop`: reset the client connection.
     Drop,
@@ -808,9 +866,14 @@ fn response_rules(
         match &r.action {
             HttpAction::Allow => return None,
             HttpAction::Deny { status } => return Some(ResVerdict::Deny(*status)),
-            HttpAction::Return { .. } => {
+            HttpAction::Return { deny, .. } => {
                 if let Some((status, head, body)) = build_return(&r.action, &c) {
-                    return Some(ResVerdict::Reply { status, head, body });
+                    return Some(ResVerdict::Reply {
+                        status,
+                        head,
+                        body,
+                        deny: *deny,
+                    });
                 }
             }
             HttpAction::SilentDrop => return Some(ResVerdict::Drop),
@@ -819,6 +882,7 @@ fn response_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
             HttpAction::Replace { what, re, fmt } => {
                 let f = fmt.render(&c);
                 if let ReplaceWhat::Header(n) | ReplaceWhat::Value(n) = what {
