@@ -101,6 +101,24 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                 );
             }
         }
+        // disable-on-404 needs the HTTP rule set (checked before the timeouts, as HAProxy).
+        if p.http_check_disable_on_404 {
+            let http_rules = p.check_option.as_ref().map(|o| &o.value)
+                == Some(&CheckOption::HttpChk)
+                && p.check_rules
+                    .as_ref()
+                    .is_none_or(|r| r.kind == RulesKind::Http);
+            if p.check_option.is_some() && !http_rules {
+                diags.warning(
+                    None,
+                    format!(
+                        "'disable-on-404' will be ignored for {} '{}' (requires 'option httpchk').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+        }
         let t = &p.timeouts;
         let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
         let missing = (is_fe && t.client.is_none())
@@ -116,6 +134,24 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     p.name
                 ),
             );
+        }
+        // Rules of the kind the check option does not run are dropped with a warning.
+        if let (true, Some(r)) = (is_be, &p.check_rules) {
+            let opt = p.check_option.as_ref().map(|o| &o.value);
+            let (wanted, kw, opt_name) = match r.kind {
+                RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
+                RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
+            };
+            if !r.rules.is_empty() && opt != Some(&wanted) {
+                diags.warning(
+                    None,
+                    format!(
+                        "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
         }
         if is_fe {
             // Formats are compiled once, here, as HAProxy does after parsing.
@@ -203,29 +239,6 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
         let ids: Vec<Option<u32>> = p.servers.iter().map(|s| s.id).collect();
         for (s, puid) in p.servers.iter_mut().zip(crate::lb::assign_puids(&ids)) {
             s.puid = puid;
-        }
-    }
-    // HAProxy's post-proxy check: rules of the kind the check option does not run.
-    for p in cfg
-        .proxies
-        .iter()
-        .filter(|p| !p.disabled && p.cap().contains(Cap::BE))
-    {
-        let Some(r) = &p.check_rules else { continue };
-        let opt = p.check_option.as_ref().map(|o| &o.value);
-        let (wanted, kw, opt_name) = match r.kind {
-            RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
-            RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
-        };
-        if !r.rules.is_empty() && opt != Some(&wanted) {
-            diags.warning(
-                None,
-                format!(
-                    "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
-                    proxy_type(p),
-                    p.name
-                ),
-            );
         }
     }
     crate::config::transparency::check(cfg, diags);

@@ -30,6 +30,9 @@ pub enum Miss {
     Fatal,
     /// A fatal error with this exact text.
     FatalText(&'static str),
+    /// The warning, then the line is parsed anyway (HAProxy's check rule parsers do so, and
+    /// most then print an empty `(null)` warning).
+    WarnParse,
 }
 
 const fn kw(
@@ -126,7 +129,13 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("http-after-response", "dFLB", U, None),
     kw("http-request", "dFLB", U, None),
     kw("http-response", "dFLB", U, None),
-    kw("http-check", "DLB", I, Some(super::checks::p_http_check)),
+    kwm(
+        "http-check",
+        "DLB",
+        I,
+        Some(super::checks::p_http_check),
+        Miss::WarnParse,
+    ),
     kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
     kw(
         "http-reuse",
@@ -186,7 +195,13 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("stats", "DFLB", U, None),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
-    kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
+    kwm(
+        "tcp-check",
+        "DLB",
+        I,
+        Some(super::checks::p_tcp_check),
+        Miss::WarnParse,
+    ),
     kw("tcp-request", "dFLB", U, None),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
