@@ -1028,6 +1028,165 @@ mod tests {
     }
 
     #[test]
+    fn check_options_carry_their_arguments() {
+        let opt = |line: &str| {
+            let (p, msgs) = parse(&format!("    {line}\n"));
+            assert!(msgs.is_empty(), "{line}: {msgs:?}");
+            p.unwrap().check_option.map(|o| o.value)
+        };
+        assert_eq!(
+            opt("option smtpchk EHLO me.example"),
+            Some(CheckOption::SmtpChk("EHLO me.example".into()))
+        );
+        assert_eq!(
+            opt("option smtpchk"),
+            Some(CheckOption::SmtpChk("HELO localhost".into()))
+        );
+        assert_eq!(
+            opt("option pgsql-check user john"),
+            Some(CheckOption::PgsqlCheck("john".into()))
+        );
+        assert_eq!(
+            opt("option mysql-check user hap pre-41"),
+            Some(CheckOption::MysqlCheck {
+                user: Some("hap".into()),
+                pre41: true
+            })
+        );
+        assert_eq!(opt("option ssl-hello-chk"), Some(CheckOption::SslHelloChk));
+        // The last check option wins.
+        assert_eq!(
+            opt("option redis-check\n    option tcp-check"),
+            Some(CheckOption::TcpCheck)
+        );
+        let (_, msgs) = parse("    no option httpchk\n");
+        assert!(msgs[0].contains("negation/default is not supported for option 'httpchk'."));
+    }
+
+    #[test]
+    fn own_rules_replace_inherited_ones() {
+        let text = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n    option httpchk GET /d\n    http-check expect string a\nbackend inherit\n    server s 127.0.0.1:80 check\nbackend own\n    http-check expect status 200\n    server s 127.0.0.1:80 check\nbackend opt\n    option httpchk GET /z\n    server s 127.0.0.1:80 check\n";
+        let mut d = Diags::captured();
+        let cfg = crate::config::parse_str("t.cfg", text, &mut d).unwrap();
+        let by = |n: &str| cfg.proxies.iter().find(|p| p.name == n).unwrap();
+        let inherit = by("inherit");
+        assert!(inherit.httpchk_send);
+        assert_eq!(inherit.check_rules.as_ref().unwrap().rules.len(), 1);
+        let own = by("own");
+        assert!(
+            !own.httpchk_send,
+            "an own rule set drops the inherited request"
+        );
+        assert!(matches!(
+            &own.check_rules.as_ref().unwrap().rules[0].value,
+            CheckRule::Expect(e) if e.what == ExpectMatch::Status(vec![(200, 200)])
+        ));
+        let opt = by("opt");
+        assert!(opt.httpchk_send);
+        assert!(
+            opt.check_rules.is_none(),
+            "an own option drops inherited rules"
+        );
+        assert_eq!(opt.httpchk.as_ref().unwrap().value.uri, "/z");
+    }
+
+    /// Random lines made of the check keywords never panic the parser.
+    #[test]
+    fn random_check_lines_never_panic() {
+        const WORDS: &[&str] = &[
+            "tcp-check",
+            "http-check",
+            "http-error",
+            "expect",
+            "send",
+            "send-binary",
+            "connect",
+            "comment",
+            "string",
+            "rstring",
+            "binary",
+            "rbinary",
+            "status",
+            "rstatus",
+            "hdr",
+            "fhdr",
+            "name",
+            "value",
+            "-m",
+            "reg",
+            "beg",
+            "!",
+            "min-recv",
+            "ok-status",
+            "error-status",
+            "tout-status",
+            "L7OK",
+            "port",
+            "addr",
+            "0",
+            "65536",
+            "200-x",
+            "(",
+            "zz",
+            "0a",
+            "meth",
+            "uri",
+            "ver",
+            "body",
+            "content-type",
+            "file",
+            "errorfile",
+            "default-errorfiles",
+            "503",
+            "599",
+            "x",
+            "",
+            "option",
+            "mysql-check",
+            "user",
+            "pgsql-check",
+            "smtpchk",
+            "EHLO",
+            "disable-on-404",
+            "send-state",
+            "linger",
+            "default",
+            "set-var(check.x)",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..500 {
+            let n = 1 + (next() % 7) as usize;
+            let line: Vec<String> = (0..n)
+                .map(|_| {
+                    let w = WORDS[(next() % WORDS.len() as u64) as usize];
+                    if w.is_empty() {
+                        "\"\"".to_string()
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect();
+            let _ = parse(&format!("    {}\n", line.join(" ")));
+        }
+    }
+
+    #[test]
+    fn http_check_flags() {
+        let (p, msgs) = parse(
+            "    mode http\n    option httpchk\n    http-check disable-on-404\n    http-check send-state\n",
+        );
+        assert!(msgs.is_empty(), "{msgs:?}");
+        let p = p.unwrap();
+        assert!(p.http_check_disable_on_404 && p.http_check_send_state);
+    }
+
+    #[test]
     fn http_error_builds_a_reply() {
         let (p, msgs) = parse(
             "    mode http\n    http-error status 503 content-type text/plain string sorry hdr X-A b\n",
