@@ -146,7 +146,7 @@ fn state_lines(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn check_messages_match_haproxy() {
     let impls = Impl::all("runtime_checks");
-    let p = free_ports(31);
+    let p = free_ports(34);
     let late_ports = [p[6], p[7], p[8], p[9], p[10], p[11]];
     // Answers a client hello with a TLS alert record.
     let _chunked = [
@@ -204,6 +204,20 @@ fn check_messages_match_haproxy() {
         ),
         CheckServer::start(p[29], Mode::Script(script(vec![my_errhs]), true), true),
         CheckServer::start(p[30], Mode::Script(script(vec![my_greeting()]), true), true),
+    ];
+    const BIND_OK: &[u8] = b"0\x0c\x02\x01\x01a\x07\x0a\x01\x00\x04\x00\x04\x00";
+    let ldap_good = CheckServer::start(p[31], Mode::Reply(BIND_OK), false);
+    let _ldap = [
+        CheckServer::start(
+            p[32],
+            Mode::Reply(b"0\x0c\x02\x01\x01a\x07\x0a\x01\x31\x04\x00\x04\x00"),
+            true,
+        ),
+        CheckServer::start(
+            p[33],
+            Mode::Reply(b"0\x0c\x02\x01\x01b\x07\x0a\x01\x00\x04\x00\x04\x00"),
+            true,
+        ),
     ];
     let tls = CheckServer::start(p[20], Mode::Reply(b"\x15\x03\x00\x00\x02\x02\x28"), true);
     let servers = [
@@ -376,6 +390,12 @@ backend mysql_nouser
     option mysql-check
     server hs 127.0.0.1:{my_hs} check
     server errhs 127.0.0.1:{my_errhs} check
+backend ldap
+    option ldap-check
+    server late 127.0.0.1:{ldap_good} check
+    server err 127.0.0.1:{ldap_err} check
+    server notbind 127.0.0.1:{ldap_notbind} check
+    server wrong 127.0.0.1:{wrong} check
 backend sslhello
     option ssl-hello-chk
     server tls 127.0.0.1:{tls} check
@@ -418,11 +438,17 @@ backend hbad
         my_err = p[28],
         my_errhs = p[29],
         my_hs = p[30],
+        ldap_good = p[31],
+        ldap_err = p[32],
+        ldap_notbind = p[33],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
     for which in &impls {
-        for l in late.iter().chain([&smtp_good, &pg_good, &my_good]) {
+        for l in late
+            .iter()
+            .chain([&smtp_good, &pg_good, &my_good, &ldap_good])
+        {
             l.up.store(false, Ordering::Release);
             l.seen.lock().unwrap().clear();
         }
@@ -430,7 +456,10 @@ backend hbad
         thread::sleep(Duration::from_millis(100));
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         thread::sleep(Duration::from_millis(1500));
-        for l in late.iter().chain([&smtp_good, &pg_good, &my_good]) {
+        for l in late
+            .iter()
+            .chain([&smtp_good, &pg_good, &my_good, &ldap_good])
+        {
             l.up.store(true, Ordering::Release);
         }
         // Every late server comes up, then the rest settles.
@@ -439,6 +468,7 @@ backend hbad
         proc.wait_stderr("Server smtp/late is UP", SOON);
         proc.wait_stderr("Server pgsql/late is UP", SOON);
         proc.wait_stderr("Server mysql/late is UP", SOON);
+        proc.wait_stderr("Server ldap/late is UP", SOON);
         thread::sleep(Duration::from_millis(1500));
         let lines = state_lines(&proc.stderr());
         let hsend_req = late[5]
@@ -499,6 +529,10 @@ backend hbad
         "Server mysql/err is DOWN, reason: Layer7 wrong status, code: 1045, info: \"#28000Access denied for user 'haproxy'@'localhost'\"",
         "Server mysql/errhs is DOWN, reason: Layer7 wrong status, code: 1130, info: \"Host 'x' is not allowed to connect to this MySQL server\"",
         "Server mysql/wrong is DOWN, reason: Layer7 timeout",
+        "Server ldap/late is UP, reason: Layer7 check passed, code: 0",
+        "Server ldap/err is DOWN, reason: Layer7 wrong status, code: 49, info: \"See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9\"",
+        "Server ldap/notbind is DOWN, reason: Layer7 invalid response, info: \"Not LDAPv3 protocol\"",
+        "Server ldap/wrong is DOWN, reason: Layer7 timeout",
         "Server hchunk2/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
         "Server hchunk3/partial is DOWN, reason: Layer7 invalid response, info: \"HTTP check matched unwanted content\"",
         "Server hchunk3/nobody is DOWN, reason: Layer7 invalid response, info: \"HTTP content check could not find a response body\"",

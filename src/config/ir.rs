@@ -356,6 +356,8 @@ pub enum CheckOption {
     /// `option mysql-check [user NAME [post-41|pre-41]]`: the server's greeting, and with a
     /// user a login (`post-41` unless `pre-41`), then an OK packet.
     MysqlCheck { user: Option<String>, pre41: bool },
+    /// `option ldap-check`: an anonymous LDAPv3 bind, expect a successful bind response.
+    LdapCheck,
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).

@@ -178,6 +178,8 @@ pub enum Rule {
     SslHello,
     /// mysql-check: one MySQL packet, an error packet fails with its code and message.
     MysqlPacket,
+    /// ldap-check: a bind response with result code 0.
+    LdapBindResponse,
     Connect(ConnectRule),
     Send(Vec<u8>, Option<String>),
     Expect(Box<Expect>),
@@ -460,6 +462,26 @@ impl Plan {
                     send_state: false,
                 }
             }
+            Some(CheckOption::LdapCheck) => {
+                // An anonymous simple bind, messageID 1 (the bytes HAProxy 2.6 sends).
+                let bind = vec![
+                    0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80,
+                    0x00,
+                ];
+                let mut seq = default_expect(ExpectMatch::Rbinary("^30".into()));
+                seq.min_recv = 14;
+                Plan {
+                    rules: vec![
+                        Rule::Send(bind, None),
+                        Rule::Expect(Box::new(compile_expect(seq))),
+                        Rule::LdapBindResponse,
+                    ],
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
             Some(CheckOption::SslHelloChk) => {
                 let mut e = default_expect(ExpectMatch::Rbinary("^1[56]".into()));
                 e.min_recv = 5;
@@ -610,7 +632,9 @@ impl Run<'_> {
                 },
                 e.rule.comment.as_deref(),
             ),
-            Rule::Comment | Rule::SslHello | Rule::MysqlPacket => (String::new(), None),
+            Rule::Comment | Rule::SslHello | Rule::MysqlPacket | Rule::LdapBindResponse => {
+                (String::new(), None)
+            }
         };
         s.push_str(&what);
         if let Some(c) = comment {
@@ -835,6 +859,60 @@ impl Run<'_> {
                         ));
                     }
                     return Ok(());
+                }
+            }
+            if self.eof || self.buf.len() >= CHECK_BUFSIZE {
+                return Err(Outcome::new(CheckStatus::L7Rsp, 0, ""));
+            }
+            if !self.read_more().await? {
+                return Err(Outcome::new(CheckStatus::L7Tout, 0, ""));
+            }
+        }
+    }
+
+    /// ldap-check: the LDAPv3 bind response (RFC 4511 4.2.2), checked as HAProxy 2.6 does.
+    async fn ldap_bind_response(&mut self) -> Result<(), Outcome> {
+        const NOT_V3: &str = "Not LDAPv3 protocol";
+        loop {
+            let b = &self.buf;
+            let need_more = |n: usize| b.len() < n;
+            if !need_more(7) {
+                if b[0] != 0x30 {
+                    return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                }
+                let mut len = if b[1] & 0x80 != 0 {
+                    (b[1] & 0x7f) as usize
+                } else {
+                    0
+                };
+                if len > 2 {
+                    return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                }
+                if !need_more(len + 10) {
+                    if b[2 + len..6 + len] != [0x02, 0x01, 0x01, 0x61] {
+                        return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                    }
+                    if b[len + 6] & 0x80 != 0 {
+                        len += (b[len + 6] & 0x7f) as usize;
+                    }
+                    if len > 4 || need_more(len + 10) {
+                        if len > 4 {
+                            return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                        }
+                    } else {
+                        if b[7 + len..9 + len] != [0x0a, 0x01] {
+                            return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                        }
+                        let code = b[len + 9];
+                        if code != 0 {
+                            return Err(Outcome::new(
+                                CheckStatus::L7Sts,
+                                code as i32,
+                                "See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9",
+                            ));
+                        }
+                        return Ok(());
+                    }
                 }
             }
             if self.eof || self.buf.len() >= CHECK_BUFSIZE {
@@ -1175,6 +1253,12 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
                 last_expect = None;
                 mysql = true;
                 run.mysql_packet().await
+            }
+            Rule::LdapBindResponse => {
+                last_connect = false;
+                last_expect = None;
+                mysql = true;
+                run.ldap_bind_response().await
             }
             Rule::Expect(e) => {
                 last_connect = false;

@@ -880,7 +880,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("pgsql-check", BE, I, o_check_kind),
     optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, I, o_check_kind),
-    optp("ldap-check", BE, U, o_unsupported),
+    optp("ldap-check", BE, I, o_check_kind),
     optp("spop-check", BE, U, o_unsupported),
     optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
@@ -950,6 +950,7 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
         "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "ldap-check" => CheckOption::LdapCheck,
         "mysql-check" => match (a.get(2).map(String::as_str), a.get(3), a.get(4)) {
             (None, _, _) => CheckOption::MysqlCheck {
                 user: None,
