@@ -1,23 +1,27 @@
 //! Health-check rule sets: `option tcp-check` with `tcp-check` rules, `option httpchk` with
-//! `http-check` rules, `option redis-check`, and the plain connect check (an empty rule set).
+//! `http-check` rules (`disable-on-404`, `send-state`), the protocol checks HAProxy 2.6 builds
+//! as rule sets (`redis-check`, `smtpchk`, `ssl-hello-chk`, `pgsql-check`, `mysql-check`,
+//! `ldap-check`), and the plain connect check (an empty rule set).
 //!
 //! A check runs the rules in order on one connection (a `connect` rule opens a new one; without
-//! a leading `connect` there is an implicit one to the server's check address). The result and
-//! its texts follow HAProxy 2.6 (measured against 2.6.12):
+//! a leading `connect` there is an implicit one to the server's check address, with a PROXY
+//! line under `check-send-proxy`). The result and its texts follow HAProxy 2.6 (measured
+//! against 2.6.12, see compat-tests/runtime_checks.rs):
 //!
 //! * connect failure: `Layer4 connection problem` / `Layer4 timeout`, info the error text;
 //! * read/write failure after connect: `Socket error`;
 //! * expect timeout: the rule's `tout-status` (default `Layer7 timeout`);
 //! * expect mismatch: the rule's `error-status` (default `Layer7 invalid response`, with
-//!   `TCPCHK did not match content 'X' at step N`); HTTP status/header mismatches are
-//!   `Layer7 wrong status` with the code and reason;
+//!   `TCPCHK did not match content 'X' at step N` for user rule sets); HTTP status/header
+//!   mismatches are `Layer7 wrong status` with the code and reason;
 //! * success: `Layer4 check passed` when the last step was a connect, else the last expect's
 //!   `ok-status` (default `Layer7 check passed`) with `(tcp-check)` or its `on-success` text
 //!   (HTTP: the status code, no info).
 //!
 //! With user `tcp-check` rules the info of connection errors and timeouts names the step
-//! (` at step 2 of tcp-check (expect string '+PONG') comment: 'x'`); built-in rule sets
-//! (httpchk, redis-check) do not.
+//! (` at step 2 of tcp-check (expect string '+PONG') comment: 'x'`); built-in rule sets do
+//! not. Rule sets from a defaults section are used until a proxy has its own rules or its own
+//! `option httpchk` (see [`crate::config::ir::Proxy::httpchk_send`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
