@@ -199,7 +199,7 @@ pub struct Plan {
     pub http: bool,
     /// `http-check disable-on-404`: while the server is up, a 404 passes conditionally.
     pub disable_on_404: bool,
-    /// `http-check send-state`: requests hold [`STATE_MARK`] where the header goes.
+    /// `http-check send-state`: requests hold a marker where the header goes.
     pub send_state: bool,
 }
 
