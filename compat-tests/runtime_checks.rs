@@ -396,6 +396,18 @@ backend ldap
     server err 127.0.0.1:{ldap_err} check
     server notbind 127.0.0.1:{ldap_notbind} check
     server wrong 127.0.0.1:{wrong} check
+backend lf1
+    option tcp-check
+    tcp-check send-lf PING\r\n
+    tcp-check expect string-lf +PONG
+    server stall 127.0.0.1:{stall} check
+    server closed 127.0.0.1:{rerr} check
+backend lf2
+    option tcp-check
+    tcp-check send-binary-lf 50494e470d0a
+    tcp-check expect binary-lf 2b504f4e47
+    server stall 127.0.0.1:{stall} check
+    server closed 127.0.0.1:{rerr} check
 backend sslhello
     option ssl-hello-chk
     server tls 127.0.0.1:{tls} check
@@ -533,6 +545,9 @@ backend hbad
         "Server ldap/err is DOWN, reason: Layer7 wrong status, code: 49, info: \"See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9\"",
         "Server ldap/notbind is DOWN, reason: Layer7 invalid response, info: \"Not LDAPv3 protocol\"",
         "Server ldap/wrong is DOWN, reason: Layer7 timeout",
+        "Server lf1/stall is DOWN, reason: Layer7 timeout, info: \" at step 2 of tcp-check (expect log-format string)\"",
+        "Server lf1/closed is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content (log-format string) at step 2\"",
+        "Server lf2/closed is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content (log-format binary) at step 2\"",
         "Server hchunk2/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
         "Server hchunk3/partial is DOWN, reason: Layer7 invalid response, info: \"HTTP check matched unwanted content\"",
         "Server hchunk3/nobody is DOWN, reason: Layer7 invalid response, info: \"HTTP content check could not find a response body\"",

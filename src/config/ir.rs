@@ -424,6 +424,10 @@ pub enum ExpectMatch {
     /// A regular expression (tcp-check `rstring`, http-check `rstring` on the body).
     Rstring(String),
     Binary(Vec<u8>),
+    /// `string-lf` / `binary-lf` with a literal format (no `%` tag): matched like `string` /
+    /// `binary`, named differently in messages.
+    StringLf(Vec<u8>),
+    BinaryLf(Vec<u8>),
     /// A regular expression on the hex dump of the data.
     Rbinary(String),
     /// HTTP status codes, as inclusive ranges.

@@ -630,6 +630,8 @@ impl Run<'_> {
                         format!(" (expect string '{}')", String::from_utf8_lossy(v))
                     }
                     ExpectMatch::Binary(v) => format!(" (expect binary '{}')", dump_binary(v)),
+                    ExpectMatch::StringLf(_) => " (expect log-format string)".into(),
+                    ExpectMatch::BinaryLf(_) => " (expect log-format binary)".into(),
                     ExpectMatch::Rstring(_) => " (expect regex)".into(),
                     ExpectMatch::Rbinary(_) => " (expect binary regex)".into(),
                     _ => String::new(),
@@ -831,6 +833,12 @@ impl Run<'_> {
                 self.step
             )),
             ExpectMatch::Binary(_) => info.push_str(&format!(" (binary) at step {}", self.step)),
+            ExpectMatch::StringLf(_) => {
+                info.push_str(&format!(" (log-format string) at step {}", self.step))
+            }
+            ExpectMatch::BinaryLf(_) => {
+                info.push_str(&format!(" (log-format binary) at step {}", self.step))
+            }
             ExpectMatch::Rstring(_) => info.push_str(&format!(" (regex) at step {}", self.step)),
             ExpectMatch::Rbinary(_) => {
                 info.push_str(&format!(" (binary regex) at step {}", self.step))
@@ -981,7 +989,7 @@ impl Run<'_> {
     async fn expect_http(&mut self, e: &Expect) -> Result<HttpResp, Outcome> {
         let needs_body = matches!(
             e.rule.what,
-            ExpectMatch::String(_) | ExpectMatch::Rstring(_)
+            ExpectMatch::String(_) | ExpectMatch::StringLf(_) | ExpectMatch::Rstring(_)
         );
         let r = self.http_response(e, false).await?;
         if self.plan.disable_on_404 && self.target.server_up && r.code == 404 {
@@ -994,7 +1002,9 @@ impl Run<'_> {
             loop {
                 let (b, complete) = self.body_so_far(&r);
                 let matched = match &e.rule.what {
-                    ExpectMatch::String(s) => !b.is_empty() && find(&b, s),
+                    ExpectMatch::String(s) | ExpectMatch::StringLf(s) => {
+                        !b.is_empty() && find(&b, s)
+                    }
                     ExpectMatch::Rstring(_) => {
                         !b.is_empty() && e.re.as_ref().is_some_and(|re| re.is_match(&b))
                     }
@@ -1029,7 +1039,7 @@ impl Run<'_> {
                     .is_some_and(|re| re.is_match(r.code.to_string().as_bytes())),
                 false,
             ),
-            ExpectMatch::String(s) => (find(body, s), true),
+            ExpectMatch::String(s) | ExpectMatch::StringLf(s) => (find(body, s), true),
             ExpectMatch::Rstring(_) => (e.re.as_ref().is_some_and(|re| re.is_match(body)), true),
             ExpectMatch::Hdr { name, value, full } => (
                 r.headers.iter().any(|(n, v)| {
@@ -1049,7 +1059,9 @@ impl Run<'_> {
                 }),
                 false,
             ),
-            ExpectMatch::Binary(_) | ExpectMatch::Rbinary(_) => (false, false),
+            ExpectMatch::Binary(_) | ExpectMatch::BinaryLf(_) | ExpectMatch::Rbinary(_) => {
+                (false, false)
+            }
         };
         if matched != e.rule.inverse {
             return Ok(r);
@@ -1120,7 +1132,10 @@ fn find(hay: &[u8], needle: &[u8]) -> bool {
 
 fn match_tcp(e: &Expect, buf: &[u8]) -> bool {
     match &e.rule.what {
-        ExpectMatch::String(s) | ExpectMatch::Binary(s) => find(buf, s),
+        ExpectMatch::String(s)
+        | ExpectMatch::Binary(s)
+        | ExpectMatch::StringLf(s)
+        | ExpectMatch::BinaryLf(s) => find(buf, s),
         ExpectMatch::Rstring(_) => e.re.as_ref().is_some_and(|r| r.is_match(buf)),
         ExpectMatch::Rbinary(_) => {
             let hex: String = buf.iter().map(|b| format!("{b:02X}")).collect();

@@ -95,8 +95,37 @@ fn p_check(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], kind: RulesKind) {
             r
         }
         "send-lf" | "send-binary-lf" if kind == RulesKind::Tcp => {
-            ctx.unsupported_arg("tcp-check", action);
-            return;
+            // Log-format strings are supported when they are literal (no `%` tag).
+            let Some(data) = a.get(2).filter(|s| !s.is_empty()) else {
+                ctx.alert(format!(
+                    "'tcp-check {action}' : 'string' expects a {action} as argument."
+                ));
+                return;
+            };
+            let bytes = if data.contains('%') {
+                None
+            } else if action == "send-lf" {
+                Some(data.as_bytes().to_vec())
+            } else {
+                parse_hex(data).ok()
+            };
+            let Some(bytes) = bytes else {
+                ctx.unsupported_arg(
+                    &format!("tcp-check {action}"),
+                    &format!("{data} (log-format)"),
+                );
+                return;
+            };
+            let mut rest = vec![data.clone()];
+            rest.extend_from_slice(a.get(3..).unwrap_or(&[]));
+            let Some(CheckRule::Send { comment, .. }) = parse_tcp_send(ctx, "send", &rest) else {
+                return;
+            };
+            CheckRule::Send {
+                data: bytes,
+                binary: action == "send-binary-lf",
+                comment,
+            }
         }
         "send" if kind == RulesKind::Http => {
             let Some(s) = parse_http_send(ctx, &a[2..]) else {
@@ -271,10 +300,8 @@ fn parse_tcp_send(ctx: &mut LineCtx, action: &str, a: &[String]) -> Option<Check
     let who = format!("'tcp-check {action}'");
     let binary = action == "send-binary";
     let Some(data) = a.first().filter(|s| !s.is_empty()) else {
-        ctx.alert(format!(
-            "{who} : '{}' expects a send as argument.",
-            if binary { "binary" } else { "string" }
-        ));
+        let noun = if binary { "binary string" } else { "string" };
+        ctx.alert(format!("{who} : '{noun}' expects a {action} as argument."));
         return None;
     };
     let mut comment = None;
@@ -351,8 +378,23 @@ fn parse_http_send(ctx: &mut LineCtx, a: &[String]) -> Option<HttpSendRule> {
                 i += 3;
             }
             "uri-lf" | "body-lf" => {
-                ctx.unsupported_arg("http-check send", w);
-                return None;
+                let Some(v) = arg else {
+                    ctx.alert(format!("{who} : '{w}' expects a string as argument.."));
+                    return None;
+                };
+                if v.contains('%') {
+                    ctx.unsupported_arg(
+                        &format!("http-check send {w}"),
+                        &format!("{v} (log-format)"),
+                    );
+                    return None;
+                }
+                if w == "uri-lf" {
+                    s.uri = Some(v);
+                } else {
+                    s.body = Some(v);
+                }
+                i += 2;
             }
             other => {
                 ctx.alert(format!("{who} : expects 'comment', 'meth', 'uri', 'uri-lf', 'ver', 'hdr', 'body' or 'body-lf' but got '{other}' as argument.."));
@@ -540,9 +582,24 @@ fn parse_expect(ctx: &mut LineCtx, kind: RulesKind, a: &[String]) -> Option<Expe
                     }
                 },
                 _ => {
-                    // string-lf / binary-lf
-                    ctx.unsupported_arg(&format!("{kw} expect"), w);
-                    return None;
+                    // string-lf / binary-lf: literal formats only.
+                    let lit = if arg.contains('%') {
+                        None
+                    } else if w == "string-lf" {
+                        Some(ExpectMatch::StringLf(arg.as_bytes().to_vec()))
+                    } else {
+                        parse_hex(arg).ok().map(ExpectMatch::BinaryLf)
+                    };
+                    match lit {
+                        Some(m) => m,
+                        None => {
+                            ctx.unsupported_arg(
+                                &format!("{kw} expect {w}"),
+                                &format!("{arg} (log-format)"),
+                            );
+                            return None;
+                        }
+                    }
                 }
             };
             what = Some(m);
@@ -999,7 +1056,7 @@ mod tests {
                 "http-check expect status 200-x",
                 "'http-check expect' : invalid range of status codes '200-x'.",
             ),
-            ("tcp-check send-lf x", "not supported by rhaproxy"),
+            ("tcp-check send-lf %[src]", "not supported by rhaproxy"),
             (
                 "tcp-check set-var(check.x) int(1)",
                 "not supported by rhaproxy",
