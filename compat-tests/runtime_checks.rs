@@ -146,7 +146,7 @@ fn state_lines(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn check_messages_match_haproxy() {
     let impls = Impl::all("runtime_checks");
-    let p = free_ports(34);
+    let p = free_ports(36);
     let late_ports = [p[6], p[7], p[8], p[9], p[10], p[11]];
     // Answers a client hello with a TLS alert record.
     let _chunked = [
@@ -216,6 +216,15 @@ fn check_messages_match_haproxy() {
         CheckServer::start(
             p[33],
             Mode::Reply(b"0\x0c\x02\x01\x01b\x07\x0a\x01\x00\x04\x00\x04\x00"),
+            true,
+        ),
+    ];
+    // Two requests on two connections (http-check connect).
+    let multi = [
+        CheckServer::start(p[34], Mode::Reply(HTTP200), true),
+        CheckServer::start(
+            p[35],
+            Mode::Reply(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
             true,
         ),
     ];
@@ -408,6 +417,16 @@ backend lf2
     tcp-check expect binary-lf 2b504f4e47
     server stall 127.0.0.1:{stall} check
     server closed 127.0.0.1:{rerr} check
+backend hmulti
+    option httpchk GET /opt HTTP/1.1
+    http-check comment first
+    http-check connect
+    http-check send uri /a
+    http-check expect status 200
+    http-check connect port {m404} linger
+    http-check send meth HEAD uri /x hdr Host example.com
+    http-check expect status 404
+    server s 127.0.0.1:{m200} check
 backend sslhello
     option ssl-hello-chk
     server tls 127.0.0.1:{tls} check
@@ -453,6 +472,8 @@ backend hbad
         ldap_good = p[31],
         ldap_err = p[32],
         ldap_notbind = p[33],
+        m200 = p[34],
+        m404 = p[35],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
@@ -465,6 +486,9 @@ backend hbad
             l.seen.lock().unwrap().clear();
         }
         tls.seen.lock().unwrap().clear();
+        for m in &multi {
+            m.seen.lock().unwrap().clear();
+        }
         thread::sleep(Duration::from_millis(100));
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         thread::sleep(Duration::from_millis(1500));
@@ -499,6 +523,10 @@ backend hbad
         });
         let pg_req = pg_good.seen.lock().unwrap().first().cloned();
         let my_req = my_good.seen.lock().unwrap().first().cloned();
+        let multi_reqs: Vec<Option<Vec<u8>>> = multi
+            .iter()
+            .map(|m| m.seen.lock().unwrap().first().cloned())
+            .collect();
         let smtp_reqs: BTreeSet<Vec<u8>> = smtp_good.seen.lock().unwrap().iter().cloned().collect();
         let redis_req = late[4].seen.lock().unwrap().first().cloned();
         drop(proc);
@@ -507,7 +535,7 @@ backend hbad
             lines,
             hsend_req,
             redis_req,
-            (smtp_reqs, hello, pg_req, my_req),
+            (smtp_reqs, hello, pg_req, my_req, multi_reqs),
         ));
     }
     let _ = &servers;
@@ -569,6 +597,18 @@ backend hbad
     let want_smtp: BTreeSet<Vec<u8>> =
         [b"EHLO me.example\r\n".to_vec(), b"QUIT\r\n".to_vec()].into();
     assert_eq!(&our_smtp.0, &want_smtp);
+    // The first send completes `option httpchk`; a later one starts from HTTP/1.0 defaults.
+    assert_eq!(
+        our_smtp.4,
+        vec![
+            Some(b"GET /a HTTP/1.1\r\nconnection: close\r\n\r\n".to_vec()),
+            Some(b"HEAD /x HTTP/1.0\r\nhost: example.com\r\n\r\n".to_vec())
+        ]
+    );
+    assert!(
+        !ours.iter().any(|l| l.starts_with("Server hmulti/")),
+        "{ours:#?}"
+    );
     let login = our_smtp.3.as_ref().expect("the MySQL server got a login");
     assert_eq!(&login[..4], b")\x00\x00\x01");
     assert!(

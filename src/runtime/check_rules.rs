@@ -528,11 +528,17 @@ impl Plan {
                         CheckRule::Comment(_) => Rule::Comment,
                         CheckRule::Connect(c) => Rule::Connect(c.clone()),
                         CheckRule::HttpSend(s) => {
-                            if first_send_used && !skipped_first {
-                                skipped_first = true;
+                            // Only the first send completes the `option httpchk` request;
+                            // later ones start from OPTIONS / HTTP/1.0 (measured).
+                            let first = !skipped_first;
+                            skipped_first = true;
+                            if first && first_send_used {
                                 Rule::Comment
                             } else {
-                                Rule::Send(http_request(p, base, Some(s)), s.comment.clone())
+                                Rule::Send(
+                                    http_request(p, base && first, Some(s)),
+                                    s.comment.clone(),
+                                )
                             }
                         }
                         CheckRule::Send { data, comment, .. } => {
