@@ -521,6 +521,8 @@ pub enum CheckOption {
     /// `option mysql-check [user NAME [post-41|pre-41]]`: the server's greeting, and with a
     /// user a login (`post-41` unless `pre-41`), then an OK packet.
     MysqlCheck { user: Option<String>, pre41: bool },
+    /// `option ldap-check`: an anonymous LDAPv3 bind, expect a successful bind response.
+    LdapCheck,
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).
@@ -587,6 +589,10 @@ pub enum ExpectMatch {
     /// A regular expression (tcp-check `rstring`, http-check `rstring` on the body).
     Rstring(String),
     Binary(Vec<u8>),
+    /// `string-lf` / `binary-lf` with a literal format (no `%` tag): matched like `string` /
+    /// `binary`, named differently in messages.
+    StringLf(Vec<u8>),
+    BinaryLf(Vec<u8>),
     /// A regular expression on the hex dump of the data.
     Rbinary(String),
     /// HTTP status codes, as inclusive ranges.

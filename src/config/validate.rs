@@ -134,6 +134,21 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     ),
                 );
             }
+            if is_fe {
+                if let Some(lf) = p.log_format.as_ref().filter(|_| !p.log.is_empty()) {
+                    if lf.value == LogFormatChoice::HttpLog {
+                        diags.warning(
+                            None,
+                            format!(
+                                "parsing [{}] : 'option httplog' not usable with {} '{}' (needs 'mode http'). Falling back to 'option tcplog'.",
+                                lf.loc,
+                                proxy_type(p),
+                                p.name
+                            ),
+                        );
+                    }
+                }
+            }
         }
         if is_fe {
             if p.capture_cookie.as_ref().is_some_and(|c| c.value.1 >= 64) {
@@ -168,27 +183,23 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     );
                 }
             }
-            if let Some(lf) = &p.log_format {
-                if p.log.is_empty() {
-                    diags.warning(
-                        None,
-                        format!(
-                            "log format ignored for {} '{}' since it has no log address.",
-                            proxy_type(p),
-                            p.name
-                        ),
-                    );
-                } else if lf.value == LogFormatChoice::HttpLog && p.mode.value != Mode::Http {
-                    diags.warning(
-                        None,
-                        format!(
-                            "parsing [{}] : 'option httplog' not usable with {} '{}' (needs 'mode http'). Falling back to 'option tcplog'.",
-                            lf.loc,
-                            proxy_type(p),
-                            p.name
-                        ),
-                    );
-                }
+        }
+        // disable-on-404 needs the HTTP rule set (checked before the timeouts, as HAProxy).
+        if p.http_check_disable_on_404 {
+            let http_rules = p.check_option.as_ref().map(|o| &o.value)
+                == Some(&CheckOption::HttpChk)
+                && p.check_rules
+                    .as_ref()
+                    .is_none_or(|r| r.kind == RulesKind::Http);
+            if p.check_option.is_some() && !http_rules {
+                diags.warning(
+                    None,
+                    format!(
+                        "'disable-on-404' will be ignored for {} '{}' (requires 'option httpchk').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
             }
         }
         let t = &p.timeouts;
@@ -206,6 +217,34 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     p.name
                 ),
             );
+        }
+        if is_fe && p.log_format.is_some() && p.log.is_empty() {
+            diags.warning(
+                None,
+                format!(
+                    "log format ignored for {} '{}' since it has no log address.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        // Rules of the kind the check option does not run are dropped with a warning.
+        if let (true, Some(r)) = (is_be, &p.check_rules) {
+            let opt = p.check_option.as_ref().map(|o| &o.value);
+            let (wanted, kw, opt_name) = match r.kind {
+                RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
+                RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
+            };
+            if !r.rules.is_empty() && opt != Some(&wanted) {
+                diags.warning(
+                    None,
+                    format!(
+                        "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
         }
         // After the log formats and timeouts, in HAProxy's order.
         if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
@@ -260,29 +299,6 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
         let ids: Vec<Option<u32>> = p.servers.iter().map(|s| s.id).collect();
         for (s, puid) in p.servers.iter_mut().zip(crate::lb::assign_puids(&ids)) {
             s.puid = puid;
-        }
-    }
-    // HAProxy's post-proxy check: rules of the kind the check option does not run.
-    for p in cfg
-        .proxies
-        .iter()
-        .filter(|p| !p.disabled && p.cap().contains(Cap::BE))
-    {
-        let Some(r) = &p.check_rules else { continue };
-        let opt = p.check_option.as_ref().map(|o| &o.value);
-        let (wanted, kw, opt_name) = match r.kind {
-            RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
-            RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
-        };
-        if !r.rules.is_empty() && opt != Some(&wanted) {
-            diags.warning(
-                None,
-                format!(
-                    "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
-                    proxy_type(p),
-                    p.name
-                ),
-            );
         }
     }
     crate::config::transparency::check(cfg, diags);

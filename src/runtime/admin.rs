@@ -1439,8 +1439,12 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         }
         a.chk().health = 0;
         let was_up = srv.up.swap(false, Ordering::AcqRel);
+        // A stopping server (disable-on-404) is already out of the online count.
+        let was_stopping = a.stopping.swap(false, Ordering::AcqRel);
         if was_up {
-            adjust_up_count(be, i, false);
+            if !was_stopping {
+                adjust_up_count(be, i, false);
+            }
             a.down_since.store(now_secs().max(1), Ordering::Release);
         }
         a.last_change.store(now_secs(), Ordering::Relaxed);

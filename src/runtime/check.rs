@@ -1,6 +1,6 @@
-//! Health checks: the check loop, health counter and state changes. What one check does
-//! (connect, `tcp-check`/`http-check` rules, `option httpchk`, `option redis-check`) is in
-//! [`super::check_rules`].
+//! Health checks: the check loop, health counter and state changes (including the stopping
+//! state of `http-check disable-on-404`). What one check does (connect, `tcp-check` /
+//! `http-check` rules, `option httpchk` and the protocol checks) is in [`super::check_rules`].
 //!
 //! Server health follows HAProxy's counter: it runs from 0 to `rise + fall - 1`, the server is up
 //! while it is at least `rise`. A server starts up with the counter at `rise`, so the first failed

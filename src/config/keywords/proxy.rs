@@ -30,6 +30,9 @@ pub enum Miss {
     Fatal,
     /// A fatal error with this exact text.
     FatalText(&'static str),
+    /// The warning, then the line is parsed anyway (HAProxy's check rule parsers do so, and
+    /// most then print an empty `(null)` warning).
+    WarnParse,
 }
 
 const fn kw(
@@ -131,7 +134,13 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         I,
         Some(super::rules::p_http_response),
     ),
-    kw("http-check", "DLB", I, Some(super::checks::p_http_check)),
+    kwm(
+        "http-check",
+        "DLB",
+        I,
+        Some(super::checks::p_http_check),
+        Miss::WarnParse,
+    ),
     kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
     kw(
         "http-reuse",
@@ -193,7 +202,13 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("stats", "DFLB", I, Some(p_stats)),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
-    kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
+    kwm(
+        "tcp-check",
+        "DLB",
+        I,
+        Some(super::checks::p_tcp_check),
+        Miss::WarnParse,
+    ),
     kw("tcp-request", "dFLB", I, Some(super::rules::p_tcp_request)),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
@@ -1087,7 +1102,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("pgsql-check", BE, I, o_check_kind),
     optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, I, o_check_kind),
-    optp("ldap-check", BE, U, o_unsupported),
+    optp("ldap-check", BE, I, o_check_kind),
     optp("spop-check", BE, U, o_unsupported),
     optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
@@ -1157,6 +1172,7 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
         "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "ldap-check" => CheckOption::LdapCheck,
         "mysql-check" => match (a.get(2).map(String::as_str), a.get(3), a.get(4)) {
             (None, _, _) => CheckOption::MysqlCheck {
                 user: None,
