@@ -189,6 +189,9 @@ pub struct ConnStats {
     pub be_queue_pos: u32,
     /// The server connection was an idle one reused (HTTP keep-alive).
     pub reused: bool,
+    /// Answered by the stats page or a service instead of a server: the name the logs give
+    /// in place of the server (`<STATS>`, `<PROMEX>`), the frontend standing as backend.
+    pub applet: Option<&'static str>,
 }
 
 /// Why no server connection could be made.

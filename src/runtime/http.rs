@@ -638,10 +638,12 @@ impl TxnLog {
             srv_queue: self.cs.srv_queue_pos,
             backend_queue: self.cs.be_queue_pos,
             frontend: Arc::from(self.fe.name.as_str()),
-            backend: be.map(|b| Arc::from(b.name.as_str())),
+            backend: be
+                .map(|b| Arc::from(b.name.as_str()))
+                .or_else(|| self.cs.applet.map(|_| Arc::from(self.fe.name.as_str()))),
             server: match (be, self.cs.server) {
                 (Some(b), Some(i)) => Some(Arc::from(b.servers[i].name.as_str())),
-                _ => None,
+                _ => self.cs.applet.map(Arc::from),
             },
             client: Some(self.acc.client.sock_addr()),
             frontend_addr: self.acc.orig_dst.map(|o| o.sock_addr()),
@@ -848,7 +850,7 @@ pub async fn session(
             let at = (&acc, chosen.as_deref());
             let r = Box::pin(super::stats_page::serve(page, &fe, &req, io, at)).await;
             (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
-            applet_log(&mut txn);
+            applet_log(&mut txn, "<STATS>");
             if !r.keep_alive {
                 return;
             }
@@ -1245,7 +1247,7 @@ async fn answer_locally(
             let _ = be;
             let r = super::prometheus::serve(fe, req, cw).await;
             (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
-            applet_log(txn);
+            applet_log(txn, "<PROMEX>");
             r.keep_alive
         }
         ReqVerdict::Tarpit { status, be } => {
@@ -1676,8 +1678,10 @@ fn client_cause(e: IoEnd) -> u8 {
     }
 }
 
-/// A request answered by the stats page or a service: HAProxy logs `LR` and zero timers.
-fn applet_log(txn: &mut TxnLog) {
+/// A request answered by the stats page or a service: HAProxy logs `fe/<STATS>` (or
+/// `<PROMEX>`), `LR` and zero timers.
+fn applet_log(txn: &mut TxnLog, name: &'static str) {
+    txn.cs.applet = Some(name);
     txn.set_term(b'L', b'R');
     (txn.cs.queue_ms, txn.cs.connect_ms) = (0, 0);
     let now = Instant::now();
