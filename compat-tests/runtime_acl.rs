@@ -55,10 +55,10 @@ fn seen_by(backends: &[&Backend], before: &[usize]) -> String {
     "no server".into()
 }
 
-/// EOF from the proxy within 150 ms (a read timeout means the connection is still open).
+/// EOF from the proxy within 250 ms (a read timeout means the connection is still open).
 /// Stray bytes after a response (a body after a HEAD answer) fail the test.
 fn closed(c: &mut HttpConn) -> bool {
-    let _ = c.w.set_read_timeout(Some(Duration::from_millis(150)));
+    let _ = c.w.set_read_timeout(Some(Duration::from_millis(250)));
     let mut b = [0u8; 1];
     let r = c.w.peek(&mut b);
     let _ = c.w.set_read_timeout(Some(Duration::from_secs(30)));
@@ -295,7 +295,7 @@ fn variables_rewrites_and_drops_match_haproxy() {
             "{DEFAULTS}
 frontend fe
     bind 127.0.0.1:{}
-    timeout tarpit 300ms
+    timeout tarpit 1200ms
     http-request set-var(txn.route) req.hdr(x-route),lower
     http-request set-var(sess.first) path if !{{ var(sess.first) -m found }}
     http-request set-var(txn.n) int(7)
@@ -346,7 +346,7 @@ backend d
             let t0 = std::time::Instant::now();
             match c.request(raw) {
                 Ok(r) => {
-                    let slow = t0.elapsed() >= Duration::from_millis(250);
+                    let slow = t0.elapsed() >= Duration::from_millis(900);
                     let reason = r.head.lines().next().unwrap_or("").to_string();
                     out.push(format!(
                         "{first} => [{reason}] {} x-route={} held={slow}",
@@ -758,7 +758,7 @@ frontend ft
 
 frontend ft2
     bind 127.0.0.1:{}
-    tcp-request inspect-delay 400ms
+    tcp-request inspect-delay 1500ms
     tcp-request content accept if {{ req_ssl_hello_type 1 }}
     tcp-request content reject if WAIT_END
     use_backend b2 if {{ req_ssl_sni -i a.example }}
@@ -800,7 +800,8 @@ backend b3
             s.write_all(&data).unwrap();
             let mut got = Vec::new();
             let r = s.read_to_end(&mut got);
-            let held = t0.elapsed() >= Duration::from_millis(300);
+            // Loose bounds: the machine may be busy; only "held for the delay" matters.
+            let held = t0.elapsed() >= Duration::from_millis(1000);
             out.push(format!(
                 "{what} => {:?}{}{}",
                 String::from_utf8_lossy(&got).trim(),
