@@ -107,6 +107,8 @@ pub enum Fetch {
     ReqSslHelloType,
     /// `req.ssl_sni`: the server name of a TLS ClientHello.
     ReqSslSni,
+    /// `wait_end`: true once the inspection delay is over.
+    WaitEnd,
     Status,
     ResVer,
     /// `res.hdr(NAME[,OCC])`
@@ -176,9 +178,8 @@ impl Fetch {
     pub fn smp_type(&self) -> SmpType {
         use Fetch::*;
         match self {
-            AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp | Stopping => {
-                SmpType::Bool
-            }
+            AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp | Stopping
+            | WaitEnd => SmpType::Bool,
             Tls(_, t) => *t,
             Int(_) | Date(_) | Rand(_) | BeConn(_) | ReqLen | ReqSslHelloType | UrlPort
             | SrcPort | DstPort | FeId | BeId | NbSrv(_) | Status | ReqHdrCnt(_)
@@ -379,6 +380,7 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         }
         "req.ssl_hello_type" | "req_ssl_hello_type" => ReqSslHelloType,
         "req.ssl_sni" | "req_ssl_sni" => ReqSslSni,
+        "wait_end" => WaitEnd,
         "status" => Status,
         "res.ver" | "resp_ver" => ResVer,
         "res.hdr" | "shdr" => ResHdr(name_arg(args), occ(a1())?),
@@ -865,6 +867,7 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
         })),
         ReqSslHelloType => one(ctx.payload.and_then(tls_hello_type).map(Sample::Int)),
         ReqSslSni => one(ctx.payload.and_then(tls_sni).map(Sample::Str)),
+        WaitEnd => vec![Sample::Bool(ctx.wait_end.unwrap_or(true))],
         Status => one(ctx.res.map(|r| Sample::Int(r.status as i64))),
         ResVer => one(ctx
             .res
@@ -887,9 +890,17 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
     }
 }
 
-/// The handshake type of a TLS record at the start of `p` (1: ClientHello).
+/// The handshake type of a TLS record at the start of `p` (1: ClientHello), once the whole
+/// handshake message is there (as HAProxy's `req.ssl_hello_type`).
 pub fn tls_hello_type(p: &[u8]) -> Option<i64> {
-    if p.len() < 6 || p[0] != 0x16 || p[1] != 3 {
+    if p.len() < 9 || !matches!(p[0], 0x14..=0x17 | 0xFF) || p[1] < 3 {
+        return None;
+    }
+    if u16::from_be_bytes([p[3], p[4]]) < 4 {
+        return None;
+    }
+    let hs_len = ((p[6] as usize) << 16) | ((p[7] as usize) << 8) | p[8] as usize;
+    if p.len() < hs_len + 9 {
         return None;
     }
     Some(p[5] as i64)

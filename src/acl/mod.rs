@@ -113,6 +113,9 @@ pub struct SampleCtx<'a> {
     pub vars: Option<&'a Vars>,
     /// Client bytes waiting (TCP content inspection: `req.len`, `req.payload`, `req.ssl_sni`).
     pub payload: Option<&'a [u8]>,
+    /// During TCP content inspection: whether the inspection delay is over (`wait_end`);
+    /// `None` elsewhere (then `wait_end` is true).
+    pub wait_end: Option<bool>,
 }
 
 /// `proc.*` variables, shared by the whole process.

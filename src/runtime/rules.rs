@@ -127,6 +127,7 @@ pub fn ctx<'a>(
         servers: Some(r),
         vars,
         payload: None,
+        wait_end: None,
     }
 }
 
@@ -187,7 +188,11 @@ fn uses_payload(c: &Condition) -> bool {
     crate::acl::fetches(c).any(|e| {
         matches!(
             e.expr.fetch,
-            Fetch::ReqLen | Fetch::ReqPayload(..) | Fetch::ReqSslHelloType | Fetch::ReqSslSni
+            Fetch::ReqLen
+                | Fetch::ReqPayload(..)
+                | Fetch::ReqSslHelloType
+                | Fetch::ReqSslSni
+                | Fetch::WaitEnd
         )
     })
 }
@@ -218,46 +223,89 @@ pub async fn tcp_start(
             .any(uses_payload);
     let mut buf: Vec<u8> = Vec::new();
     let delay = p.inspect_delay.as_ref().map_or(0, |d| d.value);
-    if wants && delay > 0 {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(delay);
-        let mut tmp = vec![0u8; 16384];
-        loop {
-            match tokio::time::timeout_at(deadline, client.peek(&mut tmp)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    buf.clear();
-                    buf.extend_from_slice(&tmp[..n]);
-                    if crate::acl::fetch::payload_ready(&buf) || n == tmp.len() {
-                        break;
-                    }
-                    // More bytes of the record are on their way.
-                    if tokio::time::timeout_at(
-                        deadline,
-                        tokio::time::sleep(std::time::Duration::from_millis(2)),
-                    )
-                    .await
-                    .is_err()
-                    {
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
     if content.is_empty() && fe.rules.switching.is_empty() {
         return Some(fe.backend.clone());
     }
-    let mut c = ctx(fe, acc, None, None, None, None);
-    c.payload = Some(&buf);
-    for r in content {
-        if applies(&r.cond, &c) {
-            match r.action.1 {
-                TcpAction::Accept => break,
-                TcpAction::Reject => return None,
+    let switch_wants = fe
+        .rules
+        .switching
+        .iter()
+        .filter_map(|(c, _)| c.as_ref())
+        .any(uses_payload);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(delay);
+    let mut tmp = vec![0u8; if wants && delay > 0 { 16384 } else { 0 }];
+    let mut eof = false;
+    // Content rules are evaluated as data arrives, HAProxy's way: a rule whose answer may still
+    // change with more data (MISS) waits, up to the inspection delay.
+    loop {
+        let fin = !wants
+            || delay == 0
+            || eof
+            || tokio::time::Instant::now() >= deadline
+            || buf.len() >= tmp.len();
+        // Evaluated in a block: the sample context must not live across the await below.
+        let decided: Option<Option<Option<Arc<Backend>>>> = {
+            let ready = crate::acl::fetch::payload_ready(&buf);
+            let incomplete = |f: &crate::acl::fetch::Fetch| {
+                use crate::acl::fetch::Fetch;
+                !fin && match f {
+                    Fetch::WaitEnd | Fetch::ReqLen => true,
+                    Fetch::ReqSslHelloType | Fetch::ReqSslSni => !ready,
+                    Fetch::ReqPayload(off, len) => *len == 0 || buf.len() < off + len,
+                    _ => false,
+                }
+            };
+            let mut c = ctx(fe, acc, None, None, None, None);
+            c.payload = Some(&buf);
+            c.wait_end = Some(fin);
+            let mut miss = false;
+            let mut out = None;
+            for r in &content {
+                let st = match &r.cond {
+                    None => Some(true),
+                    Some(cond) => crate::acl::cond::eval_partial(cond, &c, &incomplete),
+                };
+                match st {
+                    Some(true) => {
+                        out = Some(match r.action.1 {
+                            TcpAction::Accept => Some(switch(fe, &c)),
+                            TcpAction::Reject => None,
+                        });
+                        break;
+                    }
+                    Some(false) => {}
+                    None => {
+                        miss = true;
+                        break;
+                    }
+                }
             }
+            // No rule decided: accept, once `use_backend` has the first bytes it reads.
+            if out.is_none() && (fin || (!miss && (!switch_wants || ready))) {
+                out = Some(Some(switch(fe, &c)));
+            }
+            out
+        };
+        if let Some(d) = decided {
+            return d;
+        }
+        match tokio::time::timeout_at(deadline, client.peek(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => eof = true,
+            Ok(Ok(n)) => {
+                if n == buf.len() {
+                    // Nothing new yet: the rest of the record is on its way.
+                    let _ = tokio::time::timeout_at(
+                        deadline,
+                        tokio::time::sleep(std::time::Duration::from_millis(2)),
+                    )
+                    .await;
+                }
+                buf.clear();
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            Err(_) => {}
         }
     }
-    Some(switch(fe, &c))
 }
 
 /// `use_backend` rules in order (dynamic names rendered now), else the default.
