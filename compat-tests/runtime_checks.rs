@@ -1202,3 +1202,63 @@ backend tcp_own
         println!("inheritance: messages and 7 check requests identical to HAProxy's");
     }
 }
+
+/// `on-marked-down shutdown-sessions`: when the check takes the server down, the sessions still
+/// on it end at once; without the option they stay. Same behaviour as HAProxy 2.6.
+#[test]
+fn on_marked_down_shutdown_sessions_matches_haproxy() {
+    let mut seen = Vec::new();
+    for imp in Impl::all("on_marked_down_shutdown_sessions_matches_haproxy") {
+        let p = free_ports(4);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 20s
+    timeout server 20s
+listen kill
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{} check inter 100 fall 1 rise 1 on-marked-down shutdown-sessions
+listen keep
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{} check inter 100 fall 1 rise 1
+",
+            p[0], p[2], p[1], p[3]
+        );
+        let dir = TempDir::new("omd");
+        let l1 = TcpListener::bind(("127.0.0.1", p[2])).unwrap();
+        let l2 = TcpListener::bind(("127.0.0.1", p[3])).unwrap();
+        let b1 = Backend::from_listener("a", l1, Behavior::LineEcho);
+        let b2 = Backend::from_listener("b", l2, Behavior::LineEcho);
+        let proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let mut conns = Vec::new();
+        for port in [p[0], p[1]] {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            conns.push(s);
+        }
+        // The listeners close (the established sessions stay): the next checks fail.
+        drop(b1);
+        drop(b2);
+        proxy.wait_stderr("Server kill/s1 is DOWN", SOON);
+        proxy.wait_stderr("Server keep/s1 is DOWN", SOON);
+        let mut out = Vec::new();
+        for s in conns.iter_mut() {
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let _ = s.write_all(b"ping\n");
+            let mut buf = [0u8; 64];
+            out.push(match s.read(&mut buf) {
+                Ok(0) | Err(_) => "closed".to_string(),
+                Ok(n) => String::from_utf8_lossy(&buf[..n]).trim().to_string(),
+            });
+        }
+        println!("{imp:?}: {out:?}");
+        seen.push(out);
+    }
+    assert_eq!(seen[0], ["closed", "b:ping"], "rhaproxy");
+    if seen.len() == 2 {
+        assert_eq!(seen[0], seen[1], "rhaproxy vs HAProxy");
+    }
+}

@@ -211,6 +211,15 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
         if act == 0 && bck == 0 {
             no_server_alert(be);
         }
+        // `on-marked-down shutdown-sessions`: the sessions still on it end now.
+        if be
+            .proxy
+            .servers
+            .get(i)
+            .is_some_and(|s| s.params.on_marked_down_shutdown)
+        {
+            super::admin::shutdown_server_sessions(&be.name, srv);
+        }
     }
 }
 
