@@ -285,11 +285,21 @@ fn get(port: u16, path: &str) -> String {
 
 struct Env {
     ports: BTreeMap<&'static str, u16>,
+    /// The stats socket (level admin).
+    sock: std::path::PathBuf,
 }
 
 impl Env {
     fn port(&self, fe: &str) -> u16 {
         self.ports[fe]
+    }
+    /// One stats socket command; returns the answer.
+    fn cli(&self, cmd: &str) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).unwrap();
+        s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
     }
 }
 
@@ -379,7 +389,7 @@ fn scenarios() -> Vec<Scenario> {
             // %U still 0; errors before a response are logged at the end as usual.
             fe: "h_asap",
             http: true,
-            fe_cfg: "option logasap\n    log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %U %Tt %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r\"",
+            fe_cfg: "option logasap\n    log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta/%Tt %ST %B %U - %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r\"",
             backend: "hb_tmo",
             lines: 3,
             bytes_vary: false,
@@ -410,6 +420,221 @@ fn scenarios() -> Vec<Scenario> {
                 s.read_exact(&mut b).unwrap();
                 thread::sleep(Duration::from_millis(100));
                 s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // The client resets while the server has not answered yet.
+            fe: "h_CH",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_tmo",
+            lines: 1,
+            bytes_vary: false,
+            // Without `option abortonclose` the server timeout still ends it.
+            states: &["sH--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /stallhead HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                thread::sleep(Duration::from_millis(150));
+                reset(s);
+            },
+        },
+        Scenario {
+            // The client resets while its request waits in the queue.
+            fe: "h_CQ",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_queue_long",
+            lines: 2,
+            bytes_vary: false,
+            // Served anyway once its turn comes; the reset is seen when answering.
+            states: &["----", "CD--"],
+            run: |e, fe| {
+                let port = e.port(fe);
+                let a = thread::spawn(move || get(port, "/slow"));
+                thread::sleep(Duration::from_millis(300));
+                let mut s = connect(port);
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                thread::sleep(Duration::from_millis(150));
+                reset(s);
+                assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+            },
+        },
+        Scenario {
+            // The client resets while the server connection is being established.
+            fe: "h_CC",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_blackhole",
+            lines: 1,
+            bytes_vary: false,
+            // Not noticed in HTTP mode: the connect runs to its timeout.
+            states: &["sC--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                thread::sleep(Duration::from_millis(100));
+                reset(s);
+                thread::sleep(Duration::from_millis(800));
+            },
+        },
+        Scenario {
+            fe: "t_CC",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_blackhole",
+            lines: 1,
+            bytes_vary: false,
+            // TCP mode gives up at once, logged as a data-phase abort.
+            states: &["CD"],
+            run: |e, fe| {
+                let s = connect(e.port(fe));
+                thread::sleep(Duration::from_millis(100));
+                reset(s);
+                thread::sleep(Duration::from_millis(800));
+            },
+        },
+        Scenario {
+            // Refused by the first server, redispatched to the second on the last retry:
+            // `%rc` is `+1`.
+            fe: "h_redisp",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_redisp",
+            lines: 1,
+            bytes_vary: false,
+            states: &["----"],
+            run: |e, fe| {
+                assert!(get(e.port(fe), "/ok").starts_with("HTTP/1.1 200"));
+            },
+        },
+        Scenario {
+            fe: "t_redisp",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_redisp",
+            lines: 1,
+            bytes_vary: false,
+            states: &["--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"hello\n").unwrap();
+                let mut b = [0u8; 3];
+                s.read_exact(&mut b).unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // `shutdown sessions server` while the response body is on its way.
+            fe: "h_kill",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_kill",
+            lines: 1,
+            bytes_vary: false,
+            states: &["KD--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                let mut b = [0u8; 40];
+                s.read_exact(&mut b).unwrap();
+                thread::sleep(Duration::from_millis(200));
+                e.cli("shutdown sessions server hb_kill/s1");
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            fe: "t_kill",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_kill",
+            lines: 1,
+            bytes_vary: false,
+            // HAProxy 2.6 logs no phase for it.
+            states: &["K-"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"hello\n").unwrap();
+                let mut b = [0u8; 3];
+                s.read_exact(&mut b).unwrap();
+                thread::sleep(Duration::from_millis(200));
+                e.cli("shutdown sessions server tb_kill/s1");
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // `option dontlognull`: the empty connection is not logged, a partial one is.
+            fe: "h_null",
+            http: true,
+            fe_cfg: "option dontlognull",
+            backend: "hb_app",
+            lines: 1,
+            bytes_vary: false,
+            states: &["CR--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n").unwrap();
+                thread::sleep(Duration::from_millis(100));
+                s.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // A kept-alive connection whose second request stops halfway: 408 `cR`.
+            fe: "h_ka2",
+            http: true,
+            fe_cfg: "timeout http-request 300ms",
+            backend: "hb_app",
+            lines: 2,
+            bytes_vary: false,
+            states: &["----", "cR--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                assert!(read_resp(&mut s).starts_with("HTTP/1.1 200"));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHo").unwrap();
+                let r = read_all(&mut s);
+                assert!(
+                    r.starts_with(b"HTTP/1.1 408"),
+                    "{}",
+                    String::from_utf8_lossy(&r)
+                );
+            },
+        },
+        Scenario {
+            // `option logasap` and a refused connection: logged at the end, with the signs.
+            fe: "t_asap_SC",
+            http: false,
+            fe_cfg: "option logasap",
+            backend: "tb_refused",
+            lines: 1,
+            bytes_vary: false,
+            states: &["SC"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                read_all(&mut s);
+            },
+        },
+        Scenario {
+            // `option logasap` and a bad request.
+            fe: "h_asap_PR",
+            http: true,
+            fe_cfg: "option logasap",
+            backend: "hb_app",
+            lines: 1,
+            bytes_vary: false,
+            states: &["PR--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
                 read_all(&mut s);
             },
         },
@@ -847,6 +1072,7 @@ fn config(sv: &Servers, env: &Env, log_port: u16, extra_fe: &str) -> String {
     let mut c = format!(
         "global
     log 127.0.0.1:{log_port} format raw local0
+    stats socket {} level admin
 defaults
     mode http
     log global
@@ -854,7 +1080,8 @@ defaults
     timeout client 5s
     timeout server 5s
     timeout queue 300ms
-"
+",
+        env.sock.display()
     );
     for s in scenarios() {
         c.push_str(&format!(
@@ -905,6 +1132,15 @@ backend {p}b_nosrv
 backend {p}b_queue
     mode {mode}
     server s1 127.0.0.1:{app} maxconn 1
+backend {p}b_kill
+    mode {mode}
+    server s1 127.0.0.1:{app}
+backend {p}b_redisp
+    mode {mode}
+    retries 1
+    option redispatch
+    server s1 127.0.0.1:{rf}
+    server s2 127.0.0.1:{app}
 backend {p}b_queue_long
     mode {mode}
     timeout queue 10s
@@ -974,6 +1210,7 @@ fn mask(line: &str, http: bool, bytes_vary: bool) -> (String, Vec<i64>) {
     }
     let g = if http { 10 } else { 7 };
     let rc = t[g].rsplit('/').next().unwrap_or("").to_string();
+    assert!(!rc.is_empty(), "no %rc in {line}");
     t[g] = format!("*/*/*/*/{rc}");
     (t.join(" "), timers)
 }
@@ -1000,15 +1237,16 @@ fn state_of(line: &str, http: bool) -> String {
 fn run(imp: Impl, sv: &Servers) -> BTreeMap<&'static str, Vec<String>> {
     let scen = scenarios();
     let ports = free_ports(scen.len());
+    let dir = TempDir::new("logterm");
     let env = Env {
         ports: scen
             .iter()
             .map(|s| s.fe)
             .zip(ports.iter().copied())
             .collect(),
+        sock: dir.0.join("admin.sock"),
     };
     let (log_port, got) = receiver();
-    let dir = TempDir::new("logterm");
     let cfg = config(sv, &env, log_port, "");
     let _px = ProxyProc::start(imp, &dir, &cfg, &ports);
     let mut out = BTreeMap::new();

@@ -1070,3 +1070,188 @@ listen li
         out
     });
 }
+
+/// How a server connection ends when the proxy closes it after a complete exchange: HAProxy
+/// resets it (an RST, no FIN, so no TIME_WAIT is left on the proxy for the 4-tuple, which
+/// with `usesrc clientip` belongs to the client's port space). Differential: the server
+/// answered `Connection: close` but left its socket open. rhaproxy only (as root), with
+/// `usesrc clientip`: after a `Connection: close` request, and when a keep-alive client left
+/// while its server connection was idle. HAProxy 2.6 keeps those two connections open in its
+/// server-wide idle pool (measured: the server's read times out); rhaproxy has no such pool
+/// and closes them at once, with an RST too.
+#[test]
+fn server_connection_closed_after_exchange_with_rst() {
+    let root = nix::unistd::Uid::effective().is_root();
+    fn serve_once(l: &std::net::TcpListener, resp: &'static str) -> String {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut b).unwrap_or(0) == 0 {
+                return "no request".into();
+            }
+            head.push(b[0]);
+        }
+        s.write_all(resp.as_bytes()).unwrap();
+        let mut rest = [0u8; 64];
+        match s.read(&mut rest) {
+            Ok(0) => "fin".into(),
+            Ok(n) => format!("{n} more bytes"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "rst".into(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => "still open".into(),
+            Err(e) => format!("error {e}"),
+        }
+    }
+    const KA: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const CLOSE: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    differential("server_connection_closed_after_exchange_with_rst", |imp| {
+        let dir = TempDir::new("rst");
+        let p = free_ports(4);
+        let l = std::net::TcpListener::bind(("127.0.0.1", p[2])).unwrap();
+        let usesrc = if root {
+            "    source 0.0.0.0 usesrc clientip"
+        } else {
+            "    # usesrc needs root"
+        };
+        let cfg = format!(
+            "{DEFAULTS}
+listen plain
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+listen usesrc
+    bind 127.0.0.1:{}
+{usesrc}
+    server s1 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let mut out = Vec::new();
+        let mut own = Vec::new();
+        let serve = |resp: &'static str| {
+            let l = l.try_clone().unwrap();
+            thread::spawn(move || serve_once(&l, resp))
+        };
+        // 1. The server answers `Connection: close` and leaves its socket open.
+        let srv = serve(CLOSE);
+        let r = http_once(p[0], "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        out.push(format!(
+            "server close: {} server saw {}",
+            r.status,
+            srv.join().unwrap()
+        ));
+        if root {
+            // 2. usesrc, `Connection: close` from the client.
+            let srv = serve(KA);
+            let r = http_once(
+                p[1],
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+            own.push(format!(
+                "usesrc, client close: {} server saw {}",
+                r.status,
+                srv.join().unwrap()
+            ));
+            // 3. usesrc, a keep-alive client leaves; its server connection was idle.
+            let srv = serve(KA);
+            let mut c = HttpConn::connect(p[1]).unwrap();
+            let r = c.get("/").unwrap();
+            thread::sleep(Duration::from_millis(100));
+            drop(c);
+            own.push(format!(
+                "usesrc, idle: {} server saw {}",
+                r.status,
+                srv.join().unwrap()
+            ));
+        }
+        println!("{imp:?}: {out:?} {own:?}");
+        assert_eq!(out, ["server close: 200 server saw rst"], "{imp:?}");
+        if imp == Impl::Rhaproxy && root {
+            assert_eq!(
+                own,
+                [
+                    "usesrc, client close: 200 server saw rst",
+                    "usesrc, idle: 200 server saw rst"
+                ],
+                "{imp:?}"
+            );
+        }
+        out
+    });
+}
+
+/// `usesrc hdr_ip(...)` on a keep-alive client connection: each request reaches the server
+/// from the address its own header names, so a server connection opened for one address is
+/// not reused for a request that names another. (The server answers each request with the
+/// peer address of the connection that carried it.)
+#[test]
+fn usesrc_hdr_ip_per_request_on_one_client_connection() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED usesrc_hdr_ip_per_request_on_one_client_connection: needs root");
+        return;
+    }
+    fn peer_server(l: std::net::TcpListener) {
+        thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                thread::spawn(move || {
+                    let peer = s.peer_addr().unwrap().ip().to_string();
+                    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{peer}",
+                            peer.len()
+                        );
+                        if s.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    differential(
+        "usesrc_hdr_ip_per_request_on_one_client_connection",
+        |imp| {
+            let dir = TempDir::new("hdrip-ka");
+            let p = free_ports(2);
+            peer_server(std::net::TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+            let cfg = format!(
+                "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    source 0.0.0.0 usesrc hdr_ip(x-ip)
+    server s1 127.0.0.1:{}
+",
+                p[0], p[1]
+            );
+            let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            let mut out = Vec::new();
+            for ip in ["127.0.0.88", "127.0.0.66", "127.0.0.66", "127.0.0.88"] {
+                let r = c
+                    .request(&format!("GET / HTTP/1.1\r\nHost: x\r\nX-IP: {ip}\r\n\r\n"))
+                    .unwrap();
+                out.push(format!("{ip}: {} seen from {}", r.status, r.body_str()));
+            }
+            println!("{imp:?}: {out:?}");
+            for l in &out {
+                let (want, rest) = l.split_once(": ").unwrap();
+                assert_eq!(rest, format!("200 seen from {want}"), "{imp:?}: {out:?}");
+            }
+            out
+        },
+    );
+}

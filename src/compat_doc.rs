@@ -68,9 +68,13 @@ pub fn render() -> String {
             r.status.describe()
         ));
     }
+    s.push_str(ACL_NOTE);
     s.push_str(CORPUS_NOTE);
     s
 }
+
+/// What the ACL and rule keywords cover (the tables above only say "implemented").
+const ACL_NOTE: &str = include_str!("../docs/acl.md");
 
 /// Counts measured by `compat-tests/check_corpus.rs` on ../shared/corpus (57 public configs).
 const CORPUS_NOTE: &str = include_str!("../docs/corpus-results.md");

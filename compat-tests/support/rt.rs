@@ -258,6 +258,7 @@ pub enum Behavior {
     /// HTTP/1.1 server answering `200` with body `NAME` (keep-alive honoured). Paths:
     /// `/slow/MS` waits MS ms before answering; `/cut` sends headers announcing 100 bytes and
     /// closes after 5; `/status/N` answers status N; `/close` answers with `Connection: close`.
+    /// Each request header `X-Reply-Header: NAME: VALUE` adds `NAME: VALUE` to the answer.
     Http,
 }
 
@@ -578,6 +579,14 @@ fn serve_http(
         }
         if close {
             resp.push_str("Connection: close\r\n");
+        }
+        // `X-Reply-Header: NAME: VALUE` asks for that header in the answer (once per field).
+        for l in head.lines().skip(1) {
+            if let Some((k, v)) = l.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("x-reply-header") {
+                    resp.push_str(&format!("{}\r\n", v.trim()));
+                }
+            }
         }
         resp.push_str("\r\n");
         resp.push_str(&body);

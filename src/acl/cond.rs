@@ -68,9 +68,19 @@ pub fn parse_acl_expr(words: &[String], loc: &Loc) -> Result<(AclExpr, Option<St
         Some((f, m)) if !matches!(base_name, "method" | "path" | "url" | "base") => {
             let text = format!("{f}{}", &first[base_name.len()..]);
             let e = fetch::parse_expr(&text).map_err(|e| match e {
-                fetch::FetchError::Unsupported(_) => {
+                fetch::FetchError::Unsupported(m) if m.starts_with("sample fetch") => {
                     AclError::Unsupported(format!("ACL keyword '{base_name}'"))
                 }
+                fetch::FetchError::Haproxy(m) => AclError::Haproxy(
+                    m.replace(
+                        &format!("ACL keyword '{f}'"),
+                        &format!("ACL keyword '{base_name}'"),
+                    )
+                    .replace(
+                        &format!("ACL expression '{text}'"),
+                        &format!("ACL expression '{first}'"),
+                    ),
+                ),
                 e => e.into(),
             })?;
             (
@@ -206,7 +216,8 @@ pub fn predefined(name: &str, loc: &Loc) -> Option<Result<Acl, AclError>> {
         "METH_POST" => &["method", "POST"],
         "METH_PUT" => &["method", "PUT"],
         "METH_TRACE" => &["method", "TRACE"],
-        "REQ_CONTENT" | "WAIT_END" | "RDP_COOKIE" => {
+        "REQ_CONTENT" => &["req.len", "gt", "0"],
+        "WAIT_END" | "RDP_COOKIE" => {
             return Some(Err(AclError::Unsupported(format!(
                 "predefined ACL '{name}' (TCP content inspection)"
             ))));
@@ -436,8 +447,14 @@ mod tests {
             e("{ foo_bar x }"),
             AclError::Haproxy("unknown fetch method 'foo_bar' in ACL expression 'foo_bar'".into())
         );
-        assert!(matches!(e("{ req.ssl_sni x }"), AclError::Unsupported(_)));
-        assert!(matches!(e("{ req_ssl_sni x }"), AclError::Unsupported(_)));
+        assert!(matches!(
+            e("{ req.rdp_cookie x }"),
+            AclError::Unsupported(_)
+        ));
+        assert!(matches!(
+            e("{ req.rdp_cookie x }"),
+            AclError::Unsupported(_)
+        ));
         assert!(matches!(e("WAIT_END"), AclError::Unsupported(_)));
         let (_, warn) = parse_acl_expr(&w("path_beg"), &Loc::default()).unwrap();
         assert!(warn.unwrap().contains("no pattern to match against"));

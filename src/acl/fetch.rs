@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+pub use super::converters::Conv;
 use super::{Sample, SampleCtx};
 use crate::log::haproxy_names::{HAPROXY_CONVERTERS, HAPROXY_FETCHES};
 
@@ -49,10 +50,30 @@ pub enum Fetch {
     SrvIsUp(String, String),
     /// `ssl_fc`: rhaproxy has no TLS, always false.
     SslFc,
+    /// Another TLS fetch (`ssl_fc_sni`, `ssl_c_used`, ...): false for booleans, else no sample,
+    /// as on HAProxy's plain connections.
+    Tls(&'static str, SmpType),
+    /// `req.hdr_names([DELIM])`
+    HdrNames(Option<String>),
+    /// `env(NAME)`
+    Env(String),
+    Hostname,
+    /// `date([OFFSET])`: seconds since the epoch.
+    Date(i64),
+    /// `rand([RANGE])`
+    Rand(Option<u64>),
+    /// `stopping`: a soft stop is in progress.
+    Stopping,
+    /// `be_conn([BACKEND])`: connections in progress on the backend.
+    BeConn(Option<String>),
     /// `req.proto_http`: the request is HTTP (true once an HTTP request head was parsed).
     ProtoHttp,
     Method,
     Path,
+    /// `pathq`: path and query.
+    PathQ,
+    /// `var(SCOPE.NAME[,DEFAULT])`
+    Var(String, Option<String>),
     Url,
     /// `url_ip`, `url_port`: the address and port of an absolute-form request target.
     UrlIp,
@@ -78,6 +99,14 @@ pub enum Fetch {
     ReqCook(Option<String>),
     ReqCookCnt(Option<String>),
     ReqCookVal(Option<String>),
+    /// `req.len`: bytes waiting in the request buffer (TCP content inspection).
+    ReqLen,
+    /// `req.payload(OFFSET,LENGTH)`: LENGTH 0 means up to the end of the buffer.
+    ReqPayload(usize, usize),
+    /// `req.ssl_hello_type`: the TLS handshake message type of the first record.
+    ReqSslHelloType,
+    /// `req.ssl_sni`: the server name of a TLS ClientHello.
+    ReqSslSni,
     Status,
     ResVer,
     /// `res.hdr(NAME[,OCC])`
@@ -86,15 +115,6 @@ pub enum Fetch {
     ResHdrCnt(Option<String>),
     ResHdrVal(String, Option<i32>),
     ResHdrIp(String, Option<i32>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Conv {
-    Lower,
-    Upper,
-    Length,
-    /// `hex`: bytes as uppercase hex.
-    Hex,
 }
 
 /// A fetch with its converters.
@@ -127,7 +147,8 @@ impl Fetch {
     pub fn usable(&self) -> Usable {
         use Fetch::*;
         match self {
-            SslFc => Usable::NotAtConnection,
+            SslFc | Tls(..) => Usable::NotAtConnection,
+            Var(..) => Usable::Everywhere,
             BeId | BeName => Usable::Backend,
             Method | ProtoHttp => Usable::RequestOrResponse,
             _ => match self.needs() {
@@ -141,8 +162,11 @@ impl Fetch {
     pub fn needs(&self) -> Needs {
         use Fetch::*;
         match self {
-            AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Src | SrcPort | Dst
-            | DstPort | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => Needs::L4,
+            AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Var(..) | Src | SrcPort
+            | Dst | DstPort | Tls(..) | Env(_) | Hostname | Date(_) | Rand(_) | Stopping
+            | BeConn(_) | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => {
+                Needs::L4
+            }
             Status | ResVer | ResHdr(..) | ResFhdr(..) | ResHdrCnt(_) | ResHdrVal(..)
             | ResHdrIp(..) => Needs::Response,
             _ => Needs::Request,
@@ -152,10 +176,14 @@ impl Fetch {
     pub fn smp_type(&self) -> SmpType {
         use Fetch::*;
         match self {
-            AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp => SmpType::Bool,
-            Int(_) | UrlPort | SrcPort | DstPort | FeId | BeId | NbSrv(_) | Status
-            | ReqHdrCnt(_) | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_) | ReqCookVal(_)
-            | ResHdrCnt(_) | ResHdrVal(..) => SmpType::Int,
+            AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp | Stopping => {
+                SmpType::Bool
+            }
+            Tls(_, t) => *t,
+            Int(_) | Date(_) | Rand(_) | BeConn(_) | ReqLen | ReqSslHelloType | UrlPort
+            | SrcPort | DstPort | FeId | BeId | NbSrv(_) | Status | ReqHdrCnt(_)
+            | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_) | ReqCookVal(_) | ResHdrCnt(_)
+            | ResHdrVal(..) => SmpType::Int,
             Src | Dst | UrlIp | ReqHdrIp(..) | ResHdrIp(..) => SmpType::Ip,
             _ => SmpType::Str,
         }
@@ -184,18 +212,39 @@ fn split_call(s: &str) -> Result<(&str, Option<Vec<String>>, &str), FetchError> 
         }
         Some(i) => {
             let name = &s[..i];
-            let Some(j) = s[i..].find(')') else {
-                return Err(FetchError::Haproxy(format!(
-                    "missing closing ')' after arguments to fetch keyword '{name}'"
-                )));
+            // Arguments end at the first `)` not escaped by a backslash; `\,` and `\)` are
+            // literal.
+            let b = s.as_bytes();
+            let mut args = Vec::new();
+            let mut cur = Vec::new();
+            let mut k = i + 1;
+            let end = loop {
+                match b.get(k) {
+                    None => {
+                        return Err(FetchError::Haproxy(format!(
+                            "missing closing ')' after arguments to fetch keyword '{name}'"
+                        )));
+                    }
+                    Some(b'\\') if matches!(b.get(k + 1), Some(b',' | b')' | b'\\')) => {
+                        cur.push(b[k + 1]);
+                        k += 2;
+                    }
+                    Some(b')') => break k,
+                    Some(b',') => {
+                        args.push(String::from_utf8_lossy(&cur).into_owned());
+                        cur.clear();
+                        k += 1;
+                    }
+                    Some(&c) => {
+                        cur.push(c);
+                        k += 1;
+                    }
+                }
             };
-            let inner = &s[i + 1..i + j];
-            let args = if inner.is_empty() {
-                Vec::new()
-            } else {
-                inner.split(',').map(str::to_string).collect()
-            };
-            Ok((name, Some(args), &s[i + j + 1..]))
+            if !(args.is_empty() && cur.is_empty()) {
+                args.push(String::from_utf8_lossy(&cur).into_owned());
+            }
+            Ok((name, Some(args), &s[end + 1..]))
         }
     }
 }
@@ -270,9 +319,34 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
             }
         }
         "ssl_fc" => SslFc,
+        _ if name.starts_with("ssl_") && TLS_FETCHES.iter().any(|(n, _)| *n == name) => {
+            let (n, t) = TLS_FETCHES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .copied()
+                .unwrap_or(("ssl_fc", SmpType::Bool));
+            Tls(n, t)
+        }
+        "req.hdr_names" => HdrNames(name_arg(args)),
+        "env" => Env(need_name(name, args)?),
+        "hostname" => Hostname,
+        "date" => Date(occ(args.as_ref().and_then(|a| a.first()))?.unwrap_or(0) as i64),
+        "rand" => Rand(
+            args.as_ref()
+                .and_then(|a| a.first())
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+        ),
+        "stopping" => Stopping,
+        "be_conn" => BeConn(name_arg(args)),
         "req.proto_http" | "req_proto_http" => ProtoHttp,
         "method" => Method,
         "path" => Path,
+        "pathq" => PathQ,
+        "var" => {
+            let n = need_name(name, args)?;
+            check_var_name(&n).map_err(|m| FetchError::Haproxy(format!("\u{1}{m}")))?;
+            Var(n, a1().cloned())
+        }
         "url" => Url,
         "url_ip" => UrlIp,
         "url_port" => UrlPort,
@@ -289,6 +363,22 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         "req.cook" | "cook" => ReqCook(name_arg(args)),
         "req.cook_cnt" | "cook_cnt" => ReqCookCnt(name_arg(args)),
         "req.cook_val" | "cook_val" => ReqCookVal(name_arg(args)),
+        "req.len" | "req_len" => ReqLen,
+        "req.payload" => {
+            let a = args.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+            let num = |i: usize| -> Result<usize, FetchError> {
+                let v = a.get(i).map(String::as_str).unwrap_or("");
+                v.trim().parse::<usize>().map_err(|_| {
+                    FetchError::Haproxy(format!(
+                        "fetch method 'req.payload' : failed to parse '{v}' as type unsigned integer at position {}",
+                        i + 1
+                    ))
+                })
+            };
+            ReqPayload(num(0)?, num(1)?)
+        }
+        "req.ssl_hello_type" | "req_ssl_hello_type" => ReqSslHelloType,
+        "req.ssl_sni" | "req_ssl_sni" => ReqSslSni,
         "status" => Status,
         "res.ver" | "resp_ver" => ResVer,
         "res.hdr" | "shdr" => ResHdr(name_arg(args), occ(a1())?),
@@ -307,6 +397,20 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         }
     };
     Ok(f)
+}
+
+/// `proc.x`, `sess.x`, `txn.x`, `req.x`, `res.x`, `check.x`.
+pub fn check_var_name(n: &str) -> Result<(), String> {
+    let ok = n.split_once('.').is_some_and(|(scope, rest)| {
+        !rest.is_empty() && matches!(scope, "proc" | "sess" | "txn" | "req" | "res" | "check")
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid variable name '{n}'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
+        ))
+    }
 }
 
 /// HAProxy's ACL-only keywords (`haproxy -dKacl`): the fetch they stand for and their match
@@ -367,31 +471,37 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
                 "unknown fetch method '{name}' in ACL expression '{text}'"
             )));
         }
+        Err(FetchError::Haproxy(m)) if m.starts_with('\u{1}') => {
+            return Err(FetchError::Haproxy(format!(
+                "invalid args in fetch method '{name}' : {} in ACL expression '{text}'",
+                &m[1..]
+            )));
+        }
         r => r?,
     };
     let mut convs = Vec::new();
     while let Some(r) = rest.strip_prefix(',') {
         let (cname, cargs, r2) = split_call(r)?;
         rest = r2;
-        let c = match cname {
-            "lower" => Conv::Lower,
-            "upper" => Conv::Upper,
-            "length" => Conv::Length,
-            "hex" => Conv::Hex,
-            _ if HAPROXY_CONVERTERS.binary_search(&cname).is_ok() => {
+        let cargs = cargs.unwrap_or_default();
+        let c = match super::converters::parse(cname, &cargs, name) {
+            Ok(Some(c)) => c,
+            Ok(None) if HAPROXY_CONVERTERS.binary_search(&cname).is_ok() => {
                 return Err(FetchError::Unsupported(format!("converter '{cname}'")));
             }
-            _ => {
+            Ok(None) => {
                 return Err(FetchError::Haproxy(format!(
                     "ACL keyword '{name}' : unknown converter '{cname}'."
                 )));
             }
+            Err(FetchError::Haproxy(m)) if m.starts_with('\u{1}') => {
+                return Err(FetchError::Haproxy(format!(
+                    "{} in ACL expression '{text}'",
+                    &m[1..]
+                )));
+            }
+            Err(e) => return Err(e),
         };
-        if cargs.as_ref().is_some_and(|a| !a.is_empty()) {
-            return Err(FetchError::Haproxy(format!(
-                "ACL keyword '{name}' : converter '{cname}' does not support any args"
-            )));
-        }
         convs.push(c);
     }
     if !rest.is_empty() {
@@ -408,10 +518,9 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
 
 impl SampleExpr {
     pub fn smp_type(&self) -> SmpType {
-        match self.convs.last() {
+        match self.convs.last().and_then(|c| c.out_type()) {
             None => self.fetch.smp_type(),
-            Some(Conv::Length) => SmpType::Int,
-            Some(_) => SmpType::Str,
+            Some(t) => t,
         }
     }
 
@@ -419,7 +528,7 @@ impl SampleExpr {
     pub fn values(&self, ctx: &SampleCtx) -> Vec<Sample> {
         let mut v = fetch_all(&self.fetch, ctx);
         for c in &self.convs {
-            v = v.into_iter().map(|s| convert(*c, s)).collect();
+            v = v.into_iter().filter_map(|s| c.apply(s)).collect();
         }
         v
     }
@@ -434,23 +543,7 @@ impl SampleExpr {
             }
             _ => v.into_iter().next(),
         }?;
-        Some(self.convs.iter().fold(s, |s, c| convert(*c, s)))
-    }
-}
-
-fn convert(c: Conv, s: Sample) -> Sample {
-    match c {
-        Conv::Lower => Sample::Str(s.into_bytes().to_ascii_lowercase()),
-        Conv::Upper => Sample::Str(s.into_bytes().to_ascii_uppercase()),
-        Conv::Length => Sample::Int(s.into_bytes().len() as i64),
-        Conv::Hex => {
-            let b = s.into_bytes();
-            let mut o = Vec::with_capacity(b.len() * 2);
-            for x in b {
-                o.extend_from_slice(format!("{x:02X}").as_bytes());
-            }
-            Sample::Str(o)
-        }
+        self.convs.iter().try_fold(s, |s, c| c.apply(s))
     }
 }
 
@@ -561,9 +654,10 @@ pub fn uri_path(uri: &[u8]) -> &[u8] {
     if let Some(i) = find(u, b"://") {
         if !u[..i].contains(&b'/') {
             let rest = &u[i + 3..];
+            // Always a sub-slice of `uri` (callers locate it by address).
             u = match rest.iter().position(|&c| c == b'/' || c == b'?') {
                 Some(j) => &rest[j..],
-                None => b"",
+                None => &rest[rest.len()..],
             };
         }
     }
@@ -649,9 +743,54 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             .and_then(|st| st.srv_is_up(b, s))
             .map(Sample::Bool)),
         SslFc => vec![Sample::Bool(false)],
+        Tls(_, t) => {
+            if *t == SmpType::Bool {
+                vec![Sample::Bool(false)]
+            } else {
+                Vec::new()
+            }
+        }
+        HdrNames(d) => one(ctx.req.map(|r| {
+            let d = d.as_deref().unwrap_or(",");
+            // Lower case, as HAProxy stores header names.
+            let names: Vec<Vec<u8>> = r
+                .headers
+                .iter()
+                .map(|h| h.name.to_ascii_lowercase())
+                .collect();
+            Sample::Str(names.join(d.as_bytes()))
+        })),
+        Env(n) => one(std::env::var_os(n).map(|v| Sample::Str(v.into_encoded_bytes()))),
+        Hostname => one(std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| Sample::Str(h.trim().as_bytes().to_vec()))),
+        Date(off) => vec![Sample::Int(chrono::Utc::now().timestamp() + off)],
+        Rand(range) => {
+            let r = rand_u32() as u64;
+            vec![Sample::Int(match range {
+                Some(n) => ((r as u128 * *n as u128) >> 32) as i64,
+                None => r as i64,
+            })]
+        }
+        Stopping => vec![Sample::Bool(ctx.servers.is_some_and(|s| s.stopping()))],
+        BeConn(b) => {
+            let b = b.as_deref().or(ctx.be_name);
+            one(b
+                .and_then(|b| ctx.servers.and_then(|s| s.be_conn(b)))
+                .map(|n| Sample::Int(n as i64)))
+        }
         ProtoHttp => vec![Sample::Bool(ctx.req.is_some())],
         Method => one(ctx.req.map(|r| Sample::Str(r.method.clone()))),
         Path => one(ctx.req.map(|r| Sample::Str(uri_path(&r.uri).to_vec()))),
+        PathQ => one(ctx.req.map(|r| {
+            let p = uri_path(&r.uri);
+            let start = p.as_ptr() as usize - r.uri.as_ptr() as usize;
+            Sample::Str(r.uri[start..].to_vec())
+        })),
+        Var(n, default) => one(ctx
+            .vars
+            .and_then(|v| v.get(n))
+            .or_else(|| default.as_ref().map(|d| Sample::Str(d.as_bytes().to_vec())))),
         Url => one(ctx.req.map(|r| Sample::Str(r.uri.clone()))),
         UrlIp => one(ctx.req.and_then(|r| {
             let (h, _) = url_authority(&r.uri)?;
@@ -715,6 +854,17 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             .into_iter()
             .map(|v| Sample::Int(leading_int(&v)))
             .collect(),
+        ReqLen => one(ctx.payload.map(|p| Sample::Int(p.len() as i64))),
+        ReqPayload(off, len) => one(ctx.payload.and_then(|p| {
+            let end = if *len == 0 {
+                p.len()
+            } else {
+                off.checked_add(*len)?
+            };
+            p.get(*off..end).map(|b| Sample::Str(b.to_vec()))
+        })),
+        ReqSslHelloType => one(ctx.payload.and_then(tls_hello_type).map(Sample::Int)),
+        ReqSslSni => one(ctx.payload.and_then(tls_sni).map(Sample::Str)),
         Status => one(ctx.res.map(|r| Sample::Int(r.status as i64))),
         ResVer => one(ctx
             .res
@@ -737,6 +887,92 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
     }
 }
 
+/// The handshake type of a TLS record at the start of `p` (1: ClientHello).
+pub fn tls_hello_type(p: &[u8]) -> Option<i64> {
+    if p.len() < 6 || p[0] != 0x16 || p[1] != 3 {
+        return None;
+    }
+    Some(p[5] as i64)
+}
+
+/// The SNI host name of a complete TLS ClientHello record at the start of `p`.
+pub fn tls_sni(p: &[u8]) -> Option<Vec<u8>> {
+    if tls_hello_type(p)? != 1 {
+        return None;
+    }
+    let rec_len = u16::from_be_bytes([p[3], p[4]]) as usize;
+    let rec = p.get(5..5 + rec_len)?;
+    // Handshake header (4), client_version (2), random (32).
+    let mut i = 4 + 2 + 32;
+    let sid = *rec.get(i)? as usize;
+    i += 1 + sid;
+    let cs = u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]) as usize;
+    i += 2 + cs;
+    let comp = *rec.get(i)? as usize;
+    i += 1 + comp;
+    let ext_len = u16::from_be_bytes([*rec.get(i)?, *rec.get(i + 1)?]) as usize;
+    i += 2;
+    let exts = rec.get(i..i + ext_len)?;
+    let mut j = 0;
+    while j + 4 <= exts.len() {
+        let ty = u16::from_be_bytes([exts[j], exts[j + 1]]);
+        let len = u16::from_be_bytes([exts[j + 2], exts[j + 3]]) as usize;
+        let data = exts.get(j + 4..j + 4 + len)?;
+        if ty == 0 {
+            // server_name_list: length (2), then entries type (1) + length (2) + name.
+            let mut k = 2;
+            while k + 3 <= data.len() {
+                let nt = data[k];
+                let nl = u16::from_be_bytes([data[k + 1], data[k + 2]]) as usize;
+                let name = data.get(k + 3..k + 3 + nl)?;
+                if nt == 0 {
+                    return Some(name.to_vec());
+                }
+                k += 3 + nl;
+            }
+            return None;
+        }
+        j += 4 + len;
+    }
+    None
+}
+
+/// Is the inspected payload complete enough to decide (a whole TLS record, or not TLS)?
+pub fn payload_ready(p: &[u8]) -> bool {
+    if p.is_empty() {
+        return false;
+    }
+    if p[0] != 0x16 {
+        return true;
+    }
+    if p.len() < 5 {
+        return false;
+    }
+    let rec_len = u16::from_be_bytes([p[3], p[4]]) as usize;
+    p.len() >= 5 + rec_len
+}
+
+/// A small per-thread xorshift generator for `rand()` (not for secrets).
+fn rand_u32() -> u32 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+                | 1,
+        );
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 32) as u32
+    })
+}
+
 pub fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
@@ -747,3 +983,94 @@ pub fn unmap(ip: IpAddr) -> IpAddr {
 pub fn parse_ip_bytes(b: &[u8]) -> Option<IpAddr> {
     std::str::from_utf8(trim(b)).ok()?.parse().ok()
 }
+/// HAProxy 2.6's TLS fetches (`haproxy -dKsmp`) and their types. rhaproxy has no TLS: on its
+/// plain connections they behave as HAProxy's do on a non-TLS connection (booleans false, the
+/// others without a sample).
+pub(crate) const TLS_FETCHES: &[(&str, SmpType)] = &[
+    ("ssl_bc", SmpType::Bool),
+    ("ssl_bc_alg_keysize", SmpType::Int),
+    ("ssl_bc_alpn", SmpType::Str),
+    ("ssl_bc_cipher", SmpType::Str),
+    ("ssl_bc_client_random", SmpType::Str),
+    ("ssl_bc_err", SmpType::Int),
+    ("ssl_bc_err_str", SmpType::Str),
+    ("ssl_bc_is_resumed", SmpType::Bool),
+    ("ssl_bc_npn", SmpType::Str),
+    ("ssl_bc_protocol", SmpType::Str),
+    ("ssl_bc_server_random", SmpType::Str),
+    ("ssl_bc_session_id", SmpType::Str),
+    ("ssl_bc_session_key", SmpType::Str),
+    ("ssl_bc_unique_id", SmpType::Str),
+    ("ssl_bc_use_keysize", SmpType::Int),
+    ("ssl_c_ca_err", SmpType::Int),
+    ("ssl_c_ca_err_depth", SmpType::Int),
+    ("ssl_c_chain_der", SmpType::Str),
+    ("ssl_c_der", SmpType::Str),
+    ("ssl_c_err", SmpType::Int),
+    ("ssl_c_i_dn", SmpType::Str),
+    ("ssl_c_key_alg", SmpType::Str),
+    ("ssl_c_notafter", SmpType::Str),
+    ("ssl_c_notbefore", SmpType::Str),
+    ("ssl_c_s_dn", SmpType::Str),
+    ("ssl_c_serial", SmpType::Str),
+    ("ssl_c_sha1", SmpType::Str),
+    ("ssl_c_sig_alg", SmpType::Str),
+    ("ssl_c_used", SmpType::Bool),
+    ("ssl_c_verify", SmpType::Int),
+    ("ssl_c_version", SmpType::Int),
+    ("ssl_f_der", SmpType::Str),
+    ("ssl_f_i_dn", SmpType::Str),
+    ("ssl_f_key_alg", SmpType::Str),
+    ("ssl_f_notafter", SmpType::Str),
+    ("ssl_f_notbefore", SmpType::Str),
+    ("ssl_f_s_dn", SmpType::Str),
+    ("ssl_f_serial", SmpType::Str),
+    ("ssl_f_sha1", SmpType::Str),
+    ("ssl_f_sig_alg", SmpType::Str),
+    ("ssl_f_version", SmpType::Int),
+    ("ssl_fc", SmpType::Bool),
+    ("ssl_fc_alg_keysize", SmpType::Int),
+    ("ssl_fc_alpn", SmpType::Str),
+    ("ssl_fc_cipher", SmpType::Str),
+    ("ssl_fc_cipherlist_bin", SmpType::Str),
+    ("ssl_fc_cipherlist_hex", SmpType::Str),
+    ("ssl_fc_cipherlist_str", SmpType::Str),
+    ("ssl_fc_cipherlist_xxh", SmpType::Int),
+    ("ssl_fc_client_early_traffic_secret", SmpType::Str),
+    ("ssl_fc_client_handshake_traffic_secret", SmpType::Str),
+    ("ssl_fc_client_random", SmpType::Str),
+    ("ssl_fc_client_traffic_secret_0", SmpType::Str),
+    ("ssl_fc_early_exporter_secret", SmpType::Str),
+    ("ssl_fc_ecformats_bin", SmpType::Str),
+    ("ssl_fc_eclist_bin", SmpType::Str),
+    ("ssl_fc_err", SmpType::Int),
+    ("ssl_fc_err_str", SmpType::Str),
+    ("ssl_fc_exporter_secret", SmpType::Str),
+    ("ssl_fc_extlist_bin", SmpType::Str),
+    ("ssl_fc_has_crt", SmpType::Bool),
+    ("ssl_fc_has_early", SmpType::Bool),
+    ("ssl_fc_has_sni", SmpType::Bool),
+    ("ssl_fc_is_resumed", SmpType::Bool),
+    ("ssl_fc_npn", SmpType::Str),
+    ("ssl_fc_protocol", SmpType::Str),
+    ("ssl_fc_protocol_hello_id", SmpType::Int),
+    ("ssl_fc_server_handshake_traffic_secret", SmpType::Str),
+    ("ssl_fc_server_random", SmpType::Str),
+    ("ssl_fc_server_traffic_secret_0", SmpType::Str),
+    ("ssl_fc_session_id", SmpType::Str),
+    ("ssl_fc_session_key", SmpType::Str),
+    ("ssl_fc_sni", SmpType::Str),
+    ("ssl_fc_unique_id", SmpType::Str),
+    ("ssl_fc_use_keysize", SmpType::Int),
+    ("ssl_s_chain_der", SmpType::Str),
+    ("ssl_s_der", SmpType::Str),
+    ("ssl_s_i_dn", SmpType::Str),
+    ("ssl_s_key_alg", SmpType::Str),
+    ("ssl_s_notafter", SmpType::Str),
+    ("ssl_s_notbefore", SmpType::Str),
+    ("ssl_s_s_dn", SmpType::Str),
+    ("ssl_s_serial", SmpType::Str),
+    ("ssl_s_sha1", SmpType::Str),
+    ("ssl_s_sig_alg", SmpType::Str),
+    ("ssl_s_version", SmpType::Int),
+];

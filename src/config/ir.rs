@@ -268,7 +268,11 @@ pub struct ServerParams {
     pub check_addr: Option<std::net::IpAddr>,
     pub source: Option<Located<Source>>,
     pub send_proxy: bool,
+    /// `check-send-proxy`: health checks start with a PROXY v1 line.
+    pub check_send_proxy: bool,
     pub on_marked_down_shutdown: bool,
+    /// `cookie VALUE`: the value that selects this server under `cookie` persistence.
+    pub cookie: Option<String>,
 }
 
 impl Default for ServerParams {
@@ -289,9 +293,41 @@ impl Default for ServerParams {
             check_addr: None,
             source: None,
             send_proxy: false,
+            check_send_proxy: false,
             on_marked_down_shutdown: false,
+            cookie: None,
         }
     }
+}
+
+/// How `cookie` persistence treats the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieMode {
+    /// No mode word: the client's cookie selects the server, nothing is rewritten.
+    #[default]
+    Passive,
+    /// The proxy sets the cookie itself (`Set-Cookie: NAME=SRVCOOKIE; path=/`).
+    Insert,
+    /// The server's own `NAME` cookie gets the server cookie as its value.
+    Rewrite,
+    /// The server's own `NAME` cookie gets `SRVCOOKIE~` before its value.
+    Prefix,
+}
+
+/// `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve] [httponly]
+/// [secure] [domain D]* [attr A]*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieCfg {
+    pub name: String,
+    pub mode: CookieMode,
+    pub indirect: bool,
+    pub nocache: bool,
+    pub postonly: bool,
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domains: Vec<String>,
+    pub attrs: Vec<String>,
 }
 
 /// Where a server lives. `Intercept` is `0.0.0.0` / no address: connect to the original
@@ -322,6 +358,8 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseBackend {
     pub backend: String,
+    /// `use_backend %[...]`: the name is computed per request.
+    pub dynamic: Option<Fmt>,
     /// The `if`/`unless` condition, `None` when unconditional.
     pub cond: Option<Condition>,
     pub loc: Loc,
@@ -368,6 +406,8 @@ pub enum HttpAction {
         content_type: Option<String>,
         body: Option<Fmt>,
         headers: Vec<(String, Fmt)>,
+        /// A `deny` with its own answer (logged as a deny: termination `PR`/`PH`).
+        deny: bool,
     },
     Redirect(Redirect),
     SetHeader(String, Fmt),
@@ -382,6 +422,52 @@ pub enum HttpAction {
     /// `use-service NAME`: kept for the service implementations; refused at `-c` until the
     /// service exists.
     UseService(String),
+    /// `set-var(NAME[,COND]) EXPR`
+    SetVar {
+        name: String,
+        expr: crate::acl::fetch::SampleExpr,
+        only: VarCond,
+    },
+    UnsetVar(String),
+    /// `replace-path|replace-uri|replace-header|replace-value`: when `re` matches, the whole
+    /// value becomes `fmt` with `\N` replaced by the N-th group.
+    Replace {
+        what: ReplaceWhat,
+        re: crate::acl::matcher::Re,
+        fmt: Fmt,
+    },
+    /// `set-dst EXPR` / `set-dst-port EXPR`: the destination of the client connection (for the
+    /// rest of the connection), used by servers with no address (`server NAME 0.0.0.0`).
+    SetDst(crate::acl::fetch::SampleExpr),
+    SetDstPort(crate::acl::fetch::SampleExpr),
+    /// `set-log-level silent`: the transaction is not logged.
+    SetLogSilent,
+    /// Close the client connection without a response.
+    Reject,
+    /// Close the client connection with a reset, without a response.
+    SilentDrop,
+    /// Hold the request for `timeout tarpit`, then answer with the error page of `status`.
+    Tarpit {
+        status: u16,
+    },
+}
+
+/// `set-var(NAME,COND)` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarCond {
+    Always,
+    IfExists,
+    IfNotExists,
+    IfEmpty,
+    IfNotEmpty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceWhat {
+    Path,
+    Uri,
+    Header(String),
+    Value(String),
 }
 
 /// Where a `tcp-request` rule runs.
@@ -428,6 +514,13 @@ pub enum CheckOption {
     RedisCheck,
     /// `option smtpchk [HELO|EHLO domain]`: the greeting command (`HELO localhost` by default).
     SmtpChk(String),
+    /// `option ssl-hello-chk`: an SSLv3 client hello, expect a handshake or alert record.
+    SslHelloChk,
+    /// `option pgsql-check user NAME`: a startup message, expect an authentication request.
+    PgsqlCheck(String),
+    /// `option mysql-check [user NAME [post-41|pre-41]]`: the server's greeting, and with a
+    /// user a login (`post-41` unless `pre-41`), then an OK packet.
+    MysqlCheck { user: Option<String>, pre41: bool },
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).
@@ -454,6 +547,8 @@ pub struct ConnectRule {
     pub addr: Option<std::net::IpAddr>,
     pub send_proxy: bool,
     pub linger: bool,
+    /// `default`: the server's check settings apply (`check-send-proxy`).
+    pub default: bool,
     pub comment: Option<String>,
 }
 
@@ -585,6 +680,8 @@ pub struct Proxy {
     /// Raw `hash-type` words.
     pub hash_type: Option<Located<Vec<String>>>,
     pub hash_balance_factor: Option<u32>,
+    /// `cookie NAME ...`: cookie-based server persistence.
+    pub cookie: Option<Located<CookieCfg>>,
     pub timeouts: Timeouts,
     /// Generic on/off options (`option NAME` / `no option NAME`), with where they were set.
     pub options: BTreeMap<String, Located<bool>>,
@@ -614,6 +711,16 @@ pub struct Proxy {
     pub check_rules: Option<CheckRules>,
     /// `http-error` lines, in order (a later one for the same status wins).
     pub http_errors: Vec<Located<HttpErrorReply>>,
+    /// `http-check disable-on-404`: a 404 puts an up server in the stopping state.
+    pub http_check_disable_on_404: bool,
+    /// `http-check send-state`: checks carry `X-Haproxy-Server-State`.
+    pub http_check_send_state: bool,
+    /// The check rule set was started in this section (by a rule or `option httpchk`),
+    /// rather than inherited from the defaults section.
+    pub check_rules_own: bool,
+    /// The rule set holds the request of `option httpchk` (given in the section the rule set
+    /// belongs to).
+    pub httpchk_send: bool,
     /// `option httplog [clf]` / `option tcplog` / `log-format`.
     pub log_format: Option<Located<LogFormatChoice>>,
     pub log_format_sd: Option<Located<String>>,
@@ -621,12 +728,19 @@ pub struct Proxy {
     pub log: Vec<Located<Vec<String>>>,
     pub log_tag: Option<Located<String>>,
     pub capture_request: Vec<Capture>,
+    /// `capture cookie NAME len N`: the first request `Cookie` and response `Set-Cookie`
+    /// whose name starts with NAME, for `%CC` / `%CS`.
+    pub capture_cookie: Option<Located<(String, usize)>>,
+    /// `http-reuse never`: server connections stay private to their client session.
+    pub http_reuse_never: bool,
     pub capture_response: Vec<Capture>,
     /// `errorfile STATUS PATH`.
     pub errorfiles: Vec<Located<(u16, String)>>,
     pub description: Option<String>,
     pub transparent_option: Option<Loc>,
     pub monitor_uri: Option<Located<String>>,
+    /// `monitor fail if|unless COND`: the monitor URI answers 503 when one holds.
+    pub monitor_fail: Vec<Rule<()>>,
     /// The stats page, once any `stats` keyword (but `stats socket`) was seen.
     pub stats: Option<StatsPage>,
 }
@@ -704,6 +818,7 @@ impl Proxy {
             balance: None,
             hash_type: None,
             hash_balance_factor: None,
+            cookie: None,
             timeouts: Timeouts::default(),
             options: BTreeMap::new(),
             conn_mode: None,
@@ -726,6 +841,10 @@ impl Proxy {
             check_option: None,
             check_rules: None,
             http_errors: Vec::new(),
+            http_check_disable_on_404: false,
+            http_check_send_state: false,
+            check_rules_own: false,
+            httpchk_send: false,
             log_format: None,
             log_format_sd: None,
             log: Vec::new(),
@@ -736,6 +855,9 @@ impl Proxy {
             description: None,
             transparent_option: None,
             monitor_uri: None,
+            monitor_fail: Vec::new(),
+            capture_cookie: None,
+            http_reuse_never: false,
             stats: None,
         }
     }
@@ -760,10 +882,12 @@ impl Proxy {
         p.tcp_request.clear();
         p.inspect_delay = None;
         p.description = None;
-        p.monitor_uri = None;
+        // `monitor-uri` is inherited (measured), `monitor fail` is not (it needs ACLs).
+        p.monitor_fail.clear();
         if let Some(r) = &mut p.check_rules {
             r.inherited = true;
         }
+        p.check_rules_own = false;
         p
     }
 

@@ -71,7 +71,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     _ => {}
                 }
             }
-            for ub in &p.use_backends {
+            for ub in p.use_backends.iter().filter(|u| !u.backend.contains("%[")) {
                 match mode_of(cfg, &ub.backend) {
                     None => diags.alert(
                         None,
@@ -102,23 +102,50 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                 );
             }
         }
-        let t = &p.timeouts;
-        let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
-        let missing = (is_fe && t.client.is_none())
-            || (is_be
-                && !p.servers.is_empty()
-                && (t.connect.is_none() || (t.server.is_none() && !tcp_tunnel)));
-        if missing {
-            diags.warning(
-                None,
-                format!(
-                    "missing timeouts for {} '{}'.\n{MISSING_TIMEOUTS}",
-                    proxy_type(p),
-                    p.name
-                ),
-            );
+        // What a TCP proxy ignores, first (HAProxy's order).
+        if p.mode.value != Mode::Http {
+            if is_be && p.cookie.is_some() {
+                diags.warning(
+                    None,
+                    format!(
+                        "cookie will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if is_fe && p.monitor_uri.is_some() {
+                diags.warning(
+                    None,
+                    format!(
+                        "monitor-uri will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if is_be && is_l7_balance(p) {
+                diags.warning(
+                    None,
+                    format!(
+                        "Layer 7 hash not possible for {} '{}' (needs 'mode http'). Falling back to round robin.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
         }
         if is_fe {
+            if p.capture_cookie.as_ref().is_some_and(|c| c.value.1 >= 64) {
+                diags.warning(
+                    None,
+                    format!(
+                        "truncating capture length to 63 bytes for {} '{}'.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
             // Formats are compiled once, here, as HAProxy does after parsing.
             let http = p.mode.value == Mode::Http;
             if let Some(Located {
@@ -164,30 +191,23 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                 }
             }
         }
-        if is_be {
-            if is_l7_balance(p) && p.mode.value != Mode::Http {
-                diags.warning(
-                    None,
-                    format!(
-                        "Layer 7 hash not possible for {} '{}' (needs 'mode http'). Falling back to round robin.",
-                        proxy_type(p),
-                        p.name
-                    ),
-                );
-            }
-            if p.forwardfor.is_some() && p.mode.value != Mode::Http {
-                diags.warning(
-                    None,
-                    format!(
-                        "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
-                        proxy_type(p),
-                        p.name
-                    ),
-                );
-            }
+        let t = &p.timeouts;
+        let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
+        let missing = (is_fe && t.client.is_none())
+            || (is_be
+                && !p.servers.is_empty()
+                && (t.connect.is_none() || (t.server.is_none() && !tcp_tunnel)));
+        if missing {
+            diags.warning(
+                None,
+                format!(
+                    "missing timeouts for {} '{}'.\n{MISSING_TIMEOUTS}",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
         }
-    }
-    for p in cfg.proxies.iter_mut() {
+        // After the log formats and timeouts, in HAProxy's order.
         if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
             diags.warning(
                 None,
@@ -196,6 +216,32 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     p.name
                 ),
             );
+        }
+        if is_be && p.forwardfor.is_some() && p.mode.value != Mode::Http {
+            diags.warning(
+                None,
+                format!(
+                    "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        if is_be && p.mode.value != Mode::Http {
+            for srv in p.servers.iter().filter(|s| s.params.cookie.is_some()) {
+                diags.warning(
+                    None,
+                    format!(
+                        "proxy '{}' : ignoring cookie for server '{}' as HTTP mode is disabled.",
+                        p.name, srv.name
+                    ),
+                );
+            }
+        }
+    }
+    for p in cfg.proxies.iter_mut() {
+        if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
+            // (warned above)
             p.stats = None;
         }
         // Duplicate server names are found after parsing, as in HAProxy.
@@ -255,6 +301,76 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
 fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
     for p in cfg.proxies.iter_mut() {
         crate::acl::resolve_proxy(p);
+        for ub in p.use_backends.iter_mut() {
+            if !ub.backend.contains("%[") || ub.dynamic.is_some() {
+                continue;
+            }
+            match crate::acl::fmt::Fmt::parse(&ub.backend) {
+                Ok(f) => ub.dynamic = Some(f),
+                Err(crate::acl::AclError::Haproxy(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: failed to parse use_backend rule '{}' : {m}.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+                Err(crate::acl::AclError::Unsupported(m)) => diags.alert(
+                    Some((&ub.loc.file, ub.loc.line)),
+                    format!(
+                        "Parsing [{}]: use_backend rule '{}' : {m} is valid for HAProxy 2.6 but is not supported by rhaproxy yet.",
+                        ub.loc, ub.backend
+                    ),
+                ),
+            }
+        }
+    }
+    // HTTP proxies never see L6 data: rules reading it get a warning each.
+    for p in cfg
+        .proxies
+        .iter()
+        .filter(|p| p.mode.value == Mode::Http && !p.disabled)
+    {
+        use crate::acl::fetch::Fetch;
+        let l6 = |c: &crate::acl::Condition| {
+            crate::acl::fetches(c).any(|e| {
+                matches!(
+                    e.expr.fetch,
+                    Fetch::ReqLen
+                        | Fetch::ReqPayload(..)
+                        | Fetch::ReqSslHelloType
+                        | Fetch::ReqSslSni
+                )
+            })
+        };
+        let mut locs: Vec<&Loc> = Vec::new();
+        locs.extend(
+            p.use_backends
+                .iter()
+                .filter(|u| u.cond.as_ref().is_some_and(l6))
+                .map(|u| &u.loc),
+        );
+        locs.extend(
+            p.tcp_request
+                .iter()
+                .filter(|r| r.action.0 == TcpRuleKind::Content && r.cond.as_ref().is_some_and(l6))
+                .map(|r| &r.loc),
+        );
+        for list in [&p.http_request, &p.redirects, &p.http_response] {
+            locs.extend(
+                list.iter()
+                    .filter(|r| r.cond.as_ref().is_some_and(l6))
+                    .map(|r| &r.loc),
+            );
+        }
+        for l in locs {
+            diags.warning(
+                Some((&l.file, l.line)),
+                format!(
+                    "Proxy '{}': L6 sample fetches ignored on HTTP proxies (declared at {l}).",
+                    p.name
+                ),
+            );
+        }
     }
     for p in &cfg.proxies {
         let mut seen = std::collections::HashSet::new();

@@ -24,6 +24,16 @@
 //!   accept time ([`format::render_connect_line`]).
 //! * HAProxy threads send a line to each target in turn: two targets may see lines in a
 //!   different order.
+//! * `option logasap`: an HTTP transaction is logged when the response head arrives (`%B` =
+//!   the head plus the body bytes that came with it, `%U` = 0, `%Tt` = `%Ta` at that time), a
+//!   TCP session once connected (`%B` = +0); every line of such a frontend gets the `+` signs,
+//!   also those logged at the end (errors before a response).
+//! * Termination states measured through the proxy (compat-tests/log_termination.rs), besides
+//!   the obvious ones: an empty first connection is `CR--` 400 (a kept-alive one closing
+//!   between requests logs nothing); a stalled request body is not ended by `timeout client`
+//!   while the response is awaited, the server timeout gives 504 `sH--`; a client reset while
+//!   the server is awaited, queued or being connected (HTTP) is not noticed (`sH`, then `CD`
+//!   when answering, `sC`); in TCP mode a reset during the connect gives `CD` at once.
 //!
 //! Typical wiring:
 //! ```no_run

@@ -88,6 +88,8 @@ pub struct SrvAdmin {
     kill: watch::Sender<u64>,
     /// Set when the server leaves maintenance: the check loop restarts at `rise`.
     check_reset: std::sync::atomic::AtomicBool,
+    /// Up but stopping (`http-check disable-on-404` saw a 404): no new traffic.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl SrvAdmin {
@@ -115,6 +117,7 @@ impl SrvAdmin {
             ctr: Default::default(),
             kill: watch::channel(0).0,
             check_reset: std::sync::atomic::AtomicBool::new(false),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -153,6 +156,7 @@ pub async fn killed(rx: Option<&mut watch::Receiver<u64>>) {
 /// Whether server `srv` may take new traffic.
 pub fn usable(srv: &Server) -> bool {
     srv.up.load(Ordering::Acquire)
+        && !srv.admin.stopping.load(Ordering::Acquire)
         && srv.admin.flags.load(Ordering::Acquire) & (ADM_MAINT | ADM_FDRAIN) == 0
         && srv.admin.uweight.load(Ordering::Acquire) > 0
 }
@@ -2019,6 +2023,8 @@ fn srv_status(srv: &Server) -> String {
             if up {
                 if drain {
                     "DRAIN".into()
+                } else if a.stopping.load(Ordering::Acquire) {
+                    "NOLB".into()
                 } else if h < rise + fall - 1 && h >= rise {
                     format!("UP {}/{}", h - rise + 1, fall)
                 } else {
@@ -2335,6 +2341,14 @@ fn show_stat_filtered(
             r.set("mode", mode_name(p.mode));
             if level >= CliLevel::Operator {
                 r.set("addr", addr_text(srv));
+                if let Some(c) = be
+                    .proxy
+                    .servers
+                    .get(srv.idx)
+                    .and_then(|s| s.params.cookie.as_ref())
+                {
+                    r.set("cookie", c);
+                }
             }
             if let Some((rise, fall)) = a.check {
                 let since = a.down_since.load(Ordering::Acquire);
@@ -2417,6 +2431,9 @@ fn show_stat_filtered(
         r.set("mode", mode_name(p.mode));
         if level >= CliLevel::Operator {
             r.set("algo", &p.algo);
+            if let Some(c) = &be.proxy.cookie {
+                r.set("cookie", &c.value.name);
+            }
         } else {
             r.clear("algo");
         }
@@ -2462,6 +2479,7 @@ fn show_servers_state(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
                 Some(_) => (
                     if c.status == 0 { HCHK_INI } else { c.status },
                     match c.passed {
+                        _ if c.status == HCHK_L7OKC => 4,
                         Some(true) => 3,
                         Some(false) => 2,
                         None => 0,
@@ -2478,7 +2496,11 @@ fn show_servers_state(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
                 cfg.map(|s| s.puid).unwrap_or(0),
                 srv.name,
                 ip,
-                if up { 2 } else { 0 },
+                match (up, a.stopping.load(Ordering::Acquire)) {
+                    (true, true) => 3,
+                    (true, false) => 2,
+                    _ => 0,
+                },
                 flags,
                 a.uweight.load(Ordering::Acquire),
                 a.iweight,

@@ -69,6 +69,8 @@ pub struct CheckParams {
     pub fall: u32,
     /// Where checks connect.
     pub addr: SocketAddr,
+    /// `check-send-proxy`.
+    pub send_proxy: bool,
 }
 
 /// One server at run time.
@@ -142,6 +144,10 @@ pub struct Backend {
     waiting: AtomicUsize,
     /// Requests served from the backend queue so far (for `%bq`).
     queue_idx: AtomicU64,
+    /// The backend queue's order: tickets of the waiting requests, served first in first out
+    /// as HAProxy does (only the head may take a freed slot).
+    fifo: std::sync::Mutex<std::collections::VecDeque<u64>>,
+    tickets: AtomicU64,
     /// Requests registered for slot wake-ups (waiting, or about to).
     picking: AtomicUsize,
     pub cum_conns: AtomicU64,
@@ -154,6 +160,11 @@ pub struct Backend {
     pub http: super::http::HttpSettings,
     /// Traffic counters (`show stat`).
     pub ctr: super::counters::BeCounters,
+    /// `cookie` persistence (HTTP backends).
+    pub persist: Option<super::persist::Persist>,
+    /// `option prefer-last-server`: a request goes to the server of the session's idle
+    /// connection when it is usable.
+    pub prefer_last: bool,
 }
 
 /// What the connect procedure did, for the logs.
@@ -239,6 +250,33 @@ impl Drop for Slot {
 }
 
 /// Counts a request looking for a slot after a first failed attempt.
+/// A place in the backend queue, given up on drop (served, timed out or cancelled); the next
+/// request in line is then woken.
+struct Ticket<'a>(&'a Backend, u64);
+
+impl Ticket<'_> {
+    fn is_head(&self) -> bool {
+        self.0
+            .fifo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .front()
+            == Some(&self.1)
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.fifo.lock().unwrap_or_else(|e| e.into_inner());
+        let head = q.front() == Some(&self.1);
+        q.retain(|&t| t != self.1);
+        drop(q);
+        if head {
+            self.0.freed.notify_waiters();
+        }
+    }
+}
+
 struct Picking<'a>(&'a AtomicUsize);
 
 impl<'a> Picking<'a> {
@@ -293,6 +331,14 @@ impl Backend {
             })
             .collect();
         let hashing = algo.is_hash();
+        // `option prefer-last-server` applies to the algorithms HAProxy does not hash
+        // (`random` is one of its hashing kinds).
+        // Only private (`http-reuse never`) connections stay attached to the session in HAProxy
+        // 2.6, so that is when the option has an effect (measured).
+        let prefer_last = p.option("prefer-last-server")
+            && p.http_reuse_never
+            && !hashing
+            && !matches!(algo, crate::lb::Algorithm::Random { .. });
         let lb = Arc::new(Balancer::new(
             lbs,
             algo,
@@ -330,6 +376,7 @@ impl Backend {
                                 rise: sp.rise.max(1),
                                 fall: sp.fall.max(1),
                                 addr: a,
+                                send_proxy: sp.check_send_proxy,
                             })
                         }
                         None => {
@@ -392,6 +439,8 @@ impl Backend {
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
             queue_idx: AtomicU64::new(0),
+            fifo: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            tickets: AtomicU64::new(0),
             picking: AtomicUsize::new(0),
             cum_conns: AtomicU64::new(0),
             active: AtomicUsize::new(0),
@@ -400,6 +449,8 @@ impl Backend {
             proxy: Arc::clone(p),
             http: super::http::HttpSettings::build(p, warn),
             ctr: Default::default(),
+            persist: super::persist::Persist::build(p),
+            prefer_last,
         }
     }
 
@@ -475,6 +526,7 @@ impl Backend {
         // The first attempt takes no lock at all; only when it finds every candidate full does
         // the request register for wake-ups (then retries once before sleeping).
         let mut first = true;
+        let mut ticket: Option<Ticket<'_>> = None;
         loop {
             let _picking = (!first).then(|| Picking::new(&self.picking));
             let notified = self.freed.notified();
@@ -482,7 +534,20 @@ impl Backend {
             if !first {
                 notified.as_mut().enable();
             }
-            match self.lb.pick(key, avoid) {
+            // Requests already wait: a new one queues behind them, a waiting one tries only
+            // at the head of the line.
+            let behind = match &ticket {
+                Some(t) => !t.is_head(),
+                None => {
+                    self.waiting.load(Ordering::Acquire) > 0
+                        && !self
+                            .fifo
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .is_empty()
+                }
+            };
+            match (!behind).then(|| self.lb.pick(key, avoid)).flatten() {
                 Some(i) => {
                     if let Some(slot) = self.try_slot(i) {
                         if let Some(p) = pos(self, entered) {
@@ -520,9 +585,15 @@ impl Backend {
             }
             if first {
                 first = false;
+                if behind {
+                    ticket = Some(self.take_ticket());
+                }
                 continue;
             }
             // Every candidate is saturated: wait in the backend queue.
+            if ticket.is_none() {
+                ticket = Some(self.take_ticket());
+            }
             entered.get_or_insert_with(|| self.queue_idx.load(Ordering::Acquire));
             self.waiting.fetch_add(1, Ordering::AcqRel);
             let timed_out = match deadline {
@@ -538,6 +609,29 @@ impl Backend {
                 return Err(ConnectError::QueueTimeout);
             }
         }
+    }
+
+    /// A slot on server `i` chosen by persistence (a cookie): taken at once, or queued on
+    /// that server as a hashed request would be.
+    pub async fn assign_server(
+        self: &Arc<Self>,
+        i: usize,
+        stats: &mut ConnStats,
+    ) -> Result<Slot, ConnectError> {
+        if let Some(slot) = self.try_slot(i) {
+            return Ok(slot);
+        }
+        let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        self.wait_server_slot(i, deadline, stats).await
+    }
+
+    fn take_ticket(&self) -> Ticket<'_> {
+        let t = self.tickets.fetch_add(1, Ordering::AcqRel);
+        self.fifo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(t);
+        Ticket(self, t)
     }
 
     async fn wait_server_slot(

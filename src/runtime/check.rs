@@ -74,6 +74,16 @@ async fn check_loop(be: Arc<Backend>, i: usize, first: Duration) {
         health = h;
         if up != was_up {
             set_state(&be, i, up, &outcome, took);
+        } else if up {
+            // `http-check disable-on-404`: a conditional pass stops the server, a pass
+            // brings it back.
+            let cond = outcome.st == crate::config::ir::CheckStatus::L7OkC;
+            let stopping = srv.admin.stopping.load(Ordering::Acquire);
+            if cond && !stopping {
+                set_stopping(&be, i, true, &outcome, took);
+            } else if stopping && !cond && outcome.ok() {
+                set_stopping(&be, i, false, &outcome, took);
+            }
         }
         super::admin::record_check(&be, i, &outcome, took, health);
         let wait = if health == 0 {
@@ -144,6 +154,8 @@ fn change_reason(be: &Backend, outcome: &Outcome, took: u128) -> String {
 
 fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     let srv = &be.servers[i];
+    // A stopping server is no longer counted among the servers online.
+    let was_stopping = srv.admin.stopping.swap(false, Ordering::AcqRel);
     srv.up.store(up, Ordering::Release);
     super::admin::state_changed(be, i, up);
     let counter = if srv.backup {
@@ -153,7 +165,7 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
     };
     if up {
         counter.fetch_add(1, Ordering::AcqRel);
-    } else {
+    } else if !was_stopping {
         counter.fetch_sub(1, Ordering::AcqRel);
     }
     let act = be.active_up.load(Ordering::Acquire);
@@ -197,23 +209,79 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
         eprintln!("[WARNING]  ({pid}) : {text}");
         logging::event(&be.name, syslog::LEVEL_ALERT, &text);
         if act == 0 && bck == 0 {
-            // `proxy` for a listen section, `backend` otherwise (HAProxy's proxy type).
-            let kind = if be.proxy.cap().contains(Cap::FE) {
-                "proxy"
-            } else {
-                "backend"
-            };
-            eprintln!(
-                "[ALERT]    ({pid}) : {kind} '{}' has no server available!",
-                be.name
-            );
-            // The log line has no quotes around the name, unlike the stderr alert.
-            logging::event(
-                &be.name,
-                syslog::LEVEL_EMERG,
-                &format!("{kind} {} has no server available!", be.name),
-            );
+            no_server_alert(be);
         }
+    }
+}
+
+/// `backend 'x' has no server available!` on stderr and in the logs.
+fn no_server_alert(be: &Backend) {
+    let pid = std::process::id();
+    // `proxy` for a listen section, `backend` otherwise (HAProxy's proxy type).
+    let kind = if be.proxy.cap().contains(Cap::FE) {
+        "proxy"
+    } else {
+        "backend"
+    };
+    eprintln!(
+        "[ALERT]    ({pid}) : {kind} '{}' has no server available!",
+        be.name
+    );
+    // The log line has no quotes around the name, unlike the stderr alert.
+    logging::event(
+        &be.name,
+        syslog::LEVEL_EMERG,
+        &format!("{kind} {} has no server available!", be.name),
+    );
+}
+
+/// An up server enters (`on`) or leaves the stopping state of `http-check disable-on-404`,
+/// with HAProxy's messages.
+fn set_stopping(be: &Backend, i: usize, on: bool, outcome: &Outcome, took: u128) {
+    let srv = &be.servers[i];
+    srv.admin.stopping.store(on, Ordering::Release);
+    super::admin::sync_lb(be, i);
+    let counter = if srv.backup {
+        &be.backup_up
+    } else {
+        &be.active_up
+    };
+    if on {
+        counter.fetch_sub(1, Ordering::AcqRel);
+    } else {
+        counter.fetch_add(1, Ordering::AcqRel);
+    }
+    let act = be.active_up.load(Ordering::Acquire);
+    let bck = be.backup_up.load(Ordering::Acquire);
+    let queued: usize = be
+        .servers
+        .iter()
+        .map(|s| s.queued.load(Ordering::Relaxed))
+        .sum();
+    let prefix = if srv.backup {
+        "Backup Server"
+    } else {
+        "Server"
+    };
+    let on_backup = if act == 0 && bck > 0 {
+        " Running on backup."
+    } else {
+        ""
+    };
+    let text = format!(
+        "{prefix} {}/{} is {}, reason: {}, check duration: {took}ms. {act} active and {bck} backup servers online.{on_backup} 0 sessions requeued, {queued} total in queue.",
+        be.name,
+        srv.name,
+        if on { "stopping" } else { "UP" },
+        outcome.reason()
+    );
+    eprintln!("[WARNING]  ({}) : {text}", std::process::id());
+    logging::event(&be.name, syslog::LEVEL_NOTICE, &text);
+    if on && act == 0 && bck == 0 {
+        no_server_alert(be);
+    }
+    if !on {
+        be.wake_queue();
     }
 }
 

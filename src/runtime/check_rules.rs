@@ -145,12 +145,19 @@ enum PayloadText {
     FirstLine,
     /// The first line after the 3-digit code (`res.payload(4,0),ltrim(' '),cut_crlf`).
     AfterCode,
+    /// A PostgreSQL error's severity (`res.payload(6,0)`, up to the first NUL).
+    PgError,
 }
 
 impl PayloadText {
     fn render(self, buf: &[u8]) -> String {
+        if self == PayloadText::PgError {
+            let b = buf.get(6..).unwrap_or(b"");
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            return String::from_utf8_lossy(&b[..end]).into_owned();
+        }
         let b = match self {
-            PayloadText::FirstLine => buf,
+            PayloadText::PgError | PayloadText::FirstLine => buf,
             PayloadText::AfterCode => {
                 let b = buf.get(4..).unwrap_or(b"");
                 let n = b.iter().take_while(|&&c| c == b' ').count();
@@ -173,6 +180,10 @@ fn payload_code(buf: &[u8]) -> i32 {
 #[derive(Debug)]
 pub enum Rule {
     Comment,
+    /// ssl-hello-chk's client hello (it carries the current time).
+    SslHello,
+    /// mysql-check: one MySQL packet, an error packet fails with its code and message.
+    MysqlPacket,
     Connect(ConnectRule),
     Send(Vec<u8>, Option<String>),
     Expect(Box<Expect>),
@@ -186,7 +197,14 @@ pub struct Plan {
     pub tcp_steps: bool,
     /// HTTP rule set: expects look at an HTTP response.
     pub http: bool,
+    /// `http-check disable-on-404`: while the server is up, a 404 passes conditionally.
+    pub disable_on_404: bool,
+    /// `http-check send-state`: requests hold [`STATE_MARK`] where the header goes.
+    pub send_state: bool,
 }
+
+/// Where `X-Haproxy-Server-State` goes in a prepared request (replaced at send time).
+const STATE_MARK: &[u8] = b"\0RHX-STATE\0";
 
 fn compile_expect(rule: ExpectRule) -> Expect {
     let re = match &rule.what {
@@ -230,8 +248,10 @@ fn default_expect(what: ExpectMatch) -> ExpectRule {
 }
 
 /// The HTTP request of a send rule over the `option httpchk` defaults.
-fn http_request(p: &Proxy, send: Option<&HttpSendRule>) -> Vec<u8> {
-    let (mut meth, mut uri, mut ver, mut hdrs) = match &p.httpchk {
+/// `base` is the `option httpchk` request when it belongs to the rule set (else HAProxy's
+/// defaults, `OPTIONS / HTTP/1.0`).
+fn http_request(p: &Proxy, base: bool, send: Option<&HttpSendRule>) -> Vec<u8> {
+    let (mut meth, mut uri, mut ver, mut hdrs) = match p.httpchk.as_ref().filter(|_| base) {
         Some(h) => (
             h.value.method.clone(),
             h.value.uri.clone(),
@@ -257,6 +277,9 @@ fn http_request(p: &Proxy, send: Option<&HttpSendRule>) -> Vec<u8> {
     let mut req = format!("{meth} {uri} {ver}\r\n");
     for (n, v) in &hdrs {
         req.push_str(&format!("{}: {v}\r\n", n.to_ascii_lowercase()));
+    }
+    if p.http_check_send_state {
+        req.push_str(std::str::from_utf8(STATE_MARK).unwrap_or(""));
     }
     if let Some(b) = &body {
         req.push_str(&format!("content-length: {}\r\n", b.len()));
@@ -298,6 +321,8 @@ impl Plan {
                     rules,
                     tcp_steps: true,
                     http: false,
+                    disable_on_404: false,
+                    send_state: false,
                 }
             }
             Some(CheckOption::RedisCheck) => {
@@ -313,6 +338,8 @@ impl Plan {
                     ],
                     tcp_steps: false,
                     http: false,
+                    disable_on_404: false,
+                    send_state: false,
                 }
             }
             Some(CheckOption::SmtpChk(cmd)) => {
@@ -356,6 +383,102 @@ impl Plan {
                     ],
                     tcp_steps: false,
                     http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
+            Some(CheckOption::PgsqlCheck(user)) => {
+                // HAProxy 2.6's pgsql-check: a startup message (protocol 3.0, the user), then
+                // not an error, then an authentication request (measured).
+                let mut msg = Vec::new();
+                msg.extend_from_slice(&[0x00, 0x03, 0x00, 0x00]);
+                msg.extend_from_slice(b"user\0");
+                msg.extend_from_slice(user.as_bytes());
+                msg.extend_from_slice(b"\0\0");
+                let mut data = ((msg.len() + 4) as u32).to_be_bytes().to_vec();
+                data.extend_from_slice(&msg);
+                let mut not_err = default_expect(ExpectMatch::Rstring("^E".into()));
+                not_err.inverse = true;
+                not_err.min_recv = 5;
+                not_err.error_status = Some(CheckStatus::L7Rsp);
+                let mut not_err = compile_expect(not_err);
+                not_err.on_error_payload = Some(PayloadText::PgError);
+                let mut auth = default_expect(ExpectMatch::Rbinary(
+                    "^52000000[A-Z0-9]{2}000000(00|02|03|04|05|06|07|09|0A)".into(),
+                ));
+                auth.min_recv = 9;
+                auth.error_status = Some(CheckStatus::L7Sts);
+                auth.on_success = Some("PostgreSQL server is ok".into());
+                auth.on_error = Some("PostgreSQL unknown error".into());
+                Plan {
+                    rules: vec![
+                        Rule::Connect(ConnectRule {
+                            default: true,
+                            linger: true,
+                            ..Default::default()
+                        }),
+                        Rule::Send(data, None),
+                        Rule::Expect(Box::new(not_err)),
+                        Rule::Expect(Box::new(compile_expect(auth))),
+                    ],
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
+            Some(CheckOption::MysqlCheck { user, pre41 }) => {
+                let mut rules = vec![
+                    Rule::Connect(ConnectRule {
+                        default: true,
+                        linger: true,
+                        ..Default::default()
+                    }),
+                    Rule::MysqlPacket,
+                ];
+                if let Some(u) = user {
+                    // The login HAProxy 2.6 sends (no password), then COM_QUIT (measured).
+                    let mut payload = Vec::new();
+                    if *pre41 {
+                        payload.extend_from_slice(&[0x00, 0x80, 0x00, 0x00, 0x01]);
+                        payload.extend_from_slice(u.as_bytes());
+                        payload.extend_from_slice(&[0x00, 0x00]);
+                    } else {
+                        payload.extend_from_slice(&[
+                            0x00, 0x82, 0x00, 0x00, 0x00, 0x80, 0x00, 0x01, 0x21,
+                        ]);
+                        payload.extend_from_slice(&[0u8; 23]);
+                        payload.extend_from_slice(u.as_bytes());
+                        payload.extend_from_slice(&[0x00, 0x00]);
+                    }
+                    let len = payload.len() as u32;
+                    let mut data = vec![len as u8, (len >> 8) as u8, (len >> 16) as u8, 0x01];
+                    data.extend_from_slice(&payload);
+                    data.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0x01]);
+                    rules.push(Rule::Send(data, None));
+                    rules.push(Rule::MysqlPacket);
+                }
+                Plan {
+                    rules,
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
+            Some(CheckOption::SslHelloChk) => {
+                let mut e = default_expect(ExpectMatch::Rbinary("^1[56]".into()));
+                e.min_recv = 5;
+                e.ok_status = Some(CheckStatus::L6Ok);
+                e.error_status = Some(CheckStatus::L6Rsp);
+                e.tout_status = Some(CheckStatus::L6Tout);
+                e.on_success = Some(String::new());
+                Plan {
+                    rules: vec![Rule::SslHello, Rule::Expect(Box::new(compile_expect(e)))],
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
                 }
             }
             Some(CheckOption::HttpChk) => {
@@ -366,14 +489,18 @@ impl Plan {
                     .find(|r| !matches!(r, CheckRule::Comment(_)))
                     .is_some_and(|r| matches!(r, CheckRule::Connect(_)));
                 let mut first_send_used = false;
-                if !starts_with_connect {
+                // `option httpchk` adds its request to the rule set of its own section only: a
+                // proxy with its own http-check rules but the option from a defaults section
+                // sends only what its rules say (nothing at all without a send rule).
+                let base = p.httpchk_send;
+                if !starts_with_connect && base {
                     // The implicit request: `option httpchk` completed by the first send rule.
                     let first = user.iter().find_map(|r| match r {
                         CheckRule::HttpSend(s) => Some(s),
                         _ => None,
                     });
                     first_send_used = first.is_some();
-                    rules.push(Rule::Send(http_request(p, first), None));
+                    rules.push(Rule::Send(http_request(p, base, first), None));
                 }
                 let mut skipped_first = false;
                 for r in &user {
@@ -385,7 +512,7 @@ impl Plan {
                                 skipped_first = true;
                                 Rule::Comment
                             } else {
-                                Rule::Send(http_request(p, Some(s)), s.comment.clone())
+                                Rule::Send(http_request(p, base, Some(s)), s.comment.clone())
                             }
                         }
                         CheckRule::Send { data, comment, .. } => {
@@ -403,6 +530,8 @@ impl Plan {
                     rules,
                     tcp_steps: false,
                     http: true,
+                    disable_on_404: p.http_check_disable_on_404,
+                    send_state: p.http_check_send_state,
                 }
             }
         }
@@ -417,6 +546,12 @@ pub struct Target {
     /// `Some`: after connect, the rest of the check is bounded by this (`timeout check`);
     /// `None`: the whole check must fit in the connect deadline (`inter`).
     pub check_timeout: Option<Duration>,
+    /// The server is not down (a 404 may then pass conditionally with disable-on-404).
+    pub server_up: bool,
+    /// `http-check send-state`: the header line, as of the start of this check.
+    pub state_header: Option<String>,
+    /// `check-send-proxy`: the implicit connect (and `connect default`) send a PROXY line.
+    pub send_proxy: bool,
 }
 
 struct Run<'a> {
@@ -430,6 +565,8 @@ struct Run<'a> {
     step: usize,
     /// `connect ... linger`: close with a FIN instead of a reset.
     linger: bool,
+    /// The last request sent was a HEAD (its response has no body).
+    head_req: bool,
 }
 
 fn errno_text(e: &std::io::Error) -> String {
@@ -479,7 +616,7 @@ impl Run<'_> {
                 },
                 e.rule.comment.as_deref(),
             ),
-            Rule::Comment => (String::new(), None),
+            Rule::Comment | Rule::SslHello | Rule::MysqlPacket => (String::new(), None),
         };
         s.push_str(&what);
         if let Some(c) = comment {
@@ -531,7 +668,11 @@ impl Run<'_> {
             Some(t) => Instant::now() + t,
             None => conn_deadline.max(Instant::now() + Duration::from_millis(1)),
         };
-        if c.is_some_and(|c| c.send_proxy) {
+        let send_proxy = match c {
+            None => self.target.send_proxy,
+            Some(c) => c.send_proxy || (c.default && self.target.send_proxy),
+        };
+        if send_proxy {
             // HAProxy sends a v1 header with the check connection's own addresses.
             if let (Ok(l), Ok(r)) = (stream.local_addr(), stream.peer_addr()) {
                 let fam = if l.is_ipv4() { "TCP4" } else { "TCP6" };
@@ -562,6 +703,20 @@ impl Run<'_> {
     async fn send(&mut self, data: &[u8]) -> Result<(), Outcome> {
         self.buf.clear();
         self.eof = false;
+        self.head_req = self.plan.http && data.starts_with(b"HEAD ");
+        let owned;
+        let data = match (&self.target.state_header, find_at(data, STATE_MARK)) {
+            (hdr, Some(at)) => {
+                let mut v = data[..at].to_vec();
+                if let Some(h) = hdr {
+                    v.extend_from_slice(h.as_bytes());
+                }
+                v.extend_from_slice(&data[at + STATE_MARK.len()..]);
+                owned = v;
+                &owned[..]
+            }
+            _ => data,
+        };
         let Some(s) = self.stream.as_mut() else {
             return Ok(());
         };
@@ -638,6 +793,10 @@ impl Run<'_> {
         if let Some(t) = &e.rule.on_error {
             return Outcome::new(st, 0, t.clone());
         }
+        // Built-in rule sets say nothing more than the status.
+        if !self.plan.tcp_steps {
+            return Outcome::new(st, code, "");
+        }
         let mut info = if matched {
             "TCPCHK matched unwanted content".to_string()
         } else {
@@ -662,6 +821,37 @@ impl Run<'_> {
         Outcome::new(st, 0, info)
     }
 
+    /// mysql-check: reads one whole packet (3-byte length, sequence, payload); an error
+    /// packet (0xff) fails with its code and the text after it, a truncated one is invalid.
+    async fn mysql_packet(&mut self) -> Result<(), Outcome> {
+        loop {
+            let b = &self.buf;
+            if b.len() >= 4 {
+                let len = b[0] as usize | (b[1] as usize) << 8 | (b[2] as usize) << 16;
+                if b.len() >= 4 + len {
+                    if b.get(4) == Some(&0xff) {
+                        let code = b.get(5).copied().unwrap_or(0) as i32
+                            | (b.get(6).copied().unwrap_or(0) as i32) << 8;
+                        let text = b.get(7..).unwrap_or(b"");
+                        let end = text.iter().position(|&c| c == 0).unwrap_or(text.len());
+                        return Err(Outcome::new(
+                            CheckStatus::L7Sts,
+                            code,
+                            String::from_utf8_lossy(&text[..end]).into_owned(),
+                        ));
+                    }
+                    return Ok(());
+                }
+            }
+            if self.eof || self.buf.len() >= CHECK_BUFSIZE {
+                return Err(Outcome::new(CheckStatus::L7Rsp, 0, ""));
+            }
+            if !self.read_more().await? {
+                return Err(Outcome::new(CheckStatus::L7Tout, 0, ""));
+            }
+        }
+    }
+
     /// Reads a whole HTTP response (head, and the body when `body`), or fails.
     async fn http_response(&mut self, e: &Expect, body: bool) -> Result<HttpResp, Outcome> {
         loop {
@@ -669,10 +859,16 @@ impl Run<'_> {
                 Parsed::Bad => return Err(Outcome::new(CheckStatus::L7Rsp, 0, "")),
                 Parsed::Head(r) => {
                     let complete = !body
+                        || self.head_req
                         || self.eof
                         || self.buf.len() >= CHECK_BUFSIZE
                         || r.content_length
-                            .is_some_and(|cl| self.buf.len() - r.head_len >= cl);
+                            .is_some_and(|cl| self.buf.len() - r.head_len >= cl)
+                        || (r.chunked && dechunk(&self.buf[r.head_len..]).1)
+                        // Statuses without a body.
+                        || r.code < 200
+                        || r.code == 204
+                        || r.code == 304;
                     if complete {
                         return Ok(r);
                     }
@@ -689,17 +885,64 @@ impl Run<'_> {
         }
     }
 
+    /// The body received so far and whether it is complete.
+    fn body_so_far(&self, r: &HttpResp) -> (Vec<u8>, bool) {
+        let raw = &self.buf[r.head_len.min(self.buf.len())..];
+        let last = self.eof || self.buf.len() >= CHECK_BUFSIZE;
+        if self.head_req || r.code < 200 || r.code == 204 || r.code == 304 {
+            return (Vec::new(), true);
+        }
+        if r.chunked {
+            let (b, done) = dechunk(raw);
+            return (b, done || last);
+        }
+        match r.content_length {
+            Some(cl) => (raw[..cl.min(raw.len())].to_vec(), raw.len() >= cl || last),
+            None => (raw.to_vec(), last),
+        }
+    }
+
     async fn expect_http(&mut self, e: &Expect) -> Result<HttpResp, Outcome> {
         let needs_body = matches!(
             e.rule.what,
             ExpectMatch::String(_) | ExpectMatch::Rstring(_)
         );
-        let r = self.http_response(e, needs_body).await?;
-        let body = &self.buf[r.head_len.min(self.buf.len())..];
-        let body = match r.content_length {
-            Some(cl) => &body[..cl.min(body.len())],
-            None => body,
-        };
+        let r = self.http_response(e, false).await?;
+        if self.plan.disable_on_404 && self.target.server_up && r.code == 404 {
+            return Ok(r);
+        }
+        // Body matches look at what has arrived: a match decides at once, a mismatch waits
+        // for the rest of the body.
+        let mut body = Vec::new();
+        if needs_body {
+            loop {
+                let (b, complete) = self.body_so_far(&r);
+                let matched = match &e.rule.what {
+                    ExpectMatch::String(s) => !b.is_empty() && find(&b, s),
+                    ExpectMatch::Rstring(_) => {
+                        !b.is_empty() && e.re.as_ref().is_some_and(|re| re.is_match(&b))
+                    }
+                    _ => false,
+                };
+                if matched || complete {
+                    body = b;
+                    break;
+                }
+                if !self.read_more().await? {
+                    let st = e.rule.tout_status.unwrap_or(CheckStatus::L7Tout);
+                    return Err(Outcome::new(st, 0, ""));
+                }
+            }
+        }
+        let body = &body[..];
+        if needs_body && body.is_empty() {
+            let st = e.rule.error_status.unwrap_or(CheckStatus::L7Rsp);
+            let info =
+                e.rule.on_error.clone().unwrap_or_else(|| {
+                    "HTTP content check could not find a response body".to_string()
+                });
+            return Err(Outcome::new(st, r.code as i32, info));
+        }
         let (matched, content) = match &e.rule.what {
             ExpectMatch::Status(ranges) => (
                 ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&r.code)),
@@ -791,6 +1034,10 @@ fn hdr_match(p: &HdrPattern, re: Option<&regex::bytes::Regex>, v: &[u8], name: b
     }
 }
 
+fn find_at(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -814,6 +1061,33 @@ struct HttpResp {
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     head_len: usize,
     content_length: Option<usize>,
+    /// `Transfer-Encoding: chunked`: the body is decoded before matching.
+    chunked: bool,
+}
+
+/// Decodes a chunked body: the data so far and whether the last chunk was seen.
+fn dechunk(mut b: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return (out, false);
+        };
+        let size_text = String::from_utf8_lossy(&b[..eol]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            return (out, false);
+        };
+        b = &b[eol + 2..];
+        if size == 0 {
+            return (out, true);
+        }
+        let take = size.min(b.len());
+        out.extend_from_slice(&b[..take]);
+        if b.len() < size + 2 {
+            return (out, false);
+        }
+        b = &b[size + 2..];
+    }
 }
 
 enum Parsed {
@@ -838,12 +1112,19 @@ fn parse_http(buf: &[u8]) -> Parsed {
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
                 .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok());
+            let chunked = hs.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case(b"transfer-encoding")
+                    && String::from_utf8_lossy(v)
+                        .to_ascii_lowercase()
+                        .contains("chunked")
+            });
             Parsed::Head(HttpResp {
                 code: r.code.unwrap_or(0),
                 reason: r.reason.unwrap_or("").to_string(),
                 headers: hs,
                 head_len: n,
-                content_length: cl,
+                content_length: if chunked { None } else { cl },
+                chunked,
             })
         }
     }
@@ -860,6 +1141,7 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         deadline: Instant::now(),
         step: 0,
         linger: false,
+        head_req: false,
     };
     let leading_connect = plan
         .rules
@@ -874,6 +1156,8 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
     let mut last_connect = true;
     let mut last_expect: Option<&Expect> = None;
     let mut last_http: Option<HttpResp> = None;
+    // mysql-check passes with no text.
+    let mut mysql = false;
     // The data the last expect matched (built-in texts of the success message).
     let mut last_buf: Vec<u8> = Vec::new();
     for (k, rule) in plan.rules.iter().enumerate() {
@@ -887,6 +1171,16 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
             Rule::Send(data, _) => {
                 last_connect = false;
                 run.send(data).await
+            }
+            Rule::SslHello => {
+                last_connect = false;
+                run.send(&ssl_hello()).await
+            }
+            Rule::MysqlPacket => {
+                last_connect = false;
+                last_expect = None;
+                mysql = true;
+                run.mysql_packet().await
             }
             Rule::Expect(e) => {
                 last_connect = false;
@@ -910,6 +1204,9 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         return Outcome::new(CheckStatus::L4Ok, 0, "");
     }
     if let Some(r) = last_http {
+        if plan.disable_on_404 && target.server_up && r.code == 404 {
+            return Outcome::new(CheckStatus::L7OkC, 404, "");
+        }
         let st = last_expect
             .and_then(|e| e.rule.ok_status)
             .unwrap_or(CheckStatus::L7Ok);
@@ -918,6 +1215,9 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
             .and_then(|e| e.rule.on_success.clone())
             .unwrap_or_default();
         return Outcome::new(st, r.code as i32, info);
+    }
+    if mysql {
+        return Outcome::new(CheckStatus::L7Ok, 0, "");
     }
     let info = match last_expect {
         Some(e) => match (&e.rule.on_success, e.on_success_payload) {
@@ -938,6 +1238,26 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
         _ => 0,
     };
     Outcome::new(st, code, info)
+}
+
+/// The SSLv3 client hello of `option ssl-hello-chk` as HAProxy 2.6 sends it: the current
+/// time in the random, then `HAPROXYSSLCHK\n` twice, 39 cipher suites, no compression.
+fn ssl_hello() -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0);
+    let mut v = vec![
+        0x16, 0x03, 0x00, 0x00, 0x79, 0x01, 0x00, 0x00, 0x75, 0x03, 0x00,
+    ];
+    v.extend_from_slice(&now.to_be_bytes());
+    v.extend_from_slice(b"HAPROXYSSLCHK\nHAPROXYSSLCHK\n");
+    v.extend_from_slice(&[0x00, 0x00, 0x4e]);
+    for c in (0x01u16..=0x1b).chain(0x2f..=0x3a) {
+        v.extend_from_slice(&c.to_be_bytes());
+    }
+    v.extend_from_slice(&[0x01, 0x00]);
+    v
 }
 
 /// Checks end with a reset, as HAProxy's do (no TIME_WAIT left behind), unless `linger`.
@@ -973,7 +1293,69 @@ pub fn target(be: &Backend, i: usize) -> Option<Target> {
         bind,
         connect_timeout,
         check_timeout,
+        server_up: srv.up.load(std::sync::atomic::Ordering::Acquire),
+        state_header: be.check_plan.send_state.then(|| state_header(be, i)),
+        send_proxy: cp.send_proxy,
     })
+}
+
+/// `x-haproxy-server-state: UP 2/3; address=...; port=...; name=be/srv; node=...;
+/// weight=W/TOTAL; scur=S/B; qcur=Q` as HAProxy 2.6 sends it (measured).
+fn state_header(be: &Backend, i: usize) -> String {
+    use std::sync::atomic::Ordering::Acquire;
+    let srv = &be.servers[i];
+    let (rise, fall) = srv
+        .check
+        .as_ref()
+        .map(|c| (c.rise, c.fall))
+        .unwrap_or((1, 1));
+    let h = srv.admin.chk.lock().map(|c| c.health).unwrap_or(rise);
+    let full = rise + fall - 1;
+    let st = if srv.up.load(Acquire) {
+        let base = if srv.admin.stopping.load(Acquire) {
+            "NOLB"
+        } else {
+            "UP"
+        };
+        if h >= rise && h < full {
+            format!("{base} {}/{fall}", h - rise + 1)
+        } else {
+            base.to_string()
+        }
+    } else if h > 0 && h < rise {
+        format!("DOWN {h}/{rise}")
+    } else {
+        "DOWN".to_string()
+    };
+    let weight = |s: &super::backend::Server| s.admin.uweight.load(Acquire);
+    let usable: Vec<&super::backend::Server> = be
+        .servers
+        .iter()
+        .filter(|s| super::admin::usable(s))
+        .collect();
+    let act: u32 = usable.iter().filter(|s| !s.backup).map(|s| weight(s)).sum();
+    let total = if act > 0 {
+        act
+    } else {
+        usable.iter().filter(|s| s.backup).map(|s| weight(s)).sum()
+    };
+    let (ip, port) = match &srv.target {
+        crate::config::ir::ServerTarget::Addr(sa) => (sa.ip().to_string(), sa.port()),
+        crate::config::ir::ServerTarget::AddrPortFromClient(ip, _) => (ip.to_string(), 0),
+        crate::config::ir::ServerTarget::Intercept { port } => {
+            ("0.0.0.0".to_string(), port.unwrap_or(0))
+        }
+    };
+    format!(
+        "x-haproxy-server-state: {st}; address={ip}; port={port}; name={}/{}; node={}; weight={}/{total}; scur={}/{}; qcur={}\r\n",
+        be.name,
+        srv.name,
+        crate::log::syslog::system_hostname(),
+        weight(srv),
+        be.lb.served(i),
+        be.active.load(Acquire),
+        srv.queued.load(Acquire)
+    )
 }
 
 #[cfg(test)]
@@ -1011,5 +1393,11 @@ mod tests {
         }
         assert!(matches!(parse_http(b"-ERR x\r\n"), Parsed::Bad));
         assert_eq!(dump_binary(b"+P\x00"), "+P\\x00");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"),
+            (b"abcde".to_vec(), true)
+        );
+        assert_eq!(dechunk(b"3\r\nab"), (b"ab".to_vec(), false));
+        assert_eq!(dechunk(b"zz\r\n"), (Vec::new(), false));
     }
 }

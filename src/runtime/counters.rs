@@ -388,6 +388,7 @@ pub fn tcp_session(
                 End::Timeout { client: false } => *b"sD",
                 End::Error { client: true } => *b"CD",
                 End::Error { client: false } => *b"SD",
+                End::Killed => *b"KD",
             },
             st.to_server,
             st.to_client,

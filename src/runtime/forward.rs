@@ -48,6 +48,8 @@ pub enum End {
     Timeout { client: bool },
     /// A read or write error (reset) on a side.
     Error { client: bool },
+    /// Ended from outside (`shutdown sessions server`).
+    Killed,
 }
 
 struct Side {
@@ -187,6 +189,30 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    forward_until(
+        client,
+        server,
+        tmo,
+        client_pending,
+        server_pending,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`forward`], ended early ([`End::Killed`], byte counts kept) when `stop` resolves.
+pub async fn forward_until<C, S>(
+    client: C,
+    server: S,
+    tmo: Timeouts,
+    client_pending: &[u8],
+    server_pending: &[u8],
+    stop: impl Future<Output = ()>,
+) -> Stats
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let st = State {
         base: Instant::now(),
         sides: [
@@ -205,7 +231,10 @@ where
         timed_out: std::sync::atomic::AtomicU8::new(NONE),
         changed: tokio::sync::Notify::new(),
     };
-    let mut end = run(&st, client, server, client_pending, server_pending).await;
+    let mut end = tokio::select! {
+        e = run(&st, client, server, client_pending, server_pending) => e,
+        _ = stop => End::Killed,
+    };
     if end == End::Done {
         match st.timed_out.load(Ordering::Acquire) {
             0 => end = End::Timeout { client: true },

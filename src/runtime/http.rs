@@ -172,11 +172,15 @@ struct ServerConn {
     /// requests that reuse it: no getpeername/getsockname per request).
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    /// The address `usesrc hdr_ip(...)` took from the request that opened it: a request
+    /// naming another address must not reuse it.
+    hdr_src: Option<IpAddr>,
 }
 
 impl ServerConn {
-    /// `cs`: the stats of the connect that opened `s` (its server and local addresses).
-    fn new(s: TcpStream, srv: usize, cs: &ConnStats) -> ServerConn {
+    /// `cs`: the stats of the connect that opened `s` (its server and local addresses);
+    /// `hdr_src`: the `usesrc hdr_ip` address it was opened for.
+    fn new(s: TcpStream, srv: usize, cs: &ConnStats, hdr_src: Option<IpAddr>) -> ServerConn {
         let (r, w) = s.into_split();
         ServerConn {
             r,
@@ -185,6 +189,7 @@ impl ServerConn {
             srv,
             peer: cs.server_addr,
             local: cs.local_addr,
+            hdr_src,
         }
     }
     /// Takes what a server that speaks first (or answers before reading) already sent:
@@ -200,10 +205,33 @@ impl ServerConn {
         }
     }
 
+    /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
+    /// server connection it will not reuse: no TIME_WAIT is left on the proxy for the 4-tuple
+    /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
+    /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
+    /// server's FIN crosses it.
+    fn close_reset(self) {
+        let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
+        self.w.forget();
+        drop(self.r);
+    }
+
     /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
     fn still_usable(&self) -> bool {
         let mut b = [0u8; 1];
         matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// The idle server connections of a session. Those still kept when the session ends are
+/// closed with an RST ([`ServerConn::close_reset`]), as HAProxy does.
+struct IdleConns(Vec<ServerConn>);
+
+impl Drop for IdleConns {
+    fn drop(&mut self) {
+        for c in self.0.drain(..) {
+            c.close_reset();
+        }
     }
 }
 
@@ -258,7 +286,7 @@ async fn send_error_inner<W: AsyncWrite + Unpin>(
     let n = match error_bytes(status, flavor, fe, be) {
         Some(bytes) => {
             let _ = write_all(w, &bytes, fe.client_timeout).await;
-            own_htx(&bytes)
+            error_htx(&bytes)
         }
         // An empty errorfile: HAProxy closes without a word.
         None => {
@@ -420,6 +448,15 @@ struct TxnLog {
     res_captures: Option<Vec<Option<Vec<u8>>>>,
     cs: ConnStats,
     term: [u8; 4],
+    /// The server a valid persistence cookie chose, and the request's method for the
+    /// response-side cookie handling.
+    ck_direct: Option<usize>,
+    ck_method: &'static [u8],
+    /// `capture cookie`: `%CC` and `%CS`.
+    cookie_req: Option<Vec<u8>>,
+    cookie_res: Option<Vec<u8>>,
+    /// `set-var` variables of the connection (shared by its transactions).
+    vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
 }
 
 impl TxnLog {
@@ -451,39 +488,48 @@ impl TxnLog {
                 ..Default::default()
             },
             term: *b"----",
+            ck_direct: None,
+            ck_method: b"",
+            cookie_req: None,
+            cookie_res: None,
+            vars: None,
         }
     }
 
     fn set_term(&mut self, cause: u8, phase: u8) {
-        if self.term == *b"----" {
-            self.term = logging::term(cause, phase);
+        // The last two characters are the persistence cookie's (set separately).
+        if self.term[..2] == *b"--" {
+            let t = logging::term(cause, phase);
+            self.term[..2].copy_from_slice(&t[..2]);
         }
     }
 }
 
-/// HAProxy's internal (HTX) size of a message it generates (error pages, `return`,
-/// `redirect`, the stats page), which `%B` and `bout` count (measured on 2.6.12): the wire
-/// size minus 4 bytes per header line (`": "` and CRLF), plus 15 for the start line's
-/// structure, without the `connection` header (the HTTP/1 layer adds it after counting): a
-/// 503 counts 217 bytes whether it closes the connection or not.
-pub(super) fn own_htx(bytes: &[u8]) -> u64 {
-    let end = bytes
-        .windows(4)
-        .position(|x| x == b"\r\n\r\n")
-        .map(|e| e + 2)
-        .unwrap_or(0);
-    let mut n = bytes.len() as i64 + 15;
-    for line in bytes[..end].split(|&c| c == b'\n').skip(1) {
-        if line.is_empty() {
-            continue;
-        }
-        if line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"connection:") {
-            n -= line.len() as i64 + 1;
-        } else {
-            n -= 4;
-        }
-    }
-    n.max(0) as u64
+/// `%B` of an error response HAProxy generates: the HTX size of the message (as for a
+/// server's response; the `Connection` header it may add for the client does not count:
+/// measured 217 for the built-in 503 whether the client was kept alive or not).
+pub(super) fn error_htx(wire: &[u8]) -> u64 {
+    let Some(end) = wire.windows(4).position(|x| x == b"\r\n\r\n") else {
+        return wire.len() as u64;
+    };
+    let mut lines = wire[..end].split(|&c| c == b'\n');
+    let first = lines.next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let mut parts = first.splitn(3, |&c| c == b' ');
+    let (v, st, r) = (parts.next(), parts.next(), parts.next());
+    let start = [v, st, r].map(|p| p.map_or(0, |p| p.len()));
+    let headers: Vec<http1::Header> = lines
+        .filter_map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            let p = l.iter().position(|&c| c == b':')?;
+            let v = &l[p + 1..];
+            let ws = |c: &u8| *c == b' ' || *c == b'\t';
+            let a = v.iter().position(|c| !ws(c)).unwrap_or(v.len());
+            let b = v.iter().rposition(|c| !ws(c)).map_or(a, |x| x + 1);
+            Some(http1::Header::new(&l[..p], &v[a..b.max(a)]))
+        })
+        .collect();
+    htx_head(start, &headers) + (wire.len() - end - 4) as u64
 }
 
 /// HAProxy's internal (HTX) size of a received message head, which `%U`/`%B` count (measured
@@ -549,6 +595,14 @@ impl TxnLog {
         let Some(l) = self.fe.log() else {
             return;
         };
+        // `http-request/http-response set-log-level silent`.
+        if self
+            .vars
+            .as_ref()
+            .is_some_and(|v| v.lock().is_ok_and(|v| v.silent))
+        {
+            return;
+        }
         let end = Instant::now();
         let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
         let utc = |t: Instant| self.start_utc + chrono::Duration::milliseconds(ms(self.start, t));
@@ -597,9 +651,16 @@ impl TxnLog {
             server_addr: self.cs.server_addr,
             req_captures: self.captures.take(),
             res_captures: self.res_captures.take(),
+            cookie_req: self.cookie_req.take(),
+            cookie_res: self.cookie_res.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
             logasap: asap,
+            vars: self
+                .vars
+                .as_ref()
+                .and_then(|v| v.lock().ok().map(|v| v.for_log()))
+                .unwrap_or_default(),
             ..Default::default()
         };
         l.record(rec);
@@ -634,8 +695,12 @@ pub async fn session(
 ) {
     let (mut cr, mut cw) = client.into_split();
     let mut cbuf: Vec<u8> = Vec::new();
-    let mut idle: Vec<ServerConn> = Vec::new();
+    let mut idle = IdleConns(Vec::new());
     let mut idle_be: Option<Arc<Backend>> = None;
+    let mut idle_dst: Option<std::net::SocketAddr> = None;
+    // Allocated only when the configuration has rules (they may set variables).
+    let vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>> =
+        fe.rules.any_http.then(Arc::default);
     let limits = fe.limits;
     let head_to = http1::HeadTimeouts {
         client: fe.client_timeout,
@@ -655,6 +720,7 @@ pub async fn session(
     }
     loop {
         let mut txn = TxnLog::new(&fe, &acc, txn_start, txn_start_utc);
+        txn.vars = vars.clone();
         if !cbuf.is_empty() {
             txn.first_byte = Some(txn_start);
         }
@@ -722,10 +788,51 @@ pub async fn session(
         });
         if logged {
             txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+            if let Some(c) = &fe.proxy.capture_cookie {
+                let (name, len) = &c.value;
+                txn.cookie_req = super::persist::capture_request(&req.headers, name, *len);
+            }
         }
         cbuf.drain(..req.head_len);
 
-        let chosen = match super::rules::on_request(&fe, &acc, &mut req) {
+        // `monitor-uri`: answered here (200, or 503 when a `monitor fail` condition holds),
+        // before any rule, and not logged (as HAProxy).
+        if fe
+            .proxy
+            .monitor_uri
+            .as_ref()
+            .is_some_and(|m| req.uri == m.value.as_bytes())
+        {
+            fe.ctr
+                .intercepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let status = if super::rules::monitor_fails(&fe, &acc, &req) {
+                503
+            } else {
+                200
+            };
+            let plan = http1::plan_request(&req, fe.http.mode, fe.http.mode);
+            let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
+            let keep = plan.client_keep_alive && no_body && !super::is_stopping();
+            let flavor = ErrorFlavor::Stream { close: !keep };
+            send_error(&mut cw, status, flavor, &fe, None).await;
+            txn.first_byte = None;
+            if !keep {
+                return;
+            }
+            (txn_start, txn_start_utc) = (Instant::now(), chrono::Utc::now());
+            continue;
+        }
+
+        let verdict = match &vars {
+            Some(vars) => {
+                let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+                v.new_transaction();
+                super::rules::on_request(&fe, &acc, &mut req, &mut v)
+            }
+            None => super::rules::ReqVerdict::Forward(fe.backend.clone()),
+        };
+        let chosen = match verdict {
             super::rules::ReqVerdict::Forward(b) => b,
             v => {
                 if Box::pin(answer_locally(&fe, &mut cw, &req, v, &mut txn)).await {
@@ -761,9 +868,15 @@ pub async fn session(
         txn.be = Some(Arc::clone(&be));
         // Idle server connections belong to the backend of the previous request (server
         // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
-        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
-            idle.clear();
+        // `http-request set-dst[-port]` changes where address-less servers connect (and makes
+        // idle connections to the old destination unusable).
+        let set_dst = vars.as_ref().and_then(|v| v.lock().ok()?.dst);
+        if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) || idle_dst != set_dst {
+            for c in idle.0.drain(..) {
+                c.close_reset();
+            }
             idle_be = Some(Arc::clone(&be));
+            idle_dst = set_dst;
         }
         let be_active = BeActive::new(&be);
         let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
@@ -773,6 +886,22 @@ pub async fn session(
         let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
 
         // ---- server choice and connection
+        let ck = be.persist.as_ref().map(|p| {
+            let c = p.on_request(&mut req, |i| {
+                be.servers[i].up.load(std::sync::atomic::Ordering::Acquire)
+            });
+            if p.logged() {
+                txn.term[2] = c.state;
+                txn.term[3] = b'N';
+            }
+            txn.ck_method = match &req.method[..] {
+                b"GET" | b"HEAD" => b"GET",
+                b"POST" => b"POST",
+                _ => b"",
+            };
+            txn.ck_direct = c.server;
+            c
+        });
         let hl: Vec<(&[u8], &[u8])> = req
             .headers
             .iter()
@@ -781,7 +910,9 @@ pub async fn session(
         let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
         let ctx = ConnCtx {
             client: acc.client,
-            orig_dst: acc.orig_dst,
+            orig_dst: set_dst
+                .map(crate::tproxy::addr::OrigDstAddr)
+                .or(acc.orig_dst),
         };
         let want_hdr = be
             .servers
@@ -794,7 +925,19 @@ pub async fn session(
             });
         let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
         let tq = Instant::now();
-        let assigned = be.assign_with(&key, None, &mut txn.cs).await;
+        // `option prefer-last-server`: the server of an idle connection of this session.
+        let last = if be.prefer_last {
+            idle.0
+                .iter()
+                .map(|c| c.srv)
+                .find(|&i| super::admin::usable(&be.servers[i]))
+        } else {
+            None
+        };
+        let assigned = match ck.and_then(|c| c.server).or(last) {
+            Some(i) => be.assign_server(i, &mut txn.cs).await,
+            None => be.assign_with(&key, None, &mut txn.cs).await,
+        };
         txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
         let slot = match assigned {
             Ok(s) => {
@@ -831,8 +974,12 @@ pub async fn session(
         };
         let mut reused = None;
         if let Some(s) = &slot {
-            while let Some(pos) = idle.iter().position(|c| c.srv == s.srv) {
-                let c = idle.remove(pos);
+            while let Some(pos) = idle
+                .0
+                .iter()
+                .position(|c| c.srv == s.srv && c.hdr_src == hip)
+            {
+                let c = idle.0.remove(pos);
                 if c.still_usable() {
                     reused = Some(c);
                     break;
@@ -850,7 +997,7 @@ pub async fn session(
             None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
                 Ok((s, sl)) => {
                     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-                    Ok((ServerConn::new(s, srv, &txn.cs), sl, false))
+                    Ok((ServerConn::new(s, srv, &txn.cs, hip), sl, false))
                 }
                 Err(status) => Err(status),
             },
@@ -942,11 +1089,18 @@ pub async fn session(
                 // read what it sent; an empty answer becomes a 502 there.
             }
             // Boxed: the session future, which an idle keep-alive connection keeps, stays small.
-            let r = Box::pin(exchange(
-                &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
-                was_reused, &mut txn,
-            ))
-            .await;
+            // `shutdown sessions server` ends the transaction (HAProxy's `K` termination).
+            let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+            let r = tokio::select! {
+                r = Box::pin(exchange(
+                    &fe, &be, &mut cr, &mut cw, &mut cbuf, conn, rq_framer, info, req_11, plan,
+                    was_reused, &mut txn,
+                )) => r,
+                _ = super::admin::killed(kill.as_mut()) => {
+                    txn.set_term(b'K', if txn.resp_head.is_some() { b'D' } else { b'H' });
+                    RespEnd::Abort
+                }
+            };
             if matches!(r, RespEnd::RetryableEmpty) && no_body {
                 was_reused = false;
                 drop(sc.take());
@@ -969,17 +1123,20 @@ pub async fn session(
                 drop(slot);
                 let Some(sc) = sc else { continue };
                 let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
-                if queue {
-                    // Requests wait for this server: free the connection at once (RST).
-                    let _ = crate::tproxy::sockopt::set_reset_on_close(sc.w.as_ref());
-                }
-                if server_reusable && plan.server_keep_alive && sc.srv != usize::MAX && !queue {
-                    if idle.len() >= MAX_SESSION_SRV_CONNS {
-                        idle.remove(0);
+                if server_reusable
+                    && plan.server_keep_alive
+                    && client_keep_alive
+                    && sc.srv != usize::MAX
+                    && !queue
+                {
+                    if idle.0.len() >= MAX_SESSION_SRV_CONNS {
+                        idle.0.remove(0).close_reset();
                     }
                     let mut sc = sc;
                     bufpool::release(&mut sc.buf);
-                    idle.push(sc);
+                    idle.0.push(sc);
+                } else {
+                    sc.close_reset();
                 }
                 if !client_keep_alive {
                     let _ = cw.shutdown().await;
@@ -1069,35 +1226,64 @@ async fn answer_locally(
     let keep = plan.client_keep_alive && no_body && !super::is_stopping();
     match v {
         ReqVerdict::Forward(_) => true,
-        ReqVerdict::Close => {
+        ReqVerdict::Close { reset, tcp } => {
+            // Logged with `%Tq` -1; a `tcp-request content` reject as a `<BADREQ>` with no
+            // status (measured).
             txn.set_term(b'P', b'R');
-            txn.request_line = None;
             txn.head_done = None;
-            let _ = cw.shutdown().await;
+            if tcp {
+                txn.request_line = None;
+            }
+            if reset {
+                super::rules::silent_drop(cw.as_ref());
+            } else {
+                let _ = cw.shutdown().await;
+            }
             false
+        }
+        ReqVerdict::Service { name, be } => {
+            // `prometheus-exporter` is the one service (`config::keywords::rules::SERVICES`).
+            debug_assert_eq!(name, "prometheus-exporter");
+            let _ = be;
+            let r = super::prometheus::serve(fe, req, cw).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(txn, "<PROMEX>");
+            r.keep_alive
+        }
+        ReqVerdict::Tarpit { status, be } => {
+            // Held for `timeout tarpit` (else `timeout connect`), then the error page.
+            let t = &fe.proxy.timeouts;
+            let wait = t
+                .tarpit
+                .as_ref()
+                .or(t.connect.as_ref())
+                .map_or(0, |x| x.value);
+            let t0 = Instant::now();
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            // HAProxy logs the tarpit wait as `%Tw`, with `%Tq` -1 (measured).
+            txn.cs.queue_ms = logging::ms_between(t0, Instant::now());
+            txn.head_done = None;
+            txn.status = status as i32;
+            txn.set_term(b'P', b'T');
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
+            keep
         }
         ReqVerdict::Deny { status, be } => {
             super::counters::denied_request(fe, be.as_deref());
             txn.status = status as i32;
             txn.set_term(b'P', b'R');
-            txn.bytes_out = send_error(
-                cw,
-                status,
-                ErrorFlavor::Stream { close: !keep },
-                fe,
-                be.as_deref(),
-            )
-            .await;
+            txn.bytes_out = rule_error(cw, req, status, !keep, fe, be.as_deref()).await;
             keep
         }
         ReqVerdict::Reply {
             status,
             mut head,
             body,
+            deny,
             ..
         } => {
             txn.status = status as i32;
-            txn.set_term(b'L', b'R');
+            txn.set_term(if deny { b'P' } else { b'L' }, b'R');
             let conn = if !keep {
                 http1::errors::ConnHeader::Close
             } else if !req.version.is_11() {
@@ -1106,21 +1292,46 @@ async fn answer_locally(
                 http1::errors::ConnHeader::None
             };
             super::rules::finish_reply(&mut head, conn);
-            head.extend_from_slice(&body);
+            // No body in the answer to a HEAD request.
+            if !req.is_head() {
+                head.extend_from_slice(&body);
+            }
             let _ = write_all(cw, &head, fe.client_timeout).await;
-            txn.bytes_out = own_htx(&head);
+            txn.bytes_out = error_htx(&head);
             if !keep {
                 let _ = cw.shutdown().await;
             }
             keep
         }
-        ReqVerdict::Service(_) => {
-            let r = super::prometheus::serve(fe, req, cw).await;
-            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
-            applet_log(txn, "<PROMEX>");
-            r.keep_alive
-        }
     }
+}
+
+/// The error page of a rule (`deny`, `tarpit`): without its body for a HEAD request.
+async fn rule_error(
+    cw: &mut OwnedWriteHalf,
+    req: &Request,
+    status: u16,
+    close: bool,
+    fe: &Frontend,
+    be: Option<&Backend>,
+) -> u64 {
+    if !req.is_head() {
+        return send_error(cw, status, ErrorFlavor::Stream { close }, fe, be).await;
+    }
+    let Some(mut bytes) = error_bytes(status, ErrorFlavor::Stream { close }, fe, be) else {
+        let _ = cw.shutdown().await;
+        return 0;
+    };
+    let end = bytes
+        .windows(4)
+        .position(|x| x == b"\r\n\r\n")
+        .map_or(bytes.len(), |i| i + 4);
+    bytes.truncate(end);
+    let _ = write_all(cw, &bytes, fe.client_timeout).await;
+    if close {
+        let _ = cw.shutdown().await;
+    }
+    error_htx(&bytes)
 }
 
 fn connect_status(e: &ConnectError) -> u16 {
@@ -1163,7 +1374,7 @@ async fn fresh(
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::List(&hl));
     let (s, sl) = connect_for(be, &key, ctx, hip, slot, cs).await?;
     let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
-    Ok((ServerConn::new(s, srv, cs), sl))
+    Ok((ServerConn::new(s, srv, cs, hip), sl))
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
@@ -1272,17 +1483,76 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
-        if let Some(st) = super::rules::on_response(fe, be, &txn.acc, &mut resp) {
-            // `http-response deny`: the server's answer is dropped (termination PH).
-            txn.set_term(b'P', b'H');
-            return RespEnd::Error(st);
+        if let Some(c) = &fe.proxy.capture_cookie {
+            let (name, len) = &c.value;
+            txn.cookie_res = super::persist::capture_response(&resp.headers, name, *len);
+        }
+        let verdict = match txn.vars.clone() {
+            Some(vars) => {
+                let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
+                super::rules::on_response(fe, be, &txn.acc, &mut resp, &mut v)
+            }
+            None => None,
+        };
+        if let Some(v) = verdict {
+            // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`;
+            // HAProxy then logs no response time (`%Tr` -1).
+            txn.resp_head = None;
+            use super::rules::ResVerdict;
+            match v {
+                ResVerdict::Deny(st) => {
+                    txn.set_term(b'P', b'H');
+                    return RespEnd::Error(st);
+                }
+                ResVerdict::Drop => {
+                    txn.set_term(b'P', b'H');
+                    super::rules::silent_drop(cw.as_ref());
+                    return RespEnd::Abort;
+                }
+                ResVerdict::Reply {
+                    status,
+                    mut head,
+                    body,
+                    deny,
+                } => {
+                    let plan2 = http1::finish_client_plan(plan, &resp);
+                    let keep = plan2.client_keep_alive
+                        && req_done_flag.load(std::sync::atomic::Ordering::Relaxed);
+                    let conn = if !keep {
+                        http1::errors::ConnHeader::Close
+                    } else if !req_11 {
+                        http1::errors::ConnHeader::KeepAlive
+                    } else {
+                        http1::errors::ConnHeader::None
+                    };
+                    super::rules::finish_reply(&mut head, conn);
+                    if !info.head {
+                        head.extend_from_slice(&body);
+                    }
+                    txn.status = status as i32;
+                    txn.set_term(if deny { b'P' } else { b'L' }, b'H');
+                    if write_all(cw, &head, client_to).await.is_err() {
+                        return RespEnd::Abort;
+                    }
+                    txn.bytes_out += head.len() as u64;
+                    return RespEnd::Done {
+                        server_reusable: false,
+                        client_keep_alive: keep,
+                    };
+                }
+            }
+        }
+        if let (Some(p), Some(srv)) = (&be.persist, txn.cs.server) {
+            let direct = txn.ck_direct == Some(srv);
+            let st = p.on_response(&mut resp, srv, direct, txn.ck_method);
+            if p.logged() {
+                txn.term[3] = st;
+            }
         }
         if fe.log().is_some_and(|l| l.logasap) {
             // HAProxy counts what its buffer holds of the response: the head and the body
             // bytes that came with it.
-            let mut c = Codec::new(resp.body, Direction::Response);
-            let _ = c.feed(sbuf, &mut Vec::new());
-            txn.bytes_out += c.take_htx();
+            txn.bytes_out += buffered_htx(resp.body, sbuf);
             txn.bytes_in = 0;
             txn.emit(true);
         }
@@ -1304,6 +1574,8 @@ async fn exchange(
         http1::write_response_head(&mut h, &resp, WriteOpts::default());
         if let Err(e) = write_all(cw, &h, client_to).await {
             txn.set_term(client_cause(e), b'D');
+            // HAProxy had received the body bytes that came with the head.
+            txn.bytes_out += buffered_htx(resp_body, sbuf);
             return RespEnd::Abort;
         }
         if tunnel {
@@ -1390,6 +1662,13 @@ async fn exchange(
             RespEnd::Abort
         }
     }
+}
+
+/// The HTX size of the body bytes of a `kind` body at the start of `buf`.
+fn buffered_htx(kind: BodyKind, buf: &[u8]) -> u64 {
+    let mut c = Codec::new(kind, Direction::Response);
+    let _ = c.feed(buf, &mut Vec::new());
+    c.take_htx()
 }
 
 fn client_cause(e: IoEnd) -> u8 {
@@ -1496,13 +1775,17 @@ mod tests {
     }
 
     #[test]
-    fn htx_sizes() {
-        // HAProxy's 503 counts 217 bytes, with or without `connection: close`.
-        let e = http1::builtin_error(503, ErrorFlavor::Stream { close: true }).unwrap();
-        assert_eq!(own_htx(&e), 217);
-        let e = http1::builtin_error(503, ErrorFlavor::Stream { close: false }).unwrap();
-        assert_eq!(own_htx(&e), 217);
-        assert_eq!(own_htx(b"HTTP/1.1 200 OK\r\n\r\n"), 34);
+    fn error_sizes_as_haproxy_logs_them() {
+        for close in [false, true] {
+            let flavor = ErrorFlavor::Stream { close };
+            let b503 = http1::builtin_error(503, flavor).unwrap();
+            let b504 = http1::builtin_error(504, flavor).unwrap();
+            assert_eq!(
+                (error_htx(&b503), error_htx(&b504)),
+                (217, 198),
+                "close {close}"
+            );
+        }
     }
 
     /// Sizes HAProxy 2.6.12 logged (`%U`, `%B`) for these messages.

@@ -23,6 +23,7 @@ pub mod http;
 pub mod listen;
 pub mod logging;
 pub mod ops;
+pub mod persist;
 pub mod prometheus;
 pub mod rules;
 pub mod stats_page;
@@ -217,7 +218,11 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         // The first unconditional `use_backend`; conditional ones before it are evaluated per
         // request (runtime::rules).
         let mut target = None;
-        if let Some(ub) = p.use_backends.iter().find(|u| u.cond.is_none()) {
+        if let Some(ub) = p
+            .use_backends
+            .iter()
+            .find(|u| u.cond.is_none() && u.dynamic.is_none())
+        {
             target = be_by_name.get(&ub.backend).cloned();
         }
         if target.is_none() {
@@ -667,9 +672,13 @@ async fn accept_loop(
             accept_utc: chrono::Utc::now(),
             accept_at: tokio::time::Instant::now(),
         };
-        if !rules::accept_connection(&fe, &acc) {
-            // `tcp-request connection reject`: closed at once, not logged.
+        let verdict = rules::accept_connection(&fe, &acc);
+        if verdict != rules::ConnVerdict::Accept {
             fe.ctr.denied_conn.fetch_add(1, Ordering::Relaxed);
+            // `tcp-request connection reject`: reset at once (as HAProxy), not logged.
+            if verdict == rules::ConnVerdict::Reset {
+                let _ = crate::tproxy::sockopt::set_reset_on_close(&stream);
+            }
             drop(guard);
             drop(stream);
             continue;
@@ -688,7 +697,10 @@ async fn accept_loop(
                 Mode::Tcp => tcp::session(fe, stream, acc).await,
                 Mode::Http => {
                     let stop = shared.stopping.subscribe();
+                    // Biased: `shutdown sessions server` also reaches the transaction, which
+                    // ends itself first and logs the `K` termination.
                     tokio::select! {
+                        biased;
                         _ = http::session(fe, stream, acc, stop) => {}
                         _ = _sess.killed() => {}
                     }

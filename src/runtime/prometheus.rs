@@ -1158,7 +1158,7 @@ where
     }
     super::stats_page::Served {
         status: 200,
-        bytes_out: super::http::own_htx(&bytes),
+        bytes_out: super::http::error_htx(&bytes),
         keep_alive: keep,
     }
 }

@@ -13,16 +13,22 @@ use std::sync::Arc;
 
 use super::backend::Backend;
 use super::{Accepted, Frontend};
-use crate::acl::{Condition, SampleCtx, ServerState, eval};
+use crate::acl::fmt::Fmt;
+use crate::acl::{Condition, Sample, SampleCtx, ServerState, Vars, eval};
 use crate::config::ir::*;
 use crate::http1::errors::ConnHeader;
 use crate::http1::{Header, Request, Response};
 
+enum Target {
+    Static(Option<Arc<Backend>>),
+    Dynamic(Fmt),
+}
+
 /// The per-frontend data the rules need besides the IR.
 #[derive(Default)]
 pub struct FeRules {
-    /// Conditional `use_backend` rules before the first unconditional one, with their targets.
-    switching: Vec<(Condition, Option<Arc<Backend>>)>,
+    /// `use_backend` rules before the first unconditional static one, with their targets.
+    switching: Vec<(Option<Condition>, Target)>,
     /// Every backend by name (`nbsrv()`, `srv_is_up()`).
     backends: HashMap<String, Arc<Backend>>,
     /// Proxy ids by name (`fe_id`, `be_id`).
@@ -39,9 +45,13 @@ impl FeRules {
     ) -> FeRules {
         let mut switching = Vec::new();
         for ub in &p.use_backends {
-            match &ub.cond {
-                Some(c) => switching.push((c.clone(), backends.get(&ub.backend).cloned())),
-                None => break,
+            match (&ub.cond, &ub.dynamic) {
+                (None, None) => break,
+                (c, Some(f)) => switching.push((c.clone(), Target::Dynamic(f.clone()))),
+                (c, None) => switching.push((
+                    c.clone(),
+                    Target::Static(backends.get(&ub.backend).cloned()),
+                )),
             }
         }
         let be_rules = |b: &Backend| {
@@ -85,6 +95,13 @@ impl ServerState for FeRules {
         let s = b.servers.iter().find(|s| s.name == srv)?;
         Some(super::admin::usable(s))
     }
+    fn be_conn(&self, be: &str) -> Option<u32> {
+        let b = self.backends.get(be)?;
+        Some(b.active.load(std::sync::atomic::Ordering::Relaxed) as u32)
+    }
+    fn stopping(&self) -> bool {
+        super::is_stopping()
+    }
 }
 
 pub fn ctx<'a>(
@@ -93,11 +110,14 @@ pub fn ctx<'a>(
     be: Option<&'a str>,
     req: Option<&'a Request>,
     res: Option<&'a Response>,
+    vars: Option<&'a Vars>,
 ) -> SampleCtx<'a> {
     let r = &fe.rules;
     SampleCtx {
         src: Some(acc.client.sock_addr()),
-        dst: acc.orig_dst.map(|o| o.sock_addr()),
+        dst: vars
+            .and_then(|v| v.dst)
+            .or(acc.orig_dst.map(|o| o.sock_addr())),
         fe_name: &fe.name,
         fe_id: r.ids.get(&fe.name).copied().unwrap_or(0),
         be_name: be,
@@ -105,51 +125,158 @@ pub fn ctx<'a>(
         req,
         res,
         servers: Some(r),
+        vars,
+        payload: None,
     }
+}
+
+/// `monitor fail`: whether a request to the monitor URI gets 503 (a condition holds).
+pub fn monitor_fails(fe: &Frontend, acc: &Accepted, req: &Request) -> bool {
+    let rules = &fe.proxy.monitor_fail;
+    if rules.is_empty() {
+        return false;
+    }
+    let be = fe.backend.as_ref().map(|b| b.name.as_str());
+    let c = ctx(fe, acc, be, Some(req), None, None);
+    rules.iter().any(|r| applies(&r.cond, &c))
 }
 
 fn applies(c: &Option<Condition>, ctx: &SampleCtx) -> bool {
     c.as_ref().is_none_or(|c| eval(c, ctx))
 }
 
-/// `tcp-request connection` / `session` rules (and `content` in TCP mode) at accept: `false`
-/// when the connection must be closed at once.
-pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> bool {
+/// The outcome of the connection-level rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnVerdict {
+    Accept,
+    /// `tcp-request connection reject`: reset at once.
+    Reset,
+    /// `tcp-request session|content reject`: closed.
+    Close,
+}
+
+/// `tcp-request connection` / `session` rules (and `content` in TCP mode) at accept.
+pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> ConnVerdict {
     let p = &fe.proxy;
     if p.tcp_request.is_empty() {
-        return true;
+        return ConnVerdict::Accept;
     }
     let be = fe.backend.as_ref().map(|b| b.name.as_str());
-    let c = ctx(fe, acc, be, None, None);
-    let phases: &[TcpRuleKind] = if fe.mode == Mode::Tcp {
-        &[
-            TcpRuleKind::Connection,
-            TcpRuleKind::Session,
-            TcpRuleKind::Content,
-        ]
-    } else {
-        &[TcpRuleKind::Connection, TcpRuleKind::Session]
-    };
-    for kind in phases {
+    let c = ctx(fe, acc, be, None, None, None);
+    // `tcp-request content` runs later: per request in HTTP mode, after the inspection of
+    // the first bytes in TCP mode (tcp_start).
+    let phases = [TcpRuleKind::Connection, TcpRuleKind::Session];
+    for kind in &phases {
         for r in p.tcp_request.iter().filter(|r| r.action.0 == *kind) {
             if applies(&r.cond, &c) {
                 match r.action.1 {
                     TcpAction::Accept => break,
-                    TcpAction::Reject => return false,
+                    TcpAction::Reject if *kind == TcpRuleKind::Connection => {
+                        return ConnVerdict::Reset;
+                    }
+                    TcpAction::Reject => return ConnVerdict::Close,
                 }
             }
         }
     }
-    true
+    ConnVerdict::Accept
 }
 
-/// The backend of a TCP-mode session (`use_backend` on the connection).
-pub fn tcp_backend(fe: &Frontend, acc: &Accepted) -> Option<Arc<Backend>> {
-    let c = ctx(fe, acc, None, None, None);
-    for (cond, be) in &fe.rules.switching {
-        if eval(cond, &c) {
-            return be.clone();
+fn uses_payload(c: &Condition) -> bool {
+    use crate::acl::fetch::Fetch;
+    crate::acl::fetches(c).any(|e| {
+        matches!(
+            e.expr.fetch,
+            Fetch::ReqLen | Fetch::ReqPayload(..) | Fetch::ReqSslHelloType | Fetch::ReqSslSni
+        )
+    })
+}
+
+/// Start of a TCP-mode session: waits (up to `tcp-request inspect-delay`) for the first client
+/// bytes when a rule reads them (`req.ssl_sni`, `req.len`, ...), without consuming them, then
+/// runs `tcp-request content` and `use_backend`. `None`: the connection is rejected.
+pub async fn tcp_start(
+    fe: &Frontend,
+    client: &tokio::net::TcpStream,
+    acc: &Accepted,
+) -> Option<Option<Arc<Backend>>> {
+    let p = &fe.proxy;
+    let content: Vec<&TcpRule> = p
+        .tcp_request
+        .iter()
+        .filter(|r| r.action.0 == TcpRuleKind::Content)
+        .collect();
+    let wants = content
+        .iter()
+        .filter_map(|r| r.cond.as_ref())
+        .any(uses_payload)
+        || fe
+            .rules
+            .switching
+            .iter()
+            .filter_map(|(c, _)| c.as_ref())
+            .any(uses_payload);
+    let mut buf: Vec<u8> = Vec::new();
+    let delay = p.inspect_delay.as_ref().map_or(0, |d| d.value);
+    if wants && delay > 0 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(delay);
+        let mut tmp = vec![0u8; 16384];
+        loop {
+            match tokio::time::timeout_at(deadline, client.peek(&mut tmp)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    buf.clear();
+                    buf.extend_from_slice(&tmp[..n]);
+                    if crate::acl::fetch::payload_ready(&buf) || n == tmp.len() {
+                        break;
+                    }
+                    // More bytes of the record are on their way.
+                    if tokio::time::timeout_at(
+                        deadline,
+                        tokio::time::sleep(std::time::Duration::from_millis(2)),
+                    )
+                    .await
+                    .is_err()
+                    {
+                        break;
+                    }
+                }
+                _ => break,
+            }
         }
+    }
+    if content.is_empty() && fe.rules.switching.is_empty() {
+        return Some(fe.backend.clone());
+    }
+    let mut c = ctx(fe, acc, None, None, None, None);
+    c.payload = Some(&buf);
+    for r in content {
+        if applies(&r.cond, &c) {
+            match r.action.1 {
+                TcpAction::Accept => break,
+                TcpAction::Reject => return None,
+            }
+        }
+    }
+    Some(switch(fe, &c))
+}
+
+/// `use_backend` rules in order (dynamic names rendered now), else the default.
+fn switch(fe: &Frontend, c: &SampleCtx) -> Option<Arc<Backend>> {
+    for (cond, target) in &fe.rules.switching {
+        if !applies(cond, c) {
+            continue;
+        }
+        return match target {
+            Target::Static(b) => b.clone(),
+            // An unknown computed name ends the rules: the default backend is used.
+            Target::Dynamic(f) => {
+                let name = f.render(c);
+                std::str::from_utf8(&name)
+                    .ok()
+                    .and_then(|n| fe.rules.backends.get(n).cloned())
+                    .or_else(|| fe.backend.clone())
+            }
+        };
     }
     fe.backend.clone()
 }
@@ -170,11 +297,23 @@ pub enum ReqVerdict {
         head: Vec<u8>,
         body: Vec<u8>,
         be: Option<Arc<Backend>>,
+        /// A `deny` with its own answer (termination `PR`, not `LR`).
+        deny: bool,
     },
-    /// Close without answering (`tcp-request content reject`).
-    Close,
-    /// `http-request use-service NAME`: the service answers.
-    Service(String),
+    /// Close without answering (`tcp-request content reject`, `http-request reject`), with a
+    /// reset for `silent-drop`.
+    Close { reset: bool, tcp: bool },
+    /// `use-service NAME`: a service of rhaproxy answers (see
+    /// `config::keywords::rules::SERVICES`).
+    Service {
+        name: String,
+        be: Option<Arc<Backend>>,
+    },
+    /// `tarpit`: wait, then answer with the error page of `status` and close.
+    Tarpit {
+        status: u16,
+        be: Option<Arc<Backend>>,
+    },
 }
 
 enum Step {
@@ -182,6 +321,7 @@ enum Step {
     Stop(ReqVerdict),
 }
 
+#[allow(clippy::match_overlapping_arm)]
 fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
@@ -234,11 +374,25 @@ fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
+        100..=199 => "Informational",
+        200..=299 => "Success",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
         _ => "Other",
     }
 }
 
+/// Headers that frame the message: the body is already being forwarded by the framing read
+/// from them, so rules never change them (a changed length would desynchronise the server).
+fn framing(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+}
+
 fn set_header(headers: &mut Vec<Header>, name: &str, value: Vec<u8>, replace: bool) {
+    if framing(name) {
+        return;
+    }
     if replace {
         headers.retain(|h| !h.is(name));
     }
@@ -296,6 +450,38 @@ fn reply(status: u16, headers: &[(Vec<u8>, Vec<u8>)], body: Vec<u8>) -> (Vec<u8>
     (head, body)
 }
 
+/// `silent-drop`: close the client connection without telling the client (no FIN, no RST),
+/// as HAProxy does: TCP_REPAIR when permitted, else a TTL of 1 so that the reset dies on the way.
+pub fn silent_drop<F: std::os::fd::AsRawFd>(fd: &F) {
+    let raw = fd.as_raw_fd();
+    let one: nix::libc::c_int = 1;
+    let p = &one as *const nix::libc::c_int as *const nix::libc::c_void;
+    let len = std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t;
+    // SAFETY: setsockopt on a socket we own with a valid int option value; dup2 puts an open
+    // /dev/null descriptor in place of the socket (which closes it, silently in repair mode),
+    // so the runtime's later shutdown()/close() on that number touch /dev/null, not the peer.
+    unsafe {
+        if nix::libc::setsockopt(raw, nix::libc::SOL_TCP, nix::libc::TCP_REPAIR, p, len) != 0 {
+            let _ = nix::libc::setsockopt(raw, nix::libc::IPPROTO_IP, nix::libc::IP_TTL, p, len);
+            let _ = nix::libc::setsockopt(
+                raw,
+                nix::libc::IPPROTO_IPV6,
+                nix::libc::IPV6_UNICAST_HOPS,
+                p,
+                len,
+            );
+        }
+        let null = nix::libc::open(
+            c"/dev/null".as_ptr(),
+            nix::libc::O_RDWR | nix::libc::O_CLOEXEC,
+        );
+        if null >= 0 {
+            nix::libc::dup2(null, raw);
+            nix::libc::close(null);
+        }
+    }
+}
+
 /// Ends a generated response head: the connection header, then the blank line.
 pub fn finish_reply(head: &mut Vec<u8>, conn: ConnHeader) {
     match conn {
@@ -306,16 +492,88 @@ pub fn finish_reply(head: &mut Vec<u8>, conn: ConnHeader) {
     head.extend_from_slice(b"\r\n");
 }
 
+/// `\N` in a replacement: the N-th group of the match.
+fn expand(fmt: &[u8], caps: &regex::bytes::Captures) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fmt.len());
+    let mut i = 0;
+    while i < fmt.len() {
+        if fmt[i] == b'\\' && i + 1 < fmt.len() && fmt[i + 1].is_ascii_digit() {
+            let n = (fmt[i + 1] - b'0') as usize;
+            if let Some(m) = caps.get(n) {
+                out.extend_from_slice(m.as_bytes());
+            }
+            i += 2;
+            continue;
+        }
+        out.push(fmt[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The whole value replaced when the regex matches it.
+fn replace_all(re: &crate::acl::matcher::Re, fmt: &[u8], v: &[u8]) -> Option<Vec<u8>> {
+    re.re.captures(v).map(|caps| expand(fmt, &caps))
+}
+
+fn apply_var(vars: &mut Vars, name: &str, only: VarCond, v: Option<Sample>) {
+    let Some(v) = v else {
+        return;
+    };
+    let cur = vars.get(name);
+    let go = match only {
+        VarCond::Always => true,
+        VarCond::IfExists => cur.is_some(),
+        VarCond::IfNotExists => cur.is_none(),
+        VarCond::IfEmpty => v.as_bytes().is_empty(),
+        VarCond::IfNotEmpty => !v.as_bytes().is_empty(),
+    };
+    if go {
+        vars.set(name, v);
+    }
+}
+
+/// The response of a `return` action: status, head (no connection header), body.
+fn build_return(a: &HttpAction, c: &SampleCtx) -> Option<(u16, Vec<u8>, Vec<u8>)> {
+    let HttpAction::Return {
+        status,
+        content_type,
+        body,
+        headers,
+        ..
+    } = a
+    else {
+        return None;
+    };
+    let body = body.as_ref().map(|b| b.render(c)).unwrap_or_default();
+    let mut hs: Vec<(Vec<u8>, Vec<u8>)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.render(c)))
+        .collect();
+    if !matches!(status, 204 | 304) {
+        hs.push((
+            b"content-length".to_vec(),
+            body.len().to_string().into_bytes(),
+        ));
+    }
+    if let Some(ct) = content_type {
+        hs.push((b"content-type".to_vec(), ct.as_bytes().to_vec()));
+    }
+    let (head, body) = reply(*status, &hs, body);
+    Some((*status, head, body))
+}
+
 fn run_http_rules(
     rules: &[HttpRule],
     fe: &Frontend,
     acc: &Accepted,
     be: Option<&Arc<Backend>>,
     req: &mut Request,
+    vars: &mut Vars,
 ) -> Step {
     let be_name = be.map(|b| b.name.as_str());
     for r in rules {
-        let c = ctx(fe, acc, be_name, Some(req), None);
+        let c = ctx(fe, acc, be_name, Some(req), None, Some(vars));
         if !applies(&r.cond, &c) {
             continue;
         }
@@ -327,33 +585,16 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::Return {
-                status,
-                content_type,
-                body,
-                headers,
-            } => {
-                let body = body.as_ref().map(|b| b.render(&c)).unwrap_or_default();
-                let mut hs: Vec<(Vec<u8>, Vec<u8>)> = headers
-                    .iter()
-                    .map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.render(&c)))
-                    .collect();
-                if !matches!(status, 204 | 304) {
-                    hs.push((
-                        b"content-length".to_vec(),
-                        body.len().to_string().into_bytes(),
-                    ));
+            HttpAction::Return { deny, .. } => {
+                if let Some((status, head, body)) = build_return(&r.action, &c) {
+                    return Step::Stop(ReqVerdict::Reply {
+                        status,
+                        head,
+                        body,
+                        be: be.cloned(),
+                        deny: *deny,
+                    });
                 }
-                if let Some(ct) = content_type {
-                    hs.push((b"content-type".to_vec(), ct.as_bytes().to_vec()));
-                }
-                let (head, body) = reply(*status, &hs, body);
-                return Step::Stop(ReqVerdict::Reply {
-                    status: *status,
-                    head,
-                    body,
-                    be: be.cloned(),
-                });
             }
             HttpAction::Redirect(rd) => {
                 let loc = redirect_location(rd, req, &c);
@@ -370,6 +611,7 @@ fn run_http_rules(
                     head,
                     body,
                     be: be.cloned(),
+                    deny: false,
                 });
             }
             HttpAction::SetHeader(n, v) => {
@@ -380,7 +622,8 @@ fn run_http_rules(
                 let v = v.render(&c);
                 set_header(&mut req.headers, n, v, false);
             }
-            HttpAction::DelHeader(n) => req.headers.retain(|h| !h.is(n)),
+            HttpAction::DelHeader(n) if !framing(n) => req.headers.retain(|h| !h.is(n)),
+            HttpAction::DelHeader(_) => {}
             HttpAction::SetPath(f) => {
                 let v = f.render(&c);
                 let uri = &req.uri;
@@ -401,15 +644,139 @@ fn run_http_rules(
             }
             HttpAction::SetUri(f) => req.uri = f.render(&c),
             HttpAction::SetMethod(f) => req.method = f.render(&c),
-            HttpAction::UseService(name) => return Step::Stop(ReqVerdict::Service(name.clone())),
+            HttpAction::SetVar { name, expr, only } => {
+                let v = expr.value(&c);
+                apply_var(vars, name, *only, v);
+            }
+            HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
+            HttpAction::SetDst(e) | HttpAction::SetDstPort(e) => {
+                let v = e.value(&c);
+                let cur = c.dst;
+                let port_only = matches!(r.action, HttpAction::SetDstPort(_));
+                let new = match (v, cur) {
+                    (Some(v), cur) if port_only => {
+                        let p = match v {
+                            Sample::Int(n) => u16::try_from(n).ok(),
+                            s => std::str::from_utf8(&s.as_bytes())
+                                .ok()
+                                .and_then(|t| t.trim().parse().ok()),
+                        };
+                        match (p, cur) {
+                            (Some(p), Some(mut a)) => {
+                                a.set_port(p);
+                                Some(a)
+                            }
+                            _ => None,
+                        }
+                    }
+                    (Some(v), cur) => {
+                        let ip = match v {
+                            Sample::Ip(ip) => Some(ip),
+                            s => crate::acl::fetch::parse_ip_bytes(&s.as_bytes()),
+                        };
+                        ip.map(|ip| std::net::SocketAddr::new(ip, cur.map_or(0, |a| a.port())))
+                    }
+                    (None, _) => None,
+                };
+                if let Some(a) = new {
+                    vars.dst = Some(a);
+                }
+            }
+            HttpAction::Replace { what, re, fmt } => {
+                let f = fmt.render(&c);
+                match what {
+                    ReplaceWhat::Uri => {
+                        if let Some(u) = replace_all(re, &f, &req.uri) {
+                            req.uri = u;
+                        }
+                    }
+                    ReplaceWhat::Path => {
+                        let uri = &req.uri;
+                        let path = crate::acl::fetch::uri_path(uri);
+                        if let Some(np) = replace_all(re, &f, path) {
+                            let start = path.as_ptr() as usize - uri.as_ptr() as usize;
+                            let mut u = uri[..start].to_vec();
+                            u.extend_from_slice(&np);
+                            u.extend_from_slice(&uri[start + path.len()..]);
+                            req.uri = u;
+                        }
+                    }
+                    ReplaceWhat::Header(n) | ReplaceWhat::Value(n) => {
+                        let per_value = matches!(what, ReplaceWhat::Value(_));
+                        replace_headers(&mut req.headers, n, re, &f, per_value);
+                    }
+                }
+            }
+            HttpAction::Reject => {
+                return Step::Stop(ReqVerdict::Close {
+                    reset: false,
+                    tcp: false,
+                });
+            }
+            HttpAction::SilentDrop => {
+                return Step::Stop(ReqVerdict::Close {
+                    reset: true,
+                    tcp: false,
+                });
+            }
+            HttpAction::Tarpit { status } => {
+                return Step::Stop(ReqVerdict::Tarpit {
+                    status: *status,
+                    be: be.cloned(),
+                });
+            }
+            HttpAction::UseService(name) => {
+                return Step::Stop(ReqVerdict::Service {
+                    name: name.clone(),
+                    be: be.cloned(),
+                });
+            }
             HttpAction::SetStatus(..) => {}
         }
     }
     Step::Continue
 }
 
+fn replace_headers(
+    headers: &mut [Header],
+    name: &str,
+    re: &crate::acl::matcher::Re,
+    fmt: &[u8],
+    per_value: bool,
+) {
+    if framing(name) {
+        return;
+    }
+    for h in headers.iter_mut().filter(|h| h.is(name)) {
+        if per_value {
+            // Each comma-separated value is replaced in place; separators and the spaces
+            // around values are kept (measured).
+            let mut out = Vec::with_capacity(h.value.len());
+            for (i, part) in h.value.split(|&c| c == b',').enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let lead = part.len() - part.trim_ascii_start().len();
+                let t = part.trim_ascii();
+                let trail = part.len() - lead - t.len();
+                out.extend_from_slice(&part[..lead]);
+                match replace_all(re, fmt, t) {
+                    Some(v) => out.extend_from_slice(&v),
+                    None => out.extend_from_slice(t),
+                }
+                out.extend_from_slice(&part[part.len() - trail..]);
+            }
+            h.value = out;
+        } else if let Some(v) = replace_all(re, fmt, &h.value) {
+            h.value = v;
+        }
+    }
+}
+
 /// `tcp-request content` rules on an HTTP request: `false` to close.
 fn content_rules(p: &Proxy, c: &SampleCtx) -> bool {
+    // (set-var in tcp-request rules is refused at parse time)
     for r in p
         .tcp_request
         .iter()
@@ -423,7 +790,7 @@ fn content_rules(p: &Proxy, c: &SampleCtx) -> bool {
 }
 
 /// Runs the request-side rules of one HTTP transaction and chooses the backend.
-pub fn on_request(fe: &Frontend, acc: &Accepted, req: &mut Request) -> ReqVerdict {
+pub fn on_request(fe: &Frontend, acc: &Accepted, req: &mut Request, vars: &mut Vars) -> ReqVerdict {
     if !fe.rules.any_http {
         return ReqVerdict::Forward(fe.backend.clone());
     }
@@ -432,37 +799,55 @@ pub fn on_request(fe: &Frontend, acc: &Accepted, req: &mut Request) -> ReqVerdic
         .backend
         .as_ref()
         .filter(|b| std::ptr::eq(b.proxy.as_ref(), p.as_ref()));
-    if !content_rules(p, &ctx(fe, acc, None, Some(req), None)) {
-        return ReqVerdict::Close;
+    if !content_rules(p, &ctx(fe, acc, None, Some(req), None, Some(vars))) {
+        return ReqVerdict::Close {
+            reset: false,
+            tcp: true,
+        };
     }
-    if let Step::Stop(v) = run_http_rules(&p.http_request, fe, acc, listen_be, req) {
+    if let Step::Stop(v) = run_http_rules(&p.http_request, fe, acc, listen_be, req, vars) {
         return v;
     }
-    if let Step::Stop(v) = run_http_rules(&p.redirects, fe, acc, listen_be, req) {
+    if let Step::Stop(v) = run_http_rules(&p.redirects, fe, acc, listen_be, req, vars) {
         return v;
     }
-    let be = {
-        let c = ctx(fe, acc, None, Some(req), None);
-        match fe.rules.switching.iter().find(|(cond, _)| eval(cond, &c)) {
-            Some((_, b)) => b.clone(),
-            None => fe.backend.clone(),
-        }
-    };
+    let be = switch(fe, &ctx(fe, acc, None, Some(req), None, Some(vars)));
     if let Some(b) = &be {
         if !std::ptr::eq(b.proxy.as_ref(), p.as_ref()) {
             let bp = &b.proxy;
-            if !content_rules(bp, &ctx(fe, acc, Some(&b.name), Some(req), None)) {
-                return ReqVerdict::Close;
+            if !content_rules(
+                bp,
+                &ctx(fe, acc, Some(&b.name), Some(req), None, Some(vars)),
+            ) {
+                return ReqVerdict::Close {
+                    reset: false,
+                    tcp: true,
+                };
             }
-            if let Step::Stop(v) = run_http_rules(&bp.http_request, fe, acc, Some(b), req) {
+            if let Step::Stop(v) = run_http_rules(&bp.http_request, fe, acc, Some(b), req, vars) {
                 return v;
             }
-            if let Step::Stop(v) = run_http_rules(&bp.redirects, fe, acc, Some(b), req) {
+            if let Step::Stop(v) = run_http_rules(&bp.redirects, fe, acc, Some(b), req, vars) {
                 return v;
             }
         }
     }
     ReqVerdict::Forward(be)
+}
+
+/// What the response rules decided.
+pub enum ResVerdict {
+    /// `deny`: the error page of this status instead of the server's answer.
+    Deny(u16),
+    /// `return`: this response instead (head without connection header, body).
+    Reply {
+        status: u16,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        deny: bool,
+    },
+    /// `silent-drop`: reset the client connection.
+    Drop,
 }
 
 fn response_rules(
@@ -471,15 +856,40 @@ fn response_rules(
     acc: &Accepted,
     be: &Backend,
     resp: &mut Response,
-) -> Option<u16> {
+    vars: &mut Vars,
+) -> Option<ResVerdict> {
     for r in rules {
-        let c = ctx(fe, acc, Some(&be.name), None, Some(resp));
+        let c = ctx(fe, acc, Some(&be.name), None, Some(resp), Some(vars));
         if !applies(&r.cond, &c) {
             continue;
         }
         match &r.action {
             HttpAction::Allow => return None,
-            HttpAction::Deny { status } => return Some(*status),
+            HttpAction::Deny { status } => return Some(ResVerdict::Deny(*status)),
+            HttpAction::Return { deny, .. } => {
+                if let Some((status, head, body)) = build_return(&r.action, &c) {
+                    return Some(ResVerdict::Reply {
+                        status,
+                        head,
+                        body,
+                        deny: *deny,
+                    });
+                }
+            }
+            HttpAction::SilentDrop => return Some(ResVerdict::Drop),
+            HttpAction::SetVar { name, expr, only } => {
+                let v = expr.value(&c);
+                apply_var(vars, name, *only, v);
+            }
+            HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
+            HttpAction::Replace { what, re, fmt } => {
+                let f = fmt.render(&c);
+                if let ReplaceWhat::Header(n) | ReplaceWhat::Value(n) = what {
+                    let per_value = matches!(what, ReplaceWhat::Value(_));
+                    replace_headers(&mut resp.headers, n, re, &f, per_value);
+                }
+            }
             HttpAction::SetHeader(n, v) => {
                 let v = v.render(&c);
                 set_header(&mut resp.headers, n, v, true);
@@ -488,7 +898,7 @@ fn response_rules(
                 let v = v.render(&c);
                 set_header(&mut resp.headers, n, v, false);
             }
-            HttpAction::DelHeader(n) => resp.headers.retain(|h| !h.is(n)),
+            HttpAction::DelHeader(n) if !framing(n) => resp.headers.retain(|h| !h.is(n)),
             HttpAction::SetStatus(code, rsn) => {
                 resp.status = *code;
                 resp.reason = rsn
@@ -502,21 +912,22 @@ fn response_rules(
     None
 }
 
-/// Runs the `http-response` rules (backend first, then frontend). `Some(status)`: deny.
+/// Runs the `http-response` rules (backend first, then frontend).
 pub fn on_response(
     fe: &Frontend,
     be: &Backend,
     acc: &Accepted,
     resp: &mut Response,
-) -> Option<u16> {
+    vars: &mut Vars,
+) -> Option<ResVerdict> {
     if !fe.rules.any_http {
         return None;
     }
     let same = std::ptr::eq(be.proxy.as_ref(), fe.proxy.as_ref());
     if !same {
-        if let Some(s) = response_rules(&be.proxy.http_response, fe, acc, be, resp) {
+        if let Some(s) = response_rules(&be.proxy.http_response, fe, acc, be, resp, vars) {
             return Some(s);
         }
     }
-    response_rules(&fe.proxy.http_response, fe, acc, be, resp)
+    response_rules(&fe.proxy.http_response, fe, acc, be, resp, vars)
 }

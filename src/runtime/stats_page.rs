@@ -339,7 +339,7 @@ where
     // Evaluated at once: the sample context is not kept across awaits.
     let admin_ok = admin_allowed(
         page,
-        &super::rules::ctx(fe, acc, be.map(|b| b.name.as_str()), Some(req), None),
+        &super::rules::ctx(fe, acc, be.map(|b| b.name.as_str()), Some(req), None, None),
     );
     let mut keep = http1::plan_request(req, fe.http.mode, fe.http.mode).client_keep_alive
         && !super::is_stopping();
@@ -451,7 +451,7 @@ where
     }
     Served {
         status,
-        bytes_out: super::http::own_htx(&bytes),
+        bytes_out: super::http::error_htx(&bytes),
         keep_alive: keep,
     }
 }

@@ -30,7 +30,32 @@ pub fn tunnel_timeouts(fe: &Frontend, be: Option<&Backend>) -> Timeouts {
 }
 
 pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
-    let Some(be) = super::rules::tcp_backend(&fe, &acc) else {
+    let Some(be) = (match super::rules::tcp_start(&fe, &client, &acc).await {
+        Some(b) => b,
+        None => {
+            // `tcp-request content reject`: logged as `f f/<NOSRV> -1/-1/Tt 0 PR` (measured).
+            if fe.log().is_some() {
+                let rec = LogRecord {
+                    accept_date: acc.accept_utc,
+                    request_date: acc.accept_utc,
+                    t_handshake: Some(0),
+                    t_idle: Some(0),
+                    t_queue: Some(-1),
+                    t_connect: Some(-1),
+                    actconn: super::ACTCONN.load(Ordering::Relaxed) as u32,
+                    feconn: fe.feconn(),
+                    frontend: Arc::from(fe.name.as_str()),
+                    client: Some(acc.client.sock_addr()),
+                    frontend_addr: acc.orig_dst.map(|o| o.sock_addr()),
+                    term_state: logging::term(b'P', b'R'),
+                    ..Default::default()
+                };
+                finish(&fe, rec, &acc);
+            }
+            close_gracefully(client);
+            return;
+        }
+    }) else {
         return;
     };
     be.cum_conns.fetch_add(1, Ordering::Relaxed);
@@ -42,7 +67,19 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         orig_dst: acc.orig_dst,
     };
     let mut cs = ConnStats::default();
-    let r = be.connect_with(&key, ctx, None, None, &mut cs).await;
+    let r = tokio::select! {
+        r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(r),
+        _ = client_reset(&client) => None,
+    };
+    let Some(r) = r else {
+        // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.term_state = logging::term(b'C', b'D');
+        drop(active);
+        rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+        finish(&fe, rec, &acc);
+        return;
+    };
     super::counters::tcp_started(&be, &cs);
     let (server, slot) = match r {
         Ok(x) => x,
@@ -94,17 +131,25 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
     let tmo = tunnel_timeouts(&fe, Some(&be));
     // `shutdown sessions server` ends the session (HAProxy's `K` termination).
     let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
-    let mut killed = false;
-    let st = tokio::select! {
-        st = forward::forward(client, server, tmo, &[], &[]) => st,
-        _ = super::admin::killed(kill.as_mut()) => {
-            killed = true;
-            forward::Stats { end: forward::End::Done, to_server: 0, to_client: 0 }
-        }
-    };
+    let st = forward::forward_until(
+        client,
+        server,
+        tmo,
+        &[],
+        &[],
+        super::admin::killed(kill.as_mut()),
+    )
+    .await;
     drop(slot);
     drop(active);
-    super::counters::tcp_session(&fe, &be, &cs, Some((&st, killed)), [0; 4], &acc);
+    super::counters::tcp_session(
+        &fe,
+        &be,
+        &cs,
+        Some((&st, st.end == forward::End::Killed)),
+        [0; 4],
+        &acc,
+    );
     if fe.log().is_none() || asap {
         return;
     }
@@ -121,11 +166,20 @@ pub async fn session(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) {
         forward::End::Timeout { client: false } => logging::term(b's', b'D'),
         forward::End::Error { client: true } => logging::term(b'C', b'D'),
         forward::End::Error { client: false } => logging::term(b'S', b'D'),
+        // As HAProxy 2.6 logs it (measured `K-`, the bytes so far counted).
+        forward::End::Killed => logging::term(b'K', b'-'),
     };
-    if killed {
-        rec.term_state = logging::term(b'K', b'D');
-    }
     finish(&fe, rec, &acc);
+}
+
+/// Resolves when the client connection got an error (a reset).
+async fn client_reset(c: &TcpStream) {
+    loop {
+        match c.ready(tokio::io::Interest::ERROR).await {
+            Ok(r) if !r.is_error() => tokio::task::yield_now().await,
+            _ => return,
+        }
+    }
 }
 
 /// The fields every session log shares.

@@ -17,11 +17,20 @@ fn is_var_action(w: &str) -> bool {
 
 /// Appends a rule, starting the list over when it holds the other kind or inherited rules.
 fn push_rule(p: &mut Proxy, kind: RulesKind, rule: Located<CheckRule>) {
+    if !p.check_rules_own {
+        // The inherited rule set (and the inherited `option httpchk` request) is replaced.
+        p.check_rules = None;
+        p.httpchk_send = false;
+        p.check_rules_own = true;
+    }
     let fresh = match &p.check_rules {
         Some(r) => r.kind != kind || r.inherited,
         None => true,
     };
     if fresh {
+        if kind == RulesKind::Tcp {
+            p.httpchk_send = false;
+        }
         p.check_rules = Some(CheckRules {
             kind,
             rules: Vec::new(),
@@ -34,7 +43,7 @@ fn push_rule(p: &mut Proxy, kind: RulesKind, rule: Located<CheckRule>) {
 /// The rules of this kind the proxy would append to (empty when a new list would start).
 fn current_rules(p: &Proxy, kind: RulesKind) -> &[Located<CheckRule>] {
     match &p.check_rules {
-        Some(r) if r.kind == kind && !r.inherited => &r.rules,
+        Some(r) if r.kind == kind && !r.inherited && p.check_rules_own => &r.rules,
         _ => &[],
     }
 }
@@ -120,8 +129,10 @@ fn p_check(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], kind: RulesKind) {
                 ctx.alert(format!(
                     "'http-check' cannot handle unexpected argument '{x}'."
                 ));
+            } else if action == "disable-on-404" {
+                p.http_check_disable_on_404 = true;
             } else {
-                ctx.unsupported(&format!("http-check {action}"), p.kind.keyword());
+                p.http_check_send_state = true;
             }
             return;
         }
@@ -160,7 +171,7 @@ fn parse_connect(ctx: &mut LineCtx, kw: &str, a: &[String]) -> Option<ConnectRul
                 match w {
                     "linger" => c.linger = true,
                     "send-proxy" => c.send_proxy = true,
-                    _ => {}
+                    _ => c.default = true,
                 }
                 i += 1;
                 continue;

@@ -79,14 +79,14 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         N("deprecated, no effect in HAProxy 2.6 either"),
         None,
     ),
-    kw("capture cookie", "FL", U, None),
+    kw("capture cookie", "FL", I, Some(p_capture_cookie)),
     kw("capture request", "FL", I, Some(p_capture)),
     kw("capture response", "FL", I, Some(p_capture)),
     kw("clitcpka-cnt", "DFL", N(TUNING), None),
     kw("clitcpka-idle", "DFL", N(TUNING), None),
     kw("clitcpka-intvl", "DFL", N(TUNING), None),
     kw("compression", "DFLB", U, None),
-    kw("cookie", "DLB", U, None),
+    kw("cookie", "DLB", I, Some(p_cookie)),
     kw("declare", "FL", U, None),
     kwm(
         "default-server",
@@ -136,8 +136,10 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw(
         "http-reuse",
         "DLB",
-        N("rhaproxy reuses idle server connections per client session only"),
-        None,
+        N(
+            "rhaproxy reuses idle server connections per client session only; `never` makes them private to the session, which `option prefer-last-server` needs",
+        ),
+        Some(p_http_reuse),
     ),
     kw("http-send-name-header", "LB", U, None),
     kw("id", "FLB", I, Some(p_id)),
@@ -162,8 +164,8 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::WarnHint("fullconn"),
     ),
     kw("mode", "DFLB", I, Some(p_mode)),
-    kw("monitor", "FL", U, None),
-    kw("monitor-uri", "DFL", U, None),
+    kw("monitor", "FL", I, Some(super::rules::p_monitor)),
+    kw("monitor-uri", "DFL", I, Some(p_monitor_uri)),
     kw("persist", "DLB", U, None),
     kwm("rate-limit", "DFL", U, None, Miss::WarnWill),
     kw("redirect", "FLB", I, Some(super::rules::p_redirect)),
@@ -530,6 +532,110 @@ fn p_hash_balance_factor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     }
 }
 
+/// `cookie NAME [options]` with HAProxy 2.6's messages. `maxidle`, `maxlife` and `dynamic`
+/// are refused (no dated or dynamic cookies).
+fn p_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(name) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'cookie' expects <cookie_name> as argument.");
+        return;
+    };
+    let mut c = CookieCfg {
+        name: name.clone(),
+        ..Default::default()
+    };
+    let (mut rw, mut ins, mut pfx) = (false, false, false);
+    let mut i = 2;
+    while let Some(w) = a.get(i).filter(|s| !s.is_empty()) {
+        match w.as_str() {
+            "rewrite" => rw = true,
+            "insert" => ins = true,
+            "prefix" => pfx = true,
+            "indirect" => c.indirect = true,
+            "nocache" => c.nocache = true,
+            "postonly" => c.postonly = true,
+            "preserve" => c.preserve = true,
+            "httponly" => c.httponly = true,
+            "secure" => c.secure = true,
+            "domain" | "attr" => {
+                let Some(v) = a.get(i + 1).filter(|s| !s.is_empty()) else {
+                    let what = if w == "domain" { "<domain>" } else { "<value>" };
+                    ctx.alert_tight(format!("'{w}' expects {what} as argument."));
+                    return;
+                };
+                if w == "domain" {
+                    if !v.starts_with('.') && !v.contains('.') {
+                        ctx.warning_tight(format!(
+                            "domain '{v}' contains no embedded dot, this configuration may not work properly (see RFC6265#5.2.3)."
+                        ));
+                    }
+                    c.domains.push(v.clone());
+                } else {
+                    if let Some(b) = v.bytes().find(|b| b.is_ascii_control() || *b == b';') {
+                        ctx.alert_tight(format!(
+                            "character '%x{b:02X}' is not permitted in attribute value."
+                        ));
+                        return;
+                    }
+                    c.attrs.push(v.clone());
+                }
+                i += 1;
+            }
+            "maxidle" | "maxlife" | "dynamic" => {
+                ctx.unsupported_arg("cookie", w);
+                return;
+            }
+            _ => {
+                ctx.alert("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife' and 'attr' options.");
+                return;
+            }
+        }
+        i += 1;
+    }
+    if rw && c.indirect {
+        ctx.alert("cookie 'rewrite' and 'indirect' modes are incompatible.");
+        return;
+    }
+    if [rw, ins, pfx].iter().filter(|&&b| b).count() > 1 {
+        ctx.alert("cookie 'rewrite', 'insert' and 'prefix' modes are incompatible.");
+        return;
+    }
+    if c.preserve && !ins && !c.indirect {
+        ctx.alert("cookie 'preserve' requires at least 'insert' or 'indirect'.");
+        return;
+    }
+    c.mode = if ins {
+        CookieMode::Insert
+    } else if rw {
+        CookieMode::Rewrite
+    } else if pfx {
+        CookieMode::Prefix
+    } else {
+        CookieMode::Passive
+    };
+    p.cookie = Some(Located::new(c, ctx.loc.clone()));
+}
+
+fn p_http_reuse(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1).map(String::as_str) {
+        Some(m @ ("never" | "safe" | "aggressive" | "always")) => {
+            if no_extra(ctx, a, 1, &format!("http-reuse {m}")) {
+                p.http_reuse_never = m == "never";
+            }
+        }
+        _ => ctx.alert("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'."),
+    }
+}
+
+fn p_monitor_uri(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(u) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'monitor-uri' expects an URI.");
+        return;
+    };
+    if no_extra(ctx, a, 1, "monitor-uri") {
+        p.monitor_uri = Some(Located::new(u.clone(), ctx.loc.clone()));
+    }
+}
+
 fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     match a.get(1).filter(|s| !s.is_empty()) {
         Some(b) => {
@@ -598,6 +704,22 @@ fn p_bind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if let Some(b) = super::bind::parse_bind(ctx, &p.kind, &a[1..]) {
         p.binds.push(b);
     }
+}
+
+/// `capture cookie NAME len N` (one per proxy: a later line replaces it, as in HAProxy, which
+/// reads the length as `atol` does).
+fn p_capture_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(4).is_none_or(|s| s.is_empty()) {
+        ctx.alert("'capture' expects 'cookie' <cookie_name> 'len' <len>.");
+        return;
+    }
+    let len = a[4]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0usize, |n, b| {
+            n.saturating_mul(10).saturating_add((b - b'0') as usize)
+        });
+    p.capture_cookie = Some(Located::new((a[2].clone(), len), ctx.loc.clone()));
 }
 
 fn p_capture(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -925,8 +1047,8 @@ pub static OPTIONS: &[OptionKw] = &[
     opt("log-separate-errors", FE, I),
     opt("logasap", FE, I),
     opt("nolinger", FB, U),
-    opt("persist", BE, U),
-    opth("prefer-last-server", BE, U),
+    opt("persist", BE, I),
+    opth("prefer-last-server", BE, I),
     opt(
         "socket-stats",
         FE,
@@ -960,11 +1082,11 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcplog", FE, I, o_tcplog),
     optp("tcpka", FB, I, o_plain),
     optp("httpchk", BE, I, o_httpchk),
-    optp("ssl-hello-chk", BE, U, o_unsupported),
+    optp("ssl-hello-chk", BE, I, o_check_kind),
     optp("smtpchk", BE, I, o_check_kind),
-    optp("pgsql-check", BE, U, o_unsupported),
+    optp("pgsql-check", BE, I, o_check_kind),
     optp("redis-check", BE, I, o_check_kind),
-    optp("mysql-check", BE, U, o_unsupported),
+    optp("mysql-check", BE, I, o_check_kind),
     optp("ldap-check", BE, U, o_unsupported),
     optp("spop-check", BE, U, o_unsupported),
     optp("tcp-check", BE, I, o_check_kind),
@@ -1034,6 +1156,56 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let kind = match a[1].as_str() {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
+        "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "mysql-check" => match (a.get(2).map(String::as_str), a.get(3), a.get(4)) {
+            (None, _, _) => CheckOption::MysqlCheck {
+                user: None,
+                pre41: false,
+            },
+            (Some("user"), None, _) => {
+                ctx.alert("'option mysql-check user' expects <username> as argument.");
+                return;
+            }
+            (Some("user"), Some(u), v) => {
+                let pre41 = match v.map(String::as_str) {
+                    None | Some("post-41") => false,
+                    Some("pre-41") => true,
+                    Some(x) => {
+                        ctx.alert(format!(
+                            "keyword 'user' only supports 'post-41' and 'pre-41' (got '{x}')."
+                        ));
+                        return;
+                    }
+                };
+                if let Some(x) = a.get(5) {
+                    ctx.alert(format!(
+                        "'option mysql-check' cannot handle unexpected argument '{x}'."
+                    ));
+                    return;
+                }
+                CheckOption::MysqlCheck {
+                    user: Some(u.clone()),
+                    pre41,
+                }
+            }
+            (Some(x), _, _) => {
+                ctx.alert(format!(
+                    "'option mysql-check' only supports optional values: 'user' (got '{x}')."
+                ));
+                return;
+            }
+        },
+        "pgsql-check" => match (a.get(2).map(String::as_str), a.get(3)) {
+            (Some("user"), Some(u)) if !u.is_empty() => CheckOption::PgsqlCheck(u.clone()),
+            (Some(x), _) if x != "user" => {
+                ctx.alert("'option pgsql-check' only supports optional values: 'user'.");
+                return;
+            }
+            _ => {
+                ctx.alert("'option pgsql-check' expects 'user <username>' as argument.");
+                return;
+            }
+        },
         _ => {
             // `option smtpchk [HELO|EHLO <domain>]`; anything else greets with HELO localhost.
             let cmd = match (a.get(2).map(String::as_str), a.get(3)) {
@@ -1054,7 +1226,11 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     }
-    if let (false, Some(x)) = (matches!(kind, CheckOption::SmtpChk(_)), a.get(2)) {
+    let takes_args = matches!(
+        kind,
+        CheckOption::SmtpChk(_) | CheckOption::PgsqlCheck(_) | CheckOption::MysqlCheck { .. }
+    );
+    if let (false, Some(x)) = (takes_args, a.get(2)) {
         ctx.alert(format!(
             "'option {}' cannot handle unexpected argument '{x}'.",
             a[1]
@@ -1109,6 +1285,16 @@ fn o_httpchk(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         ctx.loc.clone(),
     ));
     p.check_option = Some(Located::new(CheckOption::HttpChk, ctx.loc.clone()));
+    // The option starts this section's rule set with its request (inherited rules go).
+    if !p.check_rules_own
+        || p.check_rules
+            .as_ref()
+            .is_some_and(|r| r.kind == RulesKind::Tcp)
+    {
+        p.check_rules = None;
+    }
+    p.check_rules_own = true;
+    p.httpchk_send = true;
 }
 
 fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -1175,6 +1361,28 @@ fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
         return;
     };
+    // The health-check protocol options cannot be negated or reset (HAProxy 2.6).
+    if (ctx.negated || ctx.defaulted)
+        && matches!(
+            o.name,
+            "tcp-check"
+                | "httpchk"
+                | "redis-check"
+                | "smtpchk"
+                | "ssl-hello-chk"
+                | "mysql-check"
+                | "pgsql-check"
+                | "ldap-check"
+                | "spop-check"
+                | "external-check"
+        )
+    {
+        ctx.alert_tight(format!(
+            "negation/default is not supported for option '{}'.",
+            o.name
+        ));
+        return;
+    }
     // Defaults sections accept every option; proxies without the capability ignore it.
     if p.kind != ProxyKind::Defaults && !p.cap().intersects(o.cap) {
         ctx.warning(format!(

@@ -22,13 +22,13 @@ pub static SERVER_OPTIONS: &[(&str, usize, Status)] = &[
     ("check", 0, I),
     ("check-alpn", 1, U),
     ("check-proto", 1, U),
-    ("check-send-proxy", 0, U),
+    ("check-send-proxy", 0, I),
     ("check-sni", 1, U),
     ("check-ssl", 0, U),
     ("check-via-socks4", 0, U),
     ("ciphers", 1, U),
     ("ciphersuites", 1, U),
-    ("cookie", 1, U),
+    ("cookie", 1, I),
     ("crl-file", 1, U),
     ("crt", 1, U),
     ("disabled", 0, I),
@@ -247,6 +247,8 @@ fn apply_options(
         if nargs >= 1 && arg.is_empty() {
             if matches!(name, "inter" | "fastinter" | "downinter") {
                 ctx.alert_bare(format!("{who} : '{name}' expects a delay as argument.."));
+            } else if name == "cookie" {
+                ctx.alert_bare(format!("{who} : 'cookie' expects <value> as argument.."));
             } else {
                 ctx.alert_bare(format!("{who} : '{name}' expects an argument."));
             }
@@ -284,6 +286,7 @@ fn apply_options(
         match name {
             "backup" => sp.backup = !negated,
             "check" => sp.check = !negated,
+            "check-send-proxy" => sp.check_send_proxy = true,
             "disabled" => sp.disabled = true,
             "enabled" => sp.disabled = false,
             "weight" => {
@@ -305,6 +308,7 @@ fn apply_options(
                 }
             },
             "maxconn" => sp.maxconn = Some(count()),
+            "cookie" => sp.cookie = Some(arg.to_string()),
             "maxqueue" => sp.maxqueue = Some(count()),
             "rise" | "fall" => {
                 let v = count();
