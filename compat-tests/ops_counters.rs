@@ -52,6 +52,9 @@ fn parse_stat(out: &str) -> Stat {
 /// Columns that depend on timing (rates, averages, ages) or on internals rhaproxy does not
 /// reproduce (HAProxy's idle-connection pools and mux counters).
 const TIMING: &[&str] = &[
+    // HAProxy sometimes reports 2 for strictly sequential sessions (seen in about one run in
+    // five, on `fe` and on `lt`): it depends on when it notices a close.
+    "smax",
     "lastchg",
     "downtime",
     "addr",
@@ -318,11 +321,6 @@ fn traffic_counters_match_haproxy() {
         };
         for (c, v) in row {
             if TIMING.contains(&c.as_str()) {
-                continue;
-            }
-            // HAProxy sometimes reports 2 for the strictly sequential TCP sessions of `lt`
-            // (seen once in a few runs): not deterministic.
-            if key.0 == "lt" && c == "smax" {
                 continue;
             }
 

@@ -154,7 +154,7 @@ fn dom_rows(dom: &str) -> Vec<(String, String, String)> {
 
 struct Lab {
     dir: TempDir,
-    _proxy: ProxyProc,
+    proxy: ProxyProc,
     stats: u16,
     web: u16,
     _servers: Vec<Backend>,
@@ -170,6 +170,8 @@ fn config(dir: &TempDir, p: &[u16], admin: &str) -> String {
     description Lab global desc
 defaults
     mode http
+    log stdout format raw local0
+    log-format \"%ft %b/%s %ST %tsc %{{+Q}}r\"
     timeout connect 2s
     timeout client 20s
     timeout server 20s
@@ -223,7 +225,7 @@ fn lab_with(imp: Impl, admin: &str) -> Lab {
     let proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
     Lab {
         dir,
-        _proxy: proxy,
+        proxy,
         stats: p[0],
         web: p[1],
         _servers: servers,
@@ -283,17 +285,36 @@ fn authentication_and_hidden_version() {
             assert!(page.contains("Lab global desc"), "show-desc");
             assert!(page.contains("The lab proxy"), "proxy description");
         }
+        // The log lines: `stats/<STATS>`, `LR--` as HAProxy.
+        let mut logs = Vec::new();
+        wait_until("five log lines", SOON, || {
+            logs = lab
+                .proxy
+                .stdout()
+                .lines()
+                .filter(|l| l.starts_with("stats "))
+                .map(String::from)
+                .collect();
+            logs.len() >= 5
+        });
+        // Lines of different connections may come in any order.
+        logs.sort();
         answers.push((
             imp,
             none.head.clone(),
             none.body_str(),
             csv.body_str().lines().next().unwrap_or("").to_string(),
+            logs,
         ));
     }
+    // HAProxy logs its 401 challenge with status 400.
+    let challenge = format!("stats stats/<STATS> 400 LR-- \"GET {URI} HTTP/1.1\"");
+    assert!(answers[0].4.contains(&challenge), "{:?}", answers[0].4);
     if let [ours, theirs] = &answers[..] {
         assert_eq!(ours.1, theirs.1, "401 head");
         assert_eq!(ours.2, theirs.2, "401 body");
         assert_eq!(ours.3, theirs.3, ";csv header line");
+        assert_eq!(ours.4, theirs.4, "log lines");
     }
 }
 

@@ -55,10 +55,10 @@ fn seen_by(backends: &[&Backend], before: &[usize]) -> String {
     "no server".into()
 }
 
-/// EOF from the proxy within 150 ms (a read timeout means the connection is still open).
+/// EOF from the proxy within 250 ms (a read timeout means the connection is still open).
 /// Stray bytes after a response (a body after a HEAD answer) fail the test.
 fn closed(c: &mut HttpConn) -> bool {
-    let _ = c.w.set_read_timeout(Some(Duration::from_millis(150)));
+    let _ = c.w.set_read_timeout(Some(Duration::from_millis(250)));
     let mut b = [0u8; 1];
     let r = c.w.peek(&mut b);
     let _ = c.w.set_read_timeout(Some(Duration::from_secs(30)));
@@ -125,6 +125,8 @@ frontend fe
     tcp-request content reject if {{ path /tcprej }}
     http-request deny if {{ path_beg /admin }} !{{ src 127.0.0.2 }}
     http-request deny deny_status 503 if {{ path /unavail }}
+    http-request deny status 418 if {{ path /teapot }}
+    http-request deny deny_status 429 content-type text/plain string nope hdr X-Ret no if {{ path /nope }}
     http-request return status 200 content-type text/plain string pong if {{ path /ping }}
     http-request return status 201 content-type text/plain lf-string \"from %[src] %[path]\" hdr X-Ret yes if {{ path /lf }}
     http-request redirect location /new code 301 if {{ path /old }}
@@ -179,6 +181,8 @@ backend be_default
             "GET /a-very-long-path HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /admin/x HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /unavail HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /lf HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET /old HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -251,6 +255,9 @@ backend be_default
         "GET /q?to=b HTTP/1.1 => 200 srv=b",
         "GET /admin/x HTTP/1.1 => 403 srv=-",
         "GET /unavail HTTP/1.1 => 503 srv=-",
+        "GET /teapot HTTP/1.1 => 418 srv=- location= ctype= x-ret=",
+        "GET /nope HTTP/1.1 => 429 srv=- location= ctype=text/plain x-ret=no",
+        "body=nope",
         "GET /ping HTTP/1.1 => 200 srv=- location= ctype=text/plain",
         "body=pong",
         "GET /lf HTTP/1.1 => 201 srv=- location= ctype=text/plain x-ret=yes",
@@ -288,7 +295,7 @@ fn variables_rewrites_and_drops_match_haproxy() {
             "{DEFAULTS}
 frontend fe
     bind 127.0.0.1:{}
-    timeout tarpit 300ms
+    timeout tarpit 1200ms
     http-request set-var(txn.route) req.hdr(x-route),lower
     http-request set-var(sess.first) path if !{{ var(sess.first) -m found }}
     http-request set-var(txn.n) int(7)
@@ -339,7 +346,7 @@ backend d
             let t0 = std::time::Instant::now();
             match c.request(raw) {
                 Ok(r) => {
-                    let slow = t0.elapsed() >= Duration::from_millis(250);
+                    let slow = t0.elapsed() >= Duration::from_millis(900);
                     let reason = r.head.lines().next().unwrap_or("").to_string();
                     out.push(format!(
                         "{first} => [{reason}] {} x-route={} held={slow}",
@@ -425,6 +432,9 @@ frontend fe
     timeout tarpit 100ms
     tcp-request content reject if {{ path /tcprej }}
     http-request deny if {{ path /deny }}
+    http-request deny status 418 content-type text/plain string t if {{ path /teapot }}
+    http-request set-log-level silent if {{ path /quiet }}
+    http-response set-log-level silent if {{ status 204 }}
     http-request return status 200 content-type text/plain string x if {{ path /ret }}
     http-request redirect location /n if {{ path /redir }}
     http-request reject if {{ path /rej }}
@@ -451,6 +461,9 @@ backend be
             "/rej",
             "/tcprej",
             "/tarpit",
+            "/quiet",
+            "/status/204",
+            "/teapot",
         ] {
             let mut c = HttpConn::connect(p[0]).unwrap();
             let _ = c.get(path);
@@ -458,7 +471,7 @@ backend be
         let mut lines = Vec::new();
         let mut buf = [0u8; 4096];
         let end = std::time::Instant::now() + Duration::from_secs(5);
-        while lines.len() < 9 && std::time::Instant::now() < end {
+        while lines.len() < 10 && std::time::Instant::now() < end {
             if let Ok(k) = logs.recv(&mut buf) {
                 let l = String::from_utf8_lossy(&buf[..k]).trim_end().to_string();
                 // Mask timer values, keep whether they are -1.
@@ -482,6 +495,10 @@ backend be
         lines
     });
     let text = got.join("\n");
+    assert!(
+        !text.contains("/quiet") && !text.contains("/status/204"),
+        "set-log-level silent must suppress the line:\n{text}"
+    );
     for needle in [
         "fe be/s 200 ---- n/n/n/n \"GET /ok HTTP/1.1\"",
         "fe fe/<NOSRV> 403 PR-- n/-1/-1/-1 \"GET /deny HTTP/1.1\"",
@@ -492,6 +509,7 @@ backend be
         "fe fe/<NOSRV> -1 PR-- -1/-1/-1/-1 \"GET /rej HTTP/1.1\"",
         "fe fe/<NOSRV> -1 PR-- -1/-1/-1/-1 \"<BADREQ>\"",
         "fe fe/<NOSRV> 500 PT-- -1/n/-1/-1 \"GET /tarpit HTTP/1.1\"",
+        "fe fe/<NOSRV> 418 PR-- n/-1/-1/-1 \"GET /teapot HTTP/1.1\"",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
@@ -504,6 +522,9 @@ fn tcp_mode_rules_match_haproxy() {
     let got = differential("tcp_mode_rules_match_haproxy", |imp| {
         let dir = TempDir::new("acltcp");
         let p = free_ports(5);
+        let logs = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        logs.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let _b1 = Backend::start("b1", p[2], Behavior::Name);
         let _b2 = Backend::start("b2", p[3], Behavior::Name);
         let _b3 = Backend::start("b3", p[4], Behavior::Name);
@@ -517,6 +538,8 @@ fn tcp_mode_rules_match_haproxy() {
 frontend ft
     bind 127.0.0.1:{p0}
     bind 127.0.0.1:{p1}
+    log 127.0.0.1:{lp} format raw local0
+    log-format \"%ci %f %b/%s %Tw/%Tc %ts\"
     acl second_port dst_port {p1}
     tcp-request connection reject if {{ src 127.0.0.3 }}
     tcp-request content reject if {{ src 127.0.0.4 }}
@@ -538,6 +561,7 @@ backend b3
             p[4],
             p0 = p[0],
             p1 = p[1],
+            lp = logs.local_addr().unwrap().port(),
         );
         let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
         let mut out = Vec::new();
@@ -556,6 +580,31 @@ backend b3
                 .unwrap_or_else(|e| format!("error {:?}", e.kind()));
             out.push(format!("{which} from {src:?} => {r:?}"));
         }
+        // Session logs (a connection-level reject is not logged, a content reject is).
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 2048];
+        let end = std::time::Instant::now() + Duration::from_secs(3);
+        while lines.len() < 6 && std::time::Instant::now() < end {
+            if let Ok(k) = logs.recv(&mut buf) {
+                let l = String::from_utf8_lossy(&buf[..k]).trim_end().to_string();
+                let masked: Vec<String> = l
+                    .split(' ')
+                    .map(|w| {
+                        if w.contains('/') && w.split('/').all(|t| t.parse::<i64>().is_ok()) {
+                            w.split('/')
+                                .map(|t| if t == "-1" { "-1" } else { "n" })
+                                .collect::<Vec<_>>()
+                                .join("/")
+                        } else {
+                            w.to_string()
+                        }
+                    })
+                    .collect();
+                lines.push(masked.join(" "));
+            }
+        }
+        lines.sort();
+        out.extend(lines);
         out
     });
     assert_eq!(
@@ -568,6 +617,12 @@ backend b3
             "port0 from Some(127.0.0.3) => \"error ConnectionReset\"",
             "port0 from Some(127.0.0.4) => \"\"",
             "port0 from Some(127.0.0.5) => \"b3\"",
+            "127.0.0.1 ft b1/b1 n/n --",
+            "127.0.0.1 ft b2/b2 n/n --",
+            "127.0.0.2 ft b2/b2 n/n --",
+            "127.0.0.2 ft b3/b3 n/n --",
+            "127.0.0.4 ft ft/<NOSRV> -1/-1 PR",
+            "127.0.0.5 ft b3/b3 n/n --",
         ]
     );
 }
@@ -600,6 +655,8 @@ frontend fe
     http-request set-header X-Tag %[req.hdr(host),lower,map({},none)]
     http-request set-header X-Long yes if long_path
     http-request set-header X-Known yes if known_host
+    http-request set-header X-Names %[req.hdr_names(;)]
+    http-request set-header X-Plain yes if !{{ ssl_fc_sni -m found }} !{{ ssl_c_used }} !{{ ssl_fc }} {{ date gt 1000000000 }} {{ rand(10) lt 10 }} !{{ stopping }}
     use_backend %[path,map_beg({})]
     default_backend be_d
 
@@ -639,6 +696,7 @@ backend be_d
         "GET /nothing HTTP/1.1 => 200 d",
         "x-tag: tag-b|x-known: yes|",
         "x-tag: none|",
+        "x-names: host;x-field;x-field2;x-word;x-regsub;x-dec;x-tag;x-long;x-known|x-plain: yes|",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
@@ -678,7 +736,7 @@ fn client_hello(sni: &str) -> Vec<u8> {
 fn tls_sni_routing_matches_haproxy() {
     let got = differential("tls_sni_routing_matches_haproxy", |imp| {
         let dir = TempDir::new("aclsni");
-        let p = free_ports(4);
+        let p = free_ports(5);
         let _b1 = Backend::start("b1", p[1], Behavior::Name);
         let _b2 = Backend::start("b2", p[2], Behavior::Name);
         let _b3 = Backend::start("b3", p[3], Behavior::Name);
@@ -698,6 +756,14 @@ frontend ft
     use_backend b3 if {{ req.ssl_sni -m end .b.example }}
     default_backend b1
 
+frontend ft2
+    bind 127.0.0.1:{}
+    tcp-request inspect-delay 1500ms
+    tcp-request content accept if {{ req_ssl_hello_type 1 }}
+    tcp-request content reject if WAIT_END
+    use_backend b2 if {{ req_ssl_sni -i a.example }}
+    default_backend b1
+
 backend b1
     server b1 127.0.0.1:{}
 
@@ -707,28 +773,40 @@ backend b2
 backend b3
     server b3 127.0.0.1:{}
 ",
-            p[0], p[1], p[2], p[3]
+            p[0], p[4], p[1], p[2], p[3]
         );
-        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[4]]);
         let mut out = Vec::new();
-        let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("sni A.example", client_hello("A.example")),
-            ("sni x.b.example", client_hello("x.b.example")),
-            ("sni other.example", client_hello("other.example")),
-            ("plain hello", b"hello\n".to_vec()),
-            ("QUIT", b"QUIT\n".to_vec()),
+        let cases: Vec<(&str, u16, Vec<u8>)> = vec![
+            ("sni A.example", p[0], client_hello("A.example")),
+            ("sni x.b.example", p[0], client_hello("x.b.example")),
+            ("sni other.example", p[0], client_hello("other.example")),
+            ("plain hello", p[0], b"hello\n".to_vec()),
+            ("QUIT", p[0], b"QUIT\n".to_vec()),
+            ("wait_end: sni A.example", p[4], client_hello("A.example")),
+            ("wait_end: plain hello", p[4], b"hello\n".to_vec()),
+            ("wait_end: nothing", p[4], Vec::new()),
+            (
+                "wait_end: half a hello",
+                p[4],
+                client_hello("A.example")[..20].to_vec(),
+            ),
         ];
-        for (what, data) in cases {
+        for (what, port, data) in cases {
             use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", p[0])).unwrap();
+            let t0 = std::time::Instant::now();
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
             s.write_all(&data).unwrap();
             let mut got = Vec::new();
             let r = s.read_to_end(&mut got);
+            // Loose bounds: the machine may be busy; only "held for the delay" matters.
+            let held = t0.elapsed() >= Duration::from_millis(1000);
             out.push(format!(
-                "{what} => {:?}{}",
+                "{what} => {:?}{}{}",
                 String::from_utf8_lossy(&got).trim(),
-                if r.is_err() { " (error)" } else { "" }
+                if r.is_err() { " (error)" } else { "" },
+                if held { " (held)" } else { "" }
             ));
         }
         out
@@ -741,6 +819,95 @@ backend b3
             "sni other.example => \"b1\"",
             "plain hello => \"b1\"",
             "QUIT => \"\"",
+            "wait_end: sni A.example => \"b2\"",
+            "wait_end: plain hello => \"\" (held)",
+            "wait_end: nothing => \"\" (held)",
+            "wait_end: half a hello => \"\" (held)",
         ]
     );
+}
+
+/// HAProxy's `option http_proxy` replacement (examples/option-http_proxy.cfg): the destination
+/// comes from the absolute URI (`set-dst url_ip`, `set-dst-port url_port`), the URI is reduced to
+/// its path (`set-uri %[pathq]`), and an address-less server connects there.
+#[test]
+fn set_dst_http_proxy_matches_haproxy() {
+    let got = differential("set_dst_http_proxy_matches_haproxy", |imp| {
+        let dir = TempDir::new("acldst");
+        let p = free_ports(3);
+        let a = Backend::start("a", p[1], Behavior::Http);
+        let b = Backend::start("b", p[2], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    acl forbidden_dst url_ip 192.168.0.0/16
+    http-request deny if forbidden_dst
+    default_backend next
+
+backend next
+    http-request deny if !METH_GET
+    http-request set-dst url_ip
+    http-request set-dst-port url_port
+    http-request set-uri %[pathq]
+    http-request set-header X-Dst %[dst]:%[dst_port]
+    server next-hop 0.0.0.0
+",
+            p[0]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let bes = [&a, &b];
+        let mut out = Vec::new();
+        let mut c = HttpConn::connect(p[0]).unwrap();
+        for raw in [
+            format!(
+                "GET http://127.0.0.1:{0}/one?x=1 HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\n\r\n",
+                p[1]
+            ),
+            format!(
+                "GET http://127.0.0.1:{0}/two HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\n\r\n",
+                p[2]
+            ),
+            "GET http://192.168.1.1/ HTTP/1.1\r\nHost: 192.168.1.1\r\n\r\n".to_string(),
+            format!(
+                "POST http://127.0.0.1:{0}/p HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\nContent-Length: 0\r\n\r\n",
+                p[1]
+            ),
+        ] {
+            let before = counts(&bes);
+            let first = raw
+                .lines()
+                .next()
+                .unwrap_or("")
+                .replace(&p[1].to_string(), "P1")
+                .replace(&p[2].to_string(), "P2");
+            match c.request(&raw) {
+                Ok(r) => {
+                    out.push(format!("{first} => {} {}", r.status, r.server()));
+                    out.push(format!(
+                        "  {}",
+                        seen_by(&bes, &before)
+                            .replace(&p[1].to_string(), "P1")
+                            .replace(&p[2].to_string(), "P2")
+                    ));
+                }
+                Err(e) => out.push(format!("{first} => error {:?}", e.kind())),
+            }
+            if closed(&mut c) {
+                out.push("  connection closed".into());
+                c = HttpConn::connect(p[0]).unwrap();
+            }
+        }
+        out
+    });
+    let text = got.join("\n");
+    for needle in [
+        "GET http://127.0.0.1:P1/one?x=1 HTTP/1.1 => 200 a",
+        "a got GET /one?x=1 HTTP/1.1|host: 127.0.0.1:P1|x-dst: 127.0.0.1:P1|",
+        "GET http://127.0.0.1:P2/two HTTP/1.1 => 200 b",
+        "GET http://192.168.1.1/ HTTP/1.1 => 403 -",
+        "POST http://127.0.0.1:P1/p HTTP/1.1 => 403 -",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
 }

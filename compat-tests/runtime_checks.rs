@@ -146,7 +146,7 @@ fn state_lines(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn check_messages_match_haproxy() {
     let impls = Impl::all("runtime_checks");
-    let p = free_ports(31);
+    let p = free_ports(36);
     let late_ports = [p[6], p[7], p[8], p[9], p[10], p[11]];
     // Answers a client hello with a TLS alert record.
     let _chunked = [
@@ -204,6 +204,29 @@ fn check_messages_match_haproxy() {
         ),
         CheckServer::start(p[29], Mode::Script(script(vec![my_errhs]), true), true),
         CheckServer::start(p[30], Mode::Script(script(vec![my_greeting()]), true), true),
+    ];
+    const BIND_OK: &[u8] = b"0\x0c\x02\x01\x01a\x07\x0a\x01\x00\x04\x00\x04\x00";
+    let ldap_good = CheckServer::start(p[31], Mode::Reply(BIND_OK), false);
+    let _ldap = [
+        CheckServer::start(
+            p[32],
+            Mode::Reply(b"0\x0c\x02\x01\x01a\x07\x0a\x01\x31\x04\x00\x04\x00"),
+            true,
+        ),
+        CheckServer::start(
+            p[33],
+            Mode::Reply(b"0\x0c\x02\x01\x01b\x07\x0a\x01\x00\x04\x00\x04\x00"),
+            true,
+        ),
+    ];
+    // Two requests on two connections (http-check connect).
+    let multi = [
+        CheckServer::start(p[34], Mode::Reply(HTTP200), true),
+        CheckServer::start(
+            p[35],
+            Mode::Reply(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+            true,
+        ),
     ];
     let tls = CheckServer::start(p[20], Mode::Reply(b"\x15\x03\x00\x00\x02\x02\x28"), true);
     let servers = [
@@ -376,6 +399,34 @@ backend mysql_nouser
     option mysql-check
     server hs 127.0.0.1:{my_hs} check
     server errhs 127.0.0.1:{my_errhs} check
+backend ldap
+    option ldap-check
+    server late 127.0.0.1:{ldap_good} check
+    server err 127.0.0.1:{ldap_err} check
+    server notbind 127.0.0.1:{ldap_notbind} check
+    server wrong 127.0.0.1:{wrong} check
+backend lf1
+    option tcp-check
+    tcp-check send-lf PING\r\n
+    tcp-check expect string-lf +PONG
+    server stall 127.0.0.1:{stall} check
+    server closed 127.0.0.1:{rerr} check
+backend lf2
+    option tcp-check
+    tcp-check send-binary-lf 50494e470d0a
+    tcp-check expect binary-lf 2b504f4e47
+    server stall 127.0.0.1:{stall} check
+    server closed 127.0.0.1:{rerr} check
+backend hmulti
+    option httpchk GET /opt HTTP/1.1
+    http-check comment first
+    http-check connect
+    http-check send uri /a
+    http-check expect status 200
+    http-check connect port {m404} linger
+    http-check send meth HEAD uri /x hdr Host example.com
+    http-check expect status 404
+    server s 127.0.0.1:{m200} check
 backend sslhello
     option ssl-hello-chk
     server tls 127.0.0.1:{tls} check
@@ -418,19 +469,33 @@ backend hbad
         my_err = p[28],
         my_errhs = p[29],
         my_hs = p[30],
+        ldap_good = p[31],
+        ldap_err = p[32],
+        ldap_notbind = p[33],
+        m200 = p[34],
+        m404 = p[35],
     );
     let dir = TempDir::new("checks");
     let mut results = Vec::new();
     for which in &impls {
-        for l in late.iter().chain([&smtp_good, &pg_good, &my_good]) {
+        for l in late
+            .iter()
+            .chain([&smtp_good, &pg_good, &my_good, &ldap_good])
+        {
             l.up.store(false, Ordering::Release);
             l.seen.lock().unwrap().clear();
         }
         tls.seen.lock().unwrap().clear();
+        for m in &multi {
+            m.seen.lock().unwrap().clear();
+        }
         thread::sleep(Duration::from_millis(100));
         let proc = ProxyProc::start(*which, &dir, &cfg, &[p[0]]);
         thread::sleep(Duration::from_millis(1500));
-        for l in late.iter().chain([&smtp_good, &pg_good, &my_good]) {
+        for l in late
+            .iter()
+            .chain([&smtp_good, &pg_good, &my_good, &ldap_good])
+        {
             l.up.store(true, Ordering::Release);
         }
         // Every late server comes up, then the rest settles.
@@ -439,6 +504,7 @@ backend hbad
         proc.wait_stderr("Server smtp/late is UP", SOON);
         proc.wait_stderr("Server pgsql/late is UP", SOON);
         proc.wait_stderr("Server mysql/late is UP", SOON);
+        proc.wait_stderr("Server ldap/late is UP", SOON);
         thread::sleep(Duration::from_millis(1500));
         let lines = state_lines(&proc.stderr());
         let hsend_req = late[5]
@@ -457,6 +523,10 @@ backend hbad
         });
         let pg_req = pg_good.seen.lock().unwrap().first().cloned();
         let my_req = my_good.seen.lock().unwrap().first().cloned();
+        let multi_reqs: Vec<Option<Vec<u8>>> = multi
+            .iter()
+            .map(|m| m.seen.lock().unwrap().first().cloned())
+            .collect();
         let smtp_reqs: BTreeSet<Vec<u8>> = smtp_good.seen.lock().unwrap().iter().cloned().collect();
         let redis_req = late[4].seen.lock().unwrap().first().cloned();
         drop(proc);
@@ -465,7 +535,7 @@ backend hbad
             lines,
             hsend_req,
             redis_req,
-            (smtp_reqs, hello, pg_req, my_req),
+            (smtp_reqs, hello, pg_req, my_req, multi_reqs),
         ));
     }
     let _ = &servers;
@@ -499,6 +569,13 @@ backend hbad
         "Server mysql/err is DOWN, reason: Layer7 wrong status, code: 1045, info: \"#28000Access denied for user 'haproxy'@'localhost'\"",
         "Server mysql/errhs is DOWN, reason: Layer7 wrong status, code: 1130, info: \"Host 'x' is not allowed to connect to this MySQL server\"",
         "Server mysql/wrong is DOWN, reason: Layer7 timeout",
+        "Server ldap/late is UP, reason: Layer7 check passed, code: 0",
+        "Server ldap/err is DOWN, reason: Layer7 wrong status, code: 49, info: \"See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9\"",
+        "Server ldap/notbind is DOWN, reason: Layer7 invalid response, info: \"Not LDAPv3 protocol\"",
+        "Server ldap/wrong is DOWN, reason: Layer7 timeout",
+        "Server lf1/stall is DOWN, reason: Layer7 timeout, info: \" at step 2 of tcp-check (expect log-format string)\"",
+        "Server lf1/closed is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content (log-format string) at step 2\"",
+        "Server lf2/closed is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content (log-format binary) at step 2\"",
         "Server hchunk2/s is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\"",
         "Server hchunk3/partial is DOWN, reason: Layer7 invalid response, info: \"HTTP check matched unwanted content\"",
         "Server hchunk3/nobody is DOWN, reason: Layer7 invalid response, info: \"HTTP content check could not find a response body\"",
@@ -520,6 +597,18 @@ backend hbad
     let want_smtp: BTreeSet<Vec<u8>> =
         [b"EHLO me.example\r\n".to_vec(), b"QUIT\r\n".to_vec()].into();
     assert_eq!(&our_smtp.0, &want_smtp);
+    // The first send completes `option httpchk`; a later one starts from HTTP/1.0 defaults.
+    assert_eq!(
+        our_smtp.4,
+        vec![
+            Some(b"GET /a HTTP/1.1\r\nconnection: close\r\n\r\n".to_vec()),
+            Some(b"HEAD /x HTTP/1.0\r\nhost: example.com\r\n\r\n".to_vec())
+        ]
+    );
+    assert!(
+        !ours.iter().any(|l| l.starts_with("Server hmulti/")),
+        "{ours:#?}"
+    );
     let login = our_smtp.3.as_ref().expect("the MySQL server got a login");
     assert_eq!(&login[..4], b")\x00\x00\x01");
     assert!(
@@ -1111,5 +1200,65 @@ backend tcp_own
         assert_eq!(ours, theirs, "state messages differ from HAProxy's");
         assert_eq!(our_reqs, their_reqs, "check requests differ from HAProxy's");
         println!("inheritance: messages and 7 check requests identical to HAProxy's");
+    }
+}
+
+/// `on-marked-down shutdown-sessions`: when the check takes the server down, the sessions still
+/// on it end at once; without the option they stay. Same behaviour as HAProxy 2.6.
+#[test]
+fn on_marked_down_shutdown_sessions_matches_haproxy() {
+    let mut seen = Vec::new();
+    for imp in Impl::all("on_marked_down_shutdown_sessions_matches_haproxy") {
+        let p = free_ports(4);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 20s
+    timeout server 20s
+listen kill
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{} check inter 100 fall 1 rise 1 on-marked-down shutdown-sessions
+listen keep
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{} check inter 100 fall 1 rise 1
+",
+            p[0], p[2], p[1], p[3]
+        );
+        let dir = TempDir::new("omd");
+        let l1 = TcpListener::bind(("127.0.0.1", p[2])).unwrap();
+        let l2 = TcpListener::bind(("127.0.0.1", p[3])).unwrap();
+        let b1 = Backend::from_listener("a", l1, Behavior::LineEcho);
+        let b2 = Backend::from_listener("b", l2, Behavior::LineEcho);
+        let proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let mut conns = Vec::new();
+        for port in [p[0], p[1]] {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            conns.push(s);
+        }
+        // The listeners close (the established sessions stay): the next checks fail.
+        drop(b1);
+        drop(b2);
+        proxy.wait_stderr("Server kill/s1 is DOWN", SOON);
+        proxy.wait_stderr("Server keep/s1 is DOWN", SOON);
+        let mut out = Vec::new();
+        for s in conns.iter_mut() {
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let _ = s.write_all(b"ping\n");
+            let mut buf = [0u8; 64];
+            out.push(match s.read(&mut buf) {
+                Ok(0) | Err(_) => "closed".to_string(),
+                Ok(n) => String::from_utf8_lossy(&buf[..n]).trim().to_string(),
+            });
+        }
+        println!("{imp:?}: {out:?}");
+        seen.push(out);
+    }
+    assert_eq!(seen[0], ["closed", "b:ping"], "rhaproxy");
+    if seen.len() == 2 {
+        assert_eq!(seen[0], seen[1], "rhaproxy vs HAProxy");
     }
 }

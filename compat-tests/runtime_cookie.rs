@@ -2,8 +2,8 @@
 //! end, differential against HAProxy 2.6: the same config and the same requests through both.
 //! Observed per request: status, the server that answered, the `Set-Cookie` and
 //! `Cache-Control` headers the client got, the `Cookie` headers the server received, and the
-//! backend/server and termination state (`%tsc`, whose last two characters are the cookie's)
-//! of the log line.
+//! backend/server, termination state (`%tsc`, whose last two characters are the cookie's) and
+//! captured cookies (`capture cookie`: `%CC`, `%CS`) of the log line.
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -26,7 +26,7 @@ struct Scenario {
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "ins",
-        cookie: "cookie SRV insert indirect nocache",
+        cookie: "cookie SRV insert indirect nocache\n    capture cookie SRV len 8",
         s3_disabled: true,
         reqs: &[
             Req("GET", &[]),
@@ -84,7 +84,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "rw",
-        cookie: "cookie SRV rewrite",
+        cookie: "cookie SRV rewrite\n    capture cookie S len 100",
         s3_disabled: false,
         reqs: &[
             Req("GET", &["X-Reply-Header: Set-Cookie: SRV=abc; path=/x"]),
@@ -199,7 +199,7 @@ fn run(imp: Impl, ports: &[u16], srv_ports: &[u16], backends: &[&Backend]) -> Ve
     timeout client 10s
     timeout server 10s
     log 127.0.0.1:{lport} local0
-    log-format \"%b/%s %ST %tsc\"
+    log-format \"%b/%s %ST %tsc %CC %CS\"
 "
     );
     for (i, s) in SCENARIOS.iter().enumerate() {
@@ -302,7 +302,7 @@ fn cookie_persistence_matches_haproxy() {
         line("ins ", 2)
     );
     assert!(
-        line("ins ", 2).ends_with("ins/s2 200 --VN"),
+        line("ins ", 2).ends_with("ins/s2 200 --VN SRV=c2 -"),
         "{}",
         line("ins ", 2)
     );
@@ -311,7 +311,11 @@ fn cookie_persistence_matches_haproxy() {
         "{}",
         line("ins ", 3)
     );
-    assert!(line("ins ", 4).ends_with("--DI"), "{}", line("ins ", 4));
+    assert!(
+        line("ins ", 4).ends_with("--DI SRV=c3 -"),
+        "{}",
+        line("ins ", 4)
+    );
     assert!(
         line("ins ", 11).contains("\"cache-control: private\""),
         "{}",
@@ -334,12 +338,16 @@ fn cookie_persistence_matches_haproxy() {
             line("passive ", n)
         );
         assert!(
-            line("passive ", n).ends_with("passive/s3 200 ----"),
+            line("passive ", n).ends_with("passive/s3 200 ---- - -"),
             "{}",
             line("passive ", n)
         );
     }
-    assert!(line("none ", 1).ends_with("SCDN"), "{}", line("none ", 1));
+    assert!(
+        line("none ", 1).ends_with("SCDN - -"),
+        "{}",
+        line("none ", 1)
+    );
     if results.len() == 2 {
         let diffs: Vec<String> = results[0]
             .iter()
@@ -349,5 +357,110 @@ fn cookie_persistence_matches_haproxy() {
             .collect();
         assert!(diffs.is_empty(), "differences:\n{}", diffs.join("\n"));
         assert_eq!(results[0].len(), results[1].len());
+    }
+}
+
+/// `option persist` (a cookie naming a stopped server still goes there first; with
+/// `option redispatch` a dead one hands over) and `option prefer-last-server` (with
+/// `http-reuse never`, keep-alive requests stay on the server of the session's idle
+/// connection; otherwise nothing changes), against HAProxy 2.6.
+#[test]
+fn persist_and_prefer_last_server_match_haproxy() {
+    let srv_ports = free_ports(3);
+    let b1 = Backend::start("s1", srv_ports[0], Behavior::Http);
+    let b2 = Backend::start("s2", srv_ports[1], Behavior::Http);
+    // srv_ports[2]: nothing listens (a dead server).
+    let mut results = Vec::new();
+    for imp in Impl::all("persist_and_prefer_last_server_match_haproxy") {
+        let dir = TempDir::new("persist");
+        let p = free_ports(3);
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let lport = udp.local_addr().unwrap().port();
+        let cfg = format!(
+            "defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+    log 127.0.0.1:{lport} local0
+    log-format \"%b/%s %ST %tsc %rc\"
+listen pl
+    bind 127.0.0.1:{}
+    balance roundrobin
+    option prefer-last-server
+    http-reuse never
+    server s1 127.0.0.1:{s1} cookie c1
+    server s2 127.0.0.1:{s2} cookie c2
+listen nopl
+    bind 127.0.0.1:{}
+    balance roundrobin
+    # without private connections the option changes nothing (measured)
+    option prefer-last-server
+    server s1 127.0.0.1:{s1}
+    server s2 127.0.0.1:{s2}
+listen ps
+    bind 127.0.0.1:{}
+    retries 1
+    option redispatch
+    option persist
+    cookie SRV insert indirect
+    server s1 127.0.0.1:{s1} cookie c1
+    server s2 127.0.0.1:{s2} cookie c2 disabled
+    server s3 127.0.0.1:{s3} cookie c3 disabled
+",
+            p[0],
+            p[1],
+            p[2],
+            s1 = srv_ports[0],
+            s2 = srv_ports[1],
+            s3 = srv_ports[2]
+        );
+        let _proxy = ProxyProc::start(imp, &dir, &cfg, &p);
+        let mut out = Vec::new();
+        for port in [p[0], p[1]] {
+            let mut c = HttpConn::connect(port).unwrap();
+            let mut seen = Vec::new();
+            for _ in 0..4 {
+                seen.push(c.get("/").unwrap().server());
+            }
+            out.push(format!(
+                "{port_name} {seen:?}",
+                port_name = if port == p[0] { "pl" } else { "nopl" }
+            ));
+        }
+        let backends = [&b1, &b2];
+        for hs in [
+            &["Cookie: SRV=c2"][..],
+            &["Cookie: SRV=c3"][..],
+            &["Cookie: SRV=c1"][..],
+            &[][..],
+        ] {
+            out.push(format!("ps {}", observe(p[2], &backends, &Req("GET", hs))));
+        }
+        let mut logs = Vec::new();
+        let end = Instant::now() + SOON;
+        let mut buf = [0u8; 2048];
+        while logs.len() < 12 && Instant::now() < end {
+            if let Ok(n) = udp.recv(&mut buf) {
+                let s = String::from_utf8_lossy(&buf[..n]).to_string();
+                if let Some(i) = s.find("]: ") {
+                    logs.push(s[i + 3..].trim_end().to_string());
+                }
+            }
+        }
+        logs.sort();
+        out.push(format!("logs {logs:?}"));
+        println!("{imp:?}:\n{}", out.join("\n"));
+        results.push(out);
+    }
+    let r = &results[0];
+    assert_eq!(r[0], "pl [\"s1\", \"s1\", \"s1\", \"s1\"]");
+    assert_eq!(r[1], "nopl [\"s1\", \"s2\", \"s1\", \"s2\"]");
+    assert!(r[2].starts_with("ps 200 s2 []"), "{}", r[2]);
+    assert!(r[3].starts_with("ps 200 s1"), "{}", r[3]);
+    if results.len() == 2 {
+        assert_eq!(results[0], results[1], "rhaproxy vs HAProxy");
     }
 }

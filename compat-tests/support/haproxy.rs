@@ -27,10 +27,24 @@ pub fn haproxy_binary() -> Result<PathBuf, String> {
 /// `n` distinct free TCP ports on 127.0.0.1 (listeners are held until all
 /// are allocated, then released).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    // Below the kernel's ephemeral range (32768 and up), so that no outgoing connection of a
+    // proxy or a test can take a port between the moment it is chosen and the moment it is
+    // bound; each process walks its own sequence, so two tests never get the same port.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    const LO: usize = 10_000;
+    const SPAN: usize = 22_000;
+    let seed = (std::process::id() as usize).wrapping_mul(7919) % SPAN;
+    let mut out = Vec::with_capacity(n);
+    let mut held = Vec::with_capacity(n);
+    while out.len() < n {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (LO + (seed + k * 37) % SPAN) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            out.push(port);
+            held.push(l);
+        }
+    }
+    out
 }
 
 static DIR_SEQ: AtomicU32 = AtomicU32::new(0);

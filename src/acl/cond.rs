@@ -217,7 +217,8 @@ pub fn predefined(name: &str, loc: &Loc) -> Option<Result<Acl, AclError>> {
         "METH_PUT" => &["method", "PUT"],
         "METH_TRACE" => &["method", "TRACE"],
         "REQ_CONTENT" => &["req.len", "gt", "0"],
-        "WAIT_END" | "RDP_COOKIE" => {
+        "WAIT_END" => &["wait_end"],
+        "RDP_COOKIE" => {
             return Some(Err(AclError::Unsupported(format!(
                 "predefined ACL '{name}' (TCP content inspection)"
             ))));
@@ -342,6 +343,72 @@ pub fn eval(c: &Condition, ctx: &SampleCtx) -> bool {
     r != c.unless
 }
 
+/// Three-valued evaluation while TCP content is still arriving: `None` when the answer may
+/// still change with more data (HAProxy's MISS). `incomplete` tells which fetches may still
+/// change; an expression that does not match yet on such a fetch is a MISS.
+pub fn eval_partial(
+    c: &Condition,
+    ctx: &SampleCtx,
+    incomplete: &dyn Fn(&Fetch) -> bool,
+) -> Option<bool> {
+    let expr = |e: &AclExpr| -> Option<bool> {
+        if expr_matches(e, ctx) {
+            Some(true)
+        } else if incomplete(&e.expr.fetch) {
+            None
+        } else {
+            Some(false)
+        }
+    };
+    let term = |t: &Term| -> Option<bool> {
+        // An ACL is the OR of its expressions.
+        let mut miss = false;
+        for e in &t.acl.exprs {
+            match expr(e) {
+                Some(true) => return Some(!t.negate),
+                None => miss = true,
+                Some(false) => {}
+            }
+        }
+        if miss { None } else { Some(t.negate) }
+    };
+    let group = |g: &Vec<Term>| -> Option<bool> {
+        let mut miss = false;
+        for t in g {
+            match term(t) {
+                Some(false) => return Some(false),
+                None => miss = true,
+                Some(true) => {}
+            }
+        }
+        if miss { None } else { Some(true) }
+    };
+    let r = if c.groups.is_empty() {
+        Some(true)
+    } else {
+        let mut miss = false;
+        let mut any = false;
+        for g in &c.groups {
+            match group(g) {
+                Some(true) => {
+                    any = true;
+                    break;
+                }
+                None => miss = true,
+                Some(false) => {}
+            }
+        }
+        if any {
+            Some(true)
+        } else if miss {
+            None
+        } else {
+            Some(false)
+        }
+    };
+    r.map(|v| v != c.unless)
+}
+
 /// Does a fetch of this expression name a backend or server that must exist?
 pub fn referenced_proxy(e: &AclExpr) -> Option<(&str, Option<&str>)> {
     match &e.expr.fetch {
@@ -455,7 +522,7 @@ mod tests {
             e("{ req.rdp_cookie x }"),
             AclError::Unsupported(_)
         ));
-        assert!(matches!(e("WAIT_END"), AclError::Unsupported(_)));
+        assert!(matches!(e("RDP_COOKIE"), AclError::Unsupported(_)));
         let (_, warn) = parse_acl_expr(&w("path_beg"), &Loc::default()).unwrap();
         assert!(warn.unwrap().contains("no pattern to match against"));
         assert!(
@@ -468,5 +535,36 @@ mod tests {
             parse_acl_expr(&w("hdr(host) -m frob x"), &Loc::default()).unwrap_err(),
             AclError::Haproxy("unknown matching method 'frob' when parsing ACL expression".into())
         );
+    }
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+
+    /// Three-valued evaluation: a MISS waits unless another term already decides.
+    #[test]
+    fn miss_propagates_like_haproxy() {
+        let acls = BTreeMap::new();
+        let loc = Loc::default();
+        let w = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_string).collect() };
+        let c = |s: &str| parse_condition(false, &w(s), &acls, &loc).unwrap().0;
+        let ctx = SampleCtx {
+            payload: Some(b"hel"),
+            wait_end: Some(false),
+            ..Default::default()
+        };
+        let inc = |f: &Fetch| matches!(f, Fetch::WaitEnd | Fetch::ReqLen);
+        assert_eq!(eval_partial(&c("WAIT_END"), &ctx, &inc), None);
+        assert_eq!(eval_partial(&c("FALSE WAIT_END"), &ctx, &inc), Some(false));
+        assert_eq!(eval_partial(&c("TRUE || WAIT_END"), &ctx, &inc), Some(true));
+        assert_eq!(eval_partial(&c("!WAIT_END"), &ctx, &inc), None);
+        assert_eq!(eval_partial(&c("{ req.len gt 2 }"), &ctx, &inc), Some(true));
+        assert_eq!(eval_partial(&c("{ req.len gt 5 }"), &ctx, &inc), None);
+        let done = SampleCtx {
+            wait_end: Some(true),
+            ..ctx
+        };
+        assert_eq!(eval_partial(&c("WAIT_END"), &done, &|_| false), Some(true));
     }
 }

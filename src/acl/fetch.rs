@@ -50,6 +50,22 @@ pub enum Fetch {
     SrvIsUp(String, String),
     /// `ssl_fc`: rhaproxy has no TLS, always false.
     SslFc,
+    /// Another TLS fetch (`ssl_fc_sni`, `ssl_c_used`, ...): false for booleans, else no sample,
+    /// as on HAProxy's plain connections.
+    Tls(&'static str, SmpType),
+    /// `req.hdr_names([DELIM])`
+    HdrNames(Option<String>),
+    /// `env(NAME)`
+    Env(String),
+    Hostname,
+    /// `date([OFFSET])`: seconds since the epoch.
+    Date(i64),
+    /// `rand([RANGE])`
+    Rand(Option<u64>),
+    /// `stopping`: a soft stop is in progress.
+    Stopping,
+    /// `be_conn([BACKEND])`: connections in progress on the backend.
+    BeConn(Option<String>),
     /// `req.proto_http`: the request is HTTP (true once an HTTP request head was parsed).
     ProtoHttp,
     Method,
@@ -91,6 +107,8 @@ pub enum Fetch {
     ReqSslHelloType,
     /// `req.ssl_sni`: the server name of a TLS ClientHello.
     ReqSslSni,
+    /// `wait_end`: true once the inspection delay is over.
+    WaitEnd,
     Status,
     ResVer,
     /// `res.hdr(NAME[,OCC])`
@@ -131,7 +149,7 @@ impl Fetch {
     pub fn usable(&self) -> Usable {
         use Fetch::*;
         match self {
-            SslFc => Usable::NotAtConnection,
+            SslFc | Tls(..) => Usable::NotAtConnection,
             Var(..) => Usable::Everywhere,
             BeId | BeName => Usable::Backend,
             Method | ProtoHttp => Usable::RequestOrResponse,
@@ -147,7 +165,8 @@ impl Fetch {
         use Fetch::*;
         match self {
             AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Var(..) | Src | SrcPort
-            | Dst | DstPort | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => {
+            | Dst | DstPort | Tls(..) | Env(_) | Hostname | Date(_) | Rand(_) | Stopping
+            | BeConn(_) | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => {
                 Needs::L4
             }
             Status | ResVer | ResHdr(..) | ResFhdr(..) | ResHdrCnt(_) | ResHdrVal(..)
@@ -159,10 +178,13 @@ impl Fetch {
     pub fn smp_type(&self) -> SmpType {
         use Fetch::*;
         match self {
-            AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp => SmpType::Bool,
-            Int(_) | ReqLen | ReqSslHelloType | UrlPort | SrcPort | DstPort | FeId | BeId
-            | NbSrv(_) | Status | ReqHdrCnt(_) | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_)
-            | ReqCookVal(_) | ResHdrCnt(_) | ResHdrVal(..) => SmpType::Int,
+            AlwaysTrue | AlwaysFalse | Bool(_) | SrvIsUp(..) | SslFc | ProtoHttp | Stopping
+            | WaitEnd => SmpType::Bool,
+            Tls(_, t) => *t,
+            Int(_) | Date(_) | Rand(_) | BeConn(_) | ReqLen | ReqSslHelloType | UrlPort
+            | SrcPort | DstPort | FeId | BeId | NbSrv(_) | Status | ReqHdrCnt(_)
+            | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_) | ReqCookVal(_) | ResHdrCnt(_)
+            | ResHdrVal(..) => SmpType::Int,
             Src | Dst | UrlIp | ReqHdrIp(..) | ResHdrIp(..) => SmpType::Ip,
             _ => SmpType::Str,
         }
@@ -298,6 +320,25 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
             }
         }
         "ssl_fc" => SslFc,
+        _ if name.starts_with("ssl_") && TLS_FETCHES.iter().any(|(n, _)| *n == name) => {
+            let (n, t) = TLS_FETCHES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .copied()
+                .unwrap_or(("ssl_fc", SmpType::Bool));
+            Tls(n, t)
+        }
+        "req.hdr_names" => HdrNames(name_arg(args)),
+        "env" => Env(need_name(name, args)?),
+        "hostname" => Hostname,
+        "date" => Date(occ(args.as_ref().and_then(|a| a.first()))?.unwrap_or(0) as i64),
+        "rand" => Rand(
+            args.as_ref()
+                .and_then(|a| a.first())
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+        ),
+        "stopping" => Stopping,
+        "be_conn" => BeConn(name_arg(args)),
         "req.proto_http" | "req_proto_http" => ProtoHttp,
         "method" => Method,
         "path" => Path,
@@ -339,6 +380,7 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         }
         "req.ssl_hello_type" | "req_ssl_hello_type" => ReqSslHelloType,
         "req.ssl_sni" | "req_ssl_sni" => ReqSslSni,
+        "wait_end" => WaitEnd,
         "status" => Status,
         "res.ver" | "resp_ver" => ResVer,
         "res.hdr" | "shdr" => ResHdr(name_arg(args), occ(a1())?),
@@ -703,6 +745,42 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             .and_then(|st| st.srv_is_up(b, s))
             .map(Sample::Bool)),
         SslFc => vec![Sample::Bool(false)],
+        Tls(_, t) => {
+            if *t == SmpType::Bool {
+                vec![Sample::Bool(false)]
+            } else {
+                Vec::new()
+            }
+        }
+        HdrNames(d) => one(ctx.req.map(|r| {
+            let d = d.as_deref().unwrap_or(",");
+            // Lower case, as HAProxy stores header names.
+            let names: Vec<Vec<u8>> = r
+                .headers
+                .iter()
+                .map(|h| h.name.to_ascii_lowercase())
+                .collect();
+            Sample::Str(names.join(d.as_bytes()))
+        })),
+        Env(n) => one(std::env::var_os(n).map(|v| Sample::Str(v.into_encoded_bytes()))),
+        Hostname => one(std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| Sample::Str(h.trim().as_bytes().to_vec()))),
+        Date(off) => vec![Sample::Int(chrono::Utc::now().timestamp() + off)],
+        Rand(range) => {
+            let r = rand_u32() as u64;
+            vec![Sample::Int(match range {
+                Some(n) => ((r as u128 * *n as u128) >> 32) as i64,
+                None => r as i64,
+            })]
+        }
+        Stopping => vec![Sample::Bool(ctx.servers.is_some_and(|s| s.stopping()))],
+        BeConn(b) => {
+            let b = b.as_deref().or(ctx.be_name);
+            one(b
+                .and_then(|b| ctx.servers.and_then(|s| s.be_conn(b)))
+                .map(|n| Sample::Int(n as i64)))
+        }
         ProtoHttp => vec![Sample::Bool(ctx.req.is_some())],
         Method => one(ctx.req.map(|r| Sample::Str(r.method.clone()))),
         Path => one(ctx.req.map(|r| Sample::Str(uri_path(&r.uri).to_vec()))),
@@ -789,6 +867,7 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
         })),
         ReqSslHelloType => one(ctx.payload.and_then(tls_hello_type).map(Sample::Int)),
         ReqSslSni => one(ctx.payload.and_then(tls_sni).map(Sample::Str)),
+        WaitEnd => vec![Sample::Bool(ctx.wait_end.unwrap_or(true))],
         Status => one(ctx.res.map(|r| Sample::Int(r.status as i64))),
         ResVer => one(ctx
             .res
@@ -811,9 +890,17 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
     }
 }
 
-/// The handshake type of a TLS record at the start of `p` (1: ClientHello).
+/// The handshake type of a TLS record at the start of `p` (1: ClientHello), once the whole
+/// handshake message is there (as HAProxy's `req.ssl_hello_type`).
 pub fn tls_hello_type(p: &[u8]) -> Option<i64> {
-    if p.len() < 6 || p[0] != 0x16 || p[1] != 3 {
+    if p.len() < 9 || !matches!(p[0], 0x14..=0x17 | 0xFF) || p[1] < 3 {
+        return None;
+    }
+    if u16::from_be_bytes([p[3], p[4]]) < 4 {
+        return None;
+    }
+    let hs_len = ((p[6] as usize) << 16) | ((p[7] as usize) << 8) | p[8] as usize;
+    if p.len() < hs_len + 9 {
         return None;
     }
     Some(p[5] as i64)
@@ -876,6 +963,27 @@ pub fn payload_ready(p: &[u8]) -> bool {
     p.len() >= 5 + rec_len
 }
 
+/// A small per-thread xorshift generator for `rand()` (not for secrets).
+fn rand_u32() -> u32 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+                | 1,
+        );
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 32) as u32
+    })
+}
+
 pub fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
@@ -886,3 +994,94 @@ pub fn unmap(ip: IpAddr) -> IpAddr {
 pub fn parse_ip_bytes(b: &[u8]) -> Option<IpAddr> {
     std::str::from_utf8(trim(b)).ok()?.parse().ok()
 }
+/// HAProxy 2.6's TLS fetches (`haproxy -dKsmp`) and their types. rhaproxy has no TLS: on its
+/// plain connections they behave as HAProxy's do on a non-TLS connection (booleans false, the
+/// others without a sample).
+pub(crate) const TLS_FETCHES: &[(&str, SmpType)] = &[
+    ("ssl_bc", SmpType::Bool),
+    ("ssl_bc_alg_keysize", SmpType::Int),
+    ("ssl_bc_alpn", SmpType::Str),
+    ("ssl_bc_cipher", SmpType::Str),
+    ("ssl_bc_client_random", SmpType::Str),
+    ("ssl_bc_err", SmpType::Int),
+    ("ssl_bc_err_str", SmpType::Str),
+    ("ssl_bc_is_resumed", SmpType::Bool),
+    ("ssl_bc_npn", SmpType::Str),
+    ("ssl_bc_protocol", SmpType::Str),
+    ("ssl_bc_server_random", SmpType::Str),
+    ("ssl_bc_session_id", SmpType::Str),
+    ("ssl_bc_session_key", SmpType::Str),
+    ("ssl_bc_unique_id", SmpType::Str),
+    ("ssl_bc_use_keysize", SmpType::Int),
+    ("ssl_c_ca_err", SmpType::Int),
+    ("ssl_c_ca_err_depth", SmpType::Int),
+    ("ssl_c_chain_der", SmpType::Str),
+    ("ssl_c_der", SmpType::Str),
+    ("ssl_c_err", SmpType::Int),
+    ("ssl_c_i_dn", SmpType::Str),
+    ("ssl_c_key_alg", SmpType::Str),
+    ("ssl_c_notafter", SmpType::Str),
+    ("ssl_c_notbefore", SmpType::Str),
+    ("ssl_c_s_dn", SmpType::Str),
+    ("ssl_c_serial", SmpType::Str),
+    ("ssl_c_sha1", SmpType::Str),
+    ("ssl_c_sig_alg", SmpType::Str),
+    ("ssl_c_used", SmpType::Bool),
+    ("ssl_c_verify", SmpType::Int),
+    ("ssl_c_version", SmpType::Int),
+    ("ssl_f_der", SmpType::Str),
+    ("ssl_f_i_dn", SmpType::Str),
+    ("ssl_f_key_alg", SmpType::Str),
+    ("ssl_f_notafter", SmpType::Str),
+    ("ssl_f_notbefore", SmpType::Str),
+    ("ssl_f_s_dn", SmpType::Str),
+    ("ssl_f_serial", SmpType::Str),
+    ("ssl_f_sha1", SmpType::Str),
+    ("ssl_f_sig_alg", SmpType::Str),
+    ("ssl_f_version", SmpType::Int),
+    ("ssl_fc", SmpType::Bool),
+    ("ssl_fc_alg_keysize", SmpType::Int),
+    ("ssl_fc_alpn", SmpType::Str),
+    ("ssl_fc_cipher", SmpType::Str),
+    ("ssl_fc_cipherlist_bin", SmpType::Str),
+    ("ssl_fc_cipherlist_hex", SmpType::Str),
+    ("ssl_fc_cipherlist_str", SmpType::Str),
+    ("ssl_fc_cipherlist_xxh", SmpType::Int),
+    ("ssl_fc_client_early_traffic_secret", SmpType::Str),
+    ("ssl_fc_client_handshake_traffic_secret", SmpType::Str),
+    ("ssl_fc_client_random", SmpType::Str),
+    ("ssl_fc_client_traffic_secret_0", SmpType::Str),
+    ("ssl_fc_early_exporter_secret", SmpType::Str),
+    ("ssl_fc_ecformats_bin", SmpType::Str),
+    ("ssl_fc_eclist_bin", SmpType::Str),
+    ("ssl_fc_err", SmpType::Int),
+    ("ssl_fc_err_str", SmpType::Str),
+    ("ssl_fc_exporter_secret", SmpType::Str),
+    ("ssl_fc_extlist_bin", SmpType::Str),
+    ("ssl_fc_has_crt", SmpType::Bool),
+    ("ssl_fc_has_early", SmpType::Bool),
+    ("ssl_fc_has_sni", SmpType::Bool),
+    ("ssl_fc_is_resumed", SmpType::Bool),
+    ("ssl_fc_npn", SmpType::Str),
+    ("ssl_fc_protocol", SmpType::Str),
+    ("ssl_fc_protocol_hello_id", SmpType::Int),
+    ("ssl_fc_server_handshake_traffic_secret", SmpType::Str),
+    ("ssl_fc_server_random", SmpType::Str),
+    ("ssl_fc_server_traffic_secret_0", SmpType::Str),
+    ("ssl_fc_session_id", SmpType::Str),
+    ("ssl_fc_session_key", SmpType::Str),
+    ("ssl_fc_sni", SmpType::Str),
+    ("ssl_fc_unique_id", SmpType::Str),
+    ("ssl_fc_use_keysize", SmpType::Int),
+    ("ssl_s_chain_der", SmpType::Str),
+    ("ssl_s_der", SmpType::Str),
+    ("ssl_s_i_dn", SmpType::Str),
+    ("ssl_s_key_alg", SmpType::Str),
+    ("ssl_s_notafter", SmpType::Str),
+    ("ssl_s_notbefore", SmpType::Str),
+    ("ssl_s_s_dn", SmpType::Str),
+    ("ssl_s_serial", SmpType::Str),
+    ("ssl_s_sha1", SmpType::Str),
+    ("ssl_s_sig_alg", SmpType::Str),
+    ("ssl_s_version", SmpType::Int),
+];

@@ -26,8 +26,18 @@
 //! let yes: bool = crate::acl::eval(&cond, &ctx);
 //! ```
 //!
+//! Rules are evaluated by `runtime::rules` (`on_request`, `on_response`, `tcp_start`,
+//! `accept_connection`). `http-request use-service NAME` is parsed into the IR with its
+//! condition; a service is enabled by adding its name to `config::keywords::rules::SERVICES` and
+//! answering `ReqVerdict::Service` in `runtime::http::answer_locally`.
+//!
 //! Named ACLs referenced by a condition are copied into it when the configuration is complete
-//! ([`resolve_proxy`]), so a condition evaluates on its own. Fetches HAProxy knows but rhaproxy
+//! ([`resolve_proxy`], called by `config::validate`), so a condition evaluates on its own. A
+//! condition stored in a new place of `Proxy` (e.g. `stats admin if COND`) must be listed by
+//! `Proxy::conditions_mut`/`conditions` so that later `acl` lines with the same name extend it
+//! and its `nbsrv()`/`srv_is_up()` arguments are checked. Errors: [`AclError::Haproxy`] carries
+//! HAProxy's text (prefix it like `error detected while parsing ... : {text}.`),
+//! [`AclError::Unsupported`] what rhaproxy lacks (report it with "not supported by rhaproxy"). Fetches HAProxy knows but rhaproxy
 //! does not evaluate are refused at `-c` time ("not supported by rhaproxy"), never silently false.
 
 pub mod cond;
@@ -74,6 +84,14 @@ pub trait ServerState {
     fn nbsrv(&self, be: &str) -> Option<u32>;
     /// Is server `srv` of backend `be` up (`None`: no such server)?
     fn srv_is_up(&self, be: &str, srv: &str) -> Option<bool>;
+    /// Connections in progress on backend `be` (`be_conn`).
+    fn be_conn(&self, _be: &str) -> Option<u32> {
+        None
+    }
+    /// A soft stop is in progress (`stopping`).
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 /// What the fetches read.
@@ -95,6 +113,9 @@ pub struct SampleCtx<'a> {
     pub vars: Option<&'a Vars>,
     /// Client bytes waiting (TCP content inspection: `req.len`, `req.payload`, `req.ssl_sni`).
     pub payload: Option<&'a [u8]>,
+    /// During TCP content inspection: whether the inspection delay is over (`wait_end`);
+    /// `None` elsewhere (then `wait_end` is true).
+    pub wait_end: Option<bool>,
 }
 
 /// `proc.*` variables, shared by the whole process.
@@ -106,6 +127,11 @@ static PROC_VARS: std::sync::Mutex<Option<std::collections::HashMap<String, Samp
 #[derive(Debug, Default, Clone)]
 pub struct Vars {
     map: std::collections::HashMap<String, Sample>,
+    /// The connection's destination as changed by `set-dst` / `set-dst-port` (kept for the
+    /// connection's life, like HAProxy's).
+    pub dst: Option<SocketAddr>,
+    /// `set-log-level silent` on the current transaction.
+    pub silent: bool,
 }
 
 impl Vars {
@@ -138,6 +164,7 @@ impl Vars {
     /// A new transaction: `txn.`, `req.` and `res.` variables end, `sess.` ones stay.
     pub fn new_transaction(&mut self) {
         self.map.retain(|k, _| k.starts_with("sess."));
+        self.silent = false;
     }
     /// `(name, value as text)` for the log record (`%[var(txn.x)]`).
     pub fn for_log(&self) -> Vec<(String, Vec<u8>)> {

@@ -406,6 +406,8 @@ pub enum HttpAction {
         content_type: Option<String>,
         body: Option<Fmt>,
         headers: Vec<(String, Fmt)>,
+        /// A `deny` with its own answer (logged as a deny: termination `PR`/`PH`).
+        deny: bool,
     },
     Redirect(Redirect),
     SetHeader(String, Fmt),
@@ -434,6 +436,12 @@ pub enum HttpAction {
         re: crate::acl::matcher::Re,
         fmt: Fmt,
     },
+    /// `set-dst EXPR` / `set-dst-port EXPR`: the destination of the client connection (for the
+    /// rest of the connection), used by servers with no address (`server NAME 0.0.0.0`).
+    SetDst(crate::acl::fetch::SampleExpr),
+    SetDstPort(crate::acl::fetch::SampleExpr),
+    /// `set-log-level silent`: the transaction is not logged.
+    SetLogSilent,
     /// Close the client connection without a response.
     Reject,
     /// Close the client connection with a reset, without a response.
@@ -513,6 +521,8 @@ pub enum CheckOption {
     /// `option mysql-check [user NAME [post-41|pre-41]]`: the server's greeting, and with a
     /// user a login (`post-41` unless `pre-41`), then an OK packet.
     MysqlCheck { user: Option<String>, pre41: bool },
+    /// `option ldap-check`: an anonymous LDAPv3 bind, expect a successful bind response.
+    LdapCheck,
 }
 
 /// A health-check status as HAProxy names it (`HCHK_STATUS_*`).
@@ -579,6 +589,10 @@ pub enum ExpectMatch {
     /// A regular expression (tcp-check `rstring`, http-check `rstring` on the body).
     Rstring(String),
     Binary(Vec<u8>),
+    /// `string-lf` / `binary-lf` with a literal format (no `%` tag): matched like `string` /
+    /// `binary`, named differently in messages.
+    StringLf(Vec<u8>),
+    BinaryLf(Vec<u8>),
     /// A regular expression on the hex dump of the data.
     Rbinary(String),
     /// HTTP status codes, as inclusive ranges.
@@ -720,12 +734,19 @@ pub struct Proxy {
     pub log: Vec<Located<Vec<String>>>,
     pub log_tag: Option<Located<String>>,
     pub capture_request: Vec<Capture>,
+    /// `capture cookie NAME len N`: the first request `Cookie` and response `Set-Cookie`
+    /// whose name starts with NAME, for `%CC` / `%CS`.
+    pub capture_cookie: Option<Located<(String, usize)>>,
+    /// `http-reuse never`: server connections stay private to their client session.
+    pub http_reuse_never: bool,
     pub capture_response: Vec<Capture>,
     /// `errorfile STATUS PATH`.
     pub errorfiles: Vec<Located<(u16, String)>>,
     pub description: Option<String>,
     pub transparent_option: Option<Loc>,
     pub monitor_uri: Option<Located<String>>,
+    /// `monitor fail if|unless COND`: the monitor URI answers 503 when one holds.
+    pub monitor_fail: Vec<Rule<()>>,
     /// The stats page, once any `stats` keyword (but `stats socket`) was seen.
     pub stats: Option<StatsPage>,
 }
@@ -840,6 +861,9 @@ impl Proxy {
             description: None,
             transparent_option: None,
             monitor_uri: None,
+            monitor_fail: Vec::new(),
+            capture_cookie: None,
+            http_reuse_never: false,
             stats: None,
         }
     }
@@ -864,7 +888,8 @@ impl Proxy {
         p.tcp_request.clear();
         p.inspect_delay = None;
         p.description = None;
-        p.monitor_uri = None;
+        // `monitor-uri` is inherited (measured), `monitor fail` is not (it needs ACLs).
+        p.monitor_fail.clear();
         if let Some(r) = &mut p.check_rules {
             r.inherited = true;
         }

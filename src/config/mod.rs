@@ -729,6 +729,23 @@ fn proxy_line(ctx: &mut LineCtx, p: &mut Proxy, words: &[String]) {
                 ctx.alert_bare(t);
             }
             Miss::FatalText(t) => ctx.alert(t),
+            Miss::WarnParse => {
+                ctx.warning(format!(
+                    "'{shown1}' ignored because {has} '{}' has no {lacks} capability.",
+                    p.name
+                ));
+                let alerts = ctx.diags.alerts;
+                if let Some(f) = k.parse {
+                    f(ctx, p, words);
+                }
+                // HAProxy's tcp-check parser, and http-check's option-like actions, then
+                // report a warning without text.
+                let action = words.get(1).map(String::as_str).unwrap_or("");
+                let null = w == "tcp-check" || matches!(action, "disable-on-404" | "send-state");
+                if ctx.diags.alerts == alerts && null {
+                    ctx.warning("(null)");
+                }
+            }
         }
         return;
     }

@@ -102,23 +102,65 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                 );
             }
         }
-        let t = &p.timeouts;
-        let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
-        let missing = (is_fe && t.client.is_none())
-            || (is_be
-                && !p.servers.is_empty()
-                && (t.connect.is_none() || (t.server.is_none() && !tcp_tunnel)));
-        if missing {
-            diags.warning(
-                None,
-                format!(
-                    "missing timeouts for {} '{}'.\n{MISSING_TIMEOUTS}",
-                    proxy_type(p),
-                    p.name
-                ),
-            );
+        // What a TCP proxy ignores, first (HAProxy's order).
+        if p.mode.value != Mode::Http {
+            if is_be && p.cookie.is_some() {
+                diags.warning(
+                    None,
+                    format!(
+                        "cookie will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if is_fe && p.monitor_uri.is_some() {
+                diags.warning(
+                    None,
+                    format!(
+                        "monitor-uri will be ignored for {} '{}' (needs 'mode http').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if is_be && is_l7_balance(p) {
+                diags.warning(
+                    None,
+                    format!(
+                        "Layer 7 hash not possible for {} '{}' (needs 'mode http'). Falling back to round robin.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
+            if is_fe {
+                if let Some(lf) = p.log_format.as_ref().filter(|_| !p.log.is_empty()) {
+                    if lf.value == LogFormatChoice::HttpLog {
+                        diags.warning(
+                            None,
+                            format!(
+                                "parsing [{}] : 'option httplog' not usable with {} '{}' (needs 'mode http'). Falling back to 'option tcplog'.",
+                                lf.loc,
+                                proxy_type(p),
+                                p.name
+                            ),
+                        );
+                    }
+                }
+            }
         }
         if is_fe {
+            if p.capture_cookie.as_ref().is_some_and(|c| c.value.1 >= 64) {
+                diags.warning(
+                    None,
+                    format!(
+                        "truncating capture length to 63 bytes for {} '{}'.",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
+            }
             // Formats are compiled once, here, as HAProxy does after parsing.
             let http = p.mode.value == Mode::Http;
             if let Some(Located {
@@ -141,74 +183,70 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     );
                 }
             }
-            if let Some(lf) = &p.log_format {
-                if p.log.is_empty() {
-                    diags.warning(
-                        None,
-                        format!(
-                            "log format ignored for {} '{}' since it has no log address.",
-                            proxy_type(p),
-                            p.name
-                        ),
-                    );
-                } else if lf.value == LogFormatChoice::HttpLog && p.mode.value != Mode::Http {
-                    diags.warning(
-                        None,
-                        format!(
-                            "parsing [{}] : 'option httplog' not usable with {} '{}' (needs 'mode http'). Falling back to 'option tcplog'.",
-                            lf.loc,
-                            proxy_type(p),
-                            p.name
-                        ),
-                    );
-                }
+        }
+        // disable-on-404 needs the HTTP rule set (checked before the timeouts, as HAProxy).
+        if p.http_check_disable_on_404 {
+            let http_rules = p.check_option.as_ref().map(|o| &o.value)
+                == Some(&CheckOption::HttpChk)
+                && p.check_rules
+                    .as_ref()
+                    .is_none_or(|r| r.kind == RulesKind::Http);
+            if p.check_option.is_some() && !http_rules {
+                diags.warning(
+                    None,
+                    format!(
+                        "'disable-on-404' will be ignored for {} '{}' (requires 'option httpchk').",
+                        proxy_type(p),
+                        p.name
+                    ),
+                );
             }
         }
-        if is_be {
-            if p.cookie.is_some() && p.mode.value != Mode::Http {
+        let t = &p.timeouts;
+        let tcp_tunnel = p.mode.value == Mode::Tcp && t.tunnel.is_some();
+        let missing = (is_fe && t.client.is_none())
+            || (is_be
+                && !p.servers.is_empty()
+                && (t.connect.is_none() || (t.server.is_none() && !tcp_tunnel)));
+        if missing {
+            diags.warning(
+                None,
+                format!(
+                    "missing timeouts for {} '{}'.\n{MISSING_TIMEOUTS}",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        if is_fe && p.log_format.is_some() && p.log.is_empty() {
+            diags.warning(
+                None,
+                format!(
+                    "log format ignored for {} '{}' since it has no log address.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        // Rules of the kind the check option does not run are dropped with a warning.
+        if let (true, Some(r)) = (is_be, &p.check_rules) {
+            let opt = p.check_option.as_ref().map(|o| &o.value);
+            let (wanted, kw, opt_name) = match r.kind {
+                RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
+                RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
+            };
+            if !r.rules.is_empty() && opt != Some(&wanted) {
                 diags.warning(
                     None,
                     format!(
-                        "cookie will be ignored for {} '{}' (needs 'mode http').",
+                        "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
                         proxy_type(p),
                         p.name
                     ),
                 );
-            }
-            if is_l7_balance(p) && p.mode.value != Mode::Http {
-                diags.warning(
-                    None,
-                    format!(
-                        "Layer 7 hash not possible for {} '{}' (needs 'mode http'). Falling back to round robin.",
-                        proxy_type(p),
-                        p.name
-                    ),
-                );
-            }
-            if p.forwardfor.is_some() && p.mode.value != Mode::Http {
-                diags.warning(
-                    None,
-                    format!(
-                        "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
-                        proxy_type(p),
-                        p.name
-                    ),
-                );
-            }
-            if p.mode.value != Mode::Http {
-                for srv in p.servers.iter().filter(|s| s.params.cookie.is_some()) {
-                    diags.warning(
-                        None,
-                        format!(
-                            "proxy '{}' : ignoring cookie for server '{}' as HTTP mode is disabled.",
-                            p.name, srv.name
-                        ),
-                    );
-                }
             }
         }
-    }
-    for p in cfg.proxies.iter_mut() {
+        // After the log formats and timeouts, in HAProxy's order.
         if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
             diags.warning(
                 None,
@@ -217,6 +255,32 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                     p.name
                 ),
             );
+        }
+        if is_be && p.forwardfor.is_some() && p.mode.value != Mode::Http {
+            diags.warning(
+                None,
+                format!(
+                    "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        if is_be && p.mode.value != Mode::Http {
+            for srv in p.servers.iter().filter(|s| s.params.cookie.is_some()) {
+                diags.warning(
+                    None,
+                    format!(
+                        "proxy '{}' : ignoring cookie for server '{}' as HTTP mode is disabled.",
+                        p.name, srv.name
+                    ),
+                );
+            }
+        }
+    }
+    for p in cfg.proxies.iter_mut() {
+        if p.kind != ProxyKind::Defaults && p.stats.is_some() && p.mode.value != Mode::Http {
+            // (warned above)
             p.stats = None;
         }
         // Duplicate server names are found after parsing, as in HAProxy.
@@ -235,29 +299,6 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
         let ids: Vec<Option<u32>> = p.servers.iter().map(|s| s.id).collect();
         for (s, puid) in p.servers.iter_mut().zip(crate::lb::assign_puids(&ids)) {
             s.puid = puid;
-        }
-    }
-    // HAProxy's post-proxy check: rules of the kind the check option does not run.
-    for p in cfg
-        .proxies
-        .iter()
-        .filter(|p| !p.disabled && p.cap().contains(Cap::BE))
-    {
-        let Some(r) = &p.check_rules else { continue };
-        let opt = p.check_option.as_ref().map(|o| &o.value);
-        let (wanted, kw, opt_name) = match r.kind {
-            RulesKind::Tcp => (CheckOption::TcpCheck, "tcp-check", "tcp-check"),
-            RulesKind::Http => (CheckOption::HttpChk, "http-check", "httpchk"),
-        };
-        if !r.rules.is_empty() && opt != Some(&wanted) {
-            diags.warning(
-                None,
-                format!(
-                    "{} '{}' uses {kw} rules without 'option {opt_name}', so the rules are ignored.",
-                    proxy_type(p),
-                    p.name
-                ),
-            );
         }
     }
     crate::config::transparency::check(cfg, diags);

@@ -1333,10 +1333,7 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         ("shutdown", "sessions") if a(2) == "server" => {
             if need(CliLevel::Admin, out) {
                 match find_server(ctx, a(3)) {
-                    Ok((be, srv)) => {
-                        srv.admin.kill.send_modify(|v| *v += 1);
-                        kill_sessions(&be.name, &srv.name);
-                    }
+                    Ok((be, srv)) => shutdown_server_sessions(&be.name, srv),
                     Err(e) => out.push_str(e),
                 }
             }
@@ -1439,8 +1436,12 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         }
         a.chk().health = 0;
         let was_up = srv.up.swap(false, Ordering::AcqRel);
+        // A stopping server (disable-on-404) is already out of the online count.
+        let was_stopping = a.stopping.swap(false, Ordering::AcqRel);
         if was_up {
-            adjust_up_count(be, i, false);
+            if !was_stopping {
+                adjust_up_count(be, i, false);
+            }
             a.down_since.store(now_secs().max(1), Ordering::Release);
         }
         a.last_change.store(now_secs(), Ordering::Relaxed);
@@ -2586,6 +2587,13 @@ pub fn session_opened(fe: &Frontend, src: std::net::SocketAddr) -> SessEntry {
         .unwrap_or_else(|e| e.into_inner())
         .push((k, info));
     SessEntry(Some(k), kill)
+}
+
+/// Ends every session of server `srv` of backend `be` (`shutdown sessions server`, and
+/// `on-marked-down shutdown-sessions` when a check takes the server down).
+pub fn shutdown_server_sessions(be: &str, srv: &Server) {
+    srv.admin.kill.send_modify(|v| *v += 1);
+    kill_sessions(be, &srv.name);
 }
 
 /// Wakes the sessions currently using `srv` of `be` (HTTP sessions end on it; TCP sessions

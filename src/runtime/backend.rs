@@ -162,6 +162,9 @@ pub struct Backend {
     pub ctr: super::counters::BeCounters,
     /// `cookie` persistence (HTTP backends).
     pub persist: Option<super::persist::Persist>,
+    /// `option prefer-last-server`: a request goes to the server of the session's idle
+    /// connection when it is usable.
+    pub prefer_last: bool,
 }
 
 /// What the connect procedure did, for the logs.
@@ -187,6 +190,9 @@ pub struct ConnStats {
     pub be_queue_pos: u32,
     /// The server connection was an idle one reused (HTTP keep-alive).
     pub reused: bool,
+    /// Answered by the stats page or a service instead of a server: the name the logs give
+    /// in place of the server (`<STATS>`, `<PROMEX>`), the frontend standing as backend.
+    pub applet: Option<&'static str>,
 }
 
 /// Why no server connection could be made.
@@ -326,6 +332,14 @@ impl Backend {
             })
             .collect();
         let hashing = algo.is_hash();
+        // `option prefer-last-server` applies to the algorithms HAProxy does not hash
+        // (`random` is one of its hashing kinds).
+        // Only private (`http-reuse never`) connections stay attached to the session in HAProxy
+        // 2.6, so that is when the option has an effect (measured).
+        let prefer_last = p.option("prefer-last-server")
+            && p.http_reuse_never
+            && !hashing
+            && !matches!(algo, crate::lb::Algorithm::Random { .. });
         let lb = Arc::new(Balancer::new(
             lbs,
             algo,
@@ -437,6 +451,7 @@ impl Backend {
             http: super::http::HttpSettings::build(p, warn),
             ctr: Default::default(),
             persist: super::persist::Persist::build(p),
+            prefer_last,
         }
     }
 

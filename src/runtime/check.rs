@@ -1,6 +1,6 @@
-//! Health checks: the check loop, health counter and state changes. What one check does
-//! (connect, `tcp-check`/`http-check` rules, `option httpchk`, `option redis-check`) is in
-//! [`super::check_rules`].
+//! Health checks: the check loop, health counter and state changes (including the stopping
+//! state of `http-check disable-on-404`). What one check does (connect, `tcp-check` /
+//! `http-check` rules, `option httpchk` and the protocol checks) is in [`super::check_rules`].
 //!
 //! Server health follows HAProxy's counter: it runs from 0 to `rise + fall - 1`, the server is up
 //! while it is at least `rise`. A server starts up with the counter at `rise`, so the first failed
@@ -210,6 +210,15 @@ fn set_state(be: &Backend, i: usize, up: bool, outcome: &Outcome, took: u128) {
         logging::event(&be.name, syslog::LEVEL_ALERT, &text);
         if act == 0 && bck == 0 {
             no_server_alert(be);
+        }
+        // `on-marked-down shutdown-sessions`: the sessions still on it end now.
+        if be
+            .proxy
+            .servers
+            .get(i)
+            .is_some_and(|s| s.params.on_marked_down_shutdown)
+        {
+            super::admin::shutdown_server_sessions(&be.name, srv);
         }
     }
 }

@@ -1,23 +1,27 @@
 //! Health-check rule sets: `option tcp-check` with `tcp-check` rules, `option httpchk` with
-//! `http-check` rules, `option redis-check`, and the plain connect check (an empty rule set).
+//! `http-check` rules (`disable-on-404`, `send-state`), the protocol checks HAProxy 2.6 builds
+//! as rule sets (`redis-check`, `smtpchk`, `ssl-hello-chk`, `pgsql-check`, `mysql-check`,
+//! `ldap-check`), and the plain connect check (an empty rule set).
 //!
 //! A check runs the rules in order on one connection (a `connect` rule opens a new one; without
-//! a leading `connect` there is an implicit one to the server's check address). The result and
-//! its texts follow HAProxy 2.6 (measured against 2.6.12):
+//! a leading `connect` there is an implicit one to the server's check address, with a PROXY
+//! line under `check-send-proxy`). The result and its texts follow HAProxy 2.6 (measured
+//! against 2.6.12, see compat-tests/runtime_checks.rs):
 //!
 //! * connect failure: `Layer4 connection problem` / `Layer4 timeout`, info the error text;
 //! * read/write failure after connect: `Socket error`;
 //! * expect timeout: the rule's `tout-status` (default `Layer7 timeout`);
 //! * expect mismatch: the rule's `error-status` (default `Layer7 invalid response`, with
-//!   `TCPCHK did not match content 'X' at step N`); HTTP status/header mismatches are
-//!   `Layer7 wrong status` with the code and reason;
+//!   `TCPCHK did not match content 'X' at step N` for user rule sets); HTTP status/header
+//!   mismatches are `Layer7 wrong status` with the code and reason;
 //! * success: `Layer4 check passed` when the last step was a connect, else the last expect's
 //!   `ok-status` (default `Layer7 check passed`) with `(tcp-check)` or its `on-success` text
 //!   (HTTP: the status code, no info).
 //!
 //! With user `tcp-check` rules the info of connection errors and timeouts names the step
-//! (` at step 2 of tcp-check (expect string '+PONG') comment: 'x'`); built-in rule sets
-//! (httpchk, redis-check) do not.
+//! (` at step 2 of tcp-check (expect string '+PONG') comment: 'x'`); built-in rule sets do
+//! not. Rule sets from a defaults section are used until a proxy has its own rules or its own
+//! `option httpchk` (see [`crate::config::ir::Proxy::httpchk_send`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -184,6 +188,8 @@ pub enum Rule {
     SslHello,
     /// mysql-check: one MySQL packet, an error packet fails with its code and message.
     MysqlPacket,
+    /// ldap-check: a bind response with result code 0.
+    LdapBindResponse,
     Connect(ConnectRule),
     Send(Vec<u8>, Option<String>),
     Expect(Box<Expect>),
@@ -199,7 +205,7 @@ pub struct Plan {
     pub http: bool,
     /// `http-check disable-on-404`: while the server is up, a 404 passes conditionally.
     pub disable_on_404: bool,
-    /// `http-check send-state`: requests hold [`STATE_MARK`] where the header goes.
+    /// `http-check send-state`: requests hold a marker where the header goes.
     pub send_state: bool,
 }
 
@@ -466,6 +472,26 @@ impl Plan {
                     send_state: false,
                 }
             }
+            Some(CheckOption::LdapCheck) => {
+                // An anonymous simple bind, messageID 1 (the bytes HAProxy 2.6 sends).
+                let bind = vec![
+                    0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80,
+                    0x00,
+                ];
+                let mut seq = default_expect(ExpectMatch::Rbinary("^30".into()));
+                seq.min_recv = 14;
+                Plan {
+                    rules: vec![
+                        Rule::Send(bind, None),
+                        Rule::Expect(Box::new(compile_expect(seq))),
+                        Rule::LdapBindResponse,
+                    ],
+                    tcp_steps: false,
+                    http: false,
+                    disable_on_404: false,
+                    send_state: false,
+                }
+            }
             Some(CheckOption::SslHelloChk) => {
                 let mut e = default_expect(ExpectMatch::Rbinary("^1[56]".into()));
                 e.min_recv = 5;
@@ -508,11 +534,17 @@ impl Plan {
                         CheckRule::Comment(_) => Rule::Comment,
                         CheckRule::Connect(c) => Rule::Connect(c.clone()),
                         CheckRule::HttpSend(s) => {
-                            if first_send_used && !skipped_first {
-                                skipped_first = true;
+                            // Only the first send completes the `option httpchk` request;
+                            // later ones start from OPTIONS / HTTP/1.0 (measured).
+                            let first = !skipped_first;
+                            skipped_first = true;
+                            if first && first_send_used {
                                 Rule::Comment
                             } else {
-                                Rule::Send(http_request(p, base, Some(s)), s.comment.clone())
+                                Rule::Send(
+                                    http_request(p, base && first, Some(s)),
+                                    s.comment.clone(),
+                                )
                             }
                         }
                         CheckRule::Send { data, comment, .. } => {
@@ -610,13 +642,17 @@ impl Run<'_> {
                         format!(" (expect string '{}')", String::from_utf8_lossy(v))
                     }
                     ExpectMatch::Binary(v) => format!(" (expect binary '{}')", dump_binary(v)),
+                    ExpectMatch::StringLf(_) => " (expect log-format string)".into(),
+                    ExpectMatch::BinaryLf(_) => " (expect log-format binary)".into(),
                     ExpectMatch::Rstring(_) => " (expect regex)".into(),
                     ExpectMatch::Rbinary(_) => " (expect binary regex)".into(),
                     _ => String::new(),
                 },
                 e.rule.comment.as_deref(),
             ),
-            Rule::Comment | Rule::SslHello | Rule::MysqlPacket => (String::new(), None),
+            Rule::Comment | Rule::SslHello | Rule::MysqlPacket | Rule::LdapBindResponse => {
+                (String::new(), None)
+            }
         };
         s.push_str(&what);
         if let Some(c) = comment {
@@ -809,6 +845,12 @@ impl Run<'_> {
                 self.step
             )),
             ExpectMatch::Binary(_) => info.push_str(&format!(" (binary) at step {}", self.step)),
+            ExpectMatch::StringLf(_) => {
+                info.push_str(&format!(" (log-format string) at step {}", self.step))
+            }
+            ExpectMatch::BinaryLf(_) => {
+                info.push_str(&format!(" (log-format binary) at step {}", self.step))
+            }
             ExpectMatch::Rstring(_) => info.push_str(&format!(" (regex) at step {}", self.step)),
             ExpectMatch::Rbinary(_) => {
                 info.push_str(&format!(" (binary regex) at step {}", self.step))
@@ -841,6 +883,60 @@ impl Run<'_> {
                         ));
                     }
                     return Ok(());
+                }
+            }
+            if self.eof || self.buf.len() >= CHECK_BUFSIZE {
+                return Err(Outcome::new(CheckStatus::L7Rsp, 0, ""));
+            }
+            if !self.read_more().await? {
+                return Err(Outcome::new(CheckStatus::L7Tout, 0, ""));
+            }
+        }
+    }
+
+    /// ldap-check: the LDAPv3 bind response (RFC 4511 4.2.2), checked as HAProxy 2.6 does.
+    async fn ldap_bind_response(&mut self) -> Result<(), Outcome> {
+        const NOT_V3: &str = "Not LDAPv3 protocol";
+        loop {
+            let b = &self.buf;
+            let need_more = |n: usize| b.len() < n;
+            if !need_more(7) {
+                if b[0] != 0x30 {
+                    return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                }
+                let mut len = if b[1] & 0x80 != 0 {
+                    (b[1] & 0x7f) as usize
+                } else {
+                    0
+                };
+                if len > 2 {
+                    return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                }
+                if !need_more(len + 10) {
+                    if b[2 + len..6 + len] != [0x02, 0x01, 0x01, 0x61] {
+                        return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                    }
+                    if b[len + 6] & 0x80 != 0 {
+                        len += (b[len + 6] & 0x7f) as usize;
+                    }
+                    if len > 4 || need_more(len + 10) {
+                        if len > 4 {
+                            return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                        }
+                    } else {
+                        if b[7 + len..9 + len] != [0x0a, 0x01] {
+                            return Err(Outcome::new(CheckStatus::L7Rsp, 0, NOT_V3));
+                        }
+                        let code = b[len + 9];
+                        if code != 0 {
+                            return Err(Outcome::new(
+                                CheckStatus::L7Sts,
+                                code as i32,
+                                "See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9",
+                            ));
+                        }
+                        return Ok(());
+                    }
                 }
             }
             if self.eof || self.buf.len() >= CHECK_BUFSIZE {
@@ -905,7 +1001,7 @@ impl Run<'_> {
     async fn expect_http(&mut self, e: &Expect) -> Result<HttpResp, Outcome> {
         let needs_body = matches!(
             e.rule.what,
-            ExpectMatch::String(_) | ExpectMatch::Rstring(_)
+            ExpectMatch::String(_) | ExpectMatch::StringLf(_) | ExpectMatch::Rstring(_)
         );
         let r = self.http_response(e, false).await?;
         if self.plan.disable_on_404 && self.target.server_up && r.code == 404 {
@@ -918,7 +1014,9 @@ impl Run<'_> {
             loop {
                 let (b, complete) = self.body_so_far(&r);
                 let matched = match &e.rule.what {
-                    ExpectMatch::String(s) => !b.is_empty() && find(&b, s),
+                    ExpectMatch::String(s) | ExpectMatch::StringLf(s) => {
+                        !b.is_empty() && find(&b, s)
+                    }
                     ExpectMatch::Rstring(_) => {
                         !b.is_empty() && e.re.as_ref().is_some_and(|re| re.is_match(&b))
                     }
@@ -953,7 +1051,7 @@ impl Run<'_> {
                     .is_some_and(|re| re.is_match(r.code.to_string().as_bytes())),
                 false,
             ),
-            ExpectMatch::String(s) => (find(body, s), true),
+            ExpectMatch::String(s) | ExpectMatch::StringLf(s) => (find(body, s), true),
             ExpectMatch::Rstring(_) => (e.re.as_ref().is_some_and(|re| re.is_match(body)), true),
             ExpectMatch::Hdr { name, value, full } => (
                 r.headers.iter().any(|(n, v)| {
@@ -973,7 +1071,9 @@ impl Run<'_> {
                 }),
                 false,
             ),
-            ExpectMatch::Binary(_) | ExpectMatch::Rbinary(_) => (false, false),
+            ExpectMatch::Binary(_) | ExpectMatch::BinaryLf(_) | ExpectMatch::Rbinary(_) => {
+                (false, false)
+            }
         };
         if matched != e.rule.inverse {
             return Ok(r);
@@ -1044,7 +1144,10 @@ fn find(hay: &[u8], needle: &[u8]) -> bool {
 
 fn match_tcp(e: &Expect, buf: &[u8]) -> bool {
     match &e.rule.what {
-        ExpectMatch::String(s) | ExpectMatch::Binary(s) => find(buf, s),
+        ExpectMatch::String(s)
+        | ExpectMatch::Binary(s)
+        | ExpectMatch::StringLf(s)
+        | ExpectMatch::BinaryLf(s) => find(buf, s),
         ExpectMatch::Rstring(_) => e.re.as_ref().is_some_and(|r| r.is_match(buf)),
         ExpectMatch::Rbinary(_) => {
             let hex: String = buf.iter().map(|b| format!("{b:02X}")).collect();
@@ -1181,6 +1284,12 @@ pub async fn run(plan: &Plan, target: &Target) -> Outcome {
                 last_expect = None;
                 mysql = true;
                 run.mysql_packet().await
+            }
+            Rule::LdapBindResponse => {
+                last_connect = false;
+                last_expect = None;
+                mysql = true;
+                run.ldap_bind_response().await
             }
             Rule::Expect(e) => {
                 last_connect = false;

@@ -452,6 +452,9 @@ struct TxnLog {
     /// response-side cookie handling.
     ck_direct: Option<usize>,
     ck_method: &'static [u8],
+    /// `capture cookie`: `%CC` and `%CS`.
+    cookie_req: Option<Vec<u8>>,
+    cookie_res: Option<Vec<u8>>,
     /// `set-var` variables of the connection (shared by its transactions).
     vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
 }
@@ -487,6 +490,8 @@ impl TxnLog {
             term: *b"----",
             ck_direct: None,
             ck_method: b"",
+            cookie_req: None,
+            cookie_res: None,
             vars: None,
         }
     }
@@ -590,6 +595,14 @@ impl TxnLog {
         let Some(l) = self.fe.log() else {
             return;
         };
+        // `http-request/http-response set-log-level silent`.
+        if self
+            .vars
+            .as_ref()
+            .is_some_and(|v| v.lock().is_ok_and(|v| v.silent))
+        {
+            return;
+        }
         let end = Instant::now();
         let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
         let utc = |t: Instant| self.start_utc + chrono::Duration::milliseconds(ms(self.start, t));
@@ -625,10 +638,12 @@ impl TxnLog {
             srv_queue: self.cs.srv_queue_pos,
             backend_queue: self.cs.be_queue_pos,
             frontend: Arc::from(self.fe.name.as_str()),
-            backend: be.map(|b| Arc::from(b.name.as_str())),
+            backend: be
+                .map(|b| Arc::from(b.name.as_str()))
+                .or_else(|| self.cs.applet.map(|_| Arc::from(self.fe.name.as_str()))),
             server: match (be, self.cs.server) {
                 (Some(b), Some(i)) => Some(Arc::from(b.servers[i].name.as_str())),
-                _ => None,
+                _ => self.cs.applet.map(Arc::from),
             },
             client: Some(self.acc.client.sock_addr()),
             frontend_addr: self.acc.orig_dst.map(|o| o.sock_addr()),
@@ -636,6 +651,8 @@ impl TxnLog {
             server_addr: self.cs.server_addr,
             req_captures: self.captures.take(),
             res_captures: self.res_captures.take(),
+            cookie_req: self.cookie_req.take(),
+            cookie_res: self.cookie_res.take(),
             request_line: self.request_line.take(),
             term_state: self.term,
             logasap: asap,
@@ -682,6 +699,8 @@ struct ClientConn {
     /// Idle server connections kept for this session's next requests, and their backend.
     idle: IdleConns,
     idle_be: Option<Arc<Backend>>,
+    /// The `set-dst` destination the idle connections were made for.
+    idle_dst: Option<std::net::SocketAddr>,
     /// Allocated only when the configuration has rules (they may set variables).
     vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
     first: bool,
@@ -727,6 +746,7 @@ pub fn session(
         cbuf: Vec::new(),
         idle: IdleConns(Vec::new()),
         idle_be: None,
+        idle_dst: None,
         vars,
         first: true,
         txn_start: acc.accept_at,
@@ -847,6 +867,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         cbuf,
         idle,
         idle_be,
+        idle_dst,
         vars,
         first,
         txn_start,
@@ -932,8 +953,41 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     });
     if logged {
         txn.captures = capture(&req.headers, &fe.proxy.capture_request);
+        if let Some(c) = &fe.proxy.capture_cookie {
+            let (name, len) = &c.value;
+            txn.cookie_req = super::persist::capture_request(&req.headers, name, *len);
+        }
     }
     cbuf.drain(..req.head_len);
+
+    // `monitor-uri`: answered here (200, or 503 when a `monitor fail` condition holds),
+    // before any rule, and not logged (as HAProxy).
+    if fe
+        .proxy
+        .monitor_uri
+        .as_ref()
+        .is_some_and(|m| req.uri == m.value.as_bytes())
+    {
+        fe.ctr
+            .intercepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let status = if super::rules::monitor_fails(fe, &acc, &req) {
+            503
+        } else {
+            200
+        };
+        let plan = http1::plan_request(&req, fe.http.mode, fe.http.mode);
+        let no_body = matches!(req.body, BodyKind::None | BodyKind::Length(0));
+        let keep = plan.client_keep_alive && no_body && !super::is_stopping();
+        let flavor = ErrorFlavor::Stream { close: !keep };
+        send_error(&mut *cw, status, flavor, fe, None).await;
+        txn.first_byte = None;
+        if !keep {
+            return Flow::End;
+        }
+        (*txn_start, *txn_start_utc) = (Instant::now(), chrono::Utc::now());
+        return Flow::Next;
+    }
 
     let verdict = match &vars {
         Some(vars) => {
@@ -961,7 +1015,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         let at = (&acc, chosen.as_deref());
         let r = Box::pin(super::stats_page::serve(page, fe, &req, io, at)).await;
         (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
-        applet_log(&mut txn);
+        applet_log(&mut txn, "<STATS>");
         if !r.keep_alive {
             return Flow::End;
         }
@@ -979,11 +1033,15 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     txn.be = Some(Arc::clone(&be));
     // Idle server connections belong to the backend of the previous request (server
     // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
-    if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) {
+    // `http-request set-dst[-port]` changes where address-less servers connect (and makes
+    // idle connections to the old destination unusable).
+    let set_dst = vars.as_ref().and_then(|v| v.lock().ok()?.dst);
+    if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) || *idle_dst != set_dst {
         for c in idle.0.drain(..) {
             c.close_reset();
         }
         *idle_be = Some(Arc::clone(&be));
+        *idle_dst = set_dst;
     }
     let be_active = BeActive::new(&be);
     let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
@@ -1013,7 +1071,9 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     let key = RequestKey::http(Some(lb_ip), &req.uri, Headers::Lookup(&hl));
     let ctx = ConnCtx {
         client: acc.client,
-        orig_dst: acc.orig_dst,
+        orig_dst: set_dst
+            .map(crate::tproxy::addr::OrigDstAddr)
+            .or(acc.orig_dst),
     };
     let want_hdr = be
         .servers
@@ -1026,7 +1086,16 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         });
     let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
     let tq = Instant::now();
-    let assigned = match ck.and_then(|c| c.server) {
+    // `option prefer-last-server`: the server of an idle connection of this session.
+    let last = if be.prefer_last {
+        idle.0
+            .iter()
+            .map(|c| c.srv)
+            .find(|&i| super::admin::usable(&be.servers[i]))
+    } else {
+        None
+    };
+    let assigned = match ck.and_then(|c| c.server).or(last) {
         Some(i) => be.assign_server(i, &mut txn.cs).await,
         None => be.assign_with(&key, None, &mut txn.cs).await,
     };
@@ -1360,6 +1429,15 @@ async fn answer_locally(
             }
             false
         }
+        ReqVerdict::Service { name, be } => {
+            // `prometheus-exporter` is the one service (`config::keywords::rules::SERVICES`).
+            debug_assert_eq!(name, "prometheus-exporter");
+            let _ = be;
+            let r = super::prometheus::serve(fe, req, cw).await;
+            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
+            applet_log(txn, "<PROMEX>");
+            r.keep_alive
+        }
         ReqVerdict::Tarpit { status, be } => {
             // Held for `timeout tarpit` (else `timeout connect`), then the error page.
             let t = &fe.proxy.timeouts;
@@ -1389,10 +1467,11 @@ async fn answer_locally(
             status,
             mut head,
             body,
+            deny,
             ..
         } => {
             txn.status = status as i32;
-            txn.set_term(b'L', b'R');
+            txn.set_term(if deny { b'P' } else { b'L' }, b'R');
             let conn = if !keep {
                 http1::errors::ConnHeader::Close
             } else if !req.version.is_11() {
@@ -1411,12 +1490,6 @@ async fn answer_locally(
                 let _ = cw.shutdown().await;
             }
             keep
-        }
-        ReqVerdict::Service(_) => {
-            let r = super::prometheus::serve(fe, req, cw).await;
-            (txn.status, txn.bytes_out) = (r.status as i32, r.bytes_out);
-            applet_log(txn);
-            r.keep_alive
         }
     }
 }
@@ -1608,6 +1681,10 @@ async fn exchange(
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
+        if let Some(c) = &fe.proxy.capture_cookie {
+            let (name, len) = &c.value;
+            txn.cookie_res = super::persist::capture_response(&resp.headers, name, *len);
+        }
         let verdict = match txn.vars.clone() {
             Some(vars) => {
                 let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
@@ -1634,6 +1711,7 @@ async fn exchange(
                     status,
                     mut head,
                     body,
+                    deny,
                 } => {
                     let plan2 = http1::finish_client_plan(plan, &resp);
                     let keep = plan2.client_keep_alive
@@ -1650,7 +1728,7 @@ async fn exchange(
                         head.extend_from_slice(&body);
                     }
                     txn.status = status as i32;
-                    txn.set_term(b'L', b'H');
+                    txn.set_term(if deny { b'P' } else { b'L' }, b'H');
                     if write_all(cw, &head, client_to).await.is_err() {
                         return RespEnd::Abort;
                     }
@@ -1815,8 +1893,10 @@ fn client_cause(e: IoEnd) -> u8 {
     }
 }
 
-/// A request answered by the stats page or a service: HAProxy logs `LR` and zero timers.
-fn applet_log(txn: &mut TxnLog) {
+/// A request answered by the stats page or a service: HAProxy logs `fe/<STATS>` (or
+/// `<PROMEX>`), `LR` and zero timers.
+fn applet_log(txn: &mut TxnLog, name: &'static str) {
+    txn.cs.applet = Some(name);
     txn.set_term(b'L', b'R');
     (txn.cs.queue_ms, txn.cs.connect_ms) = (0, 0);
     let now = Instant::now();

@@ -23,6 +23,8 @@ use crate::http1::{Header, Request, Response};
 #[derive(Debug)]
 pub struct Persist {
     cfg: CookieCfg,
+    /// `option persist`: a cookie naming a stopped server still sends the request there.
+    force: bool,
     /// Each server's `cookie` value, by server index.
     srv: Vec<Option<Vec<u8>>>,
 }
@@ -94,6 +96,50 @@ fn items(v: &[u8]) -> Vec<Item> {
     out
 }
 
+/// `name=value` of a cookie item, blanks around `=` dropped (as HAProxy logs it).
+fn normalized(v: &[u8], it: &Item) -> Vec<u8> {
+    let mut out = v[it.start..it.name_end].to_vec();
+    if let Some((a, b)) = it.val {
+        out.push(b'=');
+        out.extend_from_slice(&v[a..b]);
+    }
+    out
+}
+
+/// `capture cookie NAME len N` on the request: the first cookie of the `Cookie` headers
+/// whose `name=value` starts with NAME, cut to N bytes (at most 63).
+pub fn capture_request(headers: &[Header], name: &str, len: usize) -> Option<Vec<u8>> {
+    for h in headers.iter().filter(|h| h.is("cookie")) {
+        for it in items(&h.value) {
+            let mut c = normalized(&h.value, &it);
+            if c.starts_with(name.as_bytes()) {
+                c.truncate(len.min(63));
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+/// The same on the response's `Set-Cookie` headers (their attributes aside).
+pub fn capture_response(headers: &[Header], name: &str, len: usize) -> Option<Vec<u8>> {
+    for h in headers.iter().filter(|h| h.is("set-cookie")) {
+        let end = h
+            .value
+            .iter()
+            .position(|&b| b == b';')
+            .unwrap_or(h.value.len());
+        if let Some(it) = items(&h.value[..end]).into_iter().next() {
+            let mut c = normalized(&h.value[..end], &it);
+            if c.starts_with(name.as_bytes()) {
+                c.truncate(len.min(63));
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
 /// HAProxy's status codes that are cacheable by default (RFC 7231 §6.1).
 fn cacheable_status(st: u16) -> bool {
     matches!(
@@ -149,6 +195,7 @@ impl Persist {
         let cfg = p.cookie.as_ref()?.value.clone();
         Some(Persist {
             cfg,
+            force: p.option("persist"),
             srv: p
                 .servers
                 .iter()
@@ -199,8 +246,9 @@ impl Persist {
                     if !id.is_empty() {
                         for (i, c) in self.srv.iter().enumerate() {
                             if c.as_deref() == Some(id) {
-                                if running(i) {
-                                    found = Some(i);
+                                let up = running(i);
+                                if up || self.force {
+                                    found = Some((i, up));
                                     break;
                                 }
                                 out.state = b'D';
@@ -208,9 +256,9 @@ impl Persist {
                         }
                     }
                     match found {
-                        Some(i) => {
+                        Some((i, up)) => {
                             out.server = Some(i);
-                            out.state = b'V';
+                            out.state = if up { b'V' } else { b'D' };
                         }
                         None if out.state != b'D' => out.state = b'I',
                         None => {}
@@ -361,6 +409,7 @@ mod tests {
                 ..Default::default()
             },
             srv: vec![Some(b"c1".to_vec()), Some(b"c2".to_vec()), None],
+            force: false,
         }
     }
 

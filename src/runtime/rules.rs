@@ -95,6 +95,13 @@ impl ServerState for FeRules {
         let s = b.servers.iter().find(|s| s.name == srv)?;
         Some(super::admin::usable(s))
     }
+    fn be_conn(&self, be: &str) -> Option<u32> {
+        let b = self.backends.get(be)?;
+        Some(b.active.load(std::sync::atomic::Ordering::Relaxed) as u32)
+    }
+    fn stopping(&self) -> bool {
+        super::is_stopping()
+    }
 }
 
 pub fn ctx<'a>(
@@ -108,7 +115,9 @@ pub fn ctx<'a>(
     let r = &fe.rules;
     SampleCtx {
         src: Some(acc.client.sock_addr()),
-        dst: acc.orig_dst.map(|o| o.sock_addr()),
+        dst: vars
+            .and_then(|v| v.dst)
+            .or(acc.orig_dst.map(|o| o.sock_addr())),
         fe_name: &fe.name,
         fe_id: r.ids.get(&fe.name).copied().unwrap_or(0),
         be_name: be,
@@ -118,7 +127,19 @@ pub fn ctx<'a>(
         servers: Some(r),
         vars,
         payload: None,
+        wait_end: None,
     }
+}
+
+/// `monitor fail`: whether a request to the monitor URI gets 503 (a condition holds).
+pub fn monitor_fails(fe: &Frontend, acc: &Accepted, req: &Request) -> bool {
+    let rules = &fe.proxy.monitor_fail;
+    if rules.is_empty() {
+        return false;
+    }
+    let be = fe.backend.as_ref().map(|b| b.name.as_str());
+    let c = ctx(fe, acc, be, Some(req), None, None);
+    rules.iter().any(|r| applies(&r.cond, &c))
 }
 
 fn applies(c: &Option<Condition>, ctx: &SampleCtx) -> bool {
@@ -167,7 +188,11 @@ fn uses_payload(c: &Condition) -> bool {
     crate::acl::fetches(c).any(|e| {
         matches!(
             e.expr.fetch,
-            Fetch::ReqLen | Fetch::ReqPayload(..) | Fetch::ReqSslHelloType | Fetch::ReqSslSni
+            Fetch::ReqLen
+                | Fetch::ReqPayload(..)
+                | Fetch::ReqSslHelloType
+                | Fetch::ReqSslSni
+                | Fetch::WaitEnd
         )
     })
 }
@@ -198,46 +223,89 @@ pub async fn tcp_start(
             .any(uses_payload);
     let mut buf: Vec<u8> = Vec::new();
     let delay = p.inspect_delay.as_ref().map_or(0, |d| d.value);
-    if wants && delay > 0 {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(delay);
-        let mut tmp = vec![0u8; 16384];
-        loop {
-            match tokio::time::timeout_at(deadline, client.peek(&mut tmp)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    buf.clear();
-                    buf.extend_from_slice(&tmp[..n]);
-                    if crate::acl::fetch::payload_ready(&buf) || n == tmp.len() {
-                        break;
-                    }
-                    // More bytes of the record are on their way.
-                    if tokio::time::timeout_at(
-                        deadline,
-                        tokio::time::sleep(std::time::Duration::from_millis(2)),
-                    )
-                    .await
-                    .is_err()
-                    {
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
     if content.is_empty() && fe.rules.switching.is_empty() {
         return Some(fe.backend.clone());
     }
-    let mut c = ctx(fe, acc, None, None, None, None);
-    c.payload = Some(&buf);
-    for r in content {
-        if applies(&r.cond, &c) {
-            match r.action.1 {
-                TcpAction::Accept => break,
-                TcpAction::Reject => return None,
+    let switch_wants = fe
+        .rules
+        .switching
+        .iter()
+        .filter_map(|(c, _)| c.as_ref())
+        .any(uses_payload);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(delay);
+    let mut tmp = vec![0u8; if wants && delay > 0 { 16384 } else { 0 }];
+    let mut eof = false;
+    // Content rules are evaluated as data arrives, HAProxy's way: a rule whose answer may still
+    // change with more data (MISS) waits, up to the inspection delay.
+    loop {
+        let fin = !wants
+            || delay == 0
+            || eof
+            || tokio::time::Instant::now() >= deadline
+            || buf.len() >= tmp.len();
+        // Evaluated in a block: the sample context must not live across the await below.
+        let decided: Option<Option<Option<Arc<Backend>>>> = {
+            let ready = crate::acl::fetch::payload_ready(&buf);
+            let incomplete = |f: &crate::acl::fetch::Fetch| {
+                use crate::acl::fetch::Fetch;
+                !fin && match f {
+                    Fetch::WaitEnd | Fetch::ReqLen => true,
+                    Fetch::ReqSslHelloType | Fetch::ReqSslSni => !ready,
+                    Fetch::ReqPayload(off, len) => *len == 0 || buf.len() < off + len,
+                    _ => false,
+                }
+            };
+            let mut c = ctx(fe, acc, None, None, None, None);
+            c.payload = Some(&buf);
+            c.wait_end = Some(fin);
+            let mut miss = false;
+            let mut out = None;
+            for r in &content {
+                let st = match &r.cond {
+                    None => Some(true),
+                    Some(cond) => crate::acl::cond::eval_partial(cond, &c, &incomplete),
+                };
+                match st {
+                    Some(true) => {
+                        out = Some(match r.action.1 {
+                            TcpAction::Accept => Some(switch(fe, &c)),
+                            TcpAction::Reject => None,
+                        });
+                        break;
+                    }
+                    Some(false) => {}
+                    None => {
+                        miss = true;
+                        break;
+                    }
+                }
             }
+            // No rule decided: accept, once `use_backend` has the first bytes it reads.
+            if out.is_none() && (fin || (!miss && (!switch_wants || ready))) {
+                out = Some(Some(switch(fe, &c)));
+            }
+            out
+        };
+        if let Some(d) = decided {
+            return d;
+        }
+        match tokio::time::timeout_at(deadline, client.peek(&mut tmp)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => eof = true,
+            Ok(Ok(n)) => {
+                if n == buf.len() {
+                    // Nothing new yet: the rest of the record is on its way.
+                    let _ = tokio::time::timeout_at(
+                        deadline,
+                        tokio::time::sleep(std::time::Duration::from_millis(2)),
+                    )
+                    .await;
+                }
+                buf.clear();
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            Err(_) => {}
         }
     }
-    Some(switch(fe, &c))
 }
 
 /// `use_backend` rules in order (dynamic names rendered now), else the default.
@@ -277,17 +345,23 @@ pub enum ReqVerdict {
         head: Vec<u8>,
         body: Vec<u8>,
         be: Option<Arc<Backend>>,
+        /// A `deny` with its own answer (termination `PR`, not `LR`).
+        deny: bool,
     },
     /// Close without answering (`tcp-request content reject`, `http-request reject`), with a
     /// reset for `silent-drop`.
     Close { reset: bool, tcp: bool },
+    /// `use-service NAME`: a service of rhaproxy answers (see
+    /// `config::keywords::rules::SERVICES`).
+    Service {
+        name: String,
+        be: Option<Arc<Backend>>,
+    },
     /// `tarpit`: wait, then answer with the error page of `status` and close.
     Tarpit {
         status: u16,
         be: Option<Arc<Backend>>,
     },
-    /// `http-request use-service NAME`: the service answers.
-    Service(String),
 }
 
 enum Step {
@@ -514,6 +588,7 @@ fn build_return(a: &HttpAction, c: &SampleCtx) -> Option<(u16, Vec<u8>, Vec<u8>)
         content_type,
         body,
         headers,
+        ..
     } = a
     else {
         return None;
@@ -558,13 +633,14 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::Return { .. } => {
+            HttpAction::Return { deny, .. } => {
                 if let Some((status, head, body)) = build_return(&r.action, &c) {
                     return Step::Stop(ReqVerdict::Reply {
                         status,
                         head,
                         body,
                         be: be.cloned(),
+                        deny: *deny,
                     });
                 }
             }
@@ -583,6 +659,7 @@ fn run_http_rules(
                     head,
                     body,
                     be: be.cloned(),
+                    deny: false,
                 });
             }
             HttpAction::SetHeader(n, v) => {
@@ -620,6 +697,40 @@ fn run_http_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
+            HttpAction::SetDst(e) | HttpAction::SetDstPort(e) => {
+                let v = e.value(&c);
+                let cur = c.dst;
+                let port_only = matches!(r.action, HttpAction::SetDstPort(_));
+                let new = match (v, cur) {
+                    (Some(v), cur) if port_only => {
+                        let p = match v {
+                            Sample::Int(n) => u16::try_from(n).ok(),
+                            s => std::str::from_utf8(&s.as_bytes())
+                                .ok()
+                                .and_then(|t| t.trim().parse().ok()),
+                        };
+                        match (p, cur) {
+                            (Some(p), Some(mut a)) => {
+                                a.set_port(p);
+                                Some(a)
+                            }
+                            _ => None,
+                        }
+                    }
+                    (Some(v), cur) => {
+                        let ip = match v {
+                            Sample::Ip(ip) => Some(ip),
+                            s => crate::acl::fetch::parse_ip_bytes(&s.as_bytes()),
+                        };
+                        ip.map(|ip| std::net::SocketAddr::new(ip, cur.map_or(0, |a| a.port())))
+                    }
+                    (None, _) => None,
+                };
+                if let Some(a) = new {
+                    vars.dst = Some(a);
+                }
+            }
             HttpAction::Replace { what, re, fmt } => {
                 let f = fmt.render(&c);
                 match what {
@@ -663,7 +774,12 @@ fn run_http_rules(
                     be: be.cloned(),
                 });
             }
-            HttpAction::UseService(name) => return Step::Stop(ReqVerdict::Service(name.clone())),
+            HttpAction::UseService(name) => {
+                return Step::Stop(ReqVerdict::Service {
+                    name: name.clone(),
+                    be: be.cloned(),
+                });
+            }
             HttpAction::SetStatus(..) => {}
         }
     }
@@ -776,6 +892,7 @@ pub enum ResVerdict {
         status: u16,
         head: Vec<u8>,
         body: Vec<u8>,
+        deny: bool,
     },
     /// `silent-drop`: reset the client connection.
     Drop,
@@ -797,9 +914,14 @@ fn response_rules(
         match &r.action {
             HttpAction::Allow => return None,
             HttpAction::Deny { status } => return Some(ResVerdict::Deny(*status)),
-            HttpAction::Return { .. } => {
+            HttpAction::Return { deny, .. } => {
                 if let Some((status, head, body)) = build_return(&r.action, &c) {
-                    return Some(ResVerdict::Reply { status, head, body });
+                    return Some(ResVerdict::Reply {
+                        status,
+                        head,
+                        body,
+                        deny: *deny,
+                    });
                 }
             }
             HttpAction::SilentDrop => return Some(ResVerdict::Drop),
@@ -808,6 +930,7 @@ fn response_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::SetLogSilent => vars.silent = true,
             HttpAction::Replace { what, re, fmt } => {
                 let f = fmt.render(&c);
                 if let ReplaceWhat::Header(n) | ReplaceWhat::Value(n) = what {

@@ -355,7 +355,8 @@ where
             keep = false;
         }
         let conn = conn_header(req, keep);
-        out = (401, http1::errors::auth_challenge(realm, conn));
+        // HAProxy 2.6 logs this challenge with status 400 (measured), though it sends 401.
+        out = (400, http1::errors::auth_challenge(realm, conn));
     } else if req.method == b"POST" {
         let base = page.uri.clone();
         let code = match read_body(req, cbuf, cr, fe.client_timeout).await {

@@ -41,7 +41,25 @@ pub fn session(
         let Some(be) = (match super::rules::tcp_start(&fe, &client, &acc).await {
             Some(b) => b,
             None => {
-                // `tcp-request content reject`.
+                // `tcp-request content reject`: logged as `f f/<NOSRV> -1/-1/Tt 0 PR` (measured).
+                if fe.log().is_some() {
+                    let rec = LogRecord {
+                        accept_date: acc.accept_utc,
+                        request_date: acc.accept_utc,
+                        t_handshake: Some(0),
+                        t_idle: Some(0),
+                        t_queue: Some(-1),
+                        t_connect: Some(-1),
+                        actconn: super::ACTCONN.load(Ordering::Relaxed) as u32,
+                        feconn: fe.feconn(),
+                        frontend: Arc::from(fe.name.as_str()),
+                        client: Some(acc.client.sock_addr()),
+                        frontend_addr: acc.orig_dst.map(|o| o.sock_addr()),
+                        term_state: logging::term(b'P', b'R'),
+                        ..Default::default()
+                    };
+                    finish(&fe, rec, &acc);
+                }
                 close_gracefully(client);
                 return;
             }

@@ -95,8 +95,37 @@ fn p_check(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], kind: RulesKind) {
             r
         }
         "send-lf" | "send-binary-lf" if kind == RulesKind::Tcp => {
-            ctx.unsupported_arg("tcp-check", action);
-            return;
+            // Log-format strings are supported when they are literal (no `%` tag).
+            let Some(data) = a.get(2).filter(|s| !s.is_empty()) else {
+                ctx.alert(format!(
+                    "'tcp-check {action}' : 'string' expects a {action} as argument."
+                ));
+                return;
+            };
+            let bytes = if data.contains('%') {
+                None
+            } else if action == "send-lf" {
+                Some(data.as_bytes().to_vec())
+            } else {
+                parse_hex(data).ok()
+            };
+            let Some(bytes) = bytes else {
+                ctx.unsupported_arg(
+                    &format!("tcp-check {action}"),
+                    &format!("{data} (log-format)"),
+                );
+                return;
+            };
+            let mut rest = vec![data.clone()];
+            rest.extend_from_slice(a.get(3..).unwrap_or(&[]));
+            let Some(CheckRule::Send { comment, .. }) = parse_tcp_send(ctx, "send", &rest) else {
+                return;
+            };
+            CheckRule::Send {
+                data: bytes,
+                binary: action == "send-binary-lf",
+                comment,
+            }
         }
         "send" if kind == RulesKind::Http => {
             let Some(s) = parse_http_send(ctx, &a[2..]) else {
@@ -271,10 +300,8 @@ fn parse_tcp_send(ctx: &mut LineCtx, action: &str, a: &[String]) -> Option<Check
     let who = format!("'tcp-check {action}'");
     let binary = action == "send-binary";
     let Some(data) = a.first().filter(|s| !s.is_empty()) else {
-        ctx.alert(format!(
-            "{who} : '{}' expects a send as argument.",
-            if binary { "binary" } else { "string" }
-        ));
+        let noun = if binary { "binary string" } else { "string" };
+        ctx.alert(format!("{who} : '{noun}' expects a {action} as argument."));
         return None;
     };
     let mut comment = None;
@@ -351,8 +378,23 @@ fn parse_http_send(ctx: &mut LineCtx, a: &[String]) -> Option<HttpSendRule> {
                 i += 3;
             }
             "uri-lf" | "body-lf" => {
-                ctx.unsupported_arg("http-check send", w);
-                return None;
+                let Some(v) = arg else {
+                    ctx.alert(format!("{who} : '{w}' expects a string as argument.."));
+                    return None;
+                };
+                if v.contains('%') {
+                    ctx.unsupported_arg(
+                        &format!("http-check send {w}"),
+                        &format!("{v} (log-format)"),
+                    );
+                    return None;
+                }
+                if w == "uri-lf" {
+                    s.uri = Some(v);
+                } else {
+                    s.body = Some(v);
+                }
+                i += 2;
             }
             other => {
                 ctx.alert(format!("{who} : expects 'comment', 'meth', 'uri', 'uri-lf', 'ver', 'hdr', 'body' or 'body-lf' but got '{other}' as argument.."));
@@ -540,9 +582,24 @@ fn parse_expect(ctx: &mut LineCtx, kind: RulesKind, a: &[String]) -> Option<Expe
                     }
                 },
                 _ => {
-                    // string-lf / binary-lf
-                    ctx.unsupported_arg(&format!("{kw} expect"), w);
-                    return None;
+                    // string-lf / binary-lf: literal formats only.
+                    let lit = if arg.contains('%') {
+                        None
+                    } else if w == "string-lf" {
+                        Some(ExpectMatch::StringLf(arg.as_bytes().to_vec()))
+                    } else {
+                        parse_hex(arg).ok().map(ExpectMatch::BinaryLf)
+                    };
+                    match lit {
+                        Some(m) => m,
+                        None => {
+                            ctx.unsupported_arg(
+                                &format!("{kw} expect {w}"),
+                                &format!("{arg} (log-format)"),
+                            );
+                            return None;
+                        }
+                    }
                 }
             };
             what = Some(m);
@@ -999,7 +1056,7 @@ mod tests {
                 "http-check expect status 200-x",
                 "'http-check expect' : invalid range of status codes '200-x'.",
             ),
-            ("tcp-check send-lf x", "not supported by rhaproxy"),
+            ("tcp-check send-lf %[src]", "not supported by rhaproxy"),
             (
                 "tcp-check set-var(check.x) int(1)",
                 "not supported by rhaproxy",
@@ -1025,6 +1082,165 @@ mod tests {
         let r = rules("    tcp-check send a\n    http-check expect status 200\n");
         assert_eq!(r.len(), 1);
         assert!(matches!(&r[0], CheckRule::Expect(_)));
+    }
+
+    #[test]
+    fn check_options_carry_their_arguments() {
+        let opt = |line: &str| {
+            let (p, msgs) = parse(&format!("    {line}\n"));
+            assert!(msgs.is_empty(), "{line}: {msgs:?}");
+            p.unwrap().check_option.map(|o| o.value)
+        };
+        assert_eq!(
+            opt("option smtpchk EHLO me.example"),
+            Some(CheckOption::SmtpChk("EHLO me.example".into()))
+        );
+        assert_eq!(
+            opt("option smtpchk"),
+            Some(CheckOption::SmtpChk("HELO localhost".into()))
+        );
+        assert_eq!(
+            opt("option pgsql-check user john"),
+            Some(CheckOption::PgsqlCheck("john".into()))
+        );
+        assert_eq!(
+            opt("option mysql-check user hap pre-41"),
+            Some(CheckOption::MysqlCheck {
+                user: Some("hap".into()),
+                pre41: true
+            })
+        );
+        assert_eq!(opt("option ssl-hello-chk"), Some(CheckOption::SslHelloChk));
+        // The last check option wins.
+        assert_eq!(
+            opt("option redis-check\n    option tcp-check"),
+            Some(CheckOption::TcpCheck)
+        );
+        let (_, msgs) = parse("    no option httpchk\n");
+        assert!(msgs[0].contains("negation/default is not supported for option 'httpchk'."));
+    }
+
+    #[test]
+    fn own_rules_replace_inherited_ones() {
+        let text = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n    option httpchk GET /d\n    http-check expect string a\nbackend inherit\n    server s 127.0.0.1:80 check\nbackend own\n    http-check expect status 200\n    server s 127.0.0.1:80 check\nbackend opt\n    option httpchk GET /z\n    server s 127.0.0.1:80 check\n";
+        let mut d = Diags::captured();
+        let cfg = crate::config::parse_str("t.cfg", text, &mut d).unwrap();
+        let by = |n: &str| cfg.proxies.iter().find(|p| p.name == n).unwrap();
+        let inherit = by("inherit");
+        assert!(inherit.httpchk_send);
+        assert_eq!(inherit.check_rules.as_ref().unwrap().rules.len(), 1);
+        let own = by("own");
+        assert!(
+            !own.httpchk_send,
+            "an own rule set drops the inherited request"
+        );
+        assert!(matches!(
+            &own.check_rules.as_ref().unwrap().rules[0].value,
+            CheckRule::Expect(e) if e.what == ExpectMatch::Status(vec![(200, 200)])
+        ));
+        let opt = by("opt");
+        assert!(opt.httpchk_send);
+        assert!(
+            opt.check_rules.is_none(),
+            "an own option drops inherited rules"
+        );
+        assert_eq!(opt.httpchk.as_ref().unwrap().value.uri, "/z");
+    }
+
+    /// Random lines made of the check keywords never panic the parser.
+    #[test]
+    fn random_check_lines_never_panic() {
+        const WORDS: &[&str] = &[
+            "tcp-check",
+            "http-check",
+            "http-error",
+            "expect",
+            "send",
+            "send-binary",
+            "connect",
+            "comment",
+            "string",
+            "rstring",
+            "binary",
+            "rbinary",
+            "status",
+            "rstatus",
+            "hdr",
+            "fhdr",
+            "name",
+            "value",
+            "-m",
+            "reg",
+            "beg",
+            "!",
+            "min-recv",
+            "ok-status",
+            "error-status",
+            "tout-status",
+            "L7OK",
+            "port",
+            "addr",
+            "0",
+            "65536",
+            "200-x",
+            "(",
+            "zz",
+            "0a",
+            "meth",
+            "uri",
+            "ver",
+            "body",
+            "content-type",
+            "file",
+            "errorfile",
+            "default-errorfiles",
+            "503",
+            "599",
+            "x",
+            "",
+            "option",
+            "mysql-check",
+            "user",
+            "pgsql-check",
+            "smtpchk",
+            "EHLO",
+            "disable-on-404",
+            "send-state",
+            "linger",
+            "default",
+            "set-var(check.x)",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..500 {
+            let n = 1 + (next() % 7) as usize;
+            let line: Vec<String> = (0..n)
+                .map(|_| {
+                    let w = WORDS[(next() % WORDS.len() as u64) as usize];
+                    if w.is_empty() {
+                        "\"\"".to_string()
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect();
+            let _ = parse(&format!("    {}\n", line.join(" ")));
+        }
+    }
+
+    #[test]
+    fn http_check_flags() {
+        let (p, msgs) = parse(
+            "    mode http\n    option httpchk\n    http-check disable-on-404\n    http-check send-state\n",
+        );
+        assert!(msgs.is_empty(), "{msgs:?}");
+        let p = p.unwrap();
+        assert!(p.http_check_disable_on_404 && p.http_check_send_state);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum Miss {
     Fatal,
     /// A fatal error with this exact text.
     FatalText(&'static str),
+    /// The warning, then the line is parsed anyway (HAProxy's check rule parsers do so, and
+    /// most then print an empty `(null)` warning).
+    WarnParse,
 }
 
 const fn kw(
@@ -79,7 +82,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         N("deprecated, no effect in HAProxy 2.6 either"),
         None,
     ),
-    kw("capture cookie", "FL", U, None),
+    kw("capture cookie", "FL", I, Some(p_capture_cookie)),
     kw("capture request", "FL", I, Some(p_capture)),
     kw("capture response", "FL", I, Some(p_capture)),
     kw("clitcpka-cnt", "DFL", N(TUNING), None),
@@ -131,13 +134,21 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         I,
         Some(super::rules::p_http_response),
     ),
-    kw("http-check", "DLB", I, Some(super::checks::p_http_check)),
+    kwm(
+        "http-check",
+        "DLB",
+        I,
+        Some(super::checks::p_http_check),
+        Miss::WarnParse,
+    ),
     kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
     kw(
         "http-reuse",
         "DLB",
-        N("rhaproxy reuses idle server connections per client session only"),
-        None,
+        N(
+            "rhaproxy reuses idle server connections per client session only; `never` makes them private to the session, which `option prefer-last-server` needs",
+        ),
+        Some(p_http_reuse),
     ),
     kw("http-send-name-header", "LB", U, None),
     kw("id", "FLB", I, Some(p_id)),
@@ -162,8 +173,8 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::WarnHint("fullconn"),
     ),
     kw("mode", "DFLB", I, Some(p_mode)),
-    kw("monitor", "FL", U, None),
-    kw("monitor-uri", "DFL", U, None),
+    kw("monitor", "FL", I, Some(super::rules::p_monitor)),
+    kw("monitor-uri", "DFL", I, Some(p_monitor_uri)),
     kw("persist", "DLB", U, None),
     kwm("rate-limit", "DFL", U, None, Miss::WarnWill),
     kw("redirect", "FLB", I, Some(super::rules::p_redirect)),
@@ -191,7 +202,13 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("stats", "DFLB", I, Some(p_stats)),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
-    kw("tcp-check", "DLB", I, Some(super::checks::p_tcp_check)),
+    kwm(
+        "tcp-check",
+        "DLB",
+        I,
+        Some(super::checks::p_tcp_check),
+        Miss::WarnParse,
+    ),
     kw("tcp-request", "dFLB", I, Some(super::rules::p_tcp_request)),
     kw("tcp-response", "dLB", U, None),
     kw("timeout", "DFLB", I, Some(p_timeout)),
@@ -613,6 +630,27 @@ fn p_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     p.cookie = Some(Located::new(c, ctx.loc.clone()));
 }
 
+fn p_http_reuse(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    match a.get(1).map(String::as_str) {
+        Some(m @ ("never" | "safe" | "aggressive" | "always")) => {
+            if no_extra(ctx, a, 1, &format!("http-reuse {m}")) {
+                p.http_reuse_never = m == "never";
+            }
+        }
+        _ => ctx.alert("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'."),
+    }
+}
+
+fn p_monitor_uri(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let Some(u) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert("'monitor-uri' expects an URI.");
+        return;
+    };
+    if no_extra(ctx, a, 1, "monitor-uri") {
+        p.monitor_uri = Some(Located::new(u.clone(), ctx.loc.clone()));
+    }
+}
+
 fn p_default_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     match a.get(1).filter(|s| !s.is_empty()) {
         Some(b) => {
@@ -681,6 +719,22 @@ fn p_bind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     if let Some(b) = super::bind::parse_bind(ctx, &p.kind, &a[1..]) {
         p.binds.push(b);
     }
+}
+
+/// `capture cookie NAME len N` (one per proxy: a later line replaces it, as in HAProxy, which
+/// reads the length as `atol` does).
+fn p_capture_cookie(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(4).is_none_or(|s| s.is_empty()) {
+        ctx.alert("'capture' expects 'cookie' <cookie_name> 'len' <len>.");
+        return;
+    }
+    let len = a[4]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0usize, |n, b| {
+            n.saturating_mul(10).saturating_add((b - b'0') as usize)
+        });
+    p.capture_cookie = Some(Located::new((a[2].clone(), len), ctx.loc.clone()));
 }
 
 fn p_capture(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -1008,8 +1062,8 @@ pub static OPTIONS: &[OptionKw] = &[
     opt("log-separate-errors", FE, I),
     opt("logasap", FE, I),
     opt("nolinger", FB, U),
-    opt("persist", BE, U),
-    opth("prefer-last-server", BE, U),
+    opt("persist", BE, I),
+    opth("prefer-last-server", BE, I),
     opt(
         "socket-stats",
         FE,
@@ -1048,7 +1102,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("pgsql-check", BE, I, o_check_kind),
     optp("redis-check", BE, I, o_check_kind),
     optp("mysql-check", BE, I, o_check_kind),
-    optp("ldap-check", BE, U, o_unsupported),
+    optp("ldap-check", BE, I, o_check_kind),
     optp("spop-check", BE, U, o_unsupported),
     optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
@@ -1118,6 +1172,7 @@ fn o_check_kind(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         "tcp-check" => CheckOption::TcpCheck,
         "redis-check" => CheckOption::RedisCheck,
         "ssl-hello-chk" => CheckOption::SslHelloChk,
+        "ldap-check" => CheckOption::LdapCheck,
         "mysql-check" => match (a.get(2).map(String::as_str), a.get(3), a.get(4)) {
             (None, _, _) => CheckOption::MysqlCheck {
                 user: None,

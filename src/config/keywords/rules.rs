@@ -197,6 +197,10 @@ fn warn_never_match(ctx: &mut LineCtx, p: &Proxy, w: Where, c: &Condition) {
     }
 }
 
+/// Services rhaproxy answers itself (`http-request use-service NAME`); the runtime dispatches
+/// them in `runtime::http::answer_locally` (`ReqVerdict::Service`).
+pub const SERVICES: &[&str] = &["prometheus-exporter"];
+
 /// Splits `ARGS... [if|unless COND...]`.
 fn split_cond(a: &[String]) -> (&[String], Option<(bool, &[String])>) {
     match a.iter().position(|w| w == "if" || w == "unless") {
@@ -228,6 +232,32 @@ fn rule_cond(
             Err(())
         }
     }
+}
+
+/// `monitor fail if|unless COND`.
+pub fn p_monitor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if a.get(1).map(String::as_str) != Some("fail") {
+        ctx.alert("'monitor' only supports 'fail'.");
+        return;
+    }
+    let ws = &a[2..];
+    let c = match ws.first().map(String::as_str) {
+        Some("if") => (false, &ws[1..]),
+        Some("unless") => (true, &ws[1..]),
+        _ => {
+            ctx.alert("'monitor fail' requires either 'if' or 'unless' followed by a condition.");
+            return;
+        }
+    };
+    let prefix = "error detected while parsing a 'monitor fail' condition";
+    let Ok(cond) = rule_cond(ctx, p, Some(c), &mut |ctx, e| report(ctx, prefix, e, true)) else {
+        return;
+    };
+    p.monitor_fail.push(Rule {
+        action: (),
+        cond,
+        loc: ctx.loc.clone(),
+    });
 }
 
 pub fn p_use_backend(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
@@ -440,34 +470,14 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Allow
         }
-        "deny" => {
-            let mut status = if response { 502 } else { 403 };
-            let mut i = 0;
-            while i < args.len() {
-                match args[i].as_str() {
-                    "deny_status" | "status" if i + 1 < args.len() => {
-                        let Some(s) = parse_status_for_deny(ctx, &prefix, &args[i], &args[i + 1])
-                        else {
-                            return;
-                        };
-                        status = s;
-                        i += 2;
-                    }
-                    "content-type" | "string" | "lf-string" | "file" | "lf-file" | "errorfile"
-                    | "errorfiles" | "default-errorfiles" | "hdr" => {
-                        ctx.unsupported_arg(&format!("{kw} deny"), &args[i]);
-                        return;
-                    }
-                    _ => {
-                        trailing(ctx, &args[i]);
-                        return;
-                    }
-                }
-            }
-            HttpAction::Deny { status }
-        }
-        "return" => {
-            let mut status = 200;
+        "deny" | "return" => {
+            let deny = act == "deny";
+            let mut status = match (deny, response) {
+                (true, true) => 502,
+                (true, false) => 403,
+                _ => 200,
+            };
+            let mut deny_status_kw = false;
             let mut content_type = None;
             let mut body = None;
             let mut headers = Vec::new();
@@ -476,7 +486,7 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 let w = args[i].as_str();
                 let v = args.get(i + 1);
                 match (w, v) {
-                    ("status", Some(v)) => {
+                    ("status", Some(v)) | ("deny_status", Some(v)) if deny || w == "status" => {
                         status = match v.parse::<u16>() {
                             Ok(n) if (200..=599).contains(&n) => n,
                             _ => {
@@ -484,8 +494,16 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                                 return;
                             }
                         };
+                        deny_status_kw = w == "deny_status";
                     }
                     ("content-type", Some(v)) => content_type = Some(v.clone()),
+                    ("string" | "lf-string", Some(v)) if v.is_empty() => {
+                        ctx.alert(format!(
+                            "{prefix} : '{w}' expects <{}> as argument.",
+                            if w == "string" { "str" } else { "fmt" }
+                        ));
+                        return;
+                    }
                     ("string", Some(v)) => body = Some(Fmt::literal(v)),
                     ("lf-string", Some(v)) => {
                         let Some(f) = fmt_arg(ctx, &prefix, v) else {
@@ -507,7 +525,7 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                         i += 1;
                     }
                     ("file" | "lf-file" | "errorfile" | "errorfiles" | "default-errorfiles", _) => {
-                        ctx.unsupported_arg(&format!("{kw} return"), w);
+                        ctx.unsupported_arg(&format!("{kw} {act}"), w);
                         return;
                     }
                     _ => {
@@ -521,11 +539,25 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 ctx.alert(format!("{prefix} : a content type must be defined when non-empty payload is configured."));
                 return;
             }
-            HttpAction::Return {
-                status,
-                content_type,
-                body,
-                headers,
+            let plain = content_type.is_none() && body.is_none() && headers.is_empty();
+            let builtin = crate::http1::errors::builtin(status).is_some();
+            if deny && plain && deny_status_kw && !builtin {
+                ctx.alert(format!(
+                    "{prefix} : status code '{status}' not handled by default with 'default-errorfiles' argument.."
+                ));
+                return;
+            }
+            if deny && plain && builtin {
+                // The proxy's error page for that status (errorfile or built-in).
+                HttpAction::Deny { status }
+            } else {
+                HttpAction::Return {
+                    status,
+                    content_type,
+                    body,
+                    headers,
+                    deny,
+                }
             }
         }
         "redirect" if !response => {
@@ -675,6 +707,59 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             };
             HttpAction::Replace { what, re, fmt }
         }
+        "set-dst" | "set-dst-port" if !response => {
+            let Some(e) = args.first() else {
+                ctx.alert(format!("{prefix} : missing fetch method."));
+                return;
+            };
+            let expr = match crate::acl::fetch::parse_expr(e) {
+                Ok(x) => x,
+                Err(crate::acl::fetch::FetchError::Haproxy(m))
+                    if m.starts_with("unknown fetch method") =>
+                {
+                    let n = e.split(['(', ',']).next().unwrap_or("");
+                    ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
+                    return;
+                }
+                Err(err) => {
+                    report(ctx, &prefix, err.into(), true);
+                    return;
+                }
+            };
+            if let Some(w) = args.get(1) {
+                trailing(ctx, w);
+                return;
+            }
+            if act == "set-dst" {
+                HttpAction::SetDst(expr)
+            } else {
+                HttpAction::SetDstPort(expr)
+            }
+        }
+        "set-log-level" => {
+            const LEVELS: [&str; 9] = [
+                "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent",
+            ];
+            match args.first().map(String::as_str) {
+                Some(l) if LEVELS.contains(&l) && args.len() == 1 => {
+                    if l != "silent" {
+                        ctx.unsupported_arg(&format!("{kw} set-log-level"), l);
+                        return;
+                    }
+                    HttpAction::SetLogSilent
+                }
+                Some(l) if LEVELS.contains(&l) => {
+                    trailing(ctx, &args[1]);
+                    return;
+                }
+                _ => {
+                    ctx.alert(format!(
+                        "{prefix} : expects exactly 1 argument (log level name or 'silent')."
+                    ));
+                    return;
+                }
+            }
+        }
         "reject" | "silent-drop" => {
             if let Some(w) = args.first() {
                 trailing(ctx, w);
@@ -707,24 +792,21 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Tarpit { status }
         }
-        "use-service" if !response => match args.first().map(String::as_str) {
-            None => {
+        "use-service" if !response => {
+            let Some(name) = args.first().cloned() else {
                 ctx.alert(format!("{prefix} : 'use-service' expects a service name.."));
                 return;
-            }
-            // The services HAProxy 2.6 (Debian's build) knows: the Prometheus exporter.
-            Some(name @ "prometheus-exporter") => {
-                if let Some(w) = args.get(1) {
-                    trailing(ctx, w);
-                    return;
-                }
-                HttpAction::UseService(name.to_string())
-            }
-            Some(other) => {
-                ctx.alert(format!("{prefix} : '{other}' unknown service name.."));
+            };
+            if name != "prometheus-exporter" && !name.starts_with("lua.") {
+                ctx.alert(format!("{prefix} : '{name}' unknown service name.."));
                 return;
             }
-        },
+            if let Some(w) = args.get(1) {
+                trailing(ctx, w);
+                return;
+            }
+            HttpAction::UseService(name)
+        }
         _ => {
             ctx.unsupported_arg(kw, act);
             return;
@@ -743,11 +825,22 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
     if let Some(c) = &cond {
         warn_never_match(ctx, p, w, c);
     }
+    // `use-service` is kept in the IR (with its condition) for the service implementations,
+    // and refused until rhaproxy implements that service (`SERVICES`).
+    let refused_service = match &action {
+        HttpAction::UseService(n) if !SERVICES.contains(&n.as_str()) => Some(n.clone()),
+        _ => None,
+    };
     let rule = Rule {
         action,
         cond,
         loc: ctx.loc.clone(),
     };
+    if let Some(n) = refused_service {
+        p.http_request.push(rule);
+        ctx.unsupported_arg("http-request use-service", &n);
+        return;
+    }
     if response {
         p.http_response.push(rule);
     } else {

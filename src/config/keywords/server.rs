@@ -63,7 +63,7 @@ pub static SERVER_OPTIONS: &[(&str, usize, Status)] = &[
     ("npn", 1, U),
     ("observe", 1, U),
     ("on-error", 1, U),
-    ("on-marked-down", 1, U),
+    ("on-marked-down", 1, I),
     ("on-marked-up", 1, U),
     ("pool-low-conn", 1, N("idle connection pooling tuning")),
     ("pool-max-conn", 1, N("idle connection pooling tuning")),
@@ -249,6 +249,10 @@ fn apply_options(
                 ctx.alert_bare(format!("{who} : '{name}' expects a delay as argument.."));
             } else if name == "cookie" {
                 ctx.alert_bare(format!("{who} : 'cookie' expects <value> as argument.."));
+            } else if name == "on-marked-down" {
+                ctx.alert_bare(format!(
+                    "{who} : 'on-marked-down' expects 'shutdown-sessions' but got ''."
+                ));
             } else {
                 ctx.alert_bare(format!("{who} : '{name}' expects an argument."));
             }
@@ -309,6 +313,15 @@ fn apply_options(
             },
             "maxconn" => sp.maxconn = Some(count()),
             "cookie" => sp.cookie = Some(arg.to_string()),
+            "on-marked-down" => {
+                if arg != "shutdown-sessions" {
+                    ctx.alert_bare(format!(
+                        "{who} : 'on-marked-down' expects 'shutdown-sessions' but got '{arg}'."
+                    ));
+                    return false;
+                }
+                sp.on_marked_down_shutdown = true;
+            }
             "maxqueue" => sp.maxqueue = Some(count()),
             "rise" | "fall" => {
                 let v = count();
