@@ -468,6 +468,9 @@ async fn serve(
     grace_ms: u64,
 ) -> i32 {
     use tokio::signal::unix::{SignalKind, signal};
+    // SIGUSR1 first: the listeners already accept, and a SIGUSR1 arriving before its handler
+    // is installed would kill the process.
+    let mut usr1 = signal(SignalKind::user_defined1()).ok();
     let mut acceptors = Vec::new();
     for (fi, b, bind_max) in bound {
         admin::register_listener(fi, &b.socket);
@@ -500,7 +503,6 @@ async fn serve(
 
     // Signals that would otherwise kill or stop the process; SIGTERM/SIGINT keep their default
     // disposition (immediate exit, as HAProxy's hard stop).
-    let mut usr1 = signal(SignalKind::user_defined1()).ok();
     for kind in [
         SignalKind::hangup(),
         SignalKind::user_defined2(),
