@@ -695,9 +695,11 @@ fn masked_log_lines(sock: &std::net::UdpSocket, n: usize) -> Vec<String> {
                     .collect::<Vec<_>>()
                     .join("/");
                 m[6] = "B".into();
-                // %ac depends on when the previous connection's close was seen: mask it.
-                if let Some((_, rest)) = m[10].split_once('/') {
-                    m[10] = format!("ac/{rest}");
+                // %ac and %fc depend on when the previous connection's close was seen (HAProxy
+                // was seen counting it still, on a loaded machine): mask them.
+                let c: Vec<&str> = m[10].split('/').collect();
+                if c.len() == 5 {
+                    m[10] = format!("ac/fc/{}/{}/{}", c[2], c[3], c[4]);
                 }
             }
             out.push(m.join(" "));

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 fn raw(port: u16, req: &str) -> String {
     let mut c = HttpConn::connect(port).expect("connect");
     c.send(req).unwrap();
-    let _ = c.w.shutdown(std::net::Shutdown::Write);
+    // Every request set ends with a closing one; no half-close (HAProxy may drop a pipelined
+    // request once it has seen the client's FIN).
+    let _ = c.w.set_read_timeout(Some(Duration::from_secs(10)));
     let mut out = String::new();
     let _ = c.r.read_to_string(&mut out);
     out
@@ -55,13 +57,24 @@ backend b
     let _proxy = ProxyProc::start(imp, &dir, &cfg, &p);
     // The server is down: the monitor fails.
     wait_until("server down", SOON, || {
-        raw(p[0], "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 503")
+        raw(
+            p[0],
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .starts_with("HTTP/1.1 503")
     });
-    out.push(raw(p[0], "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    out.push(raw(
+        p[0],
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ));
     let l = TcpListener::bind(("127.0.0.1", srv_port)).unwrap();
     let _srv = Backend::from_listener("s1", l, Behavior::Http);
     wait_until("server up", SOON, || {
-        raw(p[0], "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 200")
+        raw(
+            p[0],
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .starts_with("HTTP/1.1 200")
     });
     for req in [
         // Two on one connection (kept alive), then one closing.
