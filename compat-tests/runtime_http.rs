@@ -1319,3 +1319,101 @@ listen li
         assert!(l.starts_with("200 s1 conn="), "{got:?}");
     }
 }
+
+/// samples/web.cfg (ports moved to free ones) run by rhaproxy and HAProxy with the same
+/// servers: monitor URI, cookie persistence, ACL routing with a path rewrite, the stats page
+/// with its authentication, and the Prometheus endpoint.
+#[test]
+fn web_sample_works_as_with_haproxy() {
+    let sample =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/web.cfg")).unwrap();
+    let p = free_ports(4);
+    let cfg = sample
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", p[0]))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{}", p[1]))
+        .replace("127.0.0.1:8082", &format!("127.0.0.1:{}", p[2]))
+        .replace("127.0.0.1:8404", &format!("127.0.0.1:{}", p[3]));
+    let b1 = Backend::start("s1", p[1], Behavior::Http);
+    let b2 = Backend::start("s2", p[2], Behavior::Http);
+    let out = differential("web_sample_works_as_with_haproxy", |imp| {
+        let dir = TempDir::new("websample");
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[3]]);
+        let mut out = Vec::new();
+        let get = |port: u16, path: &str, extra: &str| {
+            http_once(
+                port,
+                &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"),
+            )
+            .unwrap()
+        };
+        let r = get(p[0], "/healthz", "");
+        out.push(format!("healthz {} {}", r.status, r.body_str().trim()));
+        // Cookie persistence: a fresh client gets a cookie, then stays on its server.
+        let r = get(p[0], "/", "");
+        let ck = r.header("set-cookie").unwrap_or_default();
+        out.push(format!("first {} {} {ck}", r.status, r.server()));
+        let pinned = ck.split(';').next().unwrap_or("").to_string();
+        for _ in 0..3 {
+            let r = get(p[0], "/", &format!("Cookie: {pinned}\r\n"));
+            out.push(format!("pinned {} {}", r.status, r.server()));
+        }
+        // ACL routing and the rewrite the server sees.
+        let before = [&b1, &b2].map(|b| b.heads.lock().unwrap().len());
+        let r = get(p[0], "/api/items", "");
+        let b = if r.server() == "s1" { &b1 } else { &b2 };
+        let n = before[usize::from(r.server() != "s1")];
+        // The request line the server saw (health checks are `GET / HTTP/1.0`).
+        let seen = b.heads.lock().unwrap()[n..]
+            .iter()
+            .filter_map(|h| h.lines().next().map(String::from))
+            .find(|l| !l.starts_with("GET / HTTP/1.0"))
+            .unwrap_or_default();
+        out.push(format!("api {} {seen}", r.status));
+        // Stats page and Prometheus.
+        let r = get(p[3], "/stats", "");
+        out.push(format!("stats-noauth {}", r.status));
+        let r = get(
+            p[3],
+            "/stats;csv",
+            "Authorization: Basic YWRtaW46YWRtaW4=\r\n",
+        );
+        let header = r.body_str().lines().next().unwrap_or("").to_string();
+        out.push(format!(
+            "stats-csv {} {}",
+            r.status,
+            &header[..header.len().min(40)]
+        ));
+        let r = get(p[3], "/metrics", "");
+        let body = r.body_str();
+        out.push(format!(
+            "metrics {} app={} s1={}",
+            r.status,
+            body.lines()
+                .any(|l| l.starts_with("haproxy_backend_") && l.contains("proxy=\"app\"")),
+            body.lines()
+                .any(|l| l.starts_with("haproxy_server_") && l.contains("server=\"s1\""))
+        ));
+        println!("{imp:?}:\n{}", out.join("\n"));
+        out
+    });
+    assert_eq!(
+        out[0],
+        "healthz 200 <html><body><h1>200 OK</h1>\nService ready.\n</body></html>"
+    );
+    assert!(
+        out[1].starts_with("first 200 s1 SRV=s1; path=/"),
+        "{}",
+        out[1]
+    );
+    assert_eq!(
+        out[2..5],
+        ["pinned 200 s1", "pinned 200 s1", "pinned 200 s1"]
+    );
+    assert_eq!(out[5], "api 200 GET /items HTTP/1.1");
+    assert_eq!(out[6], "stats-noauth 401");
+    assert_eq!(
+        out[7],
+        "stats-csv 200 # pxname,svname,qcur,qmax,scur,smax,slim"
+    );
+    assert_eq!(out[8], "metrics 200 app=true s1=true");
+}
