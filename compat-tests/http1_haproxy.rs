@@ -646,7 +646,7 @@ fn our_forwarded_head(raw: &[u8], fe: HttpMode, be: HttpMode, ff: Option<&Forwar
         panic!("request {:?}", String::from_utf8_lossy(raw))
     };
     let plan = plan_request(&req, fe, be);
-    rewrite_request_for_server(&mut req, plan, "127.0.0.1".parse().unwrap(), ff);
+    rewrite_request_for_server(&mut req, plan, "127.0.0.1".parse().unwrap(), ff, None);
     let mut out = Vec::new();
     write_request_head(&mut out, &req, WriteOpts::default());
     out

@@ -1417,3 +1417,61 @@ fn web_sample_works_as_with_haproxy() {
     );
     assert_eq!(out[8], "metrics 200 app=true s1=true");
 }
+
+/// `option originalto`: the address the client connected to, in `X-Original-To` or a named
+/// header, after `X-Forwarded-For`; `except` skips destinations in a network. The listener on
+/// 0.0.0.0 is reached at 127.0.0.1 and at 127.0.0.2.
+#[test]
+fn originalto_reaches_the_server() {
+    let out = differential("originalto_reaches_the_server", |imp| {
+        let dir = TempDir::new("xot");
+        let p = free_ports(3);
+        let s1 = Backend::start("s1", p[2], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 0.0.0.0:{}
+    option forwardfor
+    option originalto
+    server s1 127.0.0.1:{}
+listen named
+    bind 0.0.0.0:{}
+    option originalto except 127.0.0.2 header X-Dst
+    server s1 127.0.0.1:{}
+",
+            p[0], p[2], p[1], p[2]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[1]]);
+        let mut out = Vec::new();
+        for (dst, port) in [
+            ("127.0.0.1", p[0]),
+            ("127.0.0.2", p[0]),
+            ("127.0.0.1", p[1]),
+            ("127.0.0.2", p[1]),
+        ] {
+            let n = s1.heads.lock().unwrap().len();
+            let s = std::net::TcpStream::connect((dst, port)).unwrap();
+            let mut c = HttpConn {
+                r: std::io::BufReader::new(s.try_clone().unwrap()),
+                w: s,
+            };
+            let r = c
+                .request("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let head = s1.heads.lock().unwrap()[n].clone();
+            let added: Vec<&str> = head.lines().filter(|l| l.starts_with("x-")).collect();
+            out.push(format!(
+                "{dst}:{} {} {added:?}",
+                if port == p[0] { "li" } else { "named" },
+                r.status
+            ));
+        }
+        println!("{imp:?}: {out:#?}");
+        out
+    });
+    assert_eq!(
+        out[1],
+        "127.0.0.2:li 200 [\"x-forwarded-for: 127.0.0.1\", \"x-original-to: 127.0.0.2\"]"
+    );
+    assert_eq!(out[3], "127.0.0.2:named 200 []");
+}

@@ -710,6 +710,8 @@ pub struct Proxy {
     pub retries: Option<Located<u32>>,
     pub redispatch: Option<Located<bool>>,
     pub forwardfor: Option<Located<Forwardfor>>,
+    /// `option originalto [except NET] [header NAME]` (`if_none` unused).
+    pub originalto: Option<Located<Forwardfor>>,
     pub httpchk: Option<Located<HttpChk>>,
     /// `option tcp-check|httpchk|redis-check`.
     pub check_option: Option<Located<CheckOption>>,
@@ -843,6 +845,7 @@ impl Proxy {
             retries: None,
             redispatch: None,
             forwardfor: None,
+            originalto: None,
             httpchk: None,
             check_option: None,
             check_rules: None,

@@ -256,11 +256,21 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
                 ),
             );
         }
-        if is_be && p.forwardfor.is_some() && p.mode.value != Mode::Http {
+        if p.forwardfor.is_some() && p.mode.value != Mode::Http {
             diags.warning(
                 None,
                 format!(
                     "'option forwardfor' ignored for {} '{}' as it requires HTTP mode.",
+                    proxy_type(p),
+                    p.name
+                ),
+            );
+        }
+        if p.originalto.is_some() && p.mode.value != Mode::Http {
+            diags.warning(
+                None,
+                format!(
+                    "'option originalto' ignored for {} '{}' as it requires HTTP mode.",
                     proxy_type(p),
                     p.name
                 ),

@@ -161,17 +161,22 @@ pub fn apply_forwardfor(headers: &mut Vec<Header>, client: IpAddr, cfg: &Forward
     ));
 }
 
-/// Rewrites a request before it goes to the server: Connection tokens, forwardfor, then the
-/// connection header for the server side.
+/// Rewrites a request before it goes to the server: Connection tokens, forwardfor, originalto,
+/// then the connection header for the server side.
 pub fn rewrite_request_for_server(
     req: &mut Request,
     plan: ConnPlan,
     client: IpAddr,
     forwardfor: Option<&ForwardFor>,
+    originalto: Option<(&ForwardFor, IpAddr)>,
 ) {
     strip_connection_tokens(&mut req.headers);
     if let Some(ff) = forwardfor {
         apply_forwardfor(&mut req.headers, client, ff);
+    }
+    // `option originalto`: the destination the client connected to, IPv4 only (as HAProxy).
+    if let Some((ot, dst @ IpAddr::V4(_))) = originalto {
+        apply_forwardfor(&mut req.headers, dst, ot);
     }
     // An upgrade request never gets `connection: close` (the connection may become a
     // tunnel; measured in server-close and httpclose modes).

@@ -635,7 +635,7 @@ const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1));
 fn to_server(raw: &[u8], fe: HttpMode, be: HttpMode, ff: Option<&ForwardFor>) -> String {
     let mut r = req(raw);
     let plan = plan_request(&r, fe, be);
-    rewrite_request_for_server(&mut r, plan, CLIENT, ff);
+    rewrite_request_for_server(&mut r, plan, CLIENT, ff, None);
     let mut out = Vec::new();
     write_request_head(&mut out, &r, WriteOpts::default());
     String::from_utf8(out).unwrap()

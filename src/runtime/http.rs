@@ -40,6 +40,7 @@ const MAX_SESSION_SRV_CONNS: usize = 5;
 pub struct HttpSettings {
     pub mode: HttpMode,
     pub forwardfor: Option<ForwardFor>,
+    pub originalto: Option<ForwardFor>,
     /// `errorfile` contents by status.
     pub errorfiles: HashMap<u16, Vec<u8>>,
     /// `http-error` replies by status: like errorfiles, but HAProxy uses them only for the
@@ -59,6 +60,11 @@ impl HttpSettings {
             except: f.value.except.as_deref().and_then(parse_net),
             header: f.value.header.clone(),
             if_none: f.value.if_none,
+        });
+        let originalto = p.originalto.as_ref().map(|f| ForwardFor {
+            except: f.value.except.as_deref().and_then(parse_net),
+            header: f.value.header.clone(),
+            if_none: false,
         });
         let mut errorfiles = HashMap::new();
         for ef in &p.errorfiles {
@@ -85,6 +91,7 @@ impl HttpSettings {
         HttpSettings {
             mode,
             forwardfor,
+            originalto,
             errorfiles,
             http_errors,
         }
@@ -1202,7 +1209,13 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
 
     // ---- request head to the server
     let ff = be.http.forwardfor.as_ref().or(fe.http.forwardfor.as_ref());
-    http1::rewrite_request_for_server(&mut req, plan, client_ip, ff);
+    let xot = be
+        .http
+        .originalto
+        .as_ref()
+        .or(fe.http.originalto.as_ref())
+        .zip(acc.orig_dst.map(|d| d.sock_addr().ip()));
+    http1::rewrite_request_for_server(&mut req, plan, client_ip, ff, xot);
     let mut head = bufpool::Pooled::new();
     http1::write_request_head(&mut head, &req, WriteOpts::default());
     let info = req.info();

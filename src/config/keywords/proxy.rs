@@ -1107,7 +1107,7 @@ pub static OPTIONS: &[OptionKw] = &[
     optp("tcp-check", BE, I, o_check_kind),
     optp("external-check", BE, U, o_unsupported),
     optp("forwardfor", FB, I, o_forwardfor),
-    optp("originalto", FB, U, o_unsupported),
+    optp("originalto", FB, I, o_originalto),
     optp("http-restrict-req-hdr-names", FB, U, o_unsupported),
 ];
 
@@ -1345,6 +1345,57 @@ fn o_forwardfor(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
     }
     p.forwardfor = Some(Located::new(ff, ctx.loc.clone()));
+}
+
+/// `option originalto [except NET] [header NAME]`, HAProxy 2.6's messages (`except` takes an
+/// IPv4 network: the header is only added for IPv4 destinations).
+fn o_originalto(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    if ctx.negated {
+        p.originalto = None;
+        return;
+    }
+    let mut ot = Forwardfor {
+        except: None,
+        header: "X-Original-To".into(),
+        if_none: false,
+    };
+    let mut i = 2;
+    while i < a.len() {
+        match a[i].as_str() {
+            "except" => {
+                let net = a.get(i + 1).map(String::as_str).unwrap_or("");
+                if !ipv4_net(net) {
+                    ctx.alert("'option originalto except' expects <address>[/mask] as argument.");
+                    return;
+                }
+                ot.except = Some(net.to_string());
+                i += 2;
+            }
+            "header" => {
+                let Some(h) = a.get(i + 1).filter(|h| !h.is_empty()) else {
+                    ctx.alert("'option originalto header' expects <header_name> as argument.");
+                    return;
+                };
+                ot.header = h.clone();
+                i += 2;
+            }
+            "" => i += 1,
+            _ => {
+                ctx.alert(
+                    "'option originalto' only supports optional values: 'except' and 'header'.",
+                );
+                return;
+            }
+        }
+    }
+    p.originalto = Some(Located::new(ot, ctx.loc.clone()));
+}
+
+/// `A.B.C.D`, `A.B.C.D/LEN` (LEN <= 32) or `A.B.C.D/M.M.M.M`.
+fn ipv4_net(s: &str) -> bool {
+    let (a, m) = s.split_once('/').unwrap_or((s, "32"));
+    a.parse::<std::net::Ipv4Addr>().is_ok()
+        && (m.parse::<u8>().is_ok_and(|l| l <= 32) || m.parse::<std::net::Ipv4Addr>().is_ok())
 }
 
 fn p_option(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
