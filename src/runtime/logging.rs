@@ -98,18 +98,6 @@ impl FrontendLog {
             .log_format_sd
             .as_ref()
             .and_then(|s| format::compile(&s.value, http).ok());
-        let tag = p
-            .log_tag
-            .as_ref()
-            .or(cfg.global.log_tag.as_ref())
-            .map(|t| t.value.clone())
-            .unwrap_or_else(|| "haproxy".to_string());
-        let send_hostname = cfg.global.log_send_hostname.as_ref().map(|h| {
-            h.value
-                .clone()
-                .or(cfg.global.hostname.as_ref().map(|n| n.value.clone()))
-                .unwrap_or_else(|| logging.hostname.to_string())
-        });
         Some(FrontendLog {
             targets,
             dontlognull: p.option("dontlognull"),
@@ -118,11 +106,7 @@ impl FrontendLog {
             logasap: p.option("logasap") && format.is_some(),
             format,
             sd,
-            id: LogIdentity {
-                tag,
-                pid: std::process::id(),
-                send_hostname,
-            },
+            id: identity(cfg, p.log_tag.as_ref(), logging),
             logging: Arc::clone(logging),
         })
     }
@@ -225,24 +209,31 @@ pub fn init_events<'a>(
         }
     }
     if !targets.is_empty() {
-        let tag = cfg
-            .global
-            .log_tag
-            .as_ref()
-            .map(|t| t.value.clone())
-            .unwrap_or_else(|| "haproxy".to_string());
-        let send_hostname = cfg.global.log_send_hostname.as_ref().map(|h| {
-            h.value
-                .clone()
-                .or(cfg.global.hostname.as_ref().map(|n| n.value.clone()))
-                .unwrap_or_else(|| logging.hostname.to_string())
-        });
-        let id = LogIdentity {
-            tag,
-            pid: std::process::id(),
-            send_hostname,
-        };
-        let _ = GLOBAL_EVENTS.set((targets, id));
+        let _ = GLOBAL_EVENTS.set((targets, identity(cfg, None, logging)));
+    }
+}
+
+/// Tag (the proxy's `log-tag`, else the global one, else `haproxy`), pid and host name of
+/// the lines sent.
+fn identity(
+    cfg: &Config,
+    tag: Option<&crate::config::ir::Located<String>>,
+    logging: &Logging,
+) -> LogIdentity {
+    let tag = tag
+        .or(cfg.global.log_tag.as_ref())
+        .map(|t| t.value.clone())
+        .unwrap_or_else(|| "haproxy".to_string());
+    let send_hostname = cfg.global.log_send_hostname.as_ref().map(|h| {
+        h.value
+            .clone()
+            .or(cfg.global.hostname.as_ref().map(|n| n.value.clone()))
+            .unwrap_or_else(|| logging.hostname.to_string())
+    });
+    LogIdentity {
+        tag,
+        pid: std::process::id(),
+        send_hostname,
     }
 }
 
