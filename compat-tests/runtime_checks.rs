@@ -48,7 +48,20 @@ impl CheckServer {
                 while !u.load(Ordering::Acquire) {
                     thread::sleep(Duration::from_millis(10));
                 }
-                let l = TcpListener::bind(("127.0.0.1", port)).expect("bind check server");
+                // The port can be briefly busy (the previous listener's sockets going away):
+                // retry for a while before giving up.
+                let mut tries = 0;
+                let l = loop {
+                    match TcpListener::bind(("127.0.0.1", port)) {
+                        Ok(l) => break l,
+                        Err(e) if tries < 100 => {
+                            tries += 1;
+                            let _ = e;
+                            thread::sleep(Duration::from_millis(50));
+                        }
+                        Err(e) => panic!("bind check server on {port}: {e}"),
+                    }
+                };
                 l.set_nonblocking(true).unwrap();
                 while u.load(Ordering::Acquire) {
                     match l.accept() {
