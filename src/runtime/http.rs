@@ -217,8 +217,9 @@ impl ServerConn {
     /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
     /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
     /// server's FIN crosses it.
-    fn close_reset(self) {
+    fn close_reset(mut self) {
         let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
+        bufpool::release_any(&mut self.buf);
         self.w.forget();
         drop(self.r);
     }
@@ -715,6 +716,13 @@ struct ClientConn {
     txn_start_utc: chrono::DateTime<chrono::Utc>,
     /// When [`wait_request`] read the first bytes of the next request.
     first_byte_at: Option<Instant>,
+}
+
+impl Drop for ClientConn {
+    fn drop(&mut self) {
+        // The input buffer goes back to the pool (a `Connection: close` session ends with it).
+        bufpool::release_any(&mut self.cbuf);
+    }
 }
 
 /// What comes after a transaction.
