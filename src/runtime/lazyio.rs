@@ -5,93 +5,172 @@
 //! would block. A `Connection: close` request answered at once is then never registered, which
 //! saves an `EPOLL_CTL_ADD`, the `EPOLL_CTL_DEL` before `close` and a trip through the poller
 //! before the first read. tokio registers a stream when it is made, so [`LazyTcp`] keeps the
-//! plain non-blocking socket and makes the tokio stream on the first `WouldBlock`.
+//! plain non-blocking socket and registers it on the first `WouldBlock`. Once registered, it
+//! waits for readiness before reading, as tokio does (no `EAGAIN` read per wait).
+//!
+//! Reads and writes take `&self` (the registration is made once, under a `OnceLock`), so the
+//! two directions can be driven at the same time through `&LazyTcp`.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-enum State {
-    /// Not registered yet: I/O goes straight to the socket.
-    Raw(std::net::TcpStream),
-    Reg(TcpStream),
-    /// Only while switching from `Raw` to `Reg` (or after a failed registration).
-    Gone,
+/// The descriptor of the socket a [`LazyTcp`] owns, as registered (not owned: the socket
+/// closes it after the registration is dropped).
+struct Fd(RawFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
 }
 
-/// A client connection, registered with tokio on its first `WouldBlock`.
+/// A connection, registered with tokio on its first `WouldBlock`.
 pub struct LazyTcp {
-    state: State,
-}
-
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection lost its socket")
+    // Declared first: dropped (deregistered) before the socket is closed.
+    reg: OnceLock<io::Result<AsyncFd<Fd>>>,
+    sock: std::net::TcpStream,
 }
 
 impl LazyTcp {
     /// `s` must be in non-blocking mode (accepted with `SOCK_NONBLOCK`).
     pub fn new(s: std::net::TcpStream) -> LazyTcp {
         LazyTcp {
-            state: State::Raw(s),
+            reg: OnceLock::new(),
+            sock: s,
         }
     }
 
     /// Whether the socket is registered with the event loop yet.
     pub fn is_registered(&self) -> bool {
-        matches!(self.state, State::Reg(_))
+        matches!(self.reg.get(), Some(Ok(_)))
     }
 
-    /// The tokio stream, registering the socket if it is not yet.
-    pub fn registered(&mut self) -> io::Result<&mut TcpStream> {
-        if let State::Raw(_) = self.state {
-            let State::Raw(s) = std::mem::replace(&mut self.state, State::Gone) else {
-                unreachable!()
-            };
-            self.state = State::Reg(TcpStream::from_std(s)?);
-        }
-        match &mut self.state {
-            State::Reg(t) => Ok(t),
-            _ => Err(gone()),
-        }
+    fn registration(&self) -> io::Result<&AsyncFd<Fd>> {
+        let r = self.reg.get_or_init(|| {
+            // SAFETY: the descriptor is the socket's, which stays open and the same for the
+            // registration's whole life (the registration is dropped first).
+            unsafe {
+                AsyncFd::register_with_interest(
+                    Fd(self.sock.as_raw_fd()),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+            }
+            .map_err(|e| e.into_parts().1)
+        });
+        r.as_ref()
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))
     }
 
     /// A read that never waits (`WouldBlock` when nothing is there).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match &self.state {
-            State::Raw(s) => (&*s).read(buf),
-            State::Reg(t) => t.try_read(buf),
-            State::Gone => Err(gone()),
-        }
+        (&self.sock).read(buf)
     }
 
     /// Shuts the write direction (a FIN), at once.
     pub fn shutdown_write(&self) -> io::Result<()> {
-        match &self.state {
-            State::Raw(s) => s.shutdown(std::net::Shutdown::Write),
-            State::Reg(t) => socket2::SockRef::from(t).shutdown(std::net::Shutdown::Write),
-            State::Gone => Err(gone()),
+        self.sock.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// The plain socket (socket options, addresses).
+    pub fn socket(&self) -> &std::net::TcpStream {
+        &self.sock
+    }
+
+    pub fn poll_read_ref(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: the bytes are only written by read(2), and `assume_init` covers only what it
+        // wrote.
+        let dst =
+            unsafe { &mut *(buf.unfilled_mut() as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) };
+        if self.reg.get().is_none() {
+            match (&self.sock).read(dst) {
+                Ok(n) => {
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let reg = self.registration()?;
+        loop {
+            let mut guard = ready!(reg.poll_read_ready(cx))?;
+            match guard.try_io(|_| (&self.sock).read(dst)) {
+                Ok(Ok(n)) => {
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if self.reg.get().is_none() {
+            match (&self.sock).write(data) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let reg = self.registration()?;
+        loop {
+            let mut guard = ready!(reg.poll_write_ready(cx))?;
+            match guard.try_io(|_| (&self.sock).write(data)) {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
         }
     }
 }
 
-impl LazyTcp {
-    /// The socket, for socket options (`None` only after a failed registration, when the
-    /// session is ending on that error).
-    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
-        match &self.state {
-            State::Raw(s) => Some(s.as_fd()),
-            State::Reg(t) => Some(t.as_fd()),
-            State::Gone => None,
-        }
+impl AsFd for LazyTcp {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
     }
+}
 
-    /// The socket's descriptor number (-1 once lost), for logs and registries.
-    pub fn raw_fd(&self) -> RawFd {
-        self.fd().map(|f| f.as_raw_fd()).unwrap_or(-1)
+impl AsRawFd for LazyTcp {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsyncRead for &LazyTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for &LazyTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_ref(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown_write())
     }
 }
 
@@ -101,31 +180,7 @@ impl AsyncRead for LazyTcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let State::Raw(s) = &this.state {
-            // SAFETY: the bytes are only written by read(2), and `assume_init` covers only
-            // what it wrote.
-            let dst = unsafe {
-                &mut *(buf.unfilled_mut() as *mut [std::mem::MaybeUninit<u8>] as *mut [u8])
-            };
-            match (&*s).read(dst) {
-                Ok(n) => {
-                    unsafe { buf.assume_init(n) };
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        match this.registered() {
-            Ok(t) => Pin::new(t).poll_read(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll_read_ref(cx, buf)
     }
 }
 
@@ -135,28 +190,11 @@ impl AsyncWrite for LazyTcp {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let State::Raw(s) = &this.state {
-            match (&*s).write(data) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        match this.registered() {
-            Ok(t) => Pin::new(t).poll_write(cx, data),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.poll_write_ref(cx, data)
     }
-
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.shutdown_write())
     }
@@ -199,19 +237,25 @@ mod tests {
         let t = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(100));
             c.write_all(b"late").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            c.write_all(b"later").unwrap();
             c
         });
         let mut b = [0u8; 16];
         let n = l.read(&mut b).await.unwrap();
         assert_eq!(&b[..n], b"late");
         assert!(l.is_registered());
+        let n = l.read(&mut b).await.unwrap();
+        assert_eq!(&b[..n], b"later");
         let _c = t.join().unwrap();
     }
 
     #[tokio::test]
     async fn a_write_that_would_block_registers_and_completes() {
         let (s, c) = pair();
-        socket2::SockRef::from(&s).set_send_buffer_size(4096).unwrap();
+        socket2::SockRef::from(&s)
+            .set_send_buffer_size(4096)
+            .unwrap();
         let mut l = LazyTcp::new(s);
         // More than the socket buffers hold, and a reader that starts late: the write must
         // wait for it.
@@ -237,6 +281,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn both_directions_at_once_through_shared_references() {
+        let (s, mut c) = pair();
+        let l = LazyTcp::new(s);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            c.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).unwrap();
+            b
+        });
+        let (mut r, mut w) = (&l, &l);
+        let mut b = [0u8; 4];
+        let (n, wrote) = tokio::join!(r.read(&mut b), w.write_all(b"pong"));
+        assert_eq!(&b[..n.unwrap()], b"ping");
+        wrote.unwrap();
+        assert_eq!(&t.join().unwrap(), b"pong");
+    }
+
+    #[tokio::test]
     async fn try_read_before_and_after_registration() {
         let (s, mut c) = pair();
         let mut l = LazyTcp::new(s);
@@ -248,7 +311,7 @@ mod tests {
         c.write_all(b"x").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert_eq!(l.try_read(&mut b).unwrap(), 1);
-        l.registered().unwrap();
+        l.registration().unwrap();
         c.write_all(b"yz").unwrap();
         let n = l.read(&mut b).await.unwrap();
         assert_eq!(&b[..n], b"yz");
