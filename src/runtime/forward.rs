@@ -746,4 +746,39 @@ mod tests {
         // bytes when both directions were `pump` futures joined by a select.)
         assert!(size <= 336, "{size} bytes");
     }
+
+    /// Polls `f` once (it must not end).
+    async fn poll_once<F: Future>(mut f: Pin<&mut F>) {
+        std::future::poll_fn(|cx| {
+            assert!(f.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_idle_pair_holds_no_buffer() {
+        let (client_proxy, mut client) = tokio::io::duplex(1024);
+        let (server_proxy, mut server) = tokio::io::duplex(1024);
+        let f = forward(client_proxy, server_proxy, tmo(5000), b"pre", b"");
+        tokio::pin!(f);
+        // Data read before the forwarding waits in a buffer until it is written.
+        assert!(f.core.dirs[CLIENT].buf.capacity() > 0);
+        poll_once(f.as_mut()).await;
+        client.write_all(b"hello").await.unwrap();
+        server.write_all(b"back").await.unwrap();
+        poll_once(f.as_mut()).await;
+        let mut got = [0u8; 8];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"prehello");
+        client.read_exact(&mut got[..4]).await.unwrap();
+        assert_eq!(&got[..4], b"back");
+        poll_once(f.as_mut()).await;
+        // All written: no buffer held by either direction, both wait for reads.
+        for d in &f.core.dirs {
+            assert_eq!(d.buf.capacity(), 0);
+            assert_eq!(d.step, Step::Read);
+        }
+        assert_eq!(f.core.bytes, [8, 4]);
+    }
 }
