@@ -2337,6 +2337,15 @@ fn show_stat_filtered(
             );
             r.set("lbtot", cum);
             r.set("type", 2);
+            let ps = srv.pool.stats();
+            r.set("srv_icur", ps.idle + ps.safe);
+            if let Some(m) = srv.pool.cfg.max_conn {
+                r.set("src_ilim", m);
+            }
+            r.set("idle_conn_cur", ps.idle);
+            r.set("safe_conn_cur", ps.safe);
+            r.set("used_conn_cur", ps.used);
+            r.set("need_conn_est", ps.need_est);
             r.set("lastsess", a.ctr.lastsess(now));
             r.set("-", "-");
             r.set("mode", mode_name(p.mode));

@@ -99,6 +99,8 @@ pub struct Server {
     pub send_proxy: bool,
     /// Administrative state (runtime API) and stats counters.
     pub admin: super::admin::SrvAdmin,
+    /// Its idle connections (`http-reuse`).
+    pub pool: Arc<super::srvpool::SrvPool>,
 }
 
 impl Server {
@@ -165,6 +167,8 @@ pub struct Backend {
     /// `option prefer-last-server`: a request goes to the server of the session's idle
     /// connection when it is usable.
     pub prefer_last: bool,
+    /// `http-reuse`.
+    pub reuse: super::srvpool::ReuseMode,
 }
 
 /// What the connect procedure did, for the logs.
@@ -337,7 +341,7 @@ impl Backend {
         // Only private (`http-reuse never`) connections stay attached to the session in HAProxy
         // 2.6, so that is when the option has an effect (measured).
         let prefer_last = p.option("prefer-last-server")
-            && p.http_reuse_never
+            && p.http_reuse == crate::config::ir::HttpReuse::Never
             && !hashing
             && !matches!(algo, crate::lb::Algorithm::Random { .. });
         let lb = Arc::new(Balancer::new(
@@ -415,6 +419,11 @@ impl Backend {
                         sp.weight,
                         check.as_ref().map(|c| (c.rise, c.fall)),
                     ),
+                    pool: Arc::new(super::srvpool::SrvPool::new(super::srvpool::PoolCfg {
+                        max_conn: usize::try_from(sp.pool_max_conn).ok(),
+                        low_conn: sp.pool_low_conn as usize,
+                        purge_delay: Duration::from_millis(sp.pool_purge_delay),
+                    })),
                 }
             })
             .collect();
@@ -452,6 +461,12 @@ impl Backend {
             ctr: Default::default(),
             persist: super::persist::Persist::build(p),
             prefer_last,
+            reuse: match p.http_reuse {
+                crate::config::ir::HttpReuse::Never => super::srvpool::ReuseMode::Never,
+                crate::config::ir::HttpReuse::Safe => super::srvpool::ReuseMode::Safe,
+                crate::config::ir::HttpReuse::Aggressive => super::srvpool::ReuseMode::Aggressive,
+                crate::config::ir::HttpReuse::Always => super::srvpool::ReuseMode::Always,
+            },
         }
     }
 

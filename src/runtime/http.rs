@@ -8,7 +8,6 @@
 //! this client session to the chosen server is reused when there is one.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
+use super::srvpool::{ConnKey, Lists, ReuseMode, ServerConn};
 use super::{Accepted, Frontend, bufpool, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
 use crate::http1::{
@@ -166,67 +166,6 @@ async fn write_all<W: AsyncWrite + Unpin>(
             Err(_) => Err(IoEnd::Timeout),
         },
         None => fut.await.map_err(|_| IoEnd::Io),
-    }
-}
-
-/// A server connection of this session.
-struct ServerConn {
-    r: OwnedReadHalf,
-    w: OwnedWriteHalf,
-    buf: Vec<u8>,
-    srv: usize,
-    /// Its server and local addresses, as the connect recorded them (for the log of the
-    /// requests that reuse it: no getpeername/getsockname per request).
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
-    /// The address `usesrc hdr_ip(...)` took from the request that opened it: a request
-    /// naming another address must not reuse it.
-    hdr_src: Option<IpAddr>,
-}
-
-impl ServerConn {
-    /// `cs`: the stats of the connect that opened `s` (its server and local addresses);
-    /// `hdr_src`: the `usesrc hdr_ip` address it was opened for.
-    fn new(s: TcpStream, srv: usize, cs: &ConnStats, hdr_src: Option<IpAddr>) -> ServerConn {
-        let (r, w) = s.into_split();
-        ServerConn {
-            r,
-            w,
-            buf: Vec::new(),
-            srv,
-            peer: cs.server_addr,
-            local: cs.local_addr,
-            hdr_src,
-        }
-    }
-    /// Takes what a server that speaks first (or answers before reading) already sent:
-    /// once our request reaches a server socket that is already closed, the kernel's RST
-    /// may discard unread data.
-    fn drain_ready(&mut self) {
-        let mut tmp = [0u8; 16384];
-        while let Ok(n) = self.r.try_read(&mut tmp) {
-            if n == 0 {
-                break;
-            }
-            self.buf.extend_from_slice(&tmp[..n]);
-        }
-    }
-
-    /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
-    /// server connection it will not reuse: no TIME_WAIT is left on the proxy for the 4-tuple
-    /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
-    /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
-    /// server's FIN crosses it.
-    fn close_reset(self) {
-        let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
-        self.w.forget();
-        drop(self.r);
-    }
-
-    /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
-    fn still_usable(&self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 
@@ -944,7 +883,8 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             }
         }
     };
-    *first = false;
+    // HAProxy's "not first" request of the client session (`http-reuse safe`).
+    let first_of_session = std::mem::replace(first, false);
     txn.head_done = Some(Instant::now());
     txn.bytes_in = htx_head([req.method.len(), req.uri.len(), 8], &req.headers);
     let logged = fe.log().is_some();
@@ -1140,18 +1080,23 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             None
         }
     };
+    // The session's private connections first, then the server's pool.
     let mut reused = None;
     if let Some(s) = &slot {
-        while let Some(pos) = idle
-            .0
-            .iter()
-            .position(|c| c.srv == s.srv && c.hdr_src == hip)
-        {
+        let k = conn_key(&be, s.srv, &ctx, hip);
+        while let Some(pos) = idle.0.iter().position(|c| c.srv == s.srv && c.key == k) {
             let c = idle.0.remove(pos);
             if c.still_usable() {
+                let mut c = c;
+                s.server().pool.mark_used(&mut c);
                 reused = Some(c);
                 break;
             }
+            c.close_reset();
+        }
+        if reused.is_none() {
+            let lists = Lists::for_request(be.reuse, first_of_session);
+            reused = s.server().pool.take(&k, lists);
         }
     }
     let conn = match reused {
@@ -1169,7 +1114,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
                 if logged {
                     txn.cs.local_addr = s.local_addr().ok();
                 }
-                Ok((ServerConn::new(s, srv, &txn.cs, hip), sl, false))
+                Ok((new_conn(&be, s, srv, &txn.cs, &ctx, hip), sl, false))
             }
             Err(status) => Err(status),
         },
@@ -1319,19 +1264,27 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             client_keep_alive,
         } => {
             drop(slot);
-            let Some(sc) = sc else { return Flow::Next };
+            let Some(mut sc) = sc else { return Flow::Next };
+            sc.served += 1;
             let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
-            if server_reusable
+            let reusable = server_reusable
                 && plan.server_keep_alive
-                && client_keep_alive
                 && sc.srv != usize::MAX
                 && !queue
-            {
+                && !super::is_stopping();
+            if !reusable {
+                sc.close_reset();
+            } else if be.reuse != ReuseMode::Never {
+                // A shared connection leaves the session for its server's pool.
+                let pool = Arc::clone(&be.servers[sc.srv].pool);
+                pool.release(sc);
+            } else if client_keep_alive {
+                // `http-reuse never`: private, kept by the session for its next requests.
                 if idle.0.len() >= MAX_SESSION_SRV_CONNS {
                     idle.0.remove(0).close_reset();
                 }
-                let mut sc = sc;
                 bufpool::release(&mut sc.buf);
+                sc.unmark_used();
                 // Exactly the room needed: an idle session keeps this vector.
                 idle.0.reserve_exact(1);
                 idle.0.push(sc);
@@ -1348,8 +1301,13 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             let Some(sc) = sc else { return Flow::End };
             let tmo = tcp::tunnel_timeouts(fe, Some(&be));
             let client = tokio::io::join(&mut *cr, &mut *cw);
-            let server = tokio::io::join(sc.r, sc.w);
-            let st = Box::pin(forward::forward(client, server, tmo, cbuf, &sc.buf)).await;
+            // Still counted as used by its server while the tunnel lasts.
+            let ServerConn {
+                r, w, buf, used, ..
+            } = sc;
+            let _used = used;
+            let server = tokio::io::join(r, w);
+            let st = Box::pin(forward::forward(client, server, tmo, cbuf, &buf)).await;
             txn.bytes_out += st.to_client;
             txn.bytes_in += st.to_server;
             return Flow::End;
@@ -1585,7 +1543,44 @@ async fn fresh(
     if logged {
         cs.local_addr = s.local_addr().ok();
     }
-    Ok((ServerConn::new(s, srv, cs, hip), sl))
+    Ok((new_conn(be, s, srv, cs, &ctx, hip), sl))
+}
+
+/// What a connection to server `srv` for this request is made for.
+fn conn_key(be: &Backend, srv: usize, ctx: &ConnCtx, hip: Option<IpAddr>) -> ConnKey {
+    let Some(s) = be.servers.get(srv) else {
+        return ConnKey::default();
+    };
+    let dst = match s.target {
+        crate::config::ir::ServerTarget::Addr(_) => None,
+        _ => s.address(ctx.orig_dst),
+    };
+    let src = match s
+        .source
+        .as_ref()
+        .or(be.source.as_ref())
+        .and_then(|p| p.usesrc.as_ref())
+    {
+        Some(UseSrc::ClientIp) => Some(SocketAddr::new(ctx.client.sock_addr().ip(), 0)),
+        Some(UseSrc::Client) => Some(ctx.client.sock_addr()),
+        Some(UseSrc::HdrIp { .. }) => hip.map(|ip| SocketAddr::new(ip, 0)),
+        _ => None,
+    };
+    ConnKey { dst, src }
+}
+
+/// A new connection to server `srv` (`usize::MAX`: none, `option transparent`), counted as
+/// used by the server's pool.
+fn new_conn(
+    be: &Backend,
+    s: TcpStream,
+    srv: usize,
+    cs: &ConnStats,
+    ctx: &ConnCtx,
+    hip: Option<IpAddr>,
+) -> ServerConn {
+    let pool = be.servers.get(srv).map(|x| &x.pool);
+    ServerConn::new(s, srv, cs, conn_key(be, srv, ctx, hip), pool)
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and

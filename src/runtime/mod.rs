@@ -26,6 +26,7 @@ pub mod ops;
 pub mod persist;
 pub mod prometheus;
 pub mod rules;
+pub mod srvpool;
 pub mod stats_page;
 pub mod tcp;
 

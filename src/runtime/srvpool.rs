@@ -1,0 +1,448 @@
+//! The idle connection pool of a server (HAProxy's `http-reuse`), and the server connection
+//! type of `mode http` sessions.
+//!
+//! Why a pool per server rather than per client session: HAProxy 2.6 moves a server
+//! connection whose response is done out of the client session into the server's idle pool,
+//! shared by every session, and keeps there only about as many connections as the server
+//! needed recently. 5000 sequential keep-alive clients leave HAProxy with one connection to
+//! the server; keeping one per session would leave 5000 (and about 0.5 KiB each on the proxy).
+//! Only private connections (`http-reuse never`) stay with their session (in `http.rs`).
+//!
+//! What this reproduces, measured against HAProxy 2.6.12 (docs/performance.md, the tests in
+//! compat-tests/runtime_reuse.rs):
+//! - two lists per server: "idle" (the connection served one request) and "safe" (it served
+//!   more); which ones a request may take depends on the `http-reuse` mode and on whether it
+//!   is the first request of its client session ([`Lists::for_request`]); oldest first;
+//! - a connection is matched by a [`ConnKey`]: the destination when the server has no fixed
+//!   address, the source `usesrc` binds (HAProxy keys the PROXY line of `send-proxy` too,
+//!   which rhaproxy does not support on servers);
+//! - admission after a response: `pool-purge-delay` > 0, `pool-max-conn` not reached, and
+//!   `used + idle <= max(used, need_est) + pool-low-conn` (`used` counting this connection);
+//!   otherwise the connection is closed (with an RST, as HAProxy does);
+//! - every `pool-purge-delay` while the server has idle connections: `excess = used + idle -
+//!   max(max_used, need_est)`; `need_est` decays to `max(max_used, (need_est + max_used) / 2)`,
+//!   `max_used` restarts from `used`; when `excess > 0`, each shard closes up to
+//!   `ceil(excess / 2) * its_idle / idle + 1` connections, idle list first (6 idle, nothing
+//!   used for three periods: 6, 6, 3, 1, 0).
+//!
+//! No global lock on the request path: the lists are sharded per worker thread (a
+//! thread-local index taken on a thread's first use), each behind its own mutex held only for
+//! a list operation. A request looks in its thread's shard first, then in the others (a tokio
+//! task may run on any worker). The counters are atomics. The purge runs in a task spawned when
+//! a server gets its first idle connection, and ends when it has none left.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::backend::ConnStats;
+
+/// What a pooled connection was made for, besides its server: a request takes only a
+/// connection with an equal key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnKey {
+    /// The destination, when the server has no fixed address (`0.0.0.0`, port offsets,
+    /// `set-dst`).
+    pub dst: Option<SocketAddr>,
+    /// The source `usesrc clientip|client|hdr_ip(...)` binds.
+    pub src: Option<SocketAddr>,
+}
+
+/// A server connection of a `mode http` session.
+pub struct ServerConn {
+    pub r: OwnedReadHalf,
+    pub w: OwnedWriteHalf,
+    pub buf: Vec<u8>,
+    pub srv: usize,
+    /// Its server and local addresses, as the connect recorded them (for the log of the
+    /// requests that reuse it: no getpeername/getsockname per request).
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub key: ConnKey,
+    /// Requests it carried to their end (a pooled connection with more than one is "safe").
+    pub served: u32,
+    /// Counts the connection in its server's `used` while it serves a request.
+    pub used: UsedTok,
+}
+
+/// A connection counted as used by its server's pool; the count drops with the token.
+pub struct UsedTok(Option<Arc<SrvPool>>);
+
+impl UsedTok {
+    pub fn none() -> UsedTok {
+        UsedTok(None)
+    }
+}
+
+impl Drop for UsedTok {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.used.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl ServerConn {
+    /// `cs`: the stats of the connect that opened `s` (its server and local addresses);
+    /// `key`: what it was made for; `pool`: its server's pool, which counts it as used from
+    /// now on.
+    pub fn new(
+        s: TcpStream,
+        srv: usize,
+        cs: &ConnStats,
+        key: ConnKey,
+        pool: Option<&Arc<SrvPool>>,
+    ) -> ServerConn {
+        let (r, w) = s.into_split();
+        ServerConn {
+            r,
+            w,
+            buf: Vec::new(),
+            srv,
+            peer: cs.server_addr,
+            local: cs.local_addr,
+            key,
+            served: 0,
+            used: match pool {
+                Some(p) => p.use_one(),
+                None => UsedTok::none(),
+            },
+        }
+    }
+
+    /// Takes what a server that speaks first (or answers before reading) already sent:
+    /// once our request reaches a server socket that is already closed, the kernel's RST
+    /// may discard unread data.
+    pub fn drain_ready(&mut self) {
+        let mut tmp = [0u8; 16384];
+        while let Ok(n) = self.r.try_read(&mut tmp) {
+            if n == 0 {
+                break;
+            }
+            self.buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
+    /// server connection it will not reuse: no TIME_WAIT is left on the proxy for the 4-tuple
+    /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
+    /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
+    /// server's FIN crosses it.
+    pub fn close_reset(self) {
+        let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
+        self.w.forget();
+        drop(self.r);
+    }
+
+    /// No longer counted as used (a private connection idle in its session).
+    pub fn unmark_used(&mut self) {
+        self.used = UsedTok::none();
+    }
+
+    /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
+    pub fn still_usable(&self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// `http-reuse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReuseMode {
+    Never,
+    #[default]
+    Safe,
+    Aggressive,
+    Always,
+}
+
+/// The lists a request may take a pooled connection from, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    NoReuse,
+    Safe,
+    SafeThenIdle,
+    IdleThenSafe,
+}
+
+impl Lists {
+    /// `first`: the request is the first of its client session (measured: `safe` gives it a
+    /// new connection, `aggressive` only a connection that already served two requests,
+    /// `always` any; later requests take the idle list first).
+    pub fn for_request(mode: ReuseMode, first: bool) -> Lists {
+        match (mode, first) {
+            (ReuseMode::Never, _) => Lists::NoReuse,
+            (ReuseMode::Safe, true) => Lists::NoReuse,
+            (ReuseMode::Aggressive, true) => Lists::Safe,
+            (ReuseMode::Always, true) => Lists::SafeThenIdle,
+            (_, false) => Lists::IdleThenSafe,
+        }
+    }
+}
+
+/// The pool settings of a server (`pool-max-conn`, `pool-low-conn`, `pool-purge-delay`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolCfg {
+    /// `None`: unlimited (-1).
+    pub max_conn: Option<usize>,
+    pub low_conn: usize,
+    /// Zero: no pooling.
+    pub purge_delay: Duration,
+}
+
+impl Default for PoolCfg {
+    fn default() -> Self {
+        PoolCfg {
+            max_conn: None,
+            low_conn: 0,
+            purge_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    idle: VecDeque<ServerConn>,
+    safe: VecDeque<ServerConn>,
+}
+
+/// The idle connections of one server, and its counts (`show stat`: `idle_conn_cur`,
+/// `safe_conn_cur`, `used_conn_cur`, `need_conn_est`, `srv_icur`, `src_ilim`).
+pub struct SrvPool {
+    pub cfg: PoolCfg,
+    shards: Box<[Mutex<Shard>]>,
+    /// Connections serving a request now.
+    used: AtomicUsize,
+    idle: AtomicUsize,
+    safe: AtomicUsize,
+    /// The most used at once since the last purge.
+    max_used: AtomicUsize,
+    need_est: AtomicUsize,
+    purging: AtomicBool,
+}
+
+/// The number of shards: one per CPU (the default worker count), at least one.
+fn shard_count() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 64)
+    })
+}
+
+/// This thread's shard index: threads are numbered on their first use.
+fn thread_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static IDX: usize = NEXT.fetch_add(1, Relaxed);
+    }
+    IDX.with(|i| *i)
+}
+
+/// Pool counts, for the stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub idle: usize,
+    pub safe: usize,
+    pub used: usize,
+    pub need_est: usize,
+}
+
+impl SrvPool {
+    pub fn new(cfg: PoolCfg) -> SrvPool {
+        SrvPool {
+            cfg,
+            shards: (0..shard_count()).map(|_| Mutex::default()).collect(),
+            used: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            safe: AtomicUsize::new(0),
+            max_used: AtomicUsize::new(0),
+            need_est: AtomicUsize::new(0),
+            purging: AtomicBool::new(false),
+        }
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            idle: self.idle.load(Relaxed),
+            safe: self.safe.load(Relaxed),
+            used: self.used.load(Relaxed),
+            need_est: self.need_est.load(Relaxed),
+        }
+    }
+
+    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[i % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `c` as used again (a private connection a session takes back).
+    pub fn mark_used(self: &Arc<Self>, c: &mut ServerConn) {
+        c.used = self.use_one();
+    }
+
+    /// Counts one more connection in use (a new one, or one taken from the pool).
+    fn use_one(self: &Arc<Self>) -> UsedTok {
+        let n = self.used.fetch_add(1, Relaxed) + 1;
+        self.max_used.fetch_max(n, Relaxed);
+        self.need_est.fetch_max(n, Relaxed);
+        UsedTok(Some(Arc::clone(self)))
+    }
+
+    /// An idle connection with this key from `lists`, this thread's shard first; connections
+    /// the server closed meanwhile are dropped on the way.
+    pub fn take(self: &Arc<Self>, key: &ConnKey, lists: Lists) -> Option<ServerConn> {
+        let order: &[bool] = match lists {
+            Lists::NoReuse => return None,
+            Lists::Safe => &[true],
+            Lists::SafeThenIdle => &[true, false],
+            Lists::IdleThenSafe => &[false, true],
+        };
+        if self.idle.load(Relaxed) + self.safe.load(Relaxed) == 0 {
+            return None;
+        }
+        let home = thread_index();
+        for &safe in order {
+            let count = if safe { &self.safe } else { &self.idle };
+            for k in 0..self.shards.len() {
+                if count.load(Relaxed) == 0 {
+                    break;
+                }
+                loop {
+                    let c = {
+                        let mut sh = self.shard(home + k);
+                        let list = if safe { &mut sh.safe } else { &mut sh.idle };
+                        let Some(pos) = list.iter().position(|c| c.key == *key) else {
+                            break;
+                        };
+                        list.remove(pos)
+                    };
+                    let Some(mut c) = c else { break };
+                    count.fetch_sub(1, Relaxed);
+                    if c.still_usable() {
+                        c.used = self.use_one();
+                        return Some(c);
+                    }
+                    c.close_reset();
+                }
+            }
+        }
+        None
+    }
+
+    /// A connection whose response is done, reusable: kept idle when the pool wants it,
+    /// else closed.
+    pub fn release(self: &Arc<Self>, mut c: ServerConn) {
+        let cfg = &self.cfg;
+        // `used` still counts this connection.
+        let used = self.used.load(Relaxed);
+        let idle = self.idle.load(Relaxed) + self.safe.load(Relaxed);
+        let room = cfg.max_conn.is_none_or(|m| idle < m);
+        let need = used.max(self.need_est.load(Relaxed)) + cfg.low_conn;
+        if cfg.purge_delay.is_zero() || !room || used + idle > need {
+            c.close_reset();
+            return;
+        }
+        drop(std::mem::replace(&mut c.used, UsedTok::none()));
+        super::bufpool::release(&mut c.buf);
+        let safe = c.served > 1;
+        {
+            let mut sh = self.shard(thread_index());
+            if safe {
+                sh.safe.push_back(c);
+            } else {
+                sh.idle.push_back(c);
+            }
+            // Counted under the shard lock: a taker that sees the count finds the entry.
+            if safe { &self.safe } else { &self.idle }.fetch_add(1, Relaxed);
+        }
+        if !self.purging.swap(true, Relaxed) {
+            tokio::spawn(Arc::clone(self).purge_task());
+        }
+    }
+
+    /// Purges every `pool-purge-delay` while the server has idle connections.
+    async fn purge_task(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.cfg.purge_delay).await;
+            self.purge();
+            if self.idle.load(Relaxed) + self.safe.load(Relaxed) == 0 {
+                self.purging.store(false, Relaxed);
+                // A connection admitted since the check started its own task, or finds
+                // `purging` false and starts one.
+                if self.idle.load(Relaxed) + self.safe.load(Relaxed) == 0
+                    || self.purging.swap(true, Relaxed)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One purge: updates the estimate of the connections needed and closes about half of
+    /// the excess.
+    fn purge(&self) {
+        let used = self.used.load(Relaxed);
+        let idle = self.idle.load(Relaxed) + self.safe.load(Relaxed);
+        let max_used = self.max_used.swap(used, Relaxed);
+        let est = self.need_est.load(Relaxed);
+        let excess = (used + idle) as isize - max_used.max(est) as isize;
+        self.need_est
+            .store(max_used.max((est + max_used) / 2), Relaxed);
+        if excess <= 0 || idle == 0 {
+            return;
+        }
+        let half = (excess as usize).div_ceil(2);
+        let mut doomed = Vec::new();
+        for i in 0..self.shards.len() {
+            let mut sh = self.shard(i);
+            let here = sh.idle.len() + sh.safe.len();
+            if here == 0 {
+                continue;
+            }
+            let n = half * here / idle + 1;
+            for _ in 0..n {
+                if let Some(c) = sh.idle.pop_front() {
+                    self.idle.fetch_sub(1, Relaxed);
+                    doomed.push(c);
+                } else if let Some(c) = sh.safe.pop_front() {
+                    self.safe.fetch_sub(1, Relaxed);
+                    doomed.push(c);
+                } else {
+                    break;
+                }
+            }
+        }
+        for c in doomed {
+            c.close_reset();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_per_mode() {
+        use ReuseMode as M;
+        let l = Lists::for_request;
+        assert_eq!(l(M::Never, true), Lists::NoReuse);
+        assert_eq!(l(M::Never, false), Lists::NoReuse);
+        assert_eq!(l(M::Safe, true), Lists::NoReuse);
+        assert_eq!(l(M::Safe, false), Lists::IdleThenSafe);
+        assert_eq!(l(M::Aggressive, true), Lists::Safe);
+        assert_eq!(l(M::Aggressive, false), Lists::IdleThenSafe);
+        assert_eq!(l(M::Always, true), Lists::SafeThenIdle);
+        assert_eq!(l(M::Always, false), Lists::IdleThenSafe);
+    }
+}
