@@ -343,12 +343,22 @@ impl SrvPool {
     /// else closed.
     pub fn release(self: &Arc<Self>, mut c: ServerConn) {
         let cfg = &self.cfg;
+        if cfg.purge_delay.is_zero() || cfg.max_conn == Some(0) {
+            c.close_reset();
+            return;
+        }
         // `used` still counts this connection.
-        let used = self.used.load(Relaxed);
-        let idle = self.idle.load(Relaxed) + self.safe.load(Relaxed);
-        let room = cfg.max_conn.is_none_or(|m| idle < m);
-        let need = used.max(self.need_est.load(Relaxed)) + cfg.low_conn;
-        if cfg.purge_delay.is_zero() || !room || used + idle > need {
+        let admit = |this: &Self| {
+            let used = this.used.load(Relaxed);
+            let idle = this.idle.load(Relaxed) + this.safe.load(Relaxed);
+            let room = cfg.max_conn.is_none_or(|m| idle < m);
+            let need = used.max(this.need_est.load(Relaxed)) + cfg.low_conn;
+            room && used + idle <= need
+        };
+        // HAProxy drops an idle connection as soon as the server closes it; here it is found
+        // when it would be taken, or now, before refusing a connection because of it (the
+        // check costs a syscall per idle connection, only on this path).
+        if !admit(self) && (self.drop_dead() == 0 || !admit(self)) {
             c.close_reset();
             return;
         }
@@ -368,6 +378,37 @@ impl SrvPool {
         if !self.purging.swap(true, Relaxed) {
             tokio::spawn(Arc::clone(self).purge_task());
         }
+    }
+
+    /// Closes the idle connections the server has closed; returns how many.
+    fn drop_dead(&self) -> usize {
+        let mut dead = Vec::new();
+        for i in 0..self.shards.len() {
+            let Ok(mut sh) = self.shards[i].try_lock() else {
+                continue;
+            };
+            for safe in [false, true] {
+                let list = if safe { &mut sh.safe } else { &mut sh.idle };
+                let before = list.len();
+                let mut k = 0;
+                while k < list.len() {
+                    if list[k].still_usable() {
+                        k += 1;
+                    } else if let Some(c) = list.remove(k) {
+                        dead.push(c);
+                    }
+                }
+                let n = before - list.len();
+                if n > 0 {
+                    if safe { &self.safe } else { &self.idle }.fetch_sub(n, Relaxed);
+                }
+            }
+        }
+        let n = dead.len();
+        for c in dead {
+            c.close_reset();
+        }
+        n
     }
 
     /// Purges every `pool-purge-delay` while the server has idle connections.

@@ -1,0 +1,528 @@
+//! Server connection reuse (`http-reuse`, the servers' idle connection pools), differential
+//! against HAProxy 2.6: the same configuration and the same scripted client sequence through
+//! both, compared on which server connection carried each request (the test server numbers
+//! its accepted connections and answers with the number), how many server connections are
+//! open at chosen points, and the pool columns of `show stat`.
+//!
+//! Script tokens: `a` a request on client connection `a` (opened on first use); `a!` one with
+//! `Connection: close`; `a/b2` one for `/b2` (routed to the second backend); `-a` closes
+//! client `a`; `a>` sends a request the server holds until every `>` request of the batch
+//! has arrived (concurrent server connections), `a<` reads its response; `C` records the
+//! number of open server connections; `S` records the pool columns of `show stat`.
+
+#[path = "support/rt.rs"]
+mod rt;
+
+use rt::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The counting test server: connection numbers, open connections, held requests.
+#[derive(Default)]
+struct Counts {
+    accepted: usize,
+    open: usize,
+    /// Arrivals per hold batch.
+    held: HashMap<usize, usize>,
+}
+
+struct CountServer {
+    st: Arc<(Mutex<Counts>, Condvar)>,
+}
+
+impl CountServer {
+    fn start(l: TcpListener) -> CountServer {
+        let st: Arc<(Mutex<Counts>, Condvar)> = Arc::default();
+        let st2 = Arc::clone(&st);
+        thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { return };
+                let n = {
+                    let mut g = st2.0.lock().unwrap();
+                    g.accepted += 1;
+                    g.open += 1;
+                    g.accepted
+                };
+                let st3 = Arc::clone(&st2);
+                thread::spawn(move || {
+                    serve_conn(c, n, &st3);
+                    st3.0.lock().unwrap().open -= 1;
+                });
+            }
+        });
+        CountServer { st }
+    }
+
+    fn open(&self) -> usize {
+        self.st.0.lock().unwrap().open
+    }
+}
+
+/// Answers each request with the connection number; `/hold/B/N` first waits until `N`
+/// requests of batch `B` have arrived, then they are answered one after another.
+fn serve_conn(c: TcpStream, n: usize, st: &(Mutex<Counts>, Condvar)) {
+    let mut w = match c.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut r = BufReader::new(c);
+    loop {
+        let mut first = String::new();
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if first.is_empty() {
+                first = line;
+            }
+        }
+        let path = first.split(' ').nth(1).unwrap_or("");
+        if let Some(rest) = path.strip_prefix("/hold/") {
+            let mut it = rest.split('/').map(|x| x.parse::<usize>().unwrap_or(0));
+            let (b, want) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+            let (m, cv) = st;
+            let mut g = m.lock().unwrap();
+            let arrived = g.held.entry(b).or_default();
+            *arrived += 1;
+            let order = *arrived;
+            cv.notify_all();
+            let end = Instant::now() + Duration::from_secs(10);
+            while g.held[&b] < want && Instant::now() < end {
+                g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap().0;
+            }
+            drop(g);
+            // Answered in the order of arrival: the order the connections go idle.
+            thread::sleep(Duration::from_millis(60 * order as u64));
+        }
+        let body = format!("{n}\n");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if w.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    /// Lines of the backend `be` (and of `be2`).
+    backend: &'static str,
+    /// Options of the servers.
+    server: &'static str,
+    script: &'static str,
+    /// Clients connect from 127.0.0.2 (`a`), 127.0.0.3 (`b`)... (needs root for `usesrc`).
+    source_per_client: bool,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "sequential clients, one request each, kept open",
+        backend: "",
+        server: "",
+        script: "a C b C c C d C e C a b c d e C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "one client, several requests",
+        backend: "",
+        server: "",
+        script: "a a a a C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "interleaved clients",
+        backend: "",
+        server: "",
+        script: "a b a b a C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "closing clients",
+        backend: "",
+        server: "",
+        script: "a -a C b C -b C c c C d! C e e C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "http-reuse safe",
+        backend: "http-reuse safe",
+        server: "",
+        script: "a b C a a b b c C -a -b -c C d d C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "http-reuse aggressive",
+        backend: "http-reuse aggressive",
+        server: "",
+        script: "a b C a a b b c C -a -b -c C d d C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "http-reuse always",
+        backend: "http-reuse always",
+        server: "",
+        script: "a b C a a b b c C -a -b -c C d d C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "http-reuse never",
+        backend: "http-reuse never",
+        server: "",
+        script: "a b C a a b b c C d! C -a -b -c C e e C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "concurrent connections stay pooled",
+        backend: "",
+        server: "",
+        script: "a> b> c> a< b< c< C S d d e e f f C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "pool-max-conn 0",
+        backend: "",
+        server: "pool-max-conn 0",
+        script: "a a C b C a> b> c> a< b< c< C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "pool-max-conn 1",
+        backend: "",
+        server: "pool-max-conn 1",
+        script: "a a C b C a> b> c> a< b< c< C S a b c C",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "pool-low-conn 2",
+        backend: "",
+        server: "pool-low-conn 2",
+        script: "a a C b C c C d d C e e C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "pool-purge-delay 0",
+        backend: "",
+        server: "pool-purge-delay 0",
+        script: "a a C b b C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "http-reuse never with pool-max-conn 0",
+        backend: "http-reuse never",
+        server: "pool-max-conn 0",
+        script: "a a C b b C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "backend switching",
+        backend: "",
+        server: "",
+        script: "a a/b2 a a/b2 C b b/b2 C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "usesrc clientip",
+        backend: "source 0.0.0.0 usesrc clientip",
+        server: "",
+        script: "a b a b a C S",
+        source_per_client: true,
+    },
+    Scenario {
+        name: "usesrc clientip, http-reuse always",
+        backend: "http-reuse always\n    source 0.0.0.0 usesrc clientip",
+        server: "",
+        script: "a b a b a C S",
+        source_per_client: true,
+    },
+];
+
+/// The `show stat` columns compared.
+const POOL_COLS: &[&str] = &[
+    "connect",
+    "reuse",
+    "srv_icur",
+    "src_ilim",
+    "idle_conn_cur",
+    "safe_conn_cur",
+    "used_conn_cur",
+    "need_conn_est",
+];
+
+fn show_stat(sock: &std::path::Path) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("stats socket");
+    s.write_all(b"show stat\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let mut rows = Vec::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() < 2 || f[1] != "s1" {
+            continue;
+        }
+        let cols: Vec<String> = POOL_COLS
+            .iter()
+            .map(|c| {
+                let i = header.iter().position(|h| h == c).expect("column");
+                format!("{c}={}", f.get(i).unwrap_or(&""))
+            })
+            .collect();
+        rows.push(format!("{}/s1 {}", f[0], cols.join(" ")));
+    }
+    rows.join("; ")
+}
+
+/// The open server connections, once they have settled (the proxies close with an RST,
+/// which the server sees at once).
+fn settled_open(srv: &CountServer) -> usize {
+    thread::sleep(Duration::from_millis(150));
+    let mut last = srv.open();
+    for _ in 0..10 {
+        thread::sleep(Duration::from_millis(30));
+        let n = srv.open();
+        if n == last {
+            return n;
+        }
+        last = n;
+    }
+    last
+}
+
+fn config(imp_dir: &TempDir, port: u16, srv_port: u16, sc: &Scenario) -> String {
+    let d = imp_dir.0.display();
+    let (be, so) = (sc.backend, sc.server);
+    format!(
+        "global
+    nbthread 1
+    stats socket {d}/admin.sock level admin
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+frontend fe
+    bind 127.0.0.1:{port}
+    use_backend be2 if {{ path_beg /b2 }}
+    default_backend be
+backend be
+    {be}
+    server s1 127.0.0.1:{srv_port} {so}
+backend be2
+    {be}
+    server s1 127.0.0.1:{srv_port} {so}
+"
+    )
+}
+
+fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
+    let dir = TempDir::new("runtime-reuse");
+    let p = free_ports(2);
+    let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+    let _proxy = ProxyProc::start(imp, &dir, &config(&dir, p[0], p[1], sc), &[p[0]]);
+    let sock = dir.0.join("admin.sock");
+    let mut clients: HashMap<String, HttpConn> = HashMap::new();
+    let mut out = Vec::new();
+    let mut batch = 0;
+    let mut batch_size = 0;
+    let mut in_batch = false;
+    let tokens: Vec<&str> = sc.script.split_whitespace().collect();
+    let connect = |name: &str| {
+        let src = sc
+            .source_per_client
+            .then(|| Ipv4Addr::new(127, 0, 0, 2 + (name.as_bytes()[0] - b'a')));
+        HttpConn::connect_from(src, p[0]).expect("connect to the proxy")
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        if *t == "C" {
+            out.push(format!("open={}", settled_open(&srv)));
+            continue;
+        }
+        if *t == "S" {
+            out.push(show_stat(&sock));
+            continue;
+        }
+        if let Some(name) = t.strip_prefix('-') {
+            clients.remove(name);
+            continue;
+        }
+        if let Some(name) = t.strip_suffix('>') {
+            if !in_batch {
+                in_batch = true;
+                batch += 1;
+                batch_size = tokens[i..].iter().take_while(|x| x.ends_with('>')).count();
+            }
+            let c = clients
+                .entry(name.to_string())
+                .or_insert_with(|| connect(name));
+            c.send(&format!(
+                "GET /hold/{batch}/{batch_size} HTTP/1.1\r\nHost: t\r\n\r\n"
+            ))
+            .unwrap();
+            // Each held request on its own server connection, in order.
+            thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        in_batch = false;
+        if let Some(name) = t.strip_suffix('<') {
+            let c = clients.get_mut(name).expect("a sent request");
+            let r = c.read_response(false).expect("held response");
+            out.push(format!("{t}{}", r.body_str().trim()));
+            continue;
+        }
+        let (name, req) = if let Some(n) = t.strip_suffix('!') {
+            (
+                n,
+                "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_string(),
+            )
+        } else if let Some((n, path)) = t.split_once('/') {
+            (n, format!("GET /{path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+        } else {
+            (*t, "GET / HTTP/1.1\r\nHost: t\r\n\r\n".to_string())
+        };
+        let c = clients
+            .entry(name.to_string())
+            .or_insert_with(|| connect(name));
+        let r = c.request(&req).expect("response");
+        assert_eq!(r.status, 200, "{imp:?} {}: {t}", sc.name);
+        out.push(format!("{t}{}", r.body_str().trim()));
+        if t.ends_with('!') {
+            clients.remove(name);
+        }
+    }
+    out
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+#[test]
+fn reuse_patterns_match_haproxy() {
+    let imps = Impl::all("runtime_reuse");
+    let root = is_root();
+    let mut failures = Vec::new();
+    for sc in SCENARIOS {
+        if sc.source_per_client && !root {
+            println!("SKIPPED (needs root for usesrc) {}", sc.name);
+            continue;
+        }
+        let results: Vec<(Impl, Vec<String>)> = imps.iter().map(|&i| (i, run(i, sc))).collect();
+        for (imp, r) in &results {
+            println!("{:?} {}: {}", imp, sc.name, r.join(" | "));
+        }
+        if let [(_, r), (_, h)] = &results[..]
+            && r != h
+        {
+            failures.push(format!(
+                "{}:\n  rhaproxy: {}\n  haproxy:  {}",
+                sc.name,
+                r.join(" | "),
+                h.join(" | ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "differences:\n{}", failures.join("\n"));
+}
+
+/// Many sequential keep-alive clients, each one request and kept open: the server sees about
+/// one connection (not one per client).
+#[test]
+fn sequential_keepalive_clients_share_one_server_connection() {
+    let sc = Scenario {
+        name: "200 sequential clients",
+        backend: "",
+        server: "",
+        script: "",
+        source_per_client: false,
+    };
+    for imp in Impl::all("runtime_reuse") {
+        let dir = TempDir::new("runtime-reuse-seq");
+        let p = free_ports(2);
+        let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+        let _proxy = ProxyProc::start(imp, &dir, &config(&dir, p[0], p[1], &sc), &[p[0]]);
+        let mut held = Vec::new();
+        for _ in 0..200 {
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            assert_eq!(c.get("/").unwrap().status, 200);
+            held.push(c);
+        }
+        let open = settled_open(&srv);
+        println!("{imp:?}: {open} server connections open for 200 idle clients");
+        assert!(open <= 1, "{imp:?}: {open} server connections");
+    }
+}
+
+/// `pool-purge-delay`: idle connections beyond the recent need are closed by halves, one
+/// purge period after another (4 idle: 4, 4, 2, 0 after the third and fourth purges).
+#[test]
+fn purge_closes_idle_connections_like_haproxy() {
+    let sc = Scenario {
+        name: "purge",
+        backend: "",
+        server: "pool-purge-delay 400ms",
+        script: "",
+        source_per_client: false,
+    };
+    let mut seen = Vec::new();
+    for imp in Impl::all("runtime_reuse") {
+        let dir = TempDir::new("runtime-reuse-purge");
+        let p = free_ports(2);
+        let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+        let _proxy = ProxyProc::start(imp, &dir, &config(&dir, p[0], p[1], &sc), &[p[0]]);
+        let mut cs: Vec<HttpConn> = (0..4).map(|_| HttpConn::connect(p[0]).unwrap()).collect();
+        for c in cs.iter_mut() {
+            c.send("GET /hold/1/4 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        }
+        for c in cs.iter_mut() {
+            assert_eq!(c.read_response(false).unwrap().status, 200);
+        }
+        let t0 = Instant::now();
+        // The distinct counts seen, and when the last connection went.
+        let mut counts = vec![srv.open()];
+        let mut gone_at = None;
+        while t0.elapsed() < Duration::from_secs(6) {
+            thread::sleep(Duration::from_millis(20));
+            let n = srv.open();
+            if counts.last() != Some(&n) {
+                counts.push(n);
+            }
+            if n == 0 {
+                gone_at = Some(t0.elapsed());
+                break;
+            }
+        }
+        println!("{imp:?}: counts {counts:?}, all closed after {gone_at:?}");
+        let gone = gone_at.unwrap_or_else(|| panic!("{imp:?}: idle connections never purged"));
+        // Four purges of 400 ms.
+        assert!(
+            gone >= Duration::from_millis(1400) && gone < Duration::from_millis(2600),
+            "{imp:?}: purged after {gone:?}"
+        );
+        seen.push(counts);
+    }
+    if let [r, h] = &seen[..] {
+        assert_eq!(r, h, "purge steps (rhaproxy, haproxy)");
+    }
+}
