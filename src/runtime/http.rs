@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
-use super::srvpool::{ConnKey, Lists, ReuseMode, ServerConn};
+use super::srvpool::{ConnKey, Key, Lists, ReuseMode, ServerConn};
 use super::{Accepted, Frontend, bufpool, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
 use crate::http1::{
@@ -1547,9 +1547,9 @@ async fn fresh(
 }
 
 /// What a connection to server `srv` for this request is made for.
-fn conn_key(be: &Backend, srv: usize, ctx: &ConnCtx, hip: Option<IpAddr>) -> ConnKey {
+fn conn_key(be: &Backend, srv: usize, ctx: &ConnCtx, hip: Option<IpAddr>) -> Key {
     let Some(s) = be.servers.get(srv) else {
-        return ConnKey::default();
+        return None;
     };
     let dst = match s.target {
         crate::config::ir::ServerTarget::Addr(_) => None,
@@ -1566,7 +1566,7 @@ fn conn_key(be: &Backend, srv: usize, ctx: &ConnCtx, hip: Option<IpAddr>) -> Con
         Some(UseSrc::HdrIp { .. }) => hip.map(|ip| SocketAddr::new(ip, 0)),
         _ => None,
     };
-    ConnKey { dst, src }
+    ConnKey { dst, src }.boxed()
 }
 
 /// A new connection to server `srv` (`usize::MAX`: none, `option transparent`), counted as

@@ -44,7 +44,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use super::backend::ConnStats;
 
 /// What a pooled connection was made for, besides its server: a request takes only a
-/// connection with an equal key.
+/// connection with an equal key. Boxed in [`Key`], as most connections have none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnKey {
     /// The destination, when the server has no fixed address (`0.0.0.0`, port offsets,
@@ -52,6 +52,16 @@ pub struct ConnKey {
     pub dst: Option<SocketAddr>,
     /// The source `usesrc clientip|client|hdr_ip(...)` binds.
     pub src: Option<SocketAddr>,
+}
+
+/// A connection's [`ConnKey`]; `None` when it has nothing but its server (the usual case: the
+/// connection and the transaction future holding it stay small).
+pub type Key = Option<Box<ConnKey>>;
+
+impl ConnKey {
+    pub fn boxed(self) -> Key {
+        (self != ConnKey::default()).then(|| Box::new(self))
+    }
 }
 
 /// A server connection of a `mode http` session.
@@ -64,7 +74,7 @@ pub struct ServerConn {
     /// requests that reuse it: no getpeername/getsockname per request).
     pub peer: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
-    pub key: ConnKey,
+    pub key: Key,
     /// Requests it carried to their end (a pooled connection with more than one is "safe").
     pub served: u32,
     /// Counts the connection in its server's `used` while it serves a request.
@@ -96,7 +106,7 @@ impl ServerConn {
         s: TcpStream,
         srv: usize,
         cs: &ConnStats,
-        key: ConnKey,
+        key: Key,
         pool: Option<&Arc<SrvPool>>,
     ) -> ServerConn {
         let (r, w) = s.into_split();
@@ -300,7 +310,7 @@ impl SrvPool {
 
     /// An idle connection with this key from `lists`, this thread's shard first; connections
     /// the server closed meanwhile are dropped on the way.
-    pub fn take(self: &Arc<Self>, key: &ConnKey, lists: Lists) -> Option<ServerConn> {
+    pub fn take(self: &Arc<Self>, key: &Key, lists: Lists) -> Option<ServerConn> {
         let order: &[bool] = match lists {
             Lists::NoReuse => return None,
             Lists::Safe => &[true],
