@@ -1548,9 +1548,7 @@ async fn fresh(
 
 /// What a connection to server `srv` for this request is made for.
 fn conn_key(be: &Backend, srv: usize, ctx: &ConnCtx, hip: Option<IpAddr>) -> Key {
-    let Some(s) = be.servers.get(srv) else {
-        return None;
-    };
+    let s = be.servers.get(srv)?;
     let dst = match s.target {
         crate::config::ir::ServerTarget::Addr(_) => None,
         _ => s.address(ctx.orig_dst),
