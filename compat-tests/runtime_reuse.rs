@@ -7,8 +7,11 @@
 //! Script tokens: `a` a request on client connection `a` (opened on first use); `a!` one with
 //! `Connection: close`; `a/b2` one for `/b2` (routed to the second backend); `-a` closes
 //! client `a`; `a>` sends a request the server holds until every `>` request of the batch
-//! has arrived (concurrent server connections), `a<` reads its response; `C` records the
-//! number of open server connections; `S` records the pool columns of `show stat`.
+//! has arrived (concurrent server connections), `a<` reads its response; `a@1`, `a@2` a
+//! request that `http-request set-dst-port` sends to the first or second test server (which
+//! answers `2.N`); `C` records the number of open server connections (`N+M` once the second
+//! server has some); `S` records the pool columns of `show stat`; `maint`, `ready` set the
+//! server's state on the CLI.
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -35,7 +38,8 @@ struct CountServer {
 }
 
 impl CountServer {
-    fn start(l: TcpListener) -> CountServer {
+    /// `tag`: the prefix of the numbers it answers.
+    fn start(l: TcpListener, tag: &'static str) -> CountServer {
         let st: Arc<(Mutex<Counts>, Condvar)> = Arc::default();
         let st2 = Arc::clone(&st);
         thread::spawn(move || {
@@ -49,7 +53,7 @@ impl CountServer {
                 };
                 let st3 = Arc::clone(&st2);
                 thread::spawn(move || {
-                    serve_conn(c, n, &st3);
+                    serve_conn(c, tag, n, &st3);
                     st3.0.lock().unwrap().open -= 1;
                 });
             }
@@ -64,7 +68,7 @@ impl CountServer {
 
 /// Answers each request with the connection number; `/hold/B/N` first waits until `N`
 /// requests of batch `B` have arrived, then they are answered one after another.
-fn serve_conn(c: TcpStream, n: usize, st: &(Mutex<Counts>, Condvar)) {
+fn serve_conn(c: TcpStream, tag: &str, n: usize, st: &(Mutex<Counts>, Condvar)) {
     let mut w = match c.try_clone() {
         Ok(w) => w,
         Err(_) => return,
@@ -103,7 +107,7 @@ fn serve_conn(c: TcpStream, n: usize, st: &(Mutex<Counts>, Condvar)) {
             // Answered in the order of arrival: the order the connections go idle.
             thread::sleep(Duration::from_millis(60 * order as u64));
         }
-        let body = format!("{n}\n");
+        let body = format!("{tag}{n}\n");
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -118,7 +122,7 @@ struct Scenario {
     name: &'static str,
     /// Lines of the backend `be` (and of `be2`).
     backend: &'static str,
-    /// Options of the servers.
+    /// Options of the servers; `@ADDR OPTIONS` replaces their address too.
     server: &'static str,
     script: &'static str,
     /// Clients connect from 127.0.0.2 (`a`), 127.0.0.3 (`b`)... (needs root for `usesrc`).
@@ -232,6 +236,27 @@ const SCENARIOS: &[Scenario] = &[
         source_per_client: false,
     },
     Scenario {
+        name: "maintenance closes idle connections",
+        backend: "",
+        server: "",
+        script: "a b C maint C ready a C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "http-reuse never, maintenance",
+        backend: "http-reuse never",
+        server: "",
+        script: "a b C maint C ready a C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "set-dst to an address-less server",
+        backend: "http-request set-dst-port hdr(x-dst-port)\n    http-request set-dst str(127.0.0.1)",
+        server: "@0.0.0.0:0",
+        script: "a@1 a@2 a@1 a@2 b@2 b@1 b@2 C S c@1 c@1 C",
+        source_per_client: false,
+    },
+    Scenario {
         name: "usesrc clientip",
         backend: "source 0.0.0.0 usesrc clientip",
         server: "",
@@ -307,7 +332,11 @@ fn settled_open(srv: &CountServer) -> usize {
 
 fn config(imp_dir: &TempDir, port: u16, srv_port: u16, sc: &Scenario) -> String {
     let d = imp_dir.0.display();
-    let (be, so) = (sc.backend, sc.server);
+    let be = sc.backend;
+    let srv = match sc.server.strip_prefix('@') {
+        Some(s) => s.to_string(),
+        None => format!("127.0.0.1:{srv_port} {}", sc.server),
+    };
     format!(
         "global
     nbthread 1
@@ -324,18 +353,19 @@ frontend fe
     default_backend be
 backend be
     {be}
-    server s1 127.0.0.1:{srv_port} {so}
+    server s1 {srv}
 backend be2
     {be}
-    server s1 127.0.0.1:{srv_port} {so}
+    server s1 {srv}
 "
     )
 }
 
 fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
     let dir = TempDir::new("runtime-reuse");
-    let p = free_ports(2);
-    let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+    let p = free_ports(3);
+    let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap(), "");
+    let srv2 = CountServer::start(TcpListener::bind(("127.0.0.1", p[2])).unwrap(), "2.");
     let _proxy = ProxyProc::start(imp, &dir, &config(&dir, p[0], p[1], sc), &[p[0]]);
     let sock = dir.0.join("admin.sock");
     let mut clients: HashMap<String, HttpConn> = HashMap::new();
@@ -352,7 +382,19 @@ fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
     };
     for (i, t) in tokens.iter().enumerate() {
         if *t == "C" {
-            out.push(format!("open={}", settled_open(&srv)));
+            let n = settled_open(&srv);
+            match srv2.open() {
+                0 => out.push(format!("open={n}")),
+                m => out.push(format!("open={n}+{m}")),
+            }
+            continue;
+        }
+        if *t == "maint" || *t == "ready" {
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("stats socket");
+            writeln!(s, "set server be/s1 state {t}").unwrap();
+            let mut ans = String::new();
+            let _ = s.read_to_string(&mut ans);
+            out.push(format!("{t}:{}", ans.trim()));
             continue;
         }
         if *t == "S" {
@@ -391,6 +433,12 @@ fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
             (
                 n,
                 "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_string(),
+            )
+        } else if let Some((n, k)) = t.split_once('@') {
+            let port = if k == "2" { p[2] } else { p[1] };
+            (
+                n,
+                format!("GET / HTTP/1.1\r\nHost: t\r\nX-Dst-Port: {port}\r\n\r\n"),
             )
         } else if let Some((n, path)) = t.split_once('/') {
             (n, format!("GET /{path} HTTP/1.1\r\nHost: t\r\n\r\n"))
@@ -460,7 +508,7 @@ fn sequential_keepalive_clients_share_one_server_connection() {
     for imp in Impl::all("runtime_reuse") {
         let dir = TempDir::new("runtime-reuse-seq");
         let p = free_ports(2);
-        let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+        let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap(), "");
         let _proxy = ProxyProc::start(imp, &dir, &config(&dir, p[0], p[1], &sc), &[p[0]]);
         let mut held = Vec::new();
         for _ in 0..200 {
@@ -489,7 +537,7 @@ fn purge_closes_idle_connections_like_haproxy() {
     for imp in Impl::all("runtime_reuse") {
         let dir = TempDir::new("runtime-reuse-purge");
         let p = free_ports(2);
-        let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap());
+        let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap(), "");
         let _proxy = ProxyProc::start(imp, &dir, &config(&dir, p[0], p[1], &sc), &[p[0]]);
         let mut cs: Vec<HttpConn> = (0..4).map(|_| HttpConn::connect(p[0]).unwrap()).collect();
         for c in cs.iter_mut() {

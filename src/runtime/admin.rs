@@ -1434,6 +1434,8 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         if old & ADM_FMAINT != 0 {
             return;
         }
+        // HAProxy closes the idle connections of a server entering maintenance (measured).
+        srv.pool.close_all();
         a.chk().health = 0;
         let was_up = srv.up.swap(false, Ordering::AcqRel);
         // A stopping server (disable-on-404) is already out of the online count.

@@ -390,6 +390,21 @@ impl SrvPool {
         }
     }
 
+    /// Closes every idle connection (the server enters maintenance).
+    pub fn close_all(&self) {
+        let mut all = Vec::new();
+        for i in 0..self.shards.len() {
+            let mut sh = self.shard(i);
+            self.idle.fetch_sub(sh.idle.len(), Relaxed);
+            self.safe.fetch_sub(sh.safe.len(), Relaxed);
+            all.extend(sh.idle.drain(..));
+            all.extend(sh.safe.drain(..));
+        }
+        for c in all {
+            c.close_reset();
+        }
+    }
+
     /// Closes the idle connections the server has closed; returns how many.
     fn drop_dead(&self) -> usize {
         let mut dead = Vec::new();
