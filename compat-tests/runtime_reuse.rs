@@ -11,7 +11,7 @@
 //! request that `http-request set-dst-port` sends to the first or second test server (which
 //! answers `2.N`); `C` records the number of open server connections (`N+M` once the second
 //! server has some); `S` records the pool columns of `show stat`; `maint`, `ready` set the
-//! server's state on the CLI.
+//! server's state on the CLI; `sleepMS` waits.
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -215,6 +215,16 @@ const SCENARIOS: &[Scenario] = &[
         source_per_client: false,
     },
     Scenario {
+        // Two idle connections, the need estimate decayed to 1 by the second purge: a
+        // connection that served its second request still enters the empty safe list, the
+        // next one is refused.
+        name: "first safe connection of a thread",
+        backend: "",
+        server: "pool-purge-delay 1s",
+        script: "a> b> a< b< C sleep2400 a C a C S",
+        source_per_client: false,
+    },
+    Scenario {
         name: "pool-purge-delay 0",
         backend: "",
         server: "pool-purge-delay 0",
@@ -387,6 +397,10 @@ fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
                 0 => out.push(format!("open={n}")),
                 m => out.push(format!("open={n}+{m}")),
             }
+            continue;
+        }
+        if let Some(ms) = t.strip_prefix("sleep") {
+            thread::sleep(Duration::from_millis(ms.parse().unwrap()));
             continue;
         }
         if *t == "maint" || *t == "ready" {

@@ -17,8 +17,11 @@
 //!   address, the source `usesrc` binds (HAProxy keys the PROXY line of `send-proxy` too,
 //!   which rhaproxy does not support on servers);
 //! - admission after a response: `pool-purge-delay` > 0, `pool-max-conn` not reached, and
-//!   `used + idle <= max(used, need_est) + pool-low-conn` (`used` counting this connection);
-//!   otherwise the connection is closed (with an RST, as HAProxy does);
+//!   either `used + idle <= max(used, need_est) + pool-low-conn` (`used` counting this
+//!   connection) or the thread's lists are empty (no safe connection, and no idle one unless
+//!   this one is safe); otherwise the connection is closed (with an RST, as HAProxy does).
+//!   (HAProxy also stops admitting when its used file descriptors pass
+//!   `tune.pool-low-fd-ratio`/`-high-fd-ratio` of its limit; rhaproxy does not count them);
 //! - every `pool-purge-delay` while the server has idle connections: `excess = used + idle -
 //!   max(max_used, need_est)`; `need_est` decays to `max(max_used, (need_est + max_used) / 2)`,
 //!   `max_used` restarts from `used`; when `excess > 0`, each shard closes up to
@@ -357,24 +360,35 @@ impl SrvPool {
             c.close_reset();
             return;
         }
+        let safe = c.served > 1;
+        let idle = self.idle.load(Relaxed) + self.safe.load(Relaxed);
+        if cfg.max_conn.is_some_and(|m| idle >= m) {
+            c.close_reset();
+            return;
+        }
+        // This thread's lists take their first connection whatever the counts say (a safe
+        // one while they hold no safe one); measured: with 2 idle connections and the need
+        // estimate decayed to 1, a connection that served a second request stays idle.
+        let first_here = {
+            let sh = self.shard(thread_index());
+            sh.safe.is_empty() && (safe || sh.idle.is_empty())
+        };
         // `used` still counts this connection.
         let admit = |this: &Self| {
             let used = this.used.load(Relaxed);
             let idle = this.idle.load(Relaxed) + this.safe.load(Relaxed);
-            let room = cfg.max_conn.is_none_or(|m| idle < m);
             let need = used.max(this.need_est.load(Relaxed)) + cfg.low_conn;
-            room && used + idle <= need
+            used + idle <= need
         };
         // HAProxy drops an idle connection as soon as the server closes it; here it is found
         // when it would be taken, or now, before refusing a connection because of it (the
         // check costs a syscall per idle connection, only on this path).
-        if !admit(self) && (self.drop_dead() == 0 || !admit(self)) {
+        if !first_here && !admit(self) && (self.drop_dead() == 0 || !admit(self)) {
             c.close_reset();
             return;
         }
         drop(std::mem::replace(&mut c.used, UsedTok::none()));
         super::bufpool::release(&mut c.buf);
-        let safe = c.served > 1;
         {
             let mut sh = self.shard(thread_index());
             if safe {
