@@ -11,7 +11,7 @@
 //! request that `http-request set-dst-port` sends to the first or second test server (which
 //! answers `2.N`); `C` records the number of open server connections (`N+M` once the second
 //! server has some); `S` records the pool columns of `show stat`; `maint`, `ready` set the
-//! server's state on the CLI; `sleepMS` waits.
+//! server's state on the CLI; `V` records `show servers conn`; `sleepMS` waits.
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -148,7 +148,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "interleaved clients",
         backend: "",
         server: "",
-        script: "a b a b a C S",
+        script: "a b a b a C S V",
         source_per_client: false,
     },
     Scenario {
@@ -190,7 +190,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "concurrent connections stay pooled",
         backend: "",
         server: "",
-        script: "a> b> c> a< b< c< C S d d e e f f C S",
+        script: "a> b> c> a< b< c< C S V d d e e f f C S V",
         source_per_client: false,
     },
     Scenario {
@@ -204,7 +204,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "pool-max-conn 1",
         backend: "",
         server: "pool-max-conn 1",
-        script: "a a C b C a> b> c> a< b< c< C S a b c C",
+        script: "a a C b C a> b> c> a< b< c< C S V a b c C",
         source_per_client: false,
     },
     Scenario {
@@ -263,7 +263,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "set-dst to an address-less server",
         backend: "http-request set-dst-port hdr(x-dst-port)\n    http-request set-dst str(127.0.0.1)",
         server: "@0.0.0.0:0",
-        script: "a@1 a@2 a@1 a@2 b@2 b@1 b@2 C S c@1 c@1 C",
+        script: "a@1 a@2 a@1 a@2 b@2 b@1 b@2 C S V c@1 c@1 C",
         source_per_client: false,
     },
     Scenario {
@@ -397,6 +397,18 @@ fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
                 0 => out.push(format!("open={n}")),
                 m => out.push(format!("open={n}+{m}")),
             }
+            continue;
+        }
+        if *t == "V" {
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("stats socket");
+            s.write_all(b"show servers conn\n").unwrap();
+            let mut ans = String::new();
+            let _ = s.read_to_string(&mut ans);
+            let ans = ans
+                .trim()
+                .replace(&format!(" {} ", p[1]), " P1 ")
+                .replace(&format!(" {} ", p[2]), " P2 ");
+            out.push(ans.lines().collect::<Vec<_>>().join(" / "));
             continue;
         }
         if let Some(ms) = t.strip_prefix("sleep") {

@@ -266,6 +266,8 @@ pub struct PoolStats {
     pub idle: usize,
     pub safe: usize,
     pub used: usize,
+    /// The most used at once since the last purge.
+    pub max_used: usize,
     pub need_est: usize,
 }
 
@@ -288,8 +290,19 @@ impl SrvPool {
             idle: self.idle.load(Relaxed),
             safe: self.safe.load(Relaxed),
             used: self.used.load(Relaxed),
+            max_used: self.max_used.load(Relaxed),
             need_est: self.need_est.load(Relaxed),
         }
+    }
+
+    /// The idle connections of each shard (`show servers conn`).
+    pub fn per_shard(&self) -> Vec<usize> {
+        (0..self.shards.len())
+            .map(|i| {
+                let sh = self.shard(i);
+                sh.idle.len() + sh.safe.len()
+            })
+            .collect()
     }
 
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
