@@ -1,11 +1,13 @@
 //! `mode http` sessions on top of [`crate::http1`]: request heads with HAProxy's verdicts,
 //! bodies framed by [`BodyFramer`] (Content-Length, chunked, close-delimited, HEAD/204/304,
 //! 1xx and 100-continue), `Upgrade`/101 to a tunnel, the three connection modes, server-side
-//! connection reuse within a client session, `option forwardfor`, HAProxy's error responses and
+//! connection reuse (`http-reuse`), `option forwardfor`, HAProxy's error responses and
 //! `errorfile` overrides.
 //!
-//! Every request is load-balanced on its own (as HAProxy does); an idle server connection of
-//! this client session to the chosen server is reused when there is one.
+//! Every request is load-balanced on its own (as HAProxy does); then it reuses a private idle
+//! connection of its session (`http-reuse never`) or one of the chosen server's idle pool
+//! ([`super::srvpool`]) when the mode allows, else connects. After the response, a reusable
+//! connection goes back to its session (private) or to the server's pool.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,7 +34,8 @@ use crate::log::LogRecord;
 use crate::tproxy::addr::unmap;
 use crate::tproxy::sockopt::UseSrc;
 
-/// Idle server connections a client session keeps (HAProxy's `max-session-srv-conns`).
+/// Private idle server connections a client session keeps (`http-reuse never`; HAProxy's
+/// `max-session-srv-conns`).
 const MAX_SESSION_SRV_CONNS: usize = 5;
 
 /// HTTP settings of a frontend or backend.
@@ -642,7 +645,8 @@ struct ClientConn {
     cr: OwnedReadHalf,
     cw: OwnedWriteHalf,
     cbuf: Vec<u8>,
-    /// Idle server connections kept for this session's next requests, and their backend.
+    /// Private idle server connections (`http-reuse never`) kept for this session's next
+    /// requests, and their backend.
     idle: IdleConns,
     idle_be: Option<Arc<Backend>>,
     /// The `set-dst` destination the idle connections were made for.
