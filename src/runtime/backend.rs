@@ -746,6 +746,9 @@ impl Backend {
             stats.server_addr = Some(addr);
             let t = Instant::now();
             self.count(s.srv, |c| &c.connect);
+            // HAProxy counts a connection in the server's need estimate from its attempt (a
+            // refused one too, and in `mode tcp`).
+            srv.pool.note_attempt();
             let r = self.dial(addr, policy, ctx, hdr_ip).await;
             stats.connect_ms = t.elapsed().as_millis() as i64;
             let (server, timed_out) = match r {

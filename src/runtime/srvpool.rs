@@ -316,6 +316,14 @@ impl SrvPool {
         c.used = self.use_one();
     }
 
+    /// A connection attempt: the need estimate counts it before it is made (the connection,
+    /// once made, is counted as used by [`ServerConn::new`]).
+    pub fn note_attempt(&self) {
+        let n = self.used.load(Relaxed) + 1;
+        self.max_used.fetch_max(n, Relaxed);
+        self.need_est.fetch_max(n, Relaxed);
+    }
+
     /// Counts one more connection in use (a new one, or one taken from the pool).
     fn use_one(self: &Arc<Self>) -> UsedTok {
         let n = self.used.fetch_add(1, Relaxed) + 1;
