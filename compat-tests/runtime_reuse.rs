@@ -613,3 +613,38 @@ fn purge_closes_idle_connections_like_haproxy() {
         assert_eq!(r, h, "purge steps (rhaproxy, haproxy)");
     }
 }
+
+/// `nbthread 2`: each thread's pool takes its first connection, and sessions are spread over
+/// the threads: sequential keep-alive clients leave one server connection per thread.
+#[test]
+fn two_threads_keep_one_idle_connection_each() {
+    let sc = Scenario {
+        name: "nbthread 2",
+        backend: "",
+        server: "",
+        script: "",
+        source_per_client: false,
+    };
+    let mut seen = Vec::new();
+    for imp in Impl::all("runtime_reuse") {
+        let dir = TempDir::new("runtime-reuse-nbthread");
+        let p = free_ports(2);
+        let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap(), "");
+        let cfg = config(&dir, p[0], p[1], &sc).replace("nbthread 1", "nbthread 2");
+        let _proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let mut held = Vec::new();
+        let mut counts = Vec::new();
+        for _ in 0..6 {
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            assert_eq!(c.get("/").unwrap().status, 200);
+            held.push(c);
+            counts.push(settled_open(&srv));
+        }
+        println!("{imp:?}: open server connections after each client: {counts:?}");
+        assert_eq!(counts.last(), Some(&2), "{imp:?}");
+        seen.push(counts);
+    }
+    if let [r, h] = &seen[..] {
+        assert_eq!(r, h, "(rhaproxy, haproxy)");
+    }
+}

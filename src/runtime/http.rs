@@ -654,6 +654,8 @@ struct ClientConn {
     /// Allocated only when the configuration has rules (they may set variables).
     vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
     first: bool,
+    /// The shard of the server pools this session uses ([`super::srvpool::session_shard`]).
+    shard: u8,
     txn_start: Instant,
     txn_start_utc: chrono::DateTime<chrono::Utc>,
     /// When [`wait_request`] read the first bytes of the next request.
@@ -699,6 +701,7 @@ pub fn session(
         idle_dst: None,
         vars,
         first: true,
+        shard: super::srvpool::session_shard(),
         txn_start: acc.accept_at,
         txn_start_utc: acc.accept_utc,
         first_byte_at: None,
@@ -820,10 +823,12 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         idle_dst,
         vars,
         first,
+        shard,
         txn_start,
         txn_start_utc,
         first_byte_at,
     } = c;
+    let shard = *shard as usize;
     let fe: &Arc<Frontend> = fe;
     let vars = &*vars;
     let acc: Accepted = *acc;
@@ -1100,7 +1105,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         }
         if reused.is_none() {
             let lists = Lists::for_request(be.reuse, first_of_session);
-            reused = s.server().pool.take(&k, lists);
+            reused = s.server().pool.take(&k, lists, shard);
         }
     }
     let conn = match reused {
@@ -1281,7 +1286,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             } else if be.reuse != ReuseMode::Never {
                 // A shared connection leaves the session for its server's pool.
                 let pool = Arc::clone(&be.servers[sc.srv].pool);
-                pool.release(sc);
+                pool.release(sc, shard);
             } else if client_keep_alive {
                 // `http-reuse never`: private, kept by the session for its next requests.
                 if idle.0.len() >= MAX_SESSION_SRV_CONNS {

@@ -28,10 +28,12 @@
 //!   `ceil(excess / 2) * its_idle / idle + 1` connections, idle list first (6 idle, nothing
 //!   used for three periods: 6, 6, 3, 1, 0).
 //!
-//! No global lock on the request path: the lists are sharded per worker thread (a
-//! thread-local index taken on a thread's first use), each behind its own mutex held only for
-//! a list operation. A request looks in its thread's shard first, then in the others (a tokio
-//! task may run on any worker). The counters are atomics. The purge runs in a task spawned when
+//! No global lock on the request path: the lists are sharded, one shard per worker thread,
+//! each behind its own mutex held only for a list operation. HAProxy's pools are per thread
+//! and each accepted connection belongs to one thread, given in turn; here each client session
+//! takes a shard in turn ([`session_shard`]) and plays the part of that thread: its shard is
+//! where its connections go idle and where it looks first, before the others (HAProxy takes
+//! from other threads too). The counters are atomics. The purge runs in a task spawned when
 //! a server gets its first idle connection, and ends when it has none left.
 
 use std::collections::VecDeque;
@@ -229,7 +231,8 @@ struct Shard {
 /// `safe_conn_cur`, `used_conn_cur`, `need_conn_est`, `srv_icur`, `src_ilim`).
 pub struct SrvPool {
     pub cfg: PoolCfg,
-    shards: Box<[Mutex<Shard>]>,
+    /// Sized on first use, once the thread count is known.
+    shards: std::sync::OnceLock<Box<[Mutex<Shard>]>>,
     /// Connections serving a request now.
     used: AtomicUsize,
     idle: AtomicUsize,
@@ -240,24 +243,28 @@ pub struct SrvPool {
     purging: AtomicBool,
 }
 
-/// The number of shards: one per CPU (the default worker count), at least one.
-fn shard_count() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 64)
-    })
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of worker threads (`nbthread`), set before traffic starts.
+pub fn set_threads(n: usize) {
+    THREADS.store(n, Relaxed);
 }
 
-/// This thread's shard index: threads are numbered on their first use.
-fn thread_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static IDX: usize = NEXT.fetch_add(1, Relaxed);
+/// The number of shards: one per worker thread (else per CPU), 1 to 64.
+fn shard_count() -> usize {
+    match THREADS.load(Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
-    IDX.with(|i| *i)
+    .clamp(1, 64)
+}
+
+/// The shard of a new client session: HAProxy gives each accepted connection to one of its
+/// threads in turn, and a session uses its thread's pools; here a session takes its shard in
+/// turn (it may run on any worker).
+pub fn session_shard() -> u8 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    (NEXT.fetch_add(1, Relaxed) % shard_count()) as u8
 }
 
 /// Pool counts, for the stats.
@@ -275,7 +282,7 @@ impl SrvPool {
     pub fn new(cfg: PoolCfg) -> SrvPool {
         SrvPool {
             cfg,
-            shards: (0..shard_count()).map(|_| Mutex::default()).collect(),
+            shards: std::sync::OnceLock::new(),
             used: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             safe: AtomicUsize::new(0),
@@ -297,7 +304,7 @@ impl SrvPool {
 
     /// The idle connections of each shard (`show servers conn`).
     pub fn per_shard(&self) -> Vec<usize> {
-        (0..self.shards.len())
+        (0..self.shards().len())
             .map(|i| {
                 let sh = self.shard(i);
                 sh.idle.len() + sh.safe.len()
@@ -305,10 +312,14 @@ impl SrvPool {
             .collect()
     }
 
+    fn shards(&self) -> &[Mutex<Shard>] {
+        self.shards
+            .get_or_init(|| (0..shard_count()).map(|_| Mutex::default()).collect())
+    }
+
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[i % self.shards.len()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let all = self.shards();
+        all[i % all.len()].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts `c` as used again (a private connection a session takes back).
@@ -332,9 +343,9 @@ impl SrvPool {
         UsedTok(Some(Arc::clone(self)))
     }
 
-    /// An idle connection with this key from `lists`, this thread's shard first; connections
-    /// the server closed meanwhile are dropped on the way.
-    pub fn take(self: &Arc<Self>, key: &Key, lists: Lists) -> Option<ServerConn> {
+    /// An idle connection with this key from `lists`, the session's shard (`home`) first;
+    /// connections the server closed meanwhile are dropped on the way.
+    pub fn take(self: &Arc<Self>, key: &Key, lists: Lists, home: usize) -> Option<ServerConn> {
         let order: &[bool] = match lists {
             Lists::NoReuse => return None,
             Lists::Safe => &[true],
@@ -344,10 +355,9 @@ impl SrvPool {
         if self.idle.load(Relaxed) + self.safe.load(Relaxed) == 0 {
             return None;
         }
-        let home = thread_index();
         for &safe in order {
             let count = if safe { &self.safe } else { &self.idle };
-            for k in 0..self.shards.len() {
+            for k in 0..self.shards().len() {
                 if count.load(Relaxed) == 0 {
                     break;
                 }
@@ -373,9 +383,9 @@ impl SrvPool {
         None
     }
 
-    /// A connection whose response is done, reusable: kept idle when the pool wants it,
-    /// else closed.
-    pub fn release(self: &Arc<Self>, mut c: ServerConn) {
+    /// A connection whose response is done, reusable: kept idle in shard `home` (the
+    /// session's) when the pool wants it, else closed.
+    pub fn release(self: &Arc<Self>, mut c: ServerConn, home: usize) {
         let cfg = &self.cfg;
         if cfg.purge_delay.is_zero() || cfg.max_conn == Some(0) {
             c.close_reset();
@@ -391,7 +401,7 @@ impl SrvPool {
         // one while they hold no safe one); measured: with 2 idle connections and the need
         // estimate decayed to 1, a connection that served a second request stays idle.
         let first_here = {
-            let sh = self.shard(thread_index());
+            let sh = self.shard(home);
             sh.safe.is_empty() && (safe || sh.idle.is_empty())
         };
         // `used` still counts this connection.
@@ -411,7 +421,7 @@ impl SrvPool {
         drop(std::mem::replace(&mut c.used, UsedTok::none()));
         super::bufpool::release(&mut c.buf);
         {
-            let mut sh = self.shard(thread_index());
+            let mut sh = self.shard(home);
             if safe {
                 sh.safe.push_back(c);
             } else {
@@ -428,7 +438,7 @@ impl SrvPool {
     /// Closes every idle connection (the server enters maintenance).
     pub fn close_all(&self) {
         let mut all = Vec::new();
-        for i in 0..self.shards.len() {
+        for i in 0..self.shards().len() {
             let mut sh = self.shard(i);
             self.idle.fetch_sub(sh.idle.len(), Relaxed);
             self.safe.fetch_sub(sh.safe.len(), Relaxed);
@@ -443,8 +453,8 @@ impl SrvPool {
     /// Closes the idle connections the server has closed; returns how many.
     fn drop_dead(&self) -> usize {
         let mut dead = Vec::new();
-        for i in 0..self.shards.len() {
-            let Ok(mut sh) = self.shards[i].try_lock() else {
+        for i in 0..self.shards().len() {
+            let Ok(mut sh) = self.shards()[i].try_lock() else {
                 continue;
             };
             for safe in [false, true] {
@@ -504,7 +514,7 @@ impl SrvPool {
         }
         let half = (excess as usize).div_ceil(2);
         let mut doomed = Vec::new();
-        for i in 0..self.shards.len() {
+        for i in 0..self.shards().len() {
             let mut sh = self.shard(i);
             let here = sh.idle.len() + sh.safe.len();
             if here == 0 {
