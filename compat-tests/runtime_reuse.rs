@@ -11,7 +11,9 @@
 //! request that `http-request set-dst-port` sends to the first or second test server (which
 //! answers `2.N`); `C` records the number of open server connections (`N+M` once the second
 //! server has some); `S` records the pool columns of `show stat`; `maint`, `ready` set the
-//! server's state on the CLI; `V` records `show servers conn`; `sleepMS` waits.
+//! server's state on the CLI; `V` records `show servers conn`; `sleepMS` waits; `a#` a
+//! request the server answers with a 401 and `WWW-Authenticate: NTLM`. In the backend lines,
+//! `{P2}` is the second test server's port.
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -108,8 +110,14 @@ fn serve_conn(c: TcpStream, tag: &str, n: usize, st: &(Mutex<Counts>, Condvar)) 
             thread::sleep(Duration::from_millis(60 * order as u64));
         }
         let body = format!("{tag}{n}\n");
+        // `/ntlm`: a connection-based authentication challenge.
+        let status = if path == "/ntlm" {
+            "401 Unauthorized\r\nWWW-Authenticate: NTLM"
+        } else {
+            "200 OK"
+        };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         if w.write_all(resp.as_bytes()).is_err() {
@@ -233,6 +241,50 @@ const SCENARIOS: &[Scenario] = &[
         source_per_client: false,
     },
     Scenario {
+        // NTLM makes the connection private to its session, whatever the mode.
+        name: "NTLM, http-reuse safe",
+        backend: "http-reuse safe",
+        server: "",
+        script: "a# b b C a a C S c a# c C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "NTLM, http-reuse always",
+        backend: "http-reuse always",
+        server: "",
+        script: "a a# b b C a a C S c c C S",
+        source_per_client: false,
+    },
+    Scenario {
+        // ... and the session then prefers that server over round robin.
+        name: "NTLM, round robin over two servers",
+        backend: "balance roundrobin\n    server s2 127.0.0.1:{P2}",
+        server: "",
+        script: "a# a a b b b C S a a C",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "round robin over two servers without NTLM",
+        backend: "balance roundrobin\n    server s2 127.0.0.1:{P2}",
+        server: "",
+        script: "a a a b b b C S a a C",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "prefer-last-server, http-reuse never",
+        backend: "balance roundrobin\n    http-reuse never\n    option prefer-last-server\n    server s2 127.0.0.1:{P2}",
+        server: "",
+        script: "a a a b b b C S a a C",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "prefer-last-server, http-reuse safe",
+        backend: "balance roundrobin\n    option prefer-last-server\n    server s2 127.0.0.1:{P2}",
+        server: "",
+        script: "a a a b b b C S a a C",
+        source_per_client: false,
+    },
+    Scenario {
         name: "pool-purge-delay 0",
         backend: "",
         server: "pool-purge-delay 0",
@@ -349,8 +401,12 @@ fn settled_open(srv: &CountServer) -> usize {
 }
 
 fn config(imp_dir: &TempDir, port: u16, srv_port: u16, sc: &Scenario) -> String {
+    config2(imp_dir, port, srv_port, 0, sc)
+}
+
+fn config2(imp_dir: &TempDir, port: u16, srv_port: u16, srv2_port: u16, sc: &Scenario) -> String {
     let d = imp_dir.0.display();
-    let be = sc.backend;
+    let be = sc.backend.replace("{P2}", &srv2_port.to_string());
     let srv = match sc.server.strip_prefix('@') {
         Some(s) => s.to_string(),
         None => format!("127.0.0.1:{srv_port} {}", sc.server),
@@ -384,7 +440,8 @@ fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
     let p = free_ports(3);
     let srv = CountServer::start(TcpListener::bind(("127.0.0.1", p[1])).unwrap(), "");
     let srv2 = CountServer::start(TcpListener::bind(("127.0.0.1", p[2])).unwrap(), "2.");
-    let _proxy = ProxyProc::start(imp, &dir, &config(&dir, p[0], p[1], sc), &[p[0]]);
+    let cfg = config2(&dir, p[0], p[1], p[2], sc);
+    let _proxy = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
     let sock = dir.0.join("admin.sock");
     let mut clients: HashMap<String, HttpConn> = HashMap::new();
     let mut out = Vec::new();
@@ -463,7 +520,9 @@ fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
             out.push(format!("{t}{}", r.body_str().trim()));
             continue;
         }
-        let (name, req) = if let Some(n) = t.strip_suffix('!') {
+        let (name, req) = if let Some(n) = t.strip_suffix('#') {
+            (n, "GET /ntlm HTTP/1.1\r\nHost: t\r\n\r\n".to_string())
+        } else if let Some(n) = t.strip_suffix('!') {
             (
                 n,
                 "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_string(),
@@ -485,6 +544,8 @@ fn run(imp: Impl, sc: &Scenario) -> Vec<String> {
         let r = c.request(&req).expect("response");
         if r.status == 200 {
             out.push(format!("{t}{}", r.body_str().trim()));
+        } else if r.status == 401 {
+            out.push(format!("{t}{}:401", r.body_str().trim()));
         } else {
             out.push(format!("{t}:{}", r.status));
             clients.remove(name);

@@ -169,6 +169,8 @@ pub struct Backend {
     pub prefer_last: bool,
     /// `http-reuse`.
     pub reuse: super::srvpool::ReuseMode,
+    /// The balancing algorithm lets a session go back to its last server (not hashing).
+    pub last_ok: bool,
 }
 
 /// What the connect procedure did, for the logs.
@@ -340,10 +342,10 @@ impl Backend {
         // (`random` is one of its hashing kinds).
         // Only private (`http-reuse never`) connections stay attached to the session in HAProxy
         // 2.6, so that is when the option has an effect (measured).
+        let last_ok = !hashing && !matches!(algo, crate::lb::Algorithm::Random { .. });
         let prefer_last = p.option("prefer-last-server")
             && p.http_reuse == crate::config::ir::HttpReuse::Never
-            && !hashing
-            && !matches!(algo, crate::lb::Algorithm::Random { .. });
+            && last_ok;
         let lb = Arc::new(Balancer::new(
             lbs,
             algo,
@@ -461,6 +463,7 @@ impl Backend {
             ctr: Default::default(),
             persist: super::persist::Persist::build(p),
             prefer_last,
+            last_ok,
             reuse: match p.http_reuse {
                 crate::config::ir::HttpReuse::Never => super::srvpool::ReuseMode::Never,
                 crate::config::ir::HttpReuse::Safe => super::srvpool::ReuseMode::Safe,

@@ -1042,8 +1042,10 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         });
     let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
     let tq = Instant::now();
-    // `option prefer-last-server`: the server of an idle connection of this session.
-    let last = if be.prefer_last {
+    // `option prefer-last-server`: the server of an idle connection of this session; with a
+    // private connection made so by NTLM (the only ones a session keeps unless `http-reuse
+    // never`), even without the option.
+    let last = if be.prefer_last || (be.reuse != ReuseMode::Never && be.last_ok) {
         idle.0
             .iter()
             .map(|c| c.srv)
@@ -1283,12 +1285,13 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
                 && !super::is_stopping();
             if !reusable {
                 sc.close_reset();
-            } else if be.reuse != ReuseMode::Never {
+            } else if be.reuse != ReuseMode::Never && !sc.private {
                 // A shared connection leaves the session for its server's pool.
                 let pool = Arc::clone(&be.servers[sc.srv].pool);
                 pool.release(sc, shard);
             } else if client_keep_alive {
-                // `http-reuse never`: private, kept by the session for its next requests.
+                // Private (`http-reuse never`, NTLM): kept by the session for its next
+                // requests.
                 if idle.0.len() >= MAX_SESSION_SRV_CONNS {
                     idle.0.remove(0).close_reset();
                 }
@@ -1555,6 +1558,26 @@ async fn fresh(
     Ok((new_conn(be, s, srv, cs, &ctx, hip), sl))
 }
 
+/// A 401 with `WWW-Authenticate` (407: `Proxy-Authenticate`) starting with `NTLM` or `Nego`
+/// (Negotiate): the authentication binds the server connection, which HAProxy then keeps
+/// private to the client session, and the session prefers that server (measured).
+fn auth_binds_connection(resp: &Response) -> bool {
+    let name: &[u8] = match resp.status {
+        401 => b"www-authenticate",
+        407 => b"proxy-authenticate",
+        _ => return false,
+    };
+    resp.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(|v| v.trim_ascii_start())
+        .any(|v| {
+            v.len() >= 4
+                && (v[..4].eq_ignore_ascii_case(b"ntlm") || v[..4].eq_ignore_ascii_case(b"nego"))
+        })
+}
+
 /// What a connection to server `srv` for this request is made for.
 fn conn_key(be: &Backend, srv: usize, ctx: &ConnCtx, hip: Option<IpAddr>) -> Key {
     let s = be.servers.get(srv)?;
@@ -1611,6 +1634,7 @@ async fn exchange(
         r: sr,
         w: sw,
         buf: sbuf,
+        private,
         ..
     } = sc;
     let mut req_done = rq_framer.is_done();
@@ -1692,6 +1716,9 @@ async fn exchange(
             }
         };
         sbuf.drain(..resp.head_len);
+        if auth_binds_connection(&resp) {
+            *private = true;
+        }
         txn.bytes_out += htx_head([8, 3, resp.reason.len()], &resp.headers);
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;

@@ -6,7 +6,9 @@
 //! shared by every session, and keeps there only about as many connections as the server
 //! needed recently. 5000 sequential keep-alive clients leave HAProxy with one connection to
 //! the server; keeping one per session would leave 5000 (and about 0.5 KiB each on the proxy).
-//! Only private connections (`http-reuse never`) stay with their session (in `http.rs`).
+//! Only private connections stay with their session (in `http.rs`): all of them under
+//! `http-reuse never`, and those a 401/407 with an `NTLM` or `Negotiate` challenge bound to
+//! their client (the session then prefers that server, as HAProxy does).
 //!
 //! What this reproduces, measured against HAProxy 2.6.12 (docs/performance.md, the tests in
 //! compat-tests/runtime_reuse.rs):
@@ -82,6 +84,9 @@ pub struct ServerConn {
     pub key: Key,
     /// Requests it carried to their end (a pooled connection with more than one is "safe").
     pub served: u32,
+    /// Made private by a connection-based authentication (NTLM, Negotiate): it stays with
+    /// its client session.
+    pub private: bool,
     /// Counts the connection in its server's `used` while it serves a request.
     pub used: UsedTok,
 }
@@ -124,6 +129,7 @@ impl ServerConn {
             local: cs.local_addr,
             key,
             served: 0,
+            private: false,
             used: match pool {
                 Some(p) => p.use_one(),
                 None => UsedTok::none(),
