@@ -50,7 +50,7 @@ fn parse_stat(out: &str) -> Stat {
 }
 
 /// Columns that depend on timing (rates, averages, ages) or on internals rhaproxy does not
-/// reproduce (HAProxy's idle-connection pools and mux counters).
+/// reproduce (thread placement of the idle-connection pools, mux counters).
 const TIMING: &[&str] = &[
     // HAProxy sometimes reports 2 for strictly sequential sessions (seen in about one run in
     // five, on `fe` and on `lt`): it depends on when it notices a close.
@@ -74,6 +74,9 @@ const TIMING: &[&str] = &[
     "ctime_max",
     "rtime_max",
     "ttime_max",
+    // The idle-connection pools: compared in runtime_reuse.rs with `nbthread 1`; here they
+    // depend on the purge timing and, with several threads, on which thread HAProxy gives
+    // each connection (each thread's empty pool takes its first connection).
     "srv_icur",
     "src_ilim",
     "idle_conn_cur",

@@ -506,7 +506,7 @@ listen li
         slow.send("GET /slow/8000 HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
         wait_until("the slow request reached s1", SOON, || {
-            _b[0].concurrent.load(std::sync::atomic::Ordering::Acquire) > 0
+            _b[0].inflight.load(std::sync::atomic::Ordering::Acquire) > 0
         });
         if imp == Impl::Rhaproxy {
             let sess = cmd(&sock, "show sess");

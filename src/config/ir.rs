@@ -250,6 +250,16 @@ pub struct Bind {
     pub defer_accept: bool,
 }
 
+/// `http-reuse` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpReuse {
+    Never,
+    #[default]
+    Safe,
+    Aggressive,
+    Always,
+}
+
 /// The server options that `default-server` can also set.
 #[derive(Debug, Clone)]
 pub struct ServerParams {
@@ -273,6 +283,12 @@ pub struct ServerParams {
     pub on_marked_down_shutdown: bool,
     /// `cookie VALUE`: the value that selects this server under `cookie` persistence.
     pub cookie: Option<String>,
+    /// `pool-max-conn`: idle connections kept at most (-1: no limit, 0: none).
+    pub pool_max_conn: i64,
+    /// `pool-low-conn`: idle connections kept beyond the estimated need.
+    pub pool_low_conn: u32,
+    /// `pool-purge-delay` (ms): the period of the idle pool's purge; 0 disables pooling.
+    pub pool_purge_delay: u64,
 }
 
 impl Default for ServerParams {
@@ -296,6 +312,9 @@ impl Default for ServerParams {
             check_send_proxy: false,
             on_marked_down_shutdown: false,
             cookie: None,
+            pool_max_conn: -1,
+            pool_low_conn: 0,
+            pool_purge_delay: 5000,
         }
     }
 }
@@ -739,8 +758,9 @@ pub struct Proxy {
     /// `capture cookie NAME len N`: the first request `Cookie` and response `Set-Cookie`
     /// whose name starts with NAME, for `%CC` / `%CS`.
     pub capture_cookie: Option<Located<(String, usize)>>,
-    /// `http-reuse never`: server connections stay private to their client session.
-    pub http_reuse_never: bool,
+    /// `http-reuse`: which idle server connections a request may take (`never`: server
+    /// connections stay private to their client session).
+    pub http_reuse: HttpReuse,
     pub capture_response: Vec<Capture>,
     /// `errorfile STATUS PATH`.
     pub errorfiles: Vec<Located<(u16, String)>>,
@@ -866,7 +886,7 @@ impl Proxy {
             monitor_uri: None,
             monitor_fail: Vec::new(),
             capture_cookie: None,
-            http_reuse_never: false,
+            http_reuse: HttpReuse::Safe,
             stats: None,
         }
     }

@@ -1079,6 +1079,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "  show info [desc|json|typed|float]*      : report information about the running process",
     ),
     (
+        "show servers conn",
+        "  show servers conn [<backend>]           : dump server connections status (all or for a single backend)",
+    ),
+    (
         "show servers state",
         "  show servers state [<backend>]          : dump volatile server information (all or for a single backend)",
     ),
@@ -1253,6 +1257,7 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         ("show", "info") => show_info(ctx, out),
         ("show", "stat") => show_stat(ctx, sess.level, &w[2..], out),
         ("show", "servers") if a(2) == "state" => show_servers_state(ctx, w.get(3), out),
+        ("show", "servers") if a(2) == "conn" => show_servers_conn(ctx, w.get(3), out),
         ("show", "backend") => {
             out.push_str("# name\n");
             for p in ctx.proxies.iter().filter(|p| p.be.is_some()) {
@@ -1434,6 +1439,8 @@ pub fn set_maint(be: &Backend, i: usize, on: bool) {
         if old & ADM_FMAINT != 0 {
             return;
         }
+        // HAProxy closes the idle connections of a server entering maintenance (measured).
+        srv.pool.close_all();
         a.chk().health = 0;
         let was_up = srv.up.swap(false, Ordering::AcqRel);
         // A stopping server (disable-on-404) is already out of the online count.
@@ -2337,6 +2344,15 @@ fn show_stat_filtered(
             );
             r.set("lbtot", cum);
             r.set("type", 2);
+            let ps = srv.pool.stats();
+            r.set("srv_icur", ps.idle + ps.safe);
+            if let Some(m) = srv.pool.cfg.max_conn {
+                r.set("src_ilim", m);
+            }
+            r.set("idle_conn_cur", ps.idle);
+            r.set("safe_conn_cur", ps.safe);
+            r.set("used_conn_cur", ps.used);
+            r.set("need_conn_est", ps.need_est);
             r.set("lastsess", a.ctr.lastsess(now));
             r.set("-", "-");
             r.set("mode", mode_name(p.mode));
@@ -2439,6 +2455,61 @@ fn show_stat_filtered(
             r.clear("algo");
         }
         r.write(out);
+    }
+}
+
+/// `show servers conn`: the idle connection pools (`runtime::srvpool`), one line per server,
+/// with the idle connections of each thread.
+fn show_servers_conn(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
+    if let Some(f) = filter
+        && !ctx.proxies.iter().any(|p| p.be.is_some() && &p.name == f)
+    {
+        out.push_str("Can't find backend.\n");
+        return;
+    }
+    let nt = ctx.nbthread.max(1);
+    let _ = writeln!(
+        out,
+        "# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[{nt}]"
+    );
+    for p in &ctx.proxies {
+        let Some(be) = &p.be else {
+            continue;
+        };
+        if filter.is_some_and(|f| f != &p.name) {
+            continue;
+        }
+        for srv in &be.servers {
+            let sid = be.proxy.servers.get(srv.idx).map(|s| s.puid).unwrap_or(0);
+            let (ip, port) = match &srv.target {
+                ServerTarget::Addr(sa) => (sa.ip().to_string(), sa.port() as i64),
+                ServerTarget::AddrPortFromClient(ip, off) => (ip.to_string(), *off as i64),
+                ServerTarget::Intercept { port } => ("0.0.0.0".into(), port.unwrap_or(0) as i64),
+            };
+            let pool = &srv.pool;
+            let st = pool.stats();
+            let lim = pool.cfg.max_conn.map_or(-1, |m| m as i64);
+            let mut per = vec![0usize; nt];
+            for (i, n) in pool.per_shard().into_iter().enumerate() {
+                per[i % nt] += n;
+            }
+            let per: Vec<String> = per.iter().map(|n| n.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "{}/{} {}/{sid} {ip} {port} - {} {} {} {} {} {} {lim} {} {}",
+                p.name,
+                srv.name,
+                p.iid,
+                pool.cfg.purge_delay.as_millis(),
+                st.used,
+                st.max_used,
+                st.need_est,
+                st.idle,
+                st.safe,
+                st.idle + st.safe,
+                per.join(" ")
+            );
+        }
     }
 }
 

@@ -99,6 +99,8 @@ pub struct Server {
     pub send_proxy: bool,
     /// Administrative state (runtime API) and stats counters.
     pub admin: super::admin::SrvAdmin,
+    /// Its idle connections (`http-reuse`).
+    pub pool: Arc<super::srvpool::SrvPool>,
 }
 
 impl Server {
@@ -167,6 +169,10 @@ pub struct Backend {
     /// `option prefer-last-server`: a request goes to the server of the session's idle
     /// connection when it is usable.
     pub prefer_last: bool,
+    /// `http-reuse`.
+    pub reuse: super::srvpool::ReuseMode,
+    /// The balancing algorithm lets a session go back to its last server (not hashing).
+    pub last_ok: bool,
 }
 
 /// What the connect procedure did, for the logs.
@@ -338,10 +344,10 @@ impl Backend {
         // (`random` is one of its hashing kinds).
         // Only private (`http-reuse never`) connections stay attached to the session in HAProxy
         // 2.6, so that is when the option has an effect (measured).
+        let last_ok = !hashing && !matches!(algo, crate::lb::Algorithm::Random { .. });
         let prefer_last = p.option("prefer-last-server")
-            && p.http_reuse_never
-            && !hashing
-            && !matches!(algo, crate::lb::Algorithm::Random { .. });
+            && p.http_reuse == crate::config::ir::HttpReuse::Never
+            && last_ok;
         let lb = Arc::new(Balancer::new(
             lbs,
             algo,
@@ -417,6 +423,11 @@ impl Backend {
                         sp.weight,
                         check.as_ref().map(|c| (c.rise, c.fall)),
                     ),
+                    pool: Arc::new(super::srvpool::SrvPool::new(super::srvpool::PoolCfg {
+                        max_conn: usize::try_from(sp.pool_max_conn).ok(),
+                        low_conn: sp.pool_low_conn as usize,
+                        purge_delay: Duration::from_millis(sp.pool_purge_delay),
+                    })),
                 }
             })
             .collect();
@@ -455,6 +466,13 @@ impl Backend {
             persist: super::persist::Persist::build(p),
             prefer_last,
             srv_tcpka: p.option("srvtcpka") || p.option("tcpka"),
+            last_ok,
+            reuse: match p.http_reuse {
+                crate::config::ir::HttpReuse::Never => super::srvpool::ReuseMode::Never,
+                crate::config::ir::HttpReuse::Safe => super::srvpool::ReuseMode::Safe,
+                crate::config::ir::HttpReuse::Aggressive => super::srvpool::ReuseMode::Aggressive,
+                crate::config::ir::HttpReuse::Always => super::srvpool::ReuseMode::Always,
+            },
         }
     }
 
@@ -734,6 +752,9 @@ impl Backend {
             stats.server_addr = Some(addr);
             let t = Instant::now();
             self.count(s.srv, |c| &c.connect);
+            // HAProxy counts a connection in the server's need estimate from its attempt (a
+            // refused one too, and in `mode tcp`).
+            srv.pool.note_attempt();
             let r = self.dial(addr, policy, ctx, hdr_ip).await;
             stats.connect_ms = t.elapsed().as_millis() as i64;
             let (server, timed_out) = match r {

@@ -1,14 +1,15 @@
 //! `mode http` sessions on top of [`crate::http1`]: request heads with HAProxy's verdicts,
 //! bodies framed by [`BodyFramer`] (Content-Length, chunked, close-delimited, HEAD/204/304,
 //! 1xx and 100-continue), `Upgrade`/101 to a tunnel, the three connection modes, server-side
-//! connection reuse within a client session, `option forwardfor`, HAProxy's error responses and
+//! connection reuse (`http-reuse`), `option forwardfor`, HAProxy's error responses and
 //! `errorfile` overrides.
 //!
-//! Every request is load-balanced on its own (as HAProxy does); an idle server connection of
-//! this client session to the chosen server is reused when there is one.
+//! Every request is load-balanced on its own (as HAProxy does); then it reuses a private idle
+//! connection of its session (`http-reuse never`) or one of the chosen server's idle pool
+//! ([`super::srvpool`]) when the mode allows, else connects. After the response, a reusable
+//! connection goes back to its session (private) or to the server's pool.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
+use super::srvpool::{ConnKey, Key, Lists, ReuseMode, ServerConn};
 use super::{Accepted, Frontend, bufpool, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
 use crate::http1::{
@@ -32,7 +34,8 @@ use crate::log::LogRecord;
 use crate::tproxy::addr::unmap;
 use crate::tproxy::sockopt::UseSrc;
 
-/// Idle server connections a client session keeps (HAProxy's `max-session-srv-conns`).
+/// Private idle server connections a client session keeps (`http-reuse never`; HAProxy's
+/// `max-session-srv-conns`).
 const MAX_SESSION_SRV_CONNS: usize = 5;
 
 /// HTTP settings of a frontend or backend.
@@ -166,68 +169,6 @@ async fn write_all<W: AsyncWrite + Unpin>(
             Err(_) => Err(IoEnd::Timeout),
         },
         None => fut.await.map_err(|_| IoEnd::Io),
-    }
-}
-
-/// A server connection of this session.
-struct ServerConn {
-    r: OwnedReadHalf,
-    w: OwnedWriteHalf,
-    buf: Vec<u8>,
-    srv: usize,
-    /// Its server and local addresses, as the connect recorded them (for the log of the
-    /// requests that reuse it: no getpeername/getsockname per request).
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
-    /// The address `usesrc hdr_ip(...)` took from the request that opened it: a request
-    /// naming another address must not reuse it.
-    hdr_src: Option<IpAddr>,
-}
-
-impl ServerConn {
-    /// `cs`: the stats of the connect that opened `s` (its server and local addresses);
-    /// `hdr_src`: the `usesrc hdr_ip` address it was opened for.
-    fn new(s: TcpStream, srv: usize, cs: &ConnStats, hdr_src: Option<IpAddr>) -> ServerConn {
-        let (r, w) = s.into_split();
-        ServerConn {
-            r,
-            w,
-            buf: Vec::new(),
-            srv,
-            peer: cs.server_addr,
-            local: cs.local_addr,
-            hdr_src,
-        }
-    }
-    /// Takes what a server that speaks first (or answers before reading) already sent:
-    /// once our request reaches a server socket that is already closed, the kernel's RST
-    /// may discard unread data.
-    fn drain_ready(&mut self) {
-        let mut tmp = [0u8; 16384];
-        while let Ok(n) = self.r.try_read(&mut tmp) {
-            if n == 0 {
-                break;
-            }
-            self.buf.extend_from_slice(&tmp[..n]);
-        }
-    }
-
-    /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
-    /// server connection it will not reuse: no TIME_WAIT is left on the proxy for the 4-tuple
-    /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
-    /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
-    /// server's FIN crosses it.
-    fn close_reset(mut self) {
-        let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
-        bufpool::release_any(&mut self.buf);
-        self.w.forget();
-        drop(self.r);
-    }
-
-    /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
-    fn still_usable(&self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 
@@ -704,7 +645,8 @@ struct ClientConn {
     cr: OwnedReadHalf,
     cw: OwnedWriteHalf,
     cbuf: Vec<u8>,
-    /// Idle server connections kept for this session's next requests, and their backend.
+    /// Private idle server connections (`http-reuse never`) kept for this session's next
+    /// requests, and their backend.
     idle: IdleConns,
     idle_be: Option<Arc<Backend>>,
     /// The `set-dst` destination the idle connections were made for.
@@ -712,6 +654,8 @@ struct ClientConn {
     /// Allocated only when the configuration has rules (they may set variables).
     vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
     first: bool,
+    /// The shard of the server pools this session uses ([`super::srvpool::session_shard`]).
+    shard: u8,
     txn_start: Instant,
     txn_start_utc: chrono::DateTime<chrono::Utc>,
     /// When [`wait_request`] read the first bytes of the next request.
@@ -764,6 +708,7 @@ pub fn session(
         idle_dst: None,
         vars,
         first: true,
+        shard: super::srvpool::session_shard(),
         txn_start: acc.accept_at,
         txn_start_utc: acc.accept_utc,
         first_byte_at: None,
@@ -885,10 +830,12 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         idle_dst,
         vars,
         first,
+        shard,
         txn_start,
         txn_start_utc,
         first_byte_at,
     } = c;
+    let shard = *shard as usize;
     let fe: &Arc<Frontend> = fe;
     let vars = &*vars;
     let acc: Accepted = *acc;
@@ -952,7 +899,8 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             }
         }
     };
-    *first = false;
+    // HAProxy's "not first" request of the client session (`http-reuse safe`).
+    let first_of_session = std::mem::replace(first, false);
     txn.head_done = Some(Instant::now());
     txn.bytes_in = htx_head([req.method.len(), req.uri.len(), 8], &req.headers);
     let logged = fe.log().is_some();
@@ -1101,8 +1049,10 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         });
     let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
     let tq = Instant::now();
-    // `option prefer-last-server`: the server of an idle connection of this session.
-    let last = if be.prefer_last {
+    // `option prefer-last-server`: the server of an idle connection of this session; with a
+    // private connection made so by NTLM (the only ones a session keeps unless `http-reuse
+    // never`), even without the option.
+    let last = if be.prefer_last || (be.reuse != ReuseMode::Never && be.last_ok) {
         idle.0
             .iter()
             .map(|c| c.srv)
@@ -1148,18 +1098,23 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             None
         }
     };
+    // The session's private connections first, then the server's pool.
     let mut reused = None;
     if let Some(s) = &slot {
-        while let Some(pos) = idle
-            .0
-            .iter()
-            .position(|c| c.srv == s.srv && c.hdr_src == hip)
-        {
+        let k = conn_key(&be, s.srv, &ctx, hip);
+        while let Some(pos) = idle.0.iter().position(|c| c.srv == s.srv && c.key == k) {
             let c = idle.0.remove(pos);
             if c.still_usable() {
+                let mut c = c;
+                s.server().pool.mark_used(&mut c);
                 reused = Some(c);
                 break;
             }
+            c.close_reset();
+        }
+        if reused.is_none() {
+            let lists = Lists::for_request(be.reuse, first_of_session);
+            reused = s.server().pool.take(&k, lists, shard);
         }
     }
     let conn = match reused {
@@ -1177,7 +1132,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
                 if logged {
                     txn.cs.local_addr = s.local_addr().ok();
                 }
-                Ok((ServerConn::new(s, srv, &txn.cs, hip), sl, false))
+                Ok((new_conn(&be, s, srv, &txn.cs, &ctx, hip), sl, false))
             }
             Err(status) => Err(status),
         },
@@ -1327,19 +1282,28 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             client_keep_alive,
         } => {
             drop(slot);
-            let Some(sc) = sc else { return Flow::Next };
+            let Some(mut sc) = sc else { return Flow::Next };
+            sc.served += 1;
             let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
-            if server_reusable
+            let reusable = server_reusable
                 && plan.server_keep_alive
-                && client_keep_alive
                 && sc.srv != usize::MAX
                 && !queue
-            {
+                && !super::is_stopping();
+            if !reusable {
+                sc.close_reset();
+            } else if be.reuse != ReuseMode::Never && !sc.private {
+                // A shared connection leaves the session for its server's pool.
+                let pool = Arc::clone(&be.servers[sc.srv].pool);
+                pool.release(sc, shard);
+            } else if client_keep_alive {
+                // Private (`http-reuse never`, NTLM): kept by the session for its next
+                // requests.
                 if idle.0.len() >= MAX_SESSION_SRV_CONNS {
                     idle.0.remove(0).close_reset();
                 }
-                let mut sc = sc;
                 bufpool::release(&mut sc.buf);
+                sc.unmark_used();
                 // Exactly the room needed: an idle session keeps this vector.
                 idle.0.reserve_exact(1);
                 idle.0.push(sc);
@@ -1356,8 +1320,13 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             let Some(sc) = sc else { return Flow::End };
             let tmo = tcp::tunnel_timeouts(fe, Some(&be));
             let client = tokio::io::join(&mut *cr, &mut *cw);
-            let server = tokio::io::join(sc.r, sc.w);
-            let st = Box::pin(forward::forward(client, server, tmo, cbuf, &sc.buf)).await;
+            // Still counted as used by its server while the tunnel lasts.
+            let ServerConn {
+                r, w, buf, used, ..
+            } = sc;
+            let _used = used;
+            let server = tokio::io::join(r, w);
+            let st = Box::pin(forward::forward(client, server, tmo, cbuf, &buf)).await;
             txn.bytes_out += st.to_client;
             txn.bytes_in += st.to_server;
             return Flow::End;
@@ -1593,7 +1562,62 @@ async fn fresh(
     if logged {
         cs.local_addr = s.local_addr().ok();
     }
-    Ok((ServerConn::new(s, srv, cs, hip), sl))
+    Ok((new_conn(be, s, srv, cs, &ctx, hip), sl))
+}
+
+/// A 401 with `WWW-Authenticate` (407: `Proxy-Authenticate`) starting with `NTLM` or `Nego`
+/// (Negotiate): the authentication binds the server connection, which HAProxy then keeps
+/// private to the client session, and the session prefers that server (measured).
+fn auth_binds_connection(resp: &Response) -> bool {
+    let name: &[u8] = match resp.status {
+        401 => b"www-authenticate",
+        407 => b"proxy-authenticate",
+        _ => return false,
+    };
+    resp.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(|v| v.trim_ascii_start())
+        .any(|v| {
+            v.len() >= 4
+                && (v[..4].eq_ignore_ascii_case(b"ntlm") || v[..4].eq_ignore_ascii_case(b"nego"))
+        })
+}
+
+/// What a connection to server `srv` for this request is made for.
+fn conn_key(be: &Backend, srv: usize, ctx: &ConnCtx, hip: Option<IpAddr>) -> Key {
+    let s = be.servers.get(srv)?;
+    let dst = match s.target {
+        crate::config::ir::ServerTarget::Addr(_) => None,
+        _ => s.address(ctx.orig_dst),
+    };
+    let src = match s
+        .source
+        .as_ref()
+        .or(be.source.as_ref())
+        .and_then(|p| p.usesrc.as_ref())
+    {
+        Some(UseSrc::ClientIp) => Some(SocketAddr::new(ctx.client.sock_addr().ip(), 0)),
+        Some(UseSrc::Client) => Some(ctx.client.sock_addr()),
+        Some(UseSrc::HdrIp { .. }) => hip.map(|ip| SocketAddr::new(ip, 0)),
+        _ => None,
+    };
+    ConnKey { dst, src }.boxed()
+}
+
+/// A new connection to server `srv` (`usize::MAX`: none, `option transparent`), counted as
+/// used by the server's pool.
+fn new_conn(
+    be: &Backend,
+    s: TcpStream,
+    srv: usize,
+    cs: &ConnStats,
+    ctx: &ConnCtx,
+    hip: Option<IpAddr>,
+) -> ServerConn {
+    let pool = be.servers.get(srv).map(|x| &x.pool);
+    ServerConn::new(s, srv, cs, conn_key(be, srv, ctx, hip), pool)
 }
 
 /// Forwards the rest of the request body (client to server) while the response is read and
@@ -1617,6 +1641,7 @@ async fn exchange(
         r: sr,
         w: sw,
         buf: sbuf,
+        private,
         ..
     } = sc;
     let mut req_done = rq_framer.is_done();
@@ -1698,6 +1723,9 @@ async fn exchange(
             }
         };
         sbuf.drain(..resp.head_len);
+        if auth_binds_connection(&resp) {
+            *private = true;
+        }
         txn.bytes_out += htx_head([8, 3, resp.reason.len()], &resp.headers);
         txn.resp_head = Some(Instant::now());
         txn.status = resp.status as i32;

@@ -27,6 +27,7 @@ pub mod ops;
 pub mod persist;
 pub mod prometheus;
 pub mod rules;
+pub mod srvpool;
 pub mod stats_page;
 pub mod tcp;
 
@@ -403,6 +404,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
                 .unwrap_or(1)
         })
         .max(1);
+    srvpool::set_threads(threads);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("rhaproxy-worker")

@@ -142,14 +142,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
         Miss::WarnParse,
     ),
     kw("http-error", "DFLB", I, Some(super::checks::p_http_error)),
-    kw(
-        "http-reuse",
-        "DLB",
-        N(
-            "rhaproxy reuses idle server connections per client session only; `never` makes them private to the session, which `option prefer-last-server` needs",
-        ),
-        Some(p_http_reuse),
-    ),
+    kw("http-reuse", "DLB", I, Some(p_http_reuse)),
     kw("http-send-name-header", "LB", U, None),
     kw("id", "FLB", I, Some(p_id)),
     kw("ignore-persist", "LB", U, None),
@@ -634,7 +627,12 @@ fn p_http_reuse(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     match a.get(1).map(String::as_str) {
         Some(m @ ("never" | "safe" | "aggressive" | "always")) => {
             if no_extra(ctx, a, 1, &format!("http-reuse {m}")) {
-                p.http_reuse_never = m == "never";
+                p.http_reuse = match m {
+                    "never" => HttpReuse::Never,
+                    "safe" => HttpReuse::Safe,
+                    "aggressive" => HttpReuse::Aggressive,
+                    _ => HttpReuse::Always,
+                };
             }
         }
         _ => ctx.alert("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'."),

@@ -65,9 +65,9 @@ pub static SERVER_OPTIONS: &[(&str, usize, Status)] = &[
     ("on-error", 1, U),
     ("on-marked-down", 1, I),
     ("on-marked-up", 1, U),
-    ("pool-low-conn", 1, N("idle connection pooling tuning")),
-    ("pool-max-conn", 1, N("idle connection pooling tuning")),
-    ("pool-purge-delay", 1, N("idle connection pooling tuning")),
+    ("pool-low-conn", 1, I),
+    ("pool-max-conn", 1, I),
+    ("pool-purge-delay", 1, I),
     ("port", 1, I),
     ("proto", 1, U),
     ("proxy-v2-options", 1, U),
@@ -323,6 +323,26 @@ fn apply_options(
                 sp.on_marked_down_shutdown = true;
             }
             "maxqueue" => sp.maxqueue = Some(count()),
+            // Read as C's atoi (HAProxy accepts `abc` as 0; measured).
+            "pool-max-conn" => {
+                let v = atoi(arg);
+                if v < -1 {
+                    ctx.alert_bare(format!("{who} : 'pool-max-conn' must be >= -1."));
+                    return false;
+                }
+                sp.pool_max_conn = v;
+            }
+            // A negative value behaves as 0 (measured).
+            "pool-low-conn" => sp.pool_low_conn = atoi(arg).clamp(0, u32::MAX as i64) as u32,
+            "pool-purge-delay" => match parse_time_ms(arg) {
+                Ok(v) => sp.pool_purge_delay = v,
+                Err(c) => {
+                    ctx.alert_bare(format!(
+                        "{who} : unexpected character '{c}' in argument to <pool-purge-delay>.."
+                    ));
+                    return false;
+                }
+            },
             "rise" | "fall" => {
                 let v = count();
                 if v == 0 {
@@ -386,6 +406,24 @@ fn apply_options(
         i += 1 + nargs;
     }
     true
+}
+
+/// C's `atoi`: optional sign and leading digits, 0 when there are none.
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let v = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |a, b| {
+            a.saturating_mul(10).saturating_add((b - b'0') as i64)
+        })
+        .min(i32::MAX as i64);
+    if neg { -v } else { v }
 }
 
 /// How many words after `source` belong to it (its address plus `usesrc X` / `interface X`).
