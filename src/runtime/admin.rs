@@ -1261,7 +1261,7 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         }
         ("show", "sess") => {
             if need(CliLevel::Operator, out) {
-                show_sess(out);
+                show_sess(&ctx.shared, out);
             }
         }
         ("show", "errors") => {
@@ -2522,125 +2522,261 @@ fn show_servers_state(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
 // ------------------------------------------------------------------------------------------
 // Sessions (`show sess`).
 
-struct SessInfo {
+/// One session in progress. Compact and free of allocations: names are found from the
+/// frontend index and the backend's address when `show sess` asks, and the session's task is
+/// reached through its waker (registered while it waits for a request).
+struct SessSlot {
+    /// Shown by `show sess`; 0 for a free slot.
+    id: u64,
     src: std::net::SocketAddr,
-    fe: Arc<str>,
-    be: Option<Arc<str>>,
-    srv: Option<Arc<str>>,
-    start: std::time::Instant,
-    kill: Arc<tokio::sync::Notify>,
+    /// The backend in use (its address, 0: none) and the server's index in it.
+    be: usize,
+    /// Woken by `shutdown sessions server` and soft stop while the session waits idle.
+    waker: Option<std::task::Waker>,
+    fe: u32,
+    srv: u32,
+    /// Seconds since [`sess_epoch`] at the session's start.
+    start: u32,
+    /// Next free slot (for a free slot).
+    next_free: u32,
+    killed: bool,
 }
 
 const SESS_SHARDS: usize = 32;
+const NONE: u32 = u32::MAX;
 
-/// Sessions in progress, sharded so accepting never contends on one lock.
-static SESSIONS: [Mutex<Vec<(u64, SessInfo)>>; SESS_SHARDS] =
-    [const { Mutex::new(Vec::new()) }; SESS_SHARDS];
-
-fn task_key() -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let id = tokio::task::try_id()?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    Some(h.finish())
+/// A shard of the session registry: a slab whose freed slots are reused (last freed first),
+/// so that it grows to the peak number of sessions only and touches no new memory after.
+struct SessShard {
+    slots: Vec<SessSlot>,
+    free: u32,
 }
 
-/// Registered for the life of a session task (see [`session_opened`]).
-pub struct SessEntry(Option<u64>, Arc<tokio::sync::Notify>);
+/// Sessions in progress, sharded so accepting never contends on one lock.
+static SESSIONS: [Mutex<SessShard>; SESS_SHARDS] = [const {
+    Mutex::new(SessShard {
+        slots: Vec::new(),
+        free: NONE,
+    })
+}; SESS_SHARDS];
+
+static SESS_IDS: AtomicU64 = AtomicU64::new(1);
+
+fn sess_epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn sess_now() -> u32 {
+    sess_epoch().elapsed().as_secs() as u32
+}
+
+fn shard(i: usize) -> std::sync::MutexGuard<'static, SessShard> {
+    SESSIONS[i].lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registered for the life of a session task (see [`session_opened`]): its shard and slot.
+pub struct SessEntry {
+    shard: u32,
+    idx: u32,
+}
 
 impl SessEntry {
-    /// Resolves when `shutdown sessions server` targets the server this session uses.
-    pub async fn killed(&self) {
-        self.1.notified().await;
+    fn packed(&self) -> u64 {
+        (self.shard as u64) << 32 | self.idx as u64
     }
 }
 
 impl Drop for SessEntry {
     fn drop(&mut self) {
-        if let Some(k) = self.0 {
-            let mut v = SESSIONS[(k as usize) % SESS_SHARDS]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(p) = v.iter().position(|(x, _)| *x == k) {
-                v.swap_remove(p);
-            }
+        let mut sh = shard(self.shard as usize);
+        let free = sh.free;
+        if let Some(s) = sh.slots.get_mut(self.idx as usize) {
+            s.id = 0;
+            s.waker = None;
+            s.next_free = free;
+            sh.free = self.idx;
         }
     }
 }
 
-/// Called at the start of a session task.
-pub fn session_opened(fe: &Frontend, src: std::net::SocketAddr) -> SessEntry {
-    let kill = Arc::new(tokio::sync::Notify::new());
-    let Some(k) = task_key() else {
-        return SessEntry(None, kill);
-    };
-    let info = SessInfo {
+/// Registers a new session of frontend number `fe` (as in `Shared::frontends`).
+pub fn session_opened(
+    fe: usize,
+    be: Option<&Arc<Backend>>,
+    src: std::net::SocketAddr,
+) -> SessEntry {
+    let id = SESS_IDS.fetch_add(1, Ordering::Relaxed);
+    let i = (id as usize) % SESS_SHARDS;
+    let slot = SessSlot {
+        id,
         src,
-        fe: Arc::from(fe.name.as_str()),
-        be: fe.backend.as_ref().map(|b| Arc::from(b.name.as_str())),
-        srv: None,
-        start: std::time::Instant::now(),
-        kill: Arc::clone(&kill),
+        be: be.map_or(0, |b| Arc::as_ptr(b) as usize),
+        waker: None,
+        fe: fe as u32,
+        srv: NONE,
+        start: sess_now(),
+        next_free: NONE,
+        killed: false,
     };
-    SESSIONS[(k as usize) % SESS_SHARDS]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((k, info));
-    SessEntry(Some(k), kill)
+    let mut sh = shard(i);
+    let idx = if sh.free != NONE {
+        let idx = sh.free;
+        sh.free = sh.slots[idx as usize].next_free;
+        sh.slots[idx as usize] = slot;
+        idx
+    } else {
+        sh.slots.push(slot);
+        (sh.slots.len() - 1) as u32
+    };
+    SessEntry {
+        shard: i as u32,
+        idx,
+    }
+}
+
+thread_local! {
+    /// The entry of the session task being polled on this thread ([`SessEntry::enter`]).
+    static CURRENT: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+}
+
+impl SessEntry {
+    /// Runs `f` (a poll of the session) as this session: [`session_server`] and
+    /// [`idle_poll`] find the entry through it.
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        let prev = CURRENT.with(|c| c.replace(self.packed()));
+        let r = f();
+        CURRENT.with(|c| c.set(prev));
+        r
+    }
+}
+
+fn current() -> Option<(usize, usize)> {
+    let k = CURRENT.with(|c| c.get());
+    (k != u64::MAX).then_some(((k >> 32) as usize, (k & 0xffff_ffff) as usize))
+}
+
+/// Why an idle session must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleEnd {
+    /// `shutdown sessions server` targeted the server this session last used.
+    Killed,
+    /// Soft stop began.
+    Stopping,
+}
+
+/// Polled by a session waiting for its next request: ready when it must end, else its task
+/// is woken when that happens (the waker stays registered until the session's next wait).
+/// `stop`: whether soft stop ends this wait.
+pub fn idle_poll(cx: &mut std::task::Context<'_>, stop: bool) -> std::task::Poll<IdleEnd> {
+    use std::task::Poll;
+    let Some((i, idx)) = current() else {
+        return Poll::Pending;
+    };
+    {
+        let mut sh = shard(i);
+        let Some(s) = sh.slots.get_mut(idx) else {
+            return Poll::Pending;
+        };
+        if s.killed {
+            return Poll::Ready(IdleEnd::Killed);
+        }
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+    }
+    // After the registration: a soft stop that began before it is seen here, one that
+    // begins after it finds the waker ([`wake_idle_sessions`]).
+    if stop && super::is_stopping() {
+        return Poll::Ready(IdleEnd::Stopping);
+    }
+    Poll::Pending
+}
+
+/// Soft stop: wakes every session waiting idle (they see [`super::is_stopping`]).
+pub fn wake_idle_sessions() {
+    for i in 0..SESS_SHARDS {
+        let wakers: Vec<_> = shard(i)
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.waker.take())
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
 }
 
 /// Ends every session of server `srv` of backend `be` (`shutdown sessions server`, and
 /// `on-marked-down shutdown-sessions` when a check takes the server down).
 pub fn shutdown_server_sessions(be: &str, srv: &Server) {
     srv.admin.kill.send_modify(|v| *v += 1);
-    kill_sessions(be, &srv.name);
+    kill_sessions(be, srv.idx);
 }
 
-/// Wakes the sessions currently using `srv` of `be` (HTTP sessions end on it; TCP sessions
-/// end through the server's own watch, which also logs them).
-fn kill_sessions(be: &str, srv: &str) {
-    for shard in &SESSIONS {
-        let v = shard.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, s) in v.iter() {
-            if s.be.as_deref() == Some(be) && s.srv.as_deref() == Some(srv) {
-                s.kill.notify_one();
+/// Marks the sessions that last used server `srv` of `be` (HTTP sessions end at their next
+/// wait for a request, a transaction in progress ends through the server's own watch, as TCP
+/// sessions do, which also logs them) and wakes those waiting.
+fn kill_sessions(be: &str, srv: usize) {
+    let Some(ctx) = CTX.get() else {
+        return;
+    };
+    let bes: Vec<usize> = ctx
+        .shared
+        .backends
+        .iter()
+        .filter(|b| b.name == be)
+        .map(|b| Arc::as_ptr(b) as usize)
+        .collect();
+    for i in 0..SESS_SHARDS {
+        let mut wakers = Vec::new();
+        for s in shard(i).slots.iter_mut() {
+            if s.id != 0 && s.srv as usize == srv && bes.contains(&s.be) {
+                s.killed = true;
+                wakers.extend(s.waker.take());
             }
+        }
+        for w in wakers {
+            w.wake();
         }
     }
 }
 
 /// The current session task is now connected to `srv` of `be`.
 pub fn session_server(be: &Backend, srv: &Server) {
-    let Some(k) = task_key() else {
+    let Some((i, idx)) = current() else {
         return;
     };
-    let mut v = SESSIONS[(k as usize) % SESS_SHARDS]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some((_, s)) = v.iter_mut().find(|(x, _)| *x == k) {
-        // Usually the same as for the session's previous request: no new strings then.
-        if s.be.as_deref() != Some(be.name.as_str()) {
-            s.be = Some(Arc::from(be.name.as_str()));
-        }
-        if s.srv.as_deref() != Some(srv.name.as_str()) {
-            s.srv = Some(Arc::from(srv.name.as_str()));
-        }
+    if let Some(s) = shard(i).slots.get_mut(idx) {
+        s.be = be as *const Backend as usize;
+        s.srv = srv.idx as u32;
     }
 }
 
-fn show_sess(out: &mut String) {
-    for shard in &SESSIONS {
-        let v = shard.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, s) in v.iter() {
+fn show_sess(shared: &Shared, out: &mut String) {
+    let now = sess_now();
+    for i in 0..SESS_SHARDS {
+        let sh = shard(i);
+        for s in sh.slots.iter().filter(|s| s.id != 0) {
             let proto = if s.src.is_ipv4() { "tcpv4" } else { "tcpv6" };
+            let be = shared
+                .backends
+                .iter()
+                .find(|b| Arc::as_ptr(b) as usize == s.be);
+            let srv = be.and_then(|b| b.servers.get(s.srv as usize));
             let _ = writeln!(
                 out,
-                "0x{k:x}: proto={proto} src={} fe={} be={} srv={} age={}s",
+                "0x{:x}: proto={proto} src={} fe={} be={} srv={} age={}s",
+                s.id,
                 super::listen::addr_port(&s.src),
-                s.fe,
-                s.be.as_deref().unwrap_or("<NONE>"),
-                s.srv.as_deref().unwrap_or("<none>"),
-                s.start.elapsed().as_secs()
+                shared
+                    .frontends
+                    .get(s.fe as usize)
+                    .map_or("<NONE>", |f| f.name.as_str()),
+                be.map_or("<NONE>", |b| b.name.as_str()),
+                srv.map_or("<none>", |s| s.name.as_str()),
+                now.saturating_sub(s.start)
             );
         }
     }

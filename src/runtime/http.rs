@@ -32,6 +32,11 @@ use crate::log::LogRecord;
 use crate::tproxy::addr::unmap;
 use crate::tproxy::sockopt::UseSrc;
 
+/// The halves of the client connection within a transaction (borrowed: the session keeps
+/// one `TcpStream`, and `into_split` would allocate).
+type ClientR<'a> = tokio::net::tcp::ReadHalf<'a>;
+type ClientW<'a> = tokio::net::tcp::WriteHalf<'a>;
+
 /// Idle server connections a client session keeps (HAProxy's `max-session-srv-conns`).
 const MAX_SESSION_SRV_CONNS: usize = 5;
 
@@ -700,8 +705,7 @@ enum RespEnd {
 struct ClientConn {
     fe: Arc<Frontend>,
     acc: Accepted,
-    cr: OwnedReadHalf,
-    cw: OwnedWriteHalf,
+    client: TcpStream,
     cbuf: Vec<u8>,
     /// Idle server connections kept for this session's next requests, and their backend.
     idle: IdleConns,
@@ -737,9 +741,7 @@ pub fn session(
     fe: Arc<Frontend>,
     client: TcpStream,
     acc: Accepted,
-    stop: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send {
-    let (cr, cw) = client.into_split();
     if let Some(be) = &fe.backend {
         be.cum_conns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -748,8 +750,7 @@ pub fn session(
     let c = ClientConn {
         fe,
         acc,
-        cr,
-        cw,
+        client,
         cbuf: Vec::new(),
         idle: IdleConns(Vec::new()),
         idle_be: None,
@@ -760,18 +761,24 @@ pub fn session(
         txn_start_utc: acc.accept_utc,
         first_byte_at: None,
     };
-    serve(c, stop)
+    serve(c)
 }
 
-/// Not an `async fn` (see [`session`]): `c` and `stop` are kept once, in place.
+/// Not an `async fn` (see [`session`]): `c` is kept once, in place. Between requests the
+/// future holds `c` and the [`wait_request`] future only; the soft-stop watch a transaction
+/// needs is made in its boxed future.
 #[allow(clippy::manual_async_fn)]
-fn serve(mut c: ClientConn, mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send {
+fn serve(mut c: ClientConn) -> impl Future<Output = ()> + Send {
     async move {
         loop {
-            if c.cbuf.is_empty() && !wait_request(&mut c, &mut stop).await {
+            if c.cbuf.is_empty() && !wait_request(&mut c).await {
                 return;
             }
-            match Box::pin(transaction(&mut c, &mut stop)).await {
+            let txn = Box::pin(async {
+                let mut stop = super::stop_watch();
+                transaction(&mut c, &mut stop).await
+            });
+            match txn.await {
                 Flow::Next => {}
                 Flow::End => return,
             }
@@ -780,35 +787,33 @@ fn serve(mut c: ClientConn, mut stop: watch::Receiver<bool>) -> impl Future<Outp
 }
 
 /// Waits, with nothing buffered, until the client sends something: the wait for the first
-/// request and the keep-alive wait between requests, with their timeouts, soft stop and
-/// logs, as the head reading loop of [`transaction`] would. The read is the one the
-/// transaction would do (no extra syscall). `false`: the session ends.
-async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> bool {
+/// request and the keep-alive wait between requests, with their timeouts, soft stop,
+/// `shutdown sessions server` and logs, as the head reading loop of [`transaction`] would.
+/// The read is the one the transaction would do (no extra syscall). `false`: the session ends.
+async fn wait_request(c: &mut ClientConn) -> bool {
     enum Woke {
         Data(Vec<u8>),
         Closed,
         Timeout,
-        Stop,
+        End,
     }
-    let head_to = head_timeouts(&c.fe);
-    let (tmo, on_to) = http1::head_wait(c.first, 0, &head_to);
+    let (tmo, on_to) = http1::head_wait(c.first, 0, &head_timeouts(&c.fe));
     let idle_wait = !c.first;
     if idle_wait && super::is_stopping() {
         return false;
     }
     // The emptied input buffer goes back to the pool: an idle connection holds none.
     bufpool::release(&mut c.cbuf);
-    // Polled by hand (a read into a pooled buffer, the timer, soft stop): this future is
-    // what an idle connection keeps, so it holds no more than the timer and the stop watch.
+    // Polled by hand (a read into a pooled buffer, the timer, the session's registry entry
+    // for soft stop and `shutdown sessions server`): this future is what an idle connection
+    // keeps, so it holds no more than the timer.
     let woke = {
         let sleep = tmo.map(tokio::time::sleep);
         tokio::pin!(sleep);
-        let changed = stop.changed();
-        tokio::pin!(changed);
-        let cr = &mut c.cr;
+        let (mut client, _) = c.client.split();
         std::future::poll_fn(|cx| {
             use std::task::Poll;
-            match bufpool::poll_read_pooled(cr, cx) {
+            match bufpool::poll_read_pooled(&mut client, cx) {
                 Poll::Ready(Ok(b)) if !b.is_empty() => return Poll::Ready(Woke::Data(b)),
                 Poll::Ready(_) => return Poll::Ready(Woke::Closed),
                 Poll::Pending => {}
@@ -818,8 +823,8 @@ async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> b
             {
                 return Poll::Ready(Woke::Timeout);
             }
-            if idle_wait && changed.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Woke::Stop);
+            if super::admin::idle_poll(cx, idle_wait).is_ready() {
+                return Poll::Ready(Woke::End);
             }
             Poll::Pending
         })
@@ -831,7 +836,7 @@ async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> b
             c.first_byte_at = Some(Instant::now());
             true
         }
-        Woke::Stop => false,
+        Woke::End => false,
         Woke::Closed => {
             if c.first {
                 // HAProxy logs an empty connection too (`CR--` 400 `<BADREQ>`), but not a
@@ -861,7 +866,8 @@ async fn answer_408(c: &mut ClientConn) {
     txn.first_byte = Some(txn.start);
     txn.status = 408;
     txn.set_term(b'c', b'R');
-    send_error(&mut c.cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
+    let (_, mut cw) = c.client.split();
+    send_error(&mut cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
 }
 
 /// One request and its response (or the answer of the rules, the stats page or an error).
@@ -869,8 +875,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     let ClientConn {
         fe,
         acc,
-        cr,
-        cw,
+        client,
         cbuf,
         idle,
         idle_be,
@@ -881,6 +886,8 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         txn_start_utc,
         first_byte_at,
     } = c;
+    let (mut client_r, mut client_w) = client.split();
+    let (cr, cw) = (&mut client_r, &mut client_w);
     let fe: &Arc<Frontend> = fe;
     let vars = &*vars;
     let acc: Accepted = *acc;
@@ -1412,7 +1419,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
 /// reject`); `true` when the client connection stays open for another request.
 async fn answer_locally(
     fe: &Frontend,
-    cw: &mut OwnedWriteHalf,
+    cw: &mut ClientW<'_>,
     req: &Request,
     v: super::rules::ReqVerdict,
     txn: &mut TxnLog,
@@ -1509,7 +1516,7 @@ async fn answer_locally(
 
 /// The error page of a rule (`deny`, `tarpit`): without its body for a HEAD request.
 async fn rule_error(
-    cw: &mut OwnedWriteHalf,
+    cw: &mut ClientW<'_>,
     req: &Request,
     status: u16,
     close: bool,
@@ -1594,8 +1601,8 @@ async fn fresh(
 async fn exchange(
     fe: &Frontend,
     be: &Backend,
-    cr: &mut OwnedReadHalf,
-    cw: &mut OwnedWriteHalf,
+    cr: &mut ClientR<'_>,
+    cw: &mut ClientW<'_>,
     cbuf: &mut Vec<u8>,
     sc: &mut ServerConn,
     mut rq_framer: Codec,

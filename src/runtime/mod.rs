@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::config::ir::{Cap, Config, Mode, Proxy, ProxyKind};
 use crate::diag::{Diags, Severity};
@@ -103,6 +103,23 @@ pub fn is_stopping() -> bool {
     STOPPING.load(Ordering::Acquire)
 }
 
+/// A receiver of `Shared::stopping` to clone (see [`stop_watch`]).
+static STOP_WATCH: std::sync::OnceLock<watch::Receiver<bool>> = std::sync::OnceLock::new();
+
+/// A receiver that changes when a soft stop begins (kept only while a transaction runs: an
+/// idle HTTP session learns of the soft stop through [`admin::wake_idle_sessions`]).
+pub fn stop_watch() -> watch::Receiver<bool> {
+    match STOP_WATCH.get() {
+        Some(r) => r.clone(),
+        None => {
+            // Not running (a test): a receiver that never changes.
+            let (tx, rx) = watch::channel(false);
+            std::mem::forget(tx);
+            rx
+        }
+    }
+}
+
 /// Connections in progress in the process (`%ac`).
 pub static ACTCONN: AtomicUsize = AtomicUsize::new(0);
 
@@ -118,15 +135,19 @@ pub struct Shared {
     pub stopping: watch::Sender<bool>,
 }
 
-/// Held by a session for its whole life: connection-limit permits and the active count.
+/// Held by a session for its whole life: its three connection-limit permits (given back on
+/// drop) and the active counts. Three pointers: it lives in every session task.
 pub struct SessionGuard {
     shared: Arc<Shared>,
     fe: Arc<Frontend>,
-    _permits: [OwnedSemaphorePermit; 3],
+    bind_max: Arc<Semaphore>,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        self.shared.global_maxconn.add_permits(1);
+        self.fe.maxconn.add_permits(1);
+        self.bind_max.add_permits(1);
         ACTCONN.fetch_sub(1, Ordering::AcqRel);
         self.fe.active.fetch_sub(1, Ordering::AcqRel);
         if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -417,7 +438,8 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             return 1;
         }
     };
-    let (stop_tx, _) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let _ = STOP_WATCH.set(stop_rx);
     let shared = Arc::new(Shared {
         frontends,
         backends,
@@ -541,6 +563,7 @@ async fn serve(
     // Soft stop: close the listeners, let sessions finish.
     STOPPING.store(true, Ordering::Release);
     let _ = shared.stopping.send(true);
+    admin::wake_idle_sessions();
     admin::listeners_closed();
     for a in &acceptors {
         a.abort();
@@ -609,41 +632,29 @@ async fn timer_heartbeat() {
     }
 }
 
-/// The task of an accepted connection: `session`, registered for `show sess` and, when
-/// `killable`, ended by `shutdown session`. Not an `async fn`, and the session future is made
-/// by the caller: an async fn keeps its arguments twice (as arguments and as the locals they
-/// are moved into), and a task lives as long as its connection.
+/// The task of an accepted connection: `session`, registered for `show sess` (`sess`) and
+/// ended with it. Not an `async fn`, and the session future is made by the caller: an async
+/// fn keeps its arguments twice (as arguments and as the locals they are moved into), and a
+/// task lives as long as its connection. Each poll of the session runs as its entry
+/// ([`admin::SessEntry::enter`]): that is how `shutdown sessions server` and soft stop reach
+/// an idle HTTP session ([`admin::idle_poll`]) without a future of their own.
 fn session_task<F>(
     guard: SessionGuard,
-    fe: Arc<Frontend>,
-    peer: std::net::SocketAddr,
+    sess: admin::SessEntry,
     session: F,
-    killable: bool,
 ) -> impl Future<Output = ()> + Send
 where
     F: Future<Output = ()> + Send,
 {
     let mut session = Some(session);
     async move {
-        let sess = admin::session_opened(&fe, peer);
         {
-            // The session is polled first (biased): `shutdown sessions server` also reaches
-            // its transaction, which ends itself and logs the `K` termination.
-            let killed = sess.killed();
-            tokio::pin!(killed);
             // SAFETY: `session` belongs to this async block, which is pinned while it runs;
             // it is never moved, only polled and dropped in place (`Pin::set`).
             let mut session = unsafe { std::pin::Pin::new_unchecked(&mut session) };
-            std::future::poll_fn(|cx| {
-                if let Some(s) = session.as_mut().as_pin_mut()
-                    && s.poll(cx).is_ready()
-                {
-                    return std::task::Poll::Ready(());
-                }
-                if killable && killed.as_mut().poll(cx).is_ready() {
-                    return std::task::Poll::Ready(());
-                }
-                std::task::Poll::Pending
+            std::future::poll_fn(|cx| match session.as_mut().as_pin_mut() {
+                Some(s) => sess.enter(|| s.poll(cx)),
+                None => std::task::Poll::Ready(()),
             })
             .await;
             // The session (its connections, its log line) ends before its entry and guard.
@@ -689,13 +700,18 @@ async fn accept_loop(
             }
             continue;
         }
-        let Ok(p1) = Arc::clone(&shared.global_maxconn).acquire_owned().await else {
+        // The permits are given back by the session's guard (`add_permits`): it keeps no
+        // `OwnedSemaphorePermit`s (three more pointers per session).
+        let Ok(p1) = shared.global_maxconn.acquire().await else {
             return;
         };
-        let Ok(p2) = Arc::clone(&fe.maxconn).acquire_owned().await else {
+        let Ok(p2) = fe.maxconn.acquire().await else {
+            p1.forget();
             return;
         };
-        let Ok(p3) = Arc::clone(&bind_max).acquire_owned().await else {
+        let Ok(p3) = bind_max.acquire().await else {
+            p1.forget();
+            p2.forget();
             return;
         };
         // accept4 with SOCK_NONBLOCK: no ioctl per connection to make it non-blocking.
@@ -741,8 +757,11 @@ async fn accept_loop(
         let guard = SessionGuard {
             shared: Arc::clone(&shared),
             fe: Arc::clone(&fe),
-            _permits: [p1, p2, p3],
+            bind_max: Arc::clone(&bind_max),
         };
+        p1.forget();
+        p2.forget();
+        p3.forget();
         let acc = Accepted {
             client: ClientAddr(peer),
             orig_dst: match fixed_local {
@@ -768,18 +787,17 @@ async fn accept_loop(
                 l.connect_line(peer, od.sock_addr(), &fe.name, fe.mode == Mode::Http);
             }
         }
-        let fe = Arc::clone(&fe);
+        let sess = admin::session_opened(fi, fe.backend.as_ref(), peer);
         // One task type per mode: a task is sized for its own session future only (an idle
         // HTTP connection does not pay for the larger TCP one).
         match fe.mode {
             Mode::Tcp => {
                 let session = tcp::session(Arc::clone(&fe), stream, acc);
-                tokio::spawn(session_task(guard, fe, peer, session, false));
+                tokio::spawn(session_task(guard, sess, session));
             }
             Mode::Http => {
-                let stop = shared.stopping.subscribe();
-                let session = http::session(Arc::clone(&fe), stream, acc, stop);
-                tokio::spawn(session_task(guard, fe, peer, session, true));
+                let session = http::session(Arc::clone(&fe), stream, acc);
+                tokio::spawn(session_task(guard, sess, session));
             }
         }
     }
