@@ -791,12 +791,6 @@ fn serve(mut c: ClientConn) -> impl Future<Output = ()> + Send {
 /// `shutdown sessions server` and logs, as the head reading loop of [`transaction`] would.
 /// The read is the one the transaction would do (no extra syscall). `false`: the session ends.
 async fn wait_request(c: &mut ClientConn) -> bool {
-    enum Woke {
-        Data(Vec<u8>),
-        Closed,
-        Timeout,
-        End,
-    }
     let (tmo, on_to) = http1::head_wait(c.first, 0, &head_timeouts(&c.fe));
     let idle_wait = !c.first;
     if idle_wait && super::is_stopping() {
@@ -804,32 +798,14 @@ async fn wait_request(c: &mut ClientConn) -> bool {
     }
     // The emptied input buffer goes back to the pool: an idle connection holds none.
     bufpool::release(&mut c.cbuf);
-    // Polled by hand (a read into a pooled buffer, the timer, the session's registry entry
-    // for soft stop and `shutdown sessions server`): this future is what an idle connection
-    // keeps, so it holds no more than the timer.
-    let woke = {
-        let sleep = tmo.map(tokio::time::sleep);
-        tokio::pin!(sleep);
-        let (mut client, _) = c.client.split();
-        std::future::poll_fn(|cx| {
-            use std::task::Poll;
-            match bufpool::poll_read_pooled(&mut client, cx) {
-                Poll::Ready(Ok(b)) if !b.is_empty() => return Poll::Ready(Woke::Data(b)),
-                Poll::Ready(_) => return Poll::Ready(Woke::Closed),
-                Poll::Pending => {}
-            }
-            if let Some(s) = sleep.as_mut().as_pin_mut()
-                && s.poll(cx).is_ready()
-            {
-                return Poll::Ready(Woke::Timeout);
-            }
-            if super::admin::idle_poll(cx, idle_wait).is_ready() {
-                return Poll::Ready(Woke::End);
-            }
-            Poll::Pending
-        })
-        .await
-    };
+    // What an idle connection keeps: this future, with the timer only (soft stop and
+    // `shutdown sessions server` wake the task through its registry entry).
+    let woke = IdleWait {
+        client: c.client.split().0,
+        sleep: tmo.map(tokio::time::sleep),
+        idle_wait,
+    }
+    .await;
     match woke {
         Woke::Data(b) => {
             c.cbuf = b;
@@ -856,6 +832,46 @@ async fn wait_request(c: &mut ClientConn) -> bool {
             }
             false
         }
+    }
+}
+
+enum Woke {
+    Data(Vec<u8>),
+    Closed,
+    Timeout,
+    End,
+}
+
+/// The wait of [`wait_request`]: a read into a pooled buffer, the timer, and the session's
+/// registry entry (soft stop when `idle_wait`, `shutdown sessions server`).
+struct IdleWait<'a> {
+    client: ClientR<'a>,
+    sleep: Option<tokio::time::Sleep>,
+    idle_wait: bool,
+}
+
+impl Future for IdleWait<'_> {
+    type Output = Woke;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Woke> {
+        use std::task::Poll;
+        // SAFETY: structural pinning of `sleep`: never moved out of the pinned `IdleWait`,
+        // which has no `Drop`; `client` and `idle_wait` are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        match bufpool::poll_read_pooled(&mut this.client, cx) {
+            Poll::Ready(Ok(b)) if !b.is_empty() => return Poll::Ready(Woke::Data(b)),
+            Poll::Ready(_) => return Poll::Ready(Woke::Closed),
+            Poll::Pending => {}
+        }
+        if let Some(s) = this.sleep.as_mut() {
+            // SAFETY: as above.
+            if unsafe { std::pin::Pin::new_unchecked(s) }.poll(cx).is_ready() {
+                return Poll::Ready(Woke::Timeout);
+            }
+        }
+        if super::admin::idle_poll(cx, this.idle_wait).is_ready() {
+            return Poll::Ready(Woke::End);
+        }
+        Poll::Pending
     }
 }
 

@@ -632,36 +632,38 @@ async fn timer_heartbeat() {
     }
 }
 
-/// The task of an accepted connection: `session`, registered for `show sess` (`sess`) and
-/// ended with it. Not an `async fn`, and the session future is made by the caller: an async
-/// fn keeps its arguments twice (as arguments and as the locals they are moved into), and a
-/// task lives as long as its connection. Each poll of the session runs as its entry
-/// ([`admin::SessEntry::enter`]): that is how `shutdown sessions server` and soft stop reach
-/// an idle HTTP session ([`admin::idle_poll`]) without a future of their own.
-fn session_task<F>(
-    guard: SessionGuard,
-    sess: admin::SessEntry,
+/// The task of an accepted connection: `session`, registered for `show sess` (`sess`),
+/// then its entry and its guard, dropped in that order when the session ends (tokio drops a
+/// task's future as soon as it completes). A plain struct rather than an async block: it
+/// keeps nothing but these three, and a task lives as long as its connection. Each poll of
+/// the session runs as its entry ([`admin::SessEntry::enter`]): that is how `shutdown
+/// sessions server` and soft stop reach an idle HTTP session ([`admin::idle_poll`]) without
+/// a future of their own.
+struct SessionTask<F> {
     session: F,
-) -> impl Future<Output = ()> + Send
+    sess: admin::SessEntry,
+    _guard: SessionGuard,
+}
+
+fn session_task<F>(guard: SessionGuard, sess: admin::SessEntry, session: F) -> SessionTask<F>
 where
     F: Future<Output = ()> + Send,
 {
-    let mut session = Some(session);
-    async move {
-        {
-            // SAFETY: `session` belongs to this async block, which is pinned while it runs;
-            // it is never moved, only polled and dropped in place (`Pin::set`).
-            let mut session = unsafe { std::pin::Pin::new_unchecked(&mut session) };
-            std::future::poll_fn(|cx| match session.as_mut().as_pin_mut() {
-                Some(s) => sess.enter(|| s.poll(cx)),
-                None => std::task::Poll::Ready(()),
-            })
-            .await;
-            // The session (its connections, its log line) ends before its entry and guard.
-            session.set(None);
-        }
-        drop(sess);
-        drop(guard);
+    SessionTask {
+        session,
+        sess,
+        _guard: guard,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for SessionTask<F> {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // SAFETY: structural pinning of `session`: it is never moved out of the pinned task
+        // (no method hands it out by value or by `&mut`), and `SessionTask` has no `Drop`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let session = unsafe { std::pin::Pin::new_unchecked(&mut this.session) };
+        this.sess.enter(|| session.poll(cx))
     }
 }
 
