@@ -715,10 +715,9 @@ struct ClientConn {
     /// Allocated only when the configuration has rules (they may set variables).
     vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
     first: bool,
+    /// The end of the previous transaction (or the accept): the start of the next one. Its
+    /// date is derived from the accept date ([`Accepted::utc_at`]).
     txn_start: Instant,
-    txn_start_utc: chrono::DateTime<chrono::Utc>,
-    /// When [`wait_request`] read the first bytes of the next request.
-    first_byte_at: Option<Instant>,
 }
 
 /// What comes after a transaction.
@@ -758,126 +757,148 @@ pub fn session(
         vars,
         first: true,
         txn_start: acc.accept_at,
-        txn_start_utc: acc.accept_utc,
-        first_byte_at: None,
     };
-    serve(c)
-}
-
-/// Not an `async fn` (see [`session`]): `c` is kept once, in place. Between requests the
-/// future holds `c` and the [`wait_request`] future only; the soft-stop watch a transaction
-/// needs is made in its boxed future.
-#[allow(clippy::manual_async_fn)]
-fn serve(mut c: ClientConn) -> impl Future<Output = ()> + Send {
-    async move {
-        loop {
-            if c.cbuf.is_empty() && !wait_request(&mut c).await {
-                return;
-            }
-            let txn = Box::pin(async {
-                let mut stop = super::stop_watch();
-                transaction(&mut c, &mut stop).await
-            });
-            match txn.await {
-                Flow::Next => {}
-                Flow::End => return,
-            }
-        }
+    Serve {
+        c: Some(c),
+        st: ServeState::Next(None),
     }
 }
 
-/// Waits, with nothing buffered, until the client sends something: the wait for the first
-/// request and the keep-alive wait between requests, with their timeouts, soft stop,
-/// `shutdown sessions server` and logs, as the head reading loop of [`transaction`] would.
-/// The read is the one the transaction would do (no extra syscall). `false`: the session ends.
-async fn wait_request(c: &mut ClientConn) -> bool {
-    let (tmo, on_to) = http1::head_wait(c.first, 0, &head_timeouts(&c.fe));
-    let idle_wait = !c.first;
-    if idle_wait && super::is_stopping() {
-        return false;
-    }
-    // The emptied input buffer goes back to the pool: an idle connection holds none.
-    bufpool::release(&mut c.cbuf);
-    // What an idle connection keeps: this future, with the timer only (soft stop and
-    // `shutdown sessions server` wake the task through its registry entry).
-    let woke = IdleWait {
-        client: c.client.split().0,
-        sleep: tmo.map(tokio::time::sleep),
-        idle_wait,
-    }
-    .await;
-    match woke {
-        Woke::Data(b) => {
-            c.cbuf = b;
-            c.first_byte_at = Some(Instant::now());
-            true
-        }
-        Woke::End => false,
-        Woke::Closed => {
-            if c.first {
-                // HAProxy logs an empty connection too (`CR--` 400 `<BADREQ>`), but not a
-                // kept-alive one closed between requests.
-                let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.txn_start_utc);
-                txn.vars = c.vars.clone();
-                txn.first_byte = Some(Instant::now());
-                txn.status = 400;
-                txn.set_term(b'C', b'R');
-            }
-            false
-        }
-        Woke::Timeout => {
-            if on_to == OnHeadTimeout::Send408 {
-                // Boxed, as it is rare: the waiting future stays small.
-                Box::pin(answer_408(c)).await;
-            }
-            false
-        }
-    }
+/// The session's future, written by hand so that an idle connection holds no more than its
+/// [`ClientConn`] and its timer: a transaction runs in a boxed future that owns the
+/// `ClientConn` meanwhile (and the soft-stop watch it needs), freed once its response is sent.
+struct Serve {
+    /// `None` while a transaction owns it.
+    c: Option<ClientConn>,
+    st: ServeState,
 }
 
-enum Woke {
-    Data(Vec<u8>),
-    Closed,
-    Timeout,
-    End,
+enum ServeState {
+    /// A transaction when something is buffered, else a wait for the next request. With
+    /// the time the wait read the first bytes of the request.
+    Next(Option<Instant>),
+    /// The wait for the first request and the keep-alive wait between requests, with their
+    /// timeouts, soft stop (`idle_wait`), `shutdown sessions server` and logs, as the head
+    /// reading loop of [`transaction`] would. The read is the one the transaction would do
+    /// (no extra syscall), into a pooled buffer: an idle connection holds none. Soft stop and
+    /// `shutdown sessions server` wake the task through its registry entry
+    /// ([`super::admin::idle_poll`]).
+    Wait {
+        sleep: Option<tokio::time::Sleep>,
+        idle_wait: bool,
+    },
+    /// A transaction (or a 408 answer), which gives the connection back.
+    Busy(std::pin::Pin<Box<dyn Future<Output = (ClientConn, Flow)> + Send>>),
 }
 
-/// The wait of [`wait_request`]: a read into a pooled buffer, the timer, and the session's
-/// registry entry (soft stop when `idle_wait`, `shutdown sessions server`).
-struct IdleWait<'a> {
-    client: ClientR<'a>,
-    sleep: Option<tokio::time::Sleep>,
-    idle_wait: bool,
-}
-
-impl Future for IdleWait<'_> {
-    type Output = Woke;
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Woke> {
+impl Future for Serve {
+    type Output = ();
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::pin::Pin;
         use std::task::Poll;
-        // SAFETY: structural pinning of `sleep`: never moved out of the pinned `IdleWait`,
-        // which has no `Drop`; `client` and `idle_wait` are not pinned.
+        // SAFETY: only `st` is structurally pinned (its `Sleep`): it is never moved, only
+        // replaced in place with `Pin::set`; `c` is not pinned; `Serve` has no `Drop`.
         let this = unsafe { self.get_unchecked_mut() };
-        match bufpool::poll_read_pooled(&mut this.client, cx) {
-            Poll::Ready(Ok(b)) if !b.is_empty() => return Poll::Ready(Woke::Data(b)),
-            Poll::Ready(_) => return Poll::Ready(Woke::Closed),
-            Poll::Pending => {}
-        }
-        if let Some(s) = this.sleep.as_mut() {
-            // SAFETY: as above.
-            if unsafe { std::pin::Pin::new_unchecked(s) }.poll(cx).is_ready() {
-                return Poll::Ready(Woke::Timeout);
+        let mut st = unsafe { Pin::new_unchecked(&mut this.st) };
+        loop {
+            // SAFETY: as above (a projection of the pinned state, nothing moved out).
+            match unsafe { st.as_mut().get_unchecked_mut() } {
+                ServeState::Next(first_byte_at) => {
+                    let first_byte_at = *first_byte_at;
+                    let Some(c) = this.c.as_mut() else {
+                        return Poll::Ready(());
+                    };
+                    if !c.cbuf.is_empty() {
+                        // Read by the wait, or left by the previous request (pipelining).
+                        let Some(mut c) = this.c.take() else {
+                            return Poll::Ready(());
+                        };
+                        st.set(ServeState::Busy(Box::pin(async move {
+                            let mut stop = super::stop_watch();
+                            let flow = transaction(&mut c, &mut stop, first_byte_at).await;
+                            (c, flow)
+                        })));
+                        continue;
+                    }
+                    let (tmo, _) = http1::head_wait(c.first, 0, &head_timeouts(&c.fe));
+                    let idle_wait = !c.first;
+                    if idle_wait && super::is_stopping() {
+                        return Poll::Ready(());
+                    }
+                    bufpool::release(&mut c.cbuf);
+                    st.set(ServeState::Wait {
+                        sleep: tmo.map(tokio::time::sleep),
+                        idle_wait,
+                    });
+                }
+                ServeState::Wait { sleep, idle_wait } => {
+                    let Some(c) = this.c.as_mut() else {
+                        return Poll::Ready(());
+                    };
+                    match bufpool::poll_read_pooled(&mut c.client, cx) {
+                        Poll::Ready(Ok(b)) if !b.is_empty() => {
+                            c.cbuf = b;
+                            st.set(ServeState::Next(Some(Instant::now())));
+                            continue;
+                        }
+                        Poll::Ready(_) => {
+                            if c.first {
+                                // HAProxy logs an empty connection too (`CR--` 400
+                                // `<BADREQ>`), but not a kept-alive one closed between
+                                // requests.
+                                let start_utc = c.acc.utc_at(c.txn_start);
+                                let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, start_utc);
+                                txn.vars = c.vars.clone();
+                                txn.first_byte = Some(Instant::now());
+                                txn.status = 400;
+                                txn.set_term(b'C', b'R');
+                            }
+                            return Poll::Ready(());
+                        }
+                        Poll::Pending => {}
+                    }
+                    if let Some(s) = sleep.as_mut() {
+                        // SAFETY: `sleep` is part of the pinned state (see above).
+                        if unsafe { Pin::new_unchecked(s) }.poll(cx).is_ready() {
+                            // `timeout http-request` before a first request: a logged 408;
+                            // a keep-alive wait ends silently.
+                            if !c.first {
+                                return Poll::Ready(());
+                            }
+                            let Some(mut c) = this.c.take() else {
+                                return Poll::Ready(());
+                            };
+                            st.set(ServeState::Busy(Box::pin(async move {
+                                answer_408(&mut c).await;
+                                (c, Flow::End)
+                            })));
+                            continue;
+                        }
+                    }
+                    if super::admin::idle_poll(cx, *idle_wait).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    return Poll::Pending;
+                }
+                ServeState::Busy(f) => {
+                    let (c, flow) = std::task::ready!(f.as_mut().poll(cx));
+                    this.c = Some(c);
+                    match flow {
+                        Flow::Next => st.set(ServeState::Next(None)),
+                        Flow::End => return Poll::Ready(()),
+                    }
+                }
             }
         }
-        if super::admin::idle_poll(cx, this.idle_wait).is_ready() {
-            return Poll::Ready(Woke::End);
-        }
-        Poll::Pending
     }
 }
 
 /// `timeout http-request` expired before a request: a logged 408.
 async fn answer_408(c: &mut ClientConn) {
-    let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.txn_start_utc);
+    let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.acc.utc_at(c.txn_start));
     txn.vars = c.vars.clone();
     txn.first_byte = Some(txn.start);
     txn.status = 408;
@@ -887,7 +908,11 @@ async fn answer_408(c: &mut ClientConn) {
 }
 
 /// One request and its response (or the answer of the rules, the stats page or an error).
-async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Flow {
+async fn transaction(
+    c: &mut ClientConn,
+    stop: &mut watch::Receiver<bool>,
+    first_byte_at: Option<Instant>,
+) -> Flow {
     let ClientConn {
         fe,
         acc,
@@ -899,8 +924,6 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         vars,
         first,
         txn_start,
-        txn_start_utc,
-        first_byte_at,
     } = c;
     let (mut client_r, mut client_w) = client.split();
     let (cr, cw) = (&mut client_r, &mut client_w);
@@ -913,11 +936,11 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     // `balance source` hashes the address as accepted: on a `:::port v4v6` listener an IPv4
     // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
     let lb_ip = acc.client.ip();
-    let mut txn = TxnLog::new(fe, &acc, *txn_start, *txn_start_utc);
+    let mut txn = TxnLog::new(fe, &acc, *txn_start, acc.utc_at(*txn_start));
     txn.vars = vars.clone();
     if !cbuf.is_empty() {
         // Read by `wait_request`, or left by the previous request (pipelining).
-        txn.first_byte = Some(first_byte_at.take().unwrap_or(*txn_start));
+        txn.first_byte = Some(first_byte_at.unwrap_or(*txn_start));
     }
     // ---- request head
     let mut req = loop {
@@ -1015,7 +1038,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         if !keep {
             return Flow::End;
         }
-        (*txn_start, *txn_start_utc) = (Instant::now(), chrono::Utc::now());
+        *txn_start = Instant::now();
         return Flow::Next;
     }
 
@@ -1033,7 +1056,6 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             if Box::pin(answer_locally(fe, &mut *cw, &req, v, &mut txn)).await {
                 drop(txn);
                 *txn_start = Instant::now();
-                *txn_start_utc = chrono::Utc::now();
                 return Flow::Next;
             }
             return Flow::End;
@@ -1049,7 +1071,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         if !r.keep_alive {
             return Flow::End;
         }
-        (*txn_start, *txn_start_utc) = (Instant::now(), chrono::Utc::now());
+        *txn_start = Instant::now();
         return Flow::Next;
     }
 
@@ -1427,7 +1449,6 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     drop(txn);
     req.recycle();
     *txn_start = Instant::now();
-    *txn_start_utc = chrono::Utc::now();
     Flow::Next
 }
 

@@ -165,6 +165,15 @@ pub struct Accepted {
     pub accept_at: tokio::time::Instant,
 }
 
+impl Accepted {
+    /// The date of instant `t` (at or after the accept), from the accept date: a session
+    /// keeps one date, not one per transaction.
+    pub fn utc_at(&self, t: tokio::time::Instant) -> chrono::DateTime<chrono::Utc> {
+        let d = t.saturating_duration_since(self.accept_at);
+        self.accept_utc + chrono::TimeDelta::from_std(d).unwrap_or_default()
+    }
+}
+
 /// Runs the configuration in the foreground; returns the process exit status.
 pub fn run(cfg: Config, diags: &mut Diags) -> i32 {
     run_with(cfg, diags, &RunOpts::default())
@@ -658,7 +667,10 @@ where
 
 impl<F: Future<Output = ()>> Future for SessionTask<F> {
     type Output = ();
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
         // SAFETY: structural pinning of `session`: it is never moved out of the pinned task
         // (no method hands it out by value or by `&mut`), and `SessionTask` has no `Drop`.
         let this = unsafe { self.get_unchecked_mut() };
