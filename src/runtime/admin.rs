@@ -2531,7 +2531,7 @@ struct SessSlot {
     src: std::net::SocketAddr,
     /// The backend in use (its address, 0: none) and the server's index in it.
     be: usize,
-    /// Woken by `shutdown sessions server` and soft stop while the session waits idle.
+    /// Woken by soft stop while the session waits idle.
     waker: Option<std::task::Waker>,
     fe: u32,
     srv: u32,
@@ -2539,7 +2539,6 @@ struct SessSlot {
     start: u32,
     /// Next free slot (for a free slot).
     next_free: u32,
-    killed: bool,
 }
 
 const SESS_SHARDS: usize = 32;
@@ -2617,7 +2616,6 @@ pub fn session_opened(
         srv: NONE,
         start: sess_now(),
         next_free: NONE,
-        killed: false,
     };
     let mut sh = shard(i);
     let idx = if sh.free != NONE {
@@ -2656,31 +2654,13 @@ fn current() -> Option<(usize, usize)> {
     (k != u64::MAX).then_some(((k >> 32) as usize, (k & 0xffff_ffff) as usize))
 }
 
-/// Why an idle session must end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdleEnd {
-    /// `shutdown sessions server` targeted the server this session last used.
-    Killed,
-    /// Soft stop began.
-    Stopping,
-}
-
-/// Polled by a session waiting for its next request: ready when it must end, else its task
-/// is woken when that happens (the waker stays registered until the session's next wait).
-/// `stop`: whether soft stop ends this wait.
-pub fn idle_poll(cx: &mut std::task::Context<'_>, stop: bool) -> std::task::Poll<IdleEnd> {
+/// Polled by a session waiting for its next request: ready once a soft stop began, else its
+/// task is woken when one begins (the waker stays registered until the session's next wait).
+pub fn idle_poll(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
     use std::task::Poll;
-    let Some((i, idx)) = current() else {
-        return Poll::Pending;
-    };
+    if let Some((i, idx)) = current()
+        && let Some(s) = shard(i).slots.get_mut(idx)
     {
-        let mut sh = shard(i);
-        let Some(s) = sh.slots.get_mut(idx) else {
-            return Poll::Pending;
-        };
-        if s.killed {
-            return Poll::Ready(IdleEnd::Killed);
-        }
         match &s.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => s.waker = Some(cx.waker().clone()),
@@ -2688,8 +2668,8 @@ pub fn idle_poll(cx: &mut std::task::Context<'_>, stop: bool) -> std::task::Poll
     }
     // After the registration: a soft stop that began before it is seen here, one that
     // begins after it finds the waker ([`wake_idle_sessions`]).
-    if stop && super::is_stopping() {
-        return Poll::Ready(IdleEnd::Stopping);
+    if super::is_stopping() {
+        return Poll::Ready(());
     }
     Poll::Pending
 }
@@ -2709,38 +2689,12 @@ pub fn wake_idle_sessions() {
 }
 
 /// Ends every session of server `srv` of backend `be` (`shutdown sessions server`, and
-/// `on-marked-down shutdown-sessions` when a check takes the server down).
-pub fn shutdown_server_sessions(be: &str, srv: &Server) {
+/// `on-marked-down shutdown-sessions` when a check takes the server down): the sessions
+/// using it watch the server (TCP sessions, HTTP transactions, which log the `K`
+/// termination). As HAProxy, a client connection idle between two requests is left alone: it
+/// has no stream on the server.
+pub fn shutdown_server_sessions(_be: &str, srv: &Server) {
     srv.admin.kill.send_modify(|v| *v += 1);
-    kill_sessions(be, srv.idx);
-}
-
-/// Marks the sessions that last used server `srv` of `be` (HTTP sessions end at their next
-/// wait for a request, a transaction in progress ends through the server's own watch, as TCP
-/// sessions do, which also logs them) and wakes those waiting.
-fn kill_sessions(be: &str, srv: usize) {
-    let Some(ctx) = CTX.get() else {
-        return;
-    };
-    let bes: Vec<usize> = ctx
-        .shared
-        .backends
-        .iter()
-        .filter(|b| b.name == be)
-        .map(|b| Arc::as_ptr(b) as usize)
-        .collect();
-    for i in 0..SESS_SHARDS {
-        let mut wakers = Vec::new();
-        for s in shard(i).slots.iter_mut() {
-            if s.id != 0 && s.srv as usize == srv && bes.contains(&s.be) {
-                s.killed = true;
-                wakers.extend(s.waker.take());
-            }
-        }
-        for w in wakers {
-            w.wake();
-        }
-    }
 }
 
 /// The current session task is now connected to `srv` of `be`.

@@ -778,11 +778,10 @@ enum ServeState {
     /// the time the wait read the first bytes of the request.
     Next(Option<Instant>),
     /// The wait for the first request and the keep-alive wait between requests, with their
-    /// timeouts, soft stop (`idle_wait`), `shutdown sessions server` and logs, as the head
-    /// reading loop of [`transaction`] would. The read is the one the transaction would do
-    /// (no extra syscall), into a pooled buffer: an idle connection holds none. Soft stop and
-    /// `shutdown sessions server` wake the task through its registry entry
-    /// ([`super::admin::idle_poll`]).
+    /// timeouts, soft stop (`idle_wait`: between requests) and logs, as the head reading loop
+    /// of [`transaction`] would. The read is the one the transaction would do (no extra
+    /// syscall), into a pooled buffer: an idle connection holds none. Soft stop wakes the
+    /// task through its registry entry ([`super::admin::idle_poll`]).
     Wait {
         sleep: Option<tokio::time::Sleep>,
         idle_wait: bool,
@@ -878,7 +877,7 @@ impl Future for Serve {
                             continue;
                         }
                     }
-                    if super::admin::idle_poll(cx, *idle_wait).is_ready() {
+                    if *idle_wait && super::admin::idle_poll(cx).is_ready() {
                         return Poll::Ready(());
                     }
                     return Poll::Pending;

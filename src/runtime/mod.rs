@@ -645,9 +645,9 @@ async fn timer_heartbeat() {
 /// then its entry and its guard, dropped in that order when the session ends (tokio drops a
 /// task's future as soon as it completes). A plain struct rather than an async block: it
 /// keeps nothing but these three, and a task lives as long as its connection. Each poll of
-/// the session runs as its entry ([`admin::SessEntry::enter`]): that is how `shutdown
-/// sessions server` and soft stop reach an idle HTTP session ([`admin::idle_poll`]) without
-/// a future of their own.
+/// the session runs as its entry ([`admin::SessEntry::enter`]): that is how soft stop reaches
+/// an idle HTTP session ([`admin::idle_poll`]) without a future of its own, and how
+/// [`admin::session_server`] finds the entry.
 struct SessionTask<F> {
     session: F,
     sess: admin::SessEntry,
