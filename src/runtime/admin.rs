@@ -612,7 +612,7 @@ pub fn start(
     let ctx = Arc::new(Ctx {
         shared: Arc::clone(shared),
         proxies,
-        maxconn: shared.global_maxconn.available_permits() as u32,
+        maxconn: shared.maxconn,
         start: SystemTime::now(),
         nbthread: rt.metrics().num_workers(),
         stats_timeout: Duration::from_millis(
@@ -1696,7 +1696,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let cur = ctx.shared.active.load(Ordering::Acquire);
+    let cur = super::ACTCONN.load(Ordering::Acquire);
     let cum: u64 = ctx
         .shared
         .frontends
@@ -2545,16 +2545,46 @@ const SESS_SHARDS: usize = 32;
 const NONE: u32 = u32::MAX;
 
 /// A shard of the session registry: a slab whose freed slots are reused (last freed first),
-/// so that it grows to the peak number of sessions only and touches no new memory after.
+/// so that it grows to the peak number of sessions only and touches no new memory after. In
+/// chunks of [`SESS_CHUNK`] slots that never move: growing copies nothing and leaves no freed
+/// block behind.
 struct SessShard {
-    slots: Vec<SessSlot>,
+    chunks: Vec<Vec<SessSlot>>,
     free: u32,
+}
+
+const SESS_CHUNK: usize = 32;
+
+impl SessShard {
+    fn get_mut(&mut self, idx: usize) -> Option<&mut SessSlot> {
+        self.chunks
+            .get_mut(idx / SESS_CHUNK)
+            .and_then(|c| c.get_mut(idx % SESS_CHUNK))
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &SessSlot> {
+        self.chunks.iter().flatten()
+    }
+
+    fn slots_mut(&mut self) -> impl Iterator<Item = &mut SessSlot> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    fn push(&mut self, slot: SessSlot) -> u32 {
+        if self.chunks.last().is_none_or(|c| c.len() == SESS_CHUNK) {
+            self.chunks.push(Vec::with_capacity(SESS_CHUNK));
+        }
+        let n = self.chunks.len();
+        let last = &mut self.chunks[n - 1];
+        last.push(slot);
+        ((n - 1) * SESS_CHUNK + last.len() - 1) as u32
+    }
 }
 
 /// Sessions in progress, sharded so accepting never contends on one lock.
 static SESSIONS: [Mutex<SessShard>; SESS_SHARDS] = [const {
     Mutex::new(SessShard {
-        slots: Vec::new(),
+        chunks: Vec::new(),
         free: NONE,
     })
 }; SESS_SHARDS];
@@ -2590,7 +2620,7 @@ impl Drop for SessEntry {
     fn drop(&mut self) {
         let mut sh = shard(self.shard as usize);
         let free = sh.free;
-        if let Some(s) = sh.slots.get_mut(self.idx as usize) {
+        if let Some(s) = sh.get_mut(self.idx as usize) {
             s.id = 0;
             s.waker = None;
             s.next_free = free;
@@ -2618,14 +2648,15 @@ pub fn session_opened(
         next_free: NONE,
     };
     let mut sh = shard(i);
-    let idx = if sh.free != NONE {
-        let idx = sh.free;
-        sh.free = sh.slots[idx as usize].next_free;
-        sh.slots[idx as usize] = slot;
-        idx
-    } else {
-        sh.slots.push(slot);
-        (sh.slots.len() - 1) as u32
+    let free = sh.free;
+    let idx = match sh.get_mut(free as usize) {
+        Some(s) => {
+            let next = s.next_free;
+            *s = slot;
+            sh.free = next;
+            free
+        }
+        None => sh.push(slot),
     };
     SessEntry {
         shard: i as u32,
@@ -2659,7 +2690,7 @@ fn current() -> Option<(usize, usize)> {
 pub fn idle_poll(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
     use std::task::Poll;
     if let Some((i, idx)) = current()
-        && let Some(s) = shard(i).slots.get_mut(idx)
+        && let Some(s) = shard(i).get_mut(idx)
     {
         match &s.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -2678,8 +2709,7 @@ pub fn idle_poll(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
 pub fn wake_idle_sessions() {
     for i in 0..SESS_SHARDS {
         let wakers: Vec<_> = shard(i)
-            .slots
-            .iter_mut()
+            .slots_mut()
             .filter_map(|s| s.waker.take())
             .collect();
         for w in wakers {
@@ -2702,7 +2732,7 @@ pub fn session_server(be: &Backend, srv: &Server) {
     let Some((i, idx)) = current() else {
         return;
     };
-    if let Some(s) = shard(i).slots.get_mut(idx) {
+    if let Some(s) = shard(i).get_mut(idx) {
         s.be = be as *const Backend as usize;
         s.srv = srv.idx as u32;
     }
@@ -2712,7 +2742,7 @@ fn show_sess(shared: &Shared, out: &mut String) {
     let now = sess_now();
     for i in 0..SESS_SHARDS {
         let sh = shard(i);
-        for s in sh.slots.iter().filter(|s| s.id != 0) {
+        for s in sh.slots().filter(|s| s.id != 0) {
             let proto = if s.src.is_ipv4() { "tcpv4" } else { "tcpv6" };
             let be = shared
                 .backends

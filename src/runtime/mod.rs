@@ -120,38 +120,44 @@ pub fn stop_watch() -> watch::Receiver<bool> {
     }
 }
 
-/// Connections in progress in the process (`%ac`).
+/// Connections in progress in the process (`%ac`; soft stop waits for zero).
 pub static ACTCONN: AtomicUsize = AtomicUsize::new(0);
+
+/// The global `maxconn` slots (their number is added once configured). Process-wide, as
+/// [`ACTCONN`]: a session's guard need not point to the shared state.
+static GLOBAL_CONNS: Semaphore = Semaphore::const_new(0);
+
+/// Signalled when [`ACTCONN`] drops to zero.
+static ALL_CLOSED: Notify = Notify::const_new();
 
 /// Process-wide state shared by every worker.
 pub struct Shared {
     pub frontends: Vec<Arc<Frontend>>,
     pub backends: Vec<Arc<Backend>>,
-    global_maxconn: Arc<Semaphore>,
-    /// Sessions in progress (soft stop waits for zero).
-    active: AtomicUsize,
-    idle: Notify,
+    /// The global `maxconn` (permits: [`GLOBAL_CONNS`]).
+    pub maxconn: u32,
     /// `true` once a soft stop began.
     pub stopping: watch::Sender<bool>,
 }
 
-/// Held by a session for its whole life: its three connection-limit permits (given back on
-/// drop) and the active counts. Three pointers: it lives in every session task.
+/// Held by a session for its whole life: its connection-limit slots (given back on drop:
+/// global, frontend, and the `bind` line's when it has a `maxconn`) and the active counts.
+/// Two pointers: it lives in every session task.
 pub struct SessionGuard {
-    shared: Arc<Shared>,
     fe: Arc<Frontend>,
-    bind_max: Arc<Semaphore>,
+    bind_max: Option<Arc<Semaphore>>,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.shared.global_maxconn.add_permits(1);
+        GLOBAL_CONNS.add_permits(1);
         self.fe.maxconn.add_permits(1);
-        self.bind_max.add_permits(1);
-        ACTCONN.fetch_sub(1, Ordering::AcqRel);
+        if let Some(b) = &self.bind_max {
+            b.add_permits(1);
+        }
         self.fe.active.fetch_sub(1, Ordering::AcqRel);
-        if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.idle.notify_waiters();
+        if ACTCONN.fetch_sub(1, Ordering::AcqRel) == 1 {
+            ALL_CLOSED.notify_waiters();
         }
     }
 }
@@ -302,20 +308,20 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
 
     // Bind everything before starting threads (and before dropping privileges).
     ops::before_bind(&opts.ops);
-    let mut bound: Vec<(usize, listen::Bound, Arc<Semaphore>)> = Vec::new();
+    let mut bound: Vec<(usize, listen::Bound, Option<Arc<Semaphore>>)> = Vec::new();
     let mut failed = false;
     for (fi, fe) in frontends.iter().enumerate() {
         for (bi, b) in fe.proxy.binds.iter().enumerate() {
-            let bind_max = Arc::new(Semaphore::new(
-                b.maxconn
-                    .filter(|&m| m > 0)
-                    .unwrap_or(fe_proxies[fi])
-                    .max(1) as usize,
-            ));
+            // Without its own `maxconn`, a bind line has the frontend's, which the
+            // frontend's slots already count.
+            let bind_max = b
+                .maxconn
+                .filter(|&m| m > 0)
+                .map(|m| Arc::new(Semaphore::new(m as usize)));
             match listen::bind_all(&fe.proxy, b, bi, fe_proxies[fi]) {
                 Ok(list) => {
                     for l in list {
-                        bound.push((fi, l, Arc::clone(&bind_max)));
+                        bound.push((fi, l, bind_max.clone()));
                     }
                 }
                 Err(msg) => {
@@ -447,14 +453,13 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             return 1;
         }
     };
+    GLOBAL_CONNS.add_permits(global_maxconn as usize);
     let (stop_tx, stop_rx) = watch::channel(false);
     let _ = STOP_WATCH.set(stop_rx);
     let shared = Arc::new(Shared {
         frontends,
         backends,
-        global_maxconn: Arc::new(Semaphore::new(global_maxconn as usize)),
-        active: AtomicUsize::new(0),
-        idle: Notify::new(),
+        maxconn: global_maxconn,
         stopping: stop_tx,
     });
     admin::start(&rt, &shared, &cfg, cli_sockets);
@@ -494,7 +499,7 @@ fn drop_privileges(cfg: &Config, diags: &mut Diags) -> Option<i32> {
 
 async fn serve(
     shared: Arc<Shared>,
-    bound: Vec<(usize, listen::Bound, Arc<Semaphore>)>,
+    bound: Vec<(usize, listen::Bound, Option<Arc<Semaphore>>)>,
     hard_stop_after: Option<u64>,
     grace_ms: u64,
 ) -> i32 {
@@ -606,10 +611,10 @@ async fn serve(
     }
     let wait_idle = async {
         loop {
-            let n = shared.idle.notified();
+            let n = ALL_CLOSED.notified();
             tokio::pin!(n);
             n.as_mut().enable();
-            if shared.active.load(Ordering::Acquire) == 0 {
+            if ACTCONN.load(Ordering::Acquire) == 0 {
                 return;
             }
             n.await;
@@ -683,7 +688,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     fi: usize,
     mut listener: tokio::io::unix::AsyncFd<std::net::TcpListener>,
-    bind_max: Arc<Semaphore>,
+    bind_max: Option<Arc<Semaphore>>,
     fixed_local: Option<std::net::SocketAddr>,
 ) {
     let fe = Arc::clone(&shared.frontends[fi]);
@@ -716,16 +721,19 @@ async fn accept_loop(
         }
         // The permits are given back by the session's guard (`add_permits`): it keeps no
         // `OwnedSemaphorePermit`s (three more pointers per session).
-        let Ok(p1) = shared.global_maxconn.acquire().await else {
-            return;
+        // The bind line's slot first: a listener waiting for its own slot holds none of
+        // the frontend's or the process's, which the other listeners may use meanwhile.
+        let p3 = match &bind_max {
+            Some(b) => match b.acquire().await {
+                Ok(p) => Some(p),
+                Err(_) => return,
+            },
+            None => None,
         };
         let Ok(p2) = fe.maxconn.acquire().await else {
-            p1.forget();
             return;
         };
-        let Ok(p3) = bind_max.acquire().await else {
-            p1.forget();
-            p2.forget();
+        let Ok(p1) = GLOBAL_CONNS.acquire().await else {
             return;
         };
         // accept4 with SOCK_NONBLOCK: no ioctl per connection to make it non-blocking.
@@ -763,19 +771,19 @@ async fn accept_loop(
         if fe.proxy.option("clitcpka") || fe.proxy.option("tcpka") {
             let _ = socket2::SockRef::from(&stream).set_keepalive(true);
         }
-        shared.active.fetch_add(1, Ordering::AcqRel);
         ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);
         let cur = fe.active.fetch_add(1, Ordering::AcqRel) + 1;
         counters::accepted(&fe.ctr, cur as u32);
         let guard = SessionGuard {
-            shared: Arc::clone(&shared),
             fe: Arc::clone(&fe),
-            bind_max: Arc::clone(&bind_max),
+            bind_max: bind_max.clone(),
         };
         p1.forget();
         p2.forget();
-        p3.forget();
+        if let Some(p) = p3 {
+            p.forget();
+        }
         let acc = Accepted {
             client: ClientAddr(peer),
             orig_dst: match fixed_local {
