@@ -720,6 +720,13 @@ struct ClientConn {
     txn_start: Instant,
 }
 
+impl Drop for ClientConn {
+    /// The input buffer goes back to the pool: the next connection's first read takes it.
+    fn drop(&mut self) {
+        bufpool::give(std::mem::take(&mut self.cbuf));
+    }
+}
+
 /// What comes after a transaction.
 enum Flow {
     Next,
@@ -1383,6 +1390,8 @@ async fn transaction(
                 sc.close_reset();
             }
             if !client_keep_alive {
+                // The head's vectors serve the next connection's heads.
+                req.recycle();
                 let _ = cw.shutdown().await;
                 return Flow::End;
             }
