@@ -909,6 +909,12 @@ listen li
             assert_eq!(c2.get("/").unwrap().body_str().trim(), "s2", "{imp:?}");
             let mut c3 = HttpConn::connect(p[0]).unwrap();
             if imp == Impl::Rhaproxy {
+                // (The third connection may not be accepted yet.)
+                let count = || {
+                    let sess = cmd(&sock, "show sess");
+                    sess.lines().filter(|l| l.contains("fe=li")).count()
+                };
+                wait_until("three sessions", SOON, || count() == 3);
                 let sess = cmd(&sock, "show sess");
                 let lines: Vec<&str> = sess.lines().filter(|l| l.contains("fe=li")).collect();
                 assert_eq!(lines.len(), 3, "{mode:?} show sess: {sess}");

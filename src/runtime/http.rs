@@ -774,7 +774,7 @@ pub fn session(
 /// The session's future, written by hand so that an idle connection holds no more than its
 /// [`ClientConn`] and its timer: a transaction runs in a boxed future that owns the
 /// `ClientConn` meanwhile (and the soft-stop watch it needs), freed once its response is sent.
-struct Serve {
+pub(super) struct Serve {
     /// `None` while a transaction owns it.
     c: Option<ClientConn>,
     st: ServeState,
