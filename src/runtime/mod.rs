@@ -692,6 +692,8 @@ async fn accept_loop(
     fixed_local: Option<std::net::SocketAddr>,
 ) {
     let fe = Arc::clone(&shared.frontends[fi]);
+    // `option clitcpka` / `option tcpka`: kernel keep-alive probes towards the client.
+    let clitcpka = fe.proxy.option("clitcpka") || fe.proxy.option("tcpka");
     let mut generation = admin::resume_generation();
     loop {
         // Wait for a pending connection first, then for the connection limits: while a limit
@@ -767,8 +769,7 @@ async fn accept_loop(
             Err(_) => continue,
         };
         let _ = stream.set_nodelay(true);
-        // `option clitcpka` / `option tcpka`: kernel keep-alive probes towards the client.
-        if fe.proxy.option("clitcpka") || fe.proxy.option("tcpka") {
+        if clitcpka {
             let _ = socket2::SockRef::from(&stream).set_keepalive(true);
         }
         ACTCONN.fetch_add(1, Ordering::AcqRel);
