@@ -2673,10 +2673,16 @@ impl SessEntry {
     /// Runs `f` (a poll of the session) as this session: [`session_server`] and
     /// [`idle_poll`] find the entry through it.
     pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        let prev = CURRENT.with(|c| c.replace(self.packed()));
-        let r = f();
-        CURRENT.with(|c| c.set(prev));
-        r
+        /// Restores the previous entry, also when the poll panics (tokio goes on running
+        /// other tasks on the thread).
+        struct Restore(u64);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT.with(|c| c.replace(self.packed())));
+        f()
     }
 }
 
