@@ -130,6 +130,8 @@ pub struct Backend {
     pub source: Option<SourcePolicy>,
     /// `option transparent`: with no server, connect to the original destination.
     pub transparent: bool,
+    /// `option srvtcpka` / `option tcpka`: kernel keep-alive probes towards the servers.
+    pub srv_tcpka: bool,
     pub connect_timeout: Option<Duration>,
     pub server_timeout: Option<Duration>,
     pub server_fin_timeout: Option<Duration>,
@@ -452,6 +454,7 @@ impl Backend {
             ctr: Default::default(),
             persist: super::persist::Persist::build(p),
             prefer_last,
+            srv_tcpka: p.option("srvtcpka") || p.option("tcpka"),
         }
     }
 
@@ -838,7 +841,7 @@ impl Backend {
                     let _ = sockopt::set_reset_on_close(&s);
                 }
                 // `option srvtcpka` / `option tcpka`: kernel keep-alive probes towards the server.
-                if self.proxy.option("srvtcpka") || self.proxy.option("tcpka") {
+                if self.srv_tcpka {
                     let _ = socket2::SockRef::from(&s).set_keepalive(true);
                 }
                 Ok(s)

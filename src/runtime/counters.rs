@@ -17,7 +17,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Samples of the `qtime`/`ctime`/`rtime`/`ttime` averages.
 pub const TIME_SAMPLES: u64 = 1024;
 
+/// Unix milliseconds from the kernel's coarse clock (updated every tick, read without the
+/// TSC): rates and ages need no finer time, and this is read on every request.
 fn now_ms() -> u64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    if unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+        return ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -222,8 +222,9 @@ impl ServerConn {
     /// (with `usesrc clientip` that tuple comes from the client's own port space). Dropping
     /// tokio's write half would `shutdown(SHUT_WR)` first: a FIN, and a TIME_WAIT whenever the
     /// server's FIN crosses it.
-    fn close_reset(self) {
+    fn close_reset(mut self) {
         let _ = crate::tproxy::sockopt::set_reset_on_close(self.w.as_ref());
+        bufpool::release_any(&mut self.buf);
         self.w.forget();
         drop(self.r);
     }
@@ -721,9 +722,9 @@ struct ClientConn {
 }
 
 impl Drop for ClientConn {
-    /// The input buffer goes back to the pool: the next connection's first read takes it.
     fn drop(&mut self) {
-        bufpool::give(std::mem::take(&mut self.cbuf));
+        // The input buffer goes back to the pool (a `Connection: close` session ends with it).
+        bufpool::release_any(&mut self.cbuf);
     }
 }
 

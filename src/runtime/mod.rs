@@ -20,6 +20,7 @@ pub mod check_rules;
 pub mod counters;
 pub mod forward;
 pub mod http;
+pub mod lazyio;
 pub mod listen;
 pub mod logging;
 pub mod ops;

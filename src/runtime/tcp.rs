@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 
 use tokio::time::Instant;
 
-use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError};
+use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
 use super::forward::{self, SideTimeouts, Timeouts};
 use super::{Accepted, Frontend, logging};
 use crate::lb::RequestKey;
@@ -29,119 +29,31 @@ pub fn tunnel_timeouts(fe: &Frontend, be: Option<&Backend>) -> Timeouts {
     }
 }
 
-/// Not an `async fn`: an async fn keeps its arguments twice for its whole life (as arguments
-/// and as the locals they are moved into); this future keeps them once.
-#[allow(clippy::manual_async_fn)]
+/// A `mode tcp` session. The task of a connection lives as long as the connection, and an idle
+/// TCP pair keeps only what forwarding and the final log need: choosing a server and connecting
+/// (rules, queue, retries: a few KiB of future) run in a boxed future of their own, freed once
+/// the server connection is made.
+///
+/// Not an `async fn`: an async fn keeps its arguments for its whole life; this future keeps the
+/// box of the setup only.
 pub fn session(
     fe: Arc<Frontend>,
     client: TcpStream,
     acc: Accepted,
 ) -> impl Future<Output = ()> + Send {
+    let setup = Box::pin(setup(fe, client, acc));
     async move {
-        let Some(be) = (match super::rules::tcp_start(&fe, &client, &acc).await {
-            Some(b) => b,
-            None => {
-                // `tcp-request content reject`: logged as `f f/<NOSRV> -1/-1/Tt 0 PR` (measured).
-                if fe.log().is_some() {
-                    let rec = LogRecord {
-                        accept_date: acc.accept_utc,
-                        request_date: acc.accept_utc,
-                        t_handshake: Some(0),
-                        t_idle: Some(0),
-                        t_queue: Some(-1),
-                        t_connect: Some(-1),
-                        actconn: super::ACTCONN.load(Ordering::Relaxed) as u32,
-                        feconn: fe.feconn(),
-                        frontend: Arc::from(fe.name.as_str()),
-                        client: Some(acc.client.sock_addr()),
-                        frontend_addr: acc.orig_dst.map(|o| o.sock_addr()),
-                        term_state: logging::term(b'P', b'R'),
-                        ..Default::default()
-                    };
-                    finish(&fe, rec, &acc);
-                }
-                close_gracefully(client);
-                return;
-            }
-        }) else {
+        let Some(Pair {
+            client,
+            server,
+            tmo,
+            mut kill,
+            end,
+        }) = setup.await
+        else {
             return;
         };
-        be.cum_conns.fetch_add(1, Ordering::Relaxed);
-        let active = BeActive::new(&be);
-        // Hash the address as accepted (a v4v6 listener's `::ffff:a.b.c.d` is hashed as IPv6).
-        let key = RequestKey::tcp(acc.client.ip());
-        let ctx = ConnCtx {
-            client: acc.client,
-            orig_dst: acc.orig_dst,
-        };
-        let mut cs = ConnStats::default();
-        let r = tokio::select! {
-            r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(r),
-            _ = client_reset(&client) => None,
-        };
-        let Some(r) = r else {
-            // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
-            let mut rec = base_record(&fe, &be, &acc, &cs);
-            rec.term_state = logging::term(b'C', b'D');
-            drop(active);
-            rec.beconn = be.active.load(Ordering::Relaxed) as u32;
-            finish(&fe, rec, &acc);
-            return;
-        };
-        super::counters::tcp_started(&be, &cs);
-        let (server, slot) = match r {
-            Ok(x) => x,
-            Err(e) => {
-                let mut rec = base_record(&fe, &be, &acc, &cs);
-                rec.term_state = logging::term(
-                    match e {
-                        ConnectError::Resource(_) => b'R',
-                        ConnectError::QueueTimeout => b's',
-                        ConnectError::ConnectFailed {
-                            timed_out: true, ..
-                        } => b's',
-                        _ => b'S',
-                    },
-                    match e {
-                        ConnectError::QueueTimeout => b'Q',
-                        _ => b'C',
-                    },
-                );
-                if matches!(e, ConnectError::NoServer) {
-                    rec.server = None;
-                }
-                if matches!(e, ConnectError::QueueTimeout) {
-                    rec.t_queue = Some(cs.queue_ms);
-                }
-                drop(active);
-                rec.beconn = be.active.load(Ordering::Relaxed) as u32;
-                super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
-                finish(&fe, rec, &acc);
-                close_gracefully(client);
-                return;
-            }
-        };
-        if fe.log().is_some() {
-            cs.local_addr = server.local_addr().ok();
-        }
-        let srv_idx = slot.as_ref().map(|s| s.srv);
-        if let Some(s) = &slot {
-            super::admin::session_server(&be, s.server());
-        }
-        // `option logasap`: logged now, with `+` before `%B %Tt`, and not at the end.
-        let asap = fe.log().is_some_and(|l| l.logasap);
-        if asap {
-            let mut rec = base_record(&fe, &be, &acc, &cs);
-            rec.logasap = true;
-            finish(&fe, rec, &acc);
-        }
-        // The log record is built when the session ends (an idle pair keeps no 768-byte record),
-        // with the connection counts of now.
-        let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
-        let feconn = fe.feconn();
-        let tmo = tunnel_timeouts(&fe, Some(&be));
         // `shutdown sessions server` ends the session (HAProxy's `K` termination).
-        let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
         let st = forward::forward_until(
             client,
             server,
@@ -151,6 +63,48 @@ pub fn session(
             super::admin::killed(kill.as_mut()),
         )
         .await;
+        end.finish(st);
+    }
+}
+
+/// A connected pair, ready to forward.
+struct Pair {
+    client: TcpStream,
+    server: TcpStream,
+    tmo: Timeouts,
+    kill: Option<tokio::sync::watch::Receiver<u64>>,
+    end: PairEnd,
+}
+
+/// What the end of a forwarding session needs (counters, log line).
+struct PairEnd {
+    fe: Arc<Frontend>,
+    be: Arc<Backend>,
+    active: BeActive,
+    slot: Option<Slot>,
+    acc: Accepted,
+    cs: ConnStats,
+    /// Connection counts when the forwarding started (logged).
+    actconn: u32,
+    feconn: u32,
+    /// Logged at the start (`option logasap`).
+    asap: bool,
+}
+
+impl PairEnd {
+    fn finish(self, st: forward::Stats) {
+        let PairEnd {
+            fe,
+            be,
+            active,
+            slot,
+            acc,
+            cs,
+            actconn,
+            feconn,
+            asap,
+        } = self;
+        let srv_idx = slot.as_ref().map(|s| s.srv);
         drop(slot);
         drop(active);
         super::counters::tcp_session(
@@ -182,6 +136,128 @@ pub fn session(
         };
         finish(&fe, rec, &acc);
     }
+}
+
+/// Rules, server choice and connect: a pair ready to forward, or `None` when the session
+/// ended there (logged).
+async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pair> {
+    let be = (match super::rules::tcp_start(&fe, &client, &acc).await {
+        Some(b) => b,
+        None => {
+            // `tcp-request content reject`: logged as `f f/<NOSRV> -1/-1/Tt 0 PR` (measured).
+            if fe.log().is_some() {
+                let rec = LogRecord {
+                    accept_date: acc.accept_utc,
+                    request_date: acc.accept_utc,
+                    t_handshake: Some(0),
+                    t_idle: Some(0),
+                    t_queue: Some(-1),
+                    t_connect: Some(-1),
+                    actconn: super::ACTCONN.load(Ordering::Relaxed) as u32,
+                    feconn: fe.feconn(),
+                    frontend: Arc::from(fe.name.as_str()),
+                    client: Some(acc.client.sock_addr()),
+                    frontend_addr: acc.orig_dst.map(|o| o.sock_addr()),
+                    term_state: logging::term(b'P', b'R'),
+                    ..Default::default()
+                };
+                finish(&fe, rec, &acc);
+            }
+            close_gracefully(client);
+            return None;
+        }
+    })?;
+    be.cum_conns.fetch_add(1, Ordering::Relaxed);
+    let active = BeActive::new(&be);
+    // Hash the address as accepted (a v4v6 listener's `::ffff:a.b.c.d` is hashed as IPv6).
+    let key = RequestKey::tcp(acc.client.ip());
+    let ctx = ConnCtx {
+        client: acc.client,
+        orig_dst: acc.orig_dst,
+    };
+    let mut cs = ConnStats::default();
+    let r = tokio::select! {
+        r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(r),
+        _ = client_reset(&client) => None,
+    };
+    let Some(r) = r else {
+        // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.term_state = logging::term(b'C', b'D');
+        drop(active);
+        rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+        finish(&fe, rec, &acc);
+        return None;
+    };
+    super::counters::tcp_started(&be, &cs);
+    let (server, slot) = match r {
+        Ok(x) => x,
+        Err(e) => {
+            let mut rec = base_record(&fe, &be, &acc, &cs);
+            rec.term_state = logging::term(
+                match e {
+                    ConnectError::Resource(_) => b'R',
+                    ConnectError::QueueTimeout => b's',
+                    ConnectError::ConnectFailed {
+                        timed_out: true, ..
+                    } => b's',
+                    _ => b'S',
+                },
+                match e {
+                    ConnectError::QueueTimeout => b'Q',
+                    _ => b'C',
+                },
+            );
+            if matches!(e, ConnectError::NoServer) {
+                rec.server = None;
+            }
+            if matches!(e, ConnectError::QueueTimeout) {
+                rec.t_queue = Some(cs.queue_ms);
+            }
+            drop(active);
+            rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+            super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
+            finish(&fe, rec, &acc);
+            close_gracefully(client);
+            return None;
+        }
+    };
+    if fe.log().is_some() {
+        cs.local_addr = server.local_addr().ok();
+    }
+    if let Some(s) = &slot {
+        super::admin::session_server(&be, s.server());
+    }
+    // `option logasap`: logged now, with `+` before `%B %Tt`, and not at the end.
+    let asap = fe.log().is_some_and(|l| l.logasap);
+    if asap {
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.logasap = true;
+        finish(&fe, rec, &acc);
+    }
+    // The log record is built when the session ends (an idle pair keeps no 768-byte record),
+    // with the connection counts of now.
+    let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
+    let feconn = fe.feconn();
+    let tmo = tunnel_timeouts(&fe, Some(&be));
+    let kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+    Some(Pair {
+        client,
+        server,
+        tmo,
+        kill,
+        end: PairEnd {
+            fe,
+            be,
+            active,
+            slot,
+            acc,
+            cs,
+            actconn,
+            feconn,
+            asap,
+        },
+    })
 }
 
 /// Resolves when the client connection got an error (a reset).
