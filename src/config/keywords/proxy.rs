@@ -693,9 +693,14 @@ fn p_timeout(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             if lenient {
                 ctx.diags.warning(None, format!("unexpected character '{}' after the timer value '{v}', only (us=microseconds,ms=milliseconds,s=seconds,m=minutes,h=hours,d=days) are supported. This will be reported as an error in next versions.", v.trim_start_matches(|c: char| c.is_ascii_digit()).chars().nth(1).unwrap_or('?')));
             }
+            // HAProxy's timers are signed 32-bit milliseconds.
+            if ms > i32::MAX as u64 {
+                ctx.alert(format!("timer overflow in argument '{v}' to 'timeout {name}' (maximum value is 2147483647 ms or ~24.8 days)"));
+                return;
+            }
             if let Some(x) = a.get(3) {
                 ctx.alert(format!(
-                    "'timeout {name}' cannot handle unexpected argument '{x}'."
+                    "'timeout {name}' : unexpected extra argument '{x}' after value '{v}'."
                 ));
                 return;
             }
