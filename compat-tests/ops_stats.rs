@@ -854,3 +854,107 @@ listen li
         assert_eq!(&logs[0], h, "left rhaproxy, right HAProxy");
     }
 }
+
+/// True when the proxy closed `c` (end of stream or reset) within `timeout`; false when the
+/// wait timed out.
+fn eof_within(c: &mut HttpConn, timeout: Duration) -> bool {
+    c.w.set_read_timeout(Some(timeout)).unwrap();
+    let mut b = [0u8; 1];
+    match c.r.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Idle HTTP keep-alive sessions (one request done, waiting for the next): `show sess` lists
+/// them with the server they last used; `shutdown sessions server` leaves them alone (as
+/// HAProxy: an idle client connection has no stream on the server), soft stop closes them at
+/// once (the registry wakes their task; they hold no future for it).
+#[test]
+fn idle_http_sessions_show_shutdown_and_soft_stop() {
+    for imp in Impl::all("idle_http_sessions_show_shutdown_and_soft_stop") {
+        for mode in ["", "    option http-server-close\n"] {
+            let dir = TempDir::new("ops-idle-http");
+            let p = free_ports(3);
+            let _b: Vec<Backend> = (0..2)
+                .map(|i| Backend::start(&format!("s{}", i + 1), p[1 + i], Behavior::Http))
+                .collect();
+            let d = dir.0.display();
+            let cfg = format!(
+                "global
+    stats socket {d}/admin.sock level admin
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+listen li
+    bind 127.0.0.1:{}
+{mode}    server s1 127.0.0.1:{}
+    server s2 127.0.0.1:{}
+",
+                p[0], p[1], p[2]
+            );
+            let mut px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+            let sock = dir.0.join("admin.sock");
+            // Round robin: the first connection's request goes to s1, the second's to s2.
+            let mut c1 = HttpConn::connect(p[0]).unwrap();
+            assert_eq!(c1.get("/").unwrap().body_str().trim(), "s1", "{imp:?}");
+            let mut c2 = HttpConn::connect(p[0]).unwrap();
+            assert_eq!(c2.get("/").unwrap().body_str().trim(), "s2", "{imp:?}");
+            let mut c3 = HttpConn::connect(p[0]).unwrap();
+            if imp == Impl::Rhaproxy {
+                // (The third connection may not be accepted yet.)
+                let count = || {
+                    let sess = cmd(&sock, "show sess");
+                    sess.lines().filter(|l| l.contains("fe=li")).count()
+                };
+                wait_until("three sessions", SOON, || count() == 3);
+                let sess = cmd(&sock, "show sess");
+                let lines: Vec<&str> = sess.lines().filter(|l| l.contains("fe=li")).collect();
+                assert_eq!(lines.len(), 3, "{mode:?} show sess: {sess}");
+                assert!(sess.contains("fe=li be=li srv=s1 "), "{mode:?} {sess}");
+                assert!(sess.contains("fe=li be=li srv=s2 "), "{mode:?} {sess}");
+                // The connection without a request yet has no server.
+                assert!(sess.contains("fe=li be=li srv=<none> "), "{mode:?} {sess}");
+                assert!(
+                    lines
+                        .iter()
+                        .all(|l| l.contains("proto=tcpv4 src=127.0.0.1:"))
+                );
+            }
+            assert_eq!(cmd(&sock, "shutdown sessions server li/s1"), "\n");
+            let c1_closed = eof_within(&mut c1, Duration::from_millis(1000));
+            let c2_closed = eof_within(&mut c2, Duration::from_millis(200));
+            assert!(!c1_closed, "{imp:?} {mode:?}: the idle session on s1 stays");
+            assert!(!c2_closed, "{imp:?} {mode:?}: the session on s2 stays");
+            for c in [&mut c1, &mut c2] {
+                let r = c.get("/").unwrap();
+                assert_eq!(r.status, 200, "{imp:?} {mode:?}");
+            }
+            // Soft stop: idle keep-alive sessions close at once and the process leaves;
+            // a connection still waiting for its first request is not an idle keep-alive one.
+            let t = Instant::now();
+            px.signal(10);
+            assert!(
+                eof_within(&mut c2, Duration::from_secs(3)),
+                "{imp:?} {mode:?}: the idle keep-alive session is closed on soft stop"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "{imp:?} {mode:?}: soft stop took {:?}",
+                t.elapsed()
+            );
+            drop(c3.get("/"));
+            assert!(
+                px.wait_exit(Duration::from_secs(5)).is_some(),
+                "{imp:?} {mode:?}: the process left"
+            );
+        }
+    }
+}

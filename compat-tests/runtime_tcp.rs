@@ -766,6 +766,55 @@ listen li
     }
 }
 
+/// The connection limits of a frontend and of its `bind` lines: a bind line with its own
+/// `maxconn` is held to it, one without only to the frontend's.
+#[test]
+fn frontend_and_bind_maxconn() {
+    for imp in Impl::all("frontend_and_bind_maxconn") {
+        let dir = TempDir::new("bmax");
+        let p = free_ports(3);
+        let _b = Backend::start("e", p[1], Behavior::LineEcho);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    maxconn 2
+    bind 127.0.0.1:{} maxconn 1
+    bind 127.0.0.1:{}
+    server e 127.0.0.1:{}
+",
+            p[0], p[2], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0], p[2]]);
+        let greet = |s: &std::net::TcpStream, to: Duration| -> Option<String> {
+            s.set_read_timeout(Some(to)).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut l = String::new();
+            match r.read_line(&mut l) {
+                Ok(n) if n > 0 => Some(l),
+                _ => None,
+            }
+        };
+        let wait = Duration::from_millis(500);
+        let a1 = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&a1, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        // The first bind line is full.
+        let a2 = connect_from(None, p[0]).unwrap();
+        assert_eq!(greet(&a2, wait), None, "{imp:?}: bind maxconn 1");
+        // The second one is not, the frontend has room for one more.
+        let b1 = connect_from(None, p[2]).unwrap();
+        assert_eq!(greet(&b1, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        let b2 = connect_from(None, p[2]).unwrap();
+        assert_eq!(greet(&b2, wait), None, "{imp:?}: frontend maxconn 2");
+        // A slot of the frontend frees: the second bind line's connection gets it, the first
+        // bind line is still full.
+        drop(b1);
+        assert_eq!(greet(&b2, SOON).as_deref(), Some("e\n"), "{imp:?}");
+        assert_eq!(greet(&a2, wait), None, "{imp:?}: bind maxconn 1 still");
+        drop(a1);
+        assert_eq!(greet(&a2, SOON).as_deref(), Some("e\n"), "{imp:?}");
+    }
+}
+
 #[test]
 fn ipv6_binds_v4v6_and_v6only() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {

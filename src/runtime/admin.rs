@@ -612,7 +612,7 @@ pub fn start(
     let ctx = Arc::new(Ctx {
         shared: Arc::clone(shared),
         proxies,
-        maxconn: shared.global_maxconn.available_permits() as u32,
+        maxconn: shared.maxconn,
         start: SystemTime::now(),
         nbthread: rt.metrics().num_workers(),
         stats_timeout: Duration::from_millis(
@@ -1266,7 +1266,7 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         }
         ("show", "sess") => {
             if need(CliLevel::Operator, out) {
-                show_sess(out);
+                show_sess(&ctx.shared, out);
             }
         }
         ("show", "errors") => {
@@ -1703,7 +1703,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let cur = ctx.shared.active.load(Ordering::Acquire);
+    let cur = super::ACTCONN.load(Ordering::Acquire);
     let cum: u64 = ctx
         .shared
         .frontends
@@ -2593,125 +2593,251 @@ fn show_servers_state(ctx: &Ctx, filter: Option<&String>, out: &mut String) {
 // ------------------------------------------------------------------------------------------
 // Sessions (`show sess`).
 
-struct SessInfo {
+/// One session in progress. Compact and free of allocations: names are found from the
+/// frontend index and the backend's address when `show sess` asks, and the session's task is
+/// reached through its waker (registered while it waits for a request).
+struct SessSlot {
+    /// Shown by `show sess`; 0 for a free slot.
+    id: u64,
     src: std::net::SocketAddr,
-    fe: Arc<str>,
-    be: Option<Arc<str>>,
-    srv: Option<Arc<str>>,
-    start: std::time::Instant,
-    kill: Arc<tokio::sync::Notify>,
+    /// The backend in use (its address, 0: none) and the server's index in it.
+    be: usize,
+    /// Woken by soft stop while the session waits idle.
+    waker: Option<std::task::Waker>,
+    fe: u32,
+    srv: u32,
+    /// Seconds since [`sess_epoch`] at the session's start.
+    start: u32,
+    /// Next free slot (for a free slot).
+    next_free: u32,
 }
 
 const SESS_SHARDS: usize = 32;
+const NONE: u32 = u32::MAX;
 
-/// Sessions in progress, sharded so accepting never contends on one lock.
-static SESSIONS: [Mutex<Vec<(u64, SessInfo)>>; SESS_SHARDS] =
-    [const { Mutex::new(Vec::new()) }; SESS_SHARDS];
-
-fn task_key() -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let id = tokio::task::try_id()?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    Some(h.finish())
+/// A shard of the session registry: a slab whose freed slots are reused (last freed first),
+/// so that it grows to the peak number of sessions only and touches no new memory after. In
+/// chunks of [`SESS_CHUNK`] slots that never move: growing copies nothing and leaves no freed
+/// block behind.
+struct SessShard {
+    chunks: Vec<Vec<SessSlot>>,
+    free: u32,
 }
 
-/// Registered for the life of a session task (see [`session_opened`]).
-pub struct SessEntry(Option<u64>, Arc<tokio::sync::Notify>);
+const SESS_CHUNK: usize = 32;
+
+impl SessShard {
+    fn get_mut(&mut self, idx: usize) -> Option<&mut SessSlot> {
+        self.chunks
+            .get_mut(idx / SESS_CHUNK)
+            .and_then(|c| c.get_mut(idx % SESS_CHUNK))
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &SessSlot> {
+        self.chunks.iter().flatten()
+    }
+
+    fn slots_mut(&mut self) -> impl Iterator<Item = &mut SessSlot> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    fn push(&mut self, slot: SessSlot) -> u32 {
+        if self.chunks.last().is_none_or(|c| c.len() == SESS_CHUNK) {
+            self.chunks.push(Vec::with_capacity(SESS_CHUNK));
+        }
+        let n = self.chunks.len();
+        let last = &mut self.chunks[n - 1];
+        last.push(slot);
+        ((n - 1) * SESS_CHUNK + last.len() - 1) as u32
+    }
+}
+
+/// Sessions in progress, sharded so accepting never contends on one lock.
+static SESSIONS: [Mutex<SessShard>; SESS_SHARDS] = [const {
+    Mutex::new(SessShard {
+        chunks: Vec::new(),
+        free: NONE,
+    })
+}; SESS_SHARDS];
+
+static SESS_IDS: AtomicU64 = AtomicU64::new(1);
+
+fn sess_epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn sess_now() -> u32 {
+    sess_epoch().elapsed().as_secs() as u32
+}
+
+fn shard(i: usize) -> std::sync::MutexGuard<'static, SessShard> {
+    SESSIONS[i].lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registered for the life of a session task (see [`session_opened`]): its shard and slot.
+pub struct SessEntry {
+    shard: u32,
+    idx: u32,
+}
 
 impl SessEntry {
-    /// Resolves when `shutdown sessions server` targets the server this session uses.
-    pub async fn killed(&self) {
-        self.1.notified().await;
+    fn packed(&self) -> u64 {
+        (self.shard as u64) << 32 | self.idx as u64
     }
 }
 
 impl Drop for SessEntry {
     fn drop(&mut self) {
-        if let Some(k) = self.0 {
-            let mut v = SESSIONS[(k as usize) % SESS_SHARDS]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(p) = v.iter().position(|(x, _)| *x == k) {
-                v.swap_remove(p);
-            }
+        let mut sh = shard(self.shard as usize);
+        let free = sh.free;
+        if let Some(s) = sh.get_mut(self.idx as usize) {
+            s.id = 0;
+            s.waker = None;
+            s.next_free = free;
+            sh.free = self.idx;
         }
     }
 }
 
-/// Called at the start of a session task.
-pub fn session_opened(fe: &Frontend, src: std::net::SocketAddr) -> SessEntry {
-    let kill = Arc::new(tokio::sync::Notify::new());
-    let Some(k) = task_key() else {
-        return SessEntry(None, kill);
-    };
-    let info = SessInfo {
+/// Registers a new session of frontend number `fe` (as in `Shared::frontends`).
+pub fn session_opened(
+    fe: usize,
+    be: Option<&Arc<Backend>>,
+    src: std::net::SocketAddr,
+) -> SessEntry {
+    let id = SESS_IDS.fetch_add(1, Ordering::Relaxed);
+    let i = (id as usize) % SESS_SHARDS;
+    let slot = SessSlot {
+        id,
         src,
-        fe: Arc::from(fe.name.as_str()),
-        be: fe.backend.as_ref().map(|b| Arc::from(b.name.as_str())),
-        srv: None,
-        start: std::time::Instant::now(),
-        kill: Arc::clone(&kill),
+        be: be.map_or(0, |b| Arc::as_ptr(b) as usize),
+        waker: None,
+        fe: fe as u32,
+        srv: NONE,
+        start: sess_now(),
+        next_free: NONE,
     };
-    SESSIONS[(k as usize) % SESS_SHARDS]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((k, info));
-    SessEntry(Some(k), kill)
+    let mut sh = shard(i);
+    let free = sh.free;
+    let idx = match sh.get_mut(free as usize) {
+        Some(s) => {
+            let next = s.next_free;
+            *s = slot;
+            sh.free = next;
+            free
+        }
+        None => sh.push(slot),
+    };
+    SessEntry {
+        shard: i as u32,
+        idx,
+    }
+}
+
+thread_local! {
+    /// The entry of the session task being polled on this thread ([`SessEntry::enter`]).
+    static CURRENT: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+}
+
+impl SessEntry {
+    /// Runs `f` (a poll of the session) as this session: [`session_server`] and
+    /// [`idle_poll`] find the entry through it.
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Restores the previous entry, also when the poll panics (tokio goes on running
+        /// other tasks on the thread).
+        struct Restore(u64);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT.with(|c| c.replace(self.packed())));
+        f()
+    }
+}
+
+fn current() -> Option<(usize, usize)> {
+    let k = CURRENT.with(|c| c.get());
+    (k != u64::MAX).then_some(((k >> 32) as usize, (k & 0xffff_ffff) as usize))
+}
+
+/// Polled by a session waiting for its next request: ready once a soft stop began, else its
+/// task is woken when one begins (the waker stays registered until the session's next wait).
+pub fn idle_poll(cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    use std::task::Poll;
+    if let Some((i, idx)) = current()
+        && let Some(s) = shard(i).get_mut(idx)
+    {
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+    }
+    // After the registration: a soft stop that began before it is seen here, one that
+    // begins after it finds the waker ([`wake_idle_sessions`]).
+    if super::is_stopping() {
+        return Poll::Ready(());
+    }
+    Poll::Pending
+}
+
+/// Soft stop: wakes every session waiting idle (they see [`super::is_stopping`]).
+pub fn wake_idle_sessions() {
+    for i in 0..SESS_SHARDS {
+        let wakers: Vec<_> = shard(i)
+            .slots_mut()
+            .filter_map(|s| s.waker.take())
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
 }
 
 /// Ends every session of server `srv` of backend `be` (`shutdown sessions server`, and
-/// `on-marked-down shutdown-sessions` when a check takes the server down).
-pub fn shutdown_server_sessions(be: &str, srv: &Server) {
+/// `on-marked-down shutdown-sessions` when a check takes the server down): the sessions
+/// using it watch the server (TCP sessions, HTTP transactions, which log the `K`
+/// termination). As HAProxy, a client connection idle between two requests is left alone: it
+/// has no stream on the server.
+pub fn shutdown_server_sessions(_be: &str, srv: &Server) {
     srv.admin.kill.send_modify(|v| *v += 1);
-    kill_sessions(be, &srv.name);
-}
-
-/// Wakes the sessions currently using `srv` of `be` (HTTP sessions end on it; TCP sessions
-/// end through the server's own watch, which also logs them).
-fn kill_sessions(be: &str, srv: &str) {
-    for shard in &SESSIONS {
-        let v = shard.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, s) in v.iter() {
-            if s.be.as_deref() == Some(be) && s.srv.as_deref() == Some(srv) {
-                s.kill.notify_one();
-            }
-        }
-    }
 }
 
 /// The current session task is now connected to `srv` of `be`.
 pub fn session_server(be: &Backend, srv: &Server) {
-    let Some(k) = task_key() else {
+    let Some((i, idx)) = current() else {
         return;
     };
-    let mut v = SESSIONS[(k as usize) % SESS_SHARDS]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some((_, s)) = v.iter_mut().find(|(x, _)| *x == k) {
-        // Usually the same as for the session's previous request: no new strings then.
-        if s.be.as_deref() != Some(be.name.as_str()) {
-            s.be = Some(Arc::from(be.name.as_str()));
-        }
-        if s.srv.as_deref() != Some(srv.name.as_str()) {
-            s.srv = Some(Arc::from(srv.name.as_str()));
-        }
+    if let Some(s) = shard(i).get_mut(idx) {
+        s.be = be as *const Backend as usize;
+        s.srv = srv.idx as u32;
     }
 }
 
-fn show_sess(out: &mut String) {
-    for shard in &SESSIONS {
-        let v = shard.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, s) in v.iter() {
+fn show_sess(shared: &Shared, out: &mut String) {
+    let now = sess_now();
+    for i in 0..SESS_SHARDS {
+        let sh = shard(i);
+        for s in sh.slots().filter(|s| s.id != 0) {
             let proto = if s.src.is_ipv4() { "tcpv4" } else { "tcpv6" };
+            let be = shared
+                .backends
+                .iter()
+                .find(|b| Arc::as_ptr(b) as usize == s.be);
+            let srv = be.and_then(|b| b.servers.get(s.srv as usize));
             let _ = writeln!(
                 out,
-                "0x{k:x}: proto={proto} src={} fe={} be={} srv={} age={}s",
+                "0x{:x}: proto={proto} src={} fe={} be={} srv={} age={}s",
+                s.id,
                 super::listen::addr_port(&s.src),
-                s.fe,
-                s.be.as_deref().unwrap_or("<NONE>"),
-                s.srv.as_deref().unwrap_or("<none>"),
-                s.start.elapsed().as_secs()
+                shared
+                    .frontends
+                    .get(s.fe as usize)
+                    .map_or("<NONE>", |f| f.name.as_str()),
+                be.map_or("<NONE>", |b| b.name.as_str()),
+                srv.map_or("<none>", |s| s.name.as_str()),
+                now.saturating_sub(s.start)
             );
         }
     }

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
 use tokio::time::Instant;
@@ -33,6 +32,11 @@ use crate::lb::{Headers, RequestKey};
 use crate::log::LogRecord;
 use crate::tproxy::addr::unmap;
 use crate::tproxy::sockopt::UseSrc;
+
+/// The halves of the client connection within a transaction (borrowed: the session keeps
+/// one `TcpStream`, and `into_split` would allocate).
+type ClientR<'a> = tokio::net::tcp::ReadHalf<'a>;
+type ClientW<'a> = tokio::net::tcp::WriteHalf<'a>;
 
 /// Private idle server connections a client session keeps (`http-reuse never`; HAProxy's
 /// `max-session-srv-conns`).
@@ -642,8 +646,7 @@ enum RespEnd {
 struct ClientConn {
     fe: Arc<Frontend>,
     acc: Accepted,
-    cr: OwnedReadHalf,
-    cw: OwnedWriteHalf,
+    client: TcpStream,
     cbuf: Vec<u8>,
     /// Private idle server connections (`http-reuse never`) kept for this session's next
     /// requests, and their backend.
@@ -656,10 +659,9 @@ struct ClientConn {
     first: bool,
     /// The shard of the server pools this session uses ([`super::srvpool::session_shard`]).
     shard: u8,
+    /// The end of the previous transaction (or the accept): the start of the next one. Its
+    /// date is derived from the accept date ([`Accepted::utc_at`]).
     txn_start: Instant,
-    txn_start_utc: chrono::DateTime<chrono::Utc>,
-    /// When [`wait_request`] read the first bytes of the next request.
-    first_byte_at: Option<Instant>,
 }
 
 impl Drop for ClientConn {
@@ -689,9 +691,7 @@ pub fn session(
     fe: Arc<Frontend>,
     client: TcpStream,
     acc: Accepted,
-    stop: watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send {
-    let (cr, cw) = client.into_split();
     if let Some(be) = &fe.backend {
         be.cum_conns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -700,8 +700,7 @@ pub fn session(
     let c = ClientConn {
         fe,
         acc,
-        cr,
-        cw,
+        client,
         cbuf: Vec::new(),
         idle: IdleConns(Vec::new()),
         idle_be: None,
@@ -710,120 +709,165 @@ pub fn session(
         first: true,
         shard: super::srvpool::session_shard(),
         txn_start: acc.accept_at,
-        txn_start_utc: acc.accept_utc,
-        first_byte_at: None,
     };
-    serve(c, stop)
+    Serve {
+        c: Some(c),
+        st: ServeState::Next(None),
+    }
 }
 
-/// Not an `async fn` (see [`session`]): `c` and `stop` are kept once, in place.
-#[allow(clippy::manual_async_fn)]
-fn serve(mut c: ClientConn, mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send {
-    async move {
+/// The session's future, written by hand so that an idle connection holds no more than its
+/// [`ClientConn`] and its timer: a transaction runs in a boxed future that owns the
+/// `ClientConn` meanwhile (and the soft-stop watch it needs), freed once its response is sent.
+pub(super) struct Serve {
+    /// `None` while a transaction owns it.
+    c: Option<ClientConn>,
+    st: ServeState,
+}
+
+enum ServeState {
+    /// A transaction when something is buffered, else a wait for the next request. With
+    /// the time the wait read the first bytes of the request.
+    Next(Option<Instant>),
+    /// The wait for the first request and the keep-alive wait between requests, with their
+    /// timeouts, soft stop (`idle_wait`: between requests) and logs, as the head reading loop
+    /// of [`transaction`] would. The read is the one the transaction would do (no extra
+    /// syscall), into a pooled buffer: an idle connection holds none. Soft stop wakes the
+    /// task through its registry entry ([`super::admin::idle_poll`]).
+    Wait {
+        sleep: Option<tokio::time::Sleep>,
+        idle_wait: bool,
+    },
+    /// A transaction (or a 408 answer), which gives the connection back.
+    Busy(std::pin::Pin<Box<dyn Future<Output = (ClientConn, Flow)> + Send>>),
+}
+
+impl Future for Serve {
+    type Output = ();
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::pin::Pin;
+        use std::task::Poll;
+        // SAFETY: only `st` is structurally pinned (its `Sleep`): it is never moved, only
+        // replaced in place with `Pin::set`; `c` is not pinned; `Serve` has no `Drop`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let mut st = unsafe { Pin::new_unchecked(&mut this.st) };
         loop {
-            if c.cbuf.is_empty() && !wait_request(&mut c, &mut stop).await {
-                return;
+            // SAFETY: as above (a projection of the pinned state, nothing moved out).
+            match unsafe { st.as_mut().get_unchecked_mut() } {
+                ServeState::Next(first_byte_at) => {
+                    let first_byte_at = *first_byte_at;
+                    let Some(c) = this.c.as_mut() else {
+                        return Poll::Ready(());
+                    };
+                    if !c.cbuf.is_empty() {
+                        // Read by the wait, or left by the previous request (pipelining).
+                        let Some(mut c) = this.c.take() else {
+                            return Poll::Ready(());
+                        };
+                        st.set(ServeState::Busy(Box::pin(async move {
+                            let mut stop = super::stop_watch();
+                            let flow = transaction(&mut c, &mut stop, first_byte_at).await;
+                            (c, flow)
+                        })));
+                        continue;
+                    }
+                    let (tmo, _) = http1::head_wait(c.first, 0, &head_timeouts(&c.fe));
+                    let idle_wait = !c.first;
+                    if idle_wait && super::is_stopping() {
+                        return Poll::Ready(());
+                    }
+                    bufpool::release(&mut c.cbuf);
+                    st.set(ServeState::Wait {
+                        sleep: tmo.map(tokio::time::sleep),
+                        idle_wait,
+                    });
+                }
+                ServeState::Wait { sleep, idle_wait } => {
+                    let Some(c) = this.c.as_mut() else {
+                        return Poll::Ready(());
+                    };
+                    match bufpool::poll_read_pooled(&mut c.client, cx) {
+                        Poll::Ready(Ok(b)) if !b.is_empty() => {
+                            c.cbuf = b;
+                            st.set(ServeState::Next(Some(Instant::now())));
+                            continue;
+                        }
+                        Poll::Ready(_) => {
+                            if c.first {
+                                // HAProxy logs an empty connection too (`CR--` 400
+                                // `<BADREQ>`), but not a kept-alive one closed between
+                                // requests.
+                                let start_utc = c.acc.utc_at(c.txn_start);
+                                let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, start_utc);
+                                txn.vars = c.vars.clone();
+                                txn.first_byte = Some(Instant::now());
+                                txn.status = 400;
+                                txn.set_term(b'C', b'R');
+                            }
+                            return Poll::Ready(());
+                        }
+                        Poll::Pending => {}
+                    }
+                    if let Some(s) = sleep.as_mut() {
+                        // SAFETY: `sleep` is part of the pinned state (see above).
+                        if unsafe { Pin::new_unchecked(s) }.poll(cx).is_ready() {
+                            // `timeout http-request` before a first request: a logged 408;
+                            // a keep-alive wait ends silently.
+                            if !c.first {
+                                return Poll::Ready(());
+                            }
+                            let Some(mut c) = this.c.take() else {
+                                return Poll::Ready(());
+                            };
+                            st.set(ServeState::Busy(Box::pin(async move {
+                                answer_408(&mut c).await;
+                                (c, Flow::End)
+                            })));
+                            continue;
+                        }
+                    }
+                    if *idle_wait && super::admin::idle_poll(cx).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    return Poll::Pending;
+                }
+                ServeState::Busy(f) => {
+                    let (c, flow) = std::task::ready!(f.as_mut().poll(cx));
+                    this.c = Some(c);
+                    match flow {
+                        Flow::Next => st.set(ServeState::Next(None)),
+                        Flow::End => return Poll::Ready(()),
+                    }
+                }
             }
-            match Box::pin(transaction(&mut c, &mut stop)).await {
-                Flow::Next => {}
-                Flow::End => return,
-            }
-        }
-    }
-}
-
-/// Waits, with nothing buffered, until the client sends something: the wait for the first
-/// request and the keep-alive wait between requests, with their timeouts, soft stop and
-/// logs, as the head reading loop of [`transaction`] would. The read is the one the
-/// transaction would do (no extra syscall). `false`: the session ends.
-async fn wait_request(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> bool {
-    enum Woke {
-        Data(Vec<u8>),
-        Closed,
-        Timeout,
-        Stop,
-    }
-    let head_to = head_timeouts(&c.fe);
-    let (tmo, on_to) = http1::head_wait(c.first, 0, &head_to);
-    let idle_wait = !c.first;
-    if idle_wait && super::is_stopping() {
-        return false;
-    }
-    // The emptied input buffer goes back to the pool: an idle connection holds none.
-    bufpool::release(&mut c.cbuf);
-    // Polled by hand (a read into a pooled buffer, the timer, soft stop): this future is
-    // what an idle connection keeps, so it holds no more than the timer and the stop watch.
-    let woke = {
-        let sleep = tmo.map(tokio::time::sleep);
-        tokio::pin!(sleep);
-        let changed = stop.changed();
-        tokio::pin!(changed);
-        let cr = &mut c.cr;
-        std::future::poll_fn(|cx| {
-            use std::task::Poll;
-            match bufpool::poll_read_pooled(cr, cx) {
-                Poll::Ready(Ok(b)) if !b.is_empty() => return Poll::Ready(Woke::Data(b)),
-                Poll::Ready(_) => return Poll::Ready(Woke::Closed),
-                Poll::Pending => {}
-            }
-            if let Some(s) = sleep.as_mut().as_pin_mut()
-                && s.poll(cx).is_ready()
-            {
-                return Poll::Ready(Woke::Timeout);
-            }
-            if idle_wait && changed.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Woke::Stop);
-            }
-            Poll::Pending
-        })
-        .await
-    };
-    match woke {
-        Woke::Data(b) => {
-            c.cbuf = b;
-            c.first_byte_at = Some(Instant::now());
-            true
-        }
-        Woke::Stop => false,
-        Woke::Closed => {
-            if c.first {
-                // HAProxy logs an empty connection too (`CR--` 400 `<BADREQ>`), but not a
-                // kept-alive one closed between requests.
-                let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.txn_start_utc);
-                txn.vars = c.vars.clone();
-                txn.first_byte = Some(Instant::now());
-                txn.status = 400;
-                txn.set_term(b'C', b'R');
-            }
-            false
-        }
-        Woke::Timeout => {
-            if on_to == OnHeadTimeout::Send408 {
-                // Boxed, as it is rare: the waiting future stays small.
-                Box::pin(answer_408(c)).await;
-            }
-            false
         }
     }
 }
 
 /// `timeout http-request` expired before a request: a logged 408.
 async fn answer_408(c: &mut ClientConn) {
-    let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.txn_start_utc);
+    let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.acc.utc_at(c.txn_start));
     txn.vars = c.vars.clone();
     txn.first_byte = Some(txn.start);
     txn.status = 408;
     txn.set_term(b'c', b'R');
-    send_error(&mut c.cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
+    let (_, mut cw) = c.client.split();
+    send_error(&mut cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
 }
 
 /// One request and its response (or the answer of the rules, the stats page or an error).
-async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Flow {
+async fn transaction(
+    c: &mut ClientConn,
+    stop: &mut watch::Receiver<bool>,
+    first_byte_at: Option<Instant>,
+) -> Flow {
     let ClientConn {
         fe,
         acc,
-        cr,
-        cw,
+        client,
         cbuf,
         idle,
         idle_be,
@@ -832,10 +876,10 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         first,
         shard,
         txn_start,
-        txn_start_utc,
-        first_byte_at,
     } = c;
     let shard = *shard as usize;
+    let (mut client_r, mut client_w) = client.split();
+    let (cr, cw) = (&mut client_r, &mut client_w);
     let fe: &Arc<Frontend> = fe;
     let vars = &*vars;
     let acc: Accepted = *acc;
@@ -845,11 +889,11 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     // `balance source` hashes the address as accepted: on a `:::port v4v6` listener an IPv4
     // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
     let lb_ip = acc.client.ip();
-    let mut txn = TxnLog::new(fe, &acc, *txn_start, *txn_start_utc);
+    let mut txn = TxnLog::new(fe, &acc, *txn_start, acc.utc_at(*txn_start));
     txn.vars = vars.clone();
     if !cbuf.is_empty() {
         // Read by `wait_request`, or left by the previous request (pipelining).
-        txn.first_byte = Some(first_byte_at.take().unwrap_or(*txn_start));
+        txn.first_byte = Some(first_byte_at.unwrap_or(*txn_start));
     }
     // ---- request head
     let mut req = loop {
@@ -948,7 +992,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         if !keep {
             return Flow::End;
         }
-        (*txn_start, *txn_start_utc) = (Instant::now(), chrono::Utc::now());
+        *txn_start = Instant::now();
         return Flow::Next;
     }
 
@@ -966,7 +1010,6 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
             if Box::pin(answer_locally(fe, &mut *cw, &req, v, &mut txn)).await {
                 drop(txn);
                 *txn_start = Instant::now();
-                *txn_start_utc = chrono::Utc::now();
                 return Flow::Next;
             }
             return Flow::End;
@@ -982,7 +1025,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
         if !r.keep_alive {
             return Flow::End;
         }
-        (*txn_start, *txn_start_utc) = (Instant::now(), chrono::Utc::now());
+        *txn_start = Instant::now();
         return Flow::Next;
     }
 
@@ -1311,6 +1354,8 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
                 sc.close_reset();
             }
             if !client_keep_alive {
+                // The head's vectors serve the next connection's heads.
+                req.recycle();
                 let _ = cw.shutdown().await;
                 return Flow::End;
             }
@@ -1381,7 +1426,6 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
     drop(txn);
     req.recycle();
     *txn_start = Instant::now();
-    *txn_start_utc = chrono::Utc::now();
     Flow::Next
 }
 
@@ -1389,7 +1433,7 @@ async fn transaction(c: &mut ClientConn, stop: &mut watch::Receiver<bool>) -> Fl
 /// reject`); `true` when the client connection stays open for another request.
 async fn answer_locally(
     fe: &Frontend,
-    cw: &mut OwnedWriteHalf,
+    cw: &mut ClientW<'_>,
     req: &Request,
     v: super::rules::ReqVerdict,
     txn: &mut TxnLog,
@@ -1486,7 +1530,7 @@ async fn answer_locally(
 
 /// The error page of a rule (`deny`, `tarpit`): without its body for a HEAD request.
 async fn rule_error(
-    cw: &mut OwnedWriteHalf,
+    cw: &mut ClientW<'_>,
     req: &Request,
     status: u16,
     close: bool,
@@ -1626,8 +1670,8 @@ fn new_conn(
 async fn exchange(
     fe: &Frontend,
     be: &Backend,
-    cr: &mut OwnedReadHalf,
-    cw: &mut OwnedWriteHalf,
+    cr: &mut ClientR<'_>,
+    cw: &mut ClientW<'_>,
     cbuf: &mut Vec<u8>,
     sc: &mut ServerConn,
     mut rq_framer: Codec,
