@@ -24,7 +24,8 @@
 //!   this one is safe); otherwise the connection is closed (with an RST, as HAProxy does).
 //!   (HAProxy also stops admitting when its used file descriptors pass
 //!   `tune.pool-low-fd-ratio`/`-high-fd-ratio` of its limit; rhaproxy does not count them);
-//! - every `pool-purge-delay` while the server has idle connections: `excess = used + idle -
+//! - every `pool-purge-delay` while the server has idle connections (those the server closed
+//!   dropped first: HAProxy drops them at once): `excess = used + idle -
 //!   max(max_used, need_est)`; `need_est` decays to `max(max_used, (need_est + max_used) / 2)`,
 //!   `max_used` restarts from `used`; when `excess > 0`, each shard closes up to
 //!   `ceil(excess / 2) * its_idle / idle + 1` connections, idle list first (6 idle, nothing
@@ -166,6 +167,20 @@ impl ServerConn {
     /// No longer counted as used (a private connection idle in its session).
     pub fn unmark_used(&mut self) {
         self.used = UsedTok::none();
+    }
+
+    /// Like [`ServerConn::still_usable`], but asks the kernel (a `recv(MSG_PEEK)`): tokio's
+    /// `try_read` does not enter the kernel until its reactor has seen the socket readable,
+    /// which may come after a close the server made an instant ago.
+    fn still_open_now(&self) -> bool {
+        use nix::sys::socket::{MsgFlags, recv};
+        use std::os::fd::AsRawFd;
+        let mut b = [0u8; 1];
+        let fd = self.r.as_ref().as_raw_fd();
+        matches!(
+            recv(fd, &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT),
+            Err(nix::errno::Errno::EAGAIN)
+        )
     }
 
     /// An idle connection the server has closed (or that has unexpected bytes) is unusable.
@@ -420,8 +435,8 @@ impl SrvPool {
             used + idle <= need
         };
         // HAProxy drops an idle connection as soon as the server closes it; here it is found
-        // when it would be taken, or now, before refusing a connection because of it (the
-        // check costs a syscall per idle connection, only on this path).
+        // when it would be taken, or now, before refusing a connection because of it (a
+        // syscall per idle connection, only on this path).
         if !first_here && !admit(self) && (self.drop_dead() == 0 || !admit(self)) {
             c.close_reset();
             return;
@@ -470,7 +485,7 @@ impl SrvPool {
                 let before = list.len();
                 let mut k = 0;
                 while k < list.len() {
-                    if list[k].still_usable() {
+                    if list[k].still_open_now() {
                         k += 1;
                     } else if let Some(c) = list.remove(k) {
                         dead.push(c);
@@ -510,6 +525,8 @@ impl SrvPool {
     /// One purge: updates the estimate of the connections needed and closes about half of
     /// the excess.
     fn purge(&self) {
+        // The connections the server closed first: HAProxy no longer counts them.
+        self.drop_dead();
         let used = self.used.load(Relaxed);
         let idle = self.idle.load(Relaxed) + self.safe.load(Relaxed);
         let max_used = self.max_used.swap(used, Relaxed);
