@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
+use super::lazyio::LazyTcp;
 use super::srvpool::{ConnKey, Key, Lists, ReuseMode, ServerConn};
 use super::{Accepted, Frontend, bufpool, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
@@ -33,10 +34,10 @@ use crate::log::LogRecord;
 use crate::tproxy::addr::unmap;
 use crate::tproxy::sockopt::UseSrc;
 
-/// The halves of the client connection within a transaction (borrowed: the session keeps
-/// one `TcpStream`, and `into_split` would allocate).
-type ClientR<'a> = tokio::net::tcp::ReadHalf<'a>;
-type ClientW<'a> = tokio::net::tcp::WriteHalf<'a>;
+/// The two directions of the client connection within a transaction (shared references to
+/// the session's one [`LazyTcp`]: registered with the event loop only once it must wait).
+type ClientR<'a> = &'a LazyTcp;
+type ClientW<'a> = &'a LazyTcp;
 
 /// Private idle server connections a client session keeps (`http-reuse never`; HAProxy's
 /// `max-session-srv-conns`).
@@ -646,7 +647,7 @@ enum RespEnd {
 struct ClientConn {
     fe: Arc<Frontend>,
     acc: Accepted,
-    client: TcpStream,
+    client: LazyTcp,
     cbuf: Vec<u8>,
     /// Private idle server connections (`http-reuse never`) kept for this session's next
     /// requests, and their backend.
@@ -689,7 +690,7 @@ fn head_timeouts(fe: &Frontend) -> http1::HeadTimeouts {
 /// into the [`ClientConn`] before the future is made, so the future does not keep them twice.
 pub fn session(
     fe: Arc<Frontend>,
-    client: TcpStream,
+    client: LazyTcp,
     acc: Accepted,
 ) -> impl Future<Output = ()> + Send {
     if let Some(be) = &fe.backend {
@@ -854,7 +855,7 @@ async fn answer_408(c: &mut ClientConn) {
     txn.first_byte = Some(txn.start);
     txn.status = 408;
     txn.set_term(b'c', b'R');
-    let (_, mut cw) = c.client.split();
+    let mut cw: ClientW<'_> = &c.client;
     send_error(&mut cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
 }
 
@@ -878,7 +879,7 @@ async fn transaction(
         txn_start,
     } = c;
     let shard = *shard as usize;
-    let (mut client_r, mut client_w) = client.split();
+    let (mut client_r, mut client_w): (ClientR<'_>, ClientW<'_>) = (&*client, &*client);
     let (cr, cw) = (&mut client_r, &mut client_w);
     let fe: &Arc<Frontend> = fe;
     let vars = &*vars;
@@ -1457,7 +1458,7 @@ async fn answer_locally(
                 txn.request_line = None;
             }
             if reset {
-                super::rules::silent_drop(cw.as_ref());
+                super::rules::silent_drop(&**cw);
             } else {
                 let _ = cw.shutdown().await;
             }
@@ -1797,7 +1798,7 @@ async fn exchange(
                 }
                 ResVerdict::Drop => {
                     txn.set_term(b'P', b'H');
-                    super::rules::silent_drop(cw.as_ref());
+                    super::rules::silent_drop(&**cw);
                     return RespEnd::Abort;
                 }
                 ResVerdict::Reply {

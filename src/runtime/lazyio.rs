@@ -67,9 +67,22 @@ impl LazyTcp {
             .map_err(|e| io::Error::new(e.kind(), e.to_string()))
     }
 
-    /// A read that never waits (`WouldBlock` when nothing is there).
+    /// A read that never waits (`WouldBlock` when nothing is there). Once registered, it
+    /// enters the kernel only when the poller said the socket is readable, as tokio's; a
+    /// `WouldBlock` before registration registers the socket, so that repeated checks do not
+    /// each cost a syscall.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&self.sock).read(buf)
+        if self.reg.get().is_none() {
+            match (&self.sock).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.registration()?;
+                    return Err(e);
+                }
+                r => return r,
+            }
+        }
+        self.registration()?
+            .try_io(Interest::READABLE, |_| (&self.sock).read(buf))
     }
 
     /// Shuts the write direction (a FIN), at once.

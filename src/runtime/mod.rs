@@ -767,10 +767,8 @@ async fn accept_loop(
             }
         };
         drop(ready);
-        let stream = match tokio::net::TcpStream::from_std(stream) {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
+        // Registered with the event loop later: by the TCP session, by an HTTP session only
+        // when it must wait (see `lazyio`).
         let _ = stream.set_nodelay(true);
         if clitcpka {
             let _ = socket2::SockRef::from(&stream).set_keepalive(true);
@@ -818,11 +816,16 @@ async fn accept_loop(
         // HTTP connection does not pay for the larger TCP one).
         match fe.mode {
             Mode::Tcp => {
+                let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                    drop(guard);
+                    drop(sess);
+                    continue;
+                };
                 let session = tcp::session(Arc::clone(&fe), stream, acc);
                 tokio::spawn(session_task(guard, sess, session));
             }
             Mode::Http => {
-                let session = http::session(Arc::clone(&fe), stream, acc);
+                let session = http::session(Arc::clone(&fe), lazyio::LazyTcp::new(stream), acc);
                 tokio::spawn(session_task(guard, sess, session));
             }
         }
