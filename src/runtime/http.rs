@@ -652,9 +652,9 @@ struct ClientConn {
     /// Private idle server connections (`http-reuse never`) kept for this session's next
     /// requests, and their backend.
     idle: IdleConns,
-    idle_be: Option<Arc<Backend>>,
-    /// The `set-dst` destination the idle connections were made for.
-    idle_dst: Option<std::net::SocketAddr>,
+    /// The backend and `set-dst` destination the private idle connections were made for
+    /// (boxed: set only with private connections, and an idle session keeps this field).
+    idle_for: Option<Box<(Arc<Backend>, Option<SocketAddr>)>>,
     /// Allocated only when the configuration has rules (they may set variables).
     vars: Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
     first: bool,
@@ -704,8 +704,7 @@ pub fn session(
         client,
         cbuf: Vec::new(),
         idle: IdleConns(Vec::new()),
-        idle_be: None,
-        idle_dst: None,
+        idle_for: None,
         vars,
         first: true,
         shard: super::srvpool::session_shard(),
@@ -871,8 +870,7 @@ async fn transaction(
         client,
         cbuf,
         idle,
-        idle_be,
-        idle_dst,
+        idle_for,
         vars,
         first,
         shard,
@@ -1043,12 +1041,14 @@ async fn transaction(
     // `http-request set-dst[-port]` changes where address-less servers connect (and makes
     // idle connections to the old destination unusable).
     let set_dst = vars.as_ref().and_then(|v| v.lock().ok()?.dst);
-    if !idle_be.as_ref().is_some_and(|b| Arc::ptr_eq(b, &be)) || *idle_dst != set_dst {
+    let idle_matches = |f: &Option<Box<(Arc<Backend>, Option<SocketAddr>)>>| {
+        f.as_ref()
+            .is_some_and(|f| Arc::ptr_eq(&f.0, &be) && f.1 == set_dst)
+    };
+    if !idle.0.is_empty() && !idle_matches(idle_for) {
         for c in idle.0.drain(..) {
             c.close_reset();
         }
-        *idle_be = Some(Arc::clone(&be));
-        *idle_dst = set_dst;
     }
     let be_active = BeActive::new(&be);
     let mut plan = http1::plan_request(&req, fe.http.mode, be.http.mode);
@@ -1351,6 +1351,9 @@ async fn transaction(
                 // Exactly the room needed: an idle session keeps this vector.
                 idle.0.reserve_exact(1);
                 idle.0.push(sc);
+                if !idle_matches(idle_for) {
+                    *idle_for = Some(Box::new((Arc::clone(&be), set_dst)));
+                }
             } else {
                 sc.close_reset();
             }
