@@ -789,7 +789,7 @@ impl Future for Serve {
                     let Some(c) = this.c.as_mut() else {
                         return Poll::Ready(());
                     };
-                    match bufpool::poll_read_pooled(&mut c.client, cx) {
+                    match bufpool::poll_read_pooled(&mut &c.client, cx) {
                         Poll::Ready(Ok(b)) if !b.is_empty() => {
                             c.cbuf = b;
                             st.set(ServeState::Next(Some(Instant::now())));
