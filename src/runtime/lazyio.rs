@@ -267,8 +267,8 @@ mod tests {
         });
         l.write_all(&big).await.unwrap();
         assert!(l.is_registered());
+        // The FIN ends the reader's loop.
         l.shutdown().await.unwrap();
-        drop(l);
         assert_eq!(reader.join().unwrap(), 1 << 20);
     }
 
