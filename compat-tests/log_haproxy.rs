@@ -432,12 +432,28 @@ impl Drop for HaproxyGuard {
     }
 }
 
+/// A free port from a per-process sequence below the ephemeral range: `bind(0)` could hand
+/// two tests running at once the same just-released port, and HAProxy binds with
+/// SO_REUSEPORT, so two instances on one port would share its connections (seen once in CI: a
+/// request reached the other test's frontend).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    const LO: usize = 10_000;
+    const SPAN: usize = 22_000;
+    // Offset from the sequence of compat-tests/support (same formula, other start).
+    let seed = (std::process::id() as usize)
+        .wrapping_mul(7919)
+        .wrapping_add(11_000)
+        % SPAN;
+    loop {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (LO + (seed + k * 37) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 fn wait_listening(port: u16) {
