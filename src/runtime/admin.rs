@@ -14,8 +14,10 @@
 
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,15 +143,40 @@ impl SrvAdmin {
 }
 
 /// Resolves when `shutdown sessions server` kills the sessions of the watched server (never
-/// without a watch).
-pub async fn killed(rx: Option<&mut watch::Receiver<u64>>) {
-    match rx {
-        Some(rx) => {
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
+/// without a watch, nor once the watch is gone). A small future: the watch's `changed`
+/// future is polled in place (an idle TCP pair keeps it as its stop future).
+pub fn killed(
+    rx: Option<&mut watch::Receiver<u64>>,
+) -> Killed<impl Future<Output = WatchChanged> + '_> {
+    Killed(rx.map(|rx| rx.changed()))
+}
+
+type WatchChanged = Result<(), watch::error::RecvError>;
+
+/// See [`killed`].
+pub struct Killed<F>(Option<F>);
+
+impl<F> Future for Killed<F>
+where
+    F: Future<Output = WatchChanged>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: the inner future is a pinned projection: polled and dropped in place only.
+        let mut inner = unsafe { self.map_unchecked_mut(|k| &mut k.0) };
+        let Some(f) = inner.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        match f.poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Ready(Err(_)) => {
+                // The server is gone (reload): nothing can kill this session any more.
+                inner.set(None);
+                Poll::Pending
             }
+            Poll::Pending => Poll::Pending,
         }
-        None => std::future::pending::<()>().await,
     }
 }
 
@@ -2965,4 +2992,49 @@ pub fn drop_unclaimed() {
 /// Whether listeners are currently paused (for tests and `show stat`).
 pub fn is_paused() -> bool {
     *paused_tx().borrow()
+}
+
+#[cfg(test)]
+mod killed_tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::sync::watch;
+
+    #[tokio::test(start_paused = true)]
+    async fn killed_resolves_on_a_kill_only() {
+        let (tx, mut rx) = watch::channel(0u64);
+        let k = killed(Some(&mut rx));
+        tokio::pin!(k);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), k.as_mut())
+                .await
+                .is_err()
+        );
+        tx.send(1).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), k.as_mut())
+            .await
+            .expect("the kill ends it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn killed_never_resolves_without_a_watch_or_once_it_is_gone() {
+        let none = killed(None);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), none)
+                .await
+                .is_err()
+        );
+        let (tx, mut rx) = watch::channel(0u64);
+        let k = killed(Some(&mut rx));
+        tokio::pin!(k);
+        drop(tx);
+        // Polled again after the watch is gone: still pending, no panic.
+        for _ in 0..3 {
+            assert!(
+                tokio::time::timeout(Duration::from_secs(60), k.as_mut())
+                    .await
+                    .is_err()
+            );
+        }
+    }
 }

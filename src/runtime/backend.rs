@@ -467,12 +467,7 @@ impl Backend {
             prefer_last,
             srv_tcpka: p.option("srvtcpka") || p.option("tcpka"),
             last_ok,
-            reuse: match p.http_reuse {
-                crate::config::ir::HttpReuse::Never => super::srvpool::ReuseMode::Never,
-                crate::config::ir::HttpReuse::Safe => super::srvpool::ReuseMode::Safe,
-                crate::config::ir::HttpReuse::Aggressive => super::srvpool::ReuseMode::Aggressive,
-                crate::config::ir::HttpReuse::Always => super::srvpool::ReuseMode::Always,
-            },
+            reuse: p.http_reuse,
         }
     }
 

@@ -1251,48 +1251,27 @@ async fn transaction(
         if !was_reused {
             conn.drain_ready();
         }
-        if write_all(&mut conn.w, &out, be.server_timeout)
+        let write_failed = write_all(&mut conn.w, &out, be.server_timeout)
             .await
-            .is_err()
-        {
-            if was_reused && no_body {
-                // A reused connection closed under us: try a fresh one.
-                was_reused = false;
-                drop(sc.take());
-                match Box::pin(fresh(
-                    &be,
-                    &req,
-                    lb_ip,
-                    ctx,
-                    hip,
-                    slot.take(),
-                    &mut txn.cs,
-                    logged,
-                ))
-                .await
-                {
-                    Ok((c, sl)) => {
-                        sc = Some(c);
-                        slot = sl;
-                        continue;
-                    }
-                    Err(st) => break RespEnd::Error(st),
+            .is_err();
+        let r = if write_failed && was_reused && no_body {
+            // A reused connection closed under us: try a fresh one (below).
+            RespEnd::RetryableEmpty
+        } else {
+            // After a failed write the server may have answered (and closed) before reading
+            // the request: read what it sent; an empty answer becomes a 502 there.
+            // `shutdown sessions server` ends the transaction (HAProxy's `K` termination).
+            let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
+            tokio::select! {
+                // Not boxed: the transaction future is already on the heap.
+                r = exchange(
+                    fe, &be, &mut *cr, &mut *cw, &mut *cbuf, conn, rq_framer, info, req_11, plan,
+                    was_reused, &mut txn,
+                ) => r,
+                _ = super::admin::killed(kill.as_mut()) => {
+                    txn.set_term(b'K', if txn.resp_head.is_some() { b'D' } else { b'H' });
+                    RespEnd::Abort
                 }
-            }
-            // The server may have answered (and closed) before reading the request:
-            // read what it sent; an empty answer becomes a 502 there.
-        }
-        // `shutdown sessions server` ends the transaction (HAProxy's `K` termination).
-        let mut kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
-        let r = tokio::select! {
-            // Not boxed: the transaction future is already on the heap.
-            r = exchange(
-                fe, &be, &mut *cr, &mut *cw, &mut *cbuf, conn, rq_framer, info, req_11, plan,
-                was_reused, &mut txn,
-            ) => r,
-            _ = super::admin::killed(kill.as_mut()) => {
-                txn.set_term(b'K', if txn.resp_head.is_some() { b'D' } else { b'H' });
-                RespEnd::Abort
             }
         };
         if matches!(r, RespEnd::RetryableEmpty) && no_body {

@@ -190,15 +190,8 @@ impl ServerConn {
     }
 }
 
-/// `http-reuse`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReuseMode {
-    Never,
-    #[default]
-    Safe,
-    Aggressive,
-    Always,
-}
+/// `http-reuse`: the IR's mode, as the configuration gives it.
+pub use crate::config::ir::HttpReuse as ReuseMode;
 
 /// The lists a request may take a pooled connection from, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,17 +346,19 @@ impl SrvPool {
     /// A connection attempt: the need estimate counts it before it is made (the connection,
     /// once made, is counted as used by [`ServerConn::new`]).
     pub fn note_attempt(&self) {
-        let n = self.used.load(Relaxed) + 1;
-        self.max_used.fetch_max(n, Relaxed);
-        self.need_est.fetch_max(n, Relaxed);
+        self.note_used(self.used.load(Relaxed) + 1);
     }
 
     /// Counts one more connection in use (a new one, or one taken from the pool).
     fn use_one(self: &Arc<Self>) -> UsedTok {
-        let n = self.used.fetch_add(1, Relaxed) + 1;
+        self.note_used(self.used.fetch_add(1, Relaxed) + 1);
+        UsedTok(Some(Arc::clone(self)))
+    }
+
+    /// `n` connections in use: the maximum since the last purge and the need estimate.
+    fn note_used(&self, n: usize) {
         self.max_used.fetch_max(n, Relaxed);
         self.need_est.fetch_max(n, Relaxed);
-        UsedTok(Some(Arc::clone(self)))
     }
 
     /// An idle connection with this key from `lists`, the session's shard (`home`) first;

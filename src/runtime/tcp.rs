@@ -1,9 +1,7 @@
 //! `mode tcp` sessions: choose a server, connect, forward both ways.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 
 use tokio::net::TcpStream;
 
@@ -56,38 +54,9 @@ pub fn session(
             return;
         };
         // `shutdown sessions server` ends the session (HAProxy's `K` termination).
-        let stop = Killed(kill.as_mut().map(|rx| rx.changed()));
+        let stop = super::admin::killed(kill.as_mut());
         let st = forward::forward_until(client, server, tmo, &[], &[], stop).await;
         end.finish(st);
-    }
-}
-
-/// Resolves when `shutdown sessions server` kills the sessions of the watched server, as
-/// `admin::killed` (never without a watch, nor once the watch is gone), but smaller: the watch's
-/// `changed` future is polled in place (an idle pair keeps this future).
-struct Killed<F>(Option<F>);
-
-impl<F> Future for Killed<F>
-where
-    F: Future<Output = Result<(), tokio::sync::watch::error::RecvError>>,
-{
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: the inner future is a pinned projection: polled and dropped in place only.
-        let mut inner = unsafe { self.map_unchecked_mut(|k| &mut k.0) };
-        let Some(f) = inner.as_mut().as_pin_mut() else {
-            return Poll::Pending;
-        };
-        match f.poll(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(()),
-            Poll::Ready(Err(_)) => {
-                // The server is gone (reload): nothing can kill this session any more.
-                inner.set(None);
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
-        }
     }
 }
 
@@ -343,49 +312,4 @@ fn close_gracefully(client: TcpStream) {
 
 pub fn report_connect_error(be: &Backend, e: &ConnectError) {
     let _ = (be, e);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-    use tokio::sync::watch;
-
-    #[tokio::test(start_paused = true)]
-    async fn killed_resolves_on_a_kill_only() {
-        let (tx, mut rx) = watch::channel(0u64);
-        let k = Killed(Some(rx.changed()));
-        tokio::pin!(k);
-        assert!(
-            tokio::time::timeout(Duration::from_secs(60), k.as_mut())
-                .await
-                .is_err()
-        );
-        tx.send(1).unwrap();
-        tokio::time::timeout(Duration::from_secs(1), k.as_mut())
-            .await
-            .expect("the kill ends it");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn killed_never_resolves_without_a_watch_or_once_it_is_gone() {
-        let none = Killed::<std::future::Ready<Result<(), watch::error::RecvError>>>(None);
-        assert!(
-            tokio::time::timeout(Duration::from_secs(60), none)
-                .await
-                .is_err()
-        );
-        let (tx, mut rx) = watch::channel(0u64);
-        let k = Killed(Some(rx.changed()));
-        tokio::pin!(k);
-        drop(tx);
-        // Polled again after the watch is gone: still pending, no panic.
-        for _ in 0..3 {
-            assert!(
-                tokio::time::timeout(Duration::from_secs(60), k.as_mut())
-                    .await
-                    .is_err()
-            );
-        }
-    }
 }
