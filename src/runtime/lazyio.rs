@@ -69,39 +69,12 @@ impl LazyTcp {
             .ok_or_else(|| io::Error::other("cannot register the connection with the event loop"))
     }
 
-    /// A read that never waits (`WouldBlock` when nothing is there). Once registered, it
-    /// enters the kernel only when the poller said the socket is readable, as tokio's; a
-    /// `WouldBlock` before registration registers the socket, so that repeated checks do not
-    /// each cost a syscall.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.reg.get().is_none() {
-            match (&self.sock).read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.registration()?;
-                    return Err(e);
-                }
-                r => return r,
-            }
-        }
-        self.registration()?
-            .try_io(Interest::READABLE, |_| (&self.sock).read(buf))
-    }
-
     /// Shuts the write direction (a FIN), at once.
-    pub fn shutdown_write(&self) -> io::Result<()> {
+    fn shutdown_write(&self) -> io::Result<()> {
         self.sock.shutdown(std::net::Shutdown::Write)
     }
 
-    /// The plain socket (socket options, addresses).
-    pub fn socket(&self) -> &std::net::TcpStream {
-        &self.sock
-    }
-
-    pub fn poll_read_ref(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read_ref(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         // SAFETY: the bytes are only written by read(2), and `assume_init` covers only what it
         // wrote.
         let dst =
@@ -132,7 +105,7 @@ impl LazyTcp {
         }
     }
 
-    pub fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if self.reg.get().is_none() {
             match (&self.sock).write(data) {
                 Ok(n) => return Poll::Ready(Ok(n)),
@@ -289,27 +262,5 @@ mod tests {
         assert_eq!(&b[..n.unwrap()], b"ping");
         wrote.unwrap();
         assert_eq!(&t.join().unwrap(), b"pong");
-    }
-
-    #[tokio::test]
-    async fn try_read_before_and_after_registration() {
-        let (s, mut c) = pair();
-        let l = LazyTcp::new(s);
-        let mut l = &l;
-        let mut b = [0u8; 8];
-        // Not registered: straight to the socket.
-        c.write_all(b"x").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(l.try_read(&mut b).unwrap(), 1);
-        assert!(!l.is_registered());
-        // Nothing there: registered, so that the next checks go through readiness.
-        assert_eq!(
-            l.try_read(&mut b).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
-        assert!(l.is_registered());
-        c.write_all(b"yz").unwrap();
-        let n = l.read(&mut b).await.unwrap();
-        assert_eq!(&b[..n], b"yz");
     }
 }
