@@ -325,6 +325,18 @@ fn csv_export_is_show_stat() {
     let lab = lab(Impl::Rhaproxy);
     let user = lab.dir.0.join("user.sock");
     let _ = who(lab.web, 4);
+    // The clients have left, but the proxy sees their closes a moment later: wait until the
+    // frontend counts no session (`scur`), so that both reads below see the same state.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (h, r) = rows(&cmd(&user, "show stat"));
+        let scur = h.iter().position(|c| c == "scur").expect("scur column");
+        let web = r.iter().find(|r| r[0] == "web" && r[1] == "FRONTEND");
+        if web.is_some_and(|r| r[scur] == "0") || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let csv = get(lab.stats, &format!("{URI};csv"), Some((USER, PASS))).body_str();
     let sock = cmd(&user, "show stat");
     let (h1, r1) = rows(&csv);
