@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::clock;
 use crate::config::ir::{self, Mode, Proxy, ServerTarget};
 use crate::lb::{Algorithm, Balancer, ConnGuard, HashType, LbServer, RequestKey};
 use crate::tproxy::addr::{ClientAddr, OrigDstAddr, ServerAddr};
@@ -539,7 +540,7 @@ impl Backend {
         let pos = |be: &Backend, e: Option<u64>| {
             e.map(|e| (be.queue_idx.load(Ordering::Acquire) - e + 1) as u32)
         };
-        let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        let deadline = self.queue_timeout.map(|d| clock::now() + d);
         // The first attempt takes no lock at all; only when it finds every candidate full does
         // the request register for wake-ups (then retries once before sleeping).
         let mut first = true;
@@ -638,7 +639,7 @@ impl Backend {
         if let Some(slot) = self.try_slot(i) {
             return Ok(slot);
         }
-        let deadline = self.queue_timeout.map(|d| Instant::now() + d);
+        let deadline = self.queue_timeout.map(|d| clock::now() + d);
         self.wait_server_slot(i, deadline, stats).await
     }
 
@@ -729,9 +730,9 @@ impl Backend {
             let s = match slot.take() {
                 Some(s) => s,
                 None => {
-                    let t = Instant::now();
+                    let t = clock::now();
                     let r = self.assign_with(key, avoid, stats).await;
-                    stats.queue_ms += t.elapsed().as_millis() as i64;
+                    stats.queue_ms += clock::now().saturating_duration_since(t).as_millis() as i64;
                     r?
                 }
             };
@@ -745,13 +746,13 @@ impl Backend {
             };
             let policy = srv.source.as_ref().or(self.source.as_ref());
             stats.server_addr = Some(addr);
-            let t = Instant::now();
+            let t = clock::now();
             self.count(s.srv, |c| &c.connect);
             // HAProxy counts a connection in the server's need estimate from its attempt (a
             // refused one too, and in `mode tcp`).
             srv.pool.note_attempt();
             let r = self.dial(addr, policy, ctx, hdr_ip).await;
-            stats.connect_ms = t.elapsed().as_millis() as i64;
+            stats.connect_ms = clock::now().saturating_duration_since(t).as_millis() as i64;
             let (server, timed_out) = match r {
                 // `stats.local_addr` is left to the caller: a getsockname only when it logs.
                 Ok(stream) => return Ok((stream, Some(s))),
@@ -845,7 +846,7 @@ impl Backend {
         })?;
         let fut = sockopt::connect(sock, ServerAddr(addr));
         let r = match self.connect_timeout {
-            Some(t) => match tokio::time::timeout(t, fut).await {
+            Some(t) => match tokio::time::timeout_at(clock::now() + t, fut).await {
                 Ok(r) => r,
                 Err(_) => return Err(DialError::Failed(true)),
             },

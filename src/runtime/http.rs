@@ -21,9 +21,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
+use super::blockpool::PoolFuture;
 use super::lazyio::LazyTcp;
 use super::srvpool::{ConnKey, Key, Lists, ReuseMode, ServerConn};
-use super::{Accepted, Frontend, bufpool, forward, logging, tcp};
+use super::{Accepted, Frontend, bufpool, clock, forward, logging, tcp};
 use crate::config::ir::{ConnMode, Proxy};
 use crate::http1::{
     self, BodyFramer, BodyKind, Direction, ErrorFlavor, ForwardFor, HttpMode, Limits,
@@ -152,7 +153,7 @@ async fn read_more<R: AsyncRead + Unpin>(
         }
     };
     match tmo {
-        Some(t) => match tokio::time::timeout(t, fut).await {
+        Some(t) => match tokio::time::timeout_at(clock::now() + t, fut).await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(_)) => Err(IoEnd::Io),
             Err(_) => Err(IoEnd::Timeout),
@@ -168,7 +169,7 @@ async fn write_all<W: AsyncWrite + Unpin>(
 ) -> Result<(), IoEnd> {
     let fut = w.write_all(data);
     match tmo {
-        Some(t) => match tokio::time::timeout(t, fut).await {
+        Some(t) => match tokio::time::timeout_at(clock::now() + t, fut).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(IoEnd::Io),
             Err(_) => Err(IoEnd::Timeout),
@@ -557,7 +558,7 @@ impl TxnLog {
         {
             return;
         }
-        let end = Instant::now();
+        let end = clock::now();
         let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
         let utc = |t: Instant| self.start_utc + chrono::Duration::milliseconds(ms(self.start, t));
         let be = self.be.as_deref();
@@ -739,7 +740,7 @@ enum ServeState {
         idle_wait: bool,
     },
     /// A transaction (or a 408 answer), which gives the connection back.
-    Busy(std::pin::Pin<Box<dyn Future<Output = (ClientConn, Flow)> + Send>>),
+    Busy(PoolFuture<'static, (ClientConn, Flow)>),
 }
 
 impl Future for Serve {
@@ -750,6 +751,7 @@ impl Future for Serve {
     ) -> std::task::Poll<()> {
         use std::pin::Pin;
         use std::task::Poll;
+        let _now = clock::freeze();
         // SAFETY: only `st` is structurally pinned (its `Sleep`): it is never moved, only
         // replaced in place with `Pin::set`; `c` is not pinned; `Serve` has no `Drop`.
         let this = unsafe { self.get_unchecked_mut() };
@@ -767,7 +769,7 @@ impl Future for Serve {
                         let Some(mut c) = this.c.take() else {
                             return Poll::Ready(());
                         };
-                        st.set(ServeState::Busy(Box::pin(async move {
+                        st.set(ServeState::Busy(PoolFuture::new(async move {
                             let mut stop = super::stop_watch();
                             let flow = transaction(&mut c, &mut stop, first_byte_at).await;
                             (c, flow)
@@ -781,7 +783,7 @@ impl Future for Serve {
                     }
                     bufpool::release(&mut c.cbuf);
                     st.set(ServeState::Wait {
-                        sleep: tmo.map(tokio::time::sleep),
+                        sleep: tmo.map(|t| tokio::time::sleep_until(clock::now() + t)),
                         idle_wait,
                     });
                 }
@@ -792,7 +794,7 @@ impl Future for Serve {
                     match bufpool::poll_read_pooled(&mut &c.client, cx) {
                         Poll::Ready(Ok(b)) if !b.is_empty() => {
                             c.cbuf = b;
-                            st.set(ServeState::Next(Some(Instant::now())));
+                            st.set(ServeState::Next(Some(clock::now())));
                             continue;
                         }
                         Poll::Ready(_) => {
@@ -803,7 +805,7 @@ impl Future for Serve {
                                 let start_utc = c.acc.utc_at(c.txn_start);
                                 let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, start_utc);
                                 txn.vars = c.vars.clone();
-                                txn.first_byte = Some(Instant::now());
+                                txn.first_byte = Some(clock::now());
                                 txn.status = 400;
                                 txn.set_term(b'C', b'R');
                             }
@@ -822,7 +824,7 @@ impl Future for Serve {
                             let Some(mut c) = this.c.take() else {
                                 return Poll::Ready(());
                             };
-                            st.set(ServeState::Busy(Box::pin(async move {
+                            st.set(ServeState::Busy(PoolFuture::new(async move {
                                 answer_408(&mut c).await;
                                 (c, Flow::End)
                             })));
@@ -835,7 +837,7 @@ impl Future for Serve {
                     return Poll::Pending;
                 }
                 ServeState::Busy(f) => {
-                    let (c, flow) = std::task::ready!(f.as_mut().poll(cx));
+                    let (c, flow) = std::task::ready!(Pin::new(f).poll(cx));
                     this.c = Some(c);
                     match flow {
                         Flow::Next => st.set(ServeState::Next(None)),
@@ -921,7 +923,7 @@ async fn transaction(
                 if *first {
                     // HAProxy logs an empty connection too (`CR--` 400 `<BADREQ>`), but
                     // not a kept-alive one closed between requests.
-                    txn.first_byte.get_or_insert_with(Instant::now);
+                    txn.first_byte.get_or_insert_with(clock::now);
                 }
                 txn.status = 400;
                 txn.set_term(b'C', b'R');
@@ -929,7 +931,7 @@ async fn transaction(
                 return Flow::End;
             }
             Ok(_) => {
-                txn.first_byte.get_or_insert_with(Instant::now);
+                txn.first_byte.get_or_insert_with(clock::now);
             }
             Err(IoEnd::Timeout) => {
                 if on_to == OnHeadTimeout::Send408 {
@@ -944,7 +946,7 @@ async fn transaction(
     };
     // HAProxy's "not first" request of the client session (`http-reuse safe`).
     let first_of_session = std::mem::replace(first, false);
-    txn.head_done = Some(Instant::now());
+    txn.head_done = Some(clock::now());
     txn.bytes_in = htx_head([req.method.len(), req.uri.len(), 8], &req.headers);
     let logged = fe.log().is_some();
     txn.request_line = logged.then(|| {
@@ -991,7 +993,7 @@ async fn transaction(
         if !keep {
             return Flow::End;
         }
-        *txn_start = Instant::now();
+        *txn_start = clock::now();
         return Flow::Next;
     }
 
@@ -1008,7 +1010,7 @@ async fn transaction(
         v => {
             if Box::pin(answer_locally(fe, &mut *cw, &req, v, &mut txn)).await {
                 drop(txn);
-                *txn_start = Instant::now();
+                *txn_start = clock::now();
                 return Flow::Next;
             }
             return Flow::End;
@@ -1024,7 +1026,7 @@ async fn transaction(
         if !r.keep_alive {
             return Flow::End;
         }
-        *txn_start = Instant::now();
+        *txn_start = clock::now();
         return Flow::Next;
     }
 
@@ -1092,7 +1094,7 @@ async fn transaction(
             _ => None,
         });
     let hip = want_hdr.and_then(|(h, o)| hdr_ip(&req, &h, o));
-    let tq = Instant::now();
+    let tq = clock::now();
     // `option prefer-last-server`: the server of an idle connection of this session; with a
     // private connection made so by NTLM (the only ones a session keeps unless `http-reuse
     // never`), even without the option.
@@ -1108,7 +1110,7 @@ async fn transaction(
         Some(i) => be.assign_server(i, &mut txn.cs).await,
         None => be.assign_with(&key, None, &mut txn.cs).await,
     };
-    txn.cs.queue_ms = logging::ms_between(tq, Instant::now());
+    txn.cs.queue_ms = logging::ms_between(tq, clock::now());
     let slot = match assigned {
         Ok(s) => {
             txn.cs.server = Some(s.srv);
@@ -1169,7 +1171,7 @@ async fn transaction(
             txn.cs.local_addr = c.local;
             Ok((c, slot, true))
         }
-        None => match Box::pin(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
+        None => match PoolFuture::new(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
             Ok((s, sl)) => {
                 let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
                 // The local address (`%bi:%bp`) costs a getsockname: only when logged.
@@ -1244,7 +1246,7 @@ async fn transaction(
                 return Flow::End;
             }
         }
-        txn.sent = Some(Instant::now());
+        txn.sent = Some(clock::now());
         let Some(conn) = sc.as_mut() else {
             break RespEnd::Error(503);
         };
@@ -1408,7 +1410,7 @@ async fn transaction(
     drop(be_active);
     drop(txn);
     req.recycle();
-    *txn_start = Instant::now();
+    *txn_start = clock::now();
     Flow::Next
 }
 
@@ -1463,10 +1465,10 @@ async fn answer_locally(
                 .as_ref()
                 .or(t.connect.as_ref())
                 .map_or(0, |x| x.value);
-            let t0 = Instant::now();
+            let t0 = clock::now();
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
             // HAProxy logs the tarpit wait as `%Tw`, with `%Tq` -1 (measured).
-            txn.cs.queue_ms = logging::ms_between(t0, Instant::now());
+            txn.cs.queue_ms = logging::ms_between(t0, clock::now());
             txn.head_done = None;
             txn.status = status as i32;
             txn.set_term(b'P', b'T');
@@ -1754,7 +1756,7 @@ async fn exchange(
             *private = true;
         }
         txn.bytes_out += htx_head([8, 3, resp.reason.len()], &resp.headers);
-        txn.resp_head = Some(Instant::now());
+        txn.resp_head = Some(clock::now());
         txn.status = resp.status as i32;
         txn.res_captures = capture(&resp.headers, &fe.proxy.capture_response);
         if let Some(c) = &fe.proxy.capture_cookie {
@@ -1975,14 +1977,14 @@ fn applet_log(txn: &mut TxnLog, name: &'static str) {
     txn.cs.applet = Some(name);
     txn.set_term(b'L', b'R');
     (txn.cs.queue_ms, txn.cs.connect_ms) = (0, 0);
-    let now = Instant::now();
+    let now = clock::now();
     (txn.sent, txn.resp_head) = (Some(now), Some(now));
 }
 
 impl TxnLog {
     /// Counts the finished transaction in the traffic counters (`show stat`).
     fn count(&self) {
-        let end = Instant::now();
+        let end = clock::now();
         let ms = |a: Instant, b: Instant| logging::ms_between(a, b);
         super::counters::finished(
             &self.fe.ctr,

@@ -14,9 +14,11 @@
 
 pub mod admin;
 pub mod backend;
+pub mod blockpool;
 pub mod bufpool;
 pub mod check;
 pub mod check_rules;
+pub mod clock;
 pub mod counters;
 pub mod forward;
 pub mod http;

@@ -141,14 +141,20 @@ impl ServerConn {
     /// Takes what a server that speaks first (or answers before reading) already sent:
     /// once our request reaches a server socket that is already closed, the kernel's RST
     /// may discard unread data.
+    /// Reads straight into the connection's buffer (one from the pool if it has none, given
+    /// back if nothing came): usually nothing is ready, and tokio answers without a syscall.
     pub fn drain_ready(&mut self) {
-        let mut tmp = [0u8; 16384];
-        while let Ok(n) = self.r.try_read(&mut tmp) {
-            if n == 0 {
-                break;
-            }
-            self.buf.extend_from_slice(&tmp[..n]);
+        if self.buf.capacity() == 0 {
+            self.buf = super::bufpool::take();
         }
+        loop {
+            self.buf.reserve(1);
+            match self.r.try_read_buf(&mut self.buf) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        super::bufpool::release(&mut self.buf);
     }
 
     /// Closes the connection after its exchange with an RST and no FIN, as HAProxy closes a
