@@ -13,3 +13,6 @@ pub mod lb;
 pub mod log;
 pub mod runtime;
 pub mod tproxy;
+
+#[global_allocator]
+static ALLOCATOR: runtime::aligned_cache::Allocator = runtime::aligned_cache::Allocator;

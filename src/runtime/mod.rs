@@ -13,6 +13,7 @@
 //! lock.
 
 pub mod admin;
+pub mod aligned_cache;
 pub mod backend;
 pub mod blockpool;
 pub mod bufpool;
@@ -446,6 +447,8 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("rhaproxy-worker")
+        .on_thread_start(aligned_cache::enable)
+        .on_thread_stop(aligned_cache::disable)
         .enable_all()
         .build()
     {
