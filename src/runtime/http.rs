@@ -769,7 +769,7 @@ impl Future for Serve {
                         let Some(mut c) = this.c.take() else {
                             return Poll::Ready(());
                         };
-                        st.set(ServeState::Busy(PoolFuture::new(async move {
+                        st.set(ServeState::Busy(PoolFuture::new_with(move || async move {
                             let mut stop = super::stop_watch();
                             let flow = transaction(&mut c, &mut stop, first_byte_at).await;
                             (c, flow)
@@ -1171,7 +1171,9 @@ async fn transaction(
             txn.cs.local_addr = c.local;
             Ok((c, slot, true))
         }
-        None => match PoolFuture::new(connect_for(&be, &key, ctx, hip, slot, &mut txn.cs)).await {
+        None => match PoolFuture::new_with(|| connect_for(&be, &key, ctx, hip, slot, &mut txn.cs))
+            .await
+        {
             Ok((s, sl)) => {
                 let srv = sl.as_ref().map(|x| x.srv).unwrap_or(usize::MAX);
                 // The local address (`%bi:%bp`) costs a getsockname: only when logged.
