@@ -230,11 +230,24 @@ pub mod recycle {
 }
 
 /// `tchar` from RFC 9110 (method and header-name characters).
+#[inline]
 pub fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-        | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+    TCHAR[b as usize]
 }
+
+/// [`is_tchar`] as a table: one load per byte of every method and header name.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = matches!(c,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+            | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z');
+        b += 1;
+    }
+    t
+};
 
 /// URI bytes HAProxy 2.6 accepts (measured): printable ASCII and DEL, except `#`.
 /// CTLs, SP, 8-bit bytes and `#` are rejected (400).
@@ -259,28 +272,17 @@ pub enum Scan {
 /// A CR anywhere else in the line is an error. `None` if no LF yet.
 fn next_line(buf: &[u8], pos: usize) -> Result<Option<(usize, usize)>, SyntaxError> {
     let rest = &buf[pos..];
-    let lf = match rest.iter().position(|&b| b == b'\n') {
-        Some(i) => i,
-        None => {
-            // A CR that is not the last byte and not followed by LF is already an error.
-            if let Some(i) = rest.iter().position(|&b| b == b'\r')
-                && i + 1 < rest.len()
-            {
-                return Err(SyntaxError::BareCr);
-            }
-            return Ok(None);
-        }
-    };
-    let line = &rest[..lf];
-    let end = if line.last() == Some(&b'\r') {
-        lf - 1
-    } else {
-        lf
-    };
-    if line[..end].contains(&b'\r') {
-        return Err(SyntaxError::BareCr);
+    // One vectorised pass for the first CR or LF: a CR must be followed by LF (a bare CR
+    // anywhere in a line is an error), or be the last byte so far (incomplete).
+    match memchr::memchr2(b'\r', b'\n', rest) {
+        None => Ok(None),
+        Some(i) if rest[i] == b'\n' => Ok(Some((pos + i, pos + i + 1))),
+        Some(i) => match rest.get(i + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some((pos + i, pos + i + 2))),
+            Some(_) => Err(SyntaxError::BareCr),
+        },
     }
-    Ok(Some((pos + end, pos + lf + 1)))
 }
 
 fn parse_version(v: &[u8]) -> Option<Version> {
