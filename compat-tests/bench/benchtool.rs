@@ -1,5 +1,5 @@
-//! Helper for `compat-tests/bench/proxy.sh` (not a test, not part of the cargo workspace; the
-//! script compiles it with plain `rustc -O`, std only).
+//! Helper for the scripts of `compat-tests/bench/` (not a test, not part of the cargo
+//! workspace; the scripts compile it with plain `rustc -O`, std only).
 //!
 //! Subcommands:
 //! * `ports N`: prints N free loopback TCP ports, one a line.
@@ -12,6 +12,11 @@
 //!   each and reads the whole response, then prints `ready N`, keeps them open and idle for
 //!   SECS seconds and resets them (SO_LINGER 0: no TIME_WAIT left on the client side, which
 //!   would slow the following runs' connects on loopback).
+//! * `load ADDR N CONC close|ka`: sends N `GET /` requests to ADDR from CONC threads, each
+//!   thread its share. `close`: a new connection per request with `Connection: close`, the
+//!   response read to EOF; `ka`: one persistent connection per thread, each response read
+//!   completely (Content-Length). Every response must start with `HTTP/1.1 200`; prints the
+//!   number of such responses and exits 1 if any request failed (used by `instructions.sh`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -31,8 +36,14 @@ fn main() {
             path,
             secs.parse().expect("SECS"),
         ),
+        ["load", addr, n, conc, mode @ ("close" | "ka")] => load(
+            addr,
+            n.parse().expect("N"),
+            conc.parse().expect("CONC"),
+            *mode == "ka",
+        ),
         _ => {
-            eprintln!("usage: benchtool ports N | wait ADDR MS | probe ADDR | whoami ADDR SRC | hold ADDR N PATH SECS");
+            eprintln!("usage: benchtool ports N | wait ADDR MS | probe ADDR | whoami ADDR SRC | hold ADDR N PATH SECS | load ADDR N CONC close|ka");
             2
         }
     };
@@ -265,4 +276,99 @@ fn reset_all(held: &[BufReader<TcpStream>]) {
             );
         }
     }
+}
+
+fn load(a: &str, n: usize, conc: usize, keepalive: bool) -> i32 {
+    let a = addr(a);
+    let conc = conc.max(1);
+    let threads: Vec<_> = (0..conc)
+        .map(|t| {
+            let share = n / conc + usize::from(t < n % conc);
+            std::thread::spawn(move || {
+                if keepalive {
+                    load_keepalive(a, share, t)
+                } else {
+                    load_close(a, share, t)
+                }
+            })
+        })
+        .collect();
+    let ok: usize = threads.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    println!("{ok}");
+    if ok == n {
+        0
+    } else {
+        eprintln!("load: {} of {n} requests failed", n - ok);
+        1
+    }
+}
+
+/// Read timeout of the load client: generous, the proxy may run under valgrind.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `share` requests, one connection each; returns the number answered `HTTP/1.1 200`.
+fn load_close(a: SocketAddr, share: usize, t: usize) -> usize {
+    let req = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let mut ok = 0;
+    let mut resp = Vec::with_capacity(512);
+    for i in 0..share {
+        let r = (|| -> std::io::Result<bool> {
+            let mut s = TcpStream::connect_timeout(&a, LOAD_TIMEOUT)?;
+            s.set_read_timeout(Some(LOAD_TIMEOUT))?;
+            s.write_all(req)?;
+            resp.clear();
+            s.read_to_end(&mut resp)?;
+            Ok(resp.starts_with(b"HTTP/1.1 200"))
+        })();
+        match r {
+            Ok(true) => ok += 1,
+            Ok(false) => eprintln!(
+                "thread {t} request {i}: {:?}",
+                String::from_utf8_lossy(&resp[..resp.len().min(80)])
+            ),
+            Err(e) => eprintln!("thread {t} request {i}: {e}"),
+        }
+    }
+    ok
+}
+
+/// `share` requests on one persistent connection; stops at the first failure (the
+/// connection's state is then unknown). Returns the number answered `HTTP/1.1 200`.
+fn load_keepalive(a: SocketAddr, share: usize, t: usize) -> usize {
+    if share == 0 {
+        return 0;
+    }
+    let req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+    let s = match TcpStream::connect_timeout(&a, LOAD_TIMEOUT) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("thread {t}: connect: {e}");
+            return 0;
+        }
+    };
+    s.set_read_timeout(Some(LOAD_TIMEOUT)).unwrap();
+    let mut r = BufReader::new(s);
+    for i in 0..share {
+        if let Err(e) = r.get_mut().write_all(req) {
+            eprintln!("thread {t} request {i}: write: {e}");
+            return i;
+        }
+        match read_response(&mut r) {
+            Ok((st, h, _)) if st.starts_with("HTTP/1.1 200") => {
+                if !h.to_ascii_lowercase().contains("content-length:") {
+                    eprintln!("thread {t} request {i}: response without Content-Length");
+                    return i + 1;
+                }
+            }
+            Ok((st, _, _)) => {
+                eprintln!("thread {t} request {i}: {}", st.trim());
+                return i;
+            }
+            Err(e) => {
+                eprintln!("thread {t} request {i}: read: {e}");
+                return i;
+            }
+        }
+    }
+    share
 }
