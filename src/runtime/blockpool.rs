@@ -17,13 +17,16 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-/// Size classes are multiples of this (and blocks are aligned to it).
+/// Size classes are multiples of this.
 const GRAIN: usize = 512;
+/// The alignment of every block: what `malloc` gives anyway (a larger one would go through
+/// `posix_memalign`, which leaves fragments in the heap).
+const ALIGN: usize = 16;
 /// Classes cover blocks up to `CLASSES * GRAIN` bytes; larger ones are not pooled.
 const CLASSES: usize = 16;
 /// Free blocks kept per class and thread: the peak of transactions a thread runs at once is
 /// what it keeps, up to this.
-const MAX_FREE: usize = 64;
+const MAX_FREE: usize = 16;
 
 struct Lists([Vec<NonNull<u8>>; CLASSES]);
 
@@ -44,12 +47,12 @@ thread_local! {
 
 fn class_layout(class: usize) -> Layout {
     // Cannot fail: the size is a multiple of the alignment, far below isize::MAX.
-    Layout::from_size_align((class + 1) * GRAIN, GRAIN).unwrap_or_else(|_| Layout::new::<u8>())
+    Layout::from_size_align((class + 1) * GRAIN, ALIGN).unwrap_or_else(|_| Layout::new::<u8>())
 }
 
 /// The class of a layout, `None` when it is not pooled.
 fn class_of(l: Layout) -> Option<usize> {
-    if l.size() == 0 || l.align() > GRAIN {
+    if l.size() == 0 || l.align() > ALIGN {
         return None;
     }
     let c = l.size().div_ceil(GRAIN) - 1;
@@ -182,7 +185,7 @@ mod tests {
             Some(15)
         );
         assert_eq!(class_of(Layout::from_size_align(8193, 8).unwrap()), None);
-        assert_eq!(class_of(Layout::from_size_align(64, 1024).unwrap()), None);
+        assert_eq!(class_of(Layout::from_size_align(64, 32).unwrap()), None);
         assert_eq!(class_of(Layout::new::<()>()), None);
     }
 
