@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
-use super::blockpool::PoolFuture;
+use super::boxfut::BoxFuture;
 use super::lazyio::LazyTcp;
 use super::srvpool::{ConnKey, Key, Lists, ReuseMode, ServerConn};
 use super::{Accepted, Frontend, bufpool, clock, forward, logging, tcp};
@@ -740,7 +740,7 @@ enum ServeState {
         idle_wait: bool,
     },
     /// A transaction (or a 408 answer), which gives the connection back.
-    Busy(PoolFuture<'static, (ClientConn, Flow)>),
+    Busy(BoxFuture<'static, (ClientConn, Flow)>),
 }
 
 impl Future for Serve {
@@ -769,7 +769,7 @@ impl Future for Serve {
                         let Some(mut c) = this.c.take() else {
                             return Poll::Ready(());
                         };
-                        st.set(ServeState::Busy(PoolFuture::new_with(move || async move {
+                        st.set(ServeState::Busy(BoxFuture::new_with(move || async move {
                             let mut stop = super::stop_watch();
                             let flow = transaction(&mut c, &mut stop, first_byte_at).await;
                             (c, flow)
@@ -824,7 +824,7 @@ impl Future for Serve {
                             let Some(mut c) = this.c.take() else {
                                 return Poll::Ready(());
                             };
-                            st.set(ServeState::Busy(PoolFuture::new(async move {
+                            st.set(ServeState::Busy(BoxFuture::new_with(move || async move {
                                 answer_408(&mut c).await;
                                 (c, Flow::End)
                             })));
@@ -1171,7 +1171,7 @@ async fn transaction(
             txn.cs.local_addr = c.local;
             Ok((c, slot, true))
         }
-        None => match PoolFuture::new_with(|| connect_for(&be, &key, ctx, hip, slot, &mut txn.cs))
+        None => match BoxFuture::new_with(|| connect_for(&be, &key, ctx, hip, slot, &mut txn.cs))
             .await
         {
             Ok((s, sl)) => {

@@ -15,7 +15,7 @@
 pub mod admin;
 pub mod aligned_cache;
 pub mod backend;
-pub mod blockpool;
+pub mod boxfut;
 pub mod bufpool;
 pub mod check;
 pub mod check_rules;
