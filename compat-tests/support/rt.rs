@@ -297,8 +297,20 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(name: &str, port: u16, behavior: Behavior) -> Backend {
-        let l = TcpListener::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("backend {name} cannot bind {port}: {e}"));
+        // The port was free when `free_ports` chose it; a socket of another process still
+        // closing on it (FIN_WAIT states, not TIME_WAIT) can refuse the bind for a moment.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let l = loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => break l,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
+                    thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("backend {name} cannot bind {port}: {e}"),
+            }
+        };
         Self::from_listener(name, l, behavior)
     }
 
