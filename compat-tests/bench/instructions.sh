@@ -13,6 +13,8 @@
 # started (by PID), on exit too.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=compat-tests/bench/small_nginx.sh
+. compat-tests/bench/small_nginx.sh
 ROOT=$PWD
 REQUESTS=4000
 CONC=8
@@ -57,29 +59,7 @@ mapfile -t P < <("$tmp/bt" ports 9)
 NGX=${P[0]}
 NEXT_PORT=1
 
-mkdir -p "$tmp/nginx/logs"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen 127.0.0.1:$NGX backlog=4096;
-        location / { return 200 "hello from the small backend\n"; }
-    }
-}
-EOF
+small_nginx_conf "$tmp/nginx" "$NGX"
 nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" >"$tmp/nginx.err" 2>&1 &
 PIDS+=("$!")
 "$tmp/bt" wait "127.0.0.1:$NGX" 5000 || die "nginx did not start: $(cat "$tmp/nginx.err")"

@@ -16,6 +16,8 @@
 # Needs wrk, nginx, haproxy, taskset, python3. Kills only the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=compat-tests/bench/small_nginx.sh
+. compat-tests/bench/small_nginx.sh
 RUNS=5 DUR=3 CONNS=50 WAKER=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -72,29 +74,7 @@ declare -A NAME=([rh]=rhaproxy [ha]=HAProxy)
 HZ=$(getconf CLK_TCK)
 
 NGX=$(free_port) FE=$(free_port) LOGP=$(free_port)
-mkdir -p "$tmp/nginx/logs"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen 127.0.0.1:$NGX backlog=4096;
-        location / { return 200 "hello from the small backend\n"; }
-    }
-}
-EOF
+small_nginx_conf "$tmp/nginx" "$NGX"
 start_bg nginx taskset -c 1 nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
 wait_port "$NGX" || { echo "nginx did not start" >&2; cat "$tmp/nginx.err" >&2; exit 1; }
 

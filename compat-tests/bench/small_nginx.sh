@@ -1,0 +1,29 @@
+# Sourced by the benchmarks: the nginx they proxy to, one process serving a 29-byte body.
+# small_nginx_conf DIR PORT writes DIR/nginx.conf (with its logs and temp paths under DIR)
+# for `nginx -p DIR -c DIR/nginx.conf`, listening on 127.0.0.1:PORT.
+small_nginx_conf() {
+  local dir=$1 port=$2
+  mkdir -p "$dir/logs"
+  cat >"$dir/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location / { return 200 "hello from the small backend\\n"; }
+    }
+}
+NGINX
+}
