@@ -13,8 +13,8 @@
 # started (by PID), on exit too.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=compat-tests/bench/small_nginx.sh
-. compat-tests/bench/small_nginx.sh
+# shellcheck source=compat-tests/bench/common.sh
+. compat-tests/bench/common.sh
 ROOT=$PWD
 REQUESTS=4000
 CONC=8
@@ -33,16 +33,7 @@ done
 LOW=$((REQUESTS / 2))
 HIGH=$((LOW + REQUESTS))
 
-tmp=$(mktemp -d /tmp/rhaproxy-ibench.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup ibench
 forget() { # forget PID: drop a reaped PID from PIDS (never signal a reused PID)
   local p keep=()
   for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done

@@ -16,8 +16,8 @@
 # Needs wrk, nginx, haproxy, taskset, python3. Kills only the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=compat-tests/bench/small_nginx.sh
-. compat-tests/bench/small_nginx.sh
+# shellcheck source=compat-tests/bench/common.sh
+. compat-tests/bench/common.sh
 RUNS=5 DUR=3 CONNS=50 WAKER=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,16 +34,7 @@ for t in wrk nginx haproxy taskset python3; do
 done
 log() { echo "[logbench $(date +%H:%M:%S)] $*" >&2; }
 
-tmp=$(mktemp -d /tmp/rhaproxy-logbench.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup logbench
 start_bg() { # start_bg NAME CMD...; PID in LAST_PID
   local name=$1; shift
   "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &

@@ -13,8 +13,8 @@
 # Kills only the processes it started (by PID), on exit too.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=compat-tests/bench/small_nginx.sh
-. compat-tests/bench/small_nginx.sh
+# shellcheck source=compat-tests/bench/common.sh
+. compat-tests/bench/common.sh
 ROOT=$PWD
 ROUNDS=3 DURATION=3 USESRC=0
 while [ $# -gt 0 ]; do
@@ -31,16 +31,7 @@ for t in wrk nginx haproxy taskset strace rustc; do
 done
 [ "$USESRC" = 0 ] || [ "$(id -u)" = 0 ] || { echo "--usesrc needs root" >&2; exit 2; }
 
-tmp=$(mktemp -d /tmp/rhaproxy-perreq.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup perreq
 
 cargo build --release -q
 rustc -O --edition 2021 -o "$tmp/bt" compat-tests/bench/benchtool.rs

@@ -18,6 +18,8 @@
 # table on stdout, progress on stderr. Kills only the processes it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=compat-tests/bench/common.sh
+. compat-tests/bench/common.sh
 ROOT=$PWD
 
 RUNS=9 DUR=2 CONNS=50 IDLE=5000 IDLE_RUNS=3 HTTP_MODE=auto
@@ -41,17 +43,8 @@ log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 
 # ---------------------------------------------------------------------------------------------
 # Processes we start, and cleanup.
-tmp=$(mktemp -d /tmp/rhaproxy-bench.XXXXXX)
-PIDS=()
+bench_setup bench
 LAST_PID=
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 # start_bg LOGNAME CMD...: runs CMD in the background; its PID in LAST_PID.
 start_bg() {
   local name=$1; shift

@@ -1,4 +1,23 @@
-# Sourced by the benchmarks: the nginx they proxy to, one process serving a 29-byte body.
+# Sourced by the benchmarks.
+
+# bench_setup NAME: a temporary directory in $tmp (removed on exit) and PIDS, the processes
+# the benchmark starts: on exit, interrupt or termination it kills those (by PID, nothing
+# else) and waits for them.
+bench_setup() {
+  tmp=$(mktemp -d "/tmp/rhaproxy-$1.XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+
+# The nginx they proxy to, one process serving a 29-byte body.
 # small_nginx_conf DIR PORT writes DIR/nginx.conf (with its logs and temp paths under DIR)
 # for `nginx -p DIR -c DIR/nginx.conf`, listening on 127.0.0.1:PORT.
 small_nginx_conf() {
