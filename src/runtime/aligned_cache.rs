@@ -146,8 +146,9 @@ pub fn disable() {
     });
 }
 
-/// Free blocks the calling thread holds (for tests).
-pub fn cached() -> usize {
+/// Free blocks the calling thread holds.
+#[cfg(test)]
+fn cached() -> usize {
     CACHE
         .try_with(|c| {
             // SAFETY: as in `alloc`.
