@@ -954,3 +954,62 @@ listen l
         );
     }
 }
+
+/// A supervisor may signal as soon as the port answers: a SIGUSR1 (or SIGHUP) that arrives
+/// between `listen()` and the handlers being installed is a soft stop (a state dump), not a
+/// death by the signal's default action. The client connects in a tight loop so the signal
+/// lands in that window; before the fix every round died of SIGUSR1.
+#[test]
+fn signals_right_after_listen_are_handled() {
+    for imp in Impl::all("signals_right_after_listen_are_handled") {
+        let dir = TempDir::new("early-sig");
+        let p = free_ports(2);
+        // The probe connections go through to a server that answers, so none of them waits
+        // out connect retries before the soft stop can finish.
+        let _b = Backend::start("s1", p[1], Behavior::Name);
+        let cfg = format!(
+            "defaults
+    mode tcp
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen l
+    bind 127.0.0.1:{}
+    server s 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        for round in 0..10 {
+            let first = if round % 2 == 0 {
+                Signal::SIGUSR1
+            } else {
+                Signal::SIGHUP
+            };
+            let mut proxy = ProxyProc::spawn(imp, &dir, &cfg);
+            let end = Instant::now() + SOON;
+            while TcpStream::connect(("127.0.0.1", p[0])).is_err() {
+                assert!(Instant::now() < end, "{imp:?} never listened");
+                if let Ok(Some(st)) = proxy.child.try_wait() {
+                    panic!("{imp:?} exited with {st}: {}", proxy.stderr());
+                }
+            }
+            proxy.signal(first as i32);
+            if first == Signal::SIGHUP {
+                // Still alive and serving after the dump; then a soft stop.
+                thread::sleep(Duration::from_millis(100));
+                assert!(
+                    proxy.child.try_wait().unwrap().is_none(),
+                    "{imp:?} round {round}: SIGHUP killed the process"
+                );
+                proxy.signal(Signal::SIGUSR1 as i32);
+            }
+            let code = proxy.wait_exit(SOON);
+            assert_eq!(
+                code,
+                Some(0),
+                "{imp:?} round {round} after {first:?}; stderr: {}",
+                proxy.stderr()
+            );
+        }
+    }
+}

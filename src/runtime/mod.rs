@@ -311,6 +311,16 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         fe_proxies.push(fe_maxconn);
     }
 
+    // The listeners accept (into their backlog) from `listen()` on, so a supervisor or a test
+    // may signal as soon as the port answers. Until `serve` installs the handlers these signals
+    // stay pending instead of taking their default action, which would kill the process.
+    // The worker threads inherit the mask, so the handlers always run on this thread.
+    let early = early_signals();
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&early),
+        None,
+    );
     // Bind everything before starting threads (and before dropping privileges).
     ops::before_bind(&opts.ops);
     let mut bound: Vec<(usize, listen::Bound, Option<Arc<Semaphore>>)> = Vec::new();
@@ -505,6 +515,23 @@ fn drop_privileges(cfg: &Config, diags: &mut Diags) -> Option<i32> {
     }
 }
 
+/// The signals `serve` handles that would kill or stop the process by default.
+fn early_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGHUP,
+        Signal::SIGTTOU,
+        Signal::SIGTTIN,
+        Signal::SIGQUIT,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
 async fn serve(
     shared: Arc<Shared>,
     bound: Vec<(usize, listen::Bound, Option<Arc<Semaphore>>)>,
@@ -565,6 +592,13 @@ async fn serve(
             });
         }
     }
+    // Every handler is in place: let the signals that came meanwhile through (run_with blocked
+    // them; `serve` runs on the thread that did, inside `block_on`).
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&early_signals()),
+        None,
+    );
     match usr1.as_mut() {
         Some(s) => {
             s.recv().await;
