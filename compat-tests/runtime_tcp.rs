@@ -941,3 +941,70 @@ listen li
     }
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
 }
+
+fn thread_names(pid: i32) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|t| {
+            std::fs::read_to_string(t.unwrap().path().join("comm"))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits until `pid` runs `n` threads, then checks that it stays so for a moment.
+fn expect_threads(pid: i32, n: usize, what: &str) {
+    let end = Instant::now() + SOON;
+    while thread_names(pid).len() != n && Instant::now() < end {
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let names = thread_names(pid);
+    assert_eq!(names.len(), n, "{what}: {names:?}");
+}
+
+/// `nbthread 1` is one thread, as in HAProxy: the event loop runs on the main thread and the
+/// log sender's thread starts only with the first log line. `nbthread 2` adds two workers.
+#[test]
+fn nbthread_is_the_thread_count() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let lport = udp.local_addr().unwrap().port();
+    // (nbthread, log lines, threads before traffic, threads after)
+    for (nbthread, log, before, after) in [(1, false, 1, 1), (1, true, 1, 2), (2, false, 3, 3)] {
+        let what = format!("nbthread {nbthread}, log {log}");
+        let dir = TempDir::new("nbthread");
+        let p = free_ports(2);
+        let _b = Backend::start("s1", p[1], Behavior::Name);
+        let log_line = if log {
+            format!("    log 127.0.0.1:{lport} local0\n    option tcplog\n")
+        } else {
+            String::new()
+        };
+        let cfg = format!(
+            "global
+    nbthread {nbthread}
+{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+{log_line}    server s1 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
+        expect_threads(px.pid(), before, &format!("{what}, before traffic"));
+        let out = tcp_exchange(p[0], None, b"").unwrap();
+        assert_eq!(out, "s1\n");
+        if log {
+            let mut buf = [0u8; 2048];
+            let n = udp.recv(&mut buf).expect("a log line");
+            let line = String::from_utf8_lossy(&buf[..n]);
+            assert!(line.contains(" li li/s1 "), "{line}");
+        }
+        expect_threads(px.pid(), after, &format!("{what}, after traffic"));
+    }
+}

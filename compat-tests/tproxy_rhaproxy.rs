@@ -350,6 +350,7 @@ backend bk_web
 }
 
 const USER_CFG: &str = "global
+    nbthread 2
     log stdout format raw local0 info
     user nobody
     group nogroup
@@ -443,7 +444,7 @@ fn rhaproxy_user_nobody_with_setcap() {
         let (rc, out, err) = rh(&mut lab, "nosetcap", &no_setcap, flags);
         assert_eq!(rc, Some(1), "{flags:?}: {out}{err}");
         assert!(
-            err.contains("nosetcap.cfg:3] : global 'user nobody' drops root")
+            err.contains("nosetcap.cfg:4] : global 'user nobody' drops root")
                 && err.contains("add 'setcap cap_net_admin' to the global section"),
             "{err}"
         );

@@ -454,14 +454,20 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         })
         .max(1);
     srvpool::set_threads(threads);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("rhaproxy-worker")
-        .on_thread_start(aligned_cache::enable)
-        .on_thread_stop(aligned_cache::disable)
-        .enable_all()
-        .build()
-    {
+    // `nbthread 1` is one thread, as in HAProxy: the event loop runs on this one, and no worker
+    // thread sits beside it. Besides a thread hop per wakeup, a second thread makes the kernel
+    // count references to the file table on every socket call.
+    let mut builder = if threads == 1 {
+        aligned_cache::enable();
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads)
+            .on_thread_start(aligned_cache::enable)
+            .on_thread_stop(aligned_cache::disable);
+        b
+    };
+    let rt = match builder.thread_name("rhaproxy-worker").enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             diags.startup(
