@@ -216,6 +216,23 @@ const SCENARIOS: &[Scenario] = &[
         source_per_client: false,
     },
     Scenario {
+        // HAProxy 2.6 applies `max-reuse` to HTTP/2 server connections only (measured: the
+        // same reuse pattern as without it on HTTP/1 servers, whether the connection stays
+        // with its client or goes back to the pool).
+        name: "max-reuse 1",
+        backend: "",
+        server: "max-reuse 1",
+        script: "a a a C -a C b b C c c C d> e> d< e< C S",
+        source_per_client: false,
+    },
+    Scenario {
+        name: "max-reuse 0 with http-reuse always",
+        backend: "http-reuse always",
+        server: "max-reuse 0",
+        script: "a b C a a b b c C -a -b -c C d d C S",
+        source_per_client: false,
+    },
+    Scenario {
         name: "pool-low-conn 2",
         backend: "",
         server: "pool-low-conn 2",

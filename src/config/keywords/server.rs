@@ -48,7 +48,13 @@ pub static SERVER_OPTIONS: &[(&str, usize, Status)] = &[
     ("log-proto", 1, U),
     ("maxconn", 1, I),
     ("maxqueue", 1, I),
-    ("max-reuse", 1, N("idle connection pooling tuning")),
+    (
+        "max-reuse",
+        1,
+        N(
+            "as in HAProxy 2.6 with HTTP/1 servers, which applies it to HTTP/2 server connections only (measured; runtime_reuse compares the reuse patterns)",
+        ),
+    ),
     ("minconn", 1, U),
     ("namespace", 1, U),
     ("no-ssl-reuse", 0, U),
