@@ -12,7 +12,8 @@
 //! answers `2.N`); `C` records the number of open server connections (`N+M` once the second
 //! server has some); `S` records the pool columns of `show stat`; `maint`, `ready` set the
 //! server's state on the CLI; `V` records `show servers conn`; `sleepMS` waits; `a#` a
-//! request the server answers with a 401 and `WWW-Authenticate: NTLM`. In the backend lines,
+//! request the server answers with a 401 and `WWW-Authenticate: NTLM`; `a/bye` a request
+//! after whose answer the server closes that connection (100 ms later). In the backend lines,
 //! `{P2}` is the second test server's port.
 
 #[path = "support/rt.rs"]
@@ -109,6 +110,9 @@ fn serve_conn(c: TcpStream, tag: &str, n: usize, st: &(Mutex<Counts>, Condvar)) 
             // Answered in the order of arrival: the order the connections go idle.
             thread::sleep(Duration::from_millis(60 * order as u64));
         }
+        // `/bye`: a normal keep-alive answer, then the server closes the connection once it
+        // is idle (a server's keep-alive timeout).
+        let bye = path == "/bye";
         let body = format!("{tag}{n}\n");
         // `/ntlm`: a connection-based authentication challenge.
         let status = if path == "/ntlm" {
@@ -121,6 +125,10 @@ fn serve_conn(c: TcpStream, tag: &str, n: usize, st: &(Mutex<Counts>, Condvar)) 
             body.len()
         );
         if w.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+        if bye {
+            thread::sleep(Duration::from_millis(100));
             return;
         }
     }
@@ -213,6 +221,15 @@ const SCENARIOS: &[Scenario] = &[
         backend: "",
         server: "pool-max-conn 1",
         script: "a a C b C a> b> c> a< b< c< C S V a b c C",
+        source_per_client: false,
+    },
+    Scenario {
+        // The server closes idle pooled connections (its keep-alive timeout): they leave
+        // the pool at once, well before the next purge, and the next request connects anew.
+        name: "server closes idle connections",
+        backend: "",
+        server: "",
+        script: "a b -b a/bye -a sleep400 C S V c c C S -c d e -d e/bye -e sleep400 C S V f C S",
         source_per_client: false,
     },
     Scenario {

@@ -24,8 +24,12 @@
 //!   this one is safe); otherwise the connection is closed (with an RST, as HAProxy does).
 //!   (HAProxy also stops admitting when its used file descriptors pass
 //!   `tune.pool-low-fd-ratio`/`-high-fd-ratio` of its limit; rhaproxy does not count them);
+//! - an idle connection the server closes leaves the pool at once, as in HAProxy (whose idle
+//!   connections stay polled for reading): each pooled connection leaves the pool's waker
+//!   with tokio's reactor ([`ServerConn::watch`]), and the purge task, woken, sweeps the
+//!   lists;
 //! - every `pool-purge-delay` while the server has idle connections (those the server closed
-//!   dropped first: HAProxy drops them at once): `excess = used + idle -
+//!   dropped first): `excess = used + idle -
 //!   max(max_used, need_est)`; `need_est` decays to `max(max_used, (need_est + max_used) / 2)`,
 //!   `max_used` restarts from `used`; when `excess > 0`, each shard closes up to
 //!   `ceil(excess / 2) * its_idle / idle + 1` connections, idle list first (6 idle, nothing
@@ -44,6 +48,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -194,6 +199,36 @@ impl ServerConn {
         let mut b = [0u8; 1];
         matches!(self.r.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
+
+    /// For an idle connection: leaves `w` with tokio's reactor, to be woken when the socket
+    /// turns readable (the server closed it, or sent what it should not have). False when
+    /// it already is unusable. No syscall unless tokio still holds a readiness from the
+    /// response's last read, which the check consumes.
+    pub fn watch(&self, w: &Waker) -> bool {
+        let mut cx = Context::from_waker(w);
+        for _ in 0..2 {
+            if self.r.as_ref().poll_read_ready(&mut cx).is_pending() {
+                return true;
+            }
+            if !self.still_usable() {
+                return false;
+            }
+        }
+        // Readable twice without data or end: an error state the next check reports.
+        self.still_usable()
+    }
+}
+
+/// Wakes a pool's purge task when a watched idle connection turns readable.
+struct DeadWake(tokio::sync::Notify);
+
+impl std::task::Wake for DeadWake {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.notify_one();
+    }
 }
 
 /// `http-reuse`: the IR's mode, as the configuration gives it.
@@ -263,6 +298,9 @@ pub struct SrvPool {
     max_used: AtomicUsize,
     need_est: AtomicUsize,
     purging: AtomicBool,
+    /// Woken when an idle connection turns readable ([`ServerConn::watch`]).
+    dead: Arc<DeadWake>,
+    dead_waker: Waker,
 }
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -302,6 +340,7 @@ pub struct PoolStats {
 
 impl SrvPool {
     pub fn new(cfg: PoolCfg) -> SrvPool {
+        let dead = Arc::new(DeadWake(tokio::sync::Notify::new()));
         SrvPool {
             cfg,
             shards: std::sync::OnceLock::new(),
@@ -311,6 +350,8 @@ impl SrvPool {
             max_used: AtomicUsize::new(0),
             need_est: AtomicUsize::new(0),
             purging: AtomicBool::new(false),
+            dead: Arc::clone(&dead),
+            dead_waker: Waker::from(dead),
         }
     }
 
@@ -444,6 +485,12 @@ impl SrvPool {
             c.close_reset();
             return;
         }
+        // With several threads, a close seen before the push below wakes a sweep that does
+        // not find the connection yet; the next purge drops it then.
+        if !c.watch(&self.dead_waker) {
+            c.close_reset();
+            return;
+        }
         drop(std::mem::replace(&mut c.used, UsedTok::none()));
         super::bufpool::release(&mut c.buf);
         {
@@ -514,10 +561,44 @@ impl SrvPool {
         n
     }
 
+    /// Drops the idle connections the server closed and watches the others again (tokio
+    /// wakes a waker once).
+    fn sweep(&self) {
+        let mut dead = Vec::new();
+        for i in 0..self.shards().len() {
+            let mut sh = self.shard(i);
+            for safe in [false, true] {
+                let list = if safe { &mut sh.safe } else { &mut sh.idle };
+                let before = list.len();
+                let mut k = 0;
+                while k < list.len() {
+                    if list[k].watch(&self.dead_waker) {
+                        k += 1;
+                    } else if let Some(c) = list.remove(k) {
+                        dead.push(c);
+                    }
+                }
+                let n = before - list.len();
+                if n > 0 {
+                    if safe { &self.safe } else { &self.idle }.fetch_sub(n, Relaxed);
+                }
+            }
+        }
+        for c in dead {
+            c.close_reset();
+        }
+    }
+
     /// Purges every `pool-purge-delay` while the server has idle connections.
     async fn purge_task(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(self.cfg.purge_delay).await;
+            let next = tokio::time::Instant::now() + self.cfg.purge_delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => break,
+                    _ = self.dead.0.notified() => self.sweep(),
+                }
+            }
             self.purge();
             if self.idle.load(Relaxed) + self.safe.load(Relaxed) == 0 {
                 self.purging.store(false, Relaxed);
