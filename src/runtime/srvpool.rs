@@ -525,27 +525,46 @@ impl SrvPool {
 
     /// Closes the idle connections the server has closed; returns how many. `kernel`: ask the
     /// kernel about each (a syscall each); else tokio's readiness tells (no syscall unless the
-    /// socket was seen readable).
+    /// socket was seen readable). Shards in use by another thread are skipped.
     fn drop_dead(&self, kernel: bool) -> usize {
-        let mut dead = Vec::new();
+        self.close_where(false, |c| {
+            if kernel {
+                !c.still_open_now()
+            } else {
+                !c.still_usable()
+            }
+        })
+    }
+
+    /// Drops the idle connections the server closed and watches the others again (tokio
+    /// wakes a waker once).
+    fn sweep(&self) {
+        self.close_where(true, |c| !c.watch(&self.dead_waker));
+    }
+
+    /// Takes the idle connections for which `dead` holds out of the lists, uncounts them and
+    /// closes them (outside the shard locks); returns how many. `wait`: lock every shard,
+    /// else skip those another thread holds.
+    fn close_where(&self, wait: bool, mut dead: impl FnMut(&ServerConn) -> bool) -> usize {
+        let mut gone = Vec::new();
         for i in 0..self.shards().len() {
-            let Ok(mut sh) = self.shards()[i].try_lock() else {
-                continue;
+            let mut sh = if wait {
+                self.shard(i)
+            } else {
+                match self.shards()[i].try_lock() {
+                    Ok(sh) => sh,
+                    Err(_) => continue,
+                }
             };
             for safe in [false, true] {
                 let list = if safe { &mut sh.safe } else { &mut sh.idle };
                 let before = list.len();
                 let mut k = 0;
                 while k < list.len() {
-                    let open = if kernel {
-                        list[k].still_open_now()
-                    } else {
-                        list[k].still_usable()
-                    };
-                    if open {
+                    if !dead(&list[k]) {
                         k += 1;
                     } else if let Some(c) = list.remove(k) {
-                        dead.push(c);
+                        gone.push(c);
                     }
                 }
                 let n = before - list.len();
@@ -554,39 +573,11 @@ impl SrvPool {
                 }
             }
         }
-        let n = dead.len();
-        for c in dead {
+        let n = gone.len();
+        for c in gone {
             c.close_reset();
         }
         n
-    }
-
-    /// Drops the idle connections the server closed and watches the others again (tokio
-    /// wakes a waker once).
-    fn sweep(&self) {
-        let mut dead = Vec::new();
-        for i in 0..self.shards().len() {
-            let mut sh = self.shard(i);
-            for safe in [false, true] {
-                let list = if safe { &mut sh.safe } else { &mut sh.idle };
-                let before = list.len();
-                let mut k = 0;
-                while k < list.len() {
-                    if list[k].watch(&self.dead_waker) {
-                        k += 1;
-                    } else if let Some(c) = list.remove(k) {
-                        dead.push(c);
-                    }
-                }
-                let n = before - list.len();
-                if n > 0 {
-                    if safe { &self.safe } else { &self.idle }.fetch_sub(n, Relaxed);
-                }
-            }
-        }
-        for c in dead {
-            c.close_reset();
-        }
     }
 
     /// Purges every `pool-purge-delay` while the server has idle connections.
