@@ -523,19 +523,10 @@ fn drop_privileges(cfg: &Config, diags: &mut Diags) -> Option<i32> {
 
 /// The signals `serve` handles that would kill or stop the process by default.
 fn early_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGHUP,
-        Signal::SIGTTOU,
-        Signal::SIGTTIN,
-        Signal::SIGQUIT,
-    ] {
-        set.add(s);
-    }
-    set
+    use nix::sys::signal::Signal::*;
+    [SIGUSR1, SIGUSR2, SIGHUP, SIGTTOU, SIGTTIN, SIGQUIT]
+        .into_iter()
+        .collect()
 }
 
 async fn serve(

@@ -248,8 +248,7 @@ pub fn run_master(mut m: Master) -> i32 {
             }
         }
     }
-    let mut set = SigSet::empty();
-    for s in [
+    let set: SigSet = [
         Signal::SIGUSR1,
         Signal::SIGUSR2,
         Signal::SIGHUP,
@@ -259,9 +258,9 @@ pub fn run_master(mut m: Master) -> i32 {
         Signal::SIGTTOU,
         Signal::SIGTTIN,
         Signal::SIGQUIT,
-    ] {
-        set.add(s);
-    }
+    ]
+    .into_iter()
+    .collect();
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
     if let Some(pf) = &m.pidfile {
         let _ = std::fs::write(pf, format!("{}\n", std::process::id()));
