@@ -95,6 +95,12 @@ impl LazyTcp {
             let mut guard = ready!(reg.poll_read_ready(cx))?;
             match guard.try_io(|_| (&self.sock).read(dst)) {
                 Ok(Ok(n)) => {
+                    // A short read emptied the socket's queue: wait for the next edge rather
+                    // than find out with an `EAGAIN` read (tokio's own streams do the same;
+                    // an event that came after the read keeps the readiness).
+                    if n > 0 && n < dst.len() {
+                        guard.clear_ready();
+                    }
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -117,7 +123,14 @@ impl LazyTcp {
         loop {
             let mut guard = ready!(reg.poll_write_ready(cx))?;
             match guard.try_io(|_| (&self.sock).write(data)) {
-                Ok(r) => return Poll::Ready(r),
+                Ok(Ok(n)) => {
+                    // A short write filled the send buffer (as for reads above).
+                    if n > 0 && n < data.len() {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
                 Err(_would_block) => continue,
             }
         }
