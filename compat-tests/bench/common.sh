@@ -46,3 +46,26 @@ http {
 }
 NGINX
 }
+
+# The proxy config of the per-request benchmarks (per_request.sh, instructions.sh): one
+# `mode http` listener, `nbthread 1`, one server.
+# small_http_cfg FILE PORT SERVER_PORT [LINE] writes FILE; LINE (say, a `source` line) goes
+# into the listener.
+small_http_cfg() {
+  local file=$1 port=$2 srv=$3 line=${4:-}
+  cat >"$file" <<CFG
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+listen web
+    bind 127.0.0.1:$port
+${line:+$line
+}    server s1 127.0.0.1:$srv
+CFG
+}

@@ -71,20 +71,7 @@ measure() {
   NEXT_PORT=$((NEXT_PORT + 1))
   [ "$sc" = keepalive ] && mode=ka
   [ -z "$(ss -Hltn "sport = :$port")" ] || die "port $port already has a listener"
-  cat >"$tmp/$i.$sc.$n.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-listen web
-    bind 127.0.0.1:$port
-    server s1 127.0.0.1:$NGX
-EOF
+  small_http_cfg "$tmp/$i.$sc.$n.cfg" "$port" "$NGX"
   out=$tmp/callgrind.$i.$sc.$n
   valgrind --tool=callgrind --cache-sim=yes --branch-sim=yes --callgrind-out-file="$out" \
     "${EXE[$i]}" -db -f "$tmp/$i.$sc.$n.cfg" >"$tmp/proxy.log" 2>&1 &

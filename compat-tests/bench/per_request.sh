@@ -49,21 +49,7 @@ PIDS+=("$!")
 src=""
 [ "$USESRC" = 1 ] && src="    source 0.0.0.0 usesrc clientip"
 for i in rh ha; do
-  cat >"$tmp/$i.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-listen web
-    bind 127.0.0.1:${PORT[$i]}
-$src
-    server s1 127.0.0.1:$NGX
-EOF
+  small_http_cfg "$tmp/$i.cfg" "${PORT[$i]}" "$NGX" "$src"
 done
 
 # start IMPL: the proxy pinned to CPU 0; its PID in PROXY.
