@@ -175,8 +175,8 @@ pub struct LogSender {
     shared: Arc<Shared>,
     /// The queue's end until the thread takes it.
     rx: Mutex<Option<Receiver<Msg>>>,
-    started: std::sync::Once,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set with the first line.
+    thread: std::sync::OnceLock<JoinHandle<()>>,
 }
 
 impl LogSender {
@@ -190,28 +190,29 @@ impl LogSender {
                 sent: AtomicU64::new(0),
             }),
             rx: Mutex::new(Some(rx)),
-            started: std::sync::Once::new(),
-            thread: Mutex::new(None),
+            thread: std::sync::OnceLock::new(),
         }
     }
 
     fn ensure_thread(&self) {
-        self.started.call_once(|| {
-            let Some(rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-                return;
-            };
+        self.thread.get_or_init(|| {
+            // Taken once: this runs once.
+            let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
             let sh = self.shared.clone();
-            let t = std::thread::Builder::new()
+            std::thread::Builder::new()
                 .name("rhaproxy-log".into())
-                .spawn(move || run(rx, sh))
-                .expect("spawn log sender thread");
-            *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+                .spawn(move || {
+                    if let Some(rx) = rx {
+                        run(rx, sh)
+                    }
+                })
+                .expect("spawn log sender thread")
         });
     }
 
     /// Whether the draining thread was started (a line was sent).
     pub fn thread_started(&self) -> bool {
-        self.started.is_completed()
+        self.thread.get().is_some()
     }
 
     /// Queue one complete datagram; never blocks. Returns false (and counts a drop) when the
@@ -271,8 +272,7 @@ impl LogSender {
 impl Drop for LogSender {
     fn drop(&mut self) {
         self.tx.take();
-        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = t {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
