@@ -1,14 +1,16 @@
 //! A boxed future built in its allocation: the transaction future (about 4 KiB) and its
 //! connect future (about 1.2 KiB) are boxed so that an idle session holds neither, and a
 //! `Box::pin(async { .. })` builds the future on the stack then copies its whole size into
-//! the box, most of it not yet initialised: 64 cold cache lines written per transaction.
-//! [`BoxFuture::new_with`] has the compiler build it in the box instead.
+//! the box, most of it not yet initialised. [`BoxFuture::new_with`] writes it through a
+//! `noalias` reference instead, which lowered the simulated D1 misses of a `Connection: close`
+//! request from 328 to 280 (docs/performance.md). It does not remove the copy: callgrind with
+//! line tables still finds two `memcpy` calls from `init` per such request, about 17 of its
+//! 135 D1 write misses.
 //!
-//! Tried and dropped (docs/performance.md): per-thread free lists of these blocks. They saved
-//! glibc's slow path for blocks above 1 KiB (about 1,000 instructions per `Connection: close`
-//! request) but cost 0.04–0.10 KiB of RSS per idle connection in the 5,000-connection
-//! benchmark (blocks kept for transactions are not reused for the sessions' own allocations
-//! during the burst), which would put rhaproxy above HAProxy there.
+//! Tried and dropped (docs/performance.md), twice: per-thread free lists of these blocks. They
+//! saved glibc's slow path for blocks above 1 KiB (570 to 1,000 instructions per request) but
+//! raised the RSS per idle connection of the 5,000-connection benchmark above HAProxy's, even
+//! bounded to 8 blocks per size (1.20 KiB against 1.08 without lists and HAProxy's 1.12).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::future::Future;
@@ -18,8 +20,8 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 /// Writes `make()` into `dst`. A separate function so that `dst` is a `noalias`,
-/// dereferenceable reference: the compiler can then build the value in place, where a move
-/// from the stack copies the future's whole size.
+/// dereferenceable reference, which lets the compiler write less of the value through the
+/// stack (see the module documentation: it still copies).
 #[inline(never)]
 fn init<F, M: FnOnce() -> F>(dst: &mut std::mem::MaybeUninit<F>, make: M) {
     dst.write(make());
