@@ -1239,6 +1239,12 @@ async fn transaction(
         match rq_framer.feed(cbuf, &mut out) {
             Ok(step) => {
                 cbuf.drain(..step.consumed);
+                if !step.done && fe.smart_accept {
+                    // The body is still to come: acknowledge it at once again (HAProxy
+                    // 2.6), or a client waiting for the ACK of what it sent would wait for
+                    // the kernel's delayed ACK.
+                    let _ = socket2::SockRef::from(&*client).set_tcp_quickack(true);
+                }
             }
             Err(e) => {
                 txn.status = e.status as i32;

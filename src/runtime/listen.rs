@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::config::ir::{Bind, Proxy, ProxyKind};
+use crate::config::ir::{Bind, Mode, Proxy, ProxyKind};
 use crate::tproxy::addr::ListenAddr;
 use crate::tproxy::sockopt::{self, ListenOpts};
 
@@ -32,6 +32,18 @@ pub fn addr_port(a: &SocketAddr) -> String {
     format!("{}:{}", a.ip(), a.port())
 }
 
+/// `option tcp-smart-accept`, on by default in `mode http` (HAProxy 2.6): the listeners leave
+/// quick-ack mode, so the kernel does not acknowledge a request at once but with the response
+/// (one packet fewer per connection). [`super::http`] turns quick-ack back on for a request
+/// whose body is still to come, as HAProxy does, so that the client is not left waiting for a
+/// delayed ACK.
+pub fn smart_accept(p: &Proxy) -> bool {
+    match p.options.get("tcp-smart-accept") {
+        Some(o) => o.value,
+        None => p.mode.value == Mode::Http,
+    }
+}
+
 /// Binds every address and port of `bind`. Errors are complete alert texts.
 pub fn bind_all(
     p: &Proxy,
@@ -40,6 +52,7 @@ pub fn bind_all(
     default_backlog: u32,
 ) -> Result<Vec<Bound>, String> {
     let mut out = Vec::new();
+    let smart = smart_accept(p);
     for spec in &bind.addrs {
         let low = spec.addr.port();
         let high = spec.port_high.max(low);
@@ -47,6 +60,8 @@ pub fn bind_all(
             let mut sa = spec.addr;
             sa.set_port(port);
             if let Some(socket) = super::admin::take_inherited(&sa) {
+                // It keeps the old process's setting unless set again.
+                let _ = socket2::SockRef::from(&socket).set_tcp_quickack(!smart);
                 out.push(Bound {
                     socket,
                     addr: sa,
@@ -86,6 +101,9 @@ pub fn bind_all(
                     addr_port(&sa)
                 )
             })?;
+            // Inherited by every accepted connection. Set either way and best effort, as
+            // HAProxy 2.6 does.
+            let _ = sock.set_tcp_quickack(!smart);
             let socket: std::net::TcpListener = sock.into();
             out.push(Bound {
                 socket,

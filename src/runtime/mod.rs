@@ -77,6 +77,9 @@ pub struct Frontend {
     pub client_fin_timeout: Option<Duration>,
     pub http_request_timeout: Option<Duration>,
     pub http_keep_alive_timeout: Option<Duration>,
+    /// `option tcp-smart-accept` ([`listen::smart_accept`]): the client sockets start
+    /// without quick-ack.
+    pub smart_accept: bool,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
     pub http: http::HttpSettings,
@@ -290,6 +293,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             client_fin_timeout: ms(&p.timeouts.client_fin),
             http_request_timeout: ms(&p.timeouts.http_request),
             http_keep_alive_timeout: ms(&p.timeouts.http_keep_alive),
+            smart_accept: listen::smart_accept(p),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
             http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),

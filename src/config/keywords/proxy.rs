@@ -1088,8 +1088,14 @@ pub static OPTIONS: &[OptionKw] = &[
         N("a kernel data-path optimisation; rhaproxy decides splicing itself"),
     ),
     opt("srvtcpka", BE, I),
-    opt("tcp-smart-accept", FE, N(TUNING)),
-    opt("tcp-smart-connect", BE, N(TUNING)),
+    opt("tcp-smart-accept", FE, I),
+    opt(
+        "tcp-smart-connect",
+        BE,
+        N(
+            "as in HAProxy 2.6.12, which sets no socket option for it on server connections in mode http or tcp (measured with strace)",
+        ),
+    ),
     opt("transparent", BE, U),
     optp("httpclose", FB, I, o_conn_mode),
     optp("http-server-close", FB, I, o_conn_mode),
