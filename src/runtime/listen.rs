@@ -53,6 +53,16 @@ pub fn bind_all(
 ) -> Result<Vec<Bound>, String> {
     let mut out = Vec::new();
     let smart = smart_accept(p);
+    // `option clitcpka` / `option tcpka`: kernel keep-alive probes towards the client.
+    let keepalive = p.option("clitcpka") || p.option("tcpka");
+    // Options every accepted connection inherits from its listening socket (Linux copies
+    // them into the new socket): set here once instead of a syscall per connection.
+    let set_inherited = |s: socket2::SockRef<'_>| {
+        // Best effort, as in HAProxy.
+        let _ = s.set_tcp_nodelay(true);
+        let _ = s.set_keepalive(keepalive);
+        let _ = s.set_tcp_quickack(!smart);
+    };
     for spec in &bind.addrs {
         let low = spec.addr.port();
         let high = spec.port_high.max(low);
@@ -60,8 +70,8 @@ pub fn bind_all(
             let mut sa = spec.addr;
             sa.set_port(port);
             if let Some(socket) = super::admin::take_inherited(&sa) {
-                // It keeps the old process's setting unless set again.
-                let _ = socket2::SockRef::from(&socket).set_tcp_quickack(!smart);
+                // It keeps the old process's settings unless set again.
+                set_inherited(socket2::SockRef::from(&socket));
                 out.push(Bound {
                     socket,
                     addr: sa,
@@ -101,9 +111,8 @@ pub fn bind_all(
                     addr_port(&sa)
                 )
             })?;
-            // Inherited by every accepted connection. Set either way and best effort, as
-            // HAProxy 2.6 does.
-            let _ = sock.set_tcp_quickack(!smart);
+            // Quick-ack set either way, as HAProxy 2.6 does.
+            set_inherited(socket2::SockRef::from(&sock));
             let socket: std::net::TcpListener = sock.into();
             out.push(Bound {
                 socket,

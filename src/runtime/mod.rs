@@ -735,8 +735,6 @@ async fn accept_loop(
     fixed_local: Option<std::net::SocketAddr>,
 ) {
     let fe = Arc::clone(&shared.frontends[fi]);
-    // `option clitcpka` / `option tcpka`: kernel keep-alive probes towards the client.
-    let clitcpka = fe.proxy.option("clitcpka") || fe.proxy.option("tcpka");
     let mut generation = admin::resume_generation();
     loop {
         // Wait for a pending connection first, then for the connection limits: while a limit
@@ -808,11 +806,8 @@ async fn accept_loop(
         };
         drop(ready);
         // Registered with the event loop later: by the TCP session, by an HTTP session only
-        // when it must wait (see `lazyio`).
-        let _ = stream.set_nodelay(true);
-        if clitcpka {
-            let _ = socket2::SockRef::from(&stream).set_keepalive(true);
-        }
+        // when it must wait (see `lazyio`). `TCP_NODELAY` and `option clitcpka` come from
+        // the listening socket ([`listen::bind_all`]).
         ACTCONN.fetch_add(1, Ordering::AcqRel);
         fe.cum_conns.fetch_add(1, Ordering::Relaxed);
         let cur = fe.active.fetch_add(1, Ordering::AcqRel) + 1;

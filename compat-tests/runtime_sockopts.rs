@@ -1,14 +1,20 @@
-//! `option tcp-smart-accept`, against HAProxy 2.6 when installed: in `mode http` (by default)
-//! the proxy's kernel does not acknowledge a request at once but with the response, one packet
-//! fewer per connection; a request whose body is still to come is acknowledged at once again,
-//! so that the client does not wait for it; a partial head is not (HAProxy 2.6 leaves
-//! quick-ack off there). `no option tcp-smart-accept` acknowledges at once, and the option
-//! applies in `mode tcp` when set.
+//! The socket options of the proxy's client connections, against HAProxy 2.6 when installed.
+//!
+//! `option tcp-smart-accept`: in `mode http` (by default) the proxy's kernel does not
+//! acknowledge a request at once but with the response, one packet fewer per connection; a
+//! request whose body is still to come is acknowledged at once again, so that the client does
+//! not wait for it; a partial head is not (HAProxy 2.6 leaves quick-ack off there).
+//! `no option tcp-smart-accept` acknowledges at once, and the option applies in `mode tcp`
+//! when set.
 //!
 //! Seen from the client: `tcpi_unacked` of its socket (`TCP_INFO`) right after a send is 1
 //! while the proxy's kernel delays its ACK. Linux's delayed ACK fires about 40 ms later
 //! (43 ms measured here), so "acknowledged at once" is checked as "within 25 ms" and "not at
 //! once" right after the send, or at 15 ms when the sample was taken in time.
+//!
+//! `TCP_NODELAY` and `option clitcpka`: read on the proxy's own accepted socket, which the
+//! test takes from the running proxy with `pidfd_getfd` (Linux 5.6; the proxy is the test's
+//! child, which ptrace rules allow).
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -197,5 +203,100 @@ listen li
             let _px = ProxyProc::start(which, &dir, &cfg, &[p[0]]);
             assert_eq!(ack_of(p[0], b"hello", false), want, "{which:?} {extra:?}");
         }
+    }
+}
+
+/// The proxy's socket for the accepted connection whose local port is `port`, duplicated into
+/// this process (`pidfd_getfd`).
+fn proxy_socket(pid: i32, port: u16) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // The inode of the established socket on `port`, from the proxy's view of /proc/net/tcp.
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    let want = format!(":{port:04X}");
+    let inode = table
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let ours = f.get(1)?.ends_with(&want) && f.get(3) == Some(&"01");
+            ours.then(|| f.get(9).map(|i| i.to_string()))?
+        })
+        .expect("an established socket on the listening port");
+    let target = format!("socket:[{inode}]");
+    let fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == target))
+        .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .expect("the proxy holds the socket");
+    // SAFETY: plain syscalls; the returned descriptors are owned here.
+    unsafe {
+        let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
+        assert!(
+            pidfd >= 0,
+            "pidfd_open: {}",
+            std::io::Error::last_os_error()
+        );
+        let pidfd = std::os::fd::OwnedFd::from_raw_fd(pidfd);
+        let got = nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) as i32;
+        assert!(got >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+        std::os::fd::OwnedFd::from_raw_fd(got)
+    }
+}
+
+/// `(TCP_NODELAY, SO_KEEPALIVE)` of the proxy's accepted socket, for each `option` line.
+fn accepted_options(which: Impl, option: &str) -> (bool, bool) {
+    let dir = TempDir::new("sockopts");
+    let p = free_ports(2);
+    let _b = Backend::start("e", p[1], Behavior::LineEcho);
+    let cfg = format!(
+        "defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+listen li
+    bind 127.0.0.1:{}
+{option}    server e 127.0.0.1:{}
+",
+        p[0], p[1]
+    );
+    let px = ProxyProc::start(which, &dir, &cfg, &[p[0]]);
+    let c = connect_from(None, p[0]).unwrap();
+    c.set_read_timeout(Some(SOON)).unwrap();
+    let mut greeting = [0u8; 2];
+    std::io::Read::read_exact(&mut &c, &mut greeting).unwrap();
+    assert_eq!(&greeting, b"e\n", "{which:?}: proxied");
+    let s = proxy_socket(px.pid(), p[0]);
+    let s = socket2::SockRef::from(&s);
+    (s.tcp_nodelay().unwrap(), s.keepalive().unwrap())
+}
+
+#[test]
+fn accepted_sockets_have_nodelay_and_clitcpka() {
+    let probe = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, std::process::id(), 0) };
+    if probe < 0 {
+        println!("SKIPPED accepted_sockets_have_nodelay_and_clitcpka: no pidfd_open (Linux < 5.3)");
+        return;
+    }
+    unsafe { nix::libc::close(probe as i32) };
+    for which in Impl::all("accepted_sockets_have_nodelay_and_clitcpka") {
+        assert_eq!(
+            accepted_options(which, ""),
+            (true, false),
+            "{which:?}: no option"
+        );
+        let ka = "    option clitcpka\n";
+        assert_eq!(
+            accepted_options(which, ka),
+            (true, true),
+            "{which:?}: clitcpka"
+        );
+        let ka = "    option tcpka\n";
+        assert_eq!(
+            accepted_options(which, ka),
+            (true, true),
+            "{which:?}: tcpka"
+        );
     }
 }
