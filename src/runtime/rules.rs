@@ -509,6 +509,23 @@ pub fn silent_drop<F: std::os::fd::AsRawFd>(fd: &F) {
     // /dev/null descriptor in place of the socket (which closes it, silently in repair mode),
     // so the runtime's later shutdown()/close() on that number touch /dev/null, not the peer.
     unsafe {
+        // First acknowledge everything the client sent (drained, then quick-ack on, as
+        // HAProxy does): data left unacknowledged, which `option tcp-smart-accept` delays,
+        // would be sent again to a socket that no longer exists and draw a reset.
+        // Bounded: a client that keeps sending does not hold the thread here.
+        let mut scratch = [0u8; 4096];
+        for _ in 0..64 {
+            let n = nix::libc::recv(
+                raw,
+                scratch.as_mut_ptr().cast(),
+                scratch.len(),
+                nix::libc::MSG_DONTWAIT,
+            );
+            if n <= 0 {
+                break;
+            }
+        }
+        let _ = nix::libc::setsockopt(raw, nix::libc::SOL_TCP, nix::libc::TCP_QUICKACK, p, len);
         if nix::libc::setsockopt(raw, nix::libc::SOL_TCP, nix::libc::TCP_REPAIR, p, len) != 0 {
             let _ = nix::libc::setsockopt(raw, nix::libc::IPPROTO_IP, nix::libc::IP_TTL, p, len);
             let _ = nix::libc::setsockopt(
