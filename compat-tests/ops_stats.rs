@@ -296,6 +296,14 @@ fn collect(imp: Impl) -> Answers {
             .collect::<Vec<_>>()
             .join("|"),
     );
+    // HAProxy's socket budget (`maxsock`), which the idle-connection limits are ratios of.
+    t(
+        "show info Maxsock",
+        info.lines()
+            .find(|l| l.starts_with("Maxsock:"))
+            .unwrap_or("")
+            .to_string(),
+    );
     // Initial states.
     let (stat_header, mut stat) = stat_summary(&admin);
     let mut ss = servers_state(&admin, "");

@@ -143,6 +143,8 @@ struct Scenario {
     script: &'static str,
     /// Clients connect from 127.0.0.2 (`a`), 127.0.0.3 (`b`)... (needs root for `usesrc`).
     source_per_client: bool,
+    /// Lines added to the `global` section.
+    global: &'static str,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -152,6 +154,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a C b C c C d C e C a b c d e C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "one client, several requests",
@@ -159,6 +162,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a a a a C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "interleaved clients",
@@ -166,6 +170,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b a b a C S V",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "closing clients",
@@ -173,6 +178,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a -a C b C -b C c c C d! C e e C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "http-reuse safe",
@@ -180,6 +186,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b C a a b b c C -a -b -c C d d C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "http-reuse aggressive",
@@ -187,6 +194,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b C a a b b c C -a -b -c C d d C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "http-reuse always",
@@ -194,6 +202,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b C a a b b c C -a -b -c C d d C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "http-reuse never",
@@ -201,6 +210,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b C a a b b c C d! C -a -b -c C e e C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "concurrent connections stay pooled",
@@ -208,6 +218,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a> b> c> a< b< c< C S V d d e e f f C S V",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "pool-max-conn 0",
@@ -215,6 +226,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "pool-max-conn 0",
         script: "a a C b C a> b> c> a< b< c< C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "pool-max-conn 1",
@@ -222,6 +234,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "pool-max-conn 1",
         script: "a a C b C a> b> c> a< b< c< C S V a b c C",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         // The server closes idle pooled connections (its keep-alive timeout): they leave
@@ -231,6 +244,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b -b a/bye -a sleep400 C S V c c C S -c d e -d e/bye -e sleep400 C S V f C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         // HAProxy 2.6 applies `max-reuse` to HTTP/2 server connections only (measured: the
@@ -241,6 +255,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "max-reuse 1",
         script: "a a a C -a C b b C c c C d> e> d< e< C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "max-reuse 0 with http-reuse always",
@@ -248,6 +263,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "max-reuse 0",
         script: "a b C a a b b c C -a -b -c C d d C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "pool-low-conn 2",
@@ -255,6 +271,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "pool-low-conn 2",
         script: "a a C b C c C d d C e e C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         // Two idle connections, the need estimate decayed to 1 by the second purge: a
@@ -265,6 +282,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "pool-purge-delay 1s",
         script: "a> b> a< b< C sleep2400 a C a C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         // A refused connection counts in the need estimate too.
@@ -273,6 +291,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "@127.0.0.1:1",
         script: "a S b S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         // NTLM makes the connection private to its session, whatever the mode.
@@ -281,6 +300,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a# b b C a a C S c a# c C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "NTLM, http-reuse always",
@@ -288,6 +308,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a a# b b C a a C S c c C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         // ... and the session then prefers that server over round robin.
@@ -296,6 +317,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a# a a b b b C S a a C",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "round robin over two servers without NTLM",
@@ -303,6 +325,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a a a b b b C S a a C",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "prefer-last-server, http-reuse never",
@@ -310,6 +333,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a a a b b b C S a a C",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "prefer-last-server, http-reuse safe",
@@ -317,6 +341,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a a a b b b C S a a C",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "pool-purge-delay 0",
@@ -324,6 +349,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "pool-purge-delay 0",
         script: "a a C b b C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "http-reuse never with pool-max-conn 0",
@@ -331,6 +357,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "pool-max-conn 0",
         script: "a a C b b C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "backend switching",
@@ -338,6 +365,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a a/b2 a a/b2 C b b/b2 C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "maintenance closes idle connections",
@@ -345,6 +373,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b C maint C ready a C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "http-reuse never, maintenance",
@@ -352,6 +381,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b C maint C ready a C S",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "set-dst to an address-less server",
@@ -359,6 +389,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "@0.0.0.0:0",
         script: "a@1 a@2 a@1 a@2 b@2 b@1 b@2 C S V c@1 c@1 C",
         source_per_client: false,
+        global: "",
     },
     Scenario {
         name: "usesrc clientip",
@@ -366,6 +397,7 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b a b a C S",
         source_per_client: true,
+        global: "",
     },
     Scenario {
         name: "usesrc clientip, http-reuse always",
@@ -373,6 +405,33 @@ const SCENARIOS: &[Scenario] = &[
         server: "",
         script: "a b a b a C S",
         source_per_client: true,
+        global: "",
+    },
+    Scenario {
+        name: "fd ratios",
+        backend: "",
+        server: "",
+        script: "a b c d e f g h i j k C S l C S m C S n C S o C S p C S q C S r C S s C S",
+        source_per_client: false,
+        global: "maxconn 20",
+    },
+    Scenario {
+        // Above the low ratio only the first connection of the thread's lists stays idle,
+        // below the high one; then the same without the low ratio's limit.
+        name: "fd ratios, low 10 high 90",
+        backend: "",
+        server: "",
+        script: "a> b> a< b< C S c> d> e> c< d< e< C S",
+        source_per_client: false,
+        global: "maxconn 20\n    tune.pool-low-fd-ratio 10\n    tune.pool-high-fd-ratio 90",
+    },
+    Scenario {
+        name: "fd ratios, low 90 high 90",
+        backend: "",
+        server: "",
+        script: "a> b> a< b< C S c> d> e> c< d< e< C S",
+        source_per_client: false,
+        global: "maxconn 20\n    tune.pool-low-fd-ratio 90\n    tune.pool-high-fd-ratio 90",
     },
 ];
 
@@ -445,10 +504,12 @@ fn config2(imp_dir: &TempDir, port: u16, srv_port: u16, srv2_port: u16, sc: &Sce
         Some(s) => s.to_string(),
         None => format!("127.0.0.1:{srv_port} {}", sc.server),
     };
+    let global = sc.global;
     format!(
         "global
     nbthread 1
     stats socket {d}/admin.sock level admin
+    {global}
 defaults
     mode http
     timeout connect 5s
@@ -638,6 +699,7 @@ fn sequential_keepalive_clients_share_one_server_connection() {
         server: "",
         script: "",
         source_per_client: false,
+        global: "",
     };
     for imp in Impl::all("runtime_reuse") {
         let dir = TempDir::new("runtime-reuse-seq");
@@ -666,6 +728,7 @@ fn purge_closes_idle_connections_like_haproxy() {
         server: "pool-purge-delay 400ms",
         script: "",
         source_per_client: false,
+        global: "",
     };
     let mut seen = Vec::new();
     for imp in Impl::all("runtime_reuse") {
@@ -719,6 +782,7 @@ fn two_threads_keep_one_idle_connection_each() {
         server: "",
         script: "",
         source_per_client: false,
+        global: "",
     };
     let mut seen = Vec::new();
     for imp in Impl::all("runtime_reuse") {

@@ -83,6 +83,10 @@ pub struct Global {
     /// `grace`: delay between SIGUSR1 and the soft stop (listeners stay open meanwhile).
     pub grace: Option<Located<u64>>,
     pub bufsize: Option<Located<u32>>,
+    /// `tune.pool-low-fd-ratio` / `tune.pool-high-fd-ratio`: percentages of `maxsock` in use
+    /// above which idle server connections are no longer kept / are closed (20 and 25).
+    pub pool_low_fd_ratio: Option<Located<u32>>,
+    pub pool_high_fd_ratio: Option<Located<u32>>,
     pub stats_timeout: Option<Located<u64>>,
     /// `stats socket` lines (the runtime API).
     pub stats_sockets: Vec<Located<StatsSocket>>,

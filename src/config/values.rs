@@ -61,6 +61,24 @@ fn parse_time_strict(s: &str) -> Result<u64, char> {
 }
 
 /// HAProxy's `atoi`-like integer: leading digits only, must be non-empty and fully numeric.
+/// C's `atoi`: leading blanks, an optional sign and leading digits, 0 when there are none
+/// (saturating instead of C's undefined overflow).
+pub fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let v = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |a, b| {
+            a.saturating_mul(10).saturating_add((b - b'0') as i64)
+        });
+    if neg { -v } else { v }
+}
+
 pub fn parse_uint(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;

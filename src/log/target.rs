@@ -6,6 +6,7 @@
 //! Some HAProxy address errors end with a newline (the alert is then followed by an empty
 //! line); the returned strings keep it so that the config parser prints them unchanged.
 
+use crate::config::values::atoi;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -172,22 +173,6 @@ fn parse(args: &[&str], in_global: bool) -> Result<LogTarget, String> {
         level,
         min_level,
     })
-}
-
-/// C `atoi`: optional sign and leading digits, 0 when none.
-fn atoi(s: &str) -> i64 {
-    let b = s.as_bytes();
-    let (neg, mut k) = match b.first() {
-        Some(b'-') => (true, 1),
-        Some(b'+') => (false, 1),
-        _ => (false, 0),
-    };
-    let mut v: i64 = 0;
-    while k < b.len() && b[k].is_ascii_digit() && v < 1 << 40 {
-        v = v * 10 + (b[k] - b'0') as i64;
-        k += 1;
-    }
-    if neg { -v } else { v }
 }
 
 fn parse_sample(spec: &str) -> Result<LogSample, String> {

@@ -1766,7 +1766,7 @@ fn show_info(ctx: &Ctx, out: &mut String) {
         ("PoolUsed_MB", "0".into()),
         ("PoolFailed", "0".into()),
         ("Ulimit-n", nf.to_string()),
-        ("Maxsock", nf.to_string()),
+        ("Maxsock", super::fds::maxsock().to_string()),
         ("Maxconn", ctx.maxconn.to_string()),
         ("Hard_maxconn", ctx.maxconn.to_string()),
         ("CurrConns", cur.to_string()),

@@ -1162,6 +1162,11 @@ async fn transaction(
             let lists = Lists::for_request(be.reuse, first_of_session);
             reused = s.server().pool.take(&k, lists, shard);
         }
+        // Above `tune.pool-high-fd-ratio`: one idle connection of the server closes, reused
+        // or not (HAProxy 2.6's connect).
+        if super::fds::above_high() {
+            s.server().pool.kill_one(shard);
+        }
     }
     let conn = match reused {
         Some(c) => {
@@ -1360,9 +1365,14 @@ async fn transaction(
             let client = tokio::io::join(&mut *cr, &mut *cw);
             // Still counted as used by its server while the tunnel lasts.
             let ServerConn {
-                r, w, buf, used, ..
+                r,
+                w,
+                buf,
+                used,
+                fd,
+                ..
             } = sc;
-            let _used = used;
+            let (_used, _fd) = (used, fd);
             let server = tokio::io::join(r, w);
             let st = Box::pin(forward::forward(client, server, tmo, cbuf, &buf)).await;
             txn.bytes_out += st.to_client;

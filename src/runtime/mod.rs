@@ -21,6 +21,7 @@ pub mod check;
 pub mod check_rules;
 pub mod clock;
 pub mod counters;
+pub mod fds;
 pub mod forward;
 pub mod http;
 pub mod lazyio;
@@ -230,13 +231,61 @@ fn raise_nofile() -> u64 {
     rl.rlim_cur
 }
 
+/// What HAProxy sizes `maxsock` with besides `maxconn`: the listening sockets (every port of
+/// every `bind` address, every `stats socket`), the checked servers, the threads, the ratios.
+fn socket_sizing(cfg: &Config, threads: usize) -> fds::Sizing {
+    let live = || cfg.proxies.iter().filter(|p| !p.disabled);
+    let listeners: usize = live()
+        .filter(|p| p.cap().contains(Cap::FE))
+        .flat_map(|p| &p.binds)
+        .flat_map(|b| &b.addrs)
+        .map(|a| (a.port_high.max(a.addr.port()) - a.addr.port()) as usize + 1)
+        .sum();
+    let checks = live()
+        .filter(|p| p.cap().contains(Cap::BE))
+        .flat_map(|p| &p.servers)
+        .filter(|s| s.params.check)
+        .count();
+    fds::Sizing {
+        maxconn: 0,
+        listeners: listeners + cfg.global.stats_sockets.len(),
+        checks,
+        threads,
+        low_ratio: cfg
+            .global
+            .pool_low_fd_ratio
+            .as_ref()
+            .map_or(20, |r| r.value),
+        high_ratio: cfg
+            .global
+            .pool_high_fd_ratio
+            .as_ref()
+            .map_or(25, |r| r.value),
+    }
+}
+
 /// Runs with command-line settings.
 pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
     let nofile = raise_nofile();
+    let threads = cfg
+        .global
+        .nbthread
+        .as_ref()
+        .map(|n| n.value as usize)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let sockets = socket_sizing(&cfg, threads);
+    // Without `maxconn`, HAProxy's: two sockets per connection in what the file limit leaves.
     let global_maxconn = opts
         .maxconn
         .or(cfg.global.maxconn.as_ref().map(|m| m.value))
-        .unwrap_or_else(|| (nofile.saturating_sub(100) / 2).clamp(100, 1_000_000) as u32)
+        .unwrap_or_else(|| {
+            (nofile.saturating_sub(sockets.fixed() as u64) / 2).clamp(100, 1_000_000) as u32
+        })
         .max(1);
 
     // Backends first, frontends refer to them.
@@ -446,18 +495,11 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         diags.startup(Severity::Warning, w.clone());
     }
 
-    let threads = cfg
-        .global
-        .nbthread
-        .as_ref()
-        .map(|n| n.value as usize)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-        .max(1);
     srvpool::set_threads(threads);
+    fds::init(&fds::Sizing {
+        maxconn: global_maxconn as usize,
+        ..sockets
+    });
     // `nbthread 1` is one thread, as in HAProxy: the event loop runs on this one, and no worker
     // thread sits beside it. Besides a thread hop per wakeup, a second thread makes the kernel
     // count references to the file table on every socket call.

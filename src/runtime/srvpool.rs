@@ -95,6 +95,8 @@ pub struct ServerConn {
     pub private: bool,
     /// Counts the connection in its server's `used` while it serves a request.
     pub used: UsedTok,
+    /// Counts its socket in the process's (`tune.pool-*-fd-ratio`).
+    pub fd: super::fds::ServerFd,
 }
 
 /// A connection counted as used by its server's pool; the count drops with the token.
@@ -140,6 +142,7 @@ impl ServerConn {
                 Some(p) => p.use_one(),
                 None => UsedTok::none(),
             },
+            fd: super::fds::ServerFd::new(),
         }
     }
 
@@ -448,6 +451,31 @@ impl SrvPool {
         None
     }
 
+    /// Closes one idle connection because the process is above `tune.pool-high-fd-ratio`
+    /// ([`super::fds`]): the oldest of shard `home`'s idle list, else of another shard's idle
+    /// then safe list, as HAProxy 2.6 does before it connects.
+    pub fn kill_one(&self, home: usize) {
+        if self.idle.load(Relaxed) + self.safe.load(Relaxed) == 0 {
+            return;
+        }
+        let from = |k: usize, safe: bool| {
+            let c = {
+                let mut sh = self.shard(home + k);
+                if safe { &mut sh.safe } else { &mut sh.idle }.pop_front()
+            };
+            if c.is_some() {
+                if safe { &self.safe } else { &self.idle }.fetch_sub(1, Relaxed);
+            }
+            c
+        };
+        let victim = from(0, false).or_else(|| {
+            (1..self.shards().len()).find_map(|k| from(k, false).or_else(|| from(k, true)))
+        });
+        if let Some(c) = victim {
+            c.close_reset();
+        }
+    }
+
     /// A connection whose response is done, reusable: kept idle in shard `home` (the
     /// session's) when the pool wants it, else closed.
     pub fn release(self: &Arc<Self>, mut c: ServerConn, home: usize) {
@@ -458,7 +486,7 @@ impl SrvPool {
         }
         let safe = c.served > 1;
         let idle = self.idle.load(Relaxed) + self.safe.load(Relaxed);
-        if cfg.max_conn.is_some_and(|m| idle >= m) {
+        if super::fds::high_reached() || cfg.max_conn.is_some_and(|m| idle >= m) {
             c.close_reset();
             return;
         }
@@ -470,11 +498,12 @@ impl SrvPool {
             sh.safe.is_empty() && (safe || sh.idle.is_empty())
         };
         // `used` still counts this connection.
+        // Above `tune.pool-low-fd-ratio`, only the first of the thread's lists.
         let admit = |this: &Self| {
             let used = this.used.load(Relaxed);
             let idle = this.idle.load(Relaxed) + this.safe.load(Relaxed);
             let need = used.max(this.need_est.load(Relaxed)) + cfg.low_conn;
-            used + idle <= need
+            used + idle <= need && !super::fds::low_reached()
         };
         // HAProxy drops an idle connection as soon as the server closes it; here it is found
         // when it would be taken, now, before refusing a connection because of it (once

@@ -49,6 +49,7 @@ pub fn session(
             tmo,
             mut kill,
             end,
+            _server_fd,
         }) = setup.await
         else {
             return;
@@ -64,6 +65,8 @@ pub fn session(
 struct Pair {
     client: TcpStream,
     server: TcpStream,
+    /// Counts the server socket in the process's (zero-sized).
+    _server_fd: super::fds::ServerFd,
     tmo: Timeouts,
     kill: Option<tokio::sync::watch::Receiver<u64>>,
     end: PairEnd,
@@ -235,6 +238,7 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
     Some(Pair {
         client,
         server,
+        _server_fd: super::fds::ServerFd::new(),
         tmo,
         kill,
         end: PairEnd {

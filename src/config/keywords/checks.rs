@@ -7,6 +7,7 @@
 
 use super::LineCtx;
 use crate::config::ir::*;
+use crate::config::values::atoi;
 
 const TCP_EXPECT_ONLY: &str = "'only supports min-recv, '[!]binary', '[!]string', '[!]rstring', '[!]string-lf''[!]rbinary', '[!]binary-lf' or comment";
 const HTTP_EXPECT_ONLY: &str = "'only supports min-recv, [!]string', '[!]rstring', '[!]string-lf', '[!]status', '[!]rstatus', [!]hdr, [!]fhdr or comment";
@@ -671,18 +672,6 @@ fn parse_expect(ctx: &mut LineCtx, kind: RulesKind, a: &[String]) -> Option<Expe
             None
         }
     }
-}
-
-/// C's atoi: leading digits (with an optional sign), 0 otherwise.
-fn atoi(s: &str) -> i64 {
-    let (neg, t) = match s.strip_prefix('-') {
-        Some(t) => (true, t),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let v = t.bytes().take_while(u8::is_ascii_digit).fold(0i64, |a, b| {
-        a.saturating_mul(10).saturating_add((b - b'0') as i64)
-    });
-    if neg { -v } else { v }
 }
 
 /// `hdr name [-m M] NAME [value [-m M] VALUE]`: the match and the words used after `hdr`.

@@ -612,11 +612,29 @@ fn stats_socket(ctx: &mut LineCtx, a: &[String]) -> Option<StatsSocket> {
 }
 
 fn g_tune(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
-    if a[0] == "tune.bufsize" {
-        match a.get(1).and_then(|s| parse_uint(s)) {
+    match a[0].as_str() {
+        "tune.bufsize" => match a.get(1).and_then(|s| parse_uint(s)) {
             Some(v) if v >= 1024 => g.bufsize = Some(Located::new(v as u32, ctx.loc.clone())),
             _ => ctx.alert("'tune.bufsize' expects a positive integer argument."),
+        },
+        "tune.pool-low-fd-ratio" | "tune.pool-high-fd-ratio" => {
+            // HAProxy reads the number with atoi: "abc" is 0.
+            match a.get(1).map(|s| crate::config::values::atoi(s)) {
+                Some(v @ 0..=100) => {
+                    let v = Some(Located::new(v as u32, ctx.loc.clone()));
+                    if a[0] == "tune.pool-low-fd-ratio" {
+                        g.pool_low_fd_ratio = v;
+                    } else {
+                        g.pool_high_fd_ratio = v;
+                    }
+                }
+                _ => ctx.alert(format!(
+                    "'{}' expects an integer argument between 0 and 100.",
+                    a[0]
+                )),
+            }
         }
+        _ => {}
     }
 }
 

@@ -414,22 +414,10 @@ fn apply_options(
     true
 }
 
-/// C's `atoi`: optional sign and leading digits, 0 when there are none.
+/// C's `atoi` as HAProxy's server keywords read their numbers (an `int`).
 fn atoi(s: &str) -> i64 {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let v = digits
-        .bytes()
-        .take_while(u8::is_ascii_digit)
-        .fold(0i64, |a, b| {
-            a.saturating_mul(10).saturating_add((b - b'0') as i64)
-        })
-        .min(i32::MAX as i64);
-    if neg { -v } else { v }
+    let v = crate::config::values::atoi(s);
+    v.signum() * v.abs().min(i32::MAX as i64)
 }
 
 /// How many words after `source` belong to it (its address plus `usesrc X` / `interface X`).
