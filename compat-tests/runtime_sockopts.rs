@@ -12,9 +12,10 @@
 //! (43 ms measured here), so "acknowledged at once" is checked as "within 25 ms" and "not at
 //! once" right after the send, or at 15 ms when the sample was taken in time.
 //!
-//! `TCP_NODELAY` and `option clitcpka`: read on the proxy's own accepted socket, which the
-//! test takes from the running proxy with `pidfd_getfd` (Linux 5.6; the proxy is the test's
-//! child, which ptrace rules allow).
+//! `TCP_NODELAY`, `option clitcpka` / `srvtcpka` / `tcpka` and their `-cnt`, `-idle`,
+//! `-intvl` probe settings: read on the proxy's own client-side and server-side sockets, which
+//! the test takes from the running proxy with `pidfd_getfd` (Linux 5.6; the proxy is the
+//! test's child, which ptrace rules allow).
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -206,22 +207,23 @@ listen li
     }
 }
 
-/// The proxy's socket for the accepted connection whose local port is `port`, duplicated into
-/// this process (`pidfd_getfd`).
-fn proxy_socket(pid: i32, port: u16) -> std::os::fd::OwnedFd {
+/// The proxy's established socket whose local (`local`) or remote port is `port`, duplicated
+/// into this process (`pidfd_getfd`).
+fn proxy_socket(pid: i32, port: u16, local: bool) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
-    // The inode of the established socket on `port`, from the proxy's view of /proc/net/tcp.
+    // The inode of the socket, from the proxy's view of /proc/net/tcp.
     let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
     let want = format!(":{port:04X}");
+    let col = if local { 1 } else { 2 };
     let inode = table
         .lines()
         .skip(1)
         .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let ours = f.get(1)?.ends_with(&want) && f.get(3) == Some(&"01");
+            let ours = f.get(col)?.ends_with(&want) && f.get(3) == Some(&"01");
             ours.then(|| f.get(9).map(|i| i.to_string()))?
         })
-        .expect("an established socket on the listening port");
+        .expect("an established socket on the port");
     let target = format!("socket:[{inode}]");
     let fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -244,8 +246,23 @@ fn proxy_socket(pid: i32, port: u16) -> std::os::fd::OwnedFd {
     }
 }
 
-/// `(TCP_NODELAY, SO_KEEPALIVE)` of the proxy's accepted socket, for each `option` line.
-fn accepted_options(which: Impl, option: &str) -> (bool, bool) {
+/// A socket's `TCP_NODELAY`, `SO_KEEPALIVE` and keep-alive probe settings (idle and
+/// interval seconds, count).
+type Opts = (bool, bool, u64, u64, u32);
+
+fn opts(s: &std::os::fd::OwnedFd) -> Opts {
+    let s = socket2::SockRef::from(s);
+    (
+        s.tcp_nodelay().unwrap(),
+        s.keepalive().unwrap(),
+        s.tcp_keepalive_time().unwrap().as_secs(),
+        s.tcp_keepalive_interval().unwrap().as_secs(),
+        s.tcp_keepalive_retries().unwrap(),
+    )
+}
+
+/// The options of the proxy's client-side and server-side sockets for `lines` in `listen`.
+fn proxy_options(which: Impl, lines: &str) -> (Opts, Opts) {
     let dir = TempDir::new("sockopts");
     let p = free_ports(2);
     let _b = Backend::start("e", p[1], Behavior::LineEcho);
@@ -257,7 +274,7 @@ fn accepted_options(which: Impl, option: &str) -> (bool, bool) {
     timeout server 10s
 listen li
     bind 127.0.0.1:{}
-{option}    server e 127.0.0.1:{}
+{lines}    server e 127.0.0.1:{}
 ",
         p[0], p[1]
     );
@@ -267,36 +284,55 @@ listen li
     let mut greeting = [0u8; 2];
     std::io::Read::read_exact(&mut &c, &mut greeting).unwrap();
     assert_eq!(&greeting, b"e\n", "{which:?}: proxied");
-    let s = proxy_socket(px.pid(), p[0]);
-    let s = socket2::SockRef::from(&s);
-    (s.tcp_nodelay().unwrap(), s.keepalive().unwrap())
+    let client_side = opts(&proxy_socket(px.pid(), p[0], true));
+    let server_side = opts(&proxy_socket(px.pid(), p[1], false));
+    (client_side, server_side)
 }
 
 #[test]
-fn accepted_sockets_have_nodelay_and_clitcpka() {
+fn client_and_server_socket_options() {
     let probe = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, std::process::id(), 0) };
     if probe < 0 {
-        println!("SKIPPED accepted_sockets_have_nodelay_and_clitcpka: no pidfd_open (Linux < 5.3)");
+        println!("SKIPPED client_and_server_socket_options: no pidfd_open (Linux < 5.3)");
         return;
     }
     unsafe { nix::libc::close(probe as i32) };
-    for which in Impl::all("accepted_sockets_have_nodelay_and_clitcpka") {
-        assert_eq!(
-            accepted_options(which, ""),
-            (true, false),
-            "{which:?}: no option"
+    let cases = [
+        "",
+        "    option clitcpka\n",
+        "    option srvtcpka\n",
+        "    option tcpka\n",
+        "    option tcpka\n    clitcpka-idle 30\n    clitcpka-intvl 5s\n    clitcpka-cnt 4\n",
+        "    option srvtcpka\n    srvtcpka-idle 1m\n    srvtcpka-intvl 2500ms\n    srvtcpka-cnt 3\n",
+        // Without the option the probe settings change nothing (HAProxy sets them with it).
+        "    clitcpka-idle 30\n    srvtcpka-idle 40\n",
+    ];
+    let mut seen = Vec::new();
+    for which in Impl::all("client_and_server_socket_options") {
+        let got: Vec<(Opts, Opts)> = cases.iter().map(|c| proxy_options(which, c)).collect();
+        // Our own expectations, whatever the kernel's defaults are.
+        let (plain_c, plain_s) = got[0];
+        assert!(plain_c.0 && plain_s.0, "{which:?}: TCP_NODELAY both sides");
+        assert!(
+            !plain_c.1 && !plain_s.1,
+            "{which:?}: no keep-alive by default"
         );
-        let ka = "    option clitcpka\n";
+        assert!(got[1].0.1 && !got[1].1.1, "{which:?}: clitcpka");
+        assert!(!got[2].0.1 && got[2].1.1, "{which:?}: srvtcpka");
+        assert!(got[3].0.1 && got[3].1.1, "{which:?}: tcpka");
+        assert_eq!(got[4].0, (true, true, 30, 5, 4), "{which:?}: clitcpka-*");
         assert_eq!(
-            accepted_options(which, ka),
-            (true, true),
-            "{which:?}: clitcpka"
+            got[4].1.2, plain_s.2,
+            "{which:?}: clitcpka-* leave the server side"
         );
-        let ka = "    option tcpka\n";
+        assert_eq!(got[5].1, (true, true, 60, 3, 3), "{which:?}: srvtcpka-*");
         assert_eq!(
-            accepted_options(which, ka),
-            (true, true),
-            "{which:?}: tcpka"
+            got[6], got[0],
+            "{which:?}: probe settings without the option"
         );
+        seen.push((which, got));
+    }
+    if let [(_, r), (_, h)] = &seen[..] {
+        assert_eq!(r, h, "rhaproxy and HAProxy socket options");
     }
 }

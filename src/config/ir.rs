@@ -688,6 +688,15 @@ pub struct Capture {
     pub len: usize,
 }
 
+/// TCP keep-alive probes: `TCP_KEEPCNT`, and `TCP_KEEPIDLE` / `TCP_KEEPINTVL` in seconds; the
+/// kernel's defaults when unset (or 0, as HAProxy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KaProbes {
+    pub cnt: Option<u32>,
+    pub idle: Option<u32>,
+    pub intvl: Option<u32>,
+}
+
 /// A frontend, backend, listen or defaults section after inheritance.
 #[derive(Debug, Clone)]
 pub struct Proxy {
@@ -730,6 +739,10 @@ pub struct Proxy {
     pub maxconn: Option<Located<u32>>,
     pub fullconn: Option<u32>,
     pub backlog: Option<u32>,
+    /// `clitcpka-cnt|idle|intvl` and `srvtcpka-*`: the kernel's keep-alive probe settings
+    /// for the client and the server sockets (with `option clitcpka` / `srvtcpka`).
+    pub clitcpka: KaProbes,
+    pub srvtcpka: KaProbes,
     pub retries: Option<Located<u32>>,
     pub redispatch: Option<Located<bool>>,
     pub forwardfor: Option<Located<Forwardfor>>,
@@ -866,6 +879,8 @@ impl Proxy {
             maxconn: None,
             fullconn: None,
             backlog: None,
+            clitcpka: KaProbes::default(),
+            srvtcpka: KaProbes::default(),
             retries: None,
             redispatch: None,
             forwardfor: None,

@@ -859,7 +859,10 @@ impl Backend {
                 }
                 // `option srvtcpka` / `option tcpka`: kernel keep-alive probes towards the server.
                 if self.srv_tcpka {
-                    let _ = socket2::SockRef::from(&s).set_keepalive(true);
+                    let _ = super::listen::set_keepalive(
+                        &socket2::SockRef::from(&s),
+                        &self.proxy.srvtcpka,
+                    );
                 }
                 Ok(s)
             }

@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 
-use crate::config::ir::{Bind, Mode, Proxy, ProxyKind};
+use crate::config::ir::{Bind, KaProbes, Mode, Proxy, ProxyKind};
 use crate::tproxy::addr::ListenAddr;
 use crate::tproxy::sockopt::{self, ListenOpts};
+use std::time::Duration;
 
 /// One bound socket, not yet registered with tokio.
 pub struct Bound {
@@ -44,6 +45,23 @@ pub fn smart_accept(p: &Proxy) -> bool {
     }
 }
 
+/// Kernel keep-alive probes on `s` (`option clitcpka` / `srvtcpka` with their `-cnt`,
+/// `-idle`, `-intvl`): the ones set and not 0, as HAProxy; the kernel's defaults otherwise.
+pub fn set_keepalive(s: &socket2::Socket, probes: &KaProbes) -> std::io::Result<()> {
+    let secs = |v: Option<u32>| v.filter(|&v| v > 0).map(|v| Duration::from_secs(v as u64));
+    let mut ka = socket2::TcpKeepalive::new();
+    if let Some(t) = secs(probes.idle) {
+        ka = ka.with_time(t);
+    }
+    if let Some(t) = secs(probes.intvl) {
+        ka = ka.with_interval(t);
+    }
+    if let Some(n) = probes.cnt.filter(|&n| n > 0) {
+        ka = ka.with_retries(n);
+    }
+    s.set_tcp_keepalive(&ka)
+}
+
 /// Binds every address and port of `bind`. Errors are complete alert texts.
 pub fn bind_all(
     p: &Proxy,
@@ -60,7 +78,10 @@ pub fn bind_all(
     let set_inherited = |s: socket2::SockRef<'_>| {
         // Best effort, as in HAProxy.
         let _ = s.set_tcp_nodelay(true);
-        let _ = s.set_keepalive(keepalive);
+        let _ = match keepalive {
+            true => set_keepalive(&s, &p.clitcpka),
+            false => s.set_keepalive(false),
+        };
         let _ = s.set_tcp_quickack(!smart);
     };
     for spec in &bind.addrs {

@@ -85,9 +85,9 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("capture cookie", "FL", I, Some(p_capture_cookie)),
     kw("capture request", "FL", I, Some(p_capture)),
     kw("capture response", "FL", I, Some(p_capture)),
-    kw("clitcpka-cnt", "DFL", N(TUNING), None),
-    kw("clitcpka-idle", "DFL", N(TUNING), None),
-    kw("clitcpka-intvl", "DFL", N(TUNING), None),
+    kw("clitcpka-cnt", "DFL", I, Some(p_tcpka)),
+    kw("clitcpka-idle", "DFL", I, Some(p_tcpka)),
+    kw("clitcpka-intvl", "DFL", I, Some(p_tcpka)),
     kw("compression", "DFLB", U, None),
     kw("cookie", "DLB", I, Some(p_cookie)),
     kw("declare", "FL", U, None),
@@ -189,9 +189,9 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kwm("server-template", "LB", U, None, Miss::Fatal),
     kw("server-state-file-name", "DLB", U, None),
     kw("source", "DLB", I, Some(p_source)),
-    kwm("srvtcpka-cnt", "DLB", N(TUNING), None, Miss::WarnWill),
-    kwm("srvtcpka-idle", "DLB", N(TUNING), None, Miss::WarnWill),
-    kwm("srvtcpka-intvl", "DLB", N(TUNING), None, Miss::WarnWill),
+    kwm("srvtcpka-cnt", "DLB", I, Some(p_tcpka), Miss::WarnWill),
+    kwm("srvtcpka-idle", "DLB", I, Some(p_tcpka), Miss::WarnWill),
+    kwm("srvtcpka-intvl", "DLB", I, Some(p_tcpka), Miss::WarnWill),
     kw("stats", "DFLB", I, Some(p_stats)),
     kw("stick", "LB", U, None),
     kw("stick-table", "FLB", U, None),
@@ -359,6 +359,61 @@ fn p_backlog(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         return;
     }
     p.backlog = Some(leading_int(&a[1]));
+}
+
+/// `clitcpka-cnt <n>`, `clitcpka-idle <time>`, `clitcpka-intvl <time>` and the `srvtcpka-`
+/// ones; times in seconds unless a unit says otherwise (rounded up to seconds).
+fn p_tcpka(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let kw = a[0].as_str();
+    let Some(v) = a.get(1).filter(|s| !s.is_empty()) else {
+        ctx.alert(format!("'{kw}' expects an integer value"));
+        return;
+    };
+    let value = if kw.ends_with("-cnt") {
+        // strtol with an end check: sign and digits, nothing after.
+        let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+        if let Some(c) = digits.chars().find(|c| !c.is_ascii_digit()) {
+            ctx.alert(format!(
+                "'{kw}' : unexpected character '{c}' in integer value '{v}'"
+            ));
+            return;
+        }
+        crate::config::values::atoi(v) as u32
+    } else {
+        let ms = match v.bytes().all(|b| b.is_ascii_digit()) {
+            // A bare number is in seconds here.
+            true => v
+                .parse::<u64>()
+                .map_or(u64::MAX, |s| s.saturating_mul(1000)),
+            false => match crate::config::values::parse_time_ms(v) {
+                Ok(ms) => ms,
+                Err(c) => {
+                    // HAProxy's text ends with a newline of its own (a blank line follows).
+                    ctx.alert(format!(
+                        "unexpected character '{c}' in argument to <{kw}>.\n"
+                    ));
+                    return;
+                }
+            },
+        };
+        let secs = ms.div_ceil(1000);
+        if secs > i32::MAX as u64 {
+            ctx.alert(format!("timer overflow in argument '{v}' to '{kw}' (maximum value is 2147483647 ms or ~24.8 days)"));
+            return;
+        }
+        secs as u32
+    };
+    let probes = if kw.starts_with("cli") {
+        &mut p.clitcpka
+    } else {
+        &mut p.srvtcpka
+    };
+    let slot = match kw.rsplit('-').next() {
+        Some("cnt") => &mut probes.cnt,
+        Some("idle") => &mut probes.idle,
+        _ => &mut probes.intvl,
+    };
+    *slot = Some(value);
 }
 
 fn p_retries(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
