@@ -102,10 +102,11 @@ fn ack_of(port: u16, data: &[u8], late: bool) -> Ack {
     panic!("five samples in a row were taken more than 30 ms after the send");
 }
 
-fn http_cfg(fe_port: u16, be_port: u16, extra: &str) -> String {
+/// A `listen` section in `mode` to the server on `be_port`, with `extra` lines.
+fn cfg_in(mode: &str, fe_port: u16, be_port: u16, extra: &str) -> String {
     format!(
         "defaults
-    mode http
+    mode {mode}
     timeout connect 2s
     timeout client 10s
     timeout server 10s
@@ -114,6 +115,14 @@ listen li
 {extra}    server s 127.0.0.1:{be_port}
 "
     )
+}
+
+fn http_cfg(fe_port: u16, be_port: u16, extra: &str) -> String {
+    cfg_in("http", fe_port, be_port, extra)
+}
+
+fn tcp_cfg(fe_port: u16, be_port: u16, extra: &str) -> String {
+    cfg_in("tcp", fe_port, be_port, extra)
 }
 
 #[test]
@@ -189,18 +198,7 @@ fn tcp_mode_acknowledges_at_once_unless_the_option_is_set() {
             let p = free_ports(2);
             // A server that never answers: nothing but the proxy's kernel acknowledges.
             let _b = Backend::start("s", p[1], Behavior::Silent);
-            let cfg = format!(
-                "defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-listen li
-    bind 127.0.0.1:{}
-{extra}    server s 127.0.0.1:{}
-",
-                p[0], p[1]
-            );
+            let cfg = tcp_cfg(p[0], p[1], extra);
             let _px = ProxyProc::start(which, &dir, &cfg, &[p[0]]);
             assert_eq!(ack_of(p[0], b"hello", false), want, "{which:?} {extra:?}");
         }
@@ -266,19 +264,7 @@ fn proxy_options(which: Impl, lines: &str) -> (Opts, Opts) {
     let dir = TempDir::new("sockopts");
     let p = free_ports(2);
     let _b = Backend::start("e", p[1], Behavior::LineEcho);
-    let cfg = format!(
-        "defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-listen li
-    bind 127.0.0.1:{}
-{lines}    server e 127.0.0.1:{}
-",
-        p[0], p[1]
-    );
-    let px = ProxyProc::start(which, &dir, &cfg, &[p[0]]);
+    let px = ProxyProc::start(which, &dir, &tcp_cfg(p[0], p[1], lines), &[p[0]]);
     let c = connect_from(None, p[0]).unwrap();
     c.set_read_timeout(Some(SOON)).unwrap();
     let mut greeting = [0u8; 2];
