@@ -139,6 +139,10 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
         None,
     ),
     ("trace", U, None),
+    // The `tune.` keywords rhaproxy applies, before the prefix entry for the others.
+    ("tune.bufsize", I, Some(g_tune)),
+    ("tune.pool-high-fd-ratio", I, Some(g_tune)),
+    ("tune.pool-low-fd-ratio", I, Some(g_tune)),
     ("tune.", N(TUNING), Some(g_tune)),
     ("uid", I, Some(g_uid)),
     (
