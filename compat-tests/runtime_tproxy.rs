@@ -1,7 +1,8 @@
 //! The headline, end to end: rhaproxy (and real HAProxy 2.6 on the same config) in the
 //! network-namespace TPROXY lab of `support/netns.rs` (topology of tproxy-topology.md §1),
 //! with nftables and iptables plumbing: client IP spoofing (`usesrc clientip`, `client`,
-//! fixed address), VIPs on no interface, TPROXY interception with `server x 0.0.0.0`, IPv6,
+//! fixed address), VIPs on no interface, TPROXY interception with `server x 0.0.0.0` and with
+//! `option transparent`, IPv6,
 //! `mode tcp`. The config is the lab's full path config without the `http-request` line
 //! (not supported by rhaproxy) and without `http-server-close` next to spoofing (a
 //! combination rhaproxy rejects on purpose). Needs root; otherwise prints SKIPPED.
@@ -50,6 +51,7 @@ frontend ft_icpt
     default_backend bk_web
 frontend ft_orig
     bind 0.0.0.0:8081 transparent
+    use_backend bk_transp if { src 10.10.1.3 }
     default_backend bk_orig
 frontend ft_v6
     bind [fd00:1::1]:80 transparent
@@ -81,6 +83,9 @@ backend bk_client
 backend bk_orig
     source 0.0.0.0 usesrc clientip
     server orig 0.0.0.0
+backend bk_transp
+    option transparent
+    source 0.0.0.0 usesrc clientip
 backend bk_v6
     source [::] usesrc clientip
     server srv1 [fd00:2::2]:80
@@ -143,6 +148,11 @@ fn paths(lab: &Lab, who: &str) -> Vec<String> {
     assert_eq!(e.peer.ip(), ip("10.10.1.2"), "{who}: {e:?}");
     assert_eq!(e.local, sa("10.10.2.3:8000"), "{who}: {e:?}");
     seen.push(format!("T4b {} {} {}", e.peer.ip(), e.local, e.name));
+    // The same through a backend with no server and `option transparent`.
+    let e = get(lab, Some("10.10.1.3"), "10.10.2.3:8000");
+    assert_eq!(e.peer.ip(), ip("10.10.1.3"), "{who}: {e:?}");
+    assert_eq!(e.local, sa("10.10.2.3:8000"), "{who}: {e:?}");
+    seen.push(format!("T4c {} {} {}", e.peer.ip(), e.local, e.name));
     // usesrc client: client IP and port, 3 requests on one keep-alive connection (the
     // server connection is reused, so the 4-tuple is never needed twice at once).
     let src = sa("10.10.1.4:45001");

@@ -1151,7 +1151,7 @@ pub static OPTIONS: &[OptionKw] = &[
             "as in HAProxy 2.6.12, which sets no socket option for it on server connections in mode http or tcp (measured with strace)",
         ),
     ),
-    opt("transparent", BE, U),
+    opt("transparent", BE, I),
     optp("httpclose", FB, I, o_conn_mode),
     optp("http-server-close", FB, I, o_conn_mode),
     optp("http-keep-alive", FB, I, o_conn_mode),
