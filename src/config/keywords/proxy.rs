@@ -68,8 +68,6 @@ const fn kwm(
 
 use Status::{Implemented as I, NoEffect as N, Unsupported as U};
 
-const TUNING: &str = "a kernel or tuning knob with no behavioural effect here";
-
 /// The proxy keyword table. Multi-word entries are matched before single-word ones.
 pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kw("acl", "dFLB", I, Some(super::rules::p_acl)),
@@ -154,7 +152,9 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kwm(
         "max-keep-alive-queue",
         "DLB",
-        N(TUNING),
+        N(
+            "its limit is not applied: a request kept on its previous server waits in that server's queue, as with HAProxy's default of -1",
+        ),
         None,
         Miss::WarnWill,
     ),
@@ -1590,11 +1590,9 @@ pub fn doc_rows() -> Vec<DocRow> {
                 Some(Cap::BE) => "defaults, backend, listen".into(),
                 _ => "defaults, frontend, backend, listen".into(),
             },
-            status: if matches!(t, "tarpit" | "check") {
-                Status::NoEffect("no tarpit or separate check timeout yet: accepted so configs load; checks use `inter`")
-            } else {
-                Status::Implemented
-            },
+            // `timeout tarpit` holds a tarpitted request (runtime_acl), `timeout check` bounds
+            // a check after its connect (runtime_checks), both measured against HAProxy.
+            status: Status::Implemented,
         });
     }
     for o in OPTIONS {
