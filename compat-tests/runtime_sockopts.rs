@@ -207,28 +207,23 @@ fn tcp_mode_acknowledges_at_once_unless_the_option_is_set() {
 
 /// The proxy's established socket whose local (`local`) or remote port is `port`, duplicated
 /// into this process (`pidfd_getfd`).
-fn proxy_socket(pid: i32, port: u16, local: bool) -> std::os::fd::OwnedFd {
+fn proxy_socket(pid: i32, port: u16, local: bool) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     // The inode of the socket, from the proxy's view of /proc/net/tcp.
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
     let want = format!(":{port:04X}");
     let col = if local { 1 } else { 2 };
-    let inode = table
-        .lines()
-        .skip(1)
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let ours = f.get(col)?.ends_with(&want) && f.get(3) == Some(&"01");
-            ours.then(|| f.get(9).map(|i| i.to_string()))?
-        })
-        .expect("an established socket on the port");
+    let inode = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let ours = f.get(col)?.ends_with(&want) && f.get(3) == Some(&"01");
+        ours.then(|| f.get(9).map(|i| i.to_string()))?
+    })?;
     let target = format!("socket:[{inode}]");
     let fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
+        .ok()?
         .filter_map(|e| e.ok())
         .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == target))
-        .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .expect("the proxy holds the socket");
+        .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())?;
     // SAFETY: plain syscalls; the returned descriptors are owned here.
     unsafe {
         let pidfd = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) as i32;
@@ -240,7 +235,7 @@ fn proxy_socket(pid: i32, port: u16, local: bool) -> std::os::fd::OwnedFd {
         let pidfd = std::os::fd::OwnedFd::from_raw_fd(pidfd);
         let got = nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) as i32;
         assert!(got >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
-        std::os::fd::OwnedFd::from_raw_fd(got)
+        Some(std::os::fd::OwnedFd::from_raw_fd(got))
     }
 }
 
@@ -265,14 +260,25 @@ fn proxy_options(which: Impl, lines: &str) -> (Opts, Opts) {
     let p = free_ports(2);
     let _b = Backend::start("e", p[1], Behavior::LineEcho);
     let px = ProxyProc::start(which, &dir, &tcp_cfg(p[0], p[1], lines), &[p[0]]);
-    let c = connect_from(None, p[0]).unwrap();
-    c.set_read_timeout(Some(SOON)).unwrap();
-    let mut greeting = [0u8; 2];
-    std::io::Read::read_exact(&mut &c, &mut greeting).unwrap();
-    assert_eq!(&greeting, b"e\n", "{which:?}: proxied");
-    let client_side = opts(&proxy_socket(px.pid(), p[0], true));
-    let server_side = opts(&proxy_socket(px.pid(), p[1], false));
-    (client_side, server_side)
+    let _c = connect_from(None, p[0]).unwrap();
+    // Both of the proxy's sockets are there once it has connected to the server; no data
+    // needs to flow.
+    let end = Instant::now() + SOON;
+    loop {
+        let pid = px.pid();
+        if let (Some(cs), Some(ss)) = (
+            proxy_socket(pid, p[0], true),
+            proxy_socket(pid, p[1], false),
+        ) {
+            return (opts(&cs), opts(&ss));
+        }
+        assert!(
+            Instant::now() < end,
+            "{which:?} {lines:?}: no established client and server sockets in the proxy; stderr:\n{}",
+            px.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
