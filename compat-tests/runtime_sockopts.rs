@@ -260,11 +260,17 @@ fn proxy_options(which: Impl, lines: &str) -> (Opts, Opts) {
     let p = free_ports(2);
     let _b = Backend::start("e", p[1], Behavior::LineEcho);
     let px = ProxyProc::start(which, &dir, &tcp_cfg(p[0], p[1], lines), &[p[0]]);
-    let _c = connect_from(None, p[0]).unwrap();
+    let mut _c = connect_from(None, p[0]).unwrap();
+    let mut since = Instant::now();
     // Both of the proxy's sockets are there once it has connected to the server; no data
-    // needs to flow.
+    // needs to flow. A client connection the kernel resets (a stale TIME_WAIT of an earlier
+    // test on the same ports) is replaced after a second.
     let end = Instant::now() + SOON;
     loop {
+        if since.elapsed() > Duration::from_secs(1) {
+            _c = connect_from(None, p[0]).unwrap();
+            since = Instant::now();
+        }
         let pid = px.pid();
         if let (Some(cs), Some(ss)) = (
             proxy_socket(pid, p[0], true),
