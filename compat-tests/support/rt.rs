@@ -65,17 +65,44 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     const LO: usize = 10_000;
     const SPAN: usize = 22_000;
     let seed = (std::process::id() as usize).wrapping_mul(7919) % SPAN;
+    // Ports some socket of any state still uses are skipped too: a connection to a port
+    // with TIME_WAIT entries of an earlier test (whose sequence of ports overlaps) can be
+    // refused or reset by the kernel.
+    let busy = ports_in_use();
     let mut out = Vec::with_capacity(n);
     let mut held = Vec::with_capacity(n);
     while out.len() < n {
         let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let port = (LO + (seed + k * 37) % SPAN) as u16;
+        if busy.contains(&port) {
+            continue;
+        }
         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
             out.push(port);
             held.push(l);
         }
     }
     out
+}
+
+/// Every local and remote TCP port of the sockets of this network namespace, in any state.
+fn ports_in_use() -> std::collections::HashSet<u16> {
+    let mut ports = std::collections::HashSet::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let table = std::fs::read_to_string(f).unwrap_or_default();
+        for l in table.lines().skip(1) {
+            for addr in l.split_whitespace().skip(1).take(2) {
+                if let Some(p) = addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|h| u16::from_str_radix(h, 16).ok())
+                {
+                    ports.insert(p);
+                }
+            }
+        }
+    }
+    ports
 }
 
 /// True when some socket listens on TCP `port` (read from /proc, so no connection is made and
