@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Per-request costs of rhaproxy and HAProxy 2.6 side by side: syscalls per request (strace -c)
-# and user/system CPU microseconds per request (from /proc/PID/stat), for keep-alive and
+# and user/system CPU microseconds per request (from /proc/PID/stat), loopback TCP segments and
+# pure ACKs per request (nstat, first run of each proxy), for keep-alive and
 # `Connection: close` requests in `mode http`, optionally through `source 0.0.0.0 usesrc
 # clientip` (root). Syscall counts do not depend on the machine's load; CPU times do (the
 # load average is printed), so rounds alternate the two proxies.
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-for t in wrk nginx haproxy taskset strace rustc; do
+for t in wrk nginx haproxy taskset strace nstat rustc; do
   command -v "$t" >/dev/null || { echo "missing: $t" >&2; exit 2; }
 done
 [ "$USESRC" = 0 ] || [ "$(id -u)" = 0 ] || { echo "--usesrc needs root" >&2; exit 2; }
@@ -66,7 +67,7 @@ wrk_run() { # wrk_run IMPL CONNS HEADER...: requests done (on stdout)
   awk '/requests in/ {print $1}' "$tmp/wrk.out"
 }
 
-declare -A SC CPU_U CPU_S
+declare -A SC CPU_U CPU_S SEG ACK
 for sc in keepalive close; do
   hdr=()
   [ "$sc" = close ] && hdr=(-H "Connection: close")
@@ -84,9 +85,16 @@ for sc in keepalive close; do
   for r in $(seq "$ROUNDS"); do
     for i in rh ha; do
       start "$i"
+      # Loopback TCP segments (all sides) and pure ACKs per request, from the first run.
+      [ "$r" = 1 ] && nstat -n >/dev/null
       read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$PROXY/stat")
       n=$(wrk_run "$i" 50 "${hdr[@]}")
       read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$PROXY/stat")
+      if [ "$r" = 1 ]; then
+        nstat TcpOutSegs TcpExtTCPPureAcks >"$tmp/nstat.txt"
+        SEG[$sc.$i]=$(awk -v n="$n" '$1 == "TcpOutSegs" { printf "%.2f", $2 / n }' "$tmp/nstat.txt")
+        ACK[$sc.$i]=$(awk -v n="$n" '$1 == "TcpExtTCPPureAcks" { printf "%.2f", $2 / n }' "$tmp/nstat.txt")
+      fi
       stop
       clk=$(getconf CLK_TCK)
       CPU_U[$sc.$i]+="$(awk -v d=$((u1 - u0)) -v k="$clk" -v n="$n" 'BEGIN { printf "%.1f", d / k / n * 1e6 }') "
@@ -102,6 +110,8 @@ echo "| scenario | metric | rhaproxy | HAProxy |"
 echo "|---|---|---:|---:|"
 for sc in keepalive close; do
   echo "| $sc | syscalls per request (strace -c, wrk -c10) | ${SC[$sc.rh]} | ${SC[$sc.ha]} |"
+  echo "| $sc | loopback TCP segments per request (nstat, first run) | ${SEG[$sc.rh]} | ${SEG[$sc.ha]} |"
+  echo "| $sc | of which pure ACKs | ${ACK[$sc.rh]} | ${ACK[$sc.ha]} |"
   echo "| $sc | user µs per request, median of $ROUNDS runs (each run) | $(echo "${CPU_U[$sc.rh]}" | median) (${CPU_U[$sc.rh]% }) | $(echo "${CPU_U[$sc.ha]}" | median) (${CPU_U[$sc.ha]% }) |"
   echo "| $sc | system µs per request, median of $ROUNDS runs (each run) | $(echo "${CPU_S[$sc.rh]}" | median) (${CPU_S[$sc.rh]% }) | $(echo "${CPU_S[$sc.ha]}" | median) (${CPU_S[$sc.ha]% }) |"
 done
