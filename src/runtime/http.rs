@@ -1321,6 +1321,13 @@ async fn transaction(
         } => {
             drop(slot);
             let Some(mut sc) = sc else { return Flow::Next };
+            if !client_keep_alive {
+                // The client's FIN goes right behind the response, before the server
+                // connection is dealt with, as HAProxy orders it: a later FIN lets a fast
+                // client close first, and the TIME_WAIT then lands on the client's side,
+                // where its next connect() has to step over it.
+                let _ = cw.shutdown().await;
+            }
             sc.served += 1;
             let queue = sc.srv != usize::MAX && be.has_waiters(sc.srv);
             let reusable = server_reusable
@@ -1354,7 +1361,6 @@ async fn transaction(
             if !client_keep_alive {
                 // The head's vectors serve the next connection's heads.
                 req.recycle();
-                let _ = cw.shutdown().await;
                 return Flow::End;
             }
         }
