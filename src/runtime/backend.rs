@@ -135,6 +135,9 @@ pub struct Backend {
     pub transparent: bool,
     /// `option srvtcpka` / `option tcpka`: kernel keep-alive probes towards the servers.
     pub srv_tcpka: bool,
+    /// `option nolinger`: in `mode tcp`, the client's FIN resets the server connection
+    /// ([`super::forward::Forward::nolinger_server`]).
+    pub nolinger: bool,
     pub connect_timeout: Option<Duration>,
     pub server_timeout: Option<Duration>,
     pub server_fin_timeout: Option<Duration>,
@@ -467,6 +470,7 @@ impl Backend {
             persist: super::persist::Persist::build(p),
             prefer_last,
             srv_tcpka: p.option("srvtcpka") || p.option("tcpka"),
+            nolinger: p.option("nolinger"),
             last_ok,
             reuse: p.http_reuse,
         }

@@ -17,6 +17,7 @@
 //! deadline that a wait depends on. Activity only pushes deadlines back, so the timer is not
 //! touched on activity: when it fires early, it is re-armed at the new earliest deadline.
 
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -139,6 +140,13 @@ struct Core {
     armed: bool,
     /// The first side whose read timed out.
     timed_out: Option<bool>,
+    /// Whether each side's FIN was read.
+    eof: [bool; 2],
+    /// `option nolinger` in the backend: the server socket, reset when the client closes
+    /// (see [`Forward::nolinger_server`]).
+    nolinger_server: Option<RawFd>,
+    /// The server is read no more (its socket is to be reset).
+    server_cut: bool,
 }
 
 /// A clock read at most once per poll (activity within a poll is stamped alike).
@@ -197,7 +205,15 @@ impl Core {
                             client: from == CLIENT,
                         });
                     }
-                    Poll::Ready(Ok(b)) if b.is_empty() => dir.step = Step::Shut,
+                    Poll::Ready(Ok(b)) if b.is_empty() => {
+                        self.eof[from] = true;
+                        dir.step = Step::Shut;
+                        if from == CLIENT && !self.eof[SERVER] {
+                            if let Some(fd) = self.nolinger_server {
+                                self.cut_server(fd);
+                            }
+                        }
+                    }
                     Poll::Ready(Ok(b)) => {
                         dir.buf = b;
                         dir.step = Step::Write;
@@ -219,7 +235,11 @@ impl Core {
                                 // The buffer goes back to the pool: none is held while idle.
                                 bufpool::give(std::mem::take(&mut dir.buf));
                                 dir.pos = 0;
-                                dir.step = Step::Read;
+                                dir.step = if from == SERVER && self.server_cut {
+                                    Step::Shut
+                                } else {
+                                    Step::Read
+                                };
                                 self.bytes[from] += len as u64;
                             }
                             self.last[to] = clock.now();
@@ -227,7 +247,9 @@ impl Core {
                     }
                 }
                 Step::Shut => {
-                    if Pin::new(&mut *w).poll_shutdown(cx).is_pending() {
+                    // No FIN once the destination's own FIN was read, as HAProxy: the close
+                    // sends it then (or the RST of `option nolinger`).
+                    if !self.eof[to] && Pin::new(&mut *w).poll_shutdown(cx).is_pending() {
                         return Ok(());
                     }
                     dir.step = Step::Done;
@@ -236,6 +258,20 @@ impl Core {
                 }
                 Step::Done => return Ok(()),
             }
+        }
+    }
+
+    /// Backend `option nolinger` on the client's FIN (HAProxy 2.6, measured): the server is
+    /// not told with a FIN but reset when the forwarding ends (`SO_LINGER` 0 before the
+    /// close), and what it already sent still reaches the client, which then gets its FIN.
+    fn cut_server(&mut self, fd: RawFd) {
+        // SAFETY: the server socket the forwarding owns, open as long as the forwarding is.
+        let sock = unsafe { BorrowedFd::borrow_raw(fd) };
+        let _ = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
+        self.dirs[CLIENT].step = Step::Done;
+        self.server_cut = true;
+        if self.dirs[SERVER].step == Step::Read {
+            self.dirs[SERVER].step = Step::Shut;
         }
     }
 
@@ -418,7 +454,19 @@ where
             bytes: [0; 2],
             armed: false,
             timed_out: None,
+            eof: [false; 2],
+            nolinger_server: None,
+            server_cut: false,
         },
+    }
+}
+
+impl<C, S: AsRawFd, F> Forward<C, S, F> {
+    /// `option nolinger` in the backend: the client's FIN resets the server connection,
+    /// unless the server closed first (HAProxy 2.6 then closes it with a FIN, measured).
+    pub fn nolinger_server(mut self) -> Self {
+        self.core.nolinger_server = Some(self.server.as_raw_fd());
+        self
     }
 }
 

@@ -15,6 +15,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::unix::AsyncFd;
@@ -37,6 +38,8 @@ pub struct LazyTcp {
     // would make every session future larger.
     reg: OnceLock<Option<AsyncFd<Fd>>>,
     sock: std::net::TcpStream,
+    /// The peer's FIN was read, or ours was sent: no `shutdown` is due any more.
+    no_fin_due: AtomicBool,
 }
 
 impl LazyTcp {
@@ -45,6 +48,7 @@ impl LazyTcp {
         LazyTcp {
             reg: OnceLock::new(),
             sock: s,
+            no_fin_due: AtomicBool::new(false),
         }
     }
 
@@ -69,9 +73,20 @@ impl LazyTcp {
             .ok_or_else(|| io::Error::other("cannot register the connection with the event loop"))
     }
 
-    /// Shuts the write direction (a FIN), at once.
+    /// Shuts the write direction (a FIN), at once; not once the peer's FIN was read, as
+    /// HAProxy: the close that follows sends the FIN then, or the RST of `option nolinger`
+    /// (a FIN before it would tell the peer the close was clean).
     fn shutdown_write(&self) -> io::Result<()> {
+        if self.no_fin_due.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
         self.sock.shutdown(std::net::Shutdown::Write)
+    }
+
+    fn read_done(&self, n: usize, asked: usize) {
+        if n == 0 && asked > 0 {
+            self.no_fin_due.store(true, Ordering::Relaxed);
+        }
     }
 
     fn poll_read_ref(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -82,6 +97,7 @@ impl LazyTcp {
         if self.reg.get().is_none() {
             match (&self.sock).read(dst) {
                 Ok(n) => {
+                    self.read_done(n, dst.len());
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -95,6 +111,7 @@ impl LazyTcp {
             let mut guard = ready!(reg.poll_read_ready(cx))?;
             match guard.try_io(|_| (&self.sock).read(dst)) {
                 Ok(Ok(n)) => {
+                    self.read_done(n, dst.len());
                     // A short read emptied the socket's queue: wait for the next edge rather
                     // than find out with an `EAGAIN` read (tokio's own streams do the same;
                     // an event that came after the read keeps the readiness).
@@ -134,6 +151,15 @@ impl LazyTcp {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl Drop for LazyTcp {
+    /// Every end of a client connection shuts it before the close, as HAProxy does (a
+    /// keep-alive timeout, a stop, an error answered): with `option nolinger` the client then
+    /// gets a FIN and the RST, where a bare close would send the RST alone.
+    fn drop(&mut self) {
+        let _ = self.shutdown_write();
     }
 }
 

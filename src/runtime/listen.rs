@@ -73,6 +73,9 @@ pub fn bind_all(
     let smart = smart_accept(p);
     // `option clitcpka` / `option tcpka`: kernel keep-alive probes towards the client.
     let keepalive = p.option("clitcpka") || p.option("tcpka");
+    // `option nolinger`: client connections close with an RST. HAProxy sets `SO_LINGER` 0 on
+    // each accepted socket; Linux copies the listener's into each accepted one.
+    let nolinger = p.option("nolinger");
     // Options every accepted connection inherits from its listening socket (Linux copies
     // them into the new socket): set here once instead of a syscall per connection.
     let set_inherited = |s: socket2::SockRef<'_>| {
@@ -83,6 +86,7 @@ pub fn bind_all(
             false => s.set_keepalive(false),
         };
         let _ = s.set_tcp_quickack(!smart);
+        let _ = s.set_linger(nolinger.then_some(Duration::ZERO));
     };
     for spec in &bind.addrs {
         let low = spec.addr.port();

@@ -56,7 +56,11 @@ pub fn session(
         };
         // `shutdown sessions server` ends the session (HAProxy's `K` termination).
         let stop = super::admin::killed(kill.as_mut());
-        let st = forward::forward_until(client, server, tmo, &[], &[], stop).await;
+        let fwd = forward::forward_until(client, server, tmo, &[], &[], stop);
+        let st = match end.be.nolinger {
+            true => fwd.nolinger_server().await,
+            false => fwd.await,
+        };
         end.finish(st);
     }
 }

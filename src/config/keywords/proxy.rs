@@ -1119,7 +1119,7 @@ pub static OPTIONS: &[OptionKw] = &[
     opt("log-health-checks", BE, I),
     opt("log-separate-errors", FE, I),
     opt("logasap", FE, I),
-    opt("nolinger", FB, U),
+    opt("nolinger", FB, I),
     opt("persist", BE, I),
     opth("prefer-last-server", BE, I),
     opt(
