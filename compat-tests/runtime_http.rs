@@ -641,6 +641,85 @@ listen li
     });
 }
 
+/// Sends `n` requests for `/slow/{ms}`, one every `gap_ms`, each on its own connection; for
+/// each: the answering server and whether it was served in the first wave (answered within
+/// 1.5 times `ms` of its sending) or waited for another request to end.
+fn staggered_waves(port: u16, n: usize, gap_ms: u64, ms: u64) -> Vec<String> {
+    let hs: Vec<_> = (0..n)
+        .map(|k| {
+            thread::sleep(Duration::from_millis(if k == 0 { 0 } else { gap_ms }));
+            thread::spawn(move || {
+                let t = Instant::now();
+                let r = http_once(port, &format!("GET /slow/{ms} HTTP/1.1\r\nHost: x\r\n\r\n"));
+                let wave = if t.elapsed() < Duration::from_millis(ms * 3 / 2) {
+                    1
+                } else {
+                    2
+                };
+                match r {
+                    Ok(r) => format!("{} {} wave {wave}", r.status, r.server()),
+                    Err(e) => format!("error {e}"),
+                }
+            })
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// `minconn` with the backend's `fullconn`: a server's limit is `minconn` at low load and grows
+/// with the backend's connections up to `maxconn` at `fullconn` (HAProxy's dynamic maxconn);
+/// a `minconn` alone is the server's `maxconn`.
+#[test]
+fn server_minconn_limit_grows_with_the_backend_load() {
+    use std::sync::atomic::Ordering::Acquire;
+    differential("server_minconn_limit_grows_with_the_backend_load", |imp| {
+        let mut out = Vec::new();
+        for (name, fullconn, params, n) in [
+            // 3 requests on 2 servers: limit max(1, beconn * 10 / 20) = 1 per server below
+            // 4 connections, so the third waits for the first to end. (A fourth one would
+            // show the difference in docs/compatibility.md: HAProxy lets two queued requests
+            // in when the first one ends, counting it still.)
+            ("minconn 1 maxconn 10", 20, "minconn 1 maxconn 10", 3),
+            // The same servers without `minconn`: all four at once.
+            ("maxconn 10", 20, "maxconn 10", 4),
+            // `fullconn` reached at the second request: `maxconn` 3 from then on.
+            ("fullconn 2", 2, "minconn 1 maxconn 3", 3),
+            // `minconn` alone is the server's `maxconn`.
+            ("minconn alone", 20, "minconn 1", 3),
+        ] {
+            let dir = TempDir::new("minconn");
+            let p = free_ports(3);
+            let s1 = Backend::start("s1", p[1], Behavior::Http);
+            let s2 = Backend::start("s2", p[2], Behavior::Http);
+            let cfg = format!(
+                "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    timeout queue 10s
+    fullconn {fullconn}
+    server s1 127.0.0.1:{} {params}
+    server s2 127.0.0.1:{} {params}
+",
+                p[0], p[1], p[2]
+            );
+            let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+            let seen = staggered_waves(p[0], n, 80, 500);
+            let peaks = (s1.max_inflight.load(Acquire), s2.max_inflight.load(Acquire));
+            out.push(format!("{name}: {seen:?}, peaks {peaks:?}"));
+        }
+        let waves = |line: &str| line.matches("wave 2").count();
+        assert_eq!(waves(&out[0]), 1, "{imp:?}: {}", out[0]);
+        assert!(out[0].ends_with("peaks (1, 1)"), "{imp:?}: {}", out[0]);
+        assert_eq!(waves(&out[1]), 0, "{imp:?}: {}", out[1]);
+        assert!(out[1].ends_with("peaks (2, 2)"), "{imp:?}: {}", out[1]);
+        assert!(out[2].ends_with("peaks (2, 1)"), "{imp:?}: {}", out[2]);
+        assert_eq!(waves(&out[2]), 0, "{imp:?}: {}", out[2]);
+        assert_eq!(waves(&out[3]), 1, "{imp:?}: {}", out[3]);
+        assert!(out[3].ends_with("peaks (1, 1)"), "{imp:?}: {}", out[3]);
+        out
+    });
+}
+
 #[test]
 fn sigusr1_closes_idle_keep_alive_and_finishes_requests() {
     for imp in Impl::all("sigusr1_closes_idle_keep_alive_and_finishes_requests") {

@@ -271,6 +271,9 @@ pub struct ServerParams {
     pub backup: bool,
     pub disabled: bool,
     pub maxconn: Option<u32>,
+    /// `minconn`: with the backend's `fullconn`, the server's limit grows from it to
+    /// `maxconn` with the backend's load.
+    pub minconn: Option<u32>,
     pub maxqueue: Option<u32>,
     pub check: bool,
     pub inter: u64,
@@ -302,6 +305,7 @@ impl Default for ServerParams {
             backup: false,
             disabled: false,
             maxconn: None,
+            minconn: None,
             maxqueue: None,
             check: false,
             inter: 2000,

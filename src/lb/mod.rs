@@ -844,7 +844,8 @@ impl Balancer {
         }
     }
 
-    fn saturated(&self, i: usize) -> bool {
+    /// Server `i` is at its connection limit (its dynamic one with `minconn`).
+    pub fn saturated(&self, i: usize) -> bool {
         match self.dynamic_maxconn(i) {
             Some(m) => self.served[i].load(Ordering::Relaxed) >= m,
             None => false,
@@ -863,6 +864,11 @@ impl Balancer {
     /// servers with `minconn`.
     pub fn set_fullconn(&self, fullconn: u32) {
         self.fullconn.store(fullconn, Ordering::Relaxed);
+    }
+
+    /// The backend's `fullconn`, as set.
+    pub fn fullconn(&self) -> u32 {
+        self.fullconn.load(Ordering::Relaxed)
     }
 
     /// Current connection limit of server `i` (None: unlimited): `maxconn`,

@@ -614,19 +614,11 @@ pub fn start(
             description: p.description.clone(),
         });
     }
-    // Backend `slim`: `fullconn`, or a tenth of the maxconn of the frontends using it.
-    for i in 0..proxies.len() {
-        if proxies[i].be.is_none() || proxies[i].fullconn > 0 {
-            continue;
+    // Backend `slim`: `fullconn`, or its default (computed with the backends).
+    for v in proxies.iter_mut() {
+        if let Some(be) = &v.be {
+            v.fullconn = be.lb.fullconn();
         }
-        let name = proxies[i].name.clone();
-        let sum: u64 = proxies
-            .iter()
-            .filter_map(|v| v.fe.as_ref())
-            .filter(|(f, _)| f.backend.as_ref().is_some_and(|b| b.name == name))
-            .map(|(_, m)| *m as u64)
-            .sum();
-        proxies[i].fullconn = (sum.div_ceil(10)).max(1) as u32;
     }
     let n = proxies.len();
     let _ = FE_STATE.set(

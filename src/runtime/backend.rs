@@ -81,6 +81,9 @@ pub struct Server {
     pub target: ServerTarget,
     pub source: Option<SourcePolicy>,
     pub maxconn: Option<u32>,
+    /// `minconn` below `maxconn`: the limit is the balancer's dynamic one
+    /// ([`Balancer::dynamic_maxconn`]), which the slots' count bounds.
+    pub dynamic: bool,
     /// `maxqueue`: most requests waiting in this server's queue.
     pub maxqueue: Option<u32>,
     pub backup: bool,
@@ -118,6 +121,20 @@ impl Server {
                 Some(SocketAddr::new(od.ip(), port.unwrap_or(od.port())))
             }
         }
+    }
+}
+
+/// A server's `(minconn, maxconn)` as HAProxy 2.6 settles them at start-up (`None`: no
+/// limit): a `minconn` above `maxconn` (or alone) becomes the `maxconn`, a `maxconn` alone is
+/// also the `minconn` (a fixed limit).
+pub fn conn_limits(sp: &crate::config::ir::ServerParams) -> (Option<u32>, Option<u32>) {
+    let min = sp.minconn.unwrap_or(0);
+    let max = sp.maxconn.unwrap_or(0);
+    match (min, max) {
+        (_, _) if min > max => (Some(min), Some(min)),
+        (0, 0) => (None, None),
+        (0, _) => (Some(max), Some(max)),
+        _ => (Some(min), Some(max)),
     }
 }
 
@@ -339,7 +356,7 @@ impl Backend {
                 puid: s.puid,
                 weight: s.params.weight,
                 backup: s.params.backup,
-                maxconn: s.params.maxconn.filter(|&m| m > 0),
+                maxconn: conn_limits(&s.params).1,
                 disabled: s.params.disabled,
             })
             .collect();
@@ -359,6 +376,9 @@ impl Backend {
             p.option("allbackups"),
             p.hash_balance_factor.unwrap_or(0),
         ));
+        for (i, s) in p.servers.iter().enumerate() {
+            lb.set_minconn(i, conn_limits(&s.params).0.unwrap_or(0));
+        }
         let servers: Vec<Server> = p
             .servers
             .iter()
@@ -408,13 +428,13 @@ impl Backend {
                     idx: i,
                     target: s.target.clone(),
                     source: sp.source.as_ref().map(|l| source_policy(&l.value)),
-                    maxconn: sp.maxconn.filter(|&m| m > 0),
+                    maxconn: conn_limits(sp).1,
+                    dynamic: conn_limits(sp).0 < conn_limits(sp).1,
                     maxqueue: sp.maxqueue.filter(|&m| m > 0),
                     backup: sp.backup,
                     disabled: sp.disabled,
-                    slots: sp
-                        .maxconn
-                        .filter(|&m| m > 0)
+                    slots: conn_limits(sp)
+                        .1
                         .map(|m| Arc::new(Semaphore::new(m as usize))),
                     queued: AtomicUsize::new(0),
                     queue_idx: AtomicU64::new(0),
@@ -502,6 +522,9 @@ impl Backend {
     /// Takes a slot on server `i` if one is free right now.
     fn try_slot(self: &Arc<Self>, i: usize) -> Option<Slot> {
         let srv = &self.servers[i];
+        if srv.dynamic && self.lb.saturated(i) {
+            return None;
+        }
         let permit = match &srv.slots {
             Some(sem) => Some(Arc::clone(sem).try_acquire_owned().ok()?),
             None => None,
@@ -663,6 +686,9 @@ impl Backend {
         stats: &mut ConnStats,
     ) -> Result<Slot, ConnectError> {
         let entered = self.servers[i].queue_idx.load(Ordering::Acquire);
+        if self.servers[i].dynamic {
+            return self.wait_dynamic_slot(i, deadline, stats, entered).await;
+        }
         let sem = Arc::clone(
             self.servers[i]
                 .slots
@@ -683,6 +709,46 @@ impl Backend {
         match r {
             Some(Ok(p)) => Ok(self.make_slot(i, Some(p))),
             _ => Err(ConnectError::QueueTimeout),
+        }
+    }
+
+    /// [`Backend::wait_server_slot`] for a server whose limit moves with the backend's load
+    /// (`minconn`): a slot can free up without a connection ending, so the request tries
+    /// again whenever one ends anywhere in the backend.
+    async fn wait_dynamic_slot(
+        self: &Arc<Self>,
+        i: usize,
+        deadline: Option<Instant>,
+        stats: &mut ConnStats,
+        entered: u64,
+    ) -> Result<Slot, ConnectError> {
+        let srv = &self.servers[i];
+        srv.queued.fetch_add(1, Ordering::AcqRel);
+        let slot = loop {
+            let _picking = Picking::new(&self.picking);
+            let notified = self.freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(slot) = self.try_slot(i) {
+                break Some(slot);
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notified).await.is_err() {
+                        break None;
+                    }
+                }
+                None => notified.await,
+            }
+        };
+        srv.queued.fetch_sub(1, Ordering::AcqRel);
+        stats.srv_queue_pos = (srv.queue_idx.load(Ordering::Acquire) - entered + 1) as u32;
+        match slot {
+            Some(s) => {
+                srv.queue_idx.fetch_add(1, Ordering::AcqRel);
+                Ok(s)
+            }
+            None => Err(ConnectError::QueueTimeout),
         }
     }
 

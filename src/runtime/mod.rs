@@ -363,6 +363,20 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         }));
         fe_proxies.push(fe_maxconn);
     }
+    // `fullconn` (for `minconn`): as set, else HAProxy's default, a tenth (rounded up) of the
+    // `maxconn` of the frontends that lead to the backend, at least 1.
+    for be in &backends {
+        let full = be.proxy.fullconn.unwrap_or_else(|| {
+            let sum: u64 = frontends
+                .iter()
+                .zip(&fe_proxies)
+                .filter(|(f, _)| f.backend.as_ref().is_some_and(|b| Arc::ptr_eq(b, be)))
+                .map(|(_, &m)| m as u64)
+                .sum();
+            sum.div_ceil(10).max(1) as u32
+        });
+        be.lb.set_fullconn(full);
+    }
 
     // The listeners accept (into their backlog) from `listen()` on, so a supervisor or a test
     // may signal as soon as the port answers. Until `serve` installs the handlers these signals

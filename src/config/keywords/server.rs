@@ -55,7 +55,7 @@ pub static SERVER_OPTIONS: &[(&str, usize, Status)] = &[
             "as in HAProxy 2.6 with HTTP/1 servers, which applies it to HTTP/2 server connections only (measured; runtime_reuse compares the reuse patterns)",
         ),
     ),
-    ("minconn", 1, U),
+    ("minconn", 1, I),
     ("namespace", 1, U),
     ("no-ssl-reuse", 0, U),
     ("no-sslv3", 0, U),
@@ -329,6 +329,7 @@ fn apply_options(
                 sp.on_marked_down_shutdown = true;
             }
             "maxqueue" => sp.maxqueue = Some(count()),
+            "minconn" => sp.minconn = Some(count()),
             // Read as C's atoi (HAProxy accepts `abc` as 0; measured).
             "pool-max-conn" => {
                 let v = atoi(arg);
