@@ -617,13 +617,10 @@ impl Parser<'_> {
                     }
                 }
             }
-            None => {
-                if self.cfg.defaults.is_empty() {
-                    None
-                } else {
-                    Some(self.cfg.defaults.len() - 1)
-                }
-            }
+            // A `defaults` section without `from` starts afresh (HAProxy 2.6, measured: the
+            // previous one's timeouts and `log` lines do not carry over).
+            None if kind == ProxyKind::Defaults => None,
+            None => self.cfg.defaults.len().checked_sub(1),
         };
         if from.is_none() {
             if let Some(i) = base {
