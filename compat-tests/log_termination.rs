@@ -463,6 +463,82 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // `option abortonclose`: the client's FIN while its request waits in the queue
+            // drops the request (no answer, status -1, `CQ`).
+            fe: "h_abort_CQ",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_abort_queue",
+            lines: 2,
+            bytes_vary: false,
+            states: &["----", "CQ--"],
+            run: |e, fe| {
+                let port = e.port(fe);
+                let a = thread::spawn(move || get(port, "/slow"));
+                thread::sleep(Duration::from_millis(300));
+                let mut s = connect(port);
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                thread::sleep(Duration::from_millis(150));
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                let _ = s.read_to_end(&mut got);
+                assert!(
+                    got.is_empty(),
+                    "no answer: {:?}",
+                    String::from_utf8_lossy(&got)
+                );
+                assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+            },
+        },
+        Scenario {
+            // `option abortonclose`: the client's FIN while the response is awaited aborts
+            // the server connection and answers 400 (`CH`).
+            fe: "h_abort_CH",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_abort",
+            lines: 1,
+            bytes_vary: false,
+            states: &["CH--"],
+            run: |e, fe| {
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                thread::sleep(Duration::from_millis(300));
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                let _ = s.read_to_end(&mut got);
+                let got = String::from_utf8_lossy(&got);
+                assert!(got.starts_with("HTTP/1.1 400 Bad request"), "{got}");
+            },
+        },
+        Scenario {
+            // `option abortonclose` in the backend only: HAProxy 2.6 does not apply it in
+            // `mode http` (the frontend lacks it), so the request is served once its turn
+            // comes.
+            fe: "h_abort_be_only",
+            http: true,
+            fe_cfg: "",
+            backend: "hb_queue_abort_be",
+            lines: 2,
+            bytes_vary: false,
+            states: &["----", "----"],
+            run: |e, fe| {
+                let port = e.port(fe);
+                let a = thread::spawn(move || get(port, "/slow"));
+                thread::sleep(Duration::from_millis(300));
+                let mut s = connect(port);
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                thread::sleep(Duration::from_millis(150));
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                let _ = s.read_to_end(&mut got);
+                let got = String::from_utf8_lossy(&got);
+                assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+                assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+            },
+        },
+        Scenario {
             // The client resets while the server connection is being established.
             fe: "h_CC",
             http: true,
@@ -1024,6 +1100,33 @@ fn scenarios() -> Vec<Scenario> {
                 read_all(&mut a);
             },
         },
+        Scenario {
+            // `option abortonclose` (in the backend, which is enough in `mode tcp`): a client
+            // that sent data and closed while waiting in the queue is dropped (`CQ`, no
+            // server), its data never sent.
+            fe: "t_abort_CQ",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_queue_abort_be",
+            lines: 2,
+            bytes_vary: false,
+            states: &["--", "CQ"],
+            run: |e, fe| {
+                let mut a = connect(e.port(fe));
+                a.write_all(b"hello\n").unwrap();
+                let mut b = [0u8; 3];
+                a.read_exact(&mut b).unwrap();
+                let mut s = connect(e.port(fe));
+                s.write_all(b"queued\n").unwrap();
+                thread::sleep(Duration::from_millis(150));
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                let _ = s.read_to_end(&mut got);
+                assert!(got.is_empty(), "{got:?}");
+                a.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut a);
+            },
+        },
     ]
 }
 
@@ -1083,28 +1186,20 @@ defaults
 ",
         env.sock.display()
     );
-    for s in scenarios() {
-        c.push_str(&format!(
-            "frontend {fe}
-    bind 127.0.0.1:{port}
-    mode {mode}
-    {fmt}
-    {extra_fe}
-    {cfg}
-    default_backend {be}
-",
-            fe = s.fe,
-            port = env.port(s.fe),
-            mode = if s.http { "http" } else { "tcp" },
-            fmt = match (s.fe_cfg.contains("log-format"), s.http) {
-                (true, _) => "",
-                (false, true) => "option httplog",
-                (false, false) => "option tcplog",
-            },
-            cfg = s.fe_cfg,
-            be = s.backend,
-        ));
-    }
+    // The `option abortonclose` scenarios come last, after a `defaults` section that sets
+    // it: in `mode http` HAProxy 2.6 applies it only when the frontend has it too.
+    let abort_defaults = |s: &Scenario| s.backend.starts_with("hb_abort");
+    let frontends = |c: &mut String, pick: &dyn Fn(&Scenario) -> bool| {
+        for s in scenarios().iter().filter(|s| pick(s)) {
+            frontend(c, s, env, extra_fe);
+        }
+    };
+    frontends(&mut c, &|s| !abort_defaults(s));
+    let tail = {
+        let mut t = String::new();
+        frontends(&mut t, &abort_defaults);
+        t
+    };
     let (ha, ta, tr, rf, bh) = (
         sv.http_app,
         sv.tcp_app,
@@ -1145,6 +1240,11 @@ backend {p}b_queue_long
     mode {mode}
     timeout queue 10s
     server s1 127.0.0.1:{app} maxconn 1
+backend {p}b_queue_abort_be
+    mode {mode}
+    timeout queue 10s
+    option abortonclose
+    server s1 127.0.0.1:{app} maxconn 1
 backend {p}b_tmo
     mode {mode}
     timeout server 400ms
@@ -1158,7 +1258,45 @@ backend {p}b_tmo
     server s1 127.0.0.1:{tr}
 "
     ));
+    c.push_str(&format!(
+        "defaults
+    mode http
+    log global
+    timeout connect 300ms
+    timeout client 5s
+    timeout server 5s
+    timeout queue 10s
+    option abortonclose
+{tail}backend hb_abort_queue
+    server s1 127.0.0.1:{ha} maxconn 1
+backend hb_abort
+    server s1 127.0.0.1:{ha}
+"
+    ));
     c
+}
+
+fn frontend(c: &mut String, s: &Scenario, env: &Env, extra_fe: &str) {
+    c.push_str(&format!(
+        "frontend {fe}
+    bind 127.0.0.1:{port}
+    mode {mode}
+    {fmt}
+    {extra_fe}
+    {cfg}
+    default_backend {be}
+",
+        fe = s.fe,
+        port = env.port(s.fe),
+        mode = if s.http { "http" } else { "tcp" },
+        fmt = match (s.fe_cfg.contains("log-format"), s.http) {
+            (true, _) => "",
+            (false, true) => "option httplog",
+            (false, false) => "option tcplog",
+        },
+        cfg = s.fe_cfg,
+        be = s.backend,
+    ));
 }
 
 /// All datagrams received, in order.

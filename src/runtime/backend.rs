@@ -155,6 +155,9 @@ pub struct Backend {
     /// `option nolinger`: in `mode tcp`, the client's FIN resets the server connection
     /// ([`super::forward::Forward::nolinger_server`]).
     pub nolinger: bool,
+    /// `option abortonclose`: a client's FIN aborts its request while it waits in a queue or
+    /// for the response head (`mode http`).
+    pub abortonclose: bool,
     pub connect_timeout: Option<Duration>,
     pub server_timeout: Option<Duration>,
     pub server_fin_timeout: Option<Duration>,
@@ -491,6 +494,7 @@ impl Backend {
             prefer_last,
             srv_tcpka: p.option("srvtcpka") || p.option("tcpka"),
             nolinger: p.option("nolinger"),
+            abortonclose: p.option("abortonclose"),
             last_ok,
             reuse: p.http_reuse,
         }
@@ -640,6 +644,8 @@ impl Backend {
                 ticket = Some(self.take_ticket());
             }
             entered.get_or_insert_with(|| self.queue_idx.load(Ordering::Acquire));
+            // Kept if the wait is given up (`option abortonclose`: HAProxy logs the position).
+            stats.be_queue_pos = pos(self, entered).unwrap_or(0);
             self.waiting.fetch_add(1, Ordering::AcqRel);
             let timed_out = match deadline {
                 Some(d) => tokio::time::timeout_at(d, notified).await.is_err(),

@@ -81,6 +81,9 @@ pub struct Frontend {
     /// `option tcp-smart-accept` ([`listen::smart_accept`]): the client sockets start
     /// without quick-ack.
     pub smart_accept: bool,
+    /// `option abortonclose` on the frontend (from `defaults` or a `listen`): in `mode http`
+    /// HAProxy 2.6 applies the backend's option only when the frontend has it too (measured).
+    pub abortonclose: bool,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
     pub http: http::HttpSettings,
@@ -343,6 +346,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             http_request_timeout: ms(&p.timeouts.http_request),
             http_keep_alive_timeout: ms(&p.timeouts.http_keep_alive),
             smart_accept: listen::smart_accept(p),
+            abortonclose: p.option("abortonclose"),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
             http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),

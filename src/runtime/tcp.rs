@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::backend::{Backend, BeActive, ConnCtx, ConnStats, ConnectError, Slot};
 use super::forward::{self, SideTimeouts, Timeouts};
-use super::{Accepted, Frontend, logging};
+use super::{Accepted, Frontend, clock, logging};
 use crate::lb::RequestKey;
 use crate::log::LogRecord;
 
@@ -46,6 +46,7 @@ pub fn session(
         let Some(Pair {
             client,
             server,
+            early,
             tmo,
             mut kill,
             end,
@@ -56,7 +57,8 @@ pub fn session(
         };
         // `shutdown sessions server` ends the session (HAProxy's `K` termination).
         let stop = super::admin::killed(kill.as_mut());
-        let fwd = forward::forward_until(client, server, tmo, &[], &[], stop);
+        let fwd = forward::forward_until(client, server, tmo, &early, &[], stop);
+        drop(early);
         let st = match end.be.nolinger {
             true => fwd.nolinger_server().await,
             false => fwd.await,
@@ -69,6 +71,8 @@ pub fn session(
 struct Pair {
     client: TcpStream,
     server: TcpStream,
+    /// Client data read while waiting for the server (`option abortonclose`).
+    early: Vec<u8>,
     /// Counts the server socket in the process's (zero-sized).
     _server_fd: super::fds::ServerFd,
     tmo: Timeouts,
@@ -174,10 +178,29 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
         orig_dst: acc.orig_dst,
     };
     let mut cs = ConnStats::default();
+    // What the client sends meanwhile, read only to see its FIN (`option abortonclose`).
+    let mut early = Vec::new();
+    let t0 = clock::now();
     let r = tokio::select! {
-        r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(r),
+        r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(Some(r)),
         _ = client_reset(&client) => None,
+        _ = client_fin(&client, &mut early), if be.abortonclose => Some(None),
     };
+    if let Some(None) = r {
+        // `option abortonclose`: the client closed while waiting for a server (HAProxy 2.6:
+        // `CQ`, no server).
+        let mut rec = base_record(&fe, &be, &acc, &cs);
+        rec.term_state = logging::term(b'C', b'Q');
+        rec.server = None;
+        rec.t_queue = Some(logging::ms_between(t0, clock::now()));
+        drop(active);
+        rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+        super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
+        finish(&fe, rec, &acc);
+        close_gracefully(client);
+        return None;
+    }
+    let r = r.flatten();
     let Some(r) = r else {
         // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
         let mut rec = base_record(&fe, &be, &acc, &cs);
@@ -242,6 +265,7 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
     Some(Pair {
         client,
         server,
+        early,
         _server_fd: super::fds::ServerFd::new(),
         tmo,
         kill,
@@ -256,6 +280,26 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
             feconn,
         },
     })
+}
+
+/// Resolves when the client closes (its FIN, or an error); its data meanwhile is kept in
+/// `early` (up to a buffer's worth: then it is not read any more).
+async fn client_fin(c: &TcpStream, early: &mut Vec<u8>) {
+    let mut tmp = [0u8; 4096];
+    loop {
+        if early.len() >= super::bufpool::BUF_SIZE {
+            std::future::pending::<()>().await;
+        }
+        if c.readable().await.is_err() {
+            return;
+        }
+        match c.try_read(&mut tmp) {
+            Ok(0) => return,
+            Ok(n) => early.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// Resolves when the client connection got an error (a reset).

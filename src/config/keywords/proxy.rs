@@ -1085,7 +1085,7 @@ const BE: Cap = Cap::BE;
 const FB: Cap = Cap::FE_BE;
 
 pub static OPTIONS: &[OptionKw] = &[
-    opt("abortonclose", BE, U),
+    opt("abortonclose", BE, I),
     opth("accept-invalid-http-request", FE, U),
     opth("accept-invalid-http-response", BE, U),
     opt("allbackups", BE, I),
