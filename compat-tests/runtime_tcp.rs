@@ -1008,3 +1008,52 @@ listen li
         expect_threads(px.pid(), after, &format!("{what}, after traffic"));
     }
 }
+
+/// `option tcplog`'s connection gauges (`%ac/%fc/%bc/%sc`) are those of the moment the line is
+/// logged, when the session ends, not of its start (HAProxy 2.6, measured: three connections
+/// opened one after the other, then closed first, third, second, log 3/3/2/2, 2/2/1/1 and
+/// 1/1/0/0).
+#[test]
+fn tcplog_gauges_are_sampled_when_logging() {
+    let mut results = Vec::new();
+    for imp in Impl::all("tcplog_gauges_are_sampled_when_logging") {
+        let dir = TempDir::new("gauges");
+        let p = free_ports(2);
+        let _b = Backend::start("s1", p[1], Behavior::Silent);
+        let log = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        log.set_read_timeout(Some(SOON)).unwrap();
+        let cfg = format!(
+            "global
+    log 127.0.0.1:{} format raw local0
+{DEFAULTS}    log global
+    log-format \"%ac/%fc/%bc/%sc\"
+listen li
+    bind 127.0.0.1:{}
+    server s1 127.0.0.1:{}
+",
+            log.local_addr().unwrap().port(),
+            p[0],
+            p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let open = || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", p[0])).unwrap();
+            s.write_all(b"x\n").unwrap();
+            thread::sleep(Duration::from_millis(150));
+            s
+        };
+        let (a, b, c) = (open(), open(), open());
+        let mut lines = Vec::new();
+        for s in [a, c, b] {
+            drop(s);
+            let mut buf = [0u8; 512];
+            let n = log.recv(&mut buf).expect("a log line");
+            lines.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
+        }
+        assert_eq!(lines, ["3/3/2/2", "2/2/1/1", "1/1/0/0"], "{imp:?}");
+        results.push(lines);
+    }
+    if results.len() == 2 {
+        assert_eq!(results[0], results[1]);
+    }
+}

@@ -88,9 +88,6 @@ struct PairEnd {
     slot: Option<Slot>,
     acc: Accepted,
     cs: ConnStats,
-    /// Connection counts when the forwarding started (logged).
-    actconn: u32,
-    feconn: u32,
 }
 
 impl PairEnd {
@@ -102,8 +99,6 @@ impl PairEnd {
             slot,
             acc,
             cs,
-            actconn,
-            feconn,
         } = self;
         let srv_idx = slot.as_ref().map(|s| s.srv);
         drop(slot);
@@ -121,8 +116,6 @@ impl PairEnd {
             return;
         }
         let mut rec = base_record(&fe, &be, &acc, &cs);
-        rec.actconn = actconn;
-        rec.feconn = feconn;
         rec.beconn = be.active.load(Ordering::Relaxed) as u32;
         rec.srv_conn = srv_idx.map(|i| be.lb.served(i)).unwrap_or(0);
         rec.bytes_out = st.to_client;
@@ -257,9 +250,7 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
         finish(&fe, rec, &acc);
     }
     // The log record is built when the session ends (an idle pair keeps no 768-byte record),
-    // with the connection counts of now.
-    let actconn = super::ACTCONN.load(Ordering::Relaxed) as u32;
-    let feconn = fe.feconn();
+    // with the connection counts of then, as HAProxy samples them when it logs.
     let tmo = tunnel_timeouts(&fe, Some(&be));
     let kill = slot.as_ref().map(|s| s.server().admin.kill_watch());
     Some(Pair {
@@ -276,8 +267,6 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
             slot,
             acc,
             cs,
-            actconn,
-            feconn,
         },
     })
 }
