@@ -711,6 +711,8 @@ pub struct Proxy {
     pub defaults_from: Option<Located<String>>,
     /// Set when this defaults section is referenced by `from` somewhere.
     pub referenced_by_from: bool,
+    /// Set when a proxy used this defaults section without naming it.
+    pub used_implicitly: bool,
     pub id: Option<Located<u32>>,
     pub disabled: bool,
     pub mode: Located<Mode>,
@@ -858,6 +860,7 @@ impl Proxy {
             loc: loc.clone(),
             defaults_from: None,
             referenced_by_from: false,
+            used_implicitly: false,
             id: None,
             disabled: false,
             mode: Located::new(Mode::Tcp, loc),
@@ -922,6 +925,7 @@ impl Proxy {
         p.loc = loc;
         p.defaults_from = Some(Located::new(def.name.clone(), def.loc.clone()));
         p.referenced_by_from = false;
+        p.used_implicitly = false;
         // Never inherited: identity, listeners, servers, routing.
         p.id = None;
         p.binds.clear();

@@ -605,7 +605,15 @@ impl Parser<'_> {
             Some(d) => {
                 match self.cfg.defaults.iter().rposition(|x| x.name == *d) {
                     Some(i) => {
-                        self.cfg.defaults[i].referenced_by_from = true;
+                        let dd = &mut self.cfg.defaults[i];
+                        dd.referenced_by_from = true;
+                        if dd.used_implicitly {
+                            // The other order of the mix below (HAProxy 2.6 alerts at each
+                            // `from` that names a section already used implicitly).
+                            let (dn, dl) = (dd.name.clone(), dd.loc.clone());
+                            self.diags
+                                .alert_nonfatal(l, mixed_defaults_use(&loc, &dn, &dl));
+                        }
                         Some(i)
                     }
                     None => {
@@ -627,10 +635,11 @@ impl Parser<'_> {
                 let d = &self.cfg.defaults[i];
                 if d.referenced_by_from && !d.name.is_empty() && kind != ProxyKind::Defaults {
                     let (dn, dl) = (d.name.clone(), d.loc.clone());
-                    self.diags.alert_nonfatal(
-                        l,
-                        format!("parsing [{loc}]: defaults section '{dn}' (declared at {dl}) is explicitly referenced by another proxy and implicitly used here. To avoid any ambiguity don't mix both usage. Add a last defaults section not explicitly used or always use explicit references."),
-                    );
+                    self.diags
+                        .alert_nonfatal(l, mixed_defaults_use(&loc, &dn, &dl));
+                }
+                if kind != ProxyKind::Defaults {
+                    self.cfg.defaults[i].used_implicitly = true;
                 }
             }
         }
@@ -641,6 +650,17 @@ impl Parser<'_> {
         self.cur = Current::Proxy(Box::new(proxy));
         false
     }
+}
+
+/// HAProxy 2.6's alert for a named defaults section both used implicitly and named by `from`.
+fn mixed_defaults_use(
+    loc: &impl std::fmt::Display,
+    name: &str,
+    at: &impl std::fmt::Display,
+) -> String {
+    format!(
+        "parsing [{loc}] : defaults section '{name}' (declared at {at}) is explicitly referenced by another proxy and implicitly used here. To avoid any ambiguity don't mix both usage. Add a last defaults section not explicitly used or always use explicit references."
+    )
 }
 
 fn global_line(ctx: &mut LineCtx, g: &mut Global, words: &[String]) {
