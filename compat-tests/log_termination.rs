@@ -754,6 +754,34 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // `option http-ignore-probes`: a connection closed or timed out without a byte
+            // gets no 408 and no line; a partial request still does.
+            fe: "h_probes",
+            http: true,
+            fe_cfg: "option http-ignore-probes\n    timeout http-request 300ms",
+            backend: "hb_app",
+            lines: 1,
+            bytes_vary: false,
+            states: &["cR--"],
+            run: |e, fe| {
+                drop(connect(e.port(fe)));
+                let mut s = connect(e.port(fe));
+                assert_eq!(
+                    read_all(&mut s),
+                    b"",
+                    "an idle connection closes in silence"
+                );
+                let mut s = connect(e.port(fe));
+                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n").unwrap();
+                let r = read_all(&mut s);
+                assert!(
+                    r.starts_with(b"HTTP/1.1 408"),
+                    "{}",
+                    String::from_utf8_lossy(&r)
+                );
+            },
+        },
+        Scenario {
             fe: "h_PR",
             http: true,
             fe_cfg: "",

@@ -824,7 +824,7 @@ impl Future for Serve {
                             continue;
                         }
                         Poll::Ready(_) => {
-                            if c.first {
+                            if c.first && !c.fe.ignore_probes {
                                 // HAProxy logs an empty connection too (`CR--` 400
                                 // `<BADREQ>`), but not a kept-alive one closed between
                                 // requests.
@@ -842,9 +842,10 @@ impl Future for Serve {
                     if let Some(s) = sleep.as_mut() {
                         // SAFETY: `sleep` is part of the pinned state (see above).
                         if unsafe { Pin::new_unchecked(s) }.poll(cx).is_ready() {
-                            // `timeout http-request` before a first request: a logged 408;
-                            // a keep-alive wait ends silently.
-                            if !c.first {
+                            // `timeout http-request` before a first request: a logged 408
+                            // (none under `option http-ignore-probes`); a keep-alive wait
+                            // ends silently.
+                            if !c.first || c.fe.ignore_probes {
                                 return Poll::Ready(());
                             }
                             let Some(mut c) = this.c.take() else {

@@ -84,6 +84,9 @@ pub struct Frontend {
     /// `option abortonclose` on the frontend (from `defaults` or a `listen`): in `mode http`
     /// HAProxy 2.6 applies the backend's option only when the frontend has it too (measured).
     pub abortonclose: bool,
+    /// `option http-ignore-probes`: a connection that sends nothing is closed without a 408
+    /// and without a log line.
+    pub ignore_probes: bool,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
     pub http: http::HttpSettings,
@@ -347,6 +350,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             http_keep_alive_timeout: ms(&p.timeouts.http_keep_alive),
             smart_accept: listen::smart_accept(p),
             abortonclose: p.option("abortonclose"),
+            ignore_probes: p.option("http-ignore-probes"),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
             http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),

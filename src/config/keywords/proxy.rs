@@ -1106,7 +1106,7 @@ pub static OPTIONS: &[OptionKw] = &[
     opth("h1-case-adjust-bogus-client", FE, U),
     opth("h1-case-adjust-bogus-server", BE, U),
     opth("http-buffer-request", FB, U),
-    opth("http-ignore-probes", FE, U),
+    opth("http-ignore-probes", FE, I),
     opth(
         "http-no-delay",
         FB,
