@@ -1129,6 +1129,29 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            // A client that closes while queued without having sent a byte is given up
+            // even without `option abortonclose` (`CQ`, no server).
+            fe: "t_empty_CQ",
+            http: false,
+            fe_cfg: "",
+            backend: "tb_queue_long",
+            lines: 2,
+            bytes_vary: false,
+            states: &["--", "CQ"],
+            run: |e, fe| {
+                let mut a = connect(e.port(fe));
+                a.write_all(b"hello\n").unwrap();
+                let mut b = [0u8; 3];
+                a.read_exact(&mut b).unwrap();
+                let mut s = connect(e.port(fe));
+                thread::sleep(Duration::from_millis(150));
+                s.shutdown(Shutdown::Write).unwrap();
+                assert_eq!(read_all(&mut s), b"");
+                a.shutdown(Shutdown::Write).unwrap();
+                read_all(&mut a);
+            },
+        },
+        Scenario {
             // `option abortonclose` (in the backend, which is enough in `mode tcp`): a client
             // that sent data and closed while waiting in the queue is dropped (`CQ`, no
             // server), its data never sent.

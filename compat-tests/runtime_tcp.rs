@@ -997,7 +997,7 @@ listen li
         );
         let px = ProxyProc::start(Impl::Rhaproxy, &dir, &cfg, &[p[0]]);
         expect_threads(px.pid(), before, &format!("{what}, before traffic"));
-        let out = tcp_exchange(p[0], None, b"").unwrap();
+        let out = tcp_exchange(p[0], None, b"x").unwrap();
         assert_eq!(out, "s1\n");
         if log {
             let mut buf = [0u8; 2048];

@@ -171,21 +171,20 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
         orig_dst: acc.orig_dst,
     };
     let mut cs = ConnStats::default();
-    // What the client sends meanwhile, read only to see its FIN (`option abortonclose`).
+    // What the client sends before its server connection is made, read to see its FIN.
     let mut early = Vec::new();
     let t0 = clock::now();
-    let r = tokio::select! {
-        r = be.connect_with(&key, ctx, None, None, &mut cs) => Some(Some(r)),
-        _ = client_reset(&client) => None,
-        _ = client_fin(&client, &mut early), if be.abortonclose => Some(None),
-    };
-    if let Some(None) = r {
-        // `option abortonclose`: the client closed while waiting for a server (HAProxy 2.6:
-        // `CQ`, no server).
+    let (r, gave_up) = connect(&be, &key, ctx, &client, &mut early, &mut cs).await;
+    if gave_up {
+        // `CQ` while queued (no server yet), `CC` once the server is chosen.
         let mut rec = base_record(&fe, &be, &acc, &cs);
-        rec.term_state = logging::term(b'C', b'Q');
-        rec.server = None;
-        rec.t_queue = Some(logging::ms_between(t0, clock::now()));
+        let chosen = cs.server.is_some();
+        rec.term_state = logging::term(b'C', if chosen { b'C' } else { b'Q' });
+        rec.t_queue = Some(if chosen {
+            cs.queue_ms
+        } else {
+            logging::ms_between(t0, clock::now())
+        });
         drop(active);
         rec.beconn = be.active.load(Ordering::Relaxed) as u32;
         super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
@@ -193,7 +192,6 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
         close_gracefully(client);
         return None;
     }
-    let r = r.flatten();
     let Some(r) = r else {
         // HAProxy gives up the connection when the client resets meanwhile (measured: `CD`).
         let mut rec = base_record(&fe, &be, &acc, &cs);
@@ -269,6 +267,84 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
             cs,
         },
     })
+}
+
+/// The server connection of a session, watching the client meanwhile: `(None, false)` when
+/// the client reset, `(None, true)` when it closed and HAProxy 2.6 gives it up (measured):
+/// while queued if it sent nothing or with `option abortonclose`, at once if its FIN came
+/// before the server was chosen (then logged with the server), and while connecting only with
+/// `option abortonclose`. Otherwise its data (in `early`) and its FIN are forwarded once
+/// connected.
+async fn connect(
+    be: &Arc<Backend>,
+    key: &RequestKey<'_>,
+    ctx: ConnCtx,
+    client: &TcpStream,
+    early: &mut Vec<u8>,
+    cs: &mut ConnStats,
+) -> (ConnResult, bool) {
+    let mut watching = true;
+    let mut first = None;
+    cs.connect_ms = -1;
+    if !be.servers.is_empty() {
+        let t = clock::now();
+        let r = {
+            let assign = be.assign_with(key, None, cs);
+            tokio::pin!(assign);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut assign => break Some(r),
+                    _ = client_reset(client) => return (None, false),
+                    _ = client_fin(client, early), if watching => {
+                        if be.abortonclose || early.is_empty() {
+                            break None;
+                        }
+                        watching = false;
+                    }
+                }
+            }
+        };
+        cs.queue_ms += clock::now().saturating_duration_since(t).as_millis() as i64;
+        match r {
+            None => return (None, true),
+            Some(Err(e)) => return (Some(Err(e)), false),
+            Some(Ok(slot)) => {
+                if watching && early.is_empty() && fin_already(client) {
+                    cs.server = Some(slot.srv);
+                    return (None, true);
+                }
+                first = Some(slot);
+            }
+        }
+    }
+    let connect = be.connect_with(key, ctx, None, first, cs);
+    tokio::pin!(connect);
+    let watch = watching && be.abortonclose;
+    tokio::select! {
+        r = &mut connect => (Some(r), false),
+        _ = client_reset(client) => (None, false),
+        _ = client_fin(client, early), if watch => (None, true),
+    }
+}
+
+type ConnResult = Option<Result<(TcpStream, Option<Slot>), ConnectError>>;
+
+/// Whether the client's FIN is already there with nothing before it (a peek, which the
+/// runtime's readiness cache does not gate: the socket may not have been polled yet).
+fn fin_already(c: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = [0u8; 1];
+    // SAFETY: a one-byte peek into a local buffer on the client socket this session owns.
+    let n = unsafe {
+        nix::libc::recv(
+            c.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            1,
+            nix::libc::MSG_PEEK | nix::libc::MSG_DONTWAIT,
+        )
+    };
+    n == 0
 }
 
 /// Resolves when the client closes (its FIN, or an error); its data meanwhile is kept in
