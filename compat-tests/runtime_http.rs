@@ -720,6 +720,72 @@ listen li
     });
 }
 
+/// `option http-buffer-request` (in the frontend or only in the backend): the server sees the
+/// request only once its body is whole; a body that stalls past `timeout http-request` gets a
+/// 408 and never reaches a server.
+#[test]
+fn http_buffer_request_waits_for_the_body() {
+    differential("http_buffer_request_waits_for_the_body", |imp| {
+        let mut out = Vec::new();
+        for (name, fe_opt, be_opt) in [
+            ("frontend", "    option http-buffer-request\n", ""),
+            ("backend", "", "    option http-buffer-request\n"),
+            ("none", "", ""),
+        ] {
+            let dir = TempDir::new("hbr");
+            let p = free_ports(2);
+            let s1 = Backend::start("s1", p[1], Behavior::Http);
+            let cfg = format!(
+                "{DEFAULTS}    timeout http-request 400ms
+frontend fe
+    bind 127.0.0.1:{}
+{fe_opt}    default_backend be
+backend be
+{be_opt}    server s1 127.0.0.1:{}
+",
+                p[0], p[1]
+            );
+            let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+            let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234";
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            c.send(head).unwrap();
+            thread::sleep(Duration::from_millis(200));
+            let before = s1.accepted();
+            c.send("56789").unwrap();
+            let r = c.read_response(false).unwrap();
+            out.push(format!(
+                "{name}: connections before the body's end {before}, then {} {}",
+                r.status,
+                s1.accepted()
+            ));
+            if name == "none" {
+                // Without the option the stalled body would wait for the server's timeout.
+                continue;
+            }
+            // A stalled body.
+            let mut c = HttpConn::connect(p[0]).unwrap();
+            c.send(head).unwrap();
+            let st = c.read_response(false).map(|r| r.status).unwrap_or(0);
+            out.push(format!("{name}: stalled body {st}"));
+        }
+        assert_eq!(
+            out[..4],
+            [
+                "frontend: connections before the body's end 0, then 200 1",
+                "frontend: stalled body 408",
+                "backend: connections before the body's end 0, then 200 1",
+                "backend: stalled body 408",
+            ],
+            "{imp:?}"
+        );
+        assert_eq!(
+            out[4],
+            "none: connections before the body's end 1, then 200 1"
+        );
+        out
+    });
+}
+
 #[test]
 fn sigusr1_closes_idle_keep_alive_and_finishes_requests() {
     for imp in Impl::all("sigusr1_closes_idle_keep_alive_and_finishes_requests") {

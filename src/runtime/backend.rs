@@ -158,6 +158,8 @@ pub struct Backend {
     /// `option abortonclose`: a client's FIN aborts its request while it waits in a queue or
     /// for the response head (`mode http`).
     pub abortonclose: bool,
+    /// `option http-buffer-request` on the backend.
+    pub buffer_request: bool,
     pub connect_timeout: Option<Duration>,
     pub server_timeout: Option<Duration>,
     pub server_fin_timeout: Option<Duration>,
@@ -495,6 +497,7 @@ impl Backend {
             srv_tcpka: p.option("srvtcpka") || p.option("tcpka"),
             nolinger: p.option("nolinger"),
             abortonclose: p.option("abortonclose"),
+            buffer_request: p.option("http-buffer-request"),
             last_ok,
             reuse: p.http_reuse,
         }

@@ -87,6 +87,8 @@ pub struct Frontend {
     /// `option http-ignore-probes`: a connection that sends nothing is closed without a 408
     /// and without a log line.
     pub ignore_probes: bool,
+    /// `option http-buffer-request` on the frontend.
+    pub buffer_request: bool,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
     pub http: http::HttpSettings,
@@ -351,6 +353,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             smart_accept: listen::smart_accept(p),
             abortonclose: p.option("abortonclose"),
             ignore_probes: p.option("http-ignore-probes"),
+            buffer_request: p.option("http-buffer-request"),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
             http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),

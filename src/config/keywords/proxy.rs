@@ -1105,7 +1105,7 @@ pub static OPTIONS: &[OptionKw] = &[
     opt("dontlognull", FE, I),
     opth("h1-case-adjust-bogus-client", FE, U),
     opth("h1-case-adjust-bogus-server", BE, U),
-    opth("http-buffer-request", FB, U),
+    opth("http-buffer-request", FB, I),
     opth("http-ignore-probes", FE, I),
     opth(
         "http-no-delay",
