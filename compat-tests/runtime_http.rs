@@ -820,6 +820,41 @@ listen li
     }
 }
 
+/// `option idle-close-on-response`: on SIGUSR1 an idle keep-alive connection is not closed
+/// at once but answers its next request, with `connection: close`, then closes.
+#[test]
+fn idle_close_on_response_answers_one_more_request_after_sigusr1() {
+    differential("idle_close_on_response", |imp| {
+        let dir = TempDir::new("hicr");
+        let p = free_ports(2);
+        let _s1 = Backend::start("s1", p[1], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    option idle-close-on-response
+    server s1 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let mut px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let mut idle = HttpConn::connect(p[0]).unwrap();
+        idle.get("/").unwrap();
+        px.signal(SIGUSR1);
+        thread::sleep(Duration::from_millis(300));
+        let r = idle.get("/").unwrap();
+        let seen = format!(
+            "{} {} closed {}",
+            r.status,
+            r.header("connection").unwrap_or_default(),
+            idle.closed_within(SOON)
+        );
+        assert_eq!(seen, "200 close closed true", "{imp:?}");
+        assert_eq!(px.wait_exit(SOON), Some(0), "{imp:?}");
+        vec![seen]
+    });
+}
+
 /// Log lines received on a UDP syslog port (`format raw`), masked where values are
 /// run-dependent: client port, dates, timer values (only their sign is kept) and byte counts.
 fn masked_log_lines(sock: &std::net::UdpSocket, n: usize) -> Vec<String> {

@@ -848,7 +848,7 @@ impl Future for Serve {
                     }
                     let (tmo, _) = http1::head_wait(c.first, 0, &head_timeouts(&c.fe));
                     let idle_wait = !c.first;
-                    if idle_wait && super::is_stopping() {
+                    if idle_wait && super::is_stopping() && !c.fe.idle_close_on_response {
                         return Poll::Ready(());
                     }
                     bufpool::release(&mut c.cbuf);
@@ -902,7 +902,10 @@ impl Future for Serve {
                             continue;
                         }
                     }
-                    if *idle_wait && super::admin::idle_poll(cx).is_ready() {
+                    if *idle_wait
+                        && !c.fe.idle_close_on_response
+                        && super::admin::idle_poll(cx).is_ready()
+                    {
                         return Poll::Ready(());
                     }
                     return Poll::Pending;
@@ -981,7 +984,8 @@ async fn transaction(
             Ok(Parsed::Partial) => {}
         }
         let (tmo, on_to) = http1::head_wait(*first, cbuf.len(), &head_to);
-        let idle_wait = cbuf.is_empty() && !*first;
+        // `option idle-close-on-response`: a soft stop does not end the wait.
+        let idle_wait = cbuf.is_empty() && !*first && !fe.idle_close_on_response;
         if idle_wait && super::is_stopping() {
             return Flow::End;
         }

@@ -89,6 +89,9 @@ pub struct Frontend {
     pub ignore_probes: bool,
     /// `option http-buffer-request` on the frontend.
     pub buffer_request: bool,
+    /// `option idle-close-on-response`: on a soft stop an idle keep-alive connection stays
+    /// until its next request, answered with `connection: close` (or its timeout).
+    pub idle_close_on_response: bool,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
     pub http: http::HttpSettings,
@@ -354,6 +357,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             abortonclose: p.option("abortonclose"),
             ignore_probes: p.option("http-ignore-probes"),
             buffer_request: p.option("http-buffer-request"),
+            idle_close_on_response: p.option("idle-close-on-response"),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
             http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),

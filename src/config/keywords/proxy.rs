@@ -1114,7 +1114,7 @@ pub static OPTIONS: &[OptionKw] = &[
     ),
     opth("http-pretend-keepalive", BE, U),
     opth("http-use-proxy-header", FE, U),
-    opth("idle-close-on-response", FE, U),
+    opth("idle-close-on-response", FE, I),
     opt("independent-streams", FB, U),
     opt("log-health-checks", BE, I),
     opt("log-separate-errors", FE, I),
