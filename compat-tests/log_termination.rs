@@ -235,6 +235,24 @@ fn connect(port: u16) -> TcpStream {
 }
 
 /// Reads until EOF (or error / timeout); returns what came.
+/// A `/slow` request takes the server's one slot; a second client's request queues behind
+/// it and, 150 ms later, `then` acts on that client's connection. The first is answered.
+fn queued_behind_slow(port: u16, then: impl FnOnce(TcpStream)) {
+    let a = thread::spawn(move || get(port, "/slow"));
+    thread::sleep(Duration::from_millis(300));
+    let mut s = connect(port);
+    s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    thread::sleep(Duration::from_millis(150));
+    then(s);
+    assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+}
+
+/// Shuts the write side and reads to the end.
+fn shut_and_read(mut s: TcpStream) -> Vec<u8> {
+    s.shutdown(Shutdown::Write).unwrap();
+    read_all(&mut s)
+}
+
 fn read_all(s: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -452,14 +470,7 @@ fn scenarios() -> Vec<Scenario> {
             // Served anyway once its turn comes; the reset is seen when answering.
             states: &["----", "CD--"],
             run: |e, fe| {
-                let port = e.port(fe);
-                let a = thread::spawn(move || get(port, "/slow"));
-                thread::sleep(Duration::from_millis(300));
-                let mut s = connect(port);
-                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-                thread::sleep(Duration::from_millis(150));
-                reset(s);
-                assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+                queued_behind_slow(e.port(fe), reset);
             },
         },
         Scenario {
@@ -473,21 +484,10 @@ fn scenarios() -> Vec<Scenario> {
             bytes_vary: false,
             states: &["----", "CQ--"],
             run: |e, fe| {
-                let port = e.port(fe);
-                let a = thread::spawn(move || get(port, "/slow"));
-                thread::sleep(Duration::from_millis(300));
-                let mut s = connect(port);
-                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-                thread::sleep(Duration::from_millis(150));
-                s.shutdown(Shutdown::Write).unwrap();
-                let mut got = Vec::new();
-                let _ = s.read_to_end(&mut got);
-                assert!(
-                    got.is_empty(),
-                    "no answer: {:?}",
-                    String::from_utf8_lossy(&got)
-                );
-                assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+                queued_behind_slow(e.port(fe), |s| {
+                    let got = String::from_utf8_lossy(&shut_and_read(s)).to_string();
+                    assert!(got.is_empty(), "no answer: {got:?}");
+                });
             },
         },
         Scenario {
@@ -524,18 +524,10 @@ fn scenarios() -> Vec<Scenario> {
             bytes_vary: false,
             states: &["----", "----"],
             run: |e, fe| {
-                let port = e.port(fe);
-                let a = thread::spawn(move || get(port, "/slow"));
-                thread::sleep(Duration::from_millis(300));
-                let mut s = connect(port);
-                s.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-                thread::sleep(Duration::from_millis(150));
-                s.shutdown(Shutdown::Write).unwrap();
-                let mut got = Vec::new();
-                let _ = s.read_to_end(&mut got);
-                let got = String::from_utf8_lossy(&got);
-                assert!(got.starts_with("HTTP/1.1 200"), "{got}");
-                assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
+                queued_behind_slow(e.port(fe), |s| {
+                    let got = String::from_utf8_lossy(&shut_and_read(s)).to_string();
+                    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+                });
             },
         },
         Scenario {

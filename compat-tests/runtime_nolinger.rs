@@ -17,26 +17,12 @@ mod rt;
 use rt::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The TCP state of `s`, by its Linux name.
 fn state(s: &TcpStream) -> &'static str {
-    let mut info: nix::libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<nix::libc::tcp_info>() as nix::libc::socklen_t;
-    // SAFETY: `info` is a `tcp_info` of `len` bytes, written by the kernel.
-    let rc = unsafe {
-        nix::libc::getsockopt(
-            s.as_raw_fd(),
-            nix::libc::IPPROTO_TCP,
-            nix::libc::TCP_INFO,
-            (&mut info as *mut nix::libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt(TCP_INFO)");
-    match info.tcpi_state {
+    match tcp_info(s).tcpi_state {
         1 => "ESTABLISHED",
         4 => "FIN_WAIT1",
         5 => "FIN_WAIT2",

@@ -37,20 +37,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Segments the peer has not acknowledged yet.
 fn unacked(s: &TcpStream) -> u32 {
-    let mut info: nix::libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<nix::libc::tcp_info>() as nix::libc::socklen_t;
-    // SAFETY: `info` is a `tcp_info` of `len` bytes, written by the kernel.
-    let rc = unsafe {
-        nix::libc::getsockopt(
-            s.as_raw_fd(),
-            nix::libc::IPPROTO_TCP,
-            nix::libc::TCP_INFO,
-            (&mut info as *mut nix::libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt(TCP_INFO)");
-    info.tcpi_unacked
+    tcp_info(s).tcpi_unacked
 }
 
 /// How long the proxy took to acknowledge what was just sent, if it did within `limit`.

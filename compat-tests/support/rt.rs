@@ -844,3 +844,22 @@ pub fn http_once(port: u16, raw: &str) -> io::Result<Resp> {
 pub fn read_file(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
+
+/// The kernel's `TCP_INFO` of a socket (state, unacknowledged segments...).
+pub fn tcp_info(s: &TcpStream) -> nix::libc::tcp_info {
+    use std::os::fd::AsRawFd;
+    let mut info: nix::libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<nix::libc::tcp_info>() as nix::libc::socklen_t;
+    // SAFETY: `info` is a `tcp_info` of `len` bytes, written by the kernel.
+    let rc = unsafe {
+        nix::libc::getsockopt(
+            s.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_INFO,
+            (&mut info as *mut nix::libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt(TCP_INFO)");
+    info
+}

@@ -185,11 +185,7 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
         } else {
             logging::ms_between(t0, clock::now())
         });
-        drop(active);
-        rec.beconn = be.active.load(Ordering::Relaxed) as u32;
-        super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
-        finish(&fe, rec, &acc);
-        close_gracefully(client);
+        end_unconnected(&fe, &be, active, &cs, rec, &acc, client);
         return None;
     }
     let Some(r) = r else {
@@ -226,11 +222,7 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
             if matches!(e, ConnectError::QueueTimeout) {
                 rec.t_queue = Some(cs.queue_ms);
             }
-            drop(active);
-            rec.beconn = be.active.load(Ordering::Relaxed) as u32;
-            super::counters::tcp_session(&fe, &be, &cs, None, rec.term_state, &acc);
-            finish(&fe, rec, &acc);
-            close_gracefully(client);
+            end_unconnected(&fe, &be, active, &cs, rec, &acc, client);
             return None;
         }
     };
@@ -267,6 +259,23 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
             cs,
         },
     })
+}
+
+/// Ends a session that got no server connection: counted, logged (`rec`), the client closed.
+fn end_unconnected(
+    fe: &Frontend,
+    be: &Arc<Backend>,
+    active: BeActive,
+    cs: &ConnStats,
+    mut rec: LogRecord,
+    acc: &Accepted,
+    client: TcpStream,
+) {
+    drop(active);
+    rec.beconn = be.active.load(Ordering::Relaxed) as u32;
+    super::counters::tcp_session(fe, be, cs, None, rec.term_state, acc);
+    finish(fe, rec, acc);
+    close_gracefully(client);
 }
 
 /// The server connection of a session, watching the client meanwhile: `(None, false)` when
