@@ -247,6 +247,18 @@ fn queued_behind_slow(port: u16, then: impl FnOnce(TcpStream)) {
     assert!(a.join().unwrap().starts_with("HTTP/1.1 200"));
 }
 
+/// `mode tcp`: a first client takes the server's one slot (its line echoed); `then` acts on a
+/// second client's connection, queued behind it; then the first one closes.
+fn tcp_queued_behind(port: u16, then: impl FnOnce(TcpStream)) {
+    let mut a = connect(port);
+    a.write_all(b"hello\n").unwrap();
+    let mut b = [0u8; 3];
+    a.read_exact(&mut b).unwrap();
+    then(connect(port));
+    a.shutdown(Shutdown::Write).unwrap();
+    read_all(&mut a);
+}
+
 /// Shuts the write side and reads to the end.
 fn shut_and_read(mut s: TcpStream) -> Vec<u8> {
     s.shutdown(Shutdown::Write).unwrap();
@@ -1110,14 +1122,9 @@ fn scenarios() -> Vec<Scenario> {
             bytes_vary: false,
             states: &["--", "sQ"],
             run: |e, fe| {
-                let mut a = connect(e.port(fe));
-                a.write_all(b"hello\n").unwrap();
-                let mut b = [0u8; 3];
-                a.read_exact(&mut b).unwrap();
-                let mut s = connect(e.port(fe));
-                read_all(&mut s);
-                a.shutdown(Shutdown::Write).unwrap();
-                read_all(&mut a);
+                tcp_queued_behind(e.port(fe), |mut s| {
+                    read_all(&mut s);
+                });
             },
         },
         Scenario {
@@ -1131,16 +1138,10 @@ fn scenarios() -> Vec<Scenario> {
             bytes_vary: false,
             states: &["--", "CQ"],
             run: |e, fe| {
-                let mut a = connect(e.port(fe));
-                a.write_all(b"hello\n").unwrap();
-                let mut b = [0u8; 3];
-                a.read_exact(&mut b).unwrap();
-                let mut s = connect(e.port(fe));
-                thread::sleep(Duration::from_millis(150));
-                s.shutdown(Shutdown::Write).unwrap();
-                assert_eq!(read_all(&mut s), b"");
-                a.shutdown(Shutdown::Write).unwrap();
-                read_all(&mut a);
+                tcp_queued_behind(e.port(fe), |s| {
+                    thread::sleep(Duration::from_millis(150));
+                    assert_eq!(shut_and_read(s), b"");
+                });
             },
         },
         Scenario {
@@ -1155,19 +1156,12 @@ fn scenarios() -> Vec<Scenario> {
             bytes_vary: false,
             states: &["--", "CQ"],
             run: |e, fe| {
-                let mut a = connect(e.port(fe));
-                a.write_all(b"hello\n").unwrap();
-                let mut b = [0u8; 3];
-                a.read_exact(&mut b).unwrap();
-                let mut s = connect(e.port(fe));
-                s.write_all(b"queued\n").unwrap();
-                thread::sleep(Duration::from_millis(150));
-                s.shutdown(Shutdown::Write).unwrap();
-                let mut got = Vec::new();
-                let _ = s.read_to_end(&mut got);
-                assert!(got.is_empty(), "{got:?}");
-                a.shutdown(Shutdown::Write).unwrap();
-                read_all(&mut a);
+                tcp_queued_behind(e.port(fe), |mut s| {
+                    s.write_all(b"queued\n").unwrap();
+                    thread::sleep(Duration::from_millis(150));
+                    let got = shut_and_read(s);
+                    assert!(got.is_empty(), "{got:?}");
+                });
             },
         },
     ]
