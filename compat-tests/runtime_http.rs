@@ -855,6 +855,72 @@ listen li
     });
 }
 
+/// `h1-case-adjust` with `option h1-case-adjust-bogus-client` / `-bogus-server`: the header
+/// names in the map go out with its case, to the client and to the server; the others stay
+/// lower-case.
+#[test]
+fn h1_case_adjust_writes_mapped_names_as_given() {
+    use std::net::{TcpListener, TcpStream};
+    differential("h1_case_adjust", |imp| {
+        let dir = TempDir::new("hca");
+        let p = free_ports(2);
+        let l = TcpListener::bind(("127.0.0.1", p[1])).unwrap();
+        let srv = thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut d = Vec::new();
+            let mut b = [0u8; 1024];
+            while !d.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut b).unwrap();
+                assert!(n > 0);
+                d.extend_from_slice(&b[..n]);
+            }
+            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Foo: 1\r\nx-bar: 2\r\n\r\nok")
+                .unwrap();
+            String::from_utf8_lossy(&d).to_string()
+        });
+        let cfg = format!(
+            "global
+    h1-case-adjust x-foo X-FOO
+    h1-case-adjust content-length Content-Length
+    h1-case-adjust content-type CONTENT-type
+{DEFAULTS}
+listen li
+    bind 127.0.0.1:{}
+    option h1-case-adjust-bogus-client
+    option h1-case-adjust-bogus-server
+    server s 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let mut c = TcpStream::connect(("127.0.0.1", p[0])).unwrap();
+        c.set_read_timeout(Some(SOON)).unwrap();
+        c.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nx-foo: a\r\nX-BAR: b\r\ncontent-type: t\r\n\r\n",
+        )
+        .unwrap();
+        let mut d = Vec::new();
+        let mut b = [0u8; 1024];
+        while !d.ends_with(b"ok") {
+            let n = c.read(&mut b).unwrap();
+            assert!(n > 0);
+            d.extend_from_slice(&b[..n]);
+        }
+        let to_server = srv.join().unwrap();
+        let to_client = String::from_utf8_lossy(&d).to_string();
+        assert_eq!(
+            to_server,
+            "GET / HTTP/1.1\r\nhost: x\r\nX-FOO: a\r\nx-bar: b\r\nCONTENT-type: t\r\n\r\n",
+            "{imp:?}"
+        );
+        assert_eq!(
+            to_client, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-FOO: 1\r\nx-bar: 2\r\n\r\nok",
+            "{imp:?}"
+        );
+        vec![to_server, to_client]
+    });
+}
+
 /// Log lines received on a UDP syslog port (`format raw`), masked where values are
 /// run-dependent: client port, dates, timer values (only their sign is kept) and byte counts.
 fn masked_log_lines(sock: &std::net::UdpSocket, n: usize) -> Vec<String> {

@@ -80,6 +80,8 @@ pub struct Global {
     pub zero_warning: bool,
     pub quiet: bool,
     pub hard_stop_after: Option<Located<u64>>,
+    /// `h1-case-adjust FROM TO`: (lower-case name, name as written), in order.
+    pub h1_case_adjust: Vec<(String, String)>,
     /// `grace`: delay between SIGUSR1 and the soft stop (listeners stay open meanwhile).
     pub grace: Option<Located<u64>>,
     pub bufsize: Option<Located<u32>>,

@@ -10,12 +10,29 @@ use super::message::{Request, Response};
 pub struct WriteOpts {
     /// Lower-case header names (HAProxy always does; set false to keep the client's case).
     pub lowercase_names: bool,
+    /// `option h1-case-adjust-bogus-client|server`: names in the `h1-case-adjust` map
+    /// ([`set_case_map`]) are written as the map says.
+    pub adjust_case: bool,
+}
+
+/// The global `h1-case-adjust` map: lower-case name to the name as it must go out.
+static CASE_MAP: std::sync::OnceLock<std::collections::HashMap<Vec<u8>, Vec<u8>>> =
+    std::sync::OnceLock::new();
+
+/// Sets the `h1-case-adjust` map (once, at start-up; a later pair for a name wins).
+pub fn set_case_map(pairs: &[(String, String)]) {
+    let m = pairs
+        .iter()
+        .map(|(from, to)| (from.as_bytes().to_vec(), to.as_bytes().to_vec()))
+        .collect();
+    let _ = CASE_MAP.set(m);
 }
 
 impl Default for WriteOpts {
     fn default() -> Self {
         WriteOpts {
             lowercase_names: true,
+            adjust_case: false,
         }
     }
 }
@@ -41,8 +58,12 @@ fn version(v: Version) -> [u8; 8] {
 
 /// Appends header lines and the final empty line.
 pub fn write_headers(out: &mut Vec<u8>, headers: &[Header], opts: WriteOpts) {
+    let map = CASE_MAP.get().filter(|_| opts.adjust_case);
     for h in headers {
-        if opts.lowercase_names {
+        if let Some(m) = map {
+            let lower = h.name.to_ascii_lowercase();
+            out.extend_from_slice(m.get(&lower).unwrap_or(&lower));
+        } else if opts.lowercase_names {
             out.extend(h.name.iter().map(|b| b.to_ascii_lowercase()));
         } else {
             out.extend_from_slice(&h.name);

@@ -160,6 +160,8 @@ pub struct Backend {
     pub abortonclose: bool,
     /// `option http-buffer-request` on the backend.
     pub buffer_request: bool,
+    /// `option h1-case-adjust-bogus-server`: request header names as `h1-case-adjust` says.
+    pub adjust_case_server: bool,
     pub connect_timeout: Option<Duration>,
     pub server_timeout: Option<Duration>,
     pub server_fin_timeout: Option<Duration>,
@@ -498,6 +500,7 @@ impl Backend {
             nolinger: p.option("nolinger"),
             abortonclose: p.option("abortonclose"),
             buffer_request: p.option("http-buffer-request"),
+            adjust_case_server: p.option("h1-case-adjust-bogus-server"),
             last_ok,
             reuse: p.http_reuse,
         }

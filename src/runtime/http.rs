@@ -175,6 +175,14 @@ async fn body_timeout(txn: &mut TxnLog, cw: &mut ClientW<'_>, fe: &Frontend) -> 
     Flow::End
 }
 
+/// How response heads are written to the client (`option h1-case-adjust-bogus-client`).
+fn client_wopts(fe: &Frontend) -> WriteOpts {
+    WriteOpts {
+        adjust_case: fe.adjust_case_client,
+        ..Default::default()
+    }
+}
+
 /// A body error cause that is not one: the client's FIN under `option abortonclose`.
 const FIN_ABORT: u8 = 0;
 
@@ -1339,7 +1347,11 @@ async fn transaction(
         .zip(acc.orig_dst.map(|d| d.sock_addr().ip()));
     http1::rewrite_request_for_server(&mut req, plan, client_ip, ff, xot);
     let mut head = bufpool::Pooled::new();
-    http1::write_request_head(&mut head, &req, WriteOpts::default());
+    let wopts = WriteOpts {
+        adjust_case: be.adjust_case_server,
+        ..Default::default()
+    };
+    http1::write_request_head(&mut head, &req, wopts);
     let info = req.info();
     let req_11 = req.version.is_11();
 
@@ -1866,7 +1878,7 @@ async fn exchange(
                     if r.interim {
                         txn.bytes_out += htx_head([8, 3, r.reason.len()], &r.headers);
                         let mut h = Vec::new();
-                        http1::write_response_head(&mut h, &r, WriteOpts::default());
+                        http1::write_response_head(&mut h, &r, client_wopts(fe));
                         sbuf.drain(..r.head_len);
                         if write_all(cw, &h, client_to).await.is_err() {
                             return RespEnd::Abort;
@@ -2003,7 +2015,7 @@ async fn exchange(
         http1::rewrite_response_for_client(&mut resp, req_11, plan2);
         // The head goes out with the body bytes already read, in one write.
         let mut out = bufpool::Pooled::new();
-        http1::write_response_head(&mut out, &resp, WriteOpts::default());
+        http1::write_response_head(&mut out, &resp, client_wopts(fe));
         resp.recycle();
         let mut head_len = out.len();
         if tunnel {

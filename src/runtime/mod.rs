@@ -92,6 +92,8 @@ pub struct Frontend {
     /// `option idle-close-on-response`: on a soft stop an idle keep-alive connection stays
     /// until its next request, answered with `connection: close` (or its timeout).
     pub idle_close_on_response: bool,
+    /// `option h1-case-adjust-bogus-client`: response header names as `h1-case-adjust` says.
+    pub adjust_case_client: bool,
     maxconn: Arc<Semaphore>,
     pub cum_conns: AtomicU64,
     pub http: http::HttpSettings,
@@ -299,6 +301,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         })
         .max(1);
 
+    crate::http1::serialize::set_case_map(&cfg.global.h1_case_adjust);
     // Backends first, frontends refer to them.
     let mut startup_warnings = Vec::new();
     let mut backends: Vec<Arc<Backend>> = Vec::new();
@@ -358,6 +361,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
             ignore_probes: p.option("http-ignore-probes"),
             buffer_request: p.option("http-buffer-request"),
             idle_close_on_response: p.option("idle-close-on-response"),
+            adjust_case_client: p.option("h1-case-adjust-bogus-client"),
             maxconn: Arc::new(Semaphore::new(fe_maxconn as usize)),
             cum_conns: AtomicU64::new(0),
             http: http::HttpSettings::build(p, &mut |w| startup_warnings.push(w)),

@@ -40,7 +40,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ("gid", I, Some(g_gid)),
     ("grace", I, Some(g_grace)),
     ("group", I, Some(g_group)),
-    ("h1-case-adjust", U, None),
+    ("h1-case-adjust", I, Some(g_h1_case_adjust)),
     ("h1-case-adjust-file", U, None),
     (
         "h2-workaround-bogus-websocket-clients",
@@ -419,6 +419,26 @@ fn g_grace(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     if let Some(v) = time_arg(ctx, a, "grace") {
         g.grace = Some(Located::new(v, ctx.loc.clone()));
     }
+}
+
+fn g_h1_case_adjust(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if a.len() < 3 {
+        ctx.alert("'h1-case-adjust' expects <from> and <to> as argument.");
+        return;
+    }
+    if let Some(x) = a.get(3) {
+        ctx.alert(format!(
+            "'h1-case-adjust' cannot handle unexpected argument '{x}'."
+        ));
+        return;
+    }
+    if !a[1].eq_ignore_ascii_case(&a[2]) {
+        // HAProxy 2.6's words, typo included.
+        ctx.alert("<from> and <to> must not differ execpt the case");
+        return;
+    }
+    g.h1_case_adjust
+        .push((a[1].to_ascii_lowercase(), a[2].clone()));
 }
 
 fn g_hard_stop_after(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {

@@ -1103,8 +1103,8 @@ pub static OPTIONS: &[OptionKw] = &[
     ),
     opt("dontlog-normal", FE, I),
     opt("dontlognull", FE, I),
-    opth("h1-case-adjust-bogus-client", FE, U),
-    opth("h1-case-adjust-bogus-server", BE, U),
+    opth("h1-case-adjust-bogus-client", FE, I),
+    opth("h1-case-adjust-bogus-server", BE, I),
     opth("http-buffer-request", FB, I),
     opth("http-ignore-probes", FE, I),
     opth(
