@@ -84,7 +84,34 @@ pub fn expand_paths(paths: &[String], diags: &mut Diags) -> Option<Vec<String>> 
     Some(out)
 }
 
-fn errno_text(e: &std::io::Error) -> String {
+/// The working directory when parsing began: `default-path` changes it while the files are
+/// parsed (as HAProxy does, so that relative file names resolve against it), and it comes back
+/// when they are done.
+static INITIAL_CWD: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// The working directory when parsing began (the current one outside parsing).
+pub fn initial_cwd() -> std::path::PathBuf {
+    let g = INITIAL_CWD.lock().unwrap_or_else(|e| e.into_inner());
+    g.clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default()
+}
+
+/// Restores the working directory `default-path` may have changed.
+struct RestoreCwd(Option<std::path::PathBuf>);
+
+impl Drop for RestoreCwd {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            if std::env::current_dir().ok().as_ref() != Some(&d) {
+                let _ = std::env::set_current_dir(&d);
+            }
+        }
+        *INITIAL_CWD.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+pub(crate) fn errno_text(e: &std::io::Error) -> String {
     let s = e.to_string();
     // std appends " (os error N)"; HAProxy prints strerror() alone.
     match s.find(" (os error") {
@@ -132,6 +159,9 @@ pub fn parse_files(files: &[String], diags: &mut Diags) -> Result<Config, Aborte
         cur: Current::None,
         declared: Default::default(),
     };
+    let cwd = std::env::current_dir().ok();
+    *INITIAL_CWD.lock().unwrap_or_else(|e| e.into_inner()) = cwd.clone();
+    let _restore = RestoreCwd(cwd);
     for f in files {
         let data = match std::fs::read(f) {
             Ok(d) => d,

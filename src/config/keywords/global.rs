@@ -28,7 +28,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
     ),
     ("crt-base", N(SSL), None),
     ("daemon", I, Some(g_daemon)),
-    ("default-path", U, None),
+    ("default-path", I, Some(g_default_path)),
     ("description", I, Some(g_description)),
     ("deviceatlas-", U, None),
     (
@@ -418,6 +418,45 @@ fn time_arg(ctx: &mut LineCtx, a: &[String], kw: &str) -> Option<u64> {
 fn g_grace(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     if let Some(v) = time_arg(ctx, a, "grace") {
         g.grace = Some(Located::new(v, ctx.loc.clone()));
+    }
+}
+
+/// `default-path`: the directory relative file names are taken from, from this line on (the
+/// working directory while parsing, as HAProxy).
+fn g_default_path(ctx: &mut LineCtx, _g: &mut Global, a: &[String]) {
+    let mode = a.get(1).map(String::as_str).unwrap_or("");
+    let initial = crate::config::initial_cwd();
+    let file_dir = || {
+        let f = std::path::Path::new(&*ctx.loc.file);
+        initial.join(f.parent().unwrap_or(std::path::Path::new("")))
+    };
+    let (target, shown) = match mode {
+        "current" => (initial.clone(), String::new()),
+        "config" => (file_dir(), String::new()),
+        "parent" => (file_dir().join(".."), String::new()),
+        "origin" => match a.get(2).filter(|p| !p.is_empty()) {
+            Some(p) => (initial.join(p), p.clone()),
+            None => {
+                ctx.alert("'default-path origin' expects a directory as an argument.");
+                return;
+            }
+        },
+        "" => {
+            ctx.alert("missing default-path mode '' for 'default-path', supported modes include 'current', 'config', 'parent', and 'origin'.");
+            return;
+        }
+        m => {
+            ctx.alert(format!("unsupported default-path mode '{m}' for 'default-path', supported modes include 'current', 'config', 'parent', and 'origin'."));
+            return;
+        }
+    };
+    if let Err(e) = std::env::set_current_dir(&target) {
+        let here = std::env::current_dir().unwrap_or_default();
+        ctx.alert(format!(
+            "couldn't set 'default-path' to {mode} '{shown}': Impossible to get back to directory '{}': {}.",
+            here.display(),
+            crate::config::errno_text(&e)
+        ));
     }
 }
 
