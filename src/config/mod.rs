@@ -163,6 +163,12 @@ pub fn parse_files(files: &[String], diags: &mut Diags) -> Result<Config, Aborte
     *INITIAL_CWD.lock().unwrap_or_else(|e| e.into_inner()) = cwd.clone();
     let _restore = RestoreCwd(cwd);
     for f in files {
+        // Each file is opened, and starts, from the directory parsing began in.
+        if let Some(d) = &_restore.0 {
+            if std::env::current_dir().ok().as_ref() != Some(d) {
+                let _ = std::env::set_current_dir(d);
+            }
+        }
         let data = match std::fs::read(f) {
             Ok(d) => d,
             Err(e) => {
