@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Per-request costs of rhaproxy and HAProxy 2.6 side by side: syscalls per request (strace -c)
 # and user/system CPU microseconds per request (from /proc/PID/stat), loopback TCP segments and
-# pure ACKs per request (nstat, first run of each proxy), for keep-alive and
+# pure ACKs per request (nstat, first run of each proxy), the TIME_WAIT entries a run leaves on
+# the client's side and on the proxy's (ss, a first run; a client that closes before the proxy's
+# FIN keeps the entry, which its next connect() has to step over), for keep-alive and
 # `Connection: close` requests in `mode http`, optionally through `source 0.0.0.0 usesrc
 # clientip` (root). Syscall counts do not depend on the machine's load; CPU times do (the
 # load average is printed), so rounds alternate the two proxies.
@@ -67,12 +69,25 @@ wrk_run() { # wrk_run IMPL CONNS HEADER...: requests done (on stdout)
   awk '/requests in/ {print $1}' "$tmp/wrk.out"
 }
 
-declare -A SC CPU_U CPU_S SEG ACK
-for sc in keepalive close; do
+# TIME_WAIT entries of the proxy's client connections: "client-side proxy-side".
+tw() { ss -Htan state time-wait | awk -v p=":${PORT[$1]}" '
+  substr($3, length($3) - length(p) + 1) == p { px++ }
+  substr($4, length($4) - length(p) + 1) == p { cl++ }
+  END { printf "%d %d\n", cl, px }'; }
+
+declare -A SC CPU_U CPU_S SEG ACK TW
+# `close` first: its TIME_WAIT count starts on ports no run has used yet.
+for sc in close keepalive; do
   hdr=()
   [ "$sc" = close ] && hdr=(-H "Connection: close")
   for i in rh ha; do
     start "$i"
+    # TIME_WAIT by side, from a first run on this proxy's port (later runs' clients would
+    # reuse the entries it leaves; reported for `close` only).
+    read -r tc0 tp0 < <(tw "$i")
+    wrk_run "$i" 50 "${hdr[@]}" >/dev/null
+    read -r tc1 tp1 < <(tw "$i")
+    TW[$sc.$i]="$((tc1 - tc0)) of $((tc1 - tc0 + tp1 - tp0))"
     strace -c -f -p "$PROXY" -o "$tmp/strace.txt" 2>/dev/null & sp=$!
     sleep 0.5
     n=$(wrk_run "$i" 10 "${hdr[@]}")
@@ -112,6 +127,8 @@ for sc in keepalive close; do
   echo "| $sc | syscalls per request (strace -c, wrk -c10) | ${SC[$sc.rh]} | ${SC[$sc.ha]} |"
   echo "| $sc | loopback TCP segments per request (nstat, first run) | ${SEG[$sc.rh]} | ${SEG[$sc.ha]} |"
   echo "| $sc | of which pure ACKs | ${ACK[$sc.rh]} | ${ACK[$sc.ha]} |"
+  [ "$sc" = close ] &&
+    echo "| $sc | TIME_WAIT left on the client's side, of all the run left (ss, a first run) | ${TW[$sc.rh]} | ${TW[$sc.ha]} |"
   echo "| $sc | user µs per request, median of $ROUNDS runs (each run) | $(echo "${CPU_U[$sc.rh]}" | median) (${CPU_U[$sc.rh]% }) | $(echo "${CPU_U[$sc.ha]}" | median) (${CPU_U[$sc.ha]% }) |"
   echo "| $sc | system µs per request, median of $ROUNDS runs (each run) | $(echo "${CPU_S[$sc.rh]}" | median) (${CPU_S[$sc.rh]% }) | $(echo "${CPU_S[$sc.ha]}" | median) (${CPU_S[$sc.ha]% }) |"
 done

@@ -392,6 +392,7 @@ impl Backend {
             .enumerate()
             .map(|(i, s)| {
                 let sp = &s.params;
+                let limits = conn_limits(sp);
                 let check = if sp.check {
                     let base = match &s.target {
                         ServerTarget::Addr(sa) => Some(*sa),
@@ -435,12 +436,12 @@ impl Backend {
                     idx: i,
                     target: s.target.clone(),
                     source: sp.source.as_ref().map(|l| source_policy(&l.value)),
-                    maxconn: conn_limits(sp).1,
-                    dynamic: conn_limits(sp).0 < conn_limits(sp).1,
+                    maxconn: limits.1,
+                    dynamic: limits.0 < limits.1,
                     maxqueue: sp.maxqueue.filter(|&m| m > 0),
                     backup: sp.backup,
                     disabled: sp.disabled,
-                    slots: conn_limits(sp)
+                    slots: limits
                         .1
                         .map(|m| Arc::new(Semaphore::new(m as usize))),
                     queued: AtomicUsize::new(0),

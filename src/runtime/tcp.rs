@@ -71,7 +71,8 @@ pub fn session(
 struct Pair {
     client: TcpStream,
     server: TcpStream,
-    /// Client data read while waiting for the server (`option abortonclose`).
+    /// Client data read while the server connection was being made (to see the client's
+    /// FIN), sent first.
     early: Vec<u8>,
     /// Counts the server socket in the process's (zero-sized).
     _server_fd: super::fds::ServerFd,
@@ -173,18 +174,13 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
     let mut cs = ConnStats::default();
     // What the client sends before its server connection is made, read to see its FIN.
     let mut early = Vec::new();
-    let t0 = clock::now();
     let (r, gave_up) = connect(&be, &key, ctx, &client, &mut early, &mut cs).await;
     if gave_up {
         // `CQ` while queued (no server yet), `CC` once the server is chosen.
         let mut rec = base_record(&fe, &be, &acc, &cs);
         let chosen = cs.server.is_some();
         rec.term_state = logging::term(b'C', if chosen { b'C' } else { b'Q' });
-        rec.t_queue = Some(if chosen {
-            cs.queue_ms
-        } else {
-            logging::ms_between(t0, clock::now())
-        });
+        rec.t_queue = Some(cs.queue_ms);
         end_unconnected(&fe, &be, active, &cs, rec, &acc, client);
         return None;
     }
