@@ -117,6 +117,16 @@ pub enum Fetch {
     ResHdrCnt(Option<String>),
     ResHdrVal(String, Option<i32>),
     ResHdrIp(String, Option<i32>),
+    /// Stick counters (`sc_X(N[,T])`, `scN_X([T])`, `src_X([T])`); `table`: the table
+    /// named and the argument position naming it.
+    Stk {
+        from: super::stk_fetch::StkFrom,
+        what: super::stk_fetch::StkWhat,
+        table: Option<(String, u8)>,
+    },
+    /// `table_cnt([T])`, `table_avl([T])`: entries used and free.
+    TableCnt(Option<String>),
+    TableAvl(Option<String>),
 }
 
 /// A fetch with its converters.
@@ -164,11 +174,33 @@ impl Fetch {
     pub fn needs(&self) -> Needs {
         use Fetch::*;
         match self {
-            AlwaysTrue | AlwaysFalse | Int(_) | Str(_) | Bool(_) | Var(..) | Src | SrcPort
-            | Dst | DstPort | Tls(..) | Env(_) | Hostname | Date(_) | Rand(_) | Stopping
-            | BeConn(_) | FeId | FeName | BeId | BeName | NbSrv(_) | SrvIsUp(..) | SslFc => {
-                Needs::L4
-            }
+            AlwaysTrue
+            | AlwaysFalse
+            | Int(_)
+            | Str(_)
+            | Bool(_)
+            | Var(..)
+            | Src
+            | SrcPort
+            | Dst
+            | DstPort
+            | Tls(..)
+            | Env(_)
+            | Hostname
+            | Date(_)
+            | Rand(_)
+            | Stopping
+            | BeConn(_)
+            | FeId
+            | FeName
+            | BeId
+            | BeName
+            | NbSrv(_)
+            | SrvIsUp(..)
+            | SslFc
+            | Stk { .. }
+            | TableCnt(_)
+            | TableAvl(_) => Needs::L4,
             Status | ResVer | ResHdr(..) | ResFhdr(..) | ResHdrCnt(_) | ResHdrVal(..)
             | ResHdrIp(..) => Needs::Response,
             _ => Needs::Request,
@@ -184,7 +216,14 @@ impl Fetch {
             Int(_) | Date(_) | Rand(_) | BeConn(_) | ReqLen | ReqSslHelloType | UrlPort
             | SrcPort | DstPort | FeId | BeId | NbSrv(_) | Status | ReqHdrCnt(_)
             | ReqFhdrCnt(_) | ReqHdrVal(..) | ReqCookCnt(_) | ReqCookVal(_) | ResHdrCnt(_)
-            | ResHdrVal(..) => SmpType::Int,
+            | ResHdrVal(..) | TableCnt(_) | TableAvl(_) => SmpType::Int,
+            Stk { what, .. } => {
+                if *what == super::stk_fetch::StkWhat::Tracked {
+                    SmpType::Bool
+                } else {
+                    SmpType::Int
+                }
+            }
             Src | Dst | UrlIp | ReqHdrIp(..) | ResHdrIp(..) => SmpType::Ip,
             _ => SmpType::Str,
         }
@@ -283,6 +322,9 @@ pub fn haproxy_knows_fetch(name: &str) -> bool {
 pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, FetchError> {
     use Fetch::*;
     let a1 = || args.as_ref().and_then(|a| a.get(1));
+    if let Some(f) = super::stk_fetch::parse(name, args)? {
+        return Ok(f);
+    }
     let f = match name {
         "always_true" => AlwaysTrue,
         "always_false" => AlwaysFalse,
@@ -477,6 +519,12 @@ pub fn parse_expr(text: &str) -> Result<SampleExpr, FetchError> {
             return Err(FetchError::Haproxy(format!(
                 "invalid args in fetch method '{name}' : {} in ACL expression '{text}'",
                 &m[1..]
+            )));
+        }
+        // An argument of the wrong type.
+        Err(FetchError::Haproxy(m)) if m.starts_with("fetch method '") => {
+            return Err(FetchError::Haproxy(format!(
+                "{m} in ACL expression '{text}'"
             )));
         }
         r => r?,
@@ -775,6 +823,18 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
             })]
         }
         Stopping => vec![Sample::Bool(ctx.servers.is_some_and(|s| s.stopping()))],
+        Stk { from, what, table } => one(crate::runtime::stkctr::fetch(
+            ctx,
+            *from,
+            *what,
+            table.as_ref().map(|t| t.0.as_str()),
+        )),
+        TableCnt(t) => one(crate::runtime::stkctr::table_count(
+            ctx,
+            t.as_deref(),
+            false,
+        )),
+        TableAvl(t) => one(crate::runtime::stkctr::table_count(ctx, t.as_deref(), true)),
         BeConn(b) => {
             let b = b.as_deref().or(ctx.be_name);
             one(b

@@ -45,6 +45,7 @@ pub mod converters;
 pub mod fetch;
 pub mod fmt;
 pub mod matcher;
+pub mod stk_fetch;
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -132,6 +133,8 @@ pub struct Vars {
     pub dst: Option<SocketAddr>,
     /// `set-log-level silent` on the current transaction.
     pub silent: bool,
+    /// The stick counters tracked (`track-sc0..2`).
+    pub stk: crate::runtime::stkctr::Trackers,
 }
 
 impl Vars {

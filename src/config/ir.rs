@@ -425,6 +425,8 @@ pub struct Redirect {
 pub enum HttpAction {
     /// Stop evaluating the rules of this list.
     Allow,
+    /// `track-scN`, `sc-inc-gpc*`, `sc-set-gpt0`.
+    Stk(StkAction),
     /// Answer with the error page of `status` (403 by default).
     Deny {
         status: u16,
@@ -507,10 +509,12 @@ pub enum TcpRuleKind {
     Content,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpAction {
     Accept,
     Reject,
+    /// `track-scN`, `sc-inc-gpc*`, `sc-set-gpt0`: does not end the rules.
+    Stk(StkAction),
 }
 
 pub type HttpRule = Rule<HttpAction>;
@@ -796,6 +800,8 @@ pub struct Proxy {
     pub monitor_fail: Vec<Rule<()>>,
     /// The stats page, once any `stats` keyword (but `stats socket`) was seen.
     pub stats: Option<StatsPage>,
+    /// `stick-table ...`: the proxy's table, named after the proxy.
+    pub stick_table: Option<Located<StickTable>>,
 }
 
 /// The URI of a stats page when `stats uri` is not given.
@@ -916,6 +922,7 @@ impl Proxy {
             capture_cookie: None,
             http_reuse: HttpReuse::Safe,
             stats: None,
+            stick_table: None,
         }
     }
 
@@ -1002,4 +1009,182 @@ impl Proxy {
                 .filter(|src| src.value.usesrc.is_some())
         })
     }
+}
+
+/// A proxy's `stick-table` declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickTable {
+    pub key: StickKeyType,
+    /// Maximum number of entries.
+    pub size: u64,
+    /// `expire`: entries not touched for this long are removed (ms).
+    pub expire_ms: Option<u64>,
+    /// `nopurge`: a full table refuses new entries instead of dropping the oldest.
+    pub nopurge: bool,
+    /// `peers NAME`
+    pub peers: Option<String>,
+    /// `store` items, in the order written (each type once).
+    pub store: Vec<StickStore>,
+}
+
+/// `type ip|ipv6|integer|string [len N]|binary [len N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickKeyType {
+    Ip,
+    Ipv6,
+    Integer,
+    /// Longest key kept, in bytes (longer strings are cut).
+    String(u32),
+    /// Key length in bytes (shorter samples are padded with zeros).
+    Binary(u32),
+}
+
+impl StickKeyType {
+    /// The name `show table` prints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StickKeyType::Ip => "ip",
+            StickKeyType::Ipv6 => "ipv6",
+            StickKeyType::Integer => "integer",
+            StickKeyType::String(_) => "string",
+            StickKeyType::Binary(_) => "binary",
+        }
+    }
+}
+
+/// One `store` item: a data type with its period (rates) or its array size (`gpc(N)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StickStore {
+    pub data: StickData,
+    /// Period of a rate, ms (0 for the others).
+    pub period_ms: u32,
+    /// Number of elements of an array type (`gpc`, `gpt`, `gpc_rate`); 1 for the others.
+    pub n: u32,
+}
+
+/// HAProxy 2.6's stick-table data types, in its order (the order `show table` prints them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StickData {
+    ServerId,
+    Gpt0,
+    Gpc0,
+    Gpc0Rate,
+    ConnCnt,
+    ConnRate,
+    ConnCur,
+    SessCnt,
+    SessRate,
+    HttpReqCnt,
+    HttpReqRate,
+    HttpErrCnt,
+    HttpErrRate,
+    BytesInCnt,
+    BytesInRate,
+    BytesOutCnt,
+    BytesOutRate,
+    Gpc1,
+    Gpc1Rate,
+    ServerKey,
+    HttpFailCnt,
+    HttpFailRate,
+    Gpt,
+    Gpc,
+    GpcRate,
+}
+
+impl StickData {
+    pub const ALL: [StickData; 25] = [
+        StickData::ServerId,
+        StickData::Gpt0,
+        StickData::Gpc0,
+        StickData::Gpc0Rate,
+        StickData::ConnCnt,
+        StickData::ConnRate,
+        StickData::ConnCur,
+        StickData::SessCnt,
+        StickData::SessRate,
+        StickData::HttpReqCnt,
+        StickData::HttpReqRate,
+        StickData::HttpErrCnt,
+        StickData::HttpErrRate,
+        StickData::BytesInCnt,
+        StickData::BytesInRate,
+        StickData::BytesOutCnt,
+        StickData::BytesOutRate,
+        StickData::Gpc1,
+        StickData::Gpc1Rate,
+        StickData::ServerKey,
+        StickData::HttpFailCnt,
+        StickData::HttpFailRate,
+        StickData::Gpt,
+        StickData::Gpc,
+        StickData::GpcRate,
+    ];
+
+    /// HAProxy's name (`store` argument, `show table` field).
+    pub fn name(self) -> &'static str {
+        use StickData::*;
+        match self {
+            ServerId => "server_id",
+            Gpt0 => "gpt0",
+            Gpc0 => "gpc0",
+            Gpc0Rate => "gpc0_rate",
+            ConnCnt => "conn_cnt",
+            ConnRate => "conn_rate",
+            ConnCur => "conn_cur",
+            SessCnt => "sess_cnt",
+            SessRate => "sess_rate",
+            HttpReqCnt => "http_req_cnt",
+            HttpReqRate => "http_req_rate",
+            HttpErrCnt => "http_err_cnt",
+            HttpErrRate => "http_err_rate",
+            BytesInCnt => "bytes_in_cnt",
+            BytesInRate => "bytes_in_rate",
+            BytesOutCnt => "bytes_out_cnt",
+            BytesOutRate => "bytes_out_rate",
+            Gpc1 => "gpc1",
+            Gpc1Rate => "gpc1_rate",
+            ServerKey => "server_key",
+            HttpFailCnt => "http_fail_cnt",
+            HttpFailRate => "http_fail_rate",
+            Gpt => "gpt",
+            Gpc => "gpc",
+            GpcRate => "gpc_rate",
+        }
+    }
+
+    pub fn from_name(n: &str) -> Option<StickData> {
+        StickData::ALL.iter().copied().find(|d| d.name() == n)
+    }
+
+    /// A frequency counter over a period (`conn_rate(10s)`).
+    pub fn is_rate(self) -> bool {
+        self.name().ends_with("_rate")
+    }
+
+    /// An array type (`gpc(N)`, `gpt(N)`, `gpc_rate(N,PERIOD)`).
+    pub fn is_array(self) -> bool {
+        matches!(self, StickData::Gpt | StickData::Gpc | StickData::GpcRate)
+    }
+}
+
+/// Stick-counter actions, in `tcp-request` and `http-request` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StkAction {
+    /// `track-scN KEY [table T]`: the entry of KEY in table T (the proxy's own by default)
+    /// is tracked by counter N from now on, unless N already tracks one.
+    Track {
+        slot: u8,
+        key: crate::acl::fetch::SampleExpr,
+        table: Option<String>,
+    },
+    /// `sc-inc-gpc0(N)` (which 0) / `sc-inc-gpc1(N)` (which 1).
+    IncGpc01 { slot: u8, which: u8 },
+    /// `sc-inc-gpc(IDX,N)`
+    IncGpc { idx: u32, slot: u8 },
+    /// `sc-set-gpt0(N) VALUE|EXPR`
+    SetGpt0 {
+        slot: u8,
+        value: crate::acl::fetch::SampleExpr,
+    },
 }

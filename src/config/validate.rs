@@ -327,6 +327,7 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
 fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
     for p in cfg.proxies.iter_mut() {
         crate::acl::resolve_proxy(p);
+        default_tables(p);
         for ub in p.use_backends.iter_mut() {
             if !ub.backend.contains("%[") || ub.dynamic.is_some() {
                 continue;
@@ -398,6 +399,67 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
             );
         }
     }
+    let tables: std::collections::HashSet<&str> = cfg
+        .proxies
+        .iter()
+        .filter(|p| p.stick_table.is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    for p in &cfg.proxies {
+        if let Some(t) = &p.stick_table {
+            if let Some(peers) = &t.value.peers {
+                // Every `peers` section is refused, so none can be found.
+                diags.alert(
+                    None,
+                    format!("Proxy '{}': unable to find sync peers '{peers}'.", p.name),
+                );
+            }
+        }
+        let (mut warned_l4, mut warned_delay) = (false, false);
+        let fe_http = p.cap().contains(Cap::FE) && p.mode.value == Mode::Http;
+        for r in &p.tcp_request {
+            let (TcpRuleKind::Content, TcpAction::Stk(StkAction::Track { key, .. })) =
+                (&r.action.0, &r.action.1)
+            else {
+                continue;
+            };
+            let l4 = key.fetch.needs() == crate::acl::fetch::Needs::L4;
+            if l4 && fe_http && !warned_l4 {
+                warned_l4 = true;
+                diags.warning(None, format!("{} '{}' : a 'tcp-request content track-sc*' rule not depending on request contents for an HTTP frontend should be executed at the session level, using a 'tcp-request session' rule (mandatory to track invalid HTTP requests).", proxy_type(p), p.name));
+            }
+            if !l4 && p.inspect_delay.is_none() && p.cap().contains(Cap::FE) && !warned_delay {
+                warned_delay = true;
+                diags.warning(None, format!("{} '{}' : a 'tcp-request content track-sc*' rule explicitly depending on request contents without any 'tcp-request inspect-delay' setting. This means that this rule will randomly find its contents. This can be fixed by setting the tcp-request inspect-delay.", proxy_type(p), p.name));
+            }
+        }
+        let tcp = p.tcp_request.iter().filter_map(|r| match &r.action.1 {
+            TcpAction::Stk(a) => Some(a),
+            _ => None,
+        });
+        let http = p.http_request.iter().filter_map(|r| match &r.action {
+            HttpAction::Stk(a) => Some(a),
+            _ => None,
+        });
+        for a in tcp.chain(http) {
+            if let StkAction::Track {
+                slot,
+                table: Some(t),
+                ..
+            } = a
+            {
+                if !tables.contains(t.as_str()) {
+                    diags.alert(
+                        None,
+                        format!(
+                            "Proxy '{}': unable to find table '{t}' referenced by track-sc{slot}.",
+                            p.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
     for p in &cfg.proxies {
         let mut seen = std::collections::HashSet::new();
         let mut msgs: Vec<(Loc, String)> = Vec::new();
@@ -411,7 +473,15 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
         });
         for e in named.chain(anon) {
             let kw = e.expr.name.as_str();
+            let table_missing = crate::acl::stk_fetch::named_table(&e.expr.fetch)
+                .filter(|(t, _)| !tables.contains(t));
             let msg = match &e.expr.fetch {
+                _ if table_missing.is_some() => table_missing.map(|(t, pos)| {
+                    format!(
+                        "parsing [{}]: unable to find table '{t}' referenced in arg {pos} of ACL keyword '{kw}' in proxy '{}'.",
+                        e.loc, p.name
+                    )
+                }),
                 crate::acl::fetch::Fetch::NbSrv(None) if !p.cap().contains(Cap::BE) => {
                     Some(format!(
                         "parsing [{}]: proxy '{}', referenced in arg 1 of ACL keyword '{kw}' in proxy '{}', has not backend capability.",
@@ -459,6 +529,50 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
                     t.push_str(m);
                 }
                 diags.alert(None, t);
+            }
+        }
+    }
+}
+
+/// Stick-counter actions and fetches without a table name use their proxy's table.
+fn default_tables(p: &mut Proxy) {
+    use crate::acl::fetch::Fetch;
+    use crate::acl::stk_fetch::StkFrom;
+    let name = p.name.clone();
+    for r in p.tcp_request.iter_mut() {
+        if let TcpAction::Stk(StkAction::Track {
+            table: t @ None, ..
+        }) = &mut r.action.1
+        {
+            *t = Some(name.clone());
+        }
+    }
+    for r in p.http_request.iter_mut() {
+        if let HttpAction::Stk(StkAction::Track {
+            table: t @ None, ..
+        }) = &mut r.action
+        {
+            *t = Some(name.clone());
+        }
+    }
+    let fill = |f: &mut Fetch| match f {
+        Fetch::Stk {
+            from: StkFrom::Src,
+            table: t @ None,
+            ..
+        } => *t = Some((name.clone(), 1)),
+        Fetch::TableCnt(t @ None) | Fetch::TableAvl(t @ None) => *t = Some(name.clone()),
+        _ => {}
+    };
+    for a in p.acls.values_mut() {
+        for e in a.exprs.iter_mut() {
+            fill(&mut e.expr.fetch);
+        }
+    }
+    for c in p.conditions_mut() {
+        for t in c.groups.iter_mut().flatten() {
+            for e in t.acl.exprs.iter_mut() {
+                fill(&mut e.expr.fetch);
             }
         }
     }

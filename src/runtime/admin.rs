@@ -1046,6 +1046,10 @@ struct Action {
 /// The commands rhaproxy answers, with HAProxy's help lines.
 const COMMANDS: &[(&str, &str)] = &[
     (
+        "clear table",
+        "  clear table <table> [<filter>]*         : remove an entry from a table (filter: data/key)",
+    ),
+    (
         "disable frontend",
         "  disable frontend <frontend>             : temporarily disable specific frontend",
     ),
@@ -1112,6 +1116,10 @@ const COMMANDS: &[(&str, &str)] = &[
     (
         "show stat",
         "  show stat [desc|json|no-maint|typed|up]*: report counters for each proxy and server",
+    ),
+    (
+        "show table",
+        "  show table <table> [<filter>]*          : report table usage stats or dump this table's contents (filter: data/key)",
     ),
     (
         "show version",
@@ -1274,6 +1282,12 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
             let _ = writeln!(out, "{}", version());
         }
         ("show", "info") => show_info(ctx, out),
+        ("show", "table") => {
+            super::stkctr::cli_show_table(w, sess.level >= CliLevel::Operator, out)
+        }
+        ("clear", "table") => {
+            super::stkctr::cli_clear_table(w, sess.level >= CliLevel::Operator, out)
+        }
         ("show", "stat") => show_stat(ctx, sess.level, &w[2..], out),
         ("show", "servers") if a(2) == "state" => show_servers_state(ctx, w.get(3), out),
         ("show", "servers") if a(2) == "conn" => show_servers_conn(ctx, w.get(3), out),

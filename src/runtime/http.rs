@@ -623,6 +623,11 @@ impl TxnLog {
             return;
         };
         self.count();
+        if let Some(v) = &self.vars {
+            let mut v = v.lock().unwrap_or_else(|e| e.into_inner());
+            v.stk
+                .end_request(self.status, self.bytes_in, self.bytes_out);
+        }
         let Some(l) = self.fe.log() else {
             return;
         };
@@ -771,12 +776,16 @@ pub fn session(
     fe: Arc<Frontend>,
     client: LazyTcp,
     acc: Accepted,
+    vars: Option<Box<crate::acl::Vars>>,
 ) -> impl Future<Output = ()> + Send {
     if let Some(be) = &fe.backend {
         be.cum_conns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let vars = fe.rules.any_http.then(Arc::default);
+    let vars = match vars {
+        Some(v) => Some(Arc::new(std::sync::Mutex::new(*v))),
+        None => fe.rules.any_http.then(Arc::default),
+    };
     let c = ClientConn {
         fe,
         acc,
@@ -1091,6 +1100,7 @@ async fn transaction(
         Some(vars) => {
             let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());
             v.new_transaction();
+            v.stk.http_req();
             super::rules::on_request(fe, &acc, &mut req, &mut v)
         }
         None => super::rules::ReqVerdict::Forward(fe.backend.clone()),

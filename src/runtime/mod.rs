@@ -33,6 +33,8 @@ pub mod prometheus;
 pub mod rules;
 pub mod srvpool;
 pub mod stats_page;
+pub mod stick;
+pub mod stkctr;
 pub mod tcp;
 
 use std::collections::HashMap;
@@ -382,6 +384,7 @@ pub fn run_with(cfg: Config, diags: &mut Diags, opts: &RunOpts) -> i32 {
         }));
         fe_proxies.push(fe_maxconn);
     }
+    stkctr::init(&cfg);
     // `fullconn` (for `minconn`): as set, else HAProxy's default, a tenth (rounded up) of the
     // `maxconn` of the frontends that lead to the backend, at least 1.
     for be in &backends {
@@ -905,7 +908,13 @@ async fn accept_loop(
             accept_utc: chrono::Utc::now(),
             accept_at: tokio::time::Instant::now(),
         };
-        let verdict = rules::accept_connection(&fe, &acc);
+        // The session's variables and stick counters, when rules may set them here.
+        let mut vars: Option<Box<crate::acl::Vars>> =
+            (!fe.proxy.tcp_request.is_empty()).then(Default::default);
+        let verdict = match vars.as_deref_mut() {
+            Some(v) => rules::accept_connection(&fe, &acc, v),
+            None => rules::ConnVerdict::Accept,
+        };
         if verdict != rules::ConnVerdict::Accept {
             fe.ctr.denied_conn.fetch_add(1, Ordering::Relaxed);
             // `tcp-request connection reject`: reset at once (as HAProxy), not logged.
@@ -931,11 +940,12 @@ async fn accept_loop(
                     drop(sess);
                     continue;
                 };
-                let session = tcp::session(Arc::clone(&fe), stream, acc);
+                let session = tcp::session(Arc::clone(&fe), stream, acc, vars);
                 tokio::spawn(session_task(guard, sess, session));
             }
             Mode::Http => {
-                let session = http::session(Arc::clone(&fe), lazyio::LazyTcp::new(stream), acc);
+                let client = lazyio::LazyTcp::new(stream);
+                let session = http::session(Arc::clone(&fe), client, acc, vars);
                 tokio::spawn(session_task(guard, sess, session));
             }
         }

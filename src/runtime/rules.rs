@@ -157,29 +157,36 @@ pub enum ConnVerdict {
 }
 
 /// `tcp-request connection` / `session` rules (and `content` in TCP mode) at accept.
-pub fn accept_connection(fe: &Frontend, acc: &Accepted) -> ConnVerdict {
+/// Their stick counters go to `vars` (the session's).
+pub fn accept_connection(fe: &Frontend, acc: &Accepted, vars: &mut Vars) -> ConnVerdict {
     let p = &fe.proxy;
     if p.tcp_request.is_empty() {
         return ConnVerdict::Accept;
     }
     let be = fe.backend.as_ref().map(|b| b.name.as_str());
-    let c = ctx(fe, acc, be, None, None, None);
     // `tcp-request content` runs later: per request in HTTP mode, after the inspection of
     // the first bytes in TCP mode (tcp_start).
     let phases = [TcpRuleKind::Connection, TcpRuleKind::Session];
     for kind in &phases {
         for r in p.tcp_request.iter().filter(|r| r.action.0 == *kind) {
+            let c = ctx(fe, acc, be, None, None, Some(vars));
             if applies(&r.cond, &c) {
-                match r.action.1 {
+                match &r.action.1 {
                     TcpAction::Accept => break,
                     TcpAction::Reject if *kind == TcpRuleKind::Connection => {
                         return ConnVerdict::Reset;
                     }
                     TcpAction::Reject => return ConnVerdict::Close,
+                    TcpAction::Stk(a) => {
+                        let v = stk_value(a, &c);
+                        stk_apply(a, v, &mut vars.stk, false, false);
+                    }
                 }
             }
         }
     }
+    // The session exists from here on: counted on its trackers.
+    vars.stk.sess();
     ConnVerdict::Accept
 }
 
@@ -204,7 +211,9 @@ pub async fn tcp_start(
     fe: &Frontend,
     client: &tokio::net::TcpStream,
     acc: &Accepted,
+    vars: &mut Vars,
 ) -> Option<Option<Arc<Backend>>> {
+    let mut stk_done = 0;
     let p = &fe.proxy;
     let content: Vec<&TcpRule> = p
         .tcp_request
@@ -255,24 +264,32 @@ pub async fn tcp_start(
                     _ => false,
                 }
             };
-            let mut c = ctx(fe, acc, None, None, None, None);
-            c.payload = Some(&buf);
-            c.wait_end = Some(fin);
             let mut miss = false;
             let mut out = None;
-            for r in &content {
+            for (i, r) in content.iter().enumerate() {
+                let c = content_ctx(fe, acc, vars, &buf, fin);
                 let st = match &r.cond {
                     None => Some(true),
                     Some(cond) => crate::acl::cond::eval_partial(cond, &c, &incomplete),
                 };
                 match st {
-                    Some(true) => {
-                        out = Some(match r.action.1 {
-                            TcpAction::Accept => Some(switch(fe, &c)),
-                            TcpAction::Reject => None,
-                        });
-                        break;
-                    }
+                    Some(true) => match &r.action.1 {
+                        TcpAction::Accept => {
+                            out = Some(Some(switch(fe, &c)));
+                            break;
+                        }
+                        TcpAction::Reject => {
+                            out = Some(None);
+                            break;
+                        }
+                        // Run once, even when the rules are evaluated again with more data.
+                        TcpAction::Stk(a) if i >= stk_done => {
+                            let v = stk_value(a, &c);
+                            stk_apply(a, v, &mut vars.stk, true, false);
+                            stk_done = i + 1;
+                        }
+                        TcpAction::Stk(_) => {}
+                    },
                     Some(false) => {}
                     None => {
                         miss = true;
@@ -280,6 +297,7 @@ pub async fn tcp_start(
                     }
                 }
             }
+            let c = content_ctx(fe, acc, vars, &buf, fin);
             // No rule decided: accept, once `use_backend` has the first bytes it reads.
             if out.is_none() && (fin || (!miss && (!switch_wants || ready))) {
                 out = Some(Some(switch(fe, &c)));
@@ -306,6 +324,20 @@ pub async fn tcp_start(
             Err(_) => {}
         }
     }
+}
+
+/// The sample context of `tcp-request content` rules in TCP mode.
+fn content_ctx<'a>(
+    fe: &'a Frontend,
+    acc: &Accepted,
+    vars: &'a Vars,
+    buf: &'a [u8],
+    fin: bool,
+) -> SampleCtx<'a> {
+    let mut c = ctx(fe, acc, None, None, None, Some(vars));
+    c.payload = Some(buf);
+    c.wait_end = Some(fin);
+    c
 }
 
 /// `use_backend` rules in order (dynamic names rendered now), else the default.
@@ -714,6 +746,10 @@ fn run_http_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::Stk(a) => {
+                let v = stk_value(a, &c);
+                stk_apply(a, v, &mut vars.stk, true, true);
+            }
             HttpAction::SetLogSilent => vars.silent = true,
             HttpAction::SetDst(e) | HttpAction::SetDstPort(e) => {
                 let v = e.value(&c);
@@ -840,18 +876,76 @@ fn replace_headers(
 }
 
 /// `tcp-request content` rules on an HTTP request: `false` to close.
-fn content_rules(p: &Proxy, c: &SampleCtx) -> bool {
+fn content_rules(
+    p: &Proxy,
+    fe: &Frontend,
+    acc: &Accepted,
+    be: Option<&str>,
+    req: &Request,
+    vars: &mut Vars,
+) -> bool {
     // (set-var in tcp-request rules is refused at parse time)
     for r in p
         .tcp_request
         .iter()
         .filter(|r| r.action.0 == TcpRuleKind::Content)
     {
-        if applies(&r.cond, c) {
-            return r.action.1 == TcpAction::Accept;
+        let c = ctx(fe, acc, be, Some(req), None, Some(vars));
+        if applies(&r.cond, &c) {
+            match &r.action.1 {
+                TcpAction::Accept => return true,
+                TcpAction::Reject => return false,
+                TcpAction::Stk(a) => {
+                    let v = stk_value(a, &c);
+                    stk_apply(a, v, &mut vars.stk, true, true);
+                }
+            }
         }
     }
     true
+}
+
+/// The sample a stick-counter action needs (the key to track, the value to set).
+fn stk_value(a: &StkAction, c: &SampleCtx) -> Option<Sample> {
+    match a {
+        StkAction::Track { key, .. } => key.value(c),
+        StkAction::SetGpt0 { value, .. } => value.value(c),
+        _ => None,
+    }
+}
+
+/// Runs a stick-counter action with the sample [`stk_value`] gave. `stream`: a stream
+/// tracker (content and HTTP rules); `http_req`: on an HTTP request.
+fn stk_apply(
+    a: &StkAction,
+    v: Option<Sample>,
+    trk: &mut super::stkctr::Trackers,
+    stream: bool,
+    http_req: bool,
+) {
+    match a {
+        StkAction::Track { slot, table, .. } => {
+            let t = table.as_deref().and_then(super::stkctr::table);
+            if let (Some(t), Some(v)) = (t, v) {
+                trk.track(*slot, t, &v, stream, http_req);
+            }
+        }
+        StkAction::IncGpc01 { slot, which } => trk.inc_gpc01(*slot, *which),
+        StkAction::IncGpc { idx, slot } => trk.inc_gpc(*slot, *idx),
+        StkAction::SetGpt0 { slot, .. } => {
+            let n = match v {
+                Some(Sample::Int(n)) => Some(n),
+                Some(Sample::Bool(b)) => Some(b as i64),
+                Some(Sample::Str(s)) => std::str::from_utf8(&s)
+                    .ok()
+                    .and_then(|x| x.trim().parse().ok()),
+                _ => None,
+            };
+            if let Some(n) = n {
+                trk.set_gpt0(*slot, n);
+            }
+        }
+    }
 }
 
 /// Runs the request-side rules of one HTTP transaction and chooses the backend.
@@ -864,7 +958,7 @@ pub fn on_request(fe: &Frontend, acc: &Accepted, req: &mut Request, vars: &mut V
         .backend
         .as_ref()
         .filter(|b| std::ptr::eq(b.proxy.as_ref(), p.as_ref()));
-    if !content_rules(p, &ctx(fe, acc, None, Some(req), None, Some(vars))) {
+    if !content_rules(p, fe, acc, None, req, vars) {
         return ReqVerdict::Close {
             reset: false,
             tcp: true,
@@ -880,10 +974,7 @@ pub fn on_request(fe: &Frontend, acc: &Accepted, req: &mut Request, vars: &mut V
     if let Some(b) = &be {
         if !std::ptr::eq(b.proxy.as_ref(), p.as_ref()) {
             let bp = &b.proxy;
-            if !content_rules(
-                bp,
-                &ctx(fe, acc, Some(&b.name), Some(req), None, Some(vars)),
-            ) {
+            if !content_rules(bp, fe, acc, Some(&b.name), req, vars) {
                 return ReqVerdict::Close {
                     reset: false,
                     tcp: true,

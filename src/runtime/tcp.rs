@@ -40,8 +40,9 @@ pub fn session(
     fe: Arc<Frontend>,
     client: TcpStream,
     acc: Accepted,
+    vars: Option<Box<crate::acl::Vars>>,
 ) -> impl Future<Output = ()> + Send {
-    let setup = Box::pin(setup(fe, client, acc));
+    let setup = Box::pin(setup(fe, client, acc, vars));
     async move {
         let Some(Pair {
             client,
@@ -89,6 +90,8 @@ struct PairEnd {
     slot: Option<Slot>,
     acc: Accepted,
     cs: ConnStats,
+    /// The session's stick counters (boxed: most sessions have none).
+    trk: Option<Box<super::stkctr::Trackers>>,
 }
 
 impl PairEnd {
@@ -100,7 +103,11 @@ impl PairEnd {
             slot,
             acc,
             cs,
+            trk,
         } = self;
+        if let Some(t) = trk {
+            t.bytes(st.to_server, st.to_client);
+        }
         let srv_idx = slot.as_ref().map(|s| s.srv);
         drop(slot);
         drop(active);
@@ -136,8 +143,18 @@ impl PairEnd {
 
 /// Rules, server choice and connect: a pair ready to forward, or `None` when the session
 /// ended there (logged).
-async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pair> {
-    let be = (match super::rules::tcp_start(&fe, &client, &acc).await {
+async fn setup(
+    fe: Arc<Frontend>,
+    client: TcpStream,
+    acc: Accepted,
+    vars: Option<Box<crate::acl::Vars>>,
+) -> Option<Pair> {
+    let mut vars = vars;
+    let mut scratch = crate::acl::Vars::default();
+    let v: &mut crate::acl::Vars = vars.as_deref_mut().unwrap_or(&mut scratch);
+    let started = super::rules::tcp_start(&fe, &client, &acc, v).await;
+    let trk = (!v.stk.is_empty()).then(|| Box::new(std::mem::take(&mut v.stk)));
+    let be = (match started {
         Some(b) => b,
         None => {
             // `tcp-request content reject`: logged as `f f/<NOSRV> -1/-1/Tt 0 PR` (measured).
@@ -253,6 +270,7 @@ async fn setup(fe: Arc<Frontend>, client: TcpStream, acc: Accepted) -> Option<Pa
             slot,
             acc,
             cs,
+            trk,
         },
     })
 }

@@ -9,6 +9,7 @@ pub mod other;
 pub mod proxy;
 pub mod rules;
 pub mod server;
+pub mod stick;
 
 use crate::config::ir::Loc;
 use crate::diag::Diags;

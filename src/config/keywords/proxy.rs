@@ -194,7 +194,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kwm("srvtcpka-intvl", "DLB", I, Some(p_tcpka), Miss::WarnWill),
     kw("stats", "DFLB", I, Some(p_stats)),
     kw("stick", "LB", U, None),
-    kw("stick-table", "FLB", U, None),
+    kw("stick-table", "FLB", I, Some(super::stick::p_stick_table)),
     kwm(
         "tcp-check",
         "DLB",

@@ -6,7 +6,7 @@ use crate::acl::cond::{self, Acl};
 use crate::acl::{AclError, Condition};
 use crate::config::ir::*;
 
-fn ptype(p: &Proxy) -> &'static str {
+pub fn ptype(p: &Proxy) -> &'static str {
     match p.kind {
         ProxyKind::Frontend => "frontend",
         ProxyKind::Backend => "backend",
@@ -16,7 +16,7 @@ fn ptype(p: &Proxy) -> &'static str {
 }
 
 /// Reports an ACL error after `prefix` (`error detected while parsing ACL 'x'`).
-fn report(ctx: &mut LineCtx, prefix: &str, e: AclError, dot: bool) {
+pub fn report(ctx: &mut LineCtx, prefix: &str, e: AclError, dot: bool) {
     match e {
         AclError::Haproxy(m) => ctx.alert(format!("{prefix} : {m}{}", if dot { "." } else { "" })),
         AclError::Unsupported(what) => {
@@ -298,7 +298,7 @@ fn known_action(list: &str, w: &str) -> bool {
     list.split(", ").any(|q| {
         let q = q.trim_matches('\'');
         match q.strip_suffix("(*)") {
-            Some(pfx) => w.starts_with(&format!("{pfx}(")) || w == pfx,
+            Some(pfx) => w.starts_with(pfx),
             None => q == w,
         }
     })
@@ -792,6 +792,16 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Tarpit { status }
         }
+        _ if !response && super::stick::is_stk_action(act) => {
+            match super::stick::parse_stk_action(ctx, &prefix, kw, act, args, false) {
+                None => return,
+                Some(Err(w)) => {
+                    trailing(ctx, &w);
+                    return;
+                }
+                Some(Ok(a)) => HttpAction::Stk(a),
+            }
+        }
         "use-service" if !response => {
             let Some(name) = args.first().cloned() else {
                 ctx.alert(format!("{prefix} : 'use-service' expects a service name.."));
@@ -935,9 +945,31 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
     };
     let act = a.get(2).map(String::as_str).unwrap_or("");
+    let (args, c) = split_cond(&a[3..]);
     let action = match act {
         "accept" => TcpAction::Accept,
         "reject" => TcpAction::Reject,
+        _ if super::stick::is_stk_action(act) => {
+            let prefix = format!(
+                "'tcp-request {sub} {act}' : error detected in {} '{}' while parsing '{act}' rule",
+                ptype(p),
+                p.name
+            );
+            let rule = format!("tcp-request {sub}");
+            let at_l4 = kind != TcpRuleKind::Content;
+            match super::stick::parse_stk_action(ctx, &prefix, &rule, act, args, at_l4) {
+                None => return,
+                Some(Err(w)) => {
+                    ctx.alert(format!(
+                        "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
+                        ptype(p),
+                        p.name
+                    ));
+                    return;
+                }
+                Some(Ok(a)) => TcpAction::Stk(a),
+            }
+        }
         _ => {
             let list = if kind == TcpRuleKind::Content {
                 TCP_CONTENT_ACTIONS
@@ -959,8 +991,7 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             return;
         }
     };
-    let (args, c) = split_cond(&a[3..]);
-    if let Some(w) = args.first() {
+    if let (false, Some(w)) = (matches!(action, TcpAction::Stk(_)), args.first()) {
         ctx.alert(format!(
             "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
             ptype(p),

@@ -1,0 +1,297 @@
+//! Stick tables and stick counters, against HAProxy 2.6 when installed: the same config and
+//! the same traffic through both, comparing the status of every request, which connections
+//! were refused, and the table as `show table` prints it on the stats socket (the entry
+//! addresses and the milliseconds left before expiry masked).
+
+#[path = "support/rt.rs"]
+mod rt;
+
+use rt::*;
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+fn cli(sock: &Path, input: &str) -> String {
+    let mut s = UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect {sock:?}: {e}"));
+    s.set_read_timeout(Some(SOON)).unwrap();
+    s.write_all(input.as_bytes()).unwrap();
+    s.write_all(b"\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// `show table` output with the entry addresses and the expiry countdowns masked.
+fn masked(out: &str) -> String {
+    out.lines()
+        .map(|l| {
+            l.split(' ')
+                .map(|w| {
+                    if w.starts_with("0x") && w.ends_with(':') {
+                        "PTR:".to_string()
+                    } else if let Some(v) = w.strip_prefix("exp=") {
+                        // Milliseconds left: only whether it counts down from the `expire`.
+                        let ms: i64 = v.parse().unwrap_or(-1);
+                        format!("exp={}", if ms > 20_000 { "SOON" } else { "LOW" })
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn status_of(port: u16, src: Ipv4Addr, paths: &[&str]) -> Vec<u16> {
+    let mut c = HttpConn::connect_from(Some(src), port).expect("connect");
+    paths
+        .iter()
+        .map(|p| {
+            c.get(p)
+                .map(|r| r.status)
+                .unwrap_or_else(|e| panic!("GET {p}: {e}"))
+        })
+        .collect()
+}
+
+/// HTTP rate limiting the documented way: `http-request track-sc0 src`, a deny over a rate,
+/// a general-purpose counter bumped on one path, a second table keyed by a header.
+#[test]
+fn http_tracking_counts_and_limits_as_haproxy_does() {
+    let mut results = Vec::new();
+    for which in Impl::all("http_tracking_counts_and_limits_as_haproxy_does") {
+        let dir = TempDir::new("stick-http");
+        let ports = free_ports(2);
+        let (fport, bport) = (ports[0], ports[1]);
+        let _srv = Backend::start("s1", bport, Behavior::Http);
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+frontend fe
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 100 expire 30s store conn_cnt,conn_cur,conn_rate(10s),http_req_cnt,http_req_rate(10s),http_err_cnt,gpc0,gpc0_rate(10s)
+    http-request track-sc0 src
+    http-request track-sc1 req.hdr(x-user) table users if {{ req.hdr(x-user) -m found }}
+    http-request sc-inc-gpc0(0) if {{ path_beg /inc }}
+    http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt 6 }}
+    http-request return status 200 content-type text/plain lf-string "r=%[sc_http_req_rate(0)] g=%[sc0_get_gpc0] t=%[sc1_tracked] s=%[src_http_req_cnt]" if {{ path_beg /show }}
+    default_backend be
+backend users
+    stick-table type string len 8 size 10 store http_req_cnt
+backend be
+    server s1 127.0.0.1:{bport}
+"#,
+            sock = sock.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
+        let a = Ipv4Addr::new(127, 0, 0, 1);
+        let b = Ipv4Addr::new(127, 0, 0, 2);
+        let mut seen = Vec::new();
+        // One keep-alive connection: three requests, one of them a 404 from the server.
+        seen.push(format!(
+            "{:?}",
+            status_of(fport, a, &["/", "/inc", "/status/404"])
+        ));
+        // Then new connections until the rate is over the limit.
+        for _ in 0..5 {
+            seen.push(format!("{:?}", status_of(fport, a, &["/inc"])));
+        }
+        seen.push(format!("{:?}", status_of(fport, b, &["/", "/"])));
+        let mut c = HttpConn::connect_from(Some(b), fport).unwrap();
+        let r = c
+            .request("GET /show HTTP/1.1\r\nHost: x\r\nX-User: alice-in-wonderland\r\n\r\n")
+            .unwrap();
+        seen.push(format!("{} {}", r.status, r.body_str()));
+        drop(c);
+        // Give the proxy a moment to end the connections it was told about.
+        std::thread::sleep(Duration::from_millis(200));
+        let all = cli(&sock, "show table");
+        let fe = masked(&cli(&sock, "show table fe"));
+        let users = masked(&cli(&sock, "show table users"));
+        let one = masked(&cli(&sock, "show table fe key 127.0.0.2"));
+        let filtered = masked(&cli(&sock, "show table fe data.gpc0 gt 3"));
+        let unknown = cli(&sock, "show table nope");
+        let cleared = cli(&sock, "clear table fe key 127.0.0.2");
+        let after = masked(&cli(&sock, "show table fe"));
+        results.push((
+            which, seen, all, fe, users, one, filtered, unknown, cleared, after,
+        ));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    // rhaproxy alone: the limit answers 429 once the rate is over 6.
+    assert!(
+        rh.1.iter().any(|s| s.contains("429")),
+        "no request was limited: {:?}",
+        rh.1
+    );
+    assert!(rh.3.contains("key=127.0.0.1"), "{}", rh.3);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "statuses and bodies differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "`show table` differs");
+        assert_eq!(rh.3, ha.3, "`show table fe` differs");
+        assert_eq!(rh.4, ha.4, "`show table users` differs");
+        assert_eq!(rh.5, ha.5, "`show table fe key` differs");
+        assert_eq!(rh.6, ha.6, "`show table fe data.gpc0 gt 3` differs");
+        assert_eq!(rh.7, ha.7, "unknown table message differs");
+        assert_eq!(rh.8, ha.8, "`clear table` answer differs");
+        assert_eq!(rh.9, ha.9, "`show table fe` after `clear table` differs");
+    }
+}
+
+/// Connection-rate limiting in `mode tcp`: `tcp-request connection track-sc0 src` and a
+/// reject over a rate; the held connections show in `conn_cur`.
+#[test]
+fn tcp_connection_tracking_rejects_over_the_rate() {
+    let mut results = Vec::new();
+    for which in Impl::all("tcp_connection_tracking_rejects_over_the_rate") {
+        let dir = TempDir::new("stick-tcp");
+        let ports = free_ports(2);
+        let (fport, bport) = (ports[0], ports[1]);
+        let _srv = Backend::start("s1", bport, Behavior::LineEcho);
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+defaults
+    mode tcp
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+listen li
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 100 expire 30s store conn_cnt,conn_cur,conn_rate(10s),sess_cnt,bytes_in_cnt,bytes_out_cnt
+    tcp-request connection track-sc0 src
+    tcp-request connection reject if {{ sc0_conn_rate gt 3 }}
+    server s1 127.0.0.1:{bport}
+"#,
+            sock = sock.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
+        let mut held = Vec::new();
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let mut s = connect_from(Some(Ipv4Addr::new(127, 0, 0, 3)), fport).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 64];
+            let got = match s.read(&mut buf) {
+                Ok(n) if n > 0 => String::from_utf8_lossy(&buf[..n]).trim().to_string(),
+                Ok(_) => "EOF".to_string(),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "RST".into(),
+                Err(e) => format!("{:?}", e.kind()),
+            };
+            seen.push(got);
+            held.push(s);
+        }
+        // Two connections closed, the others held open.
+        held.truncate(2);
+        std::thread::sleep(Duration::from_millis(300));
+        let table = masked(&cli(&sock, "show table li"));
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+        let after = masked(&cli(&sock, "show table li"));
+        results.push((which, seen, table, after));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    assert_eq!(rh.1.iter().filter(|s| *s == "s1").count(), 3, "{:?}", rh.1);
+    assert!(rh.3.contains("conn_cur=0"), "{}", rh.3);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(
+            rh.1, ha.1,
+            "accepted/refused connections differ from HAProxy's"
+        );
+        assert_eq!(rh.2, ha.2, "`show table` with connections held differs");
+        assert_eq!(rh.3, ha.3, "`show table` after the close differs");
+    }
+}
+
+/// Session and stream trackers together: a connection tracker, a session tracker and a
+/// content tracker per request, an `http-request` tracker on the session's counter, a
+/// general-purpose tag, 4xx and 5xx answers and the bytes, read while the connection is
+/// open and after it closed.
+#[test]
+fn session_and_stream_trackers_count_as_haproxy_does() {
+    let mut results = Vec::new();
+    for which in Impl::all("session_and_stream_trackers_count_as_haproxy_does") {
+        let dir = TempDir::new("stick-sess");
+        let ports = free_ports(2);
+        let (fport, bport) = (ports[0], ports[1]);
+        let _srv = Backend::start("s1", bport, Behavior::Http);
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+frontend fe
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 100 expire 30s store conn_cnt,conn_cur,sess_cnt,http_req_cnt,http_err_cnt,http_fail_cnt,gpt0,bytes_in_cnt,bytes_out_cnt
+    tcp-request connection track-sc0 src
+    tcp-request session track-sc1 src table t2
+    tcp-request content track-sc2 src table t3
+    http-request track-sc0 src
+    http-request sc-set-gpt0(0) 7 if {{ path_beg /gpt }}
+    http-request return status 200 content-type text/plain lf-string "c=%[sc0_conn_cur] t=%[sc0_trackers] r=%[sc1_http_req_cnt] g=%[sc0_get_gpt0] k=%[sc2_tracked]" if {{ path_beg /show }}
+    default_backend be
+backend t2
+    stick-table type ip size 10 store sess_cnt,http_req_cnt,conn_cur
+backend t3
+    stick-table type ip size 10 store http_req_cnt,conn_cnt,conn_cur
+backend be
+    server s1 127.0.0.1:{bport}
+"#,
+            sock = sock.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
+        let mut c = HttpConn::connect_from(Some(Ipv4Addr::new(127, 0, 0, 4)), fport).unwrap();
+        let mut seen = Vec::new();
+        for p in ["/", "/gpt", "/status/500", "/status/404", "/show"] {
+            let r = c.get(p).unwrap();
+            seen.push(format!("{} {}", r.status, r.body_str()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let open: Vec<String> = ["fe", "t2", "t3"]
+            .iter()
+            .map(|t| masked(&cli(&sock, &format!("show table {t}"))))
+            .collect();
+        drop(c);
+        std::thread::sleep(Duration::from_millis(300));
+        let closed: Vec<String> = ["fe", "t2", "t3"]
+            .iter()
+            .map(|t| masked(&cli(&sock, &format!("show table {t}"))))
+            .collect();
+        results.push((which, seen, open, closed));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    assert!(rh.2[0].contains("gpt0=7"), "{}", rh.2[0]);
+    assert!(rh.3[0].contains("conn_cur=0"), "{}", rh.3[0]);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "answers differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "tables with the connection open differ");
+        assert_eq!(rh.3, ha.3, "tables after the close differ");
+    }
+}

@@ -1,0 +1,375 @@
+//! Stick counters: the tables by name, the entries a session or a request tracks
+//! (`track-sc0..2`), the events counted on them, and the `sc_*`/`src_*`/`table_*` fetches.
+//!
+//! HAProxy 2.6 keeps two sets of trackers: the session's (`tcp-request connection|session`
+//! rules), which live as long as the connection, and the stream's (`tcp-request content`,
+//! `http-request`), which end with the stream, that is with each HTTP request. A stream
+//! starts with the session's trackers: a counter the session tracks is not taken again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use super::stick::{Entry, Table};
+use crate::acl::stk_fetch::{StkFrom, StkWhat};
+use crate::acl::{Sample, SampleCtx};
+use crate::config::ir::{Config, StickData};
+
+/// The tables in declaration order, and their index by name.
+type Registry = (Vec<Arc<Table>>, HashMap<String, usize>);
+static TABLES: OnceLock<Registry> = OnceLock::new();
+
+/// Builds every proxy's table (once, at start).
+pub fn init(cfg: &Config) {
+    let _ = TABLES.get_or_init(|| {
+        let list: Vec<Arc<Table>> = cfg
+            .proxies
+            .iter()
+            .filter_map(|p| {
+                let t = p.stick_table.as_ref()?;
+                Some(Arc::new(Table::new(&p.name, &t.value)))
+            })
+            .collect();
+        let idx = list
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name().to_string(), i))
+            .collect();
+        (list, idx)
+    });
+}
+
+/// The table named `name` (a proxy's name).
+pub fn table(name: &str) -> Option<&'static Arc<Table>> {
+    let (list, idx) = TABLES.get()?;
+    list.get(*idx.get(name)?)
+}
+
+/// Every table, in declaration order.
+pub fn tables() -> impl Iterator<Item = &'static Arc<Table>> {
+    TABLES.get().into_iter().flat_map(|t| t.0.iter())
+}
+
+struct Tracked {
+    table: Arc<Table>,
+    entry: Arc<Entry>,
+    /// A stream tracker (ends with the request).
+    stream: bool,
+}
+
+/// The counters a session tracks, `sc0` to `sc2`. Each stream starts with the session's
+/// trackers (HAProxy copies them into the stream), so a counter the session tracks is not
+/// tracked again by the stream's rules.
+#[derive(Default)]
+pub struct Trackers {
+    slots: [Option<Tracked>; 3],
+}
+
+impl std::fmt::Debug for Trackers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used: Vec<bool> = self.slots.iter().map(Option::is_some).collect();
+        write!(f, "Trackers({used:?})")
+    }
+}
+
+impl Clone for Trackers {
+    /// Trackers are not shared: a copy tracks nothing.
+    fn clone(&self) -> Trackers {
+        Trackers::default()
+    }
+}
+
+impl Trackers {
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// `track-scN`: starts tracking `key` of `table` on counter `slot`, for the stream
+    /// (`stream`) or the session, unless that counter already tracks an entry. `http_req`:
+    /// the action runs on an HTTP request, which is counted at once (the request was counted
+    /// on the other trackers before the rule ran).
+    pub fn track(
+        &mut self,
+        slot: u8,
+        table: &Arc<Table>,
+        key: &Sample,
+        stream: bool,
+        http_req: bool,
+    ) {
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if s.is_some() {
+            return;
+        }
+        let Some(k) = table.key_of(key) else {
+            return;
+        };
+        let Some(entry) = table.track(&k) else {
+            return;
+        };
+        if http_req {
+            entry.http_req(table);
+        }
+        *s = Some(Tracked {
+            table: Arc::clone(table),
+            entry,
+            stream,
+        });
+    }
+
+    fn each(&self, f: impl Fn(&Table, &Entry)) {
+        for t in self.slots.iter().flatten() {
+            f(&t.table, &t.entry);
+        }
+    }
+
+    /// A new HTTP request on the connection: counted on the session trackers.
+    pub fn http_req(&self) {
+        self.each(|t, e| e.http_req(t));
+    }
+
+    /// The end of an HTTP request: its status counted as an error (4xx) or a failure (5xx
+    /// but 501 and 505), its bytes counted, then the stream trackers end.
+    pub fn end_request(&mut self, status: i32, bytes_in: u64, bytes_out: u64) {
+        self.each(|t, e| {
+            if (400..500).contains(&status) {
+                e.http_err(t);
+            } else if (500..600).contains(&status) && status != 501 && status != 505 {
+                e.http_fail(t);
+            }
+            e.bytes(t, bytes_in, bytes_out);
+        });
+        for s in self.slots.iter_mut() {
+            if s.as_ref().is_some_and(|t| t.stream) {
+                if let Some(t) = s.take() {
+                    t.entry.track_end(&t.table);
+                }
+            }
+        }
+    }
+
+    /// The end of a TCP session: its bytes.
+    pub fn bytes(&self, bytes_in: u64, bytes_out: u64) {
+        self.each(|t, e| e.bytes(t, bytes_in, bytes_out));
+    }
+
+    /// The session was accepted (its rules passed): counted on its own trackers.
+    pub fn sess(&self) {
+        for t in self.slots.iter().flatten().filter(|t| !t.stream) {
+            t.entry.sess(&t.table);
+        }
+    }
+
+    fn slot(&self, slot: u8) -> Option<&Tracked> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    /// `sc-inc-gpc0(N)` / `sc-inc-gpc1(N)`.
+    pub fn inc_gpc01(&self, slot: u8, which: u8) {
+        if let Some(t) = self.slot(slot) {
+            if t.entry.inc_gpc01(&t.table, which).is_none() {
+                // 2.6: without gpc0/gpc1 in the table, the first elements of `gpc` count.
+                let _ = t.entry.inc_gpc(&t.table, which as usize);
+            }
+        }
+    }
+
+    /// `sc-inc-gpc(IDX,N)`.
+    pub fn inc_gpc(&self, slot: u8, idx: u32) {
+        if let Some(t) = self.slot(slot) {
+            let _ = t.entry.inc_gpc(&t.table, idx as usize);
+        }
+    }
+
+    /// `sc-set-gpt0(N) VALUE`.
+    pub fn set_gpt0(&self, slot: u8, v: i64) {
+        if let Some(t) = self.slot(slot) {
+            let v = v.max(0) as u64;
+            if !t.entry.set_gpt0(&t.table, v) {
+                let _ = t.entry.set_gpt(&t.table, 0, v);
+            }
+        }
+    }
+}
+
+impl Drop for Trackers {
+    fn drop(&mut self) {
+        for t in self.slots.iter_mut().filter_map(Option::take) {
+            t.entry.track_end(&t.table);
+        }
+    }
+}
+
+/// The table a fetch without a table argument reads: the frontend's (rules name their
+/// proxy's table at configuration time).
+fn default_table<'a>(ctx: &SampleCtx<'a>) -> &'a str {
+    ctx.fe_name
+}
+
+/// `sc_*`, `scN_*`, `src_*`.
+pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>) -> Option<Sample> {
+    let trk = ctx.vars.map(|v| &v.stk);
+    let (t, entry): (&Table, Option<Arc<Entry>>) = match from {
+        StkFrom::Sc(n) => {
+            let tr = trk.and_then(|k| k.slot(n));
+            if what == StkWhat::Tracked {
+                return Some(Sample::Bool(tr.is_some()));
+            }
+            let tr = tr?;
+            match table {
+                None => (&tr.table, Some(Arc::clone(&tr.entry))),
+                // Another table: the tracked key looked up there.
+                Some(name) => {
+                    let t = self::table(name)?;
+                    let e = t.lookup(tr.entry.key());
+                    (t.as_ref(), e)
+                }
+            }
+        }
+        StkFrom::Src => {
+            let t = self::table(table.unwrap_or_else(|| default_table(ctx)))?;
+            let src = ctx
+                .src
+                .map(|a| Sample::Ip(crate::acl::fetch::unmap(a.ip())))?;
+            let e = t.key_of(&src).and_then(|k| t.lookup(&k));
+            (t.as_ref(), e)
+        }
+    };
+    let stored = |d: StickData| t.def().store.iter().any(|s| s.data == d);
+    let int = |v: u64| Some(Sample::Int(v.min(i64::MAX as u64) as i64));
+    match what {
+        StkWhat::Tracked => None,
+        StkWhat::Trackers => int(entry.map_or(0, |e| e.trackers() as u64)),
+        StkWhat::Data(d) => {
+            let (d, idx) = match d {
+                StickData::Gpc0 | StickData::Gpc1 if !stored(d) => {
+                    (StickData::Gpc, if d == StickData::Gpc0 { 0 } else { 1 })
+                }
+                StickData::Gpt0 if !stored(d) => (StickData::Gpt, 0),
+                StickData::Gpc0Rate | StickData::Gpc1Rate if !stored(d) => (
+                    StickData::GpcRate,
+                    if d == StickData::Gpc0Rate { 0 } else { 1 },
+                ),
+                _ => (d, 0),
+            };
+            if !stored(d) {
+                return None;
+            }
+            // An absent entry reads as 0 (HAProxy: an empty counter).
+            int(entry.and_then(|e| e.get(t, d, idx)).unwrap_or(0))
+        }
+        StkWhat::Kbytes { out } => {
+            let d = if out {
+                StickData::BytesOutCnt
+            } else {
+                StickData::BytesInCnt
+            };
+            if !stored(d) {
+                return None;
+            }
+            int(entry.and_then(|e| e.get(t, d, 0)).unwrap_or(0) >> 10)
+        }
+        StkWhat::IncGpc(w) => {
+            let e = match (from, entry) {
+                (_, Some(e)) => e,
+                // `src_inc_gpc0` creates the entry.
+                (StkFrom::Src, None) => {
+                    let src = ctx
+                        .src
+                        .map(|a| Sample::Ip(crate::acl::fetch::unmap(a.ip())))?;
+                    t.get_or_create(&t.key_of(&src)?)?
+                }
+                _ => return None,
+            };
+            let v = e.inc_gpc01(t, w).or_else(|| e.inc_gpc(t, w as usize))?;
+            int(v)
+        }
+        StkWhat::ClrGpc(w) => {
+            let e = entry?;
+            int(e.clr_gpc01(t, w)?)
+        }
+    }
+}
+
+/// `table_cnt` / `table_avl`.
+pub fn table_count(ctx: &SampleCtx, table: Option<&str>, avail: bool) -> Option<Sample> {
+    let t = self::table(table.unwrap_or_else(|| default_table(ctx)))?;
+    let v = if avail { t.avail() } else { t.used() };
+    Some(Sample::Int(v as i64))
+}
+
+/// `show table [NAME [data.TYPE OP VALUE]... | [key KEY]]` on the stats socket, with
+/// HAProxy 2.6's texts. `operator`: the CLI level allows seeing entries.
+pub fn cli_show_table(w: &[String], operator: bool, out: &mut String) {
+    let a = |i: usize| w.get(i).map(String::as_str).unwrap_or("");
+    if a(2).is_empty() {
+        // HAProxy lists its tables most recent first.
+        let list: Vec<&Arc<Table>> = tables().collect();
+        for t in list.into_iter().rev().filter(|t| t.def().size > 0) {
+            t.show_header(out);
+        }
+        return;
+    }
+    let Some(t) = table(a(2)) else {
+        out.push_str("No such table\n");
+        return;
+    };
+    let denied = |out: &mut String| {
+        t.show_header(out);
+        out.push_str("# contents not dumped due to insufficient privileges\n");
+    };
+    match a(3) {
+        "" if !operator => denied(out),
+        "" => t.show_filtered(out, &[], None),
+        "key" => match t.cli_key(a(4), false) {
+            Err(m) => out.push_str(m),
+            Ok(_) if !operator => out.push_str("Permission denied\n"),
+            Ok(k) => t.show_filtered(out, &[], Some(&k)),
+        },
+        d if d.starts_with("data.") => match t.parse_filters(w) {
+            Err(m) => out.push_str(&m),
+            Ok(_) if !operator => denied(out),
+            Ok(f) => t.show_filtered(out, &f, None),
+        },
+        _ => out.push_str(
+            "Optional argument only supports \"data.<store_data_type>\" <operator> <value> and key <key>\n",
+        ),
+    }
+}
+
+/// `clear table NAME [data.TYPE OP VALUE]... | [key KEY]`.
+pub fn cli_clear_table(w: &[String], operator: bool, out: &mut String) {
+    const USAGE: &str = "Required arguments: <table> \"data.<store_data_type>\" <operator> <value> or <table> key <key>\n";
+    let a = |i: usize| w.get(i).map(String::as_str).unwrap_or("");
+    if a(2).is_empty() {
+        out.push_str(USAGE);
+        return;
+    }
+    let Some(t) = table(a(2)) else {
+        out.push_str("No such table\n");
+        return;
+    };
+    match a(3) {
+        "" if operator => {
+            t.clear_filtered(&[]);
+        }
+        "" => {}
+        "key" => match t.cli_key(a(4), true) {
+            Err(m) => out.push_str(m),
+            Ok(_) if !operator => out.push_str("Permission denied\n"),
+            Ok(k) => {
+                if t.clear_key(&k) == super::stick::ClearKey::InUse {
+                    out.push_str("Entry currently in use, cannot remove\n");
+                }
+            }
+        },
+        d if d.starts_with("data.") => match t.parse_filters(w) {
+            Err(m) => out.push_str(&m),
+            Ok(f) if operator => {
+                t.clear_filtered(&f);
+            }
+            Ok(_) => {}
+        },
+        _ => out.push_str(USAGE),
+    }
+}
