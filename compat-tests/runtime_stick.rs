@@ -295,3 +295,105 @@ backend be
         assert_eq!(rh.3, ha.3, "tables after the close differ");
     }
 }
+
+/// Persistence on the client's address in `mode tcp` (`stick on src`) and in `mode http`
+/// (`stick match` + `stick store-request` on a header, in another table): the same server
+/// for each client as HAProxy, and the same table contents (`server_id`, `server_key`).
+#[test]
+fn stick_rules_keep_each_client_on_its_server() {
+    let mut results = Vec::new();
+    for which in Impl::all("stick_rules_keep_each_client_on_its_server") {
+        let dir = TempDir::new("stick-on");
+        let ports = free_ports(6);
+        let (tport, hport) = (ports[0], ports[1]);
+        let _t1 = Backend::start("t1", ports[2], Behavior::LineEcho);
+        let _t2 = Backend::start("t2", ports[3], Behavior::LineEcho);
+        let _h1 = Backend::start("h1", ports[4], Behavior::Http);
+        let _h2 = Backend::start("h2", ports[5], Behavior::Http);
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+defaults
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+listen tcp_in
+    mode tcp
+    bind 127.0.0.1:{tport}
+    balance roundrobin
+    stick-table type ip size 100 expire 30m
+    stick on src
+    server t1 127.0.0.1:{t1}
+    server t2 127.0.0.1:{t2} id 7
+listen http_in
+    mode http
+    bind 127.0.0.1:{hport}
+    balance roundrobin
+    stick match req.hdr(x-user) table users
+    stick store-request req.hdr(x-user) table users if {{ req.hdr(x-user) -m found }}
+    server h1 127.0.0.1:{h1}
+    server h2 127.0.0.1:{h2}
+backend users
+    stick-table type string len 16 size 100 expire 30m store http_req_cnt
+"#,
+            sock = sock.display(),
+            t1 = ports[2],
+            t2 = ports[3],
+            h1 = ports[4],
+            h2 = ports[5],
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[tport, hport]);
+        let mut seen = Vec::new();
+        // Three clients, then each again twice: round robin first, then their server.
+        for round in 0..3 {
+            for c in [5u8, 6, 7] {
+                let mut s = connect_from(Some(Ipv4Addr::new(127, 0, 0, c)), tport).unwrap();
+                s.set_read_timeout(Some(SOON)).unwrap();
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).unwrap_or(0);
+                seen.push(format!(
+                    "tcp r{round} .{c} {}",
+                    String::from_utf8_lossy(&buf[..n]).trim()
+                ));
+            }
+        }
+        for round in 0..3 {
+            for u in ["ann", "bob", "cyd"] {
+                let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nX-User: {u}\r\n\r\n");
+                let r = http_once(hport, &raw).unwrap();
+                seen.push(format!("http r{round} {u} {} {}", r.status, r.body_str()));
+            }
+            let r = http_once(hport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            seen.push(format!("http r{round} anon {} {}", r.status, r.body_str()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let tables = (
+            masked(&cli(&sock, "show table tcp_in")),
+            masked(&cli(&sock, "show table users")),
+        );
+        results.push((which, seen, tables));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    // rhaproxy alone: each TCP client stays on the server of its first connection.
+    for c in [".5", ".6", ".7"] {
+        let servers: Vec<&String> =
+            rh.1.iter()
+                .filter(|l| l.starts_with("tcp") && l.contains(&format!(" {c} ")))
+                .collect();
+        let first = servers[0].rsplit(' ').next().unwrap();
+        assert!(
+            servers.iter().all(|l| l.ends_with(first)),
+            "{c} moved: {servers:?}"
+        );
+    }
+    assert!(rh.2.0.contains("server_id=7 server_key=t2"), "{}", rh.2.0);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "servers chosen differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "tables differ");
+    }
+}

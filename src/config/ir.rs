@@ -802,6 +802,8 @@ pub struct Proxy {
     pub stats: Option<StatsPage>,
     /// `stick-table ...`: the proxy's table, named after the proxy.
     pub stick_table: Option<Located<StickTable>>,
+    /// `stick match|on|store-request ...` rules, in order.
+    pub stick_rules: Vec<StickRule>,
 }
 
 /// The URI of a stats page when `stats uri` is not given.
@@ -923,6 +925,7 @@ impl Proxy {
             http_reuse: HttpReuse::Safe,
             stats: None,
             stick_table: None,
+            stick_rules: Vec::new(),
         }
     }
 
@@ -970,7 +973,8 @@ impl Proxy {
             .chain(self.redirects.iter_mut())
             .filter_map(|r| r.cond.as_mut());
         let tr = self.tcp_request.iter_mut().filter_map(|r| r.cond.as_mut());
-        ub.chain(hr).chain(tr)
+        let st = self.stick_rules.iter_mut().filter_map(|r| r.cond.as_mut());
+        ub.chain(hr).chain(tr).chain(st)
     }
 
     /// Every condition of this proxy's rules (read-only).
@@ -983,7 +987,8 @@ impl Proxy {
             .chain(self.redirects.iter())
             .filter_map(|r| r.cond.as_ref());
         let tr = self.tcp_request.iter().filter_map(|r| r.cond.as_ref());
-        ub.chain(hr).chain(tr)
+        let st = self.stick_rules.iter().filter_map(|r| r.cond.as_ref());
+        ub.chain(hr).chain(tr).chain(st)
     }
 
     pub fn option(&self, name: &str) -> bool {
@@ -1187,4 +1192,26 @@ pub enum StkAction {
         slot: u8,
         value: crate::acl::fetch::SampleExpr,
     },
+}
+
+/// What a `stick` rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickKind {
+    /// `stick match`: a request whose key is in the table goes to the server stored there.
+    Match,
+    /// `stick store-request`: the key is stored with the server the request went to.
+    StoreRequest,
+    /// `stick on`: both.
+    On,
+}
+
+/// `stick match|on|store-request EXPR [table T] [if|unless COND]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickRule {
+    pub kind: StickKind,
+    pub expr: crate::acl::fetch::SampleExpr,
+    /// The table (the proxy's own when not named; filled in by the validity pass).
+    pub table: Option<String>,
+    pub cond: Option<crate::acl::Condition>,
+    pub loc: Loc,
 }

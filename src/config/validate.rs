@@ -399,6 +399,27 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
             );
         }
     }
+    // Tables that `stick` rules use keep the server of each entry (HAProxy adds these
+    // data types to them).
+    let sticky: Vec<String> = cfg
+        .proxies
+        .iter()
+        .flat_map(|p| p.stick_rules.iter())
+        .filter_map(|r| r.table.clone())
+        .collect();
+    for p in cfg.proxies.iter_mut() {
+        if let Some(t) = p.stick_table.as_mut().filter(|_| sticky.contains(&p.name)) {
+            for d in [StickData::ServerId, StickData::ServerKey] {
+                if !t.value.store.iter().any(|s| s.data == d) {
+                    t.value.store.push(StickStore {
+                        data: d,
+                        period_ms: 0,
+                        n: 1,
+                    });
+                }
+            }
+        }
+    }
     let tables: std::collections::HashSet<&str> = cfg
         .proxies
         .iter()
@@ -406,6 +427,16 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
         .map(|p| p.name.as_str())
         .collect();
     for p in &cfg.proxies {
+        for r in &p.stick_rules {
+            let t = r.table.as_deref().unwrap_or_default();
+            if !tables.contains(t) {
+                // (`store table` is the word of `stick store-response`, refused at parse time.)
+                diags.alert(
+                    None,
+                    format!("Proxy '{}': unable to find stick-table '{t}'.", p.name),
+                );
+            }
+        }
         if let Some(t) = &p.stick_table {
             if let Some(peers) = &t.value.peers {
                 // Every `peers` section is refused, so none can be found.
@@ -554,6 +585,9 @@ fn default_tables(p: &mut Proxy) {
         {
             *t = Some(name.clone());
         }
+    }
+    for r in p.stick_rules.iter_mut() {
+        r.table.get_or_insert_with(|| name.clone());
     }
     let fill = |f: &mut Fetch| match f {
         Fetch::Stk {

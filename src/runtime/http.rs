@@ -1212,8 +1212,19 @@ async fn transaction(
     } else {
         None
     };
+    // `stick match|on|store-request` (a persistence cookie comes first).
+    let sticky = (!be.proxy.stick_rules.is_empty()).then(|| {
+        let g = vars
+            .as_ref()
+            .map(|v| v.lock().unwrap_or_else(|e| e.into_inner()));
+        let c = super::rules::ctx(fe, &acc, Some(&be.name), Some(&req), None, g.as_deref());
+        super::stkctr::stick_request(&be, &c)
+    });
+    let direct = ck
+        .and_then(|c| c.server)
+        .or(sticky.as_ref().and_then(|s| s.server));
     let assign = async {
-        match ck.and_then(|c| c.server).or(last) {
+        match direct.or(last) {
             Some(i) => be.assign_server(i, &mut txn.cs).await,
             None => be.assign_with(&key, None, &mut txn.cs).await,
         }
@@ -1315,7 +1326,12 @@ async fn transaction(
         },
     };
     let (sc0, mut slot, mut was_reused) = match conn {
-        Ok(x) => x,
+        Ok(x) => {
+            if let (Some(st), Some(s)) = (&sticky, &x.1) {
+                st.store(&be, s.srv);
+            }
+            x
+        }
         Err(status) => {
             let keep = plan.client_keep_alive && no_body;
             txn.status = status as i32;

@@ -1152,6 +1152,32 @@ impl Entry {
         self.set_slot(t, Self::legacy(t, StickData::Gpt0), v, now_ms())
     }
 
+    /// `stick store-*`: the server a request went to, by id (`server_id`) and name
+    /// (`server_key`); the entry is touched.
+    pub fn set_server(&self, t: &Table, id: i32, name: &str) {
+        {
+            let mut d = lock(&self.data);
+            if let Some(c) = t.col(StickData::ServerId) {
+                d[c.at] = Slot::Num(id as u32 as u64);
+            }
+            if let Some(c) = t.col(StickData::ServerKey) {
+                d[c.at] = Slot::Dict(Some(name.to_string()));
+            }
+        }
+        self.touch_at(t, now_ms());
+    }
+
+    /// The server id `stick store-*` kept (0: none).
+    pub fn server_id(&self, t: &Table) -> i32 {
+        let Some(c) = t.col(StickData::ServerId) else {
+            return 0;
+        };
+        match &lock(&self.data)[c.at] {
+            Slot::Num(v) => *v as u32 as i32,
+            _ => 0,
+        }
+    }
+
     /// `sc-set-gpt(IDX,SC)`: gpt[idx] = v.
     pub fn set_gpt(&self, t: &Table, idx: usize, v: u64) -> bool {
         self.set_slot(t, Self::arr(t, StickData::Gpt, idx), v, now_ms())

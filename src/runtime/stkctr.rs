@@ -373,3 +373,71 @@ pub fn cli_clear_table(w: &[String], operator: bool, out: &mut String) {
         _ => out.push_str(USAGE),
     }
 }
+
+/// What the `stick` rules of a backend decided for a request.
+#[derive(Default)]
+pub struct Sticky {
+    /// The server a `stick match|on` entry named, when it can take the request.
+    pub server: Option<usize>,
+    /// The entries `stick on|store-request` store once a server took the request (the first
+    /// rule of each table only).
+    store: Vec<(&'static Arc<Table>, super::stick::Key)>,
+}
+
+/// HAProxy's sticking rules on the request side, in order: a matching entry of the first
+/// `stick match|on` that finds one chooses the server (if it is usable, or with `option
+/// persist`), and is touched.
+pub fn stick_request(be: &super::backend::Backend, c: &SampleCtx) -> Sticky {
+    let mut out = Sticky::default();
+    let p = &be.proxy;
+    for r in &p.stick_rules {
+        let Some(t) = r.table.as_deref().and_then(table) else {
+            continue;
+        };
+        let store = r.kind != crate::config::ir::StickKind::Match;
+        if store && out.store.iter().any(|(x, _)| Arc::ptr_eq(x, t)) {
+            continue;
+        }
+        if r.cond.as_ref().is_some_and(|c2| !crate::acl::eval(c2, c)) {
+            continue;
+        }
+        let Some(key) = r.expr.value(c).and_then(|v| t.key_of(&v)) else {
+            continue;
+        };
+        if r.kind != crate::config::ir::StickKind::StoreRequest {
+            if let Some(e) = t.lookup(&key) {
+                if out.server.is_none() {
+                    let id = e.server_id(t);
+                    let i = p
+                        .servers
+                        .iter()
+                        .position(|s| s.puid as i32 == id && id != 0);
+                    if let Some(i) =
+                        i.filter(|&i| super::admin::usable(&be.servers[i]) || p.option("persist"))
+                    {
+                        out.server = Some(i);
+                    }
+                }
+                e.touch(t);
+            }
+        }
+        if store && out.store.len() < 8 {
+            out.store.push((t, key));
+        }
+    }
+    out
+}
+
+impl Sticky {
+    /// The request went to server `srv` of `be`: its entries are stored.
+    pub fn store(&self, be: &super::backend::Backend, srv: usize) {
+        let Some(s) = be.proxy.servers.get(srv) else {
+            return;
+        };
+        for (t, key) in &self.store {
+            if let Some(e) = t.get_or_create(key) {
+                e.set_server(t, s.puid as i32, &s.name);
+            }
+        }
+    }
+}

@@ -189,9 +189,15 @@ async fn setup(
         orig_dst: acc.orig_dst,
     };
     let mut cs = ConnStats::default();
+    // `stick match|on|store-request`.
+    let sticky = (!be.proxy.stick_rules.is_empty()).then(|| {
+        let c = super::rules::ctx(&fe, &acc, Some(&be.name), None, None, Some(&*v));
+        super::stkctr::stick_request(&be, &c)
+    });
+    let direct = sticky.as_ref().and_then(|s| s.server);
     // What the client sends before its server connection is made, read to see its FIN.
     let mut early = Vec::new();
-    let (r, gave_up) = connect(&be, &key, ctx, &client, &mut early, &mut cs).await;
+    let (r, gave_up) = connect(&be, &key, direct, ctx, &client, &mut early, &mut cs).await;
     if gave_up {
         // `CQ` while queued (no server yet), `CC` once the server is chosen.
         let mut rec = base_record(&fe, &be, &acc, &cs);
@@ -244,6 +250,9 @@ async fn setup(
     }
     if let Some(s) = &slot {
         super::admin::session_server(&be, s.server());
+        if let Some(st) = &sticky {
+            st.store(&be, s.srv);
+        }
     }
     // `option logasap`: logged now, with `+` before `%B %Tt`, and not at the end.
     let asap = fe.log().is_some_and(|l| l.logasap);
@@ -301,6 +310,7 @@ fn end_unconnected(
 async fn connect(
     be: &Arc<Backend>,
     key: &RequestKey<'_>,
+    direct: Option<usize>,
     ctx: ConnCtx,
     client: &TcpStream,
     early: &mut Vec<u8>,
@@ -312,7 +322,12 @@ async fn connect(
     if !be.servers.is_empty() {
         let t = clock::now();
         let r = {
-            let assign = be.assign_with(key, None, cs);
+            let assign = async {
+                match direct {
+                    Some(i) => be.assign_server(i, cs).await,
+                    None => be.assign_with(key, None, cs).await,
+                }
+            };
             tokio::pin!(assign);
             loop {
                 tokio::select! {

@@ -193,7 +193,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kwm("srvtcpka-idle", "DLB", I, Some(p_tcpka), Miss::WarnWill),
     kwm("srvtcpka-intvl", "DLB", I, Some(p_tcpka), Miss::WarnWill),
     kw("stats", "DFLB", I, Some(p_stats)),
-    kw("stick", "LB", U, None),
+    kw("stick", "LB", I, Some(super::stick::p_stick)),
     kw("stick-table", "FLB", I, Some(super::stick::p_stick_table)),
     kwm(
         "tcp-check",

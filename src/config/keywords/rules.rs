@@ -99,6 +99,8 @@ enum Where {
     Redirect,
     UseBackend,
     HttpRes,
+    /// `stick` rules (and `balance`, `use-server`).
+    Stick,
 }
 
 fn has_rules(p: &Proxy, w: Where) -> bool {
@@ -114,7 +116,7 @@ fn has_rules(p: &Proxy, w: Where) -> bool {
         Where::HttpReq => !p.http_request.is_empty(),
         Where::Redirect => !p.redirects.is_empty(),
         Where::UseBackend => !p.use_backends.is_empty(),
-        Where::HttpRes => false,
+        Where::HttpRes | Where::Stick => false,
     }
 }
 
@@ -145,13 +147,17 @@ fn warn_never_match(ctx: &mut LineCtx, p: &Proxy, w: Where, c: &Condition) {
         Usable::Everywhere => true,
         Usable::NotAtConnection => w != Where::TcpConn,
         Usable::Backend => match w {
-            Where::HttpRes => true,
+            Where::HttpRes | Where::Stick => true,
             Where::TcpConn | Where::TcpSess | Where::UseBackend => false,
             _ => be,
         },
         Usable::RequestOrResponse => !matches!(w, Where::TcpConn | Where::TcpSess),
         Usable::Request => !matches!(w, Where::TcpConn | Where::TcpSess | Where::HttpRes),
         Usable::Response => w == Where::HttpRes,
+    };
+    let ok = |e: &crate::acl::AclExpr| match w {
+        Where::Stick => e.expr.fetch.usable() != Usable::Response,
+        _ => ok(e),
     };
     let side = |front: bool| if front { "frontend" } else { "backend" };
     let (ctx_name, tcp) = match w {
@@ -172,6 +178,10 @@ fn warn_never_match(ctx: &mut LineCtx, p: &Proxy, w: Where, c: &Condition) {
         }
         Where::UseBackend => ("frontend use-backend rule".to_string(), None),
         Where::HttpRes => (format!("{} http-response header rule", side(!be)), None),
+        Where::Stick => (
+            "backend use-server, balance or stick-match rule".to_string(),
+            None,
+        ),
     };
     let inn = tcp.map(|t| format!(" in '{t}'")).unwrap_or_default();
     for t in c.groups.iter().flatten() {
@@ -195,6 +205,11 @@ fn warn_never_match(ctx: &mut LineCtx, p: &Proxy, w: Where, c: &Condition) {
             }
         }
     }
+}
+
+/// The "will never match" warning of a `stick` rule's condition.
+pub fn warn_never_match_stick(ctx: &mut LineCtx, p: &Proxy, c: &Condition) {
+    warn_never_match(ctx, p, Where::Stick, c);
 }
 
 /// Services rhaproxy answers itself (`http-request use-service NAME`); the runtime dispatches

@@ -456,6 +456,97 @@ fn expr(ctx: &mut LineCtx, prefix: &str, e: &str) -> Option<SampleExpr> {
     }
 }
 
+/// `stick match|on|store-request EXPR [table T] [if|unless COND]`.
+pub fn p_stick(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let kind = match a.get(1).map(String::as_str).unwrap_or("") {
+        "match" => StickKind::Match,
+        "on" => StickKind::On,
+        "store-request" => StickKind::StoreRequest,
+        "store-response" => {
+            ctx.unsupported_arg("stick", "store-response");
+            return;
+        }
+        _ => {
+            ctx.alert("'stick' expects 'on', 'match', or 'store'.");
+            return;
+        }
+    };
+    let Some(e) = a.get(2) else {
+        ctx.alert("'stick' expects a fetch method.");
+        return;
+    };
+    let expr = match parse_expr(e) {
+        Ok(x) => x,
+        Err(crate::acl::fetch::FetchError::Haproxy(m)) if m.starts_with("unknown fetch method") => {
+            let n = e.split(['(', ',']).next().unwrap_or("");
+            ctx.alert(format!("'stick': unknown fetch method '{n}'"));
+            return;
+        }
+        Err(err) => {
+            super::rules::report(ctx, "'stick'", err.into(), false);
+            return;
+        }
+    };
+    if expr.fetch.needs() == Needs::Response {
+        ctx.alert(format!(
+            "'stick': fetch method '{}' extracts information from 'HTTP response headers', none of which is available during request.",
+            expr.name
+        ));
+        return;
+    }
+    let mut table = None;
+    let mut i = 3;
+    let mut cond_at = None;
+    while let Some(w) = a.get(i) {
+        match w.as_str() {
+            "table" => {
+                table = Some(a.get(i + 1).cloned().unwrap_or_default());
+                i += 2;
+            }
+            "if" | "unless" => {
+                cond_at = Some(i);
+                break;
+            }
+            _ => {
+                ctx.alert(format!("'stick': unknown keyword '{w}'."));
+                return;
+            }
+        }
+    }
+    let cond = match cond_at {
+        None => None,
+        Some(at) => {
+            let unless = a[at] == "unless";
+            match crate::acl::cond::parse_condition(unless, &a[at + 1..], &p.acls, &ctx.loc) {
+                Ok((c, warns)) => {
+                    for w in warns {
+                        let (f, l) = (ctx.loc.file.clone(), ctx.loc.line);
+                        ctx.diags.warning(Some((&f, l)), w);
+                    }
+                    super::rules::warn_never_match_stick(ctx, p, &c);
+                    Some(c)
+                }
+                Err(e) => {
+                    super::rules::report(
+                        ctx,
+                        "'stick': error detected while parsing sticking condition",
+                        e,
+                        true,
+                    );
+                    return;
+                }
+            }
+        }
+    };
+    p.stick_rules.push(StickRule {
+        kind,
+        expr,
+        table,
+        cond,
+        loc: ctx.loc.clone(),
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
