@@ -85,7 +85,8 @@ frontend fe
     http-request track-sc1 req.hdr(x-user) table users if {{ req.hdr(x-user) -m found }}
     http-request sc-inc-gpc0(0) if {{ path_beg /inc }}
     http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt 6 }}
-    http-request return status 200 content-type text/plain lf-string "r=%[sc_http_req_rate(0)] g=%[sc0_get_gpc0] t=%[sc1_tracked] s=%[src_http_req_cnt]" if {{ path_beg /show }}
+    http-request return status 200 content-type text/plain lf-string "r=%[sc_http_req_rate(0)] g=%[sc0_get_gpc0] t=%[sc1_tracked] s=%[src_http_req_cnt] c=%[src,table_http_req_rate(fe)] i=%[src,in_table(fe)] u=%[req.hdr(x-user),in_table(users)] k=%[src,table_kbytes_in(fe)]" if {{ path_beg /show }}
+    http-request deny deny_status 403 if {{ src,table_gpc0(fe) gt 100 }} || {{ req.hdr(x-user),table_http_req_cnt(users) gt 100 }}
     default_backend be
 backend users
     stick-table type string len 8 size 10 store http_req_cnt

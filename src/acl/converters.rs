@@ -42,6 +42,13 @@ pub enum Conv {
         form: bool,
     },
     Map(Arc<MapFile>),
+    /// `in_table([T])`: whether the sample is a key of table T.
+    InTable(Option<String>),
+    /// `table_X([T])`: what the entry of the sample in table T holds (0 when absent).
+    Table {
+        what: super::stk_fetch::StkWhat,
+        table: Option<String>,
+    },
 }
 
 impl PartialEq for Conv {
@@ -77,6 +84,8 @@ impl PartialEq for Conv {
             ) => a == d && b == e && c == f,
             (UrlDec { form: a }, UrlDec { form: b }) => a == b,
             (Map(a), Map(b)) => a.path == b.path && a.method == b.method && a.out == b.out,
+            (InTable(a), InTable(b)) => a == b,
+            (Table { what: a, table: b }, Table { what: c, table: d }) => a == c && b == d,
             _ => false,
         }
     }
@@ -146,6 +155,24 @@ pub fn parse(name: &str, args: &[String], kw: &str) -> Result<Option<Conv>, Fetc
             form: args.first().is_some_and(|a| a.trim() != "0"),
         })),
         _ if name == "map" || name.starts_with("map_") => parse_map(name, args, kw).map(Some),
+        "in_table" => Ok(Some(Conv::InTable(args.first().cloned()))),
+        _ if name.starts_with("table_") => {
+            let what = match &name[6..] {
+                "trackers" => super::stk_fetch::StkWhat::Trackers,
+                "kbytes_in" => super::stk_fetch::StkWhat::Kbytes { out: false },
+                "kbytes_out" => super::stk_fetch::StkWhat::Kbytes { out: true },
+                d => match crate::config::ir::StickData::from_name(d) {
+                    Some(d) if !d.is_array() && d != crate::config::ir::StickData::ServerKey => {
+                        super::stk_fetch::StkWhat::Data(d)
+                    }
+                    _ => return Ok(None),
+                },
+            };
+            Ok(Some(Conv::Table {
+                what,
+                table: args.first().cloned(),
+            }))
+        }
         _ => Ok(None),
     }
 }
@@ -236,13 +263,37 @@ impl Conv {
         match self {
             Conv::Length => Some(SmpType::Int),
             Conv::Map(m) => Some(m.out),
+            Conv::InTable(_) => Some(SmpType::Bool),
+            Conv::Table { .. } => Some(SmpType::Int),
             _ => Some(SmpType::Str),
+        }
+    }
+
+    /// [`Conv::apply`], with the tables of the `table_*` converters that name none taken
+    /// from the frontend (`ctx`).
+    pub fn apply_in(&self, s: Sample, ctx: &super::SampleCtx) -> Option<Sample> {
+        match self {
+            Conv::InTable(t) => {
+                crate::runtime::stkctr::table_conv(&s, None, t.as_deref().unwrap_or(ctx.fe_name))
+            }
+            Conv::Table { what, table } => crate::runtime::stkctr::table_conv(
+                &s,
+                Some(*what),
+                table.as_deref().unwrap_or(ctx.fe_name),
+            ),
+            _ => self.apply(s),
         }
     }
 
     /// Applies the converter; `None` drops the sample.
     pub fn apply(&self, s: Sample) -> Option<Sample> {
         Some(match self {
+            Conv::InTable(t) => {
+                return crate::runtime::stkctr::table_conv(&s, None, t.as_deref()?);
+            }
+            Conv::Table { what, table } => {
+                return crate::runtime::stkctr::table_conv(&s, Some(*what), table.as_deref()?);
+            }
             Conv::Lower => Sample::Str(s.into_bytes().to_ascii_lowercase()),
             Conv::Upper => Sample::Str(s.into_bytes().to_ascii_uppercase()),
             Conv::Length => Sample::Int(s.into_bytes().len() as i64),

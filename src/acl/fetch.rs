@@ -578,7 +578,7 @@ impl SampleExpr {
     pub fn values(&self, ctx: &SampleCtx) -> Vec<Sample> {
         let mut v = fetch_all(&self.fetch, ctx);
         for c in &self.convs {
-            v = v.into_iter().filter_map(|s| c.apply(s)).collect();
+            v = v.into_iter().filter_map(|s| c.apply_in(s, ctx)).collect();
         }
         v
     }
@@ -593,7 +593,7 @@ impl SampleExpr {
             }
             _ => v.into_iter().next(),
         }?;
-        self.convs.iter().try_fold(s, |s, c| c.apply(s))
+        self.convs.iter().try_fold(s, |s, c| c.apply_in(s, ctx))
     }
 }
 

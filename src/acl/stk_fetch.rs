@@ -121,6 +121,27 @@ pub fn named_table(f: &Fetch) -> Option<(&str, u8)> {
     }
 }
 
+/// The name of a table converter and the table it names.
+pub fn conv_table(c: &super::fetch::Conv) -> Option<(String, &str)> {
+    use super::fetch::Conv;
+    match c {
+        Conv::InTable(Some(t)) => Some(("in_table".into(), t.as_str())),
+        Conv::Table {
+            what,
+            table: Some(t),
+        } => {
+            let n = match what {
+                StkWhat::Data(d) => d.name().to_string(),
+                StkWhat::Kbytes { out: false } => "kbytes_in".into(),
+                StkWhat::Kbytes { out: true } => "kbytes_out".into(),
+                _ => "trackers".into(),
+            };
+            Some((format!("table_{n}"), t.as_str()))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

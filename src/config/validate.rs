@@ -506,7 +506,19 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
             let kw = e.expr.name.as_str();
             let table_missing = crate::acl::stk_fetch::named_table(&e.expr.fetch)
                 .filter(|(t, _)| !tables.contains(t));
+            let conv_missing = e.expr.convs.iter().find_map(|c| {
+                let (n, t) = crate::acl::stk_fetch::conv_table(c)?;
+                (!tables.contains(t)).then_some((n, t))
+            });
             let msg = match &e.expr.fetch {
+                _ if table_missing.is_none() && conv_missing.is_some() => {
+                    conv_missing.map(|(n, t)| {
+                        format!(
+                            "parsing [{}]: unable to find table '{t}' referenced in arg 1 of conversion keyword '{n}' for ACL keyword '{kw}' in proxy '{}'.",
+                            e.loc, p.name
+                        )
+                    })
+                }
                 _ if table_missing.is_some() => table_missing.map(|(t, pos)| {
                     format!(
                         "parsing [{}]: unable to find table '{t}' referenced in arg {pos} of ACL keyword '{kw}' in proxy '{}'.",
@@ -589,6 +601,13 @@ fn default_tables(p: &mut Proxy) {
     for r in p.stick_rules.iter_mut() {
         r.table.get_or_insert_with(|| name.clone());
     }
+    let fill_conv = |c: &mut crate::acl::fetch::Conv| match c {
+        crate::acl::fetch::Conv::InTable(t @ None)
+        | crate::acl::fetch::Conv::Table {
+            table: t @ None, ..
+        } => *t = Some(name.clone()),
+        _ => {}
+    };
     let fill = |f: &mut Fetch| match f {
         Fetch::Stk {
             from: StkFrom::Src,
@@ -601,12 +620,14 @@ fn default_tables(p: &mut Proxy) {
     for a in p.acls.values_mut() {
         for e in a.exprs.iter_mut() {
             fill(&mut e.expr.fetch);
+            e.expr.convs.iter_mut().for_each(fill_conv);
         }
     }
     for c in p.conditions_mut() {
         for t in c.groups.iter_mut().flatten() {
             for e in t.acl.exprs.iter_mut() {
                 fill(&mut e.expr.fetch);
+                e.expr.convs.iter_mut().for_each(fill_conv);
             }
         }
     }

@@ -441,3 +441,52 @@ impl Sticky {
         }
     }
 }
+
+/// `in_table(T)` (`what` None) and the `table_*(T)` converters: the entry of `s` in table
+/// `name`; a missing entry reads as 0 (false), a type the table does not store as no sample.
+pub fn table_conv(s: &Sample, what: Option<StkWhat>, name: &str) -> Option<Sample> {
+    let t = table(name)?;
+    let e = t.key_of(s).and_then(|k| t.lookup(&k));
+    let Some(what) = what else {
+        return Some(Sample::Bool(e.is_some()));
+    };
+    let stored = |d: StickData| t.def().store.iter().any(|x| x.data == d);
+    let v = match what {
+        StkWhat::Trackers => e.map_or(0, |e| e.trackers() as u64),
+        StkWhat::Kbytes { out } => {
+            let d = if out {
+                StickData::BytesOutCnt
+            } else {
+                StickData::BytesInCnt
+            };
+            if !stored(d) {
+                return None;
+            }
+            e.and_then(|e| e.get(t, d, 0)).unwrap_or(0) >> 10
+        }
+        StkWhat::Data(StickData::ServerId) => {
+            if !stored(StickData::ServerId) {
+                return None;
+            }
+            return Some(Sample::Int(e.map_or(0, |e| e.server_id(t)) as i64));
+        }
+        StkWhat::Data(d) => {
+            let (d, idx) = match d {
+                StickData::Gpc0 | StickData::Gpc1 if !stored(d) => {
+                    (StickData::Gpc, usize::from(d == StickData::Gpc1))
+                }
+                StickData::Gpt0 if !stored(d) => (StickData::Gpt, 0),
+                StickData::Gpc0Rate | StickData::Gpc1Rate if !stored(d) => {
+                    (StickData::GpcRate, usize::from(d == StickData::Gpc1Rate))
+                }
+                _ => (d, 0),
+            };
+            if !stored(d) {
+                return None;
+            }
+            e.and_then(|e| e.get(t, d, idx)).unwrap_or(0)
+        }
+        _ => return None,
+    };
+    Some(Sample::Int(v.min(i64::MAX as u64) as i64))
+}
