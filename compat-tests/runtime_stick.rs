@@ -398,3 +398,69 @@ backend users
         assert_eq!(rh.2, ha.2, "tables differ");
     }
 }
+
+/// `http-response` stick-counter actions: a counter bumped on 404 answers and a tracker
+/// started on the response, which counts the request and its status at once.
+#[test]
+fn response_rules_count_as_haproxy_does() {
+    let mut results = Vec::new();
+    for which in Impl::all("response_rules_count_as_haproxy_does") {
+        let dir = TempDir::new("stick-res");
+        let ports = free_ports(2);
+        let (fport, bport) = (ports[0], ports[1]);
+        let _srv = Backend::start("s1", bport, Behavior::Http);
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+frontend fe
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 100 expire 30s store http_req_cnt,gpc0,http_err_cnt,http_fail_cnt
+    http-request track-sc0 src
+    http-response sc-inc-gpc0(0) if {{ status 404 }}
+    http-response track-sc1 src table t4 if {{ status ge 400 }}
+    default_backend be
+backend t4
+    stick-table type ip size 10 store http_req_cnt,http_err_cnt,http_fail_cnt,conn_cnt
+backend be
+    server s1 127.0.0.1:{bport}
+"#,
+            sock = sock.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
+        let mut c = HttpConn::connect_from(Some(Ipv4Addr::new(127, 0, 0, 8)), fport).unwrap();
+        let mut seen = Vec::new();
+        for p in [
+            "/",
+            "/status/404",
+            "/status/404",
+            "/status/503",
+            "/status/501",
+            "/",
+        ] {
+            seen.push(c.get(p).unwrap().status);
+        }
+        drop(c);
+        std::thread::sleep(Duration::from_millis(200));
+        let tables = (
+            masked(&cli(&sock, "show table fe")),
+            masked(&cli(&sock, "show table t4")),
+        );
+        results.push((which, seen, tables));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    assert!(rh.2.0.contains("gpc0=2"), "{}", rh.2.0);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "statuses differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "tables differ");
+    }
+}

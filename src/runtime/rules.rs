@@ -1038,6 +1038,18 @@ fn response_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::Stk(a) => {
+                let v = stk_value(a, &c);
+                match a {
+                    StkAction::Track { slot, table, .. } => {
+                        let t = table.as_deref().and_then(super::stkctr::table);
+                        if let (Some(t), Some(v)) = (t, v) {
+                            vars.stk.track_res(*slot, t, &v, resp.status);
+                        }
+                    }
+                    _ => stk_apply(a, v, &mut vars.stk, true, false),
+                }
+            }
             HttpAction::SetLogSilent => vars.silent = true,
             HttpAction::Replace { what, re, fmt } => {
                 let f = fmt.render(&c);

@@ -54,6 +54,8 @@ struct Tracked {
     entry: Arc<Entry>,
     /// A stream tracker (ends with the request).
     stream: bool,
+    /// Started by an `http-response` rule: the status was counted then.
+    res: bool,
 }
 
 /// The counters a session tracks, `sc0` to `sc2`. Each stream starts with the session's
@@ -114,7 +116,22 @@ impl Trackers {
             table: Arc::clone(table),
             entry,
             stream,
+            res: false,
         });
+    }
+
+    /// `http-response track-scN`: a stream tracker started once the response status is
+    /// known. HAProxy counts the request, and the status as an error (4xx) or a failure (5xx
+    /// but 501 and 505), at once: the response was already counted on the other trackers.
+    pub fn track_res(&mut self, slot: u8, table: &Arc<Table>, key: &Sample, status: u16) {
+        if self.slots.get(slot as usize).is_none_or(Option::is_some) {
+            return;
+        }
+        self.track(slot, table, key, true, true);
+        if let Some(t) = self.slots[slot as usize].as_mut() {
+            t.res = true;
+            count_status(&t.table, &t.entry, status as i32);
+        }
     }
 
     fn each(&self, f: impl Fn(&Table, &Entry)) {
@@ -131,14 +148,12 @@ impl Trackers {
     /// The end of an HTTP request: its status counted as an error (4xx) or a failure (5xx
     /// but 501 and 505), its bytes counted, then the stream trackers end.
     pub fn end_request(&mut self, status: i32, bytes_in: u64, bytes_out: u64) {
-        self.each(|t, e| {
-            if (400..500).contains(&status) {
-                e.http_err(t);
-            } else if (500..600).contains(&status) && status != 501 && status != 505 {
-                e.http_fail(t);
+        for t in self.slots.iter().flatten() {
+            if !t.res {
+                count_status(&t.table, &t.entry, status);
             }
-            e.bytes(t, bytes_in, bytes_out);
-        });
+            t.entry.bytes(&t.table, bytes_in, bytes_out);
+        }
         for s in self.slots.iter_mut() {
             if s.as_ref().is_some_and(|t| t.stream) {
                 if let Some(t) = s.take() {
@@ -189,6 +204,15 @@ impl Trackers {
                 let _ = t.entry.set_gpt(&t.table, 0, v);
             }
         }
+    }
+}
+
+/// A status counted as an error (4xx) or a failure (5xx but 501 and 505).
+fn count_status(t: &Table, e: &Entry, status: i32) {
+    if (400..500).contains(&status) {
+        e.http_err(t);
+    } else if (500..600).contains(&status) && status != 501 && status != 505 {
+        e.http_fail(t);
     }
 }
 

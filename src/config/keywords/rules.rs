@@ -807,7 +807,7 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Tarpit { status }
         }
-        _ if !response && super::stick::is_stk_action(act) => {
+        _ if super::stick::is_stk_action(act) => {
             match super::stick::parse_stk_action(ctx, &prefix, kw, act, args, false) {
                 None => return,
                 Some(Err(w)) => {
