@@ -464,3 +464,107 @@ backend be
         assert_eq!(rh.2, ha.2, "tables differ");
     }
 }
+
+/// The table commands of the stats socket, their answers and their errors, at admin and user
+/// levels: `set table`, `show table` with filters and keys, `clear table`.
+#[test]
+fn table_commands_answer_as_haproxy_does() {
+    let cmds: &[(&str, &str)] = &[
+        ("admin", "set table f key 1.2.3.4 data.gpc0 5"),
+        (
+            "admin",
+            "set table f key 1.2.3.5 data.gpt0 2 data.http_req_cnt 3",
+        ),
+        ("admin", "set table f key 1.2.3.6 data.conn_rate 7"),
+        ("admin", "set table f key 1.2.3.7 data.server_id 3"),
+        ("admin", "set table g key abc data.gpc 4"),
+        ("admin", "set table g key a\\ b data.gpt 1"),
+        ("admin", "show table f"),
+        ("admin", "show table g"),
+        ("admin", "show table"),
+        ("admin", "show table f data.gpc0 gt 1"),
+        (
+            "admin",
+            "show table f data.gpc0 eq 0 data.http_req_cnt ge 3",
+        ),
+        ("admin", "show table f data.nope gt 1"),
+        ("admin", "show table f data.gpc1 gt 1"),
+        ("admin", "show table f data.gpc0 zz 1"),
+        ("admin", "show table f data.gpc0 gt x"),
+        ("admin", "show table f key 1.2.3.4"),
+        ("admin", "show table f key 9.9.9.9"),
+        ("admin", "show table f key"),
+        ("admin", "show table f junk"),
+        ("admin", "show table nope"),
+        ("admin", "set table f key 1.2.3.8 data.nope 1"),
+        ("admin", "set table f key 1.2.3.8 data.gpc1 1"),
+        ("admin", "set table f key 1.2.3.8 data.gpc0 x"),
+        ("admin", "set table f key"),
+        ("admin", "set table f junk 1"),
+        ("admin", "set table nope key 1"),
+        ("user", "show table f"),
+        ("user", "show table f key 1.2.3.4"),
+        ("user", "set table f key 1.2.3.9 data.gpc0 1"),
+        ("user", "clear table f key 1.2.3.4"),
+        ("admin", "clear table f key 1.2.3.4"),
+        ("admin", "clear table f data.gpt0 eq 2"),
+        ("admin", "clear table"),
+        ("admin", "clear table f junk"),
+        ("admin", "show table f"),
+        ("admin", "clear table f"),
+        ("admin", "show table f"),
+    ];
+    let mut results = Vec::new();
+    for which in Impl::all("table_commands_answer_as_haproxy_does") {
+        let dir = TempDir::new("stick-cli");
+        let port = free_ports(1)[0];
+        let admin = dir.0.join("admin.sock");
+        let user = dir.0.join("user.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {admin} level admin
+    stats socket {user} level user
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+frontend f
+    bind 127.0.0.1:{port}
+    stick-table type ip size 10 expire 30s store gpc0,conn_rate(10s),server_id,gpt0,http_req_cnt
+    http-request return status 200
+backend g
+    stick-table type string len 8 size 10 store gpc(2),gpt(2)
+"#,
+            admin = admin.display(),
+            user = user.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[port]);
+        let out: Vec<String> = cmds
+            .iter()
+            .map(|(lvl, c)| {
+                let s = if *lvl == "admin" { &admin } else { &user };
+                format!("{lvl}> {c}\n{}", masked(&cli(s, c)))
+            })
+            .collect();
+        results.push((which, out));
+    }
+    for r in &results {
+        println!("{:?}:", r.0);
+        for l in &r.1 {
+            println!("{l}");
+        }
+    }
+    let rh = &results[0];
+    assert!(
+        rh.1[6].contains("key=1.2.3.4") && rh.1[6].contains("gpc0=5"),
+        "{}",
+        rh.1[6]
+    );
+    if let Some(ha) = results.get(1) {
+        for (a, b) in rh.1.iter().zip(&ha.1) {
+            assert_eq!(a, b, "answers differ");
+        }
+    }
+}

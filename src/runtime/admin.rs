@@ -1078,6 +1078,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "  set server <bk>/<srv> [opts]            : change a server's state, weight, address or ssl",
     ),
     (
+        "set table",
+        "  set table <table> key <k> [data.* <v>]* : update or create a table entry's data",
+    ),
+    (
         "set timeout",
         "  set timeout [cli] <delay>               : change a timeout setting",
     ),
@@ -1285,6 +1289,7 @@ fn dispatch(ctx: &Ctx, sess: &mut Session, w: &[String], out: &mut String) -> Ac
         ("show", "table") => {
             super::stkctr::cli_show_table(w, sess.level >= CliLevel::Operator, out)
         }
+        ("set", "table") => super::stkctr::cli_set_table(w, sess.level >= CliLevel::Operator, out),
         ("clear", "table") => {
             super::stkctr::cli_clear_table(w, sess.level >= CliLevel::Operator, out)
         }

@@ -1167,6 +1167,33 @@ impl Entry {
         self.touch_at(t, now_ms());
     }
 
+    /// `set table T key K data.TYPE V`: element 0 of `d` = `v` (a rate: `v` events in a
+    /// period starting now, the previous one empty, as HAProxy sets it); the entry is
+    /// touched. False when the table does not store `d`.
+    pub fn cli_set(&self, t: &Table, d: StickData, v: i64) -> bool {
+        let Some(c) = t.col(d) else {
+            return false;
+        };
+        let now = now_ms();
+        {
+            let mut data = lock(&self.data);
+            data[c.at] = match &data[c.at] {
+                Slot::Frq(_) => Slot::Frq(FreqCtr {
+                    curr_tick: (now as u32) & !1,
+                    curr_ctr: v as u32,
+                    prev_ctr: 0,
+                }),
+                Slot::Dict(k) => Slot::Dict(k.clone()),
+                Slot::Num(_) if matches!(d, StickData::BytesInCnt | StickData::BytesOutCnt) => {
+                    Slot::Num(v as u64)
+                }
+                Slot::Num(_) => Slot::Num(v as u32 as u64),
+            };
+        }
+        self.touch_at(t, now);
+        true
+    }
+
     /// The server id `stick store-*` kept (0: none).
     pub fn server_id(&self, t: &Table) -> i32 {
         let Some(c) = t.col(StickData::ServerId) else {

@@ -514,3 +514,63 @@ pub fn table_conv(s: &Sample, what: Option<StkWhat>, name: &str) -> Option<Sampl
     };
     Some(Sample::Int(v.min(i64::MAX as u64) as i64))
 }
+
+/// `set table NAME key KEY [data.TYPE VALUE]...`: creates the entry if needed, then sets each
+/// value in turn (an error stops there, the values before it kept), HAProxy 2.6's texts.
+pub fn cli_set_table(w: &[String], operator: bool, out: &mut String) {
+    let a = |i: usize| w.get(i).map(String::as_str).unwrap_or("");
+    if a(2).is_empty() {
+        return;
+    }
+    let Some(t) = table(a(2)) else {
+        out.push_str("No such table\n");
+        return;
+    };
+    match a(3) {
+        "" => return,
+        "key" => {}
+        _ => {
+            out.push_str(
+                "Required arguments: <table> key <key> [data.<store_data_type> <value>]*\n",
+            );
+            return;
+        }
+    }
+    let k = match t.cli_key(a(4), false) {
+        Ok(k) => k,
+        Err(m) => {
+            out.push_str(m);
+            return;
+        }
+    };
+    if !operator {
+        out.push_str("Permission denied\n");
+        return;
+    }
+    let Some(e) = t.get_or_create(&k) else {
+        out.push_str("Unable to allocate a new entry\n");
+        return;
+    };
+    e.touch(t);
+    let mut i = 5;
+    while i < w.len() {
+        let Some(name) = a(i).strip_prefix("data.") else {
+            out.push_str("\"data.<type>\" followed by a value expected\n");
+            return;
+        };
+        let Some(d) = StickData::from_name(name) else {
+            out.push_str("Unknown data type\n");
+            return;
+        };
+        if !t.def().store.iter().any(|s| s.data == d) {
+            out.push_str("Data type not stored in this table\n");
+            return;
+        }
+        let Ok(v) = a(i + 1).parse::<i64>() else {
+            out.push_str("Require a valid integer value to store\n");
+            return;
+        };
+        e.cli_set(t, d, v);
+        i += 2;
+    }
+}
