@@ -568,3 +568,66 @@ backend g
         }
     }
 }
+
+/// A table declared in a `peers` section whose only peer is this process (`localpeer`):
+/// tracked as `SECTION/TABLE`, listed by `show table` among the proxies' tables.
+#[test]
+fn local_peers_section_tables_work_as_in_haproxy() {
+    let mut results = Vec::new();
+    for which in Impl::all("local_peers_section_tables_work_as_in_haproxy") {
+        let dir = TempDir::new("stick-peers");
+        let ports = free_ports(2);
+        let (fport, peer_port) = (ports[0], ports[1]);
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+    localpeer me
+peers p
+    peer me 127.0.0.1:{peer_port}
+    table t type ip size 10 expire 1m store http_req_cnt,conn_cnt
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+frontend f
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 10 peers p store gpc0
+    http-request track-sc0 src table p/t
+    http-request track-sc1 src
+    http-request sc-inc-gpc0(1)
+    http-request return status 200 content-type text/plain lf-string "n=%[sc0_http_req_cnt] g=%[sc1_get_gpc0] c=%[src,table_conn_cnt(p/t)]"
+"#,
+            sock = sock.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let r = http_once(fport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            seen.push(format!("{} {}", r.status, r.body_str()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let tables = (
+            cli(&sock, "show table"),
+            masked(&cli(&sock, "show table p/t")),
+            masked(&cli(&sock, "show table f")),
+        );
+        results.push((which, seen, tables));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    assert_eq!(
+        rh.1.last().map(String::as_str),
+        Some("200 n=3 g=3 c=3"),
+        "{:?}",
+        rh.1
+    );
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "answers differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "tables differ");
+    }
+}

@@ -241,6 +241,9 @@ pub fn run(argv: Vec<String>) -> i32 {
     }
     let mut diags = Diags::new(args.quiet && !args.verbose);
     diags.show_diag = args.diag_mode;
+    if let Some(l) = &args.localpeer {
+        config::validate::set_cli_localpeer(l);
+    }
     let (cfg, verdict) = match load(&files, &mut diags) {
         Some(x) => x,
         None => return 1,

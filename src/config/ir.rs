@@ -47,7 +47,21 @@ pub struct Config {
     pub proxies: Vec<Proxy>,
     /// Sections recognised but not proxies: userlist, peers, resolvers, mailers, ...
     pub other_sections: Vec<OtherSection>,
+    /// `peers` sections.
+    pub peers: Vec<PeersSection>,
     pub files: Vec<String>,
+}
+
+/// A `peers` section: the processes that share stick tables, and the tables it declares
+/// (`table NAME ...`, known to the proxies as `SECTION/NAME`).
+#[derive(Debug, Clone, Default)]
+pub struct PeersSection {
+    pub name: String,
+    pub loc: Loc,
+    pub disabled: bool,
+    /// `peer NAME ADDR` and `server NAME [ADDR]` lines.
+    pub peers: Vec<Located<(String, Option<String>)>>,
+    pub tables: Vec<(String, Located<StickTable>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +88,8 @@ pub struct Global {
     /// Raw `log` lines (the words after `log`), parsed by the logging module.
     pub log: Vec<Located<Vec<String>>>,
     pub log_tag: Option<Located<String>>,
+    /// `localpeer NAME`: this process's name in `peers` sections.
+    pub localpeer: Option<Located<String>>,
     /// `log-send-hostname [NAME]`: `Some(None)` means "use the host name".
     pub log_send_hostname: Option<Located<Option<String>>>,
     pub hostname: Option<Located<String>>,

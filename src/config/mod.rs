@@ -125,6 +125,8 @@ enum Current {
     Global,
     Proxy(Box<Proxy>),
     Other(&'static keywords::other::SectionKw),
+    /// A `peers` section (the last of `Config::peers`).
+    Peers,
     /// A section whose header failed; its lines are skipped.
     Broken,
     /// After the pre-1.5 `listen NAME ADDR` form HAProxy rejects every line of the section.
@@ -511,6 +513,11 @@ impl Parser<'_> {
             Current::BrokenListen => ctx.alert("'listen' or 'defaults' expected."),
             Current::Global => global_line(&mut ctx, &mut self.cfg.global, &words),
             Current::Proxy(p) => proxy_line(&mut ctx, p, &words),
+            Current::Peers => {
+                if let Some(s) = self.cfg.peers.last_mut() {
+                    keywords::peers::peers_line(&mut ctx, s, &words);
+                }
+            }
             Current::Other(s) => {
                 if !s.keywords.contains(&words[0].as_str()) {
                     ctx.alert(format!(
@@ -557,6 +564,15 @@ impl Parser<'_> {
                         l,
                         format!("parsing [{loc}] : '{other}' sections are valid in HAProxy 2.6 but not supported by rhaproxy yet."),
                     );
+                }
+                if other == "peers" {
+                    self.cfg.peers.push(crate::config::ir::PeersSection {
+                        name: words.get(1).cloned().unwrap_or_default(),
+                        loc: loc.clone(),
+                        ..Default::default()
+                    });
+                    self.cur = Current::Peers;
+                    return false;
                 }
                 self.cur = Current::Other(s);
                 return false;

@@ -312,13 +312,66 @@ pub fn check(cfg: &mut Config, diags: &mut Diags) -> Verdict {
         }
     }
     crate::config::transparency::check(cfg, diags);
+    check_peers(cfg, diags);
     Verdict {
         has_listener: cfg
             .proxies
             .iter()
             .any(|p| !p.disabled && !p.binds.is_empty() && p.cap().contains(Cap::FE))
-            // A stats socket is a listener too.
-            || !cfg.global.stats_sockets.is_empty(),
+            // A stats socket is a listener too, and so is the local peer of a peers section.
+            || !cfg.global.stats_sockets.is_empty()
+            || cfg.peers.iter().any(|s| !s.disabled && has_local_peer(s)),
+    }
+}
+
+static CLI_LOCALPEER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `-L NAME`: this process's peer name, before `localpeer` and the host name.
+pub fn set_cli_localpeer(name: &str) {
+    let _ = CLI_LOCALPEER.set(name.to_string());
+}
+
+fn local_peer_name(g: &Global) -> String {
+    CLI_LOCALPEER
+        .get()
+        .cloned()
+        .or_else(|| g.localpeer.as_ref().map(|l| l.value.clone()))
+        .unwrap_or_else(crate::log::syslog::system_hostname)
+}
+
+fn has_local_peer(s: &PeersSection) -> bool {
+    let local = LOCAL_PEER.get().cloned().unwrap_or_default();
+    s.peers.iter().any(|p| p.value.0 == local)
+}
+
+static LOCAL_PEER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `peers` sections: one without this process among its peers is removed (its tables stay),
+/// as HAProxy does; one that has it and another peer would need the peer protocol.
+fn check_peers(cfg: &Config, diags: &mut Diags) {
+    let local = local_peer_name(&cfg.global);
+    let _ = LOCAL_PEER.set(local.clone());
+    // HAProxy keeps its peers sections most recent first.
+    for s in cfg.peers.iter().rev().filter(|s| !s.disabled) {
+        if !s.peers.iter().any(|p| p.value.0 == local) {
+            diags.warning(
+                None,
+                format!(
+                    "Removing incomplete section 'peers {}' (no peer named '{local}').",
+                    s.name
+                ),
+            );
+            continue;
+        }
+        for p in s.peers.iter().filter(|p| p.value.0 != local) {
+            diags.alert(
+                Some((&p.loc.file, p.loc.line)),
+                format!(
+                    "parsing [{}] : peer '{}' of 'peers {}': synchronising stick tables with another peer is valid in HAProxy 2.6 but is not supported by rhaproxy yet.",
+                    p.loc, p.value.0, s.name
+                ),
+            );
+        }
     }
 }
 
@@ -425,6 +478,11 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
         .iter()
         .filter(|p| p.stick_table.is_some())
         .map(|p| p.name.as_str())
+        .chain(
+            cfg.peers
+                .iter()
+                .flat_map(|s| s.tables.iter().map(|t| t.0.as_str())),
+        )
         .collect();
     for p in &cfg.proxies {
         for r in &p.stick_rules {
@@ -438,8 +496,12 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
             }
         }
         if let Some(t) = &p.stick_table {
-            if let Some(peers) = &t.value.peers {
-                // Every `peers` section is refused, so none can be found.
+            if let Some(peers) = t
+                .value
+                .peers
+                .as_ref()
+                .filter(|n| !cfg.peers.iter().any(|s| &s.name == *n))
+            {
                 diags.alert(
                     None,
                     format!("Proxy '{}': unable to find sync peers '{peers}'.", p.name),

@@ -18,16 +18,33 @@ use crate::config::ir::{Config, StickData};
 type Registry = (Vec<Arc<Table>>, HashMap<String, usize>);
 static TABLES: OnceLock<Registry> = OnceLock::new();
 
-/// Builds every proxy's table (once, at start).
+/// Builds every table (once, at start): the proxies' and those of `peers` sections, in
+/// declaration order.
 pub fn init(cfg: &Config) {
     let _ = TABLES.get_or_init(|| {
-        let list: Vec<Arc<Table>> = cfg
+        let mut defs: Vec<(
+            &crate::config::ir::Loc,
+            &str,
+            &crate::config::ir::StickTable,
+        )> = cfg
             .proxies
             .iter()
             .filter_map(|p| {
                 let t = p.stick_table.as_ref()?;
-                Some(Arc::new(Table::new(&p.name, &t.value)))
+                Some((&t.loc, p.name.as_str(), &t.value))
             })
+            .chain(
+                cfg.peers
+                    .iter()
+                    .flat_map(|s| s.tables.iter())
+                    .map(|(n, t)| (&t.loc, n.as_str(), &t.value)),
+            )
+            .collect();
+        let file_idx = |f: &str| cfg.files.iter().position(|x| x == f).unwrap_or(usize::MAX);
+        defs.sort_by_key(|(l, _, _)| (file_idx(&l.file), l.line));
+        let list: Vec<Arc<Table>> = defs
+            .into_iter()
+            .map(|(_, n, t)| Arc::new(Table::new(n, t)))
             .collect();
         let idx = list
             .iter()

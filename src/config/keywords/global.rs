@@ -60,7 +60,7 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
         None,
     ),
     ("issuers-chain-path", N(SSL), None),
-    ("localpeer", U, None),
+    ("localpeer", I, Some(g_localpeer)),
     ("log", I, Some(g_log)),
     ("log-send-hostname", I, Some(g_log_send_hostname)),
     ("log-tag", I, Some(g_log_tag)),
@@ -509,6 +509,12 @@ fn g_log(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
 fn g_log_tag(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     if let Some(v) = one_word(ctx, a, "log-tag", "a tag") {
         g.log_tag = Some(Located::new(v.clone(), ctx.loc.clone()));
+    }
+}
+
+fn g_localpeer(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
+    if let Some(v) = one_word(ctx, a, "localpeer", "a name") {
+        g.localpeer = Some(Located::new(v.clone(), ctx.loc.clone()));
     }
 }
 

@@ -6,6 +6,7 @@ pub mod bind;
 pub mod checks;
 pub mod global;
 pub mod other;
+pub mod peers;
 pub mod proxy;
 pub mod rules;
 pub mod server;

@@ -25,7 +25,9 @@ pub static SECTIONS: &[SectionKw] = &[
     },
     SectionKw {
         section: "peers",
-        status: Status::Unsupported,
+        status: Status::NoEffect(
+            "its tables work locally; synchronisation with another peer is refused (rhaproxy has no peer protocol), and the tables are not handed over on reload",
+        ),
         keywords: &[
             "bind",
             "default-bind",
@@ -36,7 +38,6 @@ pub static SECTIONS: &[SectionKw] = &[
             "peer",
             "server",
             "shards",
-            "stick-table",
             "table",
         ],
     },

@@ -21,12 +21,13 @@ pub fn p_stick_table(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         ));
         return;
     }
-    if let Some(t) = parse(ctx, a) {
+    if let Some(t) = parse_table(ctx, a) {
         p.stick_table = Some(Located::new(t, ctx.loc.clone()));
     }
 }
 
-fn parse(ctx: &mut LineCtx, a: &[String]) -> Option<StickTable> {
+/// The arguments of a `stick-table` line (`a[0]` is the keyword), or `None` after an alert.
+pub fn parse_table(ctx: &mut LineCtx, a: &[String]) -> Option<StickTable> {
     let mut key = None;
     let mut size = 0u64;
     let mut expire_ms = None;
