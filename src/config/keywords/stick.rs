@@ -117,9 +117,16 @@ pub fn parse_table(ctx: &mut LineCtx, a: &[String]) -> Option<StickTable> {
             "srvkey" => {
                 let v = next.unwrap_or("");
                 i += 1;
-                if !matches!(v, "addr" | "name") {
-                    ctx.alert(format!("stick-table : unknown server key type '{v}'."));
-                    return None;
+                match v {
+                    "name" => {}
+                    "addr" => {
+                        ctx.unsupported_arg("stick-table", "srvkey addr");
+                        return None;
+                    }
+                    _ => {
+                        ctx.alert(format!("stick-table : unknown server key type '{v}'."));
+                        return None;
+                    }
                 }
             }
             "store" => {
