@@ -276,39 +276,11 @@ pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>)
             (t.as_ref(), e)
         }
     };
-    let stored = |d: StickData| t.def().store.iter().any(|s| s.data == d);
     let int = |v: u64| Some(Sample::Int(v.min(i64::MAX as u64) as i64));
     match what {
         StkWhat::Tracked => None,
-        StkWhat::Trackers => int(entry.map_or(0, |e| e.trackers() as u64)),
-        StkWhat::Data(d) => {
-            let (d, idx) = match d {
-                StickData::Gpc0 | StickData::Gpc1 if !stored(d) => {
-                    (StickData::Gpc, if d == StickData::Gpc0 { 0 } else { 1 })
-                }
-                StickData::Gpt0 if !stored(d) => (StickData::Gpt, 0),
-                StickData::Gpc0Rate | StickData::Gpc1Rate if !stored(d) => (
-                    StickData::GpcRate,
-                    if d == StickData::Gpc0Rate { 0 } else { 1 },
-                ),
-                _ => (d, 0),
-            };
-            if !stored(d) {
-                return None;
-            }
-            // An absent entry reads as 0 (HAProxy: an empty counter).
-            int(entry.and_then(|e| e.get(t, d, idx)).unwrap_or(0))
-        }
-        StkWhat::Kbytes { out } => {
-            let d = if out {
-                StickData::BytesOutCnt
-            } else {
-                StickData::BytesInCnt
-            };
-            if !stored(d) {
-                return None;
-            }
-            int(entry.and_then(|e| e.get(t, d, 0)).unwrap_or(0) >> 10)
+        StkWhat::Trackers | StkWhat::Data(_) | StkWhat::Kbytes { .. } => {
+            read(t, entry.as_deref(), what)
         }
         StkWhat::IncGpc(w) => {
             let e = match (from, entry) {
@@ -491,6 +463,13 @@ pub fn table_conv(s: &Sample, what: Option<StkWhat>, name: &str) -> Option<Sampl
     let Some(what) = what else {
         return Some(Sample::Bool(e.is_some()));
     };
+    read(t, e.as_deref(), what)
+}
+
+/// What entry `e` of table `t` holds for a fetch or a converter: an absent entry reads as 0
+/// (an empty counter, as in HAProxy), a type the table does not store gives no sample;
+/// `gpc0`, `gpc1`, `gpt0` and their rates fall back to the arrays' first elements.
+fn read(t: &Table, e: Option<&Entry>, what: StkWhat) -> Option<Sample> {
     let stored = |d: StickData| t.def().store.iter().any(|x| x.data == d);
     let v = match what {
         StkWhat::Trackers => e.map_or(0, |e| e.trackers() as u64),
