@@ -631,3 +631,70 @@ frontend f
         assert_eq!(rh.2, ha.2, "tables differ");
     }
 }
+
+/// Requests that end before the rules (malformed, cut by the client, an empty connection)
+/// count as requests and errors on the connection's trackers, as in HAProxy (the reason for
+/// its advice to track at the session level).
+#[test]
+fn failed_requests_count_on_session_trackers() {
+    let mut results = Vec::new();
+    for which in Impl::all("failed_requests_count_on_session_trackers") {
+        let dir = TempDir::new("stick-bad");
+        let fport = free_ports(1)[0];
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout client 2s
+    timeout server 2s
+    timeout connect 2s
+    timeout http-request 500
+frontend f
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 10 store http_req_cnt,http_err_cnt,conn_cnt
+    tcp-request session track-sc0 src
+    http-request return status 200
+"#,
+            sock = sock.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
+        let send = |data: &[u8], shut: bool| {
+            let mut s = connect_from(None, fport).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.write_all(data).unwrap();
+            if shut {
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            String::from_utf8_lossy(&out)
+                .lines()
+                .filter(|l| l.starts_with("HTTP/"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let seen = vec![
+            send(
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /a b c HTTP/1.1\r\n\r\n",
+                false,
+            ),
+            send(b"GET / HT", true),
+            send(b"", true),
+        ];
+        std::thread::sleep(Duration::from_millis(300));
+        let table = masked(&cli(&sock, "show table f"));
+        results.push((which, seen, table));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    assert!(rh.2.contains("http_req_cnt=4 http_err_cnt=3"), "{}", rh.2);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "answers differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "tables differ");
+    }
+}

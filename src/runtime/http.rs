@@ -884,17 +884,29 @@ impl Future for Serve {
                             st.set(ServeState::Next(Some(clock::now())));
                             continue;
                         }
-                        Poll::Ready(_) => {
+                        Poll::Ready(r) => {
+                            // HAProxy answers and logs an empty connection too, but not a
+                            // kept-alive one closed between requests.
                             if c.first && !c.fe.ignore_probes {
-                                // HAProxy logs an empty connection too (`CR--` 400
-                                // `<BADREQ>`), but not a kept-alive one closed between
-                                // requests.
-                                let start_utc = c.acc.utc_at(c.txn_start);
-                                let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, start_utc);
-                                txn.vars = c.vars.clone();
-                                txn.first_byte = Some(clock::now());
-                                txn.status = 400;
-                                txn.set_term(b'C', b'R');
+                                let Some(mut c) = this.c.take() else {
+                                    return Poll::Ready(());
+                                };
+                                if r.is_err() {
+                                    // Reset: logged, nothing to answer.
+                                    let start_utc = c.acc.utc_at(c.txn_start);
+                                    let mut txn =
+                                        TxnLog::new(&c.fe, &c.acc, c.txn_start, start_utc);
+                                    txn.vars = c.vars.clone();
+                                    txn.first_byte = Some(clock::now());
+                                    txn.status = 400;
+                                    txn.set_term(b'C', b'R');
+                                    return Poll::Ready(());
+                                }
+                                st.set(ServeState::Busy(BoxFuture::new_with(move || async move {
+                                    answer_empty_close(&mut c).await;
+                                    (c, Flow::End)
+                                })));
+                                continue;
                             }
                             return Poll::Ready(());
                         }
@@ -949,6 +961,19 @@ async fn answer_408(c: &mut ClientConn) {
     txn.set_term(b'c', b'R');
     let mut cw: ClientW<'_> = &c.client;
     send_error(&mut cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
+}
+
+/// A first connection closed by the client before any byte: HAProxy 2.6 logs a `CR--` 400
+/// (`<BADREQ>`, 0 bytes) and still sends its 400 page, which a client that only shut its
+/// side down reads (measured).
+async fn answer_empty_close(c: &mut ClientConn) {
+    let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.acc.utc_at(c.txn_start));
+    txn.vars = c.vars.clone();
+    txn.first_byte = Some(clock::now());
+    txn.status = 400;
+    txn.set_term(b'C', b'R');
+    let mut cw: ClientW<'_> = &c.client;
+    send_error(&mut cw, 400, ErrorFlavor::Mux, &c.fe, None).await;
 }
 
 /// One request and its response (or the answer of the rules, the stats page or an error).
@@ -1020,6 +1045,12 @@ async fn transaction(
                 txn.status = 400;
                 txn.set_term(b'C', b'R');
                 txn.bytes_in = cbuf.len() as u64;
+                // A client that only shut its side down still reads HAProxy's 400 page (the
+                // log keeps 0 bytes, as HAProxy's).
+                let quiet = fe.ignore_probes && cbuf.is_empty();
+                if matches!(r, Ok(0)) && txn.first_byte.is_some() && !quiet {
+                    send_error(&mut *cw, 400, ErrorFlavor::Mux, fe, None).await;
+                }
                 return Flow::End;
             }
             Ok(_) => {

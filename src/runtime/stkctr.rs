@@ -81,6 +81,8 @@ struct Tracked {
 #[derive(Default)]
 pub struct Trackers {
     slots: [Option<Tracked>; 3],
+    /// The current HTTP request was counted (`http_req`).
+    req_counted: bool,
 }
 
 impl std::fmt::Debug for Trackers {
@@ -158,13 +160,19 @@ impl Trackers {
     }
 
     /// A new HTTP request on the connection: counted on the session trackers.
-    pub fn http_req(&self) {
+    pub fn http_req(&mut self) {
+        self.req_counted = true;
         self.each(|t, e| e.http_req(t));
     }
 
     /// The end of an HTTP request: its status counted as an error (4xx) or a failure (5xx
     /// but 501 and 505), its bytes counted, then the stream trackers end.
     pub fn end_request(&mut self, status: i32, bytes_in: u64, bytes_out: u64) {
+        // A request that ended before its rules (a malformed one, a timeout, a client gone)
+        // is counted too, as HAProxy does.
+        if !std::mem::take(&mut self.req_counted) {
+            self.each(|t, e| e.http_req(t));
+        }
         for t in self.slots.iter().flatten() {
             if !t.res {
                 count_status(&t.table, &t.entry, status);
