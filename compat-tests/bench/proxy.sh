@@ -10,7 +10,8 @@
 #   --idle       idle connections held for the RSS scenarios (default 5000)
 #   --idle-runs  alternating runs per RSS scenario and proxy (default 3; 0 skips them)
 #   --only LIST  throughput scenarios to run, comma-separated, of: ka, big, close, usesrc_ka,
-#                usesrc_close (default: all; many rounds of one scenario settle a small ratio)
+#                usesrc_close, stick_ka (default: all; many rounds of one scenario settle a
+#                small ratio)
 #   --http-mode  mode of the HTTP scenarios: `auto` (default) uses `mode http` once
 #                `rhaproxy -c` accepts it and the runtime answers HTTP itself (probe: a
 #                malformed request must get the proxy's own 400, not nginx's), `mode tcp`
@@ -85,12 +86,13 @@ HA=$(command -v haproxy)
 rustc -O --edition 2021 -o "$tmp/benchtool" compat-tests/bench/benchtool.rs
 BT=$tmp/benchtool
 
-# Ports: nginx small, nginx big, then per proxy: http, usesrc, tcp-big, tcp-idle.
-mapfile -t P < <("$BT" ports 10)
+# Ports: nginx small, nginx big, then per proxy: http, usesrc, tcp-big, tcp-idle, stick.
+mapfile -t P < <("$BT" ports 12)
 NGX_SMALL=${P[0]} NGX_BIG=${P[1]}
-declare -A FE_HTTP FE_USESRC FE_BIG FE_TCP
+declare -A FE_HTTP FE_USESRC FE_BIG FE_TCP FE_STICK
 FE_HTTP[rh]=${P[2]} FE_USESRC[rh]=${P[3]} FE_BIG[rh]=${P[4]} FE_TCP[rh]=${P[5]}
 FE_HTTP[ha]=${P[6]} FE_USESRC[ha]=${P[7]} FE_BIG[ha]=${P[8]} FE_TCP[ha]=${P[9]}
+FE_STICK[rh]=${P[10]} FE_STICK[ha]=${P[11]}
 declare -A EXE=([rh]=$RH [ha]=$HA) NAME=([rh]=rhaproxy [ha]=HAProxy)
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +143,17 @@ gen_cfg() {
   local i=$1 m=$2 ka=""
   [ "$m" = http ] && ka="    timeout http-keep-alive 60s"
   local usesrc="    source 0.0.0.0 usesrc clientip"
+  # The usual per-client rate limit (never reached here): a stick table and its counters on
+  # every request.
+  local stick=""
+  [ "$m" = http ] && stick="
+listen http_stick
+    mode http
+    bind 127.0.0.1:${FE_STICK[$i]}
+    stick-table type ip size 1m expire 60s store http_req_rate(10s),http_req_cnt,conn_cur
+    http-request track-sc0 src
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }
+    server s1 127.0.0.1:$NGX_SMALL"
   [ "$IS_ROOT" = 1 ] || usesrc="    # usesrc clientip needs root"
   cat <<EOF
 global
@@ -174,6 +187,7 @@ listen tcp_small
     mode tcp
     bind 127.0.0.1:${FE_TCP[$i]}
     server s1 127.0.0.1:$NGX_SMALL
+$stick
 EOF
 }
 
@@ -183,7 +197,9 @@ start_proxy() {
   gen_cfg "$i" "$m" >"$tmp/$i.cfg"
   start_bg "proxy-$i" taskset -c 0 "${EXE[$i]}" -db -f "$tmp/$i.cfg"
   local pid=$LAST_PID port
-  for port in "${FE_HTTP[$i]}" "${FE_USESRC[$i]}" "${FE_BIG[$i]}" "${FE_TCP[$i]}"; do
+  local ports=("${FE_HTTP[$i]}" "${FE_USESRC[$i]}" "${FE_BIG[$i]}" "${FE_TCP[$i]}")
+  [ "$m" = http ] && ports+=("${FE_STICK[$i]}")
+  for port in "${ports[@]}"; do
     if ! "$BT" wait "127.0.0.1:$port" 5000; then
       echo "${NAME[$i]} did not listen on $port:" >&2; cat "$tmp/proxy-$i.err" >&2; exit 1
     fi
@@ -312,6 +328,7 @@ if [ "$IS_ROOT" = 1 ]; then
 else
   SCEN=(ka big close)
 fi
+[ "$HTTP_MODE" = http ] && SCEN+=(stick_ka)
 if [ -n "$ONLY" ]; then
   keep=()
   for sc in "${SCEN[@]}"; do
@@ -336,6 +353,7 @@ for r in $(seq "$RUNS"); do
         big) wrk_run big "$i" "${PID[$i]}" "http://127.0.0.1:${FE_BIG[$i]}/big.bin" ;;
         usesrc_ka) wrk_run usesrc_ka "$i" "${PID[$i]}" "http://127.0.0.1:${FE_USESRC[$i]}/" ;;
         usesrc_close) wrk_run usesrc_close "$i" "${PID[$i]}" "http://127.0.0.1:${FE_USESRC[$i]}/" -H "Connection: close" ;;
+        stick_ka) wrk_run stick_ka "$i" "${PID[$i]}" "http://127.0.0.1:${FE_STICK[$i]}/" ;;
       esac
     done
   done
@@ -392,6 +410,10 @@ if [ "$IS_ROOT" = 1 ]; then
   row "\`usesrc clientip\`, keep-alive: proxy CPU s per 100k req" usesrc_ka.cpu100k lower
   row "\`usesrc clientip\`, \`Connection: close\`: new conn/s" usesrc_close.rps higher
   row "\`usesrc clientip\`, \`Connection: close\`: proxy CPU s per 100k" usesrc_close.cpu100k lower
+fi
+if [ -s "$tmp/res/stick_ka.rps.rh" ]; then
+  row "Stick table rate limit (\`track-sc0 src\`), keep-alive: req/s" stick_ka.rps higher
+  row "Stick table rate limit, keep-alive: proxy CPU s per 100k req" stick_ka.cpu100k lower
 fi
 if [ "$HTTP_MODE" = http ]; then
   row "Idle HTTP keep-alive connection (mode http): KiB RSS each" idle_http.kib lower
