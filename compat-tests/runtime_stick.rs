@@ -698,3 +698,54 @@ frontend f
         assert_eq!(rh.2, ha.2, "tables differ");
     }
 }
+
+/// The array data types (`gpc(N)`, `gpc_rate(N,P)`, `gpt(N)`): `sc-inc-gpc`, `sc-set-gpt`,
+/// `sc-set-gpt0` falling back to `gpt[0]`, and the array fetches and converters.
+#[test]
+fn array_counters_work_as_in_haproxy() {
+    let mut results = Vec::new();
+    for which in Impl::all("array_counters_work_as_in_haproxy") {
+        let dir = TempDir::new("stick-arr");
+        let fport = free_ports(1)[0];
+        let sock = dir.0.join("admin.sock");
+        let cfg = format!(
+            r#"
+global
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+frontend f
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 10 expire 1m store gpc(3),gpc_rate(3,10s),gpt(2)
+    http-request track-sc0 src
+    http-request sc-inc-gpc(1,0)
+    http-request sc-inc-gpc0(0) if {{ path /zero }}
+    http-request sc-set-gpt(1,0) 42
+    http-request sc-set-gpt0(0) -1 if {{ path /zero }}
+    http-request return status 200 content-type text/plain lf-string "g1=%[sc_get_gpc(1,0)] r1=%[sc_gpc_rate(1,0)] t1=%[sc_get_gpt(1,0)] t0=%[sc0_get_gpt0] s1=%[src_get_gpc(1,f)] c1=%[src,table_gpc(1,f)] cr=%[src,table_gpc_rate(1,f)] i2=%[sc_inc_gpc(2,0)] x2=%[sc_clr_gpc(2,0)] g0=%[sc_get_gpc0(0)] o=%[sc_get_gpc(5,0)]"
+"#,
+            sock = sock.display()
+        );
+        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
+        let mut seen = Vec::new();
+        for p in ["/", "/zero", "/"] {
+            let r = http_once(fport, &format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
+            seen.push(format!("{} {}", r.status, r.body_str()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let table = masked(&cli(&sock, "show table f"));
+        results.push((which, seen, table));
+    }
+    for r in &results {
+        println!("{:?}:\n{:#?}", r.0, r);
+    }
+    let rh = &results[0];
+    assert!(rh.1[2].contains("g1=3"), "{:?}", rh.1);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "answers differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "tables differ");
+    }
+}

@@ -165,6 +165,19 @@ pub fn parse(name: &str, args: &[String], kw: &str) -> Result<Option<Conv>, Fetc
                     Some(d) if !d.is_array() && d != crate::config::ir::StickData::ServerKey => {
                         super::stk_fetch::StkWhat::Data(d)
                     }
+                    // `table_gpc(IDX,T)`, `table_gpc_rate(IDX,T)`, `table_gpt(IDX,T)`.
+                    Some(data) if data.is_array() => {
+                        let i = args.first().map(String::as_str).unwrap_or("");
+                        let idx = i.trim().parse::<u32>().map_err(|_| {
+                            h(format!(
+                                "invalid arg 1 in converter '{name}' : failed to parse '{i}' as type 'integer' at position 1"
+                            ))
+                        })?;
+                        return Ok(Some(Conv::Table {
+                            what: super::stk_fetch::StkWhat::Arr { data, idx },
+                            table: args.get(1).cloned(),
+                        }));
+                    }
                     _ => return Ok(None),
                 },
             };

@@ -29,6 +29,49 @@ pub enum StkWhat {
     Tracked,
     /// `scN_trackers`: how many trackers the entry has.
     Trackers,
+    /// `get_gpc(IDX,..)`, `gpc_rate(IDX,..)`, `get_gpt(IDX,..)`: element IDX of an array.
+    Arr { data: StickData, idx: u32 },
+    /// `inc_gpc(IDX,..)`: increments element IDX of `gpc` (and `gpc_rate`), gives the new value.
+    IncArr(u32),
+    /// `clr_gpc(IDX,..)`: clears element IDX of `gpc`, gives the value before.
+    ClrArr(u32),
+}
+
+/// The array fetches (`sc_get_gpc(IDX,N[,T])`, `src_get_gpc(IDX[,T])`...): what they read
+/// once given the element.
+fn array_what(x: &str, idx: u32) -> Option<StkWhat> {
+    Some(match x {
+        "get_gpc" => StkWhat::Arr {
+            data: StickData::Gpc,
+            idx,
+        },
+        "gpc_rate" => StkWhat::Arr {
+            data: StickData::GpcRate,
+            idx,
+        },
+        "get_gpt" => StkWhat::Arr {
+            data: StickData::Gpt,
+            idx,
+        },
+        "inc_gpc" => StkWhat::IncArr(idx),
+        "clr_gpc" => StkWhat::ClrArr(idx),
+        _ => return None,
+    })
+}
+
+/// Argument `pos` (1-based) as an integer, HAProxy's messages otherwise.
+fn int_arg(name: &str, a: &[String], pos: usize) -> Result<u32, FetchError> {
+    let n = a.get(pos - 1).map(String::as_str).unwrap_or("");
+    if n.is_empty() {
+        return Err(FetchError::Haproxy(format!(
+            "fetch method '{name}' : expected type 'integer' at position {pos}, but got nothing"
+        )));
+    }
+    n.trim().parse::<u32>().map_err(|_| {
+        FetchError::Haproxy(format!(
+            "fetch method '{name}' : failed to parse '{n}' as type integer at position {pos}"
+        ))
+    })
 }
 
 /// The fetch for `name`, if it is one of the stick-counter fetches rhaproxy evaluates.
@@ -43,7 +86,27 @@ pub fn parse(name: &str, args: &Option<Vec<String>>) -> Result<Option<Fetch>, Fe
             Fetch::TableAvl(t)
         }));
     }
-    let (from, what, table) = if let Some(x) = name.strip_prefix("sc_") {
+    let arrays = ["get_gpc", "gpc_rate", "get_gpt", "inc_gpc", "clr_gpc"];
+    let (from, what, table) = if let Some(x) = name
+        .strip_prefix("sc_")
+        .or_else(|| name.strip_prefix("src_"))
+        .filter(|x| arrays.contains(x))
+    {
+        let idx = int_arg(name, a, 1)?;
+        let what = array_what(x, idx).unwrap_or(StkWhat::Tracked);
+        if name.starts_with("sc_") {
+            let slot = int_arg(name, a, 2)?.min(255) as u8;
+            (StkFrom::Sc(slot), what, a.get(2).cloned().map(|t| (t, 3)))
+        } else {
+            // HAProxy 2.6 wants the table of these.
+            let Some(t) = a.get(1).filter(|t| !t.is_empty()) else {
+                return Err(FetchError::Haproxy(format!(
+                    "fetch method '{name}' : missing arguments (got 1/2), type 'table' expected"
+                )));
+            };
+            (StkFrom::Src, what, Some((t.clone(), 2)))
+        }
+    } else if let Some(x) = name.strip_prefix("sc_") {
         let Some(what) = what_of(x, true) else {
             return Ok(None);
         };
@@ -131,7 +194,7 @@ pub fn conv_table(c: &super::fetch::Conv) -> Option<(String, &str)> {
             table: Some(t),
         } => {
             let n = match what {
-                StkWhat::Data(d) => d.name().to_string(),
+                StkWhat::Data(d) | StkWhat::Arr { data: d, .. } => d.name().to_string(),
                 StkWhat::Kbytes { out: false } => "kbytes_in".into(),
                 StkWhat::Kbytes { out: true } => "kbytes_out".into(),
                 _ => "trackers".into(),

@@ -1208,6 +1208,12 @@ pub enum StkAction {
         slot: u8,
         value: crate::acl::fetch::SampleExpr,
     },
+    /// `sc-set-gpt(IDX,N) VALUE|EXPR`
+    SetGpt {
+        idx: u32,
+        slot: u8,
+        value: crate::acl::fetch::SampleExpr,
+    },
 }
 
 /// What a `stick` rule does.

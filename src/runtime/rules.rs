@@ -909,7 +909,7 @@ fn content_rules(
 fn stk_value(a: &StkAction, c: &SampleCtx) -> Option<Sample> {
     match a {
         StkAction::Track { key, .. } => key.value(c),
-        StkAction::SetGpt0 { value, .. } => value.value(c),
+        StkAction::SetGpt0 { value, .. } | StkAction::SetGpt { value, .. } => value.value(c),
         _ => None,
     }
 }
@@ -932,7 +932,7 @@ fn stk_apply(
         }
         StkAction::IncGpc01 { slot, which } => trk.inc_gpc01(*slot, *which),
         StkAction::IncGpc { idx, slot } => trk.inc_gpc(*slot, *idx),
-        StkAction::SetGpt0 { slot, .. } => {
+        StkAction::SetGpt0 { slot, .. } | StkAction::SetGpt { slot, .. } => {
             let n = match v {
                 Some(Sample::Int(n)) => Some(n),
                 Some(Sample::Bool(b)) => Some(b as i64),
@@ -942,7 +942,10 @@ fn stk_apply(
                 _ => None,
             };
             if let Some(n) = n {
-                trk.set_gpt0(*slot, n);
+                match a {
+                    StkAction::SetGpt { idx, .. } => trk.set_gpt(*slot, *idx, n),
+                    _ => trk.set_gpt0(*slot, n),
+                }
             }
         }
     }

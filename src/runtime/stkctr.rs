@@ -221,10 +221,17 @@ impl Trackers {
         }
     }
 
+    /// `sc-set-gpt(IDX,N) VALUE`.
+    pub fn set_gpt(&self, slot: u8, idx: u32, v: i64) {
+        if let Some(t) = self.slot(slot) {
+            let _ = t.entry.set_gpt(&t.table, idx as usize, v as u64);
+        }
+    }
+
     /// `sc-set-gpt0(N) VALUE`.
     pub fn set_gpt0(&self, slot: u8, v: i64) {
         if let Some(t) = self.slot(slot) {
-            let v = v.max(0) as u64;
+            let v = v as u64;
             if !t.entry.set_gpt0(&t.table, v) {
                 let _ = t.entry.set_gpt(&t.table, 0, v);
             }
@@ -287,9 +294,23 @@ pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>)
     let int = |v: u64| Some(Sample::Int(v.min(i64::MAX as u64) as i64));
     match what {
         StkWhat::Tracked => None,
-        StkWhat::Trackers | StkWhat::Data(_) | StkWhat::Kbytes { .. } => {
+        StkWhat::Trackers | StkWhat::Data(_) | StkWhat::Kbytes { .. } | StkWhat::Arr { .. } => {
             read(t, entry.as_deref(), what)
         }
+        StkWhat::IncArr(idx) => {
+            let e = match (from, entry) {
+                (_, Some(e)) => e,
+                (StkFrom::Src, None) => {
+                    let src = ctx
+                        .src
+                        .map(|a| Sample::Ip(crate::acl::fetch::unmap(a.ip())))?;
+                    t.get_or_create(&t.key_of(&src)?)?
+                }
+                _ => return None,
+            };
+            int(e.inc_gpc(t, idx as usize)?)
+        }
+        StkWhat::ClrArr(idx) => int(entry?.clr_gpc(t, idx as usize)?),
         StkWhat::IncGpc(w) => {
             let e = match (from, entry) {
                 (_, Some(e)) => e,
@@ -497,6 +518,21 @@ fn read(t: &Table, e: Option<&Entry>, what: StkWhat) -> Option<Sample> {
                 return None;
             }
             return Some(Sample::Int(e.map_or(0, |e| e.server_id(t)) as i64));
+        }
+        StkWhat::Arr { data, idx } => {
+            if !stored(data) {
+                return None;
+            }
+            let n = t
+                .def()
+                .store
+                .iter()
+                .find(|x| x.data == data)
+                .map_or(0, |x| x.n);
+            if idx >= n {
+                return None;
+            }
+            e.and_then(|e| e.get(t, data, idx as usize)).unwrap_or(0)
         }
         StkWhat::Data(d) => {
             let (d, idx) = match d {

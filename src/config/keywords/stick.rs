@@ -418,6 +418,22 @@ pub fn parse_stk_action(
         };
         let slot = slot_of(ctx, prefix, n.trim(), false)?;
         StkAction::IncGpc { idx, slot }
+    } else if let Some(n) = inner(act, "sc-set-gpt").filter(|n| n.contains(',')) {
+        let (idx, n) = n.split_once(',').unwrap_or(("", ""));
+        let Ok(idx) = idx.trim().parse::<u32>() else {
+            ctx.alert(format!("{prefix} : invalid gpt ID '{idx}'."));
+            return None;
+        };
+        let slot = slot_of(ctx, prefix, n.trim(), false)?;
+        let Some(v) = args.first() else {
+            ctx.unsupported_arg(rule, &format!("{act} without a value"));
+            return None;
+        };
+        let value = expr(ctx, prefix, v)?;
+        if let Some(w) = args.get(1) {
+            return Some(Err(w.clone()));
+        }
+        return Some(Ok(StkAction::SetGpt { idx, slot, value }));
     } else if let Some(n) = inner(act, "sc-set-gpt0") {
         let slot = if n.is_empty() {
             0
@@ -445,7 +461,8 @@ pub fn parse_stk_action(
 
 /// A key or value expression; a bare integer is the `int()` fetch, as HAProxy reads it.
 fn expr(ctx: &mut LineCtx, prefix: &str, e: &str) -> Option<SampleExpr> {
-    let text = if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = e.strip_prefix('-').unwrap_or(e);
+    let text = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         format!("int({e})")
     } else {
         e.to_string()
