@@ -1568,8 +1568,8 @@ listen li
 }
 
 /// samples/web.cfg (ports moved to free ones) run by rhaproxy and HAProxy with the same
-/// servers: monitor URI, cookie persistence, ACL routing with a path rewrite, the stats page
-/// with its authentication, and the Prometheus endpoint.
+/// servers: monitor URI, cookie persistence, ACL routing with a path rewrite, the rate limit,
+/// the stats page with its authentication, and the Prometheus endpoint.
 #[test]
 fn web_sample_works_as_with_haproxy() {
     let sample =
@@ -1616,6 +1616,13 @@ fn web_sample_works_as_with_haproxy() {
             .find(|l| !l.starts_with("GET / HTTP/1.0"))
             .unwrap_or_default();
         out.push(format!("api {} {seen}", r.status));
+        // The rate limit: 20 requests per 10 s per client, then 429.
+        let burst: Vec<u16> = (0..20).map(|_| get(p[0], "/", "").status).collect();
+        out.push(format!(
+            "burst 200x{} 429x{}",
+            burst.iter().filter(|s| **s == 200).count(),
+            burst.iter().filter(|s| **s == 429).count()
+        ));
         // Stats page and Prometheus.
         let r = get(p[3], "/stats", "");
         out.push(format!("stats-noauth {}", r.status));
@@ -1657,12 +1664,14 @@ fn web_sample_works_as_with_haproxy() {
         ["pinned 200 s1", "pinned 200 s1", "pinned 200 s1"]
     );
     assert_eq!(out[5], "api 200 GET /items HTTP/1.1");
-    assert_eq!(out[6], "stats-noauth 401");
+    // 5 requests before (the monitor URI is answered before the rules), then 15 of 20.
+    assert_eq!(out[6], "burst 200x15 429x5");
+    assert_eq!(out[7], "stats-noauth 401");
     assert_eq!(
-        out[7],
+        out[8],
         "stats-csv 200 # pxname,svname,qcur,qmax,scur,smax,slim"
     );
-    assert_eq!(out[8], "metrics 200 app=true s1=true");
+    assert_eq!(out[9], "metrics 200 app=true s1=true");
 }
 
 /// `option originalto`: the address the client connected to, in `X-Original-To` or a named
