@@ -614,3 +614,103 @@ pub fn cli_set_table(w: &[String], operator: bool, out: &mut String) {
         i += 2;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hostile or truncated table commands and `stick-table` lines give an answer or an
+    /// alert, never a panic.
+    #[test]
+    fn hostile_table_input_never_panics() {
+        let text = "\
+frontend f
+    bind 127.0.0.1:1
+    stick-table type ip size 2 expire 1s store gpc0,gpc(2),conn_rate(1s),server_id,server_key
+backend s
+    stick-table type string len 3 size 1 nopurge
+backend b
+    stick-table type binary len 2 size 1
+backend i
+    stick-table type integer size 1
+backend v6
+    stick-table type ipv6 size 1
+";
+        let mut d = crate::diag::Diags::new(true);
+        let mut cfg = crate::config::parse_str("t.cfg", text, &mut d).expect("parses");
+        crate::config::validate::check(&mut cfg, &mut d);
+        init(&cfg);
+        let words = [
+            "",
+            "f",
+            "s",
+            "b",
+            "i",
+            "v6",
+            "nope",
+            "key",
+            "data.",
+            "data.gpc0",
+            "data.gpc",
+            "data.server_id",
+            "data.server_key",
+            "data.conn_rate",
+            "gt",
+            "eq",
+            "zz",
+            "1",
+            "-1",
+            "99999999999999999999",
+            "::1",
+            "1.2.3.4",
+            "abcdef",
+            "\u{0}",
+            "é",
+            "0x",
+            "4294967296",
+        ];
+        let mut n = 0u64;
+        for cmd in ["show", "clear", "set"] {
+            for a in words {
+                for b in words {
+                    for c in words {
+                        for e in ["", "1", "x"] {
+                            n = n.wrapping_mul(6364136223846793005).wrapping_add(1);
+                            let extra = words[(n >> 33) as usize % words.len()];
+                            let w: Vec<String> = [cmd, "table", a, b, c, e, extra]
+                                .iter()
+                                .map(|s| s.to_string())
+                                .collect();
+                            let mut out = String::new();
+                            let op = n & 1 == 0;
+                            match cmd {
+                                "show" => cli_show_table(&w, op, &mut out),
+                                "clear" => cli_clear_table(&w, op, &mut out),
+                                _ => cli_set_table(&w, op, &mut out),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Keys of every type from every kind of sample.
+        let samples = [
+            Sample::Int(-1),
+            Sample::Int(i64::MAX),
+            Sample::Bool(true),
+            Sample::Str(Vec::new()),
+            Sample::Str(vec![0xff; 100]),
+            Sample::Ip("::ffff:1.2.3.4".parse().unwrap()),
+            Sample::Ip("2001:db8::1".parse().unwrap()),
+        ];
+        for t in tables() {
+            for s in &samples {
+                if let Some(k) = t.key_of(s) {
+                    let _ = t.get_or_create(&k);
+                }
+            }
+            let mut out = String::new();
+            t.show_filtered(&mut out, &[], None);
+        }
+    }
+}
