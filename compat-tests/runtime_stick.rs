@@ -23,6 +23,24 @@ fn cli(sock: &Path, input: &str) -> String {
     out
 }
 
+/// One run per implementation: rhaproxy, then HAProxy when installed. `run` gets which one, a
+/// fresh directory and the path of a stats socket in it; each result is printed for the log.
+fn each_impl<T: std::fmt::Debug>(
+    test: &str,
+    tag: &str,
+    run: impl Fn(Impl, &TempDir, &Path) -> T,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for which in Impl::all(test) {
+        let dir = TempDir::new(tag);
+        let sock = dir.0.join("admin.sock");
+        let r = run(which, &dir, &sock);
+        println!("{which:?}:\n{r:#?}");
+        out.push(r);
+    }
+    out
+}
+
 /// `show table` output with the entry addresses and the expiry countdowns masked.
 fn masked(out: &str) -> String {
     out.lines()
@@ -62,15 +80,15 @@ fn status_of(port: u16, src: Ipv4Addr, paths: &[&str]) -> Vec<u16> {
 /// a general-purpose counter bumped on one path, a second table keyed by a header.
 #[test]
 fn http_tracking_counts_and_limits_as_haproxy_does() {
-    let mut results = Vec::new();
-    for which in Impl::all("http_tracking_counts_and_limits_as_haproxy_does") {
-        let dir = TempDir::new("stick-http");
-        let ports = free_ports(2);
-        let (fport, bport) = (ports[0], ports[1]);
-        let _srv = Backend::start("s1", bport, Behavior::Http);
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "http_tracking_counts_and_limits_as_haproxy_does",
+        "stick-http",
+        |which, dir, sock| {
+            let ports = free_ports(2);
+            let (fport, bport) = (ports[0], ports[1]);
+            let _srv = Backend::start("s1", bport, Behavior::Http);
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
 defaults
@@ -93,45 +111,43 @@ backend users
 backend be
     server s1 127.0.0.1:{bport}
 "#,
-            sock = sock.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
-        let a = Ipv4Addr::new(127, 0, 0, 1);
-        let b = Ipv4Addr::new(127, 0, 0, 2);
-        let mut seen = Vec::new();
-        // One keep-alive connection: three requests, one of them a 404 from the server.
-        seen.push(format!(
-            "{:?}",
-            status_of(fport, a, &["/", "/inc", "/status/404"])
-        ));
-        // Then new connections until the rate is over the limit.
-        for _ in 0..5 {
-            seen.push(format!("{:?}", status_of(fport, a, &["/inc"])));
-        }
-        seen.push(format!("{:?}", status_of(fport, b, &["/", "/"])));
-        let mut c = HttpConn::connect_from(Some(b), fport).unwrap();
-        let r = c
-            .request("GET /show HTTP/1.1\r\nHost: x\r\nX-User: alice-in-wonderland\r\n\r\n")
-            .unwrap();
-        seen.push(format!("{} {}", r.status, r.body_str()));
-        drop(c);
-        // Give the proxy a moment to end the connections it was told about.
-        std::thread::sleep(Duration::from_millis(200));
-        let all = cli(&sock, "show table");
-        let fe = masked(&cli(&sock, "show table fe"));
-        let users = masked(&cli(&sock, "show table users"));
-        let one = masked(&cli(&sock, "show table fe key 127.0.0.2"));
-        let filtered = masked(&cli(&sock, "show table fe data.gpc0 gt 3"));
-        let unknown = cli(&sock, "show table nope");
-        let cleared = cli(&sock, "clear table fe key 127.0.0.2");
-        let after = masked(&cli(&sock, "show table fe"));
-        results.push((
-            which, seen, all, fe, users, one, filtered, unknown, cleared, after,
-        ));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+                sock = sock.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let a = Ipv4Addr::new(127, 0, 0, 1);
+            let b = Ipv4Addr::new(127, 0, 0, 2);
+            let mut seen = Vec::new();
+            // One keep-alive connection: three requests, one of them a 404 from the server.
+            seen.push(format!(
+                "{:?}",
+                status_of(fport, a, &["/", "/inc", "/status/404"])
+            ));
+            // Then new connections until the rate is over the limit.
+            for _ in 0..5 {
+                seen.push(format!("{:?}", status_of(fport, a, &["/inc"])));
+            }
+            seen.push(format!("{:?}", status_of(fport, b, &["/", "/"])));
+            let mut c = HttpConn::connect_from(Some(b), fport).unwrap();
+            let r = c
+                .request("GET /show HTTP/1.1\r\nHost: x\r\nX-User: alice-in-wonderland\r\n\r\n")
+                .unwrap();
+            seen.push(format!("{} {}", r.status, r.body_str()));
+            drop(c);
+            // Give the proxy a moment to end the connections it was told about.
+            std::thread::sleep(Duration::from_millis(200));
+            let all = cli(sock, "show table");
+            let fe = masked(&cli(sock, "show table fe"));
+            let users = masked(&cli(sock, "show table users"));
+            let one = masked(&cli(sock, "show table fe key 127.0.0.2"));
+            let filtered = masked(&cli(sock, "show table fe data.gpc0 gt 3"));
+            let unknown = cli(sock, "show table nope");
+            let cleared = cli(sock, "clear table fe key 127.0.0.2");
+            let after = masked(&cli(sock, "show table fe"));
+            (
+                which, seen, all, fe, users, one, filtered, unknown, cleared, after,
+            )
+        },
+    );
     let rh = &results[0];
     // rhaproxy alone: the limit answers 429 once the rate is over 6.
     assert!(
@@ -157,15 +173,15 @@ backend be
 /// reject over a rate; the held connections show in `conn_cur`.
 #[test]
 fn tcp_connection_tracking_rejects_over_the_rate() {
-    let mut results = Vec::new();
-    for which in Impl::all("tcp_connection_tracking_rejects_over_the_rate") {
-        let dir = TempDir::new("stick-tcp");
-        let ports = free_ports(2);
-        let (fport, bport) = (ports[0], ports[1]);
-        let _srv = Backend::start("s1", bport, Behavior::LineEcho);
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "tcp_connection_tracking_rejects_over_the_rate",
+        "stick-tcp",
+        |which, dir, sock| {
+            let ports = free_ports(2);
+            let (fport, bport) = (ports[0], ports[1]);
+            let _srv = Backend::start("s1", bport, Behavior::LineEcho);
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
 defaults
@@ -180,36 +196,34 @@ listen li
     tcp-request connection reject if {{ sc0_conn_rate gt 3 }}
     server s1 127.0.0.1:{bport}
 "#,
-            sock = sock.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
-        let mut held = Vec::new();
-        let mut seen = Vec::new();
-        for _ in 0..5 {
-            let mut s = connect_from(Some(Ipv4Addr::new(127, 0, 0, 3)), fport).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let mut buf = [0u8; 64];
-            let got = match s.read(&mut buf) {
-                Ok(n) if n > 0 => String::from_utf8_lossy(&buf[..n]).trim().to_string(),
-                Ok(_) => "EOF".to_string(),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "RST".into(),
-                Err(e) => format!("{:?}", e.kind()),
-            };
-            seen.push(got);
-            held.push(s);
-        }
-        // Two connections closed, the others held open.
-        held.truncate(2);
-        std::thread::sleep(Duration::from_millis(300));
-        let table = masked(&cli(&sock, "show table li"));
-        drop(held);
-        std::thread::sleep(Duration::from_millis(300));
-        let after = masked(&cli(&sock, "show table li"));
-        results.push((which, seen, table, after));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+                sock = sock.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let mut held = Vec::new();
+            let mut seen = Vec::new();
+            for _ in 0..5 {
+                let mut s = connect_from(Some(Ipv4Addr::new(127, 0, 0, 3)), fport).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 64];
+                let got = match s.read(&mut buf) {
+                    Ok(n) if n > 0 => String::from_utf8_lossy(&buf[..n]).trim().to_string(),
+                    Ok(_) => "EOF".to_string(),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "RST".into(),
+                    Err(e) => format!("{:?}", e.kind()),
+                };
+                seen.push(got);
+                held.push(s);
+            }
+            // Two connections closed, the others held open.
+            held.truncate(2);
+            std::thread::sleep(Duration::from_millis(300));
+            let table = masked(&cli(sock, "show table li"));
+            drop(held);
+            std::thread::sleep(Duration::from_millis(300));
+            let after = masked(&cli(sock, "show table li"));
+            (which, seen, table, after)
+        },
+    );
     let rh = &results[0];
     assert_eq!(rh.1.iter().filter(|s| *s == "s1").count(), 3, "{:?}", rh.1);
     assert!(rh.3.contains("conn_cur=0"), "{}", rh.3);
@@ -229,15 +243,15 @@ listen li
 /// open and after it closed.
 #[test]
 fn session_and_stream_trackers_count_as_haproxy_does() {
-    let mut results = Vec::new();
-    for which in Impl::all("session_and_stream_trackers_count_as_haproxy_does") {
-        let dir = TempDir::new("stick-sess");
-        let ports = free_ports(2);
-        let (fport, bport) = (ports[0], ports[1]);
-        let _srv = Backend::start("s1", bport, Behavior::Http);
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "session_and_stream_trackers_count_as_haproxy_does",
+        "stick-sess",
+        |which, dir, sock| {
+            let ports = free_ports(2);
+            let (fport, bport) = (ports[0], ports[1]);
+            let _srv = Backend::start("s1", bport, Behavior::Http);
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
 defaults
@@ -262,31 +276,29 @@ backend t3
 backend be
     server s1 127.0.0.1:{bport}
 "#,
-            sock = sock.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
-        let mut c = HttpConn::connect_from(Some(Ipv4Addr::new(127, 0, 0, 4)), fport).unwrap();
-        let mut seen = Vec::new();
-        for p in ["/", "/gpt", "/status/500", "/status/404", "/show"] {
-            let r = c.get(p).unwrap();
-            seen.push(format!("{} {}", r.status, r.body_str()));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let open: Vec<String> = ["fe", "t2", "t3"]
-            .iter()
-            .map(|t| masked(&cli(&sock, &format!("show table {t}"))))
-            .collect();
-        drop(c);
-        std::thread::sleep(Duration::from_millis(300));
-        let closed: Vec<String> = ["fe", "t2", "t3"]
-            .iter()
-            .map(|t| masked(&cli(&sock, &format!("show table {t}"))))
-            .collect();
-        results.push((which, seen, open, closed));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+                sock = sock.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let mut c = HttpConn::connect_from(Some(Ipv4Addr::new(127, 0, 0, 4)), fport).unwrap();
+            let mut seen = Vec::new();
+            for p in ["/", "/gpt", "/status/500", "/status/404", "/show"] {
+                let r = c.get(p).unwrap();
+                seen.push(format!("{} {}", r.status, r.body_str()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let open: Vec<String> = ["fe", "t2", "t3"]
+                .iter()
+                .map(|t| masked(&cli(sock, &format!("show table {t}"))))
+                .collect();
+            drop(c);
+            std::thread::sleep(Duration::from_millis(300));
+            let closed: Vec<String> = ["fe", "t2", "t3"]
+                .iter()
+                .map(|t| masked(&cli(sock, &format!("show table {t}"))))
+                .collect();
+            (which, seen, open, closed)
+        },
+    );
     let rh = &results[0];
     assert!(rh.2[0].contains("gpt0=7"), "{}", rh.2[0]);
     assert!(rh.3[0].contains("conn_cur=0"), "{}", rh.3[0]);
@@ -302,18 +314,18 @@ backend be
 /// for each client as HAProxy, and the same table contents (`server_id`, `server_key`).
 #[test]
 fn stick_rules_keep_each_client_on_its_server() {
-    let mut results = Vec::new();
-    for which in Impl::all("stick_rules_keep_each_client_on_its_server") {
-        let dir = TempDir::new("stick-on");
-        let ports = free_ports(6);
-        let (tport, hport) = (ports[0], ports[1]);
-        let _t1 = Backend::start("t1", ports[2], Behavior::LineEcho);
-        let _t2 = Backend::start("t2", ports[3], Behavior::LineEcho);
-        let _h1 = Backend::start("h1", ports[4], Behavior::Http);
-        let _h2 = Backend::start("h2", ports[5], Behavior::Http);
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "stick_rules_keep_each_client_on_its_server",
+        "stick-on",
+        |which, dir, sock| {
+            let ports = free_ports(6);
+            let (tport, hport) = (ports[0], ports[1]);
+            let _t1 = Backend::start("t1", ports[2], Behavior::LineEcho);
+            let _t2 = Backend::start("t2", ports[3], Behavior::LineEcho);
+            let _h1 = Backend::start("h1", ports[4], Behavior::Http);
+            let _h2 = Backend::start("h2", ports[5], Behavior::Http);
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
 defaults
@@ -339,46 +351,44 @@ listen http_in
 backend users
     stick-table type string len 16 size 100 expire 30m store http_req_cnt
 "#,
-            sock = sock.display(),
-            t1 = ports[2],
-            t2 = ports[3],
-            h1 = ports[4],
-            h2 = ports[5],
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[tport, hport]);
-        let mut seen = Vec::new();
-        // Three clients, then each again twice: round robin first, then their server.
-        for round in 0..3 {
-            for c in [5u8, 6, 7] {
-                let mut s = connect_from(Some(Ipv4Addr::new(127, 0, 0, c)), tport).unwrap();
-                s.set_read_timeout(Some(SOON)).unwrap();
-                let mut buf = [0u8; 64];
-                let n = s.read(&mut buf).unwrap_or(0);
-                seen.push(format!(
-                    "tcp r{round} .{c} {}",
-                    String::from_utf8_lossy(&buf[..n]).trim()
-                ));
+                sock = sock.display(),
+                t1 = ports[2],
+                t2 = ports[3],
+                h1 = ports[4],
+                h2 = ports[5],
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[tport, hport]);
+            let mut seen = Vec::new();
+            // Three clients, then each again twice: round robin first, then their server.
+            for round in 0..3 {
+                for c in [5u8, 6, 7] {
+                    let mut s = connect_from(Some(Ipv4Addr::new(127, 0, 0, c)), tport).unwrap();
+                    s.set_read_timeout(Some(SOON)).unwrap();
+                    let mut buf = [0u8; 64];
+                    let n = s.read(&mut buf).unwrap_or(0);
+                    seen.push(format!(
+                        "tcp r{round} .{c} {}",
+                        String::from_utf8_lossy(&buf[..n]).trim()
+                    ));
+                }
             }
-        }
-        for round in 0..3 {
-            for u in ["ann", "bob", "cyd"] {
-                let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nX-User: {u}\r\n\r\n");
-                let r = http_once(hport, &raw).unwrap();
-                seen.push(format!("http r{round} {u} {} {}", r.status, r.body_str()));
+            for round in 0..3 {
+                for u in ["ann", "bob", "cyd"] {
+                    let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nX-User: {u}\r\n\r\n");
+                    let r = http_once(hport, &raw).unwrap();
+                    seen.push(format!("http r{round} {u} {} {}", r.status, r.body_str()));
+                }
+                let r = http_once(hport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                seen.push(format!("http r{round} anon {} {}", r.status, r.body_str()));
             }
-            let r = http_once(hport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            seen.push(format!("http r{round} anon {} {}", r.status, r.body_str()));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let tables = (
-            masked(&cli(&sock, "show table tcp_in")),
-            masked(&cli(&sock, "show table users")),
-        );
-        results.push((which, seen, tables));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+            std::thread::sleep(Duration::from_millis(200));
+            let tables = (
+                masked(&cli(sock, "show table tcp_in")),
+                masked(&cli(sock, "show table users")),
+            );
+            (which, seen, tables)
+        },
+    );
     let rh = &results[0];
     // rhaproxy alone: each TCP client stays on the server of its first connection.
     for c in [".5", ".6", ".7"] {
@@ -403,15 +413,15 @@ backend users
 /// started on the response, which counts the request and its status at once.
 #[test]
 fn response_rules_count_as_haproxy_does() {
-    let mut results = Vec::new();
-    for which in Impl::all("response_rules_count_as_haproxy_does") {
-        let dir = TempDir::new("stick-res");
-        let ports = free_ports(2);
-        let (fport, bport) = (ports[0], ports[1]);
-        let _srv = Backend::start("s1", bport, Behavior::Http);
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "response_rules_count_as_haproxy_does",
+        "stick-res",
+        |which, dir, sock| {
+            let ports = free_ports(2);
+            let (fport, bport) = (ports[0], ports[1]);
+            let _srv = Backend::start("s1", bport, Behavior::Http);
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
 defaults
@@ -431,32 +441,30 @@ backend t4
 backend be
     server s1 127.0.0.1:{bport}
 "#,
-            sock = sock.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
-        let mut c = HttpConn::connect_from(Some(Ipv4Addr::new(127, 0, 0, 8)), fport).unwrap();
-        let mut seen = Vec::new();
-        for p in [
-            "/",
-            "/status/404",
-            "/status/404",
-            "/status/503",
-            "/status/501",
-            "/",
-        ] {
-            seen.push(c.get(p).unwrap().status);
-        }
-        drop(c);
-        std::thread::sleep(Duration::from_millis(200));
-        let tables = (
-            masked(&cli(&sock, "show table fe")),
-            masked(&cli(&sock, "show table t4")),
-        );
-        results.push((which, seen, tables));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+                sock = sock.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let mut c = HttpConn::connect_from(Some(Ipv4Addr::new(127, 0, 0, 8)), fport).unwrap();
+            let mut seen = Vec::new();
+            for p in [
+                "/",
+                "/status/404",
+                "/status/404",
+                "/status/503",
+                "/status/501",
+                "/",
+            ] {
+                seen.push(c.get(p).unwrap().status);
+            }
+            drop(c);
+            std::thread::sleep(Duration::from_millis(200));
+            let tables = (
+                masked(&cli(sock, "show table fe")),
+                masked(&cli(sock, "show table t4")),
+            );
+            (which, seen, tables)
+        },
+    );
     let rh = &results[0];
     assert!(rh.2.0.contains("gpc0=2"), "{}", rh.2.0);
     if let Some(ha) = results.get(1) {
@@ -514,14 +522,14 @@ fn table_commands_answer_as_haproxy_does() {
         ("admin", "clear table f"),
         ("admin", "show table f"),
     ];
-    let mut results = Vec::new();
-    for which in Impl::all("table_commands_answer_as_haproxy_does") {
-        let dir = TempDir::new("stick-cli");
-        let port = free_ports(1)[0];
-        let admin = dir.0.join("admin.sock");
-        let user = dir.0.join("user.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "table_commands_answer_as_haproxy_does",
+        "stick-cli",
+        |which, dir, admin| {
+            let port = free_ports(1)[0];
+            let user = dir.0.join("user.sock");
+            let cfg = format!(
+                r#"
 global
     stats socket {admin} level admin
     stats socket {user} level user
@@ -537,25 +545,20 @@ frontend f
 backend g
     stick-table type string len 8 size 10 store gpc(2),gpt(2)
 "#,
-            admin = admin.display(),
-            user = user.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[port]);
-        let out: Vec<String> = cmds
-            .iter()
-            .map(|(lvl, c)| {
-                let s = if *lvl == "admin" { &admin } else { &user };
-                format!("{lvl}> {c}\n{}", masked(&cli(s, c)))
-            })
-            .collect();
-        results.push((which, out));
-    }
-    for r in &results {
-        println!("{:?}:", r.0);
-        for l in &r.1 {
-            println!("{l}");
-        }
-    }
+                admin = admin.display(),
+                user = user.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[port]);
+            let out: Vec<String> = cmds
+                .iter()
+                .map(|(lvl, c)| {
+                    let s: &Path = if *lvl == "admin" { admin } else { &user };
+                    format!("{lvl}> {c}\n{}", masked(&cli(s, c)))
+                })
+                .collect();
+            (which, out)
+        },
+    );
     let rh = &results[0];
     assert!(
         rh.1[6].contains("key=1.2.3.4") && rh.1[6].contains("gpc0=5"),
@@ -573,14 +576,14 @@ backend g
 /// tracked as `SECTION/TABLE`, listed by `show table` among the proxies' tables.
 #[test]
 fn local_peers_section_tables_work_as_in_haproxy() {
-    let mut results = Vec::new();
-    for which in Impl::all("local_peers_section_tables_work_as_in_haproxy") {
-        let dir = TempDir::new("stick-peers");
-        let ports = free_ports(2);
-        let (fport, peer_port) = (ports[0], ports[1]);
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "local_peers_section_tables_work_as_in_haproxy",
+        "stick-peers",
+        |which, dir, sock| {
+            let ports = free_ports(2);
+            let (fport, peer_port) = (ports[0], ports[1]);
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
     localpeer me
@@ -600,25 +603,23 @@ frontend f
     http-request sc-inc-gpc0(1)
     http-request return status 200 content-type text/plain lf-string "n=%[sc0_http_req_cnt] g=%[sc1_get_gpc0] c=%[src,table_conn_cnt(p/t)]"
 "#,
-            sock = sock.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
-        let mut seen = Vec::new();
-        for _ in 0..3 {
-            let r = http_once(fport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            seen.push(format!("{} {}", r.status, r.body_str()));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let tables = (
-            cli(&sock, "show table"),
-            masked(&cli(&sock, "show table p/t")),
-            masked(&cli(&sock, "show table f")),
-        );
-        results.push((which, seen, tables));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+                sock = sock.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                let r = http_once(fport, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                seen.push(format!("{} {}", r.status, r.body_str()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let tables = (
+                cli(sock, "show table"),
+                masked(&cli(sock, "show table p/t")),
+                masked(&cli(sock, "show table f")),
+            );
+            (which, seen, tables)
+        },
+    );
     let rh = &results[0];
     assert_eq!(
         rh.1.last().map(String::as_str),
@@ -637,13 +638,13 @@ frontend f
 /// its advice to track at the session level).
 #[test]
 fn failed_requests_count_on_session_trackers() {
-    let mut results = Vec::new();
-    for which in Impl::all("failed_requests_count_on_session_trackers") {
-        let dir = TempDir::new("stick-bad");
-        let fport = free_ports(1)[0];
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "failed_requests_count_on_session_trackers",
+        "stick-bad",
+        |which, dir, sock| {
+            let fport = free_ports(1)[0];
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
 defaults
@@ -658,39 +659,37 @@ frontend f
     tcp-request session track-sc0 src
     http-request return status 200
 "#,
-            sock = sock.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
-        let send = |data: &[u8], shut: bool| {
-            let mut s = connect_from(None, fport).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            s.write_all(data).unwrap();
-            if shut {
-                s.shutdown(std::net::Shutdown::Write).unwrap();
-            }
-            let mut out = Vec::new();
-            let _ = s.read_to_end(&mut out);
-            String::from_utf8_lossy(&out)
-                .lines()
-                .filter(|l| l.starts_with("HTTP/"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let seen = vec![
-            send(
-                b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /a b c HTTP/1.1\r\n\r\n",
-                false,
-            ),
-            send(b"GET / HT", true),
-            send(b"", true),
-        ];
-        std::thread::sleep(Duration::from_millis(300));
-        let table = masked(&cli(&sock, "show table f"));
-        results.push((which, seen, table));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+                sock = sock.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let send = |data: &[u8], shut: bool| {
+                let mut s = connect_from(None, fport).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                s.write_all(data).unwrap();
+                if shut {
+                    s.shutdown(std::net::Shutdown::Write).unwrap();
+                }
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out);
+                String::from_utf8_lossy(&out)
+                    .lines()
+                    .filter(|l| l.starts_with("HTTP/"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let seen = vec![
+                send(
+                    b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /a b c HTTP/1.1\r\n\r\n",
+                    false,
+                ),
+                send(b"GET / HT", true),
+                send(b"", true),
+            ];
+            std::thread::sleep(Duration::from_millis(300));
+            let table = masked(&cli(sock, "show table f"));
+            (which, seen, table)
+        },
+    );
     let rh = &results[0];
     assert!(rh.2.contains("http_req_cnt=4 http_err_cnt=3"), "{}", rh.2);
     if let Some(ha) = results.get(1) {
@@ -703,13 +702,13 @@ frontend f
 /// `sc-set-gpt0` falling back to `gpt[0]`, and the array fetches and converters.
 #[test]
 fn array_counters_work_as_in_haproxy() {
-    let mut results = Vec::new();
-    for which in Impl::all("array_counters_work_as_in_haproxy") {
-        let dir = TempDir::new("stick-arr");
-        let fport = free_ports(1)[0];
-        let sock = dir.0.join("admin.sock");
-        let cfg = format!(
-            r#"
+    let results = each_impl(
+        "array_counters_work_as_in_haproxy",
+        "stick-arr",
+        |which, dir, sock| {
+            let fport = free_ports(1)[0];
+            let cfg = format!(
+                r#"
 global
     stats socket {sock} level admin
 defaults
@@ -727,21 +726,19 @@ frontend f
     http-request sc-set-gpt0(0) -1 if {{ path /zero }}
     http-request return status 200 content-type text/plain lf-string "g1=%[sc_get_gpc(1,0)] r1=%[sc_gpc_rate(1,0)] t1=%[sc_get_gpt(1,0)] t0=%[sc0_get_gpt0] s1=%[src_get_gpc(1,f)] c1=%[src,table_gpc(1,f)] cr=%[src,table_gpc_rate(1,f)] i2=%[sc_inc_gpc(2,0)] x2=%[sc_clr_gpc(2,0)] g0=%[sc_get_gpc0(0)] o=%[sc_get_gpc(5,0)]"
 "#,
-            sock = sock.display()
-        );
-        let _p = ProxyProc::start(which, &dir, &cfg, &[fport]);
-        let mut seen = Vec::new();
-        for p in ["/", "/zero", "/"] {
-            let r = http_once(fport, &format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
-            seen.push(format!("{} {}", r.status, r.body_str()));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let table = masked(&cli(&sock, "show table f"));
-        results.push((which, seen, table));
-    }
-    for r in &results {
-        println!("{:?}:\n{:#?}", r.0, r);
-    }
+                sock = sock.display()
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let mut seen = Vec::new();
+            for p in ["/", "/zero", "/"] {
+                let r = http_once(fport, &format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
+                seen.push(format!("{} {}", r.status, r.body_str()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let table = masked(&cli(sock, "show table f"));
+            (which, seen, table)
+        },
+    );
     let rh = &results[0];
     assert!(rh.1[2].contains("g1=3"), "{:?}", rh.1);
     if let Some(ha) = results.get(1) {
