@@ -297,9 +297,10 @@ pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>)
         StkWhat::Trackers | StkWhat::Data(_) | StkWhat::Kbytes { .. } | StkWhat::Arr { .. } => {
             read(t, entry.as_deref(), what)
         }
-        StkWhat::IncArr(idx) => {
+        StkWhat::IncArr(_) | StkWhat::IncGpc(_) => {
             let e = match (from, entry) {
                 (_, Some(e)) => e,
+                // `src_inc_gpc*` creates the entry.
                 (StkFrom::Src, None) => {
                     let src = ctx
                         .src
@@ -308,24 +309,14 @@ pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>)
                 }
                 _ => return None,
             };
-            int(e.inc_gpc(t, idx as usize)?)
+            let v = match what {
+                StkWhat::IncArr(idx) => e.inc_gpc(t, idx as usize),
+                StkWhat::IncGpc(w) => e.inc_gpc01(t, w).or_else(|| e.inc_gpc(t, w as usize)),
+                _ => None,
+            };
+            int(v?)
         }
         StkWhat::ClrArr(idx) => int(entry?.clr_gpc(t, idx as usize)?),
-        StkWhat::IncGpc(w) => {
-            let e = match (from, entry) {
-                (_, Some(e)) => e,
-                // `src_inc_gpc0` creates the entry.
-                (StkFrom::Src, None) => {
-                    let src = ctx
-                        .src
-                        .map(|a| Sample::Ip(crate::acl::fetch::unmap(a.ip())))?;
-                    t.get_or_create(&t.key_of(&src)?)?
-                }
-                _ => return None,
-            };
-            let v = e.inc_gpc01(t, w).or_else(|| e.inc_gpc(t, w as usize))?;
-            int(v)
-        }
         StkWhat::ClrGpc(w) => {
             let e = entry?;
             int(e.clr_gpc01(t, w)?)

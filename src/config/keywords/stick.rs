@@ -418,27 +418,28 @@ pub fn parse_stk_action(
         };
         let slot = slot_of(ctx, prefix, n.trim(), false)?;
         StkAction::IncGpc { idx, slot }
-    } else if let Some(n) = inner(act, "sc-set-gpt").filter(|n| n.contains(',')) {
-        let (idx, n) = n.split_once(',').unwrap_or(("", ""));
-        let Ok(idx) = idx.trim().parse::<u32>() else {
-            ctx.alert(format!("{prefix} : invalid gpt ID '{idx}'."));
-            return None;
+    } else if let Some(n) = inner(act, "sc-set-gpt0").or_else(|| inner(act, "sc-set-gpt")) {
+        // `sc-set-gpt0(N)` (N may be left out) or `sc-set-gpt(IDX,N)`.
+        let array = !act.starts_with("sc-set-gpt0");
+        let (idx, n) = match n.split_once(',') {
+            Some((i, n)) if array => (Some(i), n),
+            _ => (None, n.as_str()),
         };
-        let slot = slot_of(ctx, prefix, n.trim(), false)?;
-        let Some(v) = args.first() else {
-            ctx.unsupported_arg(rule, &format!("{act} without a value"));
-            return None;
+        let idx = match idx.map(|i| i.trim().parse::<u32>()) {
+            Some(Ok(i)) => Some(i),
+            Some(Err(_)) | None if array => {
+                ctx.alert(format!(
+                    "{prefix} : invalid gpt ID '{}'.",
+                    idx.unwrap_or("")
+                ));
+                return None;
+            }
+            _ => None,
         };
-        let value = expr(ctx, prefix, v)?;
-        if let Some(w) = args.get(1) {
-            return Some(Err(w.clone()));
-        }
-        return Some(Ok(StkAction::SetGpt { idx, slot, value }));
-    } else if let Some(n) = inner(act, "sc-set-gpt0") {
         let slot = if n.is_empty() {
             0
         } else {
-            slot_of(ctx, prefix, &n, false)?
+            slot_of(ctx, prefix, n.trim(), false)?
         };
         let Some(v) = args.first() else {
             ctx.unsupported_arg(rule, &format!("{act} without a value"));
@@ -448,7 +449,10 @@ pub fn parse_stk_action(
         if let Some(w) = args.get(1) {
             return Some(Err(w.clone()));
         }
-        return Some(Ok(StkAction::SetGpt0 { slot, value }));
+        return Some(Ok(match idx {
+            Some(idx) => StkAction::SetGpt { idx, slot, value },
+            None => StkAction::SetGpt0 { slot, value },
+        }));
     } else {
         ctx.unsupported_arg(rule, act);
         return None;
