@@ -746,3 +746,70 @@ frontend f
         assert_eq!(rh.2, ha.2, "tables differ");
     }
 }
+
+/// Application-cookie persistence, the pattern that replaced `appsession`: the server's
+/// session cookie is learnt from the response (`stick store-response res.cook(NAME)`) and
+/// followed in later requests (`stick match req.cook(NAME)`).
+#[test]
+fn store_response_learns_the_application_cookie() {
+    let ports = free_ports(2);
+    let _s1 = Backend::start("s1", ports[0], Behavior::Http);
+    let _s2 = Backend::start("s2", ports[1], Behavior::Http);
+    let results = each_impl(
+        "store_response_learns_the_application_cookie",
+        "stick-app",
+        |which, dir, sock| {
+            let fport = free_ports(1)[0];
+            let cfg = format!(
+                r#"
+global
+    stats socket {sock} level admin
+defaults
+    mode http
+    timeout client 5s
+    timeout server 5s
+    timeout connect 5s
+listen app
+    bind 127.0.0.1:{fport}
+    balance roundrobin
+    stick-table type string len 32 size 1k expire 30m
+    stick store-response res.cook(JSESSIONID)
+    stick match req.cook(JSESSIONID)
+    server s1 127.0.0.1:{p1}
+    server s2 127.0.0.1:{p2}
+"#,
+                sock = sock.display(),
+                p1 = ports[0],
+                p2 = ports[1],
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let get = |extra: &str| {
+                let r = http_once(
+                    fport,
+                    &format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"),
+                )
+                .unwrap();
+                format!("{} {}", r.status, r.body_str())
+            };
+            let mut seen = vec![
+                get("X-Reply-Header: Set-Cookie: JSESSIONID=aaa; path=/\r\n"),
+                get("X-Reply-Header: Set-Cookie: JSESSIONID=bbb; path=/\r\n"),
+            ];
+            for c in ["aaa", "bbb", "aaa", "bbb", "ccc"] {
+                seen.push(get(&format!("Cookie: JSESSIONID={c}\r\n")));
+            }
+            seen.push(get(""));
+            std::thread::sleep(Duration::from_millis(200));
+            (which, seen, masked(&cli(sock, "show table app")))
+        },
+    );
+    let rh = &results[0];
+    assert_eq!(
+        rh.1[2..6],
+        [&rh.1[0], &rh.1[1], &rh.1[0], &rh.1[1]].map(|s| s.clone())
+    );
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "servers differ from HAProxy's");
+        assert_eq!(rh.2, ha.2, "tables differ");
+    }
+}

@@ -97,6 +97,8 @@ pub enum Fetch {
     UrlParam(Option<String>, Option<u8>),
     /// `req.cook(NAME)`
     ReqCook(Option<String>),
+    /// `res.cook(NAME)`: the value of cookie NAME in the response's `Set-Cookie` headers.
+    ResCook(Option<String>),
     ReqCookCnt(Option<String>),
     ReqCookVal(Option<String>),
     /// `req.len`: bytes waiting in the request buffer (TCP content inspection).
@@ -202,7 +204,7 @@ impl Fetch {
             | TableCnt(_)
             | TableAvl(_) => Needs::L4,
             Status | ResVer | ResHdr(..) | ResFhdr(..) | ResHdrCnt(_) | ResHdrVal(..)
-            | ResHdrIp(..) => Needs::Response,
+            | ResHdrIp(..) | ResCook(_) => Needs::Response,
             _ => Needs::Request,
         }
     }
@@ -404,6 +406,7 @@ pub fn parse_fetch(name: &str, args: &Option<Vec<String>>) -> Result<Fetch, Fetc
         "req.hdr_ip" | "hdr_ip" => ReqHdrIp(need_name(name, args)?, occ(a1())?),
         "url_param" | "urlp" => UrlParam(name_arg(args), a1().and_then(|d| d.bytes().next())),
         "req.cook" | "cook" => ReqCook(name_arg(args)),
+        "res.cook" | "scook" => ResCook(name_arg(args)),
         "req.cook_cnt" | "cook_cnt" => ReqCookCnt(name_arg(args)),
         "req.cook_val" | "cook_val" => ReqCookVal(name_arg(args)),
         "req.len" | "req_len" => ReqLen,
@@ -588,9 +591,11 @@ impl SampleExpr {
     pub fn value(&self, ctx: &SampleCtx) -> Option<Sample> {
         let mut v = fetch_all(&self.fetch, ctx);
         let s = match &self.fetch {
-            Fetch::ReqHdr(..) | Fetch::ResHdr(..) | Fetch::ReqFhdr(..) | Fetch::ResFhdr(..) => {
-                v.pop()
-            }
+            Fetch::ReqHdr(..)
+            | Fetch::ResHdr(..)
+            | Fetch::ReqFhdr(..)
+            | Fetch::ResFhdr(..)
+            | Fetch::ResCook(_) => v.pop(),
             _ => v.into_iter().next(),
         }?;
         self.convs.iter().try_fold(s, |s, c| c.apply_in(s, ctx))
@@ -762,6 +767,24 @@ fn cookies(ctx: &SampleCtx, name: Option<&str>) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
+/// The values of cookie `name` (every cookie without a name) set by the response: each
+/// `Set-Cookie` header sets one, its attributes after the first `;`.
+fn set_cookies(ctx: &SampleCtx, name: Option<&str>) -> Option<Vec<Vec<u8>>> {
+    let h = headers_of(ctx, true)?;
+    let mut out = Vec::new();
+    for v in hdr_values(h, Some("set-cookie")) {
+        let first = v.split(|&c| c == b';').next().unwrap_or(&[]);
+        let Some(i) = first.iter().position(|&c| c == b'=') else {
+            continue;
+        };
+        let (n, val) = (trim(&first[..i]), trim(&first[i + 1..]));
+        if name.is_none_or(|want| n == want.as_bytes()) {
+            out.push(val.to_vec());
+        }
+    }
+    Some(out)
+}
+
 fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
     use Fetch::*;
     let strs = |v: Option<Vec<Vec<u8>>>| -> Vec<Sample> {
@@ -910,6 +933,7 @@ fn fetch_all(f: &Fetch, ctx: &SampleCtx) -> Vec<Sample> {
                 })
         })),
         ReqCook(n) => strs(cookies(ctx, n.as_deref())),
+        ResCook(n) => strs(set_cookies(ctx, n.as_deref())),
         ReqCookCnt(n) => one(cookies(ctx, n.as_deref()).map(|v| Sample::Int(v.len() as i64))),
         ReqCookVal(n) => cookies(ctx, n.as_deref())
             .unwrap_or_default()

@@ -1225,9 +1225,12 @@ pub enum StickKind {
     StoreRequest,
     /// `stick on`: both.
     On,
+    /// `stick store-response`: the key (from the response) is stored with the server that
+    /// answered.
+    StoreResponse,
 }
 
-/// `stick match|on|store-request EXPR [table T] [if|unless COND]`.
+/// `stick match|on|store-request|store-response EXPR [table T] [if|unless COND]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StickRule {
     pub kind: StickKind,

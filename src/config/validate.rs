@@ -488,10 +488,13 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
         for r in &p.stick_rules {
             let t = r.table.as_deref().unwrap_or_default();
             if !tables.contains(t) {
-                // (`store table` is the word of `stick store-response`, refused at parse time.)
+                let what = match r.kind {
+                    StickKind::StoreResponse => "store table",
+                    _ => "stick-table",
+                };
                 diags.alert(
                     None,
-                    format!("Proxy '{}': unable to find stick-table '{t}'.", p.name),
+                    format!("Proxy '{}': unable to find {what} '{t}'.", p.name),
                 );
             }
         }

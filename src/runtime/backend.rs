@@ -197,6 +197,8 @@ pub struct Backend {
     /// `option prefer-last-server`: a request goes to the server of the session's idle
     /// connection when it is usable.
     pub prefer_last: bool,
+    /// The backend has `stick store-response` rules.
+    pub stores_response: bool,
     /// `http-reuse`.
     pub reuse: super::srvpool::ReuseMode,
     /// The balancing algorithm lets a session go back to its last server (not hashing).
@@ -497,6 +499,10 @@ impl Backend {
             ctr: Default::default(),
             persist: super::persist::Persist::build(p),
             prefer_last,
+            stores_response: p
+                .stick_rules
+                .iter()
+                .any(|r| r.kind == crate::config::ir::StickKind::StoreResponse),
             srv_tcpka: p.option("srvtcpka") || p.option("tcpka"),
             nolinger: p.option("nolinger"),
             abortonclose: p.option("abortonclose"),

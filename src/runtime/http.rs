@@ -1987,6 +1987,22 @@ async fn exchange(
             let (name, len) = &c.value;
             txn.cookie_res = super::persist::capture_response(&resp.headers, name, *len);
         }
+        // `stick store-response`, before the response rules (HAProxy's analyser order).
+        if let (true, Some(srv)) = (be.stores_response, txn.cs.server) {
+            let g = txn
+                .vars
+                .as_ref()
+                .map(|v| v.lock().unwrap_or_else(|e| e.into_inner()));
+            let c = super::rules::ctx(
+                fe,
+                &txn.acc,
+                Some(&be.name),
+                None,
+                Some(&resp),
+                g.as_deref(),
+            );
+            super::stkctr::stick_response(be, &c, srv);
+        }
         let verdict = match txn.vars.clone() {
             Some(vars) => {
                 let mut v = vars.lock().unwrap_or_else(|e| e.into_inner());

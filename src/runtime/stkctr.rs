@@ -427,6 +427,9 @@ pub fn stick_request(be: &super::backend::Backend, c: &SampleCtx) -> Sticky {
         let Some(t) = r.table.as_deref().and_then(table) else {
             continue;
         };
+        if r.kind == crate::config::ir::StickKind::StoreResponse {
+            continue;
+        }
         let store = r.kind != crate::config::ir::StickKind::Match;
         if store && out.store.iter().any(|(x, _)| Arc::ptr_eq(x, t)) {
             continue;
@@ -459,6 +462,36 @@ pub fn stick_request(be: &super::backend::Backend, c: &SampleCtx) -> Sticky {
         }
     }
     out
+}
+
+/// `stick store-response` rules once the response head is in (or, in `mode tcp`, once the
+/// server connection is made): the first rule of each table that gives a key stores it with
+/// server `srv`.
+pub fn stick_response(be: &super::backend::Backend, c: &SampleCtx, srv: usize) {
+    let mut done: Vec<&'static Arc<Table>> = Vec::new();
+    for r in &be.proxy.stick_rules {
+        if r.kind != crate::config::ir::StickKind::StoreResponse {
+            continue;
+        }
+        let Some(t) = r.table.as_deref().and_then(table) else {
+            continue;
+        };
+        if done.iter().any(|x| Arc::ptr_eq(x, t)) {
+            continue;
+        }
+        if r.cond.as_ref().is_some_and(|c2| !crate::acl::eval(c2, c)) {
+            continue;
+        }
+        let Some(key) = r.expr.value(c).and_then(|v| t.key_of(&v)) else {
+            continue;
+        };
+        done.push(t);
+        Sticky {
+            server: None,
+            store: vec![(t, key)],
+        }
+        .store(be, srv);
+    }
 }
 
 impl Sticky {

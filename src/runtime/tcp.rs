@@ -253,6 +253,10 @@ async fn setup(
         if let Some(st) = &sticky {
             st.store(&be, s.srv);
         }
+        if be.stores_response {
+            let c = super::rules::ctx(&fe, &acc, Some(&be.name), None, None, None);
+            super::stkctr::stick_response(&be, &c, s.srv);
+        }
     }
     // `option logasap`: logged now, with `+` before `%B %Tt`, and not at the end.
     let asap = fe.log().is_some_and(|l| l.logasap);

@@ -485,16 +485,13 @@ fn expr(ctx: &mut LineCtx, prefix: &str, e: &str) -> Option<SampleExpr> {
     }
 }
 
-/// `stick match|on|store-request EXPR [table T] [if|unless COND]`.
+/// `stick match|on|store-request|store-response EXPR [table T] [if|unless COND]`.
 pub fn p_stick(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let kind = match a.get(1).map(String::as_str).unwrap_or("") {
         "match" => StickKind::Match,
         "on" => StickKind::On,
         "store-request" => StickKind::StoreRequest,
-        "store-response" => {
-            ctx.unsupported_arg("stick", "store-response");
-            return;
-        }
+        "store-response" => StickKind::StoreResponse,
         _ => {
             ctx.alert("'stick' expects 'on', 'match', or 'store'.");
             return;
@@ -516,7 +513,7 @@ pub fn p_stick(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             return;
         }
     };
-    if expr.fetch.needs() == Needs::Response {
+    if expr.fetch.needs() == Needs::Response && kind != StickKind::StoreResponse {
         ctx.alert(format!(
             "'stick': fetch method '{}' extracts information from 'HTTP response headers', none of which is available during request.",
             expr.name
@@ -552,7 +549,9 @@ pub fn p_stick(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
                         let (f, l) = (ctx.loc.file.clone(), ctx.loc.line);
                         ctx.diags.warning(Some((&f, l)), w);
                     }
-                    super::rules::warn_never_match_stick(ctx, p, &c);
+                    if kind != StickKind::StoreResponse {
+                        super::rules::warn_never_match_stick(ctx, p, &c);
+                    }
                     Some(c)
                 }
                 Err(e) => {
