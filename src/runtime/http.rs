@@ -782,9 +782,13 @@ pub fn session(
         be.cum_conns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    // The connection rules' variables carry only their stick counters: kept when there are
+    // some, or when request rules need the variables anyway.
     let vars = match vars {
-        Some(v) => Some(Arc::new(std::sync::Mutex::new(*v))),
-        None => fe.rules.any_http.then(Arc::default),
+        Some(v) if fe.rules.any_http || !v.stk.is_empty() => {
+            Some(Arc::new(std::sync::Mutex::new(*v)))
+        }
+        _ => fe.rules.any_http.then(Arc::default),
     };
     let c = ClientConn {
         fe,
