@@ -813,3 +813,57 @@ listen app
         assert_eq!(rh.2, ha.2, "tables differ");
     }
 }
+
+/// `table_expire` and `table_idle`: the time left and the time since the last update of the
+/// sample's entry, the default without one, 0 in a table without `expire`. Times are compared
+/// in buckets (near the full `expire`, near 0), the rest exactly.
+#[test]
+fn table_expire_and_idle_work_as_in_haproxy() {
+    let results = each_impl(
+        "table_expire_and_idle_work_as_in_haproxy",
+        "stick-exp",
+        |which, dir, _| {
+            let fport = free_ports(1)[0];
+            let cfg = format!(
+                r#"
+defaults
+    mode http
+    timeout client 2s
+    timeout server 2s
+    timeout connect 2s
+frontend f
+    bind 127.0.0.1:{fport}
+    stick-table type ip size 10 expire 30s store http_req_cnt
+    http-request track-sc0 src if {{ path /track }}
+    http-request track-sc1 src table g if {{ path /track }}
+    http-request return status 200 content-type text/plain lf-string "e=%[src,table_expire(f)] i=%[src,table_idle(f)] ed=%[src,table_expire(f,-7)] id=%[src,table_idle(f,-9)] ne=%[src,table_expire(g)] ni=%[src,table_idle(g,5)]"
+backend g
+    stick-table type ip size 10 store http_req_cnt
+"#
+            );
+            let _p = ProxyProc::start(which, dir, &cfg, &[fport]);
+            let bucket = |w: &str| -> String {
+                let (k, v) = w.split_once('=').unwrap_or((w, ""));
+                let b = match v.parse::<i64>() {
+                    Ok(n) if (29_000..=30_000).contains(&n) => "FULL".to_string(),
+                    Ok(n) if (1..1_000).contains(&n) && !k.starts_with('n') => "SOON".to_string(),
+                    _ => v.to_string(),
+                };
+                format!("{k}={b}")
+            };
+            let mut seen = Vec::new();
+            for p in ["/", "/track", "/"] {
+                let r = http_once(fport, &format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
+                let body = r.body_str();
+                seen.push(body.split(' ').map(bucket).collect::<Vec<_>>().join(" "));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (which, seen)
+        },
+    );
+    let rh = &results[0];
+    assert_eq!(rh.1[0], "e= i= ed=-7 id=-9 ne= ni=5", "{:?}", rh.1);
+    if let Some(ha) = results.get(1) {
+        assert_eq!(rh.1, ha.1, "answers differ from HAProxy's");
+    }
+}

@@ -44,6 +44,13 @@ pub enum Conv {
     Map(Arc<MapFile>),
     /// `in_table([T])`: whether the sample is a key of table T.
     InTable(Option<String>),
+    /// `table_expire(T[,DEFAULT])` / `table_idle(T[,DEFAULT])`: milliseconds before the
+    /// sample's entry expires / since it was updated; DEFAULT (or no sample) without entry.
+    TableTime {
+        idle: bool,
+        table: Option<String>,
+        default: Option<i64>,
+    },
     /// `table_X([T])`: what the entry of the sample in table T holds (0 when absent).
     Table {
         what: super::stk_fetch::StkWhat,
@@ -85,6 +92,18 @@ impl PartialEq for Conv {
             (UrlDec { form: a }, UrlDec { form: b }) => a == b,
             (Map(a), Map(b)) => a.path == b.path && a.method == b.method && a.out == b.out,
             (InTable(a), InTable(b)) => a == b,
+            (
+                TableTime {
+                    idle: a,
+                    table: b,
+                    default: c,
+                },
+                TableTime {
+                    idle: d,
+                    table: e,
+                    default: f,
+                },
+            ) => a == d && b == e && c == f,
             (Table { what: a, table: b }, Table { what: c, table: d }) => a == c && b == d,
             _ => false,
         }
@@ -156,6 +175,17 @@ pub fn parse(name: &str, args: &[String], kw: &str) -> Result<Option<Conv>, Fetc
         })),
         _ if name == "map" || name.starts_with("map_") => parse_map(name, args, kw).map(Some),
         "in_table" => Ok(Some(Conv::InTable(args.first().cloned()))),
+        "table_expire" | "table_idle" => {
+            let default = match args.get(1) {
+                Some(_) => Some(int_arg(name, 2, args.get(1)).map_err(h)?),
+                None => None,
+            };
+            Ok(Some(Conv::TableTime {
+                idle: name == "table_idle",
+                table: args.first().cloned(),
+                default,
+            }))
+        }
         _ if name.starts_with("table_") => {
             let what = match &name[6..] {
                 "trackers" => super::stk_fetch::StkWhat::Trackers,
@@ -277,6 +307,7 @@ impl Conv {
             Conv::Length => Some(SmpType::Int),
             Conv::Map(m) => Some(m.out),
             Conv::InTable(_) => Some(SmpType::Bool),
+            Conv::TableTime { .. } => Some(SmpType::Int),
             Conv::Table { .. } => Some(SmpType::Int),
             _ => Some(SmpType::Str),
         }
@@ -289,6 +320,16 @@ impl Conv {
             Conv::InTable(t) => {
                 crate::runtime::stkctr::table_conv(&s, None, t.as_deref().unwrap_or(ctx.fe_name))
             }
+            Conv::TableTime {
+                idle,
+                table,
+                default,
+            } => crate::runtime::stkctr::table_time(
+                &s,
+                *idle,
+                table.as_deref().unwrap_or(ctx.fe_name),
+                *default,
+            ),
             Conv::Table { what, table } => crate::runtime::stkctr::table_conv(
                 &s,
                 Some(*what),
@@ -303,6 +344,13 @@ impl Conv {
         Some(match self {
             Conv::InTable(t) => {
                 return crate::runtime::stkctr::table_conv(&s, None, t.as_deref()?);
+            }
+            Conv::TableTime {
+                idle,
+                table,
+                default,
+            } => {
+                return crate::runtime::stkctr::table_time(&s, *idle, table.as_deref()?, *default);
             }
             Conv::Table { what, table } => {
                 return crate::runtime::stkctr::table_conv(&s, Some(*what), table.as_deref()?);

@@ -189,6 +189,14 @@ pub fn conv_table(c: &super::fetch::Conv) -> Option<(String, &str)> {
     use super::fetch::Conv;
     match c {
         Conv::InTable(Some(t)) => Some(("in_table".into(), t.as_str())),
+        Conv::TableTime {
+            idle,
+            table: Some(t),
+            ..
+        } => Some((
+            if *idle { "table_idle" } else { "table_expire" }.into(),
+            t.as_str(),
+        )),
         Conv::Table {
             what,
             table: Some(t),

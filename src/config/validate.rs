@@ -670,6 +670,9 @@ fn default_tables(p: &mut Proxy) {
         crate::acl::fetch::Conv::InTable(t @ None)
         | crate::acl::fetch::Conv::Table {
             table: t @ None, ..
+        }
+        | crate::acl::fetch::Conv::TableTime {
+            table: t @ None, ..
         } => *t = Some(name.clone()),
         _ => {}
     };

@@ -891,6 +891,23 @@ impl Entry {
         self.touch_at(t, now_ms());
     }
 
+    /// `table_expire`: milliseconds before the entry expires (0 in a table without
+    /// `expire`, as HAProxy reports it).
+    pub fn expires_in(&self, t: &Table) -> u64 {
+        match t.expire {
+            Some(_) => self.expire.load(Relaxed).saturating_sub(now_ms()),
+            None => 0,
+        }
+    }
+
+    /// `table_idle`: milliseconds since the entry was last updated (0 without `expire`).
+    pub fn idle(&self, t: &Table) -> u64 {
+        match t.expire {
+            Some(e) => e.saturating_sub(self.expires_in(t)),
+            None => 0,
+        }
+    }
+
     fn touch_at(&self, t: &Table, now: u64) {
         self.expire.store(t.expiry_from(now), Relaxed);
     }

@@ -519,6 +519,17 @@ pub fn table_conv(s: &Sample, what: Option<StkWhat>, name: &str) -> Option<Sampl
     read(t, e.as_deref(), what)
 }
 
+/// `table_expire(T[,DEFAULT])` / `table_idle(T[,DEFAULT])`.
+pub fn table_time(s: &Sample, idle: bool, name: &str, default: Option<i64>) -> Option<Sample> {
+    let t = table(name)?;
+    let v = match t.key_of(s).and_then(|k| t.lookup(&k)) {
+        Some(e) if idle => e.idle(t) as i64,
+        Some(e) => e.expires_in(t) as i64,
+        None => default?,
+    };
+    Some(Sample::Int(v))
+}
+
 /// What entry `e` of table `t` holds for a fetch or a converter: an absent entry reads as 0
 /// (an empty counter, as in HAProxy), a type the table does not store gives no sample;
 /// `gpc0`, `gpc1`, `gpt0` and their rates fall back to the arrays' first elements.
