@@ -960,7 +960,7 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
         }
     };
     let act = a.get(2).map(String::as_str).unwrap_or("");
-    let (args, c) = split_cond(&a[3..]);
+    let (args, c) = split_cond(a.get(3..).unwrap_or(&[]));
     let action = match act {
         "accept" => TcpAction::Accept,
         "reject" => TcpAction::Reject,

@@ -579,6 +579,38 @@ pub fn p_stick(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
 mod tests {
     use super::*;
 
+    /// Truncated stick-counter and tcp-request lines give alerts, never a panic (the
+    /// fuzzer found `tcp-request connection` without an action slicing past the line).
+    #[test]
+    fn truncated_lines_never_panic() {
+        for line in [
+            "tcp-request connection",
+            "tcp-request content",
+            "tcp-request session track-sc0",
+            "tcp-request connection track-sc1 src table",
+            "http-request track-sc2",
+            "http-request sc-set-gpt(1",
+            "http-request sc-set-gpt(,) 1",
+            "http-request sc-inc-gpc(",
+            "http-response track-sc0 res.hdr(x) table",
+            "stick on",
+            "stick on src table",
+            "stick on src if",
+            "stick-table",
+            "stick-table type",
+            "stick-table type string len",
+            "stick-table type ip size 1 store",
+            "stick-table type ip size 1 store gpc(",
+            "stick-table type ip size 1 store gpc_rate(1,",
+        ] {
+            let text = format!("frontend f\n    bind :1\n    {line}\n");
+            let mut d = crate::diag::Diags::captured();
+            if let Ok(mut cfg) = crate::config::parse_str("t.cfg", &text, &mut d) {
+                let _ = crate::config::validate::check(&mut cfg, &mut d);
+            }
+        }
+    }
+
     #[test]
     fn sizes_read_as_haproxy_reads_them() {
         assert_eq!(parse_size("10"), Ok(10));
