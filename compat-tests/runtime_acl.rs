@@ -911,3 +911,95 @@ backend next
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+/// `http-request set-src` behind another proxy: the address in `X-Real-IP` becomes the
+/// client's for the rest of the connection: `src`, the log's `%ci:%cp`, `X-Forwarded-For`,
+/// `balance source`, a stick table keyed on `src`; `set-src-port` changes the port only.
+#[test]
+fn set_src_changes_the_client_address_as_in_haproxy() {
+    let got = differential("set_src_changes_the_client_address_as_in_haproxy", |imp| {
+        let dir = TempDir::new("aclsrc");
+        let p = free_ports(3);
+        let a = Backend::start("a", p[1], Behavior::Http);
+        let b = Backend::start("b", p[2], Behavior::Http);
+        let cfg = format!(
+            "{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    log stdout format raw local0
+    log-format \"%ci:%cp %ST %b/%s\"
+    option forwardfor
+    stick-table type ip size 10 store http_req_cnt
+    http-request set-src hdr(x-real-ip) if {{ hdr(x-real-ip) -m found }}
+    http-request set-src-port int(4242) if {{ path /port }}
+    http-request track-sc0 src
+    http-request set-header X-Seen %[src]:%[src_port]/%[sc0_http_req_cnt]
+    default_backend be
+
+backend be
+    balance source
+    server a 127.0.0.1:{}
+    server b 127.0.0.1:{}
+",
+            p[0], p[1], p[2]
+        );
+        let px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let bes = [&a, &b];
+        let mut out = Vec::new();
+        for (ip, path) in [
+            ("10.1.2.3", "/"),
+            ("10.1.2.3", "/"),
+            ("10.9.9.9", "/"),
+            ("10.0.0.7", "/"),
+            ("192.168.3.4", "/"),
+            ("10.1.2.3", "/port"),
+            ("not-an-address", "/"),
+        ] {
+            let before = counts(&bes);
+            let r = http_once(
+                p[0],
+                &format!(
+                    "GET {path} HTTP/1.1\r\nHost: x\r\nX-Real-IP: {ip}\r\nConnection: close\r\n\r\n"
+                ),
+            )
+            .unwrap();
+            let seen = seen_by(&bes, &before);
+            let keep = |h: &str| {
+                seen.split('|')
+                    .find(|l| l.to_ascii_lowercase().starts_with(h))
+                    .map(|l| {
+                        // The client's own port varies: masked when it is the real one.
+                        let l = l.to_string();
+                        if h != "x-seen" {
+                            return l;
+                        }
+                        match l.rsplit_once(':') {
+                            Some((x, port)) if port.split('/').next() != Some("4242") => {
+                                let tail = port.split_once('/').map(|t| t.1).unwrap_or("");
+                                format!("{x}:PORT/{tail}")
+                            }
+                            _ => l,
+                        }
+                    })
+                    .unwrap_or_default()
+            };
+            out.push(format!(
+                "{ip} {path} => {} {} [{}] [{}]",
+                r.status,
+                r.server(),
+                keep("x-forwarded-for"),
+                keep("x-seen")
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for l in px.stdout().lines().filter(|l| l.contains('/')) {
+            let (addr, rest) = l.split_once(' ').unwrap_or((l, ""));
+            let (ip, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
+            let port = if port == "4242" { port } else { "PORT" };
+            out.push(format!("log {ip}:{port} {rest}"));
+        }
+        out
+    });
+    println!("{}", got.join("\n"));
+    assert!(got[0].contains("[x-seen: 10.1.2.3:PORT/1]"), "{got:?}");
+}

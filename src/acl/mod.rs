@@ -131,6 +131,9 @@ pub struct Vars {
     /// The connection's destination as changed by `set-dst` / `set-dst-port` (kept for the
     /// connection's life, like HAProxy's).
     pub dst: Option<SocketAddr>,
+    /// The client address as changed by `set-src` / `set-src-port` (the connection's from
+    /// then on).
+    pub src: Option<SocketAddr>,
     /// `set-log-level silent` on the current transaction.
     pub silent: bool,
     /// The stick counters tracked (`track-sc0..2`).

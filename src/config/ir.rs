@@ -487,6 +487,10 @@ pub enum HttpAction {
     /// rest of the connection), used by servers with no address (`server NAME 0.0.0.0`).
     SetDst(crate::acl::fetch::SampleExpr),
     SetDstPort(crate::acl::fetch::SampleExpr),
+    /// `http-request set-src EXPR` / `set-src-port EXPR`: the client address the rest of the
+    /// connection sees (fetches, logs, `X-Forwarded-For`, `balance source`, `usesrc clientip`).
+    SetSrc(crate::acl::fetch::SampleExpr),
+    SetSrcPort(crate::acl::fetch::SampleExpr),
     /// `set-log-level silent`: the transaction is not logged.
     SetLogSilent,
     /// Close the client connection without a response.

@@ -988,7 +988,7 @@ async fn transaction(
 ) -> Flow {
     let ClientConn {
         fe,
-        acc,
+        acc: acc_slot,
         client,
         cbuf,
         idle,
@@ -1003,13 +1003,13 @@ async fn transaction(
     let (cr, cw) = (&mut client_r, &mut client_w);
     let fe: &Arc<Frontend> = fe;
     let vars = &*vars;
-    let acc: Accepted = *acc;
+    let mut acc: Accepted = *acc_slot;
     let limits = fe.limits;
     let head_to = head_timeouts(fe);
-    let client_ip = unmap(acc.client.ip());
+    let mut client_ip = unmap(acc.client.ip());
     // `balance source` hashes the address as accepted: on a `:::port v4v6` listener an IPv4
     // client is `::ffff:a.b.c.d` and HAProxy hashes it as IPv6 (facts §3.4).
-    let lb_ip = acc.client.ip();
+    let mut lb_ip = acc.client.ip();
     let mut txn = TxnLog::new(fe, &acc, *txn_start, acc.utc_at(*txn_start));
     txn.vars = vars.clone();
     if !cbuf.is_empty() {
@@ -1178,6 +1178,17 @@ async fn transaction(
     // `http-request set-dst[-port]` changes where address-less servers connect (and makes
     // idle connections to the old destination unusable).
     let set_dst = vars.as_ref().and_then(|v| v.lock().ok()?.dst);
+    // `http-request set-src[-port]`: the client address of the connection from now on (logs,
+    // `X-Forwarded-For`, `balance source`, `usesrc clientip`).
+    if let Some(a) = vars.as_ref().and_then(|v| v.lock().ok()?.src) {
+        if a != acc.client.sock_addr() {
+            acc.client = crate::tproxy::addr::ClientAddr(a);
+            acc_slot.client = acc.client;
+            txn.acc.client = acc.client;
+            client_ip = unmap(a.ip());
+            lb_ip = a.ip();
+        }
+    }
     let idle_matches = |f: &Option<Box<(Arc<Backend>, Option<SocketAddr>)>>| {
         f.as_ref()
             .is_some_and(|f| Arc::ptr_eq(&f.0, &be) && f.1 == set_dst)

@@ -114,7 +114,7 @@ pub fn ctx<'a>(
 ) -> SampleCtx<'a> {
     let r = &fe.rules;
     SampleCtx {
-        src: Some(acc.client.sock_addr()),
+        src: vars.and_then(|v| v.src).or(Some(acc.client.sock_addr())),
         dst: vars
             .and_then(|v| v.dst)
             .or(acc.orig_dst.map(|o| o.sock_addr())),
@@ -751,10 +751,17 @@ fn run_http_rules(
                 stk_apply(a, v, &mut vars.stk, true, true);
             }
             HttpAction::SetLogSilent => vars.silent = true,
-            HttpAction::SetDst(e) | HttpAction::SetDstPort(e) => {
+            HttpAction::SetDst(e)
+            | HttpAction::SetDstPort(e)
+            | HttpAction::SetSrc(e)
+            | HttpAction::SetSrcPort(e) => {
                 let v = e.value(&c);
-                let cur = c.dst;
-                let port_only = matches!(r.action, HttpAction::SetDstPort(_));
+                let src = matches!(r.action, HttpAction::SetSrc(_) | HttpAction::SetSrcPort(_));
+                let cur = if src { c.src } else { c.dst };
+                let port_only = matches!(
+                    r.action,
+                    HttpAction::SetDstPort(_) | HttpAction::SetSrcPort(_)
+                );
                 let new = match (v, cur) {
                     (Some(v), cur) if port_only => {
                         let p = match v {
@@ -780,8 +787,10 @@ fn run_http_rules(
                     }
                     (None, _) => None,
                 };
-                if let Some(a) = new {
-                    vars.dst = Some(a);
+                match new {
+                    Some(a) if src => vars.src = Some(a),
+                    Some(a) => vars.dst = Some(a),
+                    None => {}
                 }
             }
             HttpAction::Replace { what, re, fmt } => {

@@ -722,7 +722,7 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             };
             HttpAction::Replace { what, re, fmt }
         }
-        "set-dst" | "set-dst-port" if !response => {
+        "set-dst" | "set-dst-port" | "set-src" | "set-src-port" if !response => {
             let Some(e) = args.first() else {
                 ctx.alert(format!("{prefix} : missing fetch method."));
                 return;
@@ -745,10 +745,11 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 trailing(ctx, w);
                 return;
             }
-            if act == "set-dst" {
-                HttpAction::SetDst(expr)
-            } else {
-                HttpAction::SetDstPort(expr)
+            match act {
+                "set-dst" => HttpAction::SetDst(expr),
+                "set-dst-port" => HttpAction::SetDstPort(expr),
+                "set-src" => HttpAction::SetSrc(expr),
+                _ => HttpAction::SetSrcPort(expr),
             }
         }
         "set-log-level" => {
