@@ -1003,3 +1003,48 @@ backend be
     println!("{}", got.join("\n"));
     assert!(got[0].contains("[x-seen: 10.1.2.3:PORT/1]"), "{got:?}");
 }
+
+/// `declare capture` slots, `http-request capture EXPR len N|id N` and `http-response capture
+/// EXPR id N` beside header captures: the log's `%hr` and `%hs` as HAProxy writes them.
+#[test]
+fn capture_rules_fill_the_logged_captures_as_haproxy() {
+    let p = free_ports(2);
+    let _b = Backend::start("s1", p[1], Behavior::Http);
+    let got = differential("capture_rules_fill_the_logged_captures_as_haproxy", |imp| {
+        let dir = TempDir::new("aclcap");
+        let cfg = format!(
+            "{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    log stdout format raw local0
+    log-format \"%hr %hs %ST\"
+    capture request header Host len 5
+    declare capture request len 4
+    http-request capture req.hdr(x-a) len 3
+    http-request capture path id 1
+    declare capture response len 6
+    http-response capture res.hdr(x-r) id 0
+    capture response header Server len 8
+    http-request return status 200 if {{ path /local }}
+    default_backend be
+
+backend be
+    server s1 127.0.0.1:{}
+",
+            p[0], p[1]
+        );
+        let px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        for raw in [
+            "GET /some/path HTTP/1.1\r\nHost: hostname.example\r\nX-A: abcdef\r\nX-Reply-Header: X-R: resp-value-long\r\nX-Reply-Header: Server: nginx-test-9\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            "GET /local HTTP/1.1\r\nHost: loc\r\nX-A: zz\r\nConnection: close\r\n\r\n",
+        ] {
+            let _ = http_once(p[0], raw).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        px.stdout().lines().map(String::from).collect()
+    });
+    println!("{}", got.join("\n"));
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[0].starts_with("{hostn|/som|abc}"), "{got:?}");
+}

@@ -138,6 +138,8 @@ pub struct Vars {
     pub silent: bool,
     /// The stick counters tracked (`track-sc0..2`).
     pub stk: crate::runtime::stkctr::Trackers,
+    /// What `capture` rules captured in this transaction: (response side, slot, value).
+    pub captures: Vec<(bool, usize, Vec<u8>)>,
 }
 
 impl Vars {
@@ -171,6 +173,7 @@ impl Vars {
     pub fn new_transaction(&mut self) {
         self.map.retain(|k, _| k.starts_with("sess."));
         self.silent = false;
+        self.captures.clear();
     }
     /// `(name, value as text)` for the log record (`%[var(txn.x)]`).
     pub fn for_log(&self) -> Vec<(String, Vec<u8>)> {

@@ -443,6 +443,12 @@ pub enum HttpAction {
     Allow,
     /// `track-scN`, `sc-inc-gpc*`, `sc-set-gpt0`.
     Stk(StkAction),
+    /// `http-request|http-response capture EXPR id N|len N`: the sample into capture slot
+    /// `idx` of the frontend (`%hr` / `%hs`).
+    Capture {
+        expr: crate::acl::fetch::SampleExpr,
+        idx: usize,
+    },
     /// Answer with the error page of `status` (403 by default).
     Deny {
         status: u16,
@@ -714,6 +720,8 @@ pub struct HttpErrorReply {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capture {
+    /// The header captured; empty for a slot filled by rules (`declare capture`,
+    /// `http-request capture ... len N`).
     pub header: String,
     pub len: usize,
 }

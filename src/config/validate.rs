@@ -529,6 +529,24 @@ fn check_acl_references(cfg: &mut Config, diags: &mut Diags) {
                 diags.warning(None, format!("{} '{}' : a 'tcp-request content track-sc*' rule explicitly depending on request contents without any 'tcp-request inspect-delay' setting. This means that this rule will randomly find its contents. This can be fixed by setting the tcp-request inspect-delay.", proxy_type(p), p.name));
             }
         }
+        for (list, slots, kw) in [
+            (&p.http_request, &p.capture_request, "http-request"),
+            (&p.http_response, &p.capture_response, "http-response"),
+        ] {
+            for r in list {
+                if let HttpAction::Capture { idx, .. } = &r.action {
+                    if *idx >= slots.len() {
+                        diags.alert(
+                            None,
+                            format!(
+                                "Proxy '{}': unable to find capture id '{idx}' referenced by {kw} capture rule.",
+                                p.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let tcp = p.tcp_request.iter().filter_map(|r| match &r.action.1 {
             TcpAction::Stk(a) => Some(a),
             _ => None,

@@ -609,6 +609,25 @@ fn capture(
     )
 }
 
+/// What the `capture` rules of the transaction captured, into its logged captures.
+fn merge_captures(
+    vars: &Option<Arc<std::sync::Mutex<crate::acl::Vars>>>,
+    res: bool,
+    into: &mut Option<Vec<Option<Vec<u8>>>>,
+) {
+    let (Some(v), Some(caps)) = (vars, into.as_mut()) else {
+        return;
+    };
+    let v = v.lock().unwrap_or_else(|e| e.into_inner());
+    for (r, idx, b) in &v.captures {
+        if *r == res {
+            if let Some(slot) = caps.get_mut(*idx) {
+                *slot = Some(b.clone());
+            }
+        }
+    }
+}
+
 impl Drop for TxnLog {
     fn drop(&mut self) {
         self.emit(false);
@@ -686,7 +705,12 @@ impl TxnLog {
             backend_src: self.cs.local_addr,
             server_addr: self.cs.server_addr,
             req_captures: self.captures.take(),
-            res_captures: self.res_captures.take(),
+            // A request without a response head (a local answer, an error): HAProxy logs the
+            // empty slots (none for a request that could not be parsed).
+            res_captures: self.res_captures.take().or_else(|| {
+                let n = self.fe.proxy.capture_response.len();
+                (n > 0 && self.request_line.is_some()).then(|| vec![None; n])
+            }),
             cookie_req: self.cookie_req.take(),
             cookie_res: self.cookie_res.take(),
             request_line: self.request_line.take(),
@@ -1140,6 +1164,7 @@ async fn transaction(
         }
         None => super::rules::ReqVerdict::Forward(fe.backend.clone()),
     };
+    merge_captures(&vars, false, &mut txn.captures);
     let chosen = match verdict {
         super::rules::ReqVerdict::Forward(b) => b,
         v => {
@@ -2025,6 +2050,7 @@ async fn exchange(
             }
             None => None,
         };
+        merge_captures(&txn.vars, true, &mut txn.res_captures);
         if let Some(v) = verdict {
             // The server's answer is dropped: `deny` (termination PH), `return`, `silent-drop`;
             // HAProxy then logs no response time (`%Tr` -1).

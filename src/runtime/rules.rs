@@ -750,6 +750,10 @@ fn run_http_rules(
                 let v = stk_value(a, &c);
                 stk_apply(a, v, &mut vars.stk, true, true);
             }
+            HttpAction::Capture { expr, idx } => {
+                let v = expr.value(&c);
+                capture(vars, fe, false, *idx, v);
+            }
             HttpAction::SetLogSilent => vars.silent = true,
             HttpAction::SetDst(e)
             | HttpAction::SetDstPort(e)
@@ -914,6 +918,21 @@ fn content_rules(
     true
 }
 
+/// A `capture` rule's sample, cut to its slot's length (the frontend's slots, as in HAProxy).
+fn capture(vars: &mut Vars, fe: &Frontend, res: bool, idx: usize, v: Option<Sample>) {
+    let slots = if res {
+        &fe.proxy.capture_response
+    } else {
+        &fe.proxy.capture_request
+    };
+    if let (Some(slot), Some(v)) = (slots.get(idx), v) {
+        let mut b = v.into_bytes();
+        b.truncate(slot.len);
+        vars.captures.retain(|c| (c.0, c.1) != (res, idx));
+        vars.captures.push((res, idx, b));
+    }
+}
+
 /// The sample a stick-counter action needs (the key to track, the value to set).
 fn stk_value(a: &StkAction, c: &SampleCtx) -> Option<Sample> {
     match a {
@@ -1050,6 +1069,10 @@ fn response_rules(
                 apply_var(vars, name, *only, v);
             }
             HttpAction::UnsetVar(name) => vars.unset(name),
+            HttpAction::Capture { expr, idx } => {
+                let v = expr.value(&c);
+                capture(vars, fe, true, *idx, v);
+            }
             HttpAction::Stk(a) => {
                 let v = stk_value(a, &c);
                 match a {

@@ -88,7 +88,7 @@ pub static PROXY_KEYWORDS: &[ProxyKw] = &[
     kwm("clitcpka-intvl", "DFL", I, Some(p_tcpka), Miss::WarnWill),
     kw("compression", "DFLB", U, None),
     kw("cookie", "DLB", I, Some(p_cookie)),
-    kw("declare", "FL", U, None),
+    kw("declare", "FL", I, Some(p_declare)),
     kwm(
         "default-server",
         "DLB",
@@ -814,6 +814,53 @@ fn p_capture(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let c = Capture {
         header: a[3].clone(),
         len,
+    };
+    if dir == "request" {
+        p.capture_request.push(c);
+    } else {
+        p.capture_response.push(c);
+    }
+}
+
+/// `declare capture request|response len N`: a capture slot for `capture` rules.
+fn p_declare(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
+    let what = a.get(1).map(String::as_str).unwrap_or("");
+    if what != "capture" {
+        ctx.alert(format!(
+            "unknown declaration type '{what}' (supports 'capture')"
+        ));
+        return;
+    }
+    let dir = a.get(2).map(String::as_str).unwrap_or("");
+    if dir != "request" && dir != "response" {
+        ctx.alert("'declare capture' requires a direction ('request' or 'response')");
+        return;
+    }
+    match a.get(3).map(String::as_str) {
+        Some("len") => {}
+        None => {
+            ctx.alert("'declare capture' requires a capture length ('len')");
+            return;
+        }
+        Some(w) => {
+            ctx.alert(format!("'declare capture': cannot parse the length '{w}'."));
+            return;
+        }
+    }
+    let Some(v) = a.get(4) else {
+        ctx.alert(
+            "'declare capture': 'len' requires a numeric value that represents the capture length",
+        );
+        return;
+    };
+    let len = crate::config::values::atoi(v);
+    if len <= 0 {
+        ctx.alert("length must be > 0");
+        return;
+    }
+    let c = Capture {
+        header: String::new(),
+        len: len as usize,
     };
     if dir == "request" {
         p.capture_request.push(c);

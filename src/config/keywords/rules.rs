@@ -808,6 +808,84 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
             }
             HttpAction::Tarpit { status }
         }
+        "capture" => {
+            let usage = if response {
+                "expects <expression> id <idx>."
+            } else {
+                "expects <expression> [ 'len' <length> | id <idx> ]."
+            };
+            if args.len() < 3 {
+                ctx.alert(format!("{prefix} : {usage}"));
+                return;
+            }
+            let e = &args[0];
+            let expr = match crate::acl::fetch::parse_expr(e) {
+                Ok(x) => x,
+                Err(crate::acl::fetch::FetchError::Haproxy(m))
+                    if m.starts_with("unknown fetch method") =>
+                {
+                    let n = e.split(['(', ',']).next().unwrap_or("");
+                    ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
+                    return;
+                }
+                Err(err) => {
+                    report(ctx, &prefix, err.into(), true);
+                    return;
+                }
+            };
+            let wrong = match expr.fetch.needs() {
+                crate::acl::fetch::Needs::Request if response => Some("HTTP request headers"),
+                crate::acl::fetch::Needs::Response if !response => Some("HTTP response headers"),
+                _ => None,
+            };
+            if let Some(w) = wrong {
+                ctx.alert(format!(
+                    "{prefix} : fetch method '{e}' extracts information from '{w}', none of which is available here."
+                ));
+                return;
+            }
+            let idx = match args[1].as_str() {
+                "len" if !response => {
+                    let len = crate::config::values::atoi(&args[2]);
+                    if len <= 0 {
+                        ctx.alert(format!("{prefix} : length must be > 0."));
+                        return;
+                    }
+                    if !p.cap().contains(Cap::FE) {
+                        ctx.alert(format!(
+                            "{prefix} : proxy '{}' has no frontend capability.",
+                            p.name
+                        ));
+                        return;
+                    }
+                    p.capture_request.push(Capture {
+                        header: String::new(),
+                        len: len as usize,
+                    });
+                    p.capture_request.len() - 1
+                }
+                "id" => match args[2].parse::<usize>() {
+                    Ok(i) => i,
+                    Err(_) => {
+                        ctx.alert(format!("{prefix} : cannot parse id '{}'.", args[2]));
+                        return;
+                    }
+                },
+                w if response => {
+                    ctx.alert(format!("{prefix} : expects 'id', found '{w}'."));
+                    return;
+                }
+                w => {
+                    ctx.alert(format!("{prefix} : expects 'len' or 'id', found '{w}'."));
+                    return;
+                }
+            };
+            if let Some(w) = args.get(3) {
+                trailing(ctx, w);
+                return;
+            }
+            HttpAction::Capture { expr, idx }
+        }
         _ if super::stick::is_stk_action(act) => {
             match super::stick::parse_stk_action(ctx, &prefix, kw, act, args, false) {
                 None => return,
