@@ -1164,7 +1164,7 @@ async fn transaction(
         }
         None => super::rules::ReqVerdict::Forward(fe.backend.clone()),
     };
-    merge_captures(&vars, false, &mut txn.captures);
+    merge_captures(vars, false, &mut txn.captures);
     let chosen = match verdict {
         super::rules::ReqVerdict::Forward(b) => b,
         v => {
