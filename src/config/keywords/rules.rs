@@ -319,6 +319,27 @@ fn known_action(list: &str, w: &str) -> bool {
     })
 }
 
+/// A rule's sample expression; errors reported with the rule prefix, an unknown fetch named
+/// as HAProxy names it.
+pub fn rule_expr(
+    ctx: &mut LineCtx,
+    prefix: &str,
+    e: &str,
+) -> Option<crate::acl::fetch::SampleExpr> {
+    match crate::acl::fetch::parse_expr(e) {
+        Ok(x) => Some(x),
+        Err(crate::acl::fetch::FetchError::Haproxy(m)) if m.starts_with("unknown fetch method") => {
+            let n = e.split(['(', ',']).next().unwrap_or("");
+            ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
+            None
+        }
+        Err(err) => {
+            report(ctx, prefix, err.into(), true);
+            None
+        }
+    }
+}
+
 /// Parses a log-format argument, reporting errors with the rule prefix.
 fn fmt_arg(ctx: &mut LineCtx, prefix: &str, s: &str) -> Option<Fmt> {
     match Fmt::parse(s) {
@@ -665,19 +686,8 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                     ctx.alert(format!("{prefix} : missing fetch method."));
                     return;
                 };
-                let expr = match crate::acl::fetch::parse_expr(e) {
-                    Ok(x) => x,
-                    Err(crate::acl::fetch::FetchError::Haproxy(m))
-                        if m.starts_with("unknown fetch method") =>
-                    {
-                        let n = e.split(['(', ',']).next().unwrap_or("");
-                        ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
-                        return;
-                    }
-                    Err(err) => {
-                        report(ctx, &prefix, err.into(), true);
-                        return;
-                    }
+                let Some(expr) = rule_expr(ctx, &prefix, e) else {
+                    return;
                 };
                 if let Some(w) = args.get(1) {
                     trailing(ctx, w);
@@ -727,19 +737,8 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 ctx.alert(format!("{prefix} : missing fetch method."));
                 return;
             };
-            let expr = match crate::acl::fetch::parse_expr(e) {
-                Ok(x) => x,
-                Err(crate::acl::fetch::FetchError::Haproxy(m))
-                    if m.starts_with("unknown fetch method") =>
-                {
-                    let n = e.split(['(', ',']).next().unwrap_or("");
-                    ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
-                    return;
-                }
-                Err(err) => {
-                    report(ctx, &prefix, err.into(), true);
-                    return;
-                }
+            let Some(expr) = rule_expr(ctx, &prefix, e) else {
+                return;
             };
             if let Some(w) = args.get(1) {
                 trailing(ctx, w);
@@ -819,19 +818,8 @@ fn p_http_rule(ctx: &mut LineCtx, p: &mut Proxy, a: &[String], response: bool) {
                 return;
             }
             let e = &args[0];
-            let expr = match crate::acl::fetch::parse_expr(e) {
-                Ok(x) => x,
-                Err(crate::acl::fetch::FetchError::Haproxy(m))
-                    if m.starts_with("unknown fetch method") =>
-                {
-                    let n = e.split(['(', ',']).next().unwrap_or("");
-                    ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
-                    return;
-                }
-                Err(err) => {
-                    report(ctx, &prefix, err.into(), true);
-                    return;
-                }
+            let Some(expr) = rule_expr(ctx, &prefix, e) else {
+                return;
             };
             let wrong = match expr.fetch.needs() {
                 crate::acl::fetch::Needs::Request if response => Some("HTTP request headers"),

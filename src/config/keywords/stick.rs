@@ -466,23 +466,10 @@ pub fn parse_stk_action(
 /// A key or value expression; a bare integer is the `int()` fetch, as HAProxy reads it.
 fn expr(ctx: &mut LineCtx, prefix: &str, e: &str) -> Option<SampleExpr> {
     let digits = e.strip_prefix('-').unwrap_or(e);
-    let text = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        format!("int({e})")
-    } else {
-        e.to_string()
-    };
-    match parse_expr(&text) {
-        Ok(x) => Some(x),
-        Err(crate::acl::fetch::FetchError::Haproxy(m)) if m.starts_with("unknown fetch method") => {
-            let n = e.split(['(', ',']).next().unwrap_or("");
-            ctx.alert(format!("{prefix} : unknown fetch method '{n}'."));
-            None
-        }
-        Err(err) => {
-            super::rules::report(ctx, prefix, err.into(), true);
-            None
-        }
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return super::rules::rule_expr(ctx, prefix, &format!("int({e})"));
     }
+    super::rules::rule_expr(ctx, prefix, e)
 }
 
 /// `stick match|on|store-request|store-response EXPR [table T] [if|unless COND]`.
