@@ -1048,3 +1048,90 @@ backend be
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(got[0].starts_with("{hostn|/som|abc}"), "{got:?}");
 }
+
+/// `tcp-request connection|session set-src[-port]` in `mode tcp`: the whole session sees the
+/// new client (log `%ci:%cp`, `balance source`, a stick table keyed on `src`).
+#[test]
+fn tcp_set_src_changes_the_session_client_as_in_haproxy() {
+    let p = free_ports(3);
+    let a = Backend::start("a", p[1], Behavior::LineEcho);
+    let b = Backend::start("b", p[2], Behavior::LineEcho);
+    let _ = (&a, &b);
+    let got = differential(
+        "tcp_set_src_changes_the_session_client_as_in_haproxy",
+        |imp| {
+            let dir = TempDir::new("acltsrc");
+            let sock = dir.0.join("admin.sock");
+            let cfg = format!(
+                "global
+    stats socket {} level admin
+{DEFAULTS}
+listen li
+    mode tcp
+    bind 127.0.0.1:{}
+    log stdout format raw local0
+    log-format \"%ci:%cp %b/%s\"
+    balance source
+    stick-table type ip size 10 store conn_cnt
+    tcp-request connection set-src str(10.1.2.3) if {{ src 127.0.0.2 }}
+    tcp-request connection set-src str(192.168.3.4) if {{ src 127.0.0.3 }}
+    tcp-request session set-src-port int(4242) if {{ src 192.168.3.4 }}
+    tcp-request session track-sc0 src
+    server a 127.0.0.1:{}
+    server b 127.0.0.1:{}
+",
+                sock.display(),
+                p[0],
+                p[1],
+                p[2]
+            );
+            let px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+            let mut out = Vec::new();
+            for c in [2u8, 3, 4, 2] {
+                let mut s =
+                    connect_from(Some(std::net::Ipv4Addr::new(127, 0, 0, c)), p[0]).unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                    .unwrap();
+                let mut buf = [0u8; 16];
+                let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+                out.push(format!(
+                    ".{c} -> {}",
+                    String::from_utf8_lossy(&buf[..n]).trim()
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            // The sessions end together: their lines in any order.
+            let mut logs: Vec<String> = px
+                .stdout()
+                .lines()
+                .map(|l| {
+                    let (addr, rest) = l.split_once(' ').unwrap_or((l, ""));
+                    let (ip, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
+                    let port = if port == "4242" { port } else { "PORT" };
+                    format!("log {ip}:{port} {rest}")
+                })
+                .collect();
+            logs.sort();
+            out.extend(logs);
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+            std::io::Write::write_all(&mut s, b"show table li\n").unwrap();
+            let mut t = String::new();
+            let _ = std::io::Read::read_to_string(&mut s, &mut t);
+            for l in t.lines().filter(|l| l.contains("key=")) {
+                let k = l
+                    .split(' ')
+                    .skip(1)
+                    .filter(|w| !w.starts_with("exp="))
+                    .collect::<Vec<_>>();
+                out.push(format!("table {}", k.join(" ")));
+            }
+            out
+        },
+    );
+    println!("{}", got.join("\n"));
+    assert!(
+        got.iter()
+            .any(|l| l == "log 10.1.2.3:PORT li/a" || l == "log 10.1.2.3:PORT li/b"),
+        "{got:?}"
+    );
+}

@@ -541,6 +541,12 @@ pub enum TcpAction {
     Reject,
     /// `track-scN`, `sc-inc-gpc*`, `sc-set-gpt0`: does not end the rules.
     Stk(StkAction),
+    /// `tcp-request connection|session set-src[-port] EXPR`: the client address of the
+    /// connection from then on.
+    SetSrc {
+        expr: crate::acl::fetch::SampleExpr,
+        port_only: bool,
+    },
 }
 
 pub type HttpRule = Rule<HttpAction>;

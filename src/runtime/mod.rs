@@ -899,7 +899,7 @@ async fn accept_loop(
         if let Some(p) = p3 {
             p.forget();
         }
-        let acc = Accepted {
+        let mut acc = Accepted {
             client: ClientAddr(peer),
             orig_dst: match fixed_local {
                 Some(a) => Some(OrigDstAddr(a)),
@@ -915,6 +915,10 @@ async fn accept_loop(
             Some(v) => rules::accept_connection(&fe, &acc, v),
             None => rules::ConnVerdict::Accept,
         };
+        // `tcp-request connection|session set-src`: the client of the whole session.
+        if let Some(a) = vars.as_ref().and_then(|v| v.src) {
+            acc.client = ClientAddr(a);
+        }
         if verdict != rules::ConnVerdict::Accept {
             fe.ctr.denied_conn.fetch_add(1, Ordering::Relaxed);
             // `tcp-request connection reject`: reset at once (as HAProxy), not logged.

@@ -181,6 +181,12 @@ pub fn accept_connection(fe: &Frontend, acc: &Accepted, vars: &mut Vars) -> Conn
                         let v = stk_value(a, &c);
                         stk_apply(a, v, &mut vars.stk, false, false);
                     }
+                    TcpAction::SetSrc { expr, port_only } => {
+                        let v = expr.value(&c);
+                        if let Some(a) = new_address(v, c.src, *port_only) {
+                            vars.src = Some(a);
+                        }
+                    }
                 }
             }
         }
@@ -289,6 +295,8 @@ pub async fn tcp_start(
                             stk_done = i + 1;
                         }
                         TcpAction::Stk(_) => {}
+                        // Connection and session rules only (refused in content rules).
+                        TcpAction::SetSrc { .. } => {}
                     },
                     Some(false) => {}
                     None => {
@@ -766,31 +774,7 @@ fn run_http_rules(
                     r.action,
                     HttpAction::SetDstPort(_) | HttpAction::SetSrcPort(_)
                 );
-                let new = match (v, cur) {
-                    (Some(v), cur) if port_only => {
-                        let p = match v {
-                            Sample::Int(n) => u16::try_from(n).ok(),
-                            s => std::str::from_utf8(&s.as_bytes())
-                                .ok()
-                                .and_then(|t| t.trim().parse().ok()),
-                        };
-                        match (p, cur) {
-                            (Some(p), Some(mut a)) => {
-                                a.set_port(p);
-                                Some(a)
-                            }
-                            _ => None,
-                        }
-                    }
-                    (Some(v), cur) => {
-                        let ip = match v {
-                            Sample::Ip(ip) => Some(ip),
-                            s => crate::acl::fetch::parse_ip_bytes(&s.as_bytes()),
-                        };
-                        ip.map(|ip| std::net::SocketAddr::new(ip, cur.map_or(0, |a| a.port())))
-                    }
-                    (None, _) => None,
-                };
+                let new = new_address(v, cur, port_only);
                 match new {
                     Some(a) if src => vars.src = Some(a),
                     Some(a) => vars.dst = Some(a),
@@ -912,10 +896,38 @@ fn content_rules(
                     let v = stk_value(a, &c);
                     stk_apply(a, v, &mut vars.stk, true, true);
                 }
+                // Connection and session rules only (refused in content rules).
+                TcpAction::SetSrc { .. } => {}
             }
         }
     }
     true
+}
+
+/// The address `set-src`/`set-dst` (`port_only`: `-port`) make of a sample and the current
+/// address: an address (kept port) or a port (kept address); `None` leaves it unchanged.
+fn new_address(
+    v: Option<Sample>,
+    cur: Option<std::net::SocketAddr>,
+    port_only: bool,
+) -> Option<std::net::SocketAddr> {
+    let v = v?;
+    if port_only {
+        let p = match v {
+            Sample::Int(n) => u16::try_from(n).ok(),
+            s => std::str::from_utf8(&s.as_bytes())
+                .ok()
+                .and_then(|t| t.trim().parse().ok()),
+        };
+        let mut a = cur?;
+        a.set_port(p?);
+        return Some(a);
+    }
+    let ip = match v {
+        Sample::Ip(ip) => Some(ip),
+        s => crate::acl::fetch::parse_ip_bytes(&s.as_bytes()),
+    };
+    ip.map(|ip| std::net::SocketAddr::new(ip, cur.map_or(0, |a| a.port())))
 }
 
 /// A `capture` rule's sample, cut to its slot's length (the frontend's slots, as in HAProxy).

@@ -1031,6 +1031,32 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let action = match act {
         "accept" => TcpAction::Accept,
         "reject" => TcpAction::Reject,
+        "set-src" | "set-src-port" if kind != TcpRuleKind::Content => {
+            let prefix = format!(
+                "'tcp-request {sub} {act}' : error detected in {} '{}' while parsing '{act}' rule",
+                ptype(p),
+                p.name
+            );
+            let Some(e) = args.first() else {
+                ctx.alert(format!("{prefix} : missing fetch method."));
+                return;
+            };
+            let Some(expr) = rule_expr(ctx, &prefix, e) else {
+                return;
+            };
+            if let Some(w) = args.get(1) {
+                ctx.alert(format!(
+                    "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
+                    ptype(p),
+                    p.name
+                ));
+                return;
+            }
+            TcpAction::SetSrc {
+                expr,
+                port_only: act == "set-src-port",
+            }
+        }
         _ if super::stick::is_stk_action(act) => {
             let prefix = format!(
                 "'tcp-request {sub} {act}' : error detected in {} '{}' while parsing '{act}' rule",
@@ -1073,7 +1099,8 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             return;
         }
     };
-    if let (false, Some(w)) = (matches!(action, TcpAction::Stk(_)), args.first()) {
+    let own_args = matches!(action, TcpAction::Stk(_) | TcpAction::SetSrc { .. });
+    if let (false, Some(w)) = (own_args, args.first()) {
         ctx.alert(format!(
             "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
             ptype(p),
