@@ -1049,8 +1049,8 @@ backend be
     assert!(got[0].starts_with("{hostn|/som|abc}"), "{got:?}");
 }
 
-/// `tcp-request connection|session set-src[-port]` in `mode tcp`: the whole session sees the
-/// new client (log `%ci:%cp`, `balance source`, a stick table keyed on `src`).
+/// `tcp-request connection|session|content set-src[-port]` in `mode tcp`: the whole session
+/// sees the new client (log `%ci:%cp`, `balance source`, a stick table keyed on `src`).
 #[test]
 fn tcp_set_src_changes_the_session_client_as_in_haproxy() {
     let p = free_ports(3);
@@ -1077,6 +1077,7 @@ listen li
     tcp-request connection set-src str(192.168.3.4) if {{ src 127.0.0.3 }}
     tcp-request session set-src-port int(4242) if {{ src 192.168.3.4 }}
     tcp-request session track-sc0 src
+    tcp-request content set-src str(10.5.5.5) if {{ src 127.0.0.4 }}
     server a 127.0.0.1:{}
     server b 127.0.0.1:{}
 ",

@@ -541,8 +541,8 @@ pub enum TcpAction {
     Reject,
     /// `track-scN`, `sc-inc-gpc*`, `sc-set-gpt0`: does not end the rules.
     Stk(StkAction),
-    /// `tcp-request connection|session set-src[-port] EXPR`: the client address of the
-    /// connection from then on.
+    /// `tcp-request connection|session|content set-src[-port] EXPR`: the client address of
+    /// the connection from then on.
     SetSrc {
         expr: crate::acl::fetch::SampleExpr,
         port_only: bool,

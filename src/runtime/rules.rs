@@ -295,8 +295,12 @@ pub async fn tcp_start(
                             stk_done = i + 1;
                         }
                         TcpAction::Stk(_) => {}
-                        // Connection and session rules only (refused in content rules).
-                        TcpAction::SetSrc { .. } => {}
+                        TcpAction::SetSrc { expr, port_only } => {
+                            let v = expr.value(&c);
+                            if let Some(a) = new_address(v, c.src, *port_only) {
+                                vars.src = Some(a);
+                            }
+                        }
                     },
                     Some(false) => {}
                     None => {
@@ -896,8 +900,12 @@ fn content_rules(
                     let v = stk_value(a, &c);
                     stk_apply(a, v, &mut vars.stk, true, true);
                 }
-                // Connection and session rules only (refused in content rules).
-                TcpAction::SetSrc { .. } => {}
+                TcpAction::SetSrc { expr, port_only } => {
+                    let v = expr.value(&c);
+                    if let Some(a) = new_address(v, c.src, *port_only) {
+                        vars.src = Some(a);
+                    }
+                }
             }
         }
     }

@@ -153,6 +153,11 @@ async fn setup(
     let mut scratch = crate::acl::Vars::default();
     let v: &mut crate::acl::Vars = vars.as_deref_mut().unwrap_or(&mut scratch);
     let started = super::rules::tcp_start(&fe, &client, &acc, v).await;
+    // `tcp-request content set-src`: the client of the session from here on.
+    let mut acc = acc;
+    if let Some(a) = v.src {
+        acc.client = crate::tproxy::addr::ClientAddr(a);
+    }
     let trk = (!v.stk.is_empty()).then(|| Box::new(std::mem::take(&mut v.stk)));
     let be = (match started {
         Some(b) => b,

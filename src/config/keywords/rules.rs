@@ -1031,7 +1031,7 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     let action = match act {
         "accept" => TcpAction::Accept,
         "reject" => TcpAction::Reject,
-        "set-src" | "set-src-port" if kind != TcpRuleKind::Content => {
+        "set-src" | "set-src-port" => {
             let prefix = format!(
                 "'tcp-request {sub} {act}' : error detected in {} '{}' while parsing '{act}' rule",
                 ptype(p),
