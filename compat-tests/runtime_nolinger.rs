@@ -212,8 +212,15 @@ backend b
 fn run(case: Case, at: Where, expect: (&str, &str)) {
     for which in Impl::all(&format!("nolinger {case:?} {at:?}")) {
         let dir = TempDir::new("nolinger");
-        let p = free_ports(2);
-        let l = TcpListener::bind(("127.0.0.1", p[1])).unwrap();
+        // A port free when chosen can be taken before the bind (CI saw it once): new ports.
+        let (p, l) = loop {
+            let p = free_ports(2);
+            match TcpListener::bind(("127.0.0.1", p[1])) {
+                Ok(l) => break (p, l),
+                Err(e) if e.kind() == ErrorKind::AddrInUse => continue,
+                Err(e) => panic!("bind {}: {e}", p[1]),
+            }
+        };
         let srv = serve(l, case);
         let px = ProxyProc::start(which, &dir, &cfg(case, at, p[0], p[1]), &[p[0]]);
         let seen_client = client(p[0], case);
