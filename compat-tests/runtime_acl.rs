@@ -1136,3 +1136,30 @@ listen li
         "{got:?}"
     );
 }
+
+/// Global `set-var` / `set-var-fmt`: process-wide variables set while parsing, read by the
+/// rules (`var(proc.NAME)`), a later line reading an earlier one.
+#[test]
+fn global_set_var_is_read_by_the_rules_as_in_haproxy() {
+    let got = differential("global_set_var_is_read_by_the_rules_as_in_haproxy", |imp| {
+        let dir = TempDir::new("aclgvar");
+        let p = free_ports(1);
+        let cfg = format!(
+            "global
+    set-var proc.a str(primary)
+    set-var proc.b int(100)
+    set-var proc.c var(proc.b)
+    set-var-fmt proc.d \"x-%[var(proc.a)]-y\"
+{DEFAULTS}
+frontend fe
+    bind 127.0.0.1:{}
+    http-request return status 200 content-type text/plain lf-string \"%[var(proc.a)] %[var(proc.b)] %[var(proc.c)] %[var(proc.d)]\"
+",
+            p[0]
+        );
+        let _px = ProxyProc::start(imp, &dir, &cfg, &[p[0]]);
+        let r = http_once(p[0], "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        vec![format!("{} {}", r.status, r.body_str())]
+    });
+    assert_eq!(got, ["200 primary 100 100 x-primary-y"]);
+}

@@ -100,7 +100,8 @@ pub static GLOBAL_KEYWORDS: &[(&str, Status, Option<GlobalParse>)] = &[
         N("core dump policy is left to the system"),
         None,
     ),
-    ("set-var", U, None),
+    ("set-var", I, Some(g_set_var)),
+    ("set-var-fmt", I, Some(g_set_var)),
     ("setenv", I, Some(g_env)),
     ("setcap", I, Some(g_setcap)),
     (
@@ -510,6 +511,88 @@ fn g_log_tag(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
     if let Some(v) = one_word(ctx, a, "log-tag", "a tag") {
         g.log_tag = Some(Located::new(v.clone(), ctx.loc.clone()));
     }
+}
+
+/// `set-var proc.NAME EXPR` / `set-var-fmt proc.NAME FMT`: a process-wide variable set while
+/// parsing, as HAProxy does (a later line can read it with `var()`).
+fn g_set_var(ctx: &mut LineCtx, _g: &mut Global, a: &[String]) {
+    let kw = a[0].as_str();
+    let fmt = kw == "set-var-fmt";
+    let (Some(name), Some(arg)) = (a.get(1), a.get(2)) else {
+        ctx.alert(format!(
+            "'{kw}' requires a process-wide variable name ('proc.<name>') and a {}.",
+            if fmt {
+                "format string"
+            } else {
+                "sample expression"
+            }
+        ));
+        return;
+    };
+    if let Err(m) = crate::acl::fetch::check_var_name(name) {
+        ctx.alert(m);
+        return;
+    }
+    if !name.starts_with("proc.") {
+        ctx.alert(format!(
+            "'{kw}': cannot set variable '{name}', only scope 'proc' is permitted in the global section."
+        ));
+        return;
+    }
+    // `var(proc.X)` reads what earlier lines set.
+    let none = crate::acl::Vars::default();
+    let c = crate::acl::SampleCtx {
+        vars: Some(&none),
+        ..Default::default()
+    };
+    let value = if fmt {
+        match crate::acl::fmt::Fmt::parse(arg) {
+            Ok(f) => crate::acl::Sample::Str(f.render(&c)),
+            Err(_) => {
+                ctx.unsupported_arg(kw, "this format string");
+                return;
+            }
+        }
+    } else {
+        let expr = match crate::acl::fetch::parse_expr(arg) {
+            Ok(x) => x,
+            Err(crate::acl::fetch::FetchError::Haproxy(m))
+                if m.starts_with("unknown fetch method") =>
+            {
+                let n = arg.split(['(', ',']).next().unwrap_or("");
+                ctx.alert(format!("unknown fetch method '{n}'"));
+                return;
+            }
+            Err(crate::acl::fetch::FetchError::Haproxy(m)) => {
+                ctx.alert(m);
+                return;
+            }
+            Err(crate::acl::fetch::FetchError::Unsupported(w)) => {
+                ctx.unsupported_arg(kw, &w);
+                return;
+            }
+        };
+        use crate::acl::fetch::Fetch::*;
+        let what = match &expr.fetch {
+            Int(_) | Str(_) | Bool(_) | Var(..) | Env(_) | Hostname | Date(_) | Rand(_)
+            | AlwaysTrue | AlwaysFalse => None,
+            Src | SrcPort => Some("client address"),
+            Dst | DstPort => Some("frontend address"),
+            _ => Some("HTTP request headers"),
+        };
+        if let Some(w) = what {
+            ctx.alert(format!(
+                "fetch method '{kw}({name})' extracts information from '{w}', none of which is available here"
+            ));
+            return;
+        }
+        match expr.value(&c) {
+            Some(v) => v,
+            None => return,
+        }
+    };
+    // Through `Vars`, which keeps `proc.` variables process-wide.
+    crate::acl::Vars::default().set(name, value);
 }
 
 fn g_localpeer(ctx: &mut LineCtx, g: &mut Global, a: &[String]) {
