@@ -300,6 +300,11 @@ fn parse_map(name: &str, args: &[String], kw: &str) -> Result<Conv, FetchError> 
     })))
 }
 
+/// A table converter's table: the one it names, else the frontend's.
+fn or_fe<'a>(t: &'a Option<String>, ctx: &super::SampleCtx<'a>) -> &'a str {
+    t.as_deref().unwrap_or(ctx.fe_name)
+}
+
 impl Conv {
     /// The type this converter outputs (`None`: same as its input).
     pub fn out_type(&self) -> Option<SmpType> {
@@ -313,47 +318,22 @@ impl Conv {
         }
     }
 
-    /// [`Conv::apply`], with the tables of the `table_*` converters that name none taken
-    /// from the frontend (`ctx`).
-    pub fn apply_in(&self, s: Sample, ctx: &super::SampleCtx) -> Option<Sample> {
-        match self {
-            Conv::InTable(t) => {
-                crate::runtime::stkctr::table_conv(&s, None, t.as_deref().unwrap_or(ctx.fe_name))
-            }
-            Conv::TableTime {
-                idle,
-                table,
-                default,
-            } => crate::runtime::stkctr::table_time(
-                &s,
-                *idle,
-                table.as_deref().unwrap_or(ctx.fe_name),
-                *default,
-            ),
-            Conv::Table { what, table } => crate::runtime::stkctr::table_conv(
-                &s,
-                Some(*what),
-                table.as_deref().unwrap_or(ctx.fe_name),
-            ),
-            _ => self.apply(s),
-        }
-    }
-
-    /// Applies the converter; `None` drops the sample.
-    pub fn apply(&self, s: Sample) -> Option<Sample> {
+    /// Applies the converter; `None` drops the sample. The `table_*` converters that name no
+    /// table read the frontend's (`ctx`).
+    pub fn apply(&self, s: Sample, ctx: &super::SampleCtx) -> Option<Sample> {
         Some(match self {
             Conv::InTable(t) => {
-                return crate::runtime::stkctr::table_conv(&s, None, t.as_deref()?);
+                return crate::runtime::stkctr::table_conv(&s, None, or_fe(t, ctx));
             }
             Conv::TableTime {
                 idle,
-                table,
+                table: t,
                 default,
             } => {
-                return crate::runtime::stkctr::table_time(&s, *idle, table.as_deref()?, *default);
+                return crate::runtime::stkctr::table_time(&s, *idle, or_fe(t, ctx), *default);
             }
-            Conv::Table { what, table } => {
-                return crate::runtime::stkctr::table_conv(&s, Some(*what), table.as_deref()?);
+            Conv::Table { what, table: t } => {
+                return crate::runtime::stkctr::table_conv(&s, Some(*what), or_fe(t, ctx));
             }
             Conv::Lower => Sample::Str(s.into_bytes().to_ascii_lowercase()),
             Conv::Upper => Sample::Str(s.into_bytes().to_ascii_uppercase()),

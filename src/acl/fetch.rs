@@ -581,7 +581,7 @@ impl SampleExpr {
     pub fn values(&self, ctx: &SampleCtx) -> Vec<Sample> {
         let mut v = fetch_all(&self.fetch, ctx);
         for c in &self.convs {
-            v = v.into_iter().filter_map(|s| c.apply_in(s, ctx)).collect();
+            v = v.into_iter().filter_map(|s| c.apply(s, ctx)).collect();
         }
         v
     }
@@ -598,7 +598,7 @@ impl SampleExpr {
             | Fetch::ResCook(_) => v.pop(),
             _ => v.into_iter().next(),
         }?;
-        self.convs.iter().try_fold(s, |s, c| c.apply_in(s, ctx))
+        self.convs.iter().try_fold(s, |s, c| c.apply(s, ctx))
     }
 }
 

@@ -642,20 +642,17 @@ impl TxnLog {
             return;
         };
         self.count();
-        if let Some(v) = &self.vars {
+        // The stick counters end the request; `set-log-level silent` is read in the same lock.
+        let silent = self.vars.as_ref().is_some_and(|v| {
             let mut v = v.lock().unwrap_or_else(|e| e.into_inner());
             v.stk
                 .end_request(self.status, self.bytes_in, self.bytes_out);
-        }
+            v.silent
+        });
         let Some(l) = self.fe.log() else {
             return;
         };
-        // `http-request/http-response set-log-level silent`.
-        if self
-            .vars
-            .as_ref()
-            .is_some_and(|v| v.lock().is_ok_and(|v| v.silent))
-        {
+        if silent {
             return;
         }
         let end = clock::now();
@@ -919,19 +916,14 @@ impl Future for Serve {
                                 let Some(mut c) = this.c.take() else {
                                     return Poll::Ready(());
                                 };
+                                let now = Some(clock::now());
                                 if r.is_err() {
                                     // Reset: logged, nothing to answer.
-                                    let start_utc = c.acc.utc_at(c.txn_start);
-                                    let mut txn =
-                                        TxnLog::new(&c.fe, &c.acc, c.txn_start, start_utc);
-                                    txn.vars = c.vars.clone();
-                                    txn.first_byte = Some(clock::now());
-                                    txn.status = 400;
-                                    txn.set_term(b'C', b'R');
+                                    drop(early_txn(&c, 400, b'C', now));
                                     return Poll::Ready(());
                                 }
                                 st.set(ServeState::Busy(BoxFuture::new_with(move || async move {
-                                    answer_empty_close(&mut c).await;
+                                    answer_early(&mut c, 400, b'C', now).await;
                                     (c, Flow::End)
                                 })));
                                 continue;
@@ -953,7 +945,7 @@ impl Future for Serve {
                                 return Poll::Ready(());
                             };
                             st.set(ServeState::Busy(BoxFuture::new_with(move || async move {
-                                answer_408(&mut c).await;
+                                answer_early(&mut c, 408, b'c', None).await;
                                 (c, Flow::End)
                             })));
                             continue;
@@ -980,28 +972,25 @@ impl Future for Serve {
     }
 }
 
-/// `timeout http-request` expired before a request: a logged 408.
-async fn answer_408(c: &mut ClientConn) {
+/// The log of a connection that ends before a request: `status`, termination `cause` then
+/// `R`, its first byte at `first` (the start when `None`).
+fn early_txn(c: &ClientConn, status: u16, cause: u8, first: Option<Instant>) -> TxnLog {
     let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.acc.utc_at(c.txn_start));
     txn.vars = c.vars.clone();
-    txn.first_byte = Some(txn.start);
-    txn.status = 408;
-    txn.set_term(b'c', b'R');
-    let mut cw: ClientW<'_> = &c.client;
-    send_error(&mut cw, 408, ErrorFlavor::Mux, &c.fe, None).await;
+    txn.first_byte = Some(first.unwrap_or(txn.start));
+    txn.status = status as i32;
+    txn.set_term(cause, b'R');
+    txn
 }
 
-/// A first connection closed by the client before any byte: HAProxy 2.6 logs a `CR--` 400
-/// (`<BADREQ>`, 0 bytes) and still sends its 400 page, which a client that only shut its
-/// side down reads (measured).
-async fn answer_empty_close(c: &mut ClientConn) {
-    let mut txn = TxnLog::new(&c.fe, &c.acc, c.txn_start, c.acc.utc_at(c.txn_start));
-    txn.vars = c.vars.clone();
-    txn.first_byte = Some(clock::now());
-    txn.status = 400;
-    txn.set_term(b'C', b'R');
+/// [`early_txn`] with HAProxy's page for `status`, logged once sent: a 408 when `timeout
+/// http-request` expired before a request; a 400 for a first connection closed before any
+/// byte (HAProxy 2.6 logs `CR--` 400 `<BADREQ>` with 0 bytes and still sends the page, which a
+/// client that only shut its side down reads; measured).
+async fn answer_early(c: &mut ClientConn, status: u16, cause: u8, first: Option<Instant>) {
+    let _txn = early_txn(c, status, cause, first);
     let mut cw: ClientW<'_> = &c.client;
-    send_error(&mut cw, 400, ErrorFlavor::Mux, &c.fe, None).await;
+    send_error(&mut cw, status, ErrorFlavor::Mux, &c.fe, None).await;
 }
 
 /// One request and its response (or the answer of the rules, the stats page or an error).
@@ -1202,10 +1191,13 @@ async fn transaction(
     // indexes are per backend): a request switched elsewhere by `use_backend` drops them.
     // `http-request set-dst[-port]` changes where address-less servers connect (and makes
     // idle connections to the old destination unusable).
-    let set_dst = vars.as_ref().and_then(|v| v.lock().ok()?.dst);
+    let (set_dst, set_src) = vars.as_ref().map_or((None, None), |v| {
+        let v = v.lock().unwrap_or_else(|e| e.into_inner());
+        (v.dst, v.src)
+    });
     // `http-request set-src[-port]`: the client address of the connection from now on (logs,
     // `X-Forwarded-For`, `balance source`, `usesrc clientip`).
-    if let Some(a) = vars.as_ref().and_then(|v| v.lock().ok()?.src) {
+    if let Some(a) = set_src {
         if a != acc.client.sock_addr() {
             acc.client = crate::tproxy::addr::ClientAddr(a);
             acc_slot.client = acc.client;

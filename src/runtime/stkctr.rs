@@ -262,6 +262,12 @@ fn default_table<'a>(ctx: &SampleCtx<'a>) -> &'a str {
     ctx.fe_name
 }
 
+/// The client's address as the `src` fetch gives it (the key of `src_*`).
+fn src_sample(ctx: &SampleCtx) -> Option<Sample> {
+    ctx.src
+        .map(|a| Sample::Ip(crate::acl::fetch::unmap(a.ip())))
+}
+
 /// `sc_*`, `scN_*`, `src_*`.
 pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>) -> Option<Sample> {
     let trk = ctx.vars.map(|v| &v.stk);
@@ -284,10 +290,7 @@ pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>)
         }
         StkFrom::Src => {
             let t = self::table(table.unwrap_or_else(|| default_table(ctx)))?;
-            let src = ctx
-                .src
-                .map(|a| Sample::Ip(crate::acl::fetch::unmap(a.ip())))?;
-            let e = t.key_of(&src).and_then(|k| t.lookup(&k));
+            let e = t.key_of(&src_sample(ctx)?).and_then(|k| t.lookup(&k));
             (t.as_ref(), e)
         }
     };
@@ -301,12 +304,7 @@ pub fn fetch(ctx: &SampleCtx, from: StkFrom, what: StkWhat, table: Option<&str>)
             let e = match (from, entry) {
                 (_, Some(e)) => e,
                 // `src_inc_gpc*` creates the entry.
-                (StkFrom::Src, None) => {
-                    let src = ctx
-                        .src
-                        .map(|a| Sample::Ip(crate::acl::fetch::unmap(a.ip())))?;
-                    t.get_or_create(&t.key_of(&src)?)?
-                }
+                (StkFrom::Src, None) => t.get_or_create(&t.key_of(&src_sample(ctx)?)?)?,
                 _ => return None,
             };
             let v = match what {

@@ -1028,28 +1028,32 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     };
     let act = a.get(2).map(String::as_str).unwrap_or("");
     let (args, c) = split_cond(a.get(3..).unwrap_or(&[]));
+    let rule_prefix = format!(
+        "'tcp-request {sub} {act}' : error detected in {} '{}' while parsing '{act}' rule",
+        ptype(p),
+        p.name
+    );
+    // A word left between the action's arguments and the condition.
+    let only_conditions = |ctx: &mut LineCtx, w: &str| {
+        ctx.alert(format!(
+            "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
+            ptype(p),
+            p.name
+        ));
+    };
     let action = match act {
         "accept" => TcpAction::Accept,
         "reject" => TcpAction::Reject,
         "set-src" | "set-src-port" => {
-            let prefix = format!(
-                "'tcp-request {sub} {act}' : error detected in {} '{}' while parsing '{act}' rule",
-                ptype(p),
-                p.name
-            );
             let Some(e) = args.first() else {
-                ctx.alert(format!("{prefix} : missing fetch method."));
+                ctx.alert(format!("{rule_prefix} : missing fetch method."));
                 return;
             };
-            let Some(expr) = rule_expr(ctx, &prefix, e) else {
+            let Some(expr) = rule_expr(ctx, &rule_prefix, e) else {
                 return;
             };
             if let Some(w) = args.get(1) {
-                ctx.alert(format!(
-                    "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
-                    ptype(p),
-                    p.name
-                ));
+                only_conditions(ctx, w);
                 return;
             }
             TcpAction::SetSrc {
@@ -1058,21 +1062,12 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
             }
         }
         _ if super::stick::is_stk_action(act) => {
-            let prefix = format!(
-                "'tcp-request {sub} {act}' : error detected in {} '{}' while parsing '{act}' rule",
-                ptype(p),
-                p.name
-            );
             let rule = format!("tcp-request {sub}");
             let at_l4 = kind != TcpRuleKind::Content;
-            match super::stick::parse_stk_action(ctx, &prefix, &rule, act, args, at_l4) {
+            match super::stick::parse_stk_action(ctx, &rule_prefix, &rule, act, args, at_l4) {
                 None => return,
                 Some(Err(w)) => {
-                    ctx.alert(format!(
-                        "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
-                        ptype(p),
-                        p.name
-                    ));
+                    only_conditions(ctx, &w);
                     return;
                 }
                 Some(Ok(a)) => TcpAction::Stk(a),
@@ -1101,11 +1096,7 @@ pub fn p_tcp_request(ctx: &mut LineCtx, p: &mut Proxy, a: &[String]) {
     };
     let own_args = matches!(action, TcpAction::Stk(_) | TcpAction::SetSrc { .. });
     if let (false, Some(w)) = (own_args, args.first()) {
-        ctx.alert(format!(
-            "'tcp-request {sub} {act}' only accepts 'if' or 'unless', in {} '{}' (got '{w}')",
-            ptype(p),
-            p.name
-        ));
+        only_conditions(ctx, w);
         return;
     }
     let prefix = format!(
